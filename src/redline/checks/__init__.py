@@ -1,0 +1,62 @@
+"""The check registry. Check modules are listed here and imported only when asked for,
+so ``import redline`` never pulls in torch or scikit-learn."""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import UsageError
+from .base import Check, CheckContext, Needs, NotApplicable, Outcome
+
+# One module per check (or per family); each defines one or more Check subclasses.
+CHECK_MODULES = (
+    "redline.checks.fm01_pgd",
+    "redline.checks.fm05_equation_solving",
+)
+
+__all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
+
+
+def all_checks() -> dict[str, type[Check]]:
+    """Every registered check class by id, in catalog order (mode code, then id)."""
+    found: dict[str, type[Check]] = {}
+    for name in CHECK_MODULES:
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Check) and obj is not Check and getattr(obj, "id", None):
+                if obj.__module__ == module.__name__:
+                    found[obj.id] = obj
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].mode, kv[0])))
+
+
+def get_check(check_id: str) -> type[Check]:
+    checks = all_checks()
+    if check_id not in checks:
+        raise UsageError(f"unknown check {check_id!r} (known: {', '.join(checks)})")
+    return checks[check_id]
+
+
+def plan(select: str | list[str] | None) -> list[type[Check]]:
+    """Checks chosen by ``--select``: mode codes (FM04) and/or check ids (FM04.lira); None = all."""
+    checks = all_checks()
+    if not select:
+        return list(checks.values())
+    tokens = select.split(",") if isinstance(select, str) else list(select)
+    chosen: dict[str, type[Check]] = {}
+    for raw in tokens:
+        token = raw.strip()
+        if not token:
+            continue
+        upper = token.upper()
+        if "." in token:
+            mode, _, name = token.partition(".")
+            key = f"{mode.upper()}.{name}"
+            if key not in checks:
+                raise UsageError(f"unknown check {token!r} (known: {', '.join(checks)})")
+            chosen[key] = checks[key]
+        elif len(upper) == 4 and upper.startswith("FM") and upper[2:].isdigit() and 1 <= int(upper[2:]) <= 17:
+            for cid, cls in checks.items():
+                if cls.mode == upper:
+                    chosen[cid] = cls
+        else:
+            raise UsageError(f"--select takes mode codes (FM01..FM17) or check ids (FM04.lira), not {token!r}")
+    return [checks[c] for c in checks if c in chosen]

@@ -1,0 +1,80 @@
+"""The finding record: what one check concluded about one target (report.json contract)."""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from typing import Any
+
+from .severity import Severity
+
+
+class Status(str, enum.Enum):
+    VULNERABLE = "vulnerable"
+    NOT_VULNERABLE = "not_vulnerable"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+def finding_id(check: str, target_spec: str, params: dict[str, Any], seed: int, budget: int | None) -> str:
+    """Stable id: the same check, target, parameters, seed and budget give the same id."""
+    blob = json.dumps(
+        {"check": check, "target": target_spec, "params": params, "seed": seed, "budget": budget},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Finding:
+    id: str
+    mode: str
+    check: str
+    title: str
+    status: Status
+    severity: Severity = Severity.NONE
+    rationale: str = ""
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    queries: int = 0
+    evaluation_queries: int = 0
+    seconds: float = 0.0
+    # Why a check did not apply or what went wrong; empty for ordinary results.
+    reason: str = ""
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["status"] = self.status.value
+        d["severity"] = self.severity.label
+        d["seconds"] = round(float(self.seconds), 3)
+        return _jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Finding":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        kw["status"] = Status(kw["status"])
+        kw["severity"] = Severity.parse(kw.get("severity"))
+        return cls(**kw)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples into plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            return None  # JSON has no NaN/Inf
+        return obj
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    return obj

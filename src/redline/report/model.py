@@ -1,0 +1,104 @@
+"""The Report: everything one scan found, in the shape of report.json (schema redline.report/1)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..findings import Finding, Status, _jsonable
+from ..severity import Severity
+
+SCHEMA_ID = "redline.report/1"
+MODE_CODES = tuple(f"FM{i:02d}" for i in range(1, 18))
+
+
+@dataclasses.dataclass
+class Report:
+    target: dict[str, Any]
+    data: dict[str, Any]
+    started_at: str
+    finished_at: str
+    findings: list[Finding]
+    coverage: dict[str, str]
+    tool: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Deployment context used for triage (from --context), echoed for the reader.
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schema: str = SCHEMA_ID
+    # Folder the report was written to; artifacts paths in evidence are relative to it.
+    out_dir: str | None = None
+
+    @property
+    def worst_severity(self) -> Severity:
+        return max((f.severity for f in self.findings), default=Severity.NONE)
+
+    def by_status(self, status: Status | str) -> list[Finding]:
+        status = Status(status)
+        return [f for f in self.findings if f.status is status]
+
+    def summary(self) -> str:
+        """A few lines for a terminal or an assertion message."""
+        lines = [f"redline scan of {self.target.get('spec')}: worst severity {self.worst_severity.label}"]
+        for f in self.findings:
+            sev = f.severity.label if f.status is Status.VULNERABLE else "-"
+            extra = f" ({f.reason})" if f.reason else ""
+            lines.append(f"  {f.check:<28} {f.status.value:<15} {sev:<10} {f.title}{extra}")
+        tested = sum(1 for v in self.coverage.values() if v == "tested")
+        lines.append(f"  coverage: {tested}/17 failure modes tested")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return _jsonable(
+            {
+                "schema": self.schema,
+                "tool": self.tool or {"name": "redline", "version": __version__},
+                "target": self.target,
+                "data": self.data,
+                "context": self.context,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "findings": [f.to_dict() for f in self.findings],
+                "coverage": self.coverage,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Report":
+        return cls(
+            target=d["target"],
+            data=d["data"],
+            started_at=d["started_at"],
+            finished_at=d["finished_at"],
+            findings=[Finding.from_dict(f) for f in d["findings"]],
+            coverage=d["coverage"],
+            tool=d.get("tool", {}),
+            context=d.get("context", {}),
+            schema=d.get("schema", SCHEMA_ID),
+        )
+
+    # Writers live in redline.report.writers; these are conveniences for the Python API.
+    def to_json(self, path: str | Path) -> Path:
+        from .writers import write
+
+        return write(self, "json", path)
+
+    def to_markdown(self, path: str | Path) -> Path:
+        from .writers import write
+
+        return write(self, "md", path)
+
+    def to_html(self, path: str | Path) -> Path:
+        from .writers import write
+
+        return write(self, "html", path)
+
+    def to_sarif(self, path: str | Path) -> Path:
+        from .writers import write
+
+        return write(self, "sarif", path)
+
+    def to_junit(self, path: str | Path) -> Path:
+        from .writers import write
+
+        return write(self, "junit", path)

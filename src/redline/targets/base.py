@@ -1,0 +1,310 @@
+"""The model under test behind one small interface, and the ledger every query goes through.
+
+An adapter implements ``_predict`` (numpy in, probabilities or labels out) and, when it
+has gradients, ``_torch_logits`` (a differentiable torch function). Everything a check
+sends goes through :meth:`Target.predict` or :meth:`Target.logits`, which charge the
+:class:`QueryLedger` before the model sees a row, so budgets hold and counts are exact.
+"""
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import threading
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+
+from ..errors import BudgetExceeded, TargetError
+
+Outputs = Literal["probabilities", "labels"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a target lets an attacker (or auditor) do with it."""
+
+    outputs: Outputs = "probabilities"
+    gradients: bool = False
+    trainable: bool = False
+    remote: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConstraints:
+    """What a real attacker can submit for tabular inputs (indices into the flat feature vector).
+
+    ``immutable`` features keep their original value, ``integer`` ones are rounded,
+    ``categorical`` ones snap to the nearest allowed value, ``ranges`` clip per feature.
+    """
+
+    immutable: tuple[int, ...] = ()
+    integer: tuple[int, ...] = ()
+    categorical: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    ranges: tuple[tuple[int, float, float], ...] = ()
+
+    @classmethod
+    def from_mapping(cls, m: dict[str, Any] | None, feature_names: list[str] | None = None) -> "FeatureConstraints":
+        """Build from config data; features may be named (with ``feature_names``) or indexed."""
+        if not m:
+            return cls()
+
+        def index(f: Any) -> int:
+            if isinstance(f, int):
+                return f
+            if feature_names and f in feature_names:
+                return feature_names.index(f)
+            raise TargetError(f"feature constraint names unknown feature {f!r}")
+
+        cats = m.get("categorical") or {}
+        rngs = m.get("ranges") or {}
+        return cls(
+            immutable=tuple(sorted(index(f) for f in m.get("immutable") or ())),
+            integer=tuple(sorted(index(f) for f in m.get("integer") or ())),
+            categorical=tuple(sorted((index(f), tuple(float(v) for v in vals)) for f, vals in cats.items())),
+            ranges=tuple(sorted((index(f), float(lo), float(hi)) for f, (lo, hi) in rngs.items())),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.immutable or self.integer or self.categorical or self.ranges)
+
+    def project(self, x: np.ndarray, x_orig: np.ndarray) -> np.ndarray:
+        """Map candidate inputs ``x`` (n, ...) onto the feasible set around ``x_orig``."""
+        if not self:
+            return x
+        shape = x.shape
+        flat = np.array(x, dtype=np.float64).reshape(shape[0], -1)
+        orig = np.asarray(x_orig, dtype=np.float64).reshape(shape[0], -1)
+        for i, lo, hi in self.ranges:
+            flat[:, i] = np.clip(flat[:, i], lo, hi)
+        if self.integer:
+            idx = list(self.integer)
+            flat[:, idx] = np.round(flat[:, idx])
+        for i, values in self.categorical:
+            allowed = np.asarray(values)
+            flat[:, i] = allowed[np.abs(flat[:, i, None] - allowed[None, :]).argmin(axis=1)]
+        if self.immutable:
+            idx = list(self.immutable)
+            flat[:, idx] = orig[:, idx]
+        return flat.reshape(shape).astype(x.dtype, copy=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "immutable": list(self.immutable),
+            "integer": list(self.integer),
+            "categorical": {str(i): list(v) for i, v in self.categorical},
+            "ranges": {str(i): [lo, hi] for i, lo, hi in self.ranges},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """Shape of one input (without the batch axis), its dtype and valid range."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    lower: float = 0.0
+    upper: float = 1.0
+    constraints: FeatureConstraints = FeatureConstraints()
+
+    @classmethod
+    def from_data(cls, x: np.ndarray, constraints: FeatureConstraints | None = None) -> "InputSpec":
+        """Infer the spec from example inputs: shape of a row, observed bounds."""
+        x = np.asarray(x)
+        return cls(
+            shape=tuple(int(s) for s in x.shape[1:]),
+            dtype=str(x.dtype) if np.issubdtype(x.dtype, np.floating) else "float32",
+            lower=float(np.min(x)),
+            upper=float(np.max(x)),
+            constraints=constraints or FeatureConstraints(),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "lower": self.lower,
+            "upper": self.upper,
+            "constraints": self.constraints.to_dict() if self.constraints else None,
+        }
+
+
+class QueryLedger:
+    """Counts the rows a target answers, split into attack and evaluation phases.
+
+    The budget limits attack rows only: measuring a result (clean accuracy, fidelity)
+    is the auditor's cost, not the attacker's, and is reported separately.
+    """
+
+    def __init__(self, budget: int | None = None, log: Callable[[str, int], None] | None = None):
+        self.budget = budget
+        self.log = log
+        self.attack = 0
+        self.evaluation = 0
+        self._phase = "attack"
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        return self.attack + self.evaluation
+
+    @property
+    def remaining(self) -> int | None:
+        """Attack rows left, or None for no budget."""
+        return None if self.budget is None else max(0, self.budget - self.attack)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator["QueryLedger"]:
+        """Within this block, queries count as ``evaluation_queries`` and ignore the budget."""
+        previous, self._phase = self._phase, "evaluation"
+        try:
+            yield self
+        finally:
+            self._phase = previous
+
+    def reserve(self, rows: int) -> None:
+        """Raise BudgetExceeded if ``rows`` more attack rows would pass the budget."""
+        if self._phase == "attack" and self.budget is not None and self.attack + rows > self.budget:
+            raise BudgetExceeded(
+                f"query budget exhausted: {self.attack} rows sent, {rows} more asked, budget {self.budget}"
+            )
+
+    def record(self, rows: int) -> None:
+        """Count rows the target has answered."""
+        with self._lock:
+            if self._phase == "attack":
+                self.attack += rows
+            else:
+                self.evaluation += rows
+        if self.log is not None:
+            self.log(self._phase, rows)
+
+
+class Target(abc.ABC):
+    """A classifier under test. Subclasses set the attributes below and implement ``_predict``.
+
+    Attributes:
+        spec: how the user named the target (``zoo:mnist_cnn``, a URL, ``python:object``).
+        capabilities: what the target exposes (probabilities or labels, gradients...).
+        input_spec: shape, dtype and bounds of one input.
+        n_classes: number of classes.
+        trainer: ``trainer(x, y, seed) -> Target`` rebuilding the model with its own recipe
+            on other data, or None. Membership and poisoning checks need it.
+    """
+
+    spec: str = "target"
+    capabilities: Capabilities = Capabilities()
+    input_spec: InputSpec
+    n_classes: int
+    trainer: Callable[[np.ndarray, np.ndarray, int], "Target"] | None = None
+    max_batch: int = 1024
+
+    def __init__(self) -> None:
+        self.ledger = QueryLedger()
+
+    # -- adapter hooks -------------------------------------------------------------
+    @abc.abstractmethod
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        """Return probabilities (n, n_classes) or labels (n,) for a batch already validated."""
+
+    def _torch_logits(self, x: Any) -> Any:  # pragma: no cover - overridden by white-box adapters
+        raise TargetError(f"{self.spec} does not expose gradients")
+
+    # -- what checks call ----------------------------------------------------------
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Query the model: probabilities (n, k) if ``capabilities.outputs`` says so, else labels (n,)."""
+        x = self._validate(x)
+        n = len(x)
+        self.ledger.reserve(n)
+        parts = []
+        for start in range(0, n, self.max_batch):
+            chunk = x[start : start + self.max_batch]
+            out = np.asarray(self._predict(chunk))
+            self.ledger.record(len(chunk))
+            parts.append(out)
+        if not parts:
+            k = self.n_classes
+            return np.zeros((0, k)) if self.capabilities.outputs == "probabilities" else np.zeros(0, dtype=int)
+        return np.concatenate(parts, axis=0)
+
+    def predict_labels(self, x: np.ndarray) -> np.ndarray:
+        out = self.predict(x)
+        return out.argmax(axis=1) if out.ndim == 2 else out.astype(int)
+
+    def logits(self, x: Any) -> Any:
+        """Differentiable logits for a torch tensor batch (white-box targets only); counted."""
+        if not self.capabilities.gradients:
+            raise TargetError(f"{self.spec} does not expose gradients")
+        n = int(x.shape[0])
+        self.ledger.reserve(n)
+        out = self._torch_logits(x)
+        self.ledger.record(n)
+        return out
+
+    def retrain(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> "Target":
+        """A fresh model from the target's own recipe, trained on (x, y)."""
+        if self.trainer is None:
+            raise TargetError(f"{self.spec} has no training recipe")
+        return self.trainer(x, y, seed)
+
+    def close(self) -> None:
+        """Release sessions or connections."""
+
+    # -- helpers -------------------------------------------------------------------
+    def _validate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == len(self.input_spec.shape):
+            raise TargetError(f"expected a batch of inputs shaped (n, {self.input_spec.shape}), got {x.shape}")
+        if tuple(x.shape[1:]) != tuple(self.input_spec.shape):
+            raise TargetError(f"inputs have shape {tuple(x.shape[1:])}, the target expects {self.input_spec.shape}")
+        return x.astype(self.input_spec.dtype, copy=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "capabilities": self.capabilities.to_dict(), "n_classes": self.n_classes}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec} {self.capabilities}>"
+
+
+class LabelOnlyTarget(Target):
+    """Hardening wrapper: the wrapped target answers with labels only (no confidences)."""
+
+    def __init__(self, inner: Target):
+        super().__init__()
+        self.inner = inner
+        self.spec = f"{inner.spec}+labels"
+        self.input_spec = inner.input_spec
+        self.n_classes = inner.n_classes
+        self.capabilities = dataclasses.replace(inner.capabilities, outputs="labels", gradients=False)
+        self.trainer = None if inner.trainer is None else (lambda x, y, s: LabelOnlyTarget(inner.trainer(x, y, s)))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.inner._predict(x))
+        return out.argmax(axis=1) if out.ndim == 2 else out
+
+
+class RoundedTarget(Target):
+    """Hardening wrapper: probabilities rounded to ``decimals`` places, no gradients."""
+
+    def __init__(self, inner: Target, decimals: int = 1):
+        super().__init__()
+        self.inner = inner
+        self.decimals = decimals
+        self.spec = f"{inner.spec}+round{decimals}"
+        self.input_spec = inner.input_spec
+        self.n_classes = inner.n_classes
+        self.capabilities = dataclasses.replace(inner.capabilities, gradients=False)
+        self.trainer = None
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return np.round(np.asarray(self.inner._predict(x), dtype=np.float64), self.decimals)
