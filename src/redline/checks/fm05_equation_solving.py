@@ -1,0 +1,115 @@
+"""FM05 model stealing by equation solving (Tramer et al. 2016).
+
+For a model that returns class probabilities of a (multinomial) logistic regression,
+``log(p_c / p_K) = (w_c - w_K) . x + (b_c - b_K)`` is linear in the input. With d
+features, d + 1 queries in general position give a square linear system per class, and
+the solution reproduces the model exactly (softmax ignores the shift that stays unknown).
+If the target is not of that family the system still solves but the copy disagrees with
+the target on held-out inputs, so fidelity separates the two cases.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Check, CheckContext, Needs, NotApplicable, Outcome
+
+_P_FLOOR = 1e-12
+
+
+class EquationSolving(Check):
+    id = "FM05.equation_solving"
+    mode = "FM05"
+    title = "Model stealing by equation solving (logistic models)"
+    needs = Needs(outputs="probabilities")
+    default_budget = 10_000
+
+    def __init__(self, spread: float = 0.1, fidelity_threshold: float = 0.99, max_features: int = 5000):
+        self.spread = spread
+        self.fidelity_threshold = fidelity_threshold
+        self.max_features = max_features
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        if not 0 < self.spread <= 1:
+            raise ValueError("spread must be in (0, 1]")
+        spec = target.input_spec
+        d = spec.n_features
+        if d > self.max_features:
+            raise NotApplicable(f"{d} features exceed max_features={self.max_features}")
+        if budget < d + 1:
+            raise NotApplicable(f"equation solving needs {d + 1} queries for {d} features; the budget is {budget}")
+
+        # Queries near the data's centre keep probabilities away from 0 and 1, where the
+        # log-ratios lose precision; a random simplex around it is in general position.
+        x_ref = data.attacker_data()[0].reshape(-1, d).astype(np.float64)
+        centre, scale = x_ref.mean(axis=0), x_ref.std(axis=0) + 1e-3
+        queries = centre + self.spread * scale * rng.standard_normal((d + 1, d))
+        queries = np.clip(queries, spec.lower, spec.upper)
+        probs = np.asarray(target.predict(queries.reshape(-1, *spec.shape).astype(spec.dtype)), dtype=np.float64)
+        k = probs.shape[1]
+        logp = np.log(np.clip(probs, _P_FLOOR, 1.0))
+        rhs = logp[:, :-1] - logp[:, -1:]  # log-ratios against the last class
+        design = np.hstack([queries, np.ones((d + 1, 1))])
+        solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
+        weights = np.hstack([solution[:-1], np.zeros((d, 1))])
+        bias = np.concatenate([solution[-1], [0.0]])
+
+        # Fidelity: agreement with the target on held-out inputs (evaluation, not attack).
+        x_eval = data.x_test.reshape(len(data.x_test), -1).astype(np.float64)
+        rand = rng.uniform(spec.lower, spec.upper, size=(min(len(x_eval), 500), d))
+        with target.ledger.evaluating():
+            p_eval = np.asarray(target.predict(x_eval.reshape(-1, *spec.shape).astype(spec.dtype)), dtype=np.float64)
+            p_rand = np.asarray(target.predict(rand.reshape(-1, *spec.shape).astype(spec.dtype)), dtype=np.float64)
+        stolen_eval, stolen_rand = _softmax(x_eval @ weights + bias), _softmax(rand @ weights + bias)
+        fidelity = float((stolen_eval.argmax(1) == p_eval.argmax(1)).mean())
+        metrics = {
+            "fidelity": fidelity,
+            "fidelity_uniform": float((stolen_rand.argmax(1) == p_rand.argmax(1)).mean()),
+            "max_abs_probability_error": float(np.abs(stolen_eval - p_eval).max()),
+            "queries": int(d + 1),
+            "features": int(d),
+            "classes": int(k),
+        }
+        true_params = _true_parameters(target, k)
+        if true_params is not None:
+            w_true, b_true = true_params
+            # Compare on the identifiable quantity: differences to the last class.
+            w_err = np.abs((weights - weights[:, -1:]) - (w_true - w_true[:, -1:])).max()
+            b_err = np.abs((bias - bias[-1]) - (b_true - b_true[-1])).max()
+            metrics["max_abs_param_error"] = float(max(w_err, b_err))
+
+        exact = fidelity >= self.fidelity_threshold and metrics["max_abs_probability_error"] < 1e-3
+        evidence = {}
+        if exact:
+            path, rel = ctx.artifact(f"{self.id}.onnx")
+            if path is not None:
+                from ..util.onnx_export import save_linear_softmax
+
+                save_linear_softmax(path, weights, bias, tuple(spec.shape))
+                evidence["model"] = rel
+        summary = (
+            f"{d + 1} queries recovered a copy that agrees with the target on {fidelity:.1%} of held-out inputs "
+            f"(largest probability error {metrics['max_abs_probability_error']:.2g})."
+        )
+        if not exact:
+            summary += " The target does not behave as a logistic model, so equation solving does not copy it."
+        return Outcome(vulnerable=exact, metrics=metrics, evidence=evidence, summary=summary)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _true_parameters(target, k: int):
+    """The auditor's view of an in-memory logistic regression, to report parameter error."""
+    est = getattr(target, "estimator", None)
+    coef, intercept = getattr(est, "coef_", None), getattr(est, "intercept_", None)
+    if coef is None or intercept is None or type(est).__name__ != "LogisticRegression":
+        return None
+    coef, intercept = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+    if coef.shape[0] == 1 and k == 2:  # binary: p1 = sigmoid(w.x + b), i.e. logits (0, w.x + b)
+        return np.hstack([np.zeros((coef.shape[1], 1)), coef.T]), np.array([0.0, intercept[0]])
+    if coef.shape[0] == k:
+        return coef.T, intercept
+    return None

@@ -1,0 +1,74 @@
+"""The ``redline`` command: a thin layer over the Python API.
+
+Each command group lives next to the code it drives, in a ``commands`` module that
+registers its sub-parser; this file only wires them together and maps errors to exit
+codes (0 nothing reached --fail-on, 1 a finding did or a file is unsafe, 2 usage/input error).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import RedlineError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+# Modules with a ``register(subparsers)`` function; they must import only light modules.
+COMMAND_MODULES = (
+    "redline.catalog.commands",
+    "redline.scan.commands",
+    "redline.filescan.commands",
+    "redline.provenance.commands",
+    "redline.deps.commands",
+    "redline.threatmodel.commands",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line
+        self.print_usage(sys.stderr)
+        print(f"redline: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="redline",
+        description="Find, rate and guard against the failure modes of machine-learning systems.",
+        epilog="Example: redline scan zoo:mnist_cnn --select FM01 --out out/ --format json,html",
+    )
+    parser.add_argument("--version", action="version", version=f"redline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that command group is not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(handler(args) or 0)
+    except RedlineError as exc:
+        print(f"redline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("redline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

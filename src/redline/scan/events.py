@@ -1,0 +1,76 @@
+"""Append-only event log of a scan (``events.jsonl``), the basis of ``--resume``.
+
+Each line is one JSON event, written and fsync'ed as it happens, so a scan killed at
+any moment (even with SIGKILL) loses at most the check that was running.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import UsageError
+
+EVENTS_FILE = "events.jsonl"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class EventLog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, kind: str, **fields: Any) -> None:
+        record = {"event": kind, "time": now_iso(), **fields}
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        """Events in order; a torn last line (the process died mid-write) is ignored."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+    def reset(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+
+
+def finished_findings(log: EventLog, fingerprint: str) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Findings of a previous run with the same scan fingerprint, by finding id, and its start time.
+
+    Raises UsageError when the folder holds a different scan, so --resume never mixes two.
+    """
+    done: dict[str, dict[str, Any]] = {}
+    started_at = None
+    seen_start = False
+    for event in log.read():
+        if event.get("event") == "scan_started":
+            if event.get("fingerprint") != fingerprint:
+                raise UsageError(
+                    f"{log.path} belongs to a scan with other arguments; resume with the same "
+                    "target, data, selection, budget, seed and context, or use another --out"
+                )
+            seen_start = True
+            started_at = started_at or event.get("time")
+        elif event.get("event") == "check_finished" and seen_start:
+            finding = event.get("finding") or {}
+            if "id" in finding:
+                done[finding["id"]] = finding
+    return done, started_at
