@@ -1,0 +1,66 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from redline.checks.base import CheckContext
+from redline.checks.fm05_equation_solving import EquationSolving
+from redline.findings import Status
+from redline.targets.base import LabelOnlyTarget
+
+from redline_testkit import ArrayTarget
+
+
+class NonLinearTarget(ArrayTarget):
+    """Probabilities from a quadratic score: not a logistic model (negative control)."""
+
+    def _predict(self, x):
+        self.answered += len(x)
+        z = (x.reshape(len(x), -1) ** 2) @ self.weights + self.bias
+        p = np.exp(z - z.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+
+
+def test_recovers_a_multinomial_logistic_model_with_d_plus_one_queries(linear_target, blob_data, tmp_path):
+    finding = EquationSolving()(linear_target, blob_data, budget=1000, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE
+    assert finding.queries == 6  # d + 1 for d = 5
+    assert finding.metrics["fidelity"] == 1.0 and finding.metrics["fidelity_uniform"] == 1.0
+    assert finding.metrics["max_abs_probability_error"] < 1e-6
+    assert finding.queries + finding.evaluation_queries == linear_target.answered
+    # The stolen model is saved as ONNX and reproduces the target.
+    assert finding.evidence["model"] == "artifacts/FM05.equation_solving.onnx"
+    session = ort.InferenceSession(str(tmp_path / finding.evidence["model"]))
+    x = blob_data.x_test[:50]
+    stolen = session.run(None, {"input": x})[0]
+    np.testing.assert_allclose(stolen, linear_target._predict(x), atol=1e-5)
+
+
+def test_a_non_logistic_model_is_not_copied(blob_data):
+    rng = np.random.default_rng(0)
+    target = NonLinearTarget(rng.normal(size=(5, 3)), rng.normal(size=3))
+    finding = EquationSolving()(target, blob_data, budget=1000)
+    assert finding.status is Status.NOT_VULNERABLE
+    assert finding.metrics["max_abs_probability_error"] > 1e-2
+
+
+def test_labels_only_and_too_small_budget_are_not_applicable(linear_target, blob_data):
+    assert EquationSolving()(LabelOnlyTarget(linear_target), blob_data).status is Status.NOT_APPLICABLE
+    small = EquationSolving()(linear_target, blob_data, budget=5)
+    assert small.status is Status.NOT_APPLICABLE and "6 queries" in small.reason
+
+
+def test_binary_logistic_regression_parameters_are_recovered_exactly():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from redline.data.base import Dataset
+    from redline.targets.sklearn import SklearnTarget
+    from redline.targets.base import InputSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    model = sklearn.LogisticRegression(C=0.5).fit(x[:200], y[:200])
+    target = SklearnTarget(model, input_spec=InputSpec(shape=(8,), lower=-5, upper=5))
+    data = Dataset("toy", x[:200], y[:200], x[200:], y[200:])
+    finding = EquationSolving()(target, data, budget=100)
+    assert finding.status is Status.VULNERABLE and finding.queries == 9
+    assert finding.metrics["max_abs_param_error"] < 1e-4
