@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # that command group is not built yet
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):  # group not built yet
                 continue
             raise
         module.register(sub)
