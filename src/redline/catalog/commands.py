@@ -1,0 +1,74 @@
+"""``redline modes [CODE] [--json]``: show the failure-mode catalog."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from . import get_mode, load_modes, mode_to_dict
+
+__all__ = ["checks_by_mode", "register", "run_modes"]
+
+EPILOG = """\
+examples:
+  redline modes              table of all 17 failure modes
+  redline modes FM04         full record of membership inference
+  redline modes --json       every record as JSON (for scripts)
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "modes",
+        help="list the failure modes (FM01..FM17) and their bug-bar ranges",
+        description="Show the failure-mode catalog: what each mode compromises, how the\n"
+        "bug bar rates it, which checks test it, and how to mitigate it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("code", nargs="?", metavar="CODE", help="one mode code, e.g. FM04 (any case)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(handler=run_modes)
+
+
+def run_modes(args: argparse.Namespace) -> int:
+    from .render import render_record, render_table
+
+    checks = checks_by_mode()
+    if args.code is not None:
+        mode = get_mode(args.code)
+        mode_checks = checks.get(mode.code, []) if checks is not None else []
+        if args.json:
+            print(json.dumps({**mode_to_dict(mode), "checks": mode_checks}, indent=2, ensure_ascii=False))
+        else:
+            print(render_record(mode, mode_checks))
+        return 0
+    modes = load_modes()
+    if args.json:
+        records = [{**mode_to_dict(m), "checks": (checks or {}).get(m.code, [])} for m in modes]
+        print(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        print(render_table(modes, checks))
+    return 0
+
+
+def checks_by_mode() -> dict[str, list[str]] | None:
+    """Check ids per mode code from the check registry, or None if it cannot be read.
+
+    The catalog is useful on its own, so a check module that is not installed yet only
+    costs the check column (with a warning), not the whole command.
+    """
+    from ..checks import all_checks
+
+    try:
+        registry = all_checks()
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("redline.checks."):
+            raise
+        print(f"redline: warning: cannot list checks ({exc})", file=sys.stderr)
+        return None
+    grouped: dict[str, list[str]] = {}
+    for check_id, cls in registry.items():
+        grouped.setdefault(cls.mode, []).append(check_id)
+    return grouped

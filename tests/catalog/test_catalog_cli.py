@@ -1,0 +1,93 @@
+"""`redline modes` through the real command-line entry point."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import redline.checks
+import redline.cli
+from redline.cli import main
+
+
+class _FakeCheck:
+    def __init__(self, mode):
+        self.mode = mode
+
+
+@pytest.fixture(autouse=True)
+def only_catalog_commands(monkeypatch):
+    # Other command groups are built in parallel; these tests exercise `modes` alone.
+    monkeypatch.setattr(redline.cli, "COMMAND_MODULES", ("redline.catalog.commands",))
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    checks = {"FM01.pgd": _FakeCheck("FM01"), "FM01.square": _FakeCheck("FM01"), "FM04.lira": _FakeCheck("FM04")}
+    monkeypatch.setattr(redline.checks, "all_checks", lambda: checks)
+    return checks
+
+
+def test_table(capsys, registry):
+    assert main(["modes"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nFM") == 17
+    fm01 = next(line for line in out.splitlines() if line.startswith("FM01"))
+    assert fm01.split()[-1] == "2" and "Important to Critical" in fm01
+
+
+def test_one_record(capsys, registry):
+    assert main(["modes", "fm04"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FM04  Membership inference")
+    assert "  - FM04.lira" in out and "Moderate to Critical" in out
+
+
+def test_json_list(capsys, registry):
+    assert main(["modes", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["code"] for r in records] == [f"FM{i:02d}" for i in range(1, 18)]
+    for r in records:
+        assert {"code", "name", "kind", "summary", "compromises", "knowledge", "violates_access",
+                "bug_bar", "atlas", "avid", "mitigations", "checks"} <= set(r)
+        assert {"threat", "severity_min", "severity_max"} <= set(r["bug_bar"])
+    assert records[0]["checks"] == ["FM01.pgd", "FM01.square"] and records[1]["checks"] == []
+
+
+def test_json_one_record(capsys, registry):
+    assert main(["modes", "FM04", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["code"] == "FM04" and record["checks"] == ["FM04.lira"]
+    assert record["bug_bar"] == {**record["bug_bar"], "threat": "Membership Inference",
+                                 "severity_min": "Moderate", "severity_max": "Critical"}
+
+
+def test_unknown_code_is_a_one_line_error(capsys, registry):
+    assert main(["modes", "FM42"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "unknown failure mode 'FM42'" in captured.err
+
+
+def test_help_has_an_example(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["modes", "--help"])
+    assert exc.value.code == 0
+    assert "redline modes FM04" in capsys.readouterr().out
+
+
+def test_missing_check_module_costs_only_the_check_column(capsys, monkeypatch):
+    def broken():
+        raise ModuleNotFoundError("No module named 'redline.checks.fm99_new'", name="redline.checks.fm99_new")
+
+    monkeypatch.setattr(redline.checks, "all_checks", broken)
+    assert main(["modes"]) == 0
+    captured = capsys.readouterr()
+    assert "CHECKS" not in captured.out and "FM17" in captured.out
+    assert "warning: cannot list checks" in captured.err
+
+
+def test_real_registry_checks_belong_to_their_mode(capsys):
+    assert main(["modes", "--json"]) == 0
+    for record in json.loads(capsys.readouterr().out):
+        assert all(check_id.upper().startswith(record["code"]) for check_id in record["checks"])

@@ -1,0 +1,81 @@
+"""The rules file: every mode is covered, and defects fail when the file loads."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+
+import pytest
+import yaml
+
+from redline.catalog import MODE_CODES
+from redline.severity import Severity
+from redline.triage.rules import METRICS, RuleError, load_rules, parse_rules
+
+
+def raw_rules() -> dict:
+    return yaml.safe_load(resources.files("redline.triage").joinpath("rules.yaml").read_text(encoding="utf-8"))
+
+
+def test_every_mode_has_a_default_and_known_names():
+    book = load_rules()
+    assert tuple(book.modes) == MODE_CODES
+    for code in MODE_CODES:
+        rules = book.for_mode(code)
+        assert rules.default.when is None and rules.default.severity >= Severity.LOW
+        for rule in rules.rules:
+            assert rule.when is not None and rule.when.names
+
+
+def test_metric_families_have_specific_rules():
+    book = load_rules()
+    used = {name for code in MODE_CODES for rule in book.for_mode(code).rules for name in rule.when.names}
+    for metric in ("success_rate", "auc", "tpr_at_fpr_0.001", "fidelity", "queries", "max_abs_param_error",
+                   "attack_accuracy", "baseline_accuracy", "poison_rate", "accuracy_drop",
+                   "target_success_rate", "prediction_shift", "flagged_classes", "anomaly_index"):
+        assert metric in used, metric
+    assert used <= set(METRICS)
+
+
+def _mutated(edit):
+    data = copy.deepcopy(raw_rules())
+    edit(data)
+    return data
+
+
+def _rule(data, code, index=0):
+    return data["modes"][code]["rules"][index]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["modes"].__setitem__("FM18", d["modes"]["FM01"]), "unknown mode"),
+        (lambda d: d["modes"].pop("FM13"), "no entry for FM13"),
+        (lambda d: d["modes"]["FM13"].pop("default"), "FM13 is missing default"),
+        (lambda d: _rule(d, "FM04").__setitem__("when", "acu >= 0.7"), "unknown name 'acu'"),
+        (lambda d: _rule(d, "FM04").__setitem__("when", "auc => 0.7"), "unexpected '=> 0.7'"),
+        (lambda d: _rule(d, "FM04").__setitem__("when", "auc ~ 0.7"), "unexpected"),
+        (lambda d: _rule(d, "FM04").__setitem__("severity", "Severe"), "unknown severity"),
+        (lambda d: _rule(d, "FM04").__setitem__("severity", "None"), "must be Low"),
+        (lambda d: _rule(d, "FM04").__setitem__("evidence", "AUC {auc:.2q}"), "bad format"),
+        (lambda d: _rule(d, "FM04").__setitem__("colour", "red"), "unknown key"),
+        (lambda d: d["modes"]["FM04"]["modifiers"].append("moon_phase"), "unknown modifier 'moon_phase'"),
+        (lambda d: d["modifiers"]["internal_only"].__setitem__("when", "auc >= 0.5"), "only read deployment facts"),
+        (lambda d: d["modifiers"]["internal_only"].__setitem__("when", "outputs == 'logits'"),
+         "'logits' is not one of"),
+        (lambda d: d["modifiers"]["internal_only"].__setitem__("shift", 0), "shift must be"),
+        (lambda d: d["modifiers"]["internal_only"].__setitem__("at_most", "Low"), "exactly one of"),
+        (lambda d: d["modifiers"].__setitem__("spare", {"when": "safety_critical", "shift": 1, "because": "x"}),
+         "no mode uses them"),
+        (lambda d: d.__setitem__("schema", "other/1"), "schema"),
+    ],
+)
+def test_defects_raise_at_load_time(edit, message):
+    with pytest.raises(RuleError) as exc:
+        parse_rules(_mutated(edit))
+    assert message in str(exc.value)
+
+
+def test_packaged_rules_compile_identically():
+    book = parse_rules(raw_rules())
+    assert tuple(book.modes) == tuple(load_rules().modes)
