@@ -3,31 +3,40 @@
 Importing this package is cheap: the adapters that need torch, scikit-learn or onnxruntime
 load them only when one is used. ``load_target`` is the entry point for everything else.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from .base import Capabilities, FeatureConstraints, InputSpec, LabelOnlyTarget, QueryLedger, RoundedTarget, Target
+from .base import (
+    Capabilities,
+    FeatureConstraints,
+    InputSpec,
+    LabelOnlyTarget,
+    QueryLedger,
+    RoundedTarget,
+    Target,
+)
 from .config import TargetConfig, load_target_config
 from .resolve import load_target
 
 __all__ = [
+    "CallableTarget",
     "Capabilities",
     "FeatureConstraints",
+    "HttpTarget",
     "InputSpec",
     "LabelOnlyTarget",
+    "OnnxTarget",
     "QueryLedger",
     "RoundedTarget",
+    "SklearnTarget",
     "Target",
     "TargetConfig",
+    "TorchTarget",
     "load_target",
     "load_target_config",
-    "CallableTarget",
-    "HttpTarget",
-    "OnnxTarget",
-    "SklearnTarget",
-    "TorchTarget",
 ]
 
 # Adapters, imported on first access because some of them import heavy frameworks.

@@ -1,0 +1,194 @@
+"""A model behind an HTTP JSON endpoint, using only the standard library.
+
+Default protocol: ``POST URL`` with ``{"inputs": [...]}`` (a batch as nested lists),
+answered by ``{"probabilities": [[...], ...]}`` or ``{"labels": [...]}``. A
+:class:`~redline.targets.config.TargetConfig` can rename the keys (dotted paths reach into
+nested JSON), add headers and auth, and set timeouts, retries, back-off, a rate limit and
+the largest batch per request. Whether the endpoint answers probabilities or labels is
+read from its first answer unless the config says so.
+
+Only answered requests (2xx with a well-formed body) are charged to the query ledger:
+each request carries one chunk of at most ``max_batch`` rows, and ``Target.predict``
+records a chunk only after its request succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import numpy as np
+
+from ..errors import TargetError, UsageError
+from ._common import check_labels, check_probabilities
+from .base import Capabilities, InputSpec, Target
+from .config import TargetConfig
+
+DEFAULT_MAX_BATCH = 256
+
+
+class _MalformedAnswer(Exception):
+    """The endpoint answered 2xx with a body that does not follow the protocol."""
+
+
+class TokenBucket:
+    """Allows at most ``rate`` acquisitions per second, one at a time (no bursts)."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            time.sleep(wait)
+
+
+class HttpTarget(Target):
+    """A classifier served over HTTP(S). See the module docstring for the protocol.
+
+    The config's input settings are applied to ``input_spec``; ``feature_names`` (e.g. the
+    data set's) let its constraints name features.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        config: TargetConfig | None = None,
+        input_spec: InputSpec | None = None,
+        n_classes: int | None = None,
+        feature_names: list[str] | None = None,
+    ):
+        super().__init__()
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise UsageError(f"{url}: an HTTP target needs an http:// or https:// URL")
+        self.url = url
+        self.spec = url
+        self.config = config or TargetConfig()
+        spec = self.config.apply_input(input_spec, feature_names)
+        if spec is None:
+            raise UsageError(
+                f"{url}: the input shape is unknown; give data or input.shape in the target config (--target-config)"
+            )
+        self.input_spec = spec
+        self.n_classes = self.config.n_classes or n_classes  # type: ignore[assignment]  # None until known
+        self.max_batch = self.config.max_batch or DEFAULT_MAX_BATCH
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **self.config.request_headers(),
+        }
+        self._bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
+        self._outputs_lock = threading.Lock()
+        self._outputs_known = self.config.outputs is not None
+        self.capabilities = Capabilities(
+            outputs=self.config.outputs or "probabilities", gradients=False, trainable=False, remote=True
+        )
+
+    # -- queries -----------------------------------------------------------------------
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        body = json.dumps(self._request_body(x)).encode("utf-8")
+        attempts = 1 + self.config.retries
+        last = ""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.config.backoff * 2 ** (attempt - 1))
+            try:
+                return self._parse(self._post(body), len(x))
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}{_snippet(exc)}"
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+            except _MalformedAnswer as exc:
+                last = f"malformed answer: {exc}"
+        raise TargetError(f"{self.url}: no valid answer after {attempts} attempt(s); last error: {_one_line(last)}")
+
+    def _post(self, body: bytes) -> bytes:
+        if self._bucket is not None:
+            self._bucket.acquire()
+        request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+            return response.read()
+
+    def _request_body(self, x: np.ndarray) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(json.dumps(dict(self.config.request_fields)))  # a deep copy
+        _set_path(body, self.config.inputs_key, x.tolist())
+        return body
+
+    def _parse(self, raw: bytes, rows: int) -> np.ndarray:
+        try:
+            answer = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _MalformedAnswer(f"not JSON: {raw[:80]!r}") from None
+        with self._outputs_lock:
+            kind = self.capabilities.outputs if self._outputs_known else self._detect_outputs(answer)
+            key = self.config.probabilities_key if kind == "probabilities" else self.config.labels_key
+            found, value = _get_path(answer, key)
+            if not found:
+                raise _MalformedAnswer(f"no {key!r} in the answer")
+            try:
+                if kind == "probabilities":
+                    out = check_probabilities(np.asarray(value, dtype=np.float64), rows, self.n_classes, self.url)
+                    if self.n_classes is None:
+                        self.n_classes = out.shape[1]
+                else:
+                    out = check_labels(np.asarray(value), rows, self.n_classes, self.url)
+            except (TargetError, ValueError, TypeError) as exc:
+                raise _MalformedAnswer(str(exc)) from None
+            if not self._outputs_known:  # the first well-formed answer settles the protocol
+                self._outputs_known = True
+                self.capabilities = dataclasses.replace(self.capabilities, outputs=kind)
+        return out
+
+    def _detect_outputs(self, answer: Any) -> str:
+        if _get_path(answer, self.config.probabilities_key)[0]:
+            return "probabilities"
+        if _get_path(answer, self.config.labels_key)[0]:
+            return "labels"
+        raise _MalformedAnswer(
+            f"neither {self.config.probabilities_key!r} nor {self.config.labels_key!r} in the answer"
+        )
+
+
+def _get_path(data: Any, path: str) -> tuple[bool, Any]:
+    """Follow a dotted path (``result.scores``) into nested JSON objects."""
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False, None
+        data = data[part]
+    return True, data
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise UsageError(f"request.inputs_key {path!r} runs into the non-object field {part!r}")
+    data[last] = value
+
+
+def _snippet(exc: urllib.error.HTTPError) -> str:
+    try:
+        text = exc.read(200).decode("utf-8", "replace").strip()
+    except Exception:  # the error body is a courtesy; a broken one must not hide the status
+        return ""
+    return f": {text}" if text else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,239 @@
+"""scikit-learn classifiers as targets, in memory or loaded from a ``.skops`` file.
+
+Inputs are flattened to (n, features) for the estimator. Every scikit-learn target is
+trainable: by default its recipe is a clone of the estimator fitted on new data.
+Logistic regression and MLP classifiers (also behind StandardScaler/MinMaxScaler in a
+Pipeline) are white-box through an exact PyTorch mirror of their fitted parameters.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TargetError, UnsafeModelError
+from ._common import (
+    check_labels,
+    check_outputs_kind,
+    check_probabilities,
+    first_line,
+    random_inputs,
+)
+from .base import Capabilities, InputSpec, Target
+from .gate import require_safe
+
+# Types skops does not trust by default but that are plain fitted state of scikit-learn
+# estimators (tree arrays, optimiser state, neighbour indexes): no code runs when they load.
+TRUSTED_SKOPS_TYPES = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.metrics._dist_metrics.ManhattanDistance64",
+        "sklearn.metrics._dist_metrics.ChebyshevDistance64",
+        "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+    }
+)
+
+_ACTIVATIONS = ("identity", "relu", "tanh", "logistic")
+# exp(mirror) and predict_proba are both float64; anything beyond this is a real mismatch.
+_MIRROR_TOLERANCE = 1e-6
+
+Trainer = Callable[[np.ndarray, np.ndarray, int], Target]
+
+
+class SklearnTarget(Target):
+    """A fitted scikit-learn classifier.
+
+    Class labels become column/label indices: integer classes keep their value (so a model
+    that never saw class 2 still answers with ``n_classes`` columns), other classes are
+    numbered in ``classes_`` order.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        input_spec: InputSpec,
+        n_classes: int | None = None,
+        spec: str = "sklearn",
+        outputs: str = "probabilities",
+        trainer: Trainer | None = None,
+    ):
+        super().__init__()
+        check_outputs_kind(outputs)
+        if not callable(getattr(estimator, "predict", None)):
+            raise TargetError(f"{spec}: {type(estimator).__name__} has no predict method")
+        n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is not None and int(n_features) != input_spec.n_features:
+            raise TargetError(
+                f"{spec}: the estimator takes {n_features} features, but inputs are shaped {input_spec.shape}"
+            )
+        self.estimator = estimator
+        self.spec = spec
+        self.input_spec = input_spec
+        self._requested_outputs = outputs
+        self._columns, self.n_classes = _class_columns(estimator, n_classes, spec)
+        if outputs == "probabilities" and not hasattr(estimator, "predict_proba"):
+            outputs = "labels"
+        self._custom_trainer = trainer
+        self.trainer = trainer if trainer is not None else self._refit
+        self.whitebox_reason = self._whitebox_reason(outputs)
+        self.capabilities = Capabilities(
+            outputs=outputs, gradients=self.whitebox_reason is None, trainable=True, remote=False
+        )
+        self._mirror: Any = None
+        self._mirror_lock = threading.Lock()
+
+    # -- queries -----------------------------------------------------------------------
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(len(x), -1)
+        if self.capabilities.outputs == "probabilities":
+            p = check_probabilities(self.estimator.predict_proba(flat), len(x), len(self._columns), self.spec)
+            full = np.zeros((len(x), self.n_classes))
+            full[:, self._columns] = p
+            return full
+        predicted = np.asarray(self.estimator.predict(flat))
+        return check_labels(self._columns[np.searchsorted(self._classes, predicted)], len(x), self.n_classes, self.spec)
+
+    def _torch_logits(self, x: Any) -> Any:
+        mirror = self._mirror if self._mirror is not None else self._build_mirror()
+        return mirror(x.reshape(x.shape[0], -1))
+
+    # -- training recipe ---------------------------------------------------------------
+    def _refit(self, x: np.ndarray, y: np.ndarray, seed: int) -> SklearnTarget:
+        """Clone the estimator (unfitted, same hyperparameters), seed it, fit it on (x, y)."""
+        from sklearn.base import clone
+
+        estimator = clone(self.estimator)
+        seeds = {
+            k: seed for k in estimator.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")
+        }
+        estimator.set_params(**seeds)
+        estimator.fit(np.asarray(x).reshape(len(x), -1), np.asarray(y))
+        return SklearnTarget(
+            estimator,
+            input_spec=self.input_spec,
+            n_classes=self.n_classes,
+            spec=self.spec,
+            outputs=self._requested_outputs,
+            trainer=self._custom_trainer,
+        )
+
+    # -- white-box mirror --------------------------------------------------------------
+    @property
+    def _classes(self) -> np.ndarray:
+        return np.asarray(self.estimator.classes_)
+
+    def _whitebox_reason(self, outputs: str) -> str | None:
+        if outputs != "probabilities":
+            return "the target answers labels only"
+        if importlib.util.find_spec("torch") is None:
+            return "PyTorch is not installed"
+        if not np.array_equal(self._columns, np.arange(self.n_classes)):
+            return "the estimator was not fitted on every class 0..n_classes-1"
+        return mirror_support(self.estimator)
+
+    def _build_mirror(self) -> Any:
+        """Build the torch mirror on first use and check it against predict_proba once."""
+        import torch
+
+        from .sklearn_torch import build_mirror
+
+        with self._mirror_lock:
+            if self._mirror is None:
+                mirror = build_mirror(self.estimator)
+                x = random_inputs(self.input_spec, 16).reshape(16, -1).astype(np.float64)
+                with torch.no_grad():
+                    mine = torch.exp(mirror(torch.from_numpy(x))).numpy()
+                theirs = self.estimator.predict_proba(x)
+                if not np.allclose(mine, theirs, rtol=0, atol=_MIRROR_TOLERANCE):
+                    raise TargetError(
+                        f"{self.spec}: the PyTorch mirror of {type(self.estimator).__name__} disagrees with "
+                        f"predict_proba by {np.abs(mine - theirs).max():.2g}; gradients are not trustworthy"
+                    )
+                self._mirror = mirror
+        return self._mirror
+
+
+def mirror_support(estimator: Any) -> str | None:
+    """None if the estimator has an exact torch mirror, else the reason it has none."""
+    name = type(estimator).__name__
+    if name == "Pipeline":
+        steps = [s for _, s in estimator.steps if s is not None and s != "passthrough"]
+        for step in steps[:-1]:
+            step_name = type(step).__name__
+            if step_name not in ("StandardScaler", "MinMaxScaler") or getattr(step, "clip", False):
+                return f"pipeline step {step_name} has no exact differentiable mirror"
+        return mirror_support(steps[-1])
+    if name == "LogisticRegression":
+        return None
+    if name == "MLPClassifier":
+        if estimator.activation not in _ACTIVATIONS:
+            return f"MLPClassifier activation {estimator.activation!r} has no mirror"
+        if estimator.out_activation_ == "logistic" and estimator.n_outputs_ != 1:
+            return "a multi-label MLPClassifier has no single probability vector"
+        return None
+    return f"{name} has no exact differentiable mirror (only LogisticRegression and MLPClassifier do)"
+
+
+def _class_columns(estimator: Any, n_classes: int | None, spec: str) -> tuple[np.ndarray, int]:
+    """Column index of each entry of ``classes_``, and the number of classes."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        raise TargetError(f"{spec}: {type(estimator).__name__} is not a fitted classifier (it has no classes_)")
+    classes = np.asarray(classes)
+    integral = classes.dtype.kind in "iub" or (classes.dtype.kind == "f" and np.array_equal(classes, np.round(classes)))
+    if integral and len(classes) and classes.min() >= 0:
+        columns = classes.astype(np.int64)
+    else:
+        columns = np.arange(len(classes))
+    needed = int(columns.max()) + 1 if len(columns) else 0
+    if n_classes is None:
+        n_classes = max(needed, 2)
+    elif n_classes < needed:
+        raise TargetError(f"{spec}: the estimator knows classes up to {needed - 1}, but n_classes is {n_classes}")
+    return columns, int(n_classes)
+
+
+def load_skops(
+    path: str | Path,
+    *,
+    spec: str | None = None,
+    input_spec: InputSpec | None = None,
+    n_classes: int | None = None,
+    outputs: str = "probabilities",
+) -> SklearnTarget:
+    """Load a ``.skops`` file whose every type is trusted by skops or by :data:`TRUSTED_SKOPS_TYPES`.
+
+    ``input_spec`` defaults to ``n_features_in_`` features with default bounds; pass one
+    (or let :func:`redline.targets.load_target` derive it from data) for real bounds.
+    """
+    path = Path(path)
+    spec = spec or f"sklearn:{path}"
+    require_safe(path)
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises assorted errors for files that are not its format
+        raise TargetError(f"{path}: not a readable skops file ({type(exc).__name__}: {first_line(exc)})") from None
+    refused = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
+    if refused:
+        raise UnsafeModelError(f"{path}: refused to load: the skops file uses untrusted types: {', '.join(refused)}")
+    estimator = sio.load(path, trusted=sorted(TRUSTED_SKOPS_TYPES))
+    if input_spec is None:
+        n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is None:
+            raise TargetError(f"{path}: the model does not say how many features it takes; give data or input.shape")
+        input_spec = InputSpec(shape=(int(n_features),), dtype="float64")
+    return SklearnTarget(estimator, input_spec=input_spec, n_classes=n_classes, spec=spec, outputs=outputs)

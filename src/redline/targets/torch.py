@@ -1,0 +1,118 @@
+"""PyTorch modules as targets, in memory or loaded from a TorchScript file.
+
+Queries run on the CPU in float32, in eval mode and without autograd; ``logits`` runs the
+same module with autograd for white-box checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import TargetError
+from ._common import check_probabilities, first_line, softmax
+from .base import Capabilities, InputSpec, Target
+from .gate import require_safe
+
+_OUTPUT_KINDS = ("logits", "probabilities")
+
+
+class TorchTarget(Target):
+    """A ``torch.nn.Module`` returning logits (default) or probabilities for a batch.
+
+    The module is moved to the CPU and switched to eval mode (dropout off, batch-norm
+    statistics frozen); both change the module in place.
+    ``predict`` answers probabilities either way; ``logits`` answers logits, or
+    log-probabilities for a module that outputs probabilities.
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        *,
+        input_spec: InputSpec,
+        n_classes: int,
+        spec: str = "torch",
+        output_kind: str = "logits",
+        trainer: Callable[[np.ndarray, np.ndarray, int], Target] | None = None,
+    ):
+        super().__init__()
+        if output_kind not in _OUTPUT_KINDS:
+            raise TargetError(f"{spec}: output_kind must be 'logits' or 'probabilities', not {output_kind!r}")
+        self.module = module.to("cpu").eval()
+        self.spec = spec
+        self.input_spec = input_spec
+        self.n_classes = int(n_classes)
+        self.output_kind = output_kind
+        self.trainer = trainer
+        self.capabilities = Capabilities(
+            outputs="probabilities", gradients=True, trainable=trainer is not None, remote=False
+        )
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = self._forward(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        out = check_probabilities(out.detach().to(torch.float64).numpy(), len(x), self.n_classes, self.spec)
+        return softmax(out) if self.output_kind == "logits" else out
+
+    def _torch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._forward(x.to(torch.float32))
+        if self.output_kind == "probabilities":
+            return torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
+        return out
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        if isinstance(out, (tuple, list)):  # some modules return (logits, extras)
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            raise TargetError(f"{self.spec}: the module returned {type(out).__name__}, not a tensor")
+        return out.reshape(out.shape[0], -1)
+
+
+def load_torchscript(
+    path: str | Path,
+    *,
+    spec: str | None = None,
+    input_spec: InputSpec,
+    n_classes: int | None = None,
+    output_kind: str = "logits",
+) -> TorchTarget:
+    """Load a TorchScript file after the static scan passes (TorchScript can run code).
+
+    ``n_classes`` defaults to the width of the model's answer to one zero input.
+    """
+    path = Path(path)
+    spec = spec or f"torch:{path}"
+    require_safe(path)
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # torch raises RuntimeError/ValueError variants for non-TorchScript files
+        raise TargetError(
+            f"{path}: not a loadable TorchScript file ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
+    if n_classes is None:
+        n_classes = infer_n_classes(module, input_spec, spec)
+    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind=output_kind)
+
+
+def infer_n_classes(module: torch.nn.Module, input_spec: InputSpec, spec: str) -> int:
+    """The width of the module's output for one all-zero input (a local dry run, not a query)."""
+    module.eval()
+    probe = torch.zeros((1, *input_spec.shape), dtype=torch.float32)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as exc:  # the user's module may raise anything on a wrong shape
+        raise TargetError(
+            f"{spec}: the model fails on an input shaped {tuple(probe.shape)} ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    width = int(np.prod(out.shape[1:])) if out.ndim > 1 else 1
+    if width < 2:
+        raise TargetError(f"{spec}: the model answers {width} value per row; a classifier needs one per class")
+    return width

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from redline.errors import BudgetExceeded, TargetError, UnsafeModelError
+from redline.targets import InputSpec
+from redline.targets.torch import TorchTarget, load_torchscript
+
+IMAGE = InputSpec(shape=(1, 8, 8))
+# torch.jit is deprecated upstream but TorchScript files are still what users hand us.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(16, 3))
+
+
+def cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 5),
+    )
+
+
+class Counting(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.rows = 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.inner(x)
+
+
+def test_predict_is_softmax_of_eval_mode_logits():
+    module = mlp().train()
+    target = TorchTarget(module, input_spec=InputSpec(shape=(4,)), n_classes=3)
+    assert not module.training  # dropout must be off while auditing
+    x = np.random.default_rng(0).uniform(size=(10, 4))
+    p = target.predict(x)
+    with torch.no_grad():
+        expected = torch.softmax(module(torch.tensor(x, dtype=torch.float32)), dim=1).numpy()
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+    np.testing.assert_allclose(target.predict(x), p)  # deterministic: dropout is off
+    assert p.dtype == np.float64 and target.capabilities.gradients
+
+
+def test_logits_are_differentiable_and_counted():
+    target = TorchTarget(cnn(), input_spec=IMAGE, n_classes=5)
+    x = torch.rand(6, 1, 8, 8, requires_grad=True)
+    logits = target.logits(x)
+    assert logits.shape == (6, 5)
+    logits.max(dim=1).values.sum().backward()
+    assert float(x.grad.abs().sum()) > 0
+    assert target.ledger.total == 6
+
+
+def test_probability_modules_give_log_probabilities():
+    module = torch.nn.Sequential(mlp(), torch.nn.Softmax(dim=1))
+    target = TorchTarget(module, input_spec=InputSpec(shape=(4,)), n_classes=3, output_kind="probabilities")
+    x = np.random.default_rng(1).uniform(size=(5, 4))
+    p = target.predict(x)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    log_p = target.logits(torch.tensor(x, dtype=torch.float32))
+    np.testing.assert_allclose(torch.exp(log_p).detach().numpy(), p, atol=1e-6)
+
+
+def test_wrong_width_and_bad_output_kind_are_errors():
+    with pytest.raises(TargetError, match="output_kind"):
+        TorchTarget(mlp(), input_spec=InputSpec(shape=(4,)), n_classes=3, output_kind="scores")
+    target = TorchTarget(mlp(), input_spec=InputSpec(shape=(4,)), n_classes=4)
+    with pytest.raises(TargetError, match="4 probabilities per row, got 3"):
+        target.predict(np.zeros((2, 4)))
+
+
+def test_budget_is_enforced_before_the_module_runs():
+    module = Counting(mlp())
+    target = TorchTarget(module, input_spec=InputSpec(shape=(4,)), n_classes=3)
+    target.max_batch = 3
+    target.ledger.budget = 10
+    target.predict(np.zeros((8, 4)))
+    assert target.ledger.attack == 8 == module.rows
+    with pytest.raises(BudgetExceeded):
+        target.predict(np.zeros((3, 4)))
+    with pytest.raises(BudgetExceeded):
+        target.logits(torch.zeros(3, 4))
+    assert module.rows == 8
+
+
+def test_torchscript_needs_the_scanner(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.jit.script(mlp().eval()).save(str(path))
+    with pytest.raises(UnsafeModelError, match="scanner"):
+        load_torchscript(path, input_spec=InputSpec(shape=(4,)))
+
+
+def test_torchscript_loads_after_a_safe_scan(tmp_path, fake_scanner):
+    module = mlp().eval()
+    path = tmp_path / "model.pt"
+    torch.jit.trace(module, torch.zeros(1, 4)).save(str(path))
+    scanned = fake_scanner("safe")
+    target = load_torchscript(path, input_spec=InputSpec(shape=(4,)))
+    assert scanned == [path]
+    assert target.n_classes == 3 and target.spec == f"torch:{path}"
+    x = np.random.default_rng(2).uniform(size=(4, 4))
+    with torch.no_grad():
+        expected = torch.softmax(module(torch.tensor(x, dtype=torch.float32)), 1).numpy()
+    np.testing.assert_allclose(target.predict(x), expected, atol=1e-6)
+
+
+def test_torchscript_refused_when_the_scan_finds_a_problem(tmp_path, fake_scanner):
+    path = tmp_path / "model.pt"
+    torch.jit.trace(mlp().eval(), torch.zeros(1, 4)).save(str(path))
+    fake_scanner("unsafe", detail="calls os.system at load")
+    with pytest.raises(UnsafeModelError, match=r"scan verdict unsafe\): calls os.system at load"):
+        load_torchscript(path, input_spec=InputSpec(shape=(4,)))
+
+
+def test_torchscript_garbage_is_a_clear_error(tmp_path, fake_scanner):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"not a model")
+    fake_scanner("safe")
+    with pytest.raises(TargetError, match="not a loadable TorchScript file"):
+        load_torchscript(path, input_spec=InputSpec(shape=(4,)), n_classes=3)
