@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from redline.checks.base import CheckContext
+from redline.checks.fm01_pgd import ProjectedGradientDescent
+from redline.data.base import Dataset
+from redline.findings import Status
+from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.torch import TorchTarget
+
+
+class Counting(TorchTarget):
+    answered = 0
+
+    def _predict(self, x):
+        Counting.answered += len(x)
+        return super()._predict(x)
+
+    def _torch_logits(self, x):
+        Counting.answered += int(x.shape[0])
+        return super()._torch_logits(x)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=800)
+    x = (rng.normal(size=(800, 10)) * 0.3 + np.where(y[:, None] == 1, 0.6, 0.4)).clip(0, 1).astype(np.float32)
+    return Dataset("blobs", x[:400], y[:400], x[400:], y[400:])
+
+
+@pytest.fixture(scope="module")
+def model(blobs):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    x, y = torch.from_numpy(blobs.x_train), torch.from_numpy(blobs.y_train.astype(np.int64))
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net
+
+
+def target(model, constraints=None):
+    Counting.answered = 0
+    return Counting(model, input_spec=InputSpec(shape=(10,), lower=0.0, upper=1.0,
+                                                constraints=constraints or FeatureConstraints()), n_classes=2)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.3), ("l2", 1.0)])
+def test_large_perturbations_evade_and_stay_within_budget_and_ball(model, blobs, tmp_path, norm, eps):
+    t = target(model)
+    finding = ProjectedGradientDescent(norm=norm, epsilon=eps, n_inputs=40)(t, blobs, budget=3000,
+                                                                          ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE
+    m = finding.metrics
+    assert m["success_rate"] > 0.9 and m["clean_accuracy"] >= 0.75
+    assert m["robust_accuracy"] == pytest.approx(m["clean_accuracy"] * (1 - m["success_rate"]))
+    assert 0 < finding.queries <= 3000
+    assert finding.queries + finding.evaluation_queries == Counting.answered
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    delta = (ex["x_adv"] - ex["x"]).reshape(len(ex["x"]), -1)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert size.max() <= eps + 1e-5
+    assert ex["x_adv"].min() >= 0 and ex["x_adv"].max() <= 1
+    assert len(finding.evidence["curve"]["epsilon"]) == 4
+    assert all((tmp_path / p).exists() for p in finding.evidence["plots"])
+
+
+def test_tiny_perturbations_do_not_evade(model, blobs):
+    finding = ProjectedGradientDescent(epsilon=0.005, n_inputs=40)(target(model), blobs, budget=3000)
+    assert finding.status is Status.NOT_VULNERABLE
+    assert finding.metrics["success_rate"] < 0.3
+
+
+def test_feature_constraints_are_respected(model, blobs, tmp_path):
+    fc = FeatureConstraints(immutable=tuple(range(5)))
+    finding = ProjectedGradientDescent(epsilon=0.3, n_inputs=20)(target(model, fc), blobs, budget=2000,
+                                                                ctx=CheckContext(tmp_path))
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    np.testing.assert_array_equal(ex["x_adv"][:, :5], ex["x"][:, :5])
+
+
+def test_small_budget_shrinks_the_attack_instead_of_overspending(model, blobs):
+    finding = ProjectedGradientDescent(epsilon=0.3, n_inputs=40, steps=10)(target(model), blobs, budget=30)
+    assert finding.status in (Status.VULNERABLE, Status.NOT_VULNERABLE)
+    assert finding.queries <= 30
+
+
+def test_without_gradients_the_check_does_not_apply(model, blobs):
+    finding = ProjectedGradientDescent()(LabelOnlyTarget(target(model)), blobs)
+    assert finding.status is Status.NOT_APPLICABLE and "gradients" in finding.reason
+
+
+def test_bad_parameters_are_reported_as_errors(model, blobs):
+    finding = ProjectedGradientDescent(norm="l7")(target(model), blobs)
+    assert finding.status is Status.ERROR and "norm" in finding.reason
