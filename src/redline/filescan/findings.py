@@ -1,0 +1,43 @@
+"""The static scan of a model file as an FM09 finding, for ``redline scan`` of a file target."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..findings import Finding, Status, finding_id
+
+CHECK_ID = "FM09.static_scan"
+
+
+def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:
+    """Scan ``path`` without loading it; unsafe -> vulnerable, unparseable -> error."""
+    from . import scan_path
+
+    started = time.perf_counter()
+    report = scan_path(path)
+    counts: dict[str, int] = {}
+    for issue in report.issues:
+        counts[issue.severity] = counts.get(issue.severity, 0) + 1
+    status = {"safe": Status.NOT_VULNERABLE, "unsafe": Status.VULNERABLE, "error": Status.ERROR}[report.verdict]
+    rank = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3}
+    ordered = sorted(report.issues, key=lambda i: rank.get(i.severity, 4))
+    issues = [{"severity": i.severity, "kind": i.kind, "detail": i.detail, "member": i.member} for i in ordered]
+    finding = Finding(
+        id=finding_id(CHECK_ID, target_spec, {}, 0, None),
+        mode="FM09",
+        check=CHECK_ID,
+        title="Static scan of the model file for code that runs when it is loaded",
+        status=status,
+        metrics={"issues": len(report.issues), **{f"issues_{k.lower()}": v for k, v in sorted(counts.items())}},
+        evidence={"file": str(path), "format": report.format, "verdict": report.verdict, "issues": issues},
+    )
+    finding.seconds = time.perf_counter() - started
+    if report.verdict == "unsafe":
+        worst = issues[0]
+        finding.summary = f"{report.format} file is unsafe to load: {worst['detail']}"
+    elif report.verdict == "error":
+        finding.reason = "the file could not be parsed to its end, so it was not loaded: " + (
+            issues[0]["detail"] if issues else "unknown format")
+    else:
+        finding.summary = f"{report.format} file: nothing in it would run code when loaded."
+    return finding

@@ -1,0 +1,291 @@
+"""Decide what a global found in a pickle may do, from the tables in ``policy_table``."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import policy_table as table
+from .values import Big, Obj, PDict, Ref, preview
+
+USES = ("class", "new-only", "function", "checked", "reference")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's answer for one global: allowed with a use, or flagged with a reason."""
+
+    allowed: bool
+    use: str | None = None  # for allowed globals, one of USES
+    severity: str | None = None  # for flagged globals: "Critical" or "High"
+    category: str = ""
+    reason: str = ""
+    checker: str | None = None  # name of the argument checker for use == "checked"
+
+
+def _is_identifier_path(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+@functools.cache
+def _allowed_exact() -> dict[tuple[str, str], Decision]:
+    out = {}
+    for module, name, use, reason in table.ALLOWED:
+        checker = f"{module}.{name}" if use == "checked" else None
+        out[(module, name)] = Decision(True, use=use, reason=reason, checker=checker)
+    for module, name, reason in table.ALLOWED_CALLED_CLASSES:
+        out[(module, name)] = Decision(True, use="class", reason=reason)
+    return out
+
+
+@functools.cache
+def _denied_modules() -> dict[str, list[tuple[str, str, str]]]:
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for module, name, category, reason in table.DENIED:
+        out.setdefault(module, []).append((name, category, reason))
+    return out
+
+
+def _deny_match(module: str, qualname: str) -> tuple[str, str, str] | None:
+    """The deny row for ``module.qualname`` (rows on a package cover its submodules)."""
+    denied = _denied_modules()
+    parts = module.split(".")
+    for cut in range(len(parts), 0, -1):
+        rows = denied.get(".".join(parts[:cut]))
+        if not rows:
+            continue
+        for name, category, reason in rows:
+            if name == "*" or (cut == len(parts) and (qualname == name or qualname.startswith(name + "."))):
+                return ".".join(parts[:cut]) + ("" if name == "*" else "." + name), category, reason
+    return None
+
+
+def _deny_roots() -> frozenset[str]:
+    return frozenset(module.split(".")[0] for module, name, _c, _r in table.DENIED if name == "*")
+
+
+_ROOTS = _deny_roots()
+
+
+def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision:
+    """The decision for ``find_class(module, qualname)``."""
+    exact = _allowed_exact().get((module, qualname))
+    if exact is not None:
+        return exact
+    if module == "torch":
+        if qualname in table.TORCH_STORAGE_SIZES:
+            return Decision(True, use="class", reason="typed storage class named by a tensor")
+        if qualname in table.TORCH_REFERENCES:
+            return Decision(True, use="reference", reason="torch dtype, layout or memory format")
+    if module == "numpy" and qualname in table.NUMPY_SCALAR_TYPES:
+        return Decision(True, use="class", reason="numpy scalar type")
+    if torchscript and (module == "__torch__" or module.startswith("__torch__.")) and "." not in qualname:
+        return Decision(True, use="new-only", reason="TorchScript class (resolved by the TorchScript loader)")
+
+    parts = qualname.split(".")
+    escapes = [p for p in parts if p in table.ESCAPE_ATTRIBUTES or (p.startswith("__") and p.endswith("__"))]
+    if len(parts) > 1 and escapes:
+        return Decision(False, severity="Critical", category="gadget",
+                        reason=f"attribute path walks through {escapes[0]!r} out of the named object")
+    denied = _deny_match(module, qualname)
+    if denied is not None:
+        where, category, reason = denied
+        return Decision(False, severity="Critical", category=category, reason=f"{where}: {reason}")
+    if len(parts) > 1:
+        for part in parts[:-1]:
+            if part in _ROOTS:
+                return Decision(False, severity="Critical", category="gadget",
+                                reason=f"attribute path reaches module {part!r} through {module}")
+        # the walk may reach a submodule or a module imported by the named one
+        for cut in range(1, len(parts)):
+            for base in (f"{module}.{'.'.join(parts[:cut])}", ".".join(parts[:cut])):
+                inner = _deny_match(base, ".".join(parts[cut:]))
+                if inner is not None:
+                    return Decision(False, severity="Critical", category=inner[1],
+                                    reason=f"reaches {inner[0]}: {inner[2]}")
+
+    for prefix, reason in table.BLOCKED_PREFIXES:
+        if module == prefix or module.startswith(prefix + "."):
+            return Decision(False, severity="High", category="unknown",
+                            reason=f"{prefix} is excluded from the allowlist: {reason}")
+    if len(parts) == 1 and parts[0].lstrip("_")[:1].isupper():  # a class, by naming convention
+        for prefix, reason in table.ALLOWED_CLASS_PREFIXES:
+            if module.startswith(prefix):
+                return Decision(True, use="new-only", reason=reason)
+    if len(parts) == 1 and parts[0].startswith("__pyx_unpickle_"):
+        for prefix in table.CYTHON_UNPICKLE_PREFIXES:
+            if module.startswith(prefix):
+                return Decision(True, use="checked", reason="Cython unpickle helper",
+                                checker="cython-unpickle")
+    return Decision(False, severity="High", category="unknown", reason="unknown callable — not in the allowlist")
+
+
+def storage_element_size(ref: Any) -> int | None:
+    """Bytes per element of a ``torch.<X>Storage`` reference, or None."""
+    if isinstance(ref, Ref) and ref.module in ("torch", "torch.storage"):
+        return table.TORCH_STORAGE_SIZES.get(ref.name)
+    return None
+
+
+# ---- argument checkers for "checked" rows: return None when fine, else why not ----
+
+def _allowed_class(value: Any) -> bool:
+    return isinstance(value, Ref) and value.decision.allowed and value.decision.use in ("class", "new-only", "reference")
+
+
+def _check_reconstructor(args: Any) -> str | None:
+    if not (isinstance(args, tuple) and len(args) == 3):
+        return "expects (class, base, state)"
+    cls, base, _state = args
+    if not _allowed_class(cls):
+        return f"class argument {preview(cls)} is not an allowed class"
+    if not (isinstance(base, Ref) and base.module == "builtins" and base.decision.allowed):
+        return f"base argument {preview(base)} is not a plain builtin type"
+    return None
+
+
+def _check_newobj(args: Any) -> str | None:
+    if not (isinstance(args, tuple) and args):
+        return "expects a class as first argument"
+    if not _allowed_class(args[0]):
+        return f"class argument {preview(args[0])} is not an allowed class"
+    return None
+
+
+def _check_codecs_encode(args: Any) -> str | None:
+    if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], (str, Big)) and args[1] in (
+            "latin1", "latin-1", "iso-8859-1", "iso8859-1"):
+        if isinstance(args[0], Big) and args[0].kind != "str":
+            return "first argument is not text"
+        return None
+    return f"only (text, 'latin1') is expected, got {preview(args)}"
+
+
+def _array_class(value: Any) -> bool:
+    return isinstance(value, Ref) and value.decision.allowed and (value.module, value.name) in {
+        ("numpy", "ndarray"), ("numpy", "matrix"), ("numpy.matrixlib.defmatrix", "matrix"),
+        ("numpy.ma.core", "MaskedArray"), ("numpy", "recarray"), ("numpy", "memmap")}
+
+
+def _check_reconstruct(args: Any) -> str | None:
+    if isinstance(args, tuple) and args and _array_class(args[0]):
+        return None
+    return f"first argument must be an ndarray class, got {preview(args)}"
+
+
+def _check_ufunc(args: Any) -> str | None:
+    if (isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], str)
+            and (args[0] == "numpy" or args[0].startswith("numpy.")) and _deny_match(args[0], args[1]) is None
+            and args[1].isidentifier() and not args[1].startswith("_")):
+        return None
+    return f"only public numpy ufuncs may be named, got {preview(args)}"
+
+
+_BIT_GENERATORS = {"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"}
+
+
+def _check_random_ctor(args: Any) -> str | None:
+    if not isinstance(args, tuple):
+        return "expects a tuple of arguments"
+    for value in args:
+        if isinstance(value, str) and value in _BIT_GENERATORS:
+            continue
+        if isinstance(value, Ref) and value.module.startswith("numpy.random.") and value.name in _BIT_GENERATORS:
+            continue
+        if isinstance(value, Ref) and value.module == "numpy.random._pickle":
+            continue  # the default constructor passed along
+        if isinstance(value, Obj) and not value.dynamic and value.func is not None and (
+                value.func.qualname == "numpy.random._pickle.__bit_generator_ctor"):
+            continue  # numpy >= 2 passes the rebuilt bit generator itself
+        return f"unexpected bit generator {preview(value)}"
+    return None
+
+
+def _plain_names(state: Any) -> str | None:
+    if state is None:
+        return None
+    if not isinstance(state, PDict):
+        return None if isinstance(state, (tuple, list)) and not state else "state must be a dict"
+    for key, _value in state.items:
+        if not isinstance(key, str) or (key.startswith("__") and key.endswith("__")):
+            return f"sets attribute {preview(key)}"
+    return None
+
+
+def _check_parameter_with_state(args: Any) -> str | None:
+    if isinstance(args, tuple) and len(args) == 4:
+        return _plain_names(args[3])
+    return "expects (data, requires_grad, hooks, state)"
+
+
+def _rebuild_fn(value: Any) -> bool:
+    return isinstance(value, Ref) and value.decision.allowed and value.decision.use in ("function",) and (
+        value.module in ("torch._utils", "torch._tensor"))
+
+
+def _check_from_type(args: Any) -> str | None:
+    if not (isinstance(args, tuple) and len(args) >= 3):
+        return "expects (function, type, args, ...)"
+    if not _rebuild_fn(args[0]):
+        return f"rebuild function {preview(args[0])} is not an allowed torch rebuild helper"
+    if not (isinstance(args[1], Ref) and args[1].decision.allowed):
+        return f"tensor type {preview(args[1])} is not allowed"
+    if len(args) >= 4:
+        return _plain_names(args[3])
+    return None
+
+
+def _check_cython_unpickle(args: Any, ref: Ref | None = None) -> str | None:
+    if isinstance(args, tuple) and args and isinstance(args[0], Ref) and args[0].decision.allowed and (
+            ref is None or args[0].module == ref.module):
+        return None
+    return f"first argument must be an allowed class of the same module, got {preview(args[:1] if isinstance(args, tuple) else args)}"
+
+
+def _check_mareconstruct(args: Any) -> str | None:
+    if isinstance(args, tuple) and len(args) >= 2 and _array_class(args[0]) and _array_class(args[1]):
+        return None
+    return f"arguments must be array classes, got {preview(args)}"
+
+
+CHECKERS: dict[str, Callable[..., str | None]] = {
+    "copyreg._reconstructor": _check_reconstructor,
+    "copyreg.__newobj__": _check_newobj,
+    "copyreg.__newobj_ex__": _check_newobj,
+    "_codecs.encode": _check_codecs_encode,
+    "numpy.core.multiarray._reconstruct": _check_reconstruct,
+    "numpy._core.multiarray._reconstruct": _check_reconstruct,
+    "numpy.core._multiarray_umath._reconstruct": _check_reconstruct,
+    "numpy._core._multiarray_umath._reconstruct": _check_reconstruct,
+    "numpy.ma.core._mareconstruct": _check_mareconstruct,
+    "numpy.core._ufunc_reconstruct": _check_ufunc,
+    "numpy._core._ufunc_reconstruct": _check_ufunc,
+    "numpy.random._pickle.__randomstate_ctor": _check_random_ctor,
+    "numpy.random._pickle.__bit_generator_ctor": _check_random_ctor,
+    "numpy.random._pickle.__generator_ctor": _check_random_ctor,
+    "torch._utils._rebuild_parameter_with_state": _check_parameter_with_state,
+    "torch._tensor._rebuild_from_type_v2": _check_from_type,
+    "torch._tensor._rebuild_from_type": _check_from_type,
+    "cython-unpickle": _check_cython_unpickle,
+}
+
+
+def check_call(ref: Ref, args: Any) -> str | None:
+    """Why calling the allowed ``ref`` with ``args`` is outside its allowed use, or None."""
+    name = ref.decision.checker
+    if name == "cython-unpickle":
+        return _check_cython_unpickle(args, ref)
+    checker = CHECKERS.get(name or "")
+    if checker is None:  # a "checked" row without checker is a table bug: fail closed
+        return "no argument check is defined for this callable"
+    return checker(args)
+
+
+def instance_label(ref: Ref) -> str:
+    return f"{ref.qualname}(...)"
+
+
+def is_state_mapping(value: Any) -> bool:
+    return isinstance(value, PDict) or (isinstance(value, Obj) and value.cls is not None and (
+        value.cls.module, value.cls.name) == ("collections", "OrderedDict"))
