@@ -36,8 +36,8 @@ def scan(
         out: folder for report files, artifacts and the event log; nothing is written if None.
         formats: report formats to write into ``out`` (default json and html).
     """
-    from .scan import ScanRequest, run_scan
-    from .scan.progress import Progress
+    from .pipeline import ScanRequest, run_scan
+    from .pipeline.progress import Progress
 
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .findings import Status
-from .scan.progress import Progress
+from .pipeline.progress import Progress
 
 _SEVERITY_COLOURS = {"Critical": "#7f1d1d", "Important": "#c2410c", "Moderate": "#b45309", "Low": "#4d7c0f", "None": "#475569"}
 
