@@ -121,6 +121,14 @@ class Check(abc.ABC):
             return "no data set was given"
         return self.needs.unmet(target, data)
 
+    @staticmethod
+    def _discover(target: Target, data: Dataset | None) -> None:
+        """Settle capabilities a remote target reveals only when it answers: one evaluation
+        row, counted in this finding. An unreachable target raises TargetError here."""
+        if data is not None and target.needs_discovery():
+            with target.ledger.evaluating():
+                target.predict(data.x_test[:1])
+
     @abc.abstractmethod
     def run(self, target: Target, data: Dataset, budget: int, rng: np.random.Generator, ctx: CheckContext) -> Outcome:
         """Attack or test the target within ``budget`` attack queries; return the outcome."""
@@ -144,14 +152,15 @@ class Check(abc.ABC):
             params=params,
             seed=seed,
         )
-        reason = self.applicability(target, data)
-        if reason:
-            finding.reason = reason
-            return finding
         previous_ledger = target.ledger
         target.ledger = ledger = QueryLedger(budget)
         started = time.perf_counter()
         try:
+            self._discover(target, data)
+            reason = self.applicability(target, data)
+            if reason:
+                finding.reason = reason
+                return finding
             outcome = self.run(target, data, budget, np.random.default_rng(seed), ctx or CheckContext())
         except NotApplicable as exc:
             finding.reason = str(exc)

@@ -151,8 +151,6 @@ def run_scan(
 
     target = load_target(request.target, data=data, config=request.target_config)
     try:
-        target_desc = {"spec": target.spec, "capabilities": target.capabilities.to_dict(),
-                       "n_classes": target.n_classes}
         data_desc = data.describe() if data is not None else {"spec": ""}
         from ..findings import finding_id
         from ..triage.engine import apply as triage
@@ -176,6 +174,8 @@ def run_scan(
             progress.finish(_outcome_text(finding))
     finally:
         target.close()
+    # Described after the checks: a remote target reveals what it returns only when it answers.
+    target_desc = {"spec": target.spec, "capabilities": target.capabilities.to_dict(), "n_classes": target.n_classes}
     return _finish(findings, context, context_dict, target_desc, data_desc, started_at, out, formats, log)
 
 

@@ -241,6 +241,24 @@ class Target(abc.ABC):
         out = self.predict(x)
         return out.argmax(axis=1) if out.ndim == 2 else out.astype(int)
 
+    def predict_raw(self, x: Any) -> Any:
+        """Hand ``x`` to the model exactly as given and return whatever it answers.
+
+        No shape, dtype or output checks and no chunking: input fuzzing sends malformed
+        inputs through here on purpose (every other query goes through :meth:`predict`).
+        The call is charged before the model sees it, as ``len(x)`` rows and at least one
+        (an empty batch or a scalar still reaches the model), whether or not it answers.
+        """
+        rows = raw_rows(x)
+        self.ledger.reserve(rows)
+        self.ledger.record(rows)
+        return self._predict_raw(x)
+
+    def _predict_raw(self, x: Any) -> Any:
+        """The model's own answer to an unchecked ``x``; adapters whose ``_predict`` converts
+        or checks what the model answers override this to skip those steps."""
+        return self._predict(x)
+
     def logits(self, x: Any) -> Any:
         """Differentiable logits for a torch tensor batch (white-box targets only); counted."""
         if not self.capabilities.gradients:
@@ -260,6 +278,11 @@ class Target(abc.ABC):
     def close(self) -> None:
         """Release sessions or connections."""
 
+    def needs_discovery(self) -> bool:
+        """True while the target's capabilities are only known after a first answer
+        (a remote API that may return probabilities or labels)."""
+        return False
+
     # -- helpers -------------------------------------------------------------------
     def _validate(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -274,6 +297,14 @@ class Target(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} {self.capabilities}>"
+
+
+def raw_rows(x: Any) -> int:
+    """Rows an unchecked input is charged as: its length, at least 1 (scalars count 1)."""
+    try:
+        return max(1, len(x))
+    except TypeError:  # a 0-d array or a plain scalar has no length
+        return 1
 
 
 class LabelOnlyTarget(Target):

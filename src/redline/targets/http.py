@@ -38,6 +38,17 @@ class _MalformedAnswer(Exception):
     """The endpoint answered 2xx with a body that does not follow the protocol."""
 
 
+@dataclasses.dataclass(frozen=True)
+class RawAnswer:
+    """What one unchecked request got back (see :meth:`HttpTarget.send_raw`)."""
+
+    status: int | None = None  # the HTTP status; None when no answer came
+    body: bytes = b""  # the start of the answer body
+    error: str = ""  # why no answer came, in one line
+    timed_out: bool = False  # no answer within the timeout
+    refused_upload: bool = False  # the server closed the connection while the request was still being sent
+
+
 class TokenBucket:
     """Allows at most ``rate`` acquisitions per second, one at a time (no bursts)."""
 
@@ -99,6 +110,9 @@ class HttpTarget(Target):
         )
 
     # -- queries -----------------------------------------------------------------------
+    def needs_discovery(self) -> bool:
+        return not self._outputs_known or self.n_classes is None
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
         body = json.dumps(self._request_body(x)).encode("utf-8")
         attempts = 1 + self.config.retries
@@ -125,9 +139,7 @@ class HttpTarget(Target):
             return response.read()
 
     def _request_body(self, x: np.ndarray) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(json.dumps(dict(self.config.request_fields)))  # a deep copy
-        _set_path(body, self.config.inputs_key, x.tolist())
-        return body
+        return self.request_object(x.tolist())
 
     def _parse(self, raw: bytes, rows: int) -> np.ndarray:
         try:
@@ -162,6 +174,74 @@ class HttpTarget(Target):
         raise _MalformedAnswer(
             f"neither {self.config.probabilities_key!r} nor {self.config.labels_key!r} in the answer"
         )
+
+
+    # -- unchecked requests (input fuzzing) ----------------------------------------------
+    def request_object(self, inputs: Any) -> dict[str, Any]:
+        """The JSON request object carrying ``inputs`` (any JSON value) at the configured key."""
+        body: dict[str, Any] = json.loads(json.dumps(dict(self.config.request_fields)))  # a deep copy
+        _set_path(body, self.config.inputs_key, inputs)
+        return body
+
+    def find_prediction(self, answer: Any) -> tuple[str, Any] | None:
+        """``(outputs kind, value)`` of the prediction in a decoded JSON answer, looked up
+        under the configured keys, or None when the answer holds none."""
+        for kind, key in (("probabilities", self.config.probabilities_key), ("labels", self.config.labels_key)):
+            found, value = _get_path(answer, key)
+            if found:
+                return kind, value
+        return None
+
+    def send_raw(
+        self,
+        body: bytes,
+        *,
+        rows: int = 1,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        max_answer: int = 1 << 20,
+    ) -> RawAnswer:
+        """POST ``body`` exactly as given: one attempt, no retries, nothing checked either way.
+
+        Input fuzzing sends malformed requests through here on purpose; queries go through
+        :meth:`predict`. The request is charged to the ledger as ``rows`` (at least 1)
+        before it is sent, answered or not, because the server received it. Headers, auth
+        and the rate limit come from the config; ``timeout`` (default: the config's) bounds
+        each network operation; at most ``max_answer`` bytes of the answer are read.
+        """
+        charged = max(1, int(rows))
+        self.ledger.reserve(charged)
+        if self._bucket is not None:
+            self._bucket.acquire()
+        self.ledger.record(charged)
+        headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = content_type
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        wait = self.config.timeout if timeout is None else timeout
+        try:
+            with urllib.request.urlopen(request, timeout=wait) as response:
+                return RawAnswer(status=response.status, body=response.read(max_answer))
+        except urllib.error.HTTPError as exc:
+            try:
+                data = exc.read(max_answer)
+            except (OSError, http.client.HTTPException):  # the status is the answer; its body is a courtesy
+                data = b""
+            return RawAnswer(status=exc.code, body=data)
+        except urllib.error.URLError as exc:
+            # urllib wraps what fails while the request is sent; what fails later comes bare.
+            reason = exc.reason
+            if isinstance(reason, TimeoutError):
+                return RawAnswer(error=f"no answer within {wait:g} s", timed_out=True)
+            refused = isinstance(reason, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError))
+            return RawAnswer(error=_one_line(_describe(reason)), refused_upload=refused)
+        except TimeoutError:
+            return RawAnswer(error=f"no answer within {wait:g} s", timed_out=True)
+        except (OSError, http.client.HTTPException) as exc:
+            return RawAnswer(error=_one_line(_describe(exc)))
+
+
+def _describe(reason: Any) -> str:
+    return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
 
 
 def _get_path(data: Any, path: str) -> tuple[bool, Any]:
