@@ -11,6 +11,7 @@ from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 CHECK_MODULES = (
     "redline.checks.fm01_pgd",
     "redline.checks.fm05_equation_solving",
+    "redline.checks.fm11_fuzz",
 )
 
 __all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]

@@ -9,7 +9,8 @@ read from its first answer unless the config says so.
 
 Only answered requests (2xx with a well-formed body) are charged to the query ledger:
 each request carries one chunk of at most ``max_batch`` rows, and ``Target.predict``
-records a chunk only after its request succeeded.
+records a chunk only after its request succeeded. ``send_raw``, the unchecked path that
+input fuzzing uses, charges every request it sends, answered or not.
 """
 
 from __future__ import annotations

@@ -97,6 +97,14 @@ class OnnxTarget(Target):
             return check_labels(raw, len(x), self.n_classes, self.spec)
         return check_probabilities(self._to_probabilities(raw), len(x), self.n_classes, self.spec)
 
+    def _predict_raw(self, x: Any) -> Any:
+        # onnxruntime takes only numeric tensors; its own shape and type checks (raised as
+        # TargetError by ``_run``) are the model's validation. The raw output is unchecked.
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TargetError(f"{self.spec}: an ONNX graph takes numeric tensors, not {arr.dtype} arrays")
+        return self._run(arr)
+
     def _torch_logits(self, x: Any) -> Any:
         import torch
 

@@ -105,6 +105,15 @@ class SklearnTarget(Target):
         predicted = np.asarray(self.estimator.predict(flat))
         return check_labels(self._columns[np.searchsorted(self._classes, predicted)], len(x), self.n_classes, self.spec)
 
+    def _predict_raw(self, x: Any) -> Any:
+        # Flattened as ``_predict`` feeds the estimator, but unchecked both ways, so the
+        # estimator's own input validation is what gets tested.
+        if isinstance(x, np.ndarray) and x.ndim > 2:
+            x = x.reshape(len(x), -1)
+        if self.capabilities.outputs == "probabilities":
+            return self.estimator.predict_proba(x)
+        return self.estimator.predict(x)
+
     def _torch_logits(self, x: Any) -> Any:
         mirror = self._mirror if self._mirror is not None else self._build_mirror()
         return mirror(x.reshape(x.shape[0], -1))

@@ -58,6 +58,18 @@ class TorchTarget(Target):
         out = check_probabilities(out.detach().to(torch.float64).numpy(), len(x), self.n_classes, self.spec)
         return softmax(out) if self.output_kind == "logits" else out
 
+    def _predict_raw(self, x: object) -> object:
+        # A module takes only numeric tensors, so anything else is refused here as the
+        # conversion would refuse it; numbers reach the module unchecked, outputs unchecked.
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TargetError(f"{self.spec}: a torch module takes numeric tensors, not {arr.dtype} arrays")
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(np.array(arr, dtype=np.float32)))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.detach().numpy() if isinstance(out, torch.Tensor) else out
+
     def _torch_logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self._forward(x.to(torch.float32))
         if self.output_kind == "probabilities":
