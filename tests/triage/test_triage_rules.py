@@ -79,3 +79,16 @@ def test_defects_raise_at_load_time(edit, message):
 def test_packaged_rules_compile_identically():
     book = parse_rules(raw_rules())
     assert tuple(book.modes) == tuple(load_rules().modes)
+
+
+def test_fuzzing_findings_are_explained_as_fuzzing_not_as_dependencies():
+    from redline.severity import Severity
+    from redline.triage import rate_evidence
+
+    base = {"crashes": 0, "hangs": 0, "server_errors": 0, "bad_answers": 0, "accepted_invalid": 0}
+    severity, why = rate_evidence("FM11", {**base, "hangs": 1, "max_cvss": 7.5})
+    assert severity is Severity.IMPORTANT and "hung" in why and "dependency" not in why
+    severity, why = rate_evidence("FM11", {**base, "server_errors": 2, "max_cvss": 6.5})
+    assert severity is Severity.MODERATE and "server errors" in why
+    severity, why = rate_evidence("FM11", {**base, "accepted_invalid": 3, "max_cvss": 3.7})
+    assert severity is Severity.LOW and "invalid inputs" in why

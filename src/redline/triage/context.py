@@ -17,8 +17,9 @@ Two input shapes are accepted and may be mixed:
 - flat keys, exactly the field names (``outputs: labels``, ``internet_exposed: false``);
 - the nested sections of a ``system.yaml`` description (``serving.returns``,
   ``serving.exposure``, ``serving.authentication``, ``serving.rate_limit``,
-  ``data.sensitivity``, ``training.sources`` / ``training.influence``, ``model.source``,
-  ``decisions.safety_critical``).
+  ``data.sensitivity``, ``training.sources`` / ``training.influence`` (when both are
+  given the less trusted wins), ``model.source``, ``decisions.safety_critical``).
+  ``redline.threatmodel`` ships the JSON Schema of the full description.
 
 Unknown keys are ignored so that richer system descriptions load unchanged; a known key
 with a wrong value is a one-line :class:`~redline.errors.UsageError`.
@@ -32,7 +33,7 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["FACTS", "DeploymentContext", "load_context"]
+__all__ = ["FACTS", "DeploymentContext", "load_context", "source_influence"]
 
 OUTPUTS = ("labels", "top_k", "probabilities", "rounded_probabilities")
 SENSITIVITY = ("public", "internal", "personal", "health", "financial")
@@ -56,10 +57,13 @@ FACTS: dict[str, tuple[str, ...] | type[bool]] = {
 _EXPOSURE = {
     "internet": True, "public": True, "external": True,
     "internal": False, "private": False, "intranet": False, "vpn": False, "local": False, "offline": False,
+    # No query interface at all: the model runs inside a device or a batch job.
+    "embedded": False, "none": False,
 }
 _TRAINING_SOURCES = {
     "none": "none", "frozen": "none",
     "internal": "internal", "in_house": "internal", "curated": "internal", "synthetic": "internal",
+    "simulation": "internal",
     "proprietary": "internal", "employees": "internal",
     "partners": "partners", "partner_data": "partners", "vendor": "partners", "third_party": "partners",
     "purchased": "partners", "customers": "partners",
@@ -163,6 +167,11 @@ def load_context(value: Any) -> DeploymentContext | None:
     )
 
 
+def source_influence(source: str) -> str:
+    """Who can influence training data of this kind (``user_feedback`` -> ``users``)."""
+    return _lookup("training.sources", source, _TRAINING_SOURCES)
+
+
 # -- parsing helpers ---------------------------------------------------------------------------
 
 def _read_nested(data: Mapping[str, Any], facts: dict[str, Any]) -> None:
@@ -179,10 +188,15 @@ def _read_nested(data: Mapping[str, Any], facts: dict[str, Any]) -> None:
     if "sensitivity" in data_section:
         _put(facts, "data_sensitivity", _parse_value("data.sensitivity", data_section["sensitivity"], SENSITIVITY))
     training = _section(data, "training")
+    levels = []
     if "influence" in training:
-        _put(facts, "training_influence", _parse_value("training.influence", training["influence"], INFLUENCE))
+        levels.append(_parse_value("training.influence", training["influence"], INFLUENCE))
     if "sources" in training:
-        _put(facts, "training_influence", _training_sources(training["sources"]))
+        levels.append(_training_sources(training["sources"]))
+    if levels:
+        # A system description may state both who can influence the data and where it
+        # comes from; the least trusted of the two decides, as among the sources.
+        _put(facts, "training_influence", max(levels, key=INFLUENCE.index))
     model = _section(data, "model")
     if "source" in model:
         _put(facts, "model_source", _lookup("model.source", model["source"], _MODEL_SOURCES))

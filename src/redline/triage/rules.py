@@ -51,6 +51,9 @@ METRICS: dict[str, str] = {
     "flagged_classes": "list", "anomaly_index": "number", "precision": "number", "recall": "number",
     # vulnerable dependencies (FM11): the highest CVSS base score among the advisories found
     "max_cvss": "number",
+    # input fuzzing (FM11.fuzz): failing cases by outcome
+    "crashes": "number", "hangs": "number", "server_errors": "number", "bad_answers": "number",
+    "accepted_invalid": "number",
 }
 # Finding fields conditions may read (a metric of the same name takes precedence).
 FINDING_FIELDS: dict[str, str] = {"queries": "number", "evaluation_queries": "number"}
