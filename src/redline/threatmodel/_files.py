@@ -1,0 +1,108 @@
+"""Reading the YAML documents users write, and checking them against the shipped schemas.
+
+Both turn every problem into a one-line :class:`~redline.errors.UsageError` that names the
+file and, for schema problems, the place inside it (``serving.returns``), because these
+files are hand-written and the user needs to find the typo.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UsageError
+
+__all__ = ["load_schema", "read_yaml_mapping", "schema_errors", "validate"]
+
+_KINDS = {"redline.system/1": "a system description", "redline.incident/1": "an incident report"}
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in this package (``system``, ``incident`` or ``threat-model``)."""
+    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; ``what`` names the document in messages."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {path} is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise UsageError(f"{what} {path} is not valid YAML{where}{detail}") from None
+    if not isinstance(data, dict):
+        shape = "empty" if data is None else f"a {type(data).__name__}"
+        raise UsageError(f"{what} {path} must hold a mapping of keys at the top level, but it is {shape}")
+    return data
+
+
+def schema_errors(document: Any, schema_name: str) -> list[str]:
+    """Every schema violation of ``document`` as ``place: message``, most specific first."""
+    import jsonschema  # only needed when a document is checked
+
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    errors = sorted(
+        validator.iter_errors(document), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
+    return [f"{_place(e.absolute_path)}: {_message(e)}" for e in errors]
+
+
+def validate(document: Any, schema_name: str, where: str) -> None:
+    """Raise a one-line UsageError for the first schema violation of ``document``."""
+    expected = load_schema(schema_name)["properties"]["schema"]["const"]
+    marker = document.get("schema") if isinstance(document, Mapping) else None
+    if isinstance(marker, str) and marker != expected and marker in _KINDS:
+        # The commonest mix-up: handing one command the other command's file.
+        raise UsageError(f"{where} is {_KINDS[marker]} ({marker}), not {_KINDS.get(expected, expected)}")
+    problems = schema_errors(document, schema_name)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise UsageError(f"{where} is invalid at {problems[0]}{more}")
+
+
+def _place(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the top level"
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, shortened for the common cases users hit."""
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
+        extra = [k for k in extra if not str(k).startswith("x-")]
+        if extra:
+            return f"unknown key {', '.join(map(repr, extra))} (known: {', '.join(allowed)})"
+    if error.validator == "enum":
+        return f"{_show(error.instance)} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return error.message
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

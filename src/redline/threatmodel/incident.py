@@ -1,0 +1,83 @@
+"""A reported incident (``incident.yaml``): loaded and validated against ``incident.schema.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..triage.rules import METRICS
+from ._files import read_yaml_mapping, validate
+from .system import SystemDescription
+
+__all__ = ["TEXT_FIELDS", "Incident", "load_incident"]
+
+# The free-text fields, in the order they are searched and reported.
+TEXT_FIELDS = ("title", "what_happened", "attacker_capability", "exposed", "how_found")
+
+
+@dataclasses.dataclass(frozen=True)
+class Incident:
+    raw: Mapping[str, Any]
+    system: SystemDescription | None
+    path: Path | None = None
+
+    @property
+    def title(self) -> str:
+        return str(self.raw["title"])
+
+    @property
+    def texts(self) -> dict[str, str]:
+        """The free-text fields that are present, by name."""
+        return {name: str(self.raw[name]) for name in TEXT_FIELDS if self.raw.get(name)}
+
+    @property
+    def facts(self) -> Mapping[str, Any]:
+        return self.raw.get("facts") or {}
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self.raw.get("metrics") or {}
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str | Path | None = None) -> Incident:
+        where = f"incident {path}" if path is not None else "the incident"
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{where} must be a mapping of keys, not {type(data).__name__}")
+        data = dict(data)
+        validate(data, "incident", where)
+        unknown = sorted(set(data.get("metrics") or {}) - set(METRICS))
+        if unknown:
+            raise UsageError(
+                f"{where} is invalid at metrics: unknown metric {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(METRICS)})"
+            )
+        return cls(data, _system(data.get("system"), path), Path(path) if path is not None else None)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Incident:
+        return cls.from_dict(read_yaml_mapping(path, "incident"), path)
+
+
+def load_incident(value: Any) -> Incident:
+    """Accept an Incident, a mapping, or the path of an incident YAML file."""
+    if isinstance(value, Incident):
+        return value
+    if isinstance(value, Mapping):
+        return Incident.from_dict(value)
+    if isinstance(value, (str, Path)):
+        return Incident.from_yaml(value)
+    raise UsageError(f"an incident is a YAML path or a mapping, not {type(value).__name__}")
+
+
+def _system(value: Any, incident_path: str | Path | None) -> SystemDescription | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return SystemDescription.from_dict(value)
+    path = Path(value)
+    if not path.is_absolute() and incident_path is not None:
+        path = Path(incident_path).parent / path  # relative to the incident file, like an include
+    return SystemDescription.from_yaml(path)
