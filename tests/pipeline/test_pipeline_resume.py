@@ -68,7 +68,13 @@ def _events(out):
     path = out / "events.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:  # the scan may be writing this line right now
+            pass
+    return events
 
 
 @pytest.mark.timeout(120)
