@@ -13,10 +13,16 @@ True
 
 from __future__ import annotations
 
-from .assess import ModeAssessment, ThreatModel, build_threat_model, rate_mode
-from .incident import Incident, load_incident
-from .system import SystemDescription, load_system
-from .triage import IncidentTriage, triage_incident
+from typing import Any
+
+# Loaded on first use: `redline --help` imports the commands module of this package and
+# must not pay for the assessment machinery.
+_EXPORTS = {
+    "ModeAssessment": "assess", "ThreatModel": "assess", "build_threat_model": "assess", "rate_mode": "assess",
+    "Incident": "incident", "load_incident": "incident",
+    "SystemDescription": "system", "load_system": "system",
+    "IncidentTriage": "triage", "triage_incident": "triage",
+}
 
 __all__ = [
     "Incident",
@@ -30,3 +36,11 @@ __all__ = [
     "rate_mode",
     "triage_incident",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'redline.threatmodel' has no attribute {name!r}")
