@@ -1,0 +1,49 @@
+"""Deterministic splits of one labelled array into the train / test / pool roles."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError
+
+ROLES = ("train", "test", "pool")
+
+
+def split_fractions(test: float, pool: float) -> tuple[float, float, float]:
+    """(train, test, pool) fractions from the test and pool shares; DataError if they do not fit."""
+    for name, value in (("test", test), ("pool", pool)):
+        if not 0.0 <= value < 1.0:
+            raise DataError(f"{name} fraction must lie in [0, 1), got {value}")
+    train = 1.0 - test - pool
+    if train <= 0.0:
+        raise DataError(f"test ({test}) and pool ({pool}) fractions leave no rows for training")
+    return train, test, pool
+
+
+def split_indices(
+    y: np.ndarray, fractions: Sequence[float], seed: int, *, stratify: bool = True
+) -> list[np.ndarray]:
+    """Row indices for each share in ``fractions`` (which sum to 1), disjoint and covering all rows.
+
+    Part sizes are ``fractions * len(y)`` rounded, so they add up exactly. With ``stratify``
+    every class is split in the same proportions (to within one row), so a small role still
+    sees every class: each row gets its quantile within its class (after a shuffle), rows are
+    ordered by that quantile, and the parts are cut from that order. The same ``y``,
+    fractions and seed give the same split.
+    """
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.ndim != 1 or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+        raise DataError(f"split fractions must be non-negative and sum to 1, got {fractions.tolist()}")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    n = len(y)
+    quantile = np.empty(n)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(n)]
+    for members in groups:
+        quantile[rng.permutation(members)] = (np.arange(len(members)) + 0.5) / len(members)
+    order = np.lexsort((rng.random(n), quantile))  # random tie-break between classes
+    cuts = np.floor(np.cumsum(fractions) * n + 0.5).astype(int)
+    parts = np.split(order, np.minimum(cuts[:-1], n))
+    # Shuffle within each role so the classes interleave instead of following the quantiles.
+    return [rng.permutation(part) for part in parts]
