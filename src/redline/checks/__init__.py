@@ -10,6 +10,10 @@ from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 # One module per check (or per family); each defines one or more Check subclasses.
 CHECK_MODULES = (
     "redline.checks.fm01_pgd",
+    "redline.checks.fm02_availability",
+    "redline.checks.fm02_feedback_loop",
+    "redline.checks.fm02_label_flip",
+    "redline.checks.fm02_regression",
     "redline.checks.fm05_equation_solving",
     "redline.checks.fm11_fuzz",
 )

@@ -203,6 +203,10 @@ def _from_object(
             if n_features is None:
                 raise UsageError(f"{spec}: cannot tell how many features the estimator takes; give data or input.shape")
             input_spec = InputSpec(shape=(int(n_features),), dtype="float64")
+        from .regression import SklearnRegressorTarget, is_regressor
+
+        if is_regressor(obj):
+            return SklearnRegressorTarget(obj, input_spec=input_spec, spec=spec)
         target = SklearnTarget(obj, input_spec=input_spec, n_classes=n_classes, spec=spec)
         return target if n_classes else _widen_to(target, n_classes_hint)
     if callable(obj):

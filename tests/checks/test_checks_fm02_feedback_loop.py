@@ -1,0 +1,47 @@
+"""FM02.feedback_loop: a retraining loop on users' data lets 10% of users flip chosen inputs
+of a plain logistic regression; a loss-sanitised pipeline resists at that share."""
+import pytest
+
+from redline.checks.base import CheckContext
+from redline.checks.fm02_feedback_loop import FeedbackLoopPoisoning
+from redline.data import load_data
+from redline.findings import Status
+from redline.targets import load_target
+
+pytest.importorskip("sklearn")
+from sklearn.linear_model import LogisticRegression
+
+from redline.util.robust_learners import SanitizedClassifier
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("builtin:breast_cancer")
+
+
+def _target(estimator, data):
+    return load_target(estimator.fit(data.x_train, data.y_train), data=data)
+
+
+def test_flags_a_plain_logistic_regression(data, tmp_path):
+    target = _target(LogisticRegression(max_iter=1000), data)
+    finding = FeedbackLoopPoisoning(fractions=(0.02, 0.1))(target, data, seed=0, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE, finding.reason
+    m = finding.metrics
+    assert m["target_success_rate"] >= 0.5 and 1 <= m["rounds_to_flip"] <= 10
+    assert 0 < m["poison_rate"] < 0.1 and m["attacker_fraction"] == 0.1
+    assert finding.evidence["curve"]["attacker_fraction"] == [0.02, 0.1]
+    assert finding.queries == 12  # the candidate inputs the attacker looked at
+
+
+def test_a_loss_sanitised_pipeline_resists(data):
+    sanitised = SanitizedClassifier(LogisticRegression(max_iter=1000), method="loss", drop_fraction=0.1)
+    finding = FeedbackLoopPoisoning(fractions=(0.1,))(_target(sanitised, data), data, seed=0)
+    assert finding.status is Status.NOT_VULNERABLE, finding.metrics
+    assert finding.metrics["rounds_to_flip"] is None
+
+
+def test_bad_parameters_end_as_errors(data):
+    target = _target(LogisticRegression(max_iter=1000), data)
+    assert FeedbackLoopPoisoning(rounds=0)(target, data).status is Status.ERROR
+    assert FeedbackLoopPoisoning(fractions=(1.5,))(target, data).status is Status.ERROR
