@@ -14,6 +14,9 @@ CHECK_MODULES = (
     "redline.checks.fm02_feedback_loop",
     "redline.checks.fm02_label_flip",
     "redline.checks.fm02_regression",
+    "redline.checks.fm04_membership",
+    "redline.checks.fm04_lira",
+    "redline.checks.fm04_rmia",
     "redline.checks.fm05_equation_solving",
     "redline.checks.fm11_fuzz",
 )

@@ -1,0 +1,242 @@
+"""What the FM04 membership-inference checks share: picking the evaluated records within
+the budget, turning probabilities into per-record statistics, and judging the scores.
+
+Auditor's setting: ``x_train`` rows are members, ``x_test`` rows non-members, and ``x_pool``
+is population data for calibration and reference models. The evaluated records are a
+random sample of members and non-members; every attack answers with one membership score
+per record, and the ROC over those scores gives the metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ..checks.base import CheckContext, NotApplicable, Outcome
+from . import roc
+from .evidence import save_arrays, try_plot
+
+#: Fewer evaluated records per side than this give metrics too coarse to judge.
+MIN_RECORDS = 20
+SCORES = ("loss", "confidence", "entropy", "logit")
+_EPS = 1e-12
+
+
+@dataclasses.dataclass
+class Records:
+    """The evaluated records: members first, then non-members."""
+
+    x: np.ndarray
+    y: np.ndarray
+    is_member: np.ndarray
+
+    @property
+    def n_members(self) -> int:
+        return int(self.is_member.sum())
+
+    @property
+    def n_nonmembers(self) -> int:
+        return int(len(self.is_member) - self.is_member.sum())
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def select_records(
+    data: Any, max_per_side: int, budget: int, rng: np.random.Generator, queries_per_record: int = 1, reserved: int = 0
+) -> Records:
+    """Members (from ``x_train``) and non-members (from ``x_test``), at most ``max_per_side``
+    of each, shrunk in proportion so that ``queries_per_record`` queries per record plus
+    ``reserved`` other queries fit in ``budget``."""
+    if int(max_per_side) < MIN_RECORDS:
+        raise ValueError(f"max_records must be at least {MIN_RECORDS}")
+    n_in = min(len(data.x_train), int(max_per_side))
+    n_out = min(len(data.x_test), int(max_per_side))
+    affordable = max(0, budget - reserved) // max(1, queries_per_record)
+    if n_in + n_out > affordable:
+        share = affordable / (n_in + n_out)
+        n_in, n_out = int(n_in * share), int(n_out * share)
+    if min(n_in, n_out) < MIN_RECORDS:
+        need = 2 * MIN_RECORDS * queries_per_record + reserved
+        raise NotApplicable(
+            f"the budget of {budget} queries evaluates too few records (needs at least {need} for "
+            f"{MIN_RECORDS} members and {MIN_RECORDS} non-members), or the data set has too few train/test rows"
+        )
+    members = rng.choice(len(data.x_train), size=n_in, replace=False)
+    nonmembers = rng.choice(len(data.x_test), size=n_out, replace=False)
+    x = np.concatenate([data.x_train[members], data.x_test[nonmembers]])
+    y = np.concatenate([data.y_train[members], data.y_test[nonmembers]]).astype(np.int64)
+    return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)])
+
+
+def require_pool(data: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
+    """The population data (``x_pool``), or NotApplicable naming what needed it."""
+    if data.x_pool is None or len(data.x_pool) < 2 * MIN_RECORDS:
+        raise NotApplicable(f"{why} needs population data (x_pool with at least {2 * MIN_RECORDS} rows)")
+    return data.x_pool, np.asarray(data.y_pool).astype(np.int64)
+
+
+def check_probabilities(probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """The target's answers as float64 probabilities (n, k); a clear error otherwise."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != n_classes:
+        raise NotApplicable(f"the target answered shape {probs.shape}, not probabilities over {n_classes} classes")
+    return probs
+
+
+def true_class_probability(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """p_y for every row; works on (n, k) or stacked (models, n, k) probabilities."""
+    return np.take_along_axis(probs, _label_index(probs, y), axis=-1)[..., 0]
+
+
+def _label_index(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(np.asarray(y, dtype=np.int64).reshape(-1, 1), probs.shape[:-1] + (1,))
+
+
+def logit_confidence(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """log(p_y / (1 - p_y)), computed as log p_y - log(sum of the other classes) so that
+    confidences rounded to 1.0 stay finite (Carlini et al. 2022)."""
+    p_true = true_class_probability(probs, y)
+    p_rest = probs.sum(axis=-1) - p_true
+    return np.log(p_true + _EPS) - np.log(np.clip(p_rest, 0.0, None) + _EPS)
+
+
+def statistic(probs: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    """A per-record statistic that is higher for members.
+
+    ``loss``: minus the cross-entropy (Yeom et al. 2018); ``confidence``: p_y; ``entropy``:
+    minus the modified entropy of Song and Mittal (2021), which also uses the label;
+    ``logit``: the logit-scaled confidence.
+    """
+    if kind == "loss":
+        return np.log(true_class_probability(probs, y) + _EPS)
+    if kind == "confidence":
+        return true_class_probability(probs, y)
+    if kind == "logit":
+        return logit_confidence(probs, y)
+    if kind == "entropy":
+        p = np.clip(probs, _EPS, 1 - _EPS)
+        p_true = true_class_probability(p, y)
+        onehot = np.zeros_like(p, dtype=bool)
+        np.put_along_axis(onehot, _label_index(p, y), True, axis=-1)
+        others = np.where(onehot, 0.0, p * np.log(1 - p)).sum(axis=-1)
+        return (1 - p_true) * np.log(p_true) + others  # = -modified entropy
+    raise ValueError(f"score must be one of {', '.join(SCORES)}, not {kind!r}")
+
+
+def judge(
+    check_id: str,
+    ctx: CheckContext,
+    scores: np.ndarray,
+    records: Records,
+    *,
+    fpr: float,
+    min_tpr: float,
+    attack: str,
+    extra_metrics: dict[str, Any] | None = None,
+    notes: str = "",
+) -> Outcome:
+    """Metrics, ROC evidence and the verdict for one attack's membership scores.
+
+    Vulnerable when the attack's true-positive rate at false-positive rate ``fpr`` reaches
+    ``min_tpr``.
+    """
+    if not 0 < fpr < 1:
+        raise ValueError("fpr must be in (0, 1)")
+    if not fpr < min_tpr <= 1:
+        raise ValueError("min_tpr must exceed fpr (the rate a guessing attacker reaches) and be at most 1")
+    curve_fpr, curve_tpr = roc.roc_curve(scores, records.is_member)
+    metrics: dict[str, Any] = roc.membership_metrics(scores, records.is_member)
+    reached = roc.tpr_at_fpr(curve_fpr, curve_tpr, fpr)
+    metrics[f"tpr_at_fpr_{fpr:g}"] = reached
+    metrics.update({"members": records.n_members, "nonmembers": records.n_nonmembers})
+    metrics.update(extra_metrics or {})
+
+    evidence: dict[str, Any] = {}
+    plot_fpr, plot_tpr = roc.thin_curve(curve_fpr, curve_tpr)
+    evidence["roc"] = {"fpr": plot_fpr.tolist(), "tpr": plot_tpr.tolist()}
+    arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=np.asarray(scores), is_member=records.is_member, y=records.y)
+    if arrays:
+        evidence["examples"] = arrays
+    from ..report import plots
+
+    plot = try_plot(ctx, f"{check_id}-roc.png", plots.roc_plot, {attack: (plot_fpr, plot_tpr)},
+                    title=f"{check_id}: membership ROC (log-log)")
+    if plot:
+        evidence["plots"] = [plot]
+
+    vulnerable = reached >= min_tpr
+    floor = 1.0 / records.n_nonmembers
+    summary = (
+        f"{attack} identified {reached:.1%} of {records.n_members} training members at a {fpr:.1%} "
+        f"false-positive rate (chance: {fpr:.1%}; AUC {metrics['auc']:.3f}, advantage {metrics['advantage']:.2f}), "
+        f"against {records.n_nonmembers} non-members."
+    )
+    if floor > fpr:
+        summary += f" With {records.n_nonmembers} non-members the smallest measurable false-positive rate is {floor:.2%}."
+    if notes:
+        summary += " " + notes
+    return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+
+
+@dataclasses.dataclass
+class ReferenceOutputs:
+    """Reference models' probabilities on the evaluated records (and optional extra rows),
+    with which of those rows each model trained on."""
+
+    probs: np.ndarray  # (models, records, classes)
+    in_mask: np.ndarray  # (models, records) bool
+    source: str
+    models: Any  # the ReferenceModels, to answer on other rows (e.g. augmented views)
+    extra_probs: np.ndarray | None = None  # (models, extra rows, classes)
+    extra_in_mask: np.ndarray | None = None
+
+
+def reference_outputs(
+    target: Any,
+    data: Any,
+    records: Records,
+    *,
+    online: bool,
+    n_models: int,
+    source: str,
+    rng: np.random.Generator,
+    extra_pool_rows: np.ndarray | None = None,
+) -> ReferenceOutputs:
+    """Train reference models and collect their answers, in the auditor's setting.
+
+    Online: the models train on random subsets of the evaluated records themselves (members
+    and non-members alike), in complementary pairs, so each record is in the training set
+    of some models and out of others. Offline: they train on random subsets of the pool
+    only, so every evaluated record is out. Each training set has the target's training-set
+    size, capped at half the rows drawn from. ``extra_pool_rows`` (indices into ``x_pool``)
+    are extra rows to answer on, e.g. RMIA's population samples.
+    """
+    from .reference_models import offline_plan, online_plan, train_reference_models
+
+    size = len(data.x_train)
+    seed = int(rng.integers(2**31))
+    if online:
+        if n_models < 2:
+            raise ValueError("online reference models come in pairs: n_reference must be at least 2")
+        universe_x, universe_y = records.x, records.y
+        plan = online_plan(len(records), n_models, size, rng)
+    else:
+        universe_x, universe_y = require_pool(data, "offline reference models")
+        plan = offline_plan(len(universe_x), n_models, min(size, len(universe_x) // 2), rng)
+    models = train_reference_models(
+        target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=source
+    )
+    if online:
+        in_mask, probs = plan, models.predict_proba(records.x)
+    else:
+        in_mask, probs = np.zeros((n_models, len(records)), dtype=bool), models.predict_proba(records.x)
+    out = ReferenceOutputs(probs, in_mask, models.source, models)
+    if extra_pool_rows is not None:
+        pool_x = require_pool(data, "population samples")[0]
+        out.extra_probs = models.predict_proba(pool_x[extra_pool_rows])
+        out.extra_in_mask = (
+            np.zeros((n_models, len(extra_pool_rows)), dtype=bool) if online else plan[:, extra_pool_rows]
+        )
+    return out

@@ -1,0 +1,158 @@
+"""FM04 membership checks on their controls.
+
+LiRA and RMIA (per-record calibration) must flag the zoo's digits_mlp_overfit and pass its
+DP-trained twin. The population-level attacks (threshold, shadow, label-only) do not reach
+5% TPR at 1% FPR on digits_mlp_overfit, which generalises well (about 96% test accuracy),
+so their positive control is a model that memorises its training rows outright; they must
+still pass the DP twin.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+from redline_testkit import ArrayTarget
+
+from redline import zoo
+from redline.checks.base import CheckContext
+from redline.checks.fm04_lira import LikelihoodRatioAttack
+from redline.checks.fm04_membership import (
+    LabelOnlyAttack,
+    ShadowModelAttack,
+    ThresholdAttack,
+)
+from redline.checks.fm04_rmia import RelativeMembershipInference
+from redline.data.base import Dataset
+from redline.findings import Status
+from redline.targets.base import LabelOnlyTarget
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Small models train faster on one thread, and far faster when other tests share the cores.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return zoo.load_data_for("digits_mlp_overfit")
+
+
+@pytest.fixture(scope="module")
+def overfit():
+    return zoo.load_target("digits_mlp_overfit")
+
+
+@pytest.fixture(scope="module")
+def regularized():
+    return zoo.load_target("digits_mlp_regularized")
+
+
+class Memoriser(ArrayTarget):
+    """Answers a training row's label with near certainty within ``radius`` of it; anywhere
+    else, a weak answer that changes erratically from point to point (a high-frequency
+    random function). An extreme memorising model: perfect on its training rows, robust
+    around them, near chance elsewhere."""
+
+    def __init__(self, x_train, y_train, radius, n_classes=3, outputs="probabilities", seed=0):
+        d = int(np.prod(x_train.shape[1:]))
+        super().__init__(np.random.default_rng(seed).normal(size=(d, n_classes)), np.zeros(n_classes),
+                         outputs=outputs, spec="test:memoriser")
+        self.x_train, self.y_train, self.radius = x_train.reshape(len(x_train), -1), y_train, radius
+        # Its own training recipe, so reference and shadow models can be memorisers too.
+        self.capabilities = dataclasses.replace(self.capabilities, trainable=True)
+        self.trainer = lambda xs, ys, s: Memoriser(xs, ys, radius, n_classes, outputs, seed)
+
+    def _predict(self, x):
+        self.answered += len(x)
+        flat = x.reshape(len(x), -1)
+        z = np.sin(20.0 * flat @ self.weights)  # erratic, in [-1, 1]: confidences stay modest
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        dist = ((flat[:, None, :] - self.x_train[None]) ** 2).sum(-1)
+        near = dist.min(1) <= self.radius**2
+        remembered = np.full_like(p, 1e-6 / (p.shape[1] - 1))
+        remembered[np.arange(len(x)), self.y_train[dist.argmin(1)]] = 1 - 1e-6
+        p = np.where(near[:, None], remembered, p)
+        return p if self.capabilities.outputs == "probabilities" else p.argmax(1)
+
+
+@pytest.fixture(scope="module")
+def memoriser_setup():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=1.5, size=(3, 5))
+    y = rng.integers(0, 3, size=900)
+    x = (centres[y] + rng.normal(size=(900, 5))).astype(np.float32)
+    data = Dataset("blobs", x[:200], y[:200], x[200:500], y[200:500], x[500:], y[500:], spec="test:blobs")
+    return data, (x[:200], y[:200], 0.3)
+
+
+def tpr(finding):
+    return finding.metrics["tpr_at_fpr_0.01"]
+
+
+def test_lira_flags_the_overfit_model_and_passes_its_dp_twin(digits, overfit, regularized, tmp_path):
+    check = LikelihoodRatioAttack(n_reference=8, reference="surrogate")
+    weak = check(overfit, digits, ctx=CheckContext(tmp_path))
+    assert weak.status is Status.VULNERABLE and tpr(weak) >= 0.05, weak.metrics
+    assert weak.queries == weak.metrics["members"] + weak.metrics["nonmembers"] == 899
+    assert set(weak.metrics) >= {"auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage"}
+    assert weak.evidence["plots"] == ["artifacts/FM04.lira-roc.png"] and (tmp_path / weak.evidence["plots"][0]).exists()
+    hard = check(regularized, digits)
+    assert hard.status is Status.NOT_VULNERABLE and tpr(hard) <= 0.035, hard.metrics
+    assert tpr(weak) >= 2 * tpr(hard)
+
+
+def test_rmia_flags_the_overfit_model_and_passes_its_dp_twin(digits, overfit, regularized):
+    check = RelativeMembershipInference(n_reference=4, reference="surrogate", n_population=300)
+    weak, hard = check(overfit, digits), check(regularized, digits)
+    assert weak.status is Status.VULNERABLE and tpr(weak) >= 0.05, weak.metrics
+    assert hard.status is Status.NOT_VULNERABLE and tpr(hard) <= 0.035, hard.metrics
+    assert weak.queries == 899 + 300  # records plus population samples
+
+
+@pytest.mark.parametrize("check", [
+    ThresholdAttack(), ThresholdAttack(score="logit", per_class=True), ShadowModelAttack(n_shadow=2),
+], ids=["loss", "per-class-logit", "shadow"])
+def test_population_attacks_flag_a_memoriser_and_pass_the_dp_twin(check, memoriser_setup, digits, regularized):
+    data, args = memoriser_setup
+    target = Memoriser(*args)
+    weak = check(target, data)
+    assert weak.status is Status.VULNERABLE and tpr(weak) >= 0.5, weak.metrics
+    assert weak.queries + weak.evaluation_queries == target.answered
+    hard = check(regularized, digits)
+    assert hard.status is Status.NOT_VULNERABLE and tpr(hard) <= 0.035, hard.metrics
+
+
+def test_label_only_flags_a_memoriser_behind_labels_and_passes_the_dp_twin(memoriser_setup, digits, regularized):
+    data, args = memoriser_setup
+    target = LabelOnlyTarget(Memoriser(*args))
+    check = LabelOnlyAttack(queries_per_record=8, max_noise=0.01)
+    weak = check(target, data, budget=5000)
+    assert weak.status is Status.VULNERABLE and tpr(weak) >= 0.3, weak.metrics
+    assert weak.queries <= 5000
+    hard = check(LabelOnlyTarget(regularized), digits, budget=5000)
+    assert hard.status is Status.NOT_VULNERABLE and tpr(hard) <= 0.035, hard.metrics
+    boundary = LabelOnlyAttack(method="boundary", queries_per_record=8, n_directions=2, max_noise=0.01)(target, data, budget=5000)
+    assert boundary.status is Status.VULNERABLE, boundary.metrics
+
+
+def test_applicability_budget_and_bad_parameters(memoriser_setup, digits, overfit):
+    data, args = memoriser_setup
+    target = Memoriser(*args)
+    labels_only = ThresholdAttack()(LabelOnlyTarget(target), data)
+    assert labels_only.status is Status.NOT_APPLICABLE and "probabilities" in labels_only.reason
+    no_pool = Dataset("nopool", data.x_train, data.y_train, data.x_test, data.y_test)
+    offline = LikelihoodRatioAttack(online=False, n_reference=2)(target, no_pool)
+    assert offline.status is Status.NOT_APPLICABLE and "x_pool" in offline.reason
+    small = ThresholdAttack()(target, data, budget=100)  # shrinks the evaluated records to fit
+    assert small.status is Status.VULNERABLE and small.queries <= 100
+    tiny = ThresholdAttack()(target, data, budget=10)
+    assert tiny.status is Status.NOT_APPLICABLE and "budget" in tiny.reason
+    bad = ThresholdAttack(score="margin")(target, data)
+    assert bad.status is Status.ERROR and "score must be one of" in bad.reason
+    odd = LikelihoodRatioAttack(augmentations=2)(target, data)
+    assert odd.status is Status.ERROR and "images" in odd.reason
