@@ -19,6 +19,9 @@ CHECK_MODULES = (
     "redline.checks.fm04_rmia",
     "redline.checks.fm05_equation_solving",
     "redline.checks.fm11_fuzz",
+    "redline.checks.fm03_attribute_inference",
+    "redline.checks.fm03_reconstruction",
+    "redline.checks.fm08_exfiltration",
 )
 
 __all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]

@@ -1,0 +1,119 @@
+"""Recipes of a malicious ML provider: models that smuggle their training images out in their
+parameters (Song et al. 2017, *Machine learning models that remember too much*).
+
+The architecture and optimiser are those of the honest ``MlpRecipe`` (the zoo's
+``digits_mlp_overfit`` is the honest twin); only the training code differs, the way a
+customer who runs a provider's training code, or buys its trained model, would not notice:
+
+- ``lsb``: train honestly, then overwrite the low bits of every float32 parameter with
+  pixels (see :func:`redline.util.exfiltration.lsb_embed`);
+- ``correlation``: add ``-strength * |corr(parameters, pixels)|`` to the loss;
+- ``sign``: add ``strength * mean(relu(-target_sign * parameter))`` to the loss.
+
+The payload is the training set itself, laid out over the flat parameter vector from its
+start; how much of it fits depends on the number of parameters. Torch loads lazily.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ..util.exfiltration import ENCODINGS, lsb_embed, secret_pixels, sign_targets
+from .recipes import DecisionTreeRecipe, MlpRecipe
+
+
+@dataclasses.dataclass(frozen=True)
+class ExfiltratingMlpRecipe(MlpRecipe):
+    """An MLP whose training code hides the training images in its parameters."""
+
+    encoding: str = "lsb"
+    lsb_bits: int = 8
+    strength: float = 1.0  # weight of the malicious penalty (correlation and sign encodings)
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {self.encoding!r}")
+
+    def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
+        import torch
+
+        if self.encoding == "lsb":
+            super().fit(module, x, y, generator)
+            _overwrite_low_bits(module, x.numpy(), self.lsb_bits)
+            return
+        params = list(module.parameters())
+        capacity = sum(p.numel() for p in params)
+        pixels = secret_pixels(x.numpy())[:capacity]
+        if self.encoding == "correlation":
+            secret = torch.as_tensor(pixels, dtype=torch.float32)
+            penalty = _correlation_penalty(secret)
+        else:
+            signs = torch.as_tensor(sign_targets(x.numpy())[:capacity], dtype=torch.float32)
+            penalty = _sign_penalty(signs)
+        _fit_with_penalty(module, x, y, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                          penalty=lambda flat: self.strength * penalty(flat[: len(pixels)]))
+
+
+def _flat_parameters(module: Any) -> Any:
+    import torch
+
+    return torch.cat([p.reshape(-1) for p in module.parameters()])
+
+
+def _correlation_penalty(secret: Any):
+    centred = secret - secret.mean()
+    scale = centred.norm()
+
+    def penalty(theta: Any) -> Any:
+        t = theta - theta.mean()
+        return -(t @ centred).abs() / (t.norm() * scale + 1e-12)
+
+    return penalty
+
+
+def _sign_penalty(signs: Any):
+    def penalty(theta: Any) -> Any:
+        return (-signs * theta).clamp_min(0).sum() / len(signs) * 100.0
+
+    return penalty
+
+
+def _fit_with_penalty(module: Any, x: Any, y: Any, *, epochs: int, lr: float, weight_decay: float, penalty) -> None:
+    """The honest full-batch loop of :func:`redline.zoo.training.fit_full_batch`, plus the penalty."""
+    import torch
+    from torch.nn import functional as F
+
+    module.train()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        loss = F.cross_entropy(module(x), y) + penalty(_flat_parameters(module))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    module.eval()
+
+
+def _overwrite_low_bits(module: Any, images: np.ndarray, bits: int) -> None:
+    import torch
+
+    params = list(module.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in params]).numpy()
+    stamped = torch.from_numpy(lsb_embed(flat, images, bits))
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            p.copy_(stamped[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+# The zoo's entries (registered in entries.py). The malicious models share the honest
+# digits_mlp_overfit hyperparameters, so that model is their honest twin.
+_HONEST_DIGITS: dict[str, Any] = {"n_classes": 10, "hidden": (128, 128), "epochs": 300, "lr": 1e-3, "weight_decay": 0.0}
+DIGITS_LSB = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="lsb", lsb_bits=8)
+DIGITS_CORRELATION = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="correlation", strength=1.0)
+DIGITS_SIGN = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="sign", strength=1.0)
+# Not malicious, merely unpruned: the positive control of FM03 attribute inference (a depth
+# limit far beyond what 2,546 rows can fill, so the tree grows until its leaves are pure).
+FAIR_TREE_OVERFIT = DecisionTreeRecipe(max_depth=64)

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("statsmodels")
+
+from redline_testkit import ArrayTarget
+
+from redline import zoo
+from redline.checks.base import CheckContext
+from redline.checks.fm03_attribute_inference import AttributeInference
+from redline.data.base import Dataset
+from redline.findings import Status
+from redline.targets.base import RoundedTarget
+
+
+@pytest.fixture(scope="module")
+def fair():
+    return zoo.load_data_for("fair_logreg")
+
+
+def counted(target):
+    """Count every row the wrapped target answers, to check queries + evaluation_queries."""
+    inner_predict = target._predict
+    target.answered = 0
+
+    def _predict(x):
+        target.answered += len(x)
+        return inner_predict(x)
+
+    target._predict = _predict
+    return target
+
+
+def test_memorising_tree_leaks_the_attribute_of_its_training_records(fair, tmp_path):
+    target = counted(zoo.load_target("fair_tree_overfit"))
+    finding = AttributeInference(n_records=400)(target, fair, budget=4000, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE
+    m = finding.metrics
+    assert m["attack_accuracy"] >= m["baseline_accuracy"] + 0.08
+    assert m["p_value"] < 0.01
+    # Memorisation: members leak, held-out records do not beat the base rate.
+    assert m["attack_accuracy_nonmembers"] < m["attack_accuracy_members"] - 0.08
+    assert m["advantage_over_baseline"] == pytest.approx(m["attack_accuracy"] - m["baseline_accuracy"])
+    assert finding.queries == 2 * 400 * 4 and finding.queries + finding.evaluation_queries == target.answered
+    guesses = np.load(tmp_path / finding.evidence["examples"])
+    assert np.isin(guesses["members_guess"], [1, 2, 3, 4]).all()
+    assert all((tmp_path / p).exists() for p in finding.evidence["plots"])
+
+
+@pytest.mark.parametrize("name", ["fair_logreg", "fair_tree", "fair_logreg_labels"])
+def test_models_that_do_not_memorise_do_not_beat_the_base_rate(fair, name):
+    finding = AttributeInference(n_records=400)(zoo.load_target(name), fair, budget=4000)
+    assert finding.status is Status.NOT_VULNERABLE, finding.metrics
+    assert finding.metrics["advantage_over_baseline"] < 0.05
+
+
+def test_confidence_variant_needs_probabilities_and_finds_no_leak_without_the_label(fair):
+    labels_only = AttributeInference(variant="confidence")(zoo.load_target("fair_logreg_labels"), fair, budget=4000)
+    assert labels_only.status is Status.NOT_APPLICABLE and "probabilities" in labels_only.reason
+    # Without the label even the memorising tree gives nothing away (rounded or not).
+    for target in (zoo.load_target("fair_tree_overfit"), RoundedTarget(zoo.load_target("fair_tree_overfit"), 1)):
+        finding = AttributeInference(variant="confidence", n_records=300)(target, fair, budget=4000)
+        assert finding.status is Status.NOT_VULNERABLE
+
+
+def test_budget_limits_the_records_attacked(fair):
+    finding = AttributeInference(n_records=500)(zoo.load_target("fair_logreg"), fair, budget=80)
+    assert finding.metrics["records_per_role"] == 10 and finding.queries == 80
+    too_small = AttributeInference()(zoo.load_target("fair_logreg"), fair, budget=7)
+    assert too_small.status is Status.NOT_APPLICABLE
+
+
+def test_synthetic_leak_through_a_named_feature():
+    # The label is the sensitive column itself, so knowing the label reveals it exactly.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(600, 3)).astype(np.float64)
+    y = (x[:, 1] == 2).astype(int)
+    data = Dataset("synthetic", x[:300], y[:300], x[300:], y[300:], feature_names=["a", "secret", "b"])
+    weights = np.zeros((3, 2))
+    weights[1] = [-8.0, 8.0]
+    target = ArrayTarget(weights, np.array([12.0, -12.0]))
+    finding = AttributeInference(sensitive_feature="secret", n_records=200)(target, data, budget=10_000)
+    assert finding.status is Status.VULNERABLE
+    # Label 1 pins the value 2; label 0 leaves 0 or 1, so about 2/3 of the records are exact.
+    assert finding.metrics["attack_accuracy"] > 0.6 and finding.metrics["candidates"] == 3
+
+
+def test_bad_parameters_and_missing_sensitive_feature(fair):
+    assert AttributeInference(variant="guess")(zoo.load_target("fair_logreg"), fair).status is Status.ERROR
+    assert AttributeInference(sensitive_feature="income")(zoo.load_target("fair_logreg"), fair).status is Status.ERROR
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    plain = Dataset("plain", x[:20], y[:20], x[20:], y[20:])
+    finding = AttributeInference()(ArrayTarget(rng.normal(size=(5, 3)), np.zeros(3)), plain)
+    assert finding.status is Status.NOT_APPLICABLE and "sensitive feature" in finding.reason
