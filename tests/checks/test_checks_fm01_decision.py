@@ -1,0 +1,166 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from redline.checks.base import CheckContext
+from redline.checks.fm01_decision import DecisionAttack
+from redline.data.base import Dataset
+from redline.findings import Status
+from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.torch import TorchTarget
+from redline.util.lowfreq import DirectionSampler, dct_matrix
+
+
+class Counting(TorchTarget):
+    """Counts every row the model answers, whatever path the check used."""
+
+    answered = 0
+
+    def _predict(self, x):
+        Counting.answered += len(x)
+        return super()._predict(x)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: thread start-up and contention cost far more than the arithmetic.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _train(x, y, hidden=16):
+    torch.manual_seed(0)
+    d = int(np.prod(x.shape[1:]))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    return net
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=900)
+    x = (rng.normal(size=(900, 10)) * 0.3 + np.where(y[:, None] == 1, 0.6, 0.4)).clip(0, 1).astype(np.float32)
+    x[:, 7:] = (x[:, 7:] > 0.5)  # three binary (integer) features
+    return Dataset("blobs", x[:400], y[:400], x[400:700], y[400:700], x[700:], y[700:])
+
+
+@pytest.fixture(scope="module")
+def images():
+    """8x8 one-channel images; class 1 is brighter in the top half."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=800)
+    x = rng.uniform(0.2, 0.6, size=(800, 1, 8, 8))
+    x[:, :, :4] += np.where(y == 1, 0.25, 0.0)[:, None, None, None]
+    x = x.clip(0, 1).astype(np.float32)
+    return Dataset("tiles", x[:300], y[:300], x[300:600], y[300:600], x[600:], y[600:], modality="image")
+
+
+@pytest.fixture(scope="module")
+def model(blobs):
+    return _train(blobs.x_train, blobs.y_train)
+
+
+@pytest.fixture(scope="module")
+def image_model(images):
+    return _train(images.x_train, images.y_train)
+
+
+def labels_only(model, shape=(10,), constraints=None):
+    Counting.answered = 0
+    spec = InputSpec(shape=shape, lower=0.0, upper=1.0, constraints=constraints or FeatureConstraints())
+    return LabelOnlyTarget(Counting(model, input_spec=spec, n_classes=2))
+
+
+def _l2(ex):
+    return np.linalg.norm((ex["x_adv"] - ex["x"]).reshape(len(ex["x"]), -1), axis=1)
+
+
+def test_labels_only_attack_flags_undefended_model_within_exact_budget(model, blobs, tmp_path):
+    t = labels_only(model)
+    finding = DecisionAttack(epsilon=0.6, n_inputs=20)(t, blobs, budget=4000, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE, finding.reason
+    m = finding.metrics
+    assert m["success_rate"] > 0.8 and m["success_rate_unbounded"] == 1.0
+    assert m["robust_accuracy"] == pytest.approx(m["clean_accuracy"] * (1 - m["success_rate"]))
+    assert finding.queries <= 4000 and finding.queries + finding.evaluation_queries == Counting.answered
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    assert ex["trace_queries"].max() <= m["queries_per_input"] == 4000 // m["attacked_inputs"]
+    assert (ex["y_adv"] != ex["y"]).all()  # every reported example is misclassified
+    assert np.median(_l2(ex)) == pytest.approx(m["median_l2"])
+    assert ex["x_adv"].min() >= 0 and ex["x_adv"].max() <= 1
+    assert all((tmp_path / p).exists() for p in finding.evidence["plots"])
+
+
+def test_the_attack_shrinks_the_perturbation(model, blobs, tmp_path):
+    finding = DecisionAttack(n_inputs=10)(labels_only(model), blobs, budget=3000, ctx=CheckContext(tmp_path))
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    first, last = ex["trace_l2"][0], ex["trace_l2"][-1]
+    assert (last <= first + 1e-6).all()
+    assert np.median(last) < 0.8 * np.median(first)
+
+
+def test_images_use_the_low_frequency_probes(image_model, images, tmp_path):
+    t = labels_only(image_model, shape=(1, 8, 8))
+    finding = DecisionAttack(epsilon=1.5, n_inputs=10)(t, images, budget=3000, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE, finding.reason
+    assert finding.queries <= 3000 and finding.queries + finding.evaluation_queries == Counting.answered
+    assert any(p.endswith("examples.png") for p in finding.evidence["plots"])
+    curve = finding.evidence["curve_queries"]
+    assert curve["success_rate"] == sorted(curve["success_rate"])
+
+
+def test_robust_control_is_not_flagged(model, blobs):
+    # The reporting epsilon is far below the distance to the decision boundary of almost every input.
+    finding = DecisionAttack(epsilon=0.01, n_inputs=20)(labels_only(model), blobs, budget=2000)
+    assert finding.status is Status.NOT_VULNERABLE
+    assert finding.metrics["success_rate"] < 0.3 and finding.metrics["success_rate_unbounded"] > 0.9
+
+
+def test_feature_constraints_are_respected(model, blobs, tmp_path):
+    fc = FeatureConstraints(immutable=(0, 1, 2), integer=(7, 8, 9))
+    finding = DecisionAttack(n_inputs=15)(labels_only(model, constraints=fc), blobs, budget=2000,
+                                          ctx=CheckContext(tmp_path))
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    assert ex["found"].any()
+    np.testing.assert_array_equal(ex["x_adv"][:, :3], ex["x"][:, :3])
+    np.testing.assert_array_equal(ex["x_adv"][:, 7:], np.round(ex["x_adv"][:, 7:]))
+
+
+def test_same_seed_same_result(model, blobs, tmp_path):
+    runs = []
+    for sub in ("a", "b"):
+        f = DecisionAttack(n_inputs=8)(labels_only(model), blobs, budget=800, seed=5, ctx=CheckContext(tmp_path / sub))
+        runs.append((f.metrics, f.queries, np.load(tmp_path / sub / f.evidence["examples"])["x_adv"]))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
+def test_small_budgets(model, blobs):
+    finding = DecisionAttack(n_inputs=20)(labels_only(model), blobs, budget=50)
+    assert finding.queries <= 50 and finding.metrics["attacked_inputs"] == 6
+    assert DecisionAttack()(labels_only(model), blobs, budget=5).status is Status.NOT_APPLICABLE
+
+
+def test_bad_parameters_are_reported_as_errors(model, blobs):
+    finding = DecisionAttack(subspace=0)(labels_only(model), blobs)
+    assert finding.status is Status.ERROR and "subspace" in finding.reason
+
+
+def test_low_frequency_directions():
+    d = dct_matrix(8)
+    np.testing.assert_allclose(d @ d.T, np.eye(8), atol=1e-12)
+    u = DirectionSampler((1, 8, 8), ratio=0.5).sample(3, 5, np.random.default_rng(0))
+    assert u.shape == (3, 5, 64)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=2), 1.0, rtol=1e-5)
+    # Only the 4x4 lowest frequencies are present.
+    coef = np.einsum("ia,nmab,jb->nmij", d, u.reshape(3, 5, 8, 8), d)
+    assert np.abs(coef[:, :, 4:, :]).max() < 1e-5 and np.abs(coef[:, :, :, 4:]).max() < 1e-5
