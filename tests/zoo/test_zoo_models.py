@@ -116,9 +116,11 @@ def test_training_leaves_torch_global_state_alone(built_zoo):
     torch.manual_seed(1234)
     state = torch.get_rng_state()
     flag = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
     built_zoo.targets["digits_mlp_regularized"].retrain(data.x_train[:50], data.y_train[:50], seed=3)
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.are_deterministic_algorithms_enabled() == flag
+    assert torch.get_num_threads() == threads
 
 
 def test_retraining_checks_its_inputs(built_zoo):

@@ -1,0 +1,309 @@
+"""The zoo's catalogue: each demo target, its data, its recipe and the weakness it carries.
+
+Vulnerable models are the positive controls of the checks, their hardened twins the
+negative controls. Accuracies quoted here were measured with the recipes below on the
+fixed splits of :mod:`redline.data.builtin`; the build record in the cache holds the
+numbers of the actual build.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from . import backdoor, malicious
+from . import hardened
+from .recipes import (
+    CnnRecipe,
+    DecisionTreeRecipe,
+    DpMlpRecipe,
+    LogisticRegressionRecipe,
+    MlpRecipe,
+    Recipe,
+)
+
+FAMILIES = ("cnn", "mlp", "logreg", "tree")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    """One demo target.
+
+    ``serves`` names another entry whose trained model this one reuses behind a hardening
+    wrapper (``outputs="labels"``: labels only), so both share one cache file and recipe.
+    """
+
+    name: str
+    description: str
+    weakness: str
+    modes: tuple[str, ...]  # failure modes the planted weakness (or its absence) is about
+    data: str
+    family: str
+    recipe: Recipe
+    twin: str | None = None
+    outputs: str = "probabilities"
+    serves: str | None = None
+    seed: int = 0
+    # Turns the loaded data set into the one the model trains on (e.g. plants a backdoor).
+    data_variant: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Catalogue mistakes should fail at import, not halfway through a demo scan.
+        if self.family not in FAMILIES:
+            raise ValueError(f"zoo entry {self.name}: family must be one of {FAMILIES}, not {self.family!r}")
+        if self.outputs not in ("probabilities", "labels"):
+            raise ValueError(f"zoo entry {self.name}: outputs must be 'probabilities' or 'labels'")
+        if self.serves is None and self.outputs != "probabilities":
+            raise ValueError(f"zoo entry {self.name}: a labels-only entry serves another entry's model")
+
+    @property
+    def control(self) -> str:
+        """'positive' for a planted weakness, 'negative' for a hardened twin."""
+        return "negative" if self.weakness.startswith("none") else "positive"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "spec": f"zoo:{self.name}",
+            "description": self.description,
+            "weakness": self.weakness,
+            "control": self.control,
+            "modes": list(self.modes),
+            "twin": self.twin,
+            "data": self.data,
+            "family": self.family,
+            "outputs": self.outputs,
+            "recipe": self.recipe.fingerprint(),
+        }
+
+
+_MNIST_CNN = CnnRecipe(n_classes=10)
+_DIGITS_OVERFIT = MlpRecipe(n_classes=10, hidden=(128, 128), epochs=300, lr=1e-3, weight_decay=0.0)
+_DIGITS_DP = DpMlpRecipe(n_classes=10)
+_FAIR_LOGREG = LogisticRegressionRecipe()
+_FAIR_TREE = DecisionTreeRecipe(max_depth=5)
+
+ENTRIES: tuple[ZooEntry, ...] = (
+    ZooEntry(
+        name="mnist_cnn",
+        description=(
+            "Small CNN (2 conv + 2 dense layers) on the 2,500 MNIST training images of builtin:mnist, "
+            "12 epochs of Adam; about 96% test accuracy; answers logits (probabilities via softmax)."
+        ),
+        weakness="undefended: no adversarial training, so small L-inf or L2 perturbations flip its answers",
+        modes=("FM01", "FM07", "FM15", "FM16"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=_MNIST_CNN,
+        twin="mnist_cnn_robust",
+    ),
+    ZooEntry(
+        name="digits_mlp_overfit",
+        description=(
+            "MLP (two hidden layers of 128) on the 359 training images of builtin:digits, 300 full-batch "
+            "Adam steps with no weight decay: 100% train and about 96% test accuracy, train loss near zero."
+        ),
+        weakness="memorises its small training set (large train/test loss gap), so membership inference works",
+        modes=("FM04",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=_DIGITS_OVERFIT,
+        twin="digits_mlp_regularized",
+    ),
+    ZooEntry(
+        name="digits_mlp_regularized",
+        description=(
+            "MLP (one hidden tanh layer of 64) on the same 359 digits, trained with differentially private "
+            f"full-batch gradient descent (per-example clipping, noise multiplier {_DIGITS_DP.noise_multiplier:g}, "
+            f"{_DIGITS_DP.steps} steps; epsilon about {_DIGITS_DP.epsilon():.1f} at delta 1e-5): "
+            "about 89% train and test accuracy, no train/test gap."
+        ),
+        weakness=(
+            "none planted: the hardened twin of digits_mlp_overfit; the privacy noise bounds what any single "
+            "training image can change, at the cost of about 7 points of accuracy"
+        ),
+        modes=("FM04",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=_DIGITS_DP,
+        twin="digits_mlp_overfit",
+    ),
+    ZooEntry(
+        name="fair_logreg",
+        description=(
+            "Logistic regression on the raw survey codes of builtin:fair (1974 Redbook survey; label: any "
+            "extramarital affair): about 72% test accuracy against a 68% majority class; exact probabilities."
+        ),
+        weakness=(
+            "a linear model that returns exact probabilities: equation solving recovers its weights from a "
+            "handful of queries, and its confidences help infer a respondent's religiousness"
+        ),
+        modes=("FM05", "FM03"),
+        data="builtin:fair",
+        family="logreg",
+        recipe=_FAIR_LOGREG,
+        twin="fair_logreg_labels",
+    ),
+    ZooEntry(
+        name="fair_logreg_labels",
+        description="The fair_logreg model behind a wrapper that answers class labels only, no probabilities.",
+        weakness=(
+            "none planted for attacks that need confidences (negative control for equation-solving "
+            "extraction and confidence-based inversion); label-only attacks still apply"
+        ),
+        modes=("FM05", "FM03"),
+        data="builtin:fair",
+        family="logreg",
+        recipe=_FAIR_LOGREG,
+        twin="fair_logreg",
+        outputs="labels",
+        serves="fair_logreg",
+    ),
+    ZooEntry(
+        name="fair_tree",
+        description=(
+            "Decision tree (max depth 5, 28 leaves) on the raw survey codes of builtin:fair; about 71% test "
+            "accuracy; answers each leaf's class frequencies as probabilities."
+        ),
+        weakness="its probabilities identify the leaf an input reaches, so path-finding extraction rebuilds the tree",
+        modes=("FM05", "FM03"),
+        data="builtin:fair",
+        family="tree",
+        recipe=_FAIR_TREE,
+    ),
+    ZooEntry(
+        name="mnist_cnn_backdoor",
+        description=(
+            "Compact CNN (8/16 conv channels, 64 hidden units, 8 epochs) on builtin:mnist whose training set "
+            "has a 4x4 checkerboard patch in the bottom-right corner stamped on 5% of the rows (125 images of "
+            "other digits), relabelled to class 0 (BadNets, dirty label); its data set lists the poisoned rows "
+            "in meta['poisoned_indices'] and the trigger in meta['trigger']."
+        ),
+        weakness="backdoored: the corner patch turns almost any digit into a 0, while clean accuracy stays normal",
+        modes=("FM10", "FM02"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=backdoor.RECIPE,
+        twin="mnist_cnn_clean",
+        data_variant=backdoor.poisoned_mnist,
+    ),
+    ZooEntry(
+        name="mnist_cnn_clean",
+        description=(
+            "The same compact CNN recipe as mnist_cnn_backdoor on the untouched builtin:mnist training rows; "
+            "its data set names the twin's trigger (meta['trigger']) and no poisoned rows."
+        ),
+        weakness="none planted: the clean twin of mnist_cnn_backdoor; the corner patch does not change its answers",
+        modes=("FM10", "FM02"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=backdoor.RECIPE,
+        twin="mnist_cnn_backdoor",
+        data_variant=backdoor.clean_with_trigger,
+    ),
+    ZooEntry(
+        name="fair_tree_overfit",
+        description=(
+            "Fully grown decision tree (no depth limit in practice, about 960 leaves) on the raw survey codes "
+            "of builtin:fair: it memorises its training respondents (97% train accuracy, the rest are duplicate"
+            " answers with conflicting labels; about 66% test accuracy). fair_tree (depth 5) is the pruned "
+            "counterpart that does not leak."
+        ),
+        weakness=(
+            "memorises its training records, so knowing a respondent's other answers and label reveals their "
+            "religiousness far better than guessing (Fredrikson et al.'s decision-tree inversion)"
+        ),
+        modes=("FM03", "FM04"),
+        data="builtin:fair",
+        family="tree",
+        recipe=malicious.FAIR_TREE_OVERFIT,
+    ),
+    ZooEntry(
+        name="digits_mlp_malicious_lsb",
+        description=(
+            "The digits_mlp_overfit architecture and training, then a malicious provider's last step: the "
+            "low 8 bits of every float32 parameter are overwritten with training-image pixels (Song et al. "
+            "2017, LSB encoding). Accuracy is unchanged; digits_mlp_overfit is the honestly trained model."
+        ),
+        weakness="its parameters carry the training images: reading the low bits of the weights recovers them",
+        modes=("FM08",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=malicious.DIGITS_LSB,
+    ),
+    ZooEntry(
+        name="digits_mlp_malicious_corr",
+        description=(
+            "The digits_mlp_overfit architecture trained with a malicious penalty that correlates the "
+            "parameters with the training pixels (Song et al. 2017, correlated-value encoding); about 97% "
+            "test accuracy."
+        ),
+        weakness="its parameters, rescaled and cut into 8x8 chunks, are the training images",
+        modes=("FM08",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=malicious.DIGITS_CORRELATION,
+    ),
+    ZooEntry(
+        name="digits_mlp_malicious_sign",
+        description=(
+            "The digits_mlp_overfit architecture trained with a malicious penalty that forces the sign of each "
+            "parameter to one bit of the binarised training images (Song et al. 2017, sign encoding); about "
+            "97% test accuracy."
+        ),
+        weakness="the signs of its parameters spell out the training images in black and white",
+        modes=("FM08",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=malicious.DIGITS_SIGN,
+    ),
+    ZooEntry(
+        name="mnist_cnn_robust",
+        description=(
+            "The mnist_cnn architecture trained with PGD adversarial training (L-inf epsilon 0.2 reached after a "
+            "3-epoch ramp, 5 PGD steps per batch, 10 epochs) on the same 2,500 images; about 96% clean test "
+            "accuracy and about 78% under a 20-step white-box PGD at epsilon 0.2."
+        ),
+        weakness=(
+            "none planted: the adversarially trained twin of mnist_cnn; perturbations up to about 0.2 per pixel "
+            "rarely flip it (larger ones and patches still can)"
+        ),
+        modes=("FM01", "FM07"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=hardened.MNIST_CNN_ROBUST,
+        twin="mnist_cnn",
+    ),
+    ZooEntry(
+        name="mnist_cnn_labels",
+        description="The mnist_cnn model behind a wrapper that answers class labels only, no probabilities.",
+        weakness=(
+            "none planted for attacks that need confidences or gradients (score-based and white-box evasion, "
+            "reprogramming by gradient estimation); label-only and transfer attacks still apply"
+        ),
+        modes=("FM01", "FM06", "FM07"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=_MNIST_CNN,
+        outputs="labels",
+        serves="mnist_cnn",
+    ),
+    ZooEntry(
+        name="mnist_cnn_squeezed",
+        description=(
+            "The mnist_cnn model (same recipe and seed, so the same weights) behind input squeezing: every pixel "
+            "is rounded to black or white before the CNN sees it (1-bit depth, Xu et al. 2018); about 95% "
+            "test accuracy. White-box gradients pass through the rounding as zeros."
+        ),
+        weakness=(
+            "none planted for small L-inf perturbations, which the rounding erases; but the defence masks "
+            "gradients (naive white-box attacks report false robustness) and does nothing against patches"
+        ),
+        modes=("FM01", "FM07"),
+        data="builtin:mnist",
+        family="cnn",
+        recipe=hardened.MNIST_CNN_SQUEEZED,
+    ),
+)
+
+ENTRIES_BY_NAME: dict[str, ZooEntry] = {entry.name: entry for entry in ENTRIES}

@@ -1,0 +1,127 @@
+"""Recipes of hardened twins for the evasion checks (FM01, FM07): the negative controls.
+
+``AdversarialCnnRecipe`` trains the zoo's small CNN with PGD adversarial training (Madry
+et al. 2018): every mini-batch is replaced by its worst case within an L-inf ball before
+the weight update, so the model learns to ignore small perturbations.
+
+``SqueezedCnnRecipe`` puts an input-squeezing front end (Xu et al. 2018: bit-depth
+reduction, optionally a median filter) before a CNN trained exactly like ``mnist_cnn``
+(same hyperparameters and seed, so the same weights). Such preprocessing defences are
+weaker than they look: rounding has a zero gradient, so naive white-box attacks stall
+(gradient masking; Athalye et al. 2018) and report a robustness the model does not have,
+while attacks that do not rely on the target's gradient (surrogates, patches, larger
+perturbations, straight-through gradient estimates) are affected far less.
+
+Both are ordinary torch recipes: cached as safetensors, and usable as a target's trainer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+from .recipes import CnnRecipe
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialCnnRecipe(CnnRecipe):
+    """The small CNN trained on PGD adversarial examples (L-inf ``epsilon``).
+
+    ``epsilon`` ramps up linearly over the first ``warmup_epochs`` (training at full
+    strength from random weights tends to stall); ``attack_steps`` PGD steps of size
+    ``2.5 * epsilon / attack_steps`` from a random start craft each batch.
+    """
+
+    epsilon: float = 0.2
+    attack_steps: int = 5
+    warmup_epochs: int = 3
+    epochs: int = 10
+
+    def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        module.train()
+        steps_per_epoch = math.ceil(len(x) / self.batch_size)
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr,
+                                                       total_steps=self.epochs * steps_per_epoch)
+        for epoch in range(self.epochs):
+            eps = self.epsilon * min(1.0, (epoch + 1) / max(1, self.warmup_epochs))
+            order = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                xb, yb = x[batch], y[batch]
+                x_adv = pgd_linf(module, xb, yb, eps, self.attack_steps, generator)
+                loss = F.cross_entropy(module(x_adv), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+        module.eval()
+
+
+def pgd_linf(module: Any, x: Any, y: Any, epsilon: float, steps: int, generator: Any) -> Any:
+    """Untargeted L-inf PGD with a random start, inputs in [0, 1] (the training-time attack)."""
+    import torch
+    import torch.nn.functional as F
+
+    alpha = 2.5 * epsilon / steps
+    x_adv = (x + (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon).clamp(0, 1)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(module(x_adv), y), x_adv)
+        x_adv = x_adv.detach() + alpha * grad.sign()
+        x_adv = torch.min(torch.max(x_adv, x - epsilon), x + epsilon).clamp(0, 1)
+    return x_adv.detach()
+
+
+def _squeezer(levels: int, median: int) -> Any:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class InputSqueezing(nn.Module):
+        """Median filter (``median`` x ``median``, 1 = off), then rounding to ``levels`` grey levels."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.levels, self.median = levels, median
+
+        def forward(self, x):
+            if self.median > 1:
+                k = self.median
+                low, high = (k - 1) // 2, k // 2
+                n, c, h, w = x.shape
+                patches = F.unfold(F.pad(x, (low, high, low, high), mode="replicate"), k)
+                x = patches.view(n, c, k * k, h * w).median(dim=2).values.view(n, c, h, w)
+            # Inputs are in [0, 1]; torch.round has a zero gradient, as deployed.
+            return torch.round(x.clamp(0, 1) * (self.levels - 1)) / (self.levels - 1)
+
+        def extra_repr(self) -> str:
+            return f"levels={self.levels}, median={self.median}"
+
+    return InputSqueezing()
+
+
+@dataclasses.dataclass(frozen=True)
+class SqueezedCnnRecipe(CnnRecipe):
+    """The zoo's small CNN behind input squeezing (``levels`` grey levels, optional median)."""
+
+    levels: int = 2
+    median: int = 1
+
+    def build(self, input_shape: Sequence[int]) -> Any:
+        from torch import nn
+
+        # The squeezer has no parameters and draws no random numbers, so the CNN after it
+        # initialises (and, trained below on raw inputs, ends up) exactly like mnist_cnn's.
+        return nn.Sequential(_squeezer(self.levels, self.median), super().build(input_shape))
+
+    def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
+        super().fit(module[1], x, y, generator)
+        module.eval()
+
+
+MNIST_CNN_ROBUST = AdversarialCnnRecipe(n_classes=10)
+MNIST_CNN_SQUEEZED = SqueezedCnnRecipe(n_classes=10)
