@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
+from ..util.epsilon import resolve_epsilon
 from ..util.evidence import save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
@@ -112,14 +113,7 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
-        spec = target.input_spec
-        if self.epsilon is not None:
-            if self.epsilon <= 0:
-                raise ValueError("epsilon must be positive")
-            return float(self.epsilon)
-        # The L2 default of FM01.pgd: 5% of the range-diagonal.
-        span = float(spec.upper - spec.lower) or 1.0
-        return 0.05 * span * float(np.sqrt(spec.n_features))
+        return resolve_epsilon(self.epsilon, target.input_spec, "l2")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         eps = self._validate(target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.epsilon import resolve_epsilon
 from ..util.evidence import save_arrays, try_plot
 from ..util.norms import l2, linf, median_or_none
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
@@ -48,15 +49,7 @@ class ProjectedGradientDescent(Check):
         for name in ("steps", "restarts", "n_inputs", "curve_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        spec = target.input_spec
-        span = float(spec.upper - spec.lower) or 1.0
-        if self.epsilon is not None:
-            if self.epsilon <= 0:
-                raise ValueError("epsilon must be positive")
-            return float(self.epsilon)
-        # Defaults scale with the input range (and, for L2, the dimension): 0.1 of the
-        # range per feature for L-inf, 5% of the range-diagonal for L2.
-        return 0.1 * span if self.norm == "linf" else 0.05 * span * float(np.sqrt(spec.n_features))
+        return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         import torch

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
+from ..util.epsilon import resolve_epsilon
 from ..util.evidence import save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.norms import l2, linf, median_or_none
@@ -137,17 +138,7 @@ class SquareAttack(Check):
             raise ValueError("n_inputs must be at least 1")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
-        spec = target.input_spec
-        span = float(spec.upper - spec.lower) or 1.0
-        if self.epsilon is not None and self.epsilon <= 0:
-            raise ValueError("epsilon must be positive")
-        # Same defaults as FM01.pgd, so white-box and black-box results compare.
-        if self.epsilon is not None:
-            eps = float(self.epsilon)
-        elif self.norm == "linf":
-            eps = 0.1 * span
-        else:
-            eps = 0.05 * span * float(np.sqrt(spec.n_features))
+        eps = resolve_epsilon(self.epsilon, target.input_spec, self.norm)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)
 

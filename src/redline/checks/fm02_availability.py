@@ -68,7 +68,7 @@ class GradientAvailabilityPoisoning(Check):
         drop_threshold: float = 0.05,
         defences: tuple[str, ...] = DEFENCES,
         roni_groups: int = 20,
-        max_features: int = 4096,
+        max_surrogate_parameters: int = 2000,
     ):
         self.rates = rates
         self.report_rate = report_rate
@@ -79,7 +79,7 @@ class GradientAvailabilityPoisoning(Check):
         self.drop_threshold = drop_threshold
         self.defences = defences
         self.roni_groups = roni_groups
-        self.max_features = max_features
+        self.max_surrogate_parameters = max_surrogate_parameters
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         rates = check_rates(self.rates, self.report_rate)
@@ -88,12 +88,17 @@ class GradientAvailabilityPoisoning(Check):
         if set(self.defences) - set(DEFENCES):
             raise ValueError(f"defences come from {DEFENCES}")
         spec = target.input_spec
-        if spec.n_features > self.max_features:
-            raise NotApplicable(f"{spec.n_features} features exceed max_features={self.max_features}")
         x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.int64)
         x_att, y_att = data.attacker_data()
         x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.int64)
         k = max(target.n_classes, int(y.max()) + 1)
+        # The poison gradient solves with the surrogate's Hessian, cubic in its parameter count.
+        n_params = (spec.n_features + 1) * k
+        if n_params > self.max_surrogate_parameters:
+            raise NotApplicable(
+                f"the linear surrogate would have {n_params} parameters ({spec.n_features} features x {k} classes), "
+                f"more than max_surrogate_parameters={self.max_surrogate_parameters}"
+            )
         if len(x) < 10 or len(x_att) < 10:
             raise NotApplicable("availability poisoning needs ten training rows and ten attacker-owned rows")
         shape = tuple(spec.shape)
