@@ -20,6 +20,8 @@ CHECK_MODULES = (
     "redline.checks.fm04_lira",
     "redline.checks.fm04_rmia",
     "redline.checks.fm05_equation_solving",
+    "redline.checks.fm05_path_finding",
+    "redline.checks.fm05_learning",
     "redline.checks.fm11_fuzz",
     "redline.checks.fm03_attribute_inference",
     "redline.checks.fm03_reconstruction",

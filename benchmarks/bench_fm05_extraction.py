@@ -1,0 +1,104 @@
+"""FM05.learning against ART's CopycatCNN and KnockoffNets on the zoo MNIST CNN, in one run.
+
+Same victim, same attacker pool (``x_pool``, 1,500 images), same query budgets, and the
+same surrogate architecture (the small CNN redline trains). ART's attacks sample the pool
+at random and train once; redline picks queries in rounds (margin + k-center on the pool,
+plus mixup inputs) and trains on probabilities. Fidelity is label agreement with the
+victim on the 1,000 held-out test images. ART sends at most one query per pool image, so
+at budgets above the pool size it uses fewer queries (the table shows how many).
+
+    python benchmarks/bench_fm05_extraction.py [--budgets 250,500,1000,2000] [--epochs 30]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budgets", default="250,500,1000,2000")
+    ap.add_argument("--epochs", type=int, default=30, help="ART training epochs (redline's final round uses 30)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    args = ap.parse_args()
+
+    import torch
+    from art.attacks.extraction import CopycatCNN, KnockoffNets
+    from art.estimators.classification import PyTorchClassifier
+
+    from redline import zoo
+    from redline.checks.fm05_learning import LearningExtraction
+    from redline.util.surrogates import build_surrogate
+
+    torch.set_num_threads(args.threads)
+    target = zoo.load_target("mnist_cnn")
+    data = zoo.load_data_for("mnist_cnn")
+    pool = data.x_pool.astype(np.float32)
+    x_test = data.x_test.astype(np.float32)
+    counter = {"rows": 0}
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, t):
+            counter["rows"] += int(t.shape[0])
+            return self.inner(t)
+
+    def classifier(module):
+        return PyTorchClassifier(
+            module, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(module.parameters(), lr=2e-3),
+            input_shape=pool.shape[1:], nb_classes=10, clip_values=(0.0, 1.0),
+        )
+
+    # ART's KnockoffNets uses the victim's predict output as probabilities; the zoo module answers
+    # logits, so the victim estimator gets a softmax on top (labels are unchanged for Copycat).
+    victim = classifier(Counting(torch.nn.Sequential(target.module, torch.nn.Softmax(dim=1))))
+    with torch.no_grad():
+        victim_test = target.module(torch.as_tensor(x_test)).argmax(1).numpy()
+
+    def art_run(kind: str, budget: int) -> tuple[float, int, float]:
+        thief = classifier(build_surrogate(pool.shape[1:], 10, "image", pool, seed=0))
+        common = {"batch_size_fit": 64, "batch_size_query": 256, "nb_epochs": args.epochs, "nb_stolen": budget}
+        if kind == "copycat":
+            attack = CopycatCNN(victim, **common)
+        else:
+            attack = KnockoffNets(victim, sampling_strategy="random", use_probability=True, verbose=False, **common)
+        np.random.seed(0)
+        counter["rows"] = 0
+        start = time.perf_counter()
+        stolen = attack.extract(pool, thieved_classifier=thief)
+        seconds = time.perf_counter() - start
+        queries = counter["rows"]
+        fidelity = float(np.mean(stolen.predict(x_test).argmax(1) == victim_test))
+        return fidelity, queries, seconds
+
+    rows = []
+    for budget in (int(b) for b in args.budgets.split(",")):
+        start = time.perf_counter()
+        finding = LearningExtraction()(target, data, budget=budget, seed=0)
+        ours = (finding.metrics["fidelity"], finding.queries, time.perf_counter() - start)
+        copycat = art_run("copycat", budget)
+        knockoff = art_run("knockoff", budget)
+        rows.append((budget, ours, copycat, knockoff))
+        print(f"budget {budget}: redline {ours[0]:.3f} ({ours[1]} q, {ours[2]:.0f}s)  "
+              f"copycat {copycat[0]:.3f} ({copycat[1]} q, {copycat[2]:.0f}s)  "
+              f"knockoff {knockoff[0]:.3f} ({knockoff[1]} q, {knockoff[2]:.0f}s)", flush=True)
+
+    print()
+    print("| budget | redline fidelity (queries) | ART CopycatCNN (queries) | ART KnockoffNets (queries) "
+          "| redline / Copycat | redline / Knockoff | time redline / Copycat / Knockoff |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for budget, ours, copycat, knockoff in rows:
+        print(f"| {budget} | {ours[0]:.3f} ({ours[1]}) | {copycat[0]:.3f} ({copycat[1]}) | {knockoff[0]:.3f} ({knockoff[1]}) "
+              f"| {ours[0] / copycat[0]:.3f} | {ours[0] / knockoff[0]:.3f} "
+              f"| {ours[2]:.0f}s / {copycat[2]:.0f}s / {knockoff[2]:.0f}s |")
+    wins = sum(ours[0] > max(copycat[0], knockoff[0]) for _, ours, copycat, knockoff in rows)
+    print(f"\nredline has the higher fidelity at {wins} of {len(rows)} budgets")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Surrogate models a stealing attack trains on the target's answers, and their ONNX export.
+
+A small CNN for images, an MLP for tables (with the attacker's standardisation built in as
+its first layer, so the exported copy takes raw inputs). Training matches the target's
+probabilities when it gives them (soft cross-entropy, i.e. KL to the target up to a
+constant) and its labels otherwise. torch is imported inside the functions.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def build_surrogate(input_shape: Sequence[int], n_classes: int, modality: str, x_reference: np.ndarray, seed: int = 0):
+    """An untrained surrogate for inputs of ``input_shape``: CNN for images, MLP for tables."""
+    import torch
+    from torch import nn
+
+    from ..zoo.nets import mlp, small_cnn
+
+    torch.manual_seed(seed)
+    if modality == "image" and len(input_shape) == 3:
+        return small_cnn(input_shape, n_classes, channels=(16, 32), hidden=128)
+    flat = np.asarray(x_reference, dtype=np.float64).reshape(len(x_reference), -1)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std[std < 1e-8] = 1.0
+    return nn.Sequential(_standardize_layer(mean, std), mlp((flat.shape[1],), n_classes, hidden=(64, 64)))
+
+
+def fit_surrogate(
+    module,
+    x: np.ndarray,
+    targets: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> None:
+    """Train ``module`` in place: ``targets`` are probability rows (n, k) or class labels (n,).
+
+    ``weights`` scales each row's loss (e.g. to trust pseudo-labels less than answers).
+    """
+    import torch
+
+    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    targets = np.asarray(targets)
+    soft = targets.ndim == 2
+    y_t = torch.as_tensor(targets.astype(np.float32 if soft else np.int64))
+    w_t = torch.ones(len(x_t)) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+    module.train()
+    for _ in range(int(epochs)):
+        order = torch.randperm(len(x_t), generator=generator)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            log_p = torch.log_softmax(module(x_t[idx]), dim=1)
+            if soft:
+                loss_rows = -(y_t[idx] * log_p).sum(dim=1)
+            else:
+                loss_rows = torch.nn.functional.nll_loss(log_p, y_t[idx], reduction="none")
+            loss = (loss_rows * w_t[idx]).sum() / w_t[idx].sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    module.eval()
+
+
+def surrogate_proba(module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Probabilities (n, k) of ``module`` on ``x``, batched, without autograd."""
+    import torch
+
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            chunk = torch.as_tensor(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
+            parts.append(torch.softmax(module(chunk), dim=1).double().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
+
+
+def save_torch_onnx(path: str | Path, module, input_shape: Sequence[int]) -> None:
+    """Write ``softmax(module(x))`` as ONNX: input ``input`` (n, *shape), output ``probabilities``."""
+    import torch
+
+    wrapped = torch.nn.Sequential(module, torch.nn.Softmax(dim=1)).eval()
+    example = torch.zeros((2, *input_shape), dtype=torch.float32)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapped, (example,), str(path), input_names=["input"], output_names=["probabilities"],
+        dynamic_axes={"input": {0: "n"}, "probabilities": {0: "n"}}, opset_version=17, dynamo=False,
+        )
+
+
+def _standardize_layer(mean: np.ndarray, std: np.ndarray):
+    """A layer computing (flatten(x) - mean) / std, statistics stored as buffers (exported with the model)."""
+    import torch
+    from torch import nn
+
+    class Standardize(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+        def forward(self, x):
+            return (x.reshape(x.shape[0], -1) - self.mean) / self.std
+
+    return Standardize()
