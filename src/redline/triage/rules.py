@@ -49,11 +49,14 @@ METRICS: dict[str, str] = {
     "prediction_shift": "number",
     # backdoors (FM10); precision/recall come from detectors that inspect the data
     "flagged_classes": "list", "anomaly_index": "number", "precision": "number", "recall": "number",
+    "attack_success_rate": "number", "detection_rate": "number", "false_rejection_rate": "number",
     # vulnerable dependencies (FM11): the highest CVSS base score among the advisories found
     "max_cvss": "number",
     # input fuzzing (FM11.fuzz): failing cases by outcome
     "crashes": "number", "hangs": "number", "server_errors": "number", "bad_answers": "number",
     "accepted_invalid": "number",
+    # reprogramming (FM06): accuracy on the attacker's task against guessing
+    "task_accuracy": "number", "chance_accuracy": "number",
 }
 # Finding fields conditions may read (a metric of the same name takes precedence).
 FINDING_FIELDS: dict[str, str] = {"queries": "number", "evaluation_queries": "number"}
