@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from redline.data import BUILTIN_NAMES, load_data
-from redline.data.builtin import FRACTIONS, _RAW_LOADERS
+from redline.data.builtin import _RAW_LOADERS, FRACTIONS
 from redline.errors import DataError
 
 EXPECTED = {

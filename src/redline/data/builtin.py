@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[
     """Memoise a raw loader and turn a missing optional package into a DataError."""
 
     def wrap(loader: Callable[[], dict]) -> Callable[[], dict]:
-        @functools.lru_cache(maxsize=None)
+        @functools.cache
         @functools.wraps(loader)
         def load() -> dict:
             try:

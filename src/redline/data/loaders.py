@@ -7,8 +7,9 @@ A spec may end in ``#key=value&...`` options. ``csv`` needs ``label``; both file
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import DataError

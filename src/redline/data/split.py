@@ -1,7 +1,7 @@
 """Deterministic splits of one labelled array into the train / test / pool roles."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -47,15 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser(
         "demo",
-        help="build the zoo and scan every zoo target with every check",
-        description="Build the demo models, scan each with every check, and write an HTML report.",
+        help="build the zoo and scan every zoo target with the checks it is a control for",
+        description=("Build the demo models, scan each with the checks of the failure modes it is a positive or "
+                     "negative control for (every check with --full), and write an HTML report."),
         epilog="example:\n  redline demo --out redline-demo/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--out", metavar="DIR", default="redline-demo", help="output folder (default redline-demo)")
     d.add_argument("--budget", metavar="N", type=_positive_int, help="attack budget per check (default: each check's own)")
     d.add_argument("--targets", metavar="NAMES", help="comma-separated zoo names (default: all)")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--full", action="store_true",
+                   help="scan every target with every check (much slower: retrains models many times)")
+    d.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
     d.set_defaults(handler=demo_command)
 
 
@@ -111,6 +114,6 @@ def demo_command(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     index = run_demo(args.out, budget=args.budget, names=args.targets.split(",") if args.targets else None,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, full=args.full)
     print(f"redline demo: report written to {index}")
     return 0
