@@ -29,6 +29,12 @@ CHECK_MODULES = (
     "redline.checks.fm03_attribute_inference",
     "redline.checks.fm03_reconstruction",
     "redline.checks.fm08_exfiltration",
+    "redline.checks.fm10_injection",
+    "redline.checks.fm10_neural_cleanse",
+    "redline.checks.fm10_max_margin",
+    "redline.checks.fm10_activation_clustering",
+    "redline.checks.fm10_spectral_signatures",
+    "redline.checks.fm10_strip",
 )
 
 __all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]

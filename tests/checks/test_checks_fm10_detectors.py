@@ -1,0 +1,108 @@
+"""Every FM10 detector flags mnist_cnn_backdoor and passes its clean twin mnist_cnn_clean.
+
+The twin is scanned with the backdoor's data set (same trigger, same poisoned-row list
+absent), so both controls face the same question.
+"""
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from redline import zoo
+from redline.checks.base import CheckContext
+from redline.checks.fm10_activation_clustering import ActivationClustering
+from redline.checks.fm10_max_margin import MaxMargin
+from redline.checks.fm10_neural_cleanse import NeuralCleanse
+from redline.checks.fm10_spectral_signatures import SpectralSignatures
+from redline.checks.fm10_strip import Strip
+from redline.findings import Status
+from redline.targets.base import RoundedTarget
+from redline.targets.callable import CallableTarget
+
+
+@pytest.fixture(scope="module")
+def controls():
+    return {name: (zoo.load_target(name), zoo.load_data_for(name)) for name in ("mnist_cnn_backdoor", "mnist_cnn_clean")}
+
+
+def both(controls, check, budget=None, ctx=None):
+    return [check(t, d, budget=budget, ctx=ctx) for t, d in controls.values()]
+
+
+def test_neural_cleanse_whitebox(controls, tmp_path):
+    bad, good = both(controls, NeuralCleanse(steps=60, n_images=10), ctx=CheckContext(tmp_path))
+    assert bad.status is Status.VULNERABLE and bad.metrics["flagged_classes"] == [0]
+    assert bad.metrics["anomaly_index"] > 2 and bad.metrics["method"] == "autograd"
+    assert good.status is Status.NOT_VULNERABLE and good.metrics["flagged_classes"] == []
+    assert bad.queries == 60 * 10 * 10 and bad.queries <= NeuralCleanse.default_budget
+    assert (tmp_path / bad.evidence["plots"][0]).exists()
+
+
+def test_neural_cleanse_plans_within_a_small_budget(controls):
+    target, data = controls["mnist_cnn_clean"]
+    finding = NeuralCleanse(steps=1000, n_images=10)(target, data, budget=2_500)
+    assert finding.queries <= 2_500 and finding.metrics["steps"] == 25
+    # Too few steps for most searches to finish: no verdict rather than a false alarm.
+    if len(finding.metrics["unconverged_classes"]) > 5:
+        assert finding.status is Status.NOT_VULNERABLE and "Inconclusive" in finding.summary
+    assert NeuralCleanse(n_images=10)(target, data, budget=50).status is Status.NOT_APPLICABLE
+
+
+@pytest.mark.slow
+def test_neural_cleanse_gradient_free(controls):
+    results = []
+    for target, data in controls.values():
+        blackbox = CallableTarget(target._predict, input_spec=target.input_spec, n_classes=10)
+        check = NeuralCleanse(steps=150, blackbox_images=8, nes_samples=10, lr=0.2, blackbox_cell=4)
+        results.append(check(blackbox, data, budget=300_000))
+    bad, good = results
+    assert bad.metrics["method"] == "nes" and bad.queries <= 300_000
+    assert bad.status is Status.VULNERABLE and bad.metrics["flagged_classes"] == [0]
+    # Known limitation at this budget: estimated gradients leave clean-class masks unconverged,
+    # so the clean twin can cross the cut-off of 2 too (measured 2.7); it stays well below the backdoor.
+    assert good.metrics["anomaly_index"] < bad.metrics["anomaly_index"] - 1
+
+
+def test_max_margin(controls):
+    bad, good = both(controls, MaxMargin(steps=60))
+    assert bad.status is Status.VULNERABLE and bad.metrics["flagged_classes"] == [0]
+    assert good.status is Status.NOT_VULNERABLE
+    assert RoundedTarget(controls["mnist_cnn_clean"][0]).capabilities.gradients is False
+    rounded = MaxMargin()(RoundedTarget(controls["mnist_cnn_clean"][0]), controls["mnist_cnn_clean"][1])
+    assert rounded.status is Status.NOT_APPLICABLE
+
+
+@pytest.mark.parametrize("check", [ActivationClustering(), SpectralSignatures()], ids=lambda c: c.id)
+def test_training_data_detectors(controls, check):
+    bad, good = both(controls, check)
+    assert bad.status is Status.VULNERABLE and bad.metrics["flagged_classes"] == [0]
+    assert bad.metrics["precision"] >= 0.9
+    # Clustering finds nearly all poisoned rows; the spectral score removes only its top 1.5 epsilon.
+    assert bad.metrics["recall"] >= (0.8 if check.id == "FM10.activation_clustering" else 0.2)
+    assert good.status is Status.NOT_VULNERABLE and good.metrics["flagged_samples"] == 0
+    # Without ground truth only counts are reported.
+    target, data = controls["mnist_cnn_backdoor"]
+    data.meta, saved = {k: v for k, v in data.meta.items() if k != "poisoned_indices"}, data.meta
+    try:
+        blind = check(target, data)
+    finally:
+        data.meta = saved
+    assert "precision" not in blind.metrics and blind.metrics["flagged_samples"] == bad.metrics["flagged_samples"]
+
+
+def test_strip(controls):
+    bad, good = both(controls, Strip(n_inputs=50, overlays=10), budget=1_500)
+    assert bad.status is Status.VULNERABLE and bad.metrics["flagged_classes"] == [0]
+    assert bad.metrics["detection_rate"] >= 0.5 and bad.metrics["false_rejection_rate"] <= 0.2
+    assert good.status is Status.NOT_VULNERABLE and good.metrics["detection_rate"] < 0.3
+    assert bad.queries == 3 * 50 * 10 and bad.evaluation_queries == 50
+
+
+def test_strip_without_triggered_inputs_is_not_applicable(controls):
+    target, data = controls["mnist_cnn_clean"]
+    saved = data.meta
+    data.meta = {}
+    try:
+        assert Strip()(target, data).status is Status.NOT_APPLICABLE
+    finally:
+        data.meta = saved
