@@ -19,6 +19,7 @@ from redline.checks.base import CheckContext, NotApplicable
 from redline.checks.fm11_fuzz import (
     COMMON_KINDS,
     KINDS,
+    MEMORY_DEFAULT_KINDS,
     CaseCatalogue,
     InputFuzzing,
     plan_cases,
@@ -299,7 +300,7 @@ def callable_target(fn) -> CallableTarget:
 
 def test_flags_a_fragile_model_in_memory(tmp_path, data):
     model = CountingModel(fragile_model)
-    finding = fuzz()(callable_target(model), data, budget=2000, ctx=CheckContext(tmp_path))
+    finding = fuzz(include=COMMON_KINDS)(callable_target(model), data, budget=2000, ctx=CheckContext(tmp_path))
     assert finding.status is Status.VULNERABLE
     cases = cases_of(tmp_path, finding)
     missing = next(c for c in cases if c["case"] == "one row with its last feature missing")
@@ -316,7 +317,7 @@ def test_flags_a_fragile_model_in_memory(tmp_path, data):
 
 def test_a_robust_model_in_memory_passes(tmp_path):
     model = CountingModel(robust_model)
-    finding = fuzz()(callable_target(model), None, budget=2000, ctx=CheckContext(tmp_path))
+    finding = fuzz(include=COMMON_KINDS)(callable_target(model), None, budget=2000, ctx=CheckContext(tmp_path))
     assert finding.status is Status.NOT_VULNERABLE, finding.evidence.get("failures")
     cases = cases_of(tmp_path, finding)
     assert {c["outcome"] for c in cases} == {"ok", "rejected"}
@@ -397,7 +398,7 @@ def test_an_endpoint_behind_a_wrapper_is_not_fuzzed_through_it():
 
 def test_cases_per_kind_caps_each_kind():
     finding = fuzz(cases_per_kind=1)(callable_target(robust_model), None, budget=2000)
-    assert finding.metrics["cases"] == len(COMMON_KINDS)
+    assert finding.metrics["cases"] == len(MEMORY_DEFAULT_KINDS)  # shape/dtype kinds: HTTP or on request
 
 
 def test_the_check_is_registered():
@@ -444,3 +445,15 @@ def test_catalogue_properties(shape, lower, width, seed, http):
         else:
             plan = plan_cases(by_kind, budget)
             assert sum(c.rows for c in plan) <= budget and {c.kind for c in plan} == set(kinds)
+
+
+def test_in_memory_models_are_not_blamed_for_framework_shape_errors_by_default(data):
+    def strict(x):  # like a torch layer: a mis-shaped array raises deep inside the framework
+        x = np.asarray(x, dtype=np.float64)
+        if np.isnan(x).any() or np.isinf(x).any() or (x < 0).any() or (x > 1).any():
+            raise ValueError("invalid input")
+        return softmax(x.reshape(len(x), D) @ WEIGHTS)
+
+    finding = fuzz()(callable_target(strict), data, budget=2000)
+    assert finding.status is Status.NOT_VULNERABLE, finding.evidence.get("failures")
+    assert finding.metrics["crashes"] == 0

@@ -100,6 +100,10 @@ COMMON_KINDS = (
 )
 HTTP_KINDS = ("malformed_json", "wrong_content_type", "oversized_body", "missing_field")
 KINDS = COMMON_KINDS + HTTP_KINDS
+# An in-memory model is called by the application's own code, which fixes the array's shape
+# and dtype; a framework exception on a mis-shaped array is a rejection, not a service
+# crash. Those kinds run for in-memory targets only when asked for with ``include``.
+MEMORY_DEFAULT_KINDS = tuple(k for k in COMMON_KINDS if k not in ("wrong_shape", "wrong_dtype"))
 
 FAILURES = ("crash", "server_error", "hang", "bad_answer", "accepted_invalid")
 OUTCOMES = ("ok", "rejected") + FAILURES
@@ -313,7 +317,7 @@ class InputFuzzing(Check):
     def _kinds(self, http: bool) -> list[str]:
         available = KINDS if http else COMMON_KINDS
         if self.include is None:
-            return list(available)
+            return list(KINDS if http else MEMORY_DEFAULT_KINDS)
         names = self.include.split(",") if isinstance(self.include, str) else list(self.include)
         chosen = [str(n).strip() for n in names if str(n).strip()]
         unknown = [n for n in chosen if n not in KINDS]
