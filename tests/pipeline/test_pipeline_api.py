@@ -33,7 +33,7 @@ def test_not_vulnerable_and_not_applicable_findings_get_no_severity(logreg_probl
 
     model, data = logreg_problem
     target = LabelOnlyTarget(SklearnTarget(model, input_spec=InputSpec(shape=(6,))))
-    report = redline.scan(target, data, select="FM05")
+    report = redline.scan(target, data, select="FM05.equation_solving")
     (finding,) = report.findings
     assert finding.status is Status.NOT_APPLICABLE and finding.severity is redline.Severity.NONE
     assert report.coverage["FM05"] == "not_applicable"
@@ -44,8 +44,8 @@ def test_context_changes_the_severity(logreg_problem, tmp_path):
     internal = tmp_path / "internal.yaml"
     internal.write_text("internet_exposed: false\nauthenticated: true\nrate_limited: true\n"
                         "data_sensitivity: internal\n")
-    exposed = redline.scan(model, data, select="FM05").findings[0]
-    quiet = redline.scan(model, data, select="FM05", context=str(internal)).findings[0]
+    exposed = redline.scan(model, data, select="FM05.equation_solving").findings[0]
+    quiet = redline.scan(model, data, select="FM05.equation_solving", context=str(internal)).findings[0]
     assert quiet.severity <= exposed.severity
     assert quiet.rationale != exposed.rationale
 

@@ -51,19 +51,19 @@ def test_http_endpoint_queries_equal_what_the_server_answered(logreg_problem, mo
 def test_fail_on_sets_the_exit_code(logreg_problem, model_server, npz_data, tmp_path):
     model, _ = logreg_problem
     with model_server(model) as server:
-        args = ["scan", server.url, "--data", npz_data, "--select", "FM05", "--no-progress"]
+        args = ["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--no-progress"]
         assert main(args + ["--out", str(tmp_path / "a"), "--fail-on", "important"]) == 1
         assert main(args + ["--out", str(tmp_path / "b"), "--fail-on", "never"]) == 0
     # Nothing vulnerable: exit 0 whatever the threshold.
     with model_server(model, labels_only=True) as server:
-        assert main(["scan", server.url, "--data", npz_data, "--select", "FM05", "--no-progress",
+        assert main(["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--no-progress",
                      "--out", str(tmp_path / "c"), "--fail-on", "low"]) == 0
 
 
 def test_json_output_is_the_report(logreg_problem, model_server, npz_data, tmp_path, capsys):
     model, _ = logreg_problem
     with model_server(model) as server:
-        main(["scan", server.url, "--data", npz_data, "--select", "FM05", "--json", "--out", str(tmp_path)])
+        main(["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--json", "--out", str(tmp_path)])
     validate_report(json.loads(capsys.readouterr().out))
 
 
@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
 def test_unreachable_endpoint_is_a_clear_error(npz_data, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "redline.cli", "scan", "http://127.0.0.1:9/predict", "--data", npz_data,
-         "--select", "FM05", "--out", str(tmp_path), "--no-progress", "--target-config", str(_fast_config(tmp_path))],
+         "--select", "FM05.equation_solving", "--out", str(tmp_path), "--no-progress", "--target-config", str(_fast_config(tmp_path))],
         capture_output=True, text=True, timeout=60,
     )
     report = json.loads((tmp_path / "report.json").read_text())
