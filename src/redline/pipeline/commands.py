@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  redline scan onnx:model.onnx --data npz:data.npz --format json,html,sarif --fail-on important\n"
             "  redline scan http://127.0.0.1:8000/predict --data builtin:digits --target-config api.yaml\n"
             "\nTARGET: zoo:NAME, onnx:PATH, sklearn:PATH (.skops), torch:PATH (TorchScript), or an http(s) URL.\n"
-            "DATA: builtin:NAME (digits, mnist, breast_cancer, fair), npz:PATH, csv:PATH#label=COL.\n"
+            "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error."
         ),
     )
