@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.epsilon import resolve_epsilon
+from ..util.evasion import evasion_metrics
 from ..util.evidence import save_arrays, try_plot
-from ..util.norms import l2, linf, median_or_none
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -87,21 +87,8 @@ class ProjectedGradientDescent(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)
         success = adv_pred != ya  # re-checked on the deployed prediction path
-        delta = x_adv - xa
-        succ_delta = delta[success]
-        success_rate = float(success.mean()) if len(success) else 0.0
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
-        metrics = {
-            "norm": self.norm,
-            "epsilon": eps_max,
-            "success_rate": success_rate,
-            "clean_accuracy": clean_accuracy,
-            "robust_accuracy": clean_accuracy * (1.0 - success_rate),
-            "median_queries": median_or_none(used[success]),
-            "median_linf": median_or_none(linf(succ_delta)),
-            "median_l2": median_or_none(l2(succ_delta)),
-            "attacked_inputs": int(len(xa)),
-        }
+        metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used)
+        success_rate = metrics["success_rate"]
         curve = {"epsilon": levels, "success_rate": [float(results[e][1].mean()) if len(xa) else 0.0 for e in levels]}
         evidence: dict = {"curve": curve}
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)

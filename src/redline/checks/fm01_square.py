@@ -16,9 +16,10 @@ import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
 from ..util.epsilon import resolve_epsilon
+from ..util.evasion import evasion_metrics
 from ..util.evidence import save_arrays, try_plot
 from ..util.feasible import make_feasible
-from ..util.norms import l2, linf, median_or_none
+from ..util.norms import l2, linf
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
@@ -160,22 +161,10 @@ class SquareAttack(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
         success = adv_pred != ya  # re-checked on the deployed prediction path
-        succ_delta = (x_adv - xa)[success]
         size = (linf if self.norm == "linf" else l2)(x_adv - xa)
-        success_rate = float(success.mean()) if n else 0.0
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
-        metrics = {
-            "norm": self.norm,
-            "epsilon": eps,
-            "success_rate": success_rate,
-            "clean_accuracy": clean_accuracy,
-            "robust_accuracy": clean_accuracy * (1.0 - success_rate),
-            "median_queries": median_or_none(used[success]),
-            "median_linf": median_or_none(linf(succ_delta)),
-            "median_l2": median_or_none(l2(succ_delta)),
-            "attacked_inputs": int(n),
-            "queries_per_input": int(per_input),
-        }
+        metrics = evasion_metrics(self.norm, eps, xa, x_adv, success, correct, used)
+        metrics["queries_per_input"] = int(per_input)
+        success_rate = metrics["success_rate"]
         sizes = np.where(success, size, np.inf)
         curve_q = trace.success_vs_queries(eps)
         curve_e = success_vs_size(sizes, eps * np.linspace(0.1, 1.0, 10))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.evasion import evasion_metrics
 from ..util.evidence import save_arrays, try_plot
-from ..util.norms import l2, linf, median_or_none
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _MIN_LABELS = 20  # below this a surrogate learns nothing useful
@@ -126,25 +126,16 @@ class TransferAttack(Check):
             fit = agreement(surrogate, target, held_out)
         ctx.progress(3, 3)
 
-        delta = (x_adv - xa)[success]
-        success_rate = float(success.mean()) if len(success) else 0.0
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
-        metrics = {
-            "norm": "linf",
-            "epsilon": eps,
-            "success_rate": success_rate,
-            "clean_accuracy": clean_accuracy,
-            "robust_accuracy": clean_accuracy * (1.0 - success_rate),
-            "median_queries": 1.0 if success.any() else None,  # one replay per example
-            "median_linf": median_or_none(linf(delta)),
-            "median_l2": median_or_none(l2(delta)),
+        # One replay per example: an example that transfers costs the attacker one query.
+        metrics = evasion_metrics("linf", eps, xa, x_adv, success, correct, np.ones(len(xa)))
+        success_rate = metrics["success_rate"]
+        metrics.update({
             "labelling_queries": int(surrogate.labelling_queries),
             "replay_queries": len(x_adv),
             "surrogate_agreement": fit,
             "surrogate_success_rate": float(surrogate_fooled.mean()) if len(x_adv) else 0.0,
             "surrogates": list(surrogate.architectures),
-            "attacked_inputs": len(xa),
-        }
+        })
         evidence: dict = {}
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
         if rel:

@@ -1,0 +1,37 @@
+"""The metrics every evasion check reports (DESIGN.md: FM01/FM07/FM15 family)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .norms import l2, linf, median_or_none
+
+
+def evasion_metrics(
+    norm: str,
+    epsilon: float,
+    x: np.ndarray,
+    x_adv: np.ndarray,
+    success: np.ndarray,
+    correct: np.ndarray,
+    queries_to_success: np.ndarray | None,
+) -> dict[str, Any]:
+    """``success`` marks attacked inputs (rows of ``x``) the target now gets wrong; ``correct``
+    marks which sampled inputs it got right before the attack (only those were attacked)."""
+    success = np.asarray(success, dtype=bool)
+    success_rate = float(success.mean()) if success.size else 0.0
+    clean_accuracy = float(np.mean(correct)) if len(correct) else 0.0
+    delta = (x_adv - x)[success]
+    median_queries = median_or_none(np.asarray(queries_to_success)[success]) if queries_to_success is not None else None
+    return {
+        "norm": norm,
+        "epsilon": float(epsilon),
+        "success_rate": success_rate,
+        "clean_accuracy": clean_accuracy,
+        "robust_accuracy": clean_accuracy * (1.0 - success_rate),
+        "median_queries": median_queries,
+        "median_linf": median_or_none(linf(delta)),
+        "median_l2": median_or_none(l2(delta)),
+        "attacked_inputs": int(len(x)),
+    }
