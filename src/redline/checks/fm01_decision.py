@@ -31,7 +31,7 @@ import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
 from ..util.epsilon import resolve_epsilon
-from ..util.evidence import save_arrays, try_plot
+from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
 from ..util.norms import linf, median_or_none
@@ -359,11 +359,7 @@ class DecisionAttack(Check):
                        xlabel="epsilon (L2)", ylabel="success rate")
         if rel:
             out.append(rel)
-        if xa.ndim >= 3 and found.any():
-            pick = np.flatnonzero(found)[:6]
-            rows = [list(xa[pick]), list(x_adv[pick]), list(x_adv[pick] - xa[pick])]
-            rel = try_plot(ctx, f"{self.id}-examples.png", plots.image_grid, rows,
-                           row_titles=["original", "adversarial", "difference"])
-            if rel:
-                out.append(rel)
+        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, found)
+        if rel:
+            out.append(rel)
         return out

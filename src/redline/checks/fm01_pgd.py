@@ -12,7 +12,7 @@ import numpy as np
 
 from ..util.epsilon import resolve_epsilon
 from ..util.evasion import evasion_metrics
-from ..util.evidence import save_arrays, try_plot
+from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -186,11 +186,7 @@ class ProjectedGradientDescent(Check):
                        ylabel="success rate")
         if rel:
             out.append(rel)
-        if xa.ndim >= 3 and success.any():
-            pick = np.flatnonzero(success)[:6]
-            rows = [list(xa[pick]), list(x_adv[pick]), list(x_adv[pick] - xa[pick])]
-            rel = try_plot(ctx, f"{self.id}-examples.png", plots.image_grid, rows,
-                           row_titles=["original", "adversarial", "difference"])
-            if rel:
-                out.append(rel)
+        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
+        if rel:
+            out.append(rel)
         return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.evasion import evasion_metrics
-from ..util.evidence import save_arrays, try_plot
+from ..util.evidence import adversarial_grid, save_arrays
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _MIN_LABELS = 20  # below this a surrogate learns nothing useful
@@ -140,15 +140,9 @@ class TransferAttack(Check):
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
         if rel:
             evidence["examples"] = rel
-        if xa.ndim >= 3 and success.any():
-            from ..report import plots
-
-            pick = np.flatnonzero(success)[:6]
-            rel = try_plot(ctx, f"{self.id}-examples.png", plots.image_grid,
-                           [list(xa[pick]), list(x_adv[pick]), list(x_adv[pick] - xa[pick])],
-                           row_titles=["original", "adversarial", "difference"])
-            if rel:
-                evidence["plots"] = [rel]
+        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
+        if rel:
+            evidence["plots"] = [rel]
         vulnerable = len(xa) > 0 and success_rate >= self.success_threshold
         summary = (
             f"Examples crafted on a surrogate (trained on {surrogate.labelling_queries} target labels, "

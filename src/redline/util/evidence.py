@@ -27,3 +27,16 @@ def try_plot(ctx: CheckContext, name: str, draw: Any, *args: Any, **kwargs: Any)
     except ImportError:
         return None
     return rel
+
+
+def adversarial_grid(ctx: CheckContext, name: str, x: np.ndarray, x_adv: np.ndarray, fooled: np.ndarray,
+                     most: int = 6) -> str | None:
+    """Original / adversarial / difference rows for up to ``most`` fooled images; None for
+    non-image inputs, when nothing was fooled, or when no plot could be written."""
+    if x.ndim < 3 or not np.any(fooled):
+        return None
+    from ..report import plots
+
+    pick = np.flatnonzero(fooled)[:most]
+    rows = [list(x[pick]), list(x_adv[pick]), list(x_adv[pick] - x[pick])]
+    return try_plot(ctx, name, plots.image_grid, rows, row_titles=["original", "adversarial", "difference"])
