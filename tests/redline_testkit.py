@@ -24,3 +24,22 @@ class ArrayTarget(Target):
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         return p if self.capabilities.outputs == "probabilities" else p.argmax(1)
+
+
+def counting_torch_target_class():
+    """A TorchTarget subclass whose class attribute ``answered`` counts every row the model
+    answers, through predict or logits, so tests can check the ledger against it."""
+    from redline.targets.torch import TorchTarget
+
+    class CountingTorchTarget(TorchTarget):
+        answered = 0
+
+        def _predict(self, x):
+            CountingTorchTarget.answered += len(x)
+            return super()._predict(x)
+
+        def _torch_logits(self, x):
+            CountingTorchTarget.answered += int(x.shape[0])
+            return super()._torch_logits(x)
+
+    return CountingTorchTarget

@@ -3,24 +3,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from redline_testkit import counting_torch_target_class
+
 from redline.checks.base import CheckContext
 from redline.checks.fm01_pgd import ProjectedGradientDescent
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
-from redline.targets.torch import TorchTarget
 
-
-class Counting(TorchTarget):
-    answered = 0
-
-    def _predict(self, x):
-        Counting.answered += len(x)
-        return super()._predict(x)
-
-    def _torch_logits(self, x):
-        Counting.answered += int(x.shape[0])
-        return super()._torch_logits(x)
+Counting = counting_torch_target_class()
 
 
 @pytest.fixture(scope="module")

@@ -3,31 +3,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from redline_testkit import counting_torch_target_class
+
 from redline.checks.base import CheckContext
 from redline.checks.fm01_square import SquareAttack, bump, margin_loss, window_fraction
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
-from redline.targets.torch import TorchTarget
 
+Counting = counting_torch_target_class()
 
-class Counting(TorchTarget):
-    """Counts every row the model answers, whatever path the check used."""
-
-    answered = 0
-
-    def _predict(self, x):
-        Counting.answered += len(x)
-        return super()._predict(x)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: thread start-up and contention cost far more than the arithmetic.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _train(x, y, hidden=16, seed=0):

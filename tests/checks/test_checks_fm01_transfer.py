@@ -4,12 +4,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from redline_testkit import counting_torch_target_class
+
 from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.fm01_transfer import TransferAttack
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
-from redline.targets.torch import TorchTarget
 from redline.zoo.hardened import SqueezedCnnRecipe
 
 FAST = {"n_inputs": 40, "surrogate_epochs": 6}
@@ -20,12 +21,7 @@ def mnist():
     return zoo.load_target("mnist_cnn"), zoo.load_data_for("mnist_cnn")
 
 
-class Counting(TorchTarget):
-    answered = 0
-
-    def _predict(self, x):
-        Counting.answered += len(x)
-        return super()._predict(x)
+Counting = counting_torch_target_class()
 
 
 def counting(module, like):

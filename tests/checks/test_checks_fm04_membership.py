@@ -28,14 +28,6 @@ from redline.targets.base import LabelOnlyTarget
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small models train faster on one thread, and far faster when other tests share the cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def digits():

@@ -1,13 +1,12 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
+from redline_testkit import ArrayTarget
 
 from redline.checks.base import CheckContext
 from redline.checks.fm05_equation_solving import EquationSolving
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
-
-from redline_testkit import ArrayTarget
 
 
 class NonLinearTarget(ArrayTarget):
@@ -52,8 +51,8 @@ def test_labels_only_and_too_small_budget_are_not_applicable(linear_target, blob
 def test_binary_logistic_regression_parameters_are_recovered_exactly():
     sklearn = pytest.importorskip("sklearn.linear_model")
     from redline.data.base import Dataset
-    from redline.targets.sklearn import SklearnTarget
     from redline.targets.base import InputSpec
+    from redline.targets.sklearn import SklearnTarget
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 8)).astype(np.float32)

@@ -11,14 +11,6 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # L-BFGS on tiny tensors is many small ops: one thread beats two contended ones by far.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _network(activation):
     from redline.targets.torch import TorchTarget

@@ -12,14 +12,6 @@ ort = pytest.importorskip("onnxruntime")
 FAST = {"rounds": 3, "epochs": 6, "final_epochs": 15}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks train faster on one thread than on two contended ones.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _counting(target):
     target.answered = 0
