@@ -10,6 +10,7 @@ from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 # One module per check (or per family); each defines one or more Check subclasses.
 CHECK_MODULES = (
     "redline.checks.fm01_pgd",
+    "redline.checks.fm01_min_norm",
     "redline.checks.fm01_square",
     "redline.checks.fm01_decision",
     "redline.checks.fm01_transfer",
