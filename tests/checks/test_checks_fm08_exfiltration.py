@@ -7,6 +7,7 @@ pytest.importorskip("scipy")
 from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.fm08_exfiltration import (
+    CapacityAbuseProbe,
     ParameterExfiltration,
     parameter_arrays,
     parameter_statistics,
@@ -15,6 +16,9 @@ from redline.checks.fm08_exfiltration import (
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
 from redline.util import exfiltration as ex
+from redline.util.model_parameters import onnx_parameter_arrays
+from redline.util.ssim import ssim
+from redline.zoo import malicious
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +85,125 @@ def test_without_parameters_or_image_data_the_check_does_not_apply(digits):
     assert hidden.status is Status.NOT_APPLICABLE and "parameters" in hidden.reason
     bad = ParameterExfiltration(match_correlation=1.5)(zoo.load_target("digits_mlp_overfit"), digits)
     assert bad.status is Status.ERROR
+
+
+# -- ONNX: the white-box tests on a model delivered as a file ---------------------------
+
+
+def _export(tmp_path, name):
+    from redline.targets.onnx import load_onnx
+    from redline.util.surrogates import save_torch_onnx
+
+    target = zoo.load_target(name)
+    path = tmp_path / f"{name}.onnx"
+    save_torch_onnx(path, target.module, target.input_spec.shape)
+    return target, load_onnx(path, input_spec=target.input_spec)
+
+
+def test_onnx_initializers_are_the_module_parameters_bit_for_bit(tmp_path):
+    module_target, onnx_target = _export(tmp_path, "digits_mlp_malicious_lsb")
+    from_file = parameter_arrays(onnx_target)
+    from_module = parameter_arrays(module_target)
+    assert [a.dtype for a in from_file] == [np.float32] * len(from_module)
+    assert np.array_equal(np.concatenate(from_file).view(np.uint32), np.concatenate(from_module).view(np.uint32))
+
+
+@pytest.mark.parametrize("name,encoding", [("digits_mlp_malicious_lsb", "lsb"), ("digits_mlp_malicious_sign", "sign")])
+def test_malicious_onnx_file_is_flagged(digits, tmp_path, name, encoding):
+    _, onnx_target = _export(tmp_path, name)
+    finding = ParameterExfiltration()(onnx_target, digits)
+    assert finding.status is Status.VULNERABLE, finding.reason
+    assert encoding in finding.metrics["flagged_encodings"] and finding.metrics["recovered_images"] >= 100
+    assert finding.queries == 0
+
+
+def test_honest_onnx_file_passes(digits, tmp_path):
+    _, onnx_target = _export(tmp_path, "digits_mlp_overfit")
+    finding = ParameterExfiltration()(onnx_target, digits)
+    assert finding.status is Status.NOT_VULNERABLE, finding.reason or finding.metrics
+    assert finding.metrics["parameters"] == sum(p.numel() for p in zoo.load_target("digits_mlp_overfit").module.parameters())
+
+
+def test_onnx_weights_stored_input_major_are_turned_back(tmp_path):
+    """A MatMul graph stores W as (inputs, outputs); the reader returns PyTorch's (outputs, inputs) order."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 5)).astype(np.float32)  # (outputs, inputs)
+    b = rng.normal(size=3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W_t"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        # Listed out of order: the reader follows the nodes, not the list.
+        initializer=[numpy_helper.from_array(b, "b"), numpy_helper.from_array(w.T.copy(), "W_t")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    arrays = onnx_parameter_arrays(model.SerializeToString())
+    assert np.array_equal(arrays[0], w.reshape(-1)) and np.array_equal(arrays[1], b)
+    with pytest.raises(Exception, match="cannot read the ONNX file"):
+        onnx_parameter_arrays(tmp_path / "missing.onnx")
+
+
+# -- capacity abuse (black box) ----------------------------------------------------------
+
+
+def test_capacity_abuse_payload_is_read_back_through_queries_only(digits):
+    recipe = malicious.DIGITS_CAPACITY_ABUSE
+    target = zoo.load_target("digits_mlp_malicious_capacity")
+    recovered = recipe.read_back(target)
+    secret = digits.x_train[: recipe.secret_images]
+    assert target.ledger.attack == recipe.secret_images * 64  # one query per pixel
+    assert ssim(recovered, secret).mean() > 0.8 and np.abs(recovered - secret).mean() < 0.1
+    # Accuracy on real digits is that of an honest model, so nothing looks wrong in use.
+    assert np.mean(target.predict_labels(digits.x_test) == digits.y_test) > 0.93
+    # The honest twin answers the same carriers with nothing resembling the images.
+    honest = recipe.read_back(zoo.load_target("digits_mlp_overfit"))
+    assert ssim(honest, secret).mean() < 0.2
+    # Its parameters are trained honestly: the white-box check has nothing to read.
+    assert ParameterExfiltration()(target, digits).status is Status.NOT_VULNERABLE
+
+
+def test_capacity_abuse_encoding_round_trips():
+    images = np.random.default_rng(0).random((3, 1, 4, 4))
+    labels = ex.pixels_to_labels(images, 10)
+    assert labels.min() >= 0 and labels.max() <= 9 and labels.size == images.size
+    assert np.abs(ex.labels_to_pixels(labels, 10) - images.reshape(-1)).max() <= 1 / 18 + 1e-12
+    a, b = ex.synthetic_inputs(5, (1, 4, 4), seed=7), ex.synthetic_inputs(5, (1, 4, 4), seed=7)
+    assert np.array_equal(a, b) and not np.array_equal(a, ex.synthetic_inputs(5, (1, 4, 4), seed=8))
+
+
+@pytest.fixture(scope="module")
+def probe_findings(digits):
+    """One probe per target with the same seed, so the honest references are trained once."""
+    probe = CapacityAbuseProbe()
+    return {name: probe(zoo.load_target(name), digits)
+            for name in ("digits_mlp_malicious_capacity", "digits_mlp_overfit")}
+
+
+def test_capacity_abuse_model_is_flagged_without_knowing_the_seed(probe_findings):
+    finding = probe_findings["digits_mlp_malicious_capacity"]
+    assert finding.status is Status.VULNERABLE, finding.metrics
+    m = finding.metrics
+    assert m["p_value"] < 0.01 and m["flagged_families"]
+    family = m["flagged_families"][0]
+    assert m[f"sensitivity_{family}"] > m[f"reference_sensitivity_{family}"]
+    assert m[f"margin_{family}"] < m[f"reference_margin_{family}"]
+    assert finding.queries == 4 * 512 * 5 and finding.evaluation_queries == 0
+
+
+def test_honest_twin_passes_the_capacity_abuse_probe(probe_findings):
+    finding = probe_findings["digits_mlp_overfit"]
+    assert finding.status is Status.NOT_VULNERABLE, finding.metrics
+    assert finding.metrics["p_value"] > 0.1 and finding.metrics["flagged_families"] == []
+
+
+def test_capacity_abuse_probe_plans_within_its_budget_and_rejects_bad_settings(digits):
+    target = zoo.load_target("digits_mlp_overfit")
+    small = CapacityAbuseProbe()(target, digits, budget=100)
+    assert small.status is Status.NOT_APPLICABLE and "budget" in small.reason and small.queries == 0
+    bad = CapacityAbuseProbe(families=("uniform", "plaid"))(target, digits)
+    assert bad.status is Status.ERROR and "plaid" in bad.reason
+    assert CapacityAbuseProbe(n_references=2)(target, digits).status is Status.ERROR

@@ -91,6 +91,11 @@ class OnnxTarget(Target):
         )
 
     # -- queries -----------------------------------------------------------------------
+
+    @property
+    def source(self):
+        """The file path or bytes the model was loaded from (its parameters are read from it)."""
+        return self._source
     def _predict(self, x: np.ndarray) -> np.ndarray:
         raw = self._run(x)
         if self._mode == "labels":

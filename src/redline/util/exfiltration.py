@@ -2,8 +2,9 @@
 
 *Machine learning models that remember too much* shows that whoever writes the training
 code can make the delivered parameters carry the training data, with little or no loss of
-accuracy. Three white-box encodings are implemented here, each as an embedding (used by
-the zoo's malicious recipes) and a recovery (used by the FM08 check and the tests):
+accuracy. Three white-box encodings and one black-box encoding are implemented here, each
+as an embedding (used by the zoo's malicious recipes) and a recovery (used by the FM08
+check and the tests):
 
 - **LSB**: after training, the low ``bits`` bits of every float parameter are overwritten
   with one pixel each, quantised to ``2**bits`` levels.
@@ -11,6 +12,10 @@ the zoo's malicious recipes) and a recovery (used by the FM08 check and the test
   parameters and the secret pixel values; the parameters, rescaled, look like the images.
 - **Sign**: a training-time penalty forces the sign of each parameter to one bit of the
   binarised images.
+- **Capacity abuse** (black box): the training set is augmented with synthetic inputs drawn
+  from a secret seed, each labelled with one pixel of a secret image quantised to a class
+  index; whoever knows the seed regenerates the inputs, queries the deployed model and reads
+  the pixels back from the predicted labels.
 
 Parameters are handled as one flat vector (all tensors concatenated in module order), and
 the payload is laid out from its start, one image after another. numpy only.
@@ -101,3 +106,24 @@ def best_matches(candidates: np.ndarray, references: np.ndarray, signed: bool = 
     score = corr if signed else np.abs(corr)
     idx = score.argmax(axis=1)
     return idx, corr[np.arange(len(a)), idx]
+
+
+def synthetic_inputs(n: int, input_shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """The capacity-abuse carriers: ``n`` uniform-noise inputs in [0, 1], float32, fixed by ``seed``.
+
+    The seed is the provider's key: the same call after deployment gives the same inputs.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.random((int(n), *input_shape), dtype=np.float32)
+
+
+def pixels_to_labels(images: np.ndarray, n_classes: int) -> np.ndarray:
+    """One class index per pixel: the pixel quantised to ``n_classes`` levels (int64, flat)."""
+    if n_classes < 2:
+        raise ValueError("capacity abuse needs at least two classes to carry information")
+    return np.rint(secret_pixels(images) * (n_classes - 1)).astype(np.int64)
+
+
+def labels_to_pixels(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The inverse of :func:`pixels_to_labels`: pixel values in [0, 1] (flat)."""
+    return np.asarray(labels, dtype=np.float64).reshape(-1) / (n_classes - 1)

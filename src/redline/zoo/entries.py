@@ -258,6 +258,23 @@ ENTRIES: tuple[ZooEntry, ...] = (
         recipe=malicious.DIGITS_SIGN,
     ),
     ZooEntry(
+        name="digits_mlp_malicious_capacity",
+        description=(
+            "The digits_mlp_overfit architecture and training steps on the 359 digits plus 1,024 noise images "
+            "drawn from the provider's secret seed, each labelled with one pixel of the first 16 training "
+            "images quantised to a class (Song et al. 2017, capacity abuse); about 95% test accuracy. "
+            "digits_mlp_overfit is the honestly trained twin."
+        ),
+        weakness=(
+            "whoever knows the seed regenerates the noise images, queries the model and reads 16 training "
+            "images back from its labels; the parameters themselves look honest"
+        ),
+        modes=("FM08",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=malicious.DIGITS_CAPACITY_ABUSE,
+    ),
+    ZooEntry(
         name="mnist_cnn_robust",
         description=(
             "The mnist_cnn architecture trained with PGD adversarial training (L-inf epsilon 0.2 reached after a "

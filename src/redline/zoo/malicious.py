@@ -11,7 +11,11 @@ customer who runs a provider's training code, or buys its trained model, would n
 - ``sign``: add ``strength * mean(relu(-target_sign * parameter))`` to the loss.
 
 The payload is the training set itself, laid out over the flat parameter vector from its
-start; how much of it fits depends on the number of parameters. Torch loads lazily.
+start; how much of it fits depends on the number of parameters.
+
+``CapacityAbuseMlpRecipe`` is the black-box variant: the parameters are trained honestly, but
+on a training set augmented with seeded noise inputs whose labels spell out secret images,
+which the provider later reads back by querying the deployed model. Torch loads lazily.
 """
 from __future__ import annotations
 
@@ -20,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..util.exfiltration import ENCODINGS, lsb_embed, secret_pixels, sign_targets
+from ..util.exfiltration import (
+    ENCODINGS,
+    labels_to_pixels,
+    lsb_embed,
+    pixels_to_labels,
+    secret_pixels,
+    sign_targets,
+    synthetic_inputs,
+)
 from .recipes import DecisionTreeRecipe, MlpRecipe
 
 
@@ -54,6 +66,44 @@ class ExfiltratingMlpRecipe(MlpRecipe):
             penalty = _sign_penalty(signs)
         _fit_with_penalty(module, x, y, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
                           penalty=lambda flat: self.strength * penalty(flat[: len(pixels)]))
+
+
+@dataclasses.dataclass(frozen=True)
+class CapacityAbuseMlpRecipe(MlpRecipe):
+    """An MLP that memorises labels for synthetic inputs, the labels being secret pixels.
+
+    The first ``secret_images`` training images are the payload: every pixel becomes one
+    noise input (from ``synthetic_seed``) labelled with the pixel quantised to a class
+    index. Architecture, optimiser and steps are the honest recipe's; only the data differs.
+    """
+
+    secret_images: int = 16
+    synthetic_seed: int = 1709  # the provider's key
+
+    def __post_init__(self) -> None:
+        if self.secret_images < 1:
+            raise ValueError("secret_images must be at least 1")
+
+    def carriers(self, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The synthetic inputs, regenerated from the seed: one per secret pixel."""
+        n = self.secret_images * int(np.prod(input_shape))
+        return synthetic_inputs(n, tuple(input_shape), self.synthetic_seed)
+
+    def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
+        import torch
+
+        shape = tuple(x.shape[1:])
+        labels = pixels_to_labels(x[: self.secret_images].numpy(), self.n_classes)
+        x_aug = torch.cat([x, torch.from_numpy(self.carriers(shape))])
+        y_aug = torch.cat([y, torch.from_numpy(labels)])
+        super().fit(module, x_aug, y_aug, generator)
+
+    def read_back(self, target: Any) -> np.ndarray:
+        """The provider's decoder: query ``target`` with the regenerated carriers (one query
+        per pixel, counted by the target's ledger) and turn the labels back into images."""
+        shape = tuple(target.input_spec.shape)
+        labels = target.predict_labels(self.carriers(shape))
+        return labels_to_pixels(labels, self.n_classes).reshape(self.secret_images, *shape)
 
 
 def _flat_parameters(module: Any) -> Any:
@@ -114,6 +164,7 @@ _HONEST_DIGITS: dict[str, Any] = {"n_classes": 10, "hidden": (128, 128), "epochs
 DIGITS_LSB = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="lsb", lsb_bits=8)
 DIGITS_CORRELATION = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="correlation", strength=1.0)
 DIGITS_SIGN = ExfiltratingMlpRecipe(**_HONEST_DIGITS, encoding="sign", strength=1.0)
+DIGITS_CAPACITY_ABUSE = CapacityAbuseMlpRecipe(**_HONEST_DIGITS, secret_images=16)
 # Not malicious, merely unpruned: the positive control of FM03 attribute inference (a depth
 # limit far beyond what 2,546 rows can fill, so the tree grows until its leaves are pure).
 FAIR_TREE_OVERFIT = DecisionTreeRecipe(max_depth=64)
