@@ -7,7 +7,13 @@ plus mixup inputs) and trains on probabilities. Fidelity is label agreement with
 victim on the 1,000 held-out test images. ART sends at most one query per pool image, so
 at budgets above the pool size it uses fewer queries (the table shows how many).
 
-    python benchmarks/bench_fm05_extraction.py [--budgets 250,500,1000,2000] [--epochs 30]
+FM05.path_finding has no ART counterpart (ART has no tree extraction), so its part prints
+redline's own numbers: queries, leaves found, and fidelity on held-out and uniform inputs
+for the zoo fair_tree and for German-credit-sized generated trees (20 features, 30 leaves;
+redline.util.credit_tree), one tree per seed.
+
+    python benchmarks/bench_fm05_extraction.py [--part all|learning|path_finding]
+        [--budgets 250,500,1000,2000] [--epochs 30] [--tree-seeds 10]
 """
 from __future__ import annotations
 
@@ -17,12 +23,47 @@ import time
 import numpy as np
 
 
+def path_finding(tree_seeds: int) -> None:
+    """Queries path-finding needs for an exact copy of each tree."""
+    from redline import zoo
+    from redline.checks.fm05_path_finding import PathFinding
+    from redline.util.credit_tree import credit_like_tree
+
+    runs = [("zoo fair_tree", zoo.load_target("fair_tree"), zoo.load_data_for("fair_tree"))]
+    runs += [(f"credit tree, seed {seed}", *credit_like_tree(leaves=30, seed=seed)) for seed in range(tree_seeds)]
+    print("| tree | queries | leaves found / true | fidelity held-out | fidelity uniform | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+    credit = []
+    for name, target, data in runs:
+        start = time.perf_counter()
+        finding = PathFinding()(target, data, budget=4000, seed=0)
+        m = finding.metrics
+        print(f"| {name} | {finding.queries} | {m['leaves']} / {m['true_leaves']} | {m['fidelity']:.4f} "
+              f"| {m['fidelity_uniform']:.4f} | {time.perf_counter() - start:.1f} |", flush=True)
+        if name.startswith("credit"):
+            credit.append((finding.queries, m["fidelity"] == 1.0 and m["fidelity_uniform"] == 1.0))
+    if credit:
+        queries = np.array([q for q, _ in credit])
+        print(f"\ncredit trees: {queries.mean():.0f} queries on average (min {queries.min()}, max {queries.max()}); "
+              f"exact copies (fidelity 1.0 held-out and uniform) on {sum(e for _, e in credit)} of {len(credit)}\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=("all", "learning", "path_finding"), default="all")
     ap.add_argument("--budgets", default="250,500,1000,2000")
     ap.add_argument("--epochs", type=int, default=30, help="ART training epochs (redline's final round uses 30)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    ap.add_argument("--tree-seeds", type=int, default=10, help="generated German-credit-sized trees for path-finding")
     args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.part in ("all", "path_finding"):
+        path_finding(args.tree_seeds)
+    if args.part == "path_finding":
+        return
 
     import torch
     from art.attacks.extraction import CopycatCNN, KnockoffNets
