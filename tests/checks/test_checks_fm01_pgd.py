@@ -89,3 +89,35 @@ def test_without_gradients_the_check_does_not_apply(model, blobs):
 def test_bad_parameters_are_reported_as_errors(model, blobs):
     finding = ProjectedGradientDescent(norm="l7")(target(model), blobs)
     assert finding.status is Status.ERROR and "norm" in finding.reason
+
+
+class _Round(torch.nn.Module):
+    """A squeezing front end: rounds each feature to 0 or 1 (zero gradient)."""
+
+    def forward(self, x):
+        return torch.round(x)
+
+
+def test_masking_layers_are_found_and_nothing_else(model, blobs):
+    from redline.util.bpda import masking_layers
+
+    squeezed = torch.nn.Sequential(_Round(), model)
+    assert masking_layers(target(squeezed), blobs.x_test[:4]) == ["0"]
+    assert masking_layers(target(model), blobs.x_test[:4]) == []
+
+
+def test_bpda_breaks_through_input_squeezing_that_stalls_plain_pgd():
+    """The zoo's squeezed CNN (1-bit pixels) stalls plain PGD with zero gradients; with the
+    identity backward pass (BPDA) the same budget breaks it, judged on the deployed model."""
+    from redline import zoo
+
+    t, d = zoo.load_target("mnist_cnn_squeezed"), zoo.load_data_for("mnist_cnn_squeezed")
+
+    def run(bpda):
+        return ProjectedGradientDescent(epsilon=0.4, n_inputs=16, steps=20, curve_points=1, bpda=bpda)(
+            t, d, budget=2000, seed=0)
+
+    plain, through = run(False), run(True)
+    assert plain.metrics["success_rate"] == 0.0 and plain.metrics["bpda_layers"] == []
+    assert through.metrics["success_rate"] >= 0.15 and through.metrics["bpda_layers"] == ["0"]
+    assert "BPDA" in through.summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.bpda import straight_through
 from ..util.epsilon import resolve_epsilon
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
@@ -33,6 +34,7 @@ class ProjectedGradientDescent(Check):
         n_inputs: int = 64,
         curve_points: int = 4,
         success_threshold: float = 0.3,
+        bpda: bool = True,
     ):
         self.norm = norm
         self.epsilon = epsilon
@@ -42,6 +44,7 @@ class ProjectedGradientDescent(Check):
         self.n_inputs = n_inputs
         self.curve_points = curve_points
         self.success_threshold = success_threshold
+        self.bpda = bpda
 
     def _validate(self, target) -> float:
         if self.norm not in ("linf", "l2"):
@@ -78,16 +81,21 @@ class ProjectedGradientDescent(Check):
         xa, ya = xa[:n], ya[:n]
 
         results = {}
-        for i, eps in enumerate(levels):
-            x_adv, found, used = self._attack(torch, target, xa, ya, eps, steps, restarts, rng)
-            results[eps] = (x_adv, found, used)
-            ctx.progress(i + 1, len(levels))
+        # Layers that mask gradients (input squeezing) get an identity backward pass, so the
+        # attack cannot mistake a zero gradient for robustness; success is still judged on
+        # the deployed forward pass below.
+        with straight_through(target, xa[:8], enabled=bool(self.bpda)) as patched:
+            for i, eps in enumerate(levels):
+                x_adv, found, used = self._attack(torch, target, xa, ya, eps, steps, restarts, rng)
+                results[eps] = (x_adv, found, used)
+                ctx.progress(i + 1, len(levels))
 
         x_adv, found, used = results[eps_max]
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)
         success = adv_pred != ya  # re-checked on the deployed prediction path
         metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used)
+        metrics["bpda_layers"] = patched
         success_rate = metrics["success_rate"]
         curve = {"epsilon": levels, "success_rate": [float(results[e][1].mean()) if len(xa) else 0.0 for e in levels]}
         evidence: dict = {"curve": curve}
@@ -102,6 +110,9 @@ class ProjectedGradientDescent(Check):
             f"PGD-{self.norm} with epsilon {eps_max:.3g} turned {success.sum()} of {len(xa)} correctly "
             f"classified inputs into errors ({success_rate:.0%})."
         )
+        if patched:
+            summary += (f" The gradient-masking layer(s) {', '.join(patched)} were attacked through an identity "
+                        "backward pass (BPDA).")
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
     def _attack(self, torch, target, x0_np, y_np, eps, steps, restarts, rng):
