@@ -11,25 +11,40 @@ task it was never trained for. Tasks:
   (k = min(5, number of target classes)), as in the paper. Counting needs a network with
   more capacity than the zoo's small MNIST CNN, which stays near chance on it.
 
+Both variants learn the label mapping as they go (iterative label mapping): at every step
+it is re-fitted to what the model answers for each task class with the current program.
+
 Access: white box (the target's gradients, each optimisation row a counted ``logits``
-query) or black box with probability outputs: natural-evolution-strategies gradient
-estimates (antithetic Gaussian directions) on a coarse program that is upsampled to the
-frame, which keeps the number of unknowns small enough to estimate with queries.
+query) or black box with probability outputs, after BAR (Tsai et al. 2020): zeroth-order
+optimisation with one-sided differences along ``directions`` random unit vectors, a
+cross-entropy on the probabilities of the mapped classes, and the label mapping re-fitted
+from the answers at the base point of each gradient estimate (no extra queries). BAR's
+several-to-one mapping is not used: a 10-class task on a 10-class model leaves one target
+class per task class. The black-box program is a coarse
+``program_resolution`` x ``program_resolution`` grid upsampled to the frame: 16 unknowns by
+default, few enough for the estimates to converge within thousands of queries. A target
+that answers labels only is out of reach of this check (NotApplicable).
 
 The check reports the task accuracy on held-out task inputs against chance (the
 majority class) and against the same inputs in a blank frame, where the model has no
 program to help it; it flags the target when the program beats the better of the two by
-``min_gain``.
+``min_gain`` and the excess is significant (one-sided binomial test, ``p_value``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..util.evidence import save_arrays, try_plot
+from ..util.nes import Adam
+from ..util.zeroth_order import sphere_directions, sphere_gradient, sphere_probes
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _TASKS = ("squares", "digits")
 _ACCESS = ("auto", "white_box", "estimate")
+# How much of the label-mapping votes survives each optimisation step.
+_MAPPING_MEMORY = 0.9
+# The largest p-value at which a program's gain over the baselines counts as real.
+_SIGNIFICANCE = 0.01
 
 
 class Reprogramming(Check):
@@ -45,13 +60,13 @@ class Reprogramming(Check):
         inner_size: int = 10,
         access: str = "auto",
         steps: int | None = None,
-        batch_size: int = 32,
-        lr: float = 0.05,
+        batch_size: int = 16,
+        lr: float = 0.2,
         n_train: int = 500,
         n_test: int = 300,
         directions: int = 10,
-        sigma: float = 0.5,
-        program_resolution: int = 7,
+        smoothing: float = 0.5,
+        program_resolution: int = 4,
         min_gain: float = 0.15,
     ):
         self.task = task
@@ -63,7 +78,7 @@ class Reprogramming(Check):
         self.n_train = n_train
         self.n_test = n_test
         self.directions = directions
-        self.sigma = sigma
+        self.smoothing = smoothing
         self.program_resolution = program_resolution
         self.min_gain = min_gain
 
@@ -77,8 +92,8 @@ class Reprogramming(Check):
                 raise ValueError(f"{name} must be at least 1")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError("steps must be at least 1")
-        if self.lr <= 0 or self.sigma <= 0:
-            raise ValueError("lr and sigma must be positive")
+        if self.lr <= 0 or self.smoothing <= 0:
+            raise ValueError("lr and smoothing must be positive")
         shape = target.input_spec.shape
         if len(shape) != 3:
             raise NotApplicable(f"reprogramming needs (channels, height, width) images, not {shape}")
@@ -111,27 +126,25 @@ class Reprogramming(Check):
         n_train, n_test = int(self.n_train), int(self.n_test)
         task_x, task_y = make_task(self.task, n_train + n_test, inner, k, rng)
         x_tr, y_tr, x_te, y_te = task_x[:n_train], task_y[:n_train], task_x[n_train:], task_y[n_train:]
-        # An arbitrary starting assignment of task classes to target classes; refitted at the end.
-        mapping = rng.permutation(target.n_classes)[:k]
 
         batch = int(self.batch_size)
         remaining = budget - n_train  # the final label mapping is fitted on the training task inputs
-        per_step = batch if access == "white_box" else 2 * int(self.directions) * batch
+        per_step = batch if access == "white_box" else (int(self.directions) + 1) * batch
         steps = remaining // per_step if self.steps is None else min(int(self.steps), remaining // per_step)
         if steps < 1:
             raise NotApplicable(f"a budget of {budget} queries is too small for one reprogramming step")
 
         frame = Frame(c, h, w, inner, spec.lower, spec.upper,
                       resolution=None if access == "white_box" else int(self.program_resolution))
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
         if access == "white_box":
-            program = self._white_box(torch, target, frame, x_tr, y_tr, mapping, steps, batch, rng)
+            program = self._white_box(torch, target, frame, x_tr, y_tr, k, steps, batch, rng)
         else:
-            program = self._estimated(torch, target, frame, x_tr, y_tr, mapping, steps, batch, rng, gen)
+            program = self._estimated(torch, target, frame, x_tr, y_tr, k, steps, batch, rng)
         ctx.progress(1, 2)
 
         with torch.no_grad():
             train_inputs = frame.apply(program, torch.from_numpy(x_tr)).numpy()
+        # The mapping used from here on: the best one for the final program's answers.
         mapping = fit_mapping(target.predict_labels(train_inputs), y_tr, k, target.n_classes)
 
         with target.ledger.evaluating():
@@ -139,20 +152,24 @@ class Reprogramming(Check):
                 test_inputs = frame.apply(program, torch.from_numpy(x_te)).numpy()
                 blank_train = frame.blank(torch.from_numpy(x_tr)).numpy()
                 blank_test = frame.blank(torch.from_numpy(x_te)).numpy()
-            task_accuracy = float(np.mean(to_task(target.predict_labels(test_inputs), mapping) == y_te))
+            correct = int(np.sum(to_task(target.predict_labels(test_inputs), mapping) == y_te))
             blank_mapping = fit_mapping(target.predict_labels(blank_train), y_tr, k, target.n_classes)
             blank_accuracy = float(np.mean(to_task(target.predict_labels(blank_test), blank_mapping) == y_te))
         ctx.progress(2, 2)
 
+        task_accuracy = correct / len(y_te)
         chance = float(np.bincount(y_te, minlength=k).max() / len(y_te))
         # The program must beat both guessing and what the model does with a blank frame
         # (a digit classifier reads some task digits without any help).
-        gain = task_accuracy - max(chance, blank_accuracy)
+        baseline = max(chance, blank_accuracy)
+        gain = task_accuracy - baseline
+        p_value = _excess_p_value(correct, len(y_te), baseline)
         metrics = {
             "task_accuracy": task_accuracy,
             "chance_accuracy": chance,
             "unprogrammed_accuracy": blank_accuracy,
             "program_gain": gain,
+            "p_value": p_value,
             "task": self.task,
             "task_classes": int(k),
             "access": access,
@@ -172,55 +189,78 @@ class Reprogramming(Check):
                        col_titles=[f"task class {int(v)}" for v in y_te[:6]])
         if rel:
             evidence["plots"] = [rel]
-        vulnerable = gain >= float(self.min_gain)
+        vulnerable = gain >= float(self.min_gain) and p_value <= _SIGNIFICANCE
         summary = (
-            f"A learned frame ({access.replace('_', '-')}, {steps} steps) made the target solve the '{self.task}' "
-            f"task with {task_accuracy:.0%} accuracy on held-out task inputs, against {chance:.0%} chance and "
-            f"{blank_accuracy:.0%} without the program."
+            f"A learned frame ({access.replace('_', '-')}, {steps} steps, {target.ledger.attack} queries) made the "
+            f"target solve the '{self.task}' task with {task_accuracy:.0%} accuracy on held-out task inputs, against "
+            f"{chance:.0%} chance and {blank_accuracy:.0%} without the program (p = {p_value:.1e})."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
-    def _white_box(self, torch, target, frame, x_tr, y_tr, mapping, steps, batch, rng):
+    def _white_box(self, torch, target, frame, x_tr, y_tr, k, steps, batch, rng):
+        """Adam on the program through the target's gradients, with the label mapping re-fitted
+        at every step from the batch's answers, as in the black-box variant."""
         program = frame.init_program(torch)
         program.requires_grad_(True)
         optimizer = torch.optim.Adam([program], lr=float(self.lr))
         x_all, y_all = torch.from_numpy(x_tr), torch.from_numpy(y_tr.astype(np.int64))
-        cols = torch.from_numpy(np.asarray(mapping, dtype=np.int64))
+        votes = _LabelVotes(k, target.n_classes)
         for _ in range(steps):
-            rows = torch.from_numpy(rng.integers(0, len(x_all), size=batch))
+            rows = rng.integers(0, len(x_all), size=batch)
             logits = target.logits(frame.apply(program, x_all[rows]))
+            cols = torch.from_numpy(votes.update(y_tr[rows], logits.detach().softmax(dim=1).numpy()))
             loss = torch.nn.functional.cross_entropy(logits[:, cols], y_all[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         return program.detach()
 
-    def _estimated(self, torch, target, frame, x_tr, y_tr, mapping, steps, batch, rng, gen):
-        """NES with antithetic directions; each loss evaluation is one batch of queries."""
-        program = frame.init_program(torch)
-        optimizer = torch.optim.Adam([program], lr=float(self.lr))
+    def _estimated(self, torch, target, frame, x_tr, y_tr, k, steps, batch, rng):
+        """Zeroth-order optimisation (BAR): one-sided differences along random unit directions.
+
+        A step sends the current program and ``directions`` perturbed ones over one mini-batch,
+        all in one query batch. The current program's answers on that batch also re-fit the
+        label mapping (iterative label mapping), so the mapping follows what the program
+        makes the model say at no extra query cost.
+        """
+        program = frame.init_program(torch).numpy().astype(np.float64)
+        shape = program.shape
+        optimizer = Adam(program.size, lr=float(self.lr))
         x_all = torch.from_numpy(x_tr)
-        q, sigma = int(self.directions), float(self.sigma)
-        cols = np.asarray(mapping)
-
-        def losses(candidates, xb, yb):
-            # One query per (candidate, image): all candidates' inputs go in one batch.
-            inputs = torch.cat([frame.apply(p, xb) for p in candidates]).numpy()
-            probs = target.predict(inputs).reshape(len(candidates), len(xb), -1)[:, :, cols]
-            probs = probs / np.clip(probs.sum(axis=2, keepdims=True), 1e-12, None)
-            picked = probs[:, np.arange(len(xb)), yb]
-            return -np.log(np.clip(picked, 1e-12, None)).mean(axis=1)
-
+        q, smoothing = int(self.directions), float(self.smoothing)
+        votes = _LabelVotes(k, target.n_classes)
+        theta = program.ravel()
         for _ in range(steps):
             rows = rng.integers(0, len(x_all), size=batch)
-            u = torch.randn((q, *program.shape), generator=gen)
+            u = sphere_directions(q, theta.size, rng)
+            candidates = torch.from_numpy(sphere_probes(theta, u, smoothing).astype(np.float32))
             with torch.no_grad():
-                values = losses([program + sigma * d for d in u] + [program - sigma * d for d in u], x_all[rows], y_tr[rows])
-            diff = torch.from_numpy((values[:q] - values[q:]).astype(np.float32))
-            grad = (diff.view(-1, *[1] * program.dim()) * u).sum(dim=0) / (2 * sigma * q)
-            program.grad = grad
-            optimizer.step()
-        return program.detach()
+                inputs = torch.cat([frame.apply(c.view(shape), x_all[rows]) for c in candidates]).numpy()
+            probs = target.predict(inputs).reshape(q + 1, batch, -1)
+            yb = y_tr[rows]
+            mapping = votes.update(yb, probs[0])
+            mapped = probs[:, :, mapping]
+            mapped = mapped / np.clip(mapped.sum(axis=2, keepdims=True), 1e-12, None)
+            losses = -np.log(np.clip(mapped[:, np.arange(batch), yb], 1e-12, None)).mean(axis=1)
+            theta = optimizer.step(theta, sphere_gradient(losses, u, smoothing))
+        return torch.from_numpy(theta.reshape(shape).astype(np.float32))
+
+
+class _LabelVotes:
+    """Iterative label mapping: the mapping that the current program's answers support best.
+
+    Each step adds the probabilities the model gave to each task class's inputs, after
+    fading the older votes (cast while the program was different), and re-solves the
+    assignment.
+    """
+
+    def __init__(self, k: int, n_target: int):
+        self.votes = np.zeros((k, n_target))
+
+    def update(self, task_labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        self.votes *= _MAPPING_MEMORY
+        np.add.at(self.votes, task_labels, probabilities)
+        return _assign(self.votes)
 
 
 class Frame:
@@ -311,12 +351,17 @@ def _digits(n, size, k, rng):
 def fit_mapping(target_labels: np.ndarray, task_labels: np.ndarray, k: int, n_target: int) -> np.ndarray:
     """The one-to-one assignment of target classes to task classes that gets the most training
     inputs right (Hungarian method on the co-occurrence counts)."""
-    from scipy.optimize import linear_sum_assignment
-
     counts = np.zeros((k, n_target))
     np.add.at(counts, (task_labels, target_labels), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    mapping = np.zeros(k, dtype=np.int64)
+    return _assign(counts)
+
+
+def _assign(votes: np.ndarray) -> np.ndarray:
+    """The one-to-one mapping (k,) of task classes to target classes with the most votes (k, n_target)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-votes)
+    mapping = np.zeros(len(votes), dtype=np.int64)
     mapping[rows] = cols
     return mapping
 
@@ -326,6 +371,13 @@ def to_task(target_labels: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     lookup = np.full(int(max(mapping.max(), target_labels.max(initial=0))) + 1, -1)
     lookup[mapping] = np.arange(len(mapping))
     return lookup[target_labels]
+
+
+def _excess_p_value(correct: int, n: int, baseline: float) -> float:
+    """Chance of ``correct`` or more right answers out of ``n`` if the true accuracy were ``baseline``."""
+    from scipy.stats import binom
+
+    return float(binom.sf(correct - 1, n, min(max(baseline, 0.0), 1.0)))
 
 
 def _plots():
