@@ -10,11 +10,18 @@ Same model (zoo:mnist_cnn_backdoor), same poisoned training set (5% BadNets patc
 * STRIP: redline ``FM10.strip`` vs ART ``STRIP`` (same number of overlays and false-rejection
   target), false-rejection rate on clean inputs and detection rate on triggered inputs;
 * trigger reverse-engineering (redline only; ART 1.20 ships Neural Cleanse only as a
-  Keras-specific defence): anomaly index on both controls.
+  Keras-specific defence): anomaly index on both controls, white-box and gradient-free
+  (the controls wrapped as probabilities-only callables; the NES variant's grid against the
+  earlier fine grid, over several seeds);
+* clean-label injection (redline only): FM10.injection's label-consistent poisons
+  (Turner et al. 2019) against plain stamping of the same rows, on a 1,200-row MNIST subset
+  with a one-hidden-layer MLP recipe (the test's), several seeds, and Turner's options
+  (four corners, half amplitude).
 
 Prints each measurement, wall time, and redline/ART ratios (machines are noisy: ratios).
 
-    python benchmarks/bench_fm10_backdoor.py [--strip-inputs 200] [--nc-steps 300]
+    python benchmarks/bench_fm10_backdoor.py [--sections art,nc,nes,injection] [--strip-inputs 200]
+        [--nc-steps 300] [--seeds 0,1,2]
 """
 from __future__ import annotations
 
@@ -53,15 +60,31 @@ def main() -> None:
     ap.add_argument("--frr", type=float, default=0.05)
     ap.add_argument("--nc-steps", type=int, default=300)
     ap.add_argument("--epsilon", type=float, default=0.33, help="expected poison share per class (spectral)")
+    ap.add_argument("--sections", default="art,nc,nes,injection")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds for the gradient-free and injection sections")
     args = ap.parse_args()
+    import torch
 
+    torch.set_num_threads(1)
+    sections = set(args.sections.split(","))
+    seeds = [int(v) for v in args.seeds.split(",")]
+    if "art" in sections:
+        compare_with_art(args)
+    if "nc" in sections:
+        model_only_detectors(args)
+    if "nes" in sections:
+        gradient_free_neural_cleanse(seeds)
+    if "injection" in sections:
+        clean_label_injection(seeds)
+
+
+def compare_with_art(args) -> None:
+    """Activation clustering, spectral signatures and STRIP against ART's, on the same model and data."""
     from art.defences.detector.poison import ActivationDefence, SpectralSignatureDefense
     from art.defences.transformer.poisoning import STRIP
 
     from redline import zoo
     from redline.checks.fm10_activation_clustering import ActivationClustering
-    from redline.checks.fm10_max_margin import MaxMargin
-    from redline.checks.fm10_neural_cleanse import NeuralCleanse
     from redline.checks.fm10_spectral_signatures import SpectralSignatures
     from redline.checks.fm10_strip import Strip
     from redline.util.triggers import Trigger
@@ -133,12 +156,88 @@ def main() -> None:
     print(f"                        clean twin ({trig.kind} trigger stamped): redline detection "
           f"{twin_strip.metrics['detection_rate']:.3f}, FRR {twin_strip.metrics['false_rejection_rate']:.3f}")
 
-    # -- model-only detectors (no ART peer for torch) ------------------------------------
+
+def model_only_detectors(args) -> None:
+    """White-box Neural Cleanse and max-margin on both controls (no ART peer for torch)."""
+    from redline import zoo
+    from redline.checks.fm10_max_margin import MaxMargin
+    from redline.checks.fm10_neural_cleanse import NeuralCleanse
+
+    target, twin = zoo.load_target("mnist_cnn_backdoor"), zoo.load_target("mnist_cnn_clean")
+    data = zoo.load_data_for("mnist_cnn_backdoor")
     for check in (NeuralCleanse(steps=args.nc_steps), MaxMargin()):
         for name, model in (("backdoor", target), ("clean twin", twin)):
             finding, seconds = timed(lambda c=check, t=model: c(t, data, budget=10**7))
             print(f"\n{check.id:<24}{name:<11}: {finding.status.value:<15} flagged {finding.metrics['flagged_classes']} "
                   f"anomaly index {finding.metrics['anomaly_index']:.2f}  queries {finding.queries}  {seconds:.1f}s")
+
+
+
+def gradient_free_neural_cleanse(seeds) -> None:
+    """NES Neural Cleanse on both controls as probabilities-only callables: the 4x4 grid
+    (default) against the earlier 7x7 grid of 4-pixel cells with 10 probes, per seed."""
+    from redline import zoo
+    from redline.checks.fm10_neural_cleanse import NeuralCleanse
+    from redline.targets.callable import CallableTarget
+
+    configs = {"grid 4, 5 probes, 300 steps": NeuralCleanse(),
+               "grid 7, 10 probes, 150 steps": NeuralCleanse(steps=150, nes_samples=10, blackbox_grid=7)}
+    print("\ngradient-free Neural Cleanse (budget 300,000): anomaly index backdoor / clean twin, flagged")
+    for label, check in configs.items():
+        for seed in seeds:
+            row = []
+            for name in ("mnist_cnn_backdoor", "mnist_cnn_clean"):
+                model, data = zoo.load_target(name), zoo.load_data_for(name)
+                blackbox = CallableTarget(model._predict, input_spec=model.input_spec, n_classes=10)
+                finding, seconds = timed(lambda c=check, t=blackbox, d=data, s=seed: c(t, d, budget=300_000, seed=s))
+                row.append(f"{finding.metrics['anomaly_index']:.2f} {finding.metrics['flagged_classes']} "
+                           f"({finding.queries} queries, {seconds:.0f}s)")
+            print(f"  {label:<30} seed {seed}: backdoor {row[0]}  |  clean twin {row[1]}", flush=True)
+
+
+def clean_label_injection(seeds) -> None:
+    """Label-consistent poisons against plain stamping of the same rows (5% of 1,200 MNIST rows)."""
+    import dataclasses
+
+    import torch
+
+    from redline.checks.fm10_injection import BackdoorInjection
+    from redline.data import load_data
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    spec = InputSpec(shape=(1, 28, 28))
+
+    def recipe(x, y, seed):  # the test's recipe: 784-64-10 MLP, 80 full-batch Adam steps
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+        for _ in range(80):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt), yt).backward()
+            opt.step()
+        return TorchTarget(net, input_spec=spec, n_classes=10, trainer=recipe)
+
+    full = load_data("builtin:mnist")
+    data = dataclasses.replace(full, x_train=full.x_train[:1200], y_train=full.y_train[:1200])
+    target = recipe(data.x_train, data.y_train, 0)
+    options = {"one corner, full amplitude": {},
+               "four corners, full amplitude": {"clean_corners": "all"},
+               "four corners, half amplitude": {"clean_corners": "all", "clean_amplitude": 0.5},
+               "one corner, epsilon 0.15": {"clean_epsilon": 0.15}}
+    print("\nclean-label injection, 5% of 1,200 MNIST rows (target class 0), MLP recipe: attack success "
+          "(accuracy drop)")
+    for label, extra in options.items():
+        for seed in seeds:
+            check = BackdoorInjection(kinds=("patch",), labels=("clean", "clean_stamp"), poison_rate=0.05,
+                                      n_eval=500, **extra)
+            finding, seconds = timed(lambda c=check, s=seed: c(target, data, seed=s))
+            v = finding.metrics["variants"]
+            print(f"  {label:<30} seed {seed}: Turner {v['patch/clean']['attack_success_rate']:.3f} "
+                  f"({v['patch/clean']['accuracy_drop']:+.3f})  plain stamping "
+                  f"{v['patch/clean_stamp']['attack_success_rate']:.3f} ({v['patch/clean_stamp']['accuracy_drop']:+.3f})"
+                  f"  {seconds:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,16 @@ the trigger its model was poisoned with in ``meta["trigger"]``). ``patch`` trigg
 ``blend`` triggers (Chen et al. 2017) mix a full-size pattern into the whole image with
 weight ``alpha``. Patterns are drawn from a seeded generator, so the same fields give the
 same trigger on every machine.
+
+For label-consistent (clean-label) poisoning, :func:`poison` can rework the chosen rows
+before stamping (``prepare``) and stamp them more faintly (``amplitude``) or in all four
+corners (``corners``), as Turner et al. (2019) do; at test time the trigger is applied
+once, at full strength.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,13 +97,26 @@ class Trigger:
         rng = np.random.default_rng(self.seed)
         return rng.uniform(self.lower, self.upper, size=(c, h, w)).astype(np.float32)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Inputs (n, c, h, w) or (n, h, w) carrying the trigger (a new array)."""
+    def apply(self, x: np.ndarray, amplitude: float = 1.0, corners: Sequence[str] | None = None) -> np.ndarray:
+        """Inputs (n, c, h, w) or (n, h, w) carrying the trigger (a new array).
+
+        ``amplitude`` in (0, 1] moves the stamped pixels only that share of the way to the
+        pattern (a fainter trigger); ``corners`` stamps a patch in each named corner instead
+        of the trigger's own (a blend covers the whole image, so corners do not apply).
+        """
+        if not 0 < amplitude <= 1:
+            raise DataError(f"trigger amplitude must be in (0, 1], not {amplitude}")
+        unknown = set(corners or ()) - set(CORNERS)
+        if unknown:
+            raise DataError(f"trigger corners must be drawn from {', '.join(CORNERS)}, not {sorted(unknown)}")
         x = np.asarray(x)
         shape = x.shape[1:]
-        m = self.mask(shape).reshape(_broadcast_shape(shape))
         p = self.pattern(shape).reshape(shape)
-        out = (1.0 - m) * x + m * p
+        out = x
+        placements = [self] if self.kind == "blend" or not corners else [dataclasses.replace(self, corner=c) for c in corners]
+        for placed in placements:
+            m = amplitude * placed.mask(shape).reshape(_broadcast_shape(shape))
+            out = (1.0 - m) * out + m * p
         return np.clip(out, self.lower, self.upper).astype(x.dtype, copy=False)
 
 
@@ -118,6 +137,9 @@ def poison(
     rng: np.random.Generator,
     *,
     clean_label: bool = False,
+    prepare: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    amplitude: float = 1.0,
+    corners: Sequence[str] | None = None,
 ) -> Poisoned:
     """Stamp ``trigger`` on a share ``rate`` of the rows.
 
@@ -125,6 +147,10 @@ def poison(
     (``rate`` of the whole set). Clean-label: rows already of the target class are stamped
     and keep their correct label (``rate`` of the whole set, capped by that class's size),
     so every label still looks right to a reviewer.
+
+    ``prepare(x_rows, y_rows)`` returns the chosen rows reworked before the stamp (e.g.
+    made hard to learn from their own features); ``amplitude`` and ``corners`` are passed
+    to :meth:`Trigger.apply`.
     """
     if not 0 < rate < 1:
         raise DataError(f"poison rate must be in (0, 1), not {rate}")
@@ -135,7 +161,12 @@ def poison(
         raise DataError(f"a poison rate of {rate} poisons no row of {len(y)} (target class {trigger.target_class})")
     chosen = np.sort(rng.choice(candidates, size=n, replace=False))
     x_out, y_out = np.array(x, copy=True), np.array(y, copy=True)
-    x_out[chosen] = trigger.apply(x_out[chosen])
+    rows = x_out[chosen]
+    if prepare is not None:
+        rows = np.asarray(prepare(rows, y_out[chosen]), dtype=x_out.dtype)
+        if rows.shape != x_out[chosen].shape:
+            raise DataError(f"prepare returned rows shaped {rows.shape}, expected {x_out[chosen].shape}")
+    x_out[chosen] = trigger.apply(rows, amplitude=amplitude, corners=corners)
     y_out[chosen] = trigger.target_class
     return Poisoned(x_out, y_out, chosen)
 
