@@ -5,21 +5,37 @@ query budget (default 1000, 2500, 5000) it prints success rate and median L2 of 
 (median over all attacked images, an image with no adversarial counting as infinite), and
 redline's median L2 at a third of the budget, the goal being that it is no larger than ART's
 at the full budget. ART runs once per image with a large ``max_iter``; a subclass records
-the image's distance and the rows it has sent after every iteration, so ART's result at a
-budget is its state after the last iteration that fits the budget (exactly what ART returns
-when run with that ``max_iter``).
+the image's distance, the rows it has sent and the time spent after every iteration, so
+ART's result at a budget is its state after the last iteration that fits the budget
+(exactly what ART returns when run with that ``max_iter``).
 
 Probabilities: redline's FM01.square against ART's SquareAttack (L-inf and L2): success rate
 at each budget (rows sent divided by images) and the median queries of successful images.
 
-Every row either library sends to the network is counted by a wrapper around the module.
-Wall time is compared at equal queries.
+Timing, made fair and robust on a shared machine:
+
+* both libraries query the same module object through the same row-counting wrapper, with
+  the same batch cap (``--batch``: ART's ``batch_size`` and the redline target's
+  ``max_batch``);
+* redline runs once before and once after ART's run and its time is the mean of the two
+  passes, so a change of machine load during the run hits both sides alike;
+* every time is measured as wall time and as this process's CPU time (the CPU time does not
+  count the waits for a core that other processes cause, so its ratio is the steadier one);
+* "at equal budget" compares the time each library took to use a per-image budget; "per row"
+  divides each side's time by the rows it actually sent (Square stops on broken images, ART
+  keeps re-sending them), which is the cost of one query including the model's forward pass.
+
+``--compiled-target`` additionally times redline on a TorchTarget whose module is compiled
+for inference (``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference``, verified against
+the eager module), while ART keeps the eager module: it shows what the proposed adapter
+change would buy. It is not part of the equal-footing comparison.
 
     python benchmarks/bench_fm01_blackbox.py [--images 20] [--budgets 1000,2500,5000] [--skip-square]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -28,6 +44,16 @@ import numpy as np
 class RowCounter:
     def __init__(self):
         self.rows = 0
+
+
+class Clock:
+    """Wall and CPU seconds since creation."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def counting_module(torch, module, counter):
@@ -43,11 +69,24 @@ def counting_module(torch, module, counter):
     return Counting(module).eval()
 
 
-def counting_target(torch, target, counter):
+def counting_target(torch, module, input_spec, n_classes, counter, batch):
     from redline.targets.torch import TorchTarget
 
-    return TorchTarget(counting_module(torch, target.module, counter), input_spec=target.input_spec,
-                       n_classes=target.n_classes, spec="zoo:mnist_cnn(counted)")
+    target = TorchTarget(counting_module(torch, module, counter), input_spec=input_spec, n_classes=n_classes,
+                         spec="zoo:mnist_cnn(counted)")
+    target.max_batch = batch
+    return target
+
+
+def compiled_module(torch, module, shape):
+    """The module traced, frozen and optimised for inference; checked against the eager one."""
+    probe = torch.rand(8, *shape)
+    with torch.no_grad():
+        fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy.deepcopy(module).eval(), probe)))
+        for batch in (torch.rand(1, *shape), torch.rand(37, *shape)):
+            if not torch.allclose(fast(batch), module(batch), atol=1e-4):
+                raise RuntimeError("the compiled module disagrees with the eager one")
+    return fast
 
 
 def art_classifier(torch, module, counter, n_classes, shape):
@@ -61,12 +100,20 @@ def median_l2(dists):
     return float(np.median(dists)) if len(dists) else float("nan")
 
 
+def ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
 # -- labels only ---------------------------------------------------------------------------
-def run_art_hsja(torch, clf, counter, x, init_eval):
-    """Per image: list of (rows sent, seconds, L2) after each ART iteration."""
+def run_art_hsja(clf, counter, x, init_eval, stop_rows, batch):
+    """Per image: list of (rows sent, wall s, CPU s, L2) after each ART iteration."""
     from art.attacks.evasion import HopSkipJump
 
     class TracedHSJ(HopSkipJump):
+        def _note(self, current, original):
+            self._trace.append((counter.rows - self._start_rows, *self._clock.read(),
+                                float(np.linalg.norm(current - original))))
+
         def _attack(self, initial_sample, original_sample, target, mask, clip_min, clip_max):
             current = initial_sample
             iters = self.max_iter
@@ -74,9 +121,8 @@ def run_art_hsja(torch, clf, counter, x, init_eval):
             try:
                 for _ in range(iters):
                     current = super()._attack(current, original_sample, target, mask, clip_min, clip_max)
-                    self._trace.append((counter.rows - self._start_rows, time.perf_counter() - self._start_time,
-                                        float(np.linalg.norm(current - original_sample))))
-                    if counter.rows - self._start_rows >= self._stop_rows:
+                    self._note(current, original_sample)
+                    if counter.rows - self._start_rows >= stop_rows:
                         break
             finally:
                 self.max_iter = iters
@@ -85,17 +131,16 @@ def run_art_hsja(torch, clf, counter, x, init_eval):
         def _init_sample(self, *args, **kwargs):
             out = super()._init_sample(*args, **kwargs)
             if out is not None:
-                self._trace.append((counter.rows - self._start_rows, time.perf_counter() - self._start_time,
-                                    float(np.linalg.norm(out[0] - args[0]))))
+                self._note(out[0], args[0])
             return out
 
     np.random.seed(0)  # ART draws its noise from the global generator
     traces = []
     for i in range(len(x)):
         attack = TracedHSJ(clf, norm=2, max_iter=10**6, max_eval=10_000, init_eval=init_eval, init_size=100,
-                           batch_size=256, verbose=False)
-        attack._trace, attack._stop_rows = [], BUDGET_MAX
-        attack._start_rows, attack._start_time = counter.rows, time.perf_counter()
+                           batch_size=batch, verbose=False)
+        attack._trace = []
+        attack._start_rows, attack._clock = counter.rows, Clock()
         attack.curr_iter = 0
         attack.generate(x[i:i + 1])
         traces.append(attack._trace)
@@ -103,16 +148,20 @@ def run_art_hsja(torch, clf, counter, x, init_eval):
 
 
 def art_at(traces, budget):
-    """(L2 per image, seconds per image) of ART's state after the last iteration within budget."""
-    dists, secs = [], []
+    """ART's state after the last iteration within ``budget`` rows per image:
+    (L2 per image, rows, wall s, CPU s summed over images)."""
+    dists, rows, wall, cpu = [], 0, 0.0, 0.0
     for trace in traces:
         fit = [t for t in trace if t[0] <= budget]
-        dists.append(fit[-1][2] if fit else np.inf)
-        secs.append(fit[-1][1] if fit else 0.0)
-    return np.asarray(dists), float(np.sum(secs))
+        dists.append(fit[-1][3] if fit else np.inf)
+        if fit:
+            rows += fit[-1][0]
+            wall += fit[-1][1]
+            cpu += fit[-1][2]
+    return np.asarray(dists), rows, wall, cpu
 
 
-def redline_decision(torch, target, data, n_images, budget):
+def redline_decision(target, data, n_images, budget):
     import tempfile
 
     from redline.checks.base import CheckContext
@@ -121,52 +170,85 @@ def redline_decision(torch, target, data, n_images, budget):
     with tempfile.TemporaryDirectory() as out:
         check = DecisionAttack(n_inputs=n_images, epsilon=2.0)
         check._plots = lambda *args: []  # the trace is needed, the plots would only add matplotlib time
-        start = time.perf_counter()
+        clock = Clock()
         finding = check(target, data, budget=budget * n_images, seed=0, ctx=CheckContext(out))
-        seconds = time.perf_counter() - start
+        wall, cpu = clock.read()
         ex = np.load(f"{out}/{finding.evidence['examples']}")
         q, sizes = ex["trace_queries"], ex["trace_l2"]
         final = np.where(ex["found"], np.sqrt(((ex["x_adv"] - ex["x"]) ** 2).reshape(len(ex["x"]), -1).sum(1)), np.inf)
-    return finding, final, q, sizes, seconds
+    return finding, final, q, sizes, wall, cpu
 
 
-def labels_only(torch, target, data, x, budgets):
-    global BUDGET_MAX
-    BUDGET_MAX = max(budgets)
+def redline_decision_pass(target, data, n_images, budgets):
+    return {b: redline_decision(target, data, n_images, b) for b in budgets}
+
+
+def mean_times(passes, b):
+    """Mean (wall, CPU) of redline's passes at budget ``b``."""
+    return float(np.mean([p[b][-2] for p in passes])), float(np.mean([p[b][-1] for p in passes]))
+
+
+def labels_only(torch, target, data, x, budgets, batch, fast_module):
     counter = RowCounter()
-    clf = art_classifier(torch, target.module, counter, target.n_classes, x.shape[1:])
+    module = target.module
+    red = counting_target(torch, module, target.input_spec, target.n_classes, counter, batch)
+    clf = art_classifier(torch, module, counter, target.n_classes, x.shape[1:])
+    n = len(x)
+    passes = [redline_decision_pass(red, data, n, budgets)]
     art_runs = {}
     for init_eval in (100, 25):
-        start = time.perf_counter()
-        art_runs[init_eval] = run_art_hsja(torch, clf, counter, x, init_eval)
-        print(f"  ART HopSkipJump init_eval={init_eval}: {time.perf_counter() - start:.1f}s for {len(x)} images")
+        clock = Clock()
+        art_runs[init_eval] = run_art_hsja(clf, counter, x, init_eval, max(budgets), batch)
+        print(f"  ART HopSkipJump init_eval={init_eval}: {clock.read()[0]:.1f}s for {n} images")
+    passes.append(redline_decision_pass(red, data, n, budgets))
+    fast = None
+    if fast_module is not None:
+        fast_target = counting_target(torch, fast_module, target.input_spec, target.n_classes, RowCounter(), batch)
+        fast = redline_decision_pass(fast_target, data, n, budgets)
 
     print("\nLabels only (L2), median over all attacked images; 'redline@1/3' is redline's median L2 "
           "using a third of the budget")
     print(f"{'budget':>7} | {'ART(100) succ@2':>15} {'L2':>7} | {'ART(25) succ@2':>14} {'L2':>7} | "
-          f"{'redline succ@2':>14} {'L2':>7} {'@1/3':>7} | {'time ART/red':>12}")
+          f"{'redline succ@2':>14} {'L2':>7} {'@1/3':>7}")
+    timing = []
     for b in budgets:
-        finding, final, q, sizes, secs = redline_decision(torch, target, data, len(x), b)
+        finding, final, q, sizes, _, _ = passes[-1][b]
         third = np.where(q <= b // 3, sizes, np.inf).min(axis=0)
-        cols = []
-        best_art = np.inf
-        art_secs = None
+        cols, best = [], None
         for init_eval in (100, 25):
-            d, s = art_at(art_runs[init_eval], b)
+            d, rows, wall, cpu = art_at(art_runs[init_eval], b)
             cols.append((float((d <= 2.0).mean()), median_l2(d)))
-            if median_l2(d) < best_art:
-                best_art, art_secs = median_l2(d), s
+            if best is None or median_l2(d) < best[0]:
+                best = (median_l2(d), rows, wall, cpu, init_eval)
         print(f"{b:>7} | {cols[0][0]:>15.2f} {cols[0][1]:>7.3f} | {cols[1][0]:>14.2f} {cols[1][1]:>7.3f} | "
-              f"{float((final <= 2.0).mean()):>14.2f} {median_l2(final):>7.3f} {median_l2(third):>7.3f} | "
-              f"{art_secs / secs:>11.1f}x")
-        print(f"        ratios: ART best median L2 / redline median L2 = {best_art / median_l2(final):.2f}; "
-              f"redline@1/3 / ART@full = {median_l2(third) / best_art:.2f} (goal <= 1); redline sent "
-              f"{finding.queries / len(x):.0f} rows per image")
+              f"{float((final <= 2.0).mean()):>14.2f} {median_l2(final):>7.3f} {median_l2(third):>7.3f}")
+        print(f"        ratios: ART best median L2 / redline median L2 = {best[0] / median_l2(final):.2f}; "
+              f"redline@1/3 / ART@full = {median_l2(third) / best[0]:.2f} (goal <= 1)")
+        red_rows = finding.queries + finding.evaluation_queries
+        wall, cpu = mean_times(passes, b)
+        fast_t = None if fast is None else fast[b][-2:]
+        timing.append((b, f"ART({best[4]})", best[1], best[2], best[3], red_rows, wall, cpu, fast_t))
+    print_timing("Labels only: time, ART against redline (the ART setting with the better median L2)", n, timing)
+
+
+def print_timing(title, n, rows_of):
+    print(f"\n{title}; per image: rows sent; ratios are ART time / redline time")
+    print(f"{'budget':>7} | {'ART rows':>8} {'wall s':>7} {'CPU s':>6} | {'red rows':>8} {'wall s':>7} {'CPU s':>6} | "
+          f"{'equal budget: wall':>18} {'CPU':>5} | {'per row: wall':>13} {'CPU':>5}"
+          + (f" | {'compiled target: wall':>21} {'CPU':>5}" if rows_of and rows_of[0][-1] is not None else ""))
+    for b, _, art_rows, art_wall, art_cpu, red_rows, wall, cpu, fast in rows_of:
+        line = (f"{b:>7} | {art_rows / n:>8.0f} {art_wall:>7.1f} {art_cpu:>6.1f} | {red_rows / n:>8.0f} {wall:>7.1f} "
+                f"{cpu:>6.1f} | {ratio(art_wall, wall):>17.2f}x {ratio(art_cpu, cpu):>4.2f}x | "
+                f"{ratio(art_wall / max(art_rows, 1), wall / max(red_rows, 1)):>12.2f}x "
+                f"{ratio(art_cpu / max(art_rows, 1), cpu / max(red_rows, 1)):>4.2f}x")
+        if fast is not None:
+            line += f" | {ratio(art_wall, fast[0]):>20.2f}x {ratio(art_cpu, fast[1]):>4.2f}x"
+        print(line)
 
 
 # -- probabilities ---------------------------------------------------------------------------
-def run_art_square(torch, module, n_classes, x, y, norm, eps, budget):
-    """ART's SquareAttack with per-iteration checkpoints: (rows per image, success) list, seconds."""
+def run_art_square(torch, module, n_classes, x, y, norm, eps, budget, batch):
+    """ART's SquareAttack with per-iteration checkpoints: list of (rows per image, success, wall s, CPU s)."""
     from art.attacks.evasion import SquareAttack as ArtSquare
 
     counter = RowCounter()
@@ -181,56 +263,72 @@ def run_art_square(torch, module, n_classes, x, y, norm, eps, budget):
 
     original_predict = clf.predict
 
-    def predict(batch, **kwargs):
+    def predict(batch_x, **kwargs):
         rows_before = counter.rows
-        out = original_predict(batch, **kwargs)
-        if watch["armed"] and len(batch) == len(x):
+        out = original_predict(batch_x, **kwargs)
+        if watch["armed"] and len(batch_x) == len(x):
             watch["armed"] = False
-            checkpoints.append((rows_before / len(x), out.argmax(1) != y, time.perf_counter() - start))
+            checkpoints.append((rows_before / len(x), out.argmax(1) != y, *clock.read()))
         return out
 
     clf.predict = predict
     art_norm = np.inf if norm == "linf" else 2
     attack = Traced(clf, norm=art_norm, eps=eps, max_iter=budget, p_init=0.3 if norm == "linf" else 0.1,
-                    nb_restarts=1, batch_size=512, verbose=False)
-    start = time.perf_counter()
+                    nb_restarts=1, batch_size=batch, verbose=False)
+    clock = Clock()
     x_adv = attack.generate(x, y=np.eye(n_classes)[y])
-    seconds = time.perf_counter() - start
+    wall, cpu = clock.read()
     final = original_predict(x_adv).argmax(1) != y
-    checkpoints.append((counter.rows / len(x), final, seconds))
+    checkpoints.append((counter.rows / len(x), final, wall, cpu))
     return checkpoints
 
 
-def probabilities(torch, target, data, x, y, budgets, settings):
+def redline_square(target, data, n, norm, eps, b):
     from redline.checks.fm01_square import SquareAttack
 
+    check = SquareAttack(norm=norm, epsilon=eps, n_inputs=n)
+    check._plots = lambda *args: []  # as for ART: no plots in the timed run
+    clock = Clock()
+    finding = check(target, data, budget=b * n, seed=0)
+    return (finding, *clock.read())
+
+
+def probabilities(torch, target, data, x, y, budgets, settings, batch, fast_module):
     print("\nProbabilities (Square Attack): success rate at per-image budgets (rows sent / images)")
+    n = len(x)
+    red = counting_target(torch, target.module, target.input_spec, target.n_classes, RowCounter(), batch)
+    fast_target = None
+    if fast_module is not None:
+        fast_target = counting_target(torch, fast_module, target.input_spec, target.n_classes, RowCounter(), batch)
     for norm, eps in settings:
-        art = run_art_square(torch, target.module, target.n_classes, x, y, norm, eps, max(budgets))
+        passes = [{b: redline_square(red, data, n, norm, eps, b) for b in budgets}]
+        art = run_art_square(torch, target.module, target.n_classes, x, y, norm, eps, max(budgets), batch)
+        passes.append({b: redline_square(red, data, n, norm, eps, b) for b in budgets})
         print(f"\n  {norm} eps {eps}")
-        print(f"  {'budget':>7} | {'ART succ':>8} {'med q*':>7} {'sec':>6} | {'redline succ':>12} {'med q':>6} "
-              f"{'sec':>6} | {'time ART/red':>12}")
+        print(f"  {'budget':>7} | {'ART succ':>8} {'med q*':>7} | {'redline succ':>12} {'med q':>6} {'med size':>8}")
+        timing = []
         for b in budgets:
             fit = [c for c in art if c[0] <= b]
-            art_rows, art_succ, art_secs = fit[-1] if fit else (0, np.zeros(len(x), bool), 0.0)
+            art_rows, art_succ, art_wall, art_cpu = fit[-1] if fit else (0, np.zeros(n, bool), 0.0, 0.0)
             # ART re-sends every image each iteration, broken or not: an image broken at
             # checkpoint t cost it about 3 rows per iteration until then (estimate).
-            broken_at = [next((k for k, c in enumerate(fit) if c[1][i]), None) for i in range(len(x))]
+            broken_at = [next((k for k, c in enumerate(fit) if c[1][i]), None) for i in range(n)]
             art_q = [3 * k + 3 for k in broken_at if k is not None]
-            check = SquareAttack(norm=norm, epsilon=eps, n_inputs=len(x))
-            start = time.perf_counter()
-            finding = check(target, data, budget=b * len(x), seed=0)
-            secs = time.perf_counter() - start
+            finding = passes[-1][b][0]
             m = finding.metrics
             mq = m["median_queries"] if m["median_queries"] is not None else float("nan")
-            print(f"  {b:>7} | {art_succ.mean():>8.2f} {np.median(art_q) if art_q else float('nan'):>7.0f} "
-                  f"{art_secs:>6.1f} | {m['success_rate']:>12.2f} {mq:>6.0f} {secs:>6.1f} | "
-                  f"{art_secs / secs:>11.1f}x  (redline rows/image {finding.queries / len(x):.0f}, "
-                  f"ART {art_rows:.0f})")
+            size = m.get("median_linf" if norm == "linf" else "median_l2")
+            print(f"  {b:>7} | {art_succ.mean():>8.2f} {np.median(art_q) if art_q else float('nan'):>7.0f} | "
+                  f"{m['success_rate']:>12.2f} {mq:>6.0f} {size if size is not None else float('nan'):>8.3f}")
+            wall = float(np.mean([p[b][1] for p in passes]))
+            cpu = float(np.mean([p[b][2] for p in passes]))
+            fast = None
+            if fast_target is not None:
+                fast = redline_square(fast_target, data, n, norm, eps, b)[1:]
+            timing.append((b, "ART", art_rows * n, art_wall, art_cpu,
+                           finding.queries + finding.evaluation_queries, wall, cpu, fast))
+        print_timing(f"  Square {norm} eps {eps}: time", n, timing)
     print("  * ART median queries estimated as 3 rows per iteration until the image broke")
-
-
-BUDGET_MAX = 5000
 
 
 def main() -> None:
@@ -238,6 +336,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--budgets", default="1000,2500,5000")
     ap.add_argument("--square-budgets", default="100,300,1000")
+    ap.add_argument("--batch", type=int, default=256, help="batch cap for both libraries (ART batch_size, "
+                                                           "redline target max_batch)")
+    ap.add_argument("--compiled-target", action="store_true",
+                    help="also time redline on an inference-compiled module (ART keeps the eager one)")
     ap.add_argument("--skip-square", action="store_true")
     ap.add_argument("--skip-decision", action="store_true")
     args = ap.parse_args()
@@ -258,14 +360,16 @@ def main() -> None:
     # Give both attacks the same images: redline samples from x_test with its own seed, so
     # hand it exactly these images as the test split; the pool stays the attacker's data.
     sub = Dataset("bench", data.x_train, data.y_train, x, y, x_pool=data.x_pool, y_pool=data.y_pool)
-    print(f"{len(x)} correctly classified MNIST test images, zoo:mnist_cnn")
+    fast = compiled_module(torch, target.module, x.shape[1:]) if args.compiled_target else None
+    print(f"{len(x)} correctly classified MNIST test images, zoo:mnist_cnn, batch cap {args.batch} for both")
 
     if not args.skip_decision:
         budgets = [int(b) for b in args.budgets.split(",")]
-        labels_only(torch, target, sub, x, budgets)
+        labels_only(torch, target, sub, x, budgets, args.batch, fast)
     if not args.skip_square:
         budgets = [int(b) for b in args.square_budgets.split(",")]
-        probabilities(torch, target, sub, x, y, budgets, [("linf", 0.1), ("linf", 0.3), ("l2", 2.0)])
+        probabilities(torch, target, sub, x, y, budgets, [("linf", 0.1), ("linf", 0.3), ("l2", 2.0)], args.batch,
+                      fast)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,12 @@ class _Budgeted:
         return self.per_input - self.used[rows]
 
     def feasible(self, cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return make_feasible(cand.astype(np.float32), self.x0[rows], self.spec)
+        """``cand`` mapped onto what may be sent; may reuse ``cand``'s memory (callers pass fresh arrays)."""
+        cand = np.asarray(cand, dtype=np.float32)
+        if self.spec.constraints:
+            return make_feasible(cand, self.x0[rows], self.spec)
+        # Without feature constraints only the bounds apply, and they need no originals.
+        return np.clip(cand, self.spec.lower, self.spec.upper, out=cand)
 
     def is_adversarial(self, cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Labels of ``cand`` (already feasible), one row of ``rows`` each; True where not y."""
@@ -274,21 +279,33 @@ class DecisionAttack(Check):
         # Rows with fewer probes use the first pairs of each half.
         k = np.arange(top)[None, :] % (top // 2)
         keep = k < (probes[:, None] // 2)
-        cand = point[:, None, :] + delta[:, None, None].astype(np.float32) * u
+        every = bool(keep.all())
+        scale = delta.astype(np.float32)[:, None, None]
+        cand = u  # the probes are built, sent and turned back into directions in this one buffer
+        cand *= scale
+        cand += point[:, None, :]
         which = np.repeat(np.arange(m), top).reshape(m, top)[keep]
-        sent = oracle.feasible(cand[keep].reshape(-1, *oracle.spec.shape), rows[which]).reshape(len(which), -1)
-        adv = oracle.is_adversarial(sent.reshape(-1, *oracle.spec.shape), rows[which])
+        shape = oracle.spec.shape
+        if every:
+            sent = oracle.feasible(cand.reshape(-1, *shape), rows[which])
+        else:
+            sent = oracle.feasible(cand[keep].reshape(-1, *shape), rows[which])
+        adv = oracle.is_adversarial(sent, rows[which])
         # Directions as actually sent (bounds and constraints may have bent them).
-        eff = np.zeros_like(u)
-        eff[keep] = (sent - point[which]) / np.maximum(delta[which, None], 1e-12)
+        if every:
+            cand = sent.reshape(m, top, -1)
+        else:
+            cand[keep] = sent.reshape(len(which), -1)
+        cand -= point[:, None, :]
+        cand /= np.maximum(scale, 1e-12)
         phi = np.zeros((m, top), dtype=np.float32)
         phi[keep] = np.where(adv, 1.0, -1.0)
         count = keep.sum(axis=1)
         mean = phi.sum(axis=1) / np.maximum(count, 1)
         frac = (mean + 1) / 2
         one_sided = np.abs(mean) == 1.0
-        weight = np.where(keep, phi - np.where(one_sided, 0.0, mean)[:, None], 0.0)
-        g = np.einsum("mp,mpf->mf", weight, eff)
+        weight = np.where(keep, phi - np.where(one_sided, 0.0, mean)[:, None], 0.0).astype(np.float32)
+        g = (weight[:, None, :] @ cand)[:, 0, :].astype(np.float64)
         return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12), frac
 
     def _step(self, oracle, rows, point, g, start):

@@ -38,9 +38,14 @@ class DirectionSampler:
     def sample(self, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
         """(n, m, features) unit directions, float32."""
         if self.image:
-            c = self.shape[0]
-            z = rng.standard_normal((n, m, c, len(self._rows), len(self._cols)), dtype=np.float32)
-            u = np.einsum("ia,nmcij,jb->nmcab", self._rows, z, self._cols, optimize=True).reshape(n, m, -1)
+            c, h, w = self.shape
+            kh, kw = len(self._rows), len(self._cols)
+            z = rng.standard_normal((n, m, c, kh, kw), dtype=np.float32)
+            # Inverse 2-D DCT of every coefficient block as two large matrix products
+            # (columns, then rows) rather than one small product per block.
+            u = (z.reshape(-1, kw) @ self._cols).reshape(-1, kh, w)  # (blocks, kh, w)
+            u = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(-1, kh) @ self._rows  # (blocks * w, h)
+            u = u.reshape(n, m, c, w, h).transpose(0, 1, 2, 4, 3).reshape(n, m, -1)
         else:
             u = rng.standard_normal((n, m, int(np.prod(self.shape))), dtype=np.float32)
         return u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
