@@ -17,6 +17,7 @@ CHECK_MODULES = (
     "redline.checks.fm06_reprogramming",
     "redline.checks.fm07_eot",
     "redline.checks.fm02_availability",
+    "redline.checks.fm02_clean_label",
     "redline.checks.fm02_feedback_loop",
     "redline.checks.fm02_label_flip",
     "redline.checks.fm02_regression",
