@@ -24,6 +24,7 @@ from redline.checks.fm04_rmia import RelativeMembershipInference
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
+from redline.util.membership import logit_confidence
 
 torch = pytest.importorskip("torch")
 
@@ -148,3 +149,35 @@ def test_applicability_budget_and_bad_parameters(memoriser_setup, digits, overfi
     assert bad.status is Status.ERROR and "score must be one of" in bad.reason
     odd = LikelihoodRatioAttack(augmentations=2)(target, data)
     assert odd.status is Status.ERROR and "images" in odd.reason
+
+
+def test_logit_confidence_keeps_near_certain_answers_apart():
+    probs = np.array([[1 - 1e-15, 1e-15, 0.0], [1 - 1e-12, 1e-12, 0.0], [0.5, 0.25, 0.25]])
+    scores = logit_confidence(probs, np.zeros(3, dtype=int))
+    assert scores[0] > scores[1] + 5 > scores[2] + 5  # 1e-15 and 1e-12 left over differ by log(1000)
+    assert scores[0] == pytest.approx(np.log(1e15), rel=1e-3)
+    # float32 answers round p_y to 1.0: the other classes still rank them.
+    rounded = np.array([[1.0, 1e-20, 0.0], [1.0, 1e-9, 0.0]], dtype=np.float32)
+    ranked = logit_confidence(rounded, np.zeros(2, dtype=int))
+    assert np.all(np.isfinite(ranked)) and ranked[0] > ranked[1]
+
+
+def test_reference_models_train_on_the_targets_training_set_size_when_auditing_a_sample(memoriser_setup):
+    """An auditor holding only a sample of the training rows names the full size in
+    meta['train_size']; online reference sets are then topped up with population rows so
+    that each model trains on that many rows, as the target did."""
+    data, (x, y, radius) = memoriser_setup
+    sizes = []
+    target = Memoriser(x, y, radius)
+    target.trainer = lambda xs, ys, s: sizes.append(len(xs)) or Memoriser(xs, ys, radius)
+    sample = Dataset("blobs-sample", data.x_train[:40], data.y_train[:40], data.x_test[:40], data.y_test[:40],
+                     data.x_pool, data.y_pool, spec="test:blobs-sample", meta={"train_size": 200})
+    online = LikelihoodRatioAttack(n_reference=2, reference="recipe")(target, sample)
+    assert online.status is Status.VULNERABLE and online.metrics["members"] == 40, online.metrics
+    assert sizes == [200, 200]
+    sizes.clear()
+    offline = LikelihoodRatioAttack(online=False, n_reference=2, reference="recipe")(target, sample)
+    assert offline.metrics["members"] == 40 and sizes == [200, 200]  # pool of 400: half is 200
+    wrong = dataclasses.replace(sample, meta={"train_size": 10})
+    bad = LikelihoodRatioAttack(n_reference=2, reference="recipe")(target, wrong)
+    assert bad.status is Status.ERROR and "train_size" in bad.reason

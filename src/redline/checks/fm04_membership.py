@@ -26,6 +26,7 @@ from ..util.membership import (
     require_pool,
     select_records,
     statistic,
+    target_train_size,
 )
 from .base import Check, CheckContext, Needs, Outcome
 
@@ -130,7 +131,7 @@ class ShadowModelAttack(Check):
 
         # Shadow k trains on half the pool (at most the target's training-set size); the
         # rows it did not see are its non-members.
-        size = min(len(data.x_train), len(pool_x) // 2)
+        size = min(target_train_size(data), len(pool_x) // 2)
         plan = offline_plan(len(pool_x), n_shadow, size, rng)
         shadows = train_reference_models(
             target, pool_x, pool_y, plan, modality=data.modality, seed=int(rng.integers(2**31)), source=self.reference

@@ -21,6 +21,7 @@ from .evidence import save_arrays, try_plot
 MIN_RECORDS = 20
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
+_TINY = np.finfo(np.float64).tiny
 
 
 @dataclasses.dataclass
@@ -70,6 +71,16 @@ def select_records(
     return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)])
 
 
+def target_train_size(data: Any) -> int:
+    """How many rows the target trained on: ``data.meta["train_size"]`` when the auditor holds
+    only a sample of the training rows (``x_train``), else ``len(x_train)``. Reference models
+    train on this many rows, because how much a model memorises depends on it."""
+    size = getattr(data, "meta", {}).get("train_size", len(data.x_train))
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < len(data.x_train):
+        raise ValueError(f"meta['train_size'] must be an integer of at least len(x_train) = {len(data.x_train)}, not {size!r}")
+    return int(size)
+
+
 def require_pool(data: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
     """The population data (``x_pool``), or NotApplicable naming what needed it."""
     if data.x_pool is None or len(data.x_pool) < 2 * MIN_RECORDS:
@@ -96,10 +107,15 @@ def _label_index(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def logit_confidence(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log(p_y / (1 - p_y)), computed as log p_y - log(sum of the other classes) so that
-    confidences rounded to 1.0 stay finite (Carlini et al. 2022)."""
-    p_true = true_class_probability(probs, y)
-    p_rest = probs.sum(axis=-1) - p_true
-    return np.log(p_true + _EPS) - np.log(np.clip(p_rest, 0.0, None) + _EPS)
+    confidences rounded to 1.0 stay finite (Carlini et al. 2022). The other classes are
+    summed directly, not as 1 - p_y, and floored only at the smallest normal float: a
+    member answered with p_y = 1 - 1e-15 must still outrank one answered with 1 - 1e-12."""
+    probs = np.asarray(probs, dtype=np.float64)
+    onehot = np.zeros(probs.shape, dtype=bool)
+    np.put_along_axis(onehot, _label_index(probs, y), True, axis=-1)
+    p_true = np.where(onehot, probs, 0.0).sum(axis=-1)
+    p_rest = np.where(onehot, 0.0, np.clip(probs, 0.0, None)).sum(axis=-1)
+    return np.log(p_true + _TINY) - np.log(p_rest + _TINY)
 
 
 def statistic(probs: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
@@ -206,37 +222,49 @@ def reference_outputs(
 ) -> ReferenceOutputs:
     """Train reference models and collect their answers, in the auditor's setting.
 
-    Online: the models train on random subsets of the evaluated records themselves (members
-    and non-members alike), in complementary pairs, so each record is in the training set
-    of some models and out of others. Offline: they train on random subsets of the pool
-    only, so every evaluated record is out. Each training set has the target's training-set
-    size, capped at half the rows drawn from. ``extra_pool_rows`` (indices into ``x_pool``)
-    are extra rows to answer on, e.g. RMIA's population samples.
+    Each training set has the target's training-set size (:func:`target_train_size`),
+    capped at half the rows drawn from. Online: the models train on random subsets of the
+    evaluated records themselves (members and non-members alike), topped up with population
+    rows when the records are fewer than twice the target's training-set size (an audit of
+    a sample of a large training set), in complementary pairs, so each record is in the
+    training set of some models and out of others. Offline: they train on random subsets
+    of the pool only, so every evaluated record is out. ``extra_pool_rows`` (indices into
+    ``x_pool``) are extra rows to answer on, e.g. RMIA's population samples.
     """
     from .reference_models import offline_plan, online_plan, train_reference_models
 
-    size = len(data.x_train)
+    size = target_train_size(data)
     seed = int(rng.integers(2**31))
+    n_records = len(records)
+    pool_x = pool_y = None
+    if data.x_pool is not None and len(data.x_pool):
+        pool_x, pool_y = data.x_pool, np.asarray(data.y_pool).astype(np.int64)
     if online:
         if n_models < 2:
             raise ValueError("online reference models come in pairs: n_reference must be at least 2")
-        universe_x, universe_y = records.x, records.y
-        plan = online_plan(len(records), n_models, size, rng)
+        # Population rows added to the universe so that a training set can have the target's size.
+        top_up = np.zeros(0, dtype=np.int64)
+        if pool_x is not None and 2 * size > n_records:
+            top_up = rng.choice(len(pool_x), size=min(len(pool_x), 2 * size - n_records), replace=False)
+        universe_x = records.x if not len(top_up) else np.concatenate([records.x, pool_x[top_up].astype(records.x.dtype)])
+        universe_y = records.y if not len(top_up) else np.concatenate([records.y, pool_y[top_up]])
+        plan = online_plan(len(universe_x), n_models, size, rng)
+        in_mask = plan[:, :n_records]
+        pool_columns = dict(zip(top_up.tolist(), range(n_records, n_records + len(top_up))))
     else:
         universe_x, universe_y = require_pool(data, "offline reference models")
         plan = offline_plan(len(universe_x), n_models, min(size, len(universe_x) // 2), rng)
+        in_mask = np.zeros((n_models, n_records), dtype=bool)
+        pool_columns = {row: row for row in range(len(universe_x))}
     models = train_reference_models(
         target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=source
     )
-    if online:
-        in_mask, probs = plan, models.predict_proba(records.x)
-    else:
-        in_mask, probs = np.zeros((n_models, len(records)), dtype=bool), models.predict_proba(records.x)
-    out = ReferenceOutputs(probs, in_mask, models.source, models)
+    out = ReferenceOutputs(models.predict_proba(records.x), in_mask, models.source, models)
     if extra_pool_rows is not None:
         pool_x = require_pool(data, "population samples")[0]
         out.extra_probs = models.predict_proba(pool_x[extra_pool_rows])
-        out.extra_in_mask = (
-            np.zeros((n_models, len(extra_pool_rows)), dtype=bool) if online else plan[:, extra_pool_rows]
-        )
+        out.extra_in_mask = np.zeros((n_models, len(extra_pool_rows)), dtype=bool)
+        for j, row in enumerate(np.asarray(extra_pool_rows).tolist()):
+            if row in pool_columns:
+                out.extra_in_mask[:, j] = plan[:, pool_columns[row]]
     return out
