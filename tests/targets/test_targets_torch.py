@@ -131,3 +131,57 @@ def test_torchscript_garbage_is_a_clear_error(tmp_path, fake_scanner):
     fake_scanner("safe")
     with pytest.raises(TargetError, match="not a loadable TorchScript file"):
         load_torchscript(path, input_spec=InputSpec(shape=(4,)), n_classes=3)
+
+
+def test_compiled_inference_answers_like_the_module_and_is_opt_in():
+    import numpy as np
+    import torch
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    torch.manual_seed(0)
+    calls = {"n": 0}
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3)
+            self.head = torch.nn.Linear(4 * 6 * 6, 3)
+
+        def forward(self, x):
+            calls["n"] += 1  # a Python side effect a trace would drop
+            return self.head(torch.relu(self.conv(x)).flatten(1))
+
+    spec = InputSpec(shape=(1, 8, 8), lower=0.0, upper=1.0)
+    x = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
+    plain = TorchTarget(Net(), input_spec=spec, n_classes=3)
+    plain.predict(x)
+    assert plain._inference is None and calls["n"] == 1  # default: the module itself answers
+
+    fast = TorchTarget(plain.module, input_spec=spec, n_classes=3, compile_inference=True)
+    np.testing.assert_allclose(fast.predict(x), plain.predict(x), atol=1e-5)
+    assert isinstance(fast._inference, torch.jit.ScriptModule)
+    assert fast.ledger.attack + fast.ledger.evaluation == len(x)  # the compile probes are not queries
+
+
+def test_a_module_that_cannot_be_traced_runs_as_it_is():
+    import numpy as np
+    import torch
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            # Control flow on values: a trace would freeze one branch, so the check must refuse it.
+            out = torch.stack([x.flatten(1).sum(1), -x.flatten(1).sum(1)], dim=1)
+            return out if float(x.sum()) > 8 else -out
+
+    spec = InputSpec(shape=(4,), lower=0.0, upper=1.0)
+    t = TorchTarget(DataDependent(), input_spec=spec, n_classes=2, compile_inference=True)
+    x = np.full((4, 4), 0.9, dtype=np.float32)
+    first = t.predict(x)
+    assert t._inference is None
+    np.testing.assert_allclose(t.predict(np.full((2, 4), 0.1, dtype=np.float32)).argmax(1), [1, 1])
+    assert first.argmax(1).tolist() == [0, 0, 0, 0]

@@ -25,6 +25,13 @@ class TorchTarget(Target):
 
     The module is moved to the CPU and switched to eval mode (dropout off, batch-norm
     statistics frozen); both change the module in place.
+
+    ``compile_inference=True`` answers queries (not ``logits``) with the module traced,
+    frozen and optimised for inference, several times faster per row for small CNNs on a
+    CPU. It is kept only if it answers like the module on probe batches. Off by default for
+    in-memory modules: tracing drops Python side effects of ``forward`` (counters, logging,
+    stateful defences). The zoo's modules and TorchScript files (no Python in ``forward``)
+    turn it on.
     ``predict`` answers probabilities either way; ``logits`` answers logits, or
     log-probabilities for a module that outputs probabilities.
     """
@@ -38,6 +45,7 @@ class TorchTarget(Target):
         spec: str = "torch",
         output_kind: str = "logits",
         trainer: Callable[[np.ndarray, np.ndarray, int], Target] | None = None,
+        compile_inference: bool = False,
     ):
         super().__init__()
         if output_kind not in _OUTPUT_KINDS:
@@ -51,10 +59,15 @@ class TorchTarget(Target):
         self.capabilities = Capabilities(
             outputs="probabilities", gradients=True, trainable=trainer is not None, remote=False
         )
+        self.compile_inference = bool(compile_inference)
+        self._inference: torch.nn.Module | None = None  # built on the first batched query
+        self._inference_tried = not self.compile_inference
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = self._forward(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        with torch.inference_mode():
+            module = self._inference_module(batch) if len(x) > 1 else None
+            out = self._shape_output(module(batch)) if module is not None else self._forward(batch)
         out = check_probabilities(out.detach().to(torch.float64).numpy(), len(x), self.n_classes, self.spec)
         return softmax(out) if self.output_kind == "logits" else out
 
@@ -76,13 +89,44 @@ class TorchTarget(Target):
             return torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return out
 
+    def _inference_module(self, batch: torch.Tensor) -> torch.nn.Module | None:
+        """The compiled module for queries, or None (not asked for, or it failed or disagreed)."""
+        if not self._inference_tried:
+            self._inference_tried = True
+            self._inference = _compile_for_inference(self.module, batch)
+        return self._inference
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x)
+        return self._shape_output(self.module(x))
+
+    def _shape_output(self, out: object) -> torch.Tensor:
         if isinstance(out, (tuple, list)):  # some modules return (logits, extras)
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise TargetError(f"{self.spec}: the module returned {type(out).__name__}, not a tensor")
         return out.reshape(out.shape[0], -1)
+
+
+def _compile_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
+    """``module`` traced on ``example`` and optimised, kept only if it answers like the module
+    itself on other batch sizes (a trace can bake in shapes or skip data-dependent branches)."""
+    import warnings
+
+    def first(out: object) -> object:
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    probes = [example[:1], example, torch.cat([example, example[:1]])]
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings: the comparison below decides
+            traced = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(module, example)
+            fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            for probe in probes:
+                if not torch.allclose(first(fast(probe)), first(module(probe)), rtol=1e-4, atol=1e-5):
+                    return None
+    except Exception:  # noqa: BLE001 - a module that cannot be compiled runs as it is, never an error
+        return None
+    return fast
 
 
 def load_torchscript(
@@ -108,7 +152,9 @@ def load_torchscript(
         ) from None
     if n_classes is None:
         n_classes = infer_n_classes(module, input_spec, spec)
-    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind=output_kind)
+    # TorchScript has no Python in forward, so compiling it for queries changes nothing but speed.
+    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind=output_kind,
+                       compile_inference=True)
 
 
 def infer_n_classes(module: torch.nn.Module, input_spec: InputSpec, spec: str) -> int:

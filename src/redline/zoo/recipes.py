@@ -107,7 +107,9 @@ class TorchRecipe(Recipe):
     def as_target(self, model: Any, *, input_spec: InputSpec, n_classes: int, spec: str, trainer: Trainer) -> Target:
         from ..targets.torch import TorchTarget
 
-        return TorchTarget(model, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind="logits", trainer=trainer)
+        # The zoo's modules are plain layers without side effects, so queries may run compiled.
+        return TorchTarget(model, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind="logits",
+                           trainer=trainer, compile_inference=True)
 
 
 @dataclasses.dataclass(frozen=True)
