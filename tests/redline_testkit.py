@@ -43,3 +43,33 @@ def counting_torch_target_class():
             return super()._torch_logits(x)
 
     return CountingTorchTarget
+
+
+def two_blobs(n: int = 800, binary_tail: bool = False):
+    """Two overlapping Gaussian blobs in [0, 1]^10 (class 1 brighter), as (x, y), seed 0;
+    with ``binary_tail`` the last three features are 0/1 (integer features for constraints)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=n)
+    x = (rng.normal(size=(n, 10)) * 0.3 + np.where(y[:, None] == 1, 0.6, 0.4)).clip(0, 1).astype(np.float32)
+    if binary_tail:
+        x[:, 7:] = x[:, 7:] > 0.5
+    return x, y
+
+
+def train_two_class_net(x, y, hidden: int = 16, seed: int = 0):
+    """A one-hidden-layer torch classifier fitted by full-batch Adam (deterministic)."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    d = int(np.prod(x.shape[1:]))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    return net

@@ -3,7 +3,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from redline_testkit import counting_torch_target_class
+from redline_testkit import counting_torch_target_class, train_two_class_net, two_blobs
 
 from redline.checks.base import CheckContext
 from redline.checks.fm01_pgd import ProjectedGradientDescent
@@ -16,23 +16,13 @@ Counting = counting_torch_target_class()
 
 @pytest.fixture(scope="module")
 def blobs():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, size=800)
-    x = (rng.normal(size=(800, 10)) * 0.3 + np.where(y[:, None] == 1, 0.6, 0.4)).clip(0, 1).astype(np.float32)
+    x, y = two_blobs(800)
     return Dataset("blobs", x[:400], y[:400], x[400:], y[400:])
 
 
 @pytest.fixture(scope="module")
 def model(blobs):
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    x, y = torch.from_numpy(blobs.x_train), torch.from_numpy(blobs.y_train.astype(np.int64))
-    for _ in range(200):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-    return net
+    return train_two_class_net(blobs.x_train, blobs.y_train)
 
 
 def target(model, constraints=None):

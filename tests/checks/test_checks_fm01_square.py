@@ -3,7 +3,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from redline_testkit import counting_torch_target_class
+from redline_testkit import counting_torch_target_class, train_two_class_net, two_blobs
 
 from redline.checks.base import CheckContext
 from redline.checks.fm01_square import SquareAttack, bump, margin_loss, window_fraction
@@ -15,25 +15,9 @@ Counting = counting_torch_target_class()
 
 
 
-def _train(x, y, hidden=16, seed=0):
-    torch.manual_seed(seed)
-    d = int(np.prod(x.shape[1:]))
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    for _ in range(200):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(xt), yt).backward()
-        opt.step()
-    return net
-
-
 @pytest.fixture(scope="module")
 def blobs():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, size=800)
-    x = (rng.normal(size=(800, 10)) * 0.3 + np.where(y[:, None] == 1, 0.6, 0.4)).clip(0, 1).astype(np.float32)
-    x[:, 7:] = (x[:, 7:] > 0.5)  # three binary (integer) features
+    x, y = two_blobs(800, binary_tail=True)  # three binary (integer) features
     return Dataset("blobs", x[:400], y[:400], x[400:], y[400:])
 
 
@@ -50,12 +34,12 @@ def images():
 
 @pytest.fixture(scope="module")
 def model(blobs):
-    return _train(blobs.x_train, blobs.y_train)
+    return train_two_class_net(blobs.x_train, blobs.y_train)
 
 
 @pytest.fixture(scope="module")
 def image_model(images):
-    return _train(images.x_train, images.y_train)
+    return train_two_class_net(images.x_train, images.y_train)
 
 
 def target(model, shape=(10,), constraints=None):
