@@ -60,11 +60,11 @@ class CleanLabelPoisoning(Check):
 
     def __init__(
         self,
-        n_targets: int = 8,
+        n_targets: int = 6,
         poison_rate: float = 0.05,
         epsilon: float | None = None,
         steps: int = 150,
-        victim_seeds: int = 3,
+        victim_seeds: int = 2,
         success_threshold: float = 0.3,
         defences: tuple[str, ...] = DEFENCES,
         knn_k: int | None = None,
