@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from ..util.ball import l2_norms, project_onto_ball, steepest_direction
 from ..util.bpda import straight_through
 from ..util.epsilon import resolve_epsilon
 from ..util.evasion import evasion_metrics
@@ -151,7 +152,6 @@ class FastMinimumNorm(Check):
             0.1 * span if linf_norm else 0.1 * span * math.sqrt(dim))
         alpha_min = alpha0 / 100.0
         gamma0, gamma_min = float(self.gamma), 0.001
-        view = (-1,) + (1,) * (x0_np.ndim - 1)
 
         x0 = torch.from_numpy(x0_np)
         y = torch.from_numpy(y_np.astype(np.int64))
@@ -198,9 +198,9 @@ class FastMinimumNorm(Check):
                 shrink = torch.minimum(radius * (1 - gamma), best_norm)
                 shrink = torch.where(torch.isinf(radius), dnorm * (1 - gamma), shrink)
                 radius = torch.where(is_adv, shrink, grow)
-                step = self._direction(torch, grad)
+                step = steepest_direction(grad, self.norm)
                 delta = delta - alpha * step
-                delta = self._project(torch, delta, radius, view)
+                delta = project_onto_ball(delta, radius, self.norm)
                 x = (x0 + delta).clamp(lo, hi)
                 if constraints:
                     x = torch.from_numpy(constraints.project(x.numpy(), x0_np))
@@ -209,25 +209,12 @@ class FastMinimumNorm(Check):
         return best.numpy(), best_norm.numpy().astype(np.float64), to_first
 
     def _norm(self, torch, delta):
-        flat = delta.detach().flatten(1)
-        return flat.abs().max(dim=1).values if self.norm == "linf" else flat.norm(dim=1)
+        delta = delta.detach()
+        return delta.flatten(1).abs().max(dim=1).values if self.norm == "linf" else l2_norms(delta)
 
     def _dual_norm(self, torch, grad):
         flat = grad.flatten(1)
         return flat.abs().sum(dim=1) if self.norm == "linf" else flat.norm(dim=1)
-
-    def _direction(self, torch, grad):
-        if self.norm == "linf":
-            return grad.sign()
-        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return grad / norm.view(-1, *[1] * (grad.dim() - 1))
-
-    def _project(self, torch, delta, radius, view):
-        r = radius.clamp_min(0).view(view)
-        if self.norm == "linf":
-            return torch.maximum(torch.minimum(delta, r), -r)
-        norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
-        return delta * torch.clamp(r / norm, max=1.0)
 
     @staticmethod
     def _curve(min_norm: np.ndarray, eps: float, points: int = 12) -> tuple[list[float], list[float]]:

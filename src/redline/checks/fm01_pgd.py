@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.ball import project_onto_ball, steepest_direction
 from ..util.bpda import straight_through
 from ..util.epsilon import resolve_epsilon
 from ..util.evasion import evasion_metrics
@@ -157,32 +158,19 @@ class ProjectedGradientDescent(Check):
                 keep_t = torch.from_numpy(keep)
                 x, x0, y, grad = x.detach()[keep_t], x0[keep_t], y[keep_t], grad[keep_t]
                 active = active[keep]
-                x = x + alpha * self._direction(torch, grad)
+                x = x + alpha * steepest_direction(grad, self.norm)
                 x = self._project(torch, x, x0, eps, lo, hi, constraints)
         return best, found, used
 
     def _random_start(self, torch, x0, eps, gen):
         if self.norm == "linf":
             return (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
-        d = torch.randn(x0.shape, generator=gen)
-        d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x0.dim() - 1))
+        d = steepest_direction(torch.randn(x0.shape, generator=gen), "l2")  # a random unit direction
         r = torch.rand(x0.shape[0], generator=gen).view(-1, *[1] * (x0.dim() - 1))
         return d * r * eps
 
-    def _direction(self, torch, grad):
-        if self.norm == "linf":
-            return grad.sign()
-        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
-        return grad / norm
-
     def _project(self, torch, x, x0, eps, lo, hi, constraints):
-        delta = x - x0
-        if self.norm == "linf":
-            delta = delta.clamp(-eps, eps)
-        else:
-            norm = delta.flatten(1).norm(dim=1).view(-1, *[1] * (delta.dim() - 1))
-            delta = delta * torch.clamp(eps / norm.clamp_min(1e-12), max=1.0)
-        x = (x0 + delta).clamp(lo, hi)
+        x = (x0 + project_onto_ball(x - x0, eps, self.norm)).clamp(lo, hi)
         if constraints:
             x = torch.from_numpy(constraints.project(x.detach().numpy(), x0.numpy()))
         return x
