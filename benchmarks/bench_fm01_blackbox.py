@@ -40,11 +40,7 @@ import copy
 import time
 
 import numpy as np
-
-
-class RowCounter:
-    def __init__(self):
-        self.rows = 0
+from art_harness import RowCounter, art_classifier, counting_module
 
 
 class Clock:
@@ -57,23 +53,10 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def counting_module(torch, module, counter):
-    class Counting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, t):
-            counter.rows += int(t.shape[0])
-            return self.inner(t.float())  # ART sometimes hands float64 batches
-
-    return Counting(module).eval()
-
-
 def counting_target(torch, module, input_spec, n_classes, counter, batch):
     from redline.targets.torch import TorchTarget
 
-    target = TorchTarget(counting_module(torch, module, counter), input_spec=input_spec, n_classes=n_classes,
+    target = TorchTarget(counting_module(module, counter), input_spec=input_spec, n_classes=n_classes,
                          spec="zoo:mnist_cnn(counted)")
     target.max_batch = batch
     return target
@@ -87,13 +70,6 @@ def compiled_module(torch, module, shape):
     if fast is None:
         raise RuntimeError("the module could not be compiled for inference")
     return fast
-
-
-def art_classifier(torch, module, counter, n_classes, shape):
-    from art.estimators.classification import PyTorchClassifier
-
-    return PyTorchClassifier(counting_module(torch, module, counter), loss=torch.nn.CrossEntropyLoss(),
-                             input_shape=shape, nb_classes=n_classes, clip_values=(0.0, 1.0))
 
 
 def median_l2(dists):
@@ -192,7 +168,7 @@ def labels_only(torch, target, data, x, budgets, batch, fast_module):
     counter = RowCounter()
     module = target.module
     red = counting_target(torch, module, target.input_spec, target.n_classes, counter, batch)
-    clf = art_classifier(torch, module, counter, target.n_classes, x.shape[1:])
+    clf = art_classifier(module, target.n_classes, x.shape[1:], counter)
     n = len(x)
     passes = [redline_decision_pass(red, data, n, budgets)]
     art_runs = {}
@@ -252,7 +228,7 @@ def run_art_square(torch, module, n_classes, x, y, norm, eps, budget, batch):
     from art.attacks.evasion import SquareAttack as ArtSquare
 
     counter = RowCounter()
-    clf = art_classifier(torch, module, counter, n_classes, x.shape[1:])
+    clf = art_classifier(module, n_classes, x.shape[1:], counter)
     checkpoints = []
     watch = {"armed": False}
 

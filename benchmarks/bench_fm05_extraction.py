@@ -21,6 +21,7 @@ import argparse
 import time
 
 import numpy as np
+from art_harness import RowCounter, art_classifier, counting_module
 
 
 def path_finding(tree_seeds: int) -> None:
@@ -67,7 +68,6 @@ def main() -> None:
 
     import torch
     from art.attacks.extraction import CopycatCNN, KnockoffNets
-    from art.estimators.classification import PyTorchClassifier
 
     from redline import zoo
     from redline.checks.fm05_learning import LearningExtraction
@@ -78,26 +78,14 @@ def main() -> None:
     data = zoo.load_data_for("mnist_cnn")
     pool = data.x_pool.astype(np.float32)
     x_test = data.x_test.astype(np.float32)
-    counter = {"rows": 0}
-
-    class Counting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, t):
-            counter["rows"] += int(t.shape[0])
-            return self.inner(t)
+    counter = RowCounter()
 
     def classifier(module):
-        return PyTorchClassifier(
-            module, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(module.parameters(), lr=2e-3),
-            input_shape=pool.shape[1:], nb_classes=10, clip_values=(0.0, 1.0),
-        )
+        return art_classifier(module, 10, pool.shape[1:], optimizer=torch.optim.Adam(module.parameters(), lr=2e-3))
 
     # ART's KnockoffNets uses the victim's predict output as probabilities; the zoo module answers
     # logits, so the victim estimator gets a softmax on top (labels are unchanged for Copycat).
-    victim = classifier(Counting(torch.nn.Sequential(target.module, torch.nn.Softmax(dim=1))))
+    victim = classifier(counting_module(torch.nn.Sequential(target.module, torch.nn.Softmax(dim=1)), counter))
     with torch.no_grad():
         victim_test = target.module(torch.as_tensor(x_test)).argmax(1).numpy()
 
@@ -109,11 +97,11 @@ def main() -> None:
         else:
             attack = KnockoffNets(victim, sampling_strategy="random", use_probability=True, verbose=False, **common)
         np.random.seed(0)
-        counter["rows"] = 0
+        counter.rows = 0
         start = time.perf_counter()
         stolen = attack.extract(pool, thieved_classifier=thief)
         seconds = time.perf_counter() - start
-        queries = counter["rows"]
+        queries = counter.rows
         fidelity = float(np.mean(stolen.predict(x_test).argmax(1) == victim_test))
         return fidelity, queries, seconds
 

@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from art_harness import RowCounter, art_classifier
 
 
 def summarise(x, x_adv, y, predict):
@@ -39,7 +40,6 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from art.attacks.evasion import CarliniL2Method, DeepFool
-    from art.estimators.classification import PyTorchClassifier
 
     from redline import zoo
     from redline.checks.fm01_min_norm import FastMinimumNorm
@@ -51,20 +51,8 @@ def main() -> None:
     idx = rng.permutation(len(data.x_test))[: args.images]
     x, y = data.x_test[idx].astype(np.float32), data.y_test[idx]
 
-    module = target.module if hasattr(target, "module") else target._module
-    counter = {"rows": 0}
-
-    class Counting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, t):
-            counter["rows"] += int(t.shape[0])
-            return self.inner(t)
-
-    clf = PyTorchClassifier(Counting(module), loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:],
-                            nb_classes=target.n_classes, clip_values=(0.0, 1.0))
+    counter = RowCounter()
+    clf = art_classifier(target.module, target.n_classes, x.shape[1:], counter)
 
     def predict(z):
         return clf.predict(z, batch_size=512).argmax(1)
@@ -93,11 +81,11 @@ def main() -> None:
         ("ART DeepFool", DeepFool(clf, max_iter=100, epsilon=1e-6, batch_size=len(x), verbose=False)),
     ]
     for name, attack in attacks:
-        counter["rows"] = 0
+        counter.rows = 0
         start = time.perf_counter()
         x_adv = attack.generate(x)
         elapsed = time.perf_counter() - start
-        queried = counter["rows"]
+        queried = counter.rows
         rows.append((name, summarise(x, x_adv.astype(np.float32), y, predict), queried, elapsed))
 
     print(f"images attacked: {len(x)} (L2, {args.steps} gradient steps for FMN and C&W)")

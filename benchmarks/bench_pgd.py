@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+from art_harness import RowCounter, art_classifier
 
 
 def main() -> None:
@@ -22,9 +23,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
 
-    import torch
     from art.attacks.evasion import ProjectedGradientDescent as ArtPGD
-    from art.estimators.classification import PyTorchClassifier
 
     from redline import zoo
     from redline.checks.fm01_pgd import ProjectedGradientDescent
@@ -45,28 +44,16 @@ def main() -> None:
     ours_time = time.perf_counter() - start
     ours = finding.metrics
 
-    module = target.module if hasattr(target, "module") else target._module
-    counter = {"rows": 0}
-
-    class Counting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, t):
-            counter["rows"] += int(t.shape[0])
-            return self.inner(t)
-
-    clf = PyTorchClassifier(Counting(module), loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:],
-                            nb_classes=target.n_classes, clip_values=(0.0, 1.0))
+    counter = RowCounter()
+    clf = art_classifier(target.module, target.n_classes, x.shape[1:], counter)
     correct = clf.predict(x).argmax(1) == y
-    counter["rows"] = 0
+    counter.rows = 0
     attack = ArtPGD(clf, norm=np.inf, eps=args.eps, eps_step=alpha, max_iter=args.steps, num_random_init=1,
                     batch_size=256, verbose=False)
     start = time.perf_counter()
     x_adv = attack.generate(x[correct])
     art_time = time.perf_counter() - start
-    art_rows = counter["rows"]
+    art_rows = counter.rows
     art_success = float((clf.predict(x_adv).argmax(1) != y[correct]).mean())
 
     print(f"images attacked: {correct.sum()} (eps {args.eps} linf, {args.steps} steps)")
