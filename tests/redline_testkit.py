@@ -73,3 +73,14 @@ def train_two_class_net(x, y, hidden: int = 16, seed: int = 0):
         torch.nn.functional.cross_entropy(net(xt), yt).backward()
         opt.step()
     return net
+
+
+def bright_top_tiles(n: int):
+    """8x8 one-channel images in [0, 1], as (x, y), seed 1; class 1 is brighter in the top half."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=n)
+    x = rng.uniform(0.2, 0.6, size=(n, 1, 8, 8))
+    x[:, :, :4] += np.where(y == 1, 0.25, 0.0)[:, None, None, None]
+    return x.clip(0, 1).astype(np.float32), y

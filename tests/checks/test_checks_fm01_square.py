@@ -3,7 +3,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from redline_testkit import counting_torch_target_class, train_two_class_net, two_blobs
+from redline_testkit import (
+    bright_top_tiles,
+    counting_torch_target_class,
+    train_two_class_net,
+    two_blobs,
+)
 
 from redline.checks.base import CheckContext
 from redline.checks.fm01_square import SquareAttack, bump, margin_loss, window_fraction
@@ -23,12 +28,7 @@ def blobs():
 
 @pytest.fixture(scope="module")
 def images():
-    """8x8 one-channel images; class 1 is brighter in the top half."""
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, size=600)
-    x = rng.uniform(0.2, 0.6, size=(600, 1, 8, 8))
-    x[:, :, :4] += np.where(y == 1, 0.25, 0.0)[:, None, None, None]
-    x = x.clip(0, 1).astype(np.float32)
+    x, y = bright_top_tiles(600)
     return Dataset("tiles", x[:300], y[:300], x[300:], y[300:], modality="image")
 
 
