@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from redline import zoo
@@ -27,24 +26,12 @@ from redline.checks.base import CheckContext
 from redline.checks.fm02_clean_label import CleanLabelPoisoning
 from redline.data import load_data
 from redline.targets.base import InputSpec
-from redline.targets.torch import TorchTarget
+from redline.targets.transfer import frozen_features_target
 
 
 def transfer_target(extractor, data):
-    spec = InputSpec.from_data(data.x_train)
-
-    def train(x, y, seed):
-        with torch.no_grad():
-            f = extractor(torch.from_numpy(np.asarray(x, np.float32))).numpy()
-        fitted = LogisticRegression(max_iter=2000, random_state=seed).fit(f, y)
-        head = nn.Linear(f.shape[1], 10)
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(fitted.coef_))
-            head.bias.copy_(torch.from_numpy(fitted.intercept_))
-        return TorchTarget(nn.Sequential(extractor, head), input_spec=spec, n_classes=10, spec="bench:transfer",
-                           trainer=train)
-
-    return train(data.x_train, data.y_train, 0)
+    return frozen_features_target(extractor, InputSpec.from_data(data.x_train), 10, data.x_train, data.y_train,
+                                  spec="bench:transfer")
 
 
 def art_poisons(target, x_base, x_goal, epsilon):

@@ -17,6 +17,7 @@ from redline.findings import Status
 from redline.targets import load_target
 from redline.targets.base import InputSpec
 from redline.targets.torch import TorchTarget
+from redline.targets.transfer import frozen_features_target
 from redline.util.clean_label import collide, deep_knn_keep, features
 
 
@@ -34,20 +35,8 @@ def extractor():
 
 def _transfer_target(extractor, data):
     """Transfer learning: the recipe keeps the extractor and fits a logistic-regression head."""
-    spec = InputSpec.from_data(data.x_train)
-
-    def train(x, y, seed):
-        with torch.no_grad():
-            f = extractor(torch.from_numpy(np.asarray(x, np.float32))).numpy()
-        fitted = LogisticRegression(max_iter=2000, random_state=seed).fit(f, y)
-        head = nn.Linear(f.shape[1], 10)
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(fitted.coef_))
-            head.bias.copy_(torch.from_numpy(fitted.intercept_))
-        return TorchTarget(nn.Sequential(extractor, head), input_spec=spec, n_classes=10, spec="test:transfer",
-                           trainer=train)
-
-    return train(data.x_train, data.y_train, 0)
+    return frozen_features_target(extractor, InputSpec.from_data(data.x_train), 10, data.x_train, data.y_train,
+                                  spec="test:transfer")
 
 
 def _end_to_end_target(data):
