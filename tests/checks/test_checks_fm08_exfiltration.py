@@ -6,8 +6,8 @@ pytest.importorskip("scipy")
 
 from redline import zoo
 from redline.checks.base import CheckContext
+from redline.checks.fm08_capacity_abuse import CapacityAbuseProbe
 from redline.checks.fm08_exfiltration import (
-    CapacityAbuseProbe,
     ParameterExfiltration,
     parameter_arrays,
     parameter_statistics,

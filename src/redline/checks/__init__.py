@@ -31,6 +31,7 @@ CHECK_MODULES = (
     "redline.checks.fm03_attribute_inference",
     "redline.checks.fm03_reconstruction",
     "redline.checks.fm08_exfiltration",
+    "redline.checks.fm08_capacity_abuse",
     "redline.checks.fm10_injection",
     "redline.checks.fm10_neural_cleanse",
     "redline.checks.fm10_max_margin",
