@@ -64,9 +64,9 @@ def counting_target(torch, module, input_spec, n_classes, counter, batch):
 
 def compiled_module(torch, module, shape):
     """The module as redline's TorchTarget compiles it for queries (same code path)."""
-    from redline.targets.torch import _compile_for_inference
+    from redline.targets.torch import compile_for_inference
 
-    fast = _compile_for_inference(copy.deepcopy(module).eval(), torch.rand(8, *shape))
+    fast = compile_for_inference(copy.deepcopy(module).eval(), torch.rand(8, *shape))
     if fast is None:
         raise RuntimeError("the module could not be compiled for inference")
     return fast

@@ -93,7 +93,7 @@ class TorchTarget(Target):
         """The compiled module for queries, or None (not asked for, or it failed or disagreed)."""
         if not self._inference_tried:
             self._inference_tried = True
-            self._inference = _compile_for_inference(self.module, batch)
+            self._inference = compile_for_inference(self.module, batch)
         return self._inference
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ class TorchTarget(Target):
         return out.reshape(out.shape[0], -1)
 
 
-def _compile_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
+def compile_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
     """``module`` traced on ``example`` and optimised, kept only if it answers like the module
     itself on other batch sizes (a trace can bake in shapes or skip data-dependent branches)."""
     import warnings
