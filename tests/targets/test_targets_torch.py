@@ -138,7 +138,7 @@ def test_compiled_inference_answers_like_the_module_and_is_opt_in():
     import torch
 
     from redline.targets.base import InputSpec
-    from redline.targets.torch import TorchTarget
+    from redline.targets.torch import OnnxRuntimeModule, TorchTarget
 
     torch.manual_seed(0)
     calls = {"n": 0}
@@ -161,8 +161,29 @@ def test_compiled_inference_answers_like_the_module_and_is_opt_in():
 
     fast = TorchTarget(plain.module, input_spec=spec, n_classes=3, compile_inference=True)
     np.testing.assert_allclose(fast.predict(x), plain.predict(x), atol=1e-5)
-    assert isinstance(fast._inference, torch.jit.ScriptModule)
+    assert isinstance(fast._inference, OnnxRuntimeModule)  # the first choice, when it answers alike
     assert fast.ledger.attack + fast.ledger.evaluation == len(x)  # the compile probes are not queries
+
+
+def test_compiled_inference_falls_back_to_torchscript_when_the_export_fails(monkeypatch):
+    import numpy as np
+    import torch
+
+    from redline.targets import torch as torch_targets
+    from redline.targets.base import InputSpec
+
+    def refuse(module, example):
+        raise RuntimeError("operator not exportable")
+
+    monkeypatch.setattr(torch_targets, "_onnx_runtime_module", refuse)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = np.random.default_rng(1).random((10, 5), dtype=np.float32)
+    fast = torch_targets.TorchTarget(net, input_spec=InputSpec(shape=(5,)), n_classes=3, compile_inference=True)
+    got = fast.predict(x)
+    assert isinstance(fast._inference, torch.jit.ScriptModule)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, torch.softmax(net(torch.from_numpy(x)), 1).numpy(), atol=1e-5)
 
 
 def test_a_module_that_cannot_be_traced_runs_as_it_is():

@@ -26,9 +26,10 @@ class TorchTarget(Target):
     The module is moved to the CPU and switched to eval mode (dropout off, batch-norm
     statistics frozen); both change the module in place.
 
-    ``compile_inference=True`` answers queries (not ``logits``) with the module traced,
-    frozen and optimised for inference, several times faster per row for small CNNs on a
-    CPU. It is kept only if it answers like the module on probe batches. Off by default for
+    ``compile_inference=True`` answers queries (not ``logits``) with the module compiled for
+    inference (``compile_for_inference``: ONNX Runtime, else TorchScript), several times
+    faster per row for small CNNs on a CPU. It is kept only if it answers like the module on
+    probe batches. Off by default for
     in-memory modules: tracing drops Python side effects of ``forward`` (counters, logging,
     stateful defences). The zoo's modules and TorchScript files (no Python in ``forward``)
     turn it on.
@@ -108,25 +109,71 @@ class TorchTarget(Target):
 
 
 def compile_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
-    """``module`` traced on ``example`` and optimised, kept only if it answers like the module
-    itself on other batch sizes (a trace can bake in shapes or skip data-dependent branches)."""
+    """``module`` made faster for queries, or None when nothing faster answers like it.
+
+    First choice: the module exported to ONNX and run by ONNX Runtime (on a CPU, for small
+    CNNs and MLPs, 1.3x faster per row than TorchScript at large batches and 2-6x at the
+    small batches a decision attack's bisection sends). Second: TorchScript traced, frozen
+    and optimised. Either is kept only if it answers like the module itself on other batch
+    sizes too (an export or trace can bake in shapes or skip data-dependent branches).
+    """
     import warnings
 
-    def first(out: object) -> object:
-        return out[0] if isinstance(out, (tuple, list)) else out
-
     probes = [example[:1], example, torch.cat([example, example[:1]])]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter and tracer warnings: the comparison decides
+        for build in (_onnx_runtime_module, _torchscript_module):
+            try:
+                fast = build(module, example)
+                if fast is not None and all(
+                    torch.allclose(_first(fast(probe)), _first(module(probe)), rtol=1e-4, atol=1e-5)
+                    for probe in probes
+                ):
+                    return fast
+            except Exception:  # noqa: BLE001 - a module that cannot be compiled runs as it is, never an error
+                continue
+    return None
+
+
+def _first(out: object) -> object:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _torchscript_module(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    traced = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(module, example)
+    return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+
+def _onnx_runtime_module(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings: the comparison below decides
-            traced = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(module, example)
-            fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
-            for probe in probes:
-                if not torch.allclose(first(fast(probe)), first(module(probe)), rtol=1e-4, atol=1e-5):
-                    return None
-    except Exception:  # noqa: BLE001 - a module that cannot be compiled runs as it is, never an error
+        import onnxruntime
+    except ImportError:
         return None
-    return fast
+    import io
+
+    buffer = io.BytesIO()
+    # The TorchScript-based exporter: it needs no extra packages and handles ScriptModules.
+    torch.onnx.export(module, (example,), buffer, input_names=["input"], dynamo=False,
+                      dynamic_axes={"input": {0: "batch"}})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same CPU share torch would take
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on shared cores
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return OnnxRuntimeModule(session)
+
+
+class OnnxRuntimeModule(torch.nn.Module):
+    """An ONNX Runtime session behind a module's ``forward`` (inference only, first output)."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
 
 
 def load_torchscript(
