@@ -37,15 +37,28 @@ class DirectionSampler:
 
     def sample(self, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
         """(n, m, features) unit directions, float32."""
-        if self.image:
-            c, h, w = self.shape
-            kh, kw = len(self._rows), len(self._cols)
-            z = rng.standard_normal((n, m, c, kh, kw), dtype=np.float32)
-            # Inverse 2-D DCT of every coefficient block as two large matrix products
-            # (columns, then rows) rather than one small product per block.
-            u = (z.reshape(-1, kw) @ self._cols).reshape(-1, kh, w)  # (blocks, kh, w)
-            u = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(-1, kh) @ self._rows  # (blocks * w, h)
-            u = u.reshape(n, m, c, w, h).transpose(0, 1, 2, 4, 3).reshape(n, m, -1)
-        else:
+        if not self.image:
             u = rng.standard_normal((n, m, int(np.prod(self.shape))), dtype=np.float32)
-        return u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
+            return u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
+        c, h, w = self.shape
+        kh, kw = len(self._rows), len(self._cols)
+        z = rng.standard_normal((n * m, c * kh * kw), dtype=np.float32)
+        # The kept DCT basis vectors are orthonormal, so a coefficient block has the norm of
+        # the image it makes: normalise the small block, not the image.
+        z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", z, z)), 1e-12)[:, None]
+        return self._inverse_dct(z.reshape(-1, kh, kw)).reshape(n, m, -1)
+
+    def _inverse_dct(self, z: np.ndarray) -> np.ndarray:
+        """(blocks, h, w) images of (blocks, kh, kw) coefficient blocks: rows.T @ z @ cols."""
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        if torch is not None:  # batched small matrix products, with no transposed copies
+            zt = torch.from_numpy(z)
+            return torch.matmul(torch.from_numpy(self._rows).T, torch.matmul(zt, torch.from_numpy(self._cols))).numpy()
+        # numpy: two large products (columns, then rows) rather than one small product per block
+        kh, h, w = len(self._rows), self._rows.shape[1], self._cols.shape[1]
+        u = (z.reshape(-1, z.shape[2]) @ self._cols).reshape(-1, kh, w)
+        u = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(-1, kh) @ self._rows  # (blocks * w, h)
+        return np.ascontiguousarray(u.reshape(-1, w, h).transpose(0, 2, 1))
