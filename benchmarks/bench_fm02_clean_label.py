@@ -1,12 +1,12 @@
 """FM02.clean_label against ART's FeatureCollisionAttack on the same victim, targets and budget.
 
-Victim: transfer learning on builtin:digits: the frozen zoo digits_mlp_overfit network
-without its last layer, and a logistic-regression head refitted on its features by the
-recipe. redline's check picks the targets, adversarial classes and base rows (saved as
-evidence); ART then poisons the same base rows for the same targets (its perturbation is
-penalised, not bounded, so its poisons are also reported clipped to the same L-inf box),
-and the same recipe retrains on each poison set. Reports target success rate, clean
-accuracy change and wall time per method.
+Victim: the zoo's transfer-learning model digits_transfer_head (the digits_mlp_overfit
+network frozen as a feature extractor, and a logistic-regression head the recipe refits on
+its features at every retraining). redline's check picks the targets, adversarial classes
+and base rows (saved as evidence); ART then poisons the same base rows for the same targets
+(its perturbation is penalised, not bounded, so its poisons are also reported clipped to
+the same L-inf box), and the same recipe retrains on each poison set. Reports target
+success rate, clean accuracy change and wall time per method.
 
     PYTHONPATH=src python benchmarks/bench_fm02_clean_label.py [--targets 8] [--epsilon 0.2]
 """
@@ -25,21 +25,16 @@ from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.fm02_clean_label import CleanLabelPoisoning
 from redline.data import load_data
-from redline.targets.base import InputSpec
-from redline.targets.transfer import frozen_features_target
-
-
-def transfer_target(extractor, data):
-    return frozen_features_target(extractor, InputSpec.from_data(data.x_train), 10, data.x_train, data.y_train,
-                                  spec="bench:transfer")
 
 
 def art_poisons(target, x_base, x_goal, epsilon):
     from art.attacks.poisoning import FeatureCollisionAttack
     from art.estimators.classification import PyTorchClassifier
 
+    # Two layers for ART: the extractor, then the head (same parameters as the target's).
+    module = nn.Sequential(target.module[:-1], target.module[-1]).eval()
     classifier = PyTorchClassifier(
-        target.module, loss=nn.CrossEntropyLoss(), input_shape=x_base.shape[1:], nb_classes=10,
+        module, loss=nn.CrossEntropyLoss(), input_shape=x_base.shape[1:], nb_classes=10,
         clip_values=(0.0, 1.0), device_type="cpu",
     )
     # Layer 0 of the ART wrapper is the extractor; its output is what the head reads.
@@ -57,9 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_data("builtin:digits")
-    net = zoo.load_target("digits_mlp_overfit").module
-    extractor = nn.Sequential(*list(net.children())[:-1]).eval()
-    target = transfer_target(extractor, data)
+    target = zoo.load_target("digits_transfer_head")
 
     with tempfile.TemporaryDirectory() as tmp:
         check = CleanLabelPoisoning(n_targets=args.targets, victim_seeds=1, epsilon=args.epsilon, defences=())

@@ -60,6 +60,7 @@ def load_target(name: str) -> Target:
     n_classes = dataset.n_classes
     trainer = Retrainer(item, input_spec, n_classes)
     model = _cached_model(item, dataset, input_spec, n_classes, trainer)
+    trainer.deployed = model
     return item.recipe.as_target(model, input_spec=input_spec, n_classes=n_classes, spec=f"zoo:{name}", trainer=trainer)
 
 
@@ -92,12 +93,15 @@ def input_spec_for(dataset: Dataset) -> InputSpec:
 
 
 class Retrainer:
-    """``trainer(x, y, seed) -> Target``: a zoo recipe retrained on other data (reference models)."""
+    """``trainer(x, y, seed) -> Target``: a zoo recipe retrained on other data (reference
+    models, poisoned retraining). Once ``deployed`` is set, retraining starts from it as the
+    recipe says (a transfer-learning recipe keeps its feature extractor)."""
 
     def __init__(self, item: ZooEntry, input_spec: InputSpec, n_classes: int):
         self.entry = item
         self.input_spec = input_spec
         self.n_classes = n_classes
+        self.deployed: Any = None
 
     def __call__(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> Target:
         x, y = np.asarray(x), np.asarray(y)
@@ -107,7 +111,12 @@ class Retrainer:
             raise TargetError(f"zoo:{self.entry.name}: retraining needs as many labels as rows (got {len(x)} and {len(y)})")
         if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= self.n_classes:
             raise TargetError(f"zoo:{self.entry.name}: labels must be class indices in [0, {self.n_classes})")
-        model = self.entry.recipe.train(x.astype(self.input_spec.dtype, copy=False), y, int(seed))
+        x = x.astype(self.input_spec.dtype, copy=False)
+        recipe = self.entry.recipe
+        try:
+            model = recipe.train(x, y, int(seed)) if self.deployed is None else recipe.retrain(self.deployed, x, y, int(seed))
+        except ValueError as exc:  # a recipe's own refusal of the data (e.g. a class with no rows)
+            raise TargetError(f"zoo:{self.entry.name}: retraining failed: {exc}") from None
         return self.entry.recipe.as_target(
             model, input_spec=self.input_spec, n_classes=self.n_classes,
             spec=f"zoo:{self.entry.name}@retrained", trainer=self,

@@ -20,6 +20,7 @@ from .recipes import (
     LogisticRegressionRecipe,
     MlpRecipe,
     Recipe,
+    TransferHeadRecipe,
 )
 
 FAMILIES = ("cnn", "mlp", "logreg", "tree")
@@ -320,6 +321,24 @@ ENTRIES: tuple[ZooEntry, ...] = (
         data="builtin:mnist",
         family="cnn",
         recipe=hardened.MNIST_CNN_SQUEEZED,
+    ),
+    ZooEntry(
+        name="digits_transfer_head",
+        description=(
+            "Transfer learning on builtin:digits: the digits_mlp_overfit network (same recipe and seed) serves "
+            "as a pretrained feature extractor whose hidden layers stay fixed, and its last layer is a "
+            "logistic regression refitted on their features whenever the model retrains; about 95% test "
+            "accuracy."
+        ),
+        weakness=(
+            "retrains only its last layer on fixed features, so clean-label poisons (correctly labelled, "
+            "slightly perturbed images whose features collide with a chosen input) move that input to the "
+            "attacker's class after retraining"
+        ),
+        modes=("FM02",),
+        data="builtin:digits",
+        family="mlp",
+        recipe=TransferHeadRecipe(n_classes=10, hidden=(128, 128), epochs=300, lr=1e-3, weight_decay=0.0),
     ),
 )
 

@@ -36,6 +36,11 @@ class Recipe(abc.ABC):
     def train(self, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
         """A freshly trained model; the same inputs and seed give the same model."""
 
+    def retrain(self, deployed: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        """What the model's owner gets when ``deployed`` is retrained on (x, y): by default a
+        model trained from scratch; a transfer-learning recipe keeps part of ``deployed``."""
+        return self.train(x, y, seed)
+
     @abc.abstractmethod
     def dumps(self, model: Any) -> bytes:
         """The model as bytes, in a format that cannot run code when loaded."""
@@ -152,6 +157,47 @@ class MlpRecipe(TorchRecipe):
         from .training import fit_full_batch
 
         fit_full_batch(module, x, y, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferHeadRecipe(MlpRecipe):
+    """Transfer learning: an MLP pretrained as :class:`MlpRecipe` trains it, whose hidden
+    layers then stay fixed; its last layer is a multinomial logistic regression (inverse
+    regularisation ``head_c``) fitted on their features, and every retraining refits only
+    that layer, as teams do who adapt a pretrained network to new labelled data."""
+
+    head_c: float = 1.0
+
+    def train(self, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        return self._refit_head(super().train(x, y, seed), x, y, seed)
+
+    def retrain(self, deployed: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        import copy
+
+        return self._refit_head(copy.deepcopy(deployed), x, y, seed)
+
+    def _refit_head(self, module: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        import torch
+        from sklearn.linear_model import LogisticRegression
+
+        *extractor, head = module.children()
+        with torch.no_grad():
+            features = torch.nn.Sequential(*extractor)(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
+        fitted = LogisticRegression(C=self.head_c, max_iter=2000, random_state=seed).fit(features, np.asarray(y))
+        # sklearn fits only the classes present in y (a two-class fit is one logit against the
+        # other); a class with no rows gets a bias that never wins.
+        weight = np.zeros((self.n_classes, features.shape[1]), dtype=np.float32)
+        bias = np.full(self.n_classes, -1e4, dtype=np.float32)
+        classes = fitted.classes_.astype(int)
+        if len(classes) == 2:
+            bias[classes[0]] = 0.0
+            weight[classes[1]], bias[classes[1]] = fitted.coef_[0], fitted.intercept_[0]
+        else:
+            weight[classes], bias[classes] = fitted.coef_, fitted.intercept_
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(weight))
+            head.bias.copy_(torch.from_numpy(bias))
+        return module.eval()
 
 
 @dataclasses.dataclass(frozen=True)
