@@ -1,13 +1,16 @@
 """FM01 black-box attacks against ART on the zoo MNIST CNN, in one run.
 
-Labels only: redline's FM01.decision against ART's HopSkipJump (L2). For each per-image
-query budget (default 1000, 2500, 5000) it prints success rate and median L2 of both
-(median over all attacked images, an image with no adversarial counting as infinite), and
-redline's median L2 at a third of the budget, the goal being that it is no larger than ART's
-at the full budget. ART runs once per image with a large ``max_iter``; a subclass records
-the image's distance, the rows it has sent and the time spent after every iteration, so
-ART's result at a budget is its state after the last iteration that fits the budget
-(exactly what ART returns when run with that ``max_iter``).
+Labels only: redline's FM01.decision against ART's HopSkipJump, in L2 (success at L2 2.0)
+and in L-inf (``norm="linf"`` against ART's ``norm=np.inf``, success at L-inf 0.3);
+``--decision-norms`` picks them. For each per-image query budget (default 1000, 2500, 5000)
+it prints success rate and median distance of both (median over all attacked images, an
+image with no adversarial counting as infinite), and redline's median at a third of the
+budget, the goal being that it is no larger than ART's at the full budget. ART runs once per
+image with a large ``max_iter``; a subclass records the image's distance, the rows it has
+sent and the time spent after every iteration, so ART's result at a budget is its state
+after the last iteration that fits the budget (exactly what ART returns when run with that
+``max_iter``). The L-inf part also runs redline with full-space probes (``subspace=1``), to
+show what the low-frequency probe directions are worth for L-inf.
 
 Probabilities: redline's FM01.square against ART's SquareAttack (L-inf and L2): success rate
 at each budget (rows sent divided by images) and the median queries of successful images.
@@ -32,6 +35,7 @@ the user gave it. The "equal budget" and "per row" columns keep both on the same
 module, which isolates the attack code. ``--eager-only`` skips the compiled pass.
 
     python benchmarks/bench_fm01_blackbox.py [--images 20] [--budgets 1000,2500,5000] [--skip-square]
+                                             [--decision-norms l2,linf]
 """
 from __future__ import annotations
 
@@ -73,6 +77,7 @@ def compiled_module(torch, module, shape):
 
 
 def median_l2(dists):
+    """Median of per-image distances (L2 or L-inf); nan for none."""
     return float(np.median(dists)) if len(dists) else float("nan")
 
 
@@ -81,14 +86,18 @@ def ratio(a: float, b: float) -> float:
 
 
 # -- labels only ---------------------------------------------------------------------------
-def run_art_hsja(clf, counter, x, init_eval, stop_rows, batch):
-    """Per image: list of (rows sent, wall s, CPU s, L2) after each ART iteration."""
+def distance(delta, norm):
+    return float(np.linalg.norm(delta)) if norm == "l2" else float(np.abs(delta).max())
+
+
+def run_art_hsja(clf, counter, x, init_eval, stop_rows, batch, norm="l2"):
+    """Per image: list of (rows sent, wall s, CPU s, distance in ``norm``) after each ART iteration."""
     from art.attacks.evasion import HopSkipJump
 
     class TracedHSJ(HopSkipJump):
         def _note(self, current, original):
             self._trace.append((counter.rows - self._start_rows, *self._clock.read(),
-                                float(np.linalg.norm(current - original))))
+                                distance(current - original, norm)))
 
         def _attack(self, initial_sample, original_sample, target, mask, clip_min, clip_max):
             current = initial_sample
@@ -113,8 +122,8 @@ def run_art_hsja(clf, counter, x, init_eval, stop_rows, batch):
     np.random.seed(0)  # ART draws its noise from the global generator
     traces = []
     for i in range(len(x)):
-        attack = TracedHSJ(clf, norm=2, max_iter=10**6, max_eval=10_000, init_eval=init_eval, init_size=100,
-                           batch_size=batch, verbose=False)
+        attack = TracedHSJ(clf, norm=2 if norm == "l2" else np.inf, max_iter=10**6, max_eval=10_000,
+                           init_eval=init_eval, init_size=100, batch_size=batch, verbose=False)
         attack._trace = []
         attack._start_rows, attack._clock = counter.rows, Clock()
         attack.curr_iter = 0
@@ -125,7 +134,7 @@ def run_art_hsja(clf, counter, x, init_eval, stop_rows, batch):
 
 def art_at(traces, budget):
     """ART's state after the last iteration within ``budget`` rows per image:
-    (L2 per image, rows, wall s, CPU s summed over images)."""
+    (distance per image, rows, wall s, CPU s summed over images)."""
     dists, rows, wall, cpu = [], 0, 0.0, 0.0
     for trace in traces:
         fit = [t for t in trace if t[0] <= budget]
@@ -137,26 +146,28 @@ def art_at(traces, budget):
     return np.asarray(dists), rows, wall, cpu
 
 
-def redline_decision(target, data, n_images, budget):
+def redline_decision(target, data, n_images, budget, norm="l2", **params):
     import tempfile
 
     from redline.checks.base import CheckContext
     from redline.checks.fm01_decision import DecisionAttack
 
     with tempfile.TemporaryDirectory() as out:
-        check = DecisionAttack(n_inputs=n_images, epsilon=2.0)
+        check = DecisionAttack(norm=norm, n_inputs=n_images, epsilon=SUCCESS_AT[norm], **params)
         check._plots = lambda *args: []  # the trace is needed, the plots would only add matplotlib time
         clock = Clock()
         finding = check(target, data, budget=budget * n_images, seed=0, ctx=CheckContext(out))
         wall, cpu = clock.read()
         ex = np.load(f"{out}/{finding.evidence['examples']}")
-        q, sizes = ex["trace_queries"], ex["trace_l2"]
-        final = np.where(ex["found"], np.sqrt(((ex["x_adv"] - ex["x"]) ** 2).reshape(len(ex["x"]), -1).sum(1)), np.inf)
+        q, sizes = ex["trace_queries"], ex[f"trace_{norm}"]
+        delta = (ex["x_adv"] - ex["x"]).reshape(len(ex["x"]), -1)
+        size = np.sqrt((delta**2).sum(1)) if norm == "l2" else np.abs(delta).max(1)
+        final = np.where(ex["found"], size, np.inf)
     return finding, final, q, sizes, wall, cpu
 
 
-def redline_decision_pass(target, data, n_images, budgets):
-    return {b: redline_decision(target, data, n_images, b) for b in budgets}
+def redline_decision_pass(target, data, n_images, budgets, norm="l2", **params):
+    return {b: redline_decision(target, data, n_images, b, norm, **params) for b in budgets}
 
 
 def mean_times(passes, b):
@@ -164,28 +175,36 @@ def mean_times(passes, b):
     return float(np.mean([p[b][-2] for p in passes])), float(np.mean([p[b][-1] for p in passes]))
 
 
-def labels_only(torch, target, data, x, budgets, batch, fast_module):
+SUCCESS_AT = {"l2": 2.0, "linf": 0.3}  # the distance at which the success rates are judged, per norm
+# Column labels: "succ@2" / "L2" as the L2 table always printed them.
+SUCCESS_LABEL = {"l2": "succ@2", "linf": "succ@.3"}
+SIZE_LABEL = {"l2": "L2", "linf": "Linf"}
+
+
+def labels_only(torch, target, data, x, budgets, batch, fast_module, norm="l2"):
     counter = RowCounter()
     module = target.module
     red = counting_target(torch, module, target.input_spec, target.n_classes, counter, batch)
     clf = art_classifier(module, target.n_classes, x.shape[1:], counter)
     n = len(x)
-    passes = [redline_decision_pass(red, data, n, budgets)]
+    eps, succ, size = SUCCESS_AT[norm], SUCCESS_LABEL[norm], SIZE_LABEL[norm]
+    passes = [redline_decision_pass(red, data, n, budgets, norm)]
     art_runs = {}
     for init_eval in (100, 25):
         clock = Clock()
-        art_runs[init_eval] = run_art_hsja(clf, counter, x, init_eval, max(budgets), batch)
-        print(f"  ART HopSkipJump init_eval={init_eval}: {clock.read()[0]:.1f}s for {n} images")
-    passes.append(redline_decision_pass(red, data, n, budgets))
+        art_runs[init_eval] = run_art_hsja(clf, counter, x, init_eval, max(budgets), batch, norm)
+        print(f"  ART HopSkipJump{'' if norm == 'l2' else ' (L-inf)'} init_eval={init_eval}: "
+              f"{clock.read()[0]:.1f}s for {n} images")
+    passes.append(redline_decision_pass(red, data, n, budgets, norm))
     fast = None
     if fast_module is not None:
         fast_target = counting_target(torch, fast_module, target.input_spec, target.n_classes, RowCounter(), batch)
-        fast = redline_decision_pass(fast_target, data, n, budgets)
+        fast = redline_decision_pass(fast_target, data, n, budgets, norm)
 
-    print("\nLabels only (L2), median over all attacked images; 'redline@1/3' is redline's median L2 "
+    print(f"\nLabels only ({size}), median over all attacked images; 'redline@1/3' is redline's median {size} "
           "using a third of the budget")
-    print(f"{'budget':>7} | {'ART(100) succ@2':>15} {'L2':>7} | {'ART(25) succ@2':>14} {'L2':>7} | "
-          f"{'redline succ@2':>14} {'L2':>7} {'@1/3':>7}")
+    print(f"{'budget':>7} | {'ART(100) ' + succ:>15} {size:>7} | {'ART(25) ' + succ:>14} {size:>7} | "
+          f"{'redline ' + succ:>14} {size:>7} {'@1/3':>7}")
     timing = []
     for b in budgets:
         finding, final, q, sizes, _, _ = passes[-1][b]
@@ -193,18 +212,34 @@ def labels_only(torch, target, data, x, budgets, batch, fast_module):
         cols, best = [], None
         for init_eval in (100, 25):
             d, rows, wall, cpu = art_at(art_runs[init_eval], b)
-            cols.append((float((d <= 2.0).mean()), median_l2(d)))
+            cols.append((float((d <= eps).mean()), median_l2(d)))
             if best is None or median_l2(d) < best[0]:
                 best = (median_l2(d), rows, wall, cpu, init_eval)
         print(f"{b:>7} | {cols[0][0]:>15.2f} {cols[0][1]:>7.3f} | {cols[1][0]:>14.2f} {cols[1][1]:>7.3f} | "
-              f"{float((final <= 2.0).mean()):>14.2f} {median_l2(final):>7.3f} {median_l2(third):>7.3f}")
-        print(f"        ratios: ART best median L2 / redline median L2 = {best[0] / median_l2(final):.2f}; "
+              f"{float((final <= eps).mean()):>14.2f} {median_l2(final):>7.3f} {median_l2(third):>7.3f}")
+        print(f"        ratios: ART best median {size} / redline median {size} = {best[0] / median_l2(final):.2f}; "
               f"redline@1/3 / ART@full = {median_l2(third) / best[0]:.2f} (goal <= 1)")
         red_rows = finding.queries + finding.evaluation_queries
         wall, cpu = mean_times(passes, b)
         fast_t = None if fast is None else fast[b][-2:]
         timing.append((b, f"ART({best[4]})", best[1], best[2], best[3], red_rows, wall, cpu, fast_t))
-    print_timing("Labels only: time, ART against redline (the ART setting with the better median L2)", n, timing)
+    if norm == "linf":
+        probe_ablation(red, data, n, budgets, passes[-1], eps)
+    print_timing(f"Labels only{'' if norm == 'l2' else ' (L-inf)'}: time, ART against redline (the ART setting "
+                 f"with the better median {size})", n, timing)
+
+
+def probe_ablation(target, data, n, budgets, low_freq, eps):
+    """Redline L-inf with probes in the full input space against the default low-frequency ones."""
+    full = redline_decision_pass(target, data, n, budgets, "linf", subspace=1.0)
+    print("\nL-inf probe directions: redline with low-frequency probes (default subspace 0.5) against "
+          "full-space probes (subspace 1)")
+    print(f"{'budget':>7} | {'low-freq succ@.3':>16} {'Linf':>7} | {'full succ@.3':>12} {'Linf':>7} | "
+          f"{'full / low-freq Linf':>20}")
+    for b in budgets:
+        lo, hi = low_freq[b][1], full[b][1]
+        print(f"{b:>7} | {float((lo <= eps).mean()):>16.2f} {median_l2(lo):>7.3f} | "
+              f"{float((hi <= eps).mean()):>12.2f} {median_l2(hi):>7.3f} | {median_l2(hi) / median_l2(lo):>20.2f}")
 
 
 def print_timing(title, n, rows_of):
@@ -319,6 +354,8 @@ def main() -> None:
                          "targets; ART keeps the eager module)")
     ap.add_argument("--skip-square", action="store_true")
     ap.add_argument("--skip-decision", action="store_true")
+    ap.add_argument("--decision-norms", default="l2,linf",
+                    help="labels-only comparisons to run: l2 (success at L2 2.0), linf (success at L-inf 0.3)")
     args = ap.parse_args()
 
     import torch
@@ -340,9 +377,13 @@ def main() -> None:
     fast = compiled_module(torch, target.module, x.shape[1:]) if not args.eager_only else None
     print(f"{len(x)} correctly classified MNIST test images, zoo:mnist_cnn, batch cap {args.batch} for both")
 
+    norms = [v.strip() for v in args.decision_norms.split(",") if v.strip()]
+    if any(v not in SUCCESS_AT for v in norms):
+        ap.error(f"--decision-norms takes l2 and/or linf, not {args.decision_norms!r}")
     if not args.skip_decision:
         budgets = [int(b) for b in args.budgets.split(",")]
-        labels_only(torch, target, sub, x, budgets, args.batch, fast)
+        for norm in norms:
+            labels_only(torch, target, sub, x, budgets, args.batch, fast, norm)
     if not args.skip_square:
         budgets = [int(b) for b in args.square_budgets.split(",")]
         probabilities(torch, target, sub, x, y, budgets, [("linf", 0.1), ("linf", 0.3), ("l2", 2.0)], args.batch,

@@ -124,6 +124,93 @@ def test_bad_parameters_are_reported_as_errors(model, blobs):
     assert finding.status is Status.ERROR and "subspace" in finding.reason
 
 
+@pytest.mark.parametrize("params, word", [
+    ({"norm": "l1"}, "norm"),
+    ({"norm": "linf", "epsilon": -0.1}, "epsilon"),
+    ({"norm": "linf", "tolerance": 0.7}, "tolerance"),
+    ({"norm": "linf", "n_inputs": 0}, "n_inputs"),
+])
+def test_bad_parameters_give_a_one_line_error_without_traceback(model, blobs, params, word):
+    finding = DecisionAttack(**params)(labels_only(model), blobs, budget=500)
+    assert finding.status is Status.ERROR and word in finding.reason
+    assert "traceback" not in finding.evidence and "Error" not in finding.reason
+    assert finding.queries == 0
+
+
+# -- L-inf -------------------------------------------------------------------------------------
+def _linf(ex):
+    return np.abs((ex["x_adv"] - ex["x"]).reshape(len(ex["x"]), -1)).max(axis=1)
+
+
+def test_linf_attack_flags_image_model_within_exact_budget(image_model, images, tmp_path):
+    t = labels_only(image_model, shape=(1, 8, 8))
+    finding = DecisionAttack(norm="linf", n_inputs=10)(t, images, budget=2000, ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE, finding.reason
+    m = finding.metrics
+    assert m["norm"] == "linf" and m["epsilon"] == pytest.approx(0.2)  # the shared L-inf default
+    assert m["success_rate"] >= 0.8 and m["median_linf"] < 0.2
+    assert m["robust_accuracy"] == pytest.approx(m["clean_accuracy"] * (1 - m["success_rate"]))
+    assert finding.queries <= 2000 and finding.queries + finding.evaluation_queries == Counting.answered
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    assert "trace_linf" in ex and "trace_l2" not in ex
+    assert ex["trace_queries"].max() <= m["queries_per_input"] == 2000 // m["attacked_inputs"]
+    assert (ex["y_adv"] != ex["y"]).all()
+    sizes = _linf(ex)
+    assert np.median(sizes) == pytest.approx(m["median_linf"])
+    assert np.median(_l2(ex)) == pytest.approx(m["median_l2"])
+    assert m["success_rate"] == pytest.approx(np.mean(sizes <= m["epsilon"]))
+    np.testing.assert_allclose(ex["trace_linf"][-1], sizes, rtol=1e-5)  # the trace is in L-inf too
+    assert ex["x_adv"].min() >= 0 and ex["x_adv"].max() <= 1
+    assert "L-inf" in finding.summary
+
+
+def test_linf_attack_minimises_linf_better_than_the_l2_attack(image_model, images):
+    t = labels_only(image_model, shape=(1, 8, 8))
+    by_norm = {norm: DecisionAttack(norm=norm, n_inputs=10)(t, images, budget=2000).metrics for norm in ("l2", "linf")}
+    assert by_norm["linf"]["median_linf"] < 0.75 * by_norm["l2"]["median_linf"]
+
+
+def test_linf_attack_shrinks_the_perturbation_and_respects_constraints(model, blobs, tmp_path):
+    fc = FeatureConstraints(immutable=(0, 1, 2), integer=(7, 8, 9))
+    finding = DecisionAttack(norm="linf", n_inputs=15)(labels_only(model, constraints=fc), blobs, budget=3000,
+                                                       ctx=CheckContext(tmp_path))
+    assert finding.queries <= 3000
+    ex = np.load(tmp_path / finding.evidence["examples"])
+    assert ex["found"].any()
+    np.testing.assert_array_equal(ex["x_adv"][:, :3], ex["x"][:, :3])
+    np.testing.assert_array_equal(ex["x_adv"][:, 7:], np.round(ex["x_adv"][:, 7:]))
+    first, last = ex["trace_linf"][0], ex["trace_linf"][-1]
+    assert (last <= first + 1e-6).all()
+    assert np.median(last) < 0.8 * np.median(first)
+
+
+def test_linf_same_seed_same_result(model, blobs, tmp_path):
+    runs = []
+    for sub in ("a", "b"):
+        f = DecisionAttack(norm="linf", n_inputs=8)(labels_only(model), blobs, budget=800, seed=5,
+                                                    ctx=CheckContext(tmp_path / sub))
+        runs.append((f.metrics, f.queries, np.load(tmp_path / sub / f.evidence["examples"])["x_adv"]))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
+def test_linf_flags_the_zoo_cnn_and_passes_its_adversarially_trained_twin():
+    """The twin was trained against L-inf 0.2 (the default epsilon): labels-only, the smallest
+    L-inf perturbations found on it are much larger and rarely within epsilon."""
+    from redline import zoo
+
+    data = zoo.load_data_for("mnist_cnn")
+    found = {}
+    for name in ("mnist_cnn", "mnist_cnn_robust"):
+        finding = DecisionAttack(norm="linf", n_inputs=12)(zoo.load_target(name), data, budget=12 * 800)
+        assert finding.queries <= 12 * 800
+        found[name] = finding
+    plain, robust = found["mnist_cnn"], found["mnist_cnn_robust"]
+    assert plain.status is Status.VULNERABLE and robust.status is Status.NOT_VULNERABLE
+    assert robust.metrics["median_linf"] > 1.2 * plain.metrics["median_linf"]
+    assert robust.metrics["success_rate"] < plain.metrics["success_rate"]
+
+
 def test_low_frequency_directions():
     d = dct_matrix(8)
     np.testing.assert_allclose(d @ d.T, np.eye(8), atol=1e-12)

@@ -1,7 +1,9 @@
-"""FM01 perturbation with labels only: a HopSkipJump-style minimum-L2 decision-based attack.
+"""FM01 perturbation with labels only: a HopSkipJump-style minimum-norm decision-based attack.
 
-Works from the predicted label alone. For each input it keeps the closest adversarial point
-found so far, sitting on the decision boundary, and repeats three moves:
+Works from the predicted label alone and minimises the L2 norm (``norm="l2"``, the default)
+or the L-inf norm (``norm="linf"``) of the perturbation. For each input it keeps the
+closest adversarial point found so far, sitting on the decision boundary, and repeats three
+moves:
 
 1. estimate the boundary's normal there from the labels of random probes around the point:
    antithetic pairs (u, -u) drawn in a low-frequency DCT subspace for images, the label
@@ -9,26 +11,35 @@ found so far, sitting on the decision boundary, and repeats three moves:
    attack proceeds, blended with the previous round's estimate (the boundary moves little
    between rounds, so past queries keep informing the direction), and a probe radius that
    adapts until roughly half the probes land on each side;
-2. step along the normal into the adversarial region, halving the step until the label
-   confirms it (geometric step search);
-3. bisect between the original input and that point back onto the boundary, to a tolerance
-   relative to the current distance (coarse, since the next probes only need the boundary
-   to within their own radius).
+2. step into the adversarial region, halving the step until the label confirms it
+   (geometric step search): along the normal for L2, along its sign for L-inf (the
+   steepest direction under an L-inf step, as in HopSkipJump's L-inf version);
+3. project back onto the boundary by bisection, to a tolerance relative to the current
+   distance (coarse, since the next probes only need the boundary to within their own
+   radius): for L2 along the segment to the original input, for L-inf on the size of the box
+   around the original that the point is clipped into (the L-inf projection).
 
-Initialisation reuses data the attacker owns: the nearest pool inputs of another class are
-labelled in one batch and the nearest one the model puts in another class is bisected onto
-the boundary; inputs with none fall back to blended uniform noise.
+Initialisation reuses data the attacker owns: the nearest (L2) pool inputs of another class
+are labelled in one batch and the nearest one the model puts in another class is bisected
+onto the boundary; inputs with none fall back to blended uniform noise.
+
+The low-frequency probes pay for L-inf too: the sign of a smooth normal estimate is a
+blocky pattern rather than per-pixel noise (on the zoo MNIST CNN, full-space probes leave a
+median L-inf 1.1-1.25x larger at the same budget; see benchmarks/bench_fm01_blackbox.py).
 
 All inputs advance in lock-step, so every round is one batched ``predict`` call. Each input
 gets ``budget // n`` queries (``n`` = the attacked inputs, at most ``n_inputs``) and stops
 when they are spent. Every point sent is first mapped onto what an attacker may submit
 (input bounds and the target's feature constraints), and the attack keeps only points whose
 label it has seen, so every reported example is one the model actually misclassified.
+Success is judged in the attack's norm against ``epsilon`` (default per
+:mod:`redline.util.epsilon`).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UsageError
 from ..util.attack_trace import AttackTrace, success_vs_size
 from ..util.epsilon import resolve_epsilon
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
@@ -39,10 +50,16 @@ from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _NOISE_TRIES = 8  # blended-uniform-noise initialisation rounds for inputs the pool cannot start
 _MAX_HALVINGS = 8  # geometric step search: at most this many halvings of the step per round
+_LABELS = {"l2": "L2", "linf": "L-inf"}
 
 
 def _norm(a: np.ndarray) -> np.ndarray:
     return np.sqrt((a.reshape(len(a), -1).astype(np.float64) ** 2).sum(axis=1))
+
+
+def _size(a: np.ndarray, norm: str) -> np.ndarray:
+    """Row sizes of perturbations ``a`` in the attack's norm."""
+    return _norm(a) if norm == "l2" else np.abs(a.reshape(len(a), -1).astype(np.float64)).max(axis=1)
 
 
 class _Budgeted:
@@ -80,12 +97,13 @@ class _Budgeted:
 class DecisionAttack(Check):
     id = "FM01.decision"
     mode = "FM01"
-    title = "Black-box decision-based (labels only) minimum-L2 evasion"
+    title = "Black-box decision-based (labels only) minimum-norm evasion (L2 or L-inf)"
     needs = Needs()
     default_budget = 20_000
 
     def __init__(
         self,
+        norm: str = "l2",
         epsilon: float | None = None,
         n_inputs: int = 20,
         success_threshold: float = 0.3,
@@ -96,6 +114,7 @@ class DecisionAttack(Check):
         tolerance: float = 0.01,
         init_candidates: int = 8,
     ):
+        self.norm = norm
         self.epsilon = epsilon
         self.n_inputs = n_inputs
         self.success_threshold = success_threshold
@@ -107,6 +126,8 @@ class DecisionAttack(Check):
         self.init_candidates = init_candidates
 
     def _validate(self, target) -> float:
+        if self.norm not in ("l2", "linf"):
+            raise ValueError(f"norm must be 'l2' or 'linf', not {self.norm!r}")
         for name in ("n_inputs", "init_probes", "max_probes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -118,10 +139,13 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
-        return resolve_epsilon(self.epsilon, target.input_spec, "l2")
+        return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        eps = self._validate(target)
+        try:
+            eps = self._validate(target)
+        except (TypeError, ValueError) as exc:  # a bad parameter is the user's to fix: one line, no traceback
+            raise UsageError(str(exc)) from None
         idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
         x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
         with target.ledger.evaluating():
@@ -140,21 +164,23 @@ class DecisionAttack(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
         found &= adv_pred != ya  # re-checked on the deployed prediction path
-        dist = np.where(found, _norm(x_adv - xa), np.inf)
+        dist = np.where(found, _size(x_adv - xa, self.norm), np.inf)
         within = dist <= eps
         success_rate = float(within.mean()) if n else 0.0
         clean_accuracy = float(correct.mean()) if len(correct) else 0.0
         to_reach = trace.queries_to_reach(eps)
+        l2_sizes = dist[found] if self.norm == "l2" else _norm((x_adv - xa)[found])
+        linf_sizes = dist[found] if self.norm == "linf" else linf((x_adv - xa)[found])
         metrics = {
-            "norm": "l2",
+            "norm": self.norm,
             "epsilon": eps,
             "success_rate": success_rate,
             "success_rate_unbounded": float(found.mean()) if n else 0.0,
             "clean_accuracy": clean_accuracy,
             "robust_accuracy": clean_accuracy * (1.0 - success_rate),
             "median_queries": median_or_none(to_reach[within & (to_reach >= 0)]),
-            "median_l2": median_or_none(dist[found]),
-            "median_linf": median_or_none(linf((x_adv - xa)[found])),
+            "median_l2": median_or_none(l2_sizes),
+            "median_linf": median_or_none(linf_sizes),
             "attacked_inputs": int(n),
             "queries_per_input": int(per_input),
         }
@@ -162,25 +188,27 @@ class DecisionAttack(Check):
         curve_e = success_vs_size(dist, np.linspace(0, max(top, eps) * 1.05, 21)[1:])
         curve_q = trace.success_vs_queries(eps)
         evidence: dict = {"curve": curve_e, "curve_queries": curve_q}
+        # The trace holds sizes in the attack's norm and is named after it.
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred, found=found,
-                          trace_queries=trace.queries, trace_l2=trace.sizes)
+                          trace_queries=trace.queries, **{f"trace_{self.norm}": trace.sizes})
         if rel:
             evidence["examples"] = rel
         plots = self._plots(ctx, eps, curve_q, curve_e, xa, x_adv, found)
         if plots:
             evidence["plots"] = plots
         vulnerable = n > 0 and success_rate >= self.success_threshold
-        med = metrics["median_l2"]
+        label = _LABELS[self.norm]
+        med = metrics[f"median_{self.norm}"]
         summary = (
             f"With labels only and {per_input} queries per input, the attack found adversarial inputs within "
-            f"L2 {eps:.3g} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
-            + (f"; median L2 of the smallest found {med:.3g}." if med is not None else ".")
+            f"{label} {eps:.3g} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
+            + (f"; median {label} of the smallest found {med:.3g}." if med is not None else ".")
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
     # -- the attack -------------------------------------------------------------------
     def _attack(self, oracle: _Budgeted, data, rng, ctx):
-        """(closest adversarial per input, whether one was found, trace of L2 against queries)."""
+        """(closest adversarial per input, whether one was found, trace of its size against queries)."""
         x0 = oracle.x0
         n = len(x0)
         trace = AttackTrace(n)
@@ -188,7 +216,7 @@ class DecisionAttack(Check):
             return x0.copy(), np.zeros(0, dtype=bool), trace
         flat0 = x0.reshape(n, -1).astype(np.float32)
         best, found = self._initialise(oracle, data, rng)
-        dist = np.where(found, _norm(best - flat0), np.inf)
+        dist = np.where(found, _size(best - flat0, self.norm), np.inf)
         steps = max(1, int(np.ceil(np.log2(1.0 / self.tolerance)))) + 1
         rows = np.flatnonzero(found & (oracle.remaining(np.arange(n)) > 0))
         best[rows], dist[rows] = self._bisect(oracle, rows, best[rows], dist[rows], steps + 4)
@@ -208,7 +236,9 @@ class DecisionAttack(Check):
             rows = np.flatnonzero(found & (probes >= 2))
             if rows.size == 0:
                 break
-            g, frac = self._estimate(oracle, sampler, rows, best[rows], dist[rows] * radius[rows], probes[rows], rng)
+            # Probes are L2-sized directions, so their radius follows the perturbation's L2 size.
+            scale = dist[rows] if self.norm == "l2" else _norm(best[rows] - flat0[rows])
+            g, frac = self._estimate(oracle, sampler, rows, best[rows], scale * radius[rows], probes[rows], rng)
             # Aim for about half the probes adversarial: all on one side means the radius is off.
             radius[rows] = np.clip(np.where((frac > 0.9) | (frac < 0.1), radius[rows] * 2,
                                             np.where(np.abs(frac - 0.5) < 0.2, radius[rows] * 0.8, radius[rows])),
@@ -218,13 +248,15 @@ class DecisionAttack(Check):
             g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
             direction[rows], has_direction[rows] = g, True
             start = np.minimum(dist[rows] / np.sqrt(rnd + 1), 2 * step_size[rows])
-            moved, point, size = self._step(oracle, rows, best[rows], g, start)
+            # L-inf: the steepest ascent under an L-inf step is the sign of the normal.
+            ascent = g if self.norm == "l2" else np.sign(g)
+            moved, point, size = self._step(oracle, rows, best[rows], ascent, start)
             step_size[rows[moved]] = size[moved]
             step_size[rows[~moved]] = start[~moved] / 2**_MAX_HALVINGS
             mrows = rows[moved]
             if mrows.size:
-                new, new_dist = self._bisect(oracle, mrows, point[moved], _norm(point[moved] - flat0[mrows]), steps,
-                                             reference=dist[mrows])
+                new, new_dist = self._bisect(oracle, mrows, point[moved], _size(point[moved] - flat0[mrows], self.norm),
+                                             steps, reference=dist[mrows])
                 better = new_dist < dist[mrows]
                 best[mrows[better]], dist[mrows[better]] = new[better], new_dist[better]
             trace.record(oracle.used, dist)
@@ -330,10 +362,13 @@ class DecisionAttack(Check):
         return moved, out, size
 
     def _bisect(self, oracle, rows, hi_point, hi_dist, steps, reference=None):
-        """Bisect each segment from the original to an adversarial point onto the boundary.
+        """Bisect from the original towards an adversarial point onto the boundary.
 
-        Stops per input once the bracket is shorter than ``tolerance`` times ``reference``
-        (default: the segment's own length), or when its queries run out.
+        L2 bisects the segment between them; L-inf bisects the size of the box around the
+        original that the adversarial point is clipped into (the L-inf projection), so a
+        candidate's L-inf distance is the box size. Stops per input once the bracket
+        is shorter than ``tolerance`` times ``reference`` (default: the starting distance),
+        or when its queries run out.
         """
         m = len(rows)
         if m == 0:
@@ -350,13 +385,17 @@ class DecisionAttack(Check):
             if act.size == 0:
                 break
             mid = (lo[act] + hi[act]) / 2
-            cand = flat0[act] + (mid[:, None] * span[act]).astype(np.float32)
+            if self.norm == "l2":
+                cand = flat0[act] + (mid[:, None] * span[act]).astype(np.float32)
+            else:
+                box = (mid * hi_dist[act]).astype(np.float32)[:, None]
+                cand = flat0[act] + np.clip(span[act], -box, box)
             cand = oracle.feasible(cand.reshape(-1, *oracle.spec.shape), rows[act]).reshape(len(act), -1)
             adv = oracle.is_adversarial(cand.reshape(-1, *oracle.spec.shape), rows[act])
             hi[act[adv]] = mid[adv]
             out[act[adv]] = cand[adv]
             lo[act[~adv]] = mid[~adv]
-        return out, _norm(out - flat0)
+        return out, _size(out - flat0, self.norm)
 
     # -- evidence ---------------------------------------------------------------------
     def _plots(self, ctx, eps, curve_q, curve_e, xa, x_adv, found) -> list[str]:
@@ -365,7 +404,7 @@ class DecisionAttack(Check):
         out = []
         if curve_q["queries"]:
             rel = try_plot(ctx, f"{self.id}-queries.png", plots.line_plot,
-                           {f"L2 <= {eps:.3g}": (curve_q["queries"], curve_q["success_rate"])},
+                           {f"{_LABELS[self.norm]} <= {eps:.3g}": (curve_q["queries"], curve_q["success_rate"])},
                            title="Decision-based attack: success against queries per input",
                            xlabel="queries per input", ylabel="success rate")
             if rel:
@@ -373,7 +412,7 @@ class DecisionAttack(Check):
         rel = try_plot(ctx, f"{self.id}-size.png", plots.line_plot,
                        {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
                        title="Decision-based attack: success against perturbation size (full budget)",
-                       xlabel="epsilon (L2)", ylabel="success rate")
+                       xlabel=f"epsilon ({_LABELS[self.norm]})", ylabel="success rate")
         if rel:
             out.append(rel)
         rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, found)
