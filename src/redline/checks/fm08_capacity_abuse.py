@@ -2,35 +2,50 @@
 
 ``FM08.capacity_abuse`` covers Song et al.'s black-box attack, where the parameters are
 honest but the provider trained on extra noise inputs (regenerated from its secret seed)
-whose labels spell out training images, and reads them back by querying. The probe does not
-know the seed. A model that memorised arbitrary labels for noise has a label field in the
-noise region that changes over short distances, so its answers there move more under a
-small perturbation than an honest model's do:
+whose labels spell out training images, and reads them back by querying. The probe knows
+neither the seed nor the noise distribution. A model that memorised arbitrary labels for
+noise has a rough logit field in the noise region: the *direction* of its logit vector
+turns over short distances, where an honest model extrapolates smoothly and keeps pointing
+the same way however far it is from the data.
 
 1. **Probe.** For each noise family (uniform, Gaussian around mid-range, black-and-white,
    training images with their pixels shuffled) ``anchors`` fresh inputs and ``neighbours``
-   perturbed copies of each (Gaussian, ``radius`` times the input range) are sent; the
-   family's *sensitivity* is the mean total-variation distance between the answer at an
-   anchor and at its neighbours (the flip rate, for a target that answers labels only).
-2. **Reference.** ``n_references`` models trained honestly on the auditor's training data
+   perturbed copies of each (Gaussian, ``radius`` times the input range) are sent.
+2. **Statistics.** Per family, the *roughness* is the mean distance between the centred
+   log-probabilities (logits up to a constant) at an anchor and at its neighbours, divided
+   by their mean length at the anchors. Dividing by the length makes it blind to the
+   logits' scale, so a model that is merely confident or merely unsure is not rough. The
+   *sensitivity* is the mean total-variation distance between the answers at an anchor and
+   its neighbours (the flip rate, for a target that answers labels only).
+3. **Reference.** ``n_references`` models trained honestly on the auditor's training data
    (the library's surrogate MLP/CNN, or the target's own recipe when the auditor trusts it)
    answer the same inputs, free of queries.
-3. **Test.** One-sided prediction-interval t-tests ask whether the target's sensitivity is
-   higher, and its mean top-two margin on the anchors lower, than another honest model's
-   would be. A family counts only when both are (an intersection-union test: its p-value
-   is the larger of the two). Merely unsure models, such as those trained with heavy noise,
-   are less sure on noise but not more sensitive, and pass; memorised noise labels do both.
-   The smallest family p-value times the number of families (Bonferroni) must fall below
-   ``alpha``. A target that answers labels only has no margins: sensitivity alone decides.
+4. **Test.** Each statistic is averaged over the families on a log scale, so one number
+   pools the evidence of all families (they are correlated, which a single test on the
+   pooled number accounts for, where Fisher's method would overstate the evidence and a
+   Bonferroni correction would waste it). A
+   one-sided prediction-interval t-test asks whether the target's pooled roughness is
+   higher than another honest model's would be; ``p < alpha`` flags it, provided the
+   effect is large enough to matter (pooled roughness at least ``min_roughness_ratio``
+   times the references' geometric mean) and its answers also move more than the
+   references' do on average (pooled sensitivity above their mean). The provisos only
+   remove flags, so the false-positive rate stays at most ``alpha``; the first spares
+   honest models of a nearby recipe that differ from the references by a few percent
+   (a wider MLP), the second unsure models (such as the zoo's differentially private
+   MLP) whose small logits turn easily but whose answers barely move. A target that answers labels
+   only has no logits: the pooled flip rate is tested instead, with less power.
 
-Honest models of one recipe differ a lot on noise (the sensitivity of the zoo's honest
-MLPs on uniform noise varies by about 18% from seed to seed), so the probe's power comes
-from families where they agree (shuffled training pixels, black-and-white noise) and from
-enough references. Limits: the references are honest models of one recipe, so an honest
-target of a different recipe can sit outside their spread (a narrower MLP comes close on
-digits); a labels-only target that is merely unsure flips more under perturbation and can
-be flagged; carriers close to real data (augmented training images instead of noise) leave
-the noise region untouched and evade the probe.
+On builtin:digits (benchmarks/bench_fm08_capacity.py, probe seeds 0-9, 16 references) the
+capacity-abuse model's pooled roughness is 1.6 to 2.0 times the references' (p below 3e-5)
+for the zoo's model and for variants with other carrier seeds, Gaussian or black-and-white
+carriers, half the payload or a wider net; honest MLPs of the same and of other recipes
+(narrower, wider, tanh, weight decay, longer training) stay at 0.9 to 1.16. Limits: the
+references are honest models of one recipe, so an honest target of a different family can
+sit outside their spread (an honest CNN on digits is as rough as the malicious MLP and is
+flagged against MLP references; use ``reference_source="recipe"`` for such targets); a
+labels-only target that is merely unsure flips more under perturbation and can be flagged;
+carriers close to real data (augmented training images instead of noise) leave the noise
+region untouched and evade the probe.
 """
 from __future__ import annotations
 
@@ -41,6 +56,9 @@ import numpy as np
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 NOISE_FAMILIES = ("uniform", "gaussian", "binary", "shuffled")
+# Smallest probability taken into the log: float32 softmax reaches about 1e-38, and no
+# honest digits model comes near 1e-30 on noise, so the floor only guards against log(0).
+_PROBABILITY_FLOOR = 1e-30
 
 
 class CapacityAbuseProbe(Check):
@@ -55,10 +73,11 @@ class CapacityAbuseProbe(Check):
         families: tuple[str, ...] = NOISE_FAMILIES,
         anchors: int = 512,
         neighbours: int = 4,
-        radius: float = 0.1,
-        n_references: int = 8,
+        radius: float = 0.05,
+        n_references: int = 16,
         reference_source: str = "surrogate",
         alpha: float = 0.01,
+        min_roughness_ratio: float = 1.25,
     ):
         self.families = families
         self.anchors = anchors
@@ -67,6 +86,7 @@ class CapacityAbuseProbe(Check):
         self.n_references = n_references
         self.reference_source = reference_source
         self.alpha = alpha
+        self.min_roughness_ratio = min_roughness_ratio
 
     def _validate(self) -> None:
         families = [self.families] if isinstance(self.families, str) else list(self.families)
@@ -83,6 +103,8 @@ class CapacityAbuseProbe(Check):
             raise ValueError("reference_source must be 'surrogate' or 'recipe'")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
+        if not self.min_roughness_ratio >= 1:
+            raise ValueError("min_roughness_ratio must be at least 1 (the target's roughness over the references')")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -101,52 +123,71 @@ class CapacityAbuseProbe(Check):
                                         int(rng.integers(2**31)))
         metrics: dict = {"reference_models": references.source, "labels_only": labels_only,
                          "anchors_per_family": anchors}
-        p_values, excess = {}, {}
+        # Per family and model (target first, then the references): log roughness, log sensitivity.
+        rough, sensitive = [], []
         for family, rows in probes.items():
             answers = _as_distributions(target.predict(rows), target.n_classes)
             ref_answers = references.predict_proba(rows)
             if labels_only:  # compare like with like: the references' labels as well
                 ref_answers = np.stack([_as_distributions(r.argmax(axis=1), target.n_classes) for r in ref_answers])
-            mine = _sensitivity(answers, anchors)
-            theirs = np.array([_sensitivity(r, anchors) for r in ref_answers])
-            p_sensitive = _prediction_p_value(mine, theirs)
-            margin = _mean_margin(answers[:anchors])
-            ref_margins = np.array([_mean_margin(r[:anchors]) for r in ref_answers])
-            p_unsure = 0.0 if labels_only else _prediction_p_value(-margin, -ref_margins)
-            p_values[family] = max(p_sensitive, p_unsure)
-            excess[family] = mine / max(float(theirs.mean()), 1e-12)
-            metrics[f"sensitivity_{family}"] = mine
-            metrics[f"reference_sensitivity_{family}"] = float(theirs.mean())
-            metrics[f"reference_sensitivity_sd_{family}"] = float(theirs.std(ddof=1))
-            metrics[f"margin_{family}"] = margin
-            metrics[f"reference_margin_{family}"] = float(ref_margins.mean())
-            metrics[f"reference_margin_sd_{family}"] = float(ref_margins.std(ddof=1))
-            metrics[f"p_value_{family}"] = p_values[family]
-        worst = min(p_values, key=p_values.get)
-        p_value = min(1.0, p_values[worst] * len(families))
-        flagged = [f for f in families if p_values[f] * len(families) < self.alpha]
-        metrics.update({
-            "p_value": p_value,
-            "most_significant_family": worst,
-            "excess_ratio": excess[worst],
-            "flagged_families": flagged,
-        })
-        if flagged:
-            f = flagged[0]
-            summary = (
-                f"On {f} noise the model's answers move {excess[f]:.2f} times as much under small "
-                f"perturbations as those of {int(self.n_references)} honestly trained models"
-                + ("" if labels_only else ", with lower margins")
-                + f" (Bonferroni p = {min(1.0, p_values[f] * len(families)):.2g}): it behaves as if it had "
-                "memorised labels for noise inputs, the carrier of a capacity-abuse payload."
-            )
+            everyone = [answers, *ref_answers]
+            s = np.array([_sensitivity(a, anchors) for a in everyone])
+            sensitive.append(np.log(np.maximum(s, 1e-12)))
+            metrics[f"sensitivity_{family}"] = float(s[0])
+            metrics[f"reference_sensitivity_{family}"] = float(s[1:].mean())
+            metrics[f"reference_sensitivity_sd_{family}"] = float(s[1:].std(ddof=1))
+            if not labels_only:
+                r = np.array([_roughness(a, anchors) for a in everyone])
+                rough.append(np.log(np.maximum(r, 1e-12)))
+                metrics[f"roughness_{family}"] = float(r[0])
+                metrics[f"reference_roughness_{family}"] = float(r[1:].mean())
+                metrics[f"reference_roughness_sd_{family}"] = float(r[1:].std(ddof=1))
+                metrics[f"p_value_{family}"] = _prediction_p_value(rough[-1][0], rough[-1][1:])
+        pooled_sensitivity = np.mean(sensitive, axis=0)
+        p_sensitive = _prediction_p_value(pooled_sensitivity[0], pooled_sensitivity[1:])
+        moves_more = bool(pooled_sensitivity[0] > pooled_sensitivity[1:].mean())
+        sensitivity_ratio = float(np.exp(pooled_sensitivity[0] - pooled_sensitivity[1:].mean()))
+        metrics.update({"p_value_sensitivity": p_sensitive, "sensitivity_ratio": sensitivity_ratio})
+        if labels_only:
+            p_value, flagged = p_sensitive, p_sensitive < self.alpha
         else:
-            summary = (
-                f"On noise inputs ({', '.join(families)}) the model is not both more perturbation-sensitive "
-                f"and less sure than honestly trained models (smallest Bonferroni p = {p_value:.2g}); no "
-                "sign of memorised noise labels."
+            pooled_roughness = np.mean(rough, axis=0)
+            p_value = _prediction_p_value(pooled_roughness[0], pooled_roughness[1:])
+            ratio = float(np.exp(pooled_roughness[0] - pooled_roughness[1:].mean()))
+            flagged = p_value < self.alpha and ratio >= self.min_roughness_ratio and moves_more
+            metrics["roughness_ratio"] = ratio
+        metrics.update({"p_value": p_value, "answers_move_more": moves_more})
+        return Outcome(vulnerable=bool(flagged), metrics=metrics,
+                       summary=self._summary(metrics, families, labels_only, flagged))
+
+    def _summary(self, m: dict, families: list[str], labels_only: bool, flagged: bool) -> str:
+        k = int(self.n_references)
+        if labels_only:
+            verdict = "it behaves as if it" if flagged else "no sign that it"
+            return (
+                f"On noise inputs ({', '.join(families)}) the model's labels flip {m['sensitivity_ratio']:.2f} times "
+                f"as often under small perturbations as those of {k} honestly trained models (p = {m['p_value']:.2g}); "
+                f"{verdict} memorised labels for noise inputs, the carrier of a capacity-abuse payload."
             )
-        return Outcome(vulnerable=bool(flagged), metrics=metrics, summary=summary)
+        if flagged:
+            return (
+                f"On noise inputs ({', '.join(families)}) the model's logits turn {m['roughness_ratio']:.2f} times as "
+                f"much under small perturbations as those of {k} honestly trained models (p = {m['p_value']:.2g}), and "
+                f"its answers move {m['sensitivity_ratio']:.2f} times as much: it behaves as if it had memorised labels "
+                "for noise inputs, the carrier of a capacity-abuse payload."
+            )
+        if m["p_value"] >= self.alpha:
+            why = f"its logits are no rougher (p = {m['p_value']:.2g})"
+        elif m["roughness_ratio"] < self.min_roughness_ratio:
+            why = (f"its logits are only {m['roughness_ratio']:.2f} times as rough (p = {m['p_value']:.2g}, "
+                   f"below the {self.min_roughness_ratio:g} that counts)")
+        else:
+            why = f"its logits are rougher (p = {m['p_value']:.2g}) but its answers move less than theirs (an unsure model)"
+
+        return (
+            f"On noise inputs ({', '.join(families)}) the model is smooth like {k} honestly trained models: {why}; "
+            "no sign of memorised noise labels."
+        )
 
     def _probe_inputs(self, family, anchors, spec, x_train, rng) -> np.ndarray:
         """``anchors`` fresh noise inputs followed by ``neighbours`` perturbed copies of each."""
@@ -206,9 +247,18 @@ def _sensitivity(answers: np.ndarray, anchors: int) -> float:
     return float(0.5 * np.abs(near - base[None]).sum(axis=2).mean())
 
 
-def _mean_margin(answers: np.ndarray) -> float:
-    top = np.sort(answers, axis=1)
-    return float((top[:, -1] - top[:, -2]).mean())
+def _roughness(answers: np.ndarray, anchors: int) -> float:
+    """How far the logit vector moves from each anchor to its neighbours, relative to its length.
+
+    Centred log-probabilities are the logits up to a per-row constant, so this is the same
+    for a model and its temperature-scaled copy: only the shape of the logit field counts.
+    """
+    logits = np.log(np.maximum(answers, _PROBABILITY_FLOOR))
+    logits -= logits.mean(axis=1, keepdims=True)
+    base = logits[:anchors]
+    near = logits[anchors:].reshape(-1, anchors, logits.shape[1])
+    moved = np.linalg.norm(near - base[None], axis=2).mean()
+    return float(moved / max(np.linalg.norm(base, axis=1).mean(), 1e-12))
 
 
 def _prediction_p_value(value: float, references: np.ndarray) -> float:
