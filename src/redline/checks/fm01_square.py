@@ -12,6 +12,10 @@ smaller than that) and gives each ``budget // n`` queries.
 """
 from __future__ import annotations
 
+import bisect
+import functools
+import math
+
 import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
@@ -25,14 +29,15 @@ from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
 # Smaller budgets keep the same schedule (cut short), so a small budget is not spent on
 # windows shrunk too early; larger budgets stretch it.
-_HALVINGS = np.array([10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000])
+_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 _HORIZON = 10_000
+_SIGNS = np.array([-1.0, 1.0])
 
 
 def window_fraction(p_init: float, step: int, steps: int) -> float:
     """Fraction of the features a window covers at ``step`` of ``steps``."""
     scaled = int(step / max(steps, _HORIZON) * _HORIZON)
-    return p_init / 2 ** int((scaled > _HALVINGS).sum())
+    return p_init / 2 ** bisect.bisect_left(_HALVINGS, scaled)  # halvings passed so far
 
 
 def margin_loss(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -44,12 +49,15 @@ def margin_loss(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     return own - logp.max(axis=1)
 
 
-def bump(side: int, rng: np.random.Generator) -> np.ndarray:
-    """The L2 attack's window pattern: two opposite-signed pseudo-Gaussian halves, unit norm.
+def _random_signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random +-1.0 of ``shape``: the draws of ``rng.choice([-1.0, 1.0], size=shape)`` without
+    its argument checks, which cost more than the draw at the sizes used here."""
+    return _SIGNS[rng.integers(0, 2, size=shape)]
 
-    Each half weights a pixel by how many nested rectangles around the half's centre contain
-    it, ring k counting 1/(k+1)^2, so mass concentrates in the middle.
-    """
+
+@functools.lru_cache(maxsize=64)
+def _bump_pattern(side: int) -> np.ndarray:
+    """bump's pattern before its random transpose (read-only: cached, one per side)."""
     def half(rows: int, cols: int) -> np.ndarray:
         r = np.abs(np.arange(rows) - rows // 2)[:, None]
         c = np.abs(np.arange(cols) - cols // 2)[None, :]
@@ -62,11 +70,28 @@ def bump(side: int, rng: np.random.Generator) -> np.ndarray:
     top = side // 2
     pattern = np.concatenate([half(top, side), -half(side - top, side)], axis=0) if top else half(side, side)
     pattern /= np.linalg.norm(pattern)
-    return pattern.T if rng.random() < 0.5 else pattern
+    pattern.flags.writeable = False
+    return pattern
+
+
+def bump(side: int, rng: np.random.Generator) -> np.ndarray:
+    """The L2 attack's window pattern: two opposite-signed pseudo-Gaussian halves, unit norm.
+
+    Each half weights a pixel by how many nested rectangles around the half's centre contain
+    it, ring k counting 1/(k+1)^2, so mass concentrates in the middle.
+    """
+    pattern = _bump_pattern(side)
+    return (pattern.T if rng.random() < 0.5 else pattern).copy()
 
 
 class _Layout:
-    """How windows are laid on an input: squares on (c, h, w) images, feature subsets otherwise."""
+    """How windows are laid on an input: squares on (c, h, w) images, feature subsets otherwise.
+
+    A window is drawn as a position (the flat index of its top-left pixel on images, its
+    feature indices otherwise) and used through the flat indices of the features it covers,
+    so a batch of candidates costs a few gathers and scatters of the windows' values rather
+    than array passes over whole inputs.
+    """
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = tuple(shape)
@@ -75,6 +100,7 @@ class _Layout:
             self.c, self.h, self.w = shape
         else:
             self.c, self.h, self.w = 1, 1, int(np.prod(shape))
+        self._offsets: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def area(self) -> int:
@@ -83,32 +109,69 @@ class _Layout:
     def side(self, fraction: float, smallest: int) -> int:
         """Window side (images) or feature count (other inputs) covering ``fraction`` of the features."""
         if not self.image:
-            return int(np.clip(round(fraction * self.area), 1, self.area))
-        s = max(round(np.sqrt(fraction * self.area)), smallest)
-        return int(min(s, min(self.h, self.w) - 1))
+            return min(max(round(fraction * self.area), 1), self.area)
+        s = max(round(math.sqrt(fraction * self.area)), smallest)
+        return min(s, min(self.h, self.w) - 1)
 
-    def masks(self, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, 1, h, w) boolean windows, one random position per input."""
+    def draw(self, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        """One random window per input: the flat index of its top-left pixel on images, (n,);
+        its feature indices otherwise, (n, size)."""
         if not self.image:
-            ranks = rng.random((n, self.w)).argsort(axis=1).argsort(axis=1)
-            return (ranks < size)[:, None, None, :]
-        r0 = rng.integers(0, self.h - size + 1, n)[:, None]
-        c0 = rng.integers(0, self.w - size + 1, n)[:, None]
-        rows = (np.arange(self.h)[None] >= r0) & (np.arange(self.h)[None] < r0 + size)
-        cols = (np.arange(self.w)[None] >= c0) & (np.arange(self.w)[None] < c0 + size)
-        return (rows[:, :, None] & cols[:, None, :])[:, None]
+            # The features of the ``size`` smallest of n uniform draws: a uniform random subset.
+            return rng.random((n, self.w)).argsort(axis=1)[:, :size]
+        rows = rng.integers(0, self.h - size + 1, n)
+        cols = rng.integers(0, self.w - size + 1, n)
+        return rows * self.w + cols
 
-    def place(self, mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-        """Copy a (side, side) pattern into each image's window: (n, 1, h, w), zero elsewhere."""
-        rows = mask.any(axis=3)[:, 0]  # (n, h)
-        cols = mask.any(axis=2)[:, 0]  # (n, w)
-        ri = np.clip(np.arange(self.h)[None] - rows.argmax(axis=1)[:, None], 0, pattern.shape[0] - 1)
-        ci = np.clip(np.arange(self.w)[None] - cols.argmax(axis=1)[:, None], 0, pattern.shape[1] - 1)
-        return (pattern[ri[:, :, None], ci[:, None, :]] * mask[:, 0])[:, None]
+    def index(self, where: np.ndarray, size: int, channels: int) -> np.ndarray:
+        """(n, m) flat indices, into an input's (channels, h, w), of the features its window
+        covers, channel after channel."""
+        if not self.image:
+            return where
+        offsets = self._offsets.get((size, channels))
+        if offsets is None:  # the window's features relative to its top-left pixel
+            span = np.arange(size)
+            pixels = (span[:, None] * self.w + span).ravel()
+            offsets = (np.arange(channels)[:, None] * self.area + pixels).ravel()
+            self._offsets[(size, channels)] = offsets
+        return where[:, None] + offsets
+
+    def scatter(self, index: np.ndarray, values, channels: int, dtype) -> np.ndarray:
+        """(n, channels, h * w) zeros holding ``values`` (a scalar or (n, m)) at ``index``."""
+        n = len(index)
+        out = np.zeros((n, channels * self.area), dtype=dtype)
+        out.reshape(-1)[index + (np.arange(n) * out.shape[1])[:, None]] = values
+        return out.reshape(n, channels, self.area)
 
 
 def _norms(delta: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.sqrt((delta**2).sum(axis=axes, keepdims=True))
+
+
+class _LinfValues:
+    """The values an L-inf window gives a feature: ``raw`` is x0 + eps or x0 - eps clipped to
+    the input range; ``final`` is that after make_feasible, looked up in a table of both
+    choices for every feature (x0 - eps first, then x0 + eps). Without feature constraints
+    make_feasible acts feature by feature, so a candidate made of ``final`` values needs no
+    projection per query (``pixelwise``); with constraints, candidates are made of ``raw``
+    values and projected."""
+
+    def __init__(self, img: np.ndarray, eps: float, spec, feasible):
+        self.x0 = img.reshape(-1)  # float64, flat
+        self.eps, self.lower, self.upper = eps, spec.lower, spec.upper
+        self.pixelwise = not spec.constraints
+        if self.pixelwise:
+            rows = np.arange(len(img))
+            raw = (np.clip(img + eps * sign, spec.lower, spec.upper) for sign in _SIGNS)
+            self.final_table = np.concatenate([feasible(values, rows).reshape(-1) for values in raw])
+
+    def raw(self, at: np.ndarray, up: np.ndarray) -> np.ndarray:
+        """x0 +- eps at flat positions ``at`` (+ where ``up`` is 1), clipped to the input range."""
+        return np.clip(np.take(self.x0, at) + self.eps * _SIGNS[up], self.lower, self.upper)
+
+    def final(self, at: np.ndarray, up: np.ndarray) -> np.ndarray:
+        """``raw`` after make_feasible (pixelwise only)."""
+        return np.take(self.final_table, at + up * self.x0.size)
 
 
 class SquareAttack(Check):
@@ -183,6 +246,8 @@ class SquareAttack(Check):
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
     # -- the attack -------------------------------------------------------------------
+    # Points are kept in float32, the dtype make_feasible returns and the target takes, and
+    # cast to float64 only where the arithmetic needs it (the L2 step, the norms).
     def _attack(self, target, x0, y, eps, p_init, per_input, rng, ctx):
         """Adversarial candidates (the best found per input), queries used per input, trace."""
         n = len(x0)
@@ -192,21 +257,31 @@ class SquareAttack(Check):
             return x0.copy(), used, trace
         spec = target.input_spec
         layout = _Layout(spec.shape)
-        img = x0.reshape(n, layout.c, layout.h, layout.w).astype(np.float64)
+        dims = (layout.c, layout.h, layout.w)
+        img = x0.reshape(n, *dims).astype(np.float64)
 
         def feasible(cand, rows):
-            out = make_feasible(cand.reshape(len(rows), *spec.shape).astype(np.float32), x0[rows], spec, eps, self.norm)
-            return out.reshape(len(rows), layout.c, layout.h, layout.w).astype(np.float64)
+            cand = np.asarray(cand, dtype=np.float32).reshape(len(rows), *spec.shape)
+            return make_feasible(cand, x0[rows], spec, eps, self.norm).reshape(len(rows), *dims)
 
         def margins(cand, rows):
-            probs = target.predict(cand.reshape(len(rows), *spec.shape).astype(np.float32))
+            probs = target.predict(cand.reshape(len(rows), *spec.shape))
             used[rows] += 1
             return margin_loss(probs, y[rows])
 
         all_rows = np.arange(n)
         best = feasible(self._init(img, eps, layout, rng), all_rows)
         margin = margins(best, all_rows)
-        trace.record(used, np.where(margin < 0, self._size(best - img), np.inf))
+        # Size of each broken input's perturbation (inf while unbroken); a broken input is no
+        # longer attacked, so its size is computed once, when it breaks.
+        sizes = np.full(n, np.inf)
+        broken = np.flatnonzero(margin < 0)
+        sizes[broken] = self._size(best[broken] - img[broken])
+        trace.record(used, sizes)
+        if self.norm == "linf":
+            values = _LinfValues(img, eps, spec, feasible)
+        else:
+            delta = best - img  # the L2 step works on the perturbation, in float64
         steps = per_input - 1
         for step in range(steps):
             rows = np.flatnonzero(margin >= 0)
@@ -214,18 +289,23 @@ class SquareAttack(Check):
                 break
             fraction = window_fraction(p_init, step, steps)
             if self.norm == "linf":
-                cand = self._linf_step(img[rows], best[rows], eps, fraction, layout, spec, rng)
+                cand = self._linf_step(rows, best, values, fraction, layout, rng, feasible)
             else:
-                cand = self._l2_step(img[rows], best[rows], eps, fraction, layout, rng)
-            cand = feasible(cand, rows)
+                cand = feasible(self._l2_step(img[rows], delta[rows], eps, fraction, layout, rng), rows)
             new = margins(cand, rows)
             better = new < margin[rows]
-            best[rows[better]] = cand[better]
-            margin[rows[better]] = new[better]
-            trace.record(used, np.where(margin < 0, self._size(best - img), np.inf))
+            improved = rows[better]
+            best[improved] = cand[better]
+            margin[improved] = new[better]
+            if self.norm == "l2":
+                delta[improved] = cand[better] - img[improved]
+            broken = rows[better & (new < 0)]
+            if broken.size:
+                sizes[broken] = self._size(best[broken] - img[broken])
+            trace.record(used, sizes)
             if step % 50 == 0:
                 ctx.progress(step + 1, steps)
-        return best.reshape(n, *spec.shape).astype(np.float32), used, trace
+        return best.reshape(n, *spec.shape), used, trace
 
     def _size(self, delta):
         return (linf if self.norm == "linf" else l2)(delta)
@@ -249,43 +329,71 @@ class SquareAttack(Check):
             delta = rng.standard_normal(img.shape)
         return img + delta / np.maximum(_norms(delta, (1, 2, 3)), 1e-12) * eps
 
-    def _linf_step(self, x0, best, eps, fraction, layout, spec, rng):
-        n, c = len(x0), layout.c
+    def _linf_step(self, rows, best, values, fraction, layout, rng, feasible):
+        """Candidates for ``rows``: each one's current best with one window set to x0 +- eps."""
+        k, c = len(rows), layout.c
         side = layout.side(fraction, smallest=1)
-        mask = layout.masks(n, side, rng)
-        sign_shape = (n, c, 1, 1) if layout.image else (n, c, 1, layout.w)
-        signs = rng.choice([-1.0, 1.0], size=sign_shape)
-        window = np.clip(x0 + eps * signs, spec.lower, spec.upper)
-        cand = np.where(mask, window, best)
-        # A proposal equal to the current point wastes a query: flip its signs instead.
-        same = ~(mask & (np.abs(cand - best) > 1e-7)).reshape(n, -1).any(axis=1)
-        if same.any():
-            flipped = np.clip(x0 - eps * signs, spec.lower, spec.upper)
-            cand[same] = np.where(mask[same], flipped[same], best[same])
-        return cand
-
-    def _l2_step(self, x0, best, eps, fraction, layout, rng):
-        """Move perturbation mass into a new window (window 1) from another (window 2)."""
-        n, c = len(x0), layout.c
-        delta = best - x0
+        index = layout.index(layout.draw(k, side, rng), side, c)  # (k, m): the window's features
+        cand = best[rows]  # a copy: the window is written into it
+        features = cand[0].size
+        mine = index + (np.arange(k) * features)[:, None]  # the window in cand, flattened
+        at = index + (rows * features)[:, None]  # the window among all inputs' features
+        # _random_signs' draws, 1 meaning +eps: one per channel on images, one per feature otherwise.
         if layout.image:
-            side = layout.side(fraction, smallest=3)
-            side = side + 1 if side % 2 == 0 and side + 1 < min(layout.h, layout.w) else side
-            m1, m2 = layout.masks(n, side, rng), layout.masks(n, side, rng)
-            pattern = layout.place(m1, bump(side, rng))
+            up = np.repeat(rng.integers(0, 2, size=(k, c)), side * side, axis=1)
         else:
-            side = layout.side(fraction, smallest=1)
-            m1, m2 = layout.masks(n, side, rng), layout.masks(n, side, rng)
-            pattern = rng.standard_normal((n, 1, 1, layout.w)) * m1
-        in_window = _norms(delta * m1, (2, 3))  # (n, c, 1, 1)
-        total = _norms(delta, (1, 2, 3))  # (n, 1, 1, 1)
-        both = _norms(delta * (m1 | m2), (2, 3))
-        new = pattern * rng.choice([-1.0, 1.0], size=(n, c, 1, 1)) + delta * m1 / (1e-10 + in_window)
+            up = np.take(rng.integers(0, 2, size=(k, layout.w)), mine)
+        flat = cand.reshape(-1)  # a view of cand
+        # A proposal equal to the current point wastes a query: flip its signs instead.
+        same = ~(np.abs(values.raw(at, up) - flat[mine]) > 1e-7).any(axis=1)
+        up ^= same[:, None]
+        if values.pixelwise:
+            flat[mine] = values.final(at, up)
+            return cand
+        flat[mine] = values.raw(at, up)  # rounded to float32 on the way in, as make_feasible's cast would
+        return feasible(cand, rows)
+
+    def _l2_step(self, x0, delta, eps, fraction, layout, rng):
+        """Move perturbation mass into a new window (window 1) from another (window 2).
+
+        ``delta`` is the current perturbation (float64), overwritten. Arithmetic runs on the
+        windows' values only; each norm is still summed over a full-size array (zero outside
+        its windows), so numpy adds the same numbers in the same order as over whole inputs.
+        """
+        n, c = len(x0), layout.c
+        side = layout.side(fraction, smallest=3 if layout.image else 1)
+        if layout.image and side % 2 == 0 and side + 1 < min(layout.h, layout.w):
+            side += 1
+        delta = delta.reshape(n, c, layout.area)
+        start = (np.arange(n) * delta[0].size)[:, None]
+        first = layout.index(layout.draw(n, side, rng), side, c) + start  # window 1 in delta, flattened
+        second = layout.index(layout.draw(n, side, rng), side, c) + start
+        flat = delta.reshape(-1)  # a view of delta
+        if layout.image:
+            pattern = _bump_pattern(side)
+            pattern = pattern.T if rng.random() < 0.5 else pattern  # the draw bump() makes
+            window = _random_signs(rng, (n, c, 1)) * pattern.ravel()
+        else:
+            noise = rng.standard_normal((n, 1, layout.w)).reshape(-1)
+            window = noise[first].reshape(n, c, -1) * _random_signs(rng, (n, c, 1))
+        inside, outgoing = flat[first].reshape(window.shape), flat[second]
+
+        def norms(*parts):  # per channel, of an array holding ``parts`` (index, values), zero elsewhere
+            canvas = np.zeros(delta.shape)
+            for at, values in parts:
+                canvas.reshape(-1)[at] = values.reshape(at.shape) ** 2
+            return np.sqrt(canvas.sum(axis=2, keepdims=True))  # (n, c, 1)
+
+        in_window = norms((first, inside))
+        both = norms((second, outgoing), (first, inside))
+        total = _norms(delta, (1, 2))  # (n, 1, 1)
+        new = window + inside / (1e-10 + in_window)
         budget = np.sqrt(np.maximum(eps**2 - total**2, 0.0) / c + both**2)
-        new = new / np.maximum(_norms(new, (2, 3)), 1e-12) * budget
-        delta = np.where(m2, 0.0, delta)
-        delta = np.where(m1, new, delta)
-        return x0 + delta / np.maximum(_norms(delta, (1, 2, 3)), 1e-12) * eps
+        new = new / np.maximum(norms((first, new)), 1e-12) * budget
+        flat[second] = 0.0
+        flat[first] = new.reshape(first.shape)
+        x0 = x0.reshape(delta.shape)
+        return (x0 + delta / np.maximum(_norms(delta, (1, 2)), 1e-12) * eps).reshape(n, c, layout.h, layout.w)
 
     # -- evidence ---------------------------------------------------------------------
     def _plots(self, ctx, curve_q, curve_e, xa, x_adv, success) -> list[str]:

@@ -14,20 +14,32 @@ class AttackTrace:
         self.n_inputs = int(n_inputs)
         self._queries: list[np.ndarray] = []
         self._sizes: list[np.ndarray] = []
+        self._stacked: tuple[np.ndarray, np.ndarray] | None = None  # (queries, sizes) until the next record
 
     def record(self, queries: np.ndarray, sizes: np.ndarray) -> None:
         self._queries.append(np.asarray(queries, dtype=np.int64).copy())
         self._sizes.append(np.asarray(sizes, dtype=np.float64).copy())
+        self._stacked = None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        # Stacked once per change (read-only): the curves read them once per level, and
+        # stacking thousands of rounds costs more than the reading.
+        if self._stacked is None:
+            q = np.stack(self._queries) if self._queries else np.zeros((0, self.n_inputs), dtype=np.int64)
+            s = np.stack(self._sizes) if self._sizes else np.full((0, self.n_inputs), np.inf)
+            q.flags.writeable = s.flags.writeable = False
+            self._stacked = (q, s)
+        return self._stacked
 
     @property
     def queries(self) -> np.ndarray:
         """(rounds, inputs) queries spent by each input after each round."""
-        return np.stack(self._queries) if self._queries else np.zeros((0, self.n_inputs), dtype=np.int64)
+        return self._arrays()[0]
 
     @property
     def sizes(self) -> np.ndarray:
         """(rounds, inputs) best perturbation size after each round (inf: none yet)."""
-        return np.stack(self._sizes) if self._sizes else np.full((0, self.n_inputs), np.inf)
+        return self._arrays()[1]
 
     def best_within(self, query_budget: float) -> np.ndarray:
         """Each input's best perturbation size using at most ``query_budget`` of its queries."""
