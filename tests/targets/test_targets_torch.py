@@ -163,6 +163,9 @@ def test_compiled_inference_answers_like_the_module_and_is_opt_in():
     np.testing.assert_allclose(fast.predict(x), plain.predict(x), atol=1e-5)
     assert isinstance(fast._inference, OnnxRuntimeModule)  # the first choice, when it answers alike
     assert fast.ledger.attack + fast.ledger.evaluation == len(x)  # the compile probes are not queries
+    calls_before = calls["n"]
+    np.testing.assert_allclose(fast.predict(x[:1]), plain.predict(x[:1]), atol=1e-5)
+    assert calls["n"] == calls_before + 1  # only the plain target's call: one row runs compiled too
 
 
 def test_compiled_inference_falls_back_to_torchscript_when_the_export_fails(monkeypatch):

@@ -67,7 +67,9 @@ class TorchTarget(Target):
     def _predict(self, x: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         with torch.inference_mode():
-            module = self._inference_module(batch) if len(x) > 1 else None
+            # Compiled from a batch of several rows (a one-row trace can bake in the batch size),
+            # then used for every query.
+            module = self._inference_module(batch) if len(x) > 1 or self._inference_tried else None
             out = self._shape_output(module(batch)) if module is not None else self._forward(batch)
         out = check_probabilities(out.detach().to(torch.float64).numpy(), len(x), self.n_classes, self.spec)
         return softmax(out) if self.output_kind == "logits" else out
