@@ -24,9 +24,9 @@ def test_image_directions_are_unit_and_lie_in_the_low_frequency_subspace(shape):
     assert np.abs(u[0, 0] - u[0, 1]).max() > 0.01
 
 
-def test_the_numpy_path_draws_what_the_torch_path_draws(monkeypatch):
+def test_directions_do_not_depend_on_optional_frameworks(monkeypatch):
     sampler = DirectionSampler((2, 12, 10))
-    with_torch = sampler.sample(3, 5, np.random.default_rng(7))
+    first = sampler.sample(3, 5, np.random.default_rng(7))
     real_import = builtins.__import__
 
     def without_torch(name, *args, **kwargs):
@@ -35,7 +35,8 @@ def test_the_numpy_path_draws_what_the_torch_path_draws(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without_torch)
-    np.testing.assert_allclose(sampler.sample(3, 5, np.random.default_rng(7)), with_torch, atol=1e-6)
+    # Bit for bit: a decision attack on an HTTP target must not change with what is installed.
+    np.testing.assert_array_equal(sampler.sample(3, 5, np.random.default_rng(7)), first)
 
 
 def test_non_image_inputs_get_full_space_gaussian_directions():
