@@ -209,3 +209,31 @@ def test_a_module_that_cannot_be_traced_runs_as_it_is():
     assert t._inference is None
     np.testing.assert_allclose(t.predict(np.full((2, 4), 0.1, dtype=np.float32)).argmax(1), [1, 1])
     assert first.argmax(1).tolist() == [0, 0, 0, 0]
+
+
+def test_the_compiled_copy_follows_changes_of_the_weights():
+    import numpy as np
+    import torch
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = np.random.default_rng(2).random((6, 5), dtype=np.float32)
+    target = TorchTarget(net, input_spec=InputSpec(shape=(5,)), n_classes=3, compile_inference=True)
+    before = target.predict(x)
+    first_copy = target._inference
+    assert first_copy is not None
+
+    def answers():
+        with torch.no_grad():
+            return torch.softmax(target.module(torch.from_numpy(x)), 1).numpy()
+
+    with torch.no_grad():
+        net[2].bias.add_(torch.tensor([3.0, 0.0, -3.0]))  # fine-tuned in place
+    np.testing.assert_allclose(target.predict(x), answers(), atol=1e-5)
+    np.testing.assert_allclose(target.predict(x[:1]), answers()[:1], atol=1e-5)  # one row: the live module
+    assert target._inference is not first_copy and np.abs(target.predict(x) - before).max() > 0.1
+    target.module = torch.nn.Sequential(torch.nn.Linear(5, 3))  # a new module altogether
+    np.testing.assert_allclose(target.predict(x), answers(), atol=1e-5)

@@ -62,14 +62,13 @@ class TorchTarget(Target):
         )
         self.compile_inference = bool(compile_inference)
         self._inference: torch.nn.Module | None = None  # built on the first batched query
-        self._inference_tried = not self.compile_inference
+        self._inference_tried = False
+        self._compiled_weights: tuple | None = None  # what the compiled copy was built from
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         with torch.inference_mode():
-            # Compiled from a batch of several rows (a one-row trace can bake in the batch size),
-            # then used for every query.
-            module = self._inference_module(batch) if len(x) > 1 or self._inference_tried else None
+            module = self._inference_module(batch) if self.compile_inference else None
             out = self._shape_output(module(batch)) if module is not None else self._forward(batch)
         out = check_probabilities(out.detach().to(torch.float64).numpy(), len(x), self.n_classes, self.spec)
         return softmax(out) if self.output_kind == "logits" else out
@@ -93,11 +92,22 @@ class TorchTarget(Target):
         return out
 
     def _inference_module(self, batch: torch.Tensor) -> torch.nn.Module | None:
-        """The compiled module for queries, or None (not asked for, or it failed or disagreed)."""
-        if not self._inference_tried:
-            self._inference_tried = True
+        """The compiled module for this query, or None (compiling failed or disagreed, or not yet)."""
+        weights = self._weights_stamp()
+        if weights != self._compiled_weights:  # the copy is a snapshot: weights changed in place, or a new module
+            self._inference, self._inference_tried = None, False
+        # Compiled from a batch of several rows (a one-row trace can bake in the batch size),
+        # then used for every query.
+        if not self._inference_tried and len(batch) > 1:
+            self._inference_tried, self._compiled_weights = True, weights
             self._inference = compile_for_inference(self.module, batch)
         return self._inference
+
+    def _weights_stamp(self) -> tuple:
+        # Every in-place change of a tensor bumps its version counter (optimiser steps,
+        # load_state_dict, fine-tuning); replacing the module changes its identity.
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        return (id(self.module), *((id(t), t._version) for t in tensors))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._shape_output(self.module(x))
