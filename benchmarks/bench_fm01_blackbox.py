@@ -29,9 +29,9 @@ Timing, made fair and robust on a shared machine:
   keeps re-sending them), which is the cost of one query including the model's forward pass.
 
 The "compiled target" columns time redline as it ships for zoo models and TorchScript files:
-``TorchTarget(compile_inference=True)`` answers queries with the module traced, frozen and
-optimised for inference (verified against the eager module), while ART runs the module as
-the user gave it. The "equal budget" and "per row" columns keep both on the same eager
+``TorchTarget(compile_inference=True)`` answers queries with the module compiled for
+inference (exported to ONNX Runtime, else traced and frozen TorchScript; verified against the
+eager module), while ART runs the module as the user gave it. The "equal budget" and "per row" columns keep both on the same eager
 module, which isolates the attack code. ``--eager-only`` skips the compiled pass.
 
     python benchmarks/bench_fm01_blackbox.py [--images 20] [--budgets 1000,2500,5000] [--skip-square]

@@ -17,7 +17,7 @@ from ..errors import TargetError, UsageError
 from ..targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget, Target
 from . import cache
 from .entries import ENTRIES, ENTRIES_BY_NAME, ZooEntry
-from .recipes import InvalidModelFile
+from .recipes import InvalidModelFile, TrainingRefused
 
 log = logging.getLogger("redline.zoo")
 
@@ -115,7 +115,7 @@ class Retrainer:
         recipe = self.entry.recipe
         try:
             model = recipe.train(x, y, int(seed)) if self.deployed is None else recipe.retrain(self.deployed, x, y, int(seed))
-        except ValueError as exc:  # a recipe's own refusal of the data (e.g. a class with no rows)
+        except TrainingRefused as exc:
             raise TargetError(f"zoo:{self.entry.name}: retraining failed: {exc}") from None
         return self.entry.recipe.as_target(
             model, input_spec=self.input_spec, n_classes=self.n_classes,

@@ -328,7 +328,8 @@ ENTRIES: tuple[ZooEntry, ...] = (
             "Transfer learning on builtin:digits: the digits_mlp_overfit network (same recipe and seed) serves "
             "as a pretrained feature extractor whose hidden layers stay fixed, and its last layer is a "
             "logistic regression refitted on their features whenever the model retrains; about 95% test "
-            "accuracy."
+            "accuracy. The extractor was pretrained on the same training rows, so reference models built "
+            "with this recipe share what it memorised: the entry is a control for poisoning (FM02) only."
         ),
         weakness=(
             "retrains only its last layer on fixed features, so clean-label poisons (correctly labelled, "

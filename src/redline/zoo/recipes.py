@@ -24,6 +24,10 @@ class InvalidModelFile(Exception):
     """Stored model bytes that cannot be turned back into the model (the cache rebuilds it)."""
 
 
+class TrainingRefused(Exception):
+    """Training data a recipe cannot train on (e.g. a single class); the message says why."""
+
+
 class Recipe(abc.ABC):
     """How to train, serialise and serve one kind of model."""
 
@@ -183,6 +187,8 @@ class TransferHeadRecipe(MlpRecipe):
         *extractor, head = module.children()
         with torch.no_grad():
             features = torch.nn.Sequential(*extractor)(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
+        if len(np.unique(y)) < 2:
+            raise TrainingRefused("a logistic-regression head needs rows of at least two classes")
         fitted = LogisticRegression(C=self.head_c, max_iter=2000, random_state=seed).fit(features, np.asarray(y))
         # sklearn fits only the classes present in y (a two-class fit is one logit against the
         # other); a class with no rows gets a bias that never wins.
