@@ -64,6 +64,7 @@ class TorchTarget(Target):
         self._inference: torch.nn.Module | None = None  # built on the first batched query
         self._inference_tried = False
         self._compiled_weights: tuple | None = None  # what the compiled copy was built from
+        self._weight_tensors: tuple | None = None  # (module, its parameters and buffers)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -105,9 +106,12 @@ class TorchTarget(Target):
 
     def _weights_stamp(self) -> tuple:
         # Every in-place change of a tensor bumps its version counter (optimiser steps,
-        # load_state_dict, fine-tuning); replacing the module changes its identity.
-        tensors = [*self.module.parameters(), *self.module.buffers()]
-        return (id(self.module), *((id(t), t._version) for t in tensors))
+        # load_state_dict, fine-tuning); replacing the module changes its identity. The
+        # tensor list is cached per module: walking the module tree costs more than a query.
+        if self._weight_tensors is None or self._weight_tensors[0] is not self.module:
+            self._weight_tensors = (self.module, [*self.module.parameters(), *self.module.buffers()])
+        module, tensors = self._weight_tensors
+        return (id(module), *(t._version for t in tensors))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._shape_output(self.module(x))
