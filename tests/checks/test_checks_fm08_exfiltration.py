@@ -14,7 +14,7 @@ from redline.checks.fm08_exfiltration import (
     parameter_vector,
 )
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
+from redline.targets.base import LabelOnlyTarget, RoundedTarget
 from redline.util import exfiltration as ex
 from redline.util.model_parameters import onnx_parameter_arrays
 from redline.util.ssim import ssim
@@ -126,7 +126,6 @@ def test_honest_onnx_file_passes(digits, tmp_path):
 
 def test_onnx_weights_stored_input_major_are_turned_back(tmp_path):
     """A MatMul graph stores W as (inputs, outputs); the reader returns PyTorch's (outputs, inputs) order."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -176,11 +175,30 @@ def test_capacity_abuse_encoding_round_trips():
 
 
 @pytest.fixture(scope="module")
-def probe_findings(digits):
-    """One probe per target with the same seed, so the honest references are trained once."""
-    probe = CapacityAbuseProbe()
-    return {name: probe(zoo.load_target(name), digits)
-            for name in ("digits_mlp_malicious_capacity", "digits_mlp_overfit", "digits_mlp_regularized")}
+def honest_cnn(digits):
+    """An honest small CNN on the digits: its logits are rougher on noise than an MLP's, so
+    against MLP references alone it looked like the capacity-abuse model."""
+    from redline.zoo.build import input_spec_for
+    from redline.zoo.recipes import CnnRecipe
+
+    recipe = CnnRecipe(n_classes=10, epochs=30, batch_size=64, lr=5e-3)
+    model = recipe.train(digits.x_train, digits.y_train, 0)
+    return recipe.as_target(model, input_spec=input_spec_for(digits), n_classes=10, spec="honest-cnn", trainer=None)
+
+
+@pytest.fixture(scope="module")
+def probe_findings(digits, honest_cnn):
+    """One probe per target with the same seed, so the honest references are trained once.
+    Fewer anchors than the default keep it fast (the CNN references' answers are the slow
+    part); benchmarks/bench_fm08_capacity.py measures the defaults over ten seeds."""
+    probe = CapacityAbuseProbe(anchors=128, real_anchors=128)
+    findings = {name: probe(zoo.load_target(name), digits)
+                for name in ("digits_mlp_malicious_capacity", "digits_mlp_overfit", "digits_mlp_regularized")}
+    findings["honest_cnn"] = probe(honest_cnn, digits)
+    # Behind an API that rounds its probabilities (a zero then stands for "below 5e-5").
+    for name in ("digits_mlp_malicious_capacity", "digits_mlp_overfit"):
+        findings[f"{name}+round4"] = probe(RoundedTarget(zoo.load_target(name), decimals=4), digits)
+    return findings
 
 
 def test_capacity_abuse_model_is_flagged_without_knowing_the_seed(probe_findings):
@@ -188,10 +206,11 @@ def test_capacity_abuse_model_is_flagged_without_knowing_the_seed(probe_findings
     assert finding.status is Status.VULNERABLE, finding.metrics
     m = finding.metrics
     assert m["p_value"] < 1e-4 and m["answers_move_more"]
-    assert m["roughness_ratio"] > 1.3 and m["sensitivity_ratio"] > 1.0
+    assert m["roughness_ratio"] > 1.5 and m["sensitivity_ratio"] > 1.0
+    assert m["reference_models"] == "surrogate:mlp+surrogate:cnn"
     for family in ("uniform", "gaussian", "binary", "shuffled"):
-        assert m[f"roughness_{family}"] > m[f"reference_roughness_{family}"]
-    assert finding.queries == 4 * 512 * 5 and finding.evaluation_queries == 0
+        assert m[f"roughness_{family}"] > m[f"expected_roughness_{family}"]
+    assert finding.queries == (4 * 128 + 128) * 5 and finding.evaluation_queries == 0
 
 
 def test_honest_twin_passes_the_capacity_abuse_probe(probe_findings):
@@ -200,14 +219,45 @@ def test_honest_twin_passes_the_capacity_abuse_probe(probe_findings):
     assert finding.metrics["p_value"] > 0.1
 
 
-def test_unsure_dp_model_is_not_flagged_for_rough_logits_alone(probe_findings):
-    """The DP model's small logits turn easily on noise (its roughness is significant), but its
-    answers move less than the references': memorised labels would move them more."""
-    finding = probe_findings["digits_mlp_regularized"]
+def test_honest_cnn_passes_against_references_of_both_families(probe_findings):
+    """Against the MLP references alone the CNN's roughness ratio was 1.34-1.43 (flagged at
+    every seed); near real digits it is as smooth as the CNN references, and on noise as
+    rough as they are, so its expected roughness is theirs."""
+    finding = probe_findings["honest_cnn"]
     assert finding.status is Status.NOT_VULNERABLE, finding.metrics
     m = finding.metrics
-    assert m["p_value"] < 0.01 and not m["answers_move_more"] and m["sensitivity_ratio"] < 1.0
-    assert "answers move less" in finding.summary
+    assert m["p_value"] > 0.01 and m["roughness_ratio"] < 1.25
+    assert m["roughness"] > 1.25 * m["reference_roughness_surrogate:mlp"]  # the old false positive
+    cnn_real, mlp_real = m["reference_real_roughness_surrogate:cnn"], m["reference_real_roughness_surrogate:mlp"]
+    assert abs(np.log(m["real_roughness"] / cnn_real)) < abs(np.log(m["real_roughness"] / mlp_real))
+
+
+def test_unsure_dp_model_is_not_flagged(probe_findings):
+    """The DP model's small logits turn easily on noise, more than the MLP references' do, but
+    its roughness near real data is CNN-like and so is its roughness on noise."""
+    finding = probe_findings["digits_mlp_regularized"]
+    assert finding.status is Status.NOT_VULNERABLE, finding.metrics
+    assert finding.metrics["p_value"] > 0.01 and finding.metrics["roughness_ratio"] < 1.25
+
+
+def test_rounded_answers_are_compared_with_references_rounded_alike(probe_findings):
+    # Compared with exact reference answers, rounding alone made the honest twin look 2x as
+    # rough (p below 1e-10, a false flag but for the sensitivity proviso); rounded alike, it
+    # is as smooth as they are, and the malicious model's logits still stand out.
+    honest, malicious = probe_findings["digits_mlp_overfit+round4"], probe_findings["digits_mlp_malicious_capacity+round4"]
+    assert honest.metrics["answers_rounded_to"] == malicious.metrics["answers_rounded_to"] == 4
+    assert honest.status is Status.NOT_VULNERABLE, honest.metrics
+    assert honest.metrics["roughness_ratio"] < 1.25 and honest.metrics["p_value"] > 0.01
+    assert malicious.metrics["roughness_ratio"] > 1.4 and malicious.metrics["p_value"] < 1e-3
+    assert probe_findings["digits_mlp_overfit"].metrics["answers_rounded_to"] is None
+
+
+def test_capacity_abuse_probe_needs_probabilities(digits):
+    """A flip rate cannot tell memorised noise labels from an unsure honest model (the DP
+    model behind labels was flagged at p = 0.0016), so a labels-only target is not judged."""
+    labels_only = LabelOnlyTarget(zoo.load_target("digits_mlp_regularized"))
+    finding = CapacityAbuseProbe()(labels_only, digits)
+    assert finding.status is Status.NOT_APPLICABLE and "labels only" in finding.reason and finding.queries == 0
 
 
 def test_capacity_abuse_probe_plans_within_its_budget_and_rejects_bad_settings(digits):
@@ -219,3 +269,5 @@ def test_capacity_abuse_probe_plans_within_its_budget_and_rejects_bad_settings(d
     assert CapacityAbuseProbe(n_references=2)(target, digits).status is Status.ERROR
     ratio = CapacityAbuseProbe(min_roughness_ratio=0.5)(target, digits)
     assert ratio.status is Status.ERROR and "min_roughness_ratio" in ratio.reason
+    architecture = CapacityAbuseProbe(architectures=("mlp", "transformer"))(target, digits)
+    assert architecture.status is Status.ERROR and "transformer" in architecture.reason

@@ -11,8 +11,8 @@ Models come from one of two sources:
 * ``recipe``: the target's own training recipe (``target.retrain(x, y, seed)``), one model
   at a time; the faithful choice when the target is trainable.
 * ``surrogate``: an architecture picked for the data (an MLP for tables and small images,
-  a small CNN for larger images), all models trained at once: their weights are stacked
-  and ``torch.func.vmap`` runs one batched forward/backward pass for all of them per step.
+  a small CNN for larger images) or named by the caller, all models trained at once: their
+  weights are stacked and one batched forward/backward pass serves all of them per step.
 
 Either way the models are trained locally on data with its true labels; they cost the
 target no queries.
@@ -96,10 +96,13 @@ def train_reference_models(
     modality: str,
     seed: int = 0,
     source: str = "auto",
+    architecture: str | None = None,
 ) -> ReferenceModels:
     """One model per row of ``in_mask``, trained on ``x[in_mask[k]], y[in_mask[k]]``.
 
     ``source="auto"`` uses the target's recipe when it is trainable, else a surrogate.
+    ``architecture`` ('mlp' or 'cnn') overrides the surrogate's choice for the data (a
+    recipe is the target's own, so it is ignored there).
     """
     if source not in SOURCES:
         raise ValueError(f"reference source must be one of {', '.join(SOURCES)}, not {source!r}")
@@ -110,7 +113,12 @@ def train_reference_models(
         if target.trainer is None:
             raise TargetError(f"{target.spec} has no training recipe, so reference models cannot use it")
         return _recipe_models(target, x, y, in_mask, seed)
-    architecture = surrogate_architecture(x.shape[1:], modality)
+    if architecture is None:
+        architecture = surrogate_architecture(x.shape[1:], modality)
+    elif architecture not in _SCHEDULES:
+        raise ValueError(f"surrogate architecture must be one of {', '.join(_SCHEDULES)}, not {architecture!r}")
+    elif architecture == "cnn" and not cnn_fits(x.shape[1:]):
+        raise ValueError(f"a surrogate CNN needs (channels, height, width) images of at least 4x4, not {x.shape[1:]}")
     return _surrogate_models(architecture, x, y, in_mask, target.n_classes, seed, standardise=modality != "image")
 
 
@@ -120,6 +128,12 @@ def surrogate_architecture(input_shape: Sequence[int], modality: str) -> str:
     if modality == "image" and len(shape) == 3 and shape[1] >= 16 and shape[2] >= 16:
         return "cnn"
     return "mlp"
+
+
+def cnn_fits(input_shape: Sequence[int]) -> bool:
+    """Whether the surrogate CNN (two 2x2 poolings) can take inputs of this shape."""
+    shape = tuple(int(s) for s in input_shape)
+    return len(shape) == 3 and shape[1] >= 4 and shape[2] >= 4
 
 
 def _recipe_models(target: Any, x: np.ndarray, y: np.ndarray, in_mask: np.ndarray, seed: int) -> ReferenceModels:
