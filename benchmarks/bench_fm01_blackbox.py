@@ -76,7 +76,7 @@ def compiled_module(torch, module, shape):
     return fast
 
 
-def median_l2(dists):
+def median_size(dists):
     """Median of per-image distances (L2 or L-inf); nan for none."""
     return float(np.median(dists)) if len(dists) else float("nan")
 
@@ -212,13 +212,13 @@ def labels_only(torch, target, data, x, budgets, batch, fast_module, norm="l2"):
         cols, best = [], None
         for init_eval in (100, 25):
             d, rows, wall, cpu = art_at(art_runs[init_eval], b)
-            cols.append((float((d <= eps).mean()), median_l2(d)))
-            if best is None or median_l2(d) < best[0]:
-                best = (median_l2(d), rows, wall, cpu, init_eval)
+            cols.append((float((d <= eps).mean()), median_size(d)))
+            if best is None or median_size(d) < best[0]:
+                best = (median_size(d), rows, wall, cpu, init_eval)
         print(f"{b:>7} | {cols[0][0]:>15.2f} {cols[0][1]:>7.3f} | {cols[1][0]:>14.2f} {cols[1][1]:>7.3f} | "
-              f"{float((final <= eps).mean()):>14.2f} {median_l2(final):>7.3f} {median_l2(third):>7.3f}")
-        print(f"        ratios: ART best median {size} / redline median {size} = {best[0] / median_l2(final):.2f}; "
-              f"redline@1/3 / ART@full = {median_l2(third) / best[0]:.2f} (goal <= 1)")
+              f"{float((final <= eps).mean()):>14.2f} {median_size(final):>7.3f} {median_size(third):>7.3f}")
+        print(f"        ratios: ART best median {size} / redline median {size} = {best[0] / median_size(final):.2f}; "
+              f"redline@1/3 / ART@full = {median_size(third) / best[0]:.2f} (goal <= 1)")
         red_rows = finding.queries + finding.evaluation_queries
         wall, cpu = mean_times(passes, b)
         fast_t = None if fast is None else fast[b][-2:]
@@ -238,8 +238,8 @@ def probe_ablation(target, data, n, budgets, low_freq, eps):
           f"{'full / low-freq Linf':>20}")
     for b in budgets:
         lo, hi = low_freq[b][1], full[b][1]
-        print(f"{b:>7} | {float((lo <= eps).mean()):>16.2f} {median_l2(lo):>7.3f} | "
-              f"{float((hi <= eps).mean()):>12.2f} {median_l2(hi):>7.3f} | {median_l2(hi) / median_l2(lo):>20.2f}")
+        print(f"{b:>7} | {float((lo <= eps).mean()):>16.2f} {median_size(lo):>7.3f} | "
+              f"{float((hi <= eps).mean()):>12.2f} {median_size(hi):>7.3f} | {median_size(hi) / median_size(lo):>20.2f}")
 
 
 def print_timing(title, n, rows_of):

@@ -45,7 +45,7 @@ from ..util.epsilon import resolve_epsilon
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
-from ..util.norms import linf, median_or_none
+from ..util.norms import l2, linf, median_or_none
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _NOISE_TRIES = 8  # blended-uniform-noise initialisation rounds for inputs the pool cannot start
@@ -53,13 +53,7 @@ _MAX_HALVINGS = 8  # geometric step search: at most this many halvings of the st
 _LABELS = {"l2": "L2", "linf": "L-inf"}
 
 
-def _norm(a: np.ndarray) -> np.ndarray:
-    return np.sqrt((a.reshape(len(a), -1).astype(np.float64) ** 2).sum(axis=1))
-
-
-def _size(a: np.ndarray, norm: str) -> np.ndarray:
-    """Row sizes of perturbations ``a`` in the attack's norm."""
-    return _norm(a) if norm == "l2" else np.abs(a.reshape(len(a), -1).astype(np.float64)).max(axis=1)
+_SIZES = {"l2": l2, "linf": linf}  # perturbation size per row, in the attack's norm
 
 
 class _Budgeted:
@@ -164,13 +158,11 @@ class DecisionAttack(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
         found &= adv_pred != ya  # re-checked on the deployed prediction path
-        dist = np.where(found, _size(x_adv - xa, self.norm), np.inf)
+        dist = np.where(found, _SIZES[self.norm](x_adv - xa), np.inf)
         within = dist <= eps
         success_rate = float(within.mean()) if n else 0.0
         clean_accuracy = float(correct.mean()) if len(correct) else 0.0
         to_reach = trace.queries_to_reach(eps)
-        l2_sizes = dist[found] if self.norm == "l2" else _norm((x_adv - xa)[found])
-        linf_sizes = dist[found] if self.norm == "linf" else linf((x_adv - xa)[found])
         metrics = {
             "norm": self.norm,
             "epsilon": eps,
@@ -179,8 +171,8 @@ class DecisionAttack(Check):
             "clean_accuracy": clean_accuracy,
             "robust_accuracy": clean_accuracy * (1.0 - success_rate),
             "median_queries": median_or_none(to_reach[within & (to_reach >= 0)]),
-            "median_l2": median_or_none(l2_sizes),
-            "median_linf": median_or_none(linf_sizes),
+            "median_l2": median_or_none(l2((x_adv - xa)[found])),
+            "median_linf": median_or_none(linf((x_adv - xa)[found])),
             "attacked_inputs": int(n),
             "queries_per_input": int(per_input),
         }
@@ -216,7 +208,7 @@ class DecisionAttack(Check):
             return x0.copy(), np.zeros(0, dtype=bool), trace
         flat0 = x0.reshape(n, -1).astype(np.float32)
         best, found = self._initialise(oracle, data, rng)
-        dist = np.where(found, _size(best - flat0, self.norm), np.inf)
+        dist = np.where(found, _SIZES[self.norm](best - flat0), np.inf)
         steps = max(1, int(np.ceil(np.log2(1.0 / self.tolerance)))) + 1
         rows = np.flatnonzero(found & (oracle.remaining(np.arange(n)) > 0))
         best[rows], dist[rows] = self._bisect(oracle, rows, best[rows], dist[rows], steps + 4)
@@ -237,7 +229,7 @@ class DecisionAttack(Check):
             if rows.size == 0:
                 break
             # Probes are L2-sized directions, so their radius follows the perturbation's L2 size.
-            scale = dist[rows] if self.norm == "l2" else _norm(best[rows] - flat0[rows])
+            scale = dist[rows] if self.norm == "l2" else l2(best[rows] - flat0[rows])
             g, frac = self._estimate(oracle, sampler, rows, best[rows], scale * radius[rows], probes[rows], rng)
             # Aim for about half the probes adversarial: all on one side means the radius is off.
             radius[rows] = np.clip(np.where((frac > 0.9) | (frac < 0.1), radius[rows] * 2,
@@ -255,7 +247,7 @@ class DecisionAttack(Check):
             step_size[rows[~moved]] = start[~moved] / 2**_MAX_HALVINGS
             mrows = rows[moved]
             if mrows.size:
-                new, new_dist = self._bisect(oracle, mrows, point[moved], _size(point[moved] - flat0[mrows], self.norm),
+                new, new_dist = self._bisect(oracle, mrows, point[moved], _SIZES[self.norm](point[moved] - flat0[mrows]),
                                              steps, reference=dist[mrows])
                 better = new_dist < dist[mrows]
                 best[mrows[better]], dist[mrows[better]] = new[better], new_dist[better]
@@ -284,7 +276,7 @@ class DecisionAttack(Check):
             cand = oracle.feasible(pool[nearest.ravel()[valid.ravel()]].reshape(-1, *x0.shape[1:]), rows)
             adv = oracle.is_adversarial(cand, rows)
             cflat = cand.reshape(len(cand), -1)
-            dists = np.where(adv, _norm(cflat - flat0[rows]), np.inf)
+            dists = np.where(adv, l2(cflat - flat0[rows]), np.inf)
             order = np.lexsort((dists, rows))  # per input, nearest adversarial candidate first
             first = np.unique(rows[order], return_index=True)[1]
             pick = order[first]
@@ -395,7 +387,7 @@ class DecisionAttack(Check):
             hi[act[adv]] = mid[adv]
             out[act[adv]] = cand[adv]
             lo[act[~adv]] = mid[~adv]
-        return out, _size(out - flat0, self.norm)
+        return out, _SIZES[self.norm](out - flat0)
 
     # -- evidence ---------------------------------------------------------------------
     def _plots(self, ctx, eps, curve_q, curve_e, xa, x_adv, found) -> list[str]:
