@@ -114,5 +114,5 @@ def test_bad_configs_name_the_key(tmp_path, text, key):
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_target_config(tmp_path / "nope.yaml")
-    with pytest.raises(UsageError, match=r"not valid YAML at line \d"):
+    with pytest.raises(UsageError, match=r"not valid YAML \(line \d"):
         load_target_config(write(tmp_path, "a: 1\nb: [unclosed\n"))

@@ -135,21 +135,10 @@ class TargetConfig:
 
 def load_target_config(path: str | Path) -> TargetConfig:
     """Read and validate a YAML target config file."""
-    import yaml
+    from ..util.safe_yaml import load_yaml_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"target config {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"target config {path} cannot be read ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"target config {path} is not valid YAML{where}") from None
+    data = load_yaml_file(path, "target config")  # bounded: size, depth, aliases
     return TargetConfig.from_mapping(data, source=str(path), base_dir=path.resolve().parent)
 
 
