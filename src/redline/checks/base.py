@@ -181,7 +181,11 @@ class Check(abc.ABC):
             finding.seconds = time.perf_counter() - started
             finding.queries = ledger.attack
             finding.evaluation_queries = ledger.evaluation
+            if ledger.retried:  # rows sent again after failed requests, already in the two counts above
+                finding.evidence["retried_rows"] = ledger.retried
             target.ledger = previous_ledger
             previous_ledger.attack += ledger.attack
             previous_ledger.evaluation += ledger.evaluation
+            previous_ledger.retried_attack += ledger.retried_attack
+            previous_ledger.retried_evaluation += ledger.retried_evaluation
         return finding
