@@ -207,6 +207,8 @@ def _exchange(
                         status=response.status,
                     )
                 payload = _read_limited(response, max_bytes, truncate)
+                if watchdog.expired:  # the shut-down socket can look like a clean end of the answer
+                    raise HttpFailure(f"no complete answer within {deadline:g} s", sent=sent, timed_out=True)
                 return response.status, response.getheader("Location"), payload, sent
             except HttpFailure:
                 raise
