@@ -74,10 +74,10 @@ class CheckContext:
         """(absolute path to write, path relative to the report folder); (None, '') when not writing."""
         if self.out_dir is None:
             return None, ""
+        from ..util.safe_paths import out_file
+
         rel = f"artifacts/{name}"
-        path = self.out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path, rel
+        return out_file(self.out_dir, rel), rel  # never through a link planted in --out
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is not None:

@@ -67,6 +67,11 @@ def register(subparsers: Any) -> None:
     )
     tr.add_argument("incident", metavar="INCIDENT.yaml", help="the incident report")
     tr.add_argument("--json", action="store_true", help="print the triage as JSON (for ticket systems)")
+    tr.add_argument(
+        "--allow-outside-files",
+        action="store_true",
+        help="let the incident's system: file lie outside the incident file's folder",
+    )
     tr.set_defaults(handler=run_triage)
 
 
@@ -140,9 +145,10 @@ def _interview(args: argparse.Namespace) -> int:
 
 
 def run_triage(args: argparse.Namespace) -> int:
+    from .incident import Incident
     from .incident_render import render_triage_text
     from .triage import triage_incident
 
-    result = triage_incident(args.incident)
+    result = triage_incident(Incident.from_yaml(args.incident, allow_outside=args.allow_outside_files))
     echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else render_triage_text(result))
     return 0
