@@ -104,8 +104,9 @@ def load_yaml_text(text: str, source: str, limits: YamlLimits = DEFAULT_LIMITS) 
     """
     if len(text) > limits.max_bytes:
         raise UsageError(f"{source} is larger than {limits.max_bytes:,} bytes; a YAML file this big is refused")
-    loader = _bounded_loader(limits)(text)
+    loader = None
     try:
+        loader = _bounded_loader(limits)(text)  # the reader already rejects some characters here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -116,13 +117,14 @@ def load_yaml_text(text: str, source: str, limits: YamlLimits = DEFAULT_LIMITS) 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None)
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None)  # ReaderError: reason
         detail = f": {' '.join(str(problem).split())}" if problem else ""
         raise UsageError(f"{source} is not valid YAML{where}{detail}") from None
     except RecursionError:  # a shape the depth bound did not foresee; still one line
         raise UsageError(f"{source} is nested too deeply to read") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml_file(path: str | Path, what: str, limits: YamlLimits = DEFAULT_LIMITS) -> Any:
