@@ -317,3 +317,36 @@ def test_flaky_endpoint_every_row_the_server_read_is_charged():
     assert handler.rows == finding.queries + finding.evaluation_queries == 52
     assert finding.queries == 40 and finding.evaluation_queries == 12
     assert finding.evidence["retried_rows"] == 26
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A plain-http proxy stand-in: records the request line and answers itself."""
+
+    lines: list[str] = []
+
+    def do_POST(self):
+        type(self).lines.append(self.requestline)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        payload = _answer(len(body["inputs"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_proxy_from_the_environment_is_used(monkeypatch):
+    handler = type("P", (_Proxy,), {"lines": []})
+    httpd = _serve(handler)
+    try:
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{httpd.server_address[1]}")
+        target = HttpTarget("http://model.invalid:8000/predict?k=v", config=config(), input_spec=SPEC, n_classes=2)
+        assert target.predict(np.zeros((2, 2))).shape == (2, 2)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert handler.lines == ["POST http://model.invalid:8000/predict?k=v HTTP/1.1"]

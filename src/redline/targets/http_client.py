@@ -16,12 +16,17 @@ any host with every header, credentials included. :func:`post` bounds all three:
   the target config added, since those belong to the first origin. Only http and https are
   followed, at most ``MAX_REDIRECTS`` hops.
 
+Proxies come from the environment as for urllib (``http_proxy``, ``https_proxy``,
+``no_proxy``): plain http goes to the proxy with the full URL, https through a CONNECT
+tunnel; user info in the proxy URL becomes ``Proxy-Authorization``.
+
 Every failure raises :class:`HttpFailure` with a one-line reason; ``retryable`` says
 whether trying again could help (a timeout may pass, a refused redirect will not).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.client
 import socket
@@ -29,6 +34,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 
 __all__ = ["HttpFailure", "Answer", "post", "origin_of", "MAX_REDIRECTS"]
@@ -182,13 +188,25 @@ def _exchange(
 ) -> tuple[int, str | None, bytes, bool]:
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
+    scheme = parts.scheme.lower()
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-    if parts.scheme.lower() == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, parts.port, timeout=remaining, context=context
-        )
+    headers = dict(headers)
+    proxy = _proxy_for(scheme, host)
+    if proxy is None:
+        connect_host, connect_port = host, parts.port
     else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=remaining)
+        connect_host, connect_port = proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 8080)
+    if scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            connect_host, connect_port, timeout=remaining, context=context
+        )
+        if proxy is not None:
+            conn.set_tunnel(host, parts.port or 443, headers=_proxy_auth(proxy))
+    else:
+        conn = http.client.HTTPConnection(connect_host, connect_port, timeout=remaining)
+        if proxy is not None:  # a plain-http proxy takes the whole URL on the request line
+            path = urllib.parse.urlunsplit((scheme, parts.netloc.rsplit("@", 1)[-1], parts.path or "/", parts.query, ""))
+            headers.update(_proxy_auth(proxy))
     sent = False
     try:
         with _Watchdog(conn, remaining) as watchdog:
@@ -240,6 +258,23 @@ def _read_limited(response: http.client.HTTPResponse, max_bytes: int, truncate: 
                 status=response.status,
             )
         parts.append(chunk)
+
+
+def _proxy_for(scheme: str, host: str) -> urllib.parse.SplitResult | None:
+    """The proxy the environment names for ``scheme``, unless ``no_proxy`` covers ``host``."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    return urllib.parse.urlsplit(proxy)
+
+
+def _proxy_auth(proxy: urllib.parse.SplitResult) -> dict[str, str]:
+    if proxy.username is None:
+        return {}
+    pair = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
 
 
 def _origin_text(url: str) -> str:
