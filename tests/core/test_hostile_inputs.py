@@ -471,3 +471,18 @@ def test_threat_model_markdown_code_spans_hold_hostile_targets(tmp_path):
     html = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
     assert "<img" not in html
     assert "onerror=alert(1)" in html  # still shown, as text inside a code span
+
+
+def test_scan_files_table_cannot_be_forged_by_file_names(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    name = "m\x1b[2K\x1b[1A\x1b[32m SAFE 1 safe, 0 unsafe\x1b[8m\u202e.pkl"
+    (tmp_path / name).write_bytes(pickle.dumps(Evil()))
+    done = run_redline("scan-files", str(tmp_path))
+    assert done.returncode == 1, done.stderr  # unsafe, whatever the name says
+    assert_no_raw_controls(done.stdout)
+    assert "\\x1b[32m SAFE" in done.stdout
