@@ -350,3 +350,23 @@ def test_http_proxy_from_the_environment_is_used(monkeypatch):
         httpd.shutdown()
         httpd.server_close()
     assert handler.lines == ["POST http://model.invalid:8000/predict?k=v HTTP/1.1"]
+
+
+def test_huge_error_body_is_an_http_error_read_only_in_part(raw_server):
+    def huge_error(conn):
+        conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 400000000\r\n\r\nbusy, retry later")
+        conn.sendall(b" " * (1 << 20))
+
+    server = raw_server(huge_error)
+    target = HttpTarget(server.url, config=config(retries=1), input_spec=SPEC, n_classes=2)
+    with pytest.raises(TargetError, match=r"after 2 attempt\(s\); last error: HTTP 503: busy, retry later"):
+        target.predict(np.zeros((3, 2)))
+    assert target.ledger.total == target.ledger.retried == 6  # both attempts reached the server
+
+
+def test_connection_dropped_after_reading_is_charged(raw_server):
+    server = raw_server(lambda conn: None)  # reads the request, then hangs up without a word
+    target = HttpTarget(server.url, config=config(retries=2), input_spec=SPEC, n_classes=2)
+    with pytest.raises(TargetError, match="RemoteDisconnected"):
+        target.predict(np.zeros((2, 2)))
+    assert len(server.seen) == 3 and target.ledger.total == target.ledger.retried == 6

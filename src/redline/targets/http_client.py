@@ -42,6 +42,7 @@ __all__ = ["HttpFailure", "Answer", "post", "origin_of", "MAX_REDIRECTS"]
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
+ERROR_BODY_BYTES = 64 * 1024  # of a non-2xx answer only the start is read: it is a message, not data
 # Headers that carry credentials whatever the config calls them; never sent to another origin.
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
 
@@ -214,6 +215,8 @@ def _exchange(
                 conn.request(method, path, body=data, headers=dict(headers))
                 sent = True
                 response = conn.getresponse()
+                if not truncate and not 200 <= response.status < 300:  # (truncating callers chose their size)
+                    max_bytes, truncate = min(max_bytes, ERROR_BODY_BYTES), True
                 declared = response.getheader("Content-Length")
                 too_long = declared is not None and declared.strip().isdigit() and int(declared) > max_bytes
                 if too_long and not truncate:
