@@ -16,9 +16,9 @@ from ..checks import CheckContext, plan
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
 from ..report.model import MODE_CODES, Report
+from ..util.urls import redact_url
 from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
 from .progress import Progress
-from ..util.urls import redact_url
 
 
 @dataclasses.dataclass

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Status
+from ..util.safe_text import terminal_text
 from .formatting import format_value, parse_time, status_counts, tool_identity
 from .model import Report
-from ..util.safe_text import terminal_text
 
 # XML 1.0 forbids most control characters (ANSI colour codes in a traceback, NUL bytes from
 # a hostile endpoint); ElementTree would write them verbatim and break every parser.

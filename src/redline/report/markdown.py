@@ -8,6 +8,7 @@ from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
+from ..util.safe_text import terminal_text
 from .formatting import (
     COVERAGE_LABELS,
     STATUS_LABELS,
@@ -25,7 +26,6 @@ from .formatting import (
 )
 from .model import MODE_CODES, Report
 from .modes import mode_name
-from ..util.safe_text import terminal_text
 
 # Characters that Markdown would interpret inline (emphasis, links, code, tables, strikethrough);
 # <, > and & become entities so raw HTML in a finding can never render.

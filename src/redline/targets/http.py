@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import TargetError, UsageError
+from ..util.urls import redact_url
 from ._common import check_labels, check_probabilities
 from .base import Capabilities, InputSpec, Target
-from ..util.urls import redact_url
 from .config import TargetConfig
 from .http_client import HttpFailure, post
 
