@@ -273,6 +273,37 @@ def test_slow_drip_endpoint_ends_the_scan_at_the_deadline(tmp_path):
     assert finding["seconds"] < 10
 
 
+class _EndlessChunked(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"%x\r\n%s\r\n" % (1 << 20, b"[" * (1 << 20))
+        try:
+            while True:
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_endless_answer_ends_the_check_within_the_memory_cap(tmp_path, loopback):
+    url = loopback(_EndlessChunked)
+    config = tmp_path / "target.yaml"
+    config.write_text("retries: 0\ntimeout: 30\n", encoding="utf-8")
+    done = run_redline(
+        "scan", url, "--data", small_csv(tmp_path), "--target-config", str(config), "--select", "FM05.learning", "--json"
+    )
+    assert "MemoryError" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    (finding,) = [f for f in json.loads(done.stdout)["findings"] if f["check"] == "FM05.learning"]
+    assert finding["status"] == "error" and "answer longer than the limit of 67,108,864 bytes" in finding["reason"]
+
+
 # --- data files ----------------------------------------------------------------------------------
 
 _LOAD = "from redline.data import load_data; import sys; d = load_data(sys.argv[1]); print(d.x_train.shape)"
