@@ -517,3 +517,22 @@ def test_scan_files_table_cannot_be_forged_by_file_names(tmp_path):
     assert done.returncode == 1, done.stderr  # unsafe, whatever the name says
     assert_no_raw_controls(done.stdout)
     assert "\\x1b[32m SAFE" in done.stdout
+
+
+def test_threat_model_html_and_mermaid_hold_hostile_names(tmp_path):
+    from redline.threatmodel.assess import build_threat_model
+    from redline.threatmodel.html import render_html
+    from redline.threatmodel.render import render_markdown
+
+    model = build_threat_model(
+        {
+            "schema": "redline.system/1",
+            "name": "n <img src=x onerror=alert(3)> ```",
+            "description": "</script><script>alert(4)</script> ``` \u202e",
+            "scan": {"target": "http://x/` <img src=x onerror=alert(5)> `"},
+        }
+    )
+    page = render_html(model)
+    assert "<img src=x" not in page and "<script>alert(4)" not in page and "\u202e" not in page
+    mermaid = render_markdown(model).split("```mermaid\n", 1)[1]
+    assert "```" in mermaid and "`" not in mermaid.split("\n```", 1)[0]  # no backtick inside the fence

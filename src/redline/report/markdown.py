@@ -8,7 +8,7 @@ from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
-from ..util.safe_text import terminal_text
+from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
     STATUS_LABELS,
@@ -35,7 +35,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 def _visible(value: Any) -> str:
     """Control and bidi characters (ANSI codes in an error message, U+202E in a name) shown as
     escapes such as ``\\x1b``: a document neither runs them nor hides that they were there."""
-    return terminal_text(value).replace("\r\n", "\n")
+    return document_text(value)
 
 
 def text(value: Any) -> str:

@@ -22,7 +22,7 @@ import re
 import sys
 from typing import Any, TextIO
 
-__all__ = ["echo", "one_line", "terminal_text", "UNSAFE_CHARACTERS"]
+__all__ = ["document_text", "echo", "one_line", "terminal_text", "UNSAFE_CHARACTERS"]
 
 # Bidirectional embeddings, overrides and isolates, the implicit marks, and the zero-width
 # and separator characters that change how a line looks without being visible.
@@ -47,6 +47,12 @@ def terminal_text(value: Any) -> str:
     """``str(value)`` with control and bidi characters replaced by visible escapes."""
     text = value if isinstance(value, str) else str(value)
     return UNSAFE_CHARACTERS.sub(_escape, text)
+
+
+def document_text(value: Any) -> str:
+    """:func:`terminal_text` for reports (HTML, Markdown, XML): Windows line ends become
+    plain newlines first, so only a stray carriage return shows as ``\\x0d``."""
+    return terminal_text(value).replace("\\x0d\n", "\n")
 
 
 def one_line(value: Any) -> str:
