@@ -67,4 +67,6 @@ def test_junit_is_well_formed_and_keeps_the_text_visible():
 def test_sarif_is_json_that_round_trips_the_text():
     doc = json.loads(render(hostile_report(), "sarif"))
     assert doc["version"] == "2.1.0"
-    assert "onerror" in json.dumps(doc)
+    messages = [r["message"]["text"] for r in doc["runs"][0]["results"]]
+    assert any("onerror" in m and "\\u202eevil" in m for m in messages)
+    assert not any("\u202e" in m or "\x1b" in m for m in messages)
