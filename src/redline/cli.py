@@ -29,8 +29,10 @@ COMMAND_MODULES = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line
+        from .util.safe_text import one_line
+
         self.print_usage(sys.stderr)
-        print(f"redline: error: {message}", file=sys.stderr)
+        print(f"redline: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -63,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except RedlineError as exc:
-        print(f"redline: error: {exc}", file=sys.stderr)
+        from .util.safe_text import one_line
+
+        # messages quote files, endpoints and YAML values: no control or bidi character gets through
+        print(f"redline: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)

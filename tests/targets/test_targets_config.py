@@ -114,5 +114,18 @@ def test_bad_configs_name_the_key(tmp_path, text, key):
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_target_config(tmp_path / "nope.yaml")
-    with pytest.raises(UsageError, match=r"not valid YAML at line \d"):
+    with pytest.raises(UsageError, match=r"not valid YAML \(line \d"):
         load_target_config(write(tmp_path, "a: 1\nb: [unclosed\n"))
+
+
+def test_response_limit_and_redirect_policy(tmp_path):
+    from redline.targets.config import DEFAULT_MAX_RESPONSE_BYTES
+
+    assert TargetConfig().max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 64 * 1024 * 1024
+    assert TargetConfig().redirects == "same_origin"
+    parsed = TargetConfig.from_mapping({"max_response_bytes": 1000, "redirects": "cross_origin"})
+    assert (parsed.max_response_bytes, parsed.redirects) == (1000, "cross_origin")
+    with pytest.raises(UsageError, match="redirects: must be one of none, same_origin, cross_origin"):
+        TargetConfig.from_mapping({"redirects": "anywhere"})
+    with pytest.raises(UsageError, match="max_response_bytes: must be at least 1"):
+        TargetConfig.from_mapping({"max_response_bytes": 0})

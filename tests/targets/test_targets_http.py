@@ -136,7 +136,8 @@ def test_transient_failures_are_retried(serve):
     target = HttpTarget(server.url, config=quick(retries=2), input_spec=SPEC)
     assert target.predict(np.zeros((3, 3))).shape == (3, 2)
     assert len(server.requests) == 3
-    assert target.ledger.total == 3  # the failed attempts charged nothing
+    # every row the server received is charged; the two failed attempts also count as retried
+    assert target.ledger.total == 9 and target.ledger.retried == 6
 
 
 def test_timeouts_are_retried(serve):
@@ -151,10 +152,10 @@ def test_timeouts_are_retried(serve):
     server = serve(slow_once)
     target = HttpTarget(server.url, config=quick(timeout=0.2, retries=1), input_spec=SPEC)
     assert target.predict(np.zeros((2, 3))).shape == (2, 2)
-    assert calls["n"] == 2 and target.ledger.total == 2
+    assert calls["n"] == 2 and target.ledger.total == 4 and target.ledger.retried == 2
 
 
-def test_persistent_failure_raises_one_line_error_and_charges_nothing(serve):
+def test_persistent_failure_raises_one_line_error_and_charges_every_attempt(serve):
     server = serve(lambda body, h: (500, b'{"error": "model crashed"}\n'))
     target = HttpTarget(server.url, config=quick(retries=2), input_spec=SPEC)
     started = time.monotonic()
@@ -164,11 +165,11 @@ def test_persistent_failure_raises_one_line_error_and_charges_nothing(serve):
     assert "\n" not in message
     assert server.url in message and "3 attempt" in message and "HTTP 500" in message and "model crashed" in message
     assert len(server.requests) == 3
-    assert target.ledger.total == 0
+    assert target.ledger.total == target.ledger.retried == 6
     assert time.monotonic() - started < 2
 
 
-def test_partial_success_charges_only_answered_chunks(serve):
+def test_partial_success_charges_every_chunk_sent(serve):
     def first_chunk_only(body, headers):
         if body["inputs"][0][0] > 0:
             return 500, b"{}"
@@ -180,7 +181,9 @@ def test_partial_success_charges_only_answered_chunks(serve):
     x[2:, 0] = 0.5
     with pytest.raises(TargetError):
         target.predict(x)
-    assert target.ledger.total == server.rows_answered == 2
+    assert server.rows_answered == 2
+    assert target.ledger.total == sum(len(r["body"]["inputs"]) for r in server.requests) == 4
+    assert target.ledger.retried == 2
 
 
 def test_malformed_answers_are_reported(serve):
@@ -188,7 +191,7 @@ def test_malformed_answers_are_reported(serve):
     target = HttpTarget(server.url, config=quick(retries=1), input_spec=SPEC)
     with pytest.raises(TargetError, match=r"malformed answer: .*shaped \(3, k\)"):
         target.predict(np.zeros((3, 3)))
-    assert target.ledger.total == 0
+    assert target.ledger.total == target.ledger.retried == 6  # two attempts of three rows reached the server
 
 
 def test_answer_with_neither_key_is_malformed(serve):

@@ -74,10 +74,10 @@ class CheckContext:
         """(absolute path to write, path relative to the report folder); (None, '') when not writing."""
         if self.out_dir is None:
             return None, ""
+        from ..util.safe_paths import out_file
+
         rel = f"artifacts/{name}"
-        path = self.out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path, rel
+        return out_file(self.out_dir, rel), rel  # never through a link planted in --out
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is not None:
@@ -181,7 +181,11 @@ class Check(abc.ABC):
             finding.seconds = time.perf_counter() - started
             finding.queries = ledger.attack
             finding.evaluation_queries = ledger.evaluation
+            if ledger.retried:  # rows sent again after failed requests, already in the two counts above
+                finding.evidence["retried_rows"] = ledger.retried
             target.ledger = previous_ledger
             previous_ledger.attack += ledger.attack
             previous_ledger.evaluation += ledger.evaluation
+            previous_ledger.retried_attack += ledger.retried_attack
+            previous_ledger.retried_evaluation += ledger.retried_evaluation
         return finding

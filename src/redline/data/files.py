@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from ..errors import DataError
 from .arrays import SplitOptions, dataset_from_arrays
 from .base import Dataset
+from .limits import DataLimits, check_npz
 
 # Text that stands for "no value" in a CSV cell; reported as missing rather than as text.
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
@@ -25,6 +27,7 @@ def load_npz(path: Path, options: SplitOptions, spec: str) -> Dataset:
     with path.open("rb") as handle:
         if handle.read(2) != b"PK":  # np.load would otherwise try other formats, pickle among them
             raise DataError(f"{path}: not an .npz archive (no zip header)")
+    check_npz(path, DataLimits.from_environment())  # declared shapes, before anything is unpacked
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -50,7 +53,8 @@ def load_csv(path: Path, label: str, options: SplitOptions, spec: str) -> Datase
     """A CSV table with a header row: ``label`` names the label column, every other column is a feature."""
     header, rows = _read_rows(path)
     if label not in header:
-        raise DataError(f"{path}: no column {label!r} for the label; columns are {', '.join(header)}")
+        shown = ", ".join(header[:20]) + (f", ... ({len(header)} columns)" if len(header) > 20 else "")
+        raise DataError(f"{path}: no column {label!r} for the label; columns are {shown}")
     label_at = header.index(label)
     feature_names = [name for i, name in enumerate(header) if i != label_at]
     if not feature_names:
@@ -77,6 +81,12 @@ def _require_file(path: Path) -> None:
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the non-blank rows with their line numbers; every row as wide as the header."""
     _require_file(path)
+    limits = DataLimits.from_environment()
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise DataError(
+            f"{path}: {size:,} bytes, over the limit of {limits.max_bytes:,} (raise REDLINE_MAX_DATA_BYTES to read it)"
+        )
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -84,11 +94,19 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             if header is None:
                 raise DataError(f"{path}: the file is empty")
             header = [name.strip() for name in header]
-            duplicates = sorted({name for name in header if header.count(name) > 1})
+            counts = Counter(header)  # one pass: a wide header must not cost columns squared
+            duplicates = sorted(name for name, n in counts.items() if n > 1)
             if duplicates:
-                raise DataError(f"{path}: duplicate column names {', '.join(duplicates)}")
+                shown = ", ".join(duplicates[:10]) + (f" ... ({len(duplicates)} in all)" if len(duplicates) > 10 else "")
+                raise DataError(f"{path}: duplicate column names {shown}")
+            max_rows = max(1, limits.max_csv_cells // max(1, len(header)))
             rows = []
             for values in reader:
+                if len(rows) >= max_rows:
+                    raise DataError(
+                        f"{path}: more than {limits.max_csv_cells:,} cells ({len(header):,} columns), "
+                        "over the limit (raise REDLINE_MAX_CSV_CELLS to read it)"
+                    )
                 if not any(v.strip() for v in values):
                     continue
                 if len(values) != len(header):

@@ -40,8 +40,10 @@ def run_deps(args: argparse.Namespace) -> int:
 
     inventory = from_requirements(args.requirements) if args.requirements else from_environment()
     vulns = audit(inventory.packages, args.osv_db)
+    from ..util.safe_text import echo
+
     if args.json:
-        print(
+        echo(
             json.dumps(
                 {
                     "packages": len(inventory.packages),
@@ -52,7 +54,7 @@ def run_deps(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(render_table(vulns, len(inventory.packages), inventory.unchecked))
+        echo(render_table(vulns, len(inventory.packages), inventory.unchecked))  # names from a requirements file or OSV
     return EXIT_VULNERABLE if vulns else EXIT_OK
 
 

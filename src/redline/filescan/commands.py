@@ -48,5 +48,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     else:
-        print(text)
+        from ..util.safe_text import echo
+
+        echo(text)  # file and member names are attacker-chosen: escape control and bidi characters
     return 0 if all(r.verdict == "safe" for r in reports) else 1

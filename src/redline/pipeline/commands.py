@@ -90,12 +90,14 @@ def scan_command(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress and not args.json,
     )
+    from ..util.safe_text import echo
+
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        echo(json.dumps(report.to_dict(), indent=2))
     else:
-        print(report.summary())
+        echo(report.summary())  # holds endpoint error bodies and other untrusted text
         for fmt in formats:
-            print(f"  wrote {Path(args.out) / _file_name(fmt)}")
+            echo(f"  wrote {Path(args.out) / _file_name(fmt)}")
     return exit_code(report.worst_severity, args.fail_on)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..util.safe_paths import open_append_nofollow, open_read_nofollow
 
 EVENTS_FILE = "events.jsonl"
 
@@ -28,16 +29,16 @@ class EventLog:
         record = {"event": kind, "time": now_iso(), **fields}
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with open_append_nofollow(self.path) as fh:  # a planted link must not redirect the log
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Events in order; a torn last line (the process died mid-write) is ignored."""
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return
-        with open(self.path, encoding="utf-8") as fh:
+        with open_read_nofollow(self.path) as fh:
             for line in fh:
                 line = line.strip()
                 if not line:
@@ -48,7 +49,7 @@ class EventLog:
                     continue
 
     def reset(self) -> None:
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():  # a dangling link is removed too
             self.path.unlink()
 
 

@@ -5,6 +5,8 @@ import sys
 import time
 from typing import TextIO
 
+from ..util.safe_text import one_line
+
 
 def _fmt_seconds(s: float) -> str:
     s = int(max(0, s))
@@ -24,7 +26,7 @@ class Progress:
         self._last_draw = 0.0
 
     def start(self, label: str, index: int, count: int) -> None:
-        self._label = f"[{index}/{count}] {label}"
+        self._label = f"[{index}/{count}] {one_line(label)}"
         self._start = time.monotonic()
         self._last_draw = 0.0
         if self.enabled and not self.tty:
@@ -57,6 +59,7 @@ class Progress:
     def finish(self, outcome: str) -> None:
         if not self.enabled:
             return
+        outcome = one_line(outcome)  # an error reason may quote what an endpoint answered
         elapsed = _fmt_seconds(time.monotonic() - self._start)
         if self.tty:
             self.stream.write(f"\r{self._label} {outcome} ({elapsed})\x1b[K\n")

@@ -16,6 +16,7 @@ from ..checks import CheckContext, plan
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
 from ..report.model import MODE_CODES, Report
+from ..util.urls import redact_url
 from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
 from .progress import Progress
 
@@ -121,9 +122,12 @@ def run_scan(
         out.mkdir(parents=True, exist_ok=True)
 
     data = _resolve_data(request.data, request.target)
-    target_spec = _describe_target_arg(request.target)
+    raw_target_spec = _describe_target_arg(request.target)
     data_spec = (data.spec or data.name) if data is not None else ""
-    fingerprint = request.fingerprint(target_spec, data_spec, context_dict)
+    # The fingerprint tells endpoints apart by their full URL; the log and reports record the
+    # URL with its query values and user info redacted (they may hold keys).
+    fingerprint = request.fingerprint(raw_target_spec, data_spec, context_dict)
+    target_spec = redact_url(raw_target_spec)
 
     log = EventLog(out / EVENTS_FILE) if out is not None else None
     previous: dict[str, dict[str, Any]] = {}

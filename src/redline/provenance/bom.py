@@ -209,11 +209,12 @@ def _front_matter(path: Path) -> Any:
     end = text.find("\n---", 3)
     if end < 0:
         return None
-    import yaml
+    from ..errors import UsageError
+    from ..util.safe_yaml import load_yaml_text
 
-    try:
-        return yaml.safe_load(text[3:end])
-    except yaml.YAMLError:
+    try:  # a model card is untrusted: bounded like every user YAML
+        return load_yaml_text(text[3:end], f"front matter of {path}")
+    except UsageError:
         return None
 
 

@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from ..util.safe_text import echo  # file names and signatures come from folders redline does not own
+
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
@@ -82,7 +84,7 @@ def run_keygen(args: argparse.Namespace) -> int:
     from .keys import generate_keypair
 
     key_path, pub_path, keyid = generate_keypair(args.out, force=args.force)
-    print(f"wrote {key_path} (private, keep it secret) and {pub_path} (public); key id {keyid}")
+    echo(f"wrote {key_path} (private, keep it secret) and {pub_path} (public); key id {keyid}")
     return EXIT_OK
 
 
@@ -91,9 +93,9 @@ def run_sign(args: argparse.Namespace) -> int:
 
     result = sign_directory(args.directory, args.key, out=args.out)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        echo(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"signed {result.files} files in {args.directory} with key {result.keyid} -> {result.signature_path}")
+        echo(f"signed {result.files} files in {args.directory} with key {result.keyid} -> {result.signature_path}")
     return EXIT_OK
 
 
@@ -102,14 +104,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
     result = verify_directory(args.directory, args.key, signature=args.sig)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        echo(json.dumps(result.to_dict(), indent=2))
     elif result.ok:
-        print(f"OK: {result.files} files in {args.directory} match the signature by key {result.keyid}")
+        echo(f"OK: {result.files} files in {args.directory} match the signature by key {result.keyid}")
     else:
         count = len(result.problems)
-        print(f"FAILED: {args.directory} does not match {result.signature_path} ({count} problem{'s' * (count != 1)})")
+        echo(f"FAILED: {args.directory} does not match {result.signature_path} ({count} problem{'s' * (count != 1)})")
         for problem in result.problems:
-            print(f"  {problem}")
+            echo(f"  {problem}")
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -119,15 +121,15 @@ def run_bom(args: argparse.Namespace) -> int:
     if args.out:
         bom = write_bom(args.directory, args.out, scan=not args.no_scan)
         files = len(bom["components"]) - 1
-        print(f"wrote a CycloneDX {bom['specVersion']} ML-BOM of {files} files to {args.out}")
+        echo(f"wrote a CycloneDX {bom['specVersion']} ML-BOM of {files} files to {args.out}")
     else:
         bom = build_bom(args.directory, scan=not args.no_scan)
-        print(json.dumps(bom, indent=2))
+        echo(json.dumps(bom, indent=2))
     unsafe = [
         c["name"]
         for c in bom["components"][1:]
         if {"name": "redline:scan:verdict", "value": "unsafe"} in c.get("properties", [])
     ]
     if unsafe:
-        print(f"note: the static scan marks {len(unsafe)} file(s) unsafe: {', '.join(unsafe)}", file=sys.stderr)
+        echo(f"note: the static scan marks {len(unsafe)} file(s) unsafe: {', '.join(unsafe)}", file=sys.stderr)
     return EXIT_OK

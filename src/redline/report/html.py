@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
+from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
     STATUS_LABELS,
@@ -128,13 +128,10 @@ footer{color:var(--muted);font-size:12px;padding:18px 0 30px;border-top:1px soli
 """
 
 
-# Control characters (ANSI colour codes, NUL) are dropped; newlines and tabs stay for <pre>.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def e(value: Any) -> str:
-    """Escape any value for HTML text or a quoted attribute."""
-    return html.escape(_CONTROL.sub("", str(value)), quote=True)
+    """Escape any value for HTML text or a quoted attribute. Control and bidi characters
+    (ANSI colour codes, NUL, U+202E) are shown as visible escapes; newlines and tabs stay for <pre>."""
+    return html.escape(document_text(value), quote=True)
 
 
 def _sev_class(severity: Severity) -> str:

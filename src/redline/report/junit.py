@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Status
+from ..util.safe_text import terminal_text
 from .formatting import format_value, parse_time, status_counts, tool_identity
 from .model import Report
 
@@ -21,7 +22,8 @@ _XML_ILLEGAL = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 
 
 def xml_text(value: Any) -> str:
-    return _XML_ILLEGAL.sub("", str(value))
+    """Text legal in XML 1.0, with control and bidi characters shown as visible escapes."""
+    return _XML_ILLEGAL.sub("", terminal_text(value))
 
 
 def render(report: Report, base_dir: Path | None = None) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
+from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
     STATUS_LABELS,
@@ -29,13 +30,17 @@ from .modes import mode_name
 # Characters that Markdown would interpret inline (emphasis, links, code, tables, strikethrough);
 # <, > and & become entities so raw HTML in a finding can never render.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-# Control characters (ANSI colour codes in an error message) have no business in a document.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _visible(value: Any) -> str:
+    """Control and bidi characters (ANSI codes in an error message, U+202E in a name) shown as
+    escapes such as ``\\x1b``: a document neither runs them nor hides that they were there."""
+    return document_text(value)
 
 
 def text(value: Any) -> str:
     """Inline-safe text: one line, Markdown syntax and HTML tags neutralised."""
-    s = " ".join(_CONTROL.sub("", str(value)).split())
+    s = " ".join(_visible(value).split())
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", s)
 
@@ -45,7 +50,7 @@ def code(value: Any) -> str:
 
     Pipes are escaped because GitHub splits table cells on them even inside code spans.
     """
-    s = " ".join(_CONTROL.sub("", str(value)).split()).replace("|", "\\|")
+    s = " ".join(_visible(value).split()).replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", s)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if s.startswith("`") or s.endswith("`") or not s else ""
@@ -53,7 +58,7 @@ def code(value: Any) -> str:
 
 
 def fenced(value: str) -> list[str]:
-    value = _CONTROL.sub("", value)
+    value = _visible(value)
     longest = max((len(run) for run in re.findall(r"`{3,}", value)), default=2)
     fence = "`" * (longest + 1)
     return [fence, value.rstrip("\n"), fence]

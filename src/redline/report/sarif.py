@@ -22,6 +22,7 @@ from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
+from ..util.safe_text import document_text
 from .formatting import key_metrics, parse_time, tool_identity
 from .model import Report
 from .modes import mode_info
@@ -149,7 +150,7 @@ def _result(f: Finding, index: int, location: dict[str, Any], *, kind: str, leve
         "ruleIndex": index,
         "kind": kind,
         "level": level,
-        "message": {"text": _message(f)},
+        "message": {"text": document_text(_message(f))},  # shown by code-scanning UIs: no raw controls or bidi
         "locations": [location],
         "partialFingerprints": {FINGERPRINT_KEY: f.id},
         "properties": {

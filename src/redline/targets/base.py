@@ -144,6 +144,11 @@ class QueryLedger:
 
     The budget limits attack rows only: measuring a result (clean accuracy, fidelity)
     is the auditor's cost, not the attacker's, and is reported separately.
+
+    Rows sent again because a request failed (a remote target's retries) are charged too,
+    since the target received them: they count in ``attack``/``evaluation`` like any row,
+    and also in ``retried``. They do not use up the budget, which is the attack's plan;
+    a flaky transport must not turn a check into a budget error.
     """
 
     def __init__(self, budget: int | None = None, log: Callable[[str, int], None] | None = None):
@@ -151,6 +156,8 @@ class QueryLedger:
         self.log = log
         self.attack = 0
         self.evaluation = 0
+        self.retried_attack = 0
+        self.retried_evaluation = 0
         self._phase = "attack"
         self._lock = threading.Lock()
 
@@ -159,9 +166,14 @@ class QueryLedger:
         return self.attack + self.evaluation
 
     @property
+    def retried(self) -> int:
+        """Rows charged for requests that got no usable answer (included in ``total``)."""
+        return self.retried_attack + self.retried_evaluation
+
+    @property
     def remaining(self) -> int | None:
         """Attack rows left, or None for no budget."""
-        return None if self.budget is None else max(0, self.budget - self.attack)
+        return None if self.budget is None else max(0, self.budget - (self.attack - self.retried_attack))
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator["QueryLedger"]:
@@ -174,9 +186,10 @@ class QueryLedger:
 
     def reserve(self, rows: int) -> None:
         """Raise BudgetExceeded if ``rows`` more attack rows would pass the budget."""
-        if self._phase == "attack" and self.budget is not None and self.attack + rows > self.budget:
+        planned = self.attack - self.retried_attack
+        if self._phase == "attack" and self.budget is not None and planned + rows > self.budget:
             raise BudgetExceeded(
-                f"query budget exhausted: {self.attack} rows sent, {rows} more asked, budget {self.budget}"
+                f"query budget exhausted: {planned} rows sent, {rows} more asked, budget {self.budget}"
             )
 
     def record(self, rows: int) -> None:
@@ -188,6 +201,16 @@ class QueryLedger:
                 self.evaluation += rows
         if self.log is not None:
             self.log(self._phase, rows)
+
+    def record_unanswered(self, rows: int) -> None:
+        """Count rows the target received in a request that failed (it will be retried or
+        the query fails): charged like answered rows, and listed as retried."""
+        with self._lock:
+            if self._phase == "attack":
+                self.retried_attack += rows
+            else:
+                self.retried_evaluation += rows
+        self.record(rows)
 
 
 class Target(abc.ABC):

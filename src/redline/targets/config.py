@@ -4,7 +4,9 @@ Example::
 
     headers: {X-Api-Key: "${SCORING_KEY}"}     # ${VAR} reads the environment
     auth: {bearer: "${SCORING_TOKEN}"}         # or {basic: {username: u, password: p}}
-    timeout: 10          # seconds per request
+    timeout: 10          # seconds per request, from connecting to the last byte of the answer
+    max_response_bytes: 67108864   # longest answer read (default 64 MiB); longer is an error
+    redirects: same_origin         # or none, or cross_origin (credentials never leave the first origin)
     retries: 3           # extra attempts after a failed request
     backoff: 0.5         # first wait between attempts, doubled each time
     rate_limit: 20       # requests per second
@@ -40,6 +42,8 @@ _TOP_KEYS = (
     "headers",
     "auth",
     "timeout",
+    "max_response_bytes",
+    "redirects",
     "retries",
     "backoff",
     "rate_limit",
@@ -54,6 +58,8 @@ _TOP_KEYS = (
     "train",
 )
 _CONSTRAINT_KEYS = ("immutable", "integer", "categorical", "ranges")
+_REDIRECT_POLICIES = ("none", "same_origin", "cross_origin")
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,8 @@ class TargetConfig:
         default=None, repr=False
     )  # ("bearer", token) / ("basic", user, pw)
     timeout: float = 30.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    redirects: str = "same_origin"
     retries: int = 3
     backoff: float = 0.5
     rate_limit: float | None = None
@@ -135,21 +143,10 @@ class TargetConfig:
 
 def load_target_config(path: str | Path) -> TargetConfig:
     """Read and validate a YAML target config file."""
-    import yaml
+    from ..util.safe_yaml import load_yaml_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"target config {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"target config {path} cannot be read ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"target config {path} is not valid YAML{where}") from None
+    data = load_yaml_file(path, "target config")  # bounded: size, depth, aliases
     return TargetConfig.from_mapping(data, source=str(path), base_dir=path.resolve().parent)
 
 
@@ -177,7 +174,11 @@ class _Parser:
         for key, minimum in (("timeout", 0.0), ("backoff", 0.0), ("rate_limit", 0.0)):
             if key in data:
                 fields[key] = self.number(data[key], key, minimum, strict=key != "backoff")
-        for key, minimum in (("retries", 0), ("max_batch", 1), ("n_classes", 2)):
+        if "redirects" in data:
+            if data["redirects"] not in _REDIRECT_POLICIES:
+                raise self.fail("redirects", f"must be one of {', '.join(_REDIRECT_POLICIES)}, got {data['redirects']!r}")
+            fields["redirects"] = data["redirects"]
+        for key, minimum in (("retries", 0), ("max_batch", 1), ("n_classes", 2), ("max_response_bytes", 1)):
             if key in data:
                 fields[key] = self.integer(data[key], key, minimum)
         if "request" in data:

@@ -7,30 +7,35 @@ nested JSON), add headers and auth, and set timeouts, retries, back-off, a rate 
 the largest batch per request. Whether the endpoint answers probabilities or labels is
 read from its first answer unless the config says so.
 
-Only answered requests (2xx with a well-formed body) are charged to the query ledger:
-each request carries one chunk of at most ``max_batch`` rows, and ``Target.predict``
-records a chunk only after its request succeeded. ``send_raw``, the unchecked path that
-input fuzzing uses, charges every request it sends, answered or not.
+Every row the endpoint received is charged to the query ledger, retries included: each
+request carries one chunk of at most ``max_batch`` rows; ``Target.predict`` records a
+chunk once its request is answered, and each failed attempt whose body was sent is charged
+here as unanswered rows (``QueryLedger.retried``; a finding lists them as
+``retried_rows``). ``send_raw``, the unchecked path that input fuzzing uses, charges every
+request it sends, answered or not.
+
+Requests go through :mod:`redline.targets.http_client`: ``timeout`` bounds the whole
+request, answers are read up to ``max_response_bytes``, and redirects leave the first
+origin only when the config says ``redirects: cross_origin`` (and then without credentials).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import numpy as np
 
 from ..errors import TargetError, UsageError
+from ..util.urls import redact_url
 from ._common import check_labels, check_probabilities
 from .base import Capabilities, InputSpec, Target
 from .config import TargetConfig
+from .http_client import HttpFailure, post
 
 DEFAULT_MAX_BATCH = 256
 
@@ -88,12 +93,12 @@ class HttpTarget(Target):
         if scheme not in ("http", "https"):
             raise UsageError(f"{url}: an HTTP target needs an http:// or https:// URL")
         self.url = url
-        self.spec = url
+        self.spec = redact_url(url)  # what reports, logs and messages show
         self.config = config or TargetConfig()
         spec = self.config.apply_input(input_spec, feature_names)
         if spec is None:
             raise UsageError(
-                f"{url}: the input shape is unknown; give data or input.shape in the target config (--target-config)"
+                f"{self.spec}: the input shape is unknown; give data or input.shape in the target config (--target-config)"
             )
         self.input_spec = spec
         self.n_classes = self.config.n_classes or n_classes  # type: ignore[assignment]  # None until known
@@ -103,6 +108,8 @@ class HttpTarget(Target):
             "Accept": "application/json",
             **self.config.request_headers(),
         }
+        # Everything the config adds may be a secret; none of it follows a redirect elsewhere.
+        self._secret_headers = frozenset(h.lower() for h in self.config.request_headers())
         self._bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
         self._outputs_lock = threading.Lock()
         self._outputs_known = self.config.outputs is not None
@@ -121,23 +128,42 @@ class HttpTarget(Target):
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.config.backoff * 2 ** (attempt - 1))
+            sent = True  # a status or a body came back, so the request arrived
             try:
-                return self._parse(self._post(body), len(x))
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code} {exc.reason}{_snippet(exc)}"
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                reason = getattr(exc, "reason", exc)
-                last = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+                answer = self._post(body)
+                if not 200 <= answer.status < 300:
+                    text = _one_line(answer.body[:200].decode("utf-8", "replace"))
+                    last = f"HTTP {answer.status}" + (f": {text}" if text else "")
+                else:
+                    return self._parse(answer.body, len(x))
+            except HttpFailure as exc:
+                sent, last = exc.sent, str(exc)
+                if not exc.retryable:
+                    self._charge_unanswered(len(x), sent)
+                    raise TargetError(f"{self.spec}: {_one_line(last)}") from None
             except _MalformedAnswer as exc:
                 last = f"malformed answer: {exc}"
-        raise TargetError(f"{self.url}: no valid answer after {attempts} attempt(s); last error: {_one_line(last)}")
+            self._charge_unanswered(len(x), sent)
+        raise TargetError(f"{self.spec}: no valid answer after {attempts} attempt(s); last error: {_one_line(last)}")
 
-    def _post(self, body: bytes) -> bytes:
+    def _charge_unanswered(self, rows: int, sent: bool) -> None:
+        if sent:  # the endpoint received these rows even though no usable answer came back
+            self.ledger.record_unanswered(rows)
+
+    def _post(self, body: bytes, *, headers: dict[str, str] | None = None, max_bytes: int | None = None,
+              deadline: float | None = None, truncate: bool = False):
         if self._bucket is not None:
             self._bucket.acquire()
-        request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-            return response.read()
+        return post(
+            self.url,
+            body,
+            self._headers if headers is None else headers,
+            deadline=self.config.timeout if deadline is None else deadline,
+            max_bytes=self.config.max_response_bytes if max_bytes is None else max_bytes,
+            redirects=self.config.redirects,
+            secret_headers=self._secret_headers,
+            truncate=truncate,
+        )
 
     def _request_body(self, x: np.ndarray) -> dict[str, Any]:
         return self.request_object(x.tolist())
@@ -155,11 +181,11 @@ class HttpTarget(Target):
                 raise _MalformedAnswer(f"no {key!r} in the answer")
             try:
                 if kind == "probabilities":
-                    out = check_probabilities(np.asarray(value, dtype=np.float64), rows, self.n_classes, self.url)
+                    out = check_probabilities(np.asarray(value, dtype=np.float64), rows, self.n_classes, self.spec)
                     if self.n_classes is None:
                         self.n_classes = out.shape[1]
                 else:
-                    out = check_labels(np.asarray(value), rows, self.n_classes, self.url)
+                    out = check_labels(np.asarray(value), rows, self.n_classes, self.spec)
             except (TargetError, ValueError, TypeError) as exc:
                 raise _MalformedAnswer(str(exc)) from None
             if not self._outputs_known:  # the first well-formed answer settles the protocol
@@ -208,41 +234,22 @@ class HttpTarget(Target):
         :meth:`predict`. The request is charged to the ledger as ``rows`` (at least 1)
         before it is sent, answered or not, because the server received it. Headers, auth
         and the rate limit come from the config; ``timeout`` (default: the config's) bounds
-        each network operation; at most ``max_answer`` bytes of the answer are read.
+        the whole request; at most ``max_answer`` bytes of the answer are read (the rest is
+        dropped, not an error).
         """
         charged = max(1, int(rows))
         self.ledger.reserve(charged)
-        if self._bucket is not None:
-            self._bucket.acquire()
         self.ledger.record(charged)
         headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
         headers["Content-Type"] = content_type
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         wait = self.config.timeout if timeout is None else timeout
         try:
-            with urllib.request.urlopen(request, timeout=wait) as response:
-                return RawAnswer(status=response.status, body=response.read(max_answer))
-        except urllib.error.HTTPError as exc:
-            try:
-                data = exc.read(max_answer)
-            except (OSError, http.client.HTTPException):  # the status is the answer; its body is a courtesy
-                data = b""
-            return RawAnswer(status=exc.code, body=data)
-        except urllib.error.URLError as exc:
-            # urllib wraps what fails while the request is sent; what fails later comes bare.
-            reason = exc.reason
-            if isinstance(reason, TimeoutError):
+            answer = self._post(body, headers=headers, max_bytes=max_answer, deadline=wait, truncate=True)
+        except HttpFailure as exc:
+            if exc.timed_out:
                 return RawAnswer(error=f"no answer within {wait:g} s", timed_out=True)
-            refused = isinstance(reason, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError))
-            return RawAnswer(error=_one_line(_describe(reason)), refused_upload=refused)
-        except TimeoutError:
-            return RawAnswer(error=f"no answer within {wait:g} s", timed_out=True)
-        except (OSError, http.client.HTTPException) as exc:
-            return RawAnswer(error=_one_line(_describe(exc)))
-
-
-def _describe(reason: Any) -> str:
-    return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+            return RawAnswer(status=exc.status, error=_one_line(str(exc)), refused_upload=exc.refused_upload)
+        return RawAnswer(status=answer.status, body=answer.body)
 
 
 def _get_path(data: Any, path: str) -> tuple[bool, Any]:
@@ -261,14 +268,6 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
         if not isinstance(data, dict):
             raise UsageError(f"request.inputs_key {path!r} runs into the non-object field {part!r}")
     data[last] = value
-
-
-def _snippet(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(200).decode("utf-8", "replace").strip()
-    except Exception:  # the error body is a courtesy; a broken one must not hide the status
-        return ""
-    return f": {text}" if text else ""
 
 
 def _one_line(text: str) -> str:

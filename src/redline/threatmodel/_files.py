@@ -14,9 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import UsageError
+from ..util.safe_yaml import load_yaml_file
 
 __all__ = ["load_schema", "read_yaml_mapping", "schema_errors", "validate"]
 
@@ -33,24 +32,7 @@ def load_schema(name: str) -> dict[str, Any]:
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file; ``what`` names the document in messages."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} {path} is a folder, not a YAML file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None)
-        detail = f": {problem}" if problem else ""
-        raise UsageError(f"{what} {path} is not valid YAML{where}{detail}") from None
+    data = load_yaml_file(path, what)  # bounded: size, depth and alias expansion
     if not isinstance(data, dict):
         shape = "empty" if data is None else f"a {type(data).__name__}"
         raise UsageError(f"{what} {path} must hold a mapping of keys at the top level, but it is {shape}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..util.safe_text import echo
 
 __all__ = ["register", "run_threat_model", "run_triage"]
 
@@ -66,6 +67,11 @@ def register(subparsers: Any) -> None:
     )
     tr.add_argument("incident", metavar="INCIDENT.yaml", help="the incident report")
     tr.add_argument("--json", action="store_true", help="print the triage as JSON (for ticket systems)")
+    tr.add_argument(
+        "--allow-outside-files",
+        action="store_true",
+        help="let the incident's system: file lie outside the incident file's folder",
+    )
     tr.set_defaults(handler=run_triage)
 
 
@@ -83,13 +89,14 @@ def run_threat_model(args: argparse.Namespace) -> int:
     if args.out is not None:
         written = write_threat_model(model, args.out)
         if args.json:
-            print(json.dumps(model.to_dict(), indent=2, ensure_ascii=False))
+            echo(json.dumps(model.to_dict(), indent=2, ensure_ascii=False))
         else:
-            print(render_text(model).rsplit("\n", 1)[0])  # drop the "use --out" hint
+            echo(render_text(model).rsplit("\n", 1)[0])  # drop the "use --out" hint
             for path in written:
-                print(f"  wrote {path}")
+                echo(f"  wrote {path}")
         return 0
-    print(json.dumps(model.to_dict(), indent=2, ensure_ascii=False) if args.json else render_text(model))
+    # names, descriptions and paths come from the YAML: escape control and bidi characters
+    echo(json.dumps(model.to_dict(), indent=2, ensure_ascii=False) if args.json else render_text(model))
     return 0
 
 
@@ -133,14 +140,15 @@ def _interview(args: argparse.Namespace) -> int:
         atomic_write_text(target, text)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    print(f"redline: wrote {target}; see its threat model with: redline threat-model {target}", file=sys.stderr)
+    echo(f"redline: wrote {target}; see its threat model with: redline threat-model {target}", file=sys.stderr)
     return 0
 
 
 def run_triage(args: argparse.Namespace) -> int:
+    from .incident import Incident
     from .incident_render import render_triage_text
     from .triage import triage_incident
 
-    result = triage_incident(args.incident)
-    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else render_triage_text(result))
+    result = triage_incident(Incident.from_yaml(args.incident, allow_outside=args.allow_outside_files))
+    echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else render_triage_text(result))
     return 0

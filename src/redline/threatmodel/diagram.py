@@ -226,7 +226,8 @@ def build_diagram(model: ThreatModel) -> Diagram:
 def _mermaid_text(text: str) -> str:
     """Keep a label inside Mermaid's quoted-string syntax whatever the description says."""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    for bad, good in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;")):
+    # a backtick run could close the ```mermaid fence around the diagram in threat-model.md
+    for bad, good in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;"), ("`", "#96;")):
         cleaned = cleaned.replace(bad, good)
     return cleaned[:80]
 

@@ -10,6 +10,7 @@ import html
 
 from .. import __version__
 from ..severity import Severity
+from ..util.safe_text import document_text
 from .assess import ModeAssessment, ThreatModel, display
 from .render import PROPERTY_ORDER, _headline
 
@@ -203,4 +204,4 @@ def _badge(severity: Severity) -> str:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(document_text(value), quote=True)  # control and bidi characters shown as escapes

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import UsageError
 from ..triage.rules import METRICS
 from ._files import read_yaml_mapping, validate
+from ..util.safe_paths import contained_file
 from .system import SystemDescription
 
 __all__ = ["TEXT_FIELDS", "Incident", "load_incident"]
@@ -42,7 +43,8 @@ class Incident:
         return self.raw.get("metrics") or {}
 
     @classmethod
-    def from_dict(cls, data: Any, path: str | Path | None = None) -> Incident:
+    def from_dict(cls, data: Any, path: str | Path | None = None, *, allow_outside: bool = False) -> Incident:
+        """``allow_outside``: a ``system:`` file may lie outside the incident file's folder."""
         where = f"incident {path}" if path is not None else "the incident"
         if not isinstance(data, Mapping):
             raise UsageError(f"{where} must be a mapping of keys, not {type(data).__name__}")
@@ -54,11 +56,12 @@ class Incident:
                 f"{where} is invalid at metrics: unknown metric {', '.join(map(repr, unknown))} "
                 f"(known: {', '.join(METRICS)})"
             )
-        return cls(data, _system(data.get("system"), path), Path(path) if path is not None else None)
+        system = _system(data.get("system"), path, allow_outside)
+        return cls(data, system, Path(path) if path is not None else None)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Incident:
-        return cls.from_dict(read_yaml_mapping(path, "incident"), path)
+    def from_yaml(cls, path: str | Path, *, allow_outside: bool = False) -> Incident:
+        return cls.from_dict(read_yaml_mapping(path, "incident"), path, allow_outside=allow_outside)
 
 
 def load_incident(value: Any) -> Incident:
@@ -72,12 +75,14 @@ def load_incident(value: Any) -> Incident:
     raise UsageError(f"an incident is a YAML path or a mapping, not {type(value).__name__}")
 
 
-def _system(value: Any, incident_path: str | Path | None) -> SystemDescription | None:
+def _system(value: Any, incident_path: str | Path | None, allow_outside: bool) -> SystemDescription | None:
     if value is None:
         return None
     if isinstance(value, Mapping):
         return SystemDescription.from_dict(value)
-    path = Path(value)
-    if not path.is_absolute() and incident_path is not None:
-        path = Path(incident_path).parent / path  # relative to the incident file, like an include
+    if incident_path is None:
+        return SystemDescription.from_yaml(Path(value))
+    # Relative to the incident file, like an include, and kept inside its folder: an incident
+    # from someone else must not make redline read (and quote) files elsewhere.
+    path = contained_file(value, incident_path, "the incident's system file", allow_outside=allow_outside)
     return SystemDescription.from_yaml(path)

@@ -124,19 +124,10 @@ class DeploymentContext:
     @classmethod
     def from_yaml(cls, path: str | Path) -> DeploymentContext:
         """Read a context or system description file (YAML)."""
-        import yaml
+        from ..util.safe_yaml import load_yaml_file
 
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read context file {path}: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise UsageError(f"context file {path} is not valid YAML{where}") from None
+        data = load_yaml_file(path, "context file")  # bounded: size, depth and alias expansion
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
