@@ -106,7 +106,7 @@ def _require_data(checks: list, data: Any, target_spec: str) -> None:
     readers = [c.id for c in checks if c.needs.needs_data]
     if readers:
         free = [c.id for c in checks if not c.needs.needs_data]
-        alternative = f"; only {', '.join(free)} of those selected run without data" if free else ""
+        alternative = f"; of those selected only {', '.join(free)} run without data" if free else ""
         shown = ", ".join(readers[:4]) + (f" and {len(readers) - 4} more" if len(readers) > 4 else "")
         raise UsageError(f"--data is required for {target_spec} (the selected checks {shown} read data{alternative})")
 
