@@ -27,9 +27,11 @@ def scan(
         target: a spec (``zoo:NAME``, ``onnx:PATH``, ``sklearn:PATH``, ``torch:PATH``, a URL),
             a file path, a fitted scikit-learn estimator, a PyTorch module, a Target or a
             callable returning probabilities.
-        data: a DATA spec (``builtin:digits``, ``npz:PATH``, ``csv:PATH#label=COL``), a
-            Dataset, or a dict of arrays by role (``x_train``, ``y_train``, ``x_test``...).
-            Zoo targets bring their own data when this is None.
+        data: a DATA spec (``builtin:digits``, ``npz:PATH``, ``csv:PATH#label=COL``,
+            ``train=SPEC,test=SPEC``), a Dataset, or a dict of arrays by role (any of
+            ``x_train``, ``y_train``, ``x_test``...; a role's ``y`` may be left out, the
+            target then labels it). Zoo targets bring their own data when this is None;
+            others need data unless every selected check runs without it (FM06, FM11).
         select: mode codes and/or check ids, e.g. ``"FM01,FM05.equation_solving"``.
         budget: the most rows one check's attack may send to the target.
         context: deployment facts for triage (a YAML path, a dict or a DeploymentContext).

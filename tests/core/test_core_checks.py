@@ -69,7 +69,9 @@ def test_plan_selects_by_mode_and_by_check_id():
     fm05 = [c.id for c in plan("FM05")]
     assert "FM05.equation_solving" in fm05 and all(c.startswith("FM05.") for c in fm05)
     assert [c.id for c in plan("fm01.pgd,FM05.equation_solving")] == ["FM01.pgd", "FM05.equation_solving"]
-    assert plan("FM17") == []  # a mode without checks yet plans nothing (coverage: not_covered)
+    with pytest.raises(UsageError, match="no check tests FM17 yet; modes with checks: FM01"):
+        plan("FM17")  # a mode without checks would silently test nothing
+    assert plan("FM09") == []  # tested by the static scan of a model file, not by a check
     for bad in ("FM18", "FM01.nope", "pgd"):
         with pytest.raises(UsageError):
             plan(bad)

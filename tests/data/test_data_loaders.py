@@ -55,17 +55,21 @@ def test_npz_images_and_names(tmp_path, rng):
     y = np.arange(90) % 3
     np.savez(tmp_path / "img.npz", x=x, y=y, class_names=np.array(["a", "b", "c"]))
     ds = load_data(f"npz:{tmp_path / 'img.npz'}")
-    assert ds.modality == "image" and ds.x_train.shape[1:] == (1, 4, 4)
+    assert ds.modality == "image" and ds.roles == ("test",) and ds.x_test.shape[1:] == (1, 4, 4)
     assert ds.class_names == ["a", "b", "c"]
 
 
-def test_npz_single_pair_is_split_deterministically_and_stratified(tmp_path, rng):
+def test_npz_single_pair_is_the_test_role_unless_a_split_is_asked(tmp_path, rng):
     x = rng.normal(size=(200, 4))
     y = np.repeat([0, 1], [150, 50])
     np.savez(tmp_path / "xy.npz", x=x, y=y)
-    spec = f"npz:{tmp_path / 'xy.npz'}"
+    whole = load_data(f"npz:{tmp_path / 'xy.npz'}")
+    assert whole.roles == ("test",) and np.array_equal(whole.x_test, x) and whole.split is None
+    spec = f"npz:{tmp_path / 'xy.npz'}#split=train:0.5,test:0.25,pool:0.25"
     ds = load_data(spec)
-    assert (len(ds.x_train), len(ds.x_test), len(ds.x_pool)) == (100, 50, 50)  # 50/25/25 by default
+    assert (len(ds.x_train), len(ds.x_test), len(ds.x_pool)) == (100, 50, 50)
+    assert ds.describe()["split"] == {"seed": 0, "fractions": {"train": 0.5, "test": 0.25, "pool": 0.25},
+                                      "stratified": True}
     assert [int(ds.y_test.sum()), int(ds.y_pool.sum())] == [12, 13] or [int(ds.y_test.sum()), int(ds.y_pool.sum())] == [13, 12]
     again = load_data(spec)
     assert np.array_equal(ds.x_train, again.x_train)
@@ -84,7 +88,7 @@ def test_npz_split_options(tmp_path, rng):
 def test_npz_regression_task(tmp_path, rng):
     np.savez(tmp_path / "r.npz", x=rng.normal(size=(40, 2)), y=rng.normal(size=40))
     ds = load_data(f"npz:{tmp_path / 'r.npz'}#task=regression")
-    assert ds.task == "regression" and ds.y_train.dtype == np.float64 and ds.class_names is None
+    assert ds.task == "regression" and ds.y_test.dtype == np.float64 and ds.class_names is None
 
 
 def test_npz_labels_that_are_not_class_indices_are_encoded(tmp_path, rng):
@@ -101,7 +105,9 @@ def test_npz_labels_that_are_not_class_indices_are_encoded(tmp_path, rng):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"x_train": np.zeros((3, 2))}, "expected arrays x_train, y_train, x_test, y_test"),
+        ({"z_train": np.zeros((3, 2))}, "expected arrays by role"),
+        ({"y_train": np.zeros(3), "x_test": np.zeros((2, 2))}, "y_train is given without x_train"),
+        ({"x": np.zeros((3, 2)), "x_test": np.zeros((2, 2))}, "not both"),
         ({"x_train": np.zeros((3, 2)), "y_train": np.zeros(4), "x_test": np.zeros((2, 2)), "y_test": np.zeros(2)},
          "x_train has 3 rows but y_train has 4"),
         ({"x_train": np.zeros((3, 2)), "y_train": np.zeros(3), "x_test": np.zeros((2, 5)), "y_test": np.zeros(2)},
@@ -114,7 +120,6 @@ def test_npz_labels_that_are_not_class_indices_are_encoded(tmp_path, rng):
         ({"x": np.zeros((10, 2)), "y": np.zeros((10, 3))}, "one label per row"),
         ({"x": np.zeros((10, 2)), "y": np.array([0.0] * 9 + [np.nan])}, "NaN or infinite labels"),
         ({**_roles(np.random.default_rng(0)), "x_pool": np.zeros((3, 3))}, "x_pool has 3 rows but y_pool has 30"),
-        ({k: v for k, v in _roles(np.random.default_rng(0)).items() if k != "y_pool"}, "x_pool and y_pool"),
     ],
 )
 def test_malformed_npz_is_a_data_error(tmp_path, arrays, message):
@@ -148,7 +153,8 @@ def test_missing_and_damaged_npz(tmp_path):
 def test_csv_with_string_labels(tmp_path):
     lines = ["height,weight,species"] + [f"{i},{2 * i + 1},{'cat' if i % 3 else 'dog'}" for i in range(60)]
     path = _write_csv(tmp_path / "pets.csv", "\n".join(lines) + "\n")
-    ds = load_data(f"csv:{path}#label=species")
+    ds = load_data(f"csv:{path}#label=species&split=train:0.5,test:0.25,pool:0.25&seed=3")
+    assert ds.describe()["split"]["seed"] == 3
     assert ds.feature_names == ["height", "weight"]
     assert ds.class_names == ["cat", "dog"]
     assert ds.x_train.shape[1] == 2 and ds.x_train.dtype == np.float64
@@ -171,7 +177,7 @@ def test_csv_regression(tmp_path):
     lines = ["x,price"] + [f"{i},{i * 1.5}" for i in range(20)]
     path = _write_csv(tmp_path / "r.csv", "\n".join(lines))
     ds = load_data(f"csv:{path}#label=price&task=regression")
-    assert ds.task == "regression" and np.allclose(ds.y_train, ds.x_train[:, 0] * 1.5)
+    assert ds.task == "regression" and np.allclose(ds.y_test, ds.x_test[:, 0] * 1.5)
 
 
 @pytest.mark.parametrize(
@@ -190,12 +196,17 @@ def test_csv_regression(tmp_path):
         ("y\n1\n", "#label=y", "no feature columns"),
         ("a,y\n1,x\n2,y\n", "#label=y&task=regression", "must be numeric for regression"),
         ("a,y\n1,0\n", "", "csv data needs the label column"),
-        ("a,y\n1,0\n", "#label=y&colour=red", "unknown csv option 'colour'; allowed: label, test, pool, seed, task"),
+        ("a,y\n1,0\n", "#label=y&colour=red", "unknown csv option 'colour'; allowed: label, unlabelled, split, test, pool, seed, task"),
         ("a,y\n1,0\n", "#label=y&test=lots", "option test='lots' is not a number"),
         ("a,y\n1,0\n", "#label=y&test=0.7&pool=0.5", "leave no rows for training"),
         ("a,y\n1,0\n", "#label=y&task=ranking", "task must be one of classification, regression"),
         ("a,y\n1,0\n", "#label=y&label=a", "given twice"),
-        ("a,y\n1,0\n", "#label=y", "too few to split"),
+        ("a,y\n1,0\n", "#label=y&split=train:0.5,test:0.5", "too few to split"),
+        ("a,y\n1,0\n", "#label=y&seed=2", "seed= sets the seed of a split"),
+        ("a,y\n1,0\n", "#label=y&split=train:0.5,tset:0.5", "split takes ROLE:SHARE"),
+        ("a,y\n1,0\n", "#label=y&split=train:0.5,test:0.4", "sum to 1"),
+        ("a,y\n1,0\n", "#label=y&split=train:0.5,test:0.5&test=0.2", "not both"),
+        ("a,y\n1,0\n", "#label=y&unlabelled=true", "exclude each other"),
     ],
 )
 def test_malformed_csv_is_a_one_line_data_error(tmp_path, text, spec_tail, message):
@@ -219,7 +230,7 @@ def test_csv_missing_file(tmp_path):
 
 def test_hash_in_a_path_without_options_stays_in_the_path(tmp_path):
     path = _write_csv(tmp_path / "run#1.csv", "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
-    assert len(load_data(f"csv:{path}#label=y").x_train) == 10
+    assert len(load_data(f"csv:{path}#label=y").x_test) == 20
 
 
 # -- specs and pass-through -----------------------------------------------------------
@@ -228,7 +239,7 @@ def test_hash_in_a_path_without_options_stays_in_the_path(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("digits", "unknown data spec 'digits': use builtin:NAME, npz:PATH or csv:PATH#label=COL"),
+        ("digits", "unknown data spec 'digits': use builtin:NAME, npz:PATH, csv:PATH#label=COL or ROLE=SPEC"),
         ("parquet:x.parquet", "unknown data spec"),
         ("builtin:", "builtin: needs a name; known: breast_cancer, .*digits, fair, mnist"),
         ("npz:", "npz: needs a file path"),
@@ -255,9 +266,12 @@ def test_as_dataset_takes_arrays_by_role_and_specs(tmp_path, rng):
     assert np.array_equal(as_dataset(tmp_path / "p.npz").x_test, arrays["x_test"])
 
 
-def test_as_dataset_splits_a_single_pair(rng):
-    ds = as_dataset({"x": rng.normal(size=(80, 2)), "y": np.arange(80) % 4})
+def test_as_dataset_splits_a_single_pair_only_when_asked(rng):
+    pair = {"x": rng.normal(size=(80, 2)), "y": np.arange(80) % 4}
+    assert as_dataset(pair).roles == ("test",)
+    ds = as_dataset({**pair, "split": "train:0.5,test:0.25,pool:0.25"})
     assert (len(ds.x_train), len(ds.x_test), len(ds.x_pool)) == (40, 20, 20)
+    assert as_dataset({**pair, "split": {"train": 0.5, "test": 0.5}, "seed": 4}).split["seed"] == 4
 
 
 def test_as_dataset_refuses_what_it_cannot_read(tmp_path):

@@ -40,7 +40,10 @@ CHECK_MODULES = (
     "redline.checks.fm10_strip",
 )
 
-__all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
+# FM09 has no registered check: the static scan of a model file tests it, before loading.
+STATIC_SCAN_MODE = "FM09"
+
+__all__ = ["STATIC_SCAN_MODE", "Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
 
 
 def all_checks() -> dict[str, type[Check]]:
@@ -81,9 +84,18 @@ def plan(select: str | list[str] | None) -> list[type[Check]]:
                 raise UsageError(f"unknown check {token!r} (known: {', '.join(checks)})")
             chosen[key] = checks[key]
         elif len(upper) == 4 and upper.startswith("FM") and upper[2:].isdigit() and 1 <= int(upper[2:]) <= 17:
-            for cid, cls in checks.items():
-                if cls.mode == upper:
-                    chosen[cid] = cls
+            matches = [cid for cid, cls in checks.items() if cls.mode == upper]
+            if not matches and upper != STATIC_SCAN_MODE:
+                raise UsageError(_no_checks_message(upper, checks))
+            for cid in matches:
+                chosen[cid] = checks[cid]
         else:
             raise UsageError(f"--select takes mode codes (FM01..FM17) or check ids (FM04.lira), not {token!r}")
     return [checks[c] for c in checks if c in chosen]
+
+
+def _no_checks_message(mode: str, checks: dict[str, type[Check]]) -> str:
+    """A selected mode that no check tests: say which modes can be selected instead."""
+    modes = sorted({cls.mode for cls in checks.values()} | {STATIC_SCAN_MODE})
+    return (f"--select {mode}: no check tests {mode} yet; modes with checks: {', '.join(modes)} "
+            f"({STATIC_SCAN_MODE} is the static scan of a model file)")

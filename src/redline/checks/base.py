@@ -17,21 +17,65 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from ..data.base import Dataset
+from ..data.base import ROLE_MEANING, Dataset
 from ..errors import BudgetExceeded, RedlineError
 from ..findings import Finding, Status, finding_id
 from ..targets.base import QueryLedger, Target
 
 
+# Fewest test rows that can be halved into attacker rows and evaluation rows.
+MIN_TEST_ROWS_TO_SPLIT = 4
+
+
 @dataclasses.dataclass(frozen=True)
 class Needs:
-    """Capabilities a check requires; anything left None is not required."""
+    """Capabilities and data a check requires; anything left None is not required.
+
+    ``roles``: the data roles the check reads (train, test, pool); a missing one makes the
+    check not_applicable with the reason. ``attacker``: it reads attacker-owned rows
+    (``data.attacker_data()``): the pool, or else a fixed half of the test rows, the
+    finding says so. ``disjoint``: the rows it measures its result on
+    (``data.evaluation_data()``) must not be the attacker's rows. ``labels``: it reads the
+    labels of those rows; rows given without labels are then labelled by the target.
+    ``roles=()`` and no ``attacker``: the check runs without any data.
+    """
 
     outputs: str | None = None  # "probabilities" when labels alone are not enough
     gradients: bool = False
     trainable: bool = False
     modality: tuple[str, ...] | None = None  # e.g. ("image",)
     task: str = "classification"
+    roles: tuple[str, ...] = ("test",)
+    attacker: bool = False
+    disjoint: bool = True
+    labels: bool = True
+
+    @property
+    def needs_data(self) -> bool:
+        return bool(self.roles) or self.attacker
+
+    def labelled_roles(self, data: Dataset) -> tuple[str, ...]:
+        """The roles whose labels the check reads (the pool or test when it reads attacker data)."""
+        if not self.labels:
+            return ()
+        wanted = set(self.roles)
+        if self.attacker:
+            wanted.add("pool" if data.has("pool") else "test")
+        return tuple(role for role in data.roles if role in wanted)
+
+    def missing_data(self, data: Dataset) -> str | None:
+        """Why ``data`` lacks a role this check reads, or None."""
+        missing = [role for role in self.roles if not data.has(role)]
+        if missing:
+            wanted = "; ".join(f"{role} ({ROLE_MEANING[role]})" for role in missing)
+            return f"this check needs the role {wanted}, and the data set has only {', '.join(data.roles)}"
+        if self.attacker and not data.has("pool"):
+            if not data.has("test"):
+                return "this check needs attacker data: a pool, or test rows to split off, and the data set has neither"
+            if self.disjoint and len(data.x_test) < MIN_TEST_ROWS_TO_SPLIT:
+                return (f"without a pool this check splits the test rows into attacker and evaluation halves; "
+                        f"{len(data.x_test)} test rows are too few (give a pool)")
+        return None
 
     def unmet(self, target: Target, data: Dataset | None) -> str | None:
         caps = target.capabilities
@@ -46,6 +90,7 @@ class Needs:
                 return f"this check handles {'/'.join(self.modality)} data, the data set is {data.modality}"
             if data.task != self.task:
                 return f"this check handles {self.task}, the data set is {data.task}"
+            return self.missing_data(data)
         return None
 
 
@@ -117,9 +162,25 @@ class Check(abc.ABC):
     # -- the procedure ---------------------------------------------------------------
     def applicability(self, target: Target, data: Dataset | None) -> str | None:
         """None if the check can run on this target and data, else the reason it cannot."""
-        if data is None:
+        if data is None and self.needs.needs_data:
             return "no data set was given"
         return self.needs.unmet(target, data)
+
+    def _prepare_data(self, target: Target, data: Dataset | None) -> tuple[Dataset | None, list[str]]:
+        """Labels from the target for the rows the check reads without labels, and notes
+        for the finding on how its data was found (labels from the target, attacker halves)."""
+        from ..data.labels import label_with_target
+
+        if data is None:
+            return None, []
+        notes = []
+        data, asked = label_with_target(data, target, self.needs.labelled_roles(data))
+        for role, rows in asked.items():
+            notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")
+        if self.needs.attacker and not data.has("pool"):
+            notes.append(data.attacker_note() if self.needs.disjoint else
+                         "no pool: the attacker's data is the test rows")
+        return data, notes
 
     @staticmethod
     def _discover(target: Target, data: Dataset | None) -> None:
@@ -127,7 +188,7 @@ class Check(abc.ABC):
         row, counted in this finding. An unreachable target raises TargetError here."""
         if data is not None and target.needs_discovery():
             with target.ledger.evaluating():
-                target.predict(data.x_test[:1])
+                target.predict(data.any_x()[:1])
 
     @abc.abstractmethod
     def run(self, target: Target, data: Dataset, budget: int, rng: np.random.Generator, ctx: CheckContext) -> Outcome:
@@ -161,6 +222,7 @@ class Check(abc.ABC):
             if reason:
                 finding.reason = reason
                 return finding
+            data, notes = self._prepare_data(target, data)
             outcome = self.run(target, data, budget, np.random.default_rng(seed), ctx or CheckContext())
         except NotApplicable as exc:
             finding.reason = str(exc)
@@ -177,6 +239,8 @@ class Check(abc.ABC):
             finding.metrics = dict(outcome.metrics)
             finding.evidence = dict(outcome.evidence)
             finding.summary = outcome.summary
+            if notes:
+                finding.evidence["data"] = "; ".join(notes)
         finally:
             finding.seconds = time.perf_counter() - started
             finding.queries = ledger.attack

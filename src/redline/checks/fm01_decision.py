@@ -92,7 +92,7 @@ class DecisionAttack(Check):
     id = "FM01.decision"
     mode = "FM01"
     title = "Black-box decision-based (labels only) minimum-norm evasion (L2 or L-inf)"
-    needs = Needs()
+    needs = Needs(roles=("test",), attacker=True, disjoint=False)  # other-class rows seed the search
     default_budget = 20_000
 
     def __init__(
@@ -263,7 +263,7 @@ class DecisionAttack(Check):
         best = flat0.copy()
         found = np.zeros(n, dtype=bool)
         k = min(int(self.init_candidates), max(0, oracle.per_input // 4))
-        pool_x, pool_y = data.attacker_data()
+        pool_x, pool_y = data.attacker_data(disjoint=False)
         if k and pool_x is not None and len(pool_x):
             pool = np.asarray(pool_x, dtype=np.float32).reshape(len(pool_x), -1)
             d2 = (flat0**2).sum(1)[:, None] + (pool**2).sum(1)[None] - 2 * flat0 @ pool.T

@@ -33,7 +33,7 @@ class FastMinimumNorm(Check):
     id = "FM01.min_norm"
     mode = "FM01"
     title = "White-box minimum-norm evasion (smallest perturbation per input)"
-    needs = Needs(gradients=True)
+    needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
 
     def __init__(

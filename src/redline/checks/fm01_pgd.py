@@ -22,7 +22,7 @@ class ProjectedGradientDescent(Check):
     id = "FM01.pgd"
     mode = "FM01"
     title = "White-box projected gradient descent evasion"
-    needs = Needs(gradients=True)
+    needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
 
     def __init__(

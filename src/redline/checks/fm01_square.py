@@ -178,7 +178,7 @@ class SquareAttack(Check):
     id = "FM01.square"
     mode = "FM01"
     title = "Black-box Square Attack evasion (probabilities)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("test",))
     default_budget = 20_000
 
     def __init__(

@@ -25,7 +25,7 @@ class TransferAttack(Check):
     id = "FM01.transfer"
     mode = "FM01"
     title = "Black-box transfer attack from a surrogate trained on the target's labels"
-    needs = Needs()
+    needs = Needs(roles=("test",), attacker=True)  # surrogate rows apart from attacked rows
     default_budget = 2_000
 
     def __init__(
@@ -74,9 +74,11 @@ class TransferAttack(Check):
         eps = self._validate(target)
         spec = target.input_spec
         x_owned, _ = data.attacker_data()
+        # Attacked and agreement rows come from the held-out rows the surrogate never saw.
+        x_held, y_held = data.evaluation_data()
 
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
+        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
+        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
         with target.ledger.evaluating():
             clean_pred = target.predict_labels(x)
         correct = clean_pred == y
@@ -122,7 +124,7 @@ class TransferAttack(Check):
         success = adv_pred != ya
         surrogate_fooled = surrogate.predict_labels(x_adv) != ya if len(x_adv) else np.zeros(0, dtype=bool)
         with target.ledger.evaluating():
-            held_out = data.x_test[np.setdiff1d(np.arange(len(data.x_test)), idx)][:500].astype(np.float32)
+            held_out = x_held[np.setdiff1d(np.arange(len(x_held)), idx)][:500].astype(np.float32)
             fit = agreement(surrogate, target, held_out)
         ctx.progress(3, 3)
 

@@ -54,7 +54,7 @@ class GradientAvailabilityPoisoning(Check):
     id = "FM02.availability"
     mode = "FM02"
     title = "Availability poisoning by optimised training rows"
-    needs = Needs(trainable=True)
+    needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
 
     def __init__(
@@ -103,7 +103,8 @@ class GradientAvailabilityPoisoning(Check):
             raise NotApplicable("availability poisoning needs ten training rows and ten attacker-owned rows")
         shape = tuple(spec.shape)
         pipeline = TrainingPipeline(target, seed=int(rng.integers(2**31)))
-        val, evaluation = split_holdout(data.x_test, np.asarray(data.y_test, dtype=np.int64), rng)
+        x_held, y_held = data.evaluation_data()  # apart from the attacker's rows
+        val, evaluation = split_holdout(x_held, np.asarray(y_held, dtype=np.int64), rng)
         clean_accuracy = pipeline.accuracy(pipeline.fit(x.reshape(-1, *shape), y), *evaluation)
 
         l2 = float(self.surrogate_l2) if self.surrogate_l2 is not None else 1.0 / len(x)

@@ -55,7 +55,7 @@ class CleanLabelPoisoning(Check):
     id = "FM02.clean_label"
     mode = "FM02"
     title = "Targeted clean-label poisoning by feature collision"
-    needs = Needs(trainable=True)
+    needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
 
     def __init__(
@@ -112,7 +112,8 @@ class CleanLabelPoisoning(Check):
         clean_victims = [p.fit(x, y) for p in pipelines]
         setting = self._setting(module, clean_victims[0], x, rng)
 
-        x_eval, y_eval = np.asarray(data.x_test), np.asarray(data.y_test, dtype=np.int64)
+        x_held, y_held = data.evaluation_data()  # apart from the pool the poisons start from
+        x_eval, y_eval = np.asarray(x_held), np.asarray(y_held, dtype=np.int64)
         clean_accuracy = [p.accuracy(v, x_eval, y_eval) for p, v in zip(pipelines, clean_victims)]
         chosen, adversarial = self._targets(module, x_eval, y_eval, rng)
         if not len(chosen):

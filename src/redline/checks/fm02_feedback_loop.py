@@ -33,7 +33,7 @@ class FeedbackLoopPoisoning(Check):
     id = "FM02.feedback_loop"
     mode = "FM02"
     title = "Poisoning through a retraining feedback loop"
-    needs = Needs(trainable=True)
+    needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 1000
 
     def __init__(
@@ -124,10 +124,11 @@ class FeedbackLoopPoisoning(Check):
     def _choose(self, target, data, k, budget, rng):
         """Held-out inputs the target gets right, and the class the attacker wants for each
         (the target's runner-up when it shows probabilities)."""
-        candidates = rng.permutation(len(data.x_test))[: min(len(data.x_test), max(0, budget), 4 * int(self.n_targets))]
+        x_held, y_held = data.evaluation_data()  # never among the honest users' rows
+        candidates = rng.permutation(len(x_held))[: min(len(x_held), max(0, budget), 4 * int(self.n_targets))]
         if not len(candidates):
             raise NotApplicable(f"a budget of {budget} queries leaves no input to choose")
-        x_c, y_c = data.x_test[candidates], np.asarray(data.y_test, dtype=np.int64)[candidates]
+        x_c, y_c = x_held[candidates], np.asarray(y_held, dtype=np.int64)[candidates]
         answer = np.asarray(target.predict(x_c))
         if answer.ndim == 2:
             predicted = answer.argmax(axis=1)

@@ -48,7 +48,7 @@ class LabelFlip(Check):
     id = "FM02.label_flip"
     mode = "FM02"
     title = "Indiscriminate poisoning by label flipping"
-    needs = Needs(trainable=True)
+    needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 10_000
 
     def __init__(
@@ -82,7 +82,7 @@ class LabelFlip(Check):
         if k < 2 or len(x) < 10:
             raise NotApplicable("label flipping needs at least two classes and ten training rows")
         pipeline = TrainingPipeline(target, seed=int(rng.integers(2**31)))
-        (x_val, y_val), (x_eval, y_eval) = split_holdout(data.x_test, data.y_test, rng)
+        (x_val, y_val), (x_eval, y_eval) = split_holdout(*data.evaluation_data(), rng)  # apart from the pool
         clean_accuracy = pipeline.accuracy(pipeline.fit(x, y), x_eval, y_eval)
 
         plans, skipped = {}, {}

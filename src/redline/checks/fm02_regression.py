@@ -48,7 +48,7 @@ class OptimizedRegressionPoisoning(Check):
     id = "FM02.regression"
     mode = "FM02"
     title = "Optimised poisoning of a regression model (OptP)"
-    needs = Needs(task="regression", trainable=True)
+    needs = Needs(task="regression", trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
 
     def __init__(
@@ -87,7 +87,7 @@ class OptimizedRegressionPoisoning(Check):
         alpha = self._alpha(target)
 
         pipeline = TrainingPipeline(target, seed=int(rng.integers(2**31)))
-        victims = data.x_test
+        victims = data.evaluation_data()[0]  # apart from the attacker's rows
         clean_model = pipeline.fit(x.reshape(-1, *shape), y)
         clean_pred = pipeline.values(clean_model, victims)
 

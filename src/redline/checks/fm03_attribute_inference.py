@@ -34,7 +34,7 @@ class AttributeInference(Check):
     id = "FM03.attribute_inference"
     mode = "FM03"
     title = "Sensitive attribute inference by model inversion"
-    needs = Needs(modality=("tabular",))
+    needs = Needs(modality=("tabular",), roles=("train", "test"), attacker=True)
     default_budget = 10_000
 
     def __init__(
@@ -63,16 +63,18 @@ class AttributeInference(Check):
         column, name = _sensitive_column(self.sensitive_feature, data, target.input_spec.n_features)
         values = self._candidates(data, column, name)
         x_own = data.attacker_data()[0].reshape(len(data.attacker_data()[0]), -1)
+        # Non-members come from rows the attacker's prior was not counted on.
+        x_out, y_out = data.evaluation_data()
         # Laplace smoothing keeps a value the attacker's sample lacks possible.
         counts = np.array([(x_own[:, column] == v).sum() for v in values], dtype=np.float64) + 1.0
         prior = counts / counts.sum()
 
         k = len(values)
-        per_role = min(int(self.n_records), len(data.x_train), len(data.x_test), budget // (2 * k))
+        per_role = min(int(self.n_records), len(data.x_train), len(x_out), budget // (2 * k))
         if per_role < 1:
             raise NotApplicable(f"{k} candidate values need at least {2 * k} queries; the budget is {budget}")
         roles = {}
-        for role, (x, y) in {"members": (data.x_train, data.y_train), "nonmembers": (data.x_test, data.y_test)}.items():
+        for role, (x, y) in {"members": (data.x_train, data.y_train), "nonmembers": (x_out, y_out)}.items():
             idx = np.sort(rng.permutation(len(x))[:per_role])
             roles[role] = (x[idx], np.asarray(y[idx]).astype(int))
 

@@ -33,7 +33,7 @@ class ClassReconstruction(Check):
     id = "FM03.reconstruction"
     mode = "FM03"
     title = "Class representative reconstruction by model inversion (MI-Face)"
-    needs = Needs(outputs="probabilities", modality=("image",))
+    needs = Needs(outputs="probabilities", modality=("image",), roles=("train",), attacker=True, disjoint=False)
     default_budget = 20_000
 
     def __init__(
@@ -77,7 +77,7 @@ class ClassReconstruction(Check):
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         classes, exact = self._validate(target)
         spec = target.input_spec
-        x_own, y_own = data.attacker_data()
+        x_own, y_own = data.attacker_data(disjoint=False)
         start = np.broadcast_to(x_own.mean(axis=0), (len(classes), *spec.shape)).astype(np.float64)
         k = len(classes)
         if exact:

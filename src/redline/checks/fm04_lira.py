@@ -38,7 +38,7 @@ class LikelihoodRatioAttack(Check):
     id = "FM04.lira"
     mode = "FM04"
     title = "Membership inference by likelihood ratio (LiRA)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
 
     def __init__(

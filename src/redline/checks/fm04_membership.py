@@ -37,7 +37,7 @@ class ThresholdAttack(Check):
     id = "FM04.threshold"
     mode = "FM04"
     title = "Membership inference by loss or confidence threshold"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
 
     def __init__(
@@ -99,7 +99,7 @@ class ShadowModelAttack(Check):
     id = "FM04.shadow"
     mode = "FM04"
     title = "Membership inference with shadow models (Shokri et al.)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
 
     def __init__(
@@ -213,7 +213,7 @@ class LabelOnlyAttack(Check):
     id = "FM04.label_only"
     mode = "FM04"
     title = "Label-only membership inference (robustness to perturbation)"
-    needs = Needs()
+    needs = Needs(roles=("train", "test"))
     default_budget = 40_000
 
     def __init__(

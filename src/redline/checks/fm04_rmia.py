@@ -37,7 +37,7 @@ class RelativeMembershipInference(Check):
     id = "FM04.rmia"
     mode = "FM04"
     title = "Membership inference by relative likelihood (RMIA)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
 
     def __init__(

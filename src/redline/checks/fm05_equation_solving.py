@@ -20,7 +20,7 @@ class EquationSolving(Check):
     id = "FM05.equation_solving"
     mode = "FM05"
     title = "Model stealing by equation solving (logistic models)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
 
     def __init__(self, spread: float = 0.1, fidelity_threshold: float = 0.99, max_features: int = 5000):
@@ -54,7 +54,8 @@ class EquationSolving(Check):
         bias = np.concatenate([solution[-1], [0.0]])
 
         # Fidelity: agreement with the target on held-out inputs (evaluation, not attack).
-        x_eval = data.x_test.reshape(len(data.x_test), -1).astype(np.float64)
+        x_held = data.evaluation_data()[0]  # apart from the rows the queries were centred on
+        x_eval = x_held.reshape(len(x_held), -1).astype(np.float64)
         rand = rng.uniform(spec.lower, spec.upper, size=(min(len(x_eval), 500), d))
         with target.ledger.evaluating():
             p_eval = np.asarray(target.predict(x_eval.reshape(-1, *spec.shape).astype(spec.dtype)), dtype=np.float64)
@@ -138,7 +139,7 @@ class EquationSolvingMlp(Check):
     id = "FM05.equation_solving_mlp"
     mode = "FM05"
     title = "Model stealing by equation solving (one-hidden-layer networks)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
 
     def __init__(
@@ -198,7 +199,7 @@ class EquationSolvingMlp(Check):
             queries.astype(spec.dtype).astype(np.float64), probs, int(hidden), activation,
             restarts=int(self.restarts), max_iter=int(self.max_iter), seed=int(rng.integers(2**31)),
         )
-        metrics = measure_fidelity(target, fitted.predict_proba, data.x_test, domain, rng, int(self.n_uniform))
+        metrics = measure_fidelity(target, fitted.predict_proba, data.evaluation_data()[0], domain, rng, int(self.n_uniform))
         metrics.update(
             {
                 "queries": n_queries,

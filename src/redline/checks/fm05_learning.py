@@ -30,7 +30,7 @@ class LearningExtraction(Check):
     id = "FM05.learning"
     mode = "FM05"
     title = "Model stealing by training a copy on the model's answers"
-    needs = Needs()
+    needs = Needs(roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
 
     def __init__(
@@ -123,7 +123,9 @@ class LearningExtraction(Check):
         queries = target.ledger.attack
 
         domain = infer_domain(spec, pool)
-        metrics = measure_fidelity(target, lambda x: surrogate_proba(surrogate, x), data.x_test, domain, rng, int(self.n_uniform))
+        # Fidelity on held-out rows the copy was never trained on (without a pool: the other test half).
+        x_held = data.evaluation_data()[0]
+        metrics = measure_fidelity(target, lambda x: surrogate_proba(surrogate, x), x_held, domain, rng, int(self.n_uniform))
         metrics.update({"queries": int(queries), "synthetic_queries": int(synthetic), "soft_labels": bool(soft)})
         evidence = {}
         path, rel = ctx.artifact(f"{self.id}.onnx")

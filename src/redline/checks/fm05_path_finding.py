@@ -46,7 +46,7 @@ class PathFinding(Check):
     id = "FM05.path_finding"
     mode = "FM05"
     title = "Model stealing by path-finding (decision trees)"
-    needs = Needs(modality=("tabular",))
+    needs = Needs(modality=("tabular",), roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
 
     def __init__(
@@ -99,7 +99,7 @@ class PathFinding(Check):
         def stolen(x):
             return model.predict(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
 
-        metrics = measure_fidelity(target, stolen, data.x_test, domain, rng, int(self.n_uniform))
+        metrics = measure_fidelity(target, stolen, data.evaluation_data()[0], domain, rng, int(self.n_uniform))
         metrics.update(
             {
                 "queries": int(attack_queries),

@@ -51,7 +51,7 @@ class Reprogramming(Check):
     id = "FM06.reprogramming"
     mode = "FM06"
     title = "Adversarial reprogramming to an unintended task"
-    needs = Needs(modality=("image",))
+    needs = Needs(modality=("image",), roles=(), labels=False)  # brings its own task data
     default_budget = 20_000
 
     def __init__(

@@ -37,7 +37,7 @@ _MIN_LABELS = 20
 class _EotCheck(Check):
     """What both EOT checks share: choosing the model to optimise on, and held-out scoring."""
 
-    needs = Needs(modality=("image",))
+    needs = Needs(modality=("image",), roles=("test",), attacker=True)
 
     def _common_validation(self, target) -> None:
         if self.access not in _ACCESS:
@@ -79,7 +79,7 @@ class _EotCheck(Check):
         metrics: dict[str, Any] = {"access": access}
         if surrogate is not None:
             with target.ledger.evaluating():
-                metrics["surrogate_agreement"] = agreement(surrogate, target, data.x_test[:300].astype(np.float32))
+                metrics["surrogate_agreement"] = agreement(surrogate, target, data.evaluation_data()[0][:300].astype(np.float32))
             metrics["labelling_queries"] = int(surrogate.labelling_queries)
         return metrics
 
@@ -130,8 +130,9 @@ class EotPerturbation(_EotCheck):
             raise ValueError("epsilon must be positive")
         steps, samples = int(self.steps), int(self.samples)
 
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
+        x_held, y_held = data.evaluation_data()  # apart from the attacker's (surrogate or patch) rows
+        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
+        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
         with target.ledger.evaluating():
             correct = target.predict_labels(x) == y
         xa, ya = x[correct], y[correct]
@@ -280,8 +281,9 @@ class EotPatch(_EotCheck):
         patch = self._optimise(torch, model, x_owned, y_owned, side, c, h, w, steps, batch, ranges, spec, gen, rng)
         ctx.progress(2, 3)
 
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
+        x_held, y_held = data.evaluation_data()  # apart from the attacker's (surrogate or patch) rows
+        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
+        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
         held_out = ranges.widened(float(self.holdout_widen))
         eval_seed = int(rng.integers(2**31 - 1))
         noise_patch = torch.rand(patch.shape, generator=torch.Generator().manual_seed(eval_seed + 1))

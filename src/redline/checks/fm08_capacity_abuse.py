@@ -89,7 +89,7 @@ class CapacityAbuseProbe(Check):
     title = "Labels memorised for noise inputs (capacity-abuse exfiltration)"
     # Labels only: a flip rate cannot tell memorised noise labels from an unsure honest
     # model or an honest model of another architecture (see the module docstring).
-    needs = Needs(outputs="probabilities", modality=("image",))
+    needs = Needs(outputs="probabilities", modality=("image",), roles=("train", "test"))
     default_budget = (len(NOISE_FAMILIES) * 512 + 256) * (1 + 4)
 
     def __init__(

@@ -40,7 +40,7 @@ class ParameterExfiltration(Check):
     id = "FM08.exfiltration"
     mode = "FM08"
     title = "Training data encoded in the delivered model's parameters"
-    needs = Needs(modality=("image",))
+    needs = Needs(modality=("image",), roles=("train",), labels=False)  # images to recognise
     default_budget = 0  # reads parameters; sends no queries
 
     def __init__(

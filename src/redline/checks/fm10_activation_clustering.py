@@ -30,7 +30,7 @@ class ActivationClustering(Check):
     id = "FM10.activation_clustering"
     mode = "FM10"
     title = "Activation clustering of the training data (poisoned-sample detection)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 100_000
 
     def __init__(self, n_components: int = 10, reduce: str = "pca", heldout_ratio: float = 0.3,

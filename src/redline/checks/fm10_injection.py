@@ -43,7 +43,7 @@ class BackdoorInjection(Check):
     id = "FM10.injection"
     mode = "FM10"
     title = "Backdoor injection through the training pipeline (patch and blended triggers)"
-    needs = Needs(trainable=True, modality=("image",))
+    needs = Needs(trainable=True, modality=("image",), roles=("train", "test"))
     default_budget = 0  # only retrained copies are queried, as evaluation
 
     def __init__(self, poison_rate: float = 0.05, kinds: tuple[str, ...] = ("patch", "blend"),

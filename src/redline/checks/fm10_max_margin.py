@@ -26,7 +26,7 @@ class MaxMargin(Check):
     id = "FM10.max_margin"
     mode = "FM10"
     title = "Maximum-margin backdoor statistic per class (MM-BD)"
-    needs = Needs(gradients=True, modality=("image",))
+    needs = Needs(gradients=True, modality=("image",), roles=(), attacker=True, disjoint=False, labels=False)
     default_budget = 50_000
 
     def __init__(self, starts: int = 8, steps: int = 100, step_size: float = 0.02, start: str = "clean",
@@ -55,7 +55,9 @@ class MaxMargin(Check):
         lo, hi = float(spec.lower), float(spec.upper)
         n = int(self.starts)
         if self.start == "clean":
-            x_pool, _ = data.attacker_data()
+            x_pool, _ = data.attacker_data(disjoint=False)
+            if x_pool is None:
+                raise NotApplicable("start='clean' needs images (a pool or test rows); use start='uniform'")
             x0 = x_pool[rng.choice(len(x_pool), size=n, replace=len(x_pool) < n)].astype(np.float32)
         else:
             x0 = rng.uniform(lo, hi, size=(n, *spec.shape)).astype(np.float32)

@@ -59,7 +59,7 @@ class NeuralCleanse(Check):
     id = "FM10.neural_cleanse"
     mode = "FM10"
     title = "Neural Cleanse backdoor scan (reverse-engineered minimal triggers)"
-    needs = Needs(outputs="probabilities", modality=("image",))
+    needs = Needs(outputs="probabilities", modality=("image",), roles=("test",), attacker=True)
     default_budget = 300_000
 
     def __init__(
@@ -289,8 +289,9 @@ class NeuralCleanse(Check):
     # -- measuring and reporting ------------------------------------------------------------
     def _held_out_success(self, target, data, classes, masks, patterns, rng):
         """Share of held-out test images of other classes each recovered trigger sends to its class."""
-        idx = rng.permutation(len(data.x_test))[: max(int(self.n_images), 16)]
-        x, y = data.x_test[idx].astype(np.float32), np.asarray(data.y_test)[idx]
+        x_held, y_held = data.evaluation_data()  # not the images the triggers were fitted on
+        idx = rng.permutation(len(x_held))[: max(int(self.n_images), 16)]
+        x, y = x_held[idx].astype(np.float32), np.asarray(y_held)[idx]
         stamped = (1 - masks[:, None, None]) * x[None] + (masks[:, None] * patterns)[:, None]
         with target.ledger.evaluating():
             pred = target.predict_labels(stamped.reshape(-1, *x.shape[1:]).astype(np.float32)).reshape(len(classes), -1)

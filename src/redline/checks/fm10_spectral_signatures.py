@@ -29,7 +29,7 @@ class SpectralSignatures(Check):
     id = "FM10.spectral_signatures"
     mode = "FM10"
     title = "Spectral signatures of the training data (poisoned-sample detection)"
-    needs = Needs(outputs="probabilities")
+    needs = Needs(outputs="probabilities", roles=("train", "test"))  # test rows whiten
     default_budget = 100_000
 
     def __init__(self, epsilon: float = 0.05, whiten: bool = True, ratio_threshold: float = 6.0, min_rows: int = 10):

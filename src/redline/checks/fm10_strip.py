@@ -27,7 +27,7 @@ class Strip(Check):
     id = "FM10.strip"
     mode = "FM10"
     title = "STRIP runtime trigger detection (entropy under superimposition)"
-    needs = Needs(outputs="probabilities", modality=("image",))
+    needs = Needs(outputs="probabilities", modality=("image",), roles=("test",), attacker=True)
     default_budget = 20_000
 
     def __init__(self, overlays: int = 20, n_inputs: int = 100, frr: float = 0.05, blend: float = 0.5,
@@ -46,11 +46,12 @@ class Strip(Check):
         triggered, source = self._triggered_inputs(data, rng)
         x_pool, _ = data.attacker_data()
         # Calibration, FRR measurement and triggered inputs share the budget equally.
-        n = min(int(self.n_inputs), budget // (3 * int(self.overlays)), len(triggered), len(data.x_test) // 2)
+        x_held, _ = data.evaluation_data()  # clean inputs that are not also overlays
+        n = min(int(self.n_inputs), budget // (3 * int(self.overlays)), len(triggered), len(x_held) // 2)
         if n < 4:
             raise NotApplicable(f"a budget of {budget} queries (or the data) allows fewer than 4 inputs per group")
-        order = rng.permutation(len(data.x_test))
-        calibration, clean = data.x_test[order[:n]], data.x_test[order[n : 2 * n]]
+        order = rng.permutation(len(x_held))
+        calibration, clean = x_held[order[:n]], x_held[order[n : 2 * n]]
         triggered = triggered[rng.permutation(len(triggered))[:n]]
         overlays = x_pool[rng.choice(len(x_pool), size=int(self.overlays), replace=False)]
 
@@ -97,7 +98,7 @@ class Strip(Check):
 
     def _triggered_inputs(self, data, rng) -> tuple[np.ndarray, str]:
         poisoned = data.meta.get("poisoned_indices")
-        if poisoned is not None and len(poisoned):
+        if poisoned is not None and len(poisoned) and data.has("train"):
             return data.x_train[np.asarray(poisoned, dtype=np.int64)], "poisoned training rows"
         fields = data.meta.get("trigger")
         if fields:

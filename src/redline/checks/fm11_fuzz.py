@@ -84,7 +84,7 @@ import numpy as np
 
 from ..errors import BudgetExceeded, TargetError, UsageError
 from ..targets.base import raw_rows
-from .base import Check, CheckContext, NotApplicable, Outcome
+from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 COMMON_KINDS = (
     "nan",
@@ -209,6 +209,7 @@ class InputFuzzing(Check):
     id = "FM11.fuzz"
     mode = "FM11"
     title = "Input fuzzing: crashes, server errors, hangs and silently accepted invalid input"
+    needs = Needs(roles=(), labels=False)  # data, when given, only supplies a valid row
     default_budget = 10_000
 
     def __init__(
@@ -761,7 +762,7 @@ def _base_row(spec, data, rng: np.random.Generator) -> np.ndarray:
     """A valid input: a random held-out row when the data matches the spec, else the
     middle of the bounds; clipped to the bounds and projected onto the constraints."""
     shape = tuple(spec.shape)
-    x = None if data is None else np.asarray(data.x_test)
+    x = None if data is None else data.any_x()
     if x is not None and len(x) and tuple(x.shape[1:]) == shape:
         row = x[int(rng.integers(len(x)))].astype(np.float64)
     else:

@@ -9,26 +9,31 @@ import numpy as np
 
 from ..errors import DataError
 from .base import Dataset
-from .split import ROLES, split_fractions, split_indices
+from .split import ROLES, check_role_fractions, split_indices
 
-REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
-POOL_KEYS = ("x_pool", "y_pool")
+ROLE_KEYS = tuple(f"{axis}_{role}" for role in ROLES for axis in ("x", "y"))
 TASKS = ("classification", "regression")
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitOptions:
-    """How a single ``x, y`` pair is split into roles (ignored when the roles are given)."""
+    """Whether and how a single ``x, y`` pair is split into roles.
 
-    test: float = 0.25
-    pool: float = 0.25
+    ``fractions`` maps roles to their shares of the rows (summing to 1), e.g.
+    ``{"train": 0.6, "test": 0.2, "pool": 0.2}``; None (the default) splits nothing and the
+    pair is the ``test`` role, because rows of unknown origin are not the target's training
+    data. ``seed`` fixes the split, which the data description records.
+    """
+
+    fractions: Mapping[str, float] | None = None
     seed: int = 0
     task: str = "classification"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise DataError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        split_fractions(self.test, self.pool)
+        if self.fractions is not None:
+            check_role_fractions(self.fractions)
 
 
 def dataset_from_arrays(
@@ -41,58 +46,79 @@ def dataset_from_arrays(
     class_names: Sequence[str] | None = None,
     modality: str | None = None,
 ) -> Dataset:
-    """Build a data set from ``x_train, y_train, x_test, y_test`` (+ optional pool) or from ``x, y``.
+    """Build a data set from arrays by role (any of ``x_train, y_train, x_test, y_test,
+    x_pool, y_pool``; a role's ``y`` may be left out) or from one ``x`` (and ``y``) pair.
 
-    Features must be numeric and finite. Classification labels that are not already
-    non-negative integers (strings, negative or fractional numbers) are encoded as
-    0..k-1 in sorted order, with the original values kept as ``class_names``.
+    A pair is the ``test`` role unless ``options`` asks for a split. Features must be
+    numeric and finite. Classification labels that are not already non-negative integers
+    (strings, negative or fractional numbers) are encoded as 0..k-1 in sorted order, with
+    the original values kept as ``class_names``.
     """
     keys = set(arrays)
-    if set(REQUIRED_KEYS) <= keys:
-        raw = {role: (arrays[f"x_{role}"], arrays[f"y_{role}"]) for role in ("train", "test")}
-        if any(k in keys for k in POOL_KEYS):
-            if not set(POOL_KEYS) <= keys:
-                raise DataError(f"{name}: x_pool and y_pool must both be given")
-            raw["pool"] = (arrays["x_pool"], arrays["y_pool"])
-        xs = {role: features(x, f"x_{role}", name) for role, (x, _) in raw.items()}
-        ys = {role: labels_1d(y, f"y_{role}", name) for role, (_, y) in raw.items()}
-    elif {"x", "y"} <= keys:
+    by_role = keys & set(ROLE_KEYS)
+    pair = keys & {"x", "y"}
+    split_info = None
+    if by_role and pair:
+        raise DataError(f"{name}: give arrays by role (x_test, ...) or a single x, y pair, not both")
+    if by_role:
+        if options.fractions is not None:
+            raise DataError(f"{name}: a split applies to a single x, y pair; these arrays already have roles")
+        for role in ROLES:
+            if f"y_{role}" in keys and f"x_{role}" not in keys:
+                raise DataError(f"{name}: y_{role} is given without x_{role}")
+        present = [role for role in ROLES if f"x_{role}" in keys]
+        xs = {role: features(arrays[f"x_{role}"], f"x_{role}", name) for role in present}
+        ys = {role: labels_1d(arrays[f"y_{role}"], f"y_{role}", name) for role in present if f"y_{role}" in keys}
+        for role, y in ys.items():
+            if len(y) != len(xs[role]):
+                raise DataError(f"{name}: x_{role} has {len(xs[role])} rows but y_{role} has {len(y)}")
+    elif "x" in pair:
         x = features(arrays["x"], "x", name)
-        y = labels_1d(arrays["y"], "y", name)
-        if len(x) != len(y):
+        y = labels_1d(arrays["y"], "y", name) if "y" in pair else None
+        if y is not None and len(x) != len(y):
             raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
-        xs, ys = _split(x, y, options, name)
+        if options.fractions is None:
+            xs, ys = {"test": x}, ({"test": y} if y is not None else {})
+        else:
+            if y is None:
+                raise DataError(f"{name}: splitting needs labels (y) to stratify by; give the roles instead")
+            xs, ys = _split(x, y, options, name)
+            split_info = {"seed": int(options.seed), "fractions": {r: float(f) for r, f in options.fractions.items()},
+                          "stratified": options.task == "classification"}
     else:
         found = ", ".join(sorted(keys)) or "nothing"
         raise DataError(
-            f"{name}: expected arrays x_train, y_train, x_test, y_test (optional x_pool, y_pool) "
-            f"or a single x, y pair; found {found}"
+            f"{name}: expected arrays by role (any of x_train, x_test, x_pool, each with its y_ or "
+            f"without labels) or a single x, y pair; found {found}"
         )
+    if not any(len(x) for x in xs.values()):
+        raise DataError(f"{name}: holds no rows")
+    first = next(iter(xs))
     for role, x in xs.items():
-        if x.shape[1:] != xs["train"].shape[1:]:
-            raise DataError(f"{name}: x_{role} rows have shape {x.shape[1:]}, x_train rows {xs['train'].shape[1:]}")
+        if x.shape[1:] != xs[first].shape[1:]:
+            raise DataError(f"{name}: x_{role} rows have shape {x.shape[1:]}, x_{first} rows {xs[first].shape[1:]}")
     if options.task == "classification":
-        ys, encoded_names = encode_labels(ys, name)
+        ys, encoded_names = encode_labels(ys, name) if ys else ({}, None)
         class_names = encoded_names or (list(map(str, class_names)) if class_names is not None else None)
     else:
         ys = {role: _regression_targets(y, f"y_{role}", name) for role, y in ys.items()}
         class_names = None
-    width = int(np.prod(xs["train"].shape[1:]))
+    width = int(np.prod(xs[first].shape[1:]))
     if feature_names is not None and len(feature_names) != width:
         raise DataError(f"{name}: {len(feature_names)} feature names for {width} features")
+    roles = {}
+    for role in xs:
+        roles[f"x_{role}"] = xs[role]
+        roles[f"y_{role}"] = ys.get(role)
     return Dataset(
         name=name,
-        x_train=xs["train"],
-        y_train=ys["train"],
-        x_test=xs["test"],
-        y_test=ys["test"],
-        x_pool=xs.get("pool"),
-        y_pool=ys.get("pool"),
-        modality=modality or ("image" if xs["train"].ndim >= 3 else "tabular"),
+        **roles,
+        modality=modality or ("image" if xs[first].ndim >= 3 else "tabular"),
         task=options.task,
         feature_names=list(map(str, feature_names)) if feature_names is not None else None,
         class_names=class_names,
         spec=spec,
+        split=split_info,
     )
 
 
@@ -163,14 +189,10 @@ def _regression_targets(y: np.ndarray, label: str, name: str) -> np.ndarray:
 def _split(
     x: np.ndarray, y: np.ndarray, options: SplitOptions, name: str
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    fractions = split_fractions(options.test, options.pool)
+    roles = list(options.fractions)
     stratify = options.task == "classification"
-    parts = split_indices(y, fractions, options.seed, stratify=stratify)
-    xs = {role: x[idx] for role, idx in zip(ROLES, parts)}
-    ys = {role: y[idx] for role, idx in zip(ROLES, parts)}
-    if not len(xs["train"]) or not len(xs["test"]):
-        raise DataError(f"{name}: {len(x)} rows are too few to split into train and test")
-    if options.pool == 0.0:
-        xs.pop("pool")
-        ys.pop("pool")
-    return xs, ys
+    parts = split_indices(y, [options.fractions[r] for r in roles], options.seed, stratify=stratify)
+    empty = [role for role, idx in zip(roles, parts) if not len(idx)]
+    if empty:
+        raise DataError(f"{name}: {len(x)} rows are too few to split; the {', '.join(empty)} share gets no rows")
+    return {r: x[idx] for r, idx in zip(roles, parts)}, {r: y[idx] for r, idx in zip(roles, parts)}

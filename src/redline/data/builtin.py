@@ -73,6 +73,8 @@ def load_builtin(name: str) -> Dataset:
         class_names=list(raw["class_names"]) if "class_names" in raw else None,
         spec=f"builtin:{name}",
         meta=copy.deepcopy(raw.get("meta", {})),
+        split={"seed": SPLIT_SEED, "fractions": dict(zip(ROLES, FRACTIONS[name])),
+               "stratified": task == "classification"},
     )
 
 

@@ -1,13 +1,12 @@
 """Deterministic splits of one labelled array into the train / test / pool roles."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import DataError
-
-ROLES = ("train", "test", "pool")
+from .base import ROLES
 
 
 def split_fractions(test: float, pool: float) -> tuple[float, float, float]:
@@ -19,6 +18,40 @@ def split_fractions(test: float, pool: float) -> tuple[float, float, float]:
     if train <= 0.0:
         raise DataError(f"test ({test}) and pool ({pool}) fractions leave no rows for training")
     return train, test, pool
+
+
+def parse_split(text: str) -> dict[str, float]:
+    """``train:0.6,test:0.2,pool:0.2`` -> role fractions in role order; DataError if malformed.
+
+    Roles left out get no rows; the shares must sum to 1."""
+    fractions: dict[str, float] = {}
+    for part in text.split(","):
+        role, sep, share = part.partition(":")
+        role = role.strip()
+        if not sep or role not in ROLES:
+            raise DataError(f"split takes ROLE:SHARE pairs with roles {', '.join(ROLES)}, e.g. "
+                            f"split=train:0.6,test:0.2,pool:0.2; got {part.strip()!r}")
+        if role in fractions:
+            raise DataError(f"split names the {role} role twice")
+        try:
+            fractions[role] = float(share)
+        except ValueError:
+            raise DataError(f"split share for {role} is not a number: {share.strip()!r}") from None
+    check_role_fractions(fractions)
+    return {role: fractions[role] for role in ROLES if role in fractions}
+
+
+def check_role_fractions(fractions: Mapping[str, float]) -> None:
+    """Role shares must name known roles, lie in (0, 1] and sum to 1."""
+    if not fractions:
+        raise DataError("a split needs at least one ROLE:SHARE")
+    for role, share in fractions.items():
+        if role not in ROLES:
+            raise DataError(f"unknown role {role!r} in a split; roles are {', '.join(ROLES)}")
+        if not 0.0 < share <= 1.0:
+            raise DataError(f"the {role} share must lie in (0, 1], got {share}")
+    if not np.isclose(sum(fractions.values()), 1.0):
+        raise DataError(f"split shares must sum to 1, got {sum(fractions.values()):g}")
 
 
 def split_indices(

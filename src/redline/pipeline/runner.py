@@ -78,6 +78,40 @@ def _resolve_data(data: Any, target_arg: Any):
     return as_dataset(data)
 
 
+def _is_model_file(target: Any) -> bool:
+    """A target named by a file path (statically scanned before it is loaded)."""
+    if not isinstance(target, (str, Path)):
+        return False
+    return not str(target).startswith(("zoo:", "http://", "https://", "py:"))
+
+
+def _require_something_to_run(request: ScanRequest, checks: list, data: Any, target_spec: str) -> None:
+    """A usage error, before any work, when the scan as asked would test nothing: only FM09
+    selected for a target that is not a model file, or no data for checks that read data
+    (for a model file that comes after its static scan, so an unsafe file is still reported)."""
+    from ..checks import STATIC_SCAN_MODE
+
+    if not checks:
+        if _is_model_file(request.target):
+            return  # the static scan (FM09) is what was asked for
+        raise UsageError(f"--select {request.select}: {STATIC_SCAN_MODE} is the static scan of a model file "
+                         f"(onnx:, sklearn:, torch: or a path), and {target_spec} is not one")
+    if not _is_model_file(request.target):
+        _require_data(checks, data, target_spec)
+
+
+def _require_data(checks: list, data: Any, target_spec: str) -> None:
+    """A usage error when a selected check reads data and none was given."""
+    if data is not None:
+        return
+    readers = [c.id for c in checks if c.needs.needs_data]
+    if readers:
+        free = [c.id for c in checks if not c.needs.needs_data]
+        alternative = f"; of those selected only {', '.join(free)} run without data" if free else ""
+        shown = ", ".join(readers[:4]) + (f" and {len(readers) - 4} more" if len(readers) > 4 else "")
+        raise UsageError(f"--data is required for {target_spec} (the selected checks {shown} read data{alternative})")
+
+
 def _describe_target_arg(target: Any) -> str:
     if isinstance(target, (str, Path)):
         return str(target)
@@ -123,6 +157,7 @@ def run_scan(
 
     data = _resolve_data(request.data, request.target)
     raw_target_spec = _describe_target_arg(request.target)
+    _require_something_to_run(request, checks, data, redact_url(raw_target_spec))
     data_spec = (data.spec or data.name) if data is not None else ""
     # The fingerprint tells endpoints apart by their full URL; the log and reports record the
     # URL with its query values and user info redacted (they may hold keys).
@@ -153,6 +188,8 @@ def run_scan(
         data_desc = {"spec": data_spec}
         return _finish(findings, context, context_dict, target_desc, data_desc, started_at, out, formats, log)
 
+    if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
+        _require_data(checks, data, target_spec)
     target = load_target(request.target, data=data, config=request.target_config)
     try:
         data_desc = data.describe() if data is not None else {"spec": ""}

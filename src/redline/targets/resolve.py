@@ -237,7 +237,7 @@ def _from_callable(
     """Ask the function about one row to learn whether it answers probabilities or labels."""
     from .callable import CallableTarget
 
-    row = np.asarray(data.x_train[:1], dtype=input_spec.dtype) if data is not None else random_inputs(input_spec, 1)
+    row = np.asarray(data.any_x()[:1], dtype=input_spec.dtype) if data is not None else random_inputs(input_spec, 1)
     try:
         answer = np.asarray(fn(row))
     except Exception as exc:  # the user's function may raise anything on a sample row
@@ -265,7 +265,7 @@ def _is_torch_module(obj: Any) -> bool:
 def _data_input_spec(data: Any) -> InputSpec | None:
     if data is None:
         return None
-    x = np.asarray(data.x_train)
+    x = np.asarray(data.any_x())
     lower, upper = data.bounds
     return InputSpec(
         shape=tuple(int(s) for s in x.shape[1:]),
