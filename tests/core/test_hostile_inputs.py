@@ -101,7 +101,8 @@ def test_yaml_alias_bomb_is_refused_in_every_command(tmp_path, kind, head):
         "system": ["threat-model", str(path)],
         "incident": ["triage", str(path)],
         "context": ["scan", "zoo:digits_logreg", "--context", str(path), "--no-progress"],
-        "target-config": ["scan", "http://127.0.0.1:9/", "--target-config", str(path), "--no-progress"],
+        "target-config": ["scan", "http://127.0.0.1:9/", "--data", small_csv(tmp_path), "--target-config", str(path),
+                          "--no-progress"],
     }[kind]
     done = run_redline(*argv)
     assert_one_line_error(done, "values once its aliases are expanded")
@@ -306,7 +307,7 @@ def test_endless_answer_ends_the_check_within_the_memory_cap(tmp_path, loopback)
 
 # --- data files ----------------------------------------------------------------------------------
 
-_LOAD = "from redline.data import load_data; import sys; d = load_data(sys.argv[1]); print(d.x_train.shape)"
+_LOAD = "from redline.data import load_data; import sys; d = load_data(sys.argv[1]); print(d.shape)"
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -373,7 +374,7 @@ def test_npz_limit_is_configurable(tmp_path, monkeypatch):
     path = tmp_path / "small.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.random((200, 4)), y=rng.integers(0, 2, 200))
-    assert load_data(f"npz:{path}").x_train.shape[1] == 4
+    assert load_data(f"npz:{path}").shape[0] == 4
     monkeypatch.setenv("REDLINE_MAX_DATA_BYTES", "1000")
     with pytest.raises(DataError, match="over the limit"):
         load_data(f"npz:{path}")
