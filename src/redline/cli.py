@@ -29,8 +29,8 @@ COMMAND_MODULES = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line
-        self.print_usage(sys.stderr)
-        print(f"redline: error: {message}", file=sys.stderr)
+        # The line that matters, and where to read more; the full usage would bury it.
+        print(f"redline: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the words as given, e.g. for the --resume hint after an interruption
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
