@@ -279,14 +279,20 @@ def _reject_unknown_keys(data: Mapping[str, Any]) -> None:
         raise UsageError(
             f"unknown deployment context key {unknown[0]!r}; valid keys: {', '.join(valid)}"
         )
+    # Inside the sections, richer descriptions may carry keys of their own (serving.url);
+    # only a near miss of a key that sets a fact (serving.retruns) is surely a typo.
+    import difflib
+
     for name in _SECTIONS_READ:
         section, allowed = data.get(name), sections.get(name)
         if isinstance(section, Mapping) and allowed is not None:
-            extra = [str(k) for k in section if k not in allowed]
-            if extra:
-                raise UsageError(
-                    f"unknown key {name}.{extra[0]} in the deployment context; valid keys of {name}: {', '.join(allowed)}"
-                )
+            for key in section:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
+                if key not in allowed and close:
+                    raise UsageError(
+                        f"unknown key {name}.{key} in the deployment context (did you mean {name}.{close[0]}?); "
+                        f"valid keys of {name}: {', '.join(allowed)}"
+                    )
 
 
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
