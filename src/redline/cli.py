@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="redline",
         description="Find, rate and guard against the failure modes of machine-learning systems.",
-        epilog="Example: redline scan zoo:mnist_cnn --select FM01 --out out/ --format json,html",
+        # Raw text, so the example command is never wrapped in the middle.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  redline scan zoo:mnist_cnn --select FM01 --out out/ --format json,html",
     )
     parser.add_argument("--version", action="version", version=f"redline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

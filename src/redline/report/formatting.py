@@ -215,3 +215,25 @@ def context_lines(report_context: dict[str, Any], assumed: Iterable[str]) -> tup
     assumed = [name for name in assumed if name in report_context]
     stated = [name for name in FACTS if name in report_context and name not in assumed]
     return describe_facts(report_context, stated), describe_facts(report_context, assumed)
+
+
+def data_series_note(value: Any) -> str | None:
+    """A short note for evidence that is raw plot data (curves, long number lists), else None.
+
+    Such data is what the plots above it draw; dumped as JSON under a figure it only buries
+    the reader, so the human-readable reports name it and leave the numbers to report.json.
+    """
+    from ..util.wording import count
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and len(v) > 0 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) or x is None for x in v)
+
+    if isinstance(value, dict) and value and all(numbers(v) for v in value.values()):
+        longest = max(len(v) for v in value.values())
+        if longest > 3:
+            names = ", ".join(str(k) for k in value)
+            return f"plot data: {count(longest, 'point')} of {names} (full values in report.json)"
+    if numbers(value) and len(value) > _MAX_LIST_ITEMS:
+        return f"{count(len(value), 'value')} (full values in report.json)"
+    return None

@@ -18,6 +18,7 @@ from .formatting import (
     COVERAGE_LABELS,
     action_items,
     context_lines,
+    data_series_note,
     remediation_parts,
     STATUS_LABELS,
     artifact_path,
@@ -355,6 +356,8 @@ def _evidence(evidence: dict[str, Any], base_dir: Path | None) -> str:
         if values and all(artifact_path(v) for v in values):
             links = ", ".join(f'<a href="{e(v)}">{e(v)}</a>' for v in values)
             rows.append(f"<tr><th>{e(key)}</th><td>{links}</td></tr>")
+        elif data_series_note(value):
+            rows.append(f'<tr><th>{e(key)}</th><td class="muted">{e(data_series_note(value))}</td></tr>')
         else:
             rows.append(f"<tr><th>{e(key)}</th><td>{e(format_value(value, 600))}</td></tr>")
     out = []

@@ -12,6 +12,7 @@ from .formatting import (
     COVERAGE_LABELS,
     action_items,
     context_lines,
+    data_series_note,
     remediation_parts,
     STATUS_LABELS,
     artifact_path,
@@ -194,6 +195,8 @@ def _evidence(evidence: dict[str, Any]) -> list[str]:
                 out.append(f"  - {link}")
         elif artifact_path(value):
             out.append(f"- {text(key)}: [{text(value)}](<{value}>)")
+        elif data_series_note(value):
+            out.append(f"- {text(key)}: {text(data_series_note(value))}")
         else:
             out.append(f"- {text(key)}: {text(format_value(value, 300))}")
     if out:
