@@ -225,6 +225,8 @@ def image_grid(
                     spine.set_visible(False)
                 if j >= len(row):
                     continue
+                for spine in ax.spines.values():  # a thin frame: white pixels of a patch stay visible
+                    spine.set(visible=True, color="0.75", linewidth=0.6)
                 img = row[j]
                 if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
                     ax.set_xlabel(str(captions[i][j]), fontsize=7, labelpad=2)
