@@ -65,6 +65,7 @@ def test_unknown_context_key_lists_the_valid_ones():
         DeploymentContext.from_dict({"serving": {"retruns": "labels"}})
     # A richer system description keeps its own keys (serving.url) and loads.
     assert DeploymentContext.from_dict({"serving": {"url": "https://x", "returns": "labels"}}).outputs == "labels"
+    assert DeploymentContext.from_dict({"x-ticket": "ML-1", "outputs": "labels"}).outputs == "labels"  # notes
 
 
 def test_cli_rejects_an_unknown_context_key_in_one_line(tmp_path, capsys):

@@ -274,10 +274,11 @@ def _system_sections() -> dict[str, tuple[str, ...] | None]:
 def _reject_unknown_keys(data: Mapping[str, Any]) -> None:
     sections = _system_sections()
     valid = (*FACTS, *_DETAILS, *sections)
-    unknown = [str(k) for k in data if k not in valid]
+    # x-… keys are free-form notes in a system description.
+    unknown = [str(k) for k in data if k not in valid and not str(k).startswith("x-")]
     if unknown:
         raise UsageError(
-            f"unknown deployment context key {unknown[0]!r}; valid keys: {', '.join(valid)}"
+            f"unknown deployment context key {unknown[0]!r}; valid keys: {', '.join(valid)} (and x-… notes)"
         )
     # Inside the sections, richer descriptions may carry keys of their own (serving.url);
     # only a near miss of a key that sets a fact (serving.retruns) is surely a typo.
@@ -288,7 +289,7 @@ def _reject_unknown_keys(data: Mapping[str, Any]) -> None:
         if isinstance(section, Mapping) and allowed is not None:
             for key in section:
                 close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
-                if key not in allowed and close:
+                if key not in allowed and close and not str(key).startswith("x-"):
                     raise UsageError(
                         f"unknown key {name}.{key} in the deployment context (did you mean {name}.{close[0]}?); "
                         f"valid keys of {name}: {', '.join(allowed)}"
