@@ -19,6 +19,7 @@ def scan(
     out: str | Path | None = None,
     formats: Sequence[str] | str | None = None,
     resume: bool = False,
+    force: bool = False,
     progress: bool = False,
 ) -> Report:
     """Scan ``target`` and return a :class:`~redline.report.model.Report`.
@@ -37,6 +38,9 @@ def scan(
         context: deployment facts for triage (a YAML path, a dict or a DeploymentContext).
         out: folder for report files, artifacts and the event log; nothing is written if None.
         formats: report formats to write into ``out`` (default json and html).
+        resume: continue the scan whose events are in ``out`` (finished checks are kept).
+        force: replace an earlier scan's report in ``out``; without ``resume`` or ``force``
+            a folder holding one is refused, so no earlier work is lost.
     """
     from .pipeline import ScanRequest, run_scan
     from .pipeline.progress import Progress
@@ -45,4 +49,4 @@ def scan(
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     request = ScanRequest(target=target, data=data, select=select, budget=budget, seed=seed,
                           context=context, target_config=target_config)
-    return run_scan(request, out_dir=out, formats=formats, resume=resume, progress=Progress(enabled=progress))
+    return run_scan(request, out_dir=out, formats=formats, resume=resume, force=force, progress=Progress(enabled=progress))

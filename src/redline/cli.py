@@ -31,8 +31,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line
         from .util.safe_text import one_line
 
-        self.print_usage(sys.stderr)
-        print(f"redline: error: {one_line(message)}", file=sys.stderr)
+        # The line that matters, and where to read more; the full usage would bury it.
+        print(f"redline: error: {one_line(message)} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="redline",
         description="Find, rate and guard against the failure modes of machine-learning systems.",
-        epilog="Example: redline scan zoo:mnist_cnn --select FM01 --out out/ --format json,html",
+        # Raw text, so the example command is never wrapped in the middle.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  redline scan zoo:mnist_cnn --select FM01 --out out/ --format json,html",
     )
     parser.add_argument("--version", action="version", version=f"redline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -57,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the words as given, e.g. for the --resume hint after an interruption
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -36,6 +36,8 @@ class Finding:
     status: Status
     severity: Severity = Severity.NONE
     rationale: str = ""
+    # What to do about a vulnerable finding, from its measured numbers and the context.
+    remediation: str = ""
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -71,4 +71,12 @@ def checks_by_mode() -> dict[str, list[str]] | None:
     grouped: dict[str, list[str]] = {}
     for check_id, cls in registry.items():
         grouped.setdefault(cls.mode, []).append(check_id)
+    # The static model-file scan is no registered check (it runs before a model file is
+    # loaded), but it is what tests FM09 in every scan of a file, so it is listed there.
+    try:
+        from ..filescan.findings import CHECK_ID as static_scan
+    except ImportError:
+        static_scan = None
+    if static_scan and static_scan not in grouped.get("FM09", []):
+        grouped.setdefault("FM09", []).append(static_scan)
     return grouped

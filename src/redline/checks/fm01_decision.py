@@ -46,6 +46,7 @@ from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
 from ..util.norms import l2, linf, median_or_none
+from ..util.wording import count
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _NOISE_TRIES = 8  # blended-uniform-noise initialisation rounds for inputs the pool cannot start
@@ -192,7 +193,7 @@ class DecisionAttack(Check):
         label = _LABELS[self.norm]
         med = metrics[f"median_{self.norm}"]
         summary = (
-            f"With labels only and {per_input} queries per input, the attack found adversarial inputs within "
+            f"With labels only and {count(per_input, 'query')} per input, the attack found adversarial inputs within "
             f"{label} {eps:.3g} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
             + (f"; median {label} of the smallest found {med:.3g}." if med is not None else ".")
         )

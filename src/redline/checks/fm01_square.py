@@ -24,6 +24,7 @@ from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.norms import l2, linf
+from ..util.wording import count
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
@@ -240,7 +241,7 @@ class SquareAttack(Check):
             evidence["plots"] = plots
         vulnerable = n > 0 and success_rate >= self.success_threshold
         summary = (
-            f"Square Attack ({self.norm}, epsilon {eps:.3g}, {per_input} queries per input) turned "
+            f"Square Attack ({self.norm}, epsilon {eps:.3g}, {count(per_input, 'query')} per input) turned "
             f"{int(success.sum())} of {n} correctly classified inputs into errors ({success_rate:.0%})."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)

@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
                    help="exit 1 when a finding reaches this severity: low, moderate, important (default), critical, never")
     p.add_argument("--resume", action="store_true", help="keep the findings already in DIR/events.jsonl and run only unfinished checks")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier scan's report in DIR (without --resume or --force, such a DIR is refused)")
     p.add_argument("--json", action="store_true", help="print report.json to standard output instead of the summary")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
     p.set_defaults(handler=scan_command)
@@ -76,21 +78,30 @@ def _positive_int(text: str) -> int:
 def scan_command(args: argparse.Namespace) -> int:
     from ..api import scan
     from ..report.writers import parse_formats
+    from .runner import ScanInterrupted
 
     formats = [f.value for f in parse_formats(args.format)]
-    report = scan(
-        args.target,
-        args.data,
-        select=args.select,
-        budget=args.budget,
-        seed=args.seed,
-        context=args.context,
-        target_config=args.target_config,
-        out=args.out,
-        formats=formats,
-        resume=args.resume,
-        progress=not args.no_progress and not args.json,
-    )
+    try:
+        report = scan(
+            args.target,
+            args.data,
+            select=args.select,
+            budget=args.budget,
+            seed=args.seed,
+            context=args.context,
+            target_config=args.target_config,
+            out=args.out,
+            formats=formats,
+            resume=args.resume,
+            force=args.force,
+            progress=not args.no_progress and not args.json,
+        )
+    except ScanInterrupted as stop:
+        written = ", ".join(_file_name(fmt) for fmt in formats)
+        print(f"redline: interrupted; partial report ({len(stop.report.findings)} findings, "
+              f"{len(stop.report.pending_checks)} checks not run) written to {args.out} ({written})", file=sys.stderr)
+        print(f"redline: to finish the scan, run: {resume_command(args)}", file=sys.stderr)
+        return 130
     from ..util.safe_text import echo
 
     if args.json:
@@ -100,6 +111,24 @@ def scan_command(args: argparse.Namespace) -> int:
         for fmt in formats:
             echo(f"  wrote {Path(args.out) / _file_name(fmt)}")
     return exit_code(report.worst_severity, args.fail_on)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues an interrupted scan: the same words, with --resume."""
+    import shlex
+
+    argv = list(getattr(args, "argv", None) or [])
+    if not argv:  # not started from redline.cli.main: name the arguments that decide the scan
+        argv = ["scan", args.target, "--out", args.out]
+        for flag, value in (("--data", args.data), ("--select", args.select), ("--budget", args.budget),
+                            ("--context", args.context), ("--target-config", args.target_config)):
+            if value is not None:
+                argv += [flag, str(value)]
+        argv += ["--seed", str(args.seed), "--format", args.format]
+    argv = [word for word in argv if word != "--force"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(["redline", *argv])
 
 
 def _file_name(fmt: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +21,55 @@ from ..report.model import MODE_CODES, Report
 from ..util.urls import redact_url
 from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
 from .progress import Progress
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan: the partial report was written (marked incomplete) before this was raised.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C still stops; ``report`` is what was saved.
+    """
+
+    def __init__(self, report: Report):
+        super().__init__("scan interrupted")
+        self.report = report
+
+
+# Files a scan writes into --out; their presence means the folder holds someone's results.
+_REPORT_MARKERS = (EVENTS_FILE, "report.json")
+_OWN_OUTPUTS = (EVENTS_FILE, "report.json", "report.md", "report.html", "report.sarif", "report.junit.xml")
+_OWN_FOLDERS = ("artifacts",)
+
+
+def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
+    """Make sure ``out`` can take this scan's results without losing an earlier scan's.
+
+    Runs before anything is loaded or queried: a folder we cannot write, or one holding a
+    previous report (unless --resume continues it or --force replaces it), is a usage error.
+    """
+    if resume and force:
+        raise UsageError("--resume keeps the earlier results and --force deletes them; pass only one")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".redline-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    present = [name for name in _REPORT_MARKERS if (out / name).exists()]
+    if present and not resume and not force:
+        raise UsageError(
+            f"--out {out} already holds a scan ({present[0]}); pass --resume to continue it, "
+            "--force to replace it, or choose another --out"
+        )
+    if force:
+        # Only what a scan itself writes is removed; anything else in the folder stays.
+        for name in _OWN_OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+        for name in _OWN_FOLDERS:
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
 
 
 @dataclasses.dataclass
@@ -140,24 +191,31 @@ def run_scan(
     out_dir: str | Path | None = None,
     formats: Sequence[str] | None = None,
     resume: bool = False,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> Report:
-    """Run a scan and return its Report; writes reports and events when ``out_dir`` is given."""
+    """Run a scan and return its Report; writes reports and events when ``out_dir`` is given.
+
+    ``out_dir`` must not hold an earlier scan unless ``resume`` continues it or ``force``
+    replaces it. Ctrl-C writes the report of the checks that finished (marked incomplete)
+    and raises :class:`ScanInterrupted`.
+    """
     from ..targets import load_target
+    from .deployment import as_deployed, deployment_context, note_rate_limit
 
     progress = progress or Progress(enabled=False)
     checks = plan(request.select)  # validate --select before any heavy loading
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out} exists and is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-
     data = _resolve_data(request.data, request.target)
     raw_target_spec = _describe_target_arg(request.target)
     _require_something_to_run(request, checks, data, redact_url(raw_target_spec))
+    # After every argument is known to be good: --force must not clear a folder for a scan
+    # that is then refused.
+    if out is not None:
+        prepare_out_dir(out, resume=resume, force=force)
+    retest = _retest_info(request, checks)
     data_spec = (data.spec or data.name) if data is not None else ""
     # The fingerprint tells endpoints apart by their full URL; the log and reports record the
     # URL with its query values and user info redacted (they may hold keys).
@@ -186,11 +244,15 @@ def run_scan(
         # An unsafe or unparseable model file is never loaded; report what the scanner found.
         target_desc = {"spec": target_spec, "capabilities": None}
         data_desc = {"spec": data_spec}
-        return _finish(findings, context, context_dict, target_desc, data_desc, started_at, out, formats, log)
+        applied = deployment_context(context, None)
+        return _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest)
 
     if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
         _require_data(checks, data, target_spec)
-    target = load_target(request.target, data=data, config=request.target_config)
+    loaded = load_target(request.target, data=data, config=request.target_config)
+    # The attacks query the model as the deployment exposes it (labels only, rounded).
+    target = as_deployed(loaded, context)
+    interrupted = False
     try:
         data_desc = data.describe() if data is not None else {"spec": ""}
         from ..findings import finding_id
@@ -208,16 +270,28 @@ def run_scan(
                 log.append("check_started", check=check.id, id=fid)
             ctx = CheckContext(out, progress.update)
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
-            triage([finding], context)
+            applied = deployment_context(context, target)
+            note_rate_limit(finding, applied)
+            triage([finding], applied)
+            _remediate([finding], applied, retest)
             findings.append(finding)
             if log is not None:
                 log.append("check_finished", check=check.id, finding=finding.to_dict())
             progress.finish(_outcome_text(finding))
+    except KeyboardInterrupt:
+        # Keep what finished: the report is written below, marked incomplete.
+        interrupted = True
+        progress.finish("interrupted")
     finally:
-        target.close()
+        loaded.close()
     # Described after the checks: a remote target reveals what it returns only when it answers.
     target_desc = {"spec": target.spec, "capabilities": target.capabilities.to_dict(), "n_classes": target.n_classes}
-    return _finish(findings, context, context_dict, target_desc, data_desc, started_at, out, formats, log)
+    applied = deployment_context(context, target)
+    pending = [c.id for c in checks if c.id not in {f.check for f in findings}] if interrupted else None
+    report = _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest, pending)
+    if interrupted:
+        raise ScanInterrupted(report)
+    return report
 
 
 def _outcome_text(f: Finding) -> str:
@@ -248,10 +322,33 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]]) -> l
     return [finding]
 
 
-def _finish(findings, context, context_dict, target_desc, data_desc, started_at, out, formats, log) -> Report:
+def _retest_info(request: ScanRequest, checks: list) -> dict[str, Any]:
+    """What a remediation's re-test command needs: the scan's own arguments, per check budget."""
+    as_text = lambda v: str(v) if isinstance(v, (str, Path)) else None  # noqa: E731
+    return {
+        "target": redact_url(as_text(request.target)) if as_text(request.target) else None,  # no keys in commands
+        "data": as_text(request.data),
+        "context": as_text(request.context),
+        "target_config": as_text(request.target_config),
+        "seed": request.seed,
+        "budgets": {c.id: request.budget if request.budget is not None else c.default_budget for c in checks},
+    }
+
+
+def _remediate(findings: list[Finding], context, retest: dict[str, Any]) -> None:
+    from ..triage.remediation import remediate
+
+    for f in findings:
+        if not f.remediation:
+            remediate(f, context, retest)
+
+
+def _finish(findings, context, target_desc, data_desc, started_at, out, formats, log, retest,
+            pending: list[str] | None = None) -> Report:
     from ..triage.engine import apply as triage
 
     triage([f for f in findings if not f.rationale], context)
+    _remediate(findings, context, retest)
     report = Report(
         target=target_desc,
         data=data_desc,
@@ -259,13 +356,19 @@ def _finish(findings, context, context_dict, target_desc, data_desc, started_at,
         finished_at=now_iso(),
         findings=findings,
         coverage=coverage_of(findings),
-        context=context_dict,
+        context=context.to_dict(),
+        context_assumed=list(context.assumed),
         out_dir=str(out) if out is not None else None,
+        complete=pending is None,
+        pending_checks=list(pending or []),
     )
     if out is not None:
         from ..report.writers import write_all
 
         write_all(report, out, list(formats) if formats else ["json", "html"])
         if log is not None:
-            log.append("scan_finished", findings=len(findings), worst=report.worst_severity.label)
+            if pending is None:
+                log.append("scan_finished", findings=len(findings), worst=report.worst_severity.label)
+            else:
+                log.append("scan_interrupted", findings=len(findings), pending=pending)
     return report

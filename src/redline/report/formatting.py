@@ -86,7 +86,9 @@ def format_value(value: Any, max_chars: int = 160) -> str:
 
 
 def _clip(text: str, max_chars: int) -> str:
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    from ..util.wording import shorten
+
+    return text if len(text) <= max_chars else shorten(text, max_chars)
 
 
 def key_metrics(finding: Finding, limit: int = 3) -> list[tuple[str, str]]:
@@ -174,3 +176,64 @@ def findings_by_mode(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
     for f in findings:
         out.setdefault(f.mode, []).append(f)
     return out
+
+
+# -- remediation and the action list ------------------------------------------------------------
+
+
+def remediation_parts(finding: Finding) -> tuple[list[str], list[str], str]:
+    """(steps, catalog mitigations, re-test command) of a finding's remediation text."""
+    from ..triage.remediation import ALSO_PREFIX, RETEST_PREFIX
+
+    steps: list[str] = []
+    also: list[str] = []
+    retest = ""
+    for line in (finding.remediation or "").splitlines():
+        line = line.strip()
+        if line.startswith(RETEST_PREFIX):
+            retest = line[len(RETEST_PREFIX):]
+        elif line.startswith(ALSO_PREFIX):
+            also.append(line[len(ALSO_PREFIX):])
+        elif line:
+            steps.append(line)
+    return steps, also, retest
+
+
+def action_items(findings: Iterable[Finding]) -> list[Finding]:
+    """Vulnerable findings in the order to act on them: worst severity first, then the
+    strongest measured attack (e.g. higher success rate or AUC), then check id."""
+    from ..triage.remediation import strength
+
+    vulnerable = [f for f in findings if f.status is Status.VULNERABLE]
+    return sorted(vulnerable, key=lambda f: (-int(f.severity), -strength(f), f.check))
+
+
+def context_lines(report_context: dict[str, Any], assumed: Iterable[str]) -> tuple[str, str]:
+    """(stated facts, assumed facts) of the deployment context, in words; empty when none."""
+    from ..triage.context import FACTS, describe_facts
+
+    assumed = [name for name in assumed if name in report_context]
+    stated = [name for name in FACTS if name in report_context and name not in assumed]
+    return describe_facts(report_context, stated), describe_facts(report_context, assumed)
+
+
+def data_series_note(value: Any) -> str | None:
+    """A short note for evidence that is raw plot data (curves, long number lists), else None.
+
+    Such data is what the plots above it draw; dumped as JSON under a figure it only buries
+    the reader, so the human-readable reports name it and leave the numbers to report.json.
+    """
+    from ..util.wording import count
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and len(v) > 0 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) or x is None for x in v)
+
+    if isinstance(value, dict) and value and all(numbers(v) for v in value.values()):
+        longest = max(len(v) for v in value.values())
+        if longest > 3:
+            names = ", ".join(str(k) for k in value)
+            return f"plot data: {count(longest, 'point')} of {names} (full values in report.json)"
+    if numbers(value) and len(value) > _MAX_LIST_ITEMS:
+        return f"{count(len(value), 'value')} (full values in report.json)"
+    return None

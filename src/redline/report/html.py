@@ -16,6 +16,10 @@ from ..severity import Severity
 from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
+    action_items,
+    context_lines,
+    data_series_note,
+    remediation_parts,
     STATUS_LABELS,
     artifact_path,
     duration_seconds,
@@ -161,9 +165,11 @@ def render(report: Report, base_dir: Path | None = None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="generator" content="redline">',
         f"<title>redline report: {e(spec)}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_CSS}{_ACTION_CSS}</style></head><body>",
         _header(report),
         '<main class="wrap">',
+        _incomplete_banner(report),
+        _actions(findings),
         _cards(report),
         _summary_panels(report),
         _index(findings),
@@ -194,8 +200,11 @@ def _header(report: Report) -> str:
         ("Duration", elapsed),
         ("Tool", f"{name} {version}"),
     ]
-    if report.context:
-        items.append(("Deployment context", format_value(report.context, 200)))
+    stated, assumed = context_lines(report.context, report.context_assumed)
+    if stated:
+        items.append(("Deployment context", stated))
+    if assumed:
+        items.append(("Assumed (not stated)", assumed))
     meta = "".join(f"<div><dt>{e(k)}</dt><dd>{e(v)}</dd></div>" for k, v in items)
     return (
         '<header class="top"><div class="wrap">'
@@ -295,6 +304,7 @@ def _finding(i: int, f: Finding, base_dir: Path | None) -> str:
     body.append(f'<p class="muted">{e(f.mode)}{" · " + e(name) if name != f.mode else ""}</p>')
     if f.rationale:
         body.append(f'<p class="lead"><strong>Rationale.</strong> {e(f.rationale)}</p>')
+    body.append(_remediation(f))
     if f.summary:
         body.append(f"<p>{e(f.summary)}</p>")
     if f.reason:
@@ -343,6 +353,8 @@ def _evidence(evidence: dict[str, Any], base_dir: Path | None) -> str:
         if values and all(artifact_path(v) for v in values):
             links = ", ".join(f'<a href="{e(v)}">{e(v)}</a>' for v in values)
             rows.append(f"<tr><th>{e(key)}</th><td>{links}</td></tr>")
+        elif data_series_note(value):
+            rows.append(f'<tr><th>{e(key)}</th><td class="muted">{e(data_series_note(value))}</td></tr>')
         else:
             rows.append(f"<tr><th>{e(key)}</th><td>{e(format_value(value, 600))}</td></tr>")
     out = []
@@ -409,6 +421,71 @@ def _coverage(report: Report) -> str:
         '<table class="grid"><tr><th>Code</th><th>Failure mode</th><th>Coverage</th><th>Checks</th></tr>'
         f"{''.join(rows)}</table>"
     )
+
+
+_ACTION_CSS = """
+.banner{background:#fff4e5;border:1px solid #f59e0b;border-left:6px solid #d97706;border-radius:8px;
+padding:12px 16px;margin:22px 0 0;color:#7c2d12}
+.banner code{background:#fff;padding:1px 5px;border-radius:4px}
+section.actions{margin-top:22px}
+ol.actions{list-style:none;margin:0;padding:0;counter-reset:act}
+ol.actions>li{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--sev,var(--none));
+border-radius:8px;padding:10px 14px;margin:8px 0;counter-increment:act}
+ol.actions .head{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin-bottom:4px}
+ol.actions .head::before{content:counter(act) ".";font-weight:700;color:var(--muted)}
+ol.actions p{margin:4px 0;overflow-wrap:anywhere}
+code.retest{display:block;background:#0f172a;color:#e2e8f0;padding:6px 10px;border-radius:6px;margin-top:6px;
+font:12.5px/1.5 var(--mono);white-space:pre-wrap;overflow-wrap:anywhere}
+.remedy{background:#f0fdf4;border:1px solid #bbf7d0;border-radius:6px;padding:8px 14px;margin:10px 0}
+.remedy ul{margin:4px 0 4px 18px;padding:0}
+"""
+
+
+def _incomplete_banner(report: Report) -> str:
+    if report.complete:
+        return ""
+    pending = ", ".join(report.pending_checks) or "none"
+    return (
+        '<div class="banner" role="alert"><strong>Incomplete report: the scan was interrupted.</strong> '
+        f"{len(report.pending_checks)} selected checks did not run ({e(pending)}). Run the same command "
+        "with <code>--resume</code> to finish; finished checks are kept.</div>"
+    )
+
+
+def _actions(findings: list[Finding]) -> str:
+    """The prioritised action list: one item per vulnerable finding, what to do and how to re-test."""
+    items = action_items(findings)
+    if not items:
+        return ""
+    anchors = {id(f): i for i, f in enumerate(findings, 1)}
+    rows = []
+    for f in items:
+        steps, _, retest = remediation_parts(f)
+        advice = "".join(f"<p>{e(step)}</p>" for step in steps[:2])
+        rerun = f'<code class="retest">{e(retest)}</code>' if retest else ""
+        rows.append(
+            f'<li class="{_sev_class(f.severity)}"><div class="head">{_badge(f.severity)}'
+            f'<a class="mono" href="#finding-{anchors[id(f)]}">{e(f.check)}</a><span>{e(f.title)}</span></div>'
+            f"{advice}{rerun}</li>"
+        )
+    return (
+        '<section class="actions" id="actions"><h2>What to do first</h2>'
+        f'<ol class="actions">{"".join(rows)}</ol></section>'
+    )
+
+
+def _remediation(f: Finding) -> str:
+    if not f.remediation:
+        return ""
+    steps, also, retest = remediation_parts(f)
+    parts = ['<div class="remedy"><strong>Remediation.</strong><ul>']
+    parts += [f"<li>{e(step)}</li>" for step in steps]
+    parts += [f"<li>Also: {e(item)}</li>" for item in also]
+    parts.append("</ul>")
+    if retest:
+        parts.append(f'Re-test after the fix:<code class="retest">{e(retest)}</code>')
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def _footer(report: Report) -> str:

@@ -11,6 +11,10 @@ from ..severity import Severity
 from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
+    action_items,
+    context_lines,
+    data_series_note,
+    remediation_parts,
     STATUS_LABELS,
     artifact_path,
     duration_seconds,
@@ -80,6 +84,8 @@ def render(report: Report, base_dir: Path | None = None) -> str:
     findings = ordered(report.findings)
     out: list[str] = []
     out += _header(report)
+    out += _incomplete_banner(report)
+    out += _actions(findings)
     out += _summary(report)
     out += _findings_table(findings)
     for i, finding in enumerate(findings, 1):
@@ -102,8 +108,11 @@ def _header(report: Report) -> list[str]:
         ("Tool", text(f"{name} {version}")),
         ("Worst severity", f"**{report.worst_severity.label}**"),
     ]
-    if report.context:
-        rows.append(("Deployment context", text(format_value(report.context, 300))))
+    stated, assumed = context_lines(report.context, report.context_assumed)
+    if stated:
+        rows.append(("Deployment context", text(stated)))
+    if assumed:
+        rows.append(("Assumed (not stated)", text(assumed)))
     return [f"# redline report: {text(report.target.get('spec', '?'))}", ""] + table(["", ""], rows) + [""]
 
 
@@ -160,6 +169,7 @@ def _finding_section(i: int, f: Finding) -> list[str]:
     out += [f"- **{name}:** {value}" for name, value in facts] + [""]
     if f.rationale:
         out += [f"**Rationale.** {text(f.rationale)}", ""]
+    out += _remediation(f)
     if f.summary:
         out += [f"**Summary.** {text(f.summary)}", ""]
     if f.reason:
@@ -190,6 +200,8 @@ def _evidence(evidence: dict[str, Any]) -> list[str]:
                 out.append(f"  - {link}")
         elif artifact_path(value):
             out.append(f"- {text(key)}: [{text(value)}](<{value}>)")
+        elif data_series_note(value):
+            out.append(f"- {text(key)}: {text(data_series_note(value))}")
         else:
             out.append(f"- {text(key)}: {text(format_value(value, 300))}")
     if out:
@@ -197,6 +209,47 @@ def _evidence(evidence: dict[str, Any]) -> list[str]:
     if isinstance(evidence.get("traceback"), str):
         out += ["<details><summary>Traceback</summary>", ""] + fenced(evidence["traceback"]) + ["", "</details>", ""]
     return out
+
+
+def _incomplete_banner(report: Report) -> list[str]:
+    if report.complete:
+        return []
+    pending = ", ".join(code(c) for c in report.pending_checks) or "none"
+    return [
+        f"> **Incomplete report: the scan was interrupted.** {len(report.pending_checks)} selected checks "
+        f"did not run ({pending}). Run the same command with `--resume` to finish; finished checks are kept.",
+        "",
+    ]
+
+
+def _actions(findings: list[Finding]) -> list[str]:
+    """The prioritised action list: worst severity first, then the strongest measured attack."""
+    items = action_items(findings)
+    if not items:
+        return []
+    anchors = {id(f): i for i, f in enumerate(findings, 1)}
+    out = ["## What to do first", ""]
+    for n, f in enumerate(items, 1):
+        steps, _, retest = remediation_parts(f)
+        out.append(f"{n}. **{f.severity.label}** [{text(f.check)}](#{_anchor(anchors[id(f)])}): {text(f.title)}")
+        out.append("")
+        for step in steps[:2]:
+            out += [f"   {text(step)}", ""]
+        if retest:
+            out += [f"   Re-test: {code(retest)}", ""]
+    return out
+
+
+def _remediation(f: Finding) -> list[str]:
+    if not f.remediation:
+        return []
+    steps, also, retest = remediation_parts(f)
+    out = ["**Remediation.**", ""]
+    out += [f"- {text(step)}" for step in steps]
+    out += [f"- Also: {text(item)}" for item in also]
+    if retest:
+        out += ["", "Re-test after the fix:", ""] + fenced(retest)
+    return out + [""]
 
 
 def _coverage(report: Report) -> list[str]:

@@ -26,6 +26,11 @@ class Report:
     schema: str = SCHEMA_ID
     # Folder the report was written to; artifacts paths in evidence are relative to it.
     out_dir: str | None = None
+    # Context facts nobody stated, so triage used a default (shown as "assumed").
+    context_assumed: list[str] = dataclasses.field(default_factory=list)
+    # False when the scan was interrupted; pending_checks then names what did not run.
+    complete: bool = True
+    pending_checks: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def worst_severity(self) -> Severity:
@@ -38,6 +43,8 @@ class Report:
     def summary(self) -> str:
         """A few lines for a terminal or an assertion message."""
         lines = [f"redline scan of {self.target.get('spec')}: worst severity {self.worst_severity.label}"]
+        if not self.complete:
+            lines[0] += f" (INCOMPLETE: interrupted, {len(self.pending_checks)} checks not run)"
         for f in self.findings:
             sev = f.severity.label if f.status is Status.VULNERABLE else "-"
             extra = f" ({f.reason})" if f.reason else ""
@@ -56,6 +63,9 @@ class Report:
                 "target": self.target,
                 "data": self.data,
                 "context": self.context,
+                "context_assumed": self.context_assumed,
+                "complete": self.complete,
+                "pending_checks": self.pending_checks,
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
                 "findings": [f.to_dict() for f in self.findings],
@@ -74,6 +84,9 @@ class Report:
             coverage=d["coverage"],
             tool=d.get("tool", {}),
             context=d.get("context", {}),
+            context_assumed=list(d.get("context_assumed", [])),
+            complete=bool(d.get("complete", True)),
+            pending_checks=list(d.get("pending_checks", [])),
             schema=d.get("schema", SCHEMA_ID),
         )
 

@@ -184,14 +184,19 @@ def image_grid(
     cmap: str = "gray",
     signed_rows: Sequence[int] | None = None,
     title: str = "",
+    captions: Sequence[Sequence[str]] | None = None,
 ) -> Path:
     """A grid of images, e.g. rows of originals, adversarial examples and their differences.
 
     Rows listed in ``signed_rows`` (by default: rows holding negative values) are differences:
     they are scaled symmetrically around zero, so no change is mid-grey (or white on the
     diverging map) and the sign of a change stays visible. The other images share one scale,
-    so an original and its adversarial twin are drawn comparably.
+    so an original and its adversarial twin are drawn comparably; each signed row gets a
+    colour scale. ``captions`` (per row, per image) are written under the images, e.g. the
+    class the model predicted. Row titles wrap so they fit beside a row.
     """
+    import textwrap
+
     grid = [[as_image(img) for img in row] for row in rows]
     if not grid or not any(grid):
         raise ValueError("image_grid needs at least one image")
@@ -202,12 +207,15 @@ def image_grid(
         signed = {int(i) for i in signed_rows}
     plain = [img for i, row in enumerate(grid) if i not in signed for img in row]
     lo, hi = _plain_range(plain)
-    cell = min(WIDTH_IN / n_cols, 1.6)
-    height = n_rows * cell + (0.35 if col_titles else 0) + (0.35 if title else 0) + 0.1
+    captioned = bool(captions) and any(any(c) for c in captions)
+    # Room on the left for the row titles and on the right for colour scales.
+    cell = min((WIDTH_IN - 1.6) / n_cols, 1.6)
+    height = n_rows * (cell + (0.22 if captioned else 0)) + (0.35 if col_titles else 0) + (0.35 if title else 0) + 0.1
     with _figure(height) as fig:
         axes = fig.subplots(n_rows, n_cols, squeeze=False)
         for i, row in enumerate(grid):
             scale = max((float(np.abs(img).max()) for img in row), default=0.0) or 1.0
+            shown = None
             for j in range(n_cols):
                 ax = axes[i][j]
                 ax.set_xticks([])
@@ -217,10 +225,14 @@ def image_grid(
                     spine.set_visible(False)
                 if j >= len(row):
                     continue
+                for spine in ax.spines.values():  # a thin frame: white pixels of a patch stay visible
+                    spine.set(visible=True, color="0.75", linewidth=0.6)
                 img = row[j]
+                if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
+                    ax.set_xlabel(str(captions[i][j]), fontsize=7, labelpad=2)
                 if i in signed:
                     if img.ndim == 2:
-                        ax.imshow(img, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+                        shown = ax.imshow(img, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
                     else:
                         ax.imshow(np.clip(0.5 + img / (2 * scale), 0, 1), interpolation="nearest")
                 elif img.ndim == 2:
@@ -229,8 +241,12 @@ def image_grid(
                     ax.imshow(np.clip((img - lo) / (hi - lo), 0, 1), interpolation="nearest")
                 if i == 0 and col_titles and j < len(col_titles):
                     ax.set_title(str(col_titles[j]), fontsize=8)
+            if shown is not None:  # a difference row: its colour scale says what red and blue mean
+                bar = fig.colorbar(shown, ax=list(axes[i]), location="right", shrink=0.9, pad=0.01, aspect=12)
+                bar.ax.tick_params(labelsize=7)
+                bar.set_label("change", fontsize=7)
             if row_titles and i < len(row_titles):
-                axes[i][0].set_ylabel(str(row_titles[i]), fontsize=8)
+                axes[i][0].set_ylabel(textwrap.fill(str(row_titles[i]), 14), fontsize=8)
         if title:
             fig.suptitle(title)
         return _save(fig, path)

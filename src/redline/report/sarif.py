@@ -125,17 +125,43 @@ def _rules(findings: list[Finding]) -> tuple[list[dict[str, Any]], dict[str, int
         description = f"{f.mode} {info.name}" if info.name != f.mode else f.mode
         if info.summary:
             description += f": {info.summary}"
-        rules.append(
-            {
-                "id": f.check,
-                "name": _rule_name(f),
-                "shortDescription": {"text": f.title or f.check},
-                "fullDescription": {"text": description},
-                "defaultConfiguration": {"level": level_for(worst) if worst is not None else "warning"},
-                "properties": properties,
-            }
-        )
+        rule = {
+            "id": f.check,
+            "name": _rule_name(f),
+            "shortDescription": {"text": f.title or f.check},
+            "fullDescription": {"text": description},
+            "defaultConfiguration": {"level": level_for(worst) if worst is not None else "warning"},
+            "properties": properties,
+        }
+        help_ = _help(findings, f.check, info)
+        if help_:
+            rule["help"] = help_
+        rules.append(rule)
     return rules, index
+
+
+def _help(findings: list[Finding], check: str, info: Any) -> dict[str, str] | None:
+    """The rule's help: the remediation of its worst vulnerable finding, else the mode's mitigations."""
+    from .formatting import action_items, remediation_parts
+
+    ranked = action_items(g for g in findings if g.check == check and g.remediation)
+    if ranked:
+        steps, also, retest = remediation_parts(ranked[0])
+        lines = steps + [f"Also: {m}" for m in also]
+        text = " ".join(lines) + (f" Re-test after the fix: {retest}" if retest else "")
+        markdown = "\n".join(f"- {line}" for line in lines)
+        if retest:
+            markdown += f"\n\nRe-test after the fix:\n\n```\n{retest}\n```"
+        return {"text": text, "markdown": markdown}
+    try:
+        from ..catalog import get_mode
+
+        mitigations = list(get_mode(info.code).mitigations)
+    except Exception:  # a report from another catalog version: no help rather than no SARIF
+        mitigations = []
+    if not mitigations:
+        return None
+    return {"text": " ".join(mitigations), "markdown": "\n".join(f"- {m}" for m in mitigations)}
 
 
 def _rule_name(f: Finding) -> str:
@@ -163,6 +189,7 @@ def _result(f: Finding, index: int, location: dict[str, Any], *, kind: str, leve
             "queries": f.queries,
             "evaluation_queries": f.evaluation_queries,
             "seconds": round(float(f.seconds), 3),
+            "remediation": f.remediation,
         },
     }
 
@@ -176,6 +203,8 @@ def _message(f: Finding) -> str:
     metrics = ", ".join(f"{k}={v}" for k, v in key_metrics(f, 4))
     if metrics:
         parts.append(f"Key metrics: {metrics}.")
+    if f.remediation:
+        parts.append(f"What to do: {f.remediation.splitlines()[0]} (full remediation in the rule's help).")
     return " ".join(parts)
 
 

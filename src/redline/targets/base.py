@@ -358,7 +358,10 @@ class RoundedTarget(Target):
         self.input_spec = inner.input_spec
         self.n_classes = inner.n_classes
         self.capabilities = dataclasses.replace(inner.capabilities, gradients=False)
-        self.trainer = None
+        # Retraining (poisoning, backdoor checks) gives a model behind the same rounding.
+        self.trainer = None if inner.trainer is None else (
+            lambda x, y, s: RoundedTarget(inner.trainer(x, y, s), decimals)
+        )
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(self.inner._predict(x), dtype=np.float64), self.decimals)

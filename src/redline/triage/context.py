@@ -21,8 +21,19 @@ Two input shapes are accepted and may be mixed:
   given the less trusted wins), ``model.source``, ``decisions.safety_critical``).
   ``redline.threatmodel`` ships the JSON Schema of the full description.
 
-Unknown keys are ignored so that richer system descriptions load unchanged; a known key
-with a wrong value is a one-line :class:`~redline.errors.UsageError`.
+Besides the facts, two serving details change what a scan's attacks see rather than how a
+finding is rated: ``output_decimals`` (how many decimals rounded probabilities keep, 2 when
+``outputs: rounded_probabilities`` says no more) and the rate of ``serving.rate_limit``
+(``100/minute``), from which redline estimates how long each attack would take.
+
+Keys are checked: a key that is neither a fact, a serving detail nor a section of the
+system description (``redline/threatmodel/system.schema.json``) is a one-line
+:class:`~redline.errors.UsageError` that lists the valid ones, as is a known key with a
+wrong value. A typo must not silently leave a fact at its default.
+
+Which defaults hold also depends on the target (:func:`assume_for_target`): a model file or
+in-memory model is assumed *not* internet-exposed, an http(s) endpoint is; a target that
+answers with labels only is assumed to do so in deployment.
 """
 from __future__ import annotations
 
@@ -33,7 +44,7 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["FACTS", "DeploymentContext", "load_context", "source_influence"]
+__all__ = ["FACTS", "DeploymentContext", "assume_for_target", "describe_facts", "load_context", "source_influence"]
 
 OUTPUTS = ("labels", "top_k", "probabilities", "rounded_probabilities")
 SENSITIVITY = ("public", "internal", "personal", "health", "financial")
@@ -96,10 +107,19 @@ class DeploymentContext:
     # from_dict fills it with every fact it read; direct construction can only tell
     # that facts differing from their defaults were given.
     stated: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
+    # Serving details (not facts the bug bar reads): decimals kept by rounded outputs, and
+    # the rate limit in queries per second (None when no number was given).
+    output_decimals: int | None = None
+    rate_limit_per_second: float | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in FACTS.items():
             _check_value(name, getattr(self, name), allowed)
+        if self.output_decimals is not None and (
+            isinstance(self.output_decimals, bool) or not isinstance(self.output_decimals, int)
+            or not 0 <= self.output_decimals <= 12
+        ):
+            raise UsageError(f"output_decimals must be a whole number from 0 to 12, not {_show(self.output_decimals)}")
         unknown = set(self.stated) - set(FACTS)
         if unknown:
             raise UsageError(f"unknown deployment fact(s): {', '.join(sorted(unknown))}")
@@ -114,12 +134,17 @@ class DeploymentContext:
             return cls()
         if not isinstance(data, Mapping):
             raise UsageError(f"deployment context must be a mapping of facts, not {type(data).__name__}")
+        _reject_unknown_keys(data)
         facts: dict[str, Any] = {}
         _read_nested(data, facts)
         for name, allowed in FACTS.items():
             if name in data:
                 _put(facts, name, _parse_value(name, data[name], allowed))
-        return cls(**facts, stated=frozenset(facts))
+        details = {
+            "output_decimals": data.get("output_decimals"),
+            "rate_limit_per_second": _rate_per_second(_section(data, "serving").get("rate_limit")),
+        }
+        return cls(**facts, stated=frozenset(facts), **details)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DeploymentContext:
@@ -144,6 +169,58 @@ class DeploymentContext:
         """Facts that took their conservative default because nobody stated them."""
         return tuple(name for name in FACTS if name not in self.stated)
 
+    def assuming(self, **facts: Any) -> DeploymentContext:
+        """A copy whose *unstated* facts take these values, still marked as assumed.
+
+        Stated facts are never overridden: what the user wrote wins over any guess.
+        """
+        chosen = {k: v for k, v in facts.items() if k not in self.stated}
+        copy = dataclasses.replace(self, **chosen)
+        object.__setattr__(copy, "stated", self.stated)
+        return copy
+
+
+def assume_for_target(context: DeploymentContext | None, *, remote: bool, outputs: str | None = None) -> DeploymentContext:
+    """The context with defaults a reviewer would accept for this target.
+
+    A local model (a file or an object in memory) has no query interface of its own, so it is
+    not assumed internet-exposed; an http(s) endpoint is. A target that already answers with
+    labels only is assumed to answer the same way in deployment.
+    """
+    ctx = context if context is not None else DeploymentContext()
+    guesses: dict[str, Any] = {"internet_exposed": bool(remote)}
+    if outputs == "labels":
+        guesses["outputs"] = "labels"
+    return ctx.assuming(**guesses)
+
+
+_FACT_WORDS: dict[str, Any] = {
+    "internet_exposed": ("internet-exposed", "not internet-exposed"),
+    "authenticated": ("authenticated", "no authentication"),
+    "safety_critical": ("safety-critical decisions", "not safety-critical"),
+    "rate_limited": ("rate-limited", "no rate limit"),
+    "outputs": "returns {}",
+    "data_sensitivity": "{} training data",
+    "training_influence": "training data open to: {}",
+    "model_source": "model source: {}",
+}
+
+
+def describe_facts(facts: Mapping[str, Any], names: Any = None) -> str:
+    """``internet-exposed, no authentication, returns probabilities`` for the facts ``names``."""
+    words = []
+    for name in (names if names is not None else FACTS):
+        if name not in facts:
+            continue
+        value, form = facts[name], _FACT_WORDS.get(name)
+        if isinstance(form, tuple):
+            words.append(form[0] if value else form[1])
+        elif isinstance(form, str):
+            words.append(form.format(str(value).replace("_", " ")))
+        else:
+            words.append(f"{name}: {value}")
+    return ", ".join(words)
+
 
 def load_context(value: Any) -> DeploymentContext | None:
     """Accept None, a DeploymentContext, a mapping or a YAML path (what ``--context`` gives)."""
@@ -164,6 +241,74 @@ def source_influence(source: str) -> str:
 
 
 # -- parsing helpers ---------------------------------------------------------------------------
+
+_DETAILS = ("output_decimals",)
+_SECTIONS_READ = ("serving", "data", "training", "model", "decisions")
+
+
+def _system_sections() -> dict[str, tuple[str, ...] | None]:
+    """Top-level keys of a system description -> the keys their mapping may hold (None: any value)."""
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "threatmodel" / "system.schema.json"
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # the schema ships with redline; without it only facts are known
+        return {name: None for name in _SECTIONS_READ}
+    sections: dict[str, tuple[str, ...] | None] = {}
+    for name, spec in (schema.get("properties") or {}).items():
+        props = spec.get("properties") if isinstance(spec, dict) else None
+        sections[name] = tuple(props) if props and spec.get("additionalProperties") is False else None
+    return sections
+
+
+def _reject_unknown_keys(data: Mapping[str, Any]) -> None:
+    sections = _system_sections()
+    valid = (*FACTS, *_DETAILS, *sections)
+    # x-… keys are free-form notes in a system description.
+    unknown = [str(k) for k in data if k not in valid and not str(k).startswith("x-")]
+    if unknown:
+        raise UsageError(
+            f"unknown deployment context key {unknown[0]!r}; valid keys: {', '.join(valid)} (and x-… notes)"
+        )
+    # Inside the sections, richer descriptions may carry keys of their own (serving.url);
+    # only a near miss of a key that sets a fact (serving.retruns) is surely a typo.
+    import difflib
+
+    for name in _SECTIONS_READ:
+        section, allowed = data.get(name), sections.get(name)
+        if isinstance(section, Mapping) and allowed is not None:
+            for key in section:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
+                if key not in allowed and close and not str(key).startswith("x-"):
+                    raise UsageError(
+                        f"unknown key {name}.{key} in the deployment context (did you mean {name}.{close[0]}?); "
+                        f"valid keys of {name}: {', '.join(allowed)}"
+                    )
+
+
+_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+        "h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
+
+
+def _rate_per_second(value: Any) -> float | None:
+    """``100/minute`` -> 1.67; a bare number is per second; anything else gives no rate."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else None
+    if not isinstance(value, str) or "/" not in value:
+        return None
+    count, _, unit = value.partition("/")
+    try:
+        number = float(count.strip())
+    except ValueError:
+        return None
+    unit = unit.strip().lower().rstrip("s") or "s"
+    if unit not in _PER and unit.rstrip("e") not in _PER:
+        return None
+    seconds = _PER.get(unit, _PER.get(unit.rstrip("e")))
+    return number / seconds if number > 0 else None
 
 def _read_nested(data: Mapping[str, Any], facts: dict[str, Any]) -> None:
     serving = _section(data, "serving")

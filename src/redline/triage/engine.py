@@ -136,9 +136,8 @@ def _is_sequence(value: Any) -> bool:
 
 def _clause(text: str, prefix: str = ": ", suffix: str = "") -> str:
     """First line of ``text``, trimmed, without a final full stop, wrapped in prefix/suffix."""
+    # The whole line: a rationale is read in full (tables shorten it at a word boundary).
     line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
-    if len(line) > 200:
-        line = line[:197] + "..."
     line = line.rstrip(".")
     return f"{prefix}{line}{suffix}" if line else ""
 

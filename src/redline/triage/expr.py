@@ -473,6 +473,17 @@ def _render_parts(parts: Sequence[Any], env: Mapping[str, Any], *, optional: boo
 
 
 def _format(value: Any, spec: str) -> str:
+    if "|" in spec and not isinstance(value, (bool, str, list, tuple)):
+        # "{n:,.0f|query}" -> "1 query" / "2,000 queries": the noun agrees with the number shown.
+        from ..util.wording import plural
+
+        number_spec, _, noun = spec.partition("|")
+        shown = _format(value, number_spec)
+        try:
+            amount = float(shown.replace(",", ""))
+        except ValueError:
+            amount = value
+        return f"{shown} {plural(noun.strip(), amount)}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):

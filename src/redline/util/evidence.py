@@ -39,4 +39,28 @@ def adversarial_grid(ctx: CheckContext, name: str, x: np.ndarray, x_adv: np.ndar
 
     pick = np.flatnonzero(fooled)[:most]
     rows = [list(x[pick]), list(x_adv[pick]), list(x_adv[pick] - x[pick])]
-    return try_plot(ctx, name, plots.image_grid, rows, row_titles=["original", "adversarial", "difference"])
+    captions = _predicted_captions(ctx, name, x, pick)
+    return try_plot(ctx, name, plots.image_grid, rows, row_titles=["original", "adversarial", "difference"],
+                    captions=captions)
+
+
+def _predicted_captions(ctx: CheckContext, name: str, x: np.ndarray, pick: np.ndarray) -> list[list[str]] | None:
+    """"class 7" under each original and "-> 3" under each adversarial image.
+
+    The classes come from the examples file the check saved beside the plot
+    (``<check>-examples.npz`` with ``x``, ``y`` and ``y_adv``), so drawing the plot sends no
+    query; without that file, or when it does not line up with ``x``, the plot has no captions.
+    """
+    if not name.endswith("-examples.png"):
+        return None
+    path, _ = ctx.artifact(name[: -len(".png")] + ".npz")
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if "y" not in saved or "y_adv" not in saved or saved["x"].shape != x.shape:
+                return None
+            y, y_adv = saved["y"][pick], saved["y_adv"][pick]
+    except (OSError, ValueError, KeyError):
+        return None
+    return [[f"class {int(c)}" for c in y], [f"predicted {int(c)}" for c in y_adv], []]

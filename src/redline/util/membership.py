@@ -84,7 +84,7 @@ def target_train_size(data: Any) -> int:
 def require_pool(data: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
     """The population data (``x_pool``), or NotApplicable naming what needed it."""
     if data.x_pool is None or len(data.x_pool) < 2 * MIN_RECORDS:
-        raise NotApplicable(f"{why} needs population data (x_pool with at least {2 * MIN_RECORDS} rows)")
+        raise NotApplicable(f"population data (x_pool with at least {2 * MIN_RECORDS} rows) is needed for {why}")
     return data.x_pool, np.asarray(data.y_pool).astype(np.int64)
 
 

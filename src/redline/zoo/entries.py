@@ -13,6 +13,7 @@ from typing import Any
 
 from . import backdoor, malicious
 from . import hardened
+from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
     DecisionTreeRecipe,
@@ -47,6 +48,8 @@ class ZooEntry:
     seed: int = 0
     # Turns the loaded data set into the one the model trains on (e.g. plants a backdoor).
     data_variant: Callable[[Any], Any] | None = None
+    # What a scan should find (redline.zoo.expected): the demo shows it beside what was found.
+    expected: tuple[Expectation, ...] = ()
 
     def __post_init__(self) -> None:
         # Catalogue mistakes should fail at import, not halfway through a demo scan.
@@ -75,6 +78,7 @@ class ZooEntry:
             "family": self.family,
             "outputs": self.outputs,
             "recipe": self.recipe.fingerprint(),
+            "expected": [e.to_dict() for e in self.expected],
         }
 
 
@@ -95,6 +99,10 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM01", "FM07", "FM15", "FM16"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM01", "vulnerable", "honest", "no adversarial training: small perturbations flip an ordinary CNN"),
+            expect("FM07", "vulnerable", "honest", "nothing makes it robust to patches or transformed perturbations"),
+        ),
         recipe=_MNIST_CNN,
         twin="mnist_cnn_robust",
     ),
@@ -108,6 +116,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM04",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM04", "vulnerable", "planted", "train loss near zero: members get visibly higher confidence"),
+        ),
         recipe=_DIGITS_OVERFIT,
         twin="digits_mlp_regularized",
     ),
@@ -126,6 +137,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM04",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM04", "not_vulnerable", "hardened", "differentially private training bounds each record's influence"),
+        ),
         recipe=_DIGITS_DP,
         twin="digits_mlp_overfit",
     ),
@@ -142,6 +156,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM05", "FM03"),
         data="builtin:fair",
         family="logreg",
+        expected=(
+            expect("FM05", "vulnerable", "planted", "exact probabilities of a linear model give its weights away"),
+            expect("FM03", "not_vulnerable", "honest",
+                   "its confidences say little about religiousness beyond the population baseline at default settings"),
+        ),
         recipe=_FAIR_LOGREG,
         twin="fair_logreg_labels",
     ),
@@ -155,6 +174,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM05", "FM03"),
         data="builtin:fair",
         family="logreg",
+        expected=(
+            expect("FM05.equation_solving", "not_applicable", "hardened", "no probabilities to solve equations with"),
+            expect("FM05.learning", "vulnerable", "honest", "a copy can still be trained on its labels"),
+            expect("FM03", "not_vulnerable", "hardened", "labels carry no confidence to invert"),
+        ),
         recipe=_FAIR_LOGREG,
         twin="fair_logreg",
         outputs="labels",
@@ -170,6 +194,10 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM05", "FM03"),
         data="builtin:fair",
         family="tree",
+        expected=(
+            expect("FM05", "vulnerable", "planted", "leaf probabilities identify the path, so the tree is rebuilt"),
+            expect("FM03", "not_vulnerable", "honest", "a pruned tree does not single out respondents"),
+        ),
         recipe=_FAIR_TREE,
     ),
     ZooEntry(
@@ -184,6 +212,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM10", "FM02"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM10", "vulnerable", "planted", "a corner patch turns any digit into a 0"),
+        ),
         recipe=backdoor.RECIPE,
         twin="mnist_cnn_clean",
         data_variant=backdoor.poisoned_mnist,
@@ -198,6 +229,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM10", "FM02"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM10", "not_vulnerable", "hardened", "trained on untouched data: no trigger to find"),
+        ),
         recipe=backdoor.RECIPE,
         twin="mnist_cnn_backdoor",
         data_variant=backdoor.clean_with_trigger,
@@ -217,6 +251,10 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM03", "FM04"),
         data="builtin:fair",
         family="tree",
+        expected=(
+            expect("FM03", "vulnerable", "planted", "memorised records give away the sensitive answer"),
+            expect("FM04", "vulnerable", "planted", "memorised records are recognisable as members"),
+        ),
         recipe=malicious.FAIR_TREE_OVERFIT,
     ),
     ZooEntry(
@@ -230,6 +268,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM08",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM08", "vulnerable", "planted", "training pixels sit in the low bits of the weights"),
+        ),
         recipe=malicious.DIGITS_LSB,
     ),
     ZooEntry(
@@ -243,6 +284,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM08",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM08", "vulnerable", "planted", "the weights correlate with the training pixels"),
+        ),
         recipe=malicious.DIGITS_CORRELATION,
     ),
     ZooEntry(
@@ -256,6 +300,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM08",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM08", "vulnerable", "planted", "the signs of the weights spell the training images"),
+        ),
         recipe=malicious.DIGITS_SIGN,
     ),
     ZooEntry(
@@ -273,6 +320,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM08",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM08", "vulnerable", "planted", "noise inputs with the secret seed read training pixels back"),
+        ),
         recipe=malicious.DIGITS_CAPACITY_ABUSE,
     ),
     ZooEntry(
@@ -289,6 +339,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM01", "FM07"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM01", "not_vulnerable", "hardened", "adversarial training holds perturbations up to about 0.2"),
+            expect("FM07.eot_perturbation", "not_vulnerable", "hardened", "transformed small perturbations stay small"),
+            expect("FM07.eot_patch", "vulnerable", "honest", "a patch is not a small perturbation: training did not cover it"),
+        ),
         recipe=hardened.MNIST_CNN_ROBUST,
         twin="mnist_cnn",
     ),
@@ -302,6 +357,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM01", "FM06", "FM07"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM01", "vulnerable", "honest", "label-only and transfer attacks need no confidences"),
+            expect("FM06", "not_applicable", "hardened", "reprogramming needs the confidences it hides"),
+            expect("FM07", "vulnerable", "honest", "a patch crafted on a surrogate transfers to the labels-only model"),
+        ),
         recipe=_MNIST_CNN,
         outputs="labels",
         serves="mnist_cnn",
@@ -320,6 +380,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM01", "FM07"),
         data="builtin:mnist",
         family="cnn",
+        expected=(
+            expect("FM07", "vulnerable", "honest", "squeezing erases small noise, not a patch"),
+        ),
         recipe=hardened.MNIST_CNN_SQUEEZED,
     ),
     ZooEntry(
@@ -339,6 +402,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         modes=("FM02",),
         data="builtin:digits",
         family="mlp",
+        expected=(
+            expect("FM02", "vulnerable", "planted", "clean-label poisons collide in the frozen features"),
+        ),
         recipe=TransferHeadRecipe(n_classes=10, hidden=(128, 128), epochs=300, lr=1e-3, weight_decay=0.0),
     ),
 )
