@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +43,8 @@ _CHILD = textwrap.dedent(
 
 def run_redline(*args: str, cwd: Path | None = None, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    if cwd is None:  # a scan's default --out is relative: never write into the checkout
+        cwd = Path(tempfile.mkdtemp(prefix="redline-hostile-"))
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(MEMORY_CAP), *args],

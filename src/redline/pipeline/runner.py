@@ -208,6 +208,11 @@ def run_scan(
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
     out = Path(out_dir) if out_dir is not None else None
+    target_config = request.target_config
+    if isinstance(target_config, (str, Path)):  # a bad config file is refused before any work
+        from ..targets.config import load_target_config
+
+        target_config = load_target_config(target_config)
     data = _resolve_data(request.data, request.target)
     raw_target_spec = _describe_target_arg(request.target)
     _require_something_to_run(request, checks, data, redact_url(raw_target_spec))
@@ -249,7 +254,7 @@ def run_scan(
 
     if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
         _require_data(checks, data, target_spec)
-    loaded = load_target(request.target, data=data, config=request.target_config)
+    loaded = load_target(request.target, data=data, config=target_config)
     # The attacks query the model as the deployment exposes it (labels only, rounded).
     target = as_deployed(loaded, context)
     interrupted = False
