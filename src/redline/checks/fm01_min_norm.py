@@ -106,7 +106,7 @@ class FastMinimumNorm(Check):
         x_at_eps = np.where(within.reshape(-1, *[1] * (xa.ndim - 1)), x_best, xa)
         units = FeatureUnits.from_spec(target.input_spec)
         metrics = evasion_metrics(self.norm, eps, xa, x_at_eps, within, correct, used, units=units)
-        metrics["bpda_layers"] = patched
+        metrics["bpda_layers"] = list(patched)
         finite = min_norm[found]
         metrics["found_rate"] = float(found.mean()) if len(found) else 0.0
         metrics["median_min_norm"] = float(np.median(finite)) if finite.size else None
@@ -121,6 +121,8 @@ class FastMinimumNorm(Check):
             "min_norms": [float(v) if np.isfinite(v) else None for v in min_norm],
             **units.describe(eps)[1],
         }
+        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
+            evidence["bpda"] = patched.note
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_best, y=ya, y_adv=adv_pred,
                           min_norm=min_norm)
         if rel:
@@ -135,6 +137,7 @@ class FastMinimumNorm(Check):
             f"Fast minimum-norm ({self.norm}) broke {found.sum()} of {len(xa)} correctly classified inputs"
             + (f"; median smallest perturbation {med:.3g}" if med is not None else "")
             + f"; {within.sum()} ({rate:.0%}) within epsilon {eps:.3g}{units_note(units)}."
+            + (f" {patched.note}." if patched.note and "vanish" in patched.note else "")
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 

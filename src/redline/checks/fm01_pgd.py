@@ -107,10 +107,12 @@ class ProjectedGradientDescent(Check):
         success = adv_pred != ya  # re-checked on the deployed prediction path
         units = FeatureUnits.from_spec(target.input_spec)
         metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used, units=units)
-        metrics["bpda_layers"] = patched
+        metrics["bpda_layers"] = list(patched)
         success_rate = metrics["success_rate"]
         curve = {"epsilon": levels, "success_rate": [float(results[e][1].mean()) if len(xa) else 0.0 for e in levels]}
         evidence: dict = {"curve": curve, **units.describe(eps_max)[1]}
+        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
+            evidence["bpda"] = patched.note
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
         if rel:
             evidence["examples"] = rel
@@ -122,6 +124,8 @@ class ProjectedGradientDescent(Check):
             f"PGD-{self.norm} with epsilon {eps_max:.3g}{units_note(units)} turned {success.sum()} of {len(xa)} correctly "
             f"classified inputs into errors ({success_rate:.0%})."
         )
+        if patched.note and "vanish" in patched.note:
+            summary += f" {patched.note}."
         if patched:
             summary += (f" The gradient-masking layer(s) {', '.join(patched)} were attacked through an identity "
                         "backward pass (BPDA).")
