@@ -13,8 +13,14 @@ so pixel-range images, [0, 1], see exactly the absolute budget they always saw).
 
 **Defaults** (the same for every FM01/FM07 check, white or black box, so their results
 compare): L-inf 0.2 of each feature's range, the strength the zoo's adversarially trained
-MNIST twin was trained for and close to the usual 0.3 of MNIST robustness benchmarks; L2
-0.1 * sqrt(d), a tenth of the range-diagonal of d features (2.8 on 28x28 images).
+MNIST twin was trained for and close to the usual 0.3 of MNIST robustness benchmarks. L2 on
+images (one shared range): 0.1 * sqrt(d), a tenth of the range-diagonal of d pixels (2.8 on
+28x28 images). L2 on tables (features with ranges of their own): 0.2, the L-inf budget. A
+table's columns are different quantities, not pixels of one signal, and an L2 ball of
+0.1 * sqrt(d) would let an attacker spend it all on one column and move it by half its
+range (d = 21) or more: rewriting the record, not perturbing it. At 0.2 no column moves
+further than the L-inf default allows, and a change spread over k columns moves each by
+0.2 / sqrt(k) of its range.
 
 :class:`FeatureUnits` maps inputs into those units (``z = (x - lower) / range``) and back,
 so an attack written for one shared range and one scalar epsilon (a step, a projection, a
@@ -38,6 +44,8 @@ def default_epsilon_units(spec, norm: str) -> float:
     if norm == "linf":
         return LINF_FRACTION
     if norm == "l2":
+        if getattr(spec, "per_feature", False):  # a table: see the module docstring
+            return LINF_FRACTION
         return L2_FRACTION * math.sqrt(spec.n_features)
     raise ValueError(f"norm must be 'linf' or 'l2', not {norm!r}")
 
