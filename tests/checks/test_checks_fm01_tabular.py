@@ -77,7 +77,7 @@ def test_findings_state_the_per_feature_epsilon(raw_logreg, raw_breast_cancer, t
     assert m["epsilon_abs_max"] == pytest.approx(0.05 * (hi - lo).max(), rel=1e-6)
     assert m["epsilon_abs_min"] == pytest.approx(0.05 * (hi - lo).min(), rel=1e-6)
     np.testing.assert_allclose(f.evidence["epsilon_per_feature"], 0.05 * (hi - lo), rtol=1e-6)
-    assert "each feature's range" in f.summary
+    assert "of each feature's range" in f.summary
     ex = np.load(tmp_path / f.evidence["examples"])
     moved = np.abs(ex["x_adv"].astype(np.float64) - ex["x"]) / (hi - lo)
     assert moved.max() <= 0.05 + 1e-4  # no column moved by more than its own epsilon

@@ -21,6 +21,7 @@ from ..util.bpda import straight_through
 from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
+from ..util.feasible import make_feasible
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -156,28 +157,33 @@ class ProjectedGradientDescent(Check):
                 break
             x0, y = x0_all[active], y_all[active]
             x = x0 + self._random_start(torch, x0, eps, gen)
-            x = self._project(x, x0, x0_np[active], eps, units, constraints)
+            x = self._project(x, x0, eps, units)
             for step in range(steps + 1):
-                x = x.detach().requires_grad_(True)
-                logits = target.logits(units.to_target(x))
+                # Feature constraints: the model sees (and is judged on) the submittable point,
+                # while the steps accumulate on the unconstrained iterate, moved by the
+                # gradient taken at the submittable point (straight-through). Snapping every
+                # step would undo any step shorter than half a category's spacing.
+                xe = self._feasible(x, x0_np[active], eps, units, spec) if constraints else x
+                xe = xe.detach().requires_grad_(True)
+                logits = target.logits(units.to_target(xe))
                 used[active] += 1
                 pred = logits.argmax(dim=1)
                 hit = (pred != y).numpy()
                 if hit.any():
                     rows = active[hit]
-                    best[rows] = units.to_numpy(x[torch.from_numpy(hit)], x0_np.dtype)
+                    best[rows] = units.to_numpy(xe[torch.from_numpy(hit)], x0_np.dtype)
                     found[rows] = True
                 keep = ~hit
                 if not keep.any():
                     break
                 if step == steps:
                     break
-                (grad,) = torch.autograd.grad(self._loss(torch, logits, y), x)
+                (grad,) = torch.autograd.grad(self._loss(torch, logits, y), xe)
                 keep_t = torch.from_numpy(keep)
                 x, x0, y, grad = x.detach()[keep_t], x0[keep_t], y[keep_t], grad[keep_t]
                 active = active[keep]
                 x = x + alpha * steepest_direction(grad, self.norm)
-                x = self._project(x, x0, x0_np[active], eps, units, constraints)
+                x = self._project(x, x0, eps, units)
         if constraints and found.any():  # back in target units: exact immutable and integer values again
             best[found] = constraints.project(best[found], x0_np[found])
         return best, found, used
@@ -203,11 +209,16 @@ class ProjectedGradientDescent(Check):
         r = torch.rand(x0.shape[0], generator=gen, dtype=x0.dtype).view(-1, *[1] * (x0.dim() - 1))
         return d * r * eps
 
-    def _project(self, x, x0, x0_np, eps, units, constraints):
-        x = units.clamp(x0 + project_onto_ball(x - x0, eps, self.norm))
-        if constraints:
-            x = units.project_constraints(x, x0_np, constraints)
-        return x
+    def _project(self, x, x0, eps, units):
+        """Into the ball and each feature's bounds (range units)."""
+        return units.clamp(x0 + project_onto_ball(x - x0, eps, self.norm))
+
+    def _feasible(self, x, x0_np, eps, units, spec):
+        """The submittable point nearest ``x`` (range units): feature constraints applied in
+        target units, kept inside the ball (util.feasible.make_feasible)."""
+        x0 = np.asarray(x0_np, np.float64)
+        feasible = make_feasible(units.to_numpy(x, np.float64), x0, spec, eps, self.norm, units.units)
+        return units.to_unit(feasible)
 
     def _plots(self, ctx, curve, xa, x_adv, success) -> list[str]:
         from ..report import plots

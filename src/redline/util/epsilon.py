@@ -77,7 +77,7 @@ def resolve_epsilon(epsilon: float | None, spec, norm: str) -> float:
 
 def units_note(units: "FeatureUnits") -> str:
     """What a summary adds after an epsilon when features have ranges of their own."""
-    return "" if units.shared is not None else " (in units of each feature's range)"
+    return "" if units.shared is not None else " of each feature's range"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

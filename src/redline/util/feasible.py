@@ -57,6 +57,8 @@ def make_feasible(x: np.ndarray, x0: np.ndarray, spec: InputSpec, eps: float | N
     x = constraints.project(x, x0)
     if eps is None or not (constraints.integer or constraints.categorical):
         return x
+    if norm == "linf":
+        return _snap_inside_box(x, x0, eps, units, constraints)
     flat = x.reshape(len(x), -1)
     size = units.size(x - x0, norm)
     outside = size > eps * (1 + 1e-6)
@@ -66,3 +68,29 @@ def make_feasible(x: np.ndarray, x0: np.ndarray, spec: InputSpec, eps: float | N
         flat[np.ix_(outside, snapped)] = x0.reshape(len(x0), -1)[np.ix_(outside, snapped)]
         x = project_ball(flat.reshape(x.shape), x0, eps, norm, scale)
     return x
+
+
+def _snap_inside_box(x: np.ndarray, x0: np.ndarray, eps: float, units: FeatureUnits, constraints) -> np.ndarray:
+    """L-inf: each snapped feature independently takes the allowed value nearest to its
+    candidate among those inside its own box ``x0_j +- eps * range_j`` (the original value
+    always is): a category one step away is reachable when the step fits the budget, and
+    one feature snapping too far does not undo the others."""
+    shape = x.shape
+    flat = np.array(x, dtype=np.float64).reshape(len(x), -1)
+    orig = np.asarray(x0, dtype=np.float64).reshape(len(x0), -1)
+    reach = eps * np.asarray(units.scale, np.float64).reshape(-1) * (1 + 1e-6)
+    if constraints.integer:
+        idx = list(constraints.integer)
+        low = np.ceil(orig[:, idx] - reach[idx])
+        high = np.floor(orig[:, idx] + reach[idx])
+        # An original that is not an integer stays where it is when no integer fits the box.
+        inside = np.clip(flat[:, idx], low, high)
+        flat[:, idx] = np.where(low <= high, inside, orig[:, idx])
+    for i, values in constraints.categorical:
+        allowed = np.asarray(values, dtype=np.float64)[None, :]
+        cost = np.abs(flat[:, i, None] - allowed)
+        cost[np.abs(allowed - orig[:, i, None]) > reach[i]] = np.inf
+        pick = cost.argmin(axis=1)
+        chosen = allowed[0, pick]
+        flat[:, i] = np.where(np.isfinite(cost.min(axis=1)), chosen, orig[:, i])
+    return flat.reshape(shape).astype(x.dtype, copy=False)
