@@ -174,7 +174,13 @@ class FastMinimumNorm(Check):
         rows = torch.arange(n)
 
         for k in range(steps + 1):
-            xk = (x0 + delta).detach().requires_grad_(True)
+            xk = x0 + delta
+            if constraints:
+                # The model sees (and the norm is taken of) the submittable point; the steps
+                # accumulate on the unconstrained iterate (straight-through), since snapping
+                # it every step would undo steps shorter than half a category's spacing.
+                xk = units.project_constraints(xk, x0_np, constraints)
+            xk = xk.detach().requires_grad_(True)
             logits = target.logits(units.to_target(xk))
             true = logits[rows, y]
             others = logits.clone()
@@ -183,7 +189,7 @@ class FastMinimumNorm(Check):
             # The deployed model decides by argmax; a margin of -1e-7 that argmax resolves the
             # other way is not an adversarial example.
             is_adv = logits.detach().argmax(dim=1) != y
-            dnorm = self._norm(torch, delta)
+            dnorm = self._norm(torch, xk.detach() - x0 if constraints else delta)
             fresh = (is_adv & torch.isinf(best_norm)).numpy()
             to_first[fresh] = k + 1
             improved = is_adv & (dnorm < best_norm)
@@ -213,10 +219,7 @@ class FastMinimumNorm(Check):
                 step = steepest_direction(grad, self.norm)
                 delta = delta - alpha * step
                 delta = project_onto_ball(delta, radius, self.norm)
-                x = units.clamp(x0 + delta)
-                if constraints:
-                    x = units.project_constraints(x, x0_np, constraints)
-                delta = x - x0
+                delta = units.clamp(x0 + delta) - x0
             ctx.progress(k + 1, steps)
         best_np = units.to_numpy(best, x0_np.dtype)
         found = np.isfinite(best_norm.numpy())
