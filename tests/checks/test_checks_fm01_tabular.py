@@ -145,3 +145,25 @@ def test_default_l2_and_labels_only_agree_on_the_robust_model(twins):
         finding = check(robust, data, budget=3000, seed=0)
         assert finding.metrics["epsilon"] == pytest.approx(0.2)  # tables: L2 default = the L-inf one
         assert finding.status is Status.NOT_VULNERABLE, finding.summary
+
+
+def test_pgd_reaches_a_category_one_step_away():
+    """Category spacing 0.19 of the range, epsilon 0.2: each PGD step (0.025) is far shorter
+    than half the spacing, so snapping the iterate every step would return it to where it
+    started; the straight-through iterate accumulates the steps and reaches the category."""
+    from redline.targets.base import FeatureConstraints, InputSpec
+    from redline.targets.torch import TorchTarget
+
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():  # class 1 once feature 0 passes 0.1; feature 1 does not matter
+        net.weight.copy_(torch.tensor([[0.0, 0.0], [20.0, 0.0]]))
+        net.bias.copy_(torch.tensor([0.0, -2.0]))
+    spec = InputSpec((2,), lower=0.0, upper=1.0, feature_lower=(0.0, 0.0), feature_upper=(1.0, 1.0),
+                     constraints=FeatureConstraints(categorical=((0, (0.0, 0.19, 0.6, 1.0)),)))
+    target = TorchTarget(net, input_spec=spec, n_classes=2)
+    x = np.column_stack([np.zeros(40), np.linspace(0, 1, 40)]).astype(np.float32)
+    data = Dataset("cat", x, np.zeros(40, int), x, np.zeros(40, int))
+    finding = ProjectedGradientDescent(epsilon=0.2, n_inputs=40, curve_points=1)(target, data, budget=2000, seed=0)
+    assert finding.metrics["success_rate"] >= 0.9, finding.summary
+    ex_ok = finding.metrics["median_linf"]
+    assert ex_ok == pytest.approx(0.19, abs=1e-5)  # exactly one category step, inside the ball

@@ -152,6 +152,7 @@ class FastMinimumNorm(Check):
             return x0_np.copy(), np.full(0, np.inf), to_first
         spec = target.input_spec
         constraints = spec.constraints
+        relaxed = constraints.continuous()
         # The search runs in range units (each feature divided by its own range), so norms,
         # radii and steps mean the same for every feature, whatever its raw scale.
         units = FeatureUnits.from_spec(spec).for_torch(torch)
@@ -219,7 +220,10 @@ class FastMinimumNorm(Check):
                 step = steepest_direction(grad, self.norm)
                 delta = delta - alpha * step
                 delta = project_onto_ball(delta, radius, self.norm)
-                delta = units.clamp(x0 + delta) - x0
+                x = units.clamp(x0 + delta)
+                if relaxed:  # immutable features and ranges hold on the iterate itself
+                    x = units.project_constraints(x, x0_np, relaxed)
+                delta = x - x0
             ctx.progress(k + 1, steps)
         best_np = units.to_numpy(best, x0_np.dtype)
         found = np.isfinite(best_norm.numpy())

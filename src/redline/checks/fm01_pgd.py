@@ -148,6 +148,7 @@ class ProjectedGradientDescent(Check):
         units = FeatureUnits.from_spec(spec).for_torch(torch)
         alpha = self.step_size if self.step_size is not None else 2.5 * eps / steps
         constraints = spec.constraints
+        relaxed = constraints.continuous()
         x0_all = units.to_unit(x0_np)
         y_all = torch.from_numpy(y_np.astype(np.int64))
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -157,7 +158,7 @@ class ProjectedGradientDescent(Check):
                 break
             x0, y = x0_all[active], y_all[active]
             x = x0 + self._random_start(torch, x0, eps, gen)
-            x = self._project(x, x0, eps, units)
+            x = self._project(x, x0, x0_np[active], eps, units, relaxed)
             for step in range(steps + 1):
                 # Feature constraints: the model sees (and is judged on) the submittable point,
                 # while the steps accumulate on the unconstrained iterate, moved by the
@@ -183,7 +184,7 @@ class ProjectedGradientDescent(Check):
                 x, x0, y, grad = x.detach()[keep_t], x0[keep_t], y[keep_t], grad[keep_t]
                 active = active[keep]
                 x = x + alpha * steepest_direction(grad, self.norm)
-                x = self._project(x, x0, eps, units)
+                x = self._project(x, x0, x0_np[active], eps, units, relaxed)
         if constraints and found.any():  # back in target units: exact immutable and integer values again
             best[found] = constraints.project(best[found], x0_np[found])
         return best, found, used
@@ -209,9 +210,13 @@ class ProjectedGradientDescent(Check):
         r = torch.rand(x0.shape[0], generator=gen, dtype=x0.dtype).view(-1, *[1] * (x0.dim() - 1))
         return d * r * eps
 
-    def _project(self, x, x0, eps, units):
-        """Into the ball and each feature's bounds (range units)."""
-        return units.clamp(x0 + project_onto_ball(x - x0, eps, self.norm))
+    def _project(self, x, x0, x0_np, eps, units, relaxed):
+        """Into the ball and each feature's bounds (range units); immutable features and
+        ranges (``relaxed``: the constraints without rounding) hold on the iterate too."""
+        x = units.clamp(x0 + project_onto_ball(x - x0, eps, self.norm))
+        if relaxed:
+            x = units.project_constraints(x, x0_np, relaxed)
+        return x
 
     def _feasible(self, x, x0_np, eps, units, spec):
         """The submittable point nearest ``x`` (range units): feature constraints applied in

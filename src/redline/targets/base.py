@@ -91,6 +91,11 @@ class FeatureConstraints:
             flat[:, idx] = orig[:, idx]
         return flat.reshape(shape).astype(x.dtype, copy=False)
 
+    def continuous(self) -> "FeatureConstraints":
+        """The constraints a continuous attack iterate keeps (immutable features, ranges),
+        without the rounding of integer and categorical features."""
+        return dataclasses.replace(self, integer=(), categorical=())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "immutable": list(self.immutable),
