@@ -8,9 +8,8 @@ cannot inflate the result.
 
 ``epsilon`` (and ``step_size``) are in units of each feature's range
 (:mod:`redline.util.epsilon`; default L-inf 0.2, L2 0.1 * sqrt(d) on images and 0.2 on
-tables); the attack runs in those
-units, so every feature's step is proportional to its own range. Steps ascend the margin
-loss by default (``loss="margin"``; ``"ce"`` for cross-entropy), which keeps a useful
+tables); the attack runs in those units, so every feature's step is proportional to its
+own range. Steps ascend the margin loss by default (``loss="margin"``; ``"ce"`` for cross-entropy), which keeps a useful
 gradient on confident models where cross-entropy's vanishes.
 """
 from __future__ import annotations
