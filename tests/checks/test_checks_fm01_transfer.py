@@ -84,3 +84,31 @@ def test_adversarially_trained_twin_resists_transfer(plain):
                                      budget=1000)
     assert finding.status is Status.NOT_VULNERABLE
     assert finding.metrics["success_rate"] < plain.metrics["success_rate"] / 2
+
+
+def _subset(data, n_test, pool):
+    from redline.data.base import Dataset
+
+    return Dataset("mnist-small", data.x_train, data.y_train, data.x_test[:n_test], data.y_test[:n_test],
+                   pool[0] if pool else None, pool[1] if pool else None, modality="image")
+
+
+def test_surrogate_agreement_is_measured_on_rows_the_surrogate_never_saw(mnist):
+    """Every test row is attacked here (40 rows, n_inputs 40): agreement comes from pool rows
+    the labelling budget did not reach. It used to read 0.0 (an empty held-out set)."""
+    target, data = mnist
+    small = _subset(data, 40, (data.x_pool[:900], data.y_pool[:900]))
+    finding = TransferAttack(**FAST)(target, small, budget=600)
+    m = finding.metrics
+    assert m["labelling_queries"] <= 600 and m["surrogate_agreement_rows"] == 900 - m["labelling_queries"]
+    assert m["surrogate_agreement"] >= 0.8 and m["surrogate_success_rate"] > 0.5
+    assert "held-out rows" in finding.summary
+
+
+def test_without_unseen_rows_agreement_is_not_reported_as_zero(mnist):
+    """No pool: the surrogate is labelled on the test rows, which are also all attacked."""
+    target, data = mnist
+    small = _subset(data, 60, None)
+    finding = TransferAttack(**{**FAST, "n_inputs": 60})(target, small, budget=2000)
+    assert finding.metrics["surrogate_agreement"] is None and finding.metrics["surrogate_agreement_rows"] == 0
+    assert "agreement not measured" in finding.summary

@@ -33,7 +33,9 @@ when they are spent. Every point sent is first mapped onto what an attacker may 
 (input bounds and the target's feature constraints), and the attack keeps only points whose
 label it has seen, so every reported example is one the model actually misclassified.
 Success is judged in the attack's norm against ``epsilon`` (default per
-:mod:`redline.util.epsilon`).
+:mod:`redline.util.epsilon`). Distances, ``epsilon`` and the probes are in units of each
+feature's range: the attack runs on inputs divided by their ranges, so a raw-unit column
+4000 wide does not swamp one 0.05 wide.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..util.attack_trace import AttackTrace, success_vs_size
-from ..util.epsilon import resolve_epsilon
+from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
@@ -58,13 +60,36 @@ _SIZES = {"l2": l2, "linf": linf}  # perturbation size per row, in the attack's 
 
 
 class _Budgeted:
-    """The labels oracle: sends feasible candidates for some inputs, charges each its queries."""
+    """The labels oracle: sends feasible candidates for some inputs, charges each its queries.
+
+    The attack works in range units (each feature divided by its own range, see
+    :mod:`redline.util.epsilon`): ``x0`` and every candidate are in those units, and the
+    oracle maps them back to the target's units to make them feasible and to send them.
+    For [0, 1] images the map is the identity.
+    """
 
     def __init__(self, target, x0: np.ndarray, y: np.ndarray, per_input: int):
-        self.target, self.x0, self.y = target, x0, y
+        self.target, self.y = target, y
         self.spec = target.input_spec
+        self.units = FeatureUnits.from_spec(self.spec)
+        self.x0_target = x0
+        self.x0 = self.to_unit(x0)
         self.per_input = per_input
         self.used = np.zeros(len(x0), dtype=np.int64)
+
+    def to_unit(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.units.to_unit(x), dtype=np.float32)
+
+    def to_target(self, z: np.ndarray) -> np.ndarray:
+        return self.units.from_unit(z, self.x0_target.dtype)
+
+    def noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Uniform random inputs in range units, within every feature's bounds."""
+        shape = (n, *self.x0.shape[1:])
+        if self.units.identity and self.units.shared is not None:
+            return rng.uniform(self.spec.lower, self.spec.upper, size=shape).astype(np.float32)
+        lo, hi = self.units.unit_bounds()
+        return rng.uniform(lo, hi, size=shape).astype(np.float32)
 
     def remaining(self, rows: np.ndarray) -> np.ndarray:
         return self.per_input - self.used[rows]
@@ -72,10 +97,15 @@ class _Budgeted:
     def feasible(self, cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``cand`` mapped onto what may be sent; may reuse ``cand``'s memory (callers pass fresh arrays)."""
         cand = np.asarray(cand, dtype=np.float32)
+        if self.units.identity and self.units.shared is not None and not self.spec.constraints:
+            # Without feature constraints only the bounds apply, and they need no originals.
+            return np.clip(cand, self.spec.lower, self.spec.upper, out=cand)
+        x = self.to_target(cand)
         if self.spec.constraints:
-            return make_feasible(cand, self.x0[rows], self.spec)
-        # Without feature constraints only the bounds apply, and they need no originals.
-        return np.clip(cand, self.spec.lower, self.spec.upper, out=cand)
+            x = make_feasible(x, self.x0_target[rows], self.spec, units=self.units)
+        else:
+            x = self.units.clip(x)
+        return self.to_unit(x)
 
     def is_adversarial(self, cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Labels of ``cand`` (already feasible), one row of ``rows`` each; True where not y."""
@@ -84,7 +114,7 @@ class _Budgeted:
         counts = np.bincount(rows, minlength=len(self.used))
         if (self.used + counts > self.per_input).any():  # a planning bug, never a user error
             raise RuntimeError("decision attack planned past an input's query budget")
-        labels = self.target.predict_labels(cand)
+        labels = self.target.predict_labels(self.to_target(cand))
         self.used += counts
         return labels != self.y[rows]
 
@@ -134,7 +164,7 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
-        return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
+        return epsilon_units(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         try:
@@ -155,11 +185,15 @@ class DecisionAttack(Check):
         per_input = budget // n if n else 0
         oracle = _Budgeted(target, xa, ya, per_input)
         x_adv, found, trace = self._attack(oracle, data, rng, ctx)
+        x_adv = oracle.to_target(x_adv)
+        constraints, units = target.input_spec.constraints, oracle.units
+        if constraints and found.any():  # exact immutable and integer values in target units
+            x_adv[found] = constraints.project(x_adv[found], xa[found])
 
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
         found &= adv_pred != ya  # re-checked on the deployed prediction path
-        dist = np.where(found, _SIZES[self.norm](x_adv - xa), np.inf)
+        dist = np.where(found, units.size(x_adv - xa, self.norm), np.inf)
         within = dist <= eps
         success_rate = float(within.mean()) if n else 0.0
         clean_accuracy = float(correct.mean()) if len(correct) else 0.0
@@ -172,15 +206,16 @@ class DecisionAttack(Check):
             "clean_accuracy": clean_accuracy,
             "robust_accuracy": clean_accuracy * (1.0 - success_rate),
             "median_queries": median_or_none(to_reach[within & (to_reach >= 0)]),
-            "median_l2": median_or_none(l2((x_adv - xa)[found])),
-            "median_linf": median_or_none(linf((x_adv - xa)[found])),
+            "median_l2": median_or_none(units.size((x_adv - xa)[found], "l2")),
+            "median_linf": median_or_none(units.size((x_adv - xa)[found], "linf")),
             "attacked_inputs": int(n),
             "queries_per_input": int(per_input),
+            **units.describe(eps)[0],
         }
         top = float(np.max(dist[found])) if found.any() else 2 * eps
         curve_e = success_vs_size(dist, np.linspace(0, max(top, eps) * 1.05, 21)[1:])
         curve_q = trace.success_vs_queries(eps)
-        evidence: dict = {"curve": curve_e, "curve_queries": curve_q}
+        evidence: dict = {"curve": curve_e, "curve_queries": curve_q, **units.describe(eps)[1]}
         # The trace holds sizes in the attack's norm and is named after it.
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred, found=found,
                           trace_queries=trace.queries, **{f"trace_{self.norm}": trace.sizes})
@@ -194,7 +229,7 @@ class DecisionAttack(Check):
         med = metrics[f"median_{self.norm}"]
         summary = (
             f"With labels only and {count(per_input, 'query')} per input, the attack found adversarial inputs within "
-            f"{label} {eps:.3g} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
+            f"{label} {eps:.3g}{units_note(units)} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
             + (f"; median {label} of the smallest found {med:.3g}." if med is not None else ".")
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
@@ -266,7 +301,7 @@ class DecisionAttack(Check):
         k = min(int(self.init_candidates), max(0, oracle.per_input // 4))
         pool_x, pool_y = data.attacker_data(disjoint=False)
         if k and pool_x is not None and len(pool_x):
-            pool = np.asarray(pool_x, dtype=np.float32).reshape(len(pool_x), -1)
+            pool = oracle.to_unit(np.asarray(pool_x, dtype=np.float32)).reshape(len(pool_x), -1)
             d2 = (flat0**2).sum(1)[:, None] + (pool**2).sum(1)[None] - 2 * flat0 @ pool.T
             # Pool inputs labelled with the input's own class would rarely be adversarial.
             d2[np.asarray(pool_y)[None, :] == y[:, None]] = np.inf
@@ -284,12 +319,11 @@ class DecisionAttack(Check):
             ok = np.isfinite(dists[pick])
             best[rows[pick[ok]]] = cflat[pick[ok]]
             found[rows[pick[ok]]] = True
-        spec = oracle.spec
         for _ in range(_NOISE_TRIES):
             rows = np.flatnonzero(~found & (oracle.remaining(np.arange(n)) > 4))
             if rows.size == 0:
                 break
-            noise = rng.uniform(spec.lower, spec.upper, size=(len(rows), *x0.shape[1:])).astype(np.float32)
+            noise = oracle.noise(rng, len(rows))
             cand = oracle.feasible(noise, rows)
             adv = oracle.is_adversarial(cand, rows)
             best[rows[adv]] = cand[adv].reshape(int(adv.sum()), flat0.shape[1])

@@ -14,6 +14,10 @@ change rate decay by cosine annealing, so the search settles on the boundary.
 
 All inputs move as one batch; every forward pass is counted by the target's ledger, and
 every example reported is re-checked on the deployed prediction path.
+
+Norms, radii, ``epsilon`` and ``step_size`` are in units of each feature's range
+(:mod:`redline.util.epsilon`): the search runs on inputs divided by their ranges, so a
+raw-unit column 4000 wide and one 0.05 wide both move in proportion.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from ..util.ball import l2_norms, project_onto_ball, steepest_direction
 from ..util.bpda import straight_through
-from ..util.epsilon import resolve_epsilon
+from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
@@ -66,7 +70,7 @@ class FastMinimumNorm(Check):
             raise ValueError("gamma must be between 0 and 1")
         if self.step_size is not None and not float(self.step_size) > 0:
             raise ValueError("step_size must be positive")
-        return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
+        return epsilon_units(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         import torch
@@ -100,8 +104,9 @@ class FastMinimumNorm(Check):
         within = found & (min_norm <= eps * (1 + 1e-6))
         # Inputs broken only beyond epsilon are reported unperturbed at epsilon.
         x_at_eps = np.where(within.reshape(-1, *[1] * (xa.ndim - 1)), x_best, xa)
-        metrics = evasion_metrics(self.norm, eps, xa, x_at_eps, within, correct, used)
-        metrics["bpda_layers"] = patched
+        units = FeatureUnits.from_spec(target.input_spec)
+        metrics = evasion_metrics(self.norm, eps, xa, x_at_eps, within, correct, used, units=units)
+        metrics["bpda_layers"] = list(patched)
         finite = min_norm[found]
         metrics["found_rate"] = float(found.mean()) if len(found) else 0.0
         metrics["median_min_norm"] = float(np.median(finite)) if finite.size else None
@@ -114,7 +119,10 @@ class FastMinimumNorm(Check):
         evidence: dict = {
             "curve": {"epsilon": levels, "success_rate": curve_rate},
             "min_norms": [float(v) if np.isfinite(v) else None for v in min_norm],
+            **units.describe(eps)[1],
         }
+        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
+            evidence["bpda"] = patched.note
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_best, y=ya, y_adv=adv_pred,
                           min_norm=min_norm)
         if rel:
@@ -128,7 +136,8 @@ class FastMinimumNorm(Check):
         summary = (
             f"Fast minimum-norm ({self.norm}) broke {found.sum()} of {len(xa)} correctly classified inputs"
             + (f"; median smallest perturbation {med:.3g}" if med is not None else "")
-            + f"; {within.sum()} ({rate:.0%}) within epsilon {eps:.3g}."
+            + f"; {within.sum()} ({rate:.0%}) within epsilon {eps:.3g}{units_note(units)}."
+            + (f" {patched.note}." if patched.note and "vanish" in patched.note else "")
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
@@ -142,18 +151,22 @@ class FastMinimumNorm(Check):
         if n == 0:
             return x0_np.copy(), np.full(0, np.inf), to_first
         spec = target.input_spec
-        lo, hi, constraints = spec.lower, spec.upper, spec.constraints
+        constraints = spec.constraints
+        relaxed = constraints.continuous()
+        # The search runs in range units (each feature divided by its own range), so norms,
+        # radii and steps mean the same for every feature, whatever its raw scale.
+        units = FeatureUnits.from_spec(spec).for_torch(torch)
+        lo, hi = units.lower, units.upper
         linf_norm = self.norm == "linf"
-        span = float(hi - lo) or 1.0
         dim = int(np.prod(x0_np.shape[1:]))
-        # Step sizes in input units: a fraction of the range per feature (L-inf) or of the
-        # range diagonal (L2), so one setting fits images and tabular data alike.
+        # Step sizes: a tenth of each feature's range (L-inf) or of the range diagonal (L2),
+        # so one setting fits images and tabular data alike.
         alpha0 = float(self.step_size) if self.step_size is not None else (
-            0.1 * span if linf_norm else 0.1 * span * math.sqrt(dim))
+            0.1 if linf_norm else 0.1 * math.sqrt(dim))
         alpha_min = alpha0 / 100.0
         gamma0, gamma_min = float(self.gamma), 0.001
 
-        x0 = torch.from_numpy(x0_np)
+        x0 = units.to_unit(x0_np)
         y = torch.from_numpy(y_np.astype(np.int64))
         delta = torch.zeros_like(x0)
         radius = torch.full((n,), float("inf"))
@@ -162,8 +175,14 @@ class FastMinimumNorm(Check):
         rows = torch.arange(n)
 
         for k in range(steps + 1):
-            xk = (x0 + delta).detach().requires_grad_(True)
-            logits = target.logits(xk)
+            xk = x0 + delta
+            if constraints:
+                # The model sees (and the norm is taken of) the submittable point; the steps
+                # accumulate on the unconstrained iterate (straight-through), since snapping
+                # it every step would undo steps shorter than half a category's spacing.
+                xk = units.project_constraints(xk, x0_np, constraints)
+            xk = xk.detach().requires_grad_(True)
+            logits = target.logits(units.to_target(xk))
             true = logits[rows, y]
             others = logits.clone()
             others[rows, y] = -float("inf")
@@ -171,7 +190,7 @@ class FastMinimumNorm(Check):
             # The deployed model decides by argmax; a margin of -1e-7 that argmax resolves the
             # other way is not an adversarial example.
             is_adv = logits.detach().argmax(dim=1) != y
-            dnorm = self._norm(torch, delta)
+            dnorm = self._norm(torch, xk.detach() - x0 if constraints else delta)
             fresh = (is_adv & torch.isinf(best_norm)).numpy()
             to_first[fresh] = k + 1
             improved = is_adv & (dnorm < best_norm)
@@ -201,12 +220,16 @@ class FastMinimumNorm(Check):
                 step = steepest_direction(grad, self.norm)
                 delta = delta - alpha * step
                 delta = project_onto_ball(delta, radius, self.norm)
-                x = (x0 + delta).clamp(lo, hi)
-                if constraints:
-                    x = torch.from_numpy(constraints.project(x.numpy(), x0_np))
+                x = units.clamp(x0 + delta)
+                if relaxed:  # immutable features and ranges hold on the iterate itself
+                    x = units.project_constraints(x, x0_np, relaxed)
                 delta = x - x0
             ctx.progress(k + 1, steps)
-        return best.numpy(), best_norm.numpy().astype(np.float64), to_first
+        best_np = units.to_numpy(best, x0_np.dtype)
+        found = np.isfinite(best_norm.numpy())
+        if constraints and found.any():  # back in target units: exact immutable and integer values again
+            best_np[found] = constraints.project(best_np[found], x0_np[found])
+        return best_np, best_norm.numpy().astype(np.float64), to_first
 
     def _norm(self, torch, delta):
         delta = delta.detach()

@@ -5,6 +5,12 @@ attack spends queries only on inputs that still resist. Every step's forward pas
 through ``Target.logits`` and is counted. Success is re-checked through the target's
 ordinary ``predict`` path, so a white-box mirror that disagrees with the deployed model
 cannot inflate the result.
+
+``epsilon`` (and ``step_size``) are in units of each feature's range
+(:mod:`redline.util.epsilon`; default L-inf 0.2, L2 0.1 * sqrt(d) on images and 0.2 on
+tables); the attack runs in those units, so every feature's step is proportional to its
+own range. Steps ascend the margin loss by default (``loss="margin"``; ``"ce"`` for cross-entropy), which keeps a useful
+gradient on confident models where cross-entropy's vanishes.
 """
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ import numpy as np
 
 from ..util.ball import project_onto_ball, steepest_direction
 from ..util.bpda import straight_through
-from ..util.epsilon import resolve_epsilon
+from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
+from ..util.feasible import make_feasible
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -36,6 +43,7 @@ class ProjectedGradientDescent(Check):
         curve_points: int = 4,
         success_threshold: float = 0.3,
         bpda: bool = True,
+        loss: str = "margin",
     ):
         self.norm = norm
         self.epsilon = epsilon
@@ -46,6 +54,7 @@ class ProjectedGradientDescent(Check):
         self.curve_points = curve_points
         self.success_threshold = success_threshold
         self.bpda = bpda
+        self.loss = loss
 
     def _validate(self, target) -> float:
         if self.norm not in ("linf", "l2"):
@@ -53,7 +62,9 @@ class ProjectedGradientDescent(Check):
         for name in ("steps", "restarts", "n_inputs", "curve_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
+        if self.loss not in ("margin", "ce"):
+            raise ValueError(f"loss must be 'margin' or 'ce', not {self.loss!r}")
+        return epsilon_units(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         import torch
@@ -95,11 +106,14 @@ class ProjectedGradientDescent(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)
         success = adv_pred != ya  # re-checked on the deployed prediction path
-        metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used)
-        metrics["bpda_layers"] = patched
+        units = FeatureUnits.from_spec(target.input_spec)
+        metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used, units=units)
+        metrics["bpda_layers"] = list(patched)
         success_rate = metrics["success_rate"]
         curve = {"epsilon": levels, "success_rate": [float(results[e][1].mean()) if len(xa) else 0.0 for e in levels]}
-        evidence: dict = {"curve": curve}
+        evidence: dict = {"curve": curve, **units.describe(eps_max)[1]}
+        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
+            evidence["bpda"] = patched.note
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
         if rel:
             evidence["examples"] = rel
@@ -108,16 +122,22 @@ class ProjectedGradientDescent(Check):
             evidence["plots"] = plots
         vulnerable = len(xa) > 0 and success_rate >= self.success_threshold
         summary = (
-            f"PGD-{self.norm} with epsilon {eps_max:.3g} turned {success.sum()} of {len(xa)} correctly "
+            f"PGD-{self.norm} with epsilon {eps_max:.3g}{units_note(units)} turned {success.sum()} of {len(xa)} correctly "
             f"classified inputs into errors ({success_rate:.0%})."
         )
+        if patched.note and "vanish" in patched.note:
+            summary += f" {patched.note}."
         if patched:
             summary += (f" The gradient-masking layer(s) {', '.join(patched)} were attacked through an identity "
                         "backward pass (BPDA).")
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
     def _attack(self, torch, target, x0_np, y_np, eps, steps, restarts, rng):
-        """Best adversarial example per input over restarts, whether one was found, and queries used."""
+        """Best adversarial example per input over restarts, whether one was found, and queries used.
+
+        The attack runs in range units (``eps`` too): every feature's step and ball are
+        proportional to its own range, so raw-unit columns 0.05 and 4000 wide both move.
+        """
         n = len(x0_np)
         best = x0_np.copy()
         found = np.zeros(n, dtype=bool)
@@ -125,10 +145,11 @@ class ProjectedGradientDescent(Check):
         if n == 0:
             return best, found, used
         spec = target.input_spec
-        lo, hi = spec.lower, spec.upper
+        units = FeatureUnits.from_spec(spec).for_torch(torch)
         alpha = self.step_size if self.step_size is not None else 2.5 * eps / steps
         constraints = spec.constraints
-        x0_all = torch.from_numpy(x0_np)
+        relaxed = constraints.continuous()
+        x0_all = units.to_unit(x0_np)
         y_all = torch.from_numpy(y_np.astype(np.int64))
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
         for _ in range(restarts):
@@ -137,43 +158,72 @@ class ProjectedGradientDescent(Check):
                 break
             x0, y = x0_all[active], y_all[active]
             x = x0 + self._random_start(torch, x0, eps, gen)
-            x = self._project(torch, x, x0, eps, lo, hi, constraints)
+            x = self._project(x, x0, x0_np[active], eps, units, relaxed)
             for step in range(steps + 1):
-                x = x.detach().requires_grad_(True)
-                logits = target.logits(x)
+                # Feature constraints: the model sees (and is judged on) the submittable point,
+                # while the steps accumulate on the unconstrained iterate, moved by the
+                # gradient taken at the submittable point (straight-through). Snapping every
+                # step would undo any step shorter than half a category's spacing.
+                xe = self._feasible(x, x0_np[active], eps, units, spec) if constraints else x
+                xe = xe.detach().requires_grad_(True)
+                logits = target.logits(units.to_target(xe))
                 used[active] += 1
                 pred = logits.argmax(dim=1)
                 hit = (pred != y).numpy()
                 if hit.any():
                     rows = active[hit]
-                    best[rows] = x.detach().numpy()[hit]
+                    best[rows] = units.to_numpy(xe[torch.from_numpy(hit)], x0_np.dtype)
                     found[rows] = True
                 keep = ~hit
                 if not keep.any():
                     break
                 if step == steps:
                     break
-                loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-                (grad,) = torch.autograd.grad(loss, x)
+                (grad,) = torch.autograd.grad(self._loss(torch, logits, y), xe)
                 keep_t = torch.from_numpy(keep)
                 x, x0, y, grad = x.detach()[keep_t], x0[keep_t], y[keep_t], grad[keep_t]
                 active = active[keep]
                 x = x + alpha * steepest_direction(grad, self.norm)
-                x = self._project(torch, x, x0, eps, lo, hi, constraints)
+                x = self._project(x, x0, x0_np[active], eps, units, relaxed)
+        if constraints and found.any():  # back in target units: exact immutable and integer values again
+            best[found] = constraints.project(best[found], x0_np[found])
         return best, found, used
+
+    def _loss(self, torch, logits, y):
+        """What each step ascends. ``margin`` (default): the best other class's logit minus the
+        true class's (Carlini-Wagner). Cross-entropy saturates when the model is confident:
+        a logistic regression on raw features has logits in the hundreds, its softmax
+        rounds to exactly one in float32 and the gradient to zero, so those inputs never
+        move; the margin's gradient does not depend on confidence."""
+        if self.loss == "ce":
+            return torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        rows = torch.arange(len(y))
+        others = logits.detach().clone()
+        others[rows, y] = -float("inf")
+        runner_up = others.argmax(dim=1)
+        return (logits[rows, runner_up] - logits[rows, y]).sum()
 
     def _random_start(self, torch, x0, eps, gen):
         if self.norm == "linf":
-            return (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
-        d = steepest_direction(torch.randn(x0.shape, generator=gen), "l2")  # a random unit direction
-        r = torch.rand(x0.shape[0], generator=gen).view(-1, *[1] * (x0.dim() - 1))
+            return (torch.rand(x0.shape, generator=gen, dtype=x0.dtype) * 2 - 1) * eps
+        d = steepest_direction(torch.randn(x0.shape, generator=gen, dtype=x0.dtype), "l2")  # a random unit direction
+        r = torch.rand(x0.shape[0], generator=gen, dtype=x0.dtype).view(-1, *[1] * (x0.dim() - 1))
         return d * r * eps
 
-    def _project(self, torch, x, x0, eps, lo, hi, constraints):
-        x = (x0 + project_onto_ball(x - x0, eps, self.norm)).clamp(lo, hi)
-        if constraints:
-            x = torch.from_numpy(constraints.project(x.detach().numpy(), x0.numpy()))
+    def _project(self, x, x0, x0_np, eps, units, relaxed):
+        """Into the ball and each feature's bounds (range units); immutable features and
+        ranges (``relaxed``: the constraints without rounding) hold on the iterate too."""
+        x = units.clamp(x0 + project_onto_ball(x - x0, eps, self.norm))
+        if relaxed:
+            x = units.project_constraints(x, x0_np, relaxed)
         return x
+
+    def _feasible(self, x, x0_np, eps, units, spec):
+        """The submittable point nearest ``x`` (range units): feature constraints applied in
+        target units, kept inside the ball (util.feasible.make_feasible)."""
+        x0 = np.asarray(x0_np, np.float64)
+        feasible = make_feasible(units.to_numpy(x, np.float64), x0, spec, eps, self.norm, units.units)
+        return units.to_unit(feasible)
 
     def _plots(self, ctx, curve, xa, x_adv, success) -> list[str]:
         from ..report import plots

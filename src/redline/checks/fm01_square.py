@@ -7,6 +7,9 @@ stops on an input as soon as the margin turns negative. Window sizes follow the 
 schedule, shrinking as queries are spent. Every query is one batched call
 for all the inputs still resisting.
 
+``epsilon`` is in units of each feature's range (:mod:`redline.util.epsilon`); the search
+runs on inputs divided by their ranges, so raw-unit columns of any width move alike.
+
 Budget: the check attacks ``n_inputs`` correctly classified inputs (fewer if the budget is
 smaller than that) and gives each ``budget // n`` queries.
 """
@@ -19,7 +22,7 @@ import math
 import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
-from ..util.epsilon import resolve_epsilon
+from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
@@ -157,18 +160,25 @@ class _LinfValues:
     projection per query (``pixelwise``); with constraints, candidates are made of ``raw``
     values and projected."""
 
-    def __init__(self, img: np.ndarray, eps: float, spec, feasible):
+    def __init__(self, img: np.ndarray, eps: float, spec, feasible, bounds=None):
         self.x0 = img.reshape(-1)  # float64, flat
-        self.eps, self.lower, self.upper = eps, spec.lower, spec.upper
+        self.eps = eps
+        # Each feature's bounds in the units of ``img`` (numbers when all share one range;
+        # the spec's shared range when not given).
+        lower, upper = bounds if bounds is not None else (spec.lower, spec.upper)
+        self.lower = lower if np.ndim(lower) == 0 else np.broadcast_to(np.reshape(lower, img.shape[1:]), img.shape).reshape(-1)
+        self.upper = upper if np.ndim(upper) == 0 else np.broadcast_to(np.reshape(upper, img.shape[1:]), img.shape).reshape(-1)
         self.pixelwise = not spec.constraints
         if self.pixelwise:
             rows = np.arange(len(img))
-            raw = (np.clip(img + eps * sign, spec.lower, spec.upper) for sign in _SIGNS)
+            raw = (np.clip(self.x0 + eps * sign, self.lower, self.upper).reshape(img.shape) for sign in _SIGNS)
             self.final_table = np.concatenate([feasible(values, rows).reshape(-1) for values in raw])
 
     def raw(self, at: np.ndarray, up: np.ndarray) -> np.ndarray:
         """x0 +- eps at flat positions ``at`` (+ where ``up`` is 1), clipped to the input range."""
-        return np.clip(np.take(self.x0, at) + self.eps * _SIGNS[up], self.lower, self.upper)
+        lower = self.lower if np.ndim(self.lower) == 0 else np.take(self.lower, at)
+        upper = self.upper if np.ndim(self.upper) == 0 else np.take(self.upper, at)
+        return np.clip(np.take(self.x0, at) + self.eps * _SIGNS[up], lower, upper)
 
     def final(self, at: np.ndarray, up: np.ndarray) -> np.ndarray:
         """``raw`` after make_feasible (pixelwise only)."""
@@ -203,7 +213,7 @@ class SquareAttack(Check):
             raise ValueError("n_inputs must be at least 1")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
-        eps = resolve_epsilon(self.epsilon, target.input_spec, self.norm)
+        eps = epsilon_units(self.epsilon, target.input_spec, self.norm)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)
 
@@ -225,14 +235,15 @@ class SquareAttack(Check):
         with target.ledger.evaluating():
             adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
         success = adv_pred != ya  # re-checked on the deployed prediction path
-        size = (linf if self.norm == "linf" else l2)(x_adv - xa)
-        metrics = evasion_metrics(self.norm, eps, xa, x_adv, success, correct, used)
+        units = FeatureUnits.from_spec(target.input_spec)
+        size = units.size(x_adv - xa, self.norm)
+        metrics = evasion_metrics(self.norm, eps, xa, x_adv, success, correct, used, units=units)
         metrics["queries_per_input"] = int(per_input)
         success_rate = metrics["success_rate"]
         sizes = np.where(success, size, np.inf)
         curve_q = trace.success_vs_queries(eps)
         curve_e = success_vs_size(sizes, eps * np.linspace(0.1, 1.0, 10))
-        evidence: dict = {"curve": curve_e, "curve_queries": curve_q}
+        evidence: dict = {"curve": curve_e, "curve_queries": curve_q, **units.describe(eps)[1]}
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred, queries=used)
         if rel:
             evidence["examples"] = rel
@@ -241,7 +252,7 @@ class SquareAttack(Check):
             evidence["plots"] = plots
         vulnerable = n > 0 and success_rate >= self.success_threshold
         summary = (
-            f"Square Attack ({self.norm}, epsilon {eps:.3g}, {count(per_input, 'query')} per input) turned "
+            f"Square Attack ({self.norm}, epsilon {eps:.3g}{units_note(units)}, {count(per_input, 'query')} per input) turned "
             f"{int(success.sum())} of {n} correctly classified inputs into errors ({success_rate:.0%})."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
@@ -259,14 +270,20 @@ class SquareAttack(Check):
         spec = target.input_spec
         layout = _Layout(spec.shape)
         dims = (layout.c, layout.h, layout.w)
-        img = x0.reshape(n, *dims).astype(np.float64)
+        # The search runs in range units (each feature divided by its own range; nothing
+        # changes for [0, 1] images): windows, signs and the L2 mass move every feature in
+        # proportion to its range. Candidates go back to target units to be made feasible
+        # and to be sent.
+        units = FeatureUnits.from_spec(spec)
+        img = np.asarray(units.to_unit(x0), np.float64).reshape(n, *dims)
 
         def feasible(cand, rows):
-            cand = np.asarray(cand, dtype=np.float32).reshape(len(rows), *spec.shape)
-            return make_feasible(cand, x0[rows], spec, eps, self.norm).reshape(len(rows), *dims)
+            cand = units.from_unit(np.asarray(cand).reshape(len(rows), *spec.shape), x0.dtype)
+            out = make_feasible(cand, x0[rows], spec, eps, self.norm, units)
+            return units.to_unit(out).reshape(len(rows), *dims)
 
         def margins(cand, rows):
-            probs = target.predict(cand.reshape(len(rows), *spec.shape))
+            probs = target.predict(units.from_unit(cand.reshape(len(rows), *spec.shape), x0.dtype))
             used[rows] += 1
             return margin_loss(probs, y[rows])
 
@@ -280,7 +297,8 @@ class SquareAttack(Check):
         sizes[broken] = self._size(best[broken] - img[broken])
         trace.record(used, sizes)
         if self.norm == "linf":
-            values = _LinfValues(img, eps, spec, feasible)
+            bounds = (spec.lower, spec.upper) if units.identity and units.shared else units.unit_bounds()
+            values = _LinfValues(img, eps, spec, feasible, bounds)
         else:
             delta = best - img  # the L2 step works on the perturbation, in float64
         steps = per_input - 1
@@ -306,7 +324,7 @@ class SquareAttack(Check):
             trace.record(used, sizes)
             if step % 50 == 0:
                 ctx.progress(step + 1, steps)
-        return best.reshape(n, *spec.shape), used, trace
+        return units.from_unit(best.reshape(n, *spec.shape), x0.dtype), used, trace
 
     def _size(self, delta):
         return (linf if self.norm == "linf" else l2)(delta)

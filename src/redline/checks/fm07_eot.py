@@ -5,7 +5,9 @@ shifted, with other lighting, blurred and noisy. Expectation over Transformation
 Athalye et al. 2018) optimises the attack for the average loss over random draws of those
 changes (:mod:`redline.util.transforms`), so it survives them. Two checks:
 
-* ``FM07.eot_perturbation``: one L-inf bounded perturbation per input.
+* ``FM07.eot_perturbation``: one L-inf bounded perturbation per input (``epsilon`` a fraction
+  of the pixel range, default 0.2, the default of every FM01/FM07 check; see
+  :mod:`redline.util.epsilon`).
 * ``FM07.eot_patch``: one universal square patch (a given fraction of the image area)
   that fools the model wherever it is stuck (Brown et al. 2017).
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..util.epsilon import epsilon_units
 from ..util.evidence import save_arrays, try_plot
 from ..util.norms import l2, linf, median_or_none
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
@@ -124,10 +127,12 @@ class EotPerturbation(_EotCheck):
                 raise ValueError(f"{name} must be at least 1")
         ranges = TransformRanges.from_value(self.ranges)
         spec = target.input_spec
+        # The default every FM01/FM07 check shares: 0.2 of the pixel range (L-inf), so a
+        # finding here compares with FM01's on the same images; ``epsilon`` is a fraction of
+        # that range, as everywhere (redline.util.epsilon).
         span = float(spec.upper - spec.lower) or 1.0
-        eps = 0.25 * span if self.epsilon is None else float(self.epsilon)
-        if eps <= 0:
-            raise ValueError("epsilon must be positive")
+        eps_units = epsilon_units(self.epsilon, spec, "linf")
+        eps = eps_units * span
         steps, samples = int(self.steps), int(self.samples)
 
         x_held, y_held = data.evaluation_data()  # apart from the attacker's (surrogate or patch) rows
@@ -183,15 +188,15 @@ class EotPerturbation(_EotCheck):
         clean_accuracy = float(correct.mean()) if len(correct) else 0.0
         metrics = {
             "norm": "linf",
-            "epsilon": eps,
+            "epsilon": eps_units,
             "success_rate": success_rate,
             "clean_accuracy": clean_accuracy,
             "transformed_clean_accuracy": float(clean_ok.mean()) if n else 0.0,
             "robust_accuracy": clean_accuracy * (float(adv_ok.mean()) if n else 1.0),
             "untransformed_success_rate": float((plain_pred != ya).mean()) if n else 0.0,
             "inputs_fooled_majority": float(robust_inputs.mean()) if n else 0.0,
-            "median_linf": median_or_none(linf(delta)),
-            "median_l2": median_or_none(l2(delta)),
+            "median_linf": median_or_none(linf(delta / span)),  # in range units, like epsilon
+            "median_l2": median_or_none(l2(delta / span)),
             "median_queries": float(steps * samples) if access == "white_box" and n else None,
             "attacked_inputs": int(n),
             "eval_transformations": int(counted.size),
@@ -208,7 +213,7 @@ class EotPerturbation(_EotCheck):
                 evidence["plots"] = plots
         vulnerable = n > 0 and success_rate >= self.success_threshold
         summary = (
-            f"EOT perturbations (L-inf {eps:.3g}, {access.replace('_', '-')}) kept fooling the target under "
+            f"EOT perturbations (L-inf {eps_units:.3g}, {access.replace('_', '-')}) kept fooling the target under "
             f"{success_rate:.0%} of held-out transformations ({int(self.eval_samples)} per input, ranges widened "
             f"x{self.holdout_widen:g}) on {n} inputs; {robust_inputs.mean() if n else 0:.0%} of the inputs were "
             "fooled under most of them."

@@ -91,6 +91,11 @@ class FeatureConstraints:
             flat[:, idx] = orig[:, idx]
         return flat.reshape(shape).astype(x.dtype, copy=False)
 
+    def continuous(self) -> "FeatureConstraints":
+        """The constraints a continuous attack iterate keeps (immutable features, ranges),
+        without the rounding of integer and categorical features."""
+        return dataclasses.replace(self, integer=(), categorical=())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "immutable": list(self.immutable),
@@ -102,29 +107,67 @@ class FeatureConstraints:
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
-    """Shape of one input (without the batch axis), its dtype and valid range."""
+    """Shape of one input (without the batch axis), its dtype and valid range.
+
+    ``lower``/``upper`` bound every feature (the shared pixel range of images, the envelope
+    of all columns of a table). ``feature_lower``/``feature_upper`` (flat, one value per
+    feature, or None) narrow that to each feature's own range: a table whose columns are in
+    raw units (0.05 wide next to 4000 wide) needs them, or one number cannot describe a
+    small change of every column. :meth:`feature_bounds` combines both with the
+    ``ranges`` constraint.
+    """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
     lower: float = 0.0
     upper: float = 1.0
     constraints: FeatureConstraints = FeatureConstraints()
+    feature_lower: tuple[float, ...] | None = None
+    feature_upper: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("feature_lower", "feature_upper"):
+            values = getattr(self, name)
+            if values is not None and len(values) != self.n_features:
+                raise TargetError(f"input spec: {name} has {len(values)} values for {self.n_features} features")
 
     @classmethod
     def from_data(cls, x: np.ndarray, constraints: FeatureConstraints | None = None) -> "InputSpec":
-        """Infer the spec from example inputs: shape of a row, observed bounds."""
+        """Infer the spec from example inputs: shape of a row, observed bounds (per column
+        for tables, i.e. rows that are one flat vector of features)."""
         x = np.asarray(x)
+        per_feature = x.ndim == 2 and len(x) > 0
         return cls(
             shape=tuple(int(s) for s in x.shape[1:]),
             dtype=str(x.dtype) if np.issubdtype(x.dtype, np.floating) else "float32",
             lower=float(np.min(x)),
             upper=float(np.max(x)),
             constraints=constraints or FeatureConstraints(),
+            feature_lower=tuple(float(v) for v in x.min(axis=0)) if per_feature else None,
+            feature_upper=tuple(float(v) for v in x.max(axis=0)) if per_feature else None,
         )
 
     @property
     def n_features(self) -> int:
         return int(np.prod(self.shape)) if self.shape else 1
+
+    def feature_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each a flat float64 array with one value per feature.
+
+        A feature's own bounds when the spec has them, else the shared range; a ``ranges``
+        constraint (stated by the user for that feature) replaces either.
+        """
+        d = self.n_features
+        lo = np.full(d, float(self.lower)) if self.feature_lower is None else np.array(self.feature_lower, np.float64)
+        hi = np.full(d, float(self.upper)) if self.feature_upper is None else np.array(self.feature_upper, np.float64)
+        for i, r_lo, r_hi in self.constraints.ranges:
+            lo[i], hi[i] = r_lo, r_hi
+        return lo, hi
+
+    @property
+    def per_feature(self) -> bool:
+        """True when features have ranges of their own (tables), False for one shared range."""
+        return self.feature_lower is not None or self.feature_upper is not None or bool(self.constraints.ranges)
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, self.lower, self.upper)
@@ -136,6 +179,8 @@ class InputSpec:
             "lower": self.lower,
             "upper": self.upper,
             "constraints": self.constraints.to_dict() if self.constraints else None,
+            **({"feature_lower": list(self.feature_lower)} if self.feature_lower is not None else {}),
+            **({"feature_upper": list(self.feature_upper)} if self.feature_upper is not None else {}),
         }
 
 

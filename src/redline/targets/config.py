@@ -14,7 +14,7 @@ Example::
     request: {inputs_key: instances, fields: {model: v2}}
     response: {probabilities_key: result.scores, labels_key: result.label}
     outputs: probabilities          # or labels (wraps local models to answer labels only)
-    input: {shape: [30], dtype: float32, lower: 0, upper: 1}
+    input: {shape: [30], dtype: float32, lower: 0, upper: 1}   # or one bound per feature: lower: [0, 18, ...]
     n_classes: 2
     feature_names: [age, income, ...]
     constraints: {immutable: [age], integer: [children], ranges: {income: [0, 1e6]}}
@@ -32,6 +32,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import TargetError, UsageError
 from .base import FeatureConstraints, InputSpec
@@ -87,8 +89,8 @@ class TargetConfig:
     outputs: str | None = None
     input_shape: tuple[int, ...] | None = None
     input_dtype: str | None = None
-    lower: float | None = None
-    upper: float | None = None
+    lower: float | tuple[float, ...] | None = None
+    upper: float | tuple[float, ...] | None = None
     n_classes: int | None = None
     feature_names: tuple[str, ...] | None = None
     constraints: Mapping[str, Any] | None = None
@@ -125,13 +127,44 @@ class TargetConfig:
             return None
         base = spec or InputSpec(shape=shape)
         constraints = self.feature_constraints(feature_names) if self.constraints else base.constraints
+        # Bounds the config states replace what the data showed: a number bounds every
+        # feature alike, a list bounds each feature. Features the config leaves open keep
+        # the data's per-feature bounds when the shape is the data's.
+        same_shape = tuple(shape) == tuple(base.shape)
+        feature_lower = base.feature_lower if same_shape else None
+        feature_upper = base.feature_upper if same_shape else None
+        lower, upper = base.lower, base.upper
+        if self.lower is not None:
+            lower, feature_lower = self._bound(self.lower, "lower", shape, min)
+        if self.upper is not None:
+            upper, feature_upper = self._bound(self.upper, "upper", shape, max)
+        if lower >= upper:
+            raise UsageError(f"{self.source}: input: lower ({lower}) must be below upper ({upper})")
+        if (feature_lower is None) != (feature_upper is None):  # one side per feature, the other shared
+            n = int(np.prod(shape))
+            feature_lower = feature_lower or (float(lower),) * n
+            feature_upper = feature_upper or (float(upper),) * n
+        if feature_lower is not None and any(a >= b for a, b in zip(feature_lower, feature_upper)):
+            bad = next(i for i, (a, b) in enumerate(zip(feature_lower, feature_upper)) if a >= b)
+            raise UsageError(f"{self.source}: input: feature {bad}'s lower bound must be below its upper bound")
         return InputSpec(
             shape=tuple(shape),
             dtype=self.input_dtype or base.dtype,
-            lower=base.lower if self.lower is None else self.lower,
-            upper=base.upper if self.upper is None else self.upper,
+            lower=lower,
+            upper=upper,
             constraints=constraints,
+            feature_lower=feature_lower,
+            feature_upper=feature_upper,
         )
+
+    def _bound(self, value, key: str, shape, envelope) -> tuple[float, tuple[float, ...] | None]:
+        """(shared bound, per-feature bounds or None) from a config number or list."""
+        if not isinstance(value, tuple):
+            return float(value), None
+        n = int(np.prod(shape))
+        if len(value) != n:
+            raise UsageError(f"{self.source}: input.{key}: {len(value)} values given for {n} features")
+        return float(envelope(value)), tuple(float(v) for v in value)
 
     def feature_constraints(self, feature_names: list[str] | None = None) -> FeatureConstraints:
         names = list(self.feature_names) if self.feature_names else feature_names
@@ -255,9 +288,17 @@ class _Parser:
             out["input_dtype"] = spec["dtype"]
         for key in ("lower", "upper"):
             if key in spec:
-                out[key] = self.number(spec[key], f"input.{key}")
-        if "lower" in out and "upper" in out and out["lower"] >= out["upper"]:
-            raise self.fail("input", f"lower ({out['lower']}) must be below upper ({out['upper']})")
+                value = spec[key]
+                if isinstance(value, list):  # one bound per feature
+                    if not value:
+                        raise self.fail(f"input.{key}", "must be a number or a non-empty list of numbers")
+                    out[key] = tuple(self.number(v, f"input.{key}") for v in value)
+                else:
+                    out[key] = self.number(value, f"input.{key}")
+        lo, hi = out.get("lower"), out.get("upper")
+        if isinstance(lo, float) and isinstance(hi, float) and lo >= hi:
+            raise self.fail("input", f"lower ({lo}) must be below upper ({hi})")
+        # Per-feature lists are checked against the input's width when the spec is built.
         return out
 
     def constraints(self, value: Any) -> dict[str, Any]:

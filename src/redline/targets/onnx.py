@@ -11,6 +11,7 @@ only claimed after the converted graph matched onnxruntime on random inputs at l
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 from pathlib import Path
@@ -176,7 +177,7 @@ class OnnxTarget(Target):
                 raise TargetError(
                     f"{self.spec}: the model takes rows shaped {tuple(row)}, the input spec says {given.shape}"
                 )
-            return inp.name, batch, InputSpec(given.shape, dtype, given.lower, given.upper, given.constraints)
+            return inp.name, batch, dataclasses.replace(given, dtype=dtype)
         if not static:
             raise TargetError(
                 f"{self.spec}: the model's input shape {dims} has dynamic axes; "

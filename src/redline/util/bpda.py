@@ -11,6 +11,14 @@ output stays close to its input.
 passes back no gradient at all. While the context is open, forward hooks return
 ``x + (f(x) - x).detach()``: the same values forward, the identity backward. Targets that
 are not PyTorch modules, or have no such layer, are left alone.
+
+TorchScript modules (``torch.jit.load``, traced or scripted) take no forward hooks, so
+their layers can be neither probed nor patched. For them the probe checks the whole
+model instead: the gradient of the top-two logit margin with respect to the input, on
+the same probe rows. When it is finite and non-zero on every row nothing masks gradients
+and the attack runs as is; otherwise the attack still runs, and the finding says that
+gradients vanish and that BPDA could not be applied (so its result may understate the
+weakness). Scripted sub-modules inside an ordinary module are skipped the same way.
 """
 from __future__ import annotations
 
@@ -20,13 +28,56 @@ from collections.abc import Iterator
 import numpy as np
 
 
+class PatchedLayers(list):
+    """The names of the layers patched (a list), and ``note``: what the probe could not do,
+    or None."""
+
+    def __init__(self, names=(), note: str | None = None):
+        super().__init__(names)
+        self.note = note
+
+
+def _scripted(module) -> bool:
+    import torch
+
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+def vanishing_gradient_rows(target, sample: np.ndarray) -> int:
+    """Probe rows whose top-two logit margin has a zero or non-finite input gradient (one
+    counted evaluation query per row)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(sample, dtype=np.float32)).requires_grad_(True)
+    with target.ledger.evaluating():
+        logits = target.logits(x)
+    top2 = logits.topk(2, dim=1).values
+    (grad,) = torch.autograd.grad((top2[:, 0] - top2[:, 1]).sum(), x, allow_unused=True)
+    if grad is None:
+        return len(sample)
+    flat = grad.detach().flatten(1)
+    healthy = torch.isfinite(flat).all(dim=1) & flat.abs().gt(0).any(dim=1)
+    return int((~healthy).sum())
+
+
 def masking_layers(target, sample: np.ndarray) -> list[str]:
-    """Names of the innermost shape-preserving sub-modules that pass back no gradient."""
+    """Names of the innermost shape-preserving sub-modules that pass back no gradient.
+
+    For a TorchScript target (no hooks): an empty :class:`PatchedLayers` whose ``note``
+    says whether the whole model's input gradients vanish on the probe rows.
+    """
     import torch
 
     module = getattr(target, "module", None)
     if not isinstance(module, torch.nn.Module) or len(sample) == 0:
         return []
+    if _scripted(module):
+        bad = vanishing_gradient_rows(target, sample)
+        note = ("TorchScript model: layer probe skipped (no forward hooks); input gradients are finite and "
+                "non-zero on every probe row") if bad == 0 else (
+                f"TorchScript model: input gradients vanish on {bad} of {len(sample)} probe rows and BPDA cannot "
+                "patch a TorchScript model's layers, so this white-box result may understate the weakness")
+        return PatchedLayers((), note)
     captured: dict[str, tuple] = {}
     handles = []
 
@@ -36,8 +87,11 @@ def masking_layers(target, sample: np.ndarray) -> list[str]:
                 captured.setdefault(name, (args[0], out))
         return hook
 
+    scripted = _scripted_prefixes(module)
     for name, sub in module.named_modules():
-        if name:  # the whole model maps images to logits; only its parts can be front ends
+        # The whole model maps images to logits; only its parts can be front ends. Scripted
+        # parts take no hooks (and nothing inside them can be patched).
+        if name and not _scripted(sub) and not any(name.startswith(p + ".") for p in scripted):
             handles.append(sub.register_forward_hook(recorder(name)))
     try:
         x = torch.from_numpy(np.asarray(sample, dtype=np.float32)).requires_grad_(True)
@@ -61,7 +115,11 @@ def masking_layers(target, sample: np.ndarray) -> list[str]:
             if not torch.equal(out.detach(), inp.detach()):
                 masked.append(name)
     # Patch the innermost ones: a container around a rounding layer also passes no gradient.
-    return [n for n in masked if not any(other.startswith(n + ".") for other in masked)]
+    return PatchedLayers(n for n in masked if not any(other.startswith(n + ".") for other in masked))
+
+
+def _scripted_prefixes(module) -> list[str]:
+    return [name for name, sub in module.named_modules() if name and _scripted(sub)]
 
 
 @contextlib.contextmanager
@@ -70,7 +128,7 @@ def straight_through(target, sample: np.ndarray, enabled: bool = True) -> Iterat
     the identity; yields the names of the layers patched (empty when none)."""
     names = masking_layers(target, sample) if enabled else []
     if not names:
-        yield []
+        yield names if isinstance(names, PatchedLayers) else PatchedLayers()
         return
     def identity_backward(_module, args, out):
         x = args[0]
@@ -79,7 +137,7 @@ def straight_through(target, sample: np.ndarray, enabled: bool = True) -> Iterat
     modules = dict(target.module.named_modules())
     handles = [modules[n].register_forward_hook(identity_backward) for n in names]
     try:
-        yield names
+        yield PatchedLayers(names)
     finally:
         for h in handles:
             h.remove()

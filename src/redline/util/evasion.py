@@ -16,22 +16,33 @@ def evasion_metrics(
     success: np.ndarray,
     correct: np.ndarray,
     queries_to_success: np.ndarray | None,
+    units=None,
 ) -> dict[str, Any]:
     """``success`` marks attacked inputs (rows of ``x``) the target now gets wrong; ``correct``
-    marks which sampled inputs it got right before the attack (only those were attacked)."""
+    marks which sampled inputs it got right before the attack (only those were attacked).
+
+    With ``units`` (:class:`redline.util.epsilon.FeatureUnits`) ``epsilon`` and the median
+    sizes are in range units, and the effective per-feature epsilon is summarised."""
     success = np.asarray(success, dtype=bool)
     success_rate = float(success.mean()) if success.size else 0.0
     clean_accuracy = float(np.mean(correct)) if len(correct) else 0.0
-    delta = (x_adv - x)[success]
+    delta = (np.asarray(x_adv, np.float64) - x)[success]
+    if units is not None:
+        sizes = {"linf": units.size(delta, "linf"), "l2": units.size(delta, "l2")}
+    else:
+        sizes = {"linf": linf(delta), "l2": l2(delta)}
     median_queries = median_or_none(np.asarray(queries_to_success)[success]) if queries_to_success is not None else None
-    return {
+    out = {
         "norm": norm,
         "epsilon": float(epsilon),
         "success_rate": success_rate,
         "clean_accuracy": clean_accuracy,
         "robust_accuracy": clean_accuracy * (1.0 - success_rate),
         "median_queries": median_queries,
-        "median_linf": median_or_none(linf(delta)),
-        "median_l2": median_or_none(l2(delta)),
+        "median_linf": median_or_none(sizes["linf"]),
+        "median_l2": median_or_none(sizes["l2"]),
         "attacked_inputs": int(len(x)),
     }
+    if units is not None:
+        out.update(units.describe(epsilon)[0])
+    return out

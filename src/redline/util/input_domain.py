@@ -5,7 +5,7 @@ inputs, so they need to know what each feature may take. The target's declared c
 come first (categorical values, integer features, per-feature ranges); otherwise a feature
 with few distinct values in the attacker's data is taken as categorical, an integral one
 as integer, and any other as continuous between the data's minimum and maximum. Every
-range is clipped to the input spec's bounds.
+range is clipped to the input spec's bounds for that feature (``InputSpec.feature_bounds``).
 """
 from __future__ import annotations
 
@@ -78,15 +78,18 @@ def infer_domain(spec: InputSpec, x_reference: np.ndarray | None, max_categories
     # Images: every pixel spans the spec's bounds (a pixel that is always dark in the data
     # may still be set), so only tables are scanned for per-feature ranges and kinds.
     scan = flat is not None and len(spec.shape) <= 1
+    # Each feature's bounds as the spec states them (its own, else the shared range; a
+    # ranges constraint replaces either), which the attacker's data may only narrow.
+    bound_lo, bound_hi = spec.feature_bounds()
     features = []
     for i in range(d):
         lo, hi = ranges.get(i, (None, None))
         column = flat[:, i] if scan else None
         if lo is None:
-            lo, hi = (float(column.min()), float(column.max())) if column is not None else (spec.lower, spec.upper)
-        lo, hi = max(float(lo), spec.lower), min(float(hi), spec.upper)
+            lo, hi = (float(column.min()), float(column.max())) if column is not None else (bound_lo[i], bound_hi[i])
+        lo, hi = max(float(lo), float(bound_lo[i])), min(float(hi), float(bound_hi[i]))
         if hi < lo:
-            lo, hi = spec.lower, spec.upper
+            lo, hi = float(bound_lo[i]), float(bound_hi[i])
         if i in categorical:
             features.append(FeatureDomain(CATEGORICAL, min(categorical[i]), max(categorical[i]), categorical[i]))
             continue
