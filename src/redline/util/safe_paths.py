@@ -28,6 +28,7 @@ def out_file(out_dir: str | Path, relative: str) -> Path:
     parts = Path(relative).parts
     if Path(relative).is_absolute() or ".." in parts or not parts:
         raise UsageError(f"{relative!r} is not a plain path inside {base}")
+    base.mkdir(parents=True, exist_ok=True)  # the folder the user named; links are checked below it
     folder = base
     for part in parts[:-1]:
         folder = folder / part
