@@ -20,6 +20,7 @@ def scan(
     formats: Sequence[str] | str | None = None,
     resume: bool = False,
     progress: bool = False,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
     """Scan ``target`` and return a :class:`~redline.report.model.Report`.
 
@@ -35,6 +36,10 @@ def scan(
         context: deployment facts for triage (a YAML path, a dict or a DeploymentContext).
         out: folder for report files, artifacts and the event log; nothing is written if None.
         formats: report formats to write into ``out`` (default json and html).
+        params: check parameters by check id, e.g. ``{"FM01.pgd": {"epsilon": 0.1, "norm": "l2"}}``;
+            an unknown check or parameter, a bad value, or parameters for a check that
+            ``select`` leaves out raise UsageError before anything is loaded or queried.
+            ``redline checks CHECK`` lists a check's parameters.
     """
     from .pipeline import ScanRequest, run_scan
     from .pipeline.progress import Progress
@@ -42,5 +47,5 @@ def scan(
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     request = ScanRequest(target=target, data=data, select=select, budget=budget, seed=seed,
-                          context=context, target_config=target_config)
+                          context=context, target_config=target_config, params=params)
     return run_scan(request, out_dir=out, formats=formats, resume=resume, progress=Progress(enabled=progress))

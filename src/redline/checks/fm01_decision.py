@@ -119,7 +119,7 @@ class DecisionAttack(Check):
         self.tolerance = tolerance
         self.init_candidates = init_candidates
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("l2", "linf"):
             raise ValueError(f"norm must be 'l2' or 'linf', not {self.norm!r}")
         for name in ("n_inputs", "init_probes", "max_probes"):
@@ -133,6 +133,8 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
+        if target is None:  # the default epsilon depends on the target's input range
+            return resolve_epsilon(self.epsilon, None, self.norm) if self.epsilon is not None else None
         return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

@@ -56,7 +56,7 @@ class FastMinimumNorm(Check):
         self.success_threshold = success_threshold
         self.bpda = bpda
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         for name in ("steps", "n_inputs"):
@@ -66,6 +66,8 @@ class FastMinimumNorm(Check):
             raise ValueError("gamma must be between 0 and 1")
         if self.step_size is not None and not float(self.step_size) > 0:
             raise ValueError("step_size must be positive")
+        if target is None:  # the default epsilon depends on the target's input range
+            return resolve_epsilon(self.epsilon, None, self.norm) if self.epsilon is not None else None
         return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

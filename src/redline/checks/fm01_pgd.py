@@ -47,12 +47,14 @@ class ProjectedGradientDescent(Check):
         self.success_threshold = success_threshold
         self.bpda = bpda
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         for name in ("steps", "restarts", "n_inputs", "curve_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if target is None:  # the default epsilon depends on the target's input range
+            return resolve_epsilon(self.epsilon, None, self.norm) if self.epsilon is not None else None
         return resolve_epsilon(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

@@ -195,13 +195,15 @@ class SquareAttack(Check):
         self.n_inputs = n_inputs
         self.success_threshold = success_threshold
 
-    def _validate(self, target) -> tuple[float, float]:
+    def _validate(self, target=None) -> tuple[float, float] | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         if int(self.n_inputs) < 1:
             raise ValueError("n_inputs must be at least 1")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
+        if target is None:  # the default epsilon depends on the target's input range
+            return resolve_epsilon(self.epsilon, None, self.norm) if self.epsilon is not None else None
         eps = resolve_epsilon(self.epsilon, target.input_spec, self.norm)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)

@@ -48,7 +48,7 @@ class TransferAttack(Check):
         self.surrogate_epochs = surrogate_epochs
         self.success_threshold = success_threshold
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         for name in ("steps", "n_inputs", "surrogate_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -56,6 +56,10 @@ class TransferAttack(Check):
             raise ValueError("decay must not be negative")
         if self.label_queries is not None and int(self.label_queries) < _MIN_LABELS:
             raise ValueError(f"label_queries must be at least {_MIN_LABELS}")
+        if self.epsilon is not None and self.epsilon <= 0:
+            raise ValueError("epsilon must be positive")
+        if target is None:  # the default epsilon depends on the target's input range
+            return self.epsilon
         span = float(target.input_spec.upper - target.input_spec.lower) or 1.0
         if self.epsilon is None:
             # Transfer needs a larger budget than white-box PGD (the surrogate's gradient only

@@ -58,7 +58,7 @@ class ClassReconstruction(Check):
         self.min_eval_accuracy = min_eval_accuracy
         self.alpha = alpha
 
-    def _validate(self, target) -> tuple[np.ndarray, bool]:
+    def _validate(self, target=None) -> tuple[np.ndarray, bool] | None:
         if self.gradients not in ("auto", "exact", "estimated"):
             raise UsageError(f"gradients must be 'auto', 'exact' or 'estimated', not {self.gradients!r}")
         for name in ("steps", "samples"):
@@ -66,6 +66,8 @@ class ClassReconstruction(Check):
                 raise UsageError(f"{name} must be at least 1")
         if self.step_size <= 0 or self.sigma <= 0 or self.tv_weight < 0:
             raise UsageError("step_size and sigma must be positive, tv_weight non-negative")
+        if target is None:  # class indices and gradients are checked against the target in run
+            return None
         classes = np.arange(target.n_classes) if self.classes is None else np.asarray(self.classes, dtype=int)
         if classes.size == 0 or classes.min() < 0 or classes.max() >= target.n_classes:
             raise UsageError(f"classes must be indices in [0, {target.n_classes})")

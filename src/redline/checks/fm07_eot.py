@@ -39,16 +39,19 @@ class _EotCheck(Check):
 
     needs = Needs(modality=("image",))
 
-    def _common_validation(self, target) -> None:
+    def _validate(self, target=None) -> None:
+        """The parameters both EOT checks share; the image shape only when a target is given."""
         if self.access not in _ACCESS:
             raise ValueError(f"access must be one of {', '.join(_ACCESS)}, not {self.access!r}")
-        if len(target.input_spec.shape) != 3:
-            raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
         if self.holdout_widen < 1:
             raise ValueError("holdout_widen must be at least 1")
         for name in ("steps", "eval_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if target is not None and len(target.input_spec.shape) != 3:
+            raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
+
+    _common_validation = _validate
 
     def _model(self, target, data, label_budget: int, rng) -> tuple[Any, str, Any]:
         """(differentiable logits function, access used, surrogate or None)."""

@@ -64,18 +64,22 @@ class BackdoorInjection(Check):
         self.clean_amplitude = clean_amplitude
         self.clean_corners = clean_corners
 
-    def _validate(self, target) -> None:
+    def _validate(self, target=None) -> None:
         kinds, labels = tuple(self.kinds), tuple(self.labels)
         if not kinds or set(kinds) - set(KINDS) or not labels or set(labels) - set(LABELLINGS):
             raise UsageError(f"kinds must be drawn from {KINDS} and labels from {LABELLINGS}")
         if not 0 < self.poison_rate < 1 or not 0 < self.success_threshold <= 1 or int(self.n_eval) < 1:
             raise UsageError("poison_rate and success_threshold must be in (0, 1], n_eval at least 1")
-        if not 0 <= int(self.target_class) < target.n_classes:
-            raise UsageError(f"target_class must be below {target.n_classes}")
         if not 0 < self.clean_epsilon <= 1 or int(self.clean_steps) < 1 or not 0 < self.clean_amplitude <= 1:
             raise UsageError("clean_epsilon and clean_amplitude must be in (0, 1], clean_steps at least 1")
         if self.clean_corners not in ("one", "all"):
             raise UsageError("clean_corners must be 'one' (the trigger's own corner) or 'all' (all four)")
+        if int(self.target_class) < 0:
+            raise UsageError("target_class must be a class index (0 or more)")
+        if target is None:  # the class count and input shape come from the target
+            return
+        if int(self.target_class) >= target.n_classes:
+            raise UsageError(f"{self.id}.target_class must be below {target.n_classes}, the target's class count")
         if "clean" in labels and len(target.input_spec.shape) != 3:
             raise NotApplicable(f"label-consistent poisons need images shaped (c, h, w), the target takes "
                                 f"{target.input_spec.shape}")

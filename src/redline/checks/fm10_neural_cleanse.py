@@ -98,7 +98,7 @@ class NeuralCleanse(Check):
         self.blackbox_lr = blackbox_lr
         self.blackbox_separation = blackbox_separation
 
-    def _validate(self, target) -> list[int]:
+    def _validate(self, target=None) -> list[int] | None:
         for name in ("n_images", "steps", "patience", "nes_samples", "blackbox_grid", "blackbox_images"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} must be at least 1")
@@ -108,6 +108,8 @@ class NeuralCleanse(Check):
             raise UsageError("lr, blackbox_lr, init_cost and nes_sigma must be positive and cost_factor above 1")
         if self.blackbox_separation <= 1:
             raise UsageError("blackbox_separation must be above 1")
+        if target is None:  # the image shape and class indices are checked against the target in run
+            return None
         if len(target.input_spec.shape) != 3:
             raise NotApplicable(f"Neural Cleanse needs images shaped (c, h, w), the target takes {target.input_spec.shape}")
         classes = list(range(target.n_classes)) if self.classes is None else [int(c) for c in self.classes]

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", metavar="FORMATS", default="json,html", help=f"report formats to write, from {FORMAT_CHOICES} (default json,html)")
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
                    help="exit 1 when a finding reaches this severity: low, moderate, important (default), critical, never")
+    p.add_argument("--set", metavar="CHECK.PARAM=VALUE", action="append", default=[], dest="set_params",
+                   help="set a check parameter (repeatable), e.g. --set FM01.pgd.epsilon=0.1; VALUE is YAML "
+                        "(0.1, l2, true, [0.05, 0.1]); `redline checks CHECK` lists the parameters")
+    p.add_argument("--checks", metavar="FILE", dest="checks_file",
+                   help="YAML file mapping check ids to parameters (FM01.pgd: {epsilon: 0.1}); --set wins over it")
     p.add_argument("--resume", action="store_true", help="keep the findings already in DIR/events.jsonl and run only unfinished checks")
     p.add_argument("--json", action="store_true", help="print report.json to standard output instead of the summary")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
@@ -74,9 +79,11 @@ def _positive_int(text: str) -> int:
 
 def scan_command(args: argparse.Namespace) -> int:
     from ..api import scan
+    from ..checks.params import command_line_params
     from ..report.writers import parse_formats
 
     formats = [f.value for f in parse_formats(args.format)]
+    params = command_line_params(args.set_params, args.checks_file, args.select)
     report = scan(
         args.target,
         args.data,
@@ -89,6 +96,7 @@ def scan_command(args: argparse.Namespace) -> int:
         formats=formats,
         resume=args.resume,
         progress=not args.no_progress and not args.json,
+        params=params,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..checks import CheckContext, plan
+from ..checks.params import normalise_params, resolve_checks
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
 from ..report.model import MODE_CODES, Report
@@ -31,6 +32,8 @@ class ScanRequest:
     seed: int = 0
     context: Any = None
     target_config: Any = None
+    # Check parameters by check id ({"FM01.pgd": {"epsilon": 0.1}}); see redline.checks.params.
+    params: dict[str, dict[str, Any]] | None = None
 
     def fingerprint(self, target_spec: str, data_spec: str, context: dict[str, Any]) -> str:
         blob = json.dumps(
@@ -41,6 +44,7 @@ class ScanRequest:
                 "budget": self.budget,
                 "seed": self.seed,
                 "context": context,
+                "params": normalise_params(self.params),
             },
             sort_keys=True,
             default=str,
@@ -112,6 +116,8 @@ def run_scan(
 
     progress = progress or Progress(enabled=False)
     checks = plan(request.select)  # validate --select before any heavy loading
+    # Parameters are validated here too, before any data, model or query.
+    instances = resolve_checks(checks, request.params)
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
     out = Path(out_dir) if out_dir is not None else None
@@ -155,8 +161,7 @@ def run_scan(
         from ..findings import finding_id
         from ..triage.engine import apply as triage
 
-        for index, check_cls in enumerate(checks, start=1):
-            check = check_cls()
+        for index, check in enumerate(instances, start=1):
             budget = request.budget if request.budget is not None else check.default_budget
             fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget)
             if fid in previous:
