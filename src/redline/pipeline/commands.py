@@ -50,6 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
     p.set_defaults(handler=scan_command)
 
+    r = sub.add_parser(
+        "replay",
+        help="re-run one finding of a report and say whether it reproduces",
+        description=("Re-run one finding from its record in report.json (check, parameters, seed, budget; target and "
+                     "data from the report unless given) and compare the verdict and every metric."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("example:\n  redline replay out/report.json 3f2a9c1d0b7e4a55\n"
+                "\nexit codes: 0 reproduced, 1 not reproduced, 2 usage or input error."),
+    )
+    r.add_argument("report", metavar="REPORT.json")
+    r.add_argument("finding", metavar="FINDING_ID", help="a finding id from the report (or a unique prefix of 6+ characters)")
+    r.add_argument("--target", metavar="TARGET", help="target spec to use instead of the report's (e.g. the model moved)")
+    r.add_argument("--data", metavar="DATA", help="data spec to use instead of the report's")
+    r.add_argument("--target-config", metavar="FILE", help="target config (YAML); reports do not store it")
+    r.add_argument("--tolerance", metavar="REL", type=float, default=None,
+                   help="relative tolerance for numbers (default 1e-6)")
+    r.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    r.set_defaults(handler=replay_command)
+
     d = sub.add_parser(
         "demo",
         help="build the zoo and scan every zoo target with the checks it is a control for",
@@ -105,6 +124,18 @@ def scan_command(args: argparse.Namespace) -> int:
         for fmt in formats:
             print(f"  wrote {Path(args.out) / _file_name(fmt)}")
     return exit_code(report.worst_severity, args.fail_on)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from .replay import DEFAULT_TOLERANCE, replay
+
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    if not 0 <= tolerance < 1:
+        raise UsageError(f"--tolerance must be in [0, 1), not {tolerance}")
+    result = replay(args.report, args.finding, target=args.target, data=args.data,
+                    target_config=args.target_config, tolerance=tolerance)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
+    return 0 if result.reproduced else 1
 
 
 def _file_name(fmt: str) -> str:
