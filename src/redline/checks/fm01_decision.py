@@ -94,6 +94,24 @@ class DecisionAttack(Check):
     title = "Black-box decision-based (labels only) minimum-norm evasion (L2 or L-inf)"
     needs = Needs()
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
+        "success_rate_unbounded"
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm and the input's units (null: redline's "
+                    "default for the input range)"),
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "init_probes": "random probes per boundary-normal estimate in the first round (grows with the rounds)",
+        "max_probes": "upper limit on probes per boundary-normal estimate",
+        "subspace": "share of the low-frequency DCT subspace the image probes are drawn from, in (0, 1]",
+        "momentum": "weight of the previous round's normal estimate, in [0, 1)",
+        "tolerance": "bisection tolerance relative to the current distance, in (0, 0.5)",
+        "init_candidates": "nearest pool inputs of another class tried as starting points (0: noise only)",
+    }
 
     def __init__(
         self,

@@ -35,6 +35,22 @@ class FastMinimumNorm(Check):
     title = "White-box minimum-norm evasion (smallest perturbation per input)"
     needs = Needs(gradients=True)
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
+        "median_min_norm", "median_min_norm_all"
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "epsilon": ("size at which success is judged; the attack itself looks for the smallest (null: redline's "
+                    "default)"),
+        "steps": "optimisation steps per input",
+        "step_size": "initial step size (null: derived from the input range)",
+        "gamma": "initial factor by which the norm budget shrinks or grows per step, in (0, 1)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+    }
 
     def __init__(
         self,

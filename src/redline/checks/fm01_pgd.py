@@ -24,6 +24,22 @@ class ProjectedGradientDescent(Check):
     title = "White-box projected gradient descent evasion"
     needs = Needs(gradients=True)
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers"
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm and the input's units (null: redline's "
+                    "default for the input range)"),
+        "steps": "gradient steps per restart",
+        "step_size": "size of one step (null: 2.5 * epsilon / steps)",
+        "restarts": "random restarts per input; the best result counts",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "curve_points": "epsilon levels on the success curve (up to epsilon)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+    }
 
     def __init__(
         self,

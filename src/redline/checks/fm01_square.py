@@ -180,6 +180,18 @@ class SquareAttack(Check):
     title = "Black-box Square Attack evasion (probabilities)"
     needs = Needs(outputs="probabilities")
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input"
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm and the input's units (null: redline's "
+                    "default for the input range)"),
+        "p_init": "initial share of the input changed per square, in (0, 1] (null: 0.3 for linf, 0.1 for l2)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,

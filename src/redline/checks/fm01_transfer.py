@@ -27,6 +27,21 @@ class TransferAttack(Check):
     title = "Black-box transfer attack from a surrogate trained on the target's labels"
     needs = Needs()
     default_budget = 2_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
+        "surrogate_agreement", "surrogate_success_rate", "surrogates"
+    )
+    param_docs = {
+        "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
+        "steps": "momentum-attack steps on the surrogate",
+        "decay": "momentum decay of the surrogate attack (0 or more)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "label_queries": "target queries spent labelling the surrogate's training data (null: from the budget)",
+        "architectures": "surrogate architectures to train and ensemble (null: the defaults for the data)",
+        "surrogate_epochs": "training epochs per surrogate",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,

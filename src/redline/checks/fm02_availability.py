@@ -56,6 +56,22 @@ class GradientAvailabilityPoisoning(Check):
     title = "Availability poisoning by optimised training rows"
     needs = Needs(trainable=True)
     default_budget = 0
+    metrics = (
+        "accuracy_drop", "accuracy_drop_with_*", "clean_accuracy", "damage_undone_*",
+        "max_accuracy_drop", "poison_rate", "poison_rows", "poisoned_accuracy"
+    )
+    param_docs = {
+        "rates": "poison rates (shares of the training set) on the damage curve",
+        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        "steps": "outer optimisation steps on the poison rows",
+        "inner_steps": "Newton steps refitting the surrogate per outer step",
+        "step_size": "poison update size, relative to the input range",
+        "surrogate_l2": "L2 penalty of the logistic surrogate (null: 1 / training rows)",
+        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
+        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
+        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        "max_surrogate_parameters": "largest surrogate (features x classes) the attack optimises",
+    }
 
     def __init__(
         self,

@@ -50,6 +50,19 @@ class OptimizedRegressionPoisoning(Check):
     title = "Optimised poisoning of a regression model (OptP)"
     needs = Needs(task="regression", trainable=True)
     default_budget = 0
+    metrics = (
+        "damage_undone_trim", "max_prediction_shift", "poison_rate", "poison_rows", "prediction_shift",
+        "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
+    )
+    param_docs = {
+        "rates": "poison rates (shares of the training set) on the damage curve",
+        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        "steps": "gradient steps on the poison rows",
+        "step_size": "poison update size, relative to the input range",
+        "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
+        "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
+        "defences": "defences to measure (trim; empty for none)",
+    }
 
     def __init__(
         self,

@@ -36,6 +36,21 @@ class AttributeInference(Check):
     title = "Sensitive attribute inference by model inversion"
     needs = Needs(modality=("tabular",))
     default_budget = 10_000
+    metrics = (
+        "advantage_nonmembers", "advantage_over_baseline", "attack_accuracy", "attack_accuracy_members",
+        "attack_accuracy_nonmembers", "baseline_accuracy", "baseline_accuracy_nonmembers", "candidates",
+        "p_value", "p_value_nonmembers", "records_per_role", "sensitive_feature", "variant"
+    )
+    param_docs = {
+        "sensitive_feature": ("the feature to infer, by name or column index (null: the data set's own, if it "
+                              "names one)"),
+        "candidate_values": "values the sensitive feature can take (null: those seen in the data)",
+        "variant": ("how a guess is made: map (most likely value given the answer) or confidence (the value the "
+                    "model is surest of)"),
+        "n_records": "records per role (members, non-members) to infer",
+        "margin": "accuracy over the baseline at or above which the attribute leaks",
+        "alpha": "significance level of the test against the baseline",
+    }
 
     def __init__(
         self,

@@ -35,6 +35,23 @@ class ClassReconstruction(Check):
     title = "Class representative reconstruction by model inversion (MI-Face)"
     needs = Needs(outputs="probabilities", modality=("image",))
     default_budget = 20_000
+    metrics = (
+        "attack_accuracy", "baseline_accuracy", "classes", "gradients", "p_value",
+        "reconstruction_eval_accuracy", "reconstruction_ssim", "reconstruction_ssim_identification",
+        "reconstruction_ssim_nearest", "reconstruction_ssim_other_classes", "reconstruction_ssim_start",
+        "reconstruction_target_confidence", "steps"
+    )
+    param_docs = {
+        "classes": "class indices to reconstruct (null: all)",
+        "steps": "optimisation steps per class (fewer if the budget is smaller)",
+        "step_size": "step size, relative to the input range",
+        "tv_weight": "total-variation penalty that keeps reconstructions smooth (0 or more)",
+        "samples": "probe pairs per gradient estimate when gradients are estimated",
+        "sigma": "probe radius for estimated gradients, relative to the input range",
+        "gradients": "auto, exact (the target's) or estimated (from probabilities)",
+        "min_eval_accuracy": "accuracy of an independent model on the reconstructions needed to call it vulnerable",
+        "alpha": "significance level against chance",
+    }
 
     def __init__(
         self,

@@ -40,6 +40,20 @@ class LikelihoodRatioAttack(Check):
     title = "Membership inference by likelihood ratio (LiRA)"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "fixed_variance", "online", "reference_models", "reference_source", "views"
+    )
+    param_docs = {
+        "online": "train reference models with and without each record (true) or only without (false)",
+        "n_reference": "reference models to train",
+        "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
+        "augmentations": "augmented views queried per record (0: the record only)",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,

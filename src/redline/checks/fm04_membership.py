@@ -39,6 +39,18 @@ class ThresholdAttack(Check):
     title = "Membership inference by loss or confidence threshold"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "calibration_rows", "per_class", "score"
+    )
+    param_docs = {
+        "score": "the score thresholded: loss, confidence, entropy or logit",
+        "per_class": "one threshold per class (true) or one for all (false)",
+        "n_calibration": "population rows used to calibrate the threshold",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -101,6 +113,18 @@ class ShadowModelAttack(Check):
     title = "Membership inference with shadow models (Shokri et al.)"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "attack_training_rows", "per_class", "reference_source", "shadow_models"
+    )
+    param_docs = {
+        "n_shadow": "shadow models to train",
+        "per_class": "train one attack model per class (true) or one for all (false)",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -215,6 +239,19 @@ class LabelOnlyAttack(Check):
     title = "Label-only membership inference (robustness to perturbation)"
     needs = Needs()
     default_budget = 40_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record"
+    )
+    param_docs = {
+        "method": "noise (share of noisy copies that keep the label) or boundary (distance to the decision boundary)",
+        "queries_per_record": "queries spent per record",
+        "max_noise": "largest noise level, relative to the input range, in (0, 1]",
+        "n_directions": "random directions searched per record (boundary method)",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,

@@ -39,6 +39,21 @@ class RelativeMembershipInference(Check):
     title = "Membership inference by relative likelihood (RMIA)"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers", "a",
+        "gamma", "online", "population_samples", "reference_models", "reference_source"
+    )
+    param_docs = {
+        "online": "train reference models with and without each record (true) or only without (false)",
+        "n_reference": "reference models to train",
+        "a": "offline correction of the reference likelihoods, in [0, 1]",
+        "gamma": "likelihood-ratio threshold a population sample must be beaten by (above 0)",
+        "n_population": "population samples compared with each record",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,

@@ -22,6 +22,15 @@ class EquationSolving(Check):
     title = "Model stealing by equation solving (logistic models)"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "classes", "features", "fidelity", "fidelity_uniform", "max_abs_param_error",
+        "max_abs_probability_error", "queries"
+    )
+    param_docs = {
+        "spread": "spread of the query points around the data, relative to its scale, in (0, 1]",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "max_features": "most input features the attack will solve for",
+    }
 
     def __init__(self, spread: float = 0.1, fidelity_threshold: float = 0.99, max_features: int = 5000):
         self.spread = spread
@@ -140,6 +149,19 @@ class EquationSolvingMlp(Check):
     title = "Model stealing by equation solving (one-hidden-layer networks)"
     needs = Needs(outputs="probabilities")
     default_budget = 10_000
+    metrics = (
+        "answer_error", "fidelity", "fidelity_uniform", "hidden", "max_abs_param_error",
+        "max_abs_probability_error", "queries", "unknowns"
+    )
+    param_docs = {
+        "hidden": "hidden width of the network (null: read from an in-memory model, else required)",
+        "activation": "hidden activation: relu or tanh (null: read from the model, else relu)",
+        "query_factor": "equations per unknown parameter (8 recovers small networks; 2 often does not)",
+        "restarts": "random starts of the solver",
+        "max_iter": "L-BFGS iterations per start",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+    }
 
     def __init__(
         self,

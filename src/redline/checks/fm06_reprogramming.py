@@ -54,6 +54,24 @@ class Reprogramming(Check):
     title = "Adversarial reprogramming to an unintended task"
     needs = Needs(modality=("image",))
     default_budget = 20_000
+    metrics = (
+        "access", "chance_accuracy", "mapping", "optimisation_steps", "p_value", "program_gain",
+        "program_parameters", "task", "task_accuracy", "task_classes", "unprogrammed_accuracy"
+    )
+    param_docs = {
+        "task": "the attacker's task to run on the model: digits or squares",
+        "inner_size": "side of the task image in the centre of the program frame (pixels)",
+        "access": "auto, white_box (the target's gradients) or estimate (gradients from probabilities)",
+        "steps": "optimisation steps (null: as many as the budget allows)",
+        "batch_size": "task images per step",
+        "lr": "learning rate of the program",
+        "n_train": "task images to train the program on",
+        "n_test": "task images to measure it on",
+        "directions": "random directions per gradient estimate (estimate access)",
+        "smoothing": "radius of the gradient-estimate probes",
+        "program_resolution": "downsampling of the program's parameters for estimate access (pixels per parameter)",
+        "min_gain": "task accuracy over chance needed to call the model reprogrammable",
+    }
 
     def __init__(
         self,

@@ -92,6 +92,23 @@ class EotPerturbation(_EotCheck):
     mode = "FM07"
     title = "Perturbations that survive physical transformations (Expectation over Transformation)"
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "access", "eval_transformations",
+        "holdout_widen", "inputs_fooled_majority", "labelling_queries", "surrogate_agreement",
+        "transformed_clean_accuracy", "untransformed_success_rate"
+    )
+    param_docs = {
+        "epsilon": "largest L-inf perturbation (null: 0.25 of the input range)",
+        "steps": "optimisation steps",
+        "samples": "transformations averaged per step",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "eval_samples": "held-out transformations per input when scoring",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,
@@ -223,6 +240,27 @@ class EotPatch(_EotCheck):
     mode = "FM07"
     title = "Universal adversarial patch robust to placement and physical transformations"
     default_budget = 10_000
+    metrics = (
+        "access", "clean_accuracy", "eval_transformations", "evaluated_images", "holdout_widen",
+        "images_fooled_any", "images_fooled_majority", "labelling_queries", "median_queries",
+        "optimisation_steps", "patch_area", "patch_side", "random_patch_success_rate",
+        "robust_accuracy", "success_rate", "surrogate_agreement", "target_class",
+        "transformed_clean_accuracy"
+    )
+    param_docs = {
+        "area": "patch area as a share of the image, in (0, 1)",
+        "steps": "optimisation steps of the patch",
+        "batch_size": "images per step",
+        "lr": "learning rate of the patch",
+        "target_class": "class the patch should force (null: untargeted)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "eval_samples": "held-out transformations per image when scoring",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "random_margin": "how much the patch must beat a random patch to count",
+    }
 
     def __init__(
         self,

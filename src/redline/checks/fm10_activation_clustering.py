@@ -32,6 +32,17 @@ class ActivationClustering(Check):
     title = "Activation clustering of the training data (poisoned-sample detection)"
     needs = Needs(outputs="probabilities")
     default_budget = 100_000
+    metrics = (
+        "flagged_classes", "flagged_samples", "per_class", "relative_size_rule", "representation"
+    )
+    param_docs = {
+        "n_components": "dimensions the activations are reduced to before clustering",
+        "reduce": "reduction: pca or ica",
+        "heldout_ratio": ("flag a class whose smaller cluster draws less than this times its expected share of "
+                          "held-out rows"),
+        "size_threshold": "relative size of the smaller cluster at or below which a class is flagged",
+        "min_rows": "fewest rows of a class to cluster it",
+    }
 
     def __init__(self, n_components: int = 10, reduce: str = "pca", heldout_ratio: float = 0.3,
                  size_threshold: float = 0.35, min_rows: int = 10):

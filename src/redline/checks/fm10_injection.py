@@ -45,6 +45,24 @@ class BackdoorInjection(Check):
     title = "Backdoor injection through the training pipeline (patch and blended triggers)"
     needs = Needs(trainable=True, modality=("image",))
     default_budget = 0  # only retrained copies are queried, as evaluation
+    metrics = (
+        "accuracy_drop", "attack_success_rate", "clean_accuracy", "clean_label", "poison_rate",
+        "strongest_variant", "variants"
+    )
+    param_docs = {
+        "poison_rate": "share of training rows poisoned, in (0, 1)",
+        "kinds": "trigger kinds: patch, blend",
+        "labels": "labellings: dirty (labels changed), clean and clean_stamp (labels kept; images only)",
+        "target_class": "class the trigger should force",
+        "patch_size": "side of the patch trigger (pixels)",
+        "blend_alpha": "opacity of the blended trigger",
+        "success_threshold": "trigger success rate at or above which the pipeline is vulnerable",
+        "n_eval": "test inputs the trigger is measured on",
+        "clean_epsilon": "largest perturbation of a label-consistent poison, relative to the range, in (0, 1]",
+        "clean_steps": "optimisation steps of a label-consistent poison",
+        "clean_amplitude": "trigger amplitude in label-consistent poisons, in (0, 1]",
+        "clean_corners": "one (the trigger's own corner) or all (all four corners) for label-consistent poisons",
+    }
 
     def __init__(self, poison_rate: float = 0.05, kinds: tuple[str, ...] = ("patch", "blend"),
                  labels: tuple[str, ...] = ("dirty", "clean"), target_class: int = 0, patch_size: int = 4,

@@ -28,6 +28,14 @@ class MaxMargin(Check):
     title = "Maximum-margin backdoor statistic per class (MM-BD)"
     needs = Needs(gradients=True, modality=("image",))
     default_budget = 50_000
+    metrics = ("anomaly_index", "anomaly_indices", "flagged_classes", "max_margin", "steps")
+    param_docs = {
+        "starts": "starting points per class",
+        "steps": "gradient-ascent steps (fewer if the budget is smaller)",
+        "step_size": "step size, relative to the input range",
+        "start": "clean (test images) or uniform (noise) starting points",
+        "anomaly_threshold": "anomaly index above which a class is flagged",
+    }
 
     def __init__(self, starts: int = 8, steps: int = 100, step_size: float = 0.02, start: str = "clean",
                  anomaly_threshold: float = 2.5):

@@ -31,6 +31,16 @@ class SpectralSignatures(Check):
     title = "Spectral signatures of the training data (poisoned-sample detection)"
     needs = Needs(outputs="probabilities")
     default_budget = 100_000
+    metrics = (
+        "eigenvalue_ratio", "flagged_classes", "flagged_samples", "remove_everywhere", "representation",
+        "whitened"
+    )
+    param_docs = {
+        "epsilon": "expected share of poisoned rows in a class, in (0, 0.5)",
+        "whiten": "whiten activations with held-out data (true/false)",
+        "ratio_threshold": "top-eigenvalue ratio above which a class is flagged (above 1)",
+        "min_rows": "fewest rows of a class to test it",
+    }
 
     def __init__(self, epsilon: float = 0.05, whiten: bool = True, ratio_threshold: float = 6.0, min_rows: int = 10):
         self.epsilon = epsilon

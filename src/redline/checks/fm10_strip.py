@@ -29,6 +29,17 @@ class Strip(Check):
     title = "STRIP runtime trigger detection (entropy under superimposition)"
     needs = Needs(outputs="probabilities", modality=("image",))
     default_budget = 20_000
+    metrics = (
+        "detection_rate", "entropy_threshold", "false_rejection_rate", "flagged_classes",
+        "inputs_per_group", "mean_entropy_clean", "mean_entropy_triggered", "triggered_source"
+    )
+    param_docs = {
+        "overlays": "clean images superimposed on each input (at least 2)",
+        "n_inputs": "clean and triggered inputs tested (at least 4)",
+        "frr": "false-rejection rate on clean inputs that sets the entropy threshold, in (0, 1)",
+        "blend": "weight of the overlay image, in (0, 1)",
+        "detection_threshold": "share of triggered inputs detected at or above which a backdoor is reported",
+    }
 
     def __init__(self, overlays: int = 20, n_inputs: int = 100, frr: float = 0.05, blend: float = 0.5,
                  detection_threshold: float = 0.5):

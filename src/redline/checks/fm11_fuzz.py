@@ -210,6 +210,17 @@ class InputFuzzing(Check):
     mode = "FM11"
     title = "Input fuzzing: crashes, server errors, hangs and silently accepted invalid input"
     default_budget = 10_000
+    metrics = (
+        "accepted_invalid", "bad_answers", "cases", "crashes", "failures", "hangs", "max_cvss", "ok",
+        "rejected", "server_errors"
+    )
+    param_docs = {
+        "cases_per_kind": "most cases of each kind (null: the whole catalogue)",
+        "timeout": "seconds one case may take before it counts as a hang (at most 600)",
+        "oversized_rows": "rows in the oversized batch",
+        "oversized_body_mb": "size of the oversized HTTP body in megabytes (at most 64)",
+        "include": "kinds to send, as names or a comma-separated string (null: every kind that fits the target)",
+    }
 
     def __init__(
         self,
