@@ -40,7 +40,8 @@ class Needs:
         if self.gradients and not caps.gradients:
             return "the target exposes no gradients (white-box access needed)"
         if self.trainable and not caps.trainable:
-            return "the target has no training recipe (name a train function in the target config)"
+            return ("the target has no training recipe (add `train: module:function` to the file given "
+                    "with --target-config)")
         if data is not None:
             if self.modality and data.modality not in self.modality:
                 return f"this check handles {'/'.join(self.modality)} data, the data set is {data.modality}"

@@ -113,7 +113,8 @@ class GradientAvailabilityPoisoning(Check):
         if n_params > self.max_surrogate_parameters:
             raise NotApplicable(
                 f"the linear surrogate would have {n_params} parameters ({spec.n_features} features x {k} classes), "
-                f"more than max_surrogate_parameters={self.max_surrogate_parameters}"
+                f"more than max_surrogate_parameters={self.max_surrogate_parameters} "
+                f"(raise it with --set {self.id}.max_surrogate_parameters=N)"
             )
         if len(x) < 10 or len(x_att) < 10:
             raise NotApplicable("availability poisoning needs ten training rows and ten attacker-owned rows")

@@ -144,7 +144,7 @@ class AttributeInference(Check):
         if len(values) > _MAX_CANDIDATES:
             raise NotApplicable(
                 f"feature {name!r} takes {len(values)} values; enumeration needs a categorical feature "
-                f"(at most {_MAX_CANDIDATES} values; give candidate_values)"
+                f"(at most {_MAX_CANDIDATES} values; list the values with --set {self.id}.candidate_values=[A, B])"
             )
         return values
 
@@ -193,7 +193,8 @@ def _sensitive_column(feature, data, n_features: int) -> tuple[int, str]:
     if feature is None:
         feature = data.meta.get("sensitive_feature", data.meta.get("sensitive_index"))
         if feature is None:
-            raise NotApplicable("the data set names no sensitive feature (set sensitive_feature)")
+            raise NotApplicable("the data set names no sensitive feature "
+                                "(name one with --set FM03.attribute_inference.sensitive_feature=NAME)")
     if isinstance(feature, str) and not feature.isdigit():
         if feature not in names:
             raise UsageError(f"unknown sensitive feature {feature!r} (features: {', '.join(names) or 'unnamed'})")

@@ -43,7 +43,8 @@ class EquationSolving(Check):
         spec = target.input_spec
         d = spec.n_features
         if d > self.max_features:
-            raise NotApplicable(f"{d} features exceed max_features={self.max_features}")
+            raise NotApplicable(f"{d} features exceed max_features={self.max_features} "
+                                f"(raise it with --set {self.id}.max_features=N)")
         if budget < d + 1:
             raise NotApplicable(f"equation solving needs {d + 1} queries for {d} features; the budget is {budget}")
 
@@ -196,7 +197,8 @@ class EquationSolvingMlp(Check):
         hidden = self.hidden if self.hidden is not None else (true_params.hidden if true_params else None)
         activation = self.activation or (true_params.activation if true_params else "relu")
         if hidden is None:
-            raise NotApplicable("the hidden width is unknown: set hidden= (the target is not a readable one-hidden-layer MLP)")
+            raise NotApplicable(f"the hidden width is unknown (the target is not a readable one-hidden-layer MLP): "
+                                f"give it with --set {self.id}.hidden=N")
         if activation not in ("relu", "tanh", "logistic"):
             raise ValueError(f"activation must be relu, tanh or logistic, not {activation!r}")
         if int(hidden) < 1 or self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1:
@@ -207,7 +209,8 @@ class EquationSolvingMlp(Check):
         n_queries = int(np.ceil(self.query_factor * n_params / (k - 1)))
         if n_queries > budget:
             raise NotApplicable(
-                f"{n_params} unknowns need {n_queries} queries at query_factor={self.query_factor:g}; the budget is {budget}"
+                f"{n_params} unknowns need {n_queries} queries at query_factor={self.query_factor:g}; the budget is "
+                f"{budget} (raise --budget to {n_queries}, or lower --set {self.id}.query_factor)"
             )
 
         # Random inputs over the whole domain, as in the paper: the answers then pin the

@@ -62,7 +62,7 @@ class _EotCheck(Check):
             access = "white_box" if target.capabilities.gradients else "surrogate"
         if access == "white_box":
             if not target.capabilities.gradients:
-                raise NotApplicable("white-box EOT needs the target's gradients; use access='surrogate'")
+                raise NotApplicable(f"white-box EOT needs the target's gradients; use --set {self.id}.access=surrogate")
             return target.logits, access, None
         x_owned, _ = data.attacker_data()
         n_label = min(len(x_owned), label_budget)
