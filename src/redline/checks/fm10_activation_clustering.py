@@ -33,7 +33,8 @@ class ActivationClustering(Check):
     needs = Needs(outputs="probabilities")
     default_budget = 100_000
     metrics = (
-        "flagged_classes", "flagged_samples", "per_class", "relative_size_rule", "representation"
+        "flagged_classes", "flagged_samples", "per_class", "relative_size_rule", "representation", "precision",
+        "recall", "poisoned_samples"
     )
     param_docs = {
         "n_components": "dimensions the activations are reduced to before clustering",

@@ -33,7 +33,7 @@ class SpectralSignatures(Check):
     default_budget = 100_000
     metrics = (
         "eigenvalue_ratio", "flagged_classes", "flagged_samples", "remove_everywhere", "representation",
-        "whitened"
+        "whitened", "precision", "recall", "poisoned_samples"
     )
     param_docs = {
         "epsilon": "expected share of poisoned rows in a class, in (0, 0.5)",
