@@ -46,6 +46,20 @@ BAD_VALUES = {
     "FM10.injection": {"kinds": ["nope"], "clean_corners": "some"},
     "FM10.neural_cleanse": {"attack_success": 2.0, "cost_factor": 0.5},
     "FM11.fuzz": {"timeout": 1000.0},
+    "FM02.availability": {"steps": 0, "defences": ["nope"]},
+    "FM02.regression": {"step_size": -1.0, "surrogate_alpha": -1.0},
+    "FM03.attribute_inference": {"variant": "nope", "alpha": 2.0},
+    "FM04.label_only": {"method": "nope", "max_noise": 2.0},
+    "FM04.lira": {"n_reference": 0, "augmentations": 99},
+    "FM04.rmia": {"a": 2.0, "gamma": 0.0},
+    "FM04.shadow": {"n_shadow": 0},
+    "FM04.threshold": {"score": "nope"},
+    "FM05.equation_solving": {"spread": 2.0},
+    "FM05.equation_solving_mlp": {"activation": "sine", "restarts": 0},
+    "FM10.activation_clustering": {"reduce": "tsne"},
+    "FM10.max_margin": {"start": "random"},
+    "FM10.spectral_signatures": {"epsilon": 0.7},
+    "FM10.strip": {"overlays": 1},
 }
 
 
@@ -94,6 +108,8 @@ def test_unknown_and_ill_typed_parameters_are_usage_errors(check_id):
 
 @pytest.mark.parametrize("check_id", sorted(BAD_VALUES))
 def test_values_the_check_refuses_are_refused_before_it_runs(check_id):
+    if check_id not in CHECKS:
+        pytest.skip(f"{check_id} is not registered")
     cls = CHECKS[check_id]
     for name, value in BAD_VALUES[check_id].items():
         params = normalise_params({check_id: {name: value}})[check_id]

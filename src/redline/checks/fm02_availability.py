@@ -97,12 +97,16 @@ class GradientAvailabilityPoisoning(Check):
         self.roni_groups = roni_groups
         self.max_surrogate_parameters = max_surrogate_parameters
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        rates = check_rates(self.rates, self.report_rate)
+    def _validate(self) -> None:
+        check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or int(self.inner_steps) < 1 or self.step_size <= 0:
             raise ValueError("steps and inner_steps must be at least 1 and step_size positive")
         if set(self.defences) - set(DEFENCES):
             raise ValueError(f"defences come from {DEFENCES}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        rates = check_rates(self.rates, self.report_rate)
         spec = target.input_spec
         x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.int64)
         x_att, y_att = data.attacker_data()

@@ -82,12 +82,18 @@ class OptimizedRegressionPoisoning(Check):
         self.shift_threshold = shift_threshold
         self.defences = defences
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        rates = check_rates(self.rates, self.report_rate)
+    def _validate(self) -> None:
+        check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or self.step_size <= 0:
             raise ValueError("steps must be at least 1 and step_size positive")
         if set(self.defences) - set(DEFENCES):
             raise ValueError(f"defences come from {DEFENCES}")
+        if self.surrogate_alpha is not None and self.surrogate_alpha < 0:
+            raise ValueError("surrogate_alpha must not be negative")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        rates = check_rates(self.rates, self.report_rate)
         x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.float64)
         x_att, y_att = data.attacker_data()
         x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.float64)

@@ -68,11 +68,14 @@ class AttributeInference(Check):
         self.margin = margin
         self.alpha = alpha
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.variant not in VARIANTS:
             raise UsageError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
         if int(self.n_records) < 1 or not 0 <= self.margin < 1 or not 0 < self.alpha < 1:
             raise UsageError("n_records must be at least 1, margin in [0, 1) and alpha in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         if self.variant == "confidence" and target.capabilities.outputs != "probabilities":
             raise NotApplicable("the confidence variant needs probabilities and the target answers labels only")
         column, name = _sensitive_column(self.sensitive_feature, data, target.input_spec.n_features)

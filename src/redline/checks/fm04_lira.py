@@ -75,16 +75,19 @@ class LikelihoodRatioAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        n_ref = int(self.n_reference)
-        if n_ref < 1:
+    def _validate(self) -> None:
+        if int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1")
-        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
-        if not isinstance(fixed, bool):
-            raise TypeError("fixed_variance must be True, False or 'auto'")
-        n_aug = int(self.augmentations)
-        if not 0 <= n_aug <= len(_SHIFTS):
+        if self.fixed_variance != "auto" and not isinstance(self.fixed_variance, bool):
+            raise TypeError("fixed_variance must be true, false or 'auto'")
+        if not 0 <= int(self.augmentations) <= len(_SHIFTS):
             raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        n_ref = int(self.n_reference)
+        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
+        n_aug = int(self.augmentations)
         if n_aug and (data.modality != "image" or len(target.input_spec.shape) != 3):
             raise ValueError("augmentations (pixel shifts) apply to images shaped (channels, height, width) only")
 

@@ -68,9 +68,12 @@ class ThresholdAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score!r}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         calibration = None
         if self.per_class:
             pool_x, pool_y = require_pool(data, "per-class calibration")
@@ -142,12 +145,15 @@ class ShadowModelAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
+    def _validate(self) -> None:
+        if int(self.n_shadow) < 1:
+            raise ValueError("n_shadow must be at least 1")
+
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         from ..util.reference_models import offline_plan, train_reference_models
 
+        self._validate()
         n_shadow = int(self.n_shadow)
-        if n_shadow < 1:
-            raise ValueError("n_shadow must be at least 1")
         pool_x, pool_y = require_pool(data, "shadow models")
         records = select_records(data, self.max_records, budget, rng)
         probs = check_probabilities(target.predict(records.x), target.n_classes)
@@ -271,7 +277,7 @@ class LabelOnlyAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.method not in ("noise", "boundary"):
             raise ValueError(f"method must be 'noise' or 'boundary', not {self.method!r}")
         per_record = int(self.queries_per_record)
@@ -280,6 +286,11 @@ class LabelOnlyAttack(Check):
             raise ValueError("boundary needs n_directions >= 1 and at least two bisection queries per direction")
         if per_record < 1 or not 0 < float(self.max_noise) <= 1:
             raise ValueError("queries_per_record must be at least 1 and max_noise in (0, 1]")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        per_record = int(self.queries_per_record)
+        n_dir = int(self.n_directions)
         records = select_records(data, self.max_records, budget, rng, queries_per_record=1 + per_record)
         spec = target.input_spec
         span = float(spec.upper - spec.lower) or 1.0

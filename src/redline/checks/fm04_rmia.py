@@ -77,14 +77,19 @@ class RelativeMembershipInference(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0.0 <= float(self.a) <= 1.0:
             raise ValueError("a must be in [0, 1]")
         if float(self.gamma) <= 0:
             raise ValueError("gamma must be positive")
-        n_ref = int(self.n_reference)
-        if n_ref < 1:
+        if int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1")
+        if int(self.n_population) < 10:
+            raise ValueError("n_population must be at least 10")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        n_ref = int(self.n_reference)
         pool_x, pool_y = require_pool(data, "RMIA's population samples")
         n_z = min(len(pool_x), int(self.n_population), budget // 3)
         if n_z < 10:

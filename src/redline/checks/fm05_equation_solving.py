@@ -37,9 +37,12 @@ class EquationSolving(Check):
         self.fidelity_threshold = fidelity_threshold
         self.max_features = max_features
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0 < self.spread <= 1:
             raise ValueError("spread must be in (0, 1]")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         spec = target.input_spec
         d = spec.n_features
         if d > self.max_features:
@@ -182,7 +185,16 @@ class EquationSolvingMlp(Check):
         self.fidelity_threshold = fidelity_threshold
         self.n_uniform = n_uniform
 
+    def _validate(self) -> None:
+        if self.activation is not None and self.activation not in ("relu", "tanh", "logistic"):
+            raise ValueError(f"activation must be relu, tanh or logistic, not {self.activation!r}")
+        if self.hidden is not None and int(self.hidden) < 1:
+            raise ValueError("hidden must be at least 1")
+        if self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1:
+            raise ValueError("query_factor must be positive, restarts and max_iter at least 1")
+
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         from ..util.fidelity import measure_fidelity
         from ..util.input_domain import infer_domain
         from ..util.mlp_solver import (

@@ -53,11 +53,14 @@ class ActivationClustering(Check):
         self.size_threshold = size_threshold
         self.min_rows = min_rows
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.reduce not in ("pca", "ica"):
             raise ValueError(f"reduce must be 'pca' or 'ica', not {self.reduce!r}")
         if int(self.n_components) < 1 or int(self.min_rows) < 2 or not 0 < self.heldout_ratio < 1:
             raise ValueError("n_components must be >= 1, min_rows >= 2 and heldout_ratio in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         n_rows = len(data.x_train) + len(data.x_test)
         if budget < n_rows:
             raise NotApplicable(f"activations of {n_rows} training and held-out rows need {n_rows} queries; budget {budget}")

@@ -45,13 +45,16 @@ class MaxMargin(Check):
         self.start = start
         self.anomaly_threshold = anomaly_threshold
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        import torch
-
+    def _validate(self) -> None:
         if self.start not in ("clean", "uniform"):
             raise ValueError(f"start must be 'clean' or 'uniform', not {self.start!r}")
         if int(self.starts) < 1 or int(self.steps) < 1 or self.step_size <= 0:
             raise ValueError("starts and steps must be at least 1 and step_size positive")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        import torch
+
+        self._validate()
         k = target.n_classes
         if k < 3:
             raise NotApplicable("the margin statistic compares classes; it needs at least 3")

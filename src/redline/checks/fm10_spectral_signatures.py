@@ -48,9 +48,12 @@ class SpectralSignatures(Check):
         self.ratio_threshold = ratio_threshold
         self.min_rows = min_rows
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0 < self.epsilon < 0.5 or self.ratio_threshold <= 1 or int(self.min_rows) < 2:
             raise ValueError("epsilon must be in (0, 0.5), ratio_threshold above 1 and min_rows at least 2")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         n_rows = len(data.x_train) + (len(data.x_test) if self.whiten else 0)
         if budget < n_rows:
             raise NotApplicable(f"activations of {n_rows} rows need {n_rows} queries; budget {budget}")

@@ -49,11 +49,14 @@ class Strip(Check):
         self.blend = blend
         self.detection_threshold = detection_threshold
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if int(self.overlays) < 2 or int(self.n_inputs) < 4:
             raise ValueError("overlays must be at least 2 and n_inputs at least 4")
         if not 0 < self.frr < 1 or not 0 < self.blend < 1 or not 0 < self.detection_threshold <= 1:
             raise ValueError("frr, blend and detection_threshold must be in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         triggered, source = self._triggered_inputs(data, rng)
         x_pool, _ = data.attacker_data()
         # Calibration, FRR measurement and triggered inputs share the budget equally.
