@@ -56,21 +56,24 @@ def run_modes(args: argparse.Namespace) -> int:
 
 def _check_details(check_ids: list[str]) -> dict[str, list[str]]:
     """Each check's title and parameters (type, default, meaning), for ``modes CODE``."""
-    from ..checks import get_check
     from ..checks.commands import parameter_lines
 
-    details = {}
-    for check_id in check_ids:
-        cls = get_check(check_id)
-        details[check_id] = [f"    {cls.title}", *parameter_lines(cls, indent="      ")]
-    return details
+    return {check_id: [f"    {cls.title}", *parameter_lines(cls, indent="      ")]
+            for check_id, cls in _check_classes(check_ids).items()}
 
 
 def _check_params(check_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    from ..checks import get_check
     from ..checks.params import param_specs
 
-    return {check_id: [p.to_dict() for p in param_specs(get_check(check_id))] for check_id in check_ids}
+    return {check_id: [p.to_dict() for p in param_specs(cls)] for check_id, cls in _check_classes(check_ids).items()}
+
+
+def _check_classes(check_ids: list[str]) -> dict[str, type]:
+    from ..checks import Check, all_checks
+
+    registry = all_checks()
+    return {c: registry[c] for c in check_ids
+            if isinstance(registry.get(c), type) and issubclass(registry[c], Check)}
 
 
 def checks_by_mode() -> dict[str, list[str]] | None:
