@@ -61,3 +61,12 @@ def test_unknown_finding_and_mismatched_records_are_usage_errors(scanned, tmp_pa
     capsys.readouterr()
     assert main(["replay", str(edited), finding["id"]]) == 2
     assert "cannot be replayed as recorded" in capsys.readouterr().err
+
+
+def test_an_in_memory_target_needs_a_target_to_replay(scanned, tmp_path, capsys):
+    report, finding = _finding(scanned, "FM04.threshold")
+    report["target"]["spec"] = "python:sklearn.linear_model.LogisticRegression"
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert main(["replay", str(path), finding["id"]]) == 2
+    assert "--target" in capsys.readouterr().err

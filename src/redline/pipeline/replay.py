@@ -152,6 +152,9 @@ def replay(
     target_arg = target if target is not None else (report.get("target") or {}).get("spec")
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
+    if target is None and str(target_arg).startswith("python:"):
+        raise UsageError(f"the report's target was an object in memory ({target_arg}); "
+                         "give a file or URL that serves the same model with --target")
     dataset = _replay_data(data, report, target_arg, _resolve_data)
 
     loaded = load_target(target_arg, data=dataset, config=target_config)
