@@ -87,3 +87,14 @@ def test_params_reach_the_check_the_finding_and_the_fingerprint(tmp_path, capsys
     tuned = ScanRequest(target="zoo:x", select="FM04", params={"fm04.threshold": {"fpr": 0.05}})
     same = ScanRequest(target="zoo:x", select="FM04", params={"FM04.threshold": {"fpr": 0.05}})
     assert plain.fingerprint("t", "d", {}) != tuned.fingerprint("t", "d", {}) == same.fingerprint("t", "d", {})
+
+
+def test_resume_with_other_params_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["scan", "zoo:fair_logreg", "--select", "FM04.threshold", "--budget", "2000", "--out", str(out),
+            "--no-progress", "--fail-on", "never", "--format", "json", "--set", "FM04.threshold.max_records=100"]
+    assert main(args) == 0
+    assert main(args + ["--resume"]) == 0  # same parameters: the finding is kept
+    capsys.readouterr()
+    assert main(args + ["--resume", "--set", "FM04.threshold.max_records=150"]) == 2
+    assert "check parameters" in capsys.readouterr().err
