@@ -45,7 +45,7 @@ BAD_VALUES = {
     "FM08.exfiltration": {"alpha": 2.0, "lsb_bits": [40]},
     "FM10.injection": {"kinds": ["nope"], "clean_corners": "some"},
     "FM10.neural_cleanse": {"attack_success": 2.0, "cost_factor": 0.5},
-    "FM11.fuzz": {"timeout": 1000.0},
+    "FM11.fuzz": {"timeout": 1000.0, "include": "nan,no_such_kind"},
     "FM02.availability": {"steps": 0, "defences": ["nope"]},
     "FM02.regression": {"step_size": -1.0, "surrogate_alpha": -1.0},
     "FM03.attribute_inference": {"variant": "nope", "alpha": 2.0},
@@ -273,3 +273,11 @@ def test_triage_rules_read_only_declared_metrics():
         assert not unknown, f"{code} rules read metrics no {code} check declares: {unknown}"
         checked += 1
     assert checked >= 8
+
+
+def test_a_bad_value_in_a_direct_call_is_a_one_line_error_finding(linear_target, blob_data):
+    """Python callers who build a check themselves get the same message, not a traceback."""
+    finding = CHECKS["FM04.threshold"](score="nope")(linear_target, blob_data, budget=100)
+    assert finding.status is Status.ERROR and finding.queries + finding.evaluation_queries == 0
+    assert finding.reason.startswith("FM04.threshold: score must be one of") and "traceback" not in finding.evidence
+    assert linear_target.answered == 0

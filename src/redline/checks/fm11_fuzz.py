@@ -324,6 +324,7 @@ class InputFuzzing(Check):
             raise UsageError(f"{self.id}: oversized_rows must be an integer of at least 2, not {self.oversized_rows!r}")
         if not _is_number(self.oversized_body_mb) or not 0 < self.oversized_body_mb <= 64:
             raise UsageError(f"{self.id}: oversized_body_mb must be in (0, 64], not {self.oversized_body_mb!r}")
+        self._kinds(http=True)  # unknown names in include (which kinds fit the target is decided in run)
 
     def _kinds(self, http: bool) -> list[str]:
         available = KINDS if http else COMMON_KINDS
