@@ -128,6 +128,7 @@ FAST = {
     "FM02.clean_label": {"n_targets": 1, "steps": 5, "victim_seeds": 1, "defences": ["sanitize"]},
     "FM02.feedback_loop": {"fractions": [0.1], "rounds": 2, "n_targets": 1},
     "FM02.label_flip": {"rates": [0.1], "strategies": ["random"], "defences": ["sanitize"]},
+    "FM02.regression": {"rates": [0.08], "steps": 10},
     "FM03.attribute_inference": {"sensitive_feature": 9, "n_records": 60},
     "FM03.reconstruction": {"steps": 5, "samples": 2, "classes": [0, 1]},
     "FM04.lira": {"n_reference": 2, "max_records": 100},
@@ -143,10 +144,7 @@ FAST = {
     "FM10.injection": {"kinds": ["patch"], "labels": ["dirty"], "n_eval": 100},
     "FM10.neural_cleanse": {"steps": 10, "n_images": 8},
 }
-SKIP = {
-    "FM02.regression": "needs a regression target with a training recipe; "
-                       "tests/checks/test_checks_fm02_regression.py counts its queries",
-}
+SKIP: dict[str, str] = {}  # check id -> why it cannot run here (none today)
 
 
 def _fit(x, y, k, seed=0, steps=120):
@@ -218,7 +216,29 @@ def counted():
                        modality=kind, meta={"poisoned_indices": list(range(20))})  # for the data detectors
         return target, data
 
-    return {"tabular": make("tabular"), "image": make("image"), "seen": seen}
+    def regression():
+        """Ridge on the bundled diabetes data; the adapter class counts, as copies share it."""
+        from sklearn.linear_model import Ridge
+
+        from redline.data import load_data
+        from redline.targets import load_target
+        from redline.targets.regression import SklearnRegressorTarget
+
+        data = load_data("builtin:diabetes")
+        plain = SklearnRegressorTarget._predict
+
+        def counting(self, x):
+            Counting._count(self, len(x))
+            return plain(self, x)
+
+        SklearnRegressorTarget._predict = counting
+        return load_target(Ridge(alpha=1.0).fit(data.x_train, data.y_train), data=data), data, plain
+
+    target, data, plain = regression()
+    yield {"tabular": make("tabular"), "image": make("image"), "regression": (target, data), "seen": seen}
+    from redline.targets.regression import SklearnRegressorTarget
+
+    SklearnRegressorTarget._predict = plain
 
 
 def _declared(name: str, patterns) -> bool:
@@ -231,7 +251,7 @@ def test_ledger_matches_what_the_model_answered_and_metrics_are_declared(check_i
     if check_id in SKIP:
         pytest.skip(SKIP[check_id])
     cls = CHECKS[check_id]
-    kind = "image" if cls.needs.modality == ("image",) else "tabular"
+    kind = "regression" if cls.needs.task == "regression" else "image" if cls.needs.modality == ("image",) else "tabular"
     target, data = counted[kind]
     check = instantiate(cls, normalise_params({check_id: FAST.get(check_id, {})})[check_id])
 
