@@ -56,7 +56,7 @@ def run_modes(args: argparse.Namespace) -> int:
 
 def _check_details(check_ids: list[str]) -> dict[str, list[str]]:
     """Each check's title and parameters (type, default, meaning), for ``modes CODE``."""
-    from ..checks.commands import parameter_lines
+    from .check_commands import parameter_lines
 
     return {check_id: [f"    {cls.title}", *parameter_lines(cls, indent="      ")]
             for check_id, cls in _check_classes(check_ids).items()}
