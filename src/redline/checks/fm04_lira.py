@@ -26,6 +26,7 @@ from ..util.membership import (
     reference_outputs,
     select_records,
 )
+from ..errors import UsageError
 from .base import Check, CheckContext, Needs, Outcome
 
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
@@ -89,7 +90,8 @@ class LikelihoodRatioAttack(Check):
         fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
         n_aug = int(self.augmentations)
         if n_aug and (data.modality != "image" or len(target.input_spec.shape) != 3):
-            raise ValueError("augmentations (pixel shifts) apply to images shaped (channels, height, width) only")
+            raise UsageError(f"{self.id}.augmentations (pixel shifts) apply to images shaped (channels, height, "
+                             f"width) only; use --set {self.id}.augmentations=0")
 
         views = [(0, 0), *_SHIFTS[:n_aug]]
         records = select_records(data, self.max_records, budget, rng, queries_per_record=len(views))

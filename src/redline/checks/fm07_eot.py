@@ -28,6 +28,7 @@ import numpy as np
 
 from ..util.evidence import save_arrays, try_plot
 from ..util.norms import l2, linf, median_or_none
+from ..errors import UsageError
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _ACCESS = ("auto", "white_box", "surrogate")
@@ -302,7 +303,7 @@ class EotPatch(_EotCheck):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.target_class is not None and not 0 <= int(self.target_class) < target.n_classes:
-            raise ValueError(f"target_class must be a class index in [0, {target.n_classes})")
+            raise UsageError(f"{self.id}.target_class must be a class index in [0, {target.n_classes})")
         ranges = TransformRanges.from_value(self.ranges)
         spec = target.input_spec
         c, h, w = spec.shape
