@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ..data.base import Dataset
-from ..errors import BudgetExceeded, RedlineError, UsageError
+from ..errors import BudgetExceeded, RedlineError
 from ..findings import Finding, Status, finding_id
 from ..targets.base import QueryLedger, Target
 
@@ -108,6 +108,8 @@ class Check(abc.ABC):
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> "Check":
+        from ..errors import UsageError
+
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
@@ -120,6 +122,7 @@ class Check(abc.ABC):
         annotation, then the check's own ``_validate`` runs. A ``_validate`` that needs the
         target takes it as an optional argument and, given None, checks only what it can
         without one (the rest is checked in ``run``). Raises UsageError naming the check."""
+        from ..errors import UsageError
         from .params import check_value, param_specs
 
         for spec in param_specs(type(self)):
