@@ -38,7 +38,9 @@ class FastMinimumNorm(Check):
     metrics = (
         "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
         "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
-        "median_min_norm", "median_min_norm_all"
+        "median_min_norm", "median_min_norm_all",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
     )
     param_docs = {
         "norm": "norm that measures the perturbation: linf or l2 (default l2)",

@@ -30,7 +30,9 @@ class TransferAttack(Check):
     metrics = (
         "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
         "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
-        "surrogate_agreement", "surrogate_success_rate", "surrogates"
+        "surrogate_agreement", "surrogate_success_rate", "surrogates",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max", "surrogate_agreement_rows",
     )
     param_docs = {
         "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
