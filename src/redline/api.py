@@ -21,6 +21,7 @@ def scan(
     resume: bool = False,
     force: bool = False,
     progress: bool = False,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
     """Scan ``target`` and return a :class:`~redline.report.model.Report`.
 
@@ -41,6 +42,10 @@ def scan(
         resume: continue the scan whose events are in ``out`` (finished checks are kept).
         force: replace an earlier scan's report in ``out``; without ``resume`` or ``force``
             a folder holding one is refused, so no earlier work is lost.
+        params: check parameters by check id, e.g. ``{"FM01.pgd": {"epsilon": 0.1, "norm": "l2"}}``;
+            an unknown check or parameter, a bad value, or parameters for a check that
+            ``select`` leaves out raise UsageError before anything is loaded or queried.
+            ``redline checks CHECK`` lists a check's parameters.
     """
     from .pipeline import ScanRequest, run_scan
     from .pipeline.progress import Progress
@@ -48,5 +53,5 @@ def scan(
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     request = ScanRequest(target=target, data=data, select=select, budget=budget, seed=seed,
-                          context=context, target_config=target_config)
+                          context=context, target_config=target_config, params=params)
     return run_scan(request, out_dir=out, formats=formats, resume=resume, force=force, progress=Progress(enabled=progress))

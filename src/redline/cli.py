@@ -19,6 +19,7 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 # Modules with a ``register(subparsers)`` function; they must import only light modules.
 COMMAND_MODULES = (
     "redline.catalog.commands",
+    "redline.catalog.check_commands",
     "redline.pipeline.commands",
     "redline.filescan.commands",
     "redline.provenance.commands",

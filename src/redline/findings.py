@@ -42,6 +42,8 @@ class Finding:
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    # The attack budget the check ran with (part of the id; replay needs it).
+    budget: int | None = None
     queries: int = 0
     evaluation_queries: int = 0
     seconds: float = 0.0

@@ -91,3 +91,16 @@ def test_real_registry_checks_belong_to_their_mode(capsys):
     assert main(["modes", "--json"]) == 0
     for record in json.loads(capsys.readouterr().out):
         assert all(check_id.upper().startswith(record["code"]) for check_id in record["checks"])
+
+
+def test_one_record_lists_each_check_with_its_parameters(capsys, monkeypatch):
+    monkeypatch.setattr(redline.cli, "COMMAND_MODULES", ("redline.catalog.commands",))
+    assert main(["modes", "FM01"]) == 0
+    out = capsys.readouterr().out
+    assert "  - FM01.pgd" in out and "White-box projected gradient descent evasion" in out
+    assert "      epsilon (float | None, default null)" in out and "      steps (int, default 20)" in out
+    assert "gradient steps per restart" in out
+    assert main(["modes", "FM01", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    steps = next(p for p in record["check_params"]["FM01.pgd"] if p["name"] == "steps")
+    assert steps == {"name": "steps", "type": "int", "default": 20, "doc": "gradient steps per restart"}

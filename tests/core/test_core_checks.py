@@ -40,7 +40,7 @@ def test_params_round_trip_like_scikit_learn():
     check = SpendsQueries(rows=3)
     clone = SpendsQueries(**check.get_params())
     assert clone.get_params() == check.get_params()
-    with pytest.raises(ValueError, match="no parameter"):
+    with pytest.raises(UsageError, match="no parameter"):
         check.set_params(nope=1)
 
 

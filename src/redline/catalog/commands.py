@@ -40,9 +40,10 @@ def run_modes(args: argparse.Namespace) -> int:
         mode = get_mode(args.code)
         mode_checks = checks.get(mode.code, []) if checks is not None else []
         if args.json:
-            print(json.dumps({**mode_to_dict(mode), "checks": mode_checks}, indent=2, ensure_ascii=False))
+            print(json.dumps({**mode_to_dict(mode), "checks": mode_checks,
+                              "check_params": _check_params(mode_checks)}, indent=2, ensure_ascii=False))
         else:
-            print(render_record(mode, mode_checks))
+            print(render_record(mode, mode_checks, _check_details(mode_checks)))
         return 0
     modes = load_modes()
     if args.json:
@@ -51,6 +52,28 @@ def run_modes(args: argparse.Namespace) -> int:
     else:
         print(render_table(modes, checks))
     return 0
+
+
+def _check_details(check_ids: list[str]) -> dict[str, list[str]]:
+    """Each check's title and parameters (type, default, meaning), for ``modes CODE``."""
+    from .check_commands import parameter_lines
+
+    return {check_id: [f"    {cls.title}", *parameter_lines(cls, indent="      ")]
+            for check_id, cls in _check_classes(check_ids).items()}
+
+
+def _check_params(check_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    from ..checks.params import param_specs
+
+    return {check_id: [p.to_dict() for p in param_specs(cls)] for check_id, cls in _check_classes(check_ids).items()}
+
+
+def _check_classes(check_ids: list[str]) -> dict[str, type]:
+    from ..checks import Check, all_checks
+
+    registry = all_checks()
+    return {c: registry[c] for c in check_ids
+            if isinstance(registry.get(c), type) and issubclass(registry[c], Check)}
 
 
 def checks_by_mode() -> dict[str, list[str]] | None:

@@ -49,8 +49,10 @@ def render_table(modes: Sequence[FailureMode], checks: CheckIds | None = None) -
     return "\n".join(lines)
 
 
-def render_record(mode: FailureMode, checks: Sequence[str] = ()) -> str:
-    """Everything the catalog knows about ``mode``, plus the ids of the checks that test it."""
+def render_record(mode: FailureMode, checks: Sequence[str] = (),
+                  details: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Everything the catalog knows about ``mode``, plus the ids of the checks that test it
+    (each followed by its ``details`` lines, e.g. its parameters, when given)."""
     knowledge = ", ".join(k.replace("_", " ") for k in mode.knowledge) or "none (no attacker)"
     out = [
         f"{mode.code}  {mode.name}",
@@ -64,11 +66,19 @@ def render_record(mode: FailureMode, checks: Sequence[str] = ()) -> str:
     _section(out, "Access", _wrap(mode.access_note))
     _section(out, "Scenarios", _bullets(mode.scenarios))
     _section(out, "Mitigations", _bullets(mode.mitigations))
-    _section(out, "Checks", _bullets(checks) if checks else ["  none yet"])
+    _section(out, "Checks", _check_lines(checks, details) if checks else ["  none yet"])
     _section(out, "MITRE ATLAS", _id_lines(mode.atlas, atlas_name) or ["  none (no adversary technique applies)"])
     _section(out, "AVID", _id_lines(mode.avid, avid_name))
     _section(out, "References", _bullets(format_reference(r) for r in mode.references))
     return "\n".join(out)
+
+
+def _check_lines(checks: Sequence[str], details: Mapping[str, Sequence[str]] | None) -> list[str]:
+    lines: list[str] = []
+    for check_id in checks:
+        lines.extend(_bullets([check_id]))
+        lines.extend((details or {}).get(check_id, ()))
+    return lines
 
 
 def format_reference(ref: Reference) -> str:

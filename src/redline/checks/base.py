@@ -84,7 +84,8 @@ class Needs:
         if self.gradients and not caps.gradients:
             return "the target exposes no gradients (white-box access needed)"
         if self.trainable and not caps.trainable:
-            return "the target has no training recipe (name a train function in the target config)"
+            return ("the target has no training recipe (add `train: module:function` to the file given "
+                    "with --target-config)")
         if data is not None:
             if self.modality and data.modality not in self.modality:
                 return f"this check handles {'/'.join(self.modality)} data, the data set is {data.modality}"
@@ -137,6 +138,10 @@ class Check(abc.ABC):
     title: ClassVar[str]
     needs: ClassVar[Needs] = Needs()
     default_budget: ClassVar[int] = 10_000
+    # The metric names the check may report (the contract test holds it to them).
+    metrics: ClassVar[tuple[str, ...]] = ()
+    # One line per constructor parameter: what it means (``redline checks CHECK`` shows it).
+    param_docs: ClassVar[dict[str, str]] = {}
 
     # -- scikit-learn style parameters ---------------------------------------------
     @classmethod
@@ -148,12 +153,40 @@ class Check(abc.ABC):
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> "Check":
-        valid = set(self._param_names())
+        from ..errors import UsageError
+
+        valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
-                raise ValueError(f"{self.id} has no parameter {k!r} (has: {', '.join(sorted(valid))})")
+                raise UsageError(f"{self.id} has no parameter {k!r} (has: {', '.join(valid) or 'none'})")
             setattr(self, k, v)
         return self
+
+    def validate_params(self) -> None:
+        """Refuse bad parameter values before any target is loaded: each value must fit its
+        annotation, then the check's own ``_validate`` runs. A ``_validate`` that needs the
+        target takes it as an optional argument and, given None, checks only what it can
+        without one (the rest is checked in ``run``). Raises UsageError naming the check."""
+        from ..errors import UsageError
+        from .params import check_value, param_specs
+
+        for spec in param_specs(type(self)):
+            check_value(self.id, spec, getattr(self, spec.name))
+        validate = getattr(self, "_validate", None)
+        if validate is None:
+            return
+        args = list(inspect.signature(validate).parameters.values())
+        if any(a.default is a.empty and a.kind in (a.POSITIONAL_ONLY, a.POSITIONAL_OR_KEYWORD) for a in args):
+            return  # needs a target to say anything: validated in run
+        try:
+            validate(*([None] if args else []))
+        except NotApplicable:
+            pass  # not a parameter problem
+        except UsageError as exc:
+            text = str(exc)
+            raise UsageError(text if text.startswith(f"{self.id}") else f"{self.id}: {text}") from None
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{self.id}: {exc}") from None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -212,11 +245,13 @@ class Check(abc.ABC):
             status=Status.NOT_APPLICABLE,
             params=params,
             seed=seed,
+            budget=budget,
         )
         previous_ledger = target.ledger
         target.ledger = ledger = QueryLedger(budget)
         started = time.perf_counter()
         try:
+            self.validate_params()  # a bad value is a one-line error, not a traceback
             self._discover(target, data)
             reason = self.applicability(target, data)
             if reason:

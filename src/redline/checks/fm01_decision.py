@@ -125,6 +125,26 @@ class DecisionAttack(Check):
     title = "Black-box decision-based (labels only) minimum-norm evasion (L2 or L-inf)"
     needs = Needs(roles=("test",), attacker=True, disjoint=False)  # other-class rows seed the search
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
+        "success_rate_unbounded",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
+                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "init_probes": "random probes per boundary-normal estimate in the first round (grows with the rounds)",
+        "max_probes": "upper limit on probes per boundary-normal estimate",
+        "subspace": "share of the low-frequency DCT subspace the image probes are drawn from, in (0, 1]",
+        "momentum": "weight of the previous round's normal estimate, in [0, 1)",
+        "tolerance": "bisection tolerance relative to the current distance, in (0, 0.5)",
+        "init_candidates": "nearest pool inputs of another class tried as starting points (0: noise only)",
+    }
 
     def __init__(
         self,
@@ -150,7 +170,7 @@ class DecisionAttack(Check):
         self.tolerance = tolerance
         self.init_candidates = init_candidates
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("l2", "linf"):
             raise ValueError(f"norm must be 'l2' or 'linf', not {self.norm!r}")
         for name in ("n_inputs", "init_probes", "max_probes"):
@@ -164,6 +184,8 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
+        if target is None:  # the default epsilon depends on the target's input range
+            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
         return epsilon_units(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

@@ -39,6 +39,24 @@ class FastMinimumNorm(Check):
     title = "White-box minimum-norm evasion (smallest perturbation per input)"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
+        "median_min_norm", "median_min_norm_all",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "epsilon": ("size at which success is judged; the attack itself looks for the smallest (null: redline's "
+                    "default)"),
+        "steps": "optimisation steps per input",
+        "step_size": "initial step size (null: derived from the input range)",
+        "gamma": "initial factor by which the norm budget shrinks or grows per step, in (0, 1)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+    }
 
     def __init__(
         self,
@@ -60,7 +78,7 @@ class FastMinimumNorm(Check):
         self.success_threshold = success_threshold
         self.bpda = bpda
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         for name in ("steps", "n_inputs"):
@@ -70,6 +88,8 @@ class FastMinimumNorm(Check):
             raise ValueError("gamma must be between 0 and 1")
         if self.step_size is not None and not float(self.step_size) > 0:
             raise ValueError("step_size must be positive")
+        if target is None:  # the default epsilon depends on the target's input range
+            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
         return epsilon_units(self.epsilon, target.input_spec, self.norm)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

@@ -31,6 +31,25 @@ class ProjectedGradientDescent(Check):
     title = "White-box projected gradient descent evasion"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
+                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "steps": "gradient steps per restart",
+        "step_size": "size of one step (null: 2.5 * epsilon / steps)",
+        "restarts": "random restarts per input; the best result counts",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "curve_points": "epsilon levels on the success curve (up to epsilon)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+        "loss": "the loss each step ascends: margin (default) or ce (cross-entropy)",
+    }
 
     def __init__(
         self,
@@ -56,12 +75,14 @@ class ProjectedGradientDescent(Check):
         self.bpda = bpda
         self.loss = loss
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         for name in ("steps", "restarts", "n_inputs", "curve_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if target is None:  # the default epsilon depends on the target's input range
+            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
         if self.loss not in ("margin", "ce"):
             raise ValueError(f"loss must be 'margin' or 'ce', not {self.loss!r}")
         return epsilon_units(self.epsilon, target.input_spec, self.norm)

@@ -191,6 +191,20 @@ class SquareAttack(Check):
     title = "Black-box Square Attack evasion (probabilities)"
     needs = Needs(outputs="probabilities", roles=("test",))
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+    )
+    param_docs = {
+        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
+        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
+                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "p_init": "initial share of the input changed per square, in (0, 1] (null: 0.3 for linf, 0.1 for l2)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,
@@ -206,13 +220,15 @@ class SquareAttack(Check):
         self.n_inputs = n_inputs
         self.success_threshold = success_threshold
 
-    def _validate(self, target) -> tuple[float, float]:
+    def _validate(self, target=None) -> tuple[float, float] | None:
         if self.norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
         if int(self.n_inputs) < 1:
             raise ValueError("n_inputs must be at least 1")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
+        if target is None:  # the default epsilon depends on the target's input range
+            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
         eps = epsilon_units(self.epsilon, target.input_spec, self.norm)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)

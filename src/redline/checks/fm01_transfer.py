@@ -41,6 +41,23 @@ class TransferAttack(Check):
     title = "Black-box transfer attack from a surrogate trained on the target's labels"
     needs = Needs(roles=("test",), attacker=True)  # surrogate rows apart from attacked rows
     default_budget = 2_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
+        "surrogate_agreement", "surrogate_success_rate", "surrogates",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max", "surrogate_agreement_rows",
+    )
+    param_docs = {
+        "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
+        "steps": "momentum-attack steps on the surrogate",
+        "decay": "momentum decay of the surrogate attack (0 or more)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "label_queries": "target queries spent labelling the surrogate's training data (null: from the budget)",
+        "architectures": "surrogate architectures to train and ensemble (null: the defaults for the data)",
+        "surrogate_epochs": "training epochs per surrogate",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,
@@ -62,7 +79,7 @@ class TransferAttack(Check):
         self.surrogate_epochs = surrogate_epochs
         self.success_threshold = success_threshold
 
-    def _validate(self, target) -> float:
+    def _validate(self, target=None) -> float | None:
         for name in ("steps", "n_inputs", "surrogate_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -70,6 +87,10 @@ class TransferAttack(Check):
             raise ValueError("decay must not be negative")
         if self.label_queries is not None and int(self.label_queries) < _MIN_LABELS:
             raise ValueError(f"label_queries must be at least {_MIN_LABELS}")
+        if self.epsilon is not None and self.epsilon <= 0:
+            raise ValueError("epsilon must be positive")
+        if target is None:  # nothing else to check without the target
+            return None
         if self.epsilon is None:
             return _DEFAULT_EPSILON  # argued in the module docstring
         return epsilon_units(self.epsilon, target.input_spec, "linf")

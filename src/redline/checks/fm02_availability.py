@@ -56,6 +56,22 @@ class GradientAvailabilityPoisoning(Check):
     title = "Availability poisoning by optimised training rows"
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
+    metrics = (
+        "accuracy_drop", "accuracy_drop_with_*", "clean_accuracy", "damage_undone_*",
+        "max_accuracy_drop", "poison_rate", "poison_rows", "poisoned_accuracy"
+    )
+    param_docs = {
+        "rates": "poison rates (shares of the training set) on the damage curve",
+        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        "steps": "outer optimisation steps on the poison rows",
+        "inner_steps": "Newton steps refitting the surrogate per outer step",
+        "step_size": "poison update size, relative to the input range",
+        "surrogate_l2": "L2 penalty of the logistic surrogate (null: 1 / training rows)",
+        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
+        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
+        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        "max_surrogate_parameters": "largest surrogate (features x classes) the attack optimises",
+    }
 
     def __init__(
         self,
@@ -81,12 +97,16 @@ class GradientAvailabilityPoisoning(Check):
         self.roni_groups = roni_groups
         self.max_surrogate_parameters = max_surrogate_parameters
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        rates = check_rates(self.rates, self.report_rate)
+    def _validate(self) -> None:
+        check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or int(self.inner_steps) < 1 or self.step_size <= 0:
             raise ValueError("steps and inner_steps must be at least 1 and step_size positive")
         if set(self.defences) - set(DEFENCES):
             raise ValueError(f"defences come from {DEFENCES}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        rates = check_rates(self.rates, self.report_rate)
         spec = target.input_spec
         x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.int64)
         x_att, y_att = data.attacker_data()
@@ -97,7 +117,8 @@ class GradientAvailabilityPoisoning(Check):
         if n_params > self.max_surrogate_parameters:
             raise NotApplicable(
                 f"the linear surrogate would have {n_params} parameters ({spec.n_features} features x {k} classes), "
-                f"more than max_surrogate_parameters={self.max_surrogate_parameters}"
+                f"more than max_surrogate_parameters={self.max_surrogate_parameters} "
+                f"(raise it with --set {self.id}.max_surrogate_parameters=N)"
             )
         if len(x) < 10 or len(x_att) < 10:
             raise NotApplicable("availability poisoning needs ten training rows and ten attacker-owned rows")

@@ -57,6 +57,22 @@ class CleanLabelPoisoning(Check):
     title = "Targeted clean-label poisoning by feature collision"
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
+    metrics = (
+        "baseline_target_success_rate", "clean_accuracy", "clean_accuracy_change", "damage_undone_*",
+        "defended_target_success_rate", "defended_target_success_rate_*", "epsilon",
+        "mean_feature_distance", "n_targets", "poison_rate", "poison_rows", "setting",
+        "target_success_rate", "victim_seeds"
+    )
+    param_docs = {
+        "n_targets": "test inputs the attacker tries to get misclassified",
+        "poison_rate": "share of the training set the attacker controls, in (0, 0.5)",
+        "epsilon": "largest L-inf change to a poison image (null: redline's default for the input range)",
+        "steps": "feature-collision optimisation steps",
+        "victim_seeds": "retrainings with different seeds; success is averaged over them",
+        "success_threshold": "share of targets misclassified at or above which the pipeline is vulnerable",
+        "defences": "defences to measure (deep_knn, sanitize; empty for none)",
+        "knn_k": "neighbours for the deep k-NN defence (null: from the poison count)",
+    }
 
     def __init__(
         self,

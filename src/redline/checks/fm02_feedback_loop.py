@@ -35,6 +35,19 @@ class FeedbackLoopPoisoning(Check):
     title = "Poisoning through a retraining feedback loop"
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 1000
+    metrics = (
+        "attacker_fraction", "min_attacker_fraction", "poison_rate", "rounds", "rounds_to_flip",
+        "target_success_rate", "targets"
+    )
+    param_docs = {
+        "fractions": "shares of users who attack, each simulated",
+        "report_fraction": "the attacker share the verdict is judged at",
+        "rounds": "retraining rounds simulated",
+        "round_size": "new rows per round, as a share of the training set, in (0, 1]",
+        "n_targets": "inputs the attackers try to flip",
+        "spread": "noise of the attackers' copies, relative to the input range",
+        "success_threshold": "share of targets flipped at or above which the loop is vulnerable",
+    }
 
     def __init__(
         self,

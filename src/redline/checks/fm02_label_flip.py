@@ -50,6 +50,19 @@ class LabelFlip(Check):
     title = "Indiscriminate poisoning by label flipping"
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 10_000
+    metrics = (
+        "accuracy_drop", "accuracy_drop_*", "clean_accuracy", "damage_undone_*", "max_accuracy_drop",
+        "poison_rate", "poisoned_accuracy", "strategy"
+    )
+    param_docs = {
+        "strategies": "how flipped rows are chosen: confident, random (one or both)",
+        "rates": "flip rates (shares of the training set) on the damage curve",
+        "report_rate": "the flip rate the verdict is judged at (added to rates)",
+        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
+        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
+        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        "roni_tolerance": "accuracy loss a group may cause before RONI rejects it",
+    }
 
     def __init__(
         self,

@@ -50,6 +50,19 @@ class OptimizedRegressionPoisoning(Check):
     title = "Optimised poisoning of a regression model (OptP)"
     needs = Needs(task="regression", trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
+    metrics = (
+        "damage_undone_trim", "max_prediction_shift", "poison_rate", "poison_rows", "prediction_shift",
+        "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
+    )
+    param_docs = {
+        "rates": "poison rates (shares of the training set) on the damage curve",
+        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        "steps": "gradient steps on the poison rows",
+        "step_size": "poison update size, relative to the input range",
+        "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
+        "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
+        "defences": "defences to measure (trim; empty for none)",
+    }
 
     def __init__(
         self,
@@ -69,12 +82,18 @@ class OptimizedRegressionPoisoning(Check):
         self.shift_threshold = shift_threshold
         self.defences = defences
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        rates = check_rates(self.rates, self.report_rate)
+    def _validate(self) -> None:
+        check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or self.step_size <= 0:
             raise ValueError("steps must be at least 1 and step_size positive")
         if set(self.defences) - set(DEFENCES):
             raise ValueError(f"defences come from {DEFENCES}")
+        if self.surrogate_alpha is not None and self.surrogate_alpha < 0:
+            raise ValueError("surrogate_alpha must not be negative")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        rates = check_rates(self.rates, self.report_rate)
         x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.float64)
         x_att, y_att = data.attacker_data()
         x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.float64)

@@ -36,6 +36,21 @@ class AttributeInference(Check):
     title = "Sensitive attribute inference by model inversion"
     needs = Needs(modality=("tabular",), roles=("train", "test"), attacker=True)
     default_budget = 10_000
+    metrics = (
+        "advantage_nonmembers", "advantage_over_baseline", "attack_accuracy", "attack_accuracy_members",
+        "attack_accuracy_nonmembers", "baseline_accuracy", "baseline_accuracy_nonmembers", "candidates",
+        "p_value", "p_value_nonmembers", "records_per_role", "sensitive_feature", "variant"
+    )
+    param_docs = {
+        "sensitive_feature": ("the feature to infer, by name or column index (null: the data set's own, if it "
+                              "names one)"),
+        "candidate_values": "values the sensitive feature can take (null: those seen in the data)",
+        "variant": ("how a guess is made: map (most likely value given the answer) or confidence (the value the "
+                    "model is surest of)"),
+        "n_records": "records per role (members, non-members) to infer",
+        "margin": "accuracy over the baseline at or above which the attribute leaks",
+        "alpha": "significance level of the test against the baseline",
+    }
 
     def __init__(
         self,
@@ -53,11 +68,14 @@ class AttributeInference(Check):
         self.margin = margin
         self.alpha = alpha
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.variant not in VARIANTS:
             raise UsageError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
         if int(self.n_records) < 1 or not 0 <= self.margin < 1 or not 0 < self.alpha < 1:
             raise UsageError("n_records must be at least 1, margin in [0, 1) and alpha in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         if self.variant == "confidence" and target.capabilities.outputs != "probabilities":
             raise NotApplicable("the confidence variant needs probabilities and the target answers labels only")
         column, name = _sensitive_column(self.sensitive_feature, data, target.input_spec.n_features)
@@ -131,7 +149,7 @@ class AttributeInference(Check):
         if len(values) > _MAX_CANDIDATES:
             raise NotApplicable(
                 f"feature {name!r} takes {len(values)} values; enumeration needs a categorical feature "
-                f"(at most {_MAX_CANDIDATES} values; give candidate_values)"
+                f"(at most {_MAX_CANDIDATES} values; list the values with --set {self.id}.candidate_values=[A, B])"
             )
         return values
 
@@ -180,7 +198,8 @@ def _sensitive_column(feature, data, n_features: int) -> tuple[int, str]:
     if feature is None:
         feature = data.meta.get("sensitive_feature", data.meta.get("sensitive_index"))
         if feature is None:
-            raise NotApplicable("the data set names no sensitive feature (set sensitive_feature)")
+            raise NotApplicable("the data set names no sensitive feature "
+                                "(name one with --set FM03.attribute_inference.sensitive_feature=NAME)")
     if isinstance(feature, str) and not feature.isdigit():
         if feature not in names:
             raise UsageError(f"unknown sensitive feature {feature!r} (features: {', '.join(names) or 'unnamed'})")

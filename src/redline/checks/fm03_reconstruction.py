@@ -35,6 +35,23 @@ class ClassReconstruction(Check):
     title = "Class representative reconstruction by model inversion (MI-Face)"
     needs = Needs(outputs="probabilities", modality=("image",), roles=("train",), attacker=True, disjoint=False)
     default_budget = 20_000
+    metrics = (
+        "attack_accuracy", "baseline_accuracy", "classes", "gradients", "p_value",
+        "reconstruction_eval_accuracy", "reconstruction_ssim", "reconstruction_ssim_identification",
+        "reconstruction_ssim_nearest", "reconstruction_ssim_other_classes", "reconstruction_ssim_start",
+        "reconstruction_target_confidence", "steps"
+    )
+    param_docs = {
+        "classes": "class indices to reconstruct (null: all)",
+        "steps": "optimisation steps per class (fewer if the budget is smaller)",
+        "step_size": "step size, relative to the input range",
+        "tv_weight": "total-variation penalty that keeps reconstructions smooth (0 or more)",
+        "samples": "probe pairs per gradient estimate when gradients are estimated",
+        "sigma": "probe radius for estimated gradients, relative to the input range",
+        "gradients": "auto, exact (the target's) or estimated (from probabilities)",
+        "min_eval_accuracy": "accuracy of an independent model on the reconstructions needed to call it vulnerable",
+        "alpha": "significance level against chance",
+    }
 
     def __init__(
         self,
@@ -58,7 +75,7 @@ class ClassReconstruction(Check):
         self.min_eval_accuracy = min_eval_accuracy
         self.alpha = alpha
 
-    def _validate(self, target) -> tuple[np.ndarray, bool]:
+    def _validate(self, target=None) -> tuple[np.ndarray, bool] | None:
         if self.gradients not in ("auto", "exact", "estimated"):
             raise UsageError(f"gradients must be 'auto', 'exact' or 'estimated', not {self.gradients!r}")
         for name in ("steps", "samples"):
@@ -66,6 +83,8 @@ class ClassReconstruction(Check):
                 raise UsageError(f"{name} must be at least 1")
         if self.step_size <= 0 or self.sigma <= 0 or self.tv_weight < 0:
             raise UsageError("step_size and sigma must be positive, tv_weight non-negative")
+        if target is None:  # class indices and gradients are checked against the target in run
+            return None
         classes = np.arange(target.n_classes) if self.classes is None else np.asarray(self.classes, dtype=int)
         if classes.size == 0 or classes.min() < 0 or classes.max() >= target.n_classes:
             raise UsageError(f"classes must be indices in [0, {target.n_classes})")

@@ -26,6 +26,7 @@ from ..util.membership import (
     reference_outputs,
     select_records,
 )
+from ..errors import UsageError
 from .base import Check, CheckContext, Needs, Outcome
 
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
@@ -40,6 +41,20 @@ class LikelihoodRatioAttack(Check):
     title = "Membership inference by likelihood ratio (LiRA)"
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "fixed_variance", "online", "reference_models", "reference_source", "views"
+    )
+    param_docs = {
+        "online": "train reference models with and without each record (true) or only without (false)",
+        "n_reference": "reference models to train",
+        "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
+        "augmentations": "augmented views queried per record (0: the record only)",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -61,18 +76,22 @@ class LikelihoodRatioAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        n_ref = int(self.n_reference)
-        if n_ref < 1:
+    def _validate(self) -> None:
+        if int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1")
-        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
-        if not isinstance(fixed, bool):
-            raise TypeError("fixed_variance must be True, False or 'auto'")
-        n_aug = int(self.augmentations)
-        if not 0 <= n_aug <= len(_SHIFTS):
+        if self.fixed_variance != "auto" and not isinstance(self.fixed_variance, bool):
+            raise TypeError("fixed_variance must be true, false or 'auto'")
+        if not 0 <= int(self.augmentations) <= len(_SHIFTS):
             raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        n_ref = int(self.n_reference)
+        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
+        n_aug = int(self.augmentations)
         if n_aug and (data.modality != "image" or len(target.input_spec.shape) != 3):
-            raise ValueError("augmentations (pixel shifts) apply to images shaped (channels, height, width) only")
+            raise UsageError(f"{self.id}.augmentations (pixel shifts) apply to images shaped (channels, height, "
+                             f"width) only; use --set {self.id}.augmentations=0")
 
         views = [(0, 0), *_SHIFTS[:n_aug]]
         records = select_records(data, self.max_records, budget, rng, queries_per_record=len(views))

@@ -39,6 +39,18 @@ class ThresholdAttack(Check):
     title = "Membership inference by loss or confidence threshold"
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "calibration_rows", "per_class", "score"
+    )
+    param_docs = {
+        "score": "the score thresholded: loss, confidence, entropy or logit",
+        "per_class": "one threshold per class (true) or one for all (false)",
+        "n_calibration": "population rows used to calibrate the threshold",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -56,9 +68,12 @@ class ThresholdAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score!r}")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         calibration = None
         if self.per_class:
             pool_x, pool_y = require_pool(data, "per-class calibration")
@@ -101,6 +116,18 @@ class ShadowModelAttack(Check):
     title = "Membership inference with shadow models (Shokri et al.)"
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "attack_training_rows", "per_class", "reference_source", "shadow_models"
+    )
+    param_docs = {
+        "n_shadow": "shadow models to train",
+        "per_class": "train one attack model per class (true) or one for all (false)",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -118,12 +145,15 @@ class ShadowModelAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
+    def _validate(self) -> None:
+        if int(self.n_shadow) < 1:
+            raise ValueError("n_shadow must be at least 1")
+
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         from ..util.reference_models import offline_plan, train_reference_models
 
+        self._validate()
         n_shadow = int(self.n_shadow)
-        if n_shadow < 1:
-            raise ValueError("n_shadow must be at least 1")
         pool_x, pool_y = require_pool(data, "shadow models")
         records = select_records(data, self.max_records, budget, rng)
         probs = check_probabilities(target.predict(records.x), target.n_classes)
@@ -215,6 +245,19 @@ class LabelOnlyAttack(Check):
     title = "Label-only membership inference (robustness to perturbation)"
     needs = Needs(roles=("train", "test"))
     default_budget = 40_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record"
+    )
+    param_docs = {
+        "method": "noise (share of noisy copies that keep the label) or boundary (distance to the decision boundary)",
+        "queries_per_record": "queries spent per record",
+        "max_noise": "largest noise level, relative to the input range, in (0, 1]",
+        "n_directions": "random directions searched per record (boundary method)",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -234,7 +277,7 @@ class LabelOnlyAttack(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.method not in ("noise", "boundary"):
             raise ValueError(f"method must be 'noise' or 'boundary', not {self.method!r}")
         per_record = int(self.queries_per_record)
@@ -243,6 +286,11 @@ class LabelOnlyAttack(Check):
             raise ValueError("boundary needs n_directions >= 1 and at least two bisection queries per direction")
         if per_record < 1 or not 0 < float(self.max_noise) <= 1:
             raise ValueError("queries_per_record must be at least 1 and max_noise in (0, 1]")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        per_record = int(self.queries_per_record)
+        n_dir = int(self.n_directions)
         records = select_records(data, self.max_records, budget, rng, queries_per_record=1 + per_record)
         spec = target.input_spec
         span = float(spec.upper - spec.lower) or 1.0

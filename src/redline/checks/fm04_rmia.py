@@ -39,6 +39,21 @@ class RelativeMembershipInference(Check):
     title = "Membership inference by relative likelihood (RMIA)"
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
+    metrics = (
+        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers", "a",
+        "gamma", "online", "population_samples", "reference_models", "reference_source"
+    )
+    param_docs = {
+        "online": "train reference models with and without each record (true) or only without (false)",
+        "n_reference": "reference models to train",
+        "a": "offline correction of the reference likelihoods, in [0, 1]",
+        "gamma": "likelihood-ratio threshold a population sample must be beaten by (above 0)",
+        "n_population": "population samples compared with each record",
+        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+        "fpr": "false-positive rate at which the true-positive rate is judged",
+        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+    }
 
     def __init__(
         self,
@@ -62,14 +77,19 @@ class RelativeMembershipInference(Check):
         self.fpr = fpr
         self.min_tpr = min_tpr
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0.0 <= float(self.a) <= 1.0:
             raise ValueError("a must be in [0, 1]")
         if float(self.gamma) <= 0:
             raise ValueError("gamma must be positive")
-        n_ref = int(self.n_reference)
-        if n_ref < 1:
+        if int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1")
+        if int(self.n_population) < 10:
+            raise ValueError("n_population must be at least 10")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        n_ref = int(self.n_reference)
         pool_x, pool_y = require_pool(data, "RMIA's population samples")
         n_z = min(len(pool_x), int(self.n_population), budget // 3)
         if n_z < 10:

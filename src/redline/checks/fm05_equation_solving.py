@@ -22,19 +22,32 @@ class EquationSolving(Check):
     title = "Model stealing by equation solving (logistic models)"
     needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
+    metrics = (
+        "classes", "features", "fidelity", "fidelity_uniform", "max_abs_param_error",
+        "max_abs_probability_error", "queries"
+    )
+    param_docs = {
+        "spread": "spread of the query points around the data, relative to its scale, in (0, 1]",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "max_features": "most input features the attack will solve for",
+    }
 
     def __init__(self, spread: float = 0.1, fidelity_threshold: float = 0.99, max_features: int = 5000):
         self.spread = spread
         self.fidelity_threshold = fidelity_threshold
         self.max_features = max_features
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0 < self.spread <= 1:
             raise ValueError("spread must be in (0, 1]")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         spec = target.input_spec
         d = spec.n_features
         if d > self.max_features:
-            raise NotApplicable(f"{d} features exceed max_features={self.max_features}")
+            raise NotApplicable(f"{d} features exceed max_features={self.max_features} "
+                                f"(raise it with --set {self.id}.max_features=N)")
         if budget < d + 1:
             raise NotApplicable(f"equation solving needs {d + 1} queries for {d} features; the budget is {budget}")
 
@@ -141,6 +154,19 @@ class EquationSolvingMlp(Check):
     title = "Model stealing by equation solving (one-hidden-layer networks)"
     needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
+    metrics = (
+        "answer_error", "fidelity", "fidelity_uniform", "hidden", "max_abs_param_error",
+        "max_abs_probability_error", "queries", "unknowns"
+    )
+    param_docs = {
+        "hidden": "hidden width of the network (null: read from an in-memory model, else required)",
+        "activation": "hidden activation: relu or tanh (null: read from the model, else relu)",
+        "query_factor": "equations per unknown parameter (8 recovers small networks; 2 often does not)",
+        "restarts": "random starts of the solver",
+        "max_iter": "L-BFGS iterations per start",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+    }
 
     def __init__(
         self,
@@ -160,7 +186,16 @@ class EquationSolvingMlp(Check):
         self.fidelity_threshold = fidelity_threshold
         self.n_uniform = n_uniform
 
+    def _validate(self) -> None:
+        if self.activation is not None and self.activation not in ("relu", "tanh", "logistic"):
+            raise ValueError(f"activation must be relu, tanh or logistic, not {self.activation!r}")
+        if self.hidden is not None and int(self.hidden) < 1:
+            raise ValueError("hidden must be at least 1")
+        if self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1:
+            raise ValueError("query_factor must be positive, restarts and max_iter at least 1")
+
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         from ..util.fidelity import measure_fidelity
         from ..util.input_domain import infer_domain
         from ..util.mlp_solver import (
@@ -175,7 +210,8 @@ class EquationSolvingMlp(Check):
         hidden = self.hidden if self.hidden is not None else (true_params.hidden if true_params else None)
         activation = self.activation or (true_params.activation if true_params else "relu")
         if hidden is None:
-            raise NotApplicable("the hidden width is unknown: set hidden= (the target is not a readable one-hidden-layer MLP)")
+            raise NotApplicable(f"the hidden width is unknown (the target is not a readable one-hidden-layer MLP): "
+                                f"give it with --set {self.id}.hidden=N")
         if activation not in ("relu", "tanh", "logistic"):
             raise ValueError(f"activation must be relu, tanh or logistic, not {activation!r}")
         if int(hidden) < 1 or self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1:
@@ -186,7 +222,8 @@ class EquationSolvingMlp(Check):
         n_queries = int(np.ceil(self.query_factor * n_params / (k - 1)))
         if n_queries > budget:
             raise NotApplicable(
-                f"{n_params} unknowns need {n_queries} queries at query_factor={self.query_factor:g}; the budget is {budget}"
+                f"{n_params} unknowns need {n_queries} queries at query_factor={self.query_factor:g}; the budget is "
+                f"{budget} (raise --budget to {n_queries}, or lower --set {self.id}.query_factor)"
             )
 
         # Random inputs over the whole domain, as in the paper: the answers then pin the

@@ -32,6 +32,23 @@ class LearningExtraction(Check):
     title = "Model stealing by training a copy on the model's answers"
     needs = Needs(roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
+    metrics = (
+        "fidelity", "fidelity_uniform", "max_abs_probability_error", "queries", "soft_labels",
+        "synthetic_queries"
+    )
+    param_docs = {
+        "rounds": "active-learning rounds the budget is spread over",
+        "strategy": "how query inputs are chosen each round: random, margin, kcenter or margin_kcenter",
+        "augmentation": "synthetic queries added from round 2: mixup, jacobian or none",
+        "augment_share": "share of a round's queries that are synthetic, in [0, 1)",
+        "epochs": "training epochs of the copy per round",
+        "final_epochs": "training epochs of the copy after the last round",
+        "batch_size": "training batch size of the copy",
+        "lr": "learning rate of the copy",
+        "jacobian_step_size": "step of Jacobian augmentation, relative to the input range",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+    }
 
     def __init__(
         self,

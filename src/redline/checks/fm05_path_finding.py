@@ -48,6 +48,20 @@ class PathFinding(Check):
     title = "Model stealing by path-finding (decision trees)"
     needs = Needs(modality=("tabular",), roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
+    metrics = (
+        "complete", "distinct_outputs", "fidelity", "fidelity_uniform", "inferred_probes", "leaves",
+        "max_abs_probability_error", "queries", "true_leaves", "verification_rounds"
+    )
+    param_docs = {
+        "tolerance": "precision of each recovered threshold, as a share of the feature's range, in (0, 1)",
+        "ordinal_categories": "treat categorical features as ordered (true) or probe each category (false)",
+        "infer_known": "infer leaf answers from the copy instead of querying where it is sure (saves queries)",
+        "verify_batch": "random inputs per verification round of the recovered tree",
+        "identity_decimals": "decimals to which answers are rounded to tell leaves apart",
+        "max_categories": "features with at most this many distinct values count as categorical",
+        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+    }
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ import numpy as np
 from ..util.evidence import save_arrays, try_plot
 from ..util.nes import Adam
 from ..util.zeroth_order import sphere_directions, sphere_gradient, sphere_probes
+from ..errors import UsageError
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _TASKS = ("squares", "digits")
@@ -53,6 +54,24 @@ class Reprogramming(Check):
     title = "Adversarial reprogramming to an unintended task"
     needs = Needs(modality=("image",), roles=(), labels=False)  # brings its own task data
     default_budget = 20_000
+    metrics = (
+        "access", "chance_accuracy", "mapping", "optimisation_steps", "p_value", "program_gain",
+        "program_parameters", "task", "task_accuracy", "task_classes", "unprogrammed_accuracy"
+    )
+    param_docs = {
+        "task": "the attacker's task to run on the model: digits or squares",
+        "inner_size": "side of the task image in the centre of the program frame (pixels)",
+        "access": "auto, white_box (the target's gradients) or estimate (gradients from probabilities)",
+        "steps": "optimisation steps (null: as many as the budget allows)",
+        "batch_size": "task images per step",
+        "lr": "learning rate of the program",
+        "n_train": "task images to train the program on",
+        "n_test": "task images to measure it on",
+        "directions": "random directions per gradient estimate (estimate access)",
+        "smoothing": "radius of the gradient-estimate probes",
+        "program_resolution": "downsampling of the program's parameters for estimate access (pixels per parameter)",
+        "min_gain": "task accuracy over chance needed to call the model reprogrammable",
+    }
 
     def __init__(
         self,
@@ -82,7 +101,7 @@ class Reprogramming(Check):
         self.program_resolution = program_resolution
         self.min_gain = min_gain
 
-    def _validate(self, target) -> tuple[str, int, int, int]:
+    def _validate(self, target=None) -> tuple[str, int, int, int] | None:
         if self.task not in _TASKS:
             raise ValueError(f"task must be one of {', '.join(_TASKS)}, not {self.task!r}")
         if self.access not in _ACCESS:
@@ -94,13 +113,15 @@ class Reprogramming(Check):
             raise ValueError("steps must be at least 1")
         if self.lr <= 0 or self.smoothing <= 0:
             raise ValueError("lr and smoothing must be positive")
+        if target is None:  # inner_size and access are checked against the target in run
+            return None
         shape = target.input_spec.shape
         if len(shape) != 3:
             raise NotApplicable(f"reprogramming needs (channels, height, width) images, not {shape}")
         c, h, w = shape
         inner = int(self.inner_size)
         if not 4 <= inner <= min(h, w) - 4:
-            raise ValueError(f"inner_size must leave a frame of at least 2 pixels: 4 <= inner_size <= {min(h, w) - 4}")
+            raise UsageError(f"{self.id}.inner_size must leave a frame of at least 2 pixels: 4 <= inner_size <= {min(h, w) - 4}")
         access = self.access
         if access == "auto":
             access = "white_box" if target.capabilities.gradients else "estimate"

@@ -31,6 +31,7 @@ import numpy as np
 from ..util.epsilon import epsilon_units
 from ..util.evidence import save_arrays, try_plot
 from ..util.norms import l2, linf, median_or_none
+from ..errors import UsageError
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _ACCESS = ("auto", "white_box", "surrogate")
@@ -42,16 +43,19 @@ class _EotCheck(Check):
 
     needs = Needs(modality=("image",), roles=("test",), attacker=True)
 
-    def _common_validation(self, target) -> None:
+    def _validate(self, target=None) -> None:
+        """The parameters both EOT checks share; the image shape only when a target is given."""
         if self.access not in _ACCESS:
             raise ValueError(f"access must be one of {', '.join(_ACCESS)}, not {self.access!r}")
-        if len(target.input_spec.shape) != 3:
-            raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
         if self.holdout_widen < 1:
             raise ValueError("holdout_widen must be at least 1")
         for name in ("steps", "eval_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if target is not None and len(target.input_spec.shape) != 3:
+            raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
+
+    _common_validation = _validate
 
     def _model(self, target, data, label_budget: int, rng) -> tuple[Any, str, Any]:
         """(differentiable logits function, access used, surrogate or None)."""
@@ -62,7 +66,7 @@ class _EotCheck(Check):
             access = "white_box" if target.capabilities.gradients else "surrogate"
         if access == "white_box":
             if not target.capabilities.gradients:
-                raise NotApplicable("white-box EOT needs the target's gradients; use access='surrogate'")
+                raise NotApplicable(f"white-box EOT needs the target's gradients; use --set {self.id}.access=surrogate")
             return target.logits, access, None
         x_owned, _ = data.attacker_data()
         n_label = min(len(x_owned), label_budget)
@@ -92,6 +96,23 @@ class EotPerturbation(_EotCheck):
     mode = "FM07"
     title = "Perturbations that survive physical transformations (Expectation over Transformation)"
     default_budget = 20_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "access", "eval_transformations",
+        "holdout_widen", "inputs_fooled_majority", "labelling_queries", "surrogate_agreement",
+        "transformed_clean_accuracy", "untransformed_success_rate"
+    )
+    param_docs = {
+        "epsilon": "largest L-inf perturbation (null: 0.25 of the input range)",
+        "steps": "optimisation steps",
+        "samples": "transformations averaged per step",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "eval_samples": "held-out transformations per input when scoring",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
 
     def __init__(
         self,
@@ -226,6 +247,27 @@ class EotPatch(_EotCheck):
     mode = "FM07"
     title = "Universal adversarial patch robust to placement and physical transformations"
     default_budget = 10_000
+    metrics = (
+        "access", "clean_accuracy", "eval_transformations", "evaluated_images", "holdout_widen",
+        "images_fooled_any", "images_fooled_majority", "labelling_queries", "median_queries",
+        "optimisation_steps", "patch_area", "patch_side", "random_patch_success_rate",
+        "robust_accuracy", "success_rate", "surrogate_agreement", "target_class",
+        "transformed_clean_accuracy"
+    )
+    param_docs = {
+        "area": "patch area as a share of the image, in (0, 1)",
+        "steps": "optimisation steps of the patch",
+        "batch_size": "images per step",
+        "lr": "learning rate of the patch",
+        "target_class": "class the patch should force (null: untargeted)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "eval_samples": "held-out transformations per image when scoring",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "random_margin": "how much the patch must beat a random patch to count",
+    }
 
     def __init__(
         self,
@@ -267,7 +309,7 @@ class EotPatch(_EotCheck):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.target_class is not None and not 0 <= int(self.target_class) < target.n_classes:
-            raise ValueError(f"target_class must be a class index in [0, {target.n_classes})")
+            raise UsageError(f"{self.id}.target_class must be a class index in [0, {target.n_classes})")
         ranges = TransformRanges.from_value(self.ranges)
         spec = target.input_spec
         c, h, w = spec.shape

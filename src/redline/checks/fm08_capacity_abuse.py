@@ -91,6 +91,24 @@ class CapacityAbuseProbe(Check):
     # model or an honest model of another architecture (see the module docstring).
     needs = Needs(outputs="probabilities", modality=("image",), roles=("train", "test"))
     default_budget = (len(NOISE_FAMILIES) * 512 + 256) * (1 + 4)
+    metrics = (
+        "anchors_per_family", "answers_move_more", "answers_rounded_to", "expected_roughness_*",
+        "p_value", "p_value_*", "real_anchors", "real_roughness", "reference_models",
+        "reference_real_roughness_*", "reference_roughness_*", "roughness", "roughness_*",
+        "roughness_ratio", "sensitivity_ratio"
+    )
+    param_docs = {
+        "families": "noise families probed: uniform, gaussian, binary, shuffled",
+        "anchors": "noise inputs per family (at least 16)",
+        "real_anchors": "real held-out inputs probed for comparison (at least 16)",
+        "neighbours": "perturbed neighbours queried per anchor",
+        "radius": "neighbour distance, as a share of the input range, in (0, 1]",
+        "n_references": "honest reference models trained for comparison (at least 3)",
+        "reference_source": "surrogate (trained on the target's labels) or recipe (the target's training recipe)",
+        "architectures": "reference architectures: mlp, cnn",
+        "alpha": "significance level of the roughness test",
+        "min_roughness_ratio": "target roughness over the references' needed to flag (at least 1)",
+    }
 
     def __init__(
         self,

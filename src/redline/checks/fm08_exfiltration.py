@@ -42,6 +42,21 @@ class ParameterExfiltration(Check):
     title = "Training data encoded in the delivered model's parameters"
     needs = Needs(modality=("image",), roles=("train",), labels=False)  # images to recognise
     default_budget = 0  # reads parameters; sends no queries
+    metrics = (
+        "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value",
+        "lsb_serial_correlation", "parameters", "recovered_by", "recovered_fraction",
+        "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
+        "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation"
+    )
+    param_docs = {
+        "match_correlation": "correlation with a training image that counts as recovering it, in (0, 1)",
+        "min_recovered_images": "recovered images needed to call the model an exfiltration channel",
+        "lsb_bits": "low-order bit widths searched for hidden images (each 1 to 16)",
+        "alpha": "significance level of the bit-statistics tests",
+        "min_serial_correlation": "serial correlation of low-order bits needed with a significant test",
+        "max_references": "training images compared with what the parameters decode to",
+        "max_chunks": "parameter chunks (one image each) decoded at most",
+    }
 
     def __init__(
         self,

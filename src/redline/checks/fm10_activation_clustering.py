@@ -32,6 +32,18 @@ class ActivationClustering(Check):
     title = "Activation clustering of the training data (poisoned-sample detection)"
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 100_000
+    metrics = (
+        "flagged_classes", "flagged_samples", "per_class", "relative_size_rule", "representation", "precision",
+        "recall", "poisoned_samples"
+    )
+    param_docs = {
+        "n_components": "dimensions the activations are reduced to before clustering",
+        "reduce": "reduction: pca or ica",
+        "heldout_ratio": ("flag a class whose smaller cluster draws less than this times its expected share of "
+                          "held-out rows"),
+        "size_threshold": "relative size of the smaller cluster at or below which a class is flagged",
+        "min_rows": "fewest rows of a class to cluster it",
+    }
 
     def __init__(self, n_components: int = 10, reduce: str = "pca", heldout_ratio: float = 0.3,
                  size_threshold: float = 0.35, min_rows: int = 10):
@@ -41,11 +53,14 @@ class ActivationClustering(Check):
         self.size_threshold = size_threshold
         self.min_rows = min_rows
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if self.reduce not in ("pca", "ica"):
             raise ValueError(f"reduce must be 'pca' or 'ica', not {self.reduce!r}")
         if int(self.n_components) < 1 or int(self.min_rows) < 2 or not 0 < self.heldout_ratio < 1:
             raise ValueError("n_components must be >= 1, min_rows >= 2 and heldout_ratio in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         n_rows = len(data.x_train) + len(data.x_test)
         if budget < n_rows:
             raise NotApplicable(f"activations of {n_rows} training and held-out rows need {n_rows} queries; budget {budget}")

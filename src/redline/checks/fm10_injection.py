@@ -45,6 +45,24 @@ class BackdoorInjection(Check):
     title = "Backdoor injection through the training pipeline (patch and blended triggers)"
     needs = Needs(trainable=True, modality=("image",), roles=("train", "test"))
     default_budget = 0  # only retrained copies are queried, as evaluation
+    metrics = (
+        "accuracy_drop", "attack_success_rate", "clean_accuracy", "clean_label", "poison_rate",
+        "strongest_variant", "variants"
+    )
+    param_docs = {
+        "poison_rate": "share of training rows poisoned, in (0, 1)",
+        "kinds": "trigger kinds: patch, blend",
+        "labels": "labellings: dirty (labels changed), clean and clean_stamp (labels kept; images only)",
+        "target_class": "class the trigger should force",
+        "patch_size": "side of the patch trigger (pixels)",
+        "blend_alpha": "opacity of the blended trigger",
+        "success_threshold": "trigger success rate at or above which the pipeline is vulnerable",
+        "n_eval": "test inputs the trigger is measured on",
+        "clean_epsilon": "largest perturbation of a label-consistent poison, relative to the range, in (0, 1]",
+        "clean_steps": "optimisation steps of a label-consistent poison",
+        "clean_amplitude": "trigger amplitude in label-consistent poisons, in (0, 1]",
+        "clean_corners": "one (the trigger's own corner) or all (all four corners) for label-consistent poisons",
+    }
 
     def __init__(self, poison_rate: float = 0.05, kinds: tuple[str, ...] = ("patch", "blend"),
                  labels: tuple[str, ...] = ("dirty", "clean"), target_class: int = 0, patch_size: int = 4,
@@ -64,18 +82,22 @@ class BackdoorInjection(Check):
         self.clean_amplitude = clean_amplitude
         self.clean_corners = clean_corners
 
-    def _validate(self, target) -> None:
+    def _validate(self, target=None) -> None:
         kinds, labels = tuple(self.kinds), tuple(self.labels)
         if not kinds or set(kinds) - set(KINDS) or not labels or set(labels) - set(LABELLINGS):
             raise UsageError(f"kinds must be drawn from {KINDS} and labels from {LABELLINGS}")
         if not 0 < self.poison_rate < 1 or not 0 < self.success_threshold <= 1 or int(self.n_eval) < 1:
             raise UsageError("poison_rate and success_threshold must be in (0, 1], n_eval at least 1")
-        if not 0 <= int(self.target_class) < target.n_classes:
-            raise UsageError(f"target_class must be below {target.n_classes}")
         if not 0 < self.clean_epsilon <= 1 or int(self.clean_steps) < 1 or not 0 < self.clean_amplitude <= 1:
             raise UsageError("clean_epsilon and clean_amplitude must be in (0, 1], clean_steps at least 1")
         if self.clean_corners not in ("one", "all"):
             raise UsageError("clean_corners must be 'one' (the trigger's own corner) or 'all' (all four)")
+        if int(self.target_class) < 0:
+            raise UsageError("target_class must be a class index (0 or more)")
+        if target is None:  # the class count and input shape come from the target
+            return
+        if int(self.target_class) >= target.n_classes:
+            raise UsageError(f"{self.id}.target_class must be below {target.n_classes}, the target's class count")
         if "clean" in labels and len(target.input_spec.shape) != 3:
             raise NotApplicable(f"label-consistent poisons need images shaped (c, h, w), the target takes "
                                 f"{target.input_spec.shape}")

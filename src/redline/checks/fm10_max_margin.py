@@ -28,6 +28,14 @@ class MaxMargin(Check):
     title = "Maximum-margin backdoor statistic per class (MM-BD)"
     needs = Needs(gradients=True, modality=("image",), roles=(), attacker=True, disjoint=False, labels=False)
     default_budget = 50_000
+    metrics = ("anomaly_index", "anomaly_indices", "flagged_classes", "max_margin", "steps")
+    param_docs = {
+        "starts": "starting points per class",
+        "steps": "gradient-ascent steps (fewer if the budget is smaller)",
+        "step_size": "step size, relative to the input range",
+        "start": "clean (test images) or uniform (noise) starting points",
+        "anomaly_threshold": "anomaly index above which a class is flagged",
+    }
 
     def __init__(self, starts: int = 8, steps: int = 100, step_size: float = 0.02, start: str = "clean",
                  anomaly_threshold: float = 2.5):
@@ -37,13 +45,16 @@ class MaxMargin(Check):
         self.start = start
         self.anomaly_threshold = anomaly_threshold
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        import torch
-
+    def _validate(self) -> None:
         if self.start not in ("clean", "uniform"):
             raise ValueError(f"start must be 'clean' or 'uniform', not {self.start!r}")
         if int(self.starts) < 1 or int(self.steps) < 1 or self.step_size <= 0:
             raise ValueError("starts and steps must be at least 1 and step_size positive")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        import torch
+
+        self._validate()
         k = target.n_classes
         if k < 3:
             raise NotApplicable("the margin statistic compares classes; it needs at least 3")

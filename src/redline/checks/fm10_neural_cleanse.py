@@ -61,6 +61,29 @@ class NeuralCleanse(Check):
     title = "Neural Cleanse backdoor scan (reverse-engineered minimal triggers)"
     needs = Needs(outputs="probabilities", modality=("image",), roles=("test",), attacker=True)
     default_budget = 300_000
+    metrics = (
+        "anomaly_index", "anomaly_index_linear", "anomaly_indices", "decision", "flagged_classes",
+        "images", "mask_l1", "method", "scale", "separation", "steps", "trigger_success",
+        "trigger_success_held_out", "unconverged_classes"
+    )
+    param_docs = {
+        "classes": "class indices to reverse-engineer (null: all; at least 3)",
+        "n_images": "clean images the trigger is optimised on (white-box)",
+        "steps": "optimisation steps per class (fewer if the budget is smaller)",
+        "lr": "learning rate (white-box)",
+        "init_cost": "initial weight of the mask-size penalty",
+        "cost_factor": "factor the penalty weight moves by (above 1)",
+        "patience": "steps before the penalty weight is adjusted",
+        "attack_success": "trigger success needed for a class to converge, in (0, 1]",
+        "anomaly_threshold": "anomaly index above which a class is flagged",
+        "log_scale": "compute the anomaly index on log mask sizes (true/false)",
+        "nes_samples": "probe pairs per gradient estimate (black-box)",
+        "nes_sigma": "probe radius of the gradient estimate (black-box)",
+        "blackbox_grid": "trigger grid side in cells (black-box)",
+        "blackbox_images": "clean images the trigger is optimised on (black-box)",
+        "blackbox_lr": "learning rate (black-box)",
+        "blackbox_separation": "how much easier the top class must be than the next to flag it (black-box, above 1)",
+    }
 
     def __init__(
         self,
@@ -98,7 +121,7 @@ class NeuralCleanse(Check):
         self.blackbox_lr = blackbox_lr
         self.blackbox_separation = blackbox_separation
 
-    def _validate(self, target) -> list[int]:
+    def _validate(self, target=None) -> list[int] | None:
         for name in ("n_images", "steps", "patience", "nes_samples", "blackbox_grid", "blackbox_images"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} must be at least 1")
@@ -108,6 +131,8 @@ class NeuralCleanse(Check):
             raise UsageError("lr, blackbox_lr, init_cost and nes_sigma must be positive and cost_factor above 1")
         if self.blackbox_separation <= 1:
             raise UsageError("blackbox_separation must be above 1")
+        if target is None:  # the image shape and class indices are checked against the target in run
+            return None
         if len(target.input_spec.shape) != 3:
             raise NotApplicable(f"Neural Cleanse needs images shaped (c, h, w), the target takes {target.input_spec.shape}")
         classes = list(range(target.n_classes)) if self.classes is None else [int(c) for c in self.classes]

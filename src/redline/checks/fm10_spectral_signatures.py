@@ -31,6 +31,16 @@ class SpectralSignatures(Check):
     title = "Spectral signatures of the training data (poisoned-sample detection)"
     needs = Needs(outputs="probabilities", roles=("train", "test"))  # test rows whiten
     default_budget = 100_000
+    metrics = (
+        "eigenvalue_ratio", "flagged_classes", "flagged_samples", "remove_everywhere", "representation",
+        "whitened", "precision", "recall", "poisoned_samples"
+    )
+    param_docs = {
+        "epsilon": "expected share of poisoned rows in a class, in (0, 0.5)",
+        "whiten": "whiten activations with held-out data (true/false)",
+        "ratio_threshold": "top-eigenvalue ratio above which a class is flagged (above 1)",
+        "min_rows": "fewest rows of a class to test it",
+    }
 
     def __init__(self, epsilon: float = 0.05, whiten: bool = True, ratio_threshold: float = 6.0, min_rows: int = 10):
         self.epsilon = epsilon
@@ -38,9 +48,12 @@ class SpectralSignatures(Check):
         self.ratio_threshold = ratio_threshold
         self.min_rows = min_rows
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if not 0 < self.epsilon < 0.5 or self.ratio_threshold <= 1 or int(self.min_rows) < 2:
             raise ValueError("epsilon must be in (0, 0.5), ratio_threshold above 1 and min_rows at least 2")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         n_rows = len(data.x_train) + (len(data.x_test) if self.whiten else 0)
         if budget < n_rows:
             raise NotApplicable(f"activations of {n_rows} rows need {n_rows} queries; budget {budget}")

@@ -29,6 +29,17 @@ class Strip(Check):
     title = "STRIP runtime trigger detection (entropy under superimposition)"
     needs = Needs(outputs="probabilities", modality=("image",), roles=("test",), attacker=True)
     default_budget = 20_000
+    metrics = (
+        "detection_rate", "entropy_threshold", "false_rejection_rate", "flagged_classes",
+        "inputs_per_group", "mean_entropy_clean", "mean_entropy_triggered", "triggered_source"
+    )
+    param_docs = {
+        "overlays": "clean images superimposed on each input (at least 2)",
+        "n_inputs": "clean and triggered inputs tested (at least 4)",
+        "frr": "false-rejection rate on clean inputs that sets the entropy threshold, in (0, 1)",
+        "blend": "weight of the overlay image, in (0, 1)",
+        "detection_threshold": "share of triggered inputs detected at or above which a backdoor is reported",
+    }
 
     def __init__(self, overlays: int = 20, n_inputs: int = 100, frr: float = 0.05, blend: float = 0.5,
                  detection_threshold: float = 0.5):
@@ -38,11 +49,14 @@ class Strip(Check):
         self.blend = blend
         self.detection_threshold = detection_threshold
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def _validate(self) -> None:
         if int(self.overlays) < 2 or int(self.n_inputs) < 4:
             raise ValueError("overlays must be at least 2 and n_inputs at least 4")
         if not 0 < self.frr < 1 or not 0 < self.blend < 1 or not 0 < self.detection_threshold <= 1:
             raise ValueError("frr, blend and detection_threshold must be in (0, 1)")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
         triggered, source = self._triggered_inputs(data, rng)
         x_pool, _ = data.attacker_data()
         # Calibration, FRR measurement and triggered inputs share the budget equally.

@@ -211,6 +211,17 @@ class InputFuzzing(Check):
     title = "Input fuzzing: crashes, server errors, hangs and silently accepted invalid input"
     needs = Needs(roles=(), labels=False)  # data, when given, only supplies a valid row
     default_budget = 10_000
+    metrics = (
+        "accepted_invalid", "bad_answers", "cases", "crashes", "failures", "hangs", "max_cvss", "ok",
+        "rejected", "server_errors"
+    )
+    param_docs = {
+        "cases_per_kind": "most cases of each kind (null: the whole catalogue)",
+        "timeout": "seconds one case may take before it counts as a hang (at most 600)",
+        "oversized_rows": "rows in the oversized batch",
+        "oversized_body_mb": "size of the oversized HTTP body in megabytes (at most 64)",
+        "include": "kinds to send, as names or a comma-separated string (null: every kind that fits the target)",
+    }
 
     def __init__(
         self,
@@ -314,6 +325,7 @@ class InputFuzzing(Check):
             raise UsageError(f"{self.id}: oversized_rows must be an integer of at least 2, not {self.oversized_rows!r}")
         if not _is_number(self.oversized_body_mb) or not 0 < self.oversized_body_mb <= 64:
             raise UsageError(f"{self.id}: oversized_body_mb must be in (0, 64], not {self.oversized_body_mb!r}")
+        self._kinds(http=True)  # unknown names in include (which kinds fit the target is decided in run)
 
     def _kinds(self, http: bool) -> list[str]:
         available = KINDS if http else COMMON_KINDS

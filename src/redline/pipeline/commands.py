@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  redline scan zoo:mnist_cnn --select FM01 --budget 2000 --out out/\n"
             "  redline scan onnx:model.onnx --data npz:data.npz --format json,html,sarif --fail-on important\n"
             "  redline scan http://127.0.0.1:8000/predict --data builtin:digits --target-config api.yaml\n"
+            "  redline scan zoo:mnist_cnn --select FM01.pgd --set FM01.pgd.epsilon=0.1 --set FM01.pgd.norm=l2\n"
             "\nTARGET: zoo:NAME, onnx:PATH, sklearn:PATH (.skops), torch:PATH (TorchScript), or an http(s) URL.\n"
             "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error."
@@ -41,12 +42,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", metavar="FORMATS", default="json,html", help=f"report formats to write, from {FORMAT_CHOICES} (default json,html)")
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
                    help="exit 1 when a finding reaches this severity: low, moderate, important (default), critical, never")
+    p.add_argument("--set", metavar="CHECK.PARAM=VALUE", action="append", default=[], dest="set_params",
+                   help="set a check parameter (repeatable), e.g. --set FM01.pgd.epsilon=0.1; VALUE is YAML "
+                        "(0.1, l2, true, [0.05, 0.1]); `redline checks CHECK` lists the parameters")
+    p.add_argument("--checks", metavar="FILE", dest="checks_file",
+                   help="YAML file mapping check ids to parameters (FM01.pgd: {epsilon: 0.1}); --set wins over it")
     p.add_argument("--resume", action="store_true", help="keep the findings already in DIR/events.jsonl and run only unfinished checks")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier scan's report in DIR (without --resume or --force, such a DIR is refused)")
     p.add_argument("--json", action="store_true", help="print report.json to standard output instead of the summary")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
     p.set_defaults(handler=scan_command)
+
+    r = sub.add_parser(
+        "replay",
+        help="re-run one finding of a report and say whether it reproduces",
+        description=("Re-run one finding from its record in report.json (check, parameters, seed, budget; target and "
+                     "data from the report unless given) and compare the verdict and every metric."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("example:\n  redline replay out/report.json 3f2a9c1d0b7e4a55\n"
+                "\nexit codes: 0 reproduced, 1 not reproduced, 2 usage or input error."),
+    )
+    r.add_argument("report", metavar="REPORT.json")
+    r.add_argument("finding", metavar="FINDING_ID", help="a finding id from the report (or a unique prefix of 6+ characters)")
+    r.add_argument("--target", metavar="TARGET", help="target spec to use instead of the report's (e.g. the model moved)")
+    r.add_argument("--data", metavar="DATA", help="data spec to use instead of the report's")
+    r.add_argument("--target-config", metavar="FILE", help="target config (YAML); reports do not store it")
+    r.add_argument("--tolerance", metavar="REL", type=float, default=None,
+                   help="relative tolerance for numbers (default 1e-6)")
+    r.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    r.set_defaults(handler=replay_command)
 
     d = sub.add_parser(
         "demo",
@@ -77,10 +102,12 @@ def _positive_int(text: str) -> int:
 
 def scan_command(args: argparse.Namespace) -> int:
     from ..api import scan
+    from ..checks.params import command_line_params
     from ..report.writers import parse_formats
     from .runner import ScanInterrupted
 
     formats = [f.value for f in parse_formats(args.format)]
+    params = command_line_params(args.set_params, args.checks_file, args.select)
     try:
         report = scan(
             args.target,
@@ -94,6 +121,7 @@ def scan_command(args: argparse.Namespace) -> int:
             formats=formats,
             resume=args.resume,
             force=args.force,
+            params=params,
             progress=not args.no_progress and not args.json,
         )
     except ScanInterrupted as stop:
@@ -125,10 +153,26 @@ def resume_command(args: argparse.Namespace) -> str:
             if value is not None:
                 argv += [flag, str(value)]
         argv += ["--seed", str(args.seed), "--format", args.format]
+        if getattr(args, "checks_file", None):
+            argv += ["--checks", args.checks_file]
+        for assignment in getattr(args, "set_params", None) or []:
+            argv += ["--set", assignment]
     argv = [word for word in argv if word != "--force"]
     if "--resume" not in argv:
         argv.append("--resume")
     return shlex.join(["redline", *argv])
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from .replay import DEFAULT_TOLERANCE, replay
+
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    if not 0 <= tolerance < 1:
+        raise UsageError(f"--tolerance must be in [0, 1), not {tolerance}")
+    result = replay(args.report, args.finding, target=args.target, data=args.data,
+                    target_config=args.target_config, tolerance=tolerance)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
+    return 0 if result.reproduced else 1
 
 
 def _file_name(fmt: str) -> str:

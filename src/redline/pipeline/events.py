@@ -66,7 +66,7 @@ def finished_findings(log: EventLog, fingerprint: str) -> tuple[dict[str, dict[s
             if event.get("fingerprint") != fingerprint:
                 raise UsageError(
                     f"{log.path} belongs to a scan with other arguments; resume with the same "
-                    "target, data, selection, budget, seed and context, or use another --out"
+                    "target, data, selection, budget, seed, context and check parameters, or use another --out"
                 )
             seen_start = True
             started_at = started_at or event.get("time")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..checks import CheckContext, plan
+from ..checks.params import normalise_params, resolve_checks
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
 from ..report.model import MODE_CODES, Report
@@ -83,6 +84,8 @@ class ScanRequest:
     seed: int = 0
     context: Any = None
     target_config: Any = None
+    # Check parameters by check id ({"FM01.pgd": {"epsilon": 0.1}}); see redline.checks.params.
+    params: dict[str, dict[str, Any]] | None = None
 
     def fingerprint(self, target_spec: str, data_spec: str, context: dict[str, Any]) -> str:
         blob = json.dumps(
@@ -93,6 +96,7 @@ class ScanRequest:
                 "budget": self.budget,
                 "seed": self.seed,
                 "context": context,
+                "params": normalise_params(self.params),
             },
             sort_keys=True,
             default=str,
@@ -205,6 +209,8 @@ def run_scan(
 
     progress = progress or Progress(enabled=False)
     checks = plan(request.select)  # validate --select before any heavy loading
+    # Parameters are validated here too, before any data, model or query.
+    instances = resolve_checks(checks, request.params)
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
     out = Path(out_dir) if out_dir is not None else None
@@ -263,8 +269,7 @@ def run_scan(
         from ..findings import finding_id
         from ..triage.engine import apply as triage
 
-        for index, check_cls in enumerate(checks, start=1):
-            check = check_cls()
+        for index, check in enumerate(instances, start=1):
             budget = request.budget if request.budget is not None else check.default_budget
             fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget)
             if fid in previous:

@@ -151,5 +151,5 @@ def _needs_note(cls: Any, system: SystemDescription, target: str) -> str:
             "against the endpoint it is skipped, so run it on the model file"
         )
     if needs.trainable:
-        notes.append("needs a training recipe (a train function in the target config)")
+        notes.append("needs a training recipe (`train: module:function` in the --target-config file)")
     return "; ".join(notes)
