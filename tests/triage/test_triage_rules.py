@@ -92,3 +92,18 @@ def test_fuzzing_findings_are_explained_as_fuzzing_not_as_dependencies():
     assert severity is Severity.MODERATE and "server errors" in why
     severity, why = rate_evidence("FM11", {**base, "accepted_invalid": 3, "max_cvss": 3.7})
     assert severity is Severity.LOW and "invalid inputs" in why
+
+
+def test_reconstruction_findings_are_explained_as_reconstruction_not_attribute_inference():
+    from redline.findings import Finding, Status
+    from redline.triage.engine import apply
+
+    shared = dict(mode="FM03", status=Status.VULNERABLE, params={})
+    rebuilt = Finding(id="r", check="FM03.reconstruction", title="t", **shared,
+                      metrics={"reconstruction_eval_accuracy": 0.9, "attack_accuracy": 0.9, "baseline_accuracy": 0.1,
+                               "reconstruction_ssim": 0.4})
+    inferred = Finding(id="a", check="FM03.attribute_inference", title="t", **shared,
+                       metrics={"attack_accuracy": 0.9, "baseline_accuracy": 0.1})
+    apply([rebuilt, inferred])
+    assert "Model inversion rebuilt" in rebuilt.rationale and "Attribute inference" not in rebuilt.rationale
+    assert "Attribute inference" in inferred.rationale and "rebuilt" not in inferred.rationale

@@ -44,6 +44,7 @@ METRICS: dict[str, str] = {
     "fidelity": "number", "queries": "number", "max_abs_param_error": "number",
     # model inversion / attribute inference (FM03)
     "attack_accuracy": "number", "baseline_accuracy": "number",
+    "reconstruction_eval_accuracy": "number", "reconstruction_ssim": "number",
     # poisoning (FM02)
     "poison_rate": "number", "accuracy_drop": "number", "target_success_rate": "number",
     "prediction_shift": "number",
