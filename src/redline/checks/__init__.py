@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UsageError
-from .base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 
 # One module per check (or per family); each defines one or more Check subclasses.
 CHECK_MODULES = (
@@ -40,7 +40,7 @@ CHECK_MODULES = (
     "redline.checks.fm10_strip",
 )
 
-__all__ = ["Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
+__all__ = ["Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
 
 
 def all_checks() -> dict[str, type[Check]]:
