@@ -202,8 +202,9 @@ def test_linf_flags_the_zoo_cnn_and_passes_its_adversarially_trained_twin():
     data = zoo.load_data_for("mnist_cnn")
     found = {}
     for name in ("mnist_cnn", "mnist_cnn_robust"):
-        finding = DecisionAttack(norm="linf", n_inputs=12)(zoo.load_target(name), data, budget=12 * 800)
-        assert finding.queries <= 12 * 800
+        # 800 queries per input leave the plain CNN's rate still climbing (27%, inconclusive); 1600 decide it.
+        finding = DecisionAttack(norm="linf", n_inputs=12)(zoo.load_target(name), data, budget=12 * 1600)
+        assert finding.queries <= 12 * 1600
         found[name] = finding
     plain, robust = found["mnist_cnn"], found["mnist_cnn_robust"]
     assert plain.status is Status.VULNERABLE and robust.status is Status.NOT_VULNERABLE

@@ -170,11 +170,16 @@ class NeuralCleanse(Check):
             "images": len(x),
         }
         evidence = self._evidence(ctx, classes, flagged, l1, masks, patterns)
+        undecided = ""
         if not conclusive:
-            summary = (
-                f"Inconclusive: the trigger search reached {self.attack_success:.0%} success for only "
-                f"{int(converged.sum())} of {len(classes)} classes in {steps_run} steps; give it more budget or steps."
+            per_step = len(classes) * len(x) * (1 if whitebox else 2 * int(self.nes_samples) + 1)
+            more = max(2 * steps_run, steps_run + 1)
+            undecided = (
+                f"the trigger search reached {self.attack_success:.0%} success for only {int(converged.sum())} of "
+                f"{len(classes)} classes in {steps_run} steps, too few to compare mask sizes (a backdoor would go "
+                f"unseen); {more} steps (steps={more}, a budget of about {more * per_step:,} queries) may decide"
             )
+            summary = f"Inconclusive: {undecided}."
         elif flagged and not whitebox:
             summary = (
                 f"Class {flagged[0]} can be reached with a far smaller trigger than any other (mask L1 "
@@ -199,7 +204,8 @@ class NeuralCleanse(Check):
                 f"only {separation:.1f}x smaller than the next (cut-off {self.blackbox_separation:g}x; "
                 f"gradient-free search)."
             )
-        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _plan(self, budget: int, per_step: int) -> int:
         steps = min(int(self.steps), budget // per_step)
