@@ -35,6 +35,11 @@ def scan(
         context: deployment facts for triage (a YAML path, a dict or a DeploymentContext).
         out: folder for report files, artifacts and the event log; nothing is written if None.
         formats: report formats to write into ``out`` (default json and html).
+
+    ``report.exit_code(fail_on)`` is what ``redline scan --fail-on`` would exit with (1 a
+    finding reached ``fail_on``, 3 the scan could not test what was asked, else 0), so a
+    CI test can gate on ``report.exit_code("important") == 0``: unlike ``worst_severity``
+    alone, that also fails a scan whose checks all errored or were inconclusive.
     """
     from .pipeline import ScanRequest, run_scan
     from .pipeline.progress import Progress
