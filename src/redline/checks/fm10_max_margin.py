@@ -16,9 +16,10 @@ What a backdoor adds is a margin far beyond the next class: the zoo's backdoored
 0 reaches 1.83-1.90 times the next class's margin, while in every honest model the largest
 margin was at most 1.38 times the next. A candidate is therefore flagged only when its
 margin is at least ``min_ratio`` (1.5, between the two) times the largest margin of any
-class that is not a candidate. Measured false-positive rate with these defaults: 0 of 18
-honest digits models (tests/checks/test_checks_fm10_calibration.py runs a subset), and
-benchmarks/bench_fm10_calibration.py repeats the sweep on MNIST-size models.
+class that is not a candidate. Measured false-positive rate with these defaults: 0 of 12
+honest digits models (three architectures, seeds 0-3; the MAD rule alone flagged 3 of 18
+at seeds 0-5) and 0 of 6 honest MNIST models (seeds 0-1), the zoo backdoor still flagged
+(tests/checks/test_checks_fm10_calibration.py, benchmarks/bench_fm10_calibration.py).
 
 This differs from Neural Cleanse in every ingredient: no mask or pattern model, no
 assumption that the trigger is a small patch (it also covers blended and global triggers),
