@@ -44,7 +44,7 @@ def detectors(quick: bool):
     }
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="builtin:mnist")
     ap.add_argument("--seeds", default="0,1,2")
@@ -89,16 +89,23 @@ def main() -> None:
             for name, finding in report(f"  {arch}/{seed}", target, data, seed):
                 alarms[name].append(finding.status is Status.VULNERABLE)
 
+    missed = []
     if not args.no_control and side == 28:
         target, backdoor_data = zoo.load_target("mnist_cnn_backdoor"), zoo.load_data_for("mnist_cnn_backdoor")
         flagged = [name for name, f in report("  zoo:mnist_cnn_backdoor", target, backdoor_data, 0)
                    if f.status is Status.VULNERABLE]
+        missed = [name for name in make if name not in flagged]
         print(f"positive control zoo:mnist_cnn_backdoor flagged by {len(flagged)} of {len(make)}: {flagged}")
 
     print("\nfalse positives on honest models (defaults; must be <= 5% per model):")
+    too_many = []
     for name, flags in alarms.items():
         print(f"  {name:<22} {sum(flags)} of {len(flags)} ({sum(flags) / max(len(flags), 1):.0%})")
+        if sum(flags) > 0.05 * len(flags):
+            too_many.append(name)
+    # Exit 1 when a detector fails its calibration or misses the backdoor, so run.py reports it.
+    return 1 if too_many or missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -67,3 +67,10 @@ def test_too_few_inputs_is_inconclusive_only_when_the_budget_chose_them():
     assert undecided_evasion(rate=0.0, n=40, threshold=0.3, budget=400, per_input=10, budget_limited=True) == ""
     need = inputs_to_decide(0.2, 0.3)
     assert stats.clopper_pearson(round(0.2 * need), need)[1] < 0.3 <= stats.clopper_pearson(round(0.2 * (need - 1)), need - 1)[1]
+
+
+def test_trials_to_exceed_is_the_smallest_sample_that_separates_a_rate_from_its_baseline():
+    n = stats.trials_to_exceed(0.3, 0.1)
+    assert stats.clopper_pearson(int(0.3 * n), n)[0] > 0.1
+    assert stats.clopper_pearson(int(0.3 * (n - 1)), n - 1)[0] <= 0.1
+    assert stats.trials_to_exceed(0.1, 0.3) == 0  # no sample shows a lower rate to be higher
