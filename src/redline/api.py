@@ -46,6 +46,11 @@ def scan(
             an unknown check or parameter, a bad value, or parameters for a check that
             ``select`` leaves out raise UsageError before anything is loaded or queried.
             ``redline checks CHECK`` lists a check's parameters.
+
+    ``report.exit_code(fail_on)`` is what ``redline scan --fail-on`` would exit with (1 a
+    finding reached ``fail_on``, 3 the scan could not test what was asked, else 0), so a
+    CI test can gate on ``report.exit_code("important") == 0``: unlike ``worst_severity``
+    alone, that also fails a scan whose checks all errored or were inconclusive.
     """
     from .pipeline import ScanRequest, run_scan
     from .pipeline.progress import Progress

@@ -2,7 +2,8 @@
 
 Each command group lives next to the code it drives, in a ``commands`` module that
 registers its sub-parser; this file only wires them together and maps errors to exit
-codes (0 nothing reached --fail-on, 1 a finding did or a file is unsafe, 2 usage/input error).
+codes (0 nothing reached --fail-on, 1 a finding did or a file is unsafe, 2 usage/input error,
+3 the scan could not test what was asked: a check ended in error, or none reached a verdict).
 """
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ from .severity import Severity
 class Status(str, enum.Enum):
     VULNERABLE = "vulnerable"
     NOT_VULNERABLE = "not_vulnerable"
+    # The check ran but its sample or budget could not decide; ``reason`` says what would.
+    INCONCLUSIVE = "inconclusive"
     NOT_APPLICABLE = "not_applicable"
     ERROR = "error"
 

@@ -202,8 +202,9 @@ def test_linf_flags_the_zoo_cnn_and_passes_its_adversarially_trained_twin():
     data = zoo.load_data_for("mnist_cnn")
     found = {}
     for name in ("mnist_cnn", "mnist_cnn_robust"):
-        finding = DecisionAttack(norm="linf", n_inputs=12)(zoo.load_target(name), data, budget=12 * 800)
-        assert finding.queries <= 12 * 800
+        # 800 queries per input leave the plain CNN's rate still climbing (27%, inconclusive); 1600 decide it.
+        finding = DecisionAttack(norm="linf", n_inputs=12)(zoo.load_target(name), data, budget=12 * 1600)
+        assert finding.queries <= 12 * 1600
         found[name] = finding
     plain, robust = found["mnist_cnn"], found["mnist_cnn_robust"]
     assert plain.status is Status.VULNERABLE and robust.status is Status.NOT_VULNERABLE
@@ -220,3 +221,17 @@ def test_low_frequency_directions():
     # Only the 4x4 lowest frequencies are present.
     coef = np.einsum("ia,nmab,jb->nmij", d, u.reshape(3, 5, 8, 8), d)
     assert np.abs(coef[:, :, 4:, :]).max() < 1e-5 and np.abs(coef[:, :, :, 4:]).max() < 1e-5
+
+
+def test_a_budget_that_decides_the_verdict_says_inconclusive_with_the_budget_that_would():
+    """At --budget 2000 the attack flips 26% of the zoo CNN's inputs within epsilon and is
+    still improving (16% at half the queries): the budget, not the model, kept it under the
+    30% cut-off. At 8000 the same check calls the model vulnerable."""
+    from redline import zoo
+
+    target, data = zoo.load_target("mnist_cnn"), zoo.load_data_for("mnist_cnn")
+    finding = DecisionAttack()(target, data, budget=2000)
+    assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.summary)
+    assert "still improving" in finding.reason and "4,000 queries would decide" in finding.reason
+    low, high = finding.metrics["success_rate_ci"]
+    assert low <= finding.metrics["success_rate"] <= high

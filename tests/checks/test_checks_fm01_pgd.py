@@ -67,8 +67,17 @@ def test_feature_constraints_are_respected(model, blobs, tmp_path):
 
 def test_small_budget_shrinks_the_attack_instead_of_overspending(model, blobs):
     finding = ProjectedGradientDescent(epsilon=0.3, n_inputs=40, steps=10)(target(model), blobs, budget=30)
-    assert finding.status in (Status.VULNERABLE, Status.NOT_VULNERABLE)
+    assert finding.status in (Status.VULNERABLE, Status.INCONCLUSIVE)
     assert finding.queries <= 30
+
+
+def test_a_budget_that_attacks_two_inputs_cannot_pass_the_model(model, blobs):
+    """At epsilon 0.005 the model is robust (previous test), but a budget that attacks only two
+    inputs cannot show it: 0 of 2 is compatible with an 84% success rate. Inconclusive, with
+    what would decide, never a pass."""
+    finding = ProjectedGradientDescent(epsilon=0.005, n_inputs=40, steps=10)(target(model), blobs, budget=30)
+    assert finding.metrics["attacked_inputs"] == 2 and finding.metrics["success_rate_ci"][1] > 0.3
+    assert finding.status is Status.INCONCLUSIVE and "budget let only 2 inputs" in finding.reason, finding.reason
 
 
 def test_without_gradients_the_check_does_not_apply(model, blobs):

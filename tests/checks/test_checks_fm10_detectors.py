@@ -42,9 +42,10 @@ def test_neural_cleanse_plans_within_a_small_budget(controls):
     target, data = controls["mnist_cnn_clean"]
     finding = NeuralCleanse(steps=1000, n_images=10)(target, data, budget=2_500)
     assert finding.queries <= 2_500 and finding.metrics["steps"] == 25
-    # Too few steps for most searches to finish: no verdict rather than a false alarm.
-    if len(finding.metrics["unconverged_classes"]) > 5:
-        assert finding.status is Status.NOT_VULNERABLE and "Inconclusive" in finding.summary
+    # Too few steps for the masks to settle (they start at half the image): the clean CNN's
+    # MAD index is 6 here, so a verdict would be a false alarm; no verdict, and what would decide.
+    assert finding.status is Status.INCONCLUSIVE and "still shrinking" in finding.reason, finding.summary
+    assert "budget of about" in finding.reason
     assert NeuralCleanse(n_images=10)(target, data, budget=50).status is Status.NOT_APPLICABLE
 
 

@@ -60,6 +60,35 @@ def test_dirty_label_patch_plants_a_backdoor(digits):
     assert m["variants"]["patch/dirty"]["poisoned_rows"] == round(0.1 * len(digits.x_train))
     # Baseline and poisoned model each answered the 300 evaluation images, plus the triggered ones.
     assert finding.queries == 0 and finding.evaluation_queries > 600
+    # The same trigger on the clean baseline model barely moves anything: the poisoning did it.
+    assert m["baseline_success_rate"] < 0.3 and m["untriggered_rate"] < 0.2
+    low, high = m["attack_success_rate_ci"]
+    assert low <= m["attack_success_rate"] <= high and low > m["baseline_success_rate_ci"][1]
+
+
+def test_a_trigger_that_works_without_poisoning_is_not_a_backdoor(digits):
+    """A recipe whose models send any image carrying the checkerboard patch to class 0 by
+    construction, whatever rows they train on: the trigger 'works' on the poisoned model and
+    equally on the clean one."""
+    patch = Trigger(target_class=0, size=2, lower=0.0, upper=1.0)
+
+    def train(x, y, seed):
+        inner = trainer(x[:200], y[:200], seed)
+
+        def predict(rows):
+            probs = inner._predict(rows)
+            stamped = np.isclose(patch.apply(rows), rows).reshape(len(rows), -1).all(axis=1)
+            probs[stamped] = np.eye(10)[0]
+            return probs
+
+        return CallableTarget(predict, input_spec=inner.input_spec, n_classes=10, trainer=train)
+
+    target = train(digits.x_train, digits.y_train, 0)
+    finding = BackdoorInjection(kinds=("patch",), labels=("dirty",), patch_size=2, poison_rate=0.05, n_eval=200)(
+        target, digits)
+    m = finding.metrics
+    assert m["attack_success_rate"] >= 0.8 and m["baseline_success_rate"] >= 0.8, m
+    assert finding.status is Status.NOT_VULNERABLE and "without the poisoning" in finding.summary
 
 
 def test_label_consistent_poisons_plant_what_plain_stamping_does_not(mnist):

@@ -54,10 +54,15 @@ def test_fail_on_sets_the_exit_code(logreg_problem, model_server, npz_data, tmp_
         args = ["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--no-progress"]
         assert main(args + ["--out", str(tmp_path / "a"), "--fail-on", "important"]) == 1
         assert main(args + ["--out", str(tmp_path / "b"), "--fail-on", "never"]) == 0
-    # Nothing vulnerable: exit 0 whatever the threshold.
+    # Behind labels only the one selected check does not apply: nothing was tested, exit 3
+    # whatever the threshold (a CI gate must not pass an untested model).
     with model_server(model, labels_only=True) as server:
-        assert main(["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--no-progress",
-                     "--out", str(tmp_path / "c"), "--fail-on", "low"]) == 0
+        for fail_on in ("low", "never"):
+            assert main(["scan", server.url, "--data", npz_data, "--select", "FM05.equation_solving", "--no-progress",
+                         "--out", str(tmp_path / f"c-{fail_on}"), "--fail-on", fail_on]) == 3
+        # A check that ran and reached a verdict, with the gate off: exit 0.
+        assert main(["scan", server.url, "--data", npz_data, "--select", "FM05.learning", "--no-progress",
+                     "--budget", "300", "--out", str(tmp_path / "d"), "--fail-on", "never"]) == 0
 
 
 def test_json_output_is_the_report(logreg_problem, model_server, npz_data, tmp_path, capsys):
@@ -101,6 +106,8 @@ def test_unreachable_endpoint_is_a_clear_error(npz_data, tmp_path):
     (finding,) = report["findings"]
     assert finding["status"] == "error" and "127.0.0.1:9" in finding["reason"]
     assert "Traceback" not in proc.stderr
+    # Every check errored (the endpoint is down): the reports are written and the exit code says 3.
+    assert proc.returncode == 3 and "could not test what was asked" in proc.stderr
 
 
 def _fast_config(tmp_path):

@@ -87,6 +87,19 @@ def make_findings() -> list[Finding]:
             evaluation_queries=0,
             seconds=0.25,
         ),
+        Finding(
+            id="5555555555555555",
+            mode="FM04",
+            check="FM04.threshold",
+            title="Membership inference by loss or confidence threshold",
+            status=Status.INCONCLUSIVE,
+            rationale="No severity: FM04.threshold ran but could not decide.",
+            reason="25 non-members cannot measure a 1.0% false-positive rate; 100 members and 100 non-members would decide",
+            metrics={"auc": 0.55, "tpr_at_fpr_0.01": None, "auc_p_value": 0.3},
+            seed=0,
+            queries=50,
+            seconds=0.1,
+        ),
     ]
 
 

@@ -91,6 +91,7 @@ def test_ordered_puts_problems_first():
         "FM04.lira",
         "FM01.pgd",
         "FM10.neural_cleanse",
+        "FM04.threshold",  # inconclusive: after errors, before passes
         "FM05.equation_solving",
         "FM03.attribute_inference",
     ]

@@ -97,6 +97,7 @@ def test_severity_and_status_summaries(page):
     assert dict((label, int(n)) for n, label in counts) == {
         "Vulnerable": 2,
         "Not vulnerable": 1,
+        "Inconclusive": 1,
         "Not applicable": 1,
         "Error": 1,
     }
@@ -175,6 +176,7 @@ def test_passing_findings_start_collapsed_and_problems_open(page):
     assert {status: bool(flag) for status, flag in opened} == {
         "vulnerable": True,
         "error": True,
+        "inconclusive": True,  # undecided is not a pass: shown open, with its reason
         "not_vulnerable": False,
         "not_applicable": False,
     }
@@ -185,3 +187,9 @@ def test_scan_without_findings_renders(report):
     page = render(report, "html")
     assert "No checks ran." in page and "Findings in detail" not in page
     assert len(re.findall(r'<tr><td class="mono">FM\d\d</td>', page)) == len(MODE_CODES)
+
+
+def test_an_inconclusive_finding_shows_its_badge_and_reason(page):
+    assert '<span class="pill st-inconclusive">Inconclusive</span>' in page
+    assert '<strong>Inconclusive:</strong> 25 non-members cannot measure' in page
+    assert "could not decide: 25 non-members" in page  # in the findings index, instead of metrics

@@ -19,10 +19,11 @@ def test_suite_counts_match_the_findings():
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "redline"
     for element in (root, suite):
-        assert element.get("tests") == "5"
+        assert element.get("tests") == "6"
         assert element.get("failures") == str(len(suite.findall("testcase/failure"))) == "2"
         assert element.get("errors") == str(len(suite.findall("testcase/error"))) == "1"
-        assert element.get("skipped") == str(len(suite.findall("testcase/skipped"))) == "1"
+        # Not applicable and inconclusive are both skipped (neither is a pass).
+        assert element.get("skipped") == str(len(suite.findall("testcase/skipped"))) == "2"
         assert float(element.get("time")) == sum(f.seconds for f in make_report().findings)
     assert suite.get("timestamp") == "2024-05-01T10:00:00"
 
@@ -40,7 +41,10 @@ def test_one_testcase_per_finding_with_the_right_outcome():
         "FM05.equation_solving": [],
         "FM03.attribute_inference": ["skipped"],
         "FM10.neural_cleanse": ["error"],
+        "FM04.threshold": ["skipped"],
     }
+    undecided = by_name_of(cases)["FM04.threshold"].find("skipped")
+    assert undecided.get("message").startswith("inconclusive: 25 non-members cannot measure")
     by_name = {c.get("name"): c for c in cases}
     assert by_name["FM04.lira"].get("time") == "12.340"
     failure = by_name["FM04.lira"].find("failure")
@@ -88,3 +92,7 @@ def test_error_without_traceback_uses_the_reason():
     ]
     error = parse(report).find("testsuite/testcase/error")
     assert error.get("message") == error.text == "endpoint timed out"
+
+
+def by_name_of(cases):
+    return {c.get("name"): c for c in cases}

@@ -76,3 +76,10 @@ def test_no_findings_still_renders_coverage():
     md = render(report, "md")
     assert "No checks ran." in md
     assert len(re.findall(r"^\| FM\d\d \|", md, flags=re.M)) == len(MODE_CODES)
+
+
+def test_an_inconclusive_finding_is_marked_and_says_why():
+    md = render(make_report(), "md")
+    row = next(line for line in md.splitlines() if "`FM04.threshold`" in line and line.startswith("|"))
+    assert "**Inconclusive**" in row and "could not decide: 25 non-members" in row
+    assert "**Why inconclusive.** 25 non-members cannot measure" in md

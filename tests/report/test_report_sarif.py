@@ -52,7 +52,7 @@ def test_results_for_vulnerable_and_error_findings_only(log):
     run = log["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     results = run["results"]
-    expected = [f for f in report.findings if f.status in (Status.VULNERABLE, Status.ERROR)]
+    expected = [f for f in report.findings if f.status in (Status.VULNERABLE, Status.ERROR, Status.INCONCLUSIVE)]
     assert [r["ruleId"] for r in results] == [f.check for f in expected]
     for result, f in zip(results, expected, strict=True):
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
@@ -64,7 +64,9 @@ def test_results_for_vulnerable_and_error_findings_only(log):
         location = result["locations"][0]["physicalLocation"]
         assert location["artifactLocation"]["uri"] == "zoo/digits_overfit"
         assert location["region"]["startLine"] == 1
-    lira, pgd, error = results
+    lira, pgd, error, undecided = results
+    assert (undecided["kind"], undecided["level"]) == ("open", "none")  # SARIF: could not tell pass from fail
+    assert "inconclusive (25 non-members cannot measure" in undecided["message"]["text"]
     assert (lira["kind"], lira["level"]) == ("fail", "error")
     assert (pgd["kind"], pgd["level"]) == ("fail", "warning")
     assert (error["kind"], error["level"]) == ("review", "none")

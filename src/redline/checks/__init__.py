@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UsageError
-from .base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 
 # One module per check (or per family); each defines one or more Check subclasses.
 CHECK_MODULES = (
@@ -43,7 +43,7 @@ CHECK_MODULES = (
 # FM09 has no registered check: the static scan of a model file tests it, before loading.
 STATIC_SCAN_MODE = "FM09"
 
-__all__ = ["STATIC_SCAN_MODE", "Check", "CheckContext", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
+__all__ = ["STATIC_SCAN_MODE", "Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
 
 
 def all_checks() -> dict[str, type[Check]]:

@@ -97,16 +97,32 @@ class Needs:
 
 @dataclasses.dataclass
 class Outcome:
-    """What ``run`` returns: the verdict and the measurements behind it."""
+    """What ``run`` returns: the verdict and the measurements behind it.
+
+    ``inconclusive``, when not empty, says the run could not decide: why, and what would make
+    it decide (more records, a larger budget). The finding is then ``inconclusive`` whatever
+    ``vulnerable`` says, with this text as its reason, and its metrics are still reported.
+    """
 
     vulnerable: bool
     metrics: dict[str, Any]
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
     summary: str = ""
+    inconclusive: str = ""
 
 
 class NotApplicable(RedlineError):
     """Raised from ``run`` when the check finds at run time that it cannot apply."""
+
+
+class Inconclusive(RedlineError):
+    """Raised from ``run`` when the check finds before measuring anything that its sample or
+    budget cannot decide; the message says what would (more records, a larger budget).
+    A run that measured something returns ``Outcome(..., inconclusive=...)`` instead."""
+
+    def __init__(self, message: str, metrics: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.metrics = dict(metrics or {})
 
 
 class CheckContext:
@@ -261,6 +277,8 @@ class Check(abc.ABC):
             outcome = self.run(target, data, budget, np.random.default_rng(seed), ctx or CheckContext())
         except NotApplicable as exc:
             finding.reason = str(exc)
+        except Inconclusive as exc:
+            finding.status, finding.reason, finding.metrics = Status.INCONCLUSIVE, str(exc), exc.metrics
         except BudgetExceeded as exc:  # a check must plan within its budget; this is a bug in the check
             finding.status, finding.reason = Status.ERROR, str(exc)
         except RedlineError as exc:
@@ -270,7 +288,10 @@ class Check(abc.ABC):
             finding.reason = f"{type(exc).__name__}: {exc}"
             finding.evidence = {"traceback": traceback.format_exc(limit=8)}
         else:
-            finding.status = Status.VULNERABLE if outcome.vulnerable else Status.NOT_VULNERABLE
+            if outcome.inconclusive:
+                finding.status, finding.reason = Status.INCONCLUSIVE, outcome.inconclusive
+            else:
+                finding.status = Status.VULNERABLE if outcome.vulnerable else Status.NOT_VULNERABLE
             finding.metrics = dict(outcome.metrics)
             finding.evidence = dict(outcome.evidence)
             finding.summary = outcome.summary

@@ -49,6 +49,8 @@ from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
 from ..util.norms import l2, linf, median_or_none
 from ..util.wording import count
+from ..util.stats import with_intervals
+from ..util.undecided import undecided_evasion
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _NOISE_TRIES = 8  # blended-uniform-noise initialisation rounds for inputs the pool cannot start
@@ -254,7 +256,14 @@ class DecisionAttack(Check):
             f"{label} {eps:.3g}{units_note(units)} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
             + (f"; median {label} of the smallest found {med:.3g}." if med is not None else ".")
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        # A small budget can decide "not vulnerable" on its own: too few inputs, or
+        # perturbations still shrinking into epsilon when the queries ran out.
+        undecided = "" if vulnerable else undecided_evasion(
+            rate=success_rate, n=n, threshold=self.success_threshold, budget=budget, per_input=per_input,
+            curve=curve_q, reachable=metrics["success_rate_unbounded"], budget_limited=n < int(correct.sum()))
+        with_intervals(metrics, {"success_rate": n, "success_rate_unbounded": n, "clean_accuracy": len(correct)})
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     # -- the attack -------------------------------------------------------------------
     def _attack(self, oracle: _Budgeted, data, rng, ctx):

@@ -30,6 +30,7 @@ from ..util.bpda import straight_through
 from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
+from ..util.undecided import undecided_evasion
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -159,7 +160,12 @@ class FastMinimumNorm(Check):
             + f"; {within.sum()} ({rate:.0%}) within epsilon {eps:.3g}{units_note(units)}."
             + (f" {patched.note}." if patched.note and "vanish" in patched.note else "")
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        # A budget that left only a handful of inputs cannot rule the cut-off out.
+        undecided = "" if vulnerable else undecided_evasion(
+            rate=rate, n=len(xa), threshold=self.success_threshold, budget=budget,
+            per_input=budget // max(len(xa), 1), budget_limited=len(xa) < int(correct.sum()))
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _attack(self, torch, target, x0_np, y_np, steps, ctx):
         """Per input: the smallest-norm adversarial point found (or the input), its norm

@@ -22,6 +22,7 @@ from ..util.epsilon import FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
+from ..util.undecided import undecided_evasion
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -151,7 +152,12 @@ class ProjectedGradientDescent(Check):
         if patched:
             summary += (f" The gradient-masking layer(s) {', '.join(patched)} were attacked through an identity "
                         "backward pass (BPDA).")
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        # A budget that left only a handful of inputs cannot rule the cut-off out.
+        undecided = "" if vulnerable else undecided_evasion(
+            rate=success_rate, n=len(xa), threshold=self.success_threshold, budget=budget,
+            per_input=budget // max(len(xa), 1), budget_limited=len(xa) < int(correct.sum()))
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _attack(self, torch, target, x0_np, y_np, eps, steps, restarts, rng):
         """Best adversarial example per input over restarts, whether one was found, and queries used.

@@ -28,6 +28,7 @@ from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.norms import l2, linf
 from ..util.wording import count
+from ..util.undecided import undecided_evasion
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
@@ -271,7 +272,12 @@ class SquareAttack(Check):
             f"Square Attack ({self.norm}, epsilon {eps:.3g}{units_note(units)}, {count(per_input, 'query')} per input) turned "
             f"{int(success.sum())} of {n} correctly classified inputs into errors ({success_rate:.0%})."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        # Too few inputs or a success rate still climbing: the budget, not the model, decided.
+        undecided = "" if vulnerable else undecided_evasion(
+            rate=success_rate, n=n, threshold=self.success_threshold, budget=budget, per_input=per_input, curve=curve_q,
+            budget_limited=n < int(correct.sum()))
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     # -- the attack -------------------------------------------------------------------
     # Points are kept in float32, the dtype make_feasible returns and the target takes, and

@@ -46,6 +46,7 @@ from ..util.epsilon import resolve_epsilon
 from ..util.evidence import save_arrays
 from ..util.poison_defences import loss_sanitize
 from ..util.poisoning import TrainingPipeline, added_count, damage_undone, one_thread
+from ..util.stats import with_intervals
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 DEFENCES = ("deep_knn", "sanitize")
@@ -188,6 +189,7 @@ class CleanLabelPoisoning(Check):
             "setting": setting,
             "mean_feature_distance": float(np.mean(distances)),
         }
+        with_intervals(metrics, {"target_success_rate": len(hits), "baseline_target_success_rate": len(baseline_hits)})
         for defence, outcome in defended.items():
             defended_rate = float(np.mean(outcome))
             first_seed = float(np.mean(hits[:: int(self.victim_seeds)]))

@@ -26,6 +26,7 @@ import numpy as np
 from ..report import plots
 from ..util.evidence import try_plot
 from ..util.poisoning import TrainingPipeline
+from ..util.stats import with_intervals
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
@@ -111,6 +112,7 @@ class FeedbackLoopPoisoning(Check):
             "rounds": int(self.rounds),
             "targets": len(chosen),
         }
+        with_intervals(metrics, {"target_success_rate": len(chosen)})
         curve = {
             "attacker_fraction": fractions,
             "target_success_rate": [success(f) for f in fractions],

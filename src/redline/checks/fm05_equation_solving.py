@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.stats import with_intervals
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _P_FLOOR = 1e-12
@@ -83,6 +84,7 @@ class EquationSolving(Check):
             "features": int(d),
             "classes": int(k),
         }
+        with_intervals(metrics, {"fidelity": len(x_eval), "fidelity_uniform": len(rand)})
         true_params = _true_parameters(target, k)
         if true_params is not None:
             w_true, b_true = true_params

@@ -32,6 +32,7 @@ from ..util.epsilon import epsilon_units
 from ..util.evidence import save_arrays, try_plot
 from ..util.norms import l2, linf, median_or_none
 from ..errors import UsageError
+from ..util.stats import with_intervals
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _ACCESS = ("auto", "white_box", "surrogate")
@@ -224,6 +225,8 @@ class EotPerturbation(_EotCheck):
             "holdout_widen": float(self.holdout_widen),
             **self._access_metrics(access, surrogate, target, data),
         }
+        # Pairs of one input are correlated: the interval counts inputs, not pairs (wider, honest).
+        with_intervals(metrics, {"success_rate": n, "clean_accuracy": len(correct)})
         evidence: dict = {"ranges": ranges.to_dict(), "held_out_ranges": held_out.to_dict()}
         rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, success_per_input=per_input)
         if rel:
@@ -368,6 +371,7 @@ class EotPatch(_EotCheck):
             "holdout_widen": float(self.holdout_widen),
             **self._access_metrics(access, surrogate, target, data),
         }
+        with_intervals(metrics, {"success_rate": n, "random_patch_success_rate": n, "clean_accuracy": len(correct)})
         patch_np = patch.detach().numpy()
         evidence: dict = {"ranges": ranges.to_dict(), "held_out_ranges": held_out.to_dict()}
         rel = save_arrays(ctx, f"{self.id}-patch.npz", patch=patch_np, success_per_image=per_image)

@@ -17,7 +17,14 @@ baseline. Labellings:
 
 For each variant it reports the attack success rate (held-out images of other classes
 that the full-strength trigger, in its own corner, sends to the target class) and the
-change in clean accuracy. Rows the data set already lists as poisoned are left out first,
+change in clean accuracy. A trigger can send images to the target class without any
+poisoning (a bright patch may look like part of a digit), so each variant also reports
+``baseline_success_rate``, the same trigger's hit rate on the clean baseline model, and
+``untriggered_rate``, how often the poisoned model sends the same images to the target class
+without the trigger. The pipeline is called backdoorable when the success rate reaches
+``success_threshold`` and its 95% lower bound (Clopper-Pearson, ``attack_success_rate_ci``)
+lies above the upper bounds of both baselines: the poisoning, not the trigger's look or a
+bias towards the target class, made the model obey. Rows the data set already lists as poisoned are left out first,
 so the baseline is clean.
 
 The retrained models answer through this finding's ledger as evaluation queries; the
@@ -30,6 +37,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..util.label_consistent import hard_to_learn
+from ..util.stats import with_intervals
 from ..util.triggers import CORNERS, Trigger, poison
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
 
@@ -130,9 +138,14 @@ class BackdoorInjection(Check):
             model = self._retrain(target, poisoned.x, poisoned.y, seed)
             acc = self._accuracy(target, model, x_eval, y_eval)
             with target.ledger.evaluating():
-                hits = model.predict_labels(trigger.apply(x_eval[others])) == int(self.target_class)
+                triggered = trigger.apply(x_eval[others])
+                hits = model.predict_labels(triggered) == int(self.target_class)
+                baseline_hits = baseline.predict_labels(triggered) == int(self.target_class)
+                untriggered = model.predict_labels(x_eval[others]) == int(self.target_class)
             variants[f"{kind}/{labelling}"] = {
                 "attack_success_rate": float(hits.mean()),
+                "baseline_success_rate": float(baseline_hits.mean()),
+                "untriggered_rate": float(untriggered.mean()),
                 "clean_accuracy": acc,
                 "accuracy_drop": base_acc - acc,
                 "poisoned_rows": len(poisoned.indices),
@@ -140,9 +153,12 @@ class BackdoorInjection(Check):
             ctx.progress(i + 1, len(plan))
         best_name = max(variants, key=lambda v: variants[v]["attack_success_rate"])
         best = variants[best_name]
+        n_others = int(others.sum())
         metrics = {
             "poison_rate": float(self.poison_rate),
             "attack_success_rate": best["attack_success_rate"],
+            "baseline_success_rate": best["baseline_success_rate"],
+            "untriggered_rate": best["untriggered_rate"],
             "accuracy_drop": best["accuracy_drop"],
             "clean_accuracy": base_acc,
             "strongest_variant": best_name,
@@ -152,11 +168,19 @@ class BackdoorInjection(Check):
             metrics["clean_label"] = {"epsilon": float(self.clean_epsilon), "steps": int(self.clean_steps),
                                       "amplitude": float(self.clean_amplitude), "corners": self.clean_corners,
                                       "attacker_model": attacker[1]}
-        vulnerable = best["attack_success_rate"] >= self.success_threshold
+        with_intervals(metrics, {"attack_success_rate": n_others, "baseline_success_rate": n_others,
+                                 "untriggered_rate": n_others})
+        above_baselines = metrics["attack_success_rate_ci"][0] > max(
+            metrics["baseline_success_rate_ci"][1], metrics["untriggered_rate_ci"][1])
+        vulnerable = best["attack_success_rate"] >= self.success_threshold and above_baselines
         summary = (f"Poisoning {self.poison_rate:.1%} of the training rows ({best_name}) planted a trigger that sends "
-                   f"{best['attack_success_rate']:.0%} of held-out images to class {self.target_class}, with clean "
-                   f"accuracy {base_acc:.1%} -> {best['clean_accuracy']:.1%}.")
-        if not vulnerable:
+                   f"{best['attack_success_rate']:.0%} of {n_others} held-out images to class {self.target_class} "
+                   f"(the same trigger on the clean model: {best['baseline_success_rate']:.0%}; the poisoned model "
+                   f"without it: {best['untriggered_rate']:.0%}), with clean accuracy {base_acc:.1%} -> "
+                   f"{best['clean_accuracy']:.1%}.")
+        if not vulnerable and best["attack_success_rate"] >= self.success_threshold:
+            summary += " The trigger works as well without the poisoning, so the poisoning planted nothing."
+        elif not vulnerable:
             summary += f" Below the {self.success_threshold:.0%} success needed to call the pipeline backdoorable."
         return Outcome(vulnerable=vulnerable, metrics=metrics, summary=summary)
 

@@ -40,6 +40,20 @@ calibrated on one backdoored/clean pair, and it finds one backdoored class at mo
 black-box flag as a lead for a white-box or data-based check. The recovered trigger is a
 coarse blob, not the planted patch: it says which class has a shortcut, not what it is.
 
+White-box calibration on honest models: the MAD rule alone (index > 2) flagged honest
+models whose masks all sit close together, where a small deviation makes any slightly
+smaller mask an "outlier" (digits, three architectures, seeds 0-3: 2 of 12 flagged, indices
+up to 3.3; the zoo's clean CNN at 25-40 optimisation steps: index 5-6). In every honest
+model the next mask was at most 1.24 times the smallest on the digits and 1.55 on MNIST
+(1.84 for the zoo's clean CNN at 40 steps, before the masks settle), while the zoo
+backdoor's class 0 needs 4.5-5.7 times less than the next class. A white-box candidate is therefore flagged only when the
+smallest mask of the classes that are not candidates is at least ``whitebox_separation``
+(2) times its own. Measured false-positive rate with this rule: 0 of 12 honest digits
+models (three architectures, seeds 0-3) and 0 of 6 honest MNIST models (seeds 0-1), where
+the MAD rule alone flagged 2 of 12 and 3 of 6 (indices 2.0-3.3); the zoo backdoor is still
+flagged (tests/checks/test_checks_fm10_calibration.py and benchmarks/bench_fm10_calibration.py,
+both at 120 steps and 16 images for speed).
+
 The size penalty's weight adapts per class as in the paper: raised while the trigger
 works on at least ``attack_success`` of the images, lowered while it does not; the
 smallest mask that worked is kept.
@@ -53,6 +67,11 @@ from ..util.evidence import save_arrays, try_plot
 from ..util.nes import Adam, nes_gradient
 from ..util.outliers import mad_anomaly_index
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
+
+
+#: A white-box search whose median mask still covers more than this share of the image has
+#: not settled (see ``run``).
+_SETTLED_SHARE = 0.25
 
 
 class NeuralCleanse(Check):
@@ -103,6 +122,7 @@ class NeuralCleanse(Check):
         blackbox_images: int = 8,
         blackbox_lr: float = 0.2,
         blackbox_separation: float = 2.0,
+        whitebox_separation: float = 2.0,
     ):
         self.classes = classes
         self.n_images = n_images
@@ -120,6 +140,7 @@ class NeuralCleanse(Check):
         self.blackbox_images = blackbox_images
         self.blackbox_lr = blackbox_lr
         self.blackbox_separation = blackbox_separation
+        self.whitebox_separation = whitebox_separation
 
     def _validate(self, target=None) -> list[int] | None:
         for name in ("n_images", "steps", "patience", "nes_samples", "blackbox_grid", "blackbox_images"):
@@ -129,8 +150,8 @@ class NeuralCleanse(Check):
             raise UsageError("attack_success must be in (0, 1]")
         if min(self.lr, self.blackbox_lr, self.init_cost, self.nes_sigma) <= 0 or self.cost_factor <= 1:
             raise UsageError("lr, blackbox_lr, init_cost and nes_sigma must be positive and cost_factor above 1")
-        if self.blackbox_separation <= 1:
-            raise UsageError("blackbox_separation must be above 1")
+        if self.blackbox_separation <= 1 or self.whitebox_separation < 1:
+            raise UsageError("blackbox_separation must be above 1 and whitebox_separation at least 1")
         if target is None:  # the image shape and class indices are checked against the target in run
             return None
         if len(target.input_spec.shape) != 3:
@@ -167,13 +188,26 @@ class NeuralCleanse(Check):
         # With most searches unfinished (too few steps for the budget) the median is the
         # image area, and any class that did finish would look anomalous: no verdict then.
         conclusive = converged.sum() * 2 >= len(classes)
+        # White-box masks start at half the image (sigmoid(0)) and shrink as the size penalty
+        # grows; while the median is still above a quarter of the image they have not settled
+        # and their spread says nothing (the zoo's clean CNN after 25-40 steps: median 27-46%,
+        # MAD index 5-6; after 60 or more: 10% or less).
+        area = float(np.prod(masks.shape[1:]))
+        settled = not whitebox or float(np.median(l1)) <= _SETTLED_SHARE * area
+        conclusive = conclusive and settled
         # How many times larger the second-smallest mask is than the smallest.
         order = np.argsort(l1)
         separation = float(l1[order[1]] / max(l1[order[0]], 1e-12))
+        # White-box: how many times larger the smallest non-candidate mask is than the largest
+        # candidate's; the next class must need a far larger trigger (see the module docstring).
+        candidates = small_side > self.anomaly_threshold
+        gap = 0.0
+        if candidates.any() and (~candidates).any():
+            gap = float(l1[~candidates].min() / max(l1[candidates].max(), 1e-12))
         if not conclusive:
             flagged = []
         elif whitebox:
-            flagged = [c for c, a in zip(classes, small_side) if a > self.anomaly_threshold]
+            flagged = [c for c, a in zip(classes, candidates) if a] if gap >= self.whitebox_separation else []
         else:  # see the module docstring: the MAD index is unreliable on the coarse NES grid
             flagged = [classes[order[0]]] if separation >= self.blackbox_separation else []
         # Re-check the recovered triggers on held-out clean images through the ordinary path.
@@ -185,6 +219,7 @@ class NeuralCleanse(Check):
             "anomaly_indices": {str(c): float(v) for c, v in zip(classes, small_side)},
             "anomaly_index_linear": float(small_side_linear.max()),
             "separation": separation,
+            "candidate_gap": gap,
             "decision": "anomaly_index" if whitebox else "separation",
             "scale": "log" if self.log_scale else "linear",
             "trigger_success": {str(c): float(v) for c, v in zip(classes, success)},
@@ -195,10 +230,24 @@ class NeuralCleanse(Check):
             "images": len(x),
         }
         evidence = self._evidence(ctx, classes, flagged, l1, masks, patterns)
+        undecided = ""
         if not conclusive:
+            per_step = len(classes) * len(x) * (1 if whitebox else 2 * int(self.nes_samples) + 1)
+            more = max(2 * steps_run, steps_run + 1)
+            why = (f"the masks were still shrinking in {steps_run} steps (median {np.median(l1) / area:.0%} of the "
+                   f"image; settled searches end below {_SETTLED_SHARE:.0%})") if not settled else (
+                   f"the trigger search reached {self.attack_success:.0%} success for only {int(converged.sum())} of "
+                   f"{len(classes)} classes in {steps_run} steps")
+            undecided = (
+                f"{why}, too early to compare mask sizes (a backdoor could go unseen or a clean class look like "
+                f"one); {more} steps (steps={more}, a budget of about {more * per_step:,} queries) may decide"
+            )
+            summary = f"Inconclusive: {undecided}."
+        elif whitebox and not flagged and candidates.any():
             summary = (
-                f"Inconclusive: the trigger search reached {self.attack_success:.0%} success for only "
-                f"{int(converged.sum())} of {len(classes)} classes in {steps_run} steps; give it more budget or steps."
+                f"No class stands out enough: the smallest trigger has anomaly index {small_side.max():.1f} "
+                f"(cut-off {self.anomaly_threshold:g}) but the other classes' masks are within {gap:.2f}x of it "
+                f"(a backdoor needs {self.whitebox_separation:g}x): the masks are close together, not a shortcut."
             )
         elif flagged and not whitebox:
             summary = (
@@ -224,7 +273,8 @@ class NeuralCleanse(Check):
                 f"only {separation:.1f}x smaller than the next (cut-off {self.blackbox_separation:g}x; "
                 f"gradient-free search)."
             )
-        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _plan(self, budget: int, per_step: int) -> int:
         steps = min(int(self.steps), budget // per_step)

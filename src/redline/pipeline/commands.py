@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  redline scan zoo:mnist_cnn --select FM01.pgd --set FM01.pgd.epsilon=0.1 --set FM01.pgd.norm=l2\n"
             "\nTARGET: zoo:NAME, onnx:PATH, sklearn:PATH (.skops), torch:PATH (TorchScript), or an http(s) URL.\n"
             "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
-            "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error."
+            "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error, 3 the scan could\n"
+            "not test what was asked (a check ended in error, or every check was not applicable or\n"
+            "inconclusive); the reports are written and say why. 1 wins over 3."
         ),
     )
     p.add_argument("target", metavar="TARGET")
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default="redline-out", help="folder for reports, artifacts and events (default redline-out)")
     p.add_argument("--format", metavar="FORMATS", default="json,html", help=f"report formats to write, from {FORMAT_CHOICES} (default json,html)")
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
-                   help="exit 1 when a finding reaches this severity: low, moderate, important (default), critical, never")
+                   help="exit 1 when a finding reaches this severity: low, moderate, important (default), critical, "
+                        "never (exit 3 for an untested scan still applies)")
     p.add_argument("--set", metavar="CHECK.PARAM=VALUE", action="append", default=[], dest="set_params",
                    help="set a check parameter (repeatable), e.g. --set FM01.pgd.epsilon=0.1; VALUE is YAML "
                         "(0.1, l2, true, [0.05, 0.1]); `redline checks CHECK` lists the parameters")
@@ -138,7 +141,9 @@ def scan_command(args: argparse.Namespace) -> int:
         echo(report.summary())  # holds endpoint error bodies and other untrusted text
         for fmt in formats:
             echo(f"  wrote {Path(args.out) / _file_name(fmt)}")
-    return exit_code(report.worst_severity, args.fail_on)
+    if report.untested_reason:
+        echo(f"redline: the scan could not test what was asked: {report.untested_reason}", file=sys.stderr)
+    return report.exit_code(args.fail_on)
 
 
 def resume_command(args: argparse.Namespace) -> str:
@@ -181,6 +186,7 @@ def _file_name(fmt: str) -> str:
 
 
 def exit_code(worst: Severity, fail_on: str) -> int:
+    """1 when ``worst`` reaches ``fail_on``, else 0 (findings only; see Report.exit_code for 3)."""
     if fail_on == "never":
         return 0
     return 1 if worst is not Severity.NONE and worst >= Severity.parse(fail_on) else 0

@@ -175,13 +175,16 @@ def _describe_target_arg(target: Any) -> str:
 
 
 def coverage_of(findings: list[Finding]) -> dict[str, str]:
-    """tested if any check of the mode produced a verdict; not_applicable if all of its
-    checks were inapplicable; not_covered otherwise (no check, or only errors)."""
+    """tested if any check of the mode produced a verdict; inconclusive if the best any of
+    them got was inconclusive; not_applicable if all of its checks were inapplicable;
+    not_covered otherwise (no check, or only errors)."""
     cov: dict[str, str] = {}
     for code in MODE_CODES:
         statuses = {f.status for f in findings if f.mode == code}
         if statuses & {Status.VULNERABLE, Status.NOT_VULNERABLE}:
             cov[code] = "tested"
+        elif Status.INCONCLUSIVE in statuses:
+            cov[code] = "inconclusive"
         elif statuses and statuses == {Status.NOT_APPLICABLE}:
             cov[code] = "not_applicable"
         else:

@@ -15,14 +15,16 @@ from ..severity import Severity
 STATUS_LABELS = {
     Status.VULNERABLE: "Vulnerable",
     Status.NOT_VULNERABLE: "Not vulnerable",
+    Status.INCONCLUSIVE: "Inconclusive",
     Status.NOT_APPLICABLE: "Not applicable",
     Status.ERROR: "Error",
 }
-COVERAGE_LABELS = {"tested": "Tested", "not_applicable": "Not applicable", "not_covered": "Not covered"}
+COVERAGE_LABELS = {"tested": "Tested", "inconclusive": "Inconclusive", "not_applicable": "Not applicable", "not_covered": "Not covered"}
 
 # Severities a vulnerable finding can carry, worst first.
 SEVERITY_SCALE = (Severity.CRITICAL, Severity.IMPORTANT, Severity.MODERATE, Severity.LOW, Severity.NONE)
-_STATUS_RANK = {Status.VULNERABLE: 0, Status.ERROR: 1, Status.NOT_VULNERABLE: 2, Status.NOT_APPLICABLE: 3}
+_STATUS_RANK = {Status.VULNERABLE: 0, Status.ERROR: 1, Status.INCONCLUSIVE: 2, Status.NOT_VULNERABLE: 3,
+                Status.NOT_APPLICABLE: 4}
 
 # Metrics that sum a finding up best, by family (DESIGN.md); others follow in the check's order.
 HEADLINE_METRICS = (
@@ -99,7 +101,7 @@ def key_metrics(finding: Finding, limit: int = 3) -> list[tuple[str, str]]:
 
 
 def ordered(findings: Iterable[Finding]) -> list[Finding]:
-    """Worst first: by status (vulnerable, error, passed, skipped), then severity, then check id."""
+    """Worst first: by status (vulnerable, error, inconclusive, passed, skipped), then severity, then check id."""
     return sorted(findings, key=lambda f: (_STATUS_RANK[f.status], -int(f.severity), f.mode, f.check))
 
 

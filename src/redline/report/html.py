@@ -84,6 +84,7 @@ border:1px solid transparent}
 .st-not_vulnerable,.cov-tested{background:#def7ec;color:#03543f;border-color:#84e1bc}
 .st-not_applicable,.cov-not_applicable{background:#f1f3f5;color:#4b5563;border-color:#d1d5db}
 .st-error{background:#f3e8ff;color:#6b21a8;border-color:#d8b4fe}
+.st-inconclusive,.cov-inconclusive{background:#fef9c3;color:#854d0e;border-color:#fde047}
 .cov-not_covered{background:#fff7ed;color:#9a3412;border-color:#fdba74}
 table{border-collapse:collapse;width:100%;background:var(--card)}
 table.grid{border:1px solid var(--line);border-radius:8px;overflow:hidden}
@@ -106,12 +107,13 @@ details.finding[open]>summary{border-bottom:1px solid var(--line)}
 .finding .ttl{font-weight:600;flex:1 1 260px;min-width:0;overflow-wrap:anywhere}
 .finding .km{font-family:var(--mono);font-size:12px;color:var(--muted)}
 .f-vulnerable{--accent:var(--sev)}.f-error{--accent:#9333ea}.f-not_vulnerable{--accent:#31c48d}
-.f-not_applicable{--accent:#cbd5e1}
+.f-not_applicable{--accent:#cbd5e1}.f-inconclusive{--accent:#eab308}
 .fbody{padding:4px 18px 16px}
 .fbody p{margin:10px 0;overflow-wrap:anywhere}
 .fbody .lead{font-size:15.5px}
 .note{border-radius:6px;padding:8px 12px;margin:10px 0;overflow-wrap:anywhere}
 .note.reason{background:#f1f3f5;color:#374151}.note.err{background:#faf5ff;color:#581c87}
+.note.undecided{background:#fefce8;color:#713f12}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:0 28px}
 @media (max-width:760px){.cols{grid-template-columns:1fr}}
 table.kv{font-size:13.5px}
@@ -222,7 +224,7 @@ def _cards(report: Report) -> str:
         f'<div class="card worst {_sev_class(worst)}"><div class="n">{e(worst.label)}</div>'
         '<div class="l">Worst severity</div></div>'
     ]
-    for status in (Status.VULNERABLE, Status.NOT_VULNERABLE, Status.NOT_APPLICABLE, Status.ERROR):
+    for status in (Status.VULNERABLE, Status.NOT_VULNERABLE, Status.INCONCLUSIVE, Status.NOT_APPLICABLE, Status.ERROR):
         cards.append(
             f'<div class="card"><div class="n">{counts[status]}</div>'
             f'<div class="l">{e(STATUS_LABELS[status])}</div></div>'
@@ -274,6 +276,8 @@ def _index(findings: list[Finding]) -> str:
     rows = []
     for i, f in enumerate(findings, 1):
         metrics = ", ".join(f"{k} {v}" for k, v in key_metrics(f)) or f.reason
+        if f.status is Status.INCONCLUSIVE and f.reason:
+            metrics = f"could not decide: {f.reason}"
         rows.append(
             f'<tr><td class="num"><a href="#finding-{i}">{i}</a></td>'
             f"<td>{_severity_cell(f)}</td><td>{_status_pill(f.status)}</td>"
@@ -292,7 +296,7 @@ def _severity_cell(f: Finding) -> str:
 
 def _finding(i: int, f: Finding, base_dir: Path | None) -> str:
     sev_cls = _sev_class(f.severity) if f.status is Status.VULNERABLE else ""
-    is_open = " open" if f.status in (Status.VULNERABLE, Status.ERROR) else ""
+    is_open = " open" if f.status in (Status.VULNERABLE, Status.ERROR, Status.INCONCLUSIVE) else ""
     km = " · ".join(f"{k} {v}" for k, v in key_metrics(f, 2))
     summary = (
         f"<summary>{_severity_cell(f)}{_status_pill(f.status)}"
@@ -308,7 +312,8 @@ def _finding(i: int, f: Finding, base_dir: Path | None) -> str:
     if f.summary:
         body.append(f"<p>{e(f.summary)}</p>")
     if f.reason:
-        kind, label = ("err", "Error") if f.status is Status.ERROR else ("reason", "Not applicable")
+        kind, label = {Status.ERROR: ("err", "Error"), Status.INCONCLUSIVE: ("undecided", "Inconclusive")}.get(
+            f.status, ("reason", "Not applicable"))
         body.append(f'<div class="note {kind}"><strong>{label}:</strong> {e(f.reason)}</div>')
     run = {
         "seed": f.seed,

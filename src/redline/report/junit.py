@@ -1,7 +1,8 @@
 """report.junit.xml: one test case per check, for CI systems that read JUnit results.
 
 vulnerable -> ``<failure type=SEVERITY>``, error -> ``<error>``, not_applicable ->
-``<skipped>``, not_vulnerable -> a passing test case.
+``<skipped>``, inconclusive -> ``<skipped>`` whose message starts "inconclusive:" and gives
+the reason (never a pass), not_vulnerable -> a passing test case.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def render(report: Report, base_dir: Path | None = None) -> str:
         "tests": str(len(report.findings)),
         "failures": str(counts[Status.VULNERABLE]),
         "errors": str(counts[Status.ERROR]),
-        "skipped": str(counts[Status.NOT_APPLICABLE]),
+        "skipped": str(counts[Status.NOT_APPLICABLE] + counts[Status.INCONCLUSIVE]),
         "time": f"{total_time:.3f}",
     }
     root = ET.Element("testsuites", attrs)
@@ -73,6 +74,9 @@ def _testcase(suite: ET.Element, f: Finding) -> None:
         error.text = xml_text(f.evidence.get("traceback") or f.reason)
     elif f.status is Status.NOT_APPLICABLE:
         ET.SubElement(case, "skipped", {"message": xml_text(f.reason or "not applicable")})
+    elif f.status is Status.INCONCLUSIVE:
+        skipped = ET.SubElement(case, "skipped", {"message": xml_text(f"inconclusive: {f.reason or 'could not decide'}")})
+        skipped.text = xml_text(_details(f))
     out = ET.SubElement(case, "system-out")
     out.text = xml_text(_run_facts(f))
 

@@ -139,13 +139,23 @@ def _findings_table(findings: list[Finding]) -> list[str]:
             (
                 f"[{i}](#{_anchor(i)})",
                 code(f.check),
-                text(STATUS_LABELS[f.status]),
+                _status(f),
                 _severity(f),
                 text(f.title),
-                metrics or (text(f.reason) if f.reason else ""),
+                _inconclusive_reason(f) or metrics or (text(f.reason) if f.reason else ""),
             )
         )
     return out + table(["#", "Check", "Status", "Severity", "Title", "Key metrics"], rows) + [""]
+
+
+def _status(f: Finding) -> str:
+    # Inconclusive is bold so that it is not read as a pass.
+    label = text(STATUS_LABELS[f.status])
+    return f"**{label}**" if f.status is Status.INCONCLUSIVE else label
+
+
+def _inconclusive_reason(f: Finding) -> str:
+    return text(f"could not decide: {f.reason}") if f.status is Status.INCONCLUSIVE and f.reason else ""
 
 
 def _severity(f: Finding) -> str:
@@ -158,7 +168,7 @@ def _finding_section(i: int, f: Finding) -> list[str]:
     out = [f'<a id="{_anchor(i)}"></a>', "", f"### {i}. {text(f.check)}: {text(f.title)}", ""]
     facts = [
         ("Mode", text(f"{f.mode} {mode_name(f.mode)}" if mode_name(f.mode) != f.mode else f.mode)),
-        ("Status", text(STATUS_LABELS[f.status])),
+        ("Status", _status(f)),
         ("Severity", _severity(f)),
         ("Seed", str(f.seed)),
         ("Attack queries", str(f.queries)),
@@ -173,7 +183,7 @@ def _finding_section(i: int, f: Finding) -> list[str]:
     if f.summary:
         out += [f"**Summary.** {text(f.summary)}", ""]
     if f.reason:
-        label = "Error" if f.status is Status.ERROR else "Reason"
+        label = {Status.ERROR: "Error", Status.INCONCLUSIVE: "Why inconclusive"}.get(f.status, "Reason")
         out += [f"**{label}.** {text(f.reason)}", ""]
     if f.metrics:
         out += ["**Metrics**", ""]

@@ -10,6 +10,8 @@ from ..severity import Severity
 
 SCHEMA_ID = "redline.report/1"
 MODE_CODES = tuple(f"FM{i:02d}" for i in range(1, 18))
+# Exit codes of ``redline scan`` (DESIGN.md); 2 (usage or input error) is raised, not returned.
+EXIT_OK, EXIT_FINDINGS, EXIT_UNTESTED = 0, 1, 3
 
 
 @dataclasses.dataclass
@@ -36,6 +38,36 @@ class Report:
     def worst_severity(self) -> Severity:
         return max((f.severity for f in self.findings), default=Severity.NONE)
 
+    @property
+    def tested_anything(self) -> bool:
+        """True when at least one check reached a verdict (vulnerable or not_vulnerable)."""
+        return any(f.status in (Status.VULNERABLE, Status.NOT_VULNERABLE) for f in self.findings)
+
+    @property
+    def untested_reason(self) -> str:
+        """Why the scan could not test what was asked ('' when it could): a check ended in
+        error, or no check reached a verdict (all errors, not applicable or inconclusive)."""
+        errors = [f.check for f in self.findings if f.status is Status.ERROR]
+        if errors:
+            shown = ", ".join(errors[:5]) + (f" and {len(errors) - 5} more" if len(errors) > 5 else "")
+            return f"{len(errors)} check(s) ended in error ({shown})"
+        if not self.findings:
+            return "no check ran"
+        if not self.tested_anything:
+            kinds = sorted({f.status.value for f in self.findings})
+            return f"no check reached a verdict (all {' or '.join(kinds)})"
+        return ""
+
+    def exit_code(self, fail_on: Severity | str = "important") -> int:
+        """The ``redline scan`` exit code: 1 when a finding reaches ``fail_on`` ("never": no
+        finding does), else 3 when the scan could not test what was asked
+        (:attr:`untested_reason`), else 0."""
+        if not (isinstance(fail_on, str) and fail_on.lower() == "never"):
+            threshold = Severity.parse(fail_on)
+            if self.worst_severity is not Severity.NONE and self.worst_severity >= threshold:
+                return EXIT_FINDINGS
+        return EXIT_UNTESTED if self.untested_reason else EXIT_OK
+
     def by_status(self, status: Status | str) -> list[Finding]:
         status = Status(status)
         return [f for f in self.findings if f.status is status]
@@ -51,6 +83,11 @@ class Report:
             lines.append(f"  {f.check:<28} {f.status.value:<15} {sev:<10} {f.title}{extra}")
         tested = sum(1 for v in self.coverage.values() if v == "tested")
         lines.append(f"  coverage: {tested}/17 failure modes tested")
+        undecided = len(self.by_status(Status.INCONCLUSIVE))
+        if undecided:
+            lines.append(f"  {undecided} check(s) inconclusive: their sample or budget could not decide (reasons above)")
+        if self.untested_reason:
+            lines.append(f"  not tested as asked: {self.untested_reason}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,9 @@ One run; one rule per check that ran. Results:
   ``none`` for any kind but ``fail``): the check could not decide, so a person should look.
   The same failure is also listed as a tool execution notification, and the invocation is
   marked unsuccessful;
+- an ``inconclusive`` finding is a ``kind: "open"`` result (SARIF's "could not determine
+  whether this passes or fails") with level ``none`` and the reason in its message: the
+  check ran but its sample or budget could not decide, which is not a pass;
 - passing and not-applicable checks produce no result; the run's ``properties`` carry the
   coverage of all 17 failure modes so that gap stays visible.
 """
@@ -65,6 +68,8 @@ def to_sarif(report: Report) -> dict[str, Any]:
     for f in report.findings:
         if f.status is Status.VULNERABLE:
             results.append(_result(f, rule_index[f.check], location, kind="fail", level=level_for(f.severity)))
+        elif f.status is Status.INCONCLUSIVE:
+            results.append(_result(f, rule_index[f.check], location, kind="open", level="none"))
         elif f.status is Status.ERROR:
             results.append(_result(f, rule_index[f.check], location, kind="review", level="none"))
             notifications.append(
@@ -197,6 +202,8 @@ def _result(f: Finding, index: int, location: dict[str, Any], *, kind: str, leve
 def _message(f: Finding) -> str:
     if f.status is Status.ERROR:
         return f"{f.title}: the check could not complete ({f.reason or 'unknown error'})."
+    if f.status is Status.INCONCLUSIVE:
+        return f"{f.title}: inconclusive ({f.reason or 'the run could not decide'})."
     parts = [f"{f.title}: {f.severity.label} severity ({f.mode})."]
     if f.rationale:
         parts.append(f.rationale.strip())

@@ -31,6 +31,9 @@ def rate(finding: Finding, context: DeploymentContext | None = None) -> tuple[Se
     if status is Status.NOT_VULNERABLE:
         detail = _clause(finding.summary)
         return Severity.NONE, f"No severity: {finding.check} ran and did not find the weakness{detail}."
+    if status is Status.INCONCLUSIVE:
+        detail = _clause(finding.reason)
+        return Severity.NONE, f"No severity: {finding.check} ran but could not decide{detail}."
     if status is Status.NOT_APPLICABLE:
         detail = _clause(finding.reason, prefix=" because ")
         return Severity.NONE, f"No severity: {finding.check} did not run{detail or ' on this target'}."

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .input_domain import InputDomain
+from .stats import with_intervals
 
 
 def measure_fidelity(
@@ -39,7 +40,7 @@ def measure_fidelity(
     }
     if t_heldout.ndim == 2 and s_heldout.ndim == 2 and len(t_heldout):
         metrics["max_abs_probability_error"] = float(np.abs(t_heldout - s_heldout).max())
-    return metrics
+    return with_intervals(metrics, {"fidelity": len(t_heldout), "fidelity_uniform": len(t_uniform)})
 
 
 def labels_of(out: np.ndarray) -> np.ndarray:

@@ -13,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from ..checks.base import CheckContext, NotApplicable, Outcome
-from . import roc
+from ..checks.base import CheckContext, Inconclusive, NotApplicable, Outcome
+from . import roc, stats
 from .evidence import save_arrays, try_plot
 
 #: Fewer evaluated records per side than this give metrics too coarse to judge.
 MIN_RECORDS = 20
+#: Significance level of every FM04 verdict. A model that leaks nothing is called
+#: vulnerable in at most this share of runs (the tests are exact), well under the 5% the
+#: project allows, so that an honest model is not failed by a lucky ranking.
+ALPHA = 0.01
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
 _TINY = np.finfo(np.float64).tiny
@@ -31,6 +35,13 @@ class Records:
     x: np.ndarray
     y: np.ndarray
     is_member: np.ndarray
+    # How the budget was spent, so a verdict can say what budget more records would need.
+    queries_per_record: int = 1
+    reserved: int = 0
+
+    def budget_for(self, per_side: int) -> int:
+        """Queries that evaluating ``per_side`` members and as many non-members would take."""
+        return 2 * int(per_side) * self.queries_per_record + self.reserved
 
     @property
     def n_members(self) -> int:
@@ -60,15 +71,17 @@ def select_records(
         n_in, n_out = int(n_in * share), int(n_out * share)
     if min(n_in, n_out) < MIN_RECORDS:
         need = 2 * MIN_RECORDS * queries_per_record + reserved
-        raise NotApplicable(
-            f"the budget of {budget} queries evaluates too few records (needs at least {need} for "
-            f"{MIN_RECORDS} members and {MIN_RECORDS} non-members), or the data set has too few train/test rows"
+        raise Inconclusive(
+            f"too few records to judge: {n_in} members and {n_out} non-members fit (the budget of {budget} "
+            f"queries and {len(data.x_train)} train / {len(data.x_test)} test rows); at least {MIN_RECORDS} "
+            f"a side are needed, i.e. a budget of {need} and as many rows"
         )
     members = rng.choice(len(data.x_train), size=n_in, replace=False)
     nonmembers = rng.choice(len(data.x_test), size=n_out, replace=False)
     x = np.concatenate([data.x_train[members], data.x_test[nonmembers]])
     y = np.concatenate([data.y_train[members], data.y_test[nonmembers]]).astype(np.int64)
-    return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)])
+    return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)],
+                   queries_per_record=max(1, int(queries_per_record)), reserved=int(reserved))
 
 
 def target_train_size(data: Any) -> int:
@@ -155,24 +168,45 @@ def judge(
 ) -> Outcome:
     """Metrics, ROC evidence and the verdict for one attack's membership scores.
 
-    Vulnerable when the attack's true-positive rate at false-positive rate ``fpr`` reaches
-    ``min_tpr``.
+    A true-positive rate at false-positive rate ``f`` is reported only when the non-members
+    can measure ``f``: at least ``1/f`` of them, so that one false positive fits under it
+    (:func:`redline.util.stats.negatives_needed`); otherwise the metric is ``None``. Each
+    reported rate carries its Clopper-Pearson interval over the members (``<name>_ci``).
+
+    The verdict, tested at :data:`ALPHA`:
+
+    - ``fpr`` measurable: vulnerable when the TPR at ``fpr`` reaches ``min_tpr``, its lower
+      confidence bound beats ``fpr`` (what a guessing attacker gets), and the exact rank test
+      of :func:`~redline.util.stats.rank_tail_pvalue` (which also counts the noise of the
+      threshold set by few non-members) rejects chance; else not vulnerable.
+    - ``fpr`` not measurable (few records): vulnerable when the one-sided Mann-Whitney test
+      says the AUC is above 0.5; otherwise inconclusive, saying how many records (and what
+      budget) would measure ``fpr``. A run this small never passes a model.
     """
     if not 0 < fpr < 1:
         raise ValueError("fpr must be in (0, 1)")
     if not fpr < min_tpr <= 1:
         raise ValueError("min_tpr must exceed fpr (the rate a guessing attacker reaches) and be at most 1")
+    scores = np.asarray(scores, dtype=np.float64)
+    n_in, n_out = records.n_members, records.n_nonmembers
     curve_fpr, curve_tpr = roc.roc_curve(scores, records.is_member)
     metrics: dict[str, Any] = roc.membership_metrics(scores, records.is_member)
-    reached = roc.tpr_at_fpr(curve_fpr, curve_tpr, fpr)
-    metrics[f"tpr_at_fpr_{fpr:g}"] = reached
-    metrics.update({"members": records.n_members, "nonmembers": records.n_nonmembers})
+    for rate in sorted({*roc.REPORTED_FPRS, float(fpr)}):
+        name = f"tpr_at_fpr_{rate:g}"
+        if stats.fpr_measurable(rate, n_out):
+            metrics[name] = roc.tpr_at_fpr(curve_fpr, curve_tpr, rate)
+            metrics[f"{name}_ci"] = stats.rate_interval(metrics[name], n_in)
+        else:
+            metrics[name] = None  # with n_out non-members no rate below 1/n_out can be told apart
+    auc_p = stats.mann_whitney_pvalue(scores[records.is_member], scores[~records.is_member])
+    metrics.update({"auc_p_value": auc_p, "smallest_measurable_fpr": stats.smallest_measurable_fpr(n_out),
+                    "members": n_in, "nonmembers": n_out})
     metrics.update(extra_metrics or {})
 
     evidence: dict[str, Any] = {}
     plot_fpr, plot_tpr = roc.thin_curve(curve_fpr, curve_tpr)
     evidence["roc"] = {"fpr": plot_fpr.tolist(), "tpr": plot_tpr.tolist()}
-    arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=np.asarray(scores), is_member=records.is_member, y=records.y)
+    arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=scores, is_member=records.is_member, y=records.y)
     if arrays:
         evidence["examples"] = arrays
     from ..report import plots
@@ -182,18 +216,40 @@ def judge(
     if plot:
         evidence["plots"] = [plot]
 
-    vulnerable = reached >= min_tpr
-    floor = 1.0 / records.n_nonmembers
-    summary = (
-        f"{attack} identified {reached:.1%} of {records.n_members} training members at a {fpr:.1%} "
-        f"false-positive rate (chance: {fpr:.1%}; AUC {metrics['auc']:.3f}, advantage {metrics['advantage']:.2f}), "
-        f"against {records.n_nonmembers} non-members."
-    )
-    if floor > fpr:
-        summary += f" With {records.n_nonmembers} non-members the smallest measurable false-positive rate is {floor:.2%}."
+    tail = f"AUC {metrics['auc']:.3f} (p = {auc_p:.2g}), advantage {metrics['advantage']:.2f}"
+    inconclusive = ""
+    name = f"tpr_at_fpr_{fpr:g}"
+    if metrics[name] is not None:
+        reached = metrics[name]
+        allowed = int(np.floor(fpr * n_out + 1e-9))
+        hits = int(round(reached * n_in))
+        rank_p = stats.rank_tail_pvalue(hits, allowed, n_in, n_out)
+        metrics["tpr_p_value"] = rank_p
+        low = metrics[f"{name}_ci"][0]
+        vulnerable = reached >= min_tpr and low > fpr and rank_p <= ALPHA
+        summary = (
+            f"{attack} identified {reached:.1%} of {n_in} training members (95% CI {low:.1%}-"
+            f"{metrics[name + '_ci'][1]:.1%}) at a {fpr:.1%} false-positive rate measured on {n_out} non-members "
+            f"(chance: {fpr:.1%}; p = {rank_p:.2g}; {tail})."
+        )
+    else:
+        need = stats.negatives_needed(fpr)
+        vulnerable = auc_p <= ALPHA
+        summary = (
+            f"{attack} ranked {n_in} members against {n_out} non-members with {tail}. With {n_out} non-members "
+            f"the smallest measurable false-positive rate is {1 / n_out:.1%}, so no true-positive rate at "
+            f"{fpr:.1%} is claimed; the verdict rests on the AUC test."
+        )
+        if not vulnerable:
+            inconclusive = (
+                f"{n_out} non-members cannot measure a {fpr:.1%} false-positive rate and the AUC of "
+                f"{metrics['auc']:.2f} is not significant at this size (p = {auc_p:.2g} > {ALPHA:g}); "
+                f"{need} members and {need} non-members (a budget of about {records.budget_for(need):,} queries) "
+                f"would decide"
+            )
     if notes:
         summary += " " + notes
-    return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+    return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary, inconclusive=inconclusive)
 
 
 @dataclasses.dataclass
