@@ -53,6 +53,7 @@ class LikelihoodRatioAttack(Check):
     default_budget = 10_000
     metrics = (
         "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
         "fixed_variance", "online", "reference_models", "reference_source", "views"
     )
     param_docs = {

@@ -51,6 +51,7 @@ class ThresholdAttack(Check):
     default_budget = 10_000
     metrics = (
         "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
         "calibration_rows", "per_class", "score"
     )
     param_docs = {
@@ -128,6 +129,7 @@ class ShadowModelAttack(Check):
     default_budget = 10_000
     metrics = (
         "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
         "attack_training_rows", "per_class", "reference_source", "shadow_models"
     )
     param_docs = {
@@ -257,6 +259,7 @@ class LabelOnlyAttack(Check):
     default_budget = 40_000
     metrics = (
         "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
         "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record"
     )
     param_docs = {

@@ -55,7 +55,7 @@ class BackdoorInjection(Check):
     default_budget = 0  # only retrained copies are queried, as evaluation
     metrics = (
         "accuracy_drop", "attack_success_rate", "clean_accuracy", "clean_label", "poison_rate",
-        "strongest_variant", "variants"
+        "strongest_variant", "variants", "baseline_success_rate", "untriggered_rate"
     )
     param_docs = {
         "poison_rate": "share of training rows poisoned, in (0, 1)",

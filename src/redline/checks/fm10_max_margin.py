@@ -41,13 +41,14 @@ class MaxMargin(Check):
     title = "Maximum-margin backdoor statistic per class (MM-BD)"
     needs = Needs(gradients=True, modality=("image",), roles=(), attacker=True, disjoint=False, labels=False)
     default_budget = 50_000
-    metrics = ("anomaly_index", "anomaly_indices", "flagged_classes", "max_margin", "steps")
+    metrics = ("anomaly_index", "anomaly_indices", "flagged_classes", "max_margin", "steps", "margin_ratio")
     param_docs = {
         "starts": "starting points per class",
         "steps": "gradient-ascent steps (fewer if the budget is smaller)",
         "step_size": "step size, relative to the input range",
         "start": "clean (test images) or uniform (noise) starting points",
         "anomaly_threshold": "anomaly index above which a class is flagged",
+        "min_ratio": "how many times the next class's margin the flagged class's margin must be (at least 1)",
     }
 
     def __init__(self, starts: int = 8, steps: int = 100, step_size: float = 0.02, start: str = "clean",

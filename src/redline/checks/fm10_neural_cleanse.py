@@ -83,7 +83,7 @@ class NeuralCleanse(Check):
     metrics = (
         "anomaly_index", "anomaly_index_linear", "anomaly_indices", "decision", "flagged_classes",
         "images", "mask_l1", "method", "scale", "separation", "steps", "trigger_success",
-        "trigger_success_held_out", "unconverged_classes"
+        "trigger_success_held_out", "unconverged_classes", "candidate_gap"
     )
     param_docs = {
         "classes": "class indices to reverse-engineer (null: all; at least 3)",
@@ -102,6 +102,7 @@ class NeuralCleanse(Check):
         "blackbox_images": "clean images the trigger is optimised on (black-box)",
         "blackbox_lr": "learning rate (black-box)",
         "blackbox_separation": "how much easier the top class must be than the next to flag it (black-box, above 1)",
+        "whitebox_separation": "how many times the smallest mask the next class's mask must be to flag (white-box, at least 1)",
     }
 
     def __init__(
