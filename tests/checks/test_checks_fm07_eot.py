@@ -80,6 +80,8 @@ def test_examples_are_saved_within_the_ball(mnist, tmp_path):
     f = EotPerturbation(**{**PERT, "n_inputs": 6})(*mnist, budget=5000, ctx=CheckContext(tmp_path))
     ex = np.load(tmp_path / f.evidence["examples"])
     assert np.abs(ex["x_adv"] - ex["x"]).max() <= PERT["epsilon"] + 1e-5
+    # the target's answers on the adversarial images are kept (they caption the example plot)
+    assert ex["y_adv"].shape == ex["y"].shape and ex["y_adv"].dtype.kind in "iu"
     assert all((tmp_path / p).exists() for p in f.evidence.get("plots", []))
 
 

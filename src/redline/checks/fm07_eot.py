@@ -228,11 +228,13 @@ class EotPerturbation(_EotCheck):
         # Pairs of one input are correlated: the interval counts inputs, not pairs (wider, honest).
         with_intervals(metrics, {"success_rate": n, "clean_accuracy": len(correct)})
         evidence: dict = {"ranges": ranges.to_dict(), "held_out_ranges": held_out.to_dict()}
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, success_per_input=per_input)
+        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=plain_pred,
+                          success_per_input=per_input)
         if rel:
             evidence["examples"] = rel
         if n and robust_inputs.any():
-            plots = _example_plot(ctx, f"{self.id}-examples.png", xa, x_adv, robust_inputs, held_out, spec)
+            plots = _example_plot(ctx, f"{self.id}-examples.png", xa, x_adv, robust_inputs, held_out, spec,
+                                  labels=(ya, plain_pred))
             if plots:
                 evidence["plots"] = plots
         vulnerable = n > 0 and success_rate >= self.success_threshold
@@ -512,7 +514,9 @@ def _patch_scores(target, x, y, patch, noise_patch, ranges, samples, seed, targe
     return tuple(v.reshape(samples, n).T for v in (clean_ok, *oks))
 
 
-def _example_plot(ctx, name, x, x_adv, keep, ranges, spec):
+def _example_plot(ctx, name, x, x_adv, keep, ranges, spec, labels=None):
+    """Original / adversarial / transformed rows; ``labels`` (true classes, the target's
+    answers on the untransformed adversarial images) caption the first two rows."""
     import torch
 
     from ..report import plots
@@ -522,8 +526,12 @@ def _example_plot(ctx, name, x, x_adv, keep, ranges, spec):
     params = sample_params(len(pick), ranges, torch.Generator().manual_seed(0))
     with torch.no_grad():
         seen = apply_transform(torch.from_numpy(x_adv[pick]), params, spec.lower, spec.upper).numpy()
+    captions = None
+    if labels is not None:
+        y, y_adv = labels
+        captions = [[f"class {int(c)}" for c in y[pick]], [f"predicted {int(c)}" for c in y_adv[pick]], []]
     rel = try_plot(ctx, name, plots.image_grid, [list(x[pick]), list(x_adv[pick]), list(seen)],
-                   row_titles=["original", "adversarial", "through a held-out transformation"])
+                   row_titles=["original", "adversarial", "through a held-out transformation"], captions=captions)
     return [rel] if rel else []
 
 
