@@ -22,3 +22,16 @@ def test_zoo_logistic_regression_is_stolen_and_its_labels_only_twin_is_not(tmp_p
                  "--no-progress"]) == 3  # its only check cannot apply: nothing was tested
     (finding,) = json.loads((twin / "report.json").read_text())["findings"]
     assert finding["status"] == "not_applicable" and "labels" in finding["reason"]
+
+
+def test_the_demo_selects_only_modes_with_checks_for_every_zoo_entry():
+    """A zoo entry may be a control for modes no check tests yet (FM15, FM16); the demo's
+    selection must still be a valid --select, or `redline demo` stops at that entry."""
+    from redline import zoo
+    from redline.checks import plan
+    from redline.demo import demo_select
+
+    assert any(m in zoo.describe(n)["modes"] for n in zoo.names() for m in ("FM14", "FM15", "FM16"))
+    for name in zoo.names():
+        select = demo_select(zoo.describe(name)["modes"])
+        assert plan(select), name
