@@ -70,6 +70,11 @@ class Mode:
     persistent: str = "any"  # "any": note ids; "torch": torch's persistent_load rules
     torchscript: bool = False  # TorchScript archives resolve __torch__ classes themselves
     joblib: bool = False  # joblib's NumpyUnpickler reads array bytes after a wrapper BUILD
+    pure: bool = False  # read by pickle._Unpickler (joblib), not the C unpickler: text numbers differ
+
+    @property
+    def pure_python(self) -> bool:
+        return self.pure or self.joblib
 
 
 def _is_identifier_path(text: str) -> bool:
@@ -175,16 +180,21 @@ class PickleVM:
                 return Obj(f"{callee.qualname}(...)", dynamic=True)
             use = decision.use
             if how == "new":  # NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args)
+                if use == "new-only" and args:
+                    # a class is created without arguments; __new__ with arguments builds
+                    # whatever the "class" makes of them (a bound method, for instance)
+                    self._flag("Medium", "unexpected-call",
+                               f"passes {preview(args)} to {callee.qualname}.__new__; model files create it without arguments")
                 if use in ("class", "new-only") or (use == "reference" and callee.module == "builtins"):
                     return Obj(policy.instance_label(callee), cls=callee)
                 raise PickleError(f"NEWOBJ needs a class, got {callee.qualname}", op_pos)
             if use == "class":
                 return Obj(policy.instance_label(callee), cls=callee, args=args)
             if use == "new-only":
-                if how == "instantiate" and args == ():  # INST/OBJ without arguments: __new__ only
-                    return Obj(policy.instance_label(callee), cls=callee)
+                # REDUCE calls it; INST/OBJ call it too unless it is a type without
+                # __getinitargs__, which cannot be known from its name
                 self._flag("Medium", "unexpected-call",
-                           f"runs the constructor of {callee.qualname}{preview(args)}; model files create it without calling it")
+                           f"calls {callee.qualname}{preview(args)}; model files create it without calling it")
                 return Obj(policy.instance_label(callee), cls=callee)
             if use == "function":
                 return Obj(f"{callee.qualname}(...)", func=callee, args=args)
@@ -194,7 +204,8 @@ class PickleVM:
                     self._flag("High", "misused-global", f"calls {callee.qualname}{preview(args)}: {why}")
                     return Obj(f"{callee.qualname}(...)", func=callee, args=args)
                 cls = args[0] if callee.decision.checker in ("copyreg._reconstructor", "copyreg.__newobj__",
-                                                             "copyreg.__newobj_ex__", "cython-unpickle") else None
+                                                             "copyreg.__newobj_ex__", "cython-unpickle",
+                                                             "same-module-new") else None
                 return Obj(f"{callee.qualname}(...)", func=callee, cls=cls, args=args)
             if use == "reference" and callee.module == "builtins":
                 return Obj(policy.instance_label(callee), cls=callee, args=args)
@@ -296,30 +307,74 @@ def _op_dup(vm: PickleVM, pos: int) -> None:
     vm.stack.append(vm._top(pos))
 
 
+def _c_string(line: bytes, vm: PickleVM) -> bytes:
+    """The C unpickler hands text arguments to C string functions, which stop at a NUL byte."""
+    if vm.mode.pure_python:
+        return line
+    nul = line.find(b"\x00")
+    return line if nul < 0 else line[:nul]
+
+
 def _op_float(vm: PickleVM, pos: int) -> None:
-    line = vm._line("FLOAT")
+    line = _c_string(vm._line("FLOAT"), vm)
     try:
         vm.stack.append(float(line))
     except ValueError as exc:
         raise PickleError("bad FLOAT", pos) from exc
 
 
-def _parse_int(line: bytes, pos: int) -> Any:
-    if line == b"00":
-        return False
-    if line == b"01":
-        return True
-    try:
-        return int(line, 0)
-    except ValueError:
+_C_SPACE = b" \t\n\v\f\r"
+_LONG_MAX = (1 << 63) - 1
+
+
+def _strtol(text: bytes) -> tuple[int, int, bool]:
+    """C ``strtol(text, &end, 0)``: (value, index where parsing stopped, overflowed)."""
+    i, n = 0, len(text)
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    sign = 1
+    if i < n and text[i] in b"+-":
+        sign = -1 if text[i] == 0x2D else 1
+        i += 1
+    base = 10
+    if text[i : i + 1] == b"0":
+        if text[i + 1 : i + 2] in (b"x", b"X") and text[i + 2 : i + 3] and text[i + 2 : i + 3] in b"0123456789abcdefABCDEF":
+            base, i = 16, i + 2
+        else:
+            base = 8
+    digits = b"0123456789abcdefABCDEF"[: base + (6 if base == 16 else 0)]
+    start = i
+    while i < n and text[i] in digits:
+        i += 1
+    if i == start:
+        return 0, 0, False  # no conversion: end points at the start
+    value = sign * int(text[start:i], base)
+    return value, i, not (-_LONG_MAX - 1 <= value <= _LONG_MAX)
+
+
+def _parse_int(line: bytes, pos: int, pure: bool = False) -> Any:
+    """INT as the loader reads it: ``pickle._Unpickler`` uses ``int(text, 0)``; the C
+    unpickler uses ``strtol(text, 0)`` (so ``010`` is 8) and falls back to ``int(text, 0)``."""
+    if pure:
+        if line in (b"00", b"01"):
+            return line == b"01"
         try:
-            return int(line)
+            return int(line + b"\n", 0)
         except ValueError as exc:
             raise PickleError("bad INT", pos) from exc
+    value, end, overflow = _strtol(line)
+    if overflow or end < len(line):
+        try:
+            return int(line + b"\n", 0)
+        except ValueError as exc:
+            raise PickleError("bad INT", pos) from exc
+    if len(line) == 2 and value in (0, 1):
+        return bool(value)
+    return value
 
 
 def _op_int(vm: PickleVM, pos: int) -> None:
-    vm.stack.append(_parse_int(vm._line("INT"), pos))
+    vm.stack.append(_parse_int(_c_string(vm._line("INT"), vm), pos, vm.mode.pure_python))
 
 
 def _op_binint(vm: PickleVM, pos: int) -> None:
@@ -336,10 +391,12 @@ def _op_binint2(vm: PickleVM, pos: int) -> None:
 
 def _op_long(vm: PickleVM, pos: int) -> None:
     line = vm._line("LONG")
+    if not line and not vm.mode.pure_python:
+        raise PickleError("bad LONG", pos)
     if line.endswith(b"L"):
         line = line[:-1]
-    try:
-        vm.stack.append(int(line))
+    try:  # both unpicklers read LONG in base 0 (0x.., 0o.., 0b.. and underscores)
+        vm.stack.append(int(_c_string(line, vm), 0))
     except ValueError as exc:
         raise PickleError("bad LONG", pos) from exc
 
@@ -547,6 +604,7 @@ def _op_setitem(vm: PickleVM, pos: int) -> None:
             raise PickleError(f"unhashable dict key {preview(key)}", pos)
         target.items.append((key, value))
     else:
+        _record_entries(target, [key])
         vm._method_target(target, "__setitem__", pos)
 
 
@@ -557,7 +615,13 @@ def _op_setitems(vm: PickleVM, pos: int) -> None:
     if isinstance(target, PDict):
         target.items.extend(pairs)
     else:
+        _record_entries(target, [k for k, _v in pairs])
         vm._method_target(target, "__setitem__", pos)
+
+
+def _record_entries(target: Any, keys: list) -> None:
+    if isinstance(target, Obj):
+        target.entries = (target.entries or []) + keys
 
 
 def _op_additems(vm: PickleVM, pos: int) -> None:
@@ -577,7 +641,7 @@ def _memo_get(vm: PickleVM, idx: int, pos: int) -> None:
 
 
 def _op_get(vm: PickleVM, pos: int) -> None:
-    line = vm._line("GET")
+    line = _c_string(vm._line("GET"), vm)
     try:
         idx = int(line)
     except ValueError as exc:
@@ -594,7 +658,7 @@ def _op_long_binget(vm: PickleVM, pos: int) -> None:
 
 
 def _op_put(vm: PickleVM, pos: int) -> None:
-    line = vm._line("PUT")
+    line = _c_string(vm._line("PUT"), vm)
     try:
         idx = int(line)
     except ValueError as exc:
@@ -726,11 +790,7 @@ def _op_build(vm: PickleVM, pos: int) -> None:
         if inst.dynamic:  # its maker is already reported; its __setstate__ is whatever it is
             vm.result.effects += 1
             return
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], PDict):
-            for key, _value in state[1].items:  # slot state is applied with setattr()
-                if not isinstance(key, str) or key.startswith("__"):
-                    vm._flag("High", "attribute-write",
-                             f"BUILD on {inst.label} sets special attribute {preview(key)}")
+        _check_state_keys(vm, inst, state)
         inst.state = state
         if vm.mode.joblib and inst.cls is not None and inst.cls.name == "NumpyArrayWrapper":
             from .joblib_arrays import read_wrapped_array
@@ -741,6 +801,30 @@ def _op_build(vm: PickleVM, pos: int) -> None:
         vm._flag("Medium", "unexpected-call", f"BUILD on persistent object {preview(inst.pid)}")
         return
     raise PickleError(f"BUILD on {preview(inst)}, which has no state to set", pos)
+
+
+def _state_keys(state: Any) -> list:
+    """Keys BUILD writes into the object: a dict state goes to ``__dict__`` (where a
+    ``__setstate__`` entry is called by the next BUILD), a (dict, slots) pair to both."""
+    keys: list = []
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, PDict):
+            keys.extend(k for k, _v in part.items)
+        elif isinstance(part, Obj) and part.entries:
+            keys.extend(part.entries)
+    return keys
+
+
+def _check_state_keys(vm: PickleVM, inst: Obj, state: Any) -> None:
+    for key in _state_keys(state):
+        if not isinstance(key, str):
+            vm._flag("High", "attribute-write", f"BUILD on {inst.label} sets a non-text attribute {preview(key)}")
+        elif key.startswith("__") and key.endswith("__"):
+            severity = "Critical" if key in ("__setstate__", "__reduce__", "__reduce_ex__", "__class__") else "High"
+            vm._flag(severity, "attribute-write",
+                     f"BUILD on {inst.label} writes special attribute {key!r}"
+                     + (": the next BUILD would call it" if key == "__setstate__" else ""))
 
 
 def _ext(width: int) -> Callable[[PickleVM, int], None]:

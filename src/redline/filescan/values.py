@@ -44,7 +44,7 @@ class Obj:
     it, or using it as the name of a global, is a call chosen at load time.
     """
 
-    __slots__ = ("args", "cls", "dynamic", "func", "label", "state")
+    __slots__ = ("args", "cls", "dynamic", "entries", "func", "label", "state")
 
     def __init__(self, label: str, *, cls: Ref | None = None, func: Ref | None = None,
                  args: Any = None, dynamic: bool = False) -> None:
@@ -54,6 +54,7 @@ class Obj:
         self.args = args
         self.state: Any = None
         self.dynamic = dynamic
+        self.entries: list | None = None  # keys written by SETITEM(S) into a mapping instance
 
     def __repr__(self) -> str:
         return self.label
