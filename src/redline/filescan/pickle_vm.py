@@ -61,6 +61,8 @@ class RunResult:
     opcodes: int = 0
     persistent_ids: list = field(default_factory=list)
     saw_joblib_wrapper: bool = False
+    findings: int = 0  # findings reported so far
+    findings_before_wrapper: int | None = None  # findings made before the first joblib array
 
 
 @dataclass
@@ -147,6 +149,7 @@ class PickleVM:
 
     # ---------------------------------------------------------------- findings
     def _flag(self, severity: str, kind: str, detail: str) -> None:
+        self.result.findings += 1
         self.report(Finding(severity, kind, detail))
 
     def _find_class(self, module: str, name: str, op_pos: int) -> Ref:
@@ -792,6 +795,8 @@ def _op_build(vm: PickleVM, pos: int) -> None:
             return
         _check_state_keys(vm, inst, state)
         inst.state = state
+        if inst.cls is not None and inst.cls.name == "NumpyArrayWrapper" and vm.result.findings_before_wrapper is None:
+            vm.result.findings_before_wrapper = vm.result.findings
         if vm.mode.joblib and inst.cls is not None and inst.cls.name == "NumpyArrayWrapper":
             from .joblib_arrays import read_wrapped_array
 

@@ -36,6 +36,12 @@ def _sink_findings(sink: Sink, keep_errors: bool = True) -> tuple[Callable[[Find
     return report, held
 
 
+def _release(sink: Sink, found: list[Finding], keep_errors: bool) -> None:
+    for f in found:
+        if keep_errors or f.kind not in ERROR_KINDS:
+            sink(f.severity, f.kind, f.detail)
+
+
 def _broken(sink: Sink, run: RunResult, base: int, what: str = "pickle stream") -> None:
     err = run.error
     assert err is not None
@@ -63,14 +69,20 @@ def scan_pickle(buf: Buf, sink: Sink, *, torch_context: bool = False, torchscrip
     mode = Mode(persistent="torch" if torch_context else "any", torchscript=torchscript)
     # Integrity findings of this first, plain run are held back: in a joblib file the plain
     # reading goes astray at the first inline array, which is expected.
-    first_report, held = _sink_findings(sink, keep_errors=False)
-    first = run_pickle(buf.data, buf.start, buf.end, mode, first_report)
+    found: list[Finding] = []
+    first = run_pickle(buf.data, buf.start, buf.end, mode, found.append)
     if first.error is None and first.value == TORCH_MAGIC and not torch_context:
+        _release(sink, found, keep_errors=False)
         return _legacy_torch(buf, first, sink)
     if first.saw_joblib_wrapper:
+        # Past the first inline array a plain unpickler reads array bytes (or the nested
+        # object pickle, against the outer memo) as opcodes: what it finds there is noise for
+        # a joblib file, except a known-dangerous callable, which plain pickle.load would run.
+        cut = first.findings_before_wrapper if first.findings_before_wrapper is not None else len(found)
+        _release(sink, found[:cut], keep_errors=False)
+        _release(sink, [f for f in found[cut:] if f.severity == "Critical"], keep_errors=False)
         return _joblib(buf, sink, mode)
-    for f in held:
-        sink(f.severity, f.kind, f.detail)
+    _release(sink, found, keep_errors=True)
     outcome = PickleOutcome("pickle", persistent_ids=first.persistent_ids, value=first.value)
     if torch_context:
         outcome.storages = storage_map(first.persistent_ids, sink)
