@@ -23,14 +23,15 @@ def find_superblock(buf: Buf) -> int:
     return -1
 
 
-def _configs_with_h5py(path: str) -> list[tuple[str, Any]] | None:
+def _configs_with_h5py(source: Any) -> list[tuple[str, Any]] | None:
+    """The root attributes Keras reads (``source``: a path or a binary file object)."""
     try:
         import h5py  # optional, read-only use
     except ImportError:
         return None
     out = []
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(source, "r") as f:
             for key in ("model_config", "training_config"):
                 if key in f.attrs:
                     raw = f.attrs[key]
@@ -53,17 +54,20 @@ def _json_objects_after(text: str, start: int, limit: int = 4096) -> tuple[Any, 
 
 
 def find_configs(buf: Buf, path: str | None = None) -> tuple[list[tuple[str, Any]], list[str]]:
-    """(configs found, problems). A named attribute whose JSON cannot be read is a problem."""
-    if path is not None:
-        try:
-            found = _configs_with_h5py(path)
-        except ValueError as exc:
-            return [], [str(exc)]
-        if found is not None:
-            return found, []
+    """(configs found, problems). A named attribute whose JSON cannot be read is a problem, and
+    so is a file read without h5py: the byte search below can report what it finds, but it
+    cannot vouch that it saw the attributes Keras will read."""
+    import io
+
+    try:
+        found = _configs_with_h5py(path if path is not None else io.BytesIO(buf.to_bytes()))
+    except ValueError as exc:
+        return [], [str(exc)]
+    if found is not None:
+        return found, []
     text = buf.view().tobytes().decode("latin-1")
     configs: list[tuple[str, Any]] = []
-    problems: list[str] = []
+    problems: list[str] = ["h5py is not installed: the HDF5 attributes Keras reads cannot be parsed exactly"]
     for anchor in ANCHORS:
         name = anchor.decode()
         pos = text.find(name)

@@ -77,10 +77,10 @@ def scan_pickle(buf: Buf, sink: Sink, *, torch_context: bool = False, torchscrip
     if first.saw_joblib_wrapper:
         # Past the first inline array a plain unpickler reads array bytes (or the nested
         # object pickle, against the outer memo) as opcodes: what it finds there is noise for
-        # a joblib file, except a known-dangerous callable, which plain pickle.load would run.
+        # a joblib file, except a denied global, which plain pickle.load would import and run.
         cut = first.findings_before_wrapper if first.findings_before_wrapper is not None else len(found)
         _release(sink, found[:cut], keep_errors=False)
-        _release(sink, [f for f in found[cut:] if f.severity == "Critical"], keep_errors=False)
+        _release(sink, [f for f in found[cut:] if f.kind in ("unsafe-global", "unsafe-call")], keep_errors=False)
         return _joblib(buf, sink, mode)
     _release(sink, found, keep_errors=True)
     outcome = PickleOutcome("pickle", persistent_ids=first.persistent_ids, value=first.value)

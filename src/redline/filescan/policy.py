@@ -68,7 +68,6 @@ def _deny_roots() -> frozenset[str]:
 
 _ROOTS = _deny_roots()
 _SCIPY_CLASSES = frozenset(table.SCIPY_CLASSES)
-_SAME_MODULE_NEW = frozenset(table.SAME_MODULE_NEW_HELPERS)
 
 
 def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision:
@@ -89,7 +88,7 @@ def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision
         return Decision(True, use="reference", reason="numpy reduction or statistic, held but not called")
     if (module, qualname) in _SCIPY_CLASSES:
         return Decision(True, use="new-only", reason="scipy sparse matrix or spline container")
-    if (module, qualname) in _SAME_MODULE_NEW:
+    if any(module.startswith(prefix) and qualname == name for prefix, name in table.SAME_MODULE_NEW_HELPERS):
         return Decision(True, use="checked", reason="creates an instance of a class of its own module",
                         checker="same-module-new")
     if torchscript and (module == "__torch__" or module.startswith("__torch__.")) and "." not in qualname:

@@ -58,6 +58,8 @@ ALLOWED: tuple[tuple[str, str, str, str], ...] = (
     ("numpy.rec", "record", "class", "record scalar type"),
     ("numpy.core.records", "record", "class", "record scalar type (numpy 1.x)"),
     ("numpy._core.records", "record", "class", "record scalar type (numpy 2.x)"),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray", "reference",
+     "array constructor a scipy BSpline keeps as its array namespace hook; held, not called"),
     ("numpy._core._internal", "_convert_to_stringdtype_kwargs", "function",
      "StringDType from its (coerce, na_object) options; returns a dtype"),
     ("numpy.core.multiarray", "_reconstruct", "checked", "ndarray reconstruction (numpy 1.x); only for array classes"),
@@ -193,11 +195,9 @@ SKLEARN_CYTHON_CALLED_MODULES: tuple[str, ...] = (
     "sklearn._loss._loss", "sklearn.linear_model._sgd_fast", "sklearn.utils._weight_vector",
     "sklearn.neighbors._kd_tree", "sklearn.neighbors._ball_tree",
 )
-# ``newObj(cls)`` helpers of the neighbour trees: ``cls.__new__(cls)`` for a class of the same module.
-SAME_MODULE_NEW_HELPERS: tuple[tuple[str, str], ...] = (
-    ("sklearn.neighbors._kd_tree", "newObj"), ("sklearn.neighbors._ball_tree", "newObj"),
-    ("sklearn.neighbors._binary_tree", "newObj"),
-)
+# ``newObj(cls)`` helpers of scikit-learn's Cython modules (neighbour trees, distance metrics):
+# ``cls.__new__(cls)``, accepted only for a class of the same module.
+SAME_MODULE_NEW_HELPERS: tuple[tuple[str, str], ...] = (("sklearn.", "newObj"),)  # (module prefix, name)
 
 # Library classes that are rebuilt by calling them with arguments (their __reduce__ says so).
 ALLOWED_CALLED_CLASSES: tuple[tuple[str, str, str], ...] = (

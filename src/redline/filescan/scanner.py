@@ -19,6 +19,8 @@ from pathlib import Path
 from . import hdf5_format, keras_format, numpy_format, onnx_format, safetensors_format, tf_format, zipread
 from .buffer import Buf, map_file
 from .pickle_vm import OPCODE_BYTES
+
+_PICKLE_FORMATS = ("pickle",)
 from .pickles import looks_like_pickle, scan_pickle
 from .report import FileReport, Issue
 
@@ -64,18 +66,32 @@ class _Scan:
             return "nested"
         fmt = detect(buf)
         handler = _HANDLERS.get(fmt)
+        result = fmt
         if handler is None:
             if fmt == "unknown":
                 self.add("High", "unknown-format", "content is not a model format the scanner can read", member)
-            return fmt
-        try:
-            return handler(self, buf, member, depth) or fmt
-        except RecursionError:
-            self.add("High", "parse-error", "structure nested too deeply to read", member)
-        except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, MemoryError) as exc:
-            # a reader met input it did not expect: fail closed instead of guessing
-            self.add("High", "parse-error", f"{fmt} content cannot be read ({type(exc).__name__}: {exc})", member)
-        return fmt
+        else:
+            try:
+                result = handler(self, buf, member, depth) or fmt
+            except RecursionError:
+                self.add("High", "parse-error", "structure nested too deeply to read", member)
+            except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, MemoryError) as exc:
+                # a reader met input it did not expect: fail closed instead of guessing
+                self.add("High", "parse-error", f"{fmt} content cannot be read ({type(exc).__name__}: {exc})", member)
+        if fmt not in _PICKLE_FORMATS:
+            self._also_pickle(buf, member, depth)
+        return result
+
+    def _also_pickle(self, buf: Buf, member: str | None, depth: int) -> None:
+        """Whatever format the bytes were recognised as, ``pickle.load`` (and numpy, joblib and
+        legacy torch loaders, which fall back to it) reads them from the first byte: if that
+        reading gets anywhere, the file is scanned as a pickle as well."""
+        if not len(buf) or buf.data[buf.start] not in OPCODE_BYTES:
+            return
+        trial = looks_like_pickle(buf)
+        if trial.end is not None or trial.effects:
+            self.add("High", "polyglot", "the file is also a pickle; pickle loaders would run it", member)
+            self.pickle(buf, _child(member, "<as pickle>"), depth + 1)
 
     # -------------------------------------------------------------- formats
     def pickle(self, buf: Buf, member: str | None, depth: int, *, torch_context: bool = False,
@@ -132,6 +148,7 @@ class _Scan:
         members = sorted(listing.members, key=lambda m: m.header_offset)
         storages: dict[str, tuple[int | None, int]] = {}
         handled: set[int] = set()
+        raw_payloads = self._pt2_payloads(buf, members, prefix, member) if kind == "pt2" else set()
         if kind == "pytorch":
             for pickled in (f"{prefix}data.pkl", f"{prefix}constants.pkl"):
                 m = next((m for m in members if m.name == pickled and not m.hidden), None)
@@ -164,9 +181,41 @@ class _Scan:
                 continue
             if kind == "skops" and m.name == "schema.json" and not m.hidden:
                 self.skops_schema(content, child)
+            elif m.name == "config.json" and not m.hidden:
+                self.keras_config(content, child)  # load_model reads it whatever else is there
+            elif m.name in raw_payloads and not m.hidden:
+                self._also_pickle(content, child, depth + 1)  # raw tensor bytes of a .pt2 archive
+            elif kind == "keras" and m.name == "model.weights.h5" and detect(content) == "hdf5":
+                pass  # weights only: Keras reads its datasets into variables, no config or code
             else:
                 self.scan(content, child, depth + 1)
         return kind
+
+    def keras_config(self, buf: Buf, member: str) -> None:
+        try:
+            doc = json.loads(buf.to_bytes())
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            self.add("High", "parse-error", f"config.json cannot be decoded as Keras would: {exc}", member)
+            return
+        keras_format.check_config(doc, self.sink(member))
+
+    def _pt2_payloads(self, buf: Buf, members: list, prefix: str, member: str | None) -> set[str]:
+        """Members a torch.export archive's payload configs name as raw tensor bytes."""
+        raw: set[str] = set()
+        for folder in ("weights", "constants"):
+            for m in members:
+                if m.hidden or not (m.name.startswith(f"{prefix}data/{folder}/") and m.name.endswith("_config.json")):
+                    continue
+                content = self._extract(buf, m, member)
+                try:
+                    config = json.loads(content.to_bytes()) if content is not None else {}
+                except (UnicodeDecodeError, ValueError, RecursionError):
+                    continue  # scanned (and reported) as a plain member
+                entries = config.get("config") if isinstance(config, dict) else None
+                for entry in (entries.values() if isinstance(entries, dict) else ()):
+                    if isinstance(entry, dict) and entry.get("use_pickle") is False and isinstance(entry.get("path_name"), str):
+                        raw.add(f"{prefix}data/{folder}/{entry['path_name']}")
+        return raw
 
     def skops_schema(self, buf: Buf, member: str) -> None:
         from . import skops_format
@@ -240,11 +289,6 @@ class _Scan:
             self.pickle(Buf.of(blob), _child(member, where), depth + 1)
 
         safetensors_format.scan_safetensors(buf, self.sink(member), embedded)
-        if buf.data[buf.start] == 0x80:  # the length prefix also reads as a pickle header
-            trial = looks_like_pickle(buf)
-            if trial.end is not None or trial.effects:
-                self.add("High", "polyglot", "the file is also a pickle; pickle loaders would run it", member)
-                self.pickle(buf, _child(member, "<as pickle>"), depth + 1)
         return "safetensors"
 
     def onnx(self, buf: Buf, member: str | None, depth: int) -> str:
@@ -270,8 +314,8 @@ class _Scan:
         if len(buf) > self.limits.max_json_bytes:
             self.add("High", "too-large", "JSON document too large to check", member)
             return "json"
-        try:
-            doc = json.loads(buf.to_bytes().decode("utf-8"))
+        try:  # bytes, as Keras and most loaders pass them: BOMs and UTF-16/32 are accepted
+            doc = json.loads(buf.to_bytes())
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             self.add("High", "parse-error", f"JSON cannot be decoded: {exc}", member)
             return "json"
@@ -321,6 +365,11 @@ def _zip_kind(listing: zipread.Listing) -> tuple[str, str, bool]:
         if f"{prefix}version" in nameset or f"{prefix}.data/version" in nameset or f"{prefix}byteorder" in nameset:
             torchscript = f"{prefix}constants.pkl" in nameset or any(n.startswith(f"{prefix}code/") for n in names)
             return "pytorch", prefix, torchscript
+    for name in names:
+        if name.endswith("archive_format") and name.count("/") <= 1:
+            prefix = name[: -len("archive_format")]
+            if f"{prefix}data/weights/" in {n[: len(prefix) + 13] for n in names}:
+                return "pt2", prefix, False
     if "config.json" in nameset and ("metadata.json" in nameset or "model.weights.h5" in nameset):
         return "keras", "", False
     if "schema.json" in nameset:
@@ -418,8 +467,16 @@ def _is_tar(buf: Buf) -> bool:
 
 
 def _is_json(buf: Buf) -> bool:
-    head = buf.head(64).lstrip()
-    return head[:1] in (b"{", b"[") and _is_text(buf)
+    """Starts like a JSON document under the encoding ``json.loads(bytes)`` would detect."""
+    raw = buf.head(256)
+    encoding = json.detect_encoding(raw)
+    try:
+        head = raw.decode(encoding, "ignore").lstrip("\ufeff \t\r\n")
+    except LookupError:
+        return False
+    if head[:1] not in ("{", "["):
+        return False
+    return encoding != "utf-8" or _is_text(buf)
 
 
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 12, 13)) + b"\x7f"
@@ -477,7 +534,7 @@ def _scan_file(path: Path, limits: Limits) -> FileReport:
     try:
         scan = _Scan(report, limits, str(path))
         report.format = scan.scan(buf, None, 0)
-        if report.format not in ("zip", "npz", "pytorch", "keras", "skops"):
+        if report.format not in ("zip", "npz", "pytorch", "keras", "skops", "pt2"):
             _check_appended_zip(scan, buf)
     finally:
         del buf
