@@ -358,6 +358,8 @@ def _strtol(text: bytes) -> tuple[int, int, bool]:
 def _parse_int(line: bytes, pos: int, pure: bool = False) -> Any:
     """INT as the loader reads it: ``pickle._Unpickler`` uses ``int(text, 0)``; the C
     unpickler uses ``strtol(text, 0)`` (so ``010`` is 8) and falls back to ``int(text, 0)``."""
+    if not line:
+        raise PickleError("bad INT", pos)
     if pure:
         if line in (b"00", b"01"):
             return line == b"01"

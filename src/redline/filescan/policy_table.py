@@ -216,6 +216,12 @@ BLOCKED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sklearn.externals", "vendored third-party code"),
     ("sklearn.conftest", "test configuration"),
     ("sklearn.tests", "test code"),
+    ("sklearn.callback", "progress and transport helpers re-export threads, sockets and connections"),
+    ("sklearn.utils.discovery", "walks package files (re-exports pathlib.Path)"),
+    ("sklearn.utils.estimator_checks", "test helpers"),
+    ("sklearn.utils._test_common", "test helpers"),
+    ("sklearn.utils._repr_html", "HTML rendering helpers (re-export pathlib.Path, StringIO)"),
+    ("sklearn.tree._export", "export helpers write files (re-export StringIO)"),
 )
 
 # --- what is known to be dangerous, with the reason shown to the user ---

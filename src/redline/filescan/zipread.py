@@ -103,13 +103,30 @@ def read_listing(buf: Buf) -> Listing:
     record_start = eocd
     loc = eocd - 20
     if loc >= buf.start and data[loc : loc + 4] == EOCD64_LOCATOR:
-        guess = loc - 56  # where a standard zip64 end record would sit
+        # Python's zipfile reads the zip64 end record just before the locator; PyTorch's
+        # reader (miniz) goes where the locator's offset field points. When the two could
+        # yield different central directories, no single reading can be vouched for.
+        guess = loc - 56
+        pointed = buf.start + struct.unpack_from("<Q", data, loc + 8)[0]
         if guess >= buf.start and data[guess : guess + 4] == EOCD64:
             fields = _EOCD64.unpack_from(data, guess)
-            n_total, cd_size, cd_offset = fields[7], fields[8], fields[9]
+            wide = (fields[7], fields[8], fields[9])
+            if pointed != guess:
+                problems.append("zip64 locator points away from the zip64 end record zipfile reads: "
+                                "PyTorch and Python would read different central directories")
+            for narrow, value, full in ((n_total, wide[0], 0xFFFF), (cd_size, wide[1], 0xFFFFFFFF),
+                                        (cd_offset, wide[2], 0xFFFFFFFF)):
+                if narrow not in (value, full):
+                    problems.append("zip64 end record disagrees with the end record: readers that use "
+                                    "one or the other see different archives")
+                    break
+            n_total, cd_size, cd_offset = wide
             record_start = guess
         else:
-            raise NotAZip("zip64 locator without a zip64 end record")
+            if pointed + 4 <= buf.end and data[pointed : pointed + 4] == EOCD64:
+                problems.append("zip64 end record is only where the locator points: PyTorch would read it, "
+                                "Python's zipfile would not")
+            raise NotAZip("zip64 locator without a zip64 end record where zipfile looks for it")
     # Python's zipfile tolerates bytes prepended to an archive by shifting every offset.
     concat = record_start - buf.start - cd_size - cd_offset
     if concat < 0:
