@@ -581,4 +581,36 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterable[Path]:
 
 def scan_paths(paths: Iterable[str | os.PathLike], limits: Limits | None = None) -> list[FileReport]:
     """Scan files; directories are walked recursively (symbolic links to files are followed)."""
-    return [scan_path(p, limits) for p in iter_files(paths)]
+    return adopt_external_data([scan_path(p, limits) for p in iter_files(paths)])
+
+
+def adopt_external_data(reports: list[FileReport]) -> list[FileReport]:
+    """Raw tensor files an ONNX model scanned in the same run names as its external data are
+    read by ONNX Runtime as plain bytes: they are not an unknown format. Only a file whose sole
+    issue is being unrecognisable is adopted (the pickle reading of it found nothing)."""
+    named: set[str] = set()
+    for report in reports:
+        if report.format != "onnx":
+            continue
+        try:
+            buf, closer = map_file(report.path)
+        except OSError:
+            continue
+        try:
+            folder = os.path.dirname(os.path.realpath(report.path))
+            for location in onnx_format.scan_onnx(buf, lambda *_: None):
+                if onnx_format.escapes_folder(location) is None:
+                    named.add(os.path.realpath(os.path.join(folder, location)))
+        finally:
+            del buf
+            if closer is not None:
+                try:
+                    closer.close()
+                except BufferError:
+                    pass
+    for report in reports:
+        if (os.path.realpath(report.path) in named and report.issues
+                and all(i.kind == "unknown-format" and i.member is None for i in report.issues)):
+            report.issues.clear()
+            report.format = "onnx-external-data"
+    return reports
