@@ -104,12 +104,13 @@ def _sandbox_env(home: str) -> dict[str, str]:
             "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "KERAS_BACKEND": "numpy"}
 
 
-def run_loader(loader: str, paths: list[Path], timeout: int = 20) -> None:
-    """Open every file in ``paths`` with ``loader``, each in its own forked child."""
+def run_loader(loader: str, paths: list[Path], timeout: int = 20, preload: tuple[str, ...] = ()) -> None:
+    """Open every file in ``paths`` with ``loader``, each in its own forked child (``preload``:
+    modules the files will import, imported once before forking to keep each load quick)."""
     if not paths:
         return
     load_line = LOADERS[loader]
-    prelude = f"import {_MODULES[loader]}"
+    prelude = "; ".join(f"import {m}" for m in (_MODULES[loader], *preload))
     script = _DRIVER.format(prelude=prelude, load=load_line)
     home = tempfile.mkdtemp(prefix="rl-diff-home-")
     budget = 60 + timeout * len(paths)
@@ -122,7 +123,7 @@ def _fired(folder: Path) -> bool:
 
 
 def evaluate(candidates: list[Candidate], root: Path, loaders: set[str] | None = None,
-             timeout: int = 20) -> list[Outcome]:
+             timeout: int = 20, preload: tuple[str, ...] = ()) -> list[Outcome]:
     """Scan every candidate, load it with every applicable available loader, and report."""
     from redline.filescan import scan_path
 
@@ -145,7 +146,7 @@ def evaluate(candidates: list[Candidate], root: Path, loaders: set[str] | None =
         for _c, folder, _p in todo:  # one loader at a time: clear the marker between loaders
             for marker in folder.glob(f"{CANARY}*"):
                 marker.unlink()
-        run_loader(loader, [p for _c, _f, p in todo], timeout)
+        run_loader(loader, [p for _c, _f, p in todo], timeout, preload)
         for _c, folder, path in todo:
             fired[path][loader] = _fired(folder)
     return [Outcome(c, verdicts[p][0], fired[p], verdicts[p][1]) for c, _f, p in placed]

@@ -1,0 +1,61 @@
+"""The fast form of the differential harness (differential.py): candidate files whose canary
+payload is checked under the real loaders in sandboxed children. A payload that runs while the
+scanner says ``safe`` fails the test. The long form is benchmarks/bench_filescan.py --differential."""
+import io
+import zipfile
+
+import pytest
+from differential import Candidate, evaluate, open_call, payload_shapes, small_models, spliced_models
+
+# the files of issue 21's techniques: their payload must be confirmed to run under some loader
+CONFIRMED = {"gadget-ufunc-setstate", "gadget-ufunc-setstate-estimator", "tar-header", "joblib-dtype-size",
+             "prefix-long-hex", "prefix-int-nul", "prefix-float-nul", "npy-object"}
+
+
+def _report(outcomes):
+    return "\n".join(f"{o.candidate.name}: {o.verdict} fired={o.fired} {o.details[:120]}" for o in outcomes)
+
+
+def test_payload_shapes_and_text_numbers(tmp_path):
+    from differential import number_prefixes
+
+    pytest.importorskip("numpy")
+    outcomes = evaluate(payload_shapes() + number_prefixes(), tmp_path)
+    missed = [o for o in outcomes if o.missed]
+    assert not missed, _report(missed)
+    by_name = {o.candidate.name: o for o in outcomes}
+    unconfirmed = [n for n in CONFIRMED if n in by_name and not any(by_name[n].fired.values())]
+    assert not unconfirmed, "payloads that should run did not:\n" + _report([by_name[n] for n in unconfirmed])
+    assert all(by_name[n].verdict == "unsafe" for n in CONFIRMED if n in by_name)
+
+
+def test_payload_spliced_into_real_pickles(tmp_path):
+    pytest.importorskip("sklearn")
+    candidates = spliced_models(small_models(), every=25)
+    outcomes = evaluate(candidates, tmp_path, loaders={"pickle"}, preload=("sklearn.linear_model", "sklearn.tree"))
+    assert not [o for o in outcomes if o.missed], _report([o for o in outcomes if o.missed])
+    fired = sum(o.fired.get("pickle", False) for o in outcomes)
+    assert fired >= 0.8 * len(outcomes)  # the splices are real: most run before the loader stops
+
+
+def _torch_with_spliced_payload(canary: str) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data[:2] + open_call(canary) + b"0" + data[2:]
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+def test_torch_zip_with_payload_in_data_pkl(tmp_path):
+    pytest.importorskip("torch")
+    outcomes = evaluate([Candidate("torch-data-pkl", _torch_with_spliced_payload, loaders=("torch",), suffix=".pt")],
+                        tmp_path, loaders={"torch"}, timeout=60)
+    assert outcomes[0].fired.get("torch") and outcomes[0].verdict == "unsafe", _report(outcomes)
