@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits
 from .values import Big, Obj, PDict, Persistent, PSet, Ref, preview
 
 HIGHEST_PROTOCOL = 5
@@ -40,6 +42,16 @@ class PickleError(Exception):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.pos = pos
+
+
+class PickleLimit(PickleError):
+    """The scanner's own work or memory limit was reached (not a defect of the stream)."""
+
+    def __init__(self, name: str, detail: str, pos: int) -> None:
+        from .limits import ENV_VAR
+
+        super().__init__(f"{detail} (limit {name}; raise it with --limit {name}=N or {ENV_VAR})", pos)
+        self.limit = name
 
 
 @dataclass
@@ -79,7 +91,8 @@ def _is_identifier_path(text: str) -> bool:
 class PickleVM:
     """One simulated load of one pickle stream from ``data[start:end]``."""
 
-    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> None:
+    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+                 limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end
@@ -92,6 +105,9 @@ class PickleVM:
         self.frame_end: int | None = None
         self.result = RunResult(start=start)
         self._flagged: set[str] = set()
+        self.limits = limits
+        self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
+        self.held = 0  # values on the stacks saved under open MARKs
 
     # ---------------------------------------------------------------- reading
     def _need(self, n: int, what: str) -> int:
@@ -138,7 +154,14 @@ class PickleVM:
             raise PickleError("could not find MARK", op_pos)
         items = self.stack
         self.stack = self.metastack.pop()
+        self.held -= len(self.stack)
         return items
+
+    def _memo_put(self, idx: int, value: Any, op_pos: int) -> None:
+        memo = self.memo
+        if idx not in memo and len(memo) >= self.limits.max_memo:
+            raise PickleLimit("max_memo", f"more than {self.limits.max_memo} memo entries", op_pos)
+        memo[idx] = value
 
     # ---------------------------------------------------------------- findings
     def _flag(self, severity: str, kind: str, detail: str) -> None:
@@ -240,6 +263,10 @@ class PickleVM:
             result.error = exc
         except RecursionError:  # deeply nested joblib object arrays
             result.error = PickleError("nesting too deep", self.pos)
+        except MemoryError:
+            self.stack = self.metastack = []
+            self.memo = {}
+            result.error = PickleLimit("memory", "the simulation ran out of memory", self.pos)
         return result
 
     def _loop(self) -> None:
@@ -247,6 +274,8 @@ class PickleVM:
         dispatch = _DISPATCH
         result = self.result
         end = self.end
+        max_opcodes = self.max_opcodes
+        max_stack = self.limits.max_stack
         while True:
             pos = self.pos
             if pos >= end:
@@ -260,9 +289,13 @@ class PickleVM:
             if handler is None:
                 raise PickleError(f"invalid opcode 0x{code:02x}", pos)
             result.opcodes += 1
+            if result.opcodes > max_opcodes:
+                raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
+            if len(self.stack) + self.held > max_stack:
+                raise PickleLimit("max_stack", f"more than {max_stack} values on the pickle stack", pos)
             if fe is not None and self.frame_end == fe and self.pos > fe and pos < fe:
                 self._flag("Medium", "frame-mismatch",
                            f"opcode at offset {pos} straddles the end of its frame (pure-Python loaders reject it)")
@@ -272,6 +305,9 @@ class PickleVM:
 # Each takes (vm, pos) and returns True only for STOP.
 
 def _op_mark(vm: PickleVM, pos: int) -> None:
+    if len(vm.metastack) >= vm.limits.max_marks:
+        raise PickleLimit("max_marks", f"more than {vm.limits.max_marks} MARKs open at once", pos)
+    vm.held += len(vm.stack)
     vm.metastack.append(vm.stack)
     vm.stack = []
 
@@ -601,20 +637,20 @@ def _op_put(vm: PickleVM, pos: int) -> None:
         raise PickleError("bad PUT index", pos) from exc
     if idx < 0:
         raise PickleError("negative PUT index", pos)
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_binput(vm: PickleVM, pos: int) -> None:
-    vm.memo[vm.data[vm._need(1, "BINPUT")]] = vm._top(pos)
+    vm._memo_put(vm.data[vm._need(1, "BINPUT")], vm._top(pos), pos)
 
 
 def _op_long_binput(vm: PickleVM, pos: int) -> None:
     idx = _unpack_I(vm.data, vm._need(4, "LONG_BINPUT"))[0]
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_memoize(vm: PickleVM, pos: int) -> None:
-    vm.memo[len(vm.memo)] = vm._top(pos)
+    vm._memo_put(len(vm.memo), vm._top(pos), pos)
 
 
 def _op_proto(vm: PickleVM, pos: int) -> None:
@@ -807,6 +843,12 @@ for _code, _fn in {
 OPCODE_BYTES = frozenset(i for i, fn in enumerate(_DISPATCH) if fn is not None)
 
 
-def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> RunResult:
-    """Simulate one ``load()`` of the stream at ``data[start:end]``."""
-    return PickleVM(data, start, end, mode, report).run()
+def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+               budget: Any = None) -> RunResult:
+    """Simulate one ``load()`` of the stream at ``data[start:end]``; ``budget`` (a
+    ``limits.Budget``) is charged with its opcodes, so all pickles of a file share one bound."""
+    if budget is None:
+        return PickleVM(data, start, end, mode, report).run()
+    result = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left()).run()
+    budget.spend_opcodes(result.opcodes)
+    return result

@@ -2,8 +2,8 @@
 reader for that format, and collect the issues into one ``FileReport`` per file."""
 from __future__ import annotations
 
-import bz2
 import codecs
+import hashlib
 import io
 import json
 import lzma
@@ -13,25 +13,20 @@ import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hdf5_format, keras_format, numpy_format, onnx_format, safetensors_format, tf_format, zipread
-from .buffer import Buf, map_file
+from .buffer import Buf, NotRegularFile, map_file
+from .inflate import inflate
+from .limits import Budget, LimitExceeded, Limits
 from .pickle_vm import OPCODE_BYTES
-from .pickles import looks_like_pickle, scan_pickle
+from .pickles import looks_like_pickle, scan_pickle, stopped_by_limit
 from .report import FileReport, Issue
 
 _TORCH_DATA = re.compile(r"^(?:(.*)/)?data\.pkl$")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds that keep a hostile file from exhausting the scanner."""
-
-    max_depth: int = 6  # nested archives / compressed layers
-    max_member_bytes: int = 4 << 30  # largest decompressed member held in memory
-    max_json_bytes: int = 512 << 20
+MAX_ISSUES = 1000  # per file; past it only the first issue of each (severity, kind) is kept
+_GLOBAL_LIMITS = ("max_total_bytes", "max_entries")  # reaching one ends the whole file's scan
 
 
 class _Scan:
@@ -41,14 +36,24 @@ class _Scan:
         self.report = report
         self.limits = limits
         self.path = path
+        self.budget = Budget(limits)
         self._seen: set[tuple] = set()
+        self._kinds: set[tuple] = set()
+        self.suppressed = 0
+        self._digests: dict[bytes, str] = {}
+        self.formats: set[str] = set()  # every format met, nested ones included  # content already scanned -> the member it was in
 
     # -------------------------------------------------------------- issues
     def add(self, severity: str, kind: str, detail: str, member: str | None) -> None:
         key = (severity, kind, detail, member)
-        if key not in self._seen:
-            self._seen.add(key)
-            self.report.issues.append(Issue(severity, kind, detail, member))
+        if key in self._seen:
+            return
+        if len(self.report.issues) >= MAX_ISSUES and (severity, kind) in self._kinds:
+            self.suppressed += 1
+            return
+        self._seen.add(key)
+        self._kinds.add((severity, kind))
+        self.report.issues.append(Issue(severity, kind, detail, member))
 
     def sink(self, member: str | None) -> Callable[[str, str, str], None]:
         return lambda severity, kind, detail: self.add(severity, kind, detail, member)
@@ -62,7 +67,8 @@ class _Scan:
         if depth > self.limits.max_depth:
             self.add("High", "depth-limit", f"nested deeper than {self.limits.max_depth} levels; not scanned", member)
             return "nested"
-        fmt = detect(buf)
+        fmt = detect(buf, self.limits)
+        self.formats.add(fmt)
         handler = _HANDLERS.get(fmt)
         if handler is None:
             if fmt == "unknown":
@@ -70,6 +76,10 @@ class _Scan:
             return fmt
         try:
             return handler(self, buf, member, depth) or fmt
+        except LimitExceeded as exc:
+            self.add("High", "too-large", f"{fmt} content not fully scanned: {exc}", member)
+            if exc.name in _GLOBAL_LIMITS and depth > 0:
+                raise
         except RecursionError:
             self.add("High", "parse-error", "structure nested too deeply to read", member)
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, MemoryError) as exc:
@@ -80,7 +90,8 @@ class _Scan:
     # -------------------------------------------------------------- formats
     def pickle(self, buf: Buf, member: str | None, depth: int, *, torch_context: bool = False,
                torchscript: bool = False):
-        outcome = scan_pickle(buf, self.sink(member), torch_context=torch_context, torchscript=torchscript)
+        outcome = scan_pickle(buf, self.sink(member), torch_context=torch_context, torchscript=torchscript,
+                              budget=self.budget)
         ids = [pid for pid in outcome.persistent_ids][:5]
         if ids:
             where = f" in {member}" if member else ""
@@ -91,7 +102,8 @@ class _Scan:
     def scan_pickle_file(self, buf: Buf, member: str | None, depth: int) -> str:
         return self.pickle(buf, member, depth).format
 
-    def npy(self, buf: Buf, member: str | None, depth: int) -> str:
+    def npy(self, buf: Buf, member: str | None, depth: int, size: int | None = None) -> str:
+        """``size`` is the member's full size when ``buf`` holds only its streamed head."""
         sink = self.sink(member)
         try:
             header = numpy_format.read_header(buf)
@@ -106,7 +118,7 @@ class _Scan:
         for n in header.shape:
             count *= n
         expected = count * header.itemsize
-        have = buf.end - header.data_offset
+        have = (buf.end if size is None else buf.start + size) - header.data_offset
         if have < expected:
             sink("High", "parse-error", f"array data truncated: {have} of {expected} bytes")
         elif have > expected:
@@ -118,14 +130,14 @@ class _Scan:
             listing = zipread.read_listing(buf)
         except zipread.NotAZip as exc:
             self.add("High", "parse-error", f"zip archive cannot be read: {exc}", member)
-            # streaming readers still see the local entries: scan what they would see
+            # streaming readers still see the local entries: with no central directory they
+            # are the whole archive, so they are scanned as its members (a truncated PyTorch
+            # file is still read with PyTorch's rules)
             listing = zipread.Listing()
             zipread.scan_local_entries(buf, listing, buf.start, buf.end)
             for m in listing.members:
-                content = self._extract(buf, m, member)
-                if content is not None:
-                    self.scan(content, _child(member, m.name), depth + 1)
-            return "zip"
+                m.hidden = False
+            listing.problems = [p for p in listing.problems if "(hidden member)" not in p]
         for problem in listing.problems:
             self.add("High", "archive-integrity", problem, member)
         kind, prefix, torchscript = _zip_kind(listing)
@@ -138,6 +150,7 @@ class _Scan:
                 if m is None:
                     continue
                 handled.add(id(m))
+                self.budget.spend_entry()
                 content = self._extract(buf, m, member)
                 if content is not None:
                     outcome = self.pickle(content, _child(member, m.name), depth + 1, torch_context=True,
@@ -151,26 +164,53 @@ class _Scan:
             for name in sorted(storages):
                 if name not in names and name.startswith(f"{prefix}data/"):
                     self.add("High", "parse-error", f"storage {name} named by data.pkl is missing", member)
+        extents: dict[tuple, str] = {}
         for m in members:
             if id(m) in handled:
                 continue
+            self.budget.spend_entry()
             child = _child(member, m.name)
             spec = storages.get(m.name) if not m.hidden else None
             if spec is not None:  # raw tensor bytes: the loader never parses them
                 self._check_storage(m, spec, child)
                 continue
-            content = self._extract(buf, m, member)
-            if content is None:
+            extent = (m.data_offset, m.csize, m.method)
+            if extent in extents and not m.flags & 0x1000_0000:  # overlapping entries: read once
+                self.note(f"{child} shares its bytes with {extents[extent]}; scanned once")
                 continue
+            extents[extent] = child
             if kind == "skops" and m.name == "schema.json" and not m.hidden:
-                self.skops_schema(content, child)
-            else:
-                self.scan(content, child, depth + 1)
+                content = self._extract(buf, m, member)
+                if content is not None:
+                    self.skops_schema(content, child)
+                continue
+            got = self._extract_member(buf, m, member)
+            if got is None:
+                continue
+            if got.streamed:
+                self.npy(got.content, child, depth + 1, size=got.size)
+            elif not self._seen_content(got.content, child):
+                self.scan(got.content, child, depth + 1)
         return kind
+
+    def _seen_content(self, content: Buf, child: str) -> bool:
+        """True (and a note) when the same bytes were already scanned in this file: a nested
+        bomb repeats one archive many times, and its verdict cannot differ between copies."""
+        if len(content) < 64:
+            return False
+        digest = hashlib.blake2b(content.view(), digest_size=20).digest()
+        first = self._digests.get(digest)
+        if first is None:
+            self._digests[digest] = child
+            return False
+        self.note(f"{child} repeats the content of {first}; scanned once")
+        return True
 
     def skops_schema(self, buf: Buf, member: str) -> None:
         from . import skops_format
 
+        if len(buf) > self.limits.max_json_bytes:
+            raise LimitExceeded("max_json_bytes", f"skops schema larger than {self.limits.max_json_bytes} bytes")
         try:
             schema = json.loads(buf.to_bytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -179,13 +219,25 @@ class _Scan:
         skops_format.check_schema(schema, self.sink(member))
 
     def _extract(self, buf: Buf, m: zipread.Member, member: str | None) -> Buf | None:
-        got = zipread.extract(buf, m, self.limits.max_member_bytes)
+        got = self._extract_member(buf, m, member, stream=False)
+        return None if got is None else got.content
+
+    def _extract_member(self, buf: Buf, m: zipread.Member, member: str | None,
+                        stream: bool = True) -> zipread.Extracted | None:
+        """The member's content (or, for a numeric .npy member, its streamed head), or None."""
+        try:
+            got = zipread.extract(buf, m, self.budget, stream_if=_numeric_npy if stream else None)
+        except LimitExceeded as exc:
+            if exc.name in _GLOBAL_LIMITS:
+                raise
+            self.add("High", "too-large", f"{m.name}: not scanned: {exc}", member)
+            return None
         for problem in got.problems:
             kind = "encrypted" if "encrypted" in problem else (
                 "unsupported" if "compression method" in problem else (
                     "too-large" if "expands beyond" in problem else "archive-integrity"))
             self.add("High", kind, problem, member)
-        return got.content
+        return got if got.content is not None else None
 
     def _check_storage(self, m: zipread.Member, spec: tuple[int | None, int], child: str) -> None:
         size, numel = spec
@@ -198,22 +250,27 @@ class _Scan:
     def compressed(self, buf: Buf, member: str | None, depth: int) -> str:
         kind = _compression(buf)
         try:
-            data, irregular = _decompress(kind, buf, self.limits.max_member_bytes)
-        except _TooLarge:
-            self.add("High", "too-large", f"{kind} stream expands beyond {self.limits.max_member_bytes} bytes", member)
+            out = inflate(kind, buf.view(), self.budget)
+        except LimitExceeded as exc:
+            if exc.name in _GLOBAL_LIMITS:
+                raise
+            self.add("High", "too-large", f"{kind} stream not scanned: {exc}", member)
             return kind
         except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
             self.add("High", "parse-error", f"{kind} stream cannot be decompressed: {exc}", member)
             return kind
-        if irregular:
+        if out.irregular:
             self.add("High", "parse-error", f"{kind} stream is truncated or followed by other bytes", member)
-        inner = self.scan(Buf.of(data), _child(member, f"<{kind}>"), depth + 1)
+        inner = self.scan(Buf.of(out.data), _child(member, f"<{kind}>"), depth + 1)
         return f"{inner} ({kind})"
 
     def tar(self, buf: Buf, member: str | None, depth: int) -> str:
         try:
             with tarfile.open(fileobj=_Reader(buf), mode="r:") as archive:
-                entries = archive.getmembers()
+                entries = []
+                for entry in archive:  # read lazily: a tar of millions of headers stops at the limit
+                    self.budget.spend_entry()
+                    entries.append(entry)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             self.add("High", "parse-error", f"tar archive cannot be read: {exc}", member)
             return "tar"
@@ -241,8 +298,8 @@ class _Scan:
 
         safetensors_format.scan_safetensors(buf, self.sink(member), embedded)
         if buf.data[buf.start] == 0x80:  # the length prefix also reads as a pickle header
-            trial = looks_like_pickle(buf)
-            if trial.end is not None or trial.effects:
+            trial = looks_like_pickle(buf, self.limits)
+            if trial.end is not None or trial.effects or stopped_by_limit(trial):
                 self.add("High", "polyglot", "the file is also a pickle; pickle loaders would run it", member)
                 self.pickle(buf, _child(member, "<as pickle>"), depth + 1)
         return "safetensors"
@@ -263,7 +320,7 @@ class _Scan:
         for problem in problems:
             self.add("High", "parse-error", problem, member)
         for name, config in configs:
-            keras_format.check_config(config, self.sink(member), name)
+            keras_format.check_config(config, self.sink(member), name, budget=self.budget)
         return "hdf5"
 
     def json(self, buf: Buf, member: str | None, depth: int) -> str:
@@ -276,7 +333,7 @@ class _Scan:
             self.add("High", "parse-error", f"JSON cannot be decoded: {exc}", member)
             return "json"
         if keras_format.looks_like_keras(doc) or _mentions_modules(doc):
-            keras_format.check_config(doc, self.sink(member))
+            keras_format.check_config(doc, self.sink(member), budget=self.budget)
             return "keras-config"
         return "json"
 
@@ -331,7 +388,7 @@ def _zip_kind(listing: zipread.Listing) -> tuple[str, str, bool]:
 
 
 # ------------------------------------------------------------------ detection
-def detect(buf: Buf) -> str:
+def detect(buf: Buf, limits: Limits | None = None) -> str:
     """The format of ``buf``, judged from its content only."""
     n = len(buf)
     if n == 0:
@@ -353,8 +410,8 @@ def detect(buf: Buf) -> str:
     if _is_tar(buf):
         return "tar"
     if head[0] in OPCODE_BYTES:  # protocol 0/1 pickles have no magic: try one
-        trial = looks_like_pickle(buf)
-        if trial.end is not None or trial.effects:
+        trial = looks_like_pickle(buf, limits)
+        if trial.end is not None or trial.effects or stopped_by_limit(trial):
             return "pickle"
     if compression == "zlib":  # a two-byte magic, weaker than a pickle that loads
         return compression
@@ -382,27 +439,13 @@ def _compression(buf: Buf) -> str:
     return ""
 
 
-class _TooLarge(Exception):
-    pass
-
-
-def _decompress(kind: str, buf: Buf, limit: int) -> tuple[bytes, bool]:
-    raw = buf.view()
-    if kind in ("gzip", "zlib"):
-        d = zlib.decompressobj(31 if kind == "gzip" else 15)
-        out = d.decompress(raw, limit + 1)
-        irregular = not d.eof or bool(d.unused_data)
-    elif kind == "bz2":
-        d = bz2.BZ2Decompressor()
-        out = d.decompress(raw, limit + 1)
-        irregular = not d.eof or bool(d.unused_data)
-    else:
-        d = lzma.LZMADecompressor(lzma.FORMAT_AUTO)
-        out = d.decompress(raw, limit + 1)
-        irregular = not d.eof or bool(d.unused_data)
-    if len(out) > limit:
-        raise _TooLarge
-    return out, irregular
+def _numeric_npy(head: bytes) -> bool:
+    """A .npy whose header parses and whose items are plain numbers: its data need not be held."""
+    try:
+        header = numpy_format.read_header(Buf.of(head))
+    except (numpy_format.NpyError, ValueError, IndexError, struct.error):
+        return False
+    return not header.has_objects
 
 
 def _is_tar(buf: Buf) -> bool:
@@ -467,10 +510,14 @@ class _Reader(io.RawIOBase):
 
 
 # ------------------------------------------------------------------ public API
-def _scan_file(path: Path, limits: Limits) -> FileReport:
+def _scan_file(path: Path, limits: Limits, *, follow_links: bool = True) -> FileReport:
     report = FileReport(path=str(path), format="unknown")
     try:
-        buf, closer = map_file(path)
+        buf, closer = map_file(path, follow_links=follow_links)
+    except NotRegularFile as exc:
+        report.format = "special"
+        report.issues.append(Issue("High", "special-file", f"{exc} is not read: only regular files are scanned"))
+        return report
     except OSError as exc:
         report.issues.append(Issue("High", "parse-error", f"cannot read the file: {exc.strerror or exc}"))
         return report
@@ -478,7 +525,13 @@ def _scan_file(path: Path, limits: Limits) -> FileReport:
         scan = _Scan(report, limits, str(path))
         report.format = scan.scan(buf, None, 0)
         if report.format not in ("zip", "npz", "pytorch", "keras", "skops"):
-            _check_appended_zip(scan, buf)
+            try:
+                _check_appended_zip(scan, buf)
+            except LimitExceeded as exc:
+                scan.add("High", "too-large", f"appended zip not fully scanned: {exc}", None)
+        if scan.suppressed:
+            scan.note(f"{scan.suppressed} more issues of kinds already listed were not listed")
+        report.contents = sorted(scan.formats)
     finally:
         del buf
         if closer is not None:
@@ -506,22 +559,150 @@ def _check_appended_zip(scan: _Scan, buf: Buf) -> None:
 
 
 def scan_path(path: str | os.PathLike, limits: Limits | None = None) -> FileReport:
-    """Scan one file without importing or running anything it contains."""
-    return _scan_file(Path(path), limits or Limits())
+    """Scan one file without importing or running anything it contains. Without ``limits``
+    the defaults apply, as changed by the REDLINE_SCAN_LIMITS environment variable."""
+    return _scan_file(Path(path), limits or Limits.from_env())
 
 
 def iter_files(paths: Iterable[str | os.PathLike]) -> Iterable[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    yield Path(root) / name
-        else:
-            yield path
+    """The files ``scan_paths`` would look at (links out of a scanned folder excluded)."""
+    for entry in walk(paths):
+        if entry.skip is None:
+            yield entry.path
 
 
 def scan_paths(paths: Iterable[str | os.PathLike], limits: Limits | None = None) -> list[FileReport]:
-    """Scan files; directories are walked recursively (symbolic links to files are followed)."""
-    return [scan_path(p, limits) for p in iter_files(paths)]
+    """Scan files; folders are walked recursively. Files found in a folder that are not
+    model files are left out (see ``scan_tree`` for the list of what was skipped and why)."""
+    return scan_tree(paths, limits).reports
+
+
+def scan_tree(paths: Iterable[str | os.PathLike], limits: Limits | None = None, *, follow_links: bool = False,
+              strict: bool = False) -> TreeScan:
+    """Scan files and folders.
+
+    A file named in ``paths`` is always reported. A file found by walking a folder is
+    reported when its name or its content says it is a model file; anything else (images,
+    logs, text, JSON that no model loader reads) is listed in ``skipped`` with the reason,
+    unless ``strict`` asks for such files to be errors. Only regular files are read; symbolic
+    links that lead out of the folder being walked are not followed unless ``follow_links``.
+    """
+    limits = limits or Limits.from_env()
+    result = TreeScan()
+    for entry in walk(paths, follow_links=follow_links):
+        if entry.skip is not None:
+            if strict:
+                result.reports.append(_refused(entry.path, entry.skip))
+            else:
+                result.skipped.append({"path": str(entry.path), "reason": entry.skip})
+            continue
+        report = _scan_file(entry.path, limits, follow_links=True)
+        reason = None if entry.explicit else skip_reason(entry.path, report)
+        if reason is None:
+            result.reports.append(report)
+        elif strict:
+            report.issues.append(Issue("High", "unknown-format", f"{reason}; --strict makes it an error"))
+            result.reports.append(report)
+        else:
+            result.skipped.append({"path": str(entry.path), "reason": reason})
+    return result
+
+
+@dataclass
+class TreeScan:
+    reports: list[FileReport] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+
+    def counts(self) -> dict[str, int]:
+        out = {"scanned": len(self.reports)}
+        for verdict in ("safe", "unsafe", "error"):
+            out[verdict] = sum(r.verdict == verdict for r in self.reports)
+        out["skipped"] = len(self.skipped)
+        return out
+
+
+# Names that say "model file": such files are always reported, whatever their content.
+MODEL_SUFFIXES = frozenset({
+    ".pkl", ".pickle", ".pck", ".pt", ".pth", ".bin", ".ckpt", ".mar", ".joblib", ".jbl", ".sav", ".model",
+    ".npy", ".npz", ".h5", ".hdf5", ".keras", ".onnx", ".safetensors", ".skops", ".pb", ".dill", ".tar",
+})
+# Content that no model loader would read. A file holding only these (possibly compressed
+# or archived) and no security issue is not a model file; anything else the scanner
+# recognised (a pickle anywhere, numpy, HDF5, a Keras config...) makes it one.
+_NOT_MODEL = frozenset({"unknown", "text", "empty", "json"})
+_CONTAINERS = frozenset({"zip", "tar", "gzip", "bz2", "xz", "zlib"})
+_HARMLESS_KINDS = frozenset({"unknown-format", "parse-error"})
+
+
+def skip_reason(path: Path, report: FileReport) -> str | None:
+    """Why a file found in a folder is not a model file, or None when it must be reported."""
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return None
+    seen = set(report.contents) or {report.format}
+    if not seen <= _NOT_MODEL | _CONTAINERS:
+        return None  # model content somewhere
+    if not seen & _NOT_MODEL:
+        return None  # archives with nothing read inside them
+    if any(issue.kind not in _HARMLESS_KINDS for issue in report.issues):
+        return None
+    what = ", ".join(sorted(seen & _NOT_MODEL))
+    return f"not a model file (content: {what})"
+
+
+def _refused(path: Path, reason: str) -> FileReport:
+    report = FileReport(path=str(path), format="not-scanned")
+    report.issues.append(Issue("High", "not-followed", f"{reason}; --strict makes it an error"))
+    return report
+
+
+@dataclass(frozen=True)
+class WalkEntry:
+    path: Path
+    explicit: bool  # named by the user, not found in a folder
+    skip: str | None = None  # why it is not read at all
+
+
+def walk(paths: Iterable[str | os.PathLike], *, follow_links: bool = False) -> Iterable[WalkEntry]:
+    """Files named in ``paths`` and the files under the folders named in it."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from _walk_folder(path, follow_links)
+        else:
+            yield WalkEntry(path, explicit=True)
+
+
+def _walk_folder(top: Path, follow_links: bool) -> Iterable[WalkEntry]:
+    root = os.path.realpath(top)
+    visited = {root}
+    for folder, dirs, files in os.walk(top, followlinks=follow_links):
+        dirs.sort()
+        keep = []
+        for name in dirs:
+            sub = os.path.join(folder, name)
+            if os.path.islink(sub):
+                target = os.path.realpath(sub)
+                if target in visited or _inside(target, root) and not follow_links:
+                    continue  # a loop, or a folder scanned anyway under its own name
+                if not follow_links:
+                    yield WalkEntry(Path(sub), False, "symbolic link to a folder outside the scanned folder "
+                                    "(not followed; use --follow-links)")
+                    continue
+                visited.add(target)
+            keep.append(name)
+        dirs[:] = keep
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                target = os.path.realpath(path)
+                if not follow_links and not _inside(target, root):
+                    yield WalkEntry(path, False, "symbolic link to a file outside the scanned folder "
+                                    "(not followed; use --follow-links)")
+                    continue
+            yield WalkEntry(path, explicit=False)
+
+
+def _inside(target: str, root: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
