@@ -30,13 +30,13 @@ class Limits:
     max_ratio: int = 200  # decompressed/compressed size of a member held in memory ...
     ratio_floor: int = 8 << 20  # ... checked once it has produced this many bytes
     max_entries: int = 20_000  # archive members scanned in one file, nested archives included
-    max_json_bytes: int = 64 << 20  # a JSON document (Keras config, skops schema) to decode
+    max_json_bytes: int = 16 << 20  # a JSON document (Keras config, skops schema) to decode
     max_json_nodes: int = 2_000_000  # objects and arrays walked in decoded JSON configs
-    max_opcodes: int = 20_000_000  # pickle opcodes executed in one file (all its pickles)
+    max_opcodes: int = 5_000_000  # pickle opcodes executed in one file (all its pickles)
     max_marks: int = 10_000  # open MARKs at once (Python's pickler never nests past ~1000)
     max_stack: int = 2_000_000  # values held on the pickle stack and under its marks
     max_memo: int = 2_000_000  # pickle memo entries
-    max_values: int = 8_000_000  # values created by one pickle (bounds its memory)
+    max_memory_bytes: int = 512 << 20  # memory the scan of one file may add to the process
 
     @classmethod
     def names(cls) -> list[str]:
@@ -81,11 +81,30 @@ class LimitExceeded(Exception):
         self.name = name
 
 
+def memory_in_use() -> int:
+    """Bytes of private memory the process holds now (Linux), or its peak resident size
+    elsewhere. File-backed pages (the memory-mapped file being scanned) are not counted."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            fields_ = handle.read().split()
+        return (int(fields_[1]) - int(fields_[2])) * _PAGE
+    except (OSError, IndexError, ValueError):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 class Budget:
     """What one top-level file has spent so far, against its ``Limits``."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.memory_start = memory_in_use()
         self.opcodes = 0
         self.decompressed = 0
         self.entries = 0
@@ -96,6 +115,14 @@ class Budget:
 
     def opcodes_left(self) -> int:
         return max(0, self.limits.max_opcodes - self.opcodes)
+
+    def memory_exceeded(self) -> bool:
+        return memory_in_use() - self.memory_start > self.limits.max_memory_bytes
+
+    def check_memory(self) -> None:
+        if self.memory_exceeded():
+            raise LimitExceeded("max_memory_bytes",
+                                f"scanning the file took more than {self.limits.max_memory_bytes} bytes of memory")
 
     def spend_bytes(self, n: int) -> None:
         self.decompressed += n

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ _unpack_H = struct.Struct("<H").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+MEMORY_CHECK_MASK = (1 << 16) - 1  # the process's memory is looked at every 65536 opcodes
 
 
 class PickleError(Exception):
@@ -92,7 +94,8 @@ class PickleVM:
     """One simulated load of one pickle stream from ``data[start:end]``."""
 
     def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
-                 limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None) -> None:
+                 limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None,
+                 memory_exceeded: Callable[[], bool] | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end
@@ -108,6 +111,7 @@ class PickleVM:
         self.limits = limits
         self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
         self.held = 0  # values on the stacks saved under open MARKs
+        self.memory_exceeded = memory_exceeded  # asked every MEMORY_CHECK_EVERY opcodes
 
     # ---------------------------------------------------------------- reading
     def _need(self, n: int, what: str) -> int:
@@ -291,6 +295,9 @@ class PickleVM:
             result.opcodes += 1
             if result.opcodes > max_opcodes:
                 raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
+            if not result.opcodes & MEMORY_CHECK_MASK and self.memory_exceeded is not None and self.memory_exceeded():
+                raise PickleLimit("max_memory_bytes",
+                                  f"simulating the pickle took more than {self.limits.max_memory_bytes} bytes", pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
@@ -847,8 +854,15 @@ def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Fi
                budget: Any = None) -> RunResult:
     """Simulate one ``load()`` of the stream at ``data[start:end]``; ``budget`` (a
     ``limits.Budget``) is charged with its opcodes, so all pickles of a file share one bound."""
-    if budget is None:
-        return PickleVM(data, start, end, mode, report).run()
-    result = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left()).run()
+    enabled = gc.isenabled()
+    gc.disable()  # the simulation allocates millions of small containers: collections cost more than they free
+    try:
+        if budget is None:
+            return PickleVM(data, start, end, mode, report).run()
+        vm = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left(), budget.memory_exceeded)
+        result = vm.run()
+    finally:
+        if enabled:
+            gc.enable()
     budget.spend_opcodes(result.opcodes)
     return result

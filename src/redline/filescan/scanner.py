@@ -138,9 +138,12 @@ class _Scan:
             for m in listing.members:
                 m.hidden = False
             listing.problems = [p for p in listing.problems if "(hidden member)" not in p]
+            truncated = True
+        else:
+            truncated = False
         for problem in listing.problems:
             self.add("High", "archive-integrity", problem, member)
-        kind, prefix, torchscript = _zip_kind(listing)
+        kind, prefix, torchscript = _zip_kind(listing, truncated=truncated)
         members = sorted(listing.members, key=lambda m: m.header_offset)
         storages: dict[str, tuple[int | None, int]] = {}
         handled: set[int] = set()
@@ -366,8 +369,9 @@ def _short(pid: object) -> str:
     return preview(pid, 60)
 
 
-def _zip_kind(listing: zipread.Listing) -> tuple[str, str, bool]:
-    """(kind, torch archive prefix, is TorchScript) from the member names."""
+def _zip_kind(listing: zipread.Listing, truncated: bool = False) -> tuple[str, str, bool]:
+    """(kind, torch archive prefix, is TorchScript) from the member names. In a truncated
+    archive the ``version`` record (written last) may be gone: the layout is enough there."""
     names = [m.name for m in listing.members if not m.hidden]
     nameset = set(names)
     for name in names:
@@ -375,7 +379,9 @@ def _zip_kind(listing: zipread.Listing) -> tuple[str, str, bool]:
         if match is None:
             continue
         prefix = f"{match.group(1)}/" if match.group(1) is not None else ""
-        if f"{prefix}version" in nameset or f"{prefix}.data/version" in nameset or f"{prefix}byteorder" in nameset:
+        layout = truncated and any(n.startswith((f"{prefix}code/", f"{prefix}data/")) for n in names)
+        if (f"{prefix}version" in nameset or f"{prefix}.data/version" in nameset or f"{prefix}byteorder" in nameset
+                or layout):
             torchscript = f"{prefix}constants.pkl" in nameset or any(n.startswith(f"{prefix}code/") for n in names)
             return "pytorch", prefix, torchscript
     if "config.json" in nameset and ("metadata.json" in nameset or "model.weights.h5" in nameset):
