@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .limits import Budget, LimitExceeded
 
 IN_CHUNK = 1 << 16
-OUT_CHUNK = 1 << 20
+OUT_CHUNK = 1 << 18
 
 
 class Inflater:
@@ -111,6 +111,8 @@ def inflate(kind: str, raw: memoryview, budget: Budget, *, stream_if: Callable[[
     asked = stream_if is None
     for chunk, consumed in inflater:
         budget.spend_bytes(len(chunk))
+        if (size + len(chunk)) >> 26 != size >> 26:  # every 64 MiB: memory and time
+            budget.check()
         size += len(chunk)
         crc = zlib.crc32(chunk, crc)
         if streamed:
@@ -123,7 +125,7 @@ def inflate(kind: str, raw: memoryview, budget: Budget, *, stream_if: Callable[[
                 continue
         if len(held) > limits.max_member_bytes:
             raise LimitExceeded("max_member_bytes", f"decompresses to more than {limits.max_member_bytes} bytes")
-        if len(held) > limits.ratio_floor and len(held) > limits.max_ratio * max(consumed, 1):
+        if len(held) >= limits.ratio_floor and len(held) > limits.max_ratio * max(consumed, 1):
             raise LimitExceeded("max_ratio", f"expands more than {limits.max_ratio} times "
                                 f"({consumed} compressed bytes gave {len(held)})")
     return Inflated(held, size, crc, inflater.irregular, streamed)

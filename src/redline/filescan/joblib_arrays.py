@@ -74,7 +74,7 @@ def read_wrapped_array(vm: PickleVM, wrapper: Obj, op_pos: int) -> Obj:
         count *= n
     if has_objects:  # a complete nested pickle stream follows
         nested = PickleVM(vm.data, vm.pos, vm.end, vm.mode, vm.report, vm.limits,
-                          vm.max_opcodes - vm.result.opcodes, vm.memory_exceeded).run()
+                          vm.max_opcodes - vm.result.opcodes, vm.over_budget).run()
         vm.result.effects += nested.effects
         vm.result.opcodes += nested.opcodes
         vm.result.persistent_ids.extend(nested.persistent_ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, fields, replace
 
 from ..errors import UsageError
@@ -28,7 +29,7 @@ class Limits:
     max_member_bytes: int = 512 << 20  # largest decompressed member held in memory to be parsed
     max_total_bytes: int = 4 << 30  # every byte decompressed for one file, streamed ones included
     max_ratio: int = 200  # decompressed/compressed size of a member held in memory ...
-    ratio_floor: int = 8 << 20  # ... checked once it has produced this many bytes
+    ratio_floor: int = 1 << 20  # ... checked once it has produced this many bytes
     max_entries: int = 20_000  # archive members scanned in one file, nested archives included
     max_json_bytes: int = 16 << 20  # a JSON document (Keras config, skops schema) to decode
     max_json_nodes: int = 2_000_000  # objects and arrays walked in decoded JSON configs
@@ -37,6 +38,7 @@ class Limits:
     max_stack: int = 2_000_000  # values held on the pickle stack and under its marks
     max_memo: int = 2_000_000  # pickle memo entries
     max_memory_bytes: int = 512 << 20  # memory the scan of one file may add to the process
+    max_seconds: int = 120  # wall time for one file: the last resort behind every other limit
 
     @classmethod
     def names(cls) -> list[str]:
@@ -105,6 +107,7 @@ class Budget:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.memory_start = memory_in_use()
+        self.started = time.monotonic()
         self.opcodes = 0
         self.decompressed = 0
         self.entries = 0
@@ -116,13 +119,24 @@ class Budget:
     def opcodes_left(self) -> int:
         return max(0, self.limits.max_opcodes - self.opcodes)
 
-    def memory_exceeded(self) -> bool:
-        return memory_in_use() - self.memory_start > self.limits.max_memory_bytes
+    def exceeded(self) -> str | None:
+        """The memory or time limit this file's scan has passed, or None (cheap enough to
+        ask every few thousand steps, not every step)."""
+        if memory_in_use() - self.memory_start > self.limits.max_memory_bytes:
+            return "max_memory_bytes"
+        if time.monotonic() - self.started > self.limits.max_seconds:
+            return "max_seconds"
+        return None
 
-    def check_memory(self) -> None:
-        if self.memory_exceeded():
-            raise LimitExceeded("max_memory_bytes",
-                                f"scanning the file took more than {self.limits.max_memory_bytes} bytes of memory")
+    def check(self) -> None:
+        name = self.exceeded()
+        if name is not None:
+            raise LimitExceeded(name, self.describe(name))
+
+    def describe(self, name: str) -> str:
+        if name == "max_memory_bytes":
+            return f"scanning the file took more than {self.limits.max_memory_bytes} bytes of memory"
+        return f"scanning the file took more than {self.limits.max_seconds} seconds"
 
     def spend_bytes(self, n: int) -> None:
         self.decompressed += n
@@ -132,6 +146,8 @@ class Budget:
 
     def spend_entry(self) -> None:
         self.entries += 1
+        if not self.entries & 63:
+            self.check()
         if self.entries > self.limits.max_entries:
             raise LimitExceeded("max_entries", f"more than {self.limits.max_entries} archive members")
 

@@ -35,7 +35,7 @@ _unpack_H = struct.Struct("<H").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-MEMORY_CHECK_MASK = (1 << 16) - 1  # the process's memory is looked at every 65536 opcodes
+BUDGET_CHECK_MASK = (1 << 16) - 1  # memory and time are looked at every 65536 opcodes
 
 
 class PickleError(Exception):
@@ -95,7 +95,7 @@ class PickleVM:
 
     def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
                  limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None,
-                 memory_exceeded: Callable[[], bool] | None = None) -> None:
+                 over_budget: Callable[[], str | None] | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end
@@ -111,7 +111,7 @@ class PickleVM:
         self.limits = limits
         self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
         self.held = 0  # values on the stacks saved under open MARKs
-        self.memory_exceeded = memory_exceeded  # asked every MEMORY_CHECK_EVERY opcodes
+        self.over_budget = over_budget  # the file's memory/time check, asked every 65536 opcodes
 
     # ---------------------------------------------------------------- reading
     def _need(self, n: int, what: str) -> int:
@@ -160,6 +160,13 @@ class PickleVM:
         self.stack = self.metastack.pop()
         self.held -= len(self.stack)
         return items
+
+    def _check_budget(self, pos: int) -> None:
+        name = self.over_budget()
+        if name == "max_memory_bytes":
+            raise PickleLimit(name, f"simulating the pickle took more than {self.limits.max_memory_bytes} bytes", pos)
+        if name is not None:
+            raise PickleLimit(name, f"scanning the file took more than {self.limits.max_seconds} seconds", pos)
 
     def _memo_put(self, idx: int, value: Any, op_pos: int) -> None:
         memo = self.memo
@@ -295,9 +302,8 @@ class PickleVM:
             result.opcodes += 1
             if result.opcodes > max_opcodes:
                 raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
-            if not result.opcodes & MEMORY_CHECK_MASK and self.memory_exceeded is not None and self.memory_exceeded():
-                raise PickleLimit("max_memory_bytes",
-                                  f"simulating the pickle took more than {self.limits.max_memory_bytes} bytes", pos)
+            if not result.opcodes & BUDGET_CHECK_MASK and self.over_budget is not None:
+                self._check_budget(pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
@@ -859,7 +865,7 @@ def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Fi
     try:
         if budget is None:
             return PickleVM(data, start, end, mode, report).run()
-        vm = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left(), budget.memory_exceeded)
+        vm = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left(), budget.exceeded)
         result = vm.run()
     finally:
         if enabled:

@@ -26,7 +26,7 @@ from .report import FileReport, Issue
 
 _TORCH_DATA = re.compile(r"^(?:(.*)/)?data\.pkl$")
 MAX_ISSUES = 1000  # per file; past it only the first issue of each (severity, kind) is kept
-_GLOBAL_LIMITS = ("max_total_bytes", "max_entries")  # reaching one ends the whole file's scan
+_GLOBAL_LIMITS = ("max_total_bytes", "max_entries", "max_memory_bytes", "max_seconds")  # reaching one ends the whole file's scan
 
 
 class _Scan:
