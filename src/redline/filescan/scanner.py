@@ -299,6 +299,9 @@ class _Scan:
         def embedded(blob: bytes, where: str) -> None:
             self.pickle(Buf.of(blob), _child(member, where), depth + 1)
 
+        (header_size,) = struct.unpack_from("<Q", buf.data, buf.start)
+        if header_size > self.limits.max_json_bytes:  # decoded JSON takes many times its size
+            raise LimitExceeded("max_json_bytes", f"safetensors header of {header_size} bytes")
         safetensors_format.scan_safetensors(buf, self.sink(member), embedded)
         if buf.data[buf.start] == 0x80:  # the length prefix also reads as a pickle header
             trial = looks_like_pickle(buf, self.limits)
@@ -681,7 +684,11 @@ def walk(paths: Iterable[str | os.PathLike], *, follow_links: bool = False) -> I
 def _walk_folder(top: Path, follow_links: bool) -> Iterable[WalkEntry]:
     root = os.path.realpath(top)
     visited = {root}
-    for folder, dirs, files in os.walk(top, followlinks=follow_links):
+    unreadable: list[OSError] = []
+    for folder, dirs, files in os.walk(top, followlinks=follow_links, onerror=unreadable.append):
+        while unreadable:
+            exc = unreadable.pop()
+            yield WalkEntry(Path(exc.filename or folder), False, f"folder cannot be read ({exc.strerror or exc})")
         dirs.sort()
         keep = []
         for name in dirs:
@@ -706,6 +713,8 @@ def _walk_folder(top: Path, follow_links: bool) -> Iterable[WalkEntry]:
                                     "(not followed; use --follow-links)")
                     continue
             yield WalkEntry(path, explicit=False)
+    for exc in unreadable:
+        yield WalkEntry(Path(exc.filename or top), False, f"folder cannot be read ({exc.strerror or exc})")
 
 
 def _inside(target: str, root: str) -> bool:
