@@ -181,3 +181,14 @@ def run_capped(args: list[str], timeout: float = TIME_LIMIT, env: dict | None = 
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
                           preexec_fn=_cap_memory, env=child_env)
     return Outcome(proc.returncode, time.monotonic() - started, proc.stdout, proc.stderr)
+
+
+def h5_search_bomb(blocks: int = 2000, depth: int = 500) -> bytes:
+    """A .keras archive whose weights member is read without h5py: an HDF5 signature, then
+    chains of unfinished '{"class_name":' objects. Every occurrence starts a JSON decode that
+    runs to the end of its chain: (blocks x depth**2) characters without a work limit."""
+    chain = b'{"class_name":' * depth + b"0 "
+    member = b"\x89HDF\r\n\x1a\n" + chain * blocks
+    return zip_of({"config.json": b'{"class_name": "Sequential", "config": {"layers": []}}',
+                   "metadata.json": b'{"keras_version": "3.0"}', "model.weights.h5": member},
+                  method=zipfile.ZIP_STORED)

@@ -61,3 +61,16 @@ def test_intact_files_still_pass_the_gate(tmp_path):
     assert scan_path(tmp_path / "ok.skops").verdict == "safe"
     assert scan_path(tmp_path / "ok.pt").verdict == "safe"
     assert zipfile.is_zipfile(tmp_path / "ok.pt")
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_special_file_targets_do_not_block(special, tmp_path, monkeypatch, capsys):
+    import os
+
+    path = special
+    if special == "fifo":
+        path = str(tmp_path / "model.onnx")
+        os.mkfifo(path)
+    assert main(["scan", f"onnx:{path}", "--data", "builtin:digits", "--select", "FM09"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path in err[0] and "is not read: only regular files are scanned" in err[0]

@@ -19,6 +19,7 @@ from hostile_files import (
     TIME_LIMIT,
     big_member_zip,
     dict_append_bomb,
+    h5_search_bomb,
     keras_path_bomb,
     list_bomb,
     mark_bomb,
@@ -188,6 +189,12 @@ def test_keras_config_path_bomb(tmp_path):
     out = scan_json(write(tmp_path, "bomb.keras", data))
     assert out.verdicts()["bomb.keras"] in ("safe", "error")
     assert out.returncode in (0, 1)
+
+
+def test_hdf5_member_json_search_is_bounded(tmp_path):
+    out = scan_json(write(tmp_path, "search.keras", h5_search_bomb()))
+    assert out.verdicts()["search.keras"] == "error"
+    assert "decoded more than" in out.stdout
 
 
 def test_keras_config_node_limit(tmp_path):

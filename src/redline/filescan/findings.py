@@ -55,5 +55,7 @@ def unreadable_message(path: str | Path, report) -> str:
     what = f"{first.kind}: {first.detail}" if first is not None else "no detail given"
     where = f" in {first.member}" if first is not None and first.member else ""
     more = f" (and {len(errors) - 1} more problems; `redline scan-files {path}` lists them)" if len(errors) > 1 else ""
+    if report.format == "special":
+        return f"{path}: not loaded: {first.detail if first is not None else 'not a regular file'}"
     kind = "model" if report.format in ("unknown", "text", "empty") else f"{report.format}"
     return f"{path}: not loaded: the {kind} file cannot be read to its end ({what}{where}){more}"

@@ -322,7 +322,7 @@ class _Scan:
 
     def hdf5(self, buf: Buf, member: str | None, depth: int) -> str:
         path = self.path if member is None else None
-        configs, problems = hdf5_format.find_configs(buf, path)
+        configs, problems = hdf5_format.find_configs(buf, path, max_work=2 * len(buf) + 4 * self.limits.max_json_bytes)
         for problem in problems:
             self.add("High", "parse-error", problem, member)
         for name, config in configs:
@@ -605,7 +605,7 @@ def scan_tree(paths: Iterable[str | os.PathLike], limits: Limits | None = None, 
             else:
                 result.skipped.append({"path": str(entry.path), "reason": entry.skip})
             continue
-        report = _scan_file(entry.path, limits, follow_links=True)
+        report = _scan_file(entry.path, limits, follow_links=entry.follow)
         reason = None if entry.explicit else skip_reason(entry.path, report)
         if reason is None:
             result.reports.append(report)
@@ -669,6 +669,7 @@ class WalkEntry:
     path: Path
     explicit: bool  # named by the user, not found in a folder
     skip: str | None = None  # why it is not read at all
+    follow: bool = True  # open through a symbolic link (False: a plain file must still be one when opened)
 
 
 def walk(paths: Iterable[str | os.PathLike], *, follow_links: bool = False) -> Iterable[WalkEntry]:
@@ -712,7 +713,9 @@ def _walk_folder(top: Path, follow_links: bool) -> Iterable[WalkEntry]:
                     yield WalkEntry(path, False, "symbolic link to a file outside the scanned folder "
                                     "(not followed; use --follow-links)")
                     continue
-            yield WalkEntry(path, explicit=False)
+                yield WalkEntry(path, explicit=False)
+                continue
+            yield WalkEntry(path, explicit=False, follow=follow_links)  # O_NOFOLLOW: no link swapped in
     for exc in unreadable:
         yield WalkEntry(Path(exc.filename or top), False, f"folder cannot be read ({exc.strerror or exc})")
 
