@@ -192,3 +192,25 @@ def h5_search_bomb(blocks: int = 2000, depth: int = 500) -> bytes:
     return zip_of({"config.json": b'{"class_name": "Sequential", "config": {"layers": []}}',
                    "metadata.json": b'{"keras_version": "3.0"}', "model.weights.h5": member},
                   method=zipfile.ZIP_STORED)
+
+
+def joblib_dtype_bomb(levels: int = 60) -> bytes:
+    """A joblib array whose structured dtype has two fields of the same sub-dtype at every
+    level (shared through the memo): 2**levels fields when read without remembering them."""
+    from filescan_asm import BUILD, EMPTY_TUPLE, MARK, NEWOBJ, POP, TUPLE, call, ustr
+
+    def dtype(kind: str, fields: bytes, size: int) -> bytes:
+        return (call(glob("numpy", "dtype"), ustr(kind), b"\x89", b"\x88")
+                + MARK + b"K\x03" + ustr("|") + b"N" + b"N" + fields + b"J" + struct.pack("<i", size)
+                + b"J" + struct.pack("<i", 1) + b"K\x00" + TUPLE + BUILD)
+
+    out = PROTO(2) + dtype("f8", b"N", -1) + binput(0) + POP
+    for k in range(1, levels + 1):
+        fields = (b"}" + MARK + ustr("a") + binget(k - 1) + b"K\x00" + TUPLE2
+                  + ustr("b") + binget(k - 1) + b"K\x08" + TUPLE2 + b"u")
+        out += dtype("V16", fields, 16) + binput(k) + POP
+    state = (b"}" + MARK + ustr("subclass") + glob("numpy", "ndarray") + ustr("shape") + b"K\x01\x85"
+             + ustr("order") + ustr("C") + ustr("dtype") + binget(levels) + ustr("allow_mmap") + b"\x89"
+             + ustr("numpy_array_alignment_bytes") + b"K\x10" + b"u")
+    wrapper = glob("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + state + BUILD
+    return out + wrapper + b"\x00" + bytes(16) + STOP

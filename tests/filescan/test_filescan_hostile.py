@@ -20,6 +20,7 @@ from hostile_files import (
     big_member_zip,
     dict_append_bomb,
     h5_search_bomb,
+    joblib_dtype_bomb,
     keras_path_bomb,
     list_bomb,
     mark_bomb,
@@ -93,6 +94,12 @@ def test_time_guard(tmp_path):
     path = write(tmp_path, "b.pkl", PROTO_NONES)
     report = scan_path(path, Limits(max_seconds=1, max_opcodes=10**9))
     assert report.verdict == "error" and any("max_seconds" in i.detail for i in report.issues)
+
+
+def test_shared_joblib_dtype_fields_are_read_once(tmp_path):
+    out = scan_json(write(tmp_path, "model.joblib", joblib_dtype_bomb()))
+    assert out.verdicts() == {"model.joblib": "safe"}, out.stdout  # a plain numeric array, read in full
+    assert out.doc["files"][0]["format"] == "joblib"
 
 
 def test_pickle_limits_are_configurable(tmp_path):
@@ -273,6 +280,7 @@ def project(tmp_path):
     write(root, "weights.dat", pickle.dumps([1, 2, 3], protocol=2))
     write(root, "notes.txt", system("touch /nonexistent", proto=0))
     write(root, "empty.pt", b"")
+    write(root, "architecture.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}).encode())
     return root
 
 
@@ -280,10 +288,11 @@ def test_real_folder_lists_non_model_files_as_skipped(project, capsys):
     assert main(["scan-files", str(project), "--json"]) == 1  # notes.txt is a payload
     doc = json.loads(capsys.readouterr().out)
     scanned = {Path(f["path"]).name: f["verdict"] for f in doc["files"]}
-    assert scanned == {"model.pkl": "safe", "weights.dat": "safe", "notes.txt": "unsafe", "empty.pt": "safe"}
+    assert scanned == {"model.pkl": "safe", "weights.dat": "safe", "notes.txt": "unsafe", "empty.pt": "safe",
+                       "architecture.json": "safe"}
     skipped = {Path(s["path"]).name for s in doc["skipped"]}
     assert skipped == {"plot.png", "train.log", "events.jsonl", "package.json", "README.md"}
-    assert doc["summary"] == {"scanned": 4, "safe": 3, "unsafe": 1, "error": 0, "skipped": 5}
+    assert doc["summary"] == {"scanned": 5, "safe": 4, "unsafe": 1, "error": 0, "skipped": 5}
     assert all(set(f) >= {"path", "format", "verdict", "issues"} for f in doc["files"])
 
 
@@ -292,7 +301,7 @@ def test_real_folder_table_and_exit_code(project, capsys):
     assert main(["scan-files", str(project)]) == 0
     table = capsys.readouterr().out
     assert "SKIPPED" in table and "plot.png" in table
-    assert "3 file(s): 3 safe, 0 unsafe, 0 error, 5 skipped" in table
+    assert "4 file(s): 4 safe, 0 unsafe, 0 error, 5 skipped" in table
 
 
 def test_strict_treats_unknown_files_as_errors(project, capsys):

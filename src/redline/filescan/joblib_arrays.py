@@ -17,8 +17,18 @@ _FIXED = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8
           "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32, "O": 8, "M": 8, "m": 8}
 
 
-def dtype_layout(dtype: Any) -> tuple[int, bool]:
-    """(itemsize, has_objects) of a simulated ``numpy.dtype(...)`` value."""
+def dtype_layout(dtype: Any, _known: dict[int, tuple[int, bool]] | None = None) -> tuple[int, bool]:
+    """(itemsize, has_objects) of a simulated ``numpy.dtype(...)`` value. Field dtypes are
+    worked out once each (``_known``): a pickle can share one sub-dtype between fields at
+    every level, which read naively costs 2**levels."""
+    known = {} if _known is None else _known
+    if id(dtype) in known:
+        return known[id(dtype)]
+    known[id(dtype)] = result = _dtype_layout(dtype, known)
+    return result
+
+
+def _dtype_layout(dtype: Any, known: dict[int, tuple[int, bool]]) -> tuple[int, bool]:
     from .pickle_vm import PickleError
 
     if not (isinstance(dtype, Obj) and dtype.cls is not None and dtype.cls.qualname == "numpy.dtype"
@@ -30,7 +40,7 @@ def dtype_layout(dtype: Any) -> tuple[int, bool]:
         has_objects = bool(state[7] & 1)  # NPY_ITEM_REFCOUNT: the dtype holds Python objects
     if len(state) >= 5 and isinstance(state[4], PDict):
         for _name, field in state[4].items:
-            if isinstance(field, tuple) and field and dtype_layout(field[0])[1]:
+            if isinstance(field, tuple) and field and dtype_layout(field[0], known)[1]:
                 has_objects = True
     match = _TYPESTR.match(dtype.args[0])
     if match is None:

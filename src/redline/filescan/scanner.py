@@ -75,7 +75,10 @@ class _Scan:
                 self.add("High", "unknown-format", "content is not a model format the scanner can read", member)
             return fmt
         try:
-            return handler(self, buf, member, depth) or fmt
+            found = handler(self, buf, member, depth) or fmt
+            if " (" not in found:  # what the reader made of it: "keras-config", "pytorch", "skops"...
+                self.formats.add(found)
+            return found
         except LimitExceeded as exc:
             self.add("High", "too-large", f"{fmt} content not fully scanned: {exc}", member)
             if exc.name in _GLOBAL_LIMITS and depth > 0:
