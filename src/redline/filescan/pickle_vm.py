@@ -35,7 +35,8 @@ _unpack_H = struct.Struct("<H").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-BUDGET_CHECK_MASK = (1 << 16) - 1  # memory and time are looked at every 65536 opcodes
+CHECK_EVERY = 4096  # opcodes between looks at the opcode count and stack size
+BUDGET_CHECK_EVERY = 16 * CHECK_EVERY  # ... and at the process's memory and the clock
 
 
 class PickleError(Exception):
@@ -161,6 +162,19 @@ class PickleVM:
         self.held -= len(self.stack)
         return items
 
+    def _periodic(self, pos: int) -> int:
+        """Check the work limits; returns the opcode count at which to check again. The stack
+        grows by at most one value per opcode, so checking it every CHECK_EVERY opcodes
+        overshoots its limit by at most that many values."""
+        opcodes = self.result.opcodes
+        if opcodes > self.max_opcodes:
+            raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
+        if len(self.stack) + self.held > self.limits.max_stack:
+            raise PickleLimit("max_stack", f"more than {self.limits.max_stack} values on the pickle stack", pos)
+        if opcodes and not opcodes % BUDGET_CHECK_EVERY and self.over_budget is not None:
+            self._check_budget(pos)
+        return min(opcodes + CHECK_EVERY, self.max_opcodes + 1)
+
     def _check_budget(self, pos: int) -> None:
         name = self.over_budget()
         if name == "max_memory_bytes":
@@ -285,8 +299,7 @@ class PickleVM:
         dispatch = _DISPATCH
         result = self.result
         end = self.end
-        max_opcodes = self.max_opcodes
-        max_stack = self.limits.max_stack
+        next_check = self._periodic(self.pos)
         while True:
             pos = self.pos
             if pos >= end:
@@ -300,15 +313,11 @@ class PickleVM:
             if handler is None:
                 raise PickleError(f"invalid opcode 0x{code:02x}", pos)
             result.opcodes += 1
-            if result.opcodes > max_opcodes:
-                raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
-            if not result.opcodes & BUDGET_CHECK_MASK and self.over_budget is not None:
-                self._check_budget(pos)
+            if result.opcodes >= next_check:  # one comparison per opcode; the limits are looked at in batches
+                next_check = self._periodic(pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
-            if len(self.stack) + self.held > max_stack:
-                raise PickleLimit("max_stack", f"more than {max_stack} values on the pickle stack", pos)
             if fe is not None and self.frame_end == fe and self.pos > fe and pos < fe:
                 self._flag("Medium", "frame-mismatch",
                            f"opcode at offset {pos} straddles the end of its frame (pure-Python loaders reject it)")
