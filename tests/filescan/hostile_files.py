@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from filescan_asm import PROTO, REDUCE, STOP, TUPLE1, TUPLE2, binget, binput, glob
+from filescan_asm import POP, PROTO, REDUCE, STOP, TUPLE1, TUPLE2, binget, binput, glob
 
 import redline
 
@@ -28,10 +28,10 @@ SRC = str(Path(redline.__file__).resolve().parents[1])
 # ------------------------------------------------------------------ pickles
 def preview_bomb(levels: int = 120) -> bytes:
     """os.system((t, t)) where t = (u, u), u = ... : 2**levels leaves, a few hundred bytes."""
-    out = PROTO(2) + glob("os", "system") + b")" + binput(0)
+    out = PROTO(2) + glob("os", "system") + b")" + binput(0) + POP
     for i in range(levels):
-        out += binget(i % 256) + binget(i % 256) + TUPLE2 + binput((i + 1) % 256)
-    return out + TUPLE1 + REDUCE + STOP
+        out += binget(i % 256) + binget(i % 256) + TUPLE2 + binput((i + 1) % 256) + POP
+    return out + binget(levels % 256) + TUPLE1 + REDUCE + STOP
 
 
 def mark_bomb(size: int = 20 << 20, proto: bool = True) -> bytes:

@@ -26,7 +26,8 @@ from .report import FileReport, Issue
 
 _TORCH_DATA = re.compile(r"^(?:(.*)/)?data\.pkl$")
 MAX_ISSUES = 1000  # per file; past it only the first issue of each (severity, kind) is kept
-_GLOBAL_LIMITS = ("max_total_bytes", "max_entries", "max_memory_bytes", "max_seconds")  # reaching one ends the whole file's scan
+# reaching one of these ends the scan of the whole file, not just of the member at hand
+_GLOBAL_LIMITS = ("max_total_bytes", "max_entries", "max_memory_bytes", "max_seconds")
 
 
 class _Scan:
@@ -40,8 +41,8 @@ class _Scan:
         self._seen: set[tuple] = set()
         self._kinds: set[tuple] = set()
         self.suppressed = 0
-        self._digests: dict[bytes, str] = {}
-        self.formats: set[str] = set()  # every format met, nested ones included  # content already scanned -> the member it was in
+        self._digests: dict[bytes, str] = {}  # content already scanned -> the member it was in
+        self.formats: set[str] = set()  # every format met, nested ones included
 
     # -------------------------------------------------------------- issues
     def add(self, severity: str, kind: str, detail: str, member: str | None) -> None:
