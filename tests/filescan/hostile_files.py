@@ -200,8 +200,9 @@ def joblib_dtype_bomb(levels: int = 60) -> bytes:
     from filescan_asm import BUILD, EMPTY_TUPLE, MARK, NEWOBJ, POP, TUPLE, call, ustr
 
     def dtype(kind: str, fields: bytes, size: int) -> bytes:
+        names = ustr("a") + ustr("b") + TUPLE2 if fields != b"N" else b"N"
         return (call(glob("numpy", "dtype"), ustr(kind), b"\x89", b"\x88")
-                + MARK + b"K\x03" + ustr("|") + b"N" + b"N" + fields + b"J" + struct.pack("<i", size)
+                + MARK + b"K\x03" + ustr("|") + b"N" + names + fields + b"J" + struct.pack("<i", size)
                 + b"J" + struct.pack("<i", 1) + b"K\x00" + TUPLE + BUILD)
 
     out = PROTO(2) + dtype("f8", b"N", -1) + binput(0) + POP

@@ -206,7 +206,20 @@ def test_keras_config_path_bomb(tmp_path):
 def test_hdf5_member_json_search_is_bounded(tmp_path):
     out = scan_json(write(tmp_path, "search.keras", h5_search_bomb()))
     assert out.verdicts()["search.keras"] == "error"
-    assert "decoded more than" in out.stdout
+
+
+def test_raw_hdf5_search_stops_at_its_work_limit(monkeypatch):
+    """The byte search used without h5py: a file of unfinished configs is given up on, loudly."""
+    from redline.filescan import hdf5_format
+    from redline.filescan.buffer import Buf
+
+    monkeypatch.setattr(hdf5_format, "_configs_with_h5py", lambda source: None)
+    member = h5_search_bomb(blocks=50, depth=50)
+    data = member[member.index(b"\x89HDF"):]
+    configs, problems = hdf5_format.find_configs(Buf.of(data), None, max_work=100_000)
+    assert any("decoded more than 100000 characters" in p for p in problems)
+    configs, problems = hdf5_format.find_configs(Buf.of(data), None, max_work=10**12)
+    assert not any("decoded more than" in p for p in problems)
 
 
 def test_keras_config_node_limit(tmp_path):
