@@ -41,7 +41,7 @@ class Buf:
         return bytes(self.data[self.start : self.end])
 
 
-class NotRegularFile(Exception):
+class NotRegularFile(OSError):
     """The path is a FIFO, device, socket or folder: its content is not a file's bytes."""
 
 

@@ -5,6 +5,7 @@ import argparse
 import os
 
 from ..errors import UsageError
+from .limits import Limits
 
 EXAMPLE = """example:
   redline scan-files model.pt checkpoints/ --format sarif --out scan.sarif
@@ -39,12 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "never read)")
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                         help="raise or lower a scanner limit, e.g. max_member_bytes=2G or max_opcodes=20000000 "
-                        "(repeatable; also REDLINE_SCAN_LIMITS=NAME=VALUE,...); names: see the README")
+                        "(repeatable; also REDLINE_SCAN_LIMITS=NAME=VALUE,...); NAME is one of "
+                        + ", ".join(Limits.names()))
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .limits import Limits
     from .render import RENDERERS
     from .scanner import scan_tree
 

@@ -80,7 +80,8 @@ def _json_objects_after(text: str, start: int, work: _Work, limit: int = 4096) -
     return None
 
 
-def find_configs(buf: Buf, path: str | None = None, max_work: int | None = None) -> tuple[list[tuple[str, Any]], list[str]]:
+def find_configs(buf: Buf, path: str | None = None,
+                 max_work: int | None = None) -> tuple[list[tuple[str, Any]], list[str]]:
     """(configs found, problems). A named attribute whose JSON cannot be read is a problem.
     ``max_work`` bounds the characters decoded while searching a file read without h5py."""
     if path is not None:

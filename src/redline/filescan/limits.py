@@ -57,7 +57,8 @@ class Limits:
             name, sep, value = item.partition("=")
             name = name.strip().replace("-", "_")
             if not sep or name not in self.names():
-                raise UsageError(f"{source}: expected NAME=VALUE with NAME one of {', '.join(self.names())}; got {item!r}")
+                raise UsageError(f"{source}: expected NAME=VALUE with NAME one of {', '.join(self.names())}; "
+                                 f"got {item!r}")
             changes[name] = parse_size(value, f"{source} {name}")
         return replace(self, **changes)
 
