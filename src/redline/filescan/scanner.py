@@ -43,6 +43,7 @@ class _Scan:
         self.suppressed = 0
         self._digests: dict[bytes, str] = {}  # content already scanned -> the member it was in
         self.formats: set[str] = set()  # every format met, nested ones included
+        self.limited = False  # the last member extraction stopped at a member limit
 
     # -------------------------------------------------------------- issues
     def add(self, severity: str, kind: str, detail: str, member: str | None) -> None:
@@ -172,10 +173,15 @@ class _Scan:
                 if name not in names and name.startswith(f"{prefix}data/"):
                     self.add("High", "parse-error", f"storage {name} named by data.pkl is missing", member)
         extents: dict[tuple, str] = {}
+        overlapping = _overlapping(members)
+        held_back = 0
         for m in members:
             if id(m) in handled:
                 continue
             self.budget.spend_entry()
+            if id(m) in overlapping and overlapping[id(m)]:
+                held_back += 1  # another overlapping entry already passed a limit: same bytes, same bomb
+                continue
             child = _child(member, m.name)
             spec = storages.get(m.name) if not m.hidden else None
             if spec is not None:  # raw tensor bytes: the loader never parses them
@@ -193,11 +199,16 @@ class _Scan:
                 continue
             got = self._extract_member(buf, m, member)
             if got is None:
+                if self.limited and id(m) in overlapping:
+                    overlapping.update((key, True) for key in overlapping)
                 continue
             if got.streamed:
                 self.npy(got.content, child, depth + 1, size=got.size)
             elif not self._seen_content(got.content, child):
                 self.scan(got.content, child, depth + 1)
+        if held_back:
+            self.add("High", "too-large", f"{held_back} overlapping entries not read: an entry overlapping them "
+                     "passed a limit", member)
         return kind
 
     def _seen_content(self, content: Buf, child: str) -> bool:
@@ -231,13 +242,16 @@ class _Scan:
 
     def _extract_member(self, buf: Buf, m: zipread.Member, member: str | None,
                         stream: bool = True) -> zipread.Extracted | None:
-        """The member's content (or, for a numeric .npy member, its streamed head), or None."""
+        """The member's content (or, for a numeric .npy member, its streamed head), or None
+        (``self.limited`` then says whether a member limit was the reason)."""
+        self.limited = False
         try:
             got = zipread.extract(buf, m, self.budget, stream_if=_numeric_npy if stream else None)
         except LimitExceeded as exc:
             if exc.name in _GLOBAL_LIMITS:
                 raise
             self.add("High", "too-large", f"{m.name}: not scanned: {exc}", member)
+            self.limited = True
             return None
         for problem in got.problems:
             kind = "encrypted" if "encrypted" in problem else (
@@ -360,6 +374,21 @@ _HANDLERS: dict[str, Callable] = {
     "hdf5": _Scan.hdf5,
     "json": _Scan.json,
 }
+
+
+def _overlapping(members: list[zipread.Member]) -> dict[int, bool]:
+    """id -> False for every member whose bytes overlap another's (members sorted by offset):
+    the marker of an overlapping-entry bomb, where each entry re-reads the same expansion."""
+    out: dict[int, bool] = {}
+    reach, previous = -1, None
+    for m in members:
+        if m.header_offset < reach:
+            out[id(m)] = False
+            if previous is not None:
+                out[id(previous)] = False
+        if m.extent_end > reach:
+            reach, previous = m.extent_end, m
+    return out
 
 
 def _mentions_modules(doc: object) -> bool:
