@@ -291,7 +291,7 @@ class PickleVM:
         except MemoryError:
             self.stack = self.metastack = []
             self.memo = {}
-            result.error = PickleLimit("memory", "the simulation ran out of memory", self.pos)
+            result.error = PickleLimit("max_memory_bytes", "the simulation ran out of memory", self.pos)
         return result
 
     def _loop(self) -> None:
