@@ -41,6 +41,8 @@ def scan_json(path: Path, *extra: str, env: dict | None = None):
     out = run_capped(["scan-files", str(path), "--json", *extra], env=env)
     assert out.seconds < TIME_LIMIT
     assert out.returncode in (0, 1), out.stderr
+    # reaching the address-space cap would surface as a MemoryError: the bound must come first
+    assert "MemoryError" not in out.stdout + out.stderr, out.stdout[-2000:]
     return out
 
 
@@ -183,7 +185,7 @@ def test_nested_zips(tmp_path):
     data = nested_zip()
     assert len(data) < 300_000
     out = scan_json(write(tmp_path, "nested.zip", data))
-    assert out.verdicts()["nested.zip"] in ("safe", "error")
+    assert out.verdicts()["nested.zip"] == "safe"  # 16**5 harmless leaves, each distinct archive read once
     assert "scanned once" in out.stdout
 
 
@@ -200,8 +202,7 @@ def test_keras_config_path_bomb(tmp_path):
     data = keras_path_bomb()
     assert len(data) < 400_000
     out = scan_json(write(tmp_path, "bomb.keras", data))
-    assert out.verdicts()["bomb.keras"] in ("safe", "error")
-    assert out.returncode in (0, 1)
+    assert out.verdicts()["bomb.keras"] == "safe"  # a harmless config, read in full
 
 
 def test_hdf5_member_json_search_is_bounded(tmp_path):
@@ -353,13 +354,17 @@ FUZZ = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from hypothesis import given, settings, HealthCheck, strategies as st
-from hostile_files import preview_bomb, nested_zip, overlapping_zip, keras_path_bomb
+from hostile_files import (preview_bomb, nested_zip, overlapping_zip, keras_path_bomb, joblib_dtype_bomb,
+                           h5_search_bomb, big_member_zip)
 from filescan_asm import system, zip_bytes
 from redline.filescan import scan_path
 import tempfile, os
 
+import gzip, pickle
 SEEDS = [preview_bomb(60), nested_zip(4, 3), overlapping_zip(8, 1 << 20), keras_path_bomb(50, 20, 50),
-         zip_bytes({"a/data.pkl": system("id"), "a/version": b"3\n"}), b"\x80\x02" + b"(" * 5000 + b"N."]
+         zip_bytes({"a/data.pkl": system("id"), "a/version": b"3\n"}), b"\x80\x02" + b"(" * 5000 + b"N.",
+         gzip.compress(pickle.dumps({"w": list(range(50))}, protocol=2)), joblib_dtype_bomb(6),
+         h5_search_bomb(3, 5), big_member_zip(4 << 20)]
 folder = tempfile.mkdtemp()
 slowest = 0.0
 
