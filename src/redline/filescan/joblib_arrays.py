@@ -20,9 +20,25 @@ _FLEXIBLE_CHAR_SIZE = {"S": 1, "U": 4, "V": 1}
 _HASOBJECT = 0x01  # NPY_ITEM_REFCOUNT: the dtype holds Python object pointers
 
 
-def dtype_layout(dtype: Any) -> tuple[int, bool]:
+def dtype_layout(dtype: Any, _known: dict[int, tuple[int, bool] | None] | None = None) -> tuple[int, bool]:
     """(itemsize, has_objects) of a simulated ``numpy.dtype(...)`` value, exactly as numpy's
-    ``dtype.__setstate__`` would set them, or PickleError where that cannot be vouched for."""
+    ``dtype.__setstate__`` would set them, or PickleError where that cannot be vouched for.
+
+    Sub-dtypes are worked out once each (``_known``): a pickle can share one sub-dtype
+    between the fields of every level, which read naively costs 2**levels. A dtype that
+    contains itself (built through the memo) is refused."""
+    known: dict[int, tuple[int, bool] | None] = {} if _known is None else _known
+    if id(dtype) in known:
+        done = known[id(dtype)]
+        if done is None:
+            raise _bad("a dtype that contains itself")
+        return done
+    known[id(dtype)] = None  # in progress
+    known[id(dtype)] = result = _dtype_layout(dtype, known)
+    return result
+
+
+def _dtype_layout(dtype: Any, known: dict[int, tuple[int, bool] | None]) -> tuple[int, bool]:
     from .pickle_vm import PickleError
 
     if not (isinstance(dtype, Obj) and dtype.cls is not None and dtype.cls.qualname == "numpy.dtype"
@@ -47,7 +63,7 @@ def dtype_layout(dtype: Any) -> tuple[int, bool]:
             if state[5] < 0:
                 raise PickleError(f"flexible dtype with size {state[5]}", -1)
             size = state[5]
-            has_objects = _parts_hold_objects(state)
+            has_objects = _parts_hold_objects(state, known)
     else:
         size, has_objects = 8, False
     if state is not None and not flex and (state[2] is not None or state[3] is not None or state[4] is not None):
@@ -58,12 +74,12 @@ def dtype_layout(dtype: Any) -> tuple[int, bool]:
     return size, has_objects
 
 
-def _parts_hold_objects(state: tuple) -> bool:
+def _parts_hold_objects(state: tuple, known: dict[int, tuple[int, bool] | None]) -> bool:
     subarray, names, fields = state[2], state[3], state[4]
     if subarray is not None:
         if not (isinstance(subarray, tuple) and len(subarray) == 2):
             raise _bad("malformed subarray")
-        return dtype_layout(subarray[0])[1]
+        return dtype_layout(subarray[0], known)[1]
     if fields is None:
         if names is not None:
             raise _bad("names without fields")
@@ -74,7 +90,7 @@ def _parts_hold_objects(state: tuple) -> bool:
     for _name, field in fields.items:
         if not (isinstance(field, tuple) and len(field) in (2, 3)):
             raise _bad("malformed field")
-        held = dtype_layout(field[0])[1] or held
+        held = dtype_layout(field[0], known)[1] or held
     return held
 
 
@@ -108,8 +124,10 @@ def read_wrapped_array(vm: PickleVM, wrapper: Obj, op_pos: int) -> Obj:
     for n in shape:
         count *= n
     if has_objects:  # a complete nested pickle stream follows
-        # joblib reads it with a fresh pickle._Unpickler: its own memo and stack, no array hook
-        nested = PickleVM(vm.data, vm.pos, vm.end, Mode(persistent=vm.mode.persistent, pure=True), vm.report).run()
+        # joblib reads it with a fresh pickle._Unpickler: its own memo and stack, no array
+        # hook; its opcodes still count against the file's limits and budget
+        nested = PickleVM(vm.data, vm.pos, vm.end, Mode(persistent=vm.mode.persistent, pure=True), vm.report,
+                          vm.limits, vm.max_opcodes - vm.result.opcodes, vm.over_budget).run()
         vm.result.effects += nested.effects
         vm.result.opcodes += nested.opcodes
         vm.result.persistent_ids.extend(nested.persistent_ids)

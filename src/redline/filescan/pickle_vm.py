@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits
 from .values import Big, Obj, PDict, Persistent, PSet, Ref, preview
 
 HIGHEST_PROTOCOL = 5
@@ -32,6 +35,8 @@ _unpack_H = struct.Struct("<H").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+CHECK_EVERY = 4096  # opcodes between looks at the opcode count and stack size
+BUDGET_CHECK_EVERY = 16 * CHECK_EVERY  # ... and at the process's memory and the clock
 
 
 class PickleError(Exception):
@@ -40,6 +45,16 @@ class PickleError(Exception):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.pos = pos
+
+
+class PickleLimit(PickleError):
+    """The scanner's own work or memory limit was reached (not a defect of the stream)."""
+
+    def __init__(self, name: str, detail: str, pos: int) -> None:
+        from .limits import ENV_VAR
+
+        super().__init__(f"{detail} (limit {name}; raise it with --limit {name}=N or {ENV_VAR})", pos)
+        self.limit = name
 
 
 @dataclass
@@ -86,7 +101,9 @@ def _is_identifier_path(text: str) -> bool:
 class PickleVM:
     """One simulated load of one pickle stream from ``data[start:end]``."""
 
-    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> None:
+    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+                 limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None,
+                 over_budget: Callable[[], str | None] | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end
@@ -99,6 +116,11 @@ class PickleVM:
         self.frame_end: int | None = None
         self.result = RunResult(start=start)
         self._flagged: set[str] = set()
+        self.limits = limits
+        self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
+        self.held = 0  # values on the stacks saved under open MARKs
+        self.over_budget = over_budget  # the file's memory/time check, asked every 65536 opcodes
+        self.keys_checked: dict[int, tuple[Any, int]] = {}  # id(BUILD state part) -> (part, keys checked)
 
     # ---------------------------------------------------------------- reading
     def _need(self, n: int, what: str) -> int:
@@ -145,7 +167,34 @@ class PickleVM:
             raise PickleError("could not find MARK", op_pos)
         items = self.stack
         self.stack = self.metastack.pop()
+        self.held -= len(self.stack)
         return items
+
+    def _periodic(self, pos: int) -> int:
+        """Check the work limits; returns the opcode count at which to check again. The stack
+        grows by at most one value per opcode, so checking it every CHECK_EVERY opcodes
+        overshoots its limit by at most that many values."""
+        opcodes = self.result.opcodes
+        if opcodes > self.max_opcodes:
+            raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
+        if len(self.stack) + self.held > self.limits.max_stack:
+            raise PickleLimit("max_stack", f"more than {self.limits.max_stack} values on the pickle stack", pos)
+        if opcodes and not opcodes % BUDGET_CHECK_EVERY and self.over_budget is not None:
+            self._check_budget(pos)
+        return min(opcodes + CHECK_EVERY, self.max_opcodes + 1)
+
+    def _check_budget(self, pos: int) -> None:
+        name = self.over_budget()
+        if name == "max_memory_bytes":
+            raise PickleLimit(name, f"simulating the pickle took more than {self.limits.max_memory_bytes} bytes", pos)
+        if name is not None:
+            raise PickleLimit(name, f"scanning the file took more than {self.limits.max_seconds} seconds", pos)
+
+    def _memo_put(self, idx: int, value: Any, op_pos: int) -> None:
+        memo = self.memo
+        if idx not in memo and len(memo) >= self.limits.max_memo:
+            raise PickleLimit("max_memo", f"more than {self.limits.max_memo} memo entries", op_pos)
+        memo[idx] = value
 
     # ---------------------------------------------------------------- findings
     def _flag(self, severity: str, kind: str, detail: str) -> None:
@@ -254,6 +303,10 @@ class PickleVM:
             result.error = exc
         except RecursionError:  # deeply nested joblib object arrays
             result.error = PickleError("nesting too deep", self.pos)
+        except MemoryError:
+            self.stack = self.metastack = []
+            self.memo = {}
+            result.error = PickleLimit("max_memory_bytes", "the simulation ran out of memory", self.pos)
         return result
 
     def _loop(self) -> None:
@@ -261,6 +314,7 @@ class PickleVM:
         dispatch = _DISPATCH
         result = self.result
         end = self.end
+        next_check = self._periodic(self.pos)
         while True:
             pos = self.pos
             if pos >= end:
@@ -274,6 +328,8 @@ class PickleVM:
             if handler is None:
                 raise PickleError(f"invalid opcode 0x{code:02x}", pos)
             result.opcodes += 1
+            if result.opcodes >= next_check:  # one comparison per opcode; the limits are looked at in batches
+                next_check = self._periodic(pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
@@ -286,6 +342,9 @@ class PickleVM:
 # Each takes (vm, pos) and returns True only for STOP.
 
 def _op_mark(vm: PickleVM, pos: int) -> None:
+    if len(vm.metastack) >= vm.limits.max_marks:
+        raise PickleLimit("max_marks", f"more than {vm.limits.max_marks} MARKs open at once", pos)
+    vm.held += len(vm.stack)
     vm.metastack.append(vm.stack)
     vm.stack = []
 
@@ -626,7 +685,9 @@ def _op_setitems(vm: PickleVM, pos: int) -> None:
 
 def _record_entries(target: Any, keys: list) -> None:
     if isinstance(target, Obj):
-        target.entries = (target.entries or []) + keys
+        if target.entries is None:
+            target.entries = []
+        target.entries.extend(keys)  # in place: a copy per SETITEM would make a long run quadratic
 
 
 def _op_additems(vm: PickleVM, pos: int) -> None:
@@ -670,20 +731,20 @@ def _op_put(vm: PickleVM, pos: int) -> None:
         raise PickleError("bad PUT index", pos) from exc
     if idx < 0:
         raise PickleError("negative PUT index", pos)
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_binput(vm: PickleVM, pos: int) -> None:
-    vm.memo[vm.data[vm._need(1, "BINPUT")]] = vm._top(pos)
+    vm._memo_put(vm.data[vm._need(1, "BINPUT")], vm._top(pos), pos)
 
 
 def _op_long_binput(vm: PickleVM, pos: int) -> None:
     idx = _unpack_I(vm.data, vm._need(4, "LONG_BINPUT"))[0]
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_memoize(vm: PickleVM, pos: int) -> None:
-    vm.memo[len(vm.memo)] = vm._top(pos)
+    vm._memo_put(len(vm.memo), vm._top(pos), pos)
 
 
 def _op_proto(vm: PickleVM, pos: int) -> None:
@@ -810,21 +871,29 @@ def _op_build(vm: PickleVM, pos: int) -> None:
     raise PickleError(f"BUILD on {preview(inst)}, which has no state to set", pos)
 
 
-def _state_keys(state: Any) -> list:
+def _state_keys(vm: PickleVM, state: Any) -> list:
     """Keys BUILD writes into the object: a dict state goes to ``__dict__`` (where a
-    ``__setstate__`` entry is called by the next BUILD), a (dict, slots) pair to both."""
+    ``__setstate__`` entry is called by the next BUILD), a (dict, slots) pair to both.
+    Only keys not yet checked are returned: keys are only ever appended, and one large
+    state BUILT again and again must not cost (BUILDs x keys)."""
     keys: list = []
     parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
     for part in parts:
         if isinstance(part, PDict):
-            keys.extend(k for k, _v in part.items)
+            written, pairs = part.items, True
         elif isinstance(part, Obj) and part.entries:
-            keys.extend(part.entries)
+            written, pairs = part.entries, False
+        else:
+            continue
+        _held, done = vm.keys_checked.get(id(part), (part, 0))
+        vm.keys_checked[id(part)] = (part, len(written))  # the part is held so its id stays its own
+        new = written[done:]
+        keys.extend([k for k, _v in new] if pairs else new)
     return keys
 
 
 def _check_state_keys(vm: PickleVM, inst: Obj, state: Any) -> None:
-    for key in _state_keys(state):
+    for key in _state_keys(vm, state):
         if not isinstance(key, str):
             vm._flag("High", "attribute-write", f"BUILD on {inst.label} sets a non-text attribute {preview(key)}")
         elif key.startswith("__") and key.endswith("__"):
@@ -898,6 +967,19 @@ for _code, _fn in {
 OPCODE_BYTES = frozenset(i for i, fn in enumerate(_DISPATCH) if fn is not None)
 
 
-def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> RunResult:
-    """Simulate one ``load()`` of the stream at ``data[start:end]``."""
-    return PickleVM(data, start, end, mode, report).run()
+def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+               budget: Any = None) -> RunResult:
+    """Simulate one ``load()`` of the stream at ``data[start:end]``; ``budget`` (a
+    ``limits.Budget``) is charged with its opcodes, so all pickles of a file share one bound."""
+    enabled = gc.isenabled()
+    gc.disable()  # the simulation allocates millions of small containers: collections cost more than they free
+    try:
+        if budget is None:
+            return PickleVM(data, start, end, mode, report).run()
+        vm = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left(), budget.exceeded)
+        result = vm.run()
+    finally:
+        if enabled:
+            gc.enable()
+    budget.spend_opcodes(result.opcodes)
+    return result
