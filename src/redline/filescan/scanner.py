@@ -108,8 +108,9 @@ class _Scan:
         if trial.end is not None or trial.effects:
             self.add("High", "polyglot", "the file is also a pickle; pickle loaders would run it", member)
         elif stopped_by_limit(trial):
-            self.add("High", "polyglot", "the file may also be a pickle: reading it as one stopped at a limit "
-                     f"({trial.error})", member)
+            # no proof either way: not called a polyglot, but scanned as a pickle, whose limit
+            # then makes the verdict error
+            self.note(f"{member or 'the file'} may also be a pickle: a trial reading stopped at a limit")
         else:
             return
         self.pickle(buf, _child(member, "<as pickle>"), depth + 1)
