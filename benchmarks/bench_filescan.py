@@ -129,6 +129,10 @@ def rates(available: dict, sweep: bool, differential: bool, splice_every: int) -
                 print(f"    redline: {line}")
         if differential:
             candidates = diff.payload_shapes() + diff.number_prefixes()
+            if "torch" in diff.available_loaders():
+                candidates += [diff.Candidate("torch-data-pkl", diff.torch_spliced, loaders=("torch",), suffix=".pt"),
+                               diff.Candidate("torch-zip64-two-directories", diff.torch_zip64_two_directories,
+                                              loaders=("torch",), suffix=".pt")]
             try:
                 candidates += diff.spliced_models(diff.small_models(), every=splice_every)
             except ImportError:
