@@ -104,7 +104,7 @@ def _verdict(fn, path: Path) -> str:
         return "error"
 
 
-def rates(available: dict, sweep: bool, differential: bool, splice_every: int) -> None:
+def rates(available: dict, sweep: bool, differential: bool, splice_every: int, fast_sweep: bool = False) -> None:
     """False-positive rate on the benign sweep, detection rate on the differential candidates."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "filescan"))
     import benign_sweep
@@ -114,7 +114,7 @@ def rates(available: dict, sweep: bool, differential: bool, splice_every: int) -
         root = Path(tmp)
         if sweep:
             start = time.perf_counter()
-            families = benign_sweep.build(root / "sweep", fast=False)
+            families = benign_sweep.build(root / "sweep", fast=fast_sweep)
             files = [p for paths in families.values() for p in paths]
             print(f"benign sweep: {len(files)} files ({', '.join(f'{k} {len(v)}' for k, v in families.items())}), "
                   f"written in {time.perf_counter() - start:.0f}s")
@@ -129,6 +129,12 @@ def rates(available: dict, sweep: bool, differential: bool, splice_every: int) -
                 print(f"    redline: {line}")
         if differential:
             candidates = diff.payload_shapes() + diff.number_prefixes()
+            if "torch" in diff.available_loaders():
+                candidates += [diff.Candidate("torch-data-pkl", diff.torch_spliced, loaders=("torch",), suffix=".pt"),
+                               diff.Candidate("torch-zip64-two-directories", diff.torch_zip64_two_directories,
+                                              loaders=("torch",), suffix=".pt"),
+                               diff.Candidate("torch-zip64-hidden-directory", diff.torch_zip64_hidden_directory,
+                                              loaders=("torch",), suffix=".pt")]
             try:
                 candidates += diff.spliced_models(diff.small_models(), every=splice_every)
             except ImportError:
@@ -165,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="false-positive rates on the benign sweep")
     parser.add_argument("--differential", action="store_true", help="detection rates against the real loaders")
     parser.add_argument("--splice-every", type=int, default=3, help="splice a payload at every k-th opcode")
+    parser.add_argument("--fast-sweep", action="store_true", help="the suite's shrunken sweep (fewer iterations)")
     args = parser.parse_args(argv)
     available = {}
     for name, fn in TOOLS.items():
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print(f"{name} not installed: skipped", file=sys.stderr)
     if args.sweep or args.differential:
-        rates(available, args.sweep, args.differential, args.splice_every)
+        rates(available, args.sweep, args.differential, args.splice_every, args.fast_sweep)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp), args.size_mb)

@@ -208,7 +208,7 @@ def build(folder: Path, fast: bool = True) -> dict[str, list[Path]]:
         if importlib.util.find_spec(module) is None:
             continue
         sub = folder / family
-        sub.mkdir()
+        sub.mkdir(parents=True)
         families[family] = writer(sub, fast) if family == "sklearn" else writer(sub)
     return families
 

@@ -280,6 +280,98 @@ def _joblib_dtype_size(canary: str) -> bytes:
     return data[:start] + bytes(half) + hide + bytes(half - 5) + payload + b"0" + tail
 
 
+def _torch_zip(canary: str | None) -> bytes:
+    """A torch.save archive, stored; with ``canary`` its data.pkl starts with a payload."""
+    import zipfile
+
+    import torch
+
+    raw = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, raw)
+    src = zipfile.ZipFile(io.BytesIO(raw.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if canary is not None and info.filename.endswith("data.pkl"):
+                data = data[:2] + open_call(canary) + b"0" + data[2:]
+            dst.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def torch_spliced(canary: str) -> bytes:
+    return _torch_zip(canary)
+
+
+def torch_zip64_two_directories(canary: str) -> bytes:
+    """Two archives in one file: Python's zipfile reads the zip64 end record just before the
+    locator (a benign checkpoint), PyTorch's reader the one the locator points to (the same
+    checkpoint with a payload in data.pkl)."""
+
+    def split(z: bytes) -> tuple[bytes, bytes, int]:
+        eocd = z.rfind(b"PK\x05\x06")
+        _nd, n, size, off = struct.unpack_from("<HHII", z, eocd + 8)
+        return z[:off], z[off : off + size], n
+
+    def shifted(cd: bytes, delta: int) -> bytes:
+        out, pos = bytearray(cd), 0
+        while pos < len(out):
+            nlen, xlen, clen = struct.unpack_from("<HHH", out, pos + 28)
+            struct.pack_into("<I", out, pos + 42, struct.unpack_from("<I", out, pos + 42)[0] + delta)
+            pos += 46 + nlen + xlen + clen
+        return bytes(out)
+
+    def record(n: int, size: int, off: int) -> bytes:
+        return struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, size, off)
+
+    locals_a, cd_a, n_a = split(_torch_zip(None))
+    locals_b, cd_b, n_b = split(_torch_zip(canary))
+    cd_b = shifted(cd_b, len(locals_a))
+    cd_b_at = len(locals_a) + len(locals_b)
+    rec_b_at = cd_b_at + len(cd_b)
+    cd_a_at = rec_b_at + 56
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, rec_b_at, 1)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return (locals_a + locals_b + cd_b + record(n_b, len(cd_b), cd_b_at) + cd_a
+            + record(n_a, len(cd_a), cd_a_at) + locator + end)
+
+
+def torch_zip64_hidden_directory(canary: str) -> bytes:
+    """As above, but the second archive (local entries, central directory, zip64 end record)
+    lies inside the raw bytes of a tensor of the first, which no reader of the first parses."""
+    import torch
+
+    evil = _torch_zip(canary)
+    eocd = evil.rfind(b"PK\x05\x06")
+    _nd, n_b, size_b, off_b = struct.unpack_from("<HHII", evil, eocd + 8)
+    locals_b, cd_b = evil[:off_b], evil[off_b : off_b + size_b]
+    blob_len = len(locals_b) + size_b + 56
+
+    def checkpoint(blob: bytes) -> bytes:
+        raw = io.BytesIO()
+        torch.save({"w": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}, raw)
+        return raw.getvalue()
+
+    marker = bytes(range(256)) * (blob_len // 256 + 1)
+    at = checkpoint(marker[:blob_len]).find(marker[:blob_len])  # where the tensor bytes land
+    shifted, pos = bytearray(cd_b), 0
+    while pos < len(shifted):
+        nlen, xlen, clen = struct.unpack_from("<HHH", shifted, pos + 28)
+        struct.pack_into("<I", shifted, pos + 42, struct.unpack_from("<I", shifted, pos + 42)[0] + at)
+        pos += 46 + nlen + xlen + clen
+    cd_b_at = at + len(locals_b)
+    rec_b = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n_b, n_b, size_b, cd_b_at)
+    good = checkpoint(locals_b + bytes(shifted) + rec_b)
+    assert good.find(locals_b) == at
+    eocd = good.rfind(b"PK\x05\x06")
+    _nd, n_a, size_a, off_a = struct.unpack_from("<HHII", good, eocd + 8)
+    rec_a = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n_a, n_a, size_a, off_a)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, cd_b_at + size_b, 1)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    cut = eocd - 76 if good[eocd - 20 : eocd - 16] == b"PK\x06\x07" else eocd  # torch may write zip64 records
+    return good[:cut] + rec_a + locator + end
+
+
 def number_prefixes(loaders: tuple[str, ...] = ("pickle", "numpy")) -> list[Candidate]:
     """Text numbers the C unpickler accepts in ways a naive parser does not, before a payload."""
     prefixes = {"long-hex": b"L0x10L\n0", "long-underscore": b"L1_000\n0", "int-octal": b"I010\n0",

@@ -1,11 +1,17 @@
 """The fast form of the differential harness (differential.py): candidate files whose canary
 payload is checked under the real loaders in sandboxed children. A payload that runs while the
 scanner says ``safe`` fails the test. The long form is benchmarks/bench_filescan.py --differential."""
-import io
-import zipfile
-
 import pytest
-from differential import Candidate, evaluate, open_call, payload_shapes, small_models, spliced_models
+from differential import (
+    Candidate,
+    evaluate,
+    payload_shapes,
+    small_models,
+    spliced_models,
+    torch_spliced,
+    torch_zip64_hidden_directory,
+    torch_zip64_two_directories,
+)
 
 # the files of issue 21's techniques: their payload must be confirmed to run under some loader
 CONFIRMED = {"gadget-ufunc-setstate", "gadget-ufunc-setstate-estimator", "tar-header", "joblib-dtype-size",
@@ -38,24 +44,15 @@ def test_payload_spliced_into_real_pickles(tmp_path):
     assert fired >= 0.8 * len(outcomes)  # the splices are real: most run before the loader stops
 
 
-def _torch_with_spliced_payload(canary: str) -> bytes:
-    import torch
-
-    buf = io.BytesIO()
-    torch.save({"w": torch.ones(2)}, buf)
-    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename.endswith("data.pkl"):
-                data = data[:2] + open_call(canary) + b"0" + data[2:]
-            dst.writestr(info, data)
-    return out.getvalue()
-
-
-def test_torch_zip_with_payload_in_data_pkl(tmp_path):
+def test_torch_archives(tmp_path):
+    """A payload in data.pkl, and a zip64 locator that sends PyTorch's reader to a second
+    central directory whose data.pkl carries the payload while Python's zipfile reads a clean one."""
     pytest.importorskip("torch")
-    outcomes = evaluate([Candidate("torch-data-pkl", _torch_with_spliced_payload, loaders=("torch",), suffix=".pt")],
-                        tmp_path, loaders={"torch"}, timeout=60)
-    assert outcomes[0].fired.get("torch") and outcomes[0].verdict == "unsafe", _report(outcomes)
+    candidates = [Candidate("torch-data-pkl", torch_spliced, loaders=("torch",), suffix=".pt"),
+                  Candidate("torch-zip64-two-directories", torch_zip64_two_directories, loaders=("torch",), suffix=".pt"),
+                  Candidate("torch-zip64-hidden-directory", torch_zip64_hidden_directory, loaders=("torch",), suffix=".pt")]
+    outcomes = evaluate(candidates, tmp_path, loaders={"torch"}, timeout=60)
+    assert all(o.fired.get("torch") for o in outcomes), _report(outcomes)
+    assert all(o.verdict != "safe" for o in outcomes), _report(outcomes)
+    # the second directory hides in tensor bytes: only the locator check can see it
+    assert all("zip64 locator points away" in o.details for o in outcomes[1:]), _report(outcomes)

@@ -44,3 +44,35 @@ def test_onnx_weights_alone_are_not_vouched_for(sweep):
 
     weights = next(p for p in sweep["onnx"] if p.name == "weights.bin")
     assert scan_path(weights).verdict == "error"  # only the model that names it makes it data
+
+
+# the honest files issue 21 found flagged: each must be in the sweep (and so called safe)
+NAMED = {
+    "sklearn": ["HistGradientBoostingClassifier.pkl", "GradientBoostingRegressor.joblib", "SGDClassifier.pkl",
+                "Perceptron.pkl", "PassiveAggressiveClassifier.joblib", "KNeighborsClassifier.pkl",
+                "NearestNeighbors.joblib", "KernelDensity.pkl", "LocalOutlierFactor.pkl", "Isomap.joblib",
+                "SelectKBest.pkl", "GenericUnivariateSelect.joblib",
+                "FunctionTransformer_log1p_.pkl", "FunctionTransformer_log1p_.skops", "FeatureAgglomeration.pkl",
+                "OneHotEncoder_str_.joblib", "LogisticRegression_str_labels_.joblib"],
+    "torch": ["dtypes.pt", "layouts.pt", "quantized.pt", "dynamic_quantized_state.pt", "quantized_linear_state.pt",
+              "exported.pt2"],
+    "numpy": ["masked.pkl", "records.pkl", "records.npy", "strings.npy", "arrays.joblib"],
+    "onnx": ["model.onnx", "weights.bin"],
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sweep_holds_the_files_issue_21_flagged(sweep, family):
+    if family not in sweep:
+        pytest.skip(f"{family} is not installed")
+    names = {p.name for p in sweep[family]}
+    wanted = [n for n in NAMED[family] if not (n.endswith(".skops") and "skops" not in SKOPS)]
+    assert not [n for n in wanted if n not in names], sorted(names)[:40]
+
+
+try:
+    import skops.io  # noqa: F401
+
+    SKOPS = {"skops"}
+except ImportError:
+    SKOPS = set()

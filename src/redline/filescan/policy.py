@@ -22,7 +22,6 @@ class Decision:
     category: str = ""
     reason: str = ""
     checker: str | None = None  # name of the argument checker for use == "checked"
-    by_name: bool = False  # admitted by a naming rule, not by an exact row
 
 
 def _is_identifier_path(text: str) -> bool:
@@ -127,7 +126,7 @@ def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision
             if module.startswith(prefix):
                 # admitted by its name only: it may be created without arguments and given a
                 # state, never called, so a callable that merely looks like a class does nothing
-                return Decision(True, use="new-only", reason=reason, by_name=True)
+                return Decision(True, use="new-only", reason=reason)
     if len(parts) == 1 and parts[0].lstrip("_")[:1].islower() and not parts[0].startswith("__"):
         for prefix in table.SKLEARN_FUNCTION_MODULES:
             if module == prefix or module.startswith(prefix + "."):
