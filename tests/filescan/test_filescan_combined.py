@@ -47,6 +47,18 @@ def test_a_pickle_reading_stopped_by_a_limit_is_not_taken_for_no_pickle(tmp_path
     assert any(i.kind == "too-large" and "max_marks" in i.detail for i in report.issues)
 
 
+def test_trial_pickle_readings_run_on_the_file_clock():
+    from redline.filescan.buffer import Buf
+    from redline.filescan.limits import Budget
+    from redline.filescan.pickles import looks_like_pickle, stopped_by_limit
+
+    stream = Buf.of(PROTO(2) + b"N0" * 40_000 + b"N" + STOP)  # 80,000 opcodes: one clock check
+    assert looks_like_pickle(stream, Limits(max_seconds=1)).end is not None
+    spent = Budget(Limits(max_seconds=1))
+    spent.started -= 10  # the file's scan has already used its time
+    assert stopped_by_limit(looks_like_pickle(stream, Limits(max_seconds=1), spent))
+
+
 def _rebuild_bomb(keys: int, builds: int, key: str = "k{}") -> bytes:
     """One dict state of ``keys`` entries BUILT onto the same object ``builds`` times."""
     holder = glob("collections", "OrderedDict") + b")" + REDUCE + binput(0)

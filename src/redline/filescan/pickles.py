@@ -182,11 +182,16 @@ def _legacy_torch(buf: Buf, magic: RunResult, sink: Sink, budget: Any = None) ->
     return outcome
 
 
-def looks_like_pickle(buf: Buf, limits: Limits | None = None) -> RunResult:
+def looks_like_pickle(buf: Buf, limits: Limits | None = None, clock: Budget | None = None) -> RunResult:
     """A trial load used to recognise protocol 0/1 pickles, which have no magic bytes.
-    It runs under the file's limits but on its own tally (the real scan pays again).
+    It runs under the file's limits but on its own opcode tally (the real scan pays again);
+    with ``clock`` (the file's Budget) its time and memory count against the file's, so
+    trials repeated over many archive members cannot outrun ``max_seconds``.
     A trial stopped by a limit proves nothing either way: callers treat it as a pickle."""
-    return run_pickle(buf.data, buf.start, buf.end, Mode(), lambda f: None, Budget(limits or Limits()))
+    tally = Budget(limits or Limits())
+    if clock is not None:
+        tally.started, tally.memory_start = clock.started, clock.memory_start
+    return run_pickle(buf.data, buf.start, buf.end, Mode(), lambda f: None, tally)
 
 
 def stopped_by_limit(run: RunResult) -> bool:

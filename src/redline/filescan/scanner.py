@@ -70,7 +70,7 @@ class _Scan:
         if depth > self.limits.max_depth:
             self.add("High", "depth-limit", f"nested deeper than {self.limits.max_depth} levels; not scanned", member)
             return "nested"
-        fmt = detect(buf, self.limits)
+        fmt = detect(buf, self.limits, self.budget)
         self.formats.add(fmt)
         handler = _HANDLERS.get(fmt)
         result = fmt
@@ -104,7 +104,7 @@ class _Scan:
         by a limit proves nothing either way, so it counts as a pickle (fail closed)."""
         if not len(buf) or buf.data[buf.start] not in OPCODE_BYTES:
             return
-        trial = looks_like_pickle(buf, self.limits)
+        trial = looks_like_pickle(buf, self.limits, self.budget)
         if trial.end is not None or trial.effects:
             self.add("High", "polyglot", "the file is also a pickle; pickle loaders would run it", member)
         elif stopped_by_limit(trial):
@@ -234,7 +234,7 @@ class _Scan:
                 self.keras_config(content, child)  # load_model reads it whatever else is there
             elif role == "raw":
                 self._also_pickle(content, child, depth + 1)  # raw tensor bytes of a .pt2 archive
-            elif role == "keras-weights" and detect(content, self.limits) == "hdf5":
+            elif role == "keras-weights" and detect(content, self.limits, self.budget) == "hdf5":
                 self.formats.add("hdf5")  # weights only: Keras reads its datasets into variables, no config or code
             elif not self._seen_content(content, child):
                 self.scan(content, child, depth + 1)
@@ -513,7 +513,7 @@ def _zip_kind(listing: zipread.Listing, truncated: bool = False) -> tuple[str, s
 
 
 # ------------------------------------------------------------------ detection
-def detect(buf: Buf, limits: Limits | None = None) -> str:
+def detect(buf: Buf, limits: Limits | None = None, clock: Budget | None = None) -> str:
     """The format of ``buf``, judged from its content only."""
     n = len(buf)
     if n == 0:
@@ -535,7 +535,7 @@ def detect(buf: Buf, limits: Limits | None = None) -> str:
     if _is_tar(buf):
         return "tar"
     if head[0] in OPCODE_BYTES:  # protocol 0/1 pickles have no magic: try one
-        trial = looks_like_pickle(buf, limits)
+        trial = looks_like_pickle(buf, limits, clock)
         if trial.end is not None or trial.effects or stopped_by_limit(trial):
             return "pickle"
     if compression == "zlib":  # a two-byte magic, weaker than a pickle that loads
