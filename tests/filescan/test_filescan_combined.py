@@ -139,3 +139,15 @@ def test_folder_scan_adopts_onnx_external_data(tmp_path):
     alone = _folder(tmp_path, with_model=False)
     assert [Path(s["path"]).name for s in scan_tree([alone]).skipped] == ["w.data"]
     assert [r.verdict for r in scan_tree([alone], strict=True).reports] == ["error"]
+
+
+# ------------------------------------------------------------------ found while merging
+def test_text_numbers_longer_than_python_converts_are_a_bad_int_not_a_crash(tmp_path):
+    from redline.filescan.pickle_vm import PickleError, _parse_int
+
+    with pytest.raises(PickleError, match="bad INT"):
+        _parse_int(b"1" * 5000, 0)  # CPython: strtol overflows, int() refuses 4,300+ digits
+    assert _parse_int(b"0" * 5000 + b"7", 0) == 7  # strtol skips leading zeros (octal 7)
+    path = tmp_path / "long.pkl"
+    path.write_bytes(PROTO(2) + b"I" + b"1" * 5000 + b"\n" + STOP)
+    assert scan_path(path).verdict == "error"

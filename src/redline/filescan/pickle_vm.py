@@ -410,7 +410,10 @@ def _strtol(text: bytes) -> tuple[int, int, bool]:
         i += 1
     if i == start:
         return 0, 0, False  # no conversion: end points at the start
-    value = sign * int(text[start:i], base)
+    significant = text[start:i].lstrip(b"0")
+    if len(significant) > 22:  # past any long in any base; int() would refuse 4,300+ digits anyway
+        return 0, i, True
+    value = sign * int(significant or b"0", base)
     return value, i, not (-_LONG_MAX - 1 <= value <= _LONG_MAX)
 
 
