@@ -151,3 +151,22 @@ def test_text_numbers_longer_than_python_converts_are_a_bad_int_not_a_crash(tmp_
     path = tmp_path / "long.pkl"
     path.write_bytes(PROTO(2) + b"I" + b"1" * 5000 + b"\n" + STOP)
     assert scan_path(path).verdict == "error"
+
+
+def test_a_hidden_local_header_claiming_data_past_the_end_is_an_error_not_a_crash(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("x.pkl", PROTO(2) + b"K\x01" + STOP)
+    data = bytearray(out.getvalue())
+    # an unlisted local header between the member and the directory whose name length puts
+    # its data 64 KiB past the end of the file
+    hidden = b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, 0, 10, 10, 0xFFFF, 0)
+    central = data.find(b"PK\x01\x02")
+    data[central:central] = hidden
+    struct.pack_into("<I", data, len(data) - 6, central + len(hidden))
+    for name, content in (("far.zip", bytes(data)), ("far.bin", b"not a model; " + bytes(data))):
+        path = tmp_path / name  # the second is read as an appended zip, outside the format readers
+        path.write_bytes(content)
+        report = scan_path(path)
+        assert report.verdict == "error"
+        assert not any("ValueError" in i.detail for i in report.issues), report.issues

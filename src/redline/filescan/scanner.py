@@ -662,6 +662,9 @@ def _scan_file(path: Path, limits: Limits, *, follow_links: bool = True) -> File
                 _check_appended_zip(scan, buf)
             except LimitExceeded as exc:
                 scan.add("High", "too-large", f"appended zip not fully scanned: {exc}", None)
+            except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, MemoryError,
+                    RecursionError) as exc:  # outside scan()'s guard: fail closed here too
+                scan.add("High", "parse-error", f"appended zip cannot be read ({type(exc).__name__}: {exc})", None)
         if scan.suppressed:
             scan.note(f"{scan.suppressed} more issues of kinds already listed were not listed")
         report.contents = sorted(scan.formats)

@@ -290,7 +290,8 @@ def extract(buf: Buf, m: Member, budget: Budget, stream_if=None) -> Extracted:
         return Extracted(None, [f"{m.name}: encrypted member cannot be scanned"])
     if m.flags & 0x1000_0000:
         return Extracted(None, [])
-    start, stop = m.data_offset, min(m.data_offset + m.csize, buf.end)
+    start = min(m.data_offset, buf.end)  # a local header can claim data past the end of the file
+    stop = min(m.data_offset + m.csize, buf.end)
     if stop - start < m.csize:
         problems.append(f"{m.name}: compressed data is truncated")
     if m.method not in METHODS:
