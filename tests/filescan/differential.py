@@ -201,7 +201,8 @@ def payload_shapes(loaders: tuple[str, ...] = ("pickle", "numpy", "joblib")) -> 
     add("zlib", lambda c: zlib.compress(_wrap(open_call(c), 2)), loaders=("joblib",))
     add("bz2", lambda c: bz2.compress(_wrap(open_call(c), 2)), loaders=("joblib",))
     add("npy-object", _npy_object, suffix=".npy", loaders=("numpy",))
-    add("joblib-dtype-size", _joblib_dtype_size, loaders=("joblib",), suffix=".joblib")
+    if importlib.util.find_spec("joblib") is not None:
+        add("joblib-dtype-size", _joblib_dtype_size, loaders=("joblib",), suffix=".joblib")
     return out
 
 

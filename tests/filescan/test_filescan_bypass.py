@@ -9,7 +9,6 @@ import pickle
 import struct
 import sys
 import tarfile
-import zipfile
 
 import numpy as np
 import pytest
@@ -31,7 +30,6 @@ from filescan_asm import (
     zip_bytes,
 )
 
-from redline.filescan.buffer import Buf
 from redline.filescan.pickle_vm import Mode, PickleError, _parse_int, run_pickle
 
 
@@ -144,7 +142,7 @@ def test_config_json_checked_in_any_zip(scan, check):
 # ------------------------------------------------------------------ 3. parser differentials
 INT_TEXTS = [b"0", b"1", b"00", b"01", b"010", b"0x1f", b"0X1F", b" 7", b"+1", b"-0", b"-1", b"1_000", b"12\x00junk",
              b"0o17", b"0b101", b"99999999999999999999", b"0x", b"", b"  ", b"1 ", b"08", b"0x1g", b"\t3", b"--1",
-             b"9223372036854775808", b"-9223372036854775809", b"007"]
+             b"9223372036854775808", b"-9223372036854775809", b"007", b"\x00f01", b"0\x00", b"1\x00", b"0x1\x00z"]
 
 
 def _loader_value(opcode: bytes, text: bytes, loads):
@@ -167,6 +165,49 @@ def test_text_numbers_match_both_unpicklers(opcode):
             want = _loader_value(opcode, text, loads)
             got = _scanner_value(opcode, text, mode)
             assert got == want and type(got[1]) is type(want[1]), (opcode, text, mode, got, want)
+
+
+def _mutants(seed: int, count: int):
+    """Data-only pickles (no globals) with random edits: bytes changed, inserted or dropped."""
+    import random
+
+    rng = random.Random(seed)
+    objs = [1, -5, 2**70, 3.5, "abc", b"xy", [1, 2], (1, "a"), {"k": [1, 2.0]}, {1, 2}, frozenset([3]), True, None]
+    seeds = [pickle.dumps(o, protocol=p) for o in objs for p in range(6)]
+    alphabet = b"0123456789abcdefx_-+ \x00\nLIF'\".()tlsdpqgahKeu\x90b2"
+    for _ in range(count):
+        data = bytearray(rng.choice(seeds))
+        i = rng.randrange(len(data))
+        roll = rng.random()
+        if roll < 0.3:
+            data[i] = rng.randrange(256)
+        elif roll < 0.8:
+            data[i:i] = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 4)))
+        else:
+            del data[i]
+        yield bytes(data)
+
+
+def test_scanner_never_rejects_what_the_loaders_accept():
+    """Whatever the C unpickler (pickle.loads) or joblib's pickle._Unpickler loads, the
+    simulator must read to the end too: a stream it rejects could be taken for text."""
+    rejected = []
+    for data in _mutants(seed=1, count=4000):
+        for loads, mode in ((pickle.loads, Mode()), (pickle._loads, Mode(pure=True))):
+            try:
+                loads(data)
+            except Exception:
+                continue
+            run = run_pickle(data, 0, len(data), mode, lambda f: None)
+            if run.error is not None and not (mode.pure and "frame runs past" in str(run.error)):
+                rejected.append((data, mode.pure, str(run.error)))
+    assert not rejected, rejected[:5]
+
+
+@pytest.mark.parametrize("prefix", [b"K\x01(e0", b"K\x01(\x900", b"}(u0", b"N2b0", b"I\x00f\n0"])
+def test_no_op_first_opcodes_do_not_hide_a_payload(scan, check, prefix):
+    body = call(glob("builtins", "open"), string0("x"), string0("w")) + STOP
+    check(scan(prefix + body, "notes.txt"), "unsafe", "builtins.open")
 
 
 def test_parse_int_rejects_what_cpython_rejects():
@@ -268,4 +309,3 @@ def test_hdf5_with_h5py_reads_members_exactly(scan, check, tmp_path):
     with h5py.File(path, "w") as f:
         f.attrs["note"] = "weights only"
     check(scan(zip_bytes({"inner/model.h5": path.read_bytes()}), "ok.zip"), "safe")
-    assert zipfile.is_zipfile(io.BytesIO(zip_bytes({"x": b""})))

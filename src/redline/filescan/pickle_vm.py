@@ -418,8 +418,9 @@ def _strtol(text: bytes) -> tuple[int, int, bool]:
 
 
 def _parse_int(line: bytes, pos: int, pure: bool = False) -> Any:
-    """INT as the loader reads it: ``pickle._Unpickler`` uses ``int(text, 0)``; the C
-    unpickler uses ``strtol(text, 0)`` (so ``010`` is 8) and falls back to ``int(text, 0)``."""
+    """INT as the loader reads it (``line`` without its newline): ``pickle._Unpickler`` uses
+    ``int(text, 0)``; the C unpickler runs ``strtol(text, 0)`` on the text up to a NUL (so
+    ``010`` is 8 and an empty number is 0), falling back to ``int(text, 0)``."""
     if not line:
         raise PickleError("bad INT", pos)
     if pure:
@@ -429,19 +430,21 @@ def _parse_int(line: bytes, pos: int, pure: bool = False) -> Any:
             return int(line + b"\n", 0)
         except ValueError as exc:
             raise PickleError("bad INT", pos) from exc
-    value, end, overflow = _strtol(line)
-    if overflow or end < len(line):
+    nul = line.find(b"\x00")
+    text = line if nul < 0 else line[:nul]
+    value, end, overflow = _strtol(text)
+    if overflow or end < len(text):
         try:
-            return int(line + b"\n", 0)
+            return int(text + b"\n", 0)
         except ValueError as exc:
             raise PickleError("bad INT", pos) from exc
-    if len(line) == 2 and value in (0, 1):
+    if len(line) == 2 and value in (0, 1):  # the C loader tests the length of the whole line
         return bool(value)
     return value
 
 
 def _op_int(vm: PickleVM, pos: int) -> None:
-    vm.stack.append(_parse_int(_c_string(vm._line("INT"), vm), pos, vm.mode.pure_python))
+    vm.stack.append(_parse_int(vm._line("INT"), pos, vm.mode.pure_python))
 
 
 def _op_binint(vm: PickleVM, pos: int) -> None:
@@ -656,6 +659,8 @@ def _op_append(vm: PickleVM, pos: int) -> None:
 def _op_appends(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items and not vm.mode.pure_python:
+        return  # the C loader returns before looking at the target
     if isinstance(target, list):
         target.extend(items)
     else:
@@ -678,6 +683,8 @@ def _op_setitem(vm: PickleVM, pos: int) -> None:
 def _op_setitems(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items:
+        return  # both loaders return before looking at the target
     pairs = _pairs(items, pos)
     if isinstance(target, PDict):
         target.items.extend(pairs)
@@ -696,6 +703,8 @@ def _record_entries(target: Any, keys: list) -> None:
 def _op_additems(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items and not vm.mode.pure_python:
+        return  # the C loader returns before looking at the target
     if isinstance(target, PSet) and not target.frozen:
         target.items.extend(items)
     else:
@@ -871,7 +880,17 @@ def _op_build(vm: PickleVM, pos: int) -> None:
     if isinstance(inst, Persistent):
         vm._flag("Medium", "unexpected-call", f"BUILD on persistent object {preview(inst.pid)}")
         return
+    # a plain value has no __dict__; the loaders skip an empty state before looking for one
+    # (the C loader only None, pickle._Unpickler any false value)
+    if state is None or (vm.mode.pure_python and _is_empty_literal(state)):
+        return
     raise PickleError(f"BUILD on {preview(inst)}, which has no state to set", pos)
+
+
+def _is_empty_literal(value: Any) -> bool:
+    if isinstance(value, (PDict, PSet)):
+        return not value.items
+    return isinstance(value, (bool, int, float, str, bytes, list, tuple)) and not value
 
 
 def _state_keys(vm: PickleVM, state: Any) -> list:
