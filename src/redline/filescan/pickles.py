@@ -36,6 +36,30 @@ def _sink_findings(sink: Sink, keep_errors: bool = True) -> tuple[Callable[[Find
     return report, held
 
 
+def _plain_noise(f: Finding) -> bool:
+    """A finding of the plain reading of a joblib file, past its first inline array, that
+    cannot be acted on: an unknown global whose top-level module exists nowhere here, so the
+    import fails and the plain loader stops (names the nested pickle spelled against the
+    outer memo look like that). Denied and dynamic findings always stand."""
+    if f.kind not in ("unknown-global", "unknown-call"):
+        return False
+    name = f.detail.split(" ", 2)[1] if f.detail.count(" ") >= 1 else ""
+    top = name.split(".", 1)[0]
+    return bool(top) and not module_exists(top)
+
+
+def module_exists(top: str) -> bool:
+    import importlib.util
+    import sys
+
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return False
+
+
 def _release(sink: Sink, found: list[Finding], keep_errors: bool) -> None:
     for f in found:
         if keep_errors or f.kind not in ERROR_KINDS:
@@ -80,7 +104,7 @@ def scan_pickle(buf: Buf, sink: Sink, *, torch_context: bool = False, torchscrip
         # a joblib file, except a denied global, which plain pickle.load would import and run.
         cut = first.findings_before_wrapper if first.findings_before_wrapper is not None else len(found)
         _release(sink, found[:cut], keep_errors=False)
-        _release(sink, [f for f in found[cut:] if f.kind in ("unsafe-global", "unsafe-call")], keep_errors=False)
+        _release(sink, [f for f in found[cut:] if not _plain_noise(f)], keep_errors=False)
         return _joblib(buf, sink, mode)
     _release(sink, found, keep_errors=True)
     outcome = PickleOutcome("pickle", persistent_ids=first.persistent_ids, value=first.value)
