@@ -19,10 +19,10 @@ from pathlib import Path
 from . import hdf5_format, keras_format, numpy_format, onnx_format, safetensors_format, tf_format, zipread
 from .buffer import Buf, map_file
 from .pickle_vm import OPCODE_BYTES
-
-_PICKLE_FORMATS = ("pickle",)
 from .pickles import looks_like_pickle, scan_pickle
 from .report import FileReport, Issue
+
+_PICKLE_FORMATS = ("pickle",)  # formats already read as a pickle from their first byte
 
 _TORCH_DATA = re.compile(r"^(?:(.*)/)?data\.pkl$")
 
@@ -192,6 +192,9 @@ class _Scan:
         return kind
 
     def keras_config(self, buf: Buf, member: str) -> None:
+        if len(buf) > self.limits.max_json_bytes:
+            self.add("High", "too-large", "config.json too large to check", member)
+            return
         try:
             doc = json.loads(buf.to_bytes())
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
