@@ -309,3 +309,25 @@ def test_hdf5_with_h5py_reads_members_exactly(scan, check, tmp_path):
     with h5py.File(path, "w") as f:
         f.attrs["note"] = "weights only"
     check(scan(zip_bytes({"inner/model.h5": path.read_bytes()}), "ok.zip"), "safe")
+
+
+def test_joblib_plain_reading_keeps_real_imports(scan, check):
+    """pickle.load (or numpy.load, legacy torch.load) of a joblib file reads the inline array
+    bytes as opcodes. Names the plain reading cannot import are noise; a real module stands."""
+    joblib = pytest.importorskip("joblib")
+    out = io.BytesIO()
+    joblib.dump({"a": np.zeros(2)}, out)
+    data = out.getvalue()
+    at = data.find(bytes(16))  # the array bytes; before them a padding length and its padding
+    pad = at - 1
+    while data[pad] == 0xFF:
+        pad -= 1
+    assert data[pad] == at - pad - 1
+    # the padding length byte is 'c' (99): joblib skips 99 bytes, a plain unpickler runs them
+    hidden = b"json\nloads\n.".ljust(ord("c"), b"\xff")
+    hostile = data[:pad] + b"c" + hidden + data[at:]
+    assert joblib.load(io.BytesIO(hostile))["a"].tolist() == [0.0, 0.0]
+    check(scan(hostile, "m.joblib"), "unsafe", "json.loads")
+    honest = io.BytesIO()
+    joblib.dump({"labels": np.array(["a", "b"], dtype=object), "x": np.arange(3.0)}, honest)
+    check(scan(honest.getvalue(), "labels.joblib"), "safe")

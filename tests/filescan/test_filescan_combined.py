@@ -170,3 +170,21 @@ def test_a_hidden_local_header_claiming_data_past_the_end_is_an_error_not_a_cras
         report = scan_path(path)
         assert report.verdict == "error"
         assert not any("ValueError" in i.detail for i in report.issues), report.issues
+
+
+def _joblib_naming_modules(count: int) -> bytes:
+    """A joblib file with one empty inline array, then ``count`` globals of made-up modules."""
+    state = (EMPTY_DICT + MARK + sstr("subclass") + glob("numpy", "ndarray") + sstr("shape") + b"K\x00\x85"
+             + sstr("order") + sstr("C") + sstr("dtype") + glob("numpy", "dtype") + sstr("f8") + b"\x89\x88"
+             + b"\x87" + REDUCE + sstr("allow_mmap") + b"\x89" + b"u")
+    wrapper = glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + BUILD + POP
+    names = b"".join(glob(f"zq{i}", "x") + POP for i in range(count))
+    return PROTO(2) + wrapper + names + b"N" + STOP
+
+
+def test_module_lookups_for_joblib_plain_reading_are_bounded(tmp_path):
+    path = tmp_path / "names.joblib"
+    path.write_bytes(_joblib_naming_modules(400_000))
+    out = run_capped(["scan-files", str(path), "--json"])
+    assert out.seconds < TIME_LIMIT and out.returncode in (0, 1), out.stderr
+    assert out.verdicts() == {"names.joblib": "unsafe"}

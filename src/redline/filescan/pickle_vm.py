@@ -792,6 +792,9 @@ def _op_stack_global(vm: PickleVM, pos: int) -> None:
     name = vm._pop(pos)
     module = vm._pop(pos)
     for part in (module, name):
+        if isinstance(part, Obj) and _never_exact_str(part):
+            # STACK_GLOBAL takes only exact str operands: an instance of another class stops the load
+            raise PickleError(f"STACK_GLOBAL operand {part.label} is not a str", pos)
         if isinstance(part, Obj):  # any call result may be a str at load time
             vm.result.effects += 1
             vm._flag("Critical", "dynamic-global",
@@ -805,6 +808,13 @@ def _op_stack_global(vm: PickleVM, pos: int) -> None:
     if not isinstance(module, str) or not isinstance(name, str):
         raise PickleError("STACK_GLOBAL requires str operands", pos)
     vm.stack.append(vm._find_class(module, name, pos))
+
+
+def _never_exact_str(value: Obj) -> bool:
+    """An instance of a known class other than ``str`` itself (functions' results and
+    dynamic values may be anything)."""
+    return (not value.dynamic and value.func is None and value.cls is not None
+            and (value.cls.module, value.cls.name) != ("builtins", "str"))
 
 
 def _op_inst(vm: PickleVM, pos: int) -> None:

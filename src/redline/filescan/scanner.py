@@ -24,8 +24,9 @@ from .pickle_vm import OPCODE_BYTES
 from .pickles import looks_like_pickle, scan_pickle, stopped_by_limit
 from .report import FileReport, Issue
 
+_PICKLE_FORMATS = ("pickle",)  # formats already read as a pickle from their first byte
+
 _TORCH_DATA = re.compile(r"^(?:(.*)/)?data\.pkl$")
-_PICKLE_FORMATS = ("pickle",)
 MAX_ISSUES = 1000  # per file; past it only the first issue of each (severity, kind) is kept
 # reaching one of these ends the scan of the whole file, not just of the member at hand
 _GLOBAL_LIMITS = ("max_total_bytes", "max_entries", "max_memory_bytes", "max_seconds")
