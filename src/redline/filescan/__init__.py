@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FileReport", "Issue", "Limits", "scan_path", "scan_paths"]
+__all__ = ["FileReport", "Issue", "Limits", "scan_path", "scan_paths", "scan_tree"]
 
 
 def __getattr__(name: str) -> Any:  # lazy, so that `redline scan-files --help` starts fast
-    if name in ("scan_path", "scan_paths", "Limits"):
+    if name in ("scan_path", "scan_paths", "scan_tree", "Limits"):
         from . import scanner
 
         return getattr(scanner, name)

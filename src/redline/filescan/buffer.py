@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 
 Backing = bytes | bytearray | mmap.mmap
@@ -40,12 +41,54 @@ class Buf:
         return bytes(self.data[self.start : self.end])
 
 
-def map_file(path: str | os.PathLike) -> tuple[Buf, object]:
-    """Memory-map ``path`` read-only (small and empty files are read); returns the buffer and a closer."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
+class NotRegularFile(OSError):
+    """The path is a FIFO, device, socket or folder: its content is not a file's bytes."""
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+               (stat.S_ISLNK, "a symbolic link"))
+
+
+def kind_of(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO (named pipe)", ...), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def map_file(path: str | os.PathLike, *, follow_links: bool = True) -> tuple[Buf, object]:
+    """Memory-map ``path`` read-only (small and empty files are read); returns the buffer and a closer.
+
+    Only regular files are read. The type is checked before opening (opening some devices
+    has effects) and again on the open descriptor; the open never blocks (a FIFO would wait
+    for a writer) and reads exactly the size the file states (files in /proc state 0 and
+    never end)."""
+    info = os.stat(path, follow_symlinks=follow_links)
+    kind = kind_of(info.st_mode)
+    if kind is not None:
+        raise NotRegularFile(kind)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        kind = kind_of(info.st_mode)
+        if kind is not None:
+            raise NotRegularFile(kind)
+        size = info.st_size
         if size < 1 << 16:
-            data = handle.read()
-            return Buf.of(data), None
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            chunks = []
+            left = size
+            while left > 0:
+                chunk = os.read(fd, left)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            return Buf.of(b"".join(chunks)), None
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
     return Buf.of(mapped), mapped

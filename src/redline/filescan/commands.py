@@ -5,11 +5,17 @@ import argparse
 import os
 
 from ..errors import UsageError
+from .limits import Limits
 
 EXAMPLE = """example:
   redline scan-files model.pt checkpoints/ --format sarif --out scan.sarif
+  redline scan-files models/ --strict --limit max_member_bytes=2G
 
-exit status: 0 every file is safe; 1 a file is unsafe or could not be fully parsed; 2 usage error"""
+Files named on the command line are always scanned. In folders, files that are neither named
+like a model file nor hold model content (images, logs, text) are listed as skipped.
+
+exit status: 0 every scanned file is safe; 1 a file is unsafe or could not be fully parsed
+(a limit reached counts: the file could not be vouched for); 2 usage error"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,12 +32,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("table", "json", "sarif"), default=None,
                         help="output format (default: table)")
     parser.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+    parser.add_argument("--strict", action="store_true",
+                        help="files in folders that are not model files are errors instead of skipped "
+                        "(the fail-closed choice for folders that should hold only models)")
+    parser.add_argument("--follow-links", action="store_true",
+                        help="follow symbolic links that lead out of a scanned folder (special files are "
+                        "never read)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="raise or lower a scanner limit, e.g. max_member_bytes=2G or max_opcodes=20000000 "
+                        "(repeatable; also REDLINE_SCAN_LIMITS=NAME=VALUE,...); NAME is one of "
+                        + ", ".join(Limits.names()))
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .render import RENDERERS
-    from .scanner import scan_paths
+    from .scanner import scan_tree
 
     if args.json and args.format not in (None, "json"):
         raise UsageError("--json conflicts with --format " + args.format)
@@ -39,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
         raise UsageError(f"no such file or directory: {missing[0]}")
-    reports = scan_paths(args.paths)
-    text = RENDERERS[fmt](reports)
+    limits = Limits.from_env().with_settings(args.limit)
+    tree = scan_tree(args.paths, limits, follow_links=args.follow_links, strict=args.strict)
+    reports = tree.reports
+    text = RENDERERS[fmt](reports, skipped=tree.skipped)
     if args.out:
         try:
             with open(args.out, "w", encoding="utf-8") as handle:

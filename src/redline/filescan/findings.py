@@ -4,17 +4,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import TargetError
 from ..findings import Finding, Status, finding_id
 
 CHECK_ID = "FM09.static_scan"
 
 
 def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:
-    """Scan ``path`` without loading it; unsafe -> vulnerable, unparseable -> error."""
+    """Scan ``path`` without loading it; unsafe -> vulnerable. A file the scanner cannot read
+    to its end (corrupt, truncated, not a model, or past a limit) is an input error: it raises
+    TargetError (exit 2) naming the file and what is wrong, as no loader could be trusted with it."""
     from . import scan_path
 
     started = time.perf_counter()
     report = scan_path(path)
+    if report.verdict == "error":
+        raise TargetError(unreadable_message(path, report))
     counts: dict[str, int] = {}
     for issue in report.issues:
         counts[issue.severity] = counts.get(issue.severity, 0) + 1
@@ -41,3 +46,16 @@ def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:
     else:
         finding.summary = f"{report.format} file: nothing in it would run code when loaded."
     return finding
+
+
+def unreadable_message(path: str | Path, report) -> str:
+    """One line: the file, what it was read as, and its first problem (top-level ones first)."""
+    errors = [i for i in report.issues if i.is_error]
+    first = min(errors, key=lambda i: (i.member is not None, -i.rank)) if errors else None
+    what = f"{first.kind}: {first.detail}" if first is not None else "no detail given"
+    where = f" in {first.member}" if first is not None and first.member else ""
+    more = f" (and {len(errors) - 1} more problems; `redline scan-files {path}` lists them)" if len(errors) > 1 else ""
+    if report.format == "special":
+        return f"{path}: not loaded: {first.detail if first is not None else 'not a regular file'}"
+    kind = "model" if report.format in ("unknown", "text", "empty") else f"{report.format}"
+    return f"{path}: not loaded: the {kind} file cannot be read to its end ({what}{where}){more}"

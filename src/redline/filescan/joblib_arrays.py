@@ -12,46 +12,97 @@ from .values import Obj, PDict, preview
 if TYPE_CHECKING:  # pragma: no cover
     from .pickle_vm import PickleVM
 
-_TYPESTR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)")
-_FIXED = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8,
-          "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32, "O": 8, "M": 8, "m": 8}
+# The type strings numpy's own dtype pickles use. Anything else is refused rather than sized
+# by a guess: joblib reads exactly ``count * dtype.itemsize`` bytes, so a size the scanner got
+# wrong would make it skip bytes joblib then runs as pickle opcodes, or the other way round.
+_TYPESTR = re.compile(r"^[<>|=]?(?:(b1|i1|i2|i4|i8|u1|u2|u4|u8|f2|f4|f8|f16|c8|c16|c32)|(O8?)|([SUV])(\d+)|([Mm])8)$")
+_FLEXIBLE_CHAR_SIZE = {"S": 1, "U": 4, "V": 1}
+_HASOBJECT = 0x01  # NPY_ITEM_REFCOUNT: the dtype holds Python object pointers
 
 
-def dtype_layout(dtype: Any) -> tuple[int, bool]:
-    """(itemsize, has_objects) of a simulated ``numpy.dtype(...)`` value."""
+def dtype_layout(dtype: Any, _known: dict[int, tuple[int, bool] | None] | None = None) -> tuple[int, bool]:
+    """(itemsize, has_objects) of a simulated ``numpy.dtype(...)`` value, exactly as numpy's
+    ``dtype.__setstate__`` would set them, or PickleError where that cannot be vouched for.
+
+    Sub-dtypes are worked out once each (``_known``): a pickle can share one sub-dtype
+    between the fields of every level, which read naively costs 2**levels. A dtype that
+    contains itself (built through the memo) is refused."""
+    known: dict[int, tuple[int, bool] | None] = {} if _known is None else _known
+    if id(dtype) in known:
+        done = known[id(dtype)]
+        if done is None:
+            raise _bad("a dtype that contains itself")
+        return done
+    known[id(dtype)] = None  # in progress
+    known[id(dtype)] = result = _dtype_layout(dtype, known)
+    return result
+
+
+def _dtype_layout(dtype: Any, known: dict[int, tuple[int, bool] | None]) -> tuple[int, bool]:
     from .pickle_vm import PickleError
 
     if not (isinstance(dtype, Obj) and dtype.cls is not None and dtype.cls.qualname == "numpy.dtype"
             and isinstance(dtype.args, tuple) and dtype.args and isinstance(dtype.args[0], str)):
         raise PickleError(f"array dtype is not a numpy dtype: {preview(dtype)}", -1)
-    state = dtype.state if isinstance(dtype.state, tuple) else ()
-    has_objects = False
-    if len(state) >= 8 and isinstance(state[7], int):
-        has_objects = bool(state[7] & 1)  # NPY_ITEM_REFCOUNT: the dtype holds Python objects
-    if len(state) >= 5 and isinstance(state[4], PDict):
-        for _name, field in state[4].items:
-            if isinstance(field, tuple) and field and dtype_layout(field[0])[1]:
-                has_objects = True
     match = _TYPESTR.match(dtype.args[0])
     if match is None:
-        raise PickleError(f"unknown dtype {dtype.args[0]!r}", -1)
-    kind, digits = match.groups()
-    if kind == "O":
-        has_objects = True
-    elsize = state[5] if len(state) >= 6 and isinstance(state[5], int) and state[5] > 0 else None
-    if elsize is not None:
-        return elsize, has_objects
-    if digits:
-        size = int(digits)
-        return (size * 4 if kind == "U" else size), has_objects
-    if kind in _FIXED:
-        return _FIXED[kind], has_objects
-    raise PickleError(f"cannot size dtype {dtype.args[0]!r}", -1)
+        raise PickleError(f"dtype {dtype.args[0]!r} is not spelled as numpy pickles dtypes", -1)
+    fixed, objects, flex, digits, _dt = match.groups()
+    state = dtype.state
+    if state is not None and not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+                                  and all(isinstance(state[i], int) for i in (5, 6, 7))):
+        raise PickleError(f"dtype state {preview(state)} is not one numpy writes", -1)
+    flags = state[7] if state is not None else None
+    if fixed:
+        size, has_objects = int(fixed[1:]), False
+    elif objects:
+        size, has_objects = 8, True
+    elif flex:
+        size, has_objects = int(digits) * _FLEXIBLE_CHAR_SIZE[flex], False
+        if state is not None:  # numpy takes a flexible dtype's size from the state
+            if state[5] < 0:
+                raise PickleError(f"flexible dtype with size {state[5]}", -1)
+            size = state[5]
+            has_objects = _parts_hold_objects(state, known)
+    else:
+        size, has_objects = 8, False
+    if state is not None and not flex and (state[2] is not None or state[3] is not None or state[4] is not None):
+        raise PickleError("a non-void dtype with fields or a subarray", -1)
+    if flags is not None and bool(flags & _HASOBJECT) != has_objects:
+        # numpy would trust the flags; the scanner will not guess which reading joblib makes
+        raise PickleError(f"dtype flags {flags} disagree with its fields about holding objects", -1)
+    return size, has_objects
+
+
+def _parts_hold_objects(state: tuple, known: dict[int, tuple[int, bool] | None]) -> bool:
+    subarray, names, fields = state[2], state[3], state[4]
+    if subarray is not None:
+        if not (isinstance(subarray, tuple) and len(subarray) == 2):
+            raise _bad("malformed subarray")
+        return dtype_layout(subarray[0], known)[1]
+    if fields is None:
+        if names is not None:
+            raise _bad("names without fields")
+        return False
+    if not isinstance(fields, PDict) or not isinstance(names, tuple):
+        raise _bad("malformed fields")
+    held = False
+    for _name, field in fields.items:
+        if not (isinstance(field, tuple) and len(field) in (2, 3)):
+            raise _bad("malformed field")
+        held = dtype_layout(field[0], known)[1] or held
+    return held
+
+
+def _bad(what: str) -> Exception:
+    from .pickle_vm import PickleError
+
+    return PickleError(f"structured dtype: {what}", -1)
 
 
 def read_wrapped_array(vm: PickleVM, wrapper: Obj, op_pos: int) -> Obj:
     """Consume the array data joblib writes after ``wrapper`` and return the array value."""
-    from .pickle_vm import PickleError, PickleVM
+    from .pickle_vm import Mode, PickleError, PickleVM
 
     state = wrapper.state
     if not isinstance(state, PDict):
@@ -73,7 +124,10 @@ def read_wrapped_array(vm: PickleVM, wrapper: Obj, op_pos: int) -> Obj:
     for n in shape:
         count *= n
     if has_objects:  # a complete nested pickle stream follows
-        nested = PickleVM(vm.data, vm.pos, vm.end, vm.mode, vm.report).run()
+        # joblib reads it with a fresh pickle._Unpickler: its own memo and stack, no array
+        # hook; its opcodes still count against the file's limits and budget
+        nested = PickleVM(vm.data, vm.pos, vm.end, Mode(persistent=vm.mode.persistent, pure=True), vm.report,
+                          vm.limits, vm.max_opcodes - vm.result.opcodes, vm.over_budget).run()
         vm.result.effects += nested.effects
         vm.result.opcodes += nested.opcodes
         vm.result.persistent_ids.extend(nested.persistent_ids)

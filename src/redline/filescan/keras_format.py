@@ -34,20 +34,49 @@ def _is_keras_module(module: str) -> bool:
     return any(module == root or module.startswith(root + ".") for root in KERAS_MODULE_ROOTS)
 
 
-def check_config(obj: Any, sink: Sink, where: str = "config") -> int:
-    """Walk a decoded JSON config; returns how many objects were inspected."""
+class _Path:
+    """Where a node sits in the config, spelled out only when an issue names it: building
+    every path eagerly costs (depth x width) memory, gigabytes for a small hostile config."""
+
+    __slots__ = ("key", "parent")
+
+    def __init__(self, parent: _Path | str, key: object) -> None:
+        self.parent = parent
+        self.key = key
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        node: _Path | str = self
+        while isinstance(node, _Path):
+            parts.append(f"[{node.key}]" if isinstance(node.key, int) else f".{node.key}")
+            node = node.parent
+        if len(parts) > 12:  # keep messages readable: the root, "...", then the last steps
+            parts = parts[:8] + ["..."] + parts[-3:]
+        return str(node) + "".join(reversed(parts))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def check_config(obj: Any, sink: Sink, where: str = "config", budget: Any = None) -> int:
+    """Walk a decoded JSON config; returns how many objects were inspected. ``budget`` (a
+    ``limits.Budget``) is charged with the objects walked."""
     seen = 0
-    stack: list[tuple[Any, str]] = [(obj, where)]
+    stack: list[tuple[Any, _Path | str]] = [(obj, where)]
     while stack:
         node, path = stack.pop()
         if isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+            if budget is not None:
+                budget.spend_json_nodes(1)
+            stack.extend((v, _Path(path, i)) for i, v in enumerate(node))
             continue
         if not isinstance(node, dict):
             continue
         seen += 1
+        if budget is not None:
+            budget.spend_json_nodes(1)
         _check_object(node, path, sink)
-        stack.extend((v, f"{path}.{k}") for k, v in node.items())
+        stack.extend((v, _Path(path, k)) for k, v in node.items())
     return seen
 
 

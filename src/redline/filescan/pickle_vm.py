@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits
 from .values import Big, Obj, PDict, Persistent, PSet, Ref, preview
 
 HIGHEST_PROTOCOL = 5
@@ -32,6 +35,8 @@ _unpack_H = struct.Struct("<H").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+CHECK_EVERY = 4096  # opcodes between looks at the opcode count and stack size
+BUDGET_CHECK_EVERY = 16 * CHECK_EVERY  # ... and at the process's memory and the clock
 
 
 class PickleError(Exception):
@@ -40,6 +45,16 @@ class PickleError(Exception):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.pos = pos
+
+
+class PickleLimit(PickleError):
+    """The scanner's own work or memory limit was reached (not a defect of the stream)."""
+
+    def __init__(self, name: str, detail: str, pos: int) -> None:
+        from .limits import ENV_VAR
+
+        super().__init__(f"{detail} (limit {name}; raise it with --limit {name}=N or {ENV_VAR})", pos)
+        self.limit = name
 
 
 @dataclass
@@ -61,6 +76,8 @@ class RunResult:
     opcodes: int = 0
     persistent_ids: list = field(default_factory=list)
     saw_joblib_wrapper: bool = False
+    findings: int = 0  # findings reported so far
+    findings_before_wrapper: int | None = None  # findings made before the first joblib array
 
 
 @dataclass
@@ -70,6 +87,11 @@ class Mode:
     persistent: str = "any"  # "any": note ids; "torch": torch's persistent_load rules
     torchscript: bool = False  # TorchScript archives resolve __torch__ classes themselves
     joblib: bool = False  # joblib's NumpyUnpickler reads array bytes after a wrapper BUILD
+    pure: bool = False  # read by pickle._Unpickler (joblib), not the C unpickler: text numbers differ
+
+    @property
+    def pure_python(self) -> bool:
+        return self.pure or self.joblib
 
 
 def _is_identifier_path(text: str) -> bool:
@@ -79,7 +101,9 @@ def _is_identifier_path(text: str) -> bool:
 class PickleVM:
     """One simulated load of one pickle stream from ``data[start:end]``."""
 
-    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> None:
+    def __init__(self, data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+                 limits: Limits = DEFAULT_LIMITS, max_opcodes: int | None = None,
+                 over_budget: Callable[[], str | None] | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end
@@ -92,6 +116,11 @@ class PickleVM:
         self.frame_end: int | None = None
         self.result = RunResult(start=start)
         self._flagged: set[str] = set()
+        self.limits = limits
+        self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
+        self.held = 0  # values on the stacks saved under open MARKs
+        self.over_budget = over_budget  # the file's memory/time check, asked every 65536 opcodes
+        self.keys_checked: dict[int, tuple[Any, int]] = {}  # id(BUILD state part) -> (part, keys checked)
 
     # ---------------------------------------------------------------- reading
     def _need(self, n: int, what: str) -> int:
@@ -138,10 +167,38 @@ class PickleVM:
             raise PickleError("could not find MARK", op_pos)
         items = self.stack
         self.stack = self.metastack.pop()
+        self.held -= len(self.stack)
         return items
+
+    def _periodic(self, pos: int) -> int:
+        """Check the work limits; returns the opcode count at which to check again. The stack
+        grows by at most one value per opcode, so checking it every CHECK_EVERY opcodes
+        overshoots its limit by at most that many values."""
+        opcodes = self.result.opcodes
+        if opcodes > self.max_opcodes:
+            raise PickleLimit("max_opcodes", f"more than {self.limits.max_opcodes} pickle opcodes in the file", pos)
+        if len(self.stack) + self.held > self.limits.max_stack:
+            raise PickleLimit("max_stack", f"more than {self.limits.max_stack} values on the pickle stack", pos)
+        if opcodes and not opcodes % BUDGET_CHECK_EVERY and self.over_budget is not None:
+            self._check_budget(pos)
+        return min(opcodes + CHECK_EVERY, self.max_opcodes + 1)
+
+    def _check_budget(self, pos: int) -> None:
+        name = self.over_budget()
+        if name == "max_memory_bytes":
+            raise PickleLimit(name, f"simulating the pickle took more than {self.limits.max_memory_bytes} bytes", pos)
+        if name is not None:
+            raise PickleLimit(name, f"scanning the file took more than {self.limits.max_seconds} seconds", pos)
+
+    def _memo_put(self, idx: int, value: Any, op_pos: int) -> None:
+        memo = self.memo
+        if idx not in memo and len(memo) >= self.limits.max_memo:
+            raise PickleLimit("max_memo", f"more than {self.limits.max_memo} memo entries", op_pos)
+        memo[idx] = value
 
     # ---------------------------------------------------------------- findings
     def _flag(self, severity: str, kind: str, detail: str) -> None:
+        self.result.findings += 1
         self.report(Finding(severity, kind, detail))
 
     def _find_class(self, module: str, name: str, op_pos: int) -> Ref:
@@ -175,16 +232,21 @@ class PickleVM:
                 return Obj(f"{callee.qualname}(...)", dynamic=True)
             use = decision.use
             if how == "new":  # NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args)
+                if use == "new-only" and args:
+                    # a class is created without arguments; __new__ with arguments builds
+                    # whatever the "class" makes of them (a bound method, for instance)
+                    self._flag("Medium", "unexpected-call",
+                               f"passes {preview(args)} to {callee.qualname}.__new__; model files create it without arguments")
                 if use in ("class", "new-only") or (use == "reference" and callee.module == "builtins"):
                     return Obj(policy.instance_label(callee), cls=callee)
                 raise PickleError(f"NEWOBJ needs a class, got {callee.qualname}", op_pos)
             if use == "class":
                 return Obj(policy.instance_label(callee), cls=callee, args=args)
             if use == "new-only":
-                if how == "instantiate" and args == ():  # INST/OBJ without arguments: __new__ only
-                    return Obj(policy.instance_label(callee), cls=callee)
+                # REDUCE calls it; INST/OBJ call it too unless it is a type without
+                # __getinitargs__, which cannot be known from its name
                 self._flag("Medium", "unexpected-call",
-                           f"runs the constructor of {callee.qualname}{preview(args)}; model files create it without calling it")
+                           f"calls {callee.qualname}{preview(args)}; model files create it without calling it")
                 return Obj(policy.instance_label(callee), cls=callee)
             if use == "function":
                 return Obj(f"{callee.qualname}(...)", func=callee, args=args)
@@ -194,7 +256,8 @@ class PickleVM:
                     self._flag("High", "misused-global", f"calls {callee.qualname}{preview(args)}: {why}")
                     return Obj(f"{callee.qualname}(...)", func=callee, args=args)
                 cls = args[0] if callee.decision.checker in ("copyreg._reconstructor", "copyreg.__newobj__",
-                                                             "copyreg.__newobj_ex__", "cython-unpickle") else None
+                                                             "copyreg.__newobj_ex__", "cython-unpickle",
+                                                             "same-module-new") else None
                 return Obj(f"{callee.qualname}(...)", func=callee, cls=cls, args=args)
             if use == "reference" and callee.module == "builtins":
                 return Obj(policy.instance_label(callee), cls=callee, args=args)
@@ -240,6 +303,10 @@ class PickleVM:
             result.error = exc
         except RecursionError:  # deeply nested joblib object arrays
             result.error = PickleError("nesting too deep", self.pos)
+        except MemoryError:
+            self.stack = self.metastack = []
+            self.memo = {}
+            result.error = PickleLimit("max_memory_bytes", "the simulation ran out of memory", self.pos)
         return result
 
     def _loop(self) -> None:
@@ -247,6 +314,7 @@ class PickleVM:
         dispatch = _DISPATCH
         result = self.result
         end = self.end
+        next_check = self._periodic(self.pos)
         while True:
             pos = self.pos
             if pos >= end:
@@ -260,6 +328,8 @@ class PickleVM:
             if handler is None:
                 raise PickleError(f"invalid opcode 0x{code:02x}", pos)
             result.opcodes += 1
+            if result.opcodes >= next_check:  # one comparison per opcode; the limits are looked at in batches
+                next_check = self._periodic(pos)
             if handler(self, pos):
                 result.end = self.pos
                 return
@@ -272,6 +342,9 @@ class PickleVM:
 # Each takes (vm, pos) and returns True only for STOP.
 
 def _op_mark(vm: PickleVM, pos: int) -> None:
+    if len(vm.metastack) >= vm.limits.max_marks:
+        raise PickleLimit("max_marks", f"more than {vm.limits.max_marks} MARKs open at once", pos)
+    vm.held += len(vm.stack)
     vm.metastack.append(vm.stack)
     vm.stack = []
 
@@ -296,30 +369,82 @@ def _op_dup(vm: PickleVM, pos: int) -> None:
     vm.stack.append(vm._top(pos))
 
 
+def _c_string(line: bytes, vm: PickleVM) -> bytes:
+    """The C unpickler hands text arguments to C string functions, which stop at a NUL byte."""
+    if vm.mode.pure_python:
+        return line
+    nul = line.find(b"\x00")
+    return line if nul < 0 else line[:nul]
+
+
 def _op_float(vm: PickleVM, pos: int) -> None:
-    line = vm._line("FLOAT")
+    line = _c_string(vm._line("FLOAT"), vm)
     try:
         vm.stack.append(float(line))
     except ValueError as exc:
         raise PickleError("bad FLOAT", pos) from exc
 
 
-def _parse_int(line: bytes, pos: int) -> Any:
-    if line == b"00":
-        return False
-    if line == b"01":
-        return True
-    try:
-        return int(line, 0)
-    except ValueError:
+_C_SPACE = b" \t\n\v\f\r"
+_LONG_MAX = (1 << 63) - 1
+
+
+def _strtol(text: bytes) -> tuple[int, int, bool]:
+    """C ``strtol(text, &end, 0)``: (value, index where parsing stopped, overflowed)."""
+    i, n = 0, len(text)
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    sign = 1
+    if i < n and text[i] in b"+-":
+        sign = -1 if text[i] == 0x2D else 1
+        i += 1
+    base = 10
+    if text[i : i + 1] == b"0":
+        if text[i + 1 : i + 2] in (b"x", b"X") and text[i + 2 : i + 3] and text[i + 2 : i + 3] in b"0123456789abcdefABCDEF":
+            base, i = 16, i + 2
+        else:
+            base = 8
+    digits = b"0123456789abcdefABCDEF"[: base + (6 if base == 16 else 0)]
+    start = i
+    while i < n and text[i] in digits:
+        i += 1
+    if i == start:
+        return 0, 0, False  # no conversion: end points at the start
+    significant = text[start:i].lstrip(b"0")
+    if len(significant) > 22:  # past any long in any base; int() would refuse 4,300+ digits anyway
+        return 0, i, True
+    value = sign * int(significant or b"0", base)
+    return value, i, not (-_LONG_MAX - 1 <= value <= _LONG_MAX)
+
+
+def _parse_int(line: bytes, pos: int, pure: bool = False) -> Any:
+    """INT as the loader reads it (``line`` without its newline): ``pickle._Unpickler`` uses
+    ``int(text, 0)``; the C unpickler runs ``strtol(text, 0)`` on the text up to a NUL (so
+    ``010`` is 8 and an empty number is 0), falling back to ``int(text, 0)``."""
+    if not line:
+        raise PickleError("bad INT", pos)
+    if pure:
+        if line in (b"00", b"01"):
+            return line == b"01"
         try:
-            return int(line)
+            return int(line + b"\n", 0)
         except ValueError as exc:
             raise PickleError("bad INT", pos) from exc
+    nul = line.find(b"\x00")
+    text = line if nul < 0 else line[:nul]
+    value, end, overflow = _strtol(text)
+    if overflow or end < len(text):
+        try:
+            return int(text + b"\n", 0)
+        except ValueError as exc:
+            raise PickleError("bad INT", pos) from exc
+    if len(line) == 2 and value in (0, 1):  # the C loader tests the length of the whole line
+        return bool(value)
+    return value
 
 
 def _op_int(vm: PickleVM, pos: int) -> None:
-    vm.stack.append(_parse_int(vm._line("INT"), pos))
+    vm.stack.append(_parse_int(vm._line("INT"), pos, vm.mode.pure_python))
 
 
 def _op_binint(vm: PickleVM, pos: int) -> None:
@@ -336,10 +461,12 @@ def _op_binint2(vm: PickleVM, pos: int) -> None:
 
 def _op_long(vm: PickleVM, pos: int) -> None:
     line = vm._line("LONG")
+    if not line and not vm.mode.pure_python:
+        raise PickleError("bad LONG", pos)
     if line.endswith(b"L"):
         line = line[:-1]
-    try:
-        vm.stack.append(int(line))
+    try:  # both unpicklers read LONG in base 0 (0x.., 0o.., 0b.. and underscores)
+        vm.stack.append(int(_c_string(line, vm), 0))
     except ValueError as exc:
         raise PickleError("bad LONG", pos) from exc
 
@@ -532,6 +659,8 @@ def _op_append(vm: PickleVM, pos: int) -> None:
 def _op_appends(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items and not vm.mode.pure_python:
+        return  # the C loader returns before looking at the target
     if isinstance(target, list):
         target.extend(items)
     else:
@@ -547,22 +676,35 @@ def _op_setitem(vm: PickleVM, pos: int) -> None:
             raise PickleError(f"unhashable dict key {preview(key)}", pos)
         target.items.append((key, value))
     else:
+        _record_entries(target, [key])
         vm._method_target(target, "__setitem__", pos)
 
 
 def _op_setitems(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items:
+        return  # both loaders return before looking at the target
     pairs = _pairs(items, pos)
     if isinstance(target, PDict):
         target.items.extend(pairs)
     else:
+        _record_entries(target, [k for k, _v in pairs])
         vm._method_target(target, "__setitem__", pos)
+
+
+def _record_entries(target: Any, keys: list) -> None:
+    if isinstance(target, Obj):
+        if target.entries is None:
+            target.entries = []
+        target.entries.extend(keys)  # in place: a copy per SETITEM would make a long run quadratic
 
 
 def _op_additems(vm: PickleVM, pos: int) -> None:
     items = vm._pop_mark(pos)
     target = vm._top(pos)
+    if not items and not vm.mode.pure_python:
+        return  # the C loader returns before looking at the target
     if isinstance(target, PSet) and not target.frozen:
         target.items.extend(items)
     else:
@@ -577,7 +719,7 @@ def _memo_get(vm: PickleVM, idx: int, pos: int) -> None:
 
 
 def _op_get(vm: PickleVM, pos: int) -> None:
-    line = vm._line("GET")
+    line = _c_string(vm._line("GET"), vm)
     try:
         idx = int(line)
     except ValueError as exc:
@@ -594,27 +736,27 @@ def _op_long_binget(vm: PickleVM, pos: int) -> None:
 
 
 def _op_put(vm: PickleVM, pos: int) -> None:
-    line = vm._line("PUT")
+    line = _c_string(vm._line("PUT"), vm)
     try:
         idx = int(line)
     except ValueError as exc:
         raise PickleError("bad PUT index", pos) from exc
     if idx < 0:
         raise PickleError("negative PUT index", pos)
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_binput(vm: PickleVM, pos: int) -> None:
-    vm.memo[vm.data[vm._need(1, "BINPUT")]] = vm._top(pos)
+    vm._memo_put(vm.data[vm._need(1, "BINPUT")], vm._top(pos), pos)
 
 
 def _op_long_binput(vm: PickleVM, pos: int) -> None:
     idx = _unpack_I(vm.data, vm._need(4, "LONG_BINPUT"))[0]
-    vm.memo[idx] = vm._top(pos)
+    vm._memo_put(idx, vm._top(pos), pos)
 
 
 def _op_memoize(vm: PickleVM, pos: int) -> None:
-    vm.memo[len(vm.memo)] = vm._top(pos)
+    vm._memo_put(len(vm.memo), vm._top(pos), pos)
 
 
 def _op_proto(vm: PickleVM, pos: int) -> None:
@@ -650,6 +792,9 @@ def _op_stack_global(vm: PickleVM, pos: int) -> None:
     name = vm._pop(pos)
     module = vm._pop(pos)
     for part in (module, name):
+        if isinstance(part, Obj) and _never_exact_str(part):
+            # STACK_GLOBAL takes only exact str operands: an instance of another class stops the load
+            raise PickleError(f"STACK_GLOBAL operand {part.label} is not a str", pos)
         if isinstance(part, Obj):  # any call result may be a str at load time
             vm.result.effects += 1
             vm._flag("Critical", "dynamic-global",
@@ -663,6 +808,13 @@ def _op_stack_global(vm: PickleVM, pos: int) -> None:
     if not isinstance(module, str) or not isinstance(name, str):
         raise PickleError("STACK_GLOBAL requires str operands", pos)
     vm.stack.append(vm._find_class(module, name, pos))
+
+
+def _never_exact_str(value: Obj) -> bool:
+    """An instance of a known class other than ``str`` itself (functions' results and
+    dynamic values may be anything)."""
+    return (not value.dynamic and value.func is None and value.cls is not None
+            and (value.cls.module, value.cls.name) != ("builtins", "str"))
 
 
 def _op_inst(vm: PickleVM, pos: int) -> None:
@@ -726,12 +878,10 @@ def _op_build(vm: PickleVM, pos: int) -> None:
         if inst.dynamic:  # its maker is already reported; its __setstate__ is whatever it is
             vm.result.effects += 1
             return
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], PDict):
-            for key, _value in state[1].items:  # slot state is applied with setattr()
-                if not isinstance(key, str) or key.startswith("__"):
-                    vm._flag("High", "attribute-write",
-                             f"BUILD on {inst.label} sets special attribute {preview(key)}")
+        _check_state_keys(vm, inst, state)
         inst.state = state
+        if inst.cls is not None and inst.cls.name == "NumpyArrayWrapper" and vm.result.findings_before_wrapper is None:
+            vm.result.findings_before_wrapper = vm.result.findings
         if vm.mode.joblib and inst.cls is not None and inst.cls.name == "NumpyArrayWrapper":
             from .joblib_arrays import read_wrapped_array
 
@@ -740,7 +890,49 @@ def _op_build(vm: PickleVM, pos: int) -> None:
     if isinstance(inst, Persistent):
         vm._flag("Medium", "unexpected-call", f"BUILD on persistent object {preview(inst.pid)}")
         return
+    # a plain value has no __dict__; the loaders skip an empty state before looking for one
+    # (the C loader only None, pickle._Unpickler any false value)
+    if state is None or (vm.mode.pure_python and _is_empty_literal(state)):
+        return
     raise PickleError(f"BUILD on {preview(inst)}, which has no state to set", pos)
+
+
+def _is_empty_literal(value: Any) -> bool:
+    if isinstance(value, (PDict, PSet)):
+        return not value.items
+    return isinstance(value, (bool, int, float, str, bytes, list, tuple)) and not value
+
+
+def _state_keys(vm: PickleVM, state: Any) -> list:
+    """Keys BUILD writes into the object: a dict state goes to ``__dict__`` (where a
+    ``__setstate__`` entry is called by the next BUILD), a (dict, slots) pair to both.
+    Only keys not yet checked are returned: keys are only ever appended, and one large
+    state BUILT again and again must not cost (BUILDs x keys)."""
+    keys: list = []
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, PDict):
+            written, pairs = part.items, True
+        elif isinstance(part, Obj) and part.entries:
+            written, pairs = part.entries, False
+        else:
+            continue
+        _held, done = vm.keys_checked.get(id(part), (part, 0))
+        vm.keys_checked[id(part)] = (part, len(written))  # the part is held so its id stays its own
+        new = written[done:]
+        keys.extend([k for k, _v in new] if pairs else new)
+    return keys
+
+
+def _check_state_keys(vm: PickleVM, inst: Obj, state: Any) -> None:
+    for key in _state_keys(vm, state):
+        if not isinstance(key, str):
+            vm._flag("High", "attribute-write", f"BUILD on {inst.label} sets a non-text attribute {preview(key)}")
+        elif key.startswith("__") and key.endswith("__"):
+            severity = "Critical" if key in ("__setstate__", "__reduce__", "__reduce_ex__", "__class__") else "High"
+            vm._flag(severity, "attribute-write",
+                     f"BUILD on {inst.label} writes special attribute {key!r}"
+                     + (": the next BUILD would call it" if key == "__setstate__" else ""))
 
 
 def _ext(width: int) -> Callable[[PickleVM, int], None]:
@@ -807,6 +999,19 @@ for _code, _fn in {
 OPCODE_BYTES = frozenset(i for i, fn in enumerate(_DISPATCH) if fn is not None)
 
 
-def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None]) -> RunResult:
-    """Simulate one ``load()`` of the stream at ``data[start:end]``."""
-    return PickleVM(data, start, end, mode, report).run()
+def run_pickle(data: Any, start: int, end: int, mode: Mode, report: Callable[[Finding], None],
+               budget: Any = None) -> RunResult:
+    """Simulate one ``load()`` of the stream at ``data[start:end]``; ``budget`` (a
+    ``limits.Budget``) is charged with its opcodes, so all pickles of a file share one bound."""
+    enabled = gc.isenabled()
+    gc.disable()  # the simulation allocates millions of small containers: collections cost more than they free
+    try:
+        if budget is None:
+            return PickleVM(data, start, end, mode, report).run()
+        vm = PickleVM(data, start, end, mode, report, budget.limits, budget.opcodes_left(), budget.exceeded)
+        result = vm.run()
+    finally:
+        if enabled:
+            gc.enable()
+    budget.spend_opcodes(result.opcodes)
+    return result

@@ -9,7 +9,8 @@ from typing import Any
 
 from . import policy
 from .buffer import Buf
-from .pickle_vm import TORCH_MAGIC, Finding, Mode, PickleError, RunResult, run_pickle
+from .limits import Budget, Limits
+from .pickle_vm import TORCH_MAGIC, Finding, Mode, PickleError, PickleLimit, RunResult, run_pickle
 from .report import ERROR_KINDS
 from .values import Persistent, Ref, preview
 
@@ -36,10 +37,54 @@ def _sink_findings(sink: Sink, keep_errors: bool = True) -> tuple[Callable[[Find
     return report, held
 
 
+MAX_MODULE_LOOKUPS = 256  # distinct module names looked up per joblib file (~0.1 ms each)
+
+
+def _plain_noise(f: Finding, looked_up: dict[str, bool]) -> bool:
+    """A finding of the plain reading of a joblib file, past its first inline array, that
+    cannot be acted on: an unknown global whose top-level module exists nowhere here, so the
+    import fails and the plain loader stops (names the nested pickle spelled against the
+    outer memo look like that). Denied and dynamic findings always stand, and so does every
+    finding past MAX_MODULE_LOOKUPS distinct names (``looked_up`` caches the answers): a file
+    naming millions of modules would otherwise cost minutes of file-system lookups."""
+    if f.kind not in ("unknown-global", "unknown-call"):
+        return False
+    name = f.detail.split(" ", 2)[1] if f.detail.count(" ") >= 1 else ""
+    top = name.split(".", 1)[0]
+    if not top:
+        return False
+    if top not in looked_up:
+        if len(looked_up) >= MAX_MODULE_LOOKUPS:
+            return False
+        looked_up[top] = module_exists(top)
+    return not looked_up[top]
+
+
+def module_exists(top: str) -> bool:
+    import importlib.util
+    import sys
+
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return False
+
+
+def _release(sink: Sink, found: list[Finding], keep_errors: bool) -> None:
+    for f in found:
+        if keep_errors or f.kind not in ERROR_KINDS:
+            sink(f.severity, f.kind, f.detail)
+
+
 def _broken(sink: Sink, run: RunResult, base: int, what: str = "pickle stream") -> None:
     err = run.error
     assert err is not None
     at = err.pos - base if err.pos >= 0 else "?"
+    if isinstance(err, PickleLimit):  # the scanner gave up, the stream may be fine
+        sink("High", "too-large", f"{what} not scanned past offset {at}: {err}")
+        return
     sink("High", "parse-error", f"{what} cannot be loaded past offset {at}: {err}")
 
 
@@ -58,19 +103,26 @@ def storage_map(pids: list, sink: Sink) -> dict[str, tuple[int | None, int]]:
 
 
 def scan_pickle(buf: Buf, sink: Sink, *, torch_context: bool = False, torchscript: bool = False,
-                strict_end: bool = True) -> PickleOutcome:
+                strict_end: bool = True, budget: Any = None) -> PickleOutcome:
     """Scan the pickle stream(s) in ``buf``; everything found is passed to ``sink``."""
     mode = Mode(persistent="torch" if torch_context else "any", torchscript=torchscript)
     # Integrity findings of this first, plain run are held back: in a joblib file the plain
     # reading goes astray at the first inline array, which is expected.
-    first_report, held = _sink_findings(sink, keep_errors=False)
-    first = run_pickle(buf.data, buf.start, buf.end, mode, first_report)
+    found: list[Finding] = []
+    first = run_pickle(buf.data, buf.start, buf.end, mode, found.append, budget)
     if first.error is None and first.value == TORCH_MAGIC and not torch_context:
-        return _legacy_torch(buf, first, sink)
+        _release(sink, found, keep_errors=False)
+        return _legacy_torch(buf, first, sink, budget)
     if first.saw_joblib_wrapper:
-        return _joblib(buf, sink, mode)
-    for f in held:
-        sink(f.severity, f.kind, f.detail)
+        # Past the first inline array a plain unpickler reads array bytes (or the nested
+        # object pickle, against the outer memo) as opcodes: what it finds there is noise for
+        # a joblib file, except a denied global, which plain pickle.load would import and run.
+        cut = first.findings_before_wrapper if first.findings_before_wrapper is not None else len(found)
+        _release(sink, found[:cut], keep_errors=False)
+        looked_up: dict[str, bool] = {}
+        _release(sink, [f for f in found[cut:] if not _plain_noise(f, looked_up)], keep_errors=False)
+        return _joblib(buf, sink, mode, budget)
+    _release(sink, found, keep_errors=True)
     outcome = PickleOutcome("pickle", persistent_ids=first.persistent_ids, value=first.value)
     if torch_context:
         outcome.storages = storage_map(first.persistent_ids, sink)
@@ -78,17 +130,20 @@ def scan_pickle(buf: Buf, sink: Sink, *, torch_context: bool = False, torchscrip
         _broken(sink, first, buf.start)
         return outcome
     if strict_end and first.end < buf.end:
-        _trailing(buf, first.end, sink, mode)
+        _trailing(buf, first.end, sink, mode, budget)
     return outcome
 
 
-def _trailing(buf: Buf, pos: int, sink: Sink, mode: Mode) -> None:
+def _trailing(buf: Buf, pos: int, sink: Sink, mode: Mode, budget: Any = None) -> None:
     """Bytes after STOP: scan them as further pickles (some loaders read several), then report."""
     count = 0
     while pos < buf.end:
         report, _ = _sink_findings(sink)
-        run = run_pickle(buf.data, pos, buf.end, mode, report)
+        run = run_pickle(buf.data, pos, buf.end, mode, report, budget)
         if run.error is not None:
+            if isinstance(run.error, PickleLimit):
+                _broken(sink, run, buf.start, "data after the first pickle")
+                return
             if run.effects:
                 _broken(sink, run, buf.start, "data after the first pickle")
             sink("High", "trailing-data", f"{buf.end - pos} bytes follow the end of the pickle at offset {pos - buf.start}")
@@ -100,21 +155,21 @@ def _trailing(buf: Buf, pos: int, sink: Sink, mode: Mode) -> None:
         pos = run.end
 
 
-def _joblib(buf: Buf, sink: Sink, mode: Mode) -> PickleOutcome:
+def _joblib(buf: Buf, sink: Sink, mode: Mode, budget: Any = None) -> PickleOutcome:
     """joblib files: scan as joblib reads them (the plain run's security findings stand too,
     since plain ``pickle.load`` would act on them)."""
     jmode = Mode(persistent=mode.persistent, torchscript=mode.torchscript, joblib=True)
     report, _ = _sink_findings(sink)
-    run = run_pickle(buf.data, buf.start, buf.end, jmode, report)
+    run = run_pickle(buf.data, buf.start, buf.end, jmode, report, budget)
     outcome = PickleOutcome("joblib", persistent_ids=run.persistent_ids)
     if run.error is not None:
         _broken(sink, run, buf.start, "joblib stream")
     elif run.end < buf.end:
-        _trailing(buf, run.end, sink, jmode)
+        _trailing(buf, run.end, sink, jmode, budget)
     return outcome
 
 
-def _legacy_torch(buf: Buf, magic: RunResult, sink: Sink) -> PickleOutcome:
+def _legacy_torch(buf: Buf, magic: RunResult, sink: Sink, budget: Any = None) -> PickleOutcome:
     """torch.save(..., _use_new_zipfile_serialization=False): magic, protocol, sys info, the
     object (with persistent storage ids), the storage keys, then each storage's raw bytes."""
     outcome = PickleOutcome("pytorch-legacy")
@@ -124,7 +179,7 @@ def _legacy_torch(buf: Buf, magic: RunResult, sink: Sink) -> PickleOutcome:
     runs = {}
     for what, mode in steps:
         report, _ = _sink_findings(sink)
-        run = run_pickle(buf.data, pos, buf.end, mode, report)
+        run = run_pickle(buf.data, pos, buf.end, mode, report, budget)
         if run.error is not None:
             _broken(sink, run, buf.start, f"legacy PyTorch {what} pickle")
             return outcome
@@ -163,9 +218,20 @@ def _legacy_torch(buf: Buf, magic: RunResult, sink: Sink) -> PickleOutcome:
     return outcome
 
 
-def looks_like_pickle(buf: Buf) -> RunResult:
-    """A trial load used to recognise protocol 0/1 pickles, which have no magic bytes."""
-    return run_pickle(buf.data, buf.start, buf.end, Mode(), lambda f: None)
+def looks_like_pickle(buf: Buf, limits: Limits | None = None, clock: Budget | None = None) -> RunResult:
+    """A trial load used to recognise protocol 0/1 pickles, which have no magic bytes.
+    It runs under the file's limits but on its own opcode tally (the real scan pays again);
+    with ``clock`` (the file's Budget) its time and memory count against the file's, so
+    trials repeated over many archive members cannot outrun ``max_seconds``.
+    A trial stopped by a limit proves nothing either way: callers treat it as a pickle."""
+    tally = Budget(limits or Limits())
+    if clock is not None:
+        tally.started, tally.memory_start = clock.started, clock.memory_start
+    return run_pickle(buf.data, buf.start, buf.end, Mode(), lambda f: None, tally)
+
+
+def stopped_by_limit(run: RunResult) -> bool:
+    return isinstance(run.error, PickleLimit)
 
 
 __all__ = ["Persistent", "PickleError", "PickleOutcome", "Ref", "looks_like_pickle", "scan_pickle"]

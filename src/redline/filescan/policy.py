@@ -66,6 +66,7 @@ def _deny_roots() -> frozenset[str]:
 
 
 _ROOTS = _deny_roots()
+_SCIPY_CLASSES = frozenset(table.SCIPY_CLASSES)
 
 
 def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision:
@@ -80,6 +81,15 @@ def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision
             return Decision(True, use="reference", reason="torch dtype, layout or memory format")
     if module == "numpy" and qualname in table.NUMPY_SCALAR_TYPES:
         return Decision(True, use="class", reason="numpy scalar type")
+    if module in table.NUMPY_UFUNC_MODULES and qualname in table.NUMPY_UFUNCS:
+        return Decision(True, use="reference", reason="numpy ufunc (pure element-wise math), held but not called")
+    if module == "numpy" and qualname in table.NUMPY_PURE_FUNCTIONS:
+        return Decision(True, use="reference", reason="numpy reduction or statistic, held but not called")
+    if (module, qualname) in _SCIPY_CLASSES:
+        return Decision(True, use="new-only", reason="scipy sparse matrix or spline container")
+    if any(module.startswith(prefix) and qualname == name for prefix, name in table.SAME_MODULE_NEW_HELPERS):
+        return Decision(True, use="checked", reason="creates an instance of a class of its own module",
+                        checker="same-module-new")
     if torchscript and (module == "__torch__" or module.startswith("__torch__.")) and "." not in qualname:
         return Decision(True, use="new-only", reason="TorchScript class (resolved by the TorchScript loader)")
 
@@ -110,9 +120,17 @@ def lookup(module: str, qualname: str, *, torchscript: bool = False) -> Decision
             return Decision(False, severity="High", category="unknown",
                             reason=f"{prefix} is excluded from the allowlist: {reason}")
     if len(parts) == 1 and parts[0].lstrip("_")[:1].isupper():  # a class, by naming convention
+        if module in table.SKLEARN_CYTHON_CALLED_MODULES:
+            return Decision(True, use="class", reason="scikit-learn Cython class rebuilt from numeric arguments")
         for prefix, reason in table.ALLOWED_CLASS_PREFIXES:
             if module.startswith(prefix):
+                # admitted by its name only: it may be created without arguments and given a
+                # state, never called, so a callable that merely looks like a class does nothing
                 return Decision(True, use="new-only", reason=reason)
+    if len(parts) == 1 and parts[0].lstrip("_")[:1].islower() and not parts[0].startswith("__"):
+        for prefix in table.SKLEARN_FUNCTION_MODULES:
+            if module == prefix or module.startswith(prefix + "."):
+                return Decision(True, use="reference", reason="scikit-learn function kept as a parameter, not called")
     if len(parts) == 1 and parts[0].startswith("__pyx_unpickle_"):
         for prefix in table.CYTHON_UNPICKLE_PREFIXES:
             if module.startswith(prefix):
@@ -150,7 +168,16 @@ def _check_newobj(args: Any) -> str | None:
         return "expects a class as first argument"
     if not _allowed_class(args[0]):
         return f"class argument {preview(args[0])} is not an allowed class"
+    if args[1:] and args[0].decision.use == "new-only":
+        return f"passes arguments to {preview(args[0])}.__new__, which model files create without arguments"
     return None
+
+
+def _check_same_module_new(args: Any, ref: Ref | None = None) -> str | None:
+    if (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], Ref) and args[0].decision.allowed
+            and args[0].decision.use in ("class", "new-only") and ref is not None and args[0].module == ref.module):
+        return None
+    return f"expects one allowed class of the same module, got {preview(args)}"
 
 
 def _check_codecs_encode(args: Any) -> str | None:
@@ -162,10 +189,14 @@ def _check_codecs_encode(args: Any) -> str | None:
     return f"only (text, 'latin1') is expected, got {preview(args)}"
 
 
+_ARRAY_CLASSES = frozenset({
+    ("numpy", "ndarray"), ("numpy", "matrix"), ("numpy.matrixlib.defmatrix", "matrix"),
+    ("numpy.ma.core", "MaskedArray"), ("numpy.ma", "MaskedArray"), ("numpy", "recarray"), ("numpy.rec", "recarray"),
+    ("numpy.core.records", "recarray"), ("numpy._core.records", "recarray")})
+
+
 def _array_class(value: Any) -> bool:
-    return isinstance(value, Ref) and value.decision.allowed and (value.module, value.name) in {
-        ("numpy", "ndarray"), ("numpy", "matrix"), ("numpy.matrixlib.defmatrix", "matrix"),
-        ("numpy.ma.core", "MaskedArray"), ("numpy", "recarray"), ("numpy", "memmap")}
+    return isinstance(value, Ref) and value.decision.allowed and (value.module, value.name) in _ARRAY_CLASSES
 
 
 def _check_reconstruct(args: Any) -> str | None:
@@ -175,11 +206,12 @@ def _check_reconstruct(args: Any) -> str | None:
 
 
 def _check_ufunc(args: Any) -> str | None:
-    if (isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], str)
-            and (args[0] == "numpy" or args[0].startswith("numpy.")) and _deny_match(args[0], args[1]) is None
-            and args[1].isidentifier() and not args[1].startswith("_")):
+    # _ufunc_reconstruct(module, name) returns getattr(import(module), name): any attribute of
+    # any module. Only the names of real ufuncs are accepted, so what it returns is a ufunc.
+    if (isinstance(args, tuple) and len(args) == 2 and args[0] in table.NUMPY_UFUNC_MODULES
+            and isinstance(args[1], str) and args[1] in table.NUMPY_UFUNCS):
         return None
-    return f"only public numpy ufuncs may be named, got {preview(args)}"
+    return f"returns an arbitrary module attribute; only numpy ufunc names are accepted, got {preview(args)}"
 
 
 _BIT_GENERATORS = {"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"}
@@ -193,8 +225,8 @@ def _check_random_ctor(args: Any) -> str | None:
             continue
         if isinstance(value, Ref) and value.module.startswith("numpy.random.") and value.name in _BIT_GENERATORS:
             continue
-        if isinstance(value, Ref) and value.module == "numpy.random._pickle":
-            continue  # the default constructor passed along
+        if isinstance(value, Ref) and (value.module, value.name) == ("numpy.random._pickle", "__bit_generator_ctor"):
+            continue  # the default constructor passed along (it is called with the first argument)
         if isinstance(value, Obj) and not value.dynamic and value.func is not None and (
                 value.func.qualname == "numpy.random._pickle.__bit_generator_ctor"):
             continue  # numpy >= 2 passes the rebuilt bit generator itself
@@ -213,10 +245,40 @@ def _plain_names(state: Any) -> str | None:
     return None
 
 
+def _empty_hooks(value: Any) -> bool:
+    """An empty hooks mapping: backward hooks are callables that autograd calls later."""
+    if isinstance(value, PDict):
+        return not value.items
+    return (isinstance(value, Obj) and not value.dynamic and value.cls is not None
+            and (value.cls.module, value.cls.name) == ("collections", "OrderedDict")
+            and value.args in ((), None) and not value.entries and value.state is None)
+
+
+def _hooks_at(index: int, minimum: int) -> Callable[[Any], str | None]:
+    def check(args: Any) -> str | None:
+        if not (isinstance(args, tuple) and len(args) >= minimum):
+            return f"expects at least {minimum} arguments"
+        if len(args) > index and args[index] is not None and not _empty_hooks(args[index]):
+            return f"installs backward hooks {preview(args[index])}: callables run by autograd"
+        return None
+
+    return check
+
+
 def _check_parameter_with_state(args: Any) -> str | None:
     if isinstance(args, tuple) and len(args) == 4:
-        return _plain_names(args[3])
+        return _hooks_at(2, 3)(args) or _plain_names(args[3])
     return "expects (data, requires_grad, hooks, state)"
+
+
+_LAYOUT_NAMES = frozenset(f"torch.{n}" for n in ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr",
+                                                 "sparse_bsc", "_mkldnn", "jagged"))
+
+
+def _check_get_layout(args: Any) -> str | None:
+    if isinstance(args, tuple) and len(args) == 1 and args[0] in _LAYOUT_NAMES:
+        return None
+    return f"only tensor layout names are expected, got {preview(args)}"
 
 
 def _rebuild_fn(value: Any) -> bool:
@@ -236,10 +298,27 @@ def _check_from_type(args: Any) -> str | None:
     return None
 
 
+def _special_keys(value: Any, depth: int = 0) -> str | None:
+    """A dunder or non-text key of a dict anywhere in ``value`` (a state a loader writes into
+    ``__dict__``; ``__setstate__`` written there is called by the next BUILD)."""
+    if depth > 4:
+        return None
+    if isinstance(value, PDict):
+        for key, _v in value.items:
+            if not isinstance(key, str) or (key.startswith("__") and key.endswith("__")):
+                return f"writes attribute {preview(key)} into the object"
+    if isinstance(value, tuple):
+        for item in value:
+            why = _special_keys(item, depth + 1)
+            if why:
+                return why
+    return None
+
+
 def _check_cython_unpickle(args: Any, ref: Ref | None = None) -> str | None:
     if isinstance(args, tuple) and args and isinstance(args[0], Ref) and args[0].decision.allowed and (
             ref is None or args[0].module == ref.module):
-        return None
+        return _special_keys(args[2]) if len(args) >= 3 else None
     return f"first argument must be an allowed class of the same module, got {preview(args[:1] if isinstance(args, tuple) else args)}"
 
 
@@ -265,6 +344,12 @@ CHECKERS: dict[str, Callable[..., str | None]] = {
     "numpy.random._pickle.__bit_generator_ctor": _check_random_ctor,
     "numpy.random._pickle.__generator_ctor": _check_random_ctor,
     "torch._utils._rebuild_parameter_with_state": _check_parameter_with_state,
+    "torch._utils._rebuild_tensor_v2": _hooks_at(5, 4),
+    "torch._utils._rebuild_tensor_v3": _hooks_at(5, 4),
+    "torch._utils._rebuild_parameter": _hooks_at(2, 2),
+    "torch._utils._rebuild_qtensor": _hooks_at(6, 5),
+    "torch.serialization._get_layout": _check_get_layout,
+    "numpy.random.__RandomState_ctor": _check_random_ctor,
     "torch._tensor._rebuild_from_type_v2": _check_from_type,
     "torch._tensor._rebuild_from_type": _check_from_type,
     "cython-unpickle": _check_cython_unpickle,
@@ -276,6 +361,8 @@ def check_call(ref: Ref, args: Any) -> str | None:
     name = ref.decision.checker
     if name == "cython-unpickle":
         return _check_cython_unpickle(args, ref)
+    if name == "same-module-new":
+        return _check_same_module_new(args, ref)
     checker = CHECKERS.get(name or "")
     if checker is None:  # a "checked" row without checker is a table bug: fail closed
         return "no argument check is defined for this callable"

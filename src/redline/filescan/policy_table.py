@@ -48,6 +48,20 @@ ALLOWED: tuple[tuple[str, str, str, str], ...] = (
     ("numpy.matrixlib.defmatrix", "matrix", "class", "matrix subclass of ndarray"),
     ("numpy.ma.core", "MaskedArray", "class", "masked array class"),
     ("numpy.ma.core", "_mareconstruct", "checked", "masked array reconstruction; only for array classes"),
+    ("numpy.ma", "MaskedArray", "class", "masked array class (public alias)"),
+    ("numpy.ma.core", "MaskedConstant", "new-only", "the numpy.ma.masked singleton's class"),
+    ("numpy", "recarray", "class", "record array subclass of ndarray"),
+    ("numpy.rec", "recarray", "class", "record array subclass of ndarray"),
+    ("numpy.core.records", "recarray", "class", "record array subclass of ndarray (numpy 1.x)"),
+    ("numpy._core.records", "recarray", "class", "record array subclass of ndarray (numpy 2.x)"),
+    ("numpy", "record", "class", "record scalar type"),
+    ("numpy.rec", "record", "class", "record scalar type"),
+    ("numpy.core.records", "record", "class", "record scalar type (numpy 1.x)"),
+    ("numpy._core.records", "record", "class", "record scalar type (numpy 2.x)"),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray", "reference",
+     "array constructor a scipy BSpline keeps as its array namespace hook; held, not called"),
+    ("numpy._core._internal", "_convert_to_stringdtype_kwargs", "function",
+     "StringDType from its (coerce, na_object) options; returns a dtype"),
     ("numpy.core.multiarray", "_reconstruct", "checked", "ndarray reconstruction (numpy 1.x); only for array classes"),
     ("numpy._core.multiarray", "_reconstruct", "checked", "ndarray reconstruction (numpy 2.x); only for array classes"),
     ("numpy.core.multiarray", "scalar", "function", "numpy scalar from dtype and raw bytes"),
@@ -62,7 +76,7 @@ ALLOWED: tuple[tuple[str, str, str, str], ...] = (
     ("numpy.random._pickle", "__randomstate_ctor", "checked", "RandomState from a bit-generator name"),
     ("numpy.random._pickle", "__bit_generator_ctor", "checked", "bit generator from its name"),
     ("numpy.random._pickle", "__generator_ctor", "checked", "Generator from a bit-generator name"),
-    ("numpy.random", "__RandomState_ctor", "function", "RandomState constructor (numpy < 1.17)"),
+    ("numpy.random", "__RandomState_ctor", "checked", "RandomState constructor alias; calls its second argument"),
     ("numpy.random.mtrand", "RandomState", "class", "legacy random state"),
     ("numpy.random._generator", "Generator", "class", "random generator"),
     ("numpy.random._mt19937", "MT19937", "class", "Mersenne Twister bit generator"),
@@ -73,12 +87,12 @@ ALLOWED: tuple[tuple[str, str, str, str], ...] = (
     ("numpy.random.bit_generator", "SeedSequence", "new-only", "seed sequence of a bit generator"),
     # --- PyTorch tensors and storages ---
     ("torch._utils", "_rebuild_tensor", "function", "tensor from storage (old)"),
-    ("torch._utils", "_rebuild_tensor_v2", "function", "tensor from storage"),
-    ("torch._utils", "_rebuild_tensor_v3", "function", "tensor from storage with dtype"),
-    ("torch._utils", "_rebuild_parameter", "function", "nn.Parameter from tensor"),
+    ("torch._utils", "_rebuild_tensor_v2", "checked", "tensor from storage; backward hooks must be empty"),
+    ("torch._utils", "_rebuild_tensor_v3", "checked", "tensor from storage with dtype; backward hooks must be empty"),
+    ("torch._utils", "_rebuild_parameter", "checked", "nn.Parameter from tensor; backward hooks must be empty"),
     ("torch._utils", "_rebuild_parameter_with_state", "checked", "nn.Parameter with attributes; plain names only"),
     ("torch._utils", "_rebuild_sparse_tensor", "function", "sparse tensor"),
-    ("torch._utils", "_rebuild_qtensor", "function", "quantized tensor"),
+    ("torch._utils", "_rebuild_qtensor", "checked", "quantized tensor; backward hooks must be empty"),
     ("torch._utils", "_rebuild_meta_tensor_no_storage", "function", "meta tensor"),
     ("torch._utils", "_rebuild_device_tensor_from_numpy", "function", "tensor from a numpy array"),
     ("torch._utils", "_rebuild_wrapper_subclass", "function", "tensor wrapper subclass shell"),
@@ -86,6 +100,8 @@ ALLOWED: tuple[tuple[str, str, str, str], ...] = (
     ("torch._tensor", "_rebuild_from_type_v2", "checked", "tensor subclass rebuild; only allowed rebuild functions"),
     ("torch._tensor", "_rebuild_from_type", "checked", "tensor subclass rebuild; only allowed rebuild functions"),
     ("torch", "Tensor", "reference", "tensor class passed to rebuild helpers"),
+    ("torch.storage", "UntypedStorage", "class", "byte storage of dtypes without a typed storage class"),
+    ("torch.serialization", "_get_layout", "checked", "looks a tensor layout up by its name; only layout names"),
     ("torch", "Size", "class", "tensor shape"),
     ("torch", "device", "class", "device name"),
     ("torch.nn.parameter", "Parameter", "class", "trainable tensor"),
@@ -112,7 +128,7 @@ TORCH_STORAGE_SIZES: dict[str, int] = {
 
 # torch dtype / layout / memory-format objects appear as plain references (``torch float32``).
 TORCH_REFERENCES: frozenset[str] = frozenset(
-    ["float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int", "int16", "short", "int8", "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "cfloat", "complex128", "cdouble", "complex32", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last", "channels_last_3d", "preserve_format"]
+    ["float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int", "int16", "short", "int8", "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "cfloat", "complex128", "cdouble", "complex32", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last", "channels_last_3d", "preserve_format", "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric", "per_channel_affine_float_qparams", "float8_e8m0fnu", "float4_e2m1fn_x2", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2", "int1", "int2", "int3", "int4", "int5", "int6", "int7", "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7", "complex32", "chalf"]
 )
 
 # numpy scalar types appear as references (e.g. an estimator's ``dtype=np.float64``).
@@ -126,6 +142,62 @@ ALLOWED_CLASS_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sklearn.", "scikit-learn estimator, transformer or helper class"),
     ("torch.nn.modules.", "torch.nn layer class"),
 )
+
+# numpy ufuncs: pure element-wise math. A model may hold them (``FunctionTransformer(np.log1p)``)
+# and ``numpy.core._ufunc_reconstruct`` may name them; nothing else may be reached that way.
+NUMPY_UFUNCS: frozenset[str] = frozenset(
+    "abs absolute acos acosh add arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan atan2 "
+    "atanh bitwise_and bitwise_count bitwise_invert bitwise_left_shift bitwise_not bitwise_or "
+    "bitwise_right_shift bitwise_xor cbrt ceil conj conjugate copysign cos cosh deg2rad degrees divide divmod "
+    "equal exp exp2 expm1 fabs float_power floor floor_divide fmax fmin fmod frexp gcd greater greater_equal "
+    "heaviside hypot invert isfinite isinf isnan isnat lcm ldexp left_shift less less_equal log log10 log1p "
+    "log2 logaddexp logaddexp2 logical_and logical_not logical_or logical_xor matmul matvec maximum minimum "
+    "mod modf multiply negative nextafter not_equal positive pow power rad2deg radians reciprocal remainder "
+    "right_shift rint sign signbit sin sinh spacing sqrt square subtract tan tanh true_divide trunc vecdot "
+    "vecmat".split())
+# Modules whose ufuncs ``_ufunc_reconstruct`` may name (the module a ufunc reports).
+NUMPY_UFUNC_MODULES: frozenset[str] = frozenset(
+    ["numpy", "numpy.core.umath", "numpy._core.umath", "numpy.core._multiarray_umath",
+     "numpy._core._multiarray_umath"])
+
+# numpy reductions and statistics held by estimators as parameters (FeatureAgglomeration's
+# ``pooling_func=np.mean``): pure functions of an array, kept as references, never called by
+# the stream.
+NUMPY_PURE_FUNCTIONS: frozenset[str] = frozenset(
+    "mean median average sum prod max min amax amin ptp std var nanmean nanmedian nansum nanprod nanmax "
+    "nanmin nanstd nanvar percentile quantile nanpercentile nanquantile cumsum cumprod argmax argmin all any "
+    "round around clip sort argsort unique".split())
+
+# scikit-learn modules whose functions estimators keep as parameters (score functions, metrics,
+# k-means variants). Their lower-case names are admitted as references: held by the object,
+# never called while loading.
+SKLEARN_FUNCTION_MODULES: tuple[str, ...] = (
+    "sklearn.feature_selection._univariate_selection", "sklearn.feature_selection._mutual_info",
+    "sklearn.metrics", "sklearn.cluster._kmeans", "sklearn.neighbors._base",
+)
+
+# scipy containers kept by estimators (sparse matrices, splines): created without __init__,
+# then given their state.
+SCIPY_CLASSES: tuple[tuple[str, str], ...] = tuple(
+    (module, name)
+    for module, names in {
+        "scipy.sparse._csr": "csr_matrix csr_array", "scipy.sparse._csc": "csc_matrix csc_array",
+        "scipy.sparse._coo": "coo_matrix coo_array", "scipy.sparse._bsr": "bsr_matrix bsr_array",
+        "scipy.sparse._dia": "dia_matrix dia_array", "scipy.sparse._lil": "lil_matrix lil_array",
+        "scipy.sparse._dok": "dok_matrix dok_array", "scipy.interpolate._bsplines": "BSpline",
+        "scipy.sparse.csr": "csr_matrix", "scipy.sparse.csc": "csc_matrix", "scipy.sparse.coo": "coo_matrix",
+    }.items()
+    for name in names.split())
+
+# scikit-learn's Cython extension modules: every CamelCase name they hold is a cdef class whose
+# pickle calls the class with numeric arguments (``Hinge(1.0)``, ``CyHalfSquaredError()``).
+SKLEARN_CYTHON_CALLED_MODULES: tuple[str, ...] = (
+    "sklearn._loss._loss", "sklearn.linear_model._sgd_fast", "sklearn.utils._weight_vector",
+    "sklearn.neighbors._kd_tree", "sklearn.neighbors._ball_tree",
+)
+# ``newObj(cls)`` helpers of scikit-learn's Cython modules (neighbour trees, distance metrics):
+# ``cls.__new__(cls)``, accepted only for a class of the same module.
+SAME_MODULE_NEW_HELPERS: tuple[tuple[str, str], ...] = (("sklearn.", "newObj"),)  # (module prefix, name)
 
 # Library classes that are rebuilt by calling them with arguments (their __reduce__ says so).
 ALLOWED_CALLED_CLASSES: tuple[tuple[str, str, str], ...] = (
@@ -144,6 +216,12 @@ BLOCKED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sklearn.externals", "vendored third-party code"),
     ("sklearn.conftest", "test configuration"),
     ("sklearn.tests", "test code"),
+    ("sklearn.callback", "progress and transport helpers re-export threads, sockets and connections"),
+    ("sklearn.utils.discovery", "walks package files (re-exports pathlib.Path)"),
+    ("sklearn.utils.estimator_checks", "test helpers"),
+    ("sklearn.utils._test_common", "test helpers"),
+    ("sklearn.utils._repr_html", "HTML rendering helpers (re-export pathlib.Path, StringIO)"),
+    ("sklearn.tree._export", "export helpers write files (re-export StringIO)"),
 )
 
 # --- what is known to be dangerous, with the reason shown to the user ---

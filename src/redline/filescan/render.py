@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from collections.abc import Sequence
+
+from urllib.parse import quote
 
 from .. import __version__
 from .report import FileReport
@@ -13,12 +16,25 @@ _SARIF_LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low"
 _SECURITY_SEVERITY = {"Critical": "9.5", "High": "7.5", "Medium": "5.0", "Low": "2.0"}
 
 
-def to_json(reports: Sequence[FileReport]) -> str:
-    """``{"files": [{"path", "format", "verdict", "issues": [...]}]}``."""
-    return json.dumps({"files": [r.to_dict() for r in reports]}, indent=2)
+def to_json(reports: Sequence[FileReport], skipped: Sequence[dict] = ()) -> str:
+    """``{"files": [{"path", "format", "verdict", "issues": [...]}], "skipped": [{"path", "reason"}],
+    "summary": {"scanned", "safe", "unsafe", "error", "skipped"}}`` (files[] as DESIGN.md states)."""
+    return json.dumps({"files": [r.to_dict() for r in reports], "skipped": list(skipped),
+                       "summary": summary_counts(reports, skipped)}, indent=2)
 
 
-def to_table(reports: Sequence[FileReport], width: int | None = None) -> str:
+def summary_counts(reports: Sequence[FileReport], skipped: Sequence[dict] = ()) -> dict[str, int]:
+    out = {"scanned": len(reports)}
+    for verdict in ("safe", "unsafe", "error"):
+        out[verdict] = sum(r.verdict == verdict for r in reports)
+    out["skipped"] = len(skipped)
+    return out
+
+
+SKIPPED_SHOWN = 20  # skipped files listed in the table; --json lists them all
+
+
+def to_table(reports: Sequence[FileReport], width: int | None = None, skipped: Sequence[dict] = ()) -> str:
     width = width or max(60, min(shutil.get_terminal_size((100, 20)).columns, 160))
     lines = []
     for r in reports:
@@ -31,12 +47,30 @@ def to_table(reports: Sequence[FileReport], width: int | None = None) -> str:
             lines.extend(" " * len(head) + more for more in body[1:])
         for note in r.notes:
             lines.append(f"  note: {note}")
-    counts = {v: sum(r.verdict == v for r in reports) for v in ("safe", "unsafe", "error")}
-    lines.append(f"{len(reports)} file(s): {counts['safe']} safe, {counts['unsafe']} unsafe, {counts['error']} error")
+    for entry in list(skipped)[:SKIPPED_SHOWN]:
+        lines.append(f"SKIPPED {entry['path']}  ({entry['reason']})")
+    if len(skipped) > SKIPPED_SHOWN:
+        lines.append(f"SKIPPED ... and {len(skipped) - SKIPPED_SHOWN} more (--json lists them all)")
+    counts = summary_counts(reports, skipped)
+    line = (f"{len(reports)} file(s): {counts['safe']} safe, {counts['unsafe']} unsafe, {counts['error']} error, "
+            f"{counts['skipped']} skipped")
+    if skipped:
+        line += " (not model files; --strict makes them errors)"
+    lines.append(line)
     return "\n".join(lines)
 
 
-def to_sarif(reports: Sequence[FileReport]) -> str:
+def artifact_uri(path: str) -> str:
+    """A SARIF ``uri``: a percent-encoded URI reference (``file://`` for absolute paths)."""
+    posix = path.replace("\\", "/")
+    if posix.startswith("/"):
+        return "file://" + quote(posix, safe="/")
+    if re.match(r"^[A-Za-z]:/", posix):  # a Windows drive path
+        return "file:///" + posix[:2] + quote(posix[2:], safe="/")
+    return quote(posix, safe="/")
+
+
+def to_sarif(reports: Sequence[FileReport], skipped: Sequence[dict] = ()) -> str:
     rules: dict[str, dict] = {}
     results = []
     for r in reports:
@@ -48,7 +82,7 @@ def to_sarif(reports: Sequence[FileReport]) -> str:
                 "shortDescription": {"text": f"model file scan: {issue.kind}"},
                 "properties": {"tags": ["security", "FM09"]},
             })
-            uri = r.path.replace("\\", "/")
+            uri = artifact_uri(r.path)
             message = issue.detail if not issue.member else f"{issue.member}: {issue.detail}"
             results.append({
                 "ruleId": rule_id,
@@ -65,7 +99,7 @@ def to_sarif(reports: Sequence[FileReport]) -> str:
             "tool": {"driver": {"name": "redline", "version": __version__,
                                 "informationUri": "https://github.com/redline", "rules": list(rules.values())}},
             "results": results,
-            "artifacts": [{"location": {"uri": r.path.replace("\\", "/")}} for r in reports],
+            "artifacts": [{"location": {"uri": artifact_uri(r.path)}} for r in reports],
         }],
     }
     return json.dumps(doc, indent=2)

@@ -27,6 +27,8 @@ ERROR_KINDS = frozenset(
         "depth-limit",
         "archive-integrity",  # bad CRC, overlapping or hidden members, name mismatch ...
         "encrypted",
+        "special-file",  # a FIFO, device or socket: never read
+        "not-followed",  # a link out of the scanned folder, under --strict
     }
 )
 
@@ -81,6 +83,7 @@ class FileReport:
     format: str
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # facts worth showing that are not issues
+    contents: list[str] = field(default_factory=list, repr=False)  # formats met inside (not serialised)
 
     @property
     def verdict(self) -> str:

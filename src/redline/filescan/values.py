@@ -17,6 +17,9 @@ class _Mark:
 
 
 MARK = _Mark()
+MAX_LABEL = 200
+PREVIEW_DEPTH = 4  # containers nested deeper are shown as "..."
+PREVIEW_ITEMS = 6  # items shown per container
 
 
 class Ref:
@@ -44,16 +47,18 @@ class Obj:
     it, or using it as the name of a global, is a call chosen at load time.
     """
 
-    __slots__ = ("args", "cls", "dynamic", "func", "label", "state")
+    __slots__ = ("args", "cls", "dynamic", "entries", "func", "label", "state")
 
     def __init__(self, label: str, *, cls: Ref | None = None, func: Ref | None = None,
                  args: Any = None, dynamic: bool = False) -> None:
-        self.label = label
+        # labels nest (a call of a call of ...): capped so a chain of calls stays linear
+        self.label = label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 3] + "..."
         self.cls = cls  # the class of an instance, when known
         self.func = func  # the allowed function that produced it, when known
         self.args = args
         self.state: Any = None
         self.dynamic = dynamic
+        self.entries: list | None = None  # keys written by SETITEM(S) into a mapping instance
 
     def __repr__(self) -> str:
         return self.label
@@ -99,8 +104,7 @@ class PDict:
         return default
 
     def __repr__(self) -> str:
-        return "{" + ", ".join(f"{preview(k)}: {preview(v)}" for k, v in self.items[:4]) + (
-            ", ..." if len(self.items) > 4 else "") + "}"
+        return preview(self)
 
 
 class PSet:
@@ -115,14 +119,76 @@ class PSet:
 
 
 def preview(value: Any, limit: int = 80) -> str:
-    """A short, printable rendering of a value for issue details."""
-    if isinstance(value, tuple):
-        text = "(" + ", ".join(preview(v, limit) for v in value[:6]) + (", ..." if len(value) > 6 else "") + (
-            "," if len(value) == 1 else "") + ")"
-    elif isinstance(value, list):
-        text = "[" + ", ".join(preview(v, limit) for v in value[:6]) + (", ..." if len(value) > 6 else "") + "]"
-    else:
-        text = repr(value)
+    """A short, printable rendering of a value for issue details.
+
+    The work is bounded by ``limit`` whatever the value: rendering stops as soon as the text
+    is long enough, so a tree that shares its subtrees (tiny in a pickle, exponential when
+    expanded) costs no more than a flat one."""
+    out = _Preview(limit)
+    try:
+        out.render(value, 0)
+    except _Full:
+        pass
+    text = "".join(out.parts)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+class _Full(Exception):
+    pass
+
+
+class _Preview:
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 4)
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        if self.size + len(text) > self.limit:
+            text = text[: self.limit + 1 - self.size]
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > self.limit:
+            raise _Full
+
+    def render(self, value: Any, depth: int) -> None:
+        if isinstance(value, (tuple, list)):
+            opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+            self.items(opening, closing, value, depth, trailing_comma=isinstance(value, tuple) and len(value) == 1)
+        elif isinstance(value, PDict):
+            self.items("{", "}", value.items, depth, pairs=True)
+        elif isinstance(value, PSet):
+            self.write(("frozenset" if value.frozen else "set") + f"({len(value.items)} items)")
+        elif isinstance(value, Persistent):
+            self.write("persistent(")
+            self.render(value.pid, depth + 1)
+            self.write(")")
+        elif isinstance(value, str):
+            self.write(repr(value[: self.limit + 1]))
+        elif isinstance(value, (bytes, bytearray)):
+            self.write(repr(bytes(value[: self.limit + 1])))
+        else:
+            self.write(repr(value))
+
+    def items(self, opening: str, closing: str, items: Any, depth: int, *, trailing_comma: bool = False,
+              pairs: bool = False) -> None:
+        if depth >= PREVIEW_DEPTH:
+            self.write(opening + "..." + closing)
+            return
+        self.write(opening)
+        for i, item in enumerate(items[:PREVIEW_ITEMS]):
+            if i:
+                self.write(", ")
+            if pairs:
+                self.render(item[0], depth + 1)
+                self.write(": ")
+                self.render(item[1], depth + 1)
+            else:
+                self.render(item, depth + 1)
+        if len(items) > PREVIEW_ITEMS:
+            self.write(", ...")
+        if trailing_comma:
+            self.write(",")
+        self.write(closing)

@@ -7,13 +7,14 @@ still handing the content over to be scanned.
 """
 from __future__ import annotations
 
-import bz2
 import lzma
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from .buffer import Buf
+from .inflate import inflate
+from .limits import Budget
 
 EOCD = b"PK\x05\x06"
 EOCD64_LOCATOR = b"PK\x06\x07"
@@ -103,13 +104,30 @@ def read_listing(buf: Buf) -> Listing:
     record_start = eocd
     loc = eocd - 20
     if loc >= buf.start and data[loc : loc + 4] == EOCD64_LOCATOR:
-        guess = loc - 56  # where a standard zip64 end record would sit
+        # Python's zipfile reads the zip64 end record just before the locator; PyTorch's
+        # reader (miniz) goes where the locator's offset field points. When the two could
+        # yield different central directories, no single reading can be vouched for.
+        guess = loc - 56
+        pointed = buf.start + struct.unpack_from("<Q", data, loc + 8)[0]
         if guess >= buf.start and data[guess : guess + 4] == EOCD64:
             fields = _EOCD64.unpack_from(data, guess)
-            n_total, cd_size, cd_offset = fields[7], fields[8], fields[9]
+            wide = (fields[7], fields[8], fields[9])
+            if pointed != guess:
+                problems.append("zip64 locator points away from the zip64 end record zipfile reads: "
+                                "PyTorch and Python would read different central directories")
+            for narrow, value, full in ((n_total, wide[0], 0xFFFF), (cd_size, wide[1], 0xFFFFFFFF),
+                                        (cd_offset, wide[2], 0xFFFFFFFF)):
+                if narrow not in (value, full):
+                    problems.append("zip64 end record disagrees with the end record: readers that use "
+                                    "one or the other see different archives")
+                    break
+            n_total, cd_size, cd_offset = wide
             record_start = guess
         else:
-            raise NotAZip("zip64 locator without a zip64 end record")
+            if pointed + 4 <= buf.end and data[pointed : pointed + 4] == EOCD64:
+                problems.append("zip64 end record is only where the locator points: PyTorch would read it, "
+                                "Python's zipfile would not")
+            raise NotAZip("zip64 locator without a zip64 end record where zipfile looks for it")
     # Python's zipfile tolerates bytes prepended to an archive by shifting every offset.
     concat = record_start - buf.start - cd_size - cd_offset
     if concat < 0:
@@ -231,14 +249,19 @@ def scan_local_entries(buf: Buf, listing: Listing, start: int, end: int) -> None
         pos = data.find(LOCAL, max(hidden.extent_end, pos + 4), end)
 
 
+STREAMED_SIZE_SCAN = 256 << 20  # output inflated to find where a hidden deflate stream ends
+
+
 def _streamed_size(buf: Buf, m: Member, end: int) -> int:
     if m.method == 8:
         d = zlib.decompressobj(-15)
         raw = memoryview(buf.data)[m.data_offset:end]
+        produced = 0
         try:
-            while not d.eof and raw:
-                d.decompress(raw, 1 << 20)
-                raw = d.unconsumed_tail
+            while not d.eof and raw and produced <= STREAMED_SIZE_SCAN:
+                piece = raw[: 1 << 16]
+                produced += len(d.decompress(piece, 1 << 20))
+                raw = raw[len(piece) - len(d.unconsumed_tail) :]
         except zlib.error:
             return 0
         return end - m.data_offset - len(d.unused_data) - len(raw) if d.eof else 0
@@ -250,65 +273,46 @@ def _streamed_size(buf: Buf, m: Member, end: int) -> int:
 class Extracted:
     content: Buf | None
     problems: list[str]
+    size: int = 0  # decompressed size (the content may hold only the head of a streamed member)
+    streamed: bool = False
 
 
-def extract(buf: Buf, m: Member, max_size: int) -> Extracted:
-    """Decompress ``m`` (CRC checked but not enforced, like PyTorch's reader)."""
+_METHOD_KIND = {8: "deflate", 12: "bz2", 14: "lzma"}
+
+
+def extract(buf: Buf, m: Member, budget: Budget, stream_if=None) -> Extracted:
+    """Decompress ``m`` within ``budget`` (CRC checked but not enforced, like PyTorch's reader).
+
+    Raises ``LimitExceeded`` when the member would pass a limit; ``stream_if`` is passed on to
+    :func:`inflate.inflate` (members it accepts are checked without being held)."""
     problems: list[str] = []
     if m.encrypted:
         return Extracted(None, [f"{m.name}: encrypted member cannot be scanned"])
     if m.flags & 0x1000_0000:
         return Extracted(None, [])
-    start, stop = m.data_offset, min(m.data_offset + m.csize, buf.end)
+    start = min(m.data_offset, buf.end)  # a local header can claim data past the end of the file
+    stop = min(m.data_offset + m.csize, buf.end)
     if stop - start < m.csize:
         problems.append(f"{m.name}: compressed data is truncated")
     if m.method not in METHODS:
         return Extracted(None, problems + [f"{m.name}: unknown compression method {m.method}"])
     raw = memoryview(buf.data)[start:stop]
+    streamed = False
     if m.method == 0:
         content = Buf(buf.data, start, stop)
+        size, crc = stop - start, zlib.crc32(raw)
         if m.csize != m.usize:
             problems.append(f"{m.name}: stored member with different sizes")
     else:
         try:
-            out = _inflate(m.method, raw, max_size)
-        except _TooLarge:
-            return Extracted(None, problems + [f"{m.name}: expands beyond {max_size} bytes"])
-        except (zlib.error, OSError, lzma.LZMAError, ValueError, EOFError) as exc:
+            out = inflate(_METHOD_KIND[m.method], raw, budget, stream_if=stream_if)
+        except (zlib.error, OSError, lzma.LZMAError, ValueError, EOFError, struct.error) as exc:
             return Extracted(None, problems + [f"{m.name}: cannot be decompressed ({exc})"])
-        if out[1]:
+        if out.irregular:
             problems.append(f"{m.name}: compressed stream ended early or has trailing bytes")
-        content = Buf.of(out[0])
-        if len(content) != m.usize:
-            problems.append(f"{m.name}: expands to {len(content)} bytes, not the recorded {m.usize}")
-    if zlib.crc32(content.view()) != m.crc:
+        content, size, crc, streamed = Buf.of(out.data), out.size, out.crc, out.streamed
+        if size != m.usize:
+            problems.append(f"{m.name}: expands to {size} bytes, not the recorded {m.usize}")
+    if crc != m.crc:
         problems.append(f"{m.name}: CRC mismatch (PyTorch ignores it; content scanned anyway)")
-    return Extracted(content, problems)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _inflate(method: int, raw: memoryview, max_size: int) -> tuple[bytes, bool]:
-    """(data, irregular): irregular when the stream is unfinished or followed by junk."""
-    if method == 8:
-        d = zlib.decompressobj(-15)
-        out = d.decompress(raw, max_size + 1)
-        if len(out) > max_size:
-            raise _TooLarge
-        return out, (not d.eof) or bool(d.unused_data) or bool(d.unconsumed_tail)
-    if method == 12:
-        d = bz2.BZ2Decompressor()
-        out = d.decompress(raw, max_size + 1)
-        if len(out) > max_size:
-            raise _TooLarge
-        return out, (not d.eof) or bool(d.unused_data)
-    # method 14: 2-byte version, 2-byte properties size, properties, raw LZMA1 data
-    psize = struct.unpack_from("<H", raw, 2)[0]
-    filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, bytes(raw[4 : 4 + psize]))
-    d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
-    out = d.decompress(raw[4 + psize :], max_size + 1)
-    if len(out) > max_size:
-        raise _TooLarge
-    return out, False
+    return Extracted(content, problems, size, streamed)
