@@ -181,3 +181,13 @@ def test_reference_models_train_on_the_targets_training_set_size_when_auditing_a
     wrong = dataclasses.replace(sample, meta={"train_size": 10})
     bad = LikelihoodRatioAttack(n_reference=2, reference="recipe")(target, wrong)
     assert bad.status is Status.ERROR and "train_size" in bad.reason
+
+
+def test_rmia_with_too_small_a_budget_is_inconclusive_not_an_error():
+    from redline import zoo
+    from redline.checks.fm04_rmia import RelativeMembershipInference as RMIA
+    from redline.findings import Status
+
+    finding = RMIA(n_reference=1)(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), budget=20)
+    assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.reason)
+    assert "budget of 30" in finding.reason and "traceback" not in finding.evidence

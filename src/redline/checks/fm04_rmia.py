@@ -38,7 +38,7 @@ from ..util.membership import (
     select_records,
     true_class_probability,
 )
-from .base import Check, CheckContext, Needs, Outcome
+from .base import Check, CheckContext, Inconclusive, Needs, Outcome
 
 _TINY = 1e-30
 
@@ -103,8 +103,11 @@ class RelativeMembershipInference(Check):
         n_ref = int(self.n_reference)
         pool_x, pool_y = require_pool(data, "RMIA's population samples")
         n_z = min(len(pool_x), int(self.n_population), budget // 3)
-        if n_z < 10:
-            raise ValueError("n_population must be at least 10")
+        if n_z < 10:  # the data or the budget, not the parameter, is short: nothing was measured
+            short = (f"the pool holds {len(pool_x)} rows" if len(pool_x) < 10
+                     else f"a budget of {budget} leaves {budget // 3} queries for population samples")
+            raise Inconclusive(f"RMIA needs at least 10 population samples and {short}; "
+                               f"a pool of 10+ rows and a budget of 30 or more would decide")
         z_rows = rng.choice(len(pool_x), size=n_z, replace=False)
         records = select_records(data, self.max_records, budget, rng, reserved=n_z)
 
