@@ -14,15 +14,10 @@ the target; their answers on rows they did and did not train on teach an attack
 classifier (one per class by default) what member answers look like, and that
 classifier scores the target's answers.
 
-Verdict (every FM04 check, :func:`redline.util.membership.judge`): ``fpr`` (1%) is the
-false-positive rate an auditor accepts and ``min_tpr`` (5%, five times chance) the share of
-members that must be exposed at it. The TPR at ``fpr`` counts only when there are at least
-``1/fpr`` non-members (otherwise it is not reported); then the finding is vulnerable when the
-TPR reaches ``min_tpr``, its 95% lower bound beats ``fpr`` and an exact rank test rejects
-chance at alpha 0.01. With fewer non-members the one-sided AUC (Mann-Whitney) test at alpha
-0.01 decides a leak, and anything short of that is inconclusive, naming the records and
-budget that would decide. Measured: 0 false alarms in 40 honest runs at 25 records a side
-(tests/checks/test_checks_fm04_small_samples.py).
+Verdict: the rule every FM04 check shares, argued in :func:`redline.util.membership.judge`
+(``fpr`` 1%, ``min_tpr`` 5%, exact tests at alpha 0.01, inconclusive when the records cannot
+decide; 0 false alarms in 40 honest runs at 25 records a side,
+tests/checks/test_checks_fm04_small_samples.py).
 """
 from __future__ import annotations
 
