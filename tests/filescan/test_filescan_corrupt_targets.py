@@ -67,6 +67,7 @@ def test_intact_files_still_pass_the_gate(tmp_path):
 def test_special_file_targets_do_not_block(special, tmp_path, monkeypatch, capsys):
     import os
 
+    monkeypatch.chdir(tmp_path)  # the scan's default --out is relative
     path = special
     if special == "fifo":
         path = str(tmp_path / "model.onnx")

@@ -126,6 +126,19 @@ def test_cli_refuses_a_used_folder_with_one_line_naming_both_options(tmp_path, c
     assert (out / "report.json").read_text() == "{}"
 
 
+def test_a_scan_that_stopped_before_any_check_does_not_block_the_next(tmp_path, fake_checks):
+    """A log with no finished check (e.g. a model file refused by its static scan) holds no
+    work: the next scan into that folder runs without --force; one finished check does."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "events.jsonl").write_text('{"event": "scan_started"}\n{"event": "check_started"}\n')
+    target, _ = _counted_target()
+    report = redline.scan(target, DATA, out=out)
+    assert len(report.findings) == 3
+    with pytest.raises(UsageError, match="already holds a scan"):
+        redline.scan(target, DATA, out=out)
+
+
 @pytest.mark.parametrize("where", ["/proc/redline-nope", "/proc/self/redline-nope/out"])
 def test_unwritable_out_is_a_one_line_error_before_any_query(where, capsys):
     code = main(["scan", "zoo:fair_logreg", "--out", where, "--no-progress"])

@@ -58,7 +58,7 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-    present = [name for name in _REPORT_MARKERS if (out / name).exists()]
+    present = [name for name in _REPORT_MARKERS if _holds_results(out / name)]
     if present and not resume and not force:
         raise UsageError(
             f"--out {out} already holds a scan ({present[0]}); pass --resume to continue it, "
@@ -71,6 +71,21 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
         for name in _OWN_FOLDERS:
             if (out / name).is_dir() and not (out / name).is_symlink():
                 shutil.rmtree(out / name)
+
+
+def _holds_results(path: Path) -> bool:
+    """Whether ``path`` holds work a new scan would lose. An event log counts only once a
+    check finished: a scan stopped before its first check (a model file that failed its
+    static scan, a refused target) leaves nothing to keep, and must not block the next run."""
+    if not path.exists():
+        return False
+    if path.name != EVENTS_FILE or not path.is_file() or path.is_symlink():
+        return True
+    try:
+        with path.open("rb") as log:
+            return any(b'"check_finished"' in line for line in log)
+    except OSError:
+        return True
 
 
 @dataclasses.dataclass
