@@ -191,3 +191,19 @@ def test_rmia_with_too_small_a_budget_is_inconclusive_not_an_error():
     finding = RMIA(n_reference=1)(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), budget=20)
     assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.reason)
     assert "budget of 30" in finding.reason and "traceback" not in finding.evidence
+
+
+def test_an_overfit_tree_leaks_on_average_though_no_low_fpr_threshold_shows_it():
+    """The tree's tied leaf confidences leave TPR at 1% FPR near zero while the membership
+    advantage is about 0.3: the average-case rule flags it; the regularised MLP (advantage
+    at most 0.13 across attacks) is not flagged by it."""
+    from redline import zoo
+    from redline.checks.fm04_membership import ThresholdAttack
+    from redline.findings import Status
+    from redline.util.membership import MIN_ADVANTAGE
+
+    tree = ThresholdAttack()(zoo.load_target("fair_tree_overfit"), zoo.load_data_for("fair_tree_overfit"))
+    assert tree.status is Status.VULNERABLE, tree.summary
+    assert tree.metrics["advantage"] >= MIN_ADVANTAGE and "average-case leak" in tree.summary
+    honest = ThresholdAttack()(zoo.load_target("digits_mlp_regularized"), zoo.load_data_for("digits_mlp_regularized"))
+    assert honest.status is Status.NOT_VULNERABLE and honest.metrics["advantage"] < MIN_ADVANTAGE

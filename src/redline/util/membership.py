@@ -23,6 +23,12 @@ MIN_RECORDS = 20
 #: vulnerable in at most this share of runs (the tests are exact), well under the 5% the
 #: project allows, so that an honest model is not failed by a lucky ranking.
 ALPHA = 0.01
+#: A membership advantage (best TPR - FPR over all thresholds, Yeom et al.) this large is a
+#: leak in itself, even when no threshold isolates members at a low false-positive rate (a
+#: tree's tied confidences): at least the generalisation gap of a loss-threshold attacker.
+#: It is twice the 99% noise level of the advantage at 540 records a side (Kolmogorov-Smirnov,
+#: about 0.10) and above every honest or hardened zoo model measured (at most 0.13).
+MIN_ADVANTAGE = 0.2
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
 _TINY = np.finfo(np.float64).tiny
@@ -179,6 +185,9 @@ def judge(
       confidence bound beats ``fpr`` (what a guessing attacker gets), and the exact rank test
       of :func:`~redline.util.stats.rank_tail_pvalue` (which also counts the noise of the
       threshold set by few non-members) rejects chance; else not vulnerable.
+      A model whose advantage reaches :data:`MIN_ADVANTAGE` with a significant AUC
+      (one-sided Mann-Whitney at :data:`ALPHA`) is vulnerable too: an average-case leak that
+      tied scores (a tree's leaves) can hide from every low-FPR threshold.
     - ``fpr`` not measurable (few records): vulnerable when the one-sided Mann-Whitney test
       says the AUC is above 0.5; otherwise inconclusive, saying how many records (and what
       budget) would measure ``fpr``. A run this small never passes a model.
@@ -227,11 +236,18 @@ def judge(
         metrics["tpr_p_value"] = rank_p
         low = metrics[f"{name}_ci"][0]
         vulnerable = reached >= min_tpr and low > fpr and rank_p <= ALPHA
+        # An average-case leak: large and significant, though no low-FPR threshold shows it.
+        average_case = not vulnerable and metrics["advantage"] >= MIN_ADVANTAGE and auc_p <= ALPHA
+        vulnerable = vulnerable or average_case
         summary = (
             f"{attack} identified {reached:.1%} of {n_in} training members (95% CI {low:.1%}-"
             f"{metrics[name + '_ci'][1]:.1%}) at a {fpr:.1%} false-positive rate measured on {n_out} non-members "
             f"(chance: {fpr:.1%}; p = {rank_p:.2g}; {tail})."
         )
+        if average_case:
+            summary += (f" No threshold isolates members at that rate, but the advantage of "
+                        f"{metrics['advantage']:.2f} (at least {MIN_ADVANTAGE:g}, AUC p = {auc_p:.2g}) is an "
+                        f"average-case leak: the model tells members from non-members far better than chance.")
     else:
         need = stats.negatives_needed(fpr)
         vulnerable = auc_p <= ALPHA
