@@ -231,6 +231,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
         family="cnn",
         expected=(
             expect("FM10", "not_vulnerable", "hardened", "trained on untouched data: no trigger to find"),
+            expect("FM10.injection", "vulnerable", "honest",
+                   "injection tests the training pipeline, not the delivered model: any pipeline that trains on "
+                   "rows an attacker can add to takes a planted trigger"),
         ),
         recipe=backdoor.RECIPE,
         twin="mnist_cnn_backdoor",
@@ -340,7 +343,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
         data="builtin:mnist",
         family="cnn",
         expected=(
-            expect("FM01", "not_vulnerable", "hardened", "adversarial training holds perturbations up to about 0.2"),
+            expect("FM01", "not_vulnerable", "hardened", "adversarial training holds L-inf perturbations up to about 0.2"),
+            expect("FM01.decision", "vulnerable", "honest",
+                   "its default norm is L2 (2.8 on MNIST), a budget L-inf training at 0.2 does not cover"),
+            expect("FM01.min_norm", "vulnerable", "honest",
+                   "its default norm is L2 (2.8 on MNIST), a budget L-inf training at 0.2 does not cover"),
             expect("FM07.eot_perturbation", "not_vulnerable", "hardened", "transformed small perturbations stay small"),
             expect("FM07.eot_patch", "vulnerable", "honest", "a patch is not a small perturbation: training did not cover it"),
         ),
