@@ -367,6 +367,7 @@ def test_huge_error_body_is_an_http_error_read_only_in_part(raw_server):
 def test_connection_dropped_after_reading_is_charged(raw_server):
     server = raw_server(lambda conn: None)  # reads the request, then hangs up without a word
     target = HttpTarget(server.url, config=config(retries=2), input_spec=SPEC, n_classes=2)
-    with pytest.raises(TargetError, match="RemoteDisconnected"):
+    # How the hang-up surfaces depends on timing: a closed connection or a reset one.
+    with pytest.raises(TargetError, match="RemoteDisconnected|ConnectionResetError"):
         target.predict(np.zeros((2, 2)))
     assert len(server.seen) == 3 and target.ledger.total == target.ledger.retried == 6
