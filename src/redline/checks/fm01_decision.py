@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..util.attack_trace import AttackTrace, success_vs_size
-from ..util.epsilon import FeatureUnits, epsilon_units, units_note
+from ..util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
 from ..util.lowfreq import DirectionSampler
@@ -132,7 +132,7 @@ class DecisionAttack(Check):
         "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
         "success_rate_unbounded",
         # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+        *EPSILON_METRICS,
     )
     param_docs = {
         "norm": "norm that measures the perturbation: linf or l2 (default l2)",

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..util.ball import l2_norms, project_onto_ball, steepest_direction
 from ..util.bpda import straight_through
-from ..util.epsilon import FeatureUnits, epsilon_units, units_note
+from ..util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.undecided import undecided_evasion
@@ -45,7 +45,7 @@ class FastMinimumNorm(Check):
         "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
         "median_min_norm", "median_min_norm_all",
         # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+        *EPSILON_METRICS,
     )
     param_docs = {
         "norm": "norm that measures the perturbation: linf or l2 (default l2)",

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..util.attack_trace import AttackTrace, success_vs_size
-from ..util.epsilon import FeatureUnits, epsilon_units, units_note
+from ..util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays, try_plot
 from ..util.feasible import make_feasible
@@ -196,7 +196,7 @@ class SquareAttack(Check):
         "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
         "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
         # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max",
+        *EPSILON_METRICS,
     )
     param_docs = {
         "norm": "norm that measures the perturbation: linf or l2 (default linf)",

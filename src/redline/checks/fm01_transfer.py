@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..util.epsilon import FeatureUnits, epsilon_units, units_note
+from ..util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
 from ..util.evasion import evasion_metrics
 from ..util.evidence import adversarial_grid, save_arrays
 from .base import Check, CheckContext, Needs, NotApplicable, Outcome
@@ -46,7 +46,7 @@ class TransferAttack(Check):
         "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
         "surrogate_agreement", "surrogate_success_rate", "surrogates",
         # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        "epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max", "surrogate_agreement_rows",
+        *EPSILON_METRICS, "surrogate_agreement_rows",
     )
     param_docs = {
         "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",

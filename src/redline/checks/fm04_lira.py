@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.membership import (
+    JUDGE_METRICS,
     check_probabilities,
     judge,
     logit_confidence,
@@ -47,8 +48,7 @@ class LikelihoodRatioAttack(Check):
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
     metrics = (
-        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
-        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+        *JUDGE_METRICS,
         "fixed_variance", "online", "reference_models", "reference_source", "views"
     )
     param_docs = {

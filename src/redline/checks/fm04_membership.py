@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.membership import (
+    JUDGE_METRICS,
     SCORES,
     check_probabilities,
     judge,
@@ -45,8 +46,7 @@ class ThresholdAttack(Check):
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
     metrics = (
-        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
-        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+        *JUDGE_METRICS,
         "calibration_rows", "per_class", "score"
     )
     param_docs = {
@@ -123,8 +123,7 @@ class ShadowModelAttack(Check):
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
     metrics = (
-        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
-        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+        *JUDGE_METRICS,
         "attack_training_rows", "per_class", "reference_source", "shadow_models"
     )
     param_docs = {
@@ -253,8 +252,7 @@ class LabelOnlyAttack(Check):
     needs = Needs(roles=("train", "test"))
     default_budget = 40_000
     metrics = (
-        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
-        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+        *JUDGE_METRICS,
         "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record"
     )
     param_docs = {

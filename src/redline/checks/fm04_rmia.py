@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..util.membership import (
+    JUDGE_METRICS,
     check_probabilities,
     judge,
     reference_outputs,
@@ -45,8 +46,7 @@ class RelativeMembershipInference(Check):
     needs = Needs(outputs="probabilities", roles=("train", "test"))
     default_budget = 10_000
     metrics = (
-        "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
-        "auc_p_value", "tpr_p_value", "smallest_measurable_fpr", "a",
+        *JUDGE_METRICS, "a",
         "gamma", "online", "population_samples", "reference_models", "reference_source"
     )
     param_docs = {

@@ -75,6 +75,10 @@ def resolve_epsilon(epsilon: float | None, spec, norm: str) -> float:
     return float(epsilon)
 
 
+#: The metrics :meth:`FeatureUnits.describe` adds to a finding.
+EPSILON_METRICS = ("epsilon_units", "epsilon_abs_min", "epsilon_abs_median", "epsilon_abs_max")
+
+
 def units_note(units: "FeatureUnits") -> str:
     """What a summary adds after an epsilon when features have ranges of their own."""
     return "" if units.shared is not None else " of each feature's range"

@@ -29,6 +29,11 @@ ALPHA = 0.01
 #: It is twice the 99% noise level of the advantage at 540 records a side (Kolmogorov-Smirnov,
 #: about 0.10) and above every honest or hardened zoo model measured (at most 0.13).
 MIN_ADVANTAGE = 0.2
+#: The metrics :func:`judge` reports for every FM04 check (checks add their own to these).
+JUDGE_METRICS = (
+    "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+    "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+)
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
 _TINY = np.finfo(np.float64).tiny
