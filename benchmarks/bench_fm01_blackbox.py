@@ -150,7 +150,7 @@ def redline_decision(target, data, n_images, budget, norm="l2", **params):
     import tempfile
 
     from redline.checks.base import CheckContext
-    from redline.checks.fm01_decision import DecisionAttack
+    from redline.checks.evasion.fm01_decision import DecisionAttack
 
     with tempfile.TemporaryDirectory() as out:
         check = DecisionAttack(norm=norm, n_inputs=n_images, epsilon=SUCCESS_AT[norm], **params)
@@ -295,7 +295,7 @@ def run_art_square(torch, module, n_classes, x, y, norm, eps, budget, batch):
 
 
 def redline_square(target, data, n, norm, eps, b):
-    from redline.checks.fm01_square import SquareAttack
+    from redline.checks.evasion.fm01_square import SquareAttack
 
     check = SquareAttack(norm=norm, epsilon=eps, n_inputs=n)
     check._plots = lambda *args: []  # as for ART: no plots in the timed run

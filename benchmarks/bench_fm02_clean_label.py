@@ -23,7 +23,7 @@ from torch import nn
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm02_clean_label import CleanLabelPoisoning
+from redline.checks.training_time.fm02_clean_label import CleanLabelPoisoning
 from redline.data import load_data
 
 

@@ -184,7 +184,7 @@ def sampled(data, records: int | None, seed: int):
 
 
 def run_entry(name: str, settings: dict, args) -> str:
-    from redline.util import roc
+    from redline.checks.privacy import roc
 
     n_ref = settings["n_reference"]
     count = settings["target_models"]
@@ -235,7 +235,7 @@ def run_entry(name: str, settings: dict, args) -> str:
 
 
 def tpr(result: AttackScores) -> float:
-    from redline.util import roc
+    from redline.checks.privacy import roc
 
     return roc.membership_metrics(result.scores, result.is_member)[TPR_KEY]
 
@@ -247,15 +247,15 @@ def ratio(ours: float, art: float) -> str:
 def redline_scores(target, data, n_ref: int, reference: str, seed: int) -> list[AttackScores]:
     """Each redline check's per-row scores, read back from the evidence it saves."""
     from redline.checks.base import CheckContext
-    from redline.checks.fm04_lira import LikelihoodRatioAttack
-    from redline.checks.fm04_membership import (
+    from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+    from redline.checks.privacy.fm04_membership import (
         LabelOnlyAttack,
         ShadowModelAttack,
         ThresholdAttack,
     )
-    from redline.checks.fm04_rmia import RelativeMembershipInference
+    from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
+    from redline.checks.privacy.membership import target_train_size
     from redline.targets.base import LabelOnlyTarget
-    from redline.util.membership import target_train_size
 
     # The checks size their reference models by this: it must be what the target trained on.
     assert target_train_size(data) == data.meta["train_size"]

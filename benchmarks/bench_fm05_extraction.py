@@ -10,7 +10,7 @@ at budgets above the pool size it uses fewer queries (the table shows how many).
 FM05.path_finding has no ART counterpart (ART has no tree extraction), so its part prints
 redline's own numbers: queries, leaves found, and fidelity on held-out and uniform inputs
 for the zoo fair_tree and for German-credit-sized generated trees (20 features, 30 leaves;
-redline.util.credit_tree), one tree per seed.
+redline.zoo.credit_tree), one tree per seed.
 
     python benchmarks/bench_fm05_extraction.py [--part all|learning|path_finding]
         [--budgets 250,500,1000,2000] [--epochs 30] [--tree-seeds 10]
@@ -27,8 +27,8 @@ from art_harness import RowCounter, art_classifier, counting_module
 def path_finding(tree_seeds: int) -> None:
     """Queries path-finding needs for an exact copy of each tree."""
     from redline import zoo
-    from redline.checks.fm05_path_finding import PathFinding
-    from redline.util.credit_tree import credit_like_tree
+    from redline.checks.extraction.fm05_path_finding import PathFinding
+    from redline.zoo.credit_tree import credit_like_tree
 
     runs = [("zoo fair_tree", zoo.load_target("fair_tree"), zoo.load_data_for("fair_tree"))]
     runs += [(f"credit tree, seed {seed}", *credit_like_tree(leaves=30, seed=seed)) for seed in range(tree_seeds)]
@@ -70,7 +70,7 @@ def main() -> None:
     from art.attacks.extraction import CopycatCNN, KnockoffNets
 
     from redline import zoo
-    from redline.checks.fm05_learning import LearningExtraction
+    from redline.checks.extraction.fm05_learning import LearningExtraction
     from redline.util.surrogates import build_surrogate
 
     torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ def nes_variant():
     """The previous black-box estimator, kept here only as a baseline."""
     import torch
 
-    from redline.checks.fm06_reprogramming import Reprogramming
+    from redline.checks.evasion.fm06_reprogramming import Reprogramming
     from redline.util.nes import Adam, nes_gradient
 
     class NesReprogramming(Reprogramming):
@@ -64,7 +64,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from redline import zoo
-    from redline.checks.fm06_reprogramming import Reprogramming
+    from redline.checks.evasion.fm06_reprogramming import Reprogramming
     from redline.targets.torch import TorchTarget
 
     white = zoo.load_target("mnist_cnn")

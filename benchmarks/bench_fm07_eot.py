@@ -72,9 +72,9 @@ def perturbation_comparison(args) -> None:
 
     from redline import zoo
     from redline.checks.base import CheckContext
-    from redline.checks.fm07_eot import EotPerturbation, _held_out_scores
+    from redline.checks.evasion.fm07_eot import EotPerturbation, _held_out_scores
+    from redline.checks.evasion.transforms import TransformRanges
     from redline.data.base import Dataset
-    from redline.util.transforms import TransformRanges
 
     target = zoo.load_target("mnist_cnn")
     data = zoo.load_data_for("mnist_cnn")
@@ -134,8 +134,8 @@ def patch_comparison(args) -> None:
 
     from redline import zoo
     from redline.checks.base import CheckContext
-    from redline.checks.fm07_eot import EotPatch
-    from redline.util.transforms import TransformRanges
+    from redline.checks.evasion.fm07_eot import EotPatch
+    from redline.checks.evasion.transforms import TransformRanges
 
     target = zoo.load_target("mnist_cnn")
     data = zoo.load_data_for("mnist_cnn")
@@ -251,8 +251,8 @@ def _targeted_patch_rates(target, x, y, patch, mask, ranges, samples, seed, goal
     ``mask`` with redline's placement geometry (stick_patch), then the draw's photometry applies."""
     import torch
 
-    from redline.checks.fm07_eot import stick_patch
-    from redline.util.transforms import photometric, sample_params
+    from redline.checks.evasion.fm07_eot import stick_patch
+    from redline.checks.evasion.transforms import photometric, sample_params
 
     spec = target.input_spec
     span = float(spec.upper - spec.lower) or 1.0

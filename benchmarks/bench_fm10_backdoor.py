@@ -84,9 +84,11 @@ def compare_with_art(args) -> None:
     from art.defences.transformer.poisoning import STRIP
 
     from redline import zoo
-    from redline.checks.fm10_activation_clustering import ActivationClustering
-    from redline.checks.fm10_spectral_signatures import SpectralSignatures
-    from redline.checks.fm10_strip import Strip
+    from redline.checks.training_time.fm10_activation_clustering import (
+        ActivationClustering,
+    )
+    from redline.checks.training_time.fm10_spectral_signatures import SpectralSignatures
+    from redline.checks.training_time.fm10_strip import Strip
     from redline.util.triggers import Trigger
 
     target = zoo.load_target("mnist_cnn_backdoor")
@@ -160,8 +162,8 @@ def compare_with_art(args) -> None:
 def model_only_detectors(args) -> None:
     """White-box Neural Cleanse and max-margin on both controls (no ART peer for torch)."""
     from redline import zoo
-    from redline.checks.fm10_max_margin import MaxMargin
-    from redline.checks.fm10_neural_cleanse import NeuralCleanse
+    from redline.checks.training_time.fm10_max_margin import MaxMargin
+    from redline.checks.training_time.fm10_neural_cleanse import NeuralCleanse
 
     target, twin = zoo.load_target("mnist_cnn_backdoor"), zoo.load_target("mnist_cnn_clean")
     data = zoo.load_data_for("mnist_cnn_backdoor")
@@ -177,7 +179,7 @@ def gradient_free_neural_cleanse(seeds) -> None:
     """NES Neural Cleanse on both controls as probabilities-only callables: the 4x4 grid
     (default) against the earlier 7x7 grid of 4-pixel cells with 10 probes, per seed."""
     from redline import zoo
-    from redline.checks.fm10_neural_cleanse import NeuralCleanse
+    from redline.checks.training_time.fm10_neural_cleanse import NeuralCleanse
     from redline.targets.callable import CallableTarget
 
     configs = {"grid 4, 5 probes, 300 steps": NeuralCleanse(),
@@ -201,7 +203,7 @@ def clean_label_injection(seeds) -> None:
 
     import torch
 
-    from redline.checks.fm10_injection import BackdoorInjection
+    from redline.checks.training_time.fm10_injection import BackdoorInjection
     from redline.data import load_data
     from redline.targets.base import InputSpec
     from redline.targets.torch import TorchTarget

@@ -29,11 +29,13 @@ STATISTIC = {
 
 
 def detectors(quick: bool):
-    from redline.checks.fm10_activation_clustering import ActivationClustering
-    from redline.checks.fm10_max_margin import MaxMargin
-    from redline.checks.fm10_neural_cleanse import NeuralCleanse
-    from redline.checks.fm10_spectral_signatures import SpectralSignatures
-    from redline.checks.fm10_strip import Strip
+    from redline.checks.training_time.fm10_activation_clustering import (
+        ActivationClustering,
+    )
+    from redline.checks.training_time.fm10_max_margin import MaxMargin
+    from redline.checks.training_time.fm10_neural_cleanse import NeuralCleanse
+    from redline.checks.training_time.fm10_spectral_signatures import SpectralSignatures
+    from redline.checks.training_time.fm10_strip import Strip
 
     return {
         "max_margin": MaxMargin,

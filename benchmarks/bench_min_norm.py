@@ -42,7 +42,7 @@ def main() -> None:
     from art.attacks.evasion import CarliniL2Method, DeepFool
 
     from redline import zoo
-    from redline.checks.fm01_min_norm import FastMinimumNorm
+    from redline.checks.evasion.fm01_min_norm import FastMinimumNorm
     from redline.data.base import Dataset
 
     target = zoo.load_target("mnist_cnn")

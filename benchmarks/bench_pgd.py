@@ -26,7 +26,7 @@ def main() -> None:
     from art.attacks.evasion import ProjectedGradientDescent as ArtPGD
 
     from redline import zoo
-    from redline.checks.fm01_pgd import ProjectedGradientDescent
+    from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
     from redline.data.base import Dataset
 
     target = zoo.load_target("mnist_cnn")

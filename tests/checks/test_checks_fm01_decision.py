@@ -11,11 +11,11 @@ from redline_testkit import (
 )
 
 from redline.checks.base import CheckContext
-from redline.checks.fm01_decision import DecisionAttack
+from redline.checks.evasion.fm01_decision import DecisionAttack
+from redline.checks.evasion.lowfreq import DirectionSampler, dct_matrix
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
-from redline.util.lowfreq import DirectionSampler, dct_matrix
 
 Counting = counting_torch_target_class()
 

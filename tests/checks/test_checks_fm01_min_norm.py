@@ -7,8 +7,8 @@ torch = pytest.importorskip("torch")
 from redline_testkit import counting_torch_target_class, train_two_class_net, two_blobs
 
 from redline.checks.base import CheckContext
-from redline.checks.fm01_min_norm import FastMinimumNorm
-from redline.checks.fm01_pgd import ProjectedGradientDescent
+from redline.checks.evasion.fm01_min_norm import FastMinimumNorm
+from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget

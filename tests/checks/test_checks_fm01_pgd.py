@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 from redline_testkit import counting_torch_target_class, train_two_class_net, two_blobs
 
 from redline.checks.base import CheckContext
-from redline.checks.fm01_pgd import ProjectedGradientDescent
+from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
@@ -98,7 +98,7 @@ class _Round(torch.nn.Module):
 
 
 def test_masking_layers_are_found_and_nothing_else(model, blobs):
-    from redline.util.bpda import masking_layers
+    from redline.checks.evasion.bpda import masking_layers
 
     squeezed = torch.nn.Sequential(_Round(), model)
     assert masking_layers(target(squeezed), blobs.x_test[:4]) == ["0"]

@@ -11,7 +11,8 @@ from redline_testkit import (
 )
 
 from redline.checks.base import CheckContext
-from redline.checks.fm01_square import (
+from redline.checks.evasion.feasible import make_feasible
+from redline.checks.evasion.fm01_square import (
     SquareAttack,
     _Layout,
     _LinfValues,
@@ -22,7 +23,6 @@ from redline.checks.fm01_square import (
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
-from redline.util.feasible import make_feasible
 
 Counting = counting_torch_target_class()
 

@@ -9,10 +9,10 @@ sklearn = pytest.importorskip("sklearn")
 
 from sklearn.linear_model import LogisticRegression
 
-from redline.checks.fm01_decision import DecisionAttack
-from redline.checks.fm01_min_norm import FastMinimumNorm
-from redline.checks.fm01_pgd import ProjectedGradientDescent
-from redline.checks.fm01_square import SquareAttack
+from redline.checks.evasion.fm01_decision import DecisionAttack
+from redline.checks.evasion.fm01_min_norm import FastMinimumNorm
+from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
+from redline.checks.evasion.fm01_square import SquareAttack
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.resolve import load_target

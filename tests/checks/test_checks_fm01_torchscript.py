@@ -69,7 +69,7 @@ def test_pgd_and_min_norm_reach_a_verdict_and_break_the_plain_cnn(model_file, ti
 
 def test_a_torchscript_model_with_vanishing_gradients_is_stated(cnn, tiles, tmp_path):
     """A rounding front end inside a scripted model cannot be patched; the finding says so."""
-    from redline.checks.fm01_pgd import ProjectedGradientDescent
+    from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
     from redline.targets.resolve import load_target
 
     class Squeezed(torch.nn.Module):

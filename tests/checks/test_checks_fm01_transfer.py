@@ -8,7 +8,7 @@ from redline_testkit import counting_torch_target_class
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm01_transfer import TransferAttack
+from redline.checks.evasion.fm01_transfer import TransferAttack
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
 from redline.zoo.hardened import SqueezedCnnRecipe

@@ -3,8 +3,8 @@ pipeline resists, and the gradient through the surrogate's optimum is exact."""
 import numpy as np
 import pytest
 
-from redline.checks import fm02_availability as availability
 from redline.checks.base import CheckContext
+from redline.checks.training_time import fm02_availability as availability
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets import load_target
@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 torch = pytest.importorskip("torch")
 from sklearn.linear_model import LogisticRegression
 
-from redline.util import softmax_surrogate as surrogate
+from redline.checks.training_time import softmax_surrogate as surrogate
 from redline.util.robust_learners import SanitizedClassifier
 
 

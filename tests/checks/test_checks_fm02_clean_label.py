@@ -11,13 +11,13 @@ from torch import nn
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm02_clean_label import CleanLabelPoisoning
+from redline.checks.training_time.clean_label import collide, deep_knn_keep, features
+from redline.checks.training_time.fm02_clean_label import CleanLabelPoisoning
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets import load_target
 from redline.targets.base import InputSpec
 from redline.targets.torch import TorchTarget
-from redline.util.clean_label import collide, deep_knn_keep, features
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ of a plain logistic regression; a loss-sanitised pipeline resists at that share.
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm02_feedback_loop import FeedbackLoopPoisoning
+from redline.checks.training_time.fm02_feedback_loop import FeedbackLoopPoisoning
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets import load_target

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm02_label_flip import LabelFlip, flip
+from redline.checks.training_time.fm02_label_flip import LabelFlip, flip
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets import LabelOnlyTarget, load_target

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm02_regression import OptimizedRegressionPoisoning, relative_shift
+from redline.checks.training_time.fm02_regression import (
+    OptimizedRegressionPoisoning,
+    relative_shift,
+)
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets import load_target

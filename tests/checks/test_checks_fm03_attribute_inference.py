@@ -8,7 +8,7 @@ from redline_testkit import ArrayTarget
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm03_attribute_inference import AttributeInference
+from redline.checks.privacy.fm03_attribute_inference import AttributeInference
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import RoundedTarget

@@ -8,7 +8,7 @@ pytest.importorskip("sklearn")
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm03_reconstruction import ClassReconstruction
+from redline.checks.privacy.fm03_reconstruction import ClassReconstruction
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget, RoundedTarget
 

@@ -14,17 +14,17 @@ from redline_testkit import ArrayTarget
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm04_lira import LikelihoodRatioAttack
-from redline.checks.fm04_membership import (
+from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+from redline.checks.privacy.fm04_membership import (
     LabelOnlyAttack,
     ShadowModelAttack,
     ThresholdAttack,
 )
-from redline.checks.fm04_rmia import RelativeMembershipInference
+from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
+from redline.checks.privacy.membership import logit_confidence
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
-from redline.util.membership import logit_confidence
 
 torch = pytest.importorskip("torch")
 
@@ -185,7 +185,7 @@ def test_reference_models_train_on_the_targets_training_set_size_when_auditing_a
 
 def test_rmia_with_too_small_a_budget_is_inconclusive_not_an_error():
     from redline import zoo
-    from redline.checks.fm04_rmia import RelativeMembershipInference as RMIA
+    from redline.checks.privacy.fm04_rmia import RelativeMembershipInference as RMIA
     from redline.findings import Status
 
     finding = RMIA(n_reference=1)(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), budget=20)
@@ -198,9 +198,9 @@ def test_an_overfit_tree_leaks_on_average_though_no_low_fpr_threshold_shows_it()
     advantage is about 0.3: the average-case rule flags it; the regularised MLP (advantage
     at most 0.13 across attacks) is not flagged by it."""
     from redline import zoo
-    from redline.checks.fm04_membership import ThresholdAttack
+    from redline.checks.privacy.fm04_membership import ThresholdAttack
+    from redline.checks.privacy.membership import MIN_ADVANTAGE
     from redline.findings import Status
-    from redline.util.membership import MIN_ADVANTAGE
 
     tree = ThresholdAttack()(zoo.load_target("fair_tree_overfit"), zoo.load_data_for("fair_tree_overfit"))
     assert tree.status is Status.VULNERABLE, tree.summary

@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 from redline_testkit import ArrayTarget
 
-from redline.checks.fm04_lira import LikelihoodRatioAttack
-from redline.checks.fm04_membership import LabelOnlyAttack, ShadowModelAttack, ThresholdAttack
-from redline.checks.fm04_rmia import RelativeMembershipInference
+from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+from redline.checks.privacy.fm04_membership import (
+    LabelOnlyAttack,
+    ShadowModelAttack,
+    ThresholdAttack,
+)
+from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget

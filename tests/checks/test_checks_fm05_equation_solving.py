@@ -4,7 +4,7 @@ import pytest
 from redline_testkit import ArrayTarget
 
 from redline.checks.base import CheckContext
-from redline.checks.fm05_equation_solving import EquationSolving
+from redline.checks.extraction.fm05_equation_solving import EquationSolving
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm05_equation_solving import EquationSolvingMlp
+from redline.checks.extraction.fm05_equation_solving import EquationSolvingMlp
 from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets.base import InputSpec, LabelOnlyTarget, RoundedTarget

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm05_learning import LearningExtraction
+from redline.checks.extraction.fm05_learning import LearningExtraction
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.checks.fm05_path_finding import PathFinding
+from redline.checks.extraction.fm05_path_finding import PathFinding
 from redline.findings import Status
 from redline.targets.base import FeatureConstraints, InputSpec, RoundedTarget
 
@@ -73,7 +73,7 @@ def test_mixed_continuous_integer_and_categorical_tree():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_german_credit_sized_tree_is_copied_exactly_in_under_a_thousand_queries(seed):
-    from redline.util.credit_tree import credit_like_tree
+    from redline.zoo.credit_tree import credit_like_tree
 
     target, data = credit_like_tree(leaves=30, seed=seed)
     target = _counting(target)
@@ -89,7 +89,7 @@ def test_a_german_credit_sized_tree_is_copied_exactly_in_under_a_thousand_querie
 
 
 def test_unordered_categories_are_probed_code_by_code_and_still_copied():
-    from redline.util.credit_tree import credit_like_tree
+    from redline.zoo.credit_tree import credit_like_tree
 
     target, data = credit_like_tree(leaves=30, seed=0)
     finding = PathFinding(ordinal_categories=False)(target, data, budget=2000)

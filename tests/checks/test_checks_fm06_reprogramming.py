@@ -9,15 +9,19 @@ from redline_testkit import counting_torch_target_class
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm06_reprogramming import (
+from redline.checks.evasion.fm06_reprogramming import (
     Reprogramming,
     fit_mapping,
     make_task,
     to_task,
 )
+from redline.checks.evasion.zeroth_order import (
+    sphere_directions,
+    sphere_gradient,
+    sphere_probes,
+)
 from redline.findings import Status
 from redline.targets.torch import TorchTarget
-from redline.util.zeroth_order import sphere_directions, sphere_gradient, sphere_probes
 
 
 class _Constant(torch.nn.Module):

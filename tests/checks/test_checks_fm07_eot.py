@@ -6,10 +6,14 @@ torch = pytest.importorskip("torch")
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm07_eot import EotPatch, EotPerturbation
+from redline.checks.evasion.fm07_eot import EotPatch, EotPerturbation
+from redline.checks.evasion.transforms import (
+    TransformRanges,
+    apply_transform,
+    sample_params,
+)
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget
-from redline.util.transforms import TransformRanges, apply_transform, sample_params
 
 IDENTITY = {"rotation": 0, "translate": 0, "brightness": 0, "blur": 0, "noise": 0, "scale": (1, 1), "contrast": (1, 1)}
 PERT = {"epsilon": 0.2, "steps": 10, "samples": 4, "n_inputs": 16, "eval_samples": 8}

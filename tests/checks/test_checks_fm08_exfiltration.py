@@ -6,17 +6,17 @@ pytest.importorskip("scipy")
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm08_capacity_abuse import CapacityAbuseProbe
-from redline.checks.fm08_exfiltration import (
+from redline.checks.extraction.fm08_capacity_abuse import CapacityAbuseProbe
+from redline.checks.extraction.fm08_exfiltration import (
     ParameterExfiltration,
     parameter_arrays,
     parameter_statistics,
     parameter_vector,
 )
+from redline.checks.extraction.model_parameters import onnx_parameter_arrays
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget, RoundedTarget
 from redline.util import exfiltration as ex
-from redline.util.model_parameters import onnx_parameter_arrays
 from redline.util.ssim import ssim
 from redline.zoo import malicious
 

@@ -10,11 +10,11 @@ pytest.importorskip("sklearn")
 
 from redline import zoo
 from redline.checks.base import CheckContext
-from redline.checks.fm10_activation_clustering import ActivationClustering
-from redline.checks.fm10_max_margin import MaxMargin
-from redline.checks.fm10_neural_cleanse import NeuralCleanse
-from redline.checks.fm10_spectral_signatures import SpectralSignatures
-from redline.checks.fm10_strip import Strip
+from redline.checks.training_time.fm10_activation_clustering import ActivationClustering
+from redline.checks.training_time.fm10_max_margin import MaxMargin
+from redline.checks.training_time.fm10_neural_cleanse import NeuralCleanse
+from redline.checks.training_time.fm10_spectral_signatures import SpectralSignatures
+from redline.checks.training_time.fm10_strip import Strip
 from redline.findings import Status
 from redline.targets.base import RoundedTarget
 from redline.targets.callable import CallableTarget

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from redline.checks.fm10_injection import BackdoorInjection
+from redline.checks.training_time.fm10_injection import BackdoorInjection
 from redline.data import load_data
 from redline.findings import Status
 from redline.targets.base import InputSpec

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from redline.checks import get_check
 from redline.checks.base import CheckContext, NotApplicable
-from redline.checks.fm11_fuzz import (
+from redline.checks.supply_chain.fm11_fuzz import (
     COMMON_KINDS,
     KINDS,
     MEMORY_DEFAULT_KINDS,

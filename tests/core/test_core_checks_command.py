@@ -44,17 +44,17 @@ def test_unknown_check_or_empty_mode_is_a_one_line_error(capsys):
 def test_hints_name_the_exact_flag(capsys):
     """A hint that sends the user to a knob names the flag that sets it."""
     import numpy as np
-
-    from redline.checks.fm03_attribute_inference import AttributeInference
-    from redline.data.base import Dataset
     from redline_testkit import ArrayTarget
+
+    from redline.checks.privacy.fm03_attribute_inference import AttributeInference
+    from redline.data.base import Dataset
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(90, 5)).astype(np.float32), rng.integers(0, 3, 90)
     data = Dataset("d", x[:30], y[:30], x[30:60], y[30:60], x[60:], y[60:])
     finding = AttributeInference()(ArrayTarget(rng.normal(size=(5, 3)), np.zeros(3)), data, budget=100)
     assert "--set FM03.attribute_inference.sensitive_feature=NAME" in finding.reason
-    from redline.checks.fm05_equation_solving import EquationSolvingMlp
+    from redline.checks.extraction.fm05_equation_solving import EquationSolvingMlp
 
     finding = EquationSolvingMlp()(ArrayTarget(rng.normal(size=(5, 3)), np.zeros(3)), data, budget=5000)
     assert "--set FM05.equation_solving_mlp.hidden=N" in finding.reason

@@ -86,7 +86,7 @@ def test_label_with_target_counts_evaluation_queries_and_keeps_the_original(logr
 
 
 def test_learning_never_measures_fidelity_on_the_rows_it_trained_on(logreg_problem, monkeypatch):
-    from redline.checks import fm05_learning
+    from redline.checks.extraction import fm05_learning
 
     model, data = logreg_problem
     seen = {}

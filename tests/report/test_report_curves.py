@@ -6,9 +6,9 @@ import pytest
 
 from redline.checks import get_check
 from redline.checks.base import CheckContext
+from redline.checks.evasion.attack_trace import AttackTrace, success_vs_size
 from redline.targets.base import InputSpec
 from redline.targets.callable import CallableTarget
-from redline.util.attack_trace import AttackTrace, success_vs_size
 
 
 def test_float32_sizes_at_epsilon_count_as_within_it():

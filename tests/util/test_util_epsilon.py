@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
+from redline.checks.evasion.feasible import make_feasible
 from redline.errors import UsageError
 from redline.targets.base import FeatureConstraints, InputSpec
 from redline.targets.config import TargetConfig
 from redline.util.epsilon import FeatureUnits, default_epsilon_units, epsilon_units
-from redline.util.feasible import make_feasible
 
 
 def table():

@@ -3,7 +3,7 @@ import builtins
 import numpy as np
 import pytest
 
-from redline.util.lowfreq import DirectionSampler, dct_matrix
+from redline.checks.evasion.lowfreq import DirectionSampler, dct_matrix
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 16, 12)])

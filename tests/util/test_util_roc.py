@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from redline.util import roc
+from redline.checks.privacy import roc
 
 
 def test_perfect_and_inverted_attacks():

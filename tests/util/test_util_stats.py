@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from redline.checks.evasion.undecided import inputs_to_decide, undecided_evasion
 from redline.util import stats
-from redline.util.undecided import inputs_to_decide, undecided_evasion
 
 
 def test_clopper_pearson_matches_known_values_and_covers_the_truth():

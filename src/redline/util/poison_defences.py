@@ -1,4 +1,4 @@
-"""Defences against training-set poisoning, run on a :class:`~redline.util.poisoning.TrainingPipeline`.
+"""Defences against training-set poisoning, run on a :class:`~redline.checks.training_time.poisoning.TrainingPipeline`.
 
 Each defence takes the (possibly poisoned) training set and returns the rows it keeps;
 the check then retrains on those rows and measures how much of the damage is undone.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .poisoning import TrainingPipeline
+from ..checks.training_time.poisoning import TrainingPipeline
 
 
 def loss_sanitize(pipeline: TrainingPipeline, x: np.ndarray, y: np.ndarray, fraction: float) -> np.ndarray:

@@ -1,0 +1,203 @@
+"""FM01 perturbation, black box: adversarial examples crafted on a surrogate and replayed.
+
+The attacker labels data it owns by querying the target (labels are enough), trains a
+local ensemble of surrogates on those labels, crafts L-inf adversarial examples against
+the ensemble with momentum iterative FGSM (Dong et al. 2018), and sends each example to
+the target once. Nothing here needs the target's gradients or probabilities, so neither
+hiding gradients nor answering labels only stops it; adversarial training does.
+
+Queries: ``labelling_queries`` (surrogate training set) plus ``replay_queries`` (one per
+example) make up ``queries``; clean accuracy and surrogate agreement are measured as
+evaluation queries. ``surrogate_agreement`` is the share of held-out rows on which surrogate
+and target give the same label: test rows not attacked and attacker rows not labelled for
+the surrogate (never a row it trained on; ``surrogate_agreement_rows`` of them, at most
+500), and None when no such row is left.
+
+``epsilon`` is L-inf in units of each feature's range (:mod:`redline.util.epsilon`). Its
+default, 0.3, is the one FM01/FM07 default that differs from the shared 0.2, on purpose:
+this attacker never iterates against the target (one replay per example), so at the same
+ball it is the weakest one, and at 0.2 it fooled only 24% of the zoo's undefended MNIST
+CNN's inputs (budget 2,000, seed 0), under the 30% that makes a finding, on a model
+white-box PGD breaks almost everywhere: the check's positive control would pass. At 0.3,
+the usual black-box MNIST setting, it fools 60% of them. Set ``epsilon=0.2`` to compare
+with the other checks on one ball.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
+from ...util.evidence import adversarial_grid, save_arrays
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .common import evasion_metrics
+
+_MIN_LABELS = 20  # below this a surrogate learns nothing useful
+_DEFAULT_EPSILON = 0.3  # L-inf, in range units; why not the shared 0.2: see the module docstring
+
+
+class TransferAttack(Check):
+    id = "FM01.transfer"
+    mode = "FM01"
+    title = "Black-box transfer attack from a surrogate trained on the target's labels"
+    needs = Needs(roles=("test",), attacker=True)  # surrogate rows apart from attacked rows
+    default_budget = 2_000
+    metrics = (
+        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+        "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
+        "surrogate_agreement", "surrogate_success_rate", "surrogates",
+        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+        *EPSILON_METRICS, "surrogate_agreement_rows",
+    )
+    param_docs = {
+        "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
+        "steps": "momentum-attack steps on the surrogate",
+        "decay": "momentum decay of the surrogate attack (0 or more)",
+        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "label_queries": "target queries spent labelling the surrogate's training data (null: from the budget)",
+        "architectures": "surrogate architectures to train and ensemble (null: the defaults for the data)",
+        "surrogate_epochs": "training epochs per surrogate",
+        "success_threshold": "success rate at or above which the model is called vulnerable",
+    }
+
+    def __init__(
+        self,
+        epsilon: float | None = None,
+        steps: int = 10,
+        decay: float = 1.0,
+        n_inputs: int = 100,
+        label_queries: int | None = None,
+        architectures: tuple[str, ...] | None = None,
+        surrogate_epochs: int = 15,
+        success_threshold: float = 0.3,
+    ):
+        self.epsilon = epsilon
+        self.steps = steps
+        self.decay = decay
+        self.n_inputs = n_inputs
+        self.label_queries = label_queries
+        self.architectures = architectures
+        self.surrogate_epochs = surrogate_epochs
+        self.success_threshold = success_threshold
+
+    def _validate(self, target=None) -> float | None:
+        for name in ("steps", "n_inputs", "surrogate_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.decay < 0:
+            raise ValueError("decay must not be negative")
+        if self.label_queries is not None and int(self.label_queries) < _MIN_LABELS:
+            raise ValueError(f"label_queries must be at least {_MIN_LABELS}")
+        if self.epsilon is not None and self.epsilon <= 0:
+            raise ValueError("epsilon must be positive")
+        if target is None:  # nothing else to check without the target
+            return None
+        if self.epsilon is None:
+            return _DEFAULT_EPSILON  # argued in the module docstring
+        return epsilon_units(self.epsilon, target.input_spec, "linf")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        import torch
+
+        from ...util.momentum import momentum_linf_attack
+        from .surrogate import agreement, train_surrogate
+
+        eps = self._validate(target)
+        spec = target.input_spec
+        x_owned, _ = data.attacker_data()
+        # Attacked and agreement rows come from the held-out rows the surrogate never saw.
+        x_held, y_held = data.evaluation_data()
+
+        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
+        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
+        with target.ledger.evaluating():
+            clean_pred = target.predict_labels(x)
+        correct = clean_pred == y
+        # Plan the budget: one replay query per example, the rest labels the surrogate's data.
+        n_replay = min(int(correct.sum()), max(0, budget - _MIN_LABELS))
+        n_label = min(len(x_owned), budget - n_replay)
+        if self.label_queries is not None:
+            n_label = min(n_label, int(self.label_queries))
+        if n_label < _MIN_LABELS:
+            raise NotApplicable(f"a budget of {budget} queries leaves too few to label a surrogate's training data")
+        xa, ya = x[correct][:n_replay], y[correct][:n_replay]
+
+        seed = int(rng.integers(2**31 - 1))
+        order = rng.permutation(len(x_owned))  # the surrogate is trained on the first n_label rows in this order
+        try:
+            surrogate = train_surrogate(target, x_owned[order], max_queries=n_label, seed=seed,
+                                        architectures=self.architectures, epochs=int(self.surrogate_epochs))
+        except ValueError as exc:
+            if "architecture" in str(exc):
+                raise
+            raise NotApplicable(f"could not train a surrogate: {exc}") from None
+        ctx.progress(1, 3)
+
+        constraints = spec.constraints
+        # The attack runs in range units (each feature divided by its own range), where the
+        # ball is the same for every feature (see redline.util.epsilon).
+        units = FeatureUnits.from_spec(spec)
+        tunits = units.for_torch(torch)
+        project = None
+        if constraints:
+            def project(zt, _z0t):
+                return tunits.project_constraints(zt, xa, constraints)
+
+        y_t = torch.from_numpy(ya.astype(np.int64))
+
+        def loss(batch):
+            x_batch = tunits.to_target(batch).to(torch.float32)
+            return torch.nn.functional.cross_entropy(surrogate.logits(x_batch), y_t, reduction="none")
+
+        if len(xa):
+            z_adv = momentum_linf_attack(loss, tunits.to_unit(xa), epsilon=eps, steps=int(self.steps),
+                                         lower=tunits.lower, upper=tunits.upper, decay=float(self.decay),
+                                         project=project)
+            x_adv = tunits.to_numpy(z_adv, np.float32)
+            if constraints:  # exact immutable and integer values in target units
+                x_adv = constraints.project(x_adv, xa)
+        else:
+            x_adv = xa.copy()
+        ctx.progress(2, 3)
+
+        adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)  # the replay
+        success = adv_pred != ya
+        surrogate_fooled = surrogate.predict_labels(x_adv) != ya if len(x_adv) else np.zeros(0, dtype=bool)
+        # Agreement is measured on rows the surrogate never saw and the attack did not use
+        # (see the module docstring). Without such rows there is nothing honest to report.
+        # The attacker's rows never overlap the evaluation rows (a pool, or the other half of
+        # the test rows), so the unlabelled ones can join the unattacked evaluation rows.
+        labelled = order[: int(surrogate.labelling_queries)]
+        spare = x_owned[np.setdiff1d(np.arange(len(x_owned)), labelled)]
+        unattacked = x_held[np.setdiff1d(np.arange(len(x_held)), idx)]
+        held_out = np.concatenate([unattacked, spare])[:500].astype(np.float32)
+        with target.ledger.evaluating():
+            fit = agreement(surrogate, target, held_out) if len(held_out) else None
+        ctx.progress(3, 3)
+
+        # One replay per example: an example that transfers costs the attacker one query.
+        metrics = evasion_metrics("linf", eps, xa, x_adv, success, correct, np.ones(len(xa)), units=units)
+        success_rate = metrics["success_rate"]
+        metrics.update({
+            "labelling_queries": int(surrogate.labelling_queries),
+            "replay_queries": len(x_adv),
+            "surrogate_agreement": fit,
+            "surrogate_agreement_rows": int(len(held_out)),
+            "surrogate_success_rate": float(surrogate_fooled.mean()) if len(x_adv) else 0.0,
+            "surrogates": list(surrogate.architectures),
+        })
+        evidence: dict = dict(units.describe(eps)[1])
+        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
+        if rel:
+            evidence["examples"] = rel
+        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
+        if rel:
+            evidence["plots"] = [rel]
+        vulnerable = len(xa) > 0 and success_rate >= self.success_threshold
+        summary = (
+            f"Examples crafted on a surrogate (trained on {surrogate.labelling_queries} target labels, "
+            + (f"{fit:.0%} agreement on {len(held_out)} held-out rows" if fit is not None
+               else "agreement not measured: no held-out rows left")
+            + f") fooled the target on {int(success.sum())} of {len(xa)} inputs "
+            f"({success_rate:.0%}) at L-inf epsilon {eps:.3g}{units_note(units)}, one query each."
+        )
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)

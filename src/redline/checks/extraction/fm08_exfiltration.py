@@ -1,0 +1,235 @@
+"""FM08 malicious ML provider: training data hidden in the delivered parameters (Song et al. 2017).
+
+A provider who controls the training code can make the model it delivers carry its
+training data while keeping its accuracy: in the low bits of the floats (LSB encoding), in
+parameter values that correlate with the pixels (correlated-value encoding), or in the
+parameters' signs (sign encoding). ``FM08.exfiltration`` inspects the parameters of a
+white-box target (a PyTorch module, a scikit-learn estimator or the initializers of an ONNX
+file), without a single query (``FM08.capacity_abuse``, in its own module, covers the
+black-box variant):
+
+1. **Recovery.** Each encoding's decoder (:mod:`redline.util.exfiltration`) reads the flat
+   parameter vector as consecutive image-sized chunks; a chunk that correlates with one of
+   the auditor's training images at ``match_correlation`` or more is a recovered image.
+   Honest parameters match nothing at that level, so recovered images are proof, scored
+   with SSIM and mean absolute pixel error against the originals.
+2. **Statistics without the data.** The low bits of honestly trained floats are noise with
+   no serial dependence, while a pixel payload makes neighbouring low bits alike; a lag-1
+   autocorrelation test on the low byte (``lsb_p_value``) catches that even when the
+   payload is laid out where the decoder does not look. Entropy of the low byte and
+   sign-pattern statistics (share of positive parameters, serial correlation of signs) are
+   reported as context: honest training leaves some structure in signs, so they do not
+   decide the verdict.
+
+Limits: the decoders assume the payload starts at the beginning of the parameter vector
+and is stored image by image; an encrypted LSB payload is indistinguishable from noise.
+Rounding away the low mantissa bits of a delivered model removes the LSB channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...util import exfiltration as ex
+from ...util.evidence import save_arrays, try_plot
+from ...util.ssim import ssim
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .model_parameters import parameter_arrays
+
+
+class ParameterExfiltration(Check):
+    id = "FM08.exfiltration"
+    mode = "FM08"
+    title = "Training data encoded in the delivered model's parameters"
+    needs = Needs(modality=("image",), roles=("train",), labels=False)  # images to recognise
+    default_budget = 0  # reads parameters; sends no queries
+    metrics = (
+        "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value",
+        "lsb_serial_correlation", "parameters", "recovered_by", "recovered_fraction",
+        "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
+        "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation"
+    )
+    param_docs = {
+        "match_correlation": "correlation with a training image that counts as recovering it, in (0, 1)",
+        "min_recovered_images": "recovered images needed to call the model an exfiltration channel",
+        "lsb_bits": "low-order bit widths searched for hidden images (each 1 to 16)",
+        "alpha": "significance level of the bit-statistics tests",
+        "min_serial_correlation": "serial correlation of low-order bits needed with a significant test",
+        "max_references": "training images compared with what the parameters decode to",
+        "max_chunks": "parameter chunks (one image each) decoded at most",
+    }
+
+    def __init__(
+        self,
+        match_correlation: float = 0.8,
+        min_recovered_images: int = 3,
+        lsb_bits: tuple[int, ...] = (4, 8, 16),
+        alpha: float = 1e-3,
+        min_serial_correlation: float = 0.05,
+        max_references: int = 5000,
+        max_chunks: int = 20000,
+    ):
+        self.match_correlation = match_correlation
+        self.min_recovered_images = min_recovered_images
+        self.lsb_bits = lsb_bits
+        self.alpha = alpha
+        self.min_serial_correlation = min_serial_correlation
+        self.max_references = max_references
+        self.max_chunks = max_chunks
+
+    def _validate(self) -> None:
+        if not 0 < self.match_correlation < 1:
+            raise ValueError("match_correlation must be in (0, 1)")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        if int(self.min_recovered_images) < 1 or int(self.max_references) < 1 or int(self.max_chunks) < 1:
+            raise ValueError("min_recovered_images, max_references and max_chunks must be at least 1")
+        if not self.lsb_bits or any(not 1 <= int(b) <= 16 for b in self.lsb_bits):
+            raise ValueError("lsb_bits must list bit widths between 1 and 16")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        arrays = parameter_arrays(target)
+        if not arrays:
+            raise NotApplicable(
+                "the check reads the model's parameters and the target exposes none "
+                "(an in-memory PyTorch module, a scikit-learn estimator or an ONNX file is needed)"
+            )
+        image_shape = tuple(int(s) for s in data.x_train.shape[1:])
+        chunk = int(np.prod(image_shape))
+        params = np.concatenate([a.astype(np.float64) for a in arrays])[: int(self.max_chunks) * chunk]
+        if params.size < chunk:
+            raise NotApplicable(f"the model has {params.size} parameters, fewer than one image ({chunk} values)")
+        arrays = _truncate(arrays, params.size)
+        pick = rng.permutation(len(data.x_train))[: int(self.max_references)]
+        references = np.asarray(data.x_train[np.sort(pick)], dtype=np.float64)
+
+        recoveries = {name: self._recover(cands, refs, references)
+                      for name, cands, refs in self._decoded(arrays, params, image_shape, references)}
+        stats = parameter_statistics(arrays)
+        flagged = sorted({name.split(":")[0] for name, r in recoveries.items()
+                          if r["images"] >= int(self.min_recovered_images)})
+        if (stats["lsb_p_value"] < self.alpha and stats["lsb_serial_correlation"] >= self.min_serial_correlation
+                and "lsb" not in flagged):
+            flagged.append("lsb")
+        best_name = max(recoveries, key=lambda n: (recoveries[n]["images"], recoveries[n]["ssim"] or 0.0))
+        best = recoveries[best_name]
+        metrics = {
+            "parameters": int(params.size),
+            **stats,
+            "correlation_score": recoveries["correlation"]["median_correlation"],
+            "recovered_images": int(best["images"]),
+            "recovered_fraction": best["images"] / len(references),
+            "recovered_ssim": best["ssim"],
+            "recovered_mae": best["mae"],
+            "recovered_by": best_name if best["images"] else None,
+            **{f"recovered_images_{n.replace(':', '_')}": int(r["images"]) for n, r in recoveries.items()},
+            "flagged_encodings": flagged,
+        }
+        evidence = self._evidence(ctx, best, references)
+        if flagged:
+            summary = (
+                f"The parameters carry training data ({', '.join(flagged)} encoding). "
+                f"{best['images']} distinct training images were read back from them"
+                + (f" with mean SSIM {best['ssim']:.2f}." if best["images"] else ".")
+            )
+        else:
+            summary = (
+                f"No training image could be read back from the {params.size} parameters by LSB, "
+                "correlated-value or sign decoding, and their low bits show no serial structure."
+            )
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
+
+    def _decoded(self, arrays, params, image_shape, references):
+        """(decoder name, candidate images, what to match them against) for every decoder."""
+        for bits in self.lsb_bits:
+            yield f"lsb:{int(bits)}", ex.as_images(low_bits(arrays, int(bits)), image_shape), references
+        yield "correlation", ex.rescale_chunks(ex.as_images(params, image_shape)), references
+        binary = (references > ex.SIGN_THRESHOLD).astype(np.float64)
+        yield "sign", ex.as_images(ex.sign_extract(params), image_shape), binary
+
+    def _recover(self, candidates, match_against, originals) -> dict:
+        index, corr = ex.best_matches(candidates, match_against)
+        hit = np.abs(corr) >= self.match_correlation
+        # An inverted copy (parameters anti-correlated with the pixels) is flipped back.
+        recovered = np.where((corr < 0).reshape(-1, *[1] * (candidates.ndim - 1)), 1.0 - candidates, candidates)[hit]
+        # One image may be stored twice; score each recovered training image once.
+        _, first = np.unique(index[hit], return_index=True)
+        recovered, matched = recovered[first], index[hit][first]
+        truth = originals[matched]
+        image_like = truth.ndim >= 3 and min(truth.shape[-2:]) >= 3
+        return {
+            "images": len(matched),
+            "ssim": float(ssim(recovered, truth).mean()) if len(matched) and image_like else None,
+            "mae": float(np.abs(recovered - truth).mean()) if len(matched) else None,
+            "median_correlation": float(np.median(np.abs(corr))),
+            "recovered": recovered,
+            "index": matched,
+        }
+
+    def _evidence(self, ctx, best, references) -> dict:
+        evidence: dict = {}
+        if not best["images"]:
+            return evidence
+        rel = save_arrays(ctx, f"{self.id}-recovered.npz", recovered=best["recovered"], train_index=best["index"])
+        if rel:
+            evidence["examples"] = rel
+        from ...report import plots
+
+        show = slice(0, 8)
+        rel = try_plot(ctx, f"{self.id}-recovered.png", plots.image_grid,
+                       [list(best["recovered"][show]), list(references[best["index"][show]])],
+                       row_titles=["weights", "training"])
+        if rel:
+            evidence["plots"] = [rel]
+        return evidence
+
+
+def parameter_vector(target) -> np.ndarray | None:
+    """All float parameters as one float64 vector, or None when the target exposes none."""
+    arrays = parameter_arrays(target)
+    return np.concatenate([a.astype(np.float64) for a in arrays]) if arrays else None
+
+
+def low_bits(arrays: list[np.ndarray], bits: int) -> np.ndarray:
+    """The low ``bits`` bits of every parameter, read in each array's own float format."""
+    return np.concatenate([ex.lsb_extract(a, bits) for a in arrays])
+
+
+def parameter_statistics(arrays: list[np.ndarray]) -> dict:
+    """Data-free statistics of the low byte and the signs of the parameters."""
+    from scipy import stats
+
+    low = low_bits(arrays, 8) * 255.0
+    params = np.concatenate([a.astype(np.float64) for a in arrays])
+    n = params.size
+    counts = np.bincount(np.rint(low).astype(np.int64), minlength=256)
+    freq = counts[counts > 0] / n
+    lsb_r = _lag1(low)
+    signs = ex.sign_extract(params)
+    positive = int(signs.sum())
+    return {
+        "lsb_entropy": float(-(freq * np.log2(freq)).sum()),
+        "lsb_serial_correlation": lsb_r,
+        # Under independence, r * sqrt(n) is about standard normal; one-sided (payloads make neighbours alike).
+        "lsb_p_value": float(stats.norm.sf(lsb_r * np.sqrt(n))),
+        "sign_positive_fraction": positive / n,
+        "sign_bias_p_value": float(stats.binomtest(positive, n, 0.5).pvalue),
+        "sign_serial_correlation": _lag1(signs),
+    }
+
+
+def _truncate(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """The leading ``size`` values of the concatenated arrays, still split by array."""
+    out, left = [], size
+    for a in arrays:
+        if left <= 0:
+            break
+        out.append(a[:left])
+        left -= len(a[:left])
+    return out
+
+
+def _lag1(values: np.ndarray) -> float:
+    v = np.asarray(values, dtype=np.float64) - np.mean(values)
+    denom = float(v @ v)
+    return float(v[1:] @ v[:-1] / denom) if denom > 0 else 0.0

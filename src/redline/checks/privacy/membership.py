@@ -1,0 +1,352 @@
+"""What the FM04 membership-inference checks share: picking the evaluated records within
+the budget, turning probabilities into per-record statistics, and judging the scores.
+
+Auditor's setting: ``x_train`` rows are members, ``x_test`` rows non-members, and ``x_pool``
+is population data for calibration and reference models. The evaluated records are a
+random sample of members and non-members; every attack answers with one membership score
+per record, and the ROC over those scores gives the metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ...util import stats
+from ...util.evidence import save_arrays, try_plot
+from ..base import CheckContext, Inconclusive, NotApplicable, Outcome
+from . import roc
+
+#: Fewer evaluated records per side than this give metrics too coarse to judge.
+MIN_RECORDS = 20
+#: Significance level of every FM04 verdict. A model that leaks nothing is called
+#: vulnerable in at most this share of runs (the tests are exact), well under the 5% the
+#: project allows, so that an honest model is not failed by a lucky ranking.
+ALPHA = 0.01
+#: A membership advantage (best TPR - FPR over all thresholds, Yeom et al.) this large is a
+#: leak in itself, even when no threshold isolates members at a low false-positive rate (a
+#: tree's tied confidences): at least the generalisation gap of a loss-threshold attacker.
+#: It is twice the 99% noise level of the advantage at 540 records a side (Kolmogorov-Smirnov,
+#: about 0.10) and above every honest or hardened zoo model measured (at most 0.13).
+MIN_ADVANTAGE = 0.2
+#: The metrics :func:`judge` reports for every FM04 check (checks add their own to these).
+JUDGE_METRICS = (
+    "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
+    "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
+)
+SCORES = ("loss", "confidence", "entropy", "logit")
+_EPS = 1e-12
+_TINY = np.finfo(np.float64).tiny
+
+
+@dataclasses.dataclass
+class Records:
+    """The evaluated records: members first, then non-members."""
+
+    x: np.ndarray
+    y: np.ndarray
+    is_member: np.ndarray
+    # How the budget was spent, so a verdict can say what budget more records would need.
+    queries_per_record: int = 1
+    reserved: int = 0
+
+    def budget_for(self, per_side: int) -> int:
+        """Queries that evaluating ``per_side`` members and as many non-members would take."""
+        return 2 * int(per_side) * self.queries_per_record + self.reserved
+
+    @property
+    def n_members(self) -> int:
+        return int(self.is_member.sum())
+
+    @property
+    def n_nonmembers(self) -> int:
+        return int(len(self.is_member) - self.is_member.sum())
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def select_records(
+    data: Any, max_per_side: int, budget: int, rng: np.random.Generator, queries_per_record: int = 1, reserved: int = 0
+) -> Records:
+    """Members (from ``x_train``) and non-members (from ``x_test``), at most ``max_per_side``
+    of each, shrunk in proportion so that ``queries_per_record`` queries per record plus
+    ``reserved`` other queries fit in ``budget``."""
+    if int(max_per_side) < MIN_RECORDS:
+        raise ValueError(f"max_records must be at least {MIN_RECORDS}")
+    n_in = min(len(data.x_train), int(max_per_side))
+    n_out = min(len(data.x_test), int(max_per_side))
+    affordable = max(0, budget - reserved) // max(1, queries_per_record)
+    if n_in + n_out > affordable:
+        share = affordable / (n_in + n_out)
+        n_in, n_out = int(n_in * share), int(n_out * share)
+    if min(n_in, n_out) < MIN_RECORDS:
+        need = 2 * MIN_RECORDS * queries_per_record + reserved
+        raise Inconclusive(
+            f"too few records to judge: {n_in} members and {n_out} non-members fit (the budget of {budget} "
+            f"queries and {len(data.x_train)} train / {len(data.x_test)} test rows); at least {MIN_RECORDS} "
+            f"a side are needed, i.e. a budget of {need} and as many rows"
+        )
+    members = rng.choice(len(data.x_train), size=n_in, replace=False)
+    nonmembers = rng.choice(len(data.x_test), size=n_out, replace=False)
+    x = np.concatenate([data.x_train[members], data.x_test[nonmembers]])
+    y = np.concatenate([data.y_train[members], data.y_test[nonmembers]]).astype(np.int64)
+    return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)],
+                   queries_per_record=max(1, int(queries_per_record)), reserved=int(reserved))
+
+
+def target_train_size(data: Any) -> int:
+    """How many rows the target trained on: ``data.meta["train_size"]`` when the auditor holds
+    only a sample of the training rows (``x_train``), else ``len(x_train)``. Reference models
+    train on this many rows, because how much a model memorises depends on it."""
+    size = getattr(data, "meta", {}).get("train_size", len(data.x_train))
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < len(data.x_train):
+        raise ValueError(f"meta['train_size'] must be an integer of at least len(x_train) = {len(data.x_train)}, not {size!r}")
+    return int(size)
+
+
+def require_pool(data: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
+    """The population data (``x_pool``), or NotApplicable naming what needed it."""
+    if data.x_pool is None or len(data.x_pool) < 2 * MIN_RECORDS:
+        raise NotApplicable(f"population data (x_pool with at least {2 * MIN_RECORDS} rows) is needed for {why}")
+    return data.x_pool, np.asarray(data.y_pool).astype(np.int64)
+
+
+def check_probabilities(probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """The target's answers as float64 probabilities (n, k); a clear error otherwise."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != n_classes:
+        raise NotApplicable(f"the target answered shape {probs.shape}, not probabilities over {n_classes} classes")
+    return probs
+
+
+def true_class_probability(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """p_y for every row; works on (n, k) or stacked (models, n, k) probabilities."""
+    return np.take_along_axis(probs, _label_index(probs, y), axis=-1)[..., 0]
+
+
+def _label_index(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(np.asarray(y, dtype=np.int64).reshape(-1, 1), probs.shape[:-1] + (1,))
+
+
+def logit_confidence(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """log(p_y / (1 - p_y)), computed as log p_y - log(sum of the other classes) so that
+    confidences rounded to 1.0 stay finite (Carlini et al. 2022). The other classes are
+    summed directly, not as 1 - p_y, and floored only at the smallest normal float: a
+    member answered with p_y = 1 - 1e-15 must still outrank one answered with 1 - 1e-12."""
+    probs = np.asarray(probs, dtype=np.float64)
+    onehot = np.zeros(probs.shape, dtype=bool)
+    np.put_along_axis(onehot, _label_index(probs, y), True, axis=-1)
+    p_true = np.where(onehot, probs, 0.0).sum(axis=-1)
+    p_rest = np.where(onehot, 0.0, np.clip(probs, 0.0, None)).sum(axis=-1)
+    return np.log(p_true + _TINY) - np.log(p_rest + _TINY)
+
+
+def statistic(probs: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    """A per-record statistic that is higher for members.
+
+    ``loss``: minus the cross-entropy (Yeom et al. 2018); ``confidence``: p_y; ``entropy``:
+    minus the modified entropy of Song and Mittal (2021), which also uses the label;
+    ``logit``: the logit-scaled confidence.
+    """
+    if kind == "loss":
+        return np.log(true_class_probability(probs, y) + _EPS)
+    if kind == "confidence":
+        return true_class_probability(probs, y)
+    if kind == "logit":
+        return logit_confidence(probs, y)
+    if kind == "entropy":
+        p = np.clip(probs, _EPS, 1 - _EPS)
+        p_true = true_class_probability(p, y)
+        onehot = np.zeros_like(p, dtype=bool)
+        np.put_along_axis(onehot, _label_index(p, y), True, axis=-1)
+        others = np.where(onehot, 0.0, p * np.log(1 - p)).sum(axis=-1)
+        return (1 - p_true) * np.log(p_true) + others  # = -modified entropy
+    raise ValueError(f"score must be one of {', '.join(SCORES)}, not {kind!r}")
+
+
+def judge(
+    check_id: str,
+    ctx: CheckContext,
+    scores: np.ndarray,
+    records: Records,
+    *,
+    fpr: float,
+    min_tpr: float,
+    attack: str,
+    extra_metrics: dict[str, Any] | None = None,
+    notes: str = "",
+) -> Outcome:
+    """Metrics, ROC evidence and the verdict for one attack's membership scores.
+
+    A true-positive rate at false-positive rate ``f`` is reported only when the non-members
+    can measure ``f``: at least ``1/f`` of them, so that one false positive fits under it
+    (:func:`redline.util.stats.negatives_needed`); otherwise the metric is ``None``. Each
+    reported rate carries its Clopper-Pearson interval over the members (``<name>_ci``).
+
+    The verdict, tested at :data:`ALPHA`:
+
+    - ``fpr`` measurable: vulnerable when the TPR at ``fpr`` reaches ``min_tpr``, its lower
+      confidence bound beats ``fpr`` (what a guessing attacker gets), and the exact rank test
+      of :func:`~redline.util.stats.rank_tail_pvalue` (which also counts the noise of the
+      threshold set by few non-members) rejects chance; else not vulnerable.
+      A model whose advantage reaches :data:`MIN_ADVANTAGE` with a significant AUC
+      (one-sided Mann-Whitney at :data:`ALPHA`) is vulnerable too: an average-case leak that
+      tied scores (a tree's leaves) can hide from every low-FPR threshold.
+    - ``fpr`` not measurable (few records): vulnerable when the one-sided Mann-Whitney test
+      says the AUC is above 0.5; otherwise inconclusive, saying how many records (and what
+      budget) would measure ``fpr``. A run this small never passes a model.
+    """
+    if not 0 < fpr < 1:
+        raise ValueError("fpr must be in (0, 1)")
+    if not fpr < min_tpr <= 1:
+        raise ValueError("min_tpr must exceed fpr (the rate a guessing attacker reaches) and be at most 1")
+    scores = np.asarray(scores, dtype=np.float64)
+    n_in, n_out = records.n_members, records.n_nonmembers
+    curve_fpr, curve_tpr = roc.roc_curve(scores, records.is_member)
+    metrics: dict[str, Any] = roc.membership_metrics(scores, records.is_member)
+    for rate in sorted({*roc.REPORTED_FPRS, float(fpr)}):
+        name = f"tpr_at_fpr_{rate:g}"
+        if stats.fpr_measurable(rate, n_out):
+            metrics[name] = roc.tpr_at_fpr(curve_fpr, curve_tpr, rate)
+            metrics[f"{name}_ci"] = stats.rate_interval(metrics[name], n_in)
+        else:
+            metrics[name] = None  # with n_out non-members no rate below 1/n_out can be told apart
+    auc_p = stats.mann_whitney_pvalue(scores[records.is_member], scores[~records.is_member])
+    metrics.update({"auc_p_value": auc_p, "smallest_measurable_fpr": stats.smallest_measurable_fpr(n_out),
+                    "members": n_in, "nonmembers": n_out})
+    metrics.update(extra_metrics or {})
+
+    evidence: dict[str, Any] = {}
+    plot_fpr, plot_tpr = roc.thin_curve(curve_fpr, curve_tpr)
+    evidence["roc"] = {"fpr": plot_fpr.tolist(), "tpr": plot_tpr.tolist()}
+    arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=scores, is_member=records.is_member, y=records.y)
+    if arrays:
+        evidence["examples"] = arrays
+    from ...report import plots
+
+    plot = try_plot(ctx, f"{check_id}-roc.png", plots.roc_plot, {attack: (plot_fpr, plot_tpr)},
+                    title=f"{check_id}: membership ROC (log-log)")
+    if plot:
+        evidence["plots"] = [plot]
+
+    tail = f"AUC {metrics['auc']:.3f} (p = {auc_p:.2g}), advantage {metrics['advantage']:.2f}"
+    inconclusive = ""
+    name = f"tpr_at_fpr_{fpr:g}"
+    if metrics[name] is not None:
+        reached = metrics[name]
+        allowed = int(np.floor(fpr * n_out + 1e-9))
+        hits = int(round(reached * n_in))
+        rank_p = stats.rank_tail_pvalue(hits, allowed, n_in, n_out)
+        metrics["tpr_p_value"] = rank_p
+        low = metrics[f"{name}_ci"][0]
+        vulnerable = reached >= min_tpr and low > fpr and rank_p <= ALPHA
+        # An average-case leak: large and significant, though no low-FPR threshold shows it.
+        average_case = not vulnerable and metrics["advantage"] >= MIN_ADVANTAGE and auc_p <= ALPHA
+        vulnerable = vulnerable or average_case
+        summary = (
+            f"{attack} identified {reached:.1%} of {n_in} training members (95% CI {low:.1%}-"
+            f"{metrics[name + '_ci'][1]:.1%}) at a {fpr:.1%} false-positive rate measured on {n_out} non-members "
+            f"(chance: {fpr:.1%}; p = {rank_p:.2g}; {tail})."
+        )
+        if average_case:
+            summary += (f" No threshold isolates members at that rate, but the advantage of "
+                        f"{metrics['advantage']:.2f} (at least {MIN_ADVANTAGE:g}, AUC p = {auc_p:.2g}) is an "
+                        f"average-case leak: the model tells members from non-members far better than chance.")
+    else:
+        need = stats.negatives_needed(fpr)
+        vulnerable = auc_p <= ALPHA
+        summary = (
+            f"{attack} ranked {n_in} members against {n_out} non-members with {tail}. With {n_out} non-members "
+            f"the smallest measurable false-positive rate is {1 / n_out:.1%}, so no true-positive rate at "
+            f"{fpr:.1%} is claimed; the verdict rests on the AUC test."
+        )
+        if not vulnerable:
+            inconclusive = (
+                f"{n_out} non-members cannot measure a {fpr:.1%} false-positive rate and the AUC of "
+                f"{metrics['auc']:.2f} is not significant at this size (p = {auc_p:.2g} > {ALPHA:g}); "
+                f"{need} members and {need} non-members (a budget of about {records.budget_for(need):,} queries) "
+                f"would decide"
+            )
+    if notes:
+        summary += " " + notes
+    return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary, inconclusive=inconclusive)
+
+
+@dataclasses.dataclass
+class ReferenceOutputs:
+    """Reference models' probabilities on the evaluated records (and optional extra rows),
+    with which of those rows each model trained on."""
+
+    probs: np.ndarray  # (models, records, classes)
+    in_mask: np.ndarray  # (models, records) bool
+    source: str
+    models: Any  # the ReferenceModels, to answer on other rows (e.g. augmented views)
+    extra_probs: np.ndarray | None = None  # (models, extra rows, classes)
+    extra_in_mask: np.ndarray | None = None
+
+
+def reference_outputs(
+    target: Any,
+    data: Any,
+    records: Records,
+    *,
+    online: bool,
+    n_models: int,
+    source: str,
+    rng: np.random.Generator,
+    extra_pool_rows: np.ndarray | None = None,
+) -> ReferenceOutputs:
+    """Train reference models and collect their answers, in the auditor's setting.
+
+    Each training set has the target's training-set size (:func:`target_train_size`),
+    capped at half the rows drawn from. Online: the models train on random subsets of the
+    evaluated records themselves (members and non-members alike), topped up with population
+    rows when the records are fewer than twice the target's training-set size (an audit of
+    a sample of a large training set), in complementary pairs, so each record is in the
+    training set of some models and out of others. Offline: they train on random subsets
+    of the pool only, so every evaluated record is out. ``extra_pool_rows`` (indices into
+    ``x_pool``) are extra rows to answer on, e.g. RMIA's population samples.
+    """
+    from ...util.reference_models import (
+        offline_plan,
+        online_plan,
+        train_reference_models,
+    )
+
+    size = target_train_size(data)
+    seed = int(rng.integers(2**31))
+    n_records = len(records)
+    pool_x = pool_y = None
+    if data.x_pool is not None and len(data.x_pool):
+        pool_x, pool_y = data.x_pool, np.asarray(data.y_pool).astype(np.int64)
+    if online:
+        if n_models < 2:
+            raise ValueError("online reference models come in pairs: n_reference must be at least 2")
+        # Population rows added to the universe so that a training set can have the target's size.
+        top_up = np.zeros(0, dtype=np.int64)
+        if pool_x is not None and 2 * size > n_records:
+            top_up = rng.choice(len(pool_x), size=min(len(pool_x), 2 * size - n_records), replace=False)
+        universe_x = records.x if not len(top_up) else np.concatenate([records.x, pool_x[top_up].astype(records.x.dtype)])
+        universe_y = records.y if not len(top_up) else np.concatenate([records.y, pool_y[top_up]])
+        plan = online_plan(len(universe_x), n_models, size, rng)
+        in_mask = plan[:, :n_records]
+        pool_columns = dict(zip(top_up.tolist(), range(n_records, n_records + len(top_up))))
+    else:
+        universe_x, universe_y = require_pool(data, "offline reference models")
+        plan = offline_plan(len(universe_x), n_models, min(size, len(universe_x) // 2), rng)
+        in_mask = np.zeros((n_models, n_records), dtype=bool)
+        pool_columns = {row: row for row in range(len(universe_x))}
+    models = train_reference_models(
+        target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=source
+    )
+    out = ReferenceOutputs(models.predict_proba(records.x), in_mask, models.source, models)
+    if extra_pool_rows is not None:
+        pool_x = require_pool(data, "population samples")[0]
+        out.extra_probs = models.predict_proba(pool_x[extra_pool_rows])
+        out.extra_in_mask = np.zeros((n_models, len(extra_pool_rows)), dtype=bool)
+        for j, row in enumerate(np.asarray(extra_pool_rows).tolist()):
+            if row in pool_columns:
+                out.extra_in_mask[:, j] = plan[:, pool_columns[row]]
+    return out

@@ -1,0 +1,215 @@
+"""FM02 poisoning of a regression pipeline (the taxonomy's dosage scenario): OptP, Jagielski et al. 2018.
+
+The attacker adds a few rows to the training set of a linear regression and optimises
+their features and targets so that the retrained model's errors grow. A ridge model's
+parameters are a closed-form function of its training data, so the gradient of the
+validation loss with respect to every poison row flows exactly through that solution
+(the stationarity/KKT condition the paper differentiates); projected gradient ascent keeps
+the rows inside the valid feature box and the observed target range. The rows start from
+attacker-owned rows with their targets flipped to the other end of the range.
+
+The damage is measured on the victims (held-out rows) as ``prediction_shift``: the mean
+relative change of their predictions between the model retrained on clean data and the
+one retrained on poisoned data (0.75 = predictions move by 75% on average), at
+``report_rate`` (8% by default, as in the paper's headline result) and as a curve over
+rates. TRIM, the paper's defence, is measured the same way (``prediction_shift_with_trim``,
+``damage_undone_trim``).
+
+The target's own recipe is retrained (``target.retrain``) and its answers are read as values,
+so this check works with any trainable regressor; the attacker's surrogate is a ridge
+regression (``surrogate_alpha``, by default the target estimator's ``alpha`` if it has one).
+
+Queries: the optimisation runs on the local surrogate and sends nothing to any model; every
+retrained model of the pipeline is charged to the target's ledger, and reading the victims'
+predictions (and the residuals TRIM ranks) counts as evaluation. ``queries`` is therefore 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...report import plots
+from ...util.evidence import save_arrays, try_plot
+from ...util.poison_defences import trim
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .poisoning import (
+    TrainingPipeline,
+    added_count,
+    check_rates,
+    damage_undone,
+    flat,
+    one_thread,
+)
+
+DEFENCES = ("trim",)
+_MIN_ALPHA = 1e-6  # keeps the surrogate's normal equations solvable for plain least squares
+
+
+class OptimizedRegressionPoisoning(Check):
+    id = "FM02.regression"
+    mode = "FM02"
+    title = "Optimised poisoning of a regression model (OptP)"
+    needs = Needs(task="regression", trainable=True, roles=("train", "test"), attacker=True)
+    default_budget = 0
+    metrics = (
+        "damage_undone_trim", "max_prediction_shift", "poison_rate", "poison_rows", "prediction_shift",
+        "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
+    )
+    param_docs = {
+        "rates": "poison rates (shares of the training set) on the damage curve",
+        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        "steps": "gradient steps on the poison rows",
+        "step_size": "poison update size, relative to the input range",
+        "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
+        "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
+        "defences": "defences to measure (trim; empty for none)",
+    }
+
+    def __init__(
+        self,
+        rates: tuple[float, ...] = (0.02, 0.04, 0.08, 0.12, 0.16, 0.2),
+        report_rate: float = 0.08,
+        steps: int = 100,
+        step_size: float = 0.05,
+        surrogate_alpha: float | None = None,
+        shift_threshold: float = 0.1,
+        defences: tuple[str, ...] = DEFENCES,
+    ):
+        self.rates = rates
+        self.report_rate = report_rate
+        self.steps = steps
+        self.step_size = step_size
+        self.surrogate_alpha = surrogate_alpha
+        self.shift_threshold = shift_threshold
+        self.defences = defences
+
+    def _validate(self) -> None:
+        check_rates(self.rates, self.report_rate)
+        if int(self.steps) < 1 or self.step_size <= 0:
+            raise ValueError("steps must be at least 1 and step_size positive")
+        if set(self.defences) - set(DEFENCES):
+            raise ValueError(f"defences come from {DEFENCES}")
+        if self.surrogate_alpha is not None and self.surrogate_alpha < 0:
+            raise ValueError("surrogate_alpha must not be negative")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        rates = check_rates(self.rates, self.report_rate)
+        x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.float64)
+        x_att, y_att = data.attacker_data()
+        x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.float64)
+        if len(x) < 5 or len(x_att) < 5:
+            raise NotApplicable("OptP needs at least five training rows and five attacker-owned rows")
+        spec = target.input_spec
+        shape = spec.shape
+        lower, upper = float(spec.lower), float(spec.upper)
+        y_low, y_high = float(min(y.min(), y_att.min())), float(max(y.max(), y_att.max()))
+        alpha = self._alpha(target)
+
+        pipeline = TrainingPipeline(target, seed=int(rng.integers(2**31)))
+        victims = data.evaluation_data()[0]  # apart from the attacker's rows
+        clean_model = pipeline.fit(x.reshape(-1, *shape), y)
+        clean_pred = pipeline.values(clean_model, victims)
+
+        curve, poisons = [], {}
+        for i, rate in enumerate(rates):
+            xp, yp = self._optimise(x, y, x_att, y_att, added_count(len(x), rate), alpha,
+                                    (lower, upper), (y_low, y_high), rng)
+            poisons[rate] = (xp, yp)
+            model = pipeline.fit(np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp]))
+            curve.append(relative_shift(clean_pred, pipeline.values(model, victims)))
+            ctx.progress(i + 1, len(rates) + 1)
+
+        rate = float(self.report_rate)
+        shift = curve[rates.index(rate)]
+        xp, yp = poisons[rate]
+        metrics = {
+            "poison_rate": rate,
+            "prediction_shift": shift,
+            "poison_rows": len(xp),
+            "max_prediction_shift": float(max(curve)),
+            "surrogate_alpha": alpha,
+        }
+        if "trim" in self.defences:
+            x_all, y_all = np.vstack([x, xp]), np.concatenate([y, yp])
+
+            def fit(xs, ys):
+                model = pipeline.fit(xs.reshape(-1, *shape), ys)
+                return lambda xq: pipeline.values(model, xq.reshape(-1, *shape))
+
+            # The defender knows how many rows it collected itself, as in the paper.
+            keep = trim(fit, x_all, y_all, len(x), rng=rng)
+            defended = pipeline.fit(x_all[keep].reshape(-1, *shape), y_all[keep])
+            shift_trim = relative_shift(clean_pred, pipeline.values(defended, victims))
+            metrics["prediction_shift_with_trim"] = shift_trim
+            metrics["damage_undone_trim"] = damage_undone(shift, shift_trim)
+            metrics["trim_recall"] = float(np.mean(~keep[len(x):]))  # poison rows TRIM removed
+        ctx.progress(len(rates) + 1, len(rates) + 1)
+
+        evidence: dict = {"curve": {"poison_rate": rates, "prediction_shift": curve}}
+        rel = save_arrays(ctx, f"{self.id}-poisons.npz", x_poison=xp, y_poison=yp)
+        if rel:
+            evidence["examples"] = rel
+        plot = try_plot(
+            ctx, f"{self.id}-curve.png", plots.line_plot, {"OptP": (rates, curve)},
+            title="Victims' prediction shift against poisoning rate", xlabel="poisoning rate",
+            ylabel="mean relative prediction change",
+        )
+        if plot:
+            evidence["plots"] = [plot]
+        summary = (
+            f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) moved the predictions for "
+            f"held-out cases by {shift:.0%} on average."
+        )
+        return Outcome(vulnerable=shift >= self.shift_threshold, metrics=metrics, evidence=evidence, summary=summary)
+
+    def _alpha(self, target) -> float:
+        if self.surrogate_alpha is not None:
+            if self.surrogate_alpha < 0:
+                raise ValueError("surrogate_alpha must not be negative")
+            return max(float(self.surrogate_alpha), _MIN_ALPHA)
+        alpha = getattr(getattr(target, "estimator", None), "alpha", None)
+        return max(float(alpha), _MIN_ALPHA) if isinstance(alpha, (int, float)) else 1.0
+
+    def _optimise(self, x, y, x_att, y_att, count, alpha, box, y_box, rng):
+        """``count`` poison rows (features, targets) that maximise the surrogate's error on the attacker's rows."""
+        import torch
+
+        with one_thread():
+            return self._ascend(torch, x, y, x_att, y_att, count, alpha, box, y_box, rng)
+
+    def _ascend(self, torch, x, y, x_att, y_att, count, alpha, box, y_box, rng):
+        span = (y_box[1] - y_box[0]) or 1.0
+        # Targets are optimised on a [0, 1] scale so one step size suits features and targets.
+        to_unit = lambda v: (v - y_box[0]) / span
+        start = rng.choice(len(x_att), size=count, replace=count > len(x_att))
+        xc, yc = torch.from_numpy(x), torch.from_numpy(to_unit(y))
+        xv, yv = torch.from_numpy(x_att), torch.from_numpy(to_unit(y_att))
+        xp = torch.from_numpy(x_att[start].copy()).requires_grad_(True)
+        yp = torch.from_numpy(1.0 - to_unit(y_att[start])).requires_grad_(True)  # flipped targets
+        eye = alpha * torch.eye(x.shape[1], dtype=torch.float64)  # the solution is linear in y: same penalty
+        for _ in range(int(self.steps)):
+            w, b = ridge_solution(torch, torch.cat([xc, xp]), torch.cat([yc, yp]), eye)
+            loss = torch.mean((xv @ w + b - yv) ** 2)
+            gx, gy = torch.autograd.grad(loss, (xp, yp))
+            with torch.no_grad():
+                # Steps scaled per row keep every poison row moving, whatever its gradient size.
+                g = torch.cat([gx, gy[:, None]], dim=1)
+                g = g / (g.norm(dim=1, keepdim=True) + 1e-12)
+                xp += self.step_size * (box[1] - box[0]) * g[:, :-1]
+                yp += self.step_size * g[:, -1]
+                xp.clamp_(box[0], box[1])
+                yp.clamp_(0.0, 1.0)
+        return xp.detach().numpy(), y_box[0] + span * yp.detach().numpy()
+
+
+def ridge_solution(torch, x, y, penalty):
+    """Weights and intercept of ridge regression (intercept not penalised), differentiable in x and y."""
+    mx, my = x.mean(dim=0), y.mean()
+    xc = x - mx
+    w = torch.linalg.solve(xc.T @ xc + penalty, xc.T @ (y - my))
+    return w, my - mx @ w
+
+
+def relative_shift(before: np.ndarray, after: np.ndarray) -> float:
+    """Mean of |after - before| / |before| (predictions near zero use a floor of 1e-9)."""
+    return float(np.mean(np.abs(after - before) / np.maximum(np.abs(before), 1e-9)))

@@ -1,0 +1,128 @@
+"""FM10 backdoor detection in the training data: spectral signatures (Tran et al. 2018).
+
+Per class, the penultimate-layer activations of the training rows are centred and each row
+is scored by its squared projection on the top singular vector; poisoned rows, which share
+the trigger's feature, score highest, and the top ``1.5 * epsilon`` of a class (epsilon: an
+upper bound on the poison rate) are the suspects.
+
+Two additions make the verdict usable on small models, both from clean held-out rows of
+the class (which an auditor has). (1) With ``whiten=True`` (default) the activations are
+whitened by the held-out rows' shrunk covariance before the decomposition, as SPECTRE
+(Hayase et al. 2021) does with a robust covariance: otherwise the top direction can be
+natural variation of the digit rather than the trigger. (2) A class is flagged when its
+top eigenvalue (variance along the signature, in units of clean variance) exceeds
+``ratio_threshold`` times the median over classes; only flagged classes contribute
+suspects. The paper's rule (remove the top 1.5 epsilon of *every* class) is reported as
+``remove_everywhere`` for comparison with other implementations.
+
+Calibration on honest models this check was not tuned on (redline.zoo.honest: an MLP, a
+wide one-block CNN, a CNN trained with shifted images): the eigenvalue-ratio rule needed no change. The default thresholds
+flagged none of them: 0 of 12 on the digits (seeds 0-3) and 0 of 6 on MNIST (seeds 0-1,
+``benchmarks/bench_fm10_calibration.py --quick``), while the zoo's backdoored CNN stays
+flagged; tests/checks/test_checks_fm10_calibration.py repeats the digits sweep.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...util.evidence import save_arrays
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .activations import penultimate_activations
+from .outliers import score_flags
+
+
+class SpectralSignatures(Check):
+    id = "FM10.spectral_signatures"
+    mode = "FM10"
+    title = "Spectral signatures of the training data (poisoned-sample detection)"
+    needs = Needs(outputs="probabilities", roles=("train", "test"))  # test rows whiten
+    default_budget = 100_000
+    metrics = (
+        "eigenvalue_ratio", "flagged_classes", "flagged_samples", "remove_everywhere", "representation",
+        "whitened", "precision", "recall", "poisoned_samples"
+    )
+    param_docs = {
+        "epsilon": "expected share of poisoned rows in a class, in (0, 0.5)",
+        "whiten": "whiten activations with held-out data (true/false)",
+        "ratio_threshold": "top-eigenvalue ratio above which a class is flagged (above 1)",
+        "min_rows": "fewest rows of a class to test it",
+    }
+
+    def __init__(self, epsilon: float = 0.05, whiten: bool = True, ratio_threshold: float = 6.0, min_rows: int = 10):
+        self.epsilon = epsilon
+        self.whiten = whiten
+        self.ratio_threshold = ratio_threshold
+        self.min_rows = min_rows
+
+    def _validate(self) -> None:
+        if not 0 < self.epsilon < 0.5 or self.ratio_threshold <= 1 or int(self.min_rows) < 2:
+            raise ValueError("epsilon must be in (0, 0.5), ratio_threshold above 1 and min_rows at least 2")
+
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate()
+        n_rows = len(data.x_train) + (len(data.x_test) if self.whiten else 0)
+        if budget < n_rows:
+            raise NotApplicable(f"activations of {n_rows} rows need {n_rows} queries; budget {budget}")
+        acts, representation = penultimate_activations(target, data.x_train)
+        held = penultimate_activations(target, data.x_test)[0] if self.whiten else None
+        y, y_held = np.asarray(data.y_train), np.asarray(data.y_test)
+
+        scores_all = np.zeros(len(acts))
+        top_everywhere = np.zeros(len(acts), dtype=bool)
+        eigen: dict[int, float] = {}
+        cut: dict[int, np.ndarray] = {}
+        for cls in np.unique(y):
+            rows = np.flatnonzero(y == cls)
+            clean = held[y_held == cls] if held is not None else None
+            if len(rows) < self.min_rows or (clean is not None and len(clean) < self.min_rows):
+                continue
+            scores, top_eigen = _signature_scores(acts[rows], clean)
+            scores_all[rows] = scores
+            k = max(1, int(np.ceil(1.5 * self.epsilon * len(rows))))
+            top = rows[np.argsort(-scores)[:k]]
+            top_everywhere[top] = True
+            eigen[int(cls)], cut[int(cls)] = top_eigen, top
+        if len(eigen) < 2:
+            raise NotApplicable(f"fewer than two classes have {self.min_rows} rows to compare")
+
+        median = float(np.median(list(eigen.values())))
+        ratios = {c: v / median for c, v in eigen.items()}
+        flagged = sorted(c for c, r in ratios.items() if r > self.ratio_threshold)
+        suspects = np.zeros(len(acts), dtype=bool)
+        for c in flagged:
+            suspects[cut[c]] = True
+        truth = data.meta.get("poisoned_indices")
+        scores = score_flags(suspects, truth, len(acts))
+        metrics = {
+            "flagged_classes": flagged,
+            **scores,
+            "remove_everywhere": score_flags(top_everywhere, truth, len(acts)),
+            "eigenvalue_ratio": {str(c): float(r) for c, r in ratios.items()},
+            "whitened": bool(self.whiten),
+            "representation": representation,
+        }
+        evidence = {}
+        rel = save_arrays(ctx, f"{self.id}-scores.npz", scores=scores_all, suspects=np.flatnonzero(suspects))
+        if rel:
+            evidence["examples"] = rel
+        if flagged:
+            summary = (f"Class(es) {flagged} carry a spectral signature {max(ratios[c] for c in flagged):.1f} times the "
+                       f"median class's; their top {1.5 * self.epsilon:.1%} rows ({scores['flagged_samples']}) are suspects.")
+            if scores.get("precision") is not None:
+                summary += f" Precision {scores['precision']:.0%}, recall {scores['recall']:.0%} against the known poisoned rows."
+        else:
+            summary = (f"No class carries a spectral signature above {self.ratio_threshold:g} times the median "
+                       f"(largest {max(ratios.values()):.1f}).")
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
+
+
+def _signature_scores(class_acts: np.ndarray, clean: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """(outlier score per row, top eigenvalue per row) of one class's activations."""
+    centred = class_acts - class_acts.mean(axis=0)
+    if clean is not None:
+        from sklearn.covariance import LedoitWolf
+
+        values, vectors = np.linalg.eigh(LedoitWolf().fit(clean).covariance_)
+        centred = centred @ (vectors / np.sqrt(np.maximum(values, 1e-6 * values.max())))
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ vt[0]) ** 2, float(singular[0] ** 2 / len(centred))

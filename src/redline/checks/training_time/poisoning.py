@@ -1,0 +1,124 @@
+"""Shared pieces of the poisoning checks: the victim's training pipeline, rates and curves.
+
+A poisoning check never attacks the deployed model directly: it retrains the target's own
+recipe (``target.retrain``) on poisoned data and measures the model that comes out. Those
+retrained models are charged to the target's query ledger, so a finding's ``queries`` and
+``evaluation_queries`` cover every row any model of the pipeline answered: rows used to
+*choose* poison points are attack queries (budgeted), rows used to *measure* a model
+(accuracy, victims' predictions) are evaluation queries.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ...targets.base import Target
+
+
+class TrainingPipeline:
+    """The target's training recipe with a fixed seed, its models charged to one ledger."""
+
+    def __init__(self, target: Target, seed: int):
+        self.target = target
+        self.seed = int(seed)
+        self.fits = 0
+
+    @property
+    def ledger(self):
+        return self.target.ledger
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Target:
+        """A model trained by the target's recipe on (x, y); its queries go to the target's ledger."""
+        with one_thread():
+            model = self.target.retrain(np.asarray(x), np.asarray(y), self.seed)
+        model.ledger = self.target.ledger
+        self.fits += 1
+        return model
+
+    def accuracy(self, model: Target, x: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy of ``model`` on (x, y), counted as evaluation."""
+        if not len(x):
+            return 0.0
+        with self.ledger.evaluating():
+            return float(np.mean(model.predict_labels(x) == np.asarray(y)))
+
+    def values(self, model: Target, x: np.ndarray) -> np.ndarray:
+        """What ``model`` answers for ``x`` (values of a regressor), counted as evaluation."""
+        with self.ledger.evaluating():
+            return np.asarray(model.predict(x), dtype=np.float64)
+
+    def labels(self, model: Target, x: np.ndarray) -> np.ndarray:
+        with self.ledger.evaluating():
+            return model.predict_labels(x)
+
+    def confidences(self, model: Target, x: np.ndarray, *, evaluating: bool = True) -> np.ndarray | None:
+        """Class probabilities of ``model`` on ``x``, or None if it answers labels only."""
+        if model.capabilities.outputs != "probabilities":
+            return None
+        if evaluating:
+            with self.ledger.evaluating():
+                return np.asarray(model.predict(x), dtype=np.float64)
+        return np.asarray(model.predict(x), dtype=np.float64)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small numeric work (retraining small models, optimising a few poison rows) on one
+    thread: it is too small to gain from threads, and threads competing for a few busy cores
+    slow each step down many times over. Restores the previous settings afterwards."""
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # scikit-learn brings threadpoolctl; without it, keep the defaults
+            pass
+        else:
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        torch = sys.modules.get("torch")  # only if something already uses torch
+        if torch is not None:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            stack.callback(torch.set_num_threads, previous)
+        yield
+
+
+def check_rates(rates: Sequence[float], report_rate: float) -> list[float]:
+    """Sorted poisoning rates with the reporting rate among them; ValueError when out of range."""
+    values = sorted({float(r) for r in rates} | {float(report_rate)})
+    if not values or values[0] <= 0 or values[-1] >= 0.5:
+        raise ValueError(f"poisoning rates must lie in (0, 0.5), got {values}")
+    return values
+
+
+def added_count(n_clean: int, rate: float) -> int:
+    """Poison points to add so that they make up ``rate`` of the poisoned training set."""
+    return max(1, math.ceil(rate * n_clean / (1.0 - rate) - 1e-9))
+
+
+def replaced_count(n: int, rate: float) -> int:
+    """Training rows to tamper with (e.g. labels to flip) for a poisoning rate ``rate``."""
+    return max(1, round(rate * n))
+
+
+def split_holdout(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[tuple, tuple]:
+    """Held-out data in two halves: a trusted validation set for defences, and the rows the
+    result is measured on (so no defence is tuned on the rows that score it)."""
+    order = rng.permutation(len(x))
+    half = len(x) // 2
+    a, b = order[:half], order[half:]
+    return (x[a], y[a]), (x[b], y[b])
+
+
+def damage_undone(drop: float, drop_defended: float) -> float | None:
+    """The fraction of an accuracy drop (or shift) a defence takes back, at most 1; negative when
+    the defence makes things worse; None when there was no damage to undo."""
+    if drop <= 1e-12:
+        return None
+    return float(min(1.0, (drop - drop_defended) / drop))
+
+
+def flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
