@@ -12,7 +12,7 @@ from report_samples import HOSTILE
 
 from redline.report import modes, render, write
 from redline.report.html import e, image_data_uri
-from redline.report.model import MODE_CODES
+from redline.catalog import MODE_CODES
 
 
 class _Collector(HTMLParser):

@@ -82,17 +82,31 @@ def test_the_audit_finding_is_rated_in_its_deployment():
     assert internal.severity is Severity.MODERATE and "only from inside" in internal.rationale
 
 
-def test_the_static_scan_finding_is_rated_when_it_is_made(tmp_path):
-    """The scan rates the FM09 finding before it is logged, as it does a check's finding: the
-    event log (what a resumed scan reads back) holds the rated finding."""
+def test_the_static_scan_finding_is_rated_by_triage_when_it_is_made(tmp_path, monkeypatch):
+    """The scan rates the FM09 finding with the triage rules before it is logged, as it does a
+    check's finding: the event log (what a resumed scan reads back) holds the rated finding,
+    and its rationale is the one the FM09 rule gives."""
+    import dataclasses
+
     from redline.pipeline.runner import ScanRequest, run_scan
+    from redline.triage import engine
+    from redline.triage.expr import compile_template
+    from redline.triage.rules import RULE_NAMES, load_rules
+
+    book = load_rules()
+    fm09 = book.modes["FM09"]
+    marked = dataclasses.replace(fm09.default, evidence=compile_template("Marked FM09 rule ({issues:.0f} issues)", RULE_NAMES))
+    patched = dataclasses.replace(book, modes={**book.modes, "FM09": dataclasses.replace(fm09, default=marked)})
+    monkeypatch.setattr(engine, "load_rules", lambda: patched)
 
     path = rating_cases._write_model_files(tmp_path)["os_system"]
-    run_scan(ScanRequest(target=str(path), select="FM09"), out_dir=tmp_path / "out", formats=["json"])
+    report = run_scan(ScanRequest(target=str(path), select="FM09"), out_dir=tmp_path / "out", formats=["json"])
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     (logged,) = [e["finding"] for e in events if e.get("event") == "check_finished"]
-    assert logged["check"] == "FM09.static_scan"
-    assert logged["severity"] == "Critical" and logged["rationale"].endswith("rated Critical.")
+    assert logged["check"] == "FM09.static_scan" and logged["severity"] == "Critical"
+    assert logged["rationale"].startswith("Marked FM09 rule (") and logged["rationale"].endswith("rated Critical.")
+    (finding,) = report.findings
+    assert finding.rationale == logged["rationale"]
 
 
 @pytest.mark.parametrize("producer", ["redline.filescan.findings", "redline.deps.auditor"])

@@ -14,11 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
 from ..checks.params import normalise_params, resolve_checks
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
-from ..report.model import MODE_CODES, Report
+from ..report.model import Report
 from ..util.urls import redact_url
 from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
 from .progress import Progress
