@@ -84,10 +84,15 @@ def test_metric_names_are_not_listed_outside_their_declarations():
 
 def test_triage_and_the_reports_read_the_declared_vocabulary():
     from redline.checks import all_checks
-    from redline.report.formatting import key_metrics
     from redline.findings import Finding, Status
+    from redline.report.formatting import key_metrics
     from redline.triage.rules import RULE_NAMES
-    from redline.triage.vocabulary import HEADLINE_METRICS, LIST_METRICS, declarations, is_declared
+    from redline.triage.vocabulary import (
+        HEADLINE_METRICS,
+        LIST_METRICS,
+        declarations,
+        is_declared,
+    )
 
     for cls in all_checks().values():
         plain = [m for m in cls.metrics if not any(c in m for c in "*?[")]

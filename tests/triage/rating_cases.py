@@ -121,9 +121,8 @@ def _write_model_files(folder: Path) -> dict[str, Path]:
 
 def fm09_ratings(folder: Path) -> dict[str, str]:
     """status/severity/rationale of the FM09 finding of ``redline scan`` on each model file."""
-    from redline.pipeline.runner import ScanRequest, run_scan
-
     from redline.filescan.findings import static_scan_finding
+    from redline.pipeline.runner import ScanRequest, run_scan
     from redline.triage import rate
 
     out = {}

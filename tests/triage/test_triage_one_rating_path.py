@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "filescan"))  # filescan_asm, the pickle assembler
 sys.path.insert(0, str(HERE))
 
-import rating_cases  # noqa: E402
+import rating_cases
 
 BEFORE = json.loads((HERE / "rating_before.json").read_text())
 

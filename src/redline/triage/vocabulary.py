@@ -42,7 +42,8 @@ HEADLINE_METRICS = (
 @functools.cache
 def declarations() -> Mapping[str, tuple[str, ...]]:
     """Declared metric names and patterns by mode code, checks first, then the other producers."""
-    from ..checks import all_checks  # the registry imports check modules, never torch at their top
+    # The registry imports the check modules, which import no torch at their top.
+    from ..checks import all_checks
 
     by_mode: dict[str, list[str]] = {}
     for cls in all_checks().values():
@@ -61,7 +62,7 @@ def _patterns() -> tuple[str, ...]:
 def is_declared(name: str, mode: str | None = None) -> bool:
     """True when a producer (of ``mode``, or of any mode) declares ``name``."""
     patterns = declarations().get(mode, ()) if mode is not None else _patterns()
-    base = name[:-3] if name.endswith("_ci") else name
+    base = name.removesuffix("_ci")
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
