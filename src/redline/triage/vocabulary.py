@@ -55,21 +55,34 @@ def declarations() -> Mapping[str, tuple[str, ...]]:
 
 
 @functools.cache
-def _patterns() -> tuple[str, ...]:
+def _declared(mode: str | None) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(plain names, patterns) declared for ``mode``, or for any mode when it is None."""
+    names = declarations().get(mode, ()) if mode is not None else _all_names()
+    plain = frozenset(n for n in names if not _is_pattern(n))
+    return plain, tuple(n for n in names if _is_pattern(n))
+
+
+def _all_names() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for names in declarations().values() for name in names))
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
 
 
 def is_declared(name: str, mode: str | None = None) -> bool:
     """True when a producer (of ``mode``, or of any mode) declares ``name``."""
-    patterns = declarations().get(mode, ()) if mode is not None else _patterns()
+    plain, patterns = _declared(mode)
     base = name.removesuffix("_ci")
+    if name in plain or base in plain:
+        return True
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
 @functools.cache
 def metric_names() -> tuple[str, ...]:
     """Every declared metric name that is not a pattern, in declaration order."""
-    return tuple(p for p in _patterns() if not any(c in p for c in "*?["))
+    return tuple(n for n in _all_names() if not _is_pattern(n))
 
 
 class MetricTypes(Mapping[str, str]):
