@@ -8,7 +8,8 @@ from redline.checks.base import Check, Inconclusive, Needs, Outcome
 from redline.data.base import Dataset
 from redline.findings import Finding, Status
 from redline.pipeline.runner import coverage_of
-from redline.report.model import MODE_CODES, Report
+from redline.catalog import MODE_CODES
+from redline.report.model import Report
 from redline.severity import Severity
 from redline.triage.engine import apply as triage
 

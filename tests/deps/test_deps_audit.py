@@ -69,8 +69,11 @@ def test_findings_for_vulnerable_and_clean_audits(osv_zip, requirements):
     (finding,) = to_findings(vulns, packages_checked=len(packages), source=str(requirements))
     assert finding.mode == "FM11" and finding.check == "FM11.deps"
     assert finding.status is Status.VULNERABLE and finding.severity is Severity.CRITICAL
-    assert finding.metrics == {"vulnerable_packages": 5, "advisories": 5, "max_cvss": 9.8, "packages_checked": 8}
-    assert "GHSA-test-yaml-0001" in finding.rationale and "upgrade to 5.4" in finding.rationale
+    assert finding.metrics == {"vulnerable_packages": 5, "advisories": 5, "max_cvss": 9.8, "packages_checked": 8,
+                               "advisories_critical": 3, "advisories_important": 0, "advisories_moderate": 2,
+                               "advisories_low": 0}
+    assert "GHSA-test-yaml-0001" in finding.summary and "upgrade to 5.4" in finding.summary
+    assert finding.rationale == "The dependency audit found 3 critical vulnerabilities among 5 known vulnerabilities, rated Critical."
     assert len(finding.to_dict()["evidence"]["vulnerabilities"]) == 5
 
     (clean,) = to_findings([], packages_checked=3)

@@ -1,38 +1,33 @@
-from redline.deps.rating import rate, rules, severity_for_score
+"""One vulnerability's evidence as metrics; the severities are the FM11 triage rules."""
+from redline.deps.rating import advisory_metrics, rate
 from redline.severity import Severity
 
 CVSS_98 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 CVSS_65 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:N/I:H/A:N"
 CVSS_75 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"
+CVSS_39 = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N"  # 3.1
+
+
+def _scored(vector):
+    return {"id": "A", "severity": [{"type": "CVSS_V3", "score": vector}]}
 
 
 def test_thresholds_follow_the_bug_bar():
-    assert severity_for_score(9.0) is Severity.CRITICAL
-    assert severity_for_score(8.9) is Severity.IMPORTANT
-    assert severity_for_score(7.0) is Severity.IMPORTANT
-    assert severity_for_score(6.9) is Severity.MODERATE
-    assert severity_for_score(4.0) is Severity.MODERATE
-    assert severity_for_score(3.9) is Severity.LOW
-    assert severity_for_score(0.0) is Severity.LOW
+    assert rate([_scored(CVSS_98)]).severity is Severity.CRITICAL
+    assert rate([_scored(CVSS_75)]).severity is Severity.IMPORTANT
+    assert rate([_scored(CVSS_65)]).severity is Severity.MODERATE
+    assert rate([_scored(CVSS_39)]).severity is Severity.LOW
 
 
 def test_cvss_vector_wins_over_database_label():
-    rating = rate(
-        [
-            {
-                "id": "A",
-                "severity": [{"type": "CVSS_V3", "score": CVSS_65}],
-                "database_specific": {"severity": "CRITICAL"},
-            }
-        ]
-    )
+    rating = rate([{**_scored(CVSS_65), "database_specific": {"severity": "CRITICAL"}}])
     assert rating.severity is Severity.MODERATE and rating.cvss == 6.5
     assert "6.5" in rating.rationale
 
 
 def test_highest_score_of_aliases_counts_including_per_package_severity():
     records = [
-        {"id": "A", "severity": [{"type": "CVSS_V3", "score": CVSS_65}]},
+        _scored(CVSS_65),
         {
             "id": "B",
             "affected": [
@@ -47,9 +42,14 @@ def test_highest_score_of_aliases_counts_including_per_package_severity():
 def test_database_labels_and_default():
     assert rate([{"id": "A", "database_specific": {"severity": "HIGH"}}]).severity is Severity.IMPORTANT
     assert rate([{"id": "A", "database_specific": {"severity": "moderate"}}]).severity is Severity.MODERATE
+    assert rate([{"id": "A", "database_specific": {"severity": "MEDIUM"}}]).severity is Severity.MODERATE
     assert rate([{"id": "A", "database_specific": {"severity": "LOW"}}]).severity is Severity.LOW
-    unrated = rate([{"id": "A"}])
-    assert unrated.severity is rules().unrated and unrated.cvss is None
+    # The highest label of the aliases counts; a label nobody knows counts as none.
+    both = [{"id": "A", "database_specific": {"severity": "LOW"}}, {"id": "B", "database_specific": {"severity": "HIGH"}}]
+    assert rate(both).severity is Severity.IMPORTANT
+    unrated = rate([{"id": "A", "database_specific": {"severity": "UNKNOWN"}}])
+    assert unrated.severity is Severity.MODERATE and unrated.cvss is None
+    assert "does not give" in unrated.rationale
 
 
 def test_malformed_and_v4_vectors_fall_back_to_the_label():
@@ -61,11 +61,12 @@ def test_malformed_and_v4_vectors_fall_back_to_the_label():
         ],
         "database_specific": {"severity": "LOW"},
     }
+    assert advisory_metrics([record])["max_cvss"] is None
     assert rate([record]).severity is Severity.LOW
 
 
 def test_code_execution_raises_to_critical():
-    base = {"id": "A", "severity": [{"type": "CVSS_V3", "score": CVSS_65}]}
+    base = _scored(CVSS_65)
     for text in (
         {"summary": "Remote Code Execution in model loader"},
         {"details": "A crafted file lets an attacker execute arbitrary code."},
@@ -74,7 +75,7 @@ def test_code_execution_raises_to_critical():
     ):
         rating = rate([{**base, **text}])
         assert rating.severity is Severity.CRITICAL, text
-        assert "code execution" in rating.rationale
+        assert "code execution" in rating.rationale and "6.5" in rating.rationale
     assert rate([{**base, "summary": "Denial of service through a long header"}]).severity is Severity.MODERATE
     # "arbitrary" alone, or "source" containing "rce", must not trigger it
     assert rate([{**base, "details": "Arbitrary file read from the resources folder."}]).severity is Severity.MODERATE
@@ -83,3 +84,5 @@ def test_code_execution_raises_to_critical():
 def test_malicious_package_reports_are_critical():
     rating = rate([{"id": "MAL-2024-1", "summary": "Malicious code in x"}])
     assert rating.severity is Severity.CRITICAL and "malicious" in rating.rationale
+    metrics = advisory_metrics([{"id": "MAL-2024-1", "summary": "Remote code execution"}])
+    assert metrics["malicious_records"] == 1 and metrics["code_execution_records"] == 0  # counted once

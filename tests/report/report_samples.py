@@ -5,7 +5,7 @@ import numpy as np
 
 from redline.findings import Finding, Status
 from redline.report import Report, plots
-from redline.report.model import MODE_CODES
+from redline.catalog import MODE_CODES
 from redline.severity import Severity
 
 HOSTILE = '<script>alert("x")</script> & "quotes" Zürich ✓ 日本'

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import base64
 import re
-import sys
 import types
 from html.parser import HTMLParser
 
 import pytest
 from report_samples import HOSTILE
 
+from redline.catalog import MODE_CODES
+from redline.errors import UsageError
 from redline.report import modes, render, write
 from redline.report.html import e, image_data_uri
-from redline.report.model import MODE_CODES
 
 
 class _Collector(HTMLParser):
@@ -149,8 +149,11 @@ def test_other_evidence_is_listed_with_relative_links(page):
     assert links == ["artifacts/FM04.lira.npz"]
 
 
-def test_mode_names_fall_back_to_the_code_without_a_catalog(report, monkeypatch):
-    monkeypatch.setitem(sys.modules, "redline.catalog", None)  # importing it now fails
+def test_mode_names_fall_back_to_the_code_the_catalog_does_not_know(report, monkeypatch):
+    def unknown(code):  # a report written by a version with other modes
+        raise UsageError(f"unknown failure mode {code!r}")
+
+    monkeypatch.setattr(modes, "get_mode", unknown)
     modes.mode_info.cache_clear()
     try:
         page = render(report, "html")
@@ -160,9 +163,9 @@ def test_mode_names_fall_back_to_the_code_without_a_catalog(report, monkeypatch)
 
 
 def test_mode_names_come_from_the_catalog(report, monkeypatch):
-    fake = types.ModuleType("redline.catalog")
-    fake.get_mode = lambda code: types.SimpleNamespace(name=f"Mode <{code}>", summary="", bug_bar=None)
-    monkeypatch.setitem(sys.modules, "redline.catalog", fake)
+    fake = lambda code: types.SimpleNamespace(name=f"Mode <{code}>", summary="",
+                                              bug_bar=types.SimpleNamespace(threat=""))
+    monkeypatch.setattr(modes, "get_mode", fake)
     modes.mode_info.cache_clear()
     try:
         page = render(report, "html")

@@ -7,7 +7,7 @@ from report_samples import make_report
 
 from redline.report import render
 from redline.report.markdown import code, text
-from redline.report.model import MODE_CODES
+from redline.catalog import MODE_CODES
 from redline.report.modes import mode_name
 
 

@@ -10,7 +10,7 @@ from report_samples import make_report
 
 from redline.errors import RedlineError
 from redline.report import Report, ReportValidationError, validate_report, write
-from redline.report.model import MODE_CODES
+from redline.catalog import MODE_CODES
 from redline.report.validate import json_path, load_schema
 
 

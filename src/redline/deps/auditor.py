@@ -4,7 +4,8 @@ The taxonomy's "exploit software dependencies" mode needs no ML at all: a flaw i
 parser or a deserializer the service imports is enough. This module matches pinned
 packages against OSV advisories, folds the aliases of one flaw (a GHSA and a PYSEC record
 for the same CVE) into one vulnerability, rates it on the bug bar and turns the result
-into a finding.
+into a finding. Both the single vulnerability and the audit's finding are rated by triage
+(the ``FM11`` rules of ``redline/triage/rules.yaml``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ from ..findings import Finding, Status, finding_id
 from ..severity import Severity
 from .matching import fixed_versions, normalize, parse_version
 from .osv import AdvisorySource, OsvApi, OsvDatabase
-from .rating import rate
+from .rating import ADVISORY_METRICS, MODE, rate
 
-MODE = "FM11"
 CHECK_ID = "FM11.deps"
+# Vulnerabilities of the audit by the severity triage gave each on its own evidence.
+_RATED = (Severity.CRITICAL, Severity.IMPORTANT, Severity.MODERATE, Severity.LOW)
+# The metrics of the audit's finding, then those each vulnerability is rated on (triage.vocabulary
+# reads them): counts, the highest CVSS base score, and the vulnerabilities by their severity.
+METRICS = (
+    "vulnerable_packages", "advisories", "max_cvss", "packages_checked",
+    *(f"advisories_{severity.label.lower()}" for severity in _RATED),
+    *ADVISORY_METRICS,
+)
 TITLE = "Known vulnerabilities in software dependencies"
 # Which record's id leads when several describe one flaw (lower first).
 _ID_ORDER = {"GHSA": 0, "PYSEC": 1, "MAL": 2}
@@ -153,8 +162,13 @@ def _version_key(text: str) -> tuple[int, Version | str]:
     return (0, parsed) if parsed is not None else (1, text)  # type: ignore[return-value]
 
 
-def to_findings(vulns: list[Vulnerability], *, packages_checked: int | None = None, source: str = "") -> list[Finding]:
-    """One FM11 finding summarising the audit: vulnerable with the worst severity, or not."""
+def to_findings(
+    vulns: list[Vulnerability], *, packages_checked: int | None = None, source: str = "", context: Any = None
+) -> list[Finding]:
+    """One FM11 finding summarising the audit, rated by triage in ``context`` (a
+    :class:`~redline.triage.DeploymentContext`; None: nothing known about the deployment)."""
+    from ..triage import apply
+
     worst = max(vulns, key=lambda v: (v.severity, v.cvss or 0.0), default=None)
     scores = [v.cvss for v in vulns if v.cvss is not None]
     metrics: dict[str, Any] = {
@@ -164,29 +178,26 @@ def to_findings(vulns: list[Vulnerability], *, packages_checked: int | None = No
     }
     if packages_checked is not None:
         metrics["packages_checked"] = packages_checked
+    for severity in _RATED:
+        metrics[f"advisories_{severity.label.lower()}"] = sum(v.severity is severity for v in vulns)
     params = {"source": source}
+    finding = Finding(
+        id=finding_id(CHECK_ID, source or "dependencies", params, 0, None),
+        mode=MODE,
+        check=CHECK_ID,
+        title=TITLE,
+        status=Status.VULNERABLE if vulns else Status.NOT_VULNERABLE,
+        metrics=metrics,
+        evidence={"vulnerabilities": [v.to_dict() for v in vulns]},
+        params=params,
+    )
     if worst is None:
         checked = f" in the {packages_checked} packages checked" if packages_checked is not None else ""
-        status, severity = Status.NOT_VULNERABLE, Severity.NONE
-        rationale = f"No known vulnerability{checked} according to the OSV data used."
+        finding.summary = f"No known vulnerability{checked} according to the OSV data used."
     else:
-        status, severity = Status.VULNERABLE, worst.severity
-        rationale = (
+        finding.summary = (
             f"{len(vulns)} known vulnerabilit{'y' if len(vulns) == 1 else 'ies'} in "
             f"{metrics['vulnerable_packages']} package(s); the worst is {worst.id} in {worst.package} "
-            f"{worst.version}, {worst.severity.label} because {worst.rationale}; {worst.fix_hint}."
+            f"{worst.version} ({worst.rationale.rstrip('.')}); {worst.fix_hint}."
         )
-    return [
-        Finding(
-            id=finding_id(CHECK_ID, source or "dependencies", params, 0, None),
-            mode=MODE,
-            check=CHECK_ID,
-            title=TITLE,
-            status=status,
-            severity=severity,
-            rationale=rationale,
-            metrics=metrics,
-            evidence={"vulnerabilities": [v.to_dict() for v in vulns]},
-            params=params,
-        )
-    ]
+    return apply([finding], context)

@@ -1,4 +1,11 @@
-"""Bug-bar severity of a dependency advisory, driven by the rules in ``rating.yaml``."""
+"""The evidence of one dependency vulnerability as metrics, rated on the bug bar by triage.
+
+The severities are triage rules (``FM11`` in ``redline/triage/rules.yaml``), as for every
+other finding; this module only reads what the advisory records of one vulnerability (a
+flaw and its aliases) say: the best CVSS v3 base score, the advisory databases' own labels,
+and whether a record reports a malicious package or describes code execution (the
+signals in ``signals.yaml``).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +19,23 @@ from typing import Any
 from ..severity import Severity
 from . import cvss
 
+MODE = "FM11"
+# The labels GitHub and PyPA records put in ``database_specific.severity`` (any case).
+DATABASE_LABELS = ("CRITICAL", "HIGH", "MODERATE", "MEDIUM", "LOW")
+# What one vulnerability reports: its best CVSS v3 base score (absent without a valid
+# vector), how many of its records report a malicious package or describe code execution,
+# and how many its advisory database labels each way.
+ADVISORY_METRICS = (
+    "max_cvss",
+    "malicious_records",
+    "code_execution_records",
+    *(f"advisory_label_{label.lower()}" for label in DATABASE_LABELS),
+)
+
 
 @dataclasses.dataclass(frozen=True)
-class Rules:
-    cvss_thresholds: tuple[tuple[float, Severity], ...]
-    database_labels: dict[str, Severity]
-    unrated: Severity
-    code_execution: Severity
-    code_execution_prefixes: tuple[str, ...]
+class Signals:
+    malicious_id_prefixes: tuple[str, ...]
     code_execution_patterns: tuple[re.Pattern[str], ...]
 
 
@@ -31,30 +47,14 @@ class Rating:
 
 
 @functools.lru_cache(maxsize=1)
-def rules() -> Rules:
+def signals() -> Signals:
     import yaml
 
-    raw = yaml.safe_load(resources.files(__package__).joinpath("rating.yaml").read_text(encoding="utf-8"))
-    thresholds = sorted(
-        ((float(row["min"]), Severity.parse(row["severity"])) for row in raw["cvss_thresholds"]),
-        reverse=True,
+    raw = yaml.safe_load(resources.files(__package__).joinpath("signals.yaml").read_text(encoding="utf-8"))
+    return Signals(
+        malicious_id_prefixes=tuple(raw.get("malicious_id_prefixes") or ()),
+        code_execution_patterns=tuple(re.compile(p, re.IGNORECASE) for p in raw.get("code_execution_patterns") or ()),
     )
-    execution = raw["code_execution"]
-    return Rules(
-        cvss_thresholds=tuple(thresholds),
-        database_labels={k.upper(): Severity.parse(v) for k, v in raw["database_labels"].items()},
-        unrated=Severity.parse(raw["unrated"]),
-        code_execution=Severity.parse(execution["severity"]),
-        code_execution_prefixes=tuple(execution.get("id_prefixes") or ()),
-        code_execution_patterns=tuple(re.compile(p, re.IGNORECASE) for p in execution.get("patterns") or ()),
-    )
-
-
-def severity_for_score(score: float) -> Severity:
-    for minimum, severity in rules().cvss_thresholds:
-        if score >= minimum:
-            return severity
-    return Severity.LOW
 
 
 def cvss_vectors(record: dict[str, Any]) -> list[str]:
@@ -76,45 +76,44 @@ def _database_label(record: dict[str, Any]) -> str:
     return label.upper() if isinstance(label, str) else ""
 
 
-def code_execution_reason(record: dict[str, Any]) -> str:
-    """Why the record means attacker code runs ("" when it does not say so)."""
-    r = rules()
-    if str(record.get("id", "")).startswith(r.code_execution_prefixes):
-        return "it reports a malicious package"
+def is_malicious(record: dict[str, Any]) -> bool:
+    """The record is an OSV report of a malicious package."""
+    return str(record.get("id", "")).startswith(signals().malicious_id_prefixes)
+
+
+def describes_code_execution(record: dict[str, Any]) -> bool:
+    """The record's summary or details say that an attacker's code or commands run."""
     text = f"{record.get('summary') or ''}\n{record.get('details') or ''}"
-    if any(p.search(text) for p in r.code_execution_patterns):
-        return "the advisory describes code execution"
-    return ""
+    return any(p.search(text) for p in signals().code_execution_patterns)
 
 
-def rate(records: Iterable[dict[str, Any]]) -> Rating:
-    """Rate one vulnerability from all the records (aliases) that describe it."""
+def advisory_metrics(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics (``ADVISORY_METRICS``) of one vulnerability described by ``records``."""
     records = list(records)
-    r = rules()
-    scored = []
+    scores = []
     for record in records:
         for vector in cvss_vectors(record):
             try:
-                scored.append((cvss.base_score(vector), vector))
+                scores.append(cvss.base_score(vector))
             except ValueError:
                 continue  # a malformed vector is ignored, the other evidence still counts
-    best_score: float | None = None
-    if scored:
-        best_score, vector = max(scored)
-        severity = severity_for_score(best_score)
-        reason = f"CVSS {best_score:.1f} ({vector}) rates {severity.label}"
-    else:
-        labels = [lab for lab in (_database_label(rec) for rec in records) if lab in r.database_labels]
-        if labels:
-            label = max(labels, key=lambda lab: r.database_labels[lab])
-            severity = r.database_labels[label]
-            reason = f"the advisory database rates it {label}, which maps to {severity.label}"
-        else:
-            severity = r.unrated
-            reason = f"no CVSS vector or database severity; rated {severity.label} by default"
-    if severity < r.code_execution:
-        why = next((w for w in map(code_execution_reason, records) if w), "")
-        if why:
-            severity = r.code_execution
-            reason += f"; raised to {severity.label} because {why}"
-    return Rating(severity, best_score, reason)
+    malicious = [is_malicious(r) for r in records]
+    labels = [_database_label(r) for r in records]
+    return {
+        "max_cvss": max(scores) if scores else None,
+        "malicious_records": sum(malicious),
+        # A malicious package report says more than any description of it, so it is counted once.
+        "code_execution_records": sum(not bad and describes_code_execution(r) for bad, r in zip(malicious, records)),
+        **{f"advisory_label_{label.lower()}": labels.count(label) for label in DATABASE_LABELS},
+    }
+
+
+def rate(records: Iterable[dict[str, Any]]) -> Rating:
+    """Rate one vulnerability from all the records (aliases) that describe it, with triage."""
+    from ..triage import rate_evidence
+
+    metrics = advisory_metrics(records)
+    # The advisory alone, as the traditional bug bar rates it: deployment facts come in when
+    # the audit's finding is rated (see auditor.to_findings).
+    severity, rationale = rate_evidence(MODE, metrics)
+    return Rating(severity, metrics["max_cvss"], rationale)

@@ -6,14 +6,20 @@ from pathlib import Path
 
 from ..errors import TargetError
 from ..findings import Finding, Status, finding_id
+from .report import SEVERITIES
 
+MODE = "FM09"
 CHECK_ID = "FM09.static_scan"
+# The metrics the finding reports (triage.vocabulary reads them): issues in all and by the
+# scanner's severity (issues_<severity>, for the severities that occur).
+METRICS = ("issues", *(f"issues_{severity.lower()}" for severity in SEVERITIES))
 
 
 def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:
     """Scan ``path`` without loading it; unsafe -> vulnerable. A file the scanner cannot read
     to its end (corrupt, truncated, not a model, or past a limit) is an input error: it raises
-    TargetError (exit 2) naming the file and what is wrong, as no loader could be trusted with it."""
+    TargetError (exit 2) naming the file and what is wrong, as no loader could be trusted with it.
+    The finding is not yet rated: the scan pipeline rates it with triage, as it does checks' findings."""
     from . import scan_path
 
     started = time.perf_counter()
@@ -29,7 +35,7 @@ def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:
     issues = [{"severity": i.severity, "kind": i.kind, "detail": i.detail, "member": i.member} for i in ordered]
     finding = Finding(
         id=finding_id(CHECK_ID, target_spec, {}, 0, None),
-        mode="FM09",
+        mode=MODE,
         check=CHECK_ID,
         title="Static scan of the model file for code that runs when it is loaded",
         status=status,

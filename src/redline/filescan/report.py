@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..severity import Severity
-
 SEVERITIES = ("Critical", "High", "Medium", "Low")
 _RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES), start=1)}
 
@@ -31,14 +29,6 @@ ERROR_KINDS = frozenset(
         "not-followed",  # a link out of the scanned folder, under --strict
     }
 )
-
-# The project's bug-bar scale for each scanner severity (Critical stays Critical).
-_BUG_BAR = {
-    "Critical": Severity.CRITICAL,
-    "High": Severity.IMPORTANT,
-    "Medium": Severity.MODERATE,
-    "Low": Severity.LOW,
-}
 
 
 @dataclass(frozen=True)
@@ -62,11 +52,6 @@ class Issue:
     @property
     def rank(self) -> int:
         return _RANK[self.severity]
-
-    @property
-    def bug_bar(self) -> Severity:
-        """The same severity on the project's bug-bar scale (Critical/Important/...)."""
-        return _BUG_BAR[self.severity]
 
     def to_dict(self) -> dict:
         out = {"severity": self.severity, "kind": self.kind, "detail": self.detail}

@@ -14,11 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
 from ..checks.params import normalise_params, resolve_checks
 from ..errors import RedlineError, UsageError
 from ..findings import Finding, Status
-from ..report.model import MODE_CODES, Report
+from ..report.model import Report
 from ..util.urls import redact_url
 from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
 from .progress import Progress
@@ -264,7 +265,7 @@ def run_scan(
                    select=request.select, budget=request.budget, seed=request.seed, resume=resume)
 
     findings: list[Finding] = []
-    pre = _static_scan_findings(request.target, previous)
+    pre = _static_scan_findings(request.target, previous, deployment_context(context, None))
     findings.extend(pre)
     for f in pre:
         if log is not None and f.id not in previous:
@@ -330,8 +331,9 @@ def _outcome_text(f: Finding) -> str:
     return f.status.value
 
 
-def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]]) -> list[Finding]:
-    """FM09: a model file named on the command line is statically scanned before loading."""
+def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]], context) -> list[Finding]:
+    """FM09: a model file named on the command line is statically scanned before loading; its
+    finding is rated by triage at once, as a check's finding is."""
     if not isinstance(target, (str, Path)):
         return []
     text = str(target)
@@ -340,14 +342,13 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]]) -> l
     path = Path(text.split(":", 1)[1] if text.split(":", 1)[0] in ("onnx", "sklearn", "torch") else text)
     if not path.exists():
         return []  # load_target reports the missing file
-    try:
-        from ..filescan.findings import static_scan_finding
-    except ModuleNotFoundError:
-        return []
+    from ..filescan.findings import static_scan_finding
+    from ..triage.engine import apply as triage
+
     finding = static_scan_finding(path, target_spec=text)
     if finding.id in previous:
         return [Finding.from_dict(previous[finding.id])]
-    return [finding]
+    return triage([finding], context)
 
 
 def _retest_info(request: ScanRequest, checks: list) -> dict[str, Any]:

@@ -26,24 +26,6 @@ SEVERITY_SCALE = (Severity.CRITICAL, Severity.IMPORTANT, Severity.MODERATE, Seve
 _STATUS_RANK = {Status.VULNERABLE: 0, Status.ERROR: 1, Status.INCONCLUSIVE: 2, Status.NOT_VULNERABLE: 3,
                 Status.NOT_APPLICABLE: 4}
 
-# Metrics that sum a finding up best, by family (DESIGN.md); others follow in the check's order.
-HEADLINE_METRICS = (
-    "success_rate",
-    "robust_accuracy",
-    "auc",
-    "tpr_at_fpr_0.001",
-    "advantage",
-    "fidelity",
-    "max_abs_param_error",
-    "attack_accuracy",
-    "baseline_accuracy",
-    "accuracy_drop",
-    "target_success_rate",
-    "prediction_shift",
-    "flagged_classes",
-    "anomaly_index",
-)
-
 _IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _MAX_LIST_ITEMS = 8
@@ -94,7 +76,10 @@ def _clip(text: str, max_chars: int) -> str:
 
 
 def key_metrics(finding: Finding, limit: int = 3) -> list[tuple[str, str]]:
-    """Up to ``limit`` (name, formatted value) pairs, headline metrics first."""
+    """Up to ``limit`` (name, formatted value) pairs, headline metrics first (the metric
+    vocabulary says which those are, see :mod:`redline.triage.vocabulary`)."""
+    from ..triage.vocabulary import HEADLINE_METRICS
+
     names = [m for m in HEADLINE_METRICS if m in finding.metrics]
     names += [m for m in finding.metrics if m not in names]
     return [(name, format_value(finding.metrics[name], 60)) for name in names[:limit]]

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..catalog import MODE_CODES
 from ..findings import Finding, Status
 from ..severity import Severity
 from ..util.safe_text import document_text
@@ -28,7 +29,7 @@ from .formatting import (
     status_counts,
     tool_identity,
 )
-from .model import MODE_CODES, Report
+from .model import Report
 from .modes import mode_name
 
 # Characters that Markdown would interpret inline (emphasis, links, code, tables, strikethrough);

@@ -5,11 +5,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..catalog import MODE_CODES  # noqa: F401  the catalog's codes; report/html.py reads them from here
 from ..findings import Finding, Status, _jsonable
 from ..severity import Severity
 
 SCHEMA_ID = "redline.report/1"
-MODE_CODES = tuple(f"FM{i:02d}" for i in range(1, 18))
 # Exit codes of ``redline scan`` (DESIGN.md); 2 (usage or input error) is raised, not returned.
 EXIT_OK, EXIT_FINDINGS, EXIT_UNTESTED = 0, 1, 3
 

@@ -1,17 +1,17 @@
 """What the report writers need to know about a failure mode, taken from the catalog.
 
-The catalog is optional here: if it cannot be imported or does not know a code, the
-writers still work and show the bare code.
+If the catalog does not know a code (a report written by another version), the writers
+still work and show the bare code.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 
+from ..catalog import get_mode
 from ..errors import RedlineError
-from .model import MODE_CODES
 
-__all__ = ["MODE_CODES", "ModeInfo", "mode_info", "mode_name"]
+__all__ = ["ModeInfo", "mode_info", "mode_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,21 +25,10 @@ class ModeInfo:
 @functools.cache
 def mode_info(code: str) -> ModeInfo:
     try:
-        from ..catalog import get_mode
-    except ImportError:
-        return ModeInfo(code, code)
-    try:
         mode = get_mode(code)
     except (RedlineError, LookupError, ValueError):
         return ModeInfo(code, code)
-    bug_bar = getattr(mode, "bug_bar", None)
-    threat = bug_bar.get("threat", "") if isinstance(bug_bar, dict) else getattr(bug_bar, "threat", "")
-    return ModeInfo(
-        code=code,
-        name=str(getattr(mode, "name", "") or code),
-        summary=str(getattr(mode, "summary", "") or ""),
-        bug_bar_threat=str(threat or ""),
-    )
+    return ModeInfo(code=code, name=mode.name or code, summary=mode.summary, bug_bar_threat=mode.bug_bar.threat)
 
 
 def mode_name(code: str) -> str:

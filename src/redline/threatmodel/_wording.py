@@ -14,7 +14,7 @@ from typing import Any
 from ..catalog import FailureMode
 from ..triage import DeploymentContext, load_rules
 from ..triage.context import FACTS
-from ..triage.rules import METRICS
+from ..triage.vocabulary import metric_types
 
 __all__ = ["default_rule_applies", "mode_phrase", "reword"]
 
@@ -42,8 +42,9 @@ def default_rule_applies(
     ctx = context if context is not None else DeploymentContext()
     env: dict[str, Any] = {name: getattr(ctx, name) for name in FACTS}
     env["queries"] = queries if isinstance(queries, (int, float)) and not isinstance(queries, bool) else None
+    types = metric_types()
     for name, value in (metrics or {}).items():
-        if METRICS.get(name) == "list":
+        if types.get(name) == "list":
             env[name] = list(value) if isinstance(value, (list, tuple)) else None
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             env[name] = value

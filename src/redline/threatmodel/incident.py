@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..triage.rules import METRICS
+from ..triage.vocabulary import is_declared, metric_names
 from ._files import read_yaml_mapping, validate
 from ..util.safe_paths import contained_file
 from .system import SystemDescription
@@ -50,11 +50,12 @@ class Incident:
             raise UsageError(f"{where} must be a mapping of keys, not {type(data).__name__}")
         data = dict(data)
         validate(data, "incident", where)
-        unknown = sorted(set(data.get("metrics") or {}) - set(METRICS))
+        unknown = sorted(str(name) for name in data.get("metrics") or {} if not is_declared(str(name)))
         if unknown:
             raise UsageError(
                 f"{where} is invalid at metrics: unknown metric {', '.join(map(repr, unknown))} "
-                f"(known: {', '.join(METRICS)})"
+                f"(known: the {len(metric_names())} metrics the checks declare, such as "
+                f"{', '.join(metric_names()[:12])})"
             )
         system = _system(data.get("system"), path, allow_outside)
         return cls(data, system, Path(path) if path is not None else None)

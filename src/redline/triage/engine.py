@@ -16,7 +16,8 @@ from ..catalog import FailureMode, get_mode
 from ..findings import Finding, Status
 from ..severity import Severity
 from .context import FACTS, DeploymentContext
-from .rules import FINDING_FIELDS, METRICS, load_rules
+from .rules import FINDING_FIELDS, load_rules
+from .vocabulary import metric_types
 
 __all__ = ["apply", "rate", "rate_evidence"]
 
@@ -105,8 +106,9 @@ def _environment(
     env: dict[str, Any] = {}
     for name, value in (("queries", queries), ("evaluation_queries", evaluation_queries)):
         env[name] = _number(value)
+    types = metric_types()
     for name, value in metrics.items():
-        kind = METRICS.get(name) or FINDING_FIELDS.get(name)
+        kind = types.get(name) or FINDING_FIELDS.get(name)
         if kind == "list":
             env[name] = list(value.tolist() if hasattr(value, "tolist") else value) if _is_sequence(value) else None
         elif kind == "number":

@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from ..catalog import get_mode
+from ..catalog import MODE_CODES, get_mode
 from ..errors import RedlineError
 from ..findings import Finding, Status
-from ..report.model import MODE_CODES
 from .context import DeploymentContext
 from .expr import Expr, ExprError, Template, compile_condition, compile_template
 from .rules import RULE_NAMES

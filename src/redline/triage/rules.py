@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -25,46 +25,45 @@ from ..errors import RedlineError
 from ..severity import Severity
 from .context import FACTS
 from .expr import Expr, ExprError, Template, compile_condition, compile_template
+from .vocabulary import metric_types
 
 __all__ = [
-    "FINDING_FIELDS", "METRICS", "ModeRules", "Modifier", "Rule", "RuleBook", "RuleError",
+    "FINDING_FIELDS", "RULE_NAMES", "ModeRules", "Modifier", "Rule", "RuleBook", "RuleError",
     "load_rules", "parse_rules",
 ]
 
 SCHEMA_ID = "redline.triage-rules/1"
 
-# Metric names the checks report (DESIGN.md), with their types. Anything else in a rule is a typo.
-METRICS: dict[str, str] = {
-    # evasion (FM01, FM07, FM15); also accuracy under shift or corruption (FM14, FM16)
-    "success_rate": "number", "median_queries": "number", "median_l2": "number", "median_linf": "number",
-    "clean_accuracy": "number", "robust_accuracy": "number",
-    # membership inference (FM04)
-    "auc": "number", "tpr_at_fpr_0.001": "number", "tpr_at_fpr_0.01": "number", "advantage": "number",
-    # model stealing (FM05)
-    "fidelity": "number", "queries": "number", "max_abs_param_error": "number",
-    # model inversion / attribute inference (FM03)
-    "attack_accuracy": "number", "baseline_accuracy": "number",
-    "reconstruction_eval_accuracy": "number", "reconstruction_ssim": "number",
-    # poisoning (FM02)
-    "poison_rate": "number", "accuracy_drop": "number", "target_success_rate": "number",
-    "prediction_shift": "number",
-    # backdoors (FM10); precision/recall come from detectors that inspect the data
-    "flagged_classes": "list", "anomaly_index": "number", "precision": "number", "recall": "number",
-    "attack_success_rate": "number", "detection_rate": "number", "false_rejection_rate": "number",
-    # vulnerable dependencies (FM11): the highest CVSS base score among the advisories found
-    "max_cvss": "number",
-    # input fuzzing (FM11.fuzz): failing cases by outcome
-    "crashes": "number", "hangs": "number", "server_errors": "number", "bad_answers": "number",
-    "accepted_invalid": "number",
-    # reprogramming (FM06): accuracy on the attacker's task against guessing
-    "task_accuracy": "number", "chance_accuracy": "number",
-}
 # Finding fields conditions may read (a metric of the same name takes precedence).
 FINDING_FIELDS: dict[str, str] = {"queries": "number", "evaluation_queries": "number"}
 
 _FACT_TYPES: dict[str, Any] = {name: ("bool" if allowed is bool else allowed) for name, allowed in FACTS.items()}
-RULE_NAMES: Mapping[str, Any] = types.MappingProxyType({**FINDING_FIELDS, **METRICS, **_FACT_TYPES})
 FACT_NAMES: Mapping[str, Any] = types.MappingProxyType(_FACT_TYPES)
+
+
+class _RuleNames(Mapping[str, Any]):
+    """What conditions may read: deployment facts, then declared metrics, then finding fields.
+
+    The metrics come from the producers' declarations (:mod:`.vocabulary`), never from a list here.
+    """
+
+    def __getitem__(self, name: str) -> Any:
+        for table in (_FACT_TYPES, metric_types(), FINDING_FIELDS):
+            if name in table:
+                return table[name]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in table for table in (_FACT_TYPES, metric_types(), FINDING_FIELDS))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*FINDING_FIELDS, *metric_types(), *_FACT_TYPES]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+RULE_NAMES: Mapping[str, Any] = _RuleNames()
 
 
 class RuleError(RedlineError):
