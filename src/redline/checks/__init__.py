@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..catalog import MODE_CODES
 from ..errors import UsageError
 from .base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 
@@ -83,7 +84,7 @@ def plan(select: str | list[str] | None) -> list[type[Check]]:
             if key not in checks:
                 raise UsageError(f"unknown check {token!r} (known: {', '.join(checks)})")
             chosen[key] = checks[key]
-        elif len(upper) == 4 and upper.startswith("FM") and upper[2:].isdigit() and 1 <= int(upper[2:]) <= 17:
+        elif upper in MODE_CODES:
             matches = [cid for cid, cls in checks.items() if cls.mode == upper]
             if not matches and upper != STATIC_SCAN_MODE:
                 raise UsageError(_no_checks_message(upper, checks))
