@@ -17,8 +17,8 @@ from redline.severity import Severity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = Path(redline.__file__).resolve().parent
-# Modules that write HTML (or SVG inside it): none may hold a colour literal of its own.
-PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo.py")
+# Modules that write HTML, or draw what it shows: none may hold a colour literal of its own.
+PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo.py", "report/plots.py")
 # A colour literal as CSS or SVG would hold it: #rgb / #rrggbb after a quote, colon, space or
 # paren and not ended by ";" (so character references such as &#10003; or Mermaid's #124; do not
 # count), or an rgb()/hsl() call.
