@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from urllib.parse import quote
 from datetime import UTC
 from pathlib import Path, PurePath
 from typing import Any
@@ -75,7 +74,7 @@ def artifact_uri(path: str) -> str:
     posix = path.replace("\\", "/")
 
     def encode(text: str) -> str:
-        return quote(text, safe="/", errors="surrogateescape")
+        return urllib.parse.quote(text, safe="/", errors="surrogateescape")
 
     if posix.startswith("/"):
         return "file://" + encode(posix)
@@ -212,6 +211,8 @@ def _checked_level(level: str) -> str:
         raise ValueError(f"unknown SARIF level {level!r}")
     return level
 
+
+# ---- the scan report as SARIF
 
 def render(report: Report, base_dir: Path | None = None) -> str:
     return dumps(to_sarif(report)) + "\n"
