@@ -9,7 +9,6 @@ much longer.
 """
 from __future__ import annotations
 
-import html
 import json
 import sys
 from pathlib import Path
@@ -17,8 +16,6 @@ from typing import Sequence
 
 from .findings import Status
 from .pipeline.progress import Progress
-
-_SEVERITY_COLOURS = {"Critical": "#7f1d1d", "Important": "#c2410c", "Moderate": "#b45309", "Low": "#4d7c0f", "None": "#475569"}
 
 
 def run_demo(out: str | Path, *, budget: int | None = None, names: Sequence[str] | None = None,
@@ -66,9 +63,9 @@ def demo_select(modes) -> str:
 
 def _index_html(rows) -> str:
     from . import zoo
+    from .report.theme import badge, e, page
     from .zoo.expected import KIND_WORDS, compare, finding_note
 
-    e = html.escape
     body = []
     differ_total = 0
     for name, info, report in rows:
@@ -76,51 +73,47 @@ def _index_html(rows) -> str:
         comparisons = compare(expectations, report.findings)
         differ = sum(1 for c in comparisons if not c.agrees)
         differ_total += differ
-        worst = report.worst_severity.label
         cells = []
         for f in report.findings:
             note, agrees = finding_note(expectations, f)
             if f.status is Status.VULNERABLE:
-                text = f"{e(f.check)}: <b style='color:{_SEVERITY_COLOURS[f.severity.label]}'>{e(f.severity.label)}</b>"
+                text = f"{e(f.check)}: {badge(f.severity)}"
             else:
                 text = f"{e(f.check)}: {e(f.status.value.replace('_', ' '))}"
             if note:
-                cls = "ok" if agrees else "bad" if agrees is False else "none"
+                cls = "agrees" if agrees else "differs" if agrees is False else "unstated"
                 text += f" <small class='{cls}'>({e(note)})</small>"
             cells.append(text)
         expected_cells = []
         for c in comparisons:
-            mark = "<span class='ok'>&#10003;</span>" if c.agrees else "<span class='bad'>&#10007; differs</span>"
+            mark = "<span class='agrees'>&#10003;</span>" if c.agrees else "<span class='differs'>&#10007; differs</span>"
             ex = c.expectation
             expected_cells.append(
                 f"{mark} {e(ex.selector)}: expected <b>{e(ex.verdict.replace('_', ' '))}</b> "
                 f"({e(KIND_WORDS[ex.kind])}), found <b>{e(c.found.replace('_', ' '))}</b>"
                 + (f"<br><small>{e(ex.why)}</small>" if ex.why else "")
             )
-        verdict = ("<small class='ok'>as expected</small>" if comparisons and not differ else
-                   f"<small class='bad'>{differ} differ</small>" if differ else "<small>no expectation</small>")
+        verdict = ("<small class='agrees'>as expected</small>" if comparisons and not differ else
+                   f"<small class='differs'>{differ} differ</small>" if differ else "<small>no expectation</small>")
         body.append(
-            f"<tr class='{'differs' if differ else ''}'><td><a href='{e(name)}/report.html'>zoo:{e(name)}</a></td>"
+            f"<tr class='{'differs-row' if differ else ''}'><td><a href='{e(name)}/report.html'>zoo:{e(name)}</a></td>"
             f"<td>{e(str(info.get('description', '')))}<br><small>weakness: {e(str(info.get('weakness', '')))}</small></td>"
-            f"<td><span class='sev' style='background:{_SEVERITY_COLOURS[worst]}'>{e(worst)}</span><br>{verdict}</td>"
+            f"<td>{badge(report.worst_severity)}<br>{verdict}</td>"
             f"<td>{'<br>'.join(expected_cells) or '<small>none stated</small>'}</td>"
             f"<td>{'<br>'.join(cells)}</td></tr>"
         )
     from .util.wording import count
 
     verb = "differs" if differ_total == 1 else "differ"
-    headline = (f"<p class='bad'><b>{count(differ_total, 'expectation')} {verb} from what was found</b>: see the rows marked "
-                "&#10007;.</p>" if differ_total else "<p class='ok'><b>Every expectation was met.</b></p>")
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>redline demo</title>
-<style>body{{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:1280px;color:#0f172a}}
-table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #e2e8f0;padding:.5rem;text-align:left;vertical-align:top}}
-.sev{{color:#fff;border-radius:4px;padding:.1rem .5rem;font-weight:600}}small{{color:#64748b}}
-.ok{{color:#047857}}.bad{{color:#b91c1c;font-weight:600}}small.none{{color:#92400e}}tr.differs{{background:#fef2f2}}</style></head>
-<body><h1>redline demo</h1><p>Each zoo target has a known weakness or is the hardened twin of one: together they
+    headline = (f"<p class='differs'><b>{count(differ_total, 'expectation')} {verb} from what was found</b>: see the rows "
+                "marked &#10007;.</p>" if differ_total else "<p class='agrees'><b>Every expectation was met.</b></p>")
+    intro = """<p>Each zoo target has a known weakness or is the hardened twin of one: together they
 are the positive and negative controls of redline's checks. Every target is scanned with the checks of the failure
 modes it is a control for, plus input fuzzing. The <i>expected</i> column says what each scan should find and why:
 a <i>planted weakness</i>, an <i>honest known weakness</i> of an ordinary model (an undefended CNN is evadable), or a
 <i>hardened</i> twin whose defence should hold; &#10003; marks agreement, &#10007; a difference. Open a target for its
-full report.</p>{headline}
-<table><tr><th>target</th><th>what it is</th><th>worst severity</th><th>expected vs found</th><th>findings</th></tr>
-{''.join(body)}</table></body></html>"""
+full report.</p>"""
+    table = ("<table class='grid'><tr><th>target</th><th>what it is</th><th>worst severity</th>"
+             f"<th>expected vs found</th><th>findings</th></tr>\n{''.join(body)}</table>")
+    return page(title="redline demo", brand="redline demo index", heading="redline demo",
+                body="\n".join((intro, headline, table)))

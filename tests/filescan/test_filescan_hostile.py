@@ -34,7 +34,7 @@ from redline.cli import main
 from redline.errors import UsageError
 from redline.filescan import scan_path
 from redline.filescan.limits import Limits
-from redline.filescan.render import artifact_uri
+from redline.report.sarif import artifact_uri
 
 
 def scan_json(path: Path, *extra: str, env: dict | None = None):

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import textwrap
 from collections.abc import Sequence
 
-from urllib.parse import quote
-
 from .. import __version__
+from ..report.sarif import SarifLog, artifact_uri, dumps, level_for, location
 from .report import FileReport
 
-_SARIF_LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "note"}
+# GitHub's CVSS-like ranking score for the scanner's own severity scale (its levels follow the
+# bug-bar severity each scanner severity maps to, as the scan report's do).
 _SECURITY_SEVERITY = {"Critical": "9.5", "High": "7.5", "Medium": "5.0", "Low": "2.0"}
 
 
@@ -60,49 +59,25 @@ def to_table(reports: Sequence[FileReport], width: int | None = None, skipped: S
     return "\n".join(lines)
 
 
-def artifact_uri(path: str) -> str:
-    """A SARIF ``uri``: a percent-encoded URI reference (``file://`` for absolute paths)."""
-    posix = path.replace("\\", "/")
-    if posix.startswith("/"):
-        return "file://" + quote(posix, safe="/")
-    if re.match(r"^[A-Za-z]:/", posix):  # a Windows drive path
-        return "file:///" + posix[:2] + quote(posix[2:], safe="/")
-    return quote(posix, safe="/")
-
-
 def to_sarif(reports: Sequence[FileReport], skipped: Sequence[dict] = ()) -> str:
-    rules: dict[str, dict] = {}
-    results = []
+    """The scan as SARIF 2.1.0, written by the report package's one SARIF writer: a rule per issue
+    kind, a result per issue at the file's URI, and every scanned file listed as an artifact."""
+    log = SarifLog("redline", __version__)
     for r in reports:
+        uri = artifact_uri(r.path)
         for issue in r.issues:
             rule_id = f"redline.filescan/{issue.kind}"
-            rules.setdefault(rule_id, {
-                "id": rule_id,
-                "name": issue.kind,
-                "shortDescription": {"text": f"model file scan: {issue.kind}"},
-                "properties": {"tags": ["security", "FM09"]},
-            })
-            uri = artifact_uri(r.path)
-            message = issue.detail if not issue.member else f"{issue.member}: {issue.detail}"
-            results.append({
-                "ruleId": rule_id,
-                "level": _SARIF_LEVEL[issue.severity],
-                "message": {"text": message},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}}}],
-                "properties": {"severity": issue.severity, "security-severity": _SECURITY_SEVERITY[issue.severity],
-                               "verdict": r.verdict, "format": r.format},
-            })
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "redline", "version": __version__,
-                                "informationUri": "https://github.com/redline", "rules": list(rules.values())}},
-            "results": results,
-            "artifacts": [{"location": {"uri": artifact_uri(r.path)}} for r in reports],
-        }],
-    }
-    return json.dumps(doc, indent=2)
+            log.add_rule(rule_id, name=issue.kind, short=f"model file scan: {issue.kind}",
+                         properties={"tags": ["security", "FM09"]})
+            log.add_result(
+                rule_id,
+                level=level_for(issue.bug_bar),
+                message=issue.detail if not issue.member else f"{issue.member}: {issue.detail}",
+                locations=[location(uri)],
+                properties={"severity": issue.severity, "security-severity": _SECURITY_SEVERITY[issue.severity],
+                            "verdict": r.verdict, "format": r.format},
+            )
+    return dumps(log.to_dict(artifacts=[artifact_uri(r.path) for r in reports]))
 
 
 RENDERERS = {"table": to_table, "json": to_json, "sarif": to_sarif}

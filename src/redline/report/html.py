@@ -1,4 +1,4 @@
-"""report.html: one self-contained page (inline CSS, images as data URIs, no scripts).
+"""report.html: one self-contained page (the shared theme's inline CSS, images as data URIs, no scripts).
 
 Finding fields can carry attacker-chosen text (an endpoint's error message, a file name), so
 every value is escaped, only relative paths inside the report folder are linked or embedded,
@@ -7,13 +7,11 @@ and a Content-Security-Policy forbids scripts and remote resources as a second l
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Status
 from ..severity import Severity
-from ..util.safe_text import document_text
 from .formatting import (
     COVERAGE_LABELS,
     action_items,
@@ -35,141 +33,24 @@ from .formatting import (
 )
 from .model import MODE_CODES, Report
 from .modes import mode_name
+from .theme import badge, e, page, pill, severity_class
 
 MAX_IMAGE_BYTES = 4_000_000  # larger images are linked instead of embedded
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-_CSS = """
-:root{--fg:#1f2933;--muted:#5f6b7a;--line:#e3e7ec;--bg:#f5f6f8;--card:#fff;
---crit:#7f1d1d;--imp:#c81e1e;--mod:#e08a00;--low:#2563eb;--none:#94a3b8;
---mono:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
-*{box-sizing:border-box}
-html{color-scheme:light}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",
-Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
-.wrap{max-width:1120px;margin:0 auto;padding:0 24px}
-header.top{background:#111827;color:#f9fafb;padding:26px 0 22px}
-header.top .brand{font-weight:700;letter-spacing:.08em;text-transform:uppercase;font-size:12px;color:#f87171}
-header.top h1{margin:2px 0 14px;font-size:26px;font-weight:600;word-break:break-all}
-.meta{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:6px 24px;margin:0}
-.meta div{min-width:0}
-.meta dt{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:#9ca3af}
-.meta dd{margin:0;font-size:14px;overflow-wrap:anywhere}
-main{padding:8px 0 40px}
-h2{font-size:19px;margin:30px 0 12px;font-weight:600}
-h4{margin:16px 0 6px;font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
-code,.mono{font-family:var(--mono);font-size:.9em}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(130px,1fr));gap:12px;margin-top:22px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
-.card .n{font-size:26px;font-weight:650;line-height:1.2}
-.card .l{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
-.card.worst{border-top:4px solid var(--sev,var(--none))}
-.panels{display:grid;grid-template-columns:minmax(240px,1fr) 2fr;gap:16px}
-@media (max-width:980px){.panels{grid-template-columns:1fr}}
-.panel{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:6px 14px 12px;overflow-x:auto}
-.panel h3{font-size:14px;margin:8px 0}
-.sevbar{display:flex;align-items:center;gap:10px;margin:7px 0}
-.sevbar .track{flex:1;height:8px;background:#eef1f4;border-radius:4px;overflow:hidden}
-.sevbar .fill{height:100%;background:var(--sev)}
-.sevbar .badge{width:6.6em;min-width:0}
-.sevbar .cnt{width:2.5em;text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;min-width:5.6em;text-align:center;padding:1px 8px;border-radius:4px;font-size:12px;
-font-weight:600;color:#fff;background:var(--sev,var(--none));white-space:nowrap}
-.sev-critical{--sev:var(--crit)}.sev-important{--sev:var(--imp)}.sev-moderate{--sev:var(--mod)}
-.sev-low{--sev:var(--low)}.sev-none{--sev:var(--none)}
-.pill{display:inline-block;padding:1px 9px;border-radius:999px;font-size:12px;font-weight:600;white-space:nowrap;
-border:1px solid transparent}
-.st-vulnerable{background:#fde8e8;color:#9b1c1c;border-color:#f8b4b4}
-.st-not_vulnerable,.cov-tested{background:#def7ec;color:#03543f;border-color:#84e1bc}
-.st-not_applicable,.cov-not_applicable{background:#f1f3f5;color:#4b5563;border-color:#d1d5db}
-.st-error{background:#f3e8ff;color:#6b21a8;border-color:#d8b4fe}
-.st-inconclusive,.cov-inconclusive{background:#fef9c3;color:#854d0e;border-color:#fde047}
-.cov-not_covered{background:#fff7ed;color:#9a3412;border-color:#fdba74}
-table{border-collapse:collapse;width:100%;background:var(--card)}
-table.grid{border:1px solid var(--line);border-radius:8px;overflow:hidden}
-th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted);background:#fafbfc;font-weight:600}
-tr:last-child td{border-bottom:0}
-th.num{text-align:right}
-td.num{text-align:right;font-variant-numeric:tabular-nums;font-family:var(--mono);font-size:13px}
-.panel table td,.panel table th{padding:5px 6px}
-a{color:#1d4ed8;text-decoration:none}a:hover{text-decoration:underline}
-details.finding{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--accent,#cbd5e1);
-border-radius:8px;margin:10px 0}
-details.finding>summary{cursor:pointer;list-style:none;padding:11px 14px;display:flex;flex-wrap:wrap;gap:8px 12px;
-align-items:center}
-details.finding>summary::-webkit-details-marker{display:none}
-details.finding>summary::before{content:"\\25B8";color:var(--muted);width:10px}
-details.finding[open]>summary::before{content:"\\25BE"}
-details.finding[open]>summary{border-bottom:1px solid var(--line)}
-.finding .check{font-family:var(--mono);font-size:13px;color:var(--muted)}
-.finding .ttl{font-weight:600;flex:1 1 260px;min-width:0;overflow-wrap:anywhere}
-.finding .km{font-family:var(--mono);font-size:12px;color:var(--muted)}
-.f-vulnerable{--accent:var(--sev)}.f-error{--accent:#9333ea}.f-not_vulnerable{--accent:#31c48d}
-.f-not_applicable{--accent:#cbd5e1}.f-inconclusive{--accent:#eab308}
-.fbody{padding:4px 18px 16px}
-.fbody p{margin:10px 0;overflow-wrap:anywhere}
-.fbody .lead{font-size:15.5px}
-.note{border-radius:6px;padding:8px 12px;margin:10px 0;overflow-wrap:anywhere}
-.note.reason{background:#f1f3f5;color:#374151}.note.err{background:#faf5ff;color:#581c87}
-.note.undecided{background:#fefce8;color:#713f12}
-.cols{display:grid;grid-template-columns:1fr 1fr;gap:0 28px}
-@media (max-width:760px){.cols{grid-template-columns:1fr}}
-table.kv{font-size:13.5px}
-table.kv th{width:42%;text-transform:none;letter-spacing:0;font-size:13px;background:none;color:var(--fg);
-font-weight:500;font-family:var(--mono);overflow-wrap:anywhere}
-table.kv td{overflow-wrap:anywhere;font-family:var(--mono);font-size:13px;font-variant-numeric:tabular-nums}
-table.kv th,table.kv td{padding:4px 8px}
-.plots{display:flex;flex-wrap:wrap;gap:14px}
-figure{margin:0;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px;max-width:100%}
-figure img{display:block;max-width:100%;height:auto}
-figcaption{font-size:12px;color:var(--muted);margin-top:4px;font-family:var(--mono);overflow-wrap:anywhere}
-details.tb{margin-top:10px}details.tb summary{cursor:pointer;color:#6b21a8;font-weight:600;font-size:13px}
-pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font:12.5px/1.45 var(--mono);
-white-space:pre-wrap;overflow-wrap:anywhere}
-.muted{color:var(--muted)}
-footer{color:var(--muted);font-size:12px;padding:18px 0 30px;border-top:1px solid var(--line)}
-@media print{body{background:#fff}details.finding>summary::before{content:none}}
-"""
-
-
-def e(value: Any) -> str:
-    """Escape any value for HTML text or a quoted attribute. Control and bidi characters
-    (ANSI colour codes, NUL, U+202E) are shown as visible escapes; newlines and tabs stay for <pre>."""
-    return html.escape(document_text(value), quote=True)
-
-
-def _sev_class(severity: Severity) -> str:
-    return f"sev-{severity.label.lower()}"
-
-
-def _badge(severity: Severity) -> str:
-    return f'<span class="badge {_sev_class(severity)}">{e(severity.label)}</span>'
-
 
 def _status_pill(status: Status) -> str:
-    return f'<span class="pill st-{status.value}">{e(STATUS_LABELS[status])}</span>'
+    return pill("st", status.value, STATUS_LABELS[status])
 
 
 def _coverage_pill(value: str) -> str:
     cls = value if value in COVERAGE_LABELS else "not_covered"
-    return f'<span class="pill cov-{cls}">{e(COVERAGE_LABELS.get(value, value))}</span>'
+    return pill("cov", cls, COVERAGE_LABELS.get(value, value))
 
 
 def render(report: Report, base_dir: Path | None = None) -> str:
     findings = ordered(report.findings)
     spec = report.target.get("spec", "?")
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="generator" content="redline">',
-        f"<title>redline report: {e(spec)}</title>",
-        f"<style>{_CSS}{_ACTION_CSS}</style></head><body>",
-        _header(report),
-        '<main class="wrap">',
         _incomplete_banner(report),
         _actions(findings),
         _cards(report),
@@ -178,11 +59,16 @@ def render(report: Report, base_dir: Path | None = None) -> str:
         '<h2 id="details">Findings in detail</h2>' if findings else "",
         *(_finding(i, f, base_dir) for i, f in enumerate(findings, 1)),
         _coverage(report),
-        "</main>",
-        _footer(report),
-        "</body></html>",
     ]
-    return "\n".join(p for p in parts if p) + "\n"
+    return page(
+        title=f"redline report: {spec}",
+        brand="redline scan report",
+        heading=str(spec),
+        heading_class="mono",
+        header=_header(report),
+        body="\n".join(p for p in parts if p),
+        footer=_footer(report),
+    )
 
 
 def _header(report: Report) -> str:
@@ -208,12 +94,7 @@ def _header(report: Report) -> str:
     if assumed:
         items.append(("Assumed (not stated)", assumed))
     meta = "".join(f"<div><dt>{e(k)}</dt><dd>{e(v)}</dd></div>" for k, v in items)
-    return (
-        '<header class="top"><div class="wrap">'
-        '<div class="brand">redline scan report</div>'
-        f'<h1 class="mono">{e(report.target.get("spec", "?"))}</h1>'
-        f'<dl class="meta">{meta}</dl></div></header>'
-    )
+    return f'<dl class="meta">{meta}</dl>'
 
 
 def _cards(report: Report) -> str:
@@ -221,7 +102,7 @@ def _cards(report: Report) -> str:
     worst = report.worst_severity
     tested = sum(1 for v in report.coverage.values() if v == "tested")
     cards = [
-        f'<div class="card worst {_sev_class(worst)}"><div class="n">{e(worst.label)}</div>'
+        f'<div class="card worst {severity_class(worst)}"><div class="n">{e(worst.label)}</div>'
         '<div class="l">Worst severity</div></div>'
     ]
     for status in (Status.VULNERABLE, Status.NOT_VULNERABLE, Status.INCONCLUSIVE, Status.NOT_APPLICABLE, Status.ERROR):
@@ -244,14 +125,14 @@ def _summary_panels(report: Report) -> str:
         if sev is Severity.NONE and not n:
             continue
         bars.append(
-            f'<div class="sevbar {_sev_class(sev)}">{_badge(sev)}<div class="track">'
+            f'<div class="sevbar {severity_class(sev)}">{badge(sev)}<div class="track">'
             f'<div class="fill" style="width:{100 * n / total:.0f}%"></div></div><span class="cnt">{n}</span></div>'
         )
     rows = []
     for code, items in findings_by_mode(report.findings).items():
         counts = status_counts(items)
         vulnerable = [f for f in items if f.status is Status.VULNERABLE]
-        worst = _badge(max(f.severity for f in vulnerable)) if vulnerable else '<span class="muted">–</span>'
+        worst = badge(max(f.severity for f in vulnerable)) if vulnerable else '<span class="muted">–</span>'
         rows.append(
             f"<tr><td class='mono'>{e(code)}</td><td>{e(mode_name(code))}</td>"
             + "".join(f'<td class="num">{counts[s]}</td>' for s in STATUS_LABELS)
@@ -291,11 +172,11 @@ def _index(findings: list[Finding]) -> str:
 
 
 def _severity_cell(f: Finding) -> str:
-    return _badge(f.severity) if f.status is Status.VULNERABLE else '<span class="muted">–</span>'
+    return badge(f.severity) if f.status is Status.VULNERABLE else '<span class="muted">–</span>'
 
 
 def _finding(i: int, f: Finding, base_dir: Path | None) -> str:
-    sev_cls = _sev_class(f.severity) if f.status is Status.VULNERABLE else ""
+    sev_cls = severity_class(f.severity) if f.status is Status.VULNERABLE else ""
     is_open = " open" if f.status in (Status.VULNERABLE, Status.ERROR, Status.INCONCLUSIVE) else ""
     km = " · ".join(f"{k} {v}" for k, v in key_metrics(f, 2))
     summary = (
@@ -428,24 +309,6 @@ def _coverage(report: Report) -> str:
     )
 
 
-_ACTION_CSS = """
-.banner{background:#fff4e5;border:1px solid #f59e0b;border-left:6px solid #d97706;border-radius:8px;
-padding:12px 16px;margin:22px 0 0;color:#7c2d12}
-.banner code{background:#fff;padding:1px 5px;border-radius:4px}
-section.actions{margin-top:22px}
-ol.actions{list-style:none;margin:0;padding:0;counter-reset:act}
-ol.actions>li{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--sev,var(--none));
-border-radius:8px;padding:10px 14px;margin:8px 0;counter-increment:act}
-ol.actions .head{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin-bottom:4px}
-ol.actions .head::before{content:counter(act) ".";font-weight:700;color:var(--muted)}
-ol.actions p{margin:4px 0;overflow-wrap:anywhere}
-code.retest{display:block;background:#0f172a;color:#e2e8f0;padding:6px 10px;border-radius:6px;margin-top:6px;
-font:12.5px/1.5 var(--mono);white-space:pre-wrap;overflow-wrap:anywhere}
-.remedy{background:#f0fdf4;border:1px solid #bbf7d0;border-radius:6px;padding:8px 14px;margin:10px 0}
-.remedy ul{margin:4px 0 4px 18px;padding:0}
-"""
-
-
 def _incomplete_banner(report: Report) -> str:
     if report.complete:
         return ""
@@ -469,7 +332,7 @@ def _actions(findings: list[Finding]) -> str:
         advice = "".join(f"<p>{e(step)}</p>" for step in steps[:2])
         rerun = f'<code class="retest">{e(retest)}</code>' if retest else ""
         rows.append(
-            f'<li class="{_sev_class(f.severity)}"><div class="head">{_badge(f.severity)}'
+            f'<li class="{severity_class(f.severity)}"><div class="head">{badge(f.severity)}'
             f'<a class="mono" href="#finding-{anchors[id(f)]}">{e(f.check)}</a><span>{e(f.title)}</span></div>'
             f"{advice}{rerun}</li>"
         )

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .theme import palette
 
 WIDTH_IN = 6.0
 DPI = 100
-_HIGHLIGHT = "#c81e1e"
-_PLAIN = "#4b6a88"
+_HIGHLIGHT = palette()["plot"]["marked"]  # bars a check marks (e.g. the classes it flags)
+_PLAIN = palette()["plot"]["plain"]
 _RC = {
     "font.size": 9,
     "axes.titlesize": 10,

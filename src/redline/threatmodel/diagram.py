@@ -14,6 +14,7 @@ import html
 import itertools
 from typing import TYPE_CHECKING
 
+from ..report.theme import palette
 from ..triage.context import source_influence
 
 if TYPE_CHECKING:
@@ -276,6 +277,9 @@ def _render_svg(d: Diagram) -> str:
     height = (low + 26 if back else _TOP + body) + _MARGIN
 
     ports = _ports(d, pos, heights, column_of, back)
+    # The shared report palette, so the diagram matches the page around it.
+    ui, severity = palette()["ui"], palette()["severity"]
+    threat, plain, faint = palette()["status"]["vulnerable"]["text"], severity["None"], ui["muted"]
     out = [
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
@@ -284,13 +288,13 @@ def _render_svg(d: Diagram) -> str:
         ),
         (
             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#64748b"/></marker></defs>'
+            f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{faint}"/></marker></defs>'
         ),
     ]
     for c, name in enumerate(COLUMNS):
         x = _MARGIN + c * (_W + _GAP_X) + _W / 2
         out.append(
-            f'<text x="{x:.0f}" y="16" text-anchor="middle" font-size="11" fill="#64748b" '
+            f'<text x="{x:.0f}" y="16" text-anchor="middle" font-size="11" fill="{faint}" '
             f'letter-spacing="1">{_esc(name.upper())}</text>'
         )
     labels: list[_Label] = []
@@ -309,30 +313,30 @@ def _render_svg(d: Diagram) -> str:
             path = f"M{sx:.1f},{sy:.1f} C{mid:.1f},{sy:.1f} {mid:.1f},{ty:.1f} {tx:.1f},{ty:.1f}"
             labels.append(_Label(mid, (sy + ty) / 2, lines, min(column_of[e.src], column_of[e.dst])))
             dash = ""
-        stroke = "#b91c1c" if e.codes else "#94a3b8"
+        stroke = threat if e.codes else plain
         out.append(
             f'<path d="{path}" fill="none" stroke="{stroke}" stroke-width="1.5"{dash} marker-end="url(#arrow)"/>'
         )
     for n in d.nodes:
         x, y = pos[n.id]
-        border = "#b91c1c" if n.codes else "#94a3b8"
+        border = threat if n.codes else plain
         cx = x + _W / 2
         out.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{_W}" height="{heights[n.id]}" rx="7" '
-            f'fill="#ffffff" stroke="{border}" stroke-width="1.4"/>'
+            f'fill="{ui["card"]}" stroke="{border}" stroke-width="1.4"/>'
         )
         out.append(
             f'<text x="{cx:.1f}" y="{y + 21:.1f}" text-anchor="middle" font-size="13" '
-            f'font-weight="600" fill="#1f2933">{_esc(_fit(n.title, 23))}</text>'
+            f'font-weight="600" fill="{ui["text"]}">{_esc(_fit(n.title, 23))}</text>'
         )
         out.append(
             f'<text x="{cx:.1f}" y="{y + 38:.1f}" text-anchor="middle" font-size="10.5" '
-            f'fill="#5f6b7a">{_esc(_fit(n.subtitle, 30))}</text>'
+            f'fill="{ui["muted"]}">{_esc(_fit(n.subtitle, 30))}</text>'
         )
         if n.codes:
             out.append(
                 f'<text x="{cx:.1f}" y="{y + 56:.1f}" text-anchor="middle" font-size="10.5" '
-                f'font-weight="700" fill="#b91c1c">{_esc(_fit(" ".join(n.codes), 30))}</text>'
+                f'font-weight="700" fill="{threat}">{_esc(_fit(" ".join(n.codes), 30))}</text>'
             )
     _spread(labels)
     for label in labels:  # drawn last so that no line covers them
@@ -340,10 +344,10 @@ def _render_svg(d: Diagram) -> str:
         top = label.y - label.height / 2
         out.append(
             f'<rect x="{label.x - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" height="{label.height:.1f}" '
-            'rx="3" fill="#ffffff" fill-opacity="0.94"/>'
+            f'rx="3" fill="{ui["card"]}" fill-opacity="0.94"/>'
         )
-        for i, (text, threat) in enumerate(label.lines):
-            style = 'fill="#b91c1c" font-weight="700"' if threat else 'fill="#64748b"'
+        for i, (text, is_threat) in enumerate(label.lines):
+            style = f'fill="{threat}" font-weight="700"' if is_threat else f'fill="{faint}"'
             out.append(
                 f'<text x="{label.x:.1f}" y="{top + 11 + 13 * i:.1f}" text-anchor="middle" font-size="10.5" '
                 f"{style}>{_esc(text)}</text>"
