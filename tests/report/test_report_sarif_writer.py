@@ -18,7 +18,7 @@ from redline.filescan.limits import Limits
 from redline.filescan.render import to_sarif as files_to_sarif
 from redline.filescan.scanner import scan_tree
 from redline.report import render
-from redline.report.sarif import KINDS, LEVELS, SarifLog, artifact_uri, dumps, level_for, location
+from redline.report.sarif import KINDS, LEVELS, SarifLog, artifact_uri, dumps, location
 
 SRC = Path(redline.__file__).resolve().parent
 # RFC 3986 URI-reference characters; "%" only as the start of a two-digit hex escape.
@@ -116,7 +116,8 @@ def test_scan_report_sarif_is_valid():
 def test_scan_files_sarif_is_valid_and_carries_every_issue(scanned):
     doc = assert_valid_sarif(files_to_sarif(scanned.reports, skipped=scanned.skipped))
     run = doc["runs"][0]
-    expected = [(f"redline.filescan/{i.kind}", level_for(i.bug_bar), artifact_uri(r.path), i.severity, r.verdict)
+    levels = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "note"}
+    expected = [(f"redline.filescan/{i.kind}", levels[i.severity], artifact_uri(r.path), i.severity, r.verdict)
                 for r in scanned.reports for i in r.issues]
     found = [(x["ruleId"], x["level"], x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
               x["properties"]["severity"], x["properties"]["verdict"]) for x in run["results"]]

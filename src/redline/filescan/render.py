@@ -7,8 +7,12 @@ import textwrap
 from collections.abc import Sequence
 
 from .. import __version__
-from ..report.sarif import SarifLog, artifact_uri, dumps, level_for, location
+from ..report.sarif import SarifLog, artifact_uri, dumps, location
 from .report import FileReport
+
+# SARIF's level for each of the scanner's own severities (how loud the alert is, not a bug-bar
+# rating: the FM09 finding of a scan is rated by triage).
+_SARIF_LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "note"}
 
 # GitHub's CVSS-like ranking score for the scanner's own severity scale (its levels follow the
 # bug-bar severity each scanner severity maps to, as the scan report's do).
@@ -71,7 +75,7 @@ def to_sarif(reports: Sequence[FileReport], skipped: Sequence[dict] = ()) -> str
                          properties={"tags": ["security", "FM09"]})
             log.add_result(
                 rule_id,
-                level=level_for(issue.bug_bar),
+                level=_SARIF_LEVEL[issue.severity],
                 message=issue.detail if not issue.member else f"{issue.member}: {issue.detail}",
                 locations=[location(uri)],
                 properties={"severity": issue.severity, "security-severity": _SECURITY_SEVERITY[issue.severity],
