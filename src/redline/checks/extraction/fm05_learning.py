@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import measure_fidelity
+from .fidelity import agreement_phrase, copy_evidence, measure_fidelity
 from .input_domain import infer_domain
 from .query_selection import (
     AUGMENTATIONS,
@@ -144,16 +144,11 @@ class LearningExtraction(Check):
         x_held = data.evaluation_data()[0]
         metrics = measure_fidelity(target, lambda x: surrogate_proba(surrogate, x), x_held, domain, rng, int(self.n_uniform))
         metrics.update({"queries": int(queries), "synthetic_queries": int(synthetic), "soft_labels": bool(soft)})
-        evidence = {}
-        path, rel = ctx.artifact(f"{self.id}.onnx")
-        if path is not None:
-            save_torch_onnx(path, surrogate, spec.shape)
-            evidence["model"] = rel
+        evidence = copy_evidence(ctx, self.id, lambda path: save_torch_onnx(path, surrogate, spec.shape))
         vulnerable = metrics["fidelity"] >= self.fidelity_threshold
         summary = (
             f"A copy trained on {queries} answers ({'probabilities' if soft else 'labels'}; {synthetic} synthetic "
-            f"inputs) agrees with the target on {metrics['fidelity']:.1%} of held-out and "
-            f"{metrics['fidelity_uniform']:.1%} of random inputs."
+            f"inputs) {agreement_phrase(metrics)}."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .box_model import Box, BoxModel, save_box_model_onnx
-from .fidelity import measure_fidelity
+from .fidelity import agreement_phrase, copy_evidence, measure_fidelity
 from .input_domain import (
     CATEGORICAL,
     CONTINUOUS,
@@ -128,16 +128,11 @@ class PathFinding(Check):
         if true_leaves is not None:
             metrics["true_leaves"] = true_leaves
 
-        evidence = {}
-        path, rel = ctx.artifact(f"{self.id}.onnx")
-        if path is not None:
-            save_box_model_onnx(path, model)
-            evidence["model"] = rel
+        evidence = copy_evidence(ctx, self.id, lambda path: save_box_model_onnx(path, model))
         vulnerable = metrics["fidelity"] >= self.fidelity_threshold
         summary = (
             f"{attack_queries} queries mapped {len(model)} leaves"
-            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy agrees with the "
-            f"target on {metrics['fidelity']:.1%} of held-out and {metrics['fidelity_uniform']:.1%} of random inputs."
+            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics)}."
         )
         if not complete:
             summary += " The budget ran out before the copy passed a verification round."
