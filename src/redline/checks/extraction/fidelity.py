@@ -14,6 +14,12 @@ import numpy as np
 from ...util.stats import with_intervals
 from .input_domain import InputDomain
 
+#: What the parameters of the checks judged by :func:`measure_fidelity` mean.
+FIDELITY_PARAM_DOCS = {
+    "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+    "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+}
+
 
 def measure_fidelity(
     target,

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import agreement_phrase, copy_evidence
+from .fidelity import FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence
 from .onnx_export import save_linear_softmax
 
 _P_FLOOR = 1e-12
@@ -31,7 +31,7 @@ class EquationSolving(Check):
     )
     param_docs = {
         "spread": "spread of the query points around the data, relative to its scale, in (0, 1]",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "fidelity_threshold": FIDELITY_PARAM_DOCS["fidelity_threshold"],
         "max_features": "most input features the attack will solve for",
     }
 
@@ -163,8 +163,7 @@ class EquationSolvingMlp(Check):
         "query_factor": "equations per unknown parameter (8 recovers small networks; 2 often does not)",
         "restarts": "random starts of the solver",
         "max_iter": "L-BFGS iterations per start",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(

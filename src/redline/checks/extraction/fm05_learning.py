@@ -15,7 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import agreement_phrase, copy_evidence, measure_fidelity
+from .fidelity import (
+    FIDELITY_PARAM_DOCS,
+    agreement_phrase,
+    copy_evidence,
+    measure_fidelity,
+)
 from .input_domain import infer_domain
 from .query_selection import (
     AUGMENTATIONS,
@@ -46,8 +51,7 @@ class LearningExtraction(Check):
         "batch_size": "training batch size of the copy",
         "lr": "learning rate of the copy",
         "jacobian_step_size": "step of Jacobian augmentation, relative to the input range",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(

@@ -32,7 +32,12 @@ import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .box_model import Box, BoxModel, save_box_model_onnx
-from .fidelity import agreement_phrase, copy_evidence, measure_fidelity
+from .fidelity import (
+    FIDELITY_PARAM_DOCS,
+    agreement_phrase,
+    copy_evidence,
+    measure_fidelity,
+)
 from .input_domain import (
     CATEGORICAL,
     CONTINUOUS,
@@ -59,8 +64,7 @@ class PathFinding(Check):
         "verify_batch": "random inputs per verification round of the recovered tree",
         "identity_decimals": "decimals to which answers are rounded to tell leaves apart",
         "max_categories": "features with at most this many distinct values count as categorical",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(

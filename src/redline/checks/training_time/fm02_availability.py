@@ -25,6 +25,9 @@ import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ACCURACY_DROP_PARAM_DOCS,
+    ADDED_ROWS_PARAM_DOCS,
+    CLASSIFIER_DEFENCES,
     TrainingPipeline,
     added_poison_curve,
     check_rates,
@@ -41,8 +44,6 @@ from .softmax_surrogate import (
     logits,
 )
 
-DEFENCES = ("sanitize", "sphere", "roni")
-
 
 class GradientAvailabilityPoisoning(Check):
     id = "FM02.availability"
@@ -55,15 +56,11 @@ class GradientAvailabilityPoisoning(Check):
         "max_accuracy_drop", "poison_rate", "poison_rows", "poisoned_accuracy"
     )
     param_docs = {
-        "rates": "poison rates (shares of the training set) on the damage curve",
-        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        **ADDED_ROWS_PARAM_DOCS,
         "steps": "outer optimisation steps on the poison rows",
         "inner_steps": "Newton steps refitting the surrogate per outer step",
-        "step_size": "poison update size, relative to the input range",
         "surrogate_l2": "L2 penalty of the logistic surrogate (null: 1 / training rows)",
-        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
-        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
-        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        **ACCURACY_DROP_PARAM_DOCS,
         "max_surrogate_parameters": "largest surrogate (features x classes) the attack optimises",
     }
 
@@ -76,7 +73,7 @@ class GradientAvailabilityPoisoning(Check):
         step_size: float = 0.02,
         surrogate_l2: float | None = None,
         drop_threshold: float = 0.05,
-        defences: tuple[str, ...] = DEFENCES,
+        defences: tuple[str, ...] = CLASSIFIER_DEFENCES,
         roni_groups: int = 20,
         max_surrogate_parameters: int = 2000,
     ):
@@ -95,8 +92,8 @@ class GradientAvailabilityPoisoning(Check):
         check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or int(self.inner_steps) < 1 or self.step_size <= 0:
             raise ValueError("steps and inner_steps must be at least 1 and step_size positive")
-        if set(self.defences) - set(DEFENCES):
-            raise ValueError(f"defences come from {DEFENCES}")
+        if set(self.defences) - set(CLASSIFIER_DEFENCES):
+            raise ValueError(f"defences come from {CLASSIFIER_DEFENCES}")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()

@@ -26,6 +26,8 @@ import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ACCURACY_DROP_PARAM_DOCS,
+    CLASSIFIER_DEFENCES,
     TrainingPipeline,
     check_rates,
     curve_evidence,
@@ -35,7 +37,6 @@ from .poisoning import (
 )
 
 STRATEGIES = ("confident", "random")
-DEFENCES = ("sanitize", "sphere", "roni")
 
 
 class LabelFlip(Check):
@@ -52,9 +53,7 @@ class LabelFlip(Check):
         "strategies": "how flipped rows are chosen: confident, random (one or both)",
         "rates": "flip rates (shares of the training set) on the damage curve",
         "report_rate": "the flip rate the verdict is judged at (added to rates)",
-        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
-        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
-        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        **ACCURACY_DROP_PARAM_DOCS,
         "roni_tolerance": "accuracy loss a group may cause before RONI rejects it",
     }
 
@@ -64,7 +63,7 @@ class LabelFlip(Check):
         rates: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2),
         report_rate: float = 0.1,
         drop_threshold: float = 0.05,
-        defences: tuple[str, ...] = DEFENCES,
+        defences: tuple[str, ...] = CLASSIFIER_DEFENCES,
         roni_groups: int = 20,
         roni_tolerance: float = 0.0,
     ):
@@ -77,9 +76,9 @@ class LabelFlip(Check):
         self.roni_tolerance = roni_tolerance
 
     def _validate(self) -> list[float]:
-        unknown = set(self.strategies) - set(STRATEGIES) or set(self.defences) - set(DEFENCES)
+        unknown = set(self.strategies) - set(STRATEGIES) or set(self.defences) - set(CLASSIFIER_DEFENCES)
         if unknown or not self.strategies:
-            raise ValueError(f"strategies come from {STRATEGIES} (at least one), defences from {DEFENCES}")
+            raise ValueError(f"strategies come from {STRATEGIES} (at least one), defences from {CLASSIFIER_DEFENCES}")
         return check_rates(self.rates, self.report_rate)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:

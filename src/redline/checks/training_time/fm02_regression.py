@@ -30,6 +30,7 @@ import numpy as np
 from ...util.poison_defences import trim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ADDED_ROWS_PARAM_DOCS,
     TrainingPipeline,
     added_poison_curve,
     check_rates,
@@ -54,10 +55,8 @@ class OptimizedRegressionPoisoning(Check):
         "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
     )
     param_docs = {
-        "rates": "poison rates (shares of the training set) on the damage curve",
-        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        **ADDED_ROWS_PARAM_DOCS,
         "steps": "gradient steps on the poison rows",
-        "step_size": "poison update size, relative to the input range",
         "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
         "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
         "defences": "defences to measure (trim; empty for none)",

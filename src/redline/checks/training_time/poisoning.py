@@ -20,6 +20,22 @@ import numpy as np
 from ...targets.base import Target
 from ...util.evidence import save_arrays, try_plot
 
+#: The classifier defences :func:`measure_defences` measures, in the order it reports them by default.
+CLASSIFIER_DEFENCES = ("sanitize", "sphere", "roni")
+#: What the parameters of the checks that optimise added poison rows mean (availability, regression).
+ADDED_ROWS_PARAM_DOCS = {
+    "rates": "poison rates (shares of the training set) on the damage curve",
+    "report_rate": "the poison rate the verdict is judged at (added to rates)",
+    "step_size": "poison update size, relative to the input range",
+}
+#: What the parameters of the classifier checks judged by accuracy drop, with the defences of
+#: :func:`measure_defences`, mean (availability, label_flip).
+ACCURACY_DROP_PARAM_DOCS = {
+    "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
+    "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
+    "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+}
+
 
 class TrainingPipeline:
     """The target's training recipe with a fixed seed, its models charged to one ledger."""
