@@ -6,11 +6,19 @@ The target's answers here are the auditor's measurement, so they are sent inside
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...util.stats import with_intervals
 from .input_domain import InputDomain
+
+#: What the parameters of the checks judged by :func:`measure_fidelity` mean.
+FIDELITY_PARAM_DOCS = {
+    "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+    "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+}
 
 
 def measure_fidelity(
@@ -41,6 +49,22 @@ def measure_fidelity(
     if t_heldout.ndim == 2 and s_heldout.ndim == 2 and len(t_heldout):
         metrics["max_abs_probability_error"] = float(np.abs(t_heldout - s_heldout).max())
     return with_intervals(metrics, {"fidelity": len(t_heldout), "fidelity_uniform": len(t_uniform)})
+
+
+def agreement_phrase(metrics: dict[str, Any]) -> str:
+    """How the copy's ``fidelity`` and ``fidelity_uniform`` read in a summary."""
+    return (f"agrees with the target on {metrics['fidelity']:.1%} of held-out and "
+            f"{metrics['fidelity_uniform']:.1%} of random inputs")
+
+
+def copy_evidence(ctx: Any, check_id: str, save: Callable[[Path], Any]) -> dict[str, str]:
+    """Evidence holding the stolen copy: ``save(path)`` writes it as ``<check id>.onnx`` when
+    the run writes artifacts (the report names it ``model``); nothing otherwise."""
+    path, rel = ctx.artifact(f"{check_id}.onnx")
+    if path is None:
+        return {}
+    save(path)
+    return {"model": rel}
 
 
 def labels_of(out: np.ndarray) -> np.ndarray:

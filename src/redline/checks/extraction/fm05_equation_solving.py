@@ -13,6 +13,8 @@ import numpy as np
 
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .fidelity import FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence
+from .onnx_export import save_linear_softmax
 
 _P_FLOOR = 1e-12
 
@@ -29,7 +31,7 @@ class EquationSolving(Check):
     )
     param_docs = {
         "spread": "spread of the query points around the data, relative to its scale, in (0, 1]",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
+        "fidelity_threshold": FIDELITY_PARAM_DOCS["fidelity_threshold"],
         "max_features": "most input features the attack will solve for",
     }
 
@@ -96,12 +98,7 @@ class EquationSolving(Check):
         exact = fidelity >= self.fidelity_threshold and metrics["max_abs_probability_error"] < 1e-3
         evidence = {}
         if exact:
-            path, rel = ctx.artifact(f"{self.id}.onnx")
-            if path is not None:
-                from .onnx_export import save_linear_softmax
-
-                save_linear_softmax(path, weights, bias, tuple(spec.shape))
-                evidence["model"] = rel
+            evidence = copy_evidence(ctx, self.id, lambda path: save_linear_softmax(path, weights, bias, tuple(spec.shape)))
         summary = (
             f"{d + 1} queries recovered a copy that agrees with the target on {fidelity:.1%} of held-out inputs "
             f"(largest probability error {metrics['max_abs_probability_error']:.2g})."
@@ -166,8 +163,7 @@ class EquationSolvingMlp(Check):
         "query_factor": "equations per unknown parameter (8 recovers small networks; 2 often does not)",
         "restarts": "random starts of the solver",
         "max_iter": "L-BFGS iterations per start",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(
@@ -251,17 +247,17 @@ class EquationSolvingMlp(Check):
             error = align_error(fitted, true_params)
             if error is not None:
                 metrics["max_abs_param_error"] = error
-        evidence = {}
-        path, rel = ctx.artifact(f"{self.id}.onnx")
-        if path is not None:
-            from ...util.surrogates import save_torch_onnx
-
-            save_torch_onnx(path, fitted.to_torch(), spec.shape)
-            evidence["model"] = rel
+        evidence = copy_evidence(ctx, self.id, lambda path: _save_torch_copy(path, fitted.to_torch(), spec.shape))
         vulnerable = metrics["fidelity"] >= self.fidelity_threshold
         summary = (
             f"{n_queries} queries fitted all {n_params} parameters of a {hidden}-unit {activation} network "
-            f"(largest log-ratio misfit {fitted.answer_error:.2g}); the copy agrees with the target on "
-            f"{metrics['fidelity']:.1%} of held-out and {metrics['fidelity_uniform']:.1%} of random inputs."
+            f"(largest log-ratio misfit {fitted.answer_error:.2g}); the copy {agreement_phrase(metrics)}."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+
+
+def _save_torch_copy(path, module, shape) -> None:
+    # Imported only when a copy is written, as in the rest of this module.
+    from ...util.surrogates import save_torch_onnx
+
+    save_torch_onnx(path, module, shape)

@@ -15,7 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import measure_fidelity
+from .fidelity import (
+    FIDELITY_PARAM_DOCS,
+    agreement_phrase,
+    copy_evidence,
+    measure_fidelity,
+)
 from .input_domain import infer_domain
 from .query_selection import (
     AUGMENTATIONS,
@@ -46,8 +51,7 @@ class LearningExtraction(Check):
         "batch_size": "training batch size of the copy",
         "lr": "learning rate of the copy",
         "jacobian_step_size": "step of Jacobian augmentation, relative to the input range",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(
@@ -144,16 +148,11 @@ class LearningExtraction(Check):
         x_held = data.evaluation_data()[0]
         metrics = measure_fidelity(target, lambda x: surrogate_proba(surrogate, x), x_held, domain, rng, int(self.n_uniform))
         metrics.update({"queries": int(queries), "synthetic_queries": int(synthetic), "soft_labels": bool(soft)})
-        evidence = {}
-        path, rel = ctx.artifact(f"{self.id}.onnx")
-        if path is not None:
-            save_torch_onnx(path, surrogate, spec.shape)
-            evidence["model"] = rel
+        evidence = copy_evidence(ctx, self.id, lambda path: save_torch_onnx(path, surrogate, spec.shape))
         vulnerable = metrics["fidelity"] >= self.fidelity_threshold
         summary = (
             f"A copy trained on {queries} answers ({'probabilities' if soft else 'labels'}; {synthetic} synthetic "
-            f"inputs) agrees with the target on {metrics['fidelity']:.1%} of held-out and "
-            f"{metrics['fidelity_uniform']:.1%} of random inputs."
+            f"inputs) {agreement_phrase(metrics)}."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 

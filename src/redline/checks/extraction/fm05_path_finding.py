@@ -32,7 +32,12 @@ import numpy as np
 
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .box_model import Box, BoxModel, save_box_model_onnx
-from .fidelity import measure_fidelity
+from .fidelity import (
+    FIDELITY_PARAM_DOCS,
+    agreement_phrase,
+    copy_evidence,
+    measure_fidelity,
+)
 from .input_domain import (
     CATEGORICAL,
     CONTINUOUS,
@@ -59,8 +64,7 @@ class PathFinding(Check):
         "verify_batch": "random inputs per verification round of the recovered tree",
         "identity_decimals": "decimals to which answers are rounded to tell leaves apart",
         "max_categories": "features with at most this many distinct values count as categorical",
-        "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
-        "n_uniform": "random inputs from the input domain on which fidelity is also measured",
+        **FIDELITY_PARAM_DOCS,
     }
 
     def __init__(
@@ -128,16 +132,11 @@ class PathFinding(Check):
         if true_leaves is not None:
             metrics["true_leaves"] = true_leaves
 
-        evidence = {}
-        path, rel = ctx.artifact(f"{self.id}.onnx")
-        if path is not None:
-            save_box_model_onnx(path, model)
-            evidence["model"] = rel
+        evidence = copy_evidence(ctx, self.id, lambda path: save_box_model_onnx(path, model))
         vulnerable = metrics["fidelity"] >= self.fidelity_threshold
         summary = (
             f"{attack_queries} queries mapped {len(model)} leaves"
-            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy agrees with the "
-            f"target on {metrics['fidelity']:.1%} of held-out and {metrics['fidelity_uniform']:.1%} of random inputs."
+            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics)}."
         )
         if not complete:
             summary += " The budget ran out before the copy passed a verification round."

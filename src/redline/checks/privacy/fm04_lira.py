@@ -15,24 +15,23 @@ Queries: one per evaluated record and view (the record itself plus ``augmentatio
 shifted copies, images only). Reference models are trained locally with true labels and
 cost no target queries.
 
-Verdict: the rule every FM04 check shares, argued in :func:`redline.checks.privacy.membership.judge`
-(``fpr`` 1%, ``min_tpr`` 5%, exact tests at alpha 0.01, inconclusive when the records cannot
-decide; 0 false alarms in 40 honest runs at 25 records a side,
-tests/checks/test_checks_fm04_small_samples.py).
+Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import UsageError
-from ..base import Check, CheckContext, Needs, Outcome
+from ..base import CheckContext, Outcome
 from .membership import (
     JUDGE_METRICS,
-    check_probabilities,
-    judge,
+    JUDGE_PARAM_DOCS,
+    PER_RECORD_PARAM_DOCS,
+    REFERENCE_PARAM_DOCS,
+    MembershipInference,
     logit_confidence,
     reference_outputs,
-    select_records,
+    target_probabilities,
 )
 
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
@@ -41,25 +40,16 @@ _MIN_STD = 1e-3
 _AUTO_FIXED_BELOW = 32
 
 
-class LikelihoodRatioAttack(Check):
+class LikelihoodRatioAttack(MembershipInference):
     id = "FM04.lira"
-    mode = "FM04"
     title = "Membership inference by likelihood ratio (LiRA)"
-    needs = Needs(outputs="probabilities", roles=("train", "test"))
-    default_budget = 10_000
-    metrics = (
-        *JUDGE_METRICS,
-        "fixed_variance", "online", "reference_models", "reference_source", "views"
-    )
+    metrics = (*JUDGE_METRICS, "fixed_variance", "online", "reference_models", "reference_source", "views")
     param_docs = {
-        "online": "train reference models with and without each record (true) or only without (false)",
-        "n_reference": "reference models to train",
+        **PER_RECORD_PARAM_DOCS,
         "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
         "augmentations": "augmented views queried per record (0: the record only)",
-        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
-        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
-        "fpr": "false-positive rate at which the true-positive rate is judged",
-        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+        **REFERENCE_PARAM_DOCS,
+        **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
@@ -100,11 +90,10 @@ class LikelihoodRatioAttack(Check):
                              f"width) only; use --set {self.id}.augmentations=0")
 
         views = [(0, 0), *_SHIFTS[:n_aug]]
-        records = select_records(data, self.max_records, budget, rng, queries_per_record=len(views))
+        records = self.select(data, budget, rng, queries_per_record=len(views))
         fill = target.input_spec.lower
         target_stat = np.stack([
-            logit_confidence(check_probabilities(target.predict(_shift(records.x, v, fill)), target.n_classes), records.y)
-            for v in views
+            logit_confidence(target_probabilities(target, _shift(records.x, v, fill)), records.y) for v in views
         ])  # (views, records)
         ctx.progress(1, 3)
 
@@ -132,8 +121,8 @@ class LikelihoodRatioAttack(Check):
             f"{n_ref} reference models ({refs.source}, {'fixed' if fixed else 'per-record'} variance, "
             f"{len(views)} view{'s' if len(views) > 1 else ''})."
         )
-        return judge(
-            self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=variant,
+        return self.verdict(
+            ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "fixed_variance": fixed,
                            "views": len(views), "reference_source": refs.source},
             notes=notes,

@@ -14,48 +14,38 @@ the target; their answers on rows they did and did not train on teach an attack
 classifier (one per class by default) what member answers look like, and that
 classifier scores the target's answers.
 
-Verdict: the rule every FM04 check shares, argued in :func:`redline.checks.privacy.membership.judge`
-(``fpr`` 1%, ``min_tpr`` 5%, exact tests at alpha 0.01, inconclusive when the records cannot
-decide; 0 false alarms in 40 honest runs at 25 records a side,
-tests/checks/test_checks_fm04_small_samples.py).
+Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..base import Check, CheckContext, Needs, Outcome
+from ..base import CheckContext, Needs, Outcome
 from .membership import (
     JUDGE_METRICS,
+    JUDGE_PARAM_DOCS,
+    REFERENCE_PARAM_DOCS,
     SCORES,
-    check_probabilities,
-    judge,
+    MembershipInference,
     logit_confidence,
     require_pool,
-    select_records,
     statistic,
+    target_probabilities,
     target_train_size,
 )
 
 _MIN_PER_CLASS = 5
 
 
-class ThresholdAttack(Check):
+class ThresholdAttack(MembershipInference):
     id = "FM04.threshold"
-    mode = "FM04"
     title = "Membership inference by loss or confidence threshold"
-    needs = Needs(outputs="probabilities", roles=("train", "test"))
-    default_budget = 10_000
-    metrics = (
-        *JUDGE_METRICS,
-        "calibration_rows", "per_class", "score"
-    )
+    metrics = (*JUDGE_METRICS, "calibration_rows", "per_class", "score")
     param_docs = {
         "score": "the score thresholded: loss, confidence, entropy or logit",
         "per_class": "one threshold per class (true) or one for all (false)",
         "n_calibration": "population rows used to calibrate the threshold",
-        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
-        "fpr": "false-positive rate at which the true-positive rate is judged",
-        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+        **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
@@ -86,19 +76,19 @@ class ThresholdAttack(Check):
             n_cal = min(len(pool_x), int(self.n_calibration), budget // 2)
             calibration = rng.choice(len(pool_x), size=n_cal, replace=False)
         reserved = 0 if calibration is None else len(calibration)
-        records = select_records(data, self.max_records, budget, rng, reserved=reserved)
-        probs = check_probabilities(target.predict(records.x), target.n_classes)
+        records = self.select(data, budget, rng, reserved=reserved)
+        probs = target_probabilities(target, records.x)
         scores = statistic(probs, records.y, self.score)
         if calibration is not None:
-            cal_probs = check_probabilities(target.predict(pool_x[calibration]), target.n_classes)
+            cal_probs = target_probabilities(target, pool_x[calibration])
             # The logit scale keeps a confidence statistic roughly Gaussian, so standardising is sound.
             kind = "logit" if self.score == "confidence" else self.score
             scores = _standardise_per_class(
                 statistic(probs, records.y, kind), records.y, statistic(cal_probs, pool_y[calibration], kind), pool_y[calibration]
             )
         variant = f"{'per-class' if self.per_class else 'global'} {self.score} threshold"
-        return judge(
-            self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=variant,
+        return self.verdict(
+            ctx, scores, records, variant,
             extra_metrics={"score": self.score, "per_class": bool(self.per_class),
                            "calibration_rows": 0 if calibration is None else len(calibration)},
         )
@@ -116,23 +106,15 @@ def _standardise_per_class(values, labels, cal_values, cal_labels) -> np.ndarray
     return out
 
 
-class ShadowModelAttack(Check):
+class ShadowModelAttack(MembershipInference):
     id = "FM04.shadow"
-    mode = "FM04"
     title = "Membership inference with shadow models (Shokri et al.)"
-    needs = Needs(outputs="probabilities", roles=("train", "test"))
-    default_budget = 10_000
-    metrics = (
-        *JUDGE_METRICS,
-        "attack_training_rows", "per_class", "reference_source", "shadow_models"
-    )
+    metrics = (*JUDGE_METRICS, "attack_training_rows", "per_class", "reference_source", "shadow_models")
     param_docs = {
         "n_shadow": "shadow models to train",
         "per_class": "train one attack model per class (true) or one for all (false)",
-        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
-        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
-        "fpr": "false-positive rate at which the true-positive rate is judged",
-        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+        **REFERENCE_PARAM_DOCS,
+        **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
@@ -161,8 +143,8 @@ class ShadowModelAttack(Check):
         self._validate()
         n_shadow = int(self.n_shadow)
         pool_x, pool_y = require_pool(data, "shadow models")
-        records = select_records(data, self.max_records, budget, rng)
-        probs = check_probabilities(target.predict(records.x), target.n_classes)
+        records = self.select(data, budget, rng)
+        probs = target_probabilities(target, records.x)
         ctx.progress(1, 3)
 
         # Shadow k trains on half the pool (at most the target's training-set size); the
@@ -186,8 +168,8 @@ class ShadowModelAttack(Check):
         scores = _fit_and_score(features, labels, classes, _features(probs, records.y), records.y,
                                 per_class=bool(self.per_class), seed=int(rng.integers(2**31)))
         ctx.progress(3, 3)
-        return judge(
-            self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack="shadow-model attack",
+        return self.verdict(
+            ctx, scores, records, "shadow-model attack",
             extra_metrics={"shadow_models": n_shadow, "per_class": bool(self.per_class),
                            "reference_source": shadows.source, "attack_training_rows": len(labels)},
             notes=f"{n_shadow} shadow models ({shadows.source}) trained on population data.",
@@ -234,7 +216,7 @@ def _fit_and_score_serial(HistGradientBoostingClassifier, features, labels, clas
     return scores
 
 
-class LabelOnlyAttack(Check):
+class LabelOnlyAttack(MembershipInference):
     """Membership from labels alone (Choquette-Choo et al. 2021; Li and Zhang 2021).
 
     A model tends to keep its answer on a training row over a wider neighbourhood than on
@@ -247,22 +229,16 @@ class LabelOnlyAttack(Check):
     """
 
     id = "FM04.label_only"
-    mode = "FM04"
     title = "Label-only membership inference (robustness to perturbation)"
     needs = Needs(roles=("train", "test"))
     default_budget = 40_000
-    metrics = (
-        *JUDGE_METRICS,
-        "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record"
-    )
+    metrics = (*JUDGE_METRICS, "accuracy_members", "accuracy_nonmembers", "method", "queries_per_record")
     param_docs = {
         "method": "noise (share of noisy copies that keep the label) or boundary (distance to the decision boundary)",
         "queries_per_record": "queries spent per record",
         "max_noise": "largest noise level, relative to the input range, in (0, 1]",
         "n_directions": "random directions searched per record (boundary method)",
-        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
-        "fpr": "false-positive rate at which the true-positive rate is judged",
-        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+        **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
@@ -297,7 +273,7 @@ class LabelOnlyAttack(Check):
         self._validate()
         per_record = int(self.queries_per_record)
         n_dir = int(self.n_directions)
-        records = select_records(data, self.max_records, budget, rng, queries_per_record=1 + per_record)
+        records = self.select(data, budget, rng, queries_per_record=1 + per_record)
         spec = target.input_spec
         span = float(spec.upper - spec.lower) or 1.0
         correct = target.predict_labels(records.x) == records.y
@@ -307,8 +283,8 @@ class LabelOnlyAttack(Check):
             kept = self._boundary(target, records, per_record // n_dir, n_dir, span, rng)
         scores = np.where(correct, kept, -1.0)
         variant = f"label-only ({self.method})"
-        return judge(
-            self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=variant,
+        return self.verdict(
+            ctx, scores, records, variant,
             extra_metrics={"method": self.method, "queries_per_record": 1 + per_record,
                            "accuracy_members": float(correct[records.is_member].mean()),
                            "accuracy_nonmembers": float(correct[~records.is_member].mean())},

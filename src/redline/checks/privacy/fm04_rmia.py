@@ -16,49 +16,39 @@ The score is the share of population samples beaten; ties within a share are bro
 ``LR(x)`` itself, so the ranking of the evaluated records never depends on how many z
 there are. Queries: one per evaluated record and one per population sample.
 
-Verdict: the rule every FM04 check shares, argued in :func:`redline.checks.privacy.membership.judge`
-(``fpr`` 1%, ``min_tpr`` 5%, exact tests at alpha 0.01, inconclusive when the records cannot
-decide; 0 false alarms in 40 honest runs at 25 records a side,
-tests/checks/test_checks_fm04_small_samples.py).
+Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..base import Check, CheckContext, Inconclusive, Needs, Outcome
+from ..base import CheckContext, Inconclusive, Outcome
 from .membership import (
     JUDGE_METRICS,
-    check_probabilities,
-    judge,
+    JUDGE_PARAM_DOCS,
+    PER_RECORD_PARAM_DOCS,
+    REFERENCE_PARAM_DOCS,
+    MembershipInference,
     reference_outputs,
     require_pool,
-    select_records,
+    target_probabilities,
     true_class_probability,
 )
 
 _TINY = 1e-30
 
 
-class RelativeMembershipInference(Check):
+class RelativeMembershipInference(MembershipInference):
     id = "FM04.rmia"
-    mode = "FM04"
     title = "Membership inference by relative likelihood (RMIA)"
-    needs = Needs(outputs="probabilities", roles=("train", "test"))
-    default_budget = 10_000
-    metrics = (
-        *JUDGE_METRICS, "a",
-        "gamma", "online", "population_samples", "reference_models", "reference_source"
-    )
+    metrics = (*JUDGE_METRICS, "a", "gamma", "online", "population_samples", "reference_models", "reference_source")
     param_docs = {
-        "online": "train reference models with and without each record (true) or only without (false)",
-        "n_reference": "reference models to train",
+        **PER_RECORD_PARAM_DOCS,
         "a": "offline correction of the reference likelihoods, in [0, 1]",
         "gamma": "likelihood-ratio threshold a population sample must be beaten by (above 0)",
         "n_population": "population samples compared with each record",
-        "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
-        "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
-        "fpr": "false-positive rate at which the true-positive rate is judged",
-        "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+        **REFERENCE_PARAM_DOCS,
+        **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
@@ -104,10 +94,10 @@ class RelativeMembershipInference(Check):
             raise Inconclusive(f"RMIA needs at least 10 population samples and {short}; "
                                f"a pool of 10+ rows and a budget of 30 or more would decide")
         z_rows = rng.choice(len(pool_x), size=n_z, replace=False)
-        records = select_records(data, self.max_records, budget, rng, reserved=n_z)
+        records = self.select(data, budget, rng, reserved=n_z)
 
-        p_x = true_class_probability(check_probabilities(target.predict(records.x), target.n_classes), records.y)
-        p_z = true_class_probability(check_probabilities(target.predict(pool_x[z_rows]), target.n_classes), pool_y[z_rows])
+        p_x = true_class_probability(target_probabilities(target, records.x), records.y)
+        p_z = true_class_probability(target_probabilities(target, pool_x[z_rows]), pool_y[z_rows])
         ctx.progress(1, 2)
 
         refs = reference_outputs(
@@ -133,8 +123,8 @@ class RelativeMembershipInference(Check):
         ctx.progress(2, 2)
 
         variant = f"{'online' if self.online else 'offline'} RMIA"
-        return judge(
-            self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=variant,
+        return self.verdict(
+            ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
                            "population_samples": int(n_z), "reference_source": refs.source},
             notes=f"{n_ref} reference models ({refs.source}), {n_z} population samples.",

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...util import stats
 from ...util.evidence import save_arrays, try_plot
-from ..base import CheckContext, Inconclusive, NotApplicable, Outcome
+from ..base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 from . import roc
 
 #: Fewer evaluated records per side than this give metrics too coarse to judge.
@@ -35,6 +35,21 @@ JUDGE_METRICS = (
     "auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "members", "nonmembers",
     "auc_p_value", "tpr_p_value", "smallest_measurable_fpr",
 )
+#: What the parameters every FM04 check takes mean (checks add their own).
+JUDGE_PARAM_DOCS = {
+    "max_records": "most member and non-member records scored (fewer if the budget is smaller)",
+    "fpr": "false-positive rate at which the true-positive rate is judged",
+    "min_tpr": "true-positive rate at that false-positive rate above which membership leaks",
+}
+#: The parameter of the checks that train reference (or shadow) models.
+REFERENCE_PARAM_DOCS = {
+    "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+}
+#: The parameters of the checks that calibrate each record with reference models (LiRA, RMIA).
+PER_RECORD_PARAM_DOCS = {
+    "online": "train reference models with and without each record (true) or only without (false)",
+    "n_reference": "reference models to train",
+}
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
 _TINY = np.finfo(np.float64).tiny
@@ -65,6 +80,33 @@ class Records:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+class MembershipInference(Check):
+    """Base of the FM04 checks. A subclass scores the records :meth:`select` picks, one
+    membership score per record, and returns :meth:`verdict` of those scores; it takes
+    ``max_records``, ``fpr`` and ``min_tpr`` among its parameters. With the defaults
+    (``fpr`` 1%, ``min_tpr`` 5%) the exact tests of :func:`judge` raised 0 false alarms in
+    40 honest runs at 25 records a side (tests/checks/test_checks_fm04_small_samples.py)."""
+
+    mode = "FM04"
+    needs = Needs(outputs="probabilities", roles=("train", "test"))
+    default_budget = 10_000
+    max_records: int
+    fpr: float
+    min_tpr: float
+
+    def select(self, data: Any, budget: int, rng: np.random.Generator, queries_per_record: int = 1,
+               reserved: int = 0) -> Records:
+        """The evaluated records within the budget (:func:`select_records`)."""
+        return select_records(data, self.max_records, budget, rng, queries_per_record=queries_per_record,
+                              reserved=reserved)
+
+    def verdict(self, ctx: CheckContext, scores: np.ndarray, records: Records, attack: str,
+                extra_metrics: dict[str, Any] | None = None, notes: str = "") -> Outcome:
+        """Metrics, evidence and the verdict of :func:`judge` at this check's ``fpr`` and ``min_tpr``."""
+        return judge(self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=attack,
+                     extra_metrics=extra_metrics, notes=notes)
 
 
 def select_records(
@@ -119,6 +161,11 @@ def check_probabilities(probs: np.ndarray, n_classes: int) -> np.ndarray:
     if probs.ndim != 2 or probs.shape[1] != n_classes:
         raise NotApplicable(f"the target answered shape {probs.shape}, not probabilities over {n_classes} classes")
     return probs
+
+
+def target_probabilities(target: Any, x: np.ndarray) -> np.ndarray:
+    """The target's answers on ``x`` (queries), checked to be probabilities over its classes."""
+    return check_probabilities(target.predict(x), target.n_classes)
 
 
 def true_class_probability(probs: np.ndarray, y: np.ndarray) -> np.ndarray:

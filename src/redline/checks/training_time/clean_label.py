@@ -21,26 +21,14 @@ from typing import Any
 
 import numpy as np
 
-
-def head_layer(module: Any) -> Any:
-    """The last ``torch.nn.Linear`` of ``module`` in registration order (its classifier head), or None."""
-    import torch
-
-    found = None
-    try:
-        for sub in module.modules():
-            if isinstance(sub, torch.nn.Linear):
-                found = sub
-    except (AttributeError, RuntimeError, TypeError):  # scripted modules may not list their children
-        return None
-    return found
+from .activations import last_linear
 
 
 @contextlib.contextmanager
 def capture_head_input(module: Any) -> Iterator[list]:
     """While active, every forward pass of ``module`` appends the (differentiable) input of
     its head layer to the yielded list."""
-    layer = head_layer(module)
+    layer = last_linear(module)
     if layer is None:
         raise ValueError("the network has no linear last layer to read features from")
     captured: list = []

@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
-from ...util.evidence import save_arrays, try_plot
-from ...util.poison_defences import (
-    loss_sanitize,
-    reject_on_negative_impact,
-    sphere_filter,
-)
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ACCURACY_DROP_PARAM_DOCS,
+    ADDED_ROWS_PARAM_DOCS,
+    CLASSIFIER_DEFENCES,
     TrainingPipeline,
-    added_count,
+    added_poison_curve,
     check_rates,
-    damage_undone,
-    flat,
+    curve_evidence,
+    flat_rows,
+    measure_defences,
     one_thread,
     split_holdout,
 )
@@ -46,8 +43,6 @@ from .softmax_surrogate import (
     implicit_gradient,
     logits,
 )
-
-DEFENCES = ("sanitize", "sphere", "roni")
 
 
 class GradientAvailabilityPoisoning(Check):
@@ -61,15 +56,11 @@ class GradientAvailabilityPoisoning(Check):
         "max_accuracy_drop", "poison_rate", "poison_rows", "poisoned_accuracy"
     )
     param_docs = {
-        "rates": "poison rates (shares of the training set) on the damage curve",
-        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        **ADDED_ROWS_PARAM_DOCS,
         "steps": "outer optimisation steps on the poison rows",
         "inner_steps": "Newton steps refitting the surrogate per outer step",
-        "step_size": "poison update size, relative to the input range",
         "surrogate_l2": "L2 penalty of the logistic surrogate (null: 1 / training rows)",
-        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
-        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
-        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        **ACCURACY_DROP_PARAM_DOCS,
         "max_surrogate_parameters": "largest surrogate (features x classes) the attack optimises",
     }
 
@@ -82,7 +73,7 @@ class GradientAvailabilityPoisoning(Check):
         step_size: float = 0.02,
         surrogate_l2: float | None = None,
         drop_threshold: float = 0.05,
-        defences: tuple[str, ...] = DEFENCES,
+        defences: tuple[str, ...] = CLASSIFIER_DEFENCES,
         roni_groups: int = 20,
         max_surrogate_parameters: int = 2000,
     ):
@@ -101,16 +92,14 @@ class GradientAvailabilityPoisoning(Check):
         check_rates(self.rates, self.report_rate)
         if int(self.steps) < 1 or int(self.inner_steps) < 1 or self.step_size <= 0:
             raise ValueError("steps and inner_steps must be at least 1 and step_size positive")
-        if set(self.defences) - set(DEFENCES):
-            raise ValueError(f"defences come from {DEFENCES}")
+        if set(self.defences) - set(CLASSIFIER_DEFENCES):
+            raise ValueError(f"defences come from {CLASSIFIER_DEFENCES}")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
         rates = check_rates(self.rates, self.report_rate)
         spec = target.input_spec
-        x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.int64)
-        x_att, y_att = data.attacker_data()
-        x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.int64)
+        x, y, x_att, y_att = flat_rows(data, np.int64)
         k = max(target.n_classes, int(y.max()) + 1)
         # The poison gradient solves with the surrogate's Hessian, cubic in its parameter count.
         n_params = (spec.n_features + 1) * k
@@ -129,49 +118,33 @@ class GradientAvailabilityPoisoning(Check):
         clean_accuracy = pipeline.accuracy(pipeline.fit(x.reshape(-1, *shape), y), *evaluation)
 
         l2 = float(self.surrogate_l2) if self.surrogate_l2 is not None else 1.0 / len(x)
-        curve, poisons = [], {}
-        for i, rate in enumerate(rates):
-            xp, yp = self._optimise(x, y, x_att, y_att, k, added_count(len(x), rate), l2, spec, rng)
-            poisons[rate] = (xp, yp)
-            model = pipeline.fit(np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp]))
-            curve.append(clean_accuracy - pipeline.accuracy(model, *evaluation))
-            ctx.progress(i + 1, len(rates) + 1)
+        curve = added_poison_curve(
+            pipeline, x, y, shape, rates,
+            optimise=lambda count: self._optimise(x, y, x_att, y_att, k, count, l2, spec, rng),
+            damage=lambda model: clean_accuracy - pipeline.accuracy(model, *evaluation),
+            ctx=ctx,
+        )
 
         rate = float(self.report_rate)
-        drop = curve[rates.index(rate)]
-        xp, yp = poisons[rate]
+        drop, xp, yp = curve.at(rate)
         metrics = {
             "poison_rate": rate,
             "accuracy_drop": float(drop),
             "clean_accuracy": clean_accuracy,
             "poisoned_accuracy": clean_accuracy - drop,
             "poison_rows": len(xp),
-            "max_accuracy_drop": float(max(curve)),
+            "max_accuracy_drop": float(max(curve.damage)),
         }
         x_all, y_all = np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp])
-        for defence in self.defences:
-            if defence == "sanitize":
-                keep = loss_sanitize(pipeline, x_all, y_all, rate)
-            elif defence == "sphere":
-                keep = sphere_filter(x_all, y_all, rate)
-            else:
-                keep = reject_on_negative_impact(pipeline, x_all, y_all, *val, groups=int(self.roni_groups),
-                                                 tolerance=0.0, rng=rng)
-            defended = clean_accuracy - pipeline.accuracy(pipeline.fit(x_all[keep], y_all[keep]), *evaluation)
-            metrics[f"accuracy_drop_with_{defence}"] = float(defended)
-            metrics[f"damage_undone_{defence}"] = damage_undone(drop, defended)
+        metrics.update(measure_defences(pipeline, self.defences, x_all, y_all, rate, val, evaluation, clean_accuracy,
+                                        drop, roni_groups=int(self.roni_groups), roni_tolerance=0.0, rng=rng))
         ctx.progress(len(rates) + 1, len(rates) + 1)
 
-        evidence: dict = {"curve": {"poison_rate": rates, "accuracy_drop": curve}}
-        rel = save_arrays(ctx, f"{self.id}-poisons.npz", x_poison=xp.reshape(-1, *shape), y_poison=yp)
-        if rel:
-            evidence["examples"] = rel
-        plot = try_plot(
-            ctx, f"{self.id}-curve.png", plots.line_plot, {"optimised rows": (rates, curve)},
-            title="Accuracy drop against poisoning rate", xlabel="poisoning rate", ylabel="accuracy drop",
+        evidence = curve_evidence(
+            ctx, self.id, rates, {"accuracy_drop": curve.damage}, series=("optimised rows",),
+            title="Accuracy drop against poisoning rate", ylabel="accuracy drop",
+            poisons={"x_poison": xp.reshape(-1, *shape), "y_poison": yp},
         )
-        if plot:
-            evidence["plots"] = [plot]
         summary = (
             f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) cut test accuracy from "
             f"{clean_accuracy:.1%} to {clean_accuracy - drop:.1%}."

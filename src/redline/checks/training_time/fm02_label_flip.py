@@ -12,7 +12,7 @@ with its own recipe (``target.retrain``). Two choices of rows:
 The accuracy drop is measured against a model retrained by the same recipe and seed on the
 clean rows, for poisoning rates from 1% to 20%; the reported ``accuracy_drop`` is the worst
 strategy's at ``report_rate``. Defences (loss-based sanitisation, the sphere defence, RONI;
-see :mod:`redline.util.poison_defences`) are retrained at
+see :func:`redline.checks.training_time.poisoning.measure_defences`) are retrained at
 ``report_rate`` and reported as ``accuracy_drop_with_<defence>`` and ``damage_undone_<defence>``.
 
 Queries: ``confident`` asks the deployed target for its probabilities on the training rows
@@ -24,24 +24,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
-from ...util.evidence import try_plot
-from ...util.poison_defences import (
-    loss_sanitize,
-    reject_on_negative_impact,
-    sphere_filter,
-)
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ACCURACY_DROP_PARAM_DOCS,
+    CLASSIFIER_DEFENCES,
     TrainingPipeline,
     check_rates,
-    damage_undone,
+    curve_evidence,
+    measure_defences,
     replaced_count,
     split_holdout,
 )
 
 STRATEGIES = ("confident", "random")
-DEFENCES = ("sanitize", "sphere", "roni")
 
 
 class LabelFlip(Check):
@@ -58,9 +53,7 @@ class LabelFlip(Check):
         "strategies": "how flipped rows are chosen: confident, random (one or both)",
         "rates": "flip rates (shares of the training set) on the damage curve",
         "report_rate": "the flip rate the verdict is judged at (added to rates)",
-        "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
-        "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
-        "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+        **ACCURACY_DROP_PARAM_DOCS,
         "roni_tolerance": "accuracy loss a group may cause before RONI rejects it",
     }
 
@@ -70,7 +63,7 @@ class LabelFlip(Check):
         rates: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2),
         report_rate: float = 0.1,
         drop_threshold: float = 0.05,
-        defences: tuple[str, ...] = DEFENCES,
+        defences: tuple[str, ...] = CLASSIFIER_DEFENCES,
         roni_groups: int = 20,
         roni_tolerance: float = 0.0,
     ):
@@ -83,9 +76,9 @@ class LabelFlip(Check):
         self.roni_tolerance = roni_tolerance
 
     def _validate(self) -> list[float]:
-        unknown = set(self.strategies) - set(STRATEGIES) or set(self.defences) - set(DEFENCES)
+        unknown = set(self.strategies) - set(STRATEGIES) or set(self.defences) - set(CLASSIFIER_DEFENCES)
         if unknown or not self.strategies:
-            raise ValueError(f"strategies come from {STRATEGIES} (at least one), defences from {DEFENCES}")
+            raise ValueError(f"strategies come from {STRATEGIES} (at least one), defences from {CLASSIFIER_DEFENCES}")
         return check_rates(self.rates, self.report_rate)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
@@ -135,19 +128,16 @@ class LabelFlip(Check):
         }
         order, new_labels = plans[worst]
         y_report = flip(y, order, new_labels, replaced_count(len(y), self.report_rate))
-        metrics.update(self._defend(pipeline, x, y_report, (x_val, y_val), (x_eval, y_eval), clean_accuracy, drop, rng))
+        metrics.update(measure_defences(
+            pipeline, self.defences, x, y_report, float(self.report_rate), (x_val, y_val), (x_eval, y_eval),
+            clean_accuracy, drop, roni_groups=int(self.roni_groups), roni_tolerance=float(self.roni_tolerance), rng=rng,
+        ))
         ctx.progress(len(plans) + 1, len(plans) + 1)
 
-        evidence: dict = {"curve": {"poison_rate": rates, **{f"accuracy_drop_{s}": c for s, c in curves.items()}}}
-        if skipped:
-            evidence["skipped_strategies"] = skipped
-        plot = try_plot(
-            ctx, f"{self.id}-curve.png", plots.line_plot,
-            {s: (rates, c) for s, c in curves.items()},
-            title="Accuracy drop against label-flipping rate", xlabel="poisoning rate", ylabel="accuracy drop",
+        evidence = curve_evidence(
+            ctx, self.id, rates, {f"accuracy_drop_{s}": c for s, c in curves.items()}, series=tuple(curves),
+            title="Accuracy drop against label-flipping rate", ylabel="accuracy drop", skipped=skipped,
         )
-        if plot:
-            evidence["plots"] = [plot]
         vulnerable = drop >= self.drop_threshold
         summary = (
             f"Flipping {self.report_rate:.0%} of the training labels ({worst} rows) cut test accuracy from "
@@ -199,23 +189,6 @@ class LabelFlip(Check):
             model = pipeline.fit(x, flip(y, order, new_labels, count))
             scores[c] = float(np.mean(model.predict_labels(x_pool[pick]) == y_pool[pick]))
         return min(candidates, key=lambda c: (scores[c], c))
-
-    def _defend(self, pipeline, x, y_poisoned, val, evaluation, clean_accuracy, drop, rng) -> dict:
-        metrics: dict = {}
-        for defence in self.defences:
-            if defence == "sanitize":
-                keep = loss_sanitize(pipeline, x, y_poisoned, float(self.report_rate))
-            elif defence == "sphere":
-                keep = sphere_filter(x, y_poisoned, float(self.report_rate))
-            else:
-                keep = reject_on_negative_impact(
-                    pipeline, x, y_poisoned, *val, groups=int(self.roni_groups),
-                    tolerance=float(self.roni_tolerance), rng=rng,
-                )
-            accuracy = pipeline.accuracy(pipeline.fit(x[keep], y_poisoned[keep]), *evaluation)
-            metrics[f"accuracy_drop_with_{defence}"] = clean_accuracy - accuracy
-            metrics[f"damage_undone_{defence}"] = damage_undone(drop, clean_accuracy - accuracy)
-        return metrics
 
 
 def flip(y: np.ndarray, order: np.ndarray, new_labels: np.ndarray, count: int) -> np.ndarray:

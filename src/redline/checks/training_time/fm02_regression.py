@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
-from ...util.evidence import save_arrays, try_plot
 from ...util.poison_defences import trim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
+    ADDED_ROWS_PARAM_DOCS,
     TrainingPipeline,
-    added_count,
+    added_poison_curve,
     check_rates,
+    curve_evidence,
     damage_undone,
-    flat,
+    flat_rows,
     one_thread,
 )
 
@@ -55,10 +55,8 @@ class OptimizedRegressionPoisoning(Check):
         "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
     )
     param_docs = {
-        "rates": "poison rates (shares of the training set) on the damage curve",
-        "report_rate": "the poison rate the verdict is judged at (added to rates)",
+        **ADDED_ROWS_PARAM_DOCS,
         "steps": "gradient steps on the poison rows",
-        "step_size": "poison update size, relative to the input range",
         "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
         "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
         "defences": "defences to measure (trim; empty for none)",
@@ -94,9 +92,7 @@ class OptimizedRegressionPoisoning(Check):
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
         rates = check_rates(self.rates, self.report_rate)
-        x, y = flat(data.x_train), np.asarray(data.y_train, dtype=np.float64)
-        x_att, y_att = data.attacker_data()
-        x_att, y_att = flat(x_att), np.asarray(y_att, dtype=np.float64)
+        x, y, x_att, y_att = flat_rows(data, np.float64)
         if len(x) < 5 or len(x_att) < 5:
             raise NotApplicable("OptP needs at least five training rows and five attacker-owned rows")
         spec = target.input_spec
@@ -110,23 +106,20 @@ class OptimizedRegressionPoisoning(Check):
         clean_model = pipeline.fit(x.reshape(-1, *shape), y)
         clean_pred = pipeline.values(clean_model, victims)
 
-        curve, poisons = [], {}
-        for i, rate in enumerate(rates):
-            xp, yp = self._optimise(x, y, x_att, y_att, added_count(len(x), rate), alpha,
-                                    (lower, upper), (y_low, y_high), rng)
-            poisons[rate] = (xp, yp)
-            model = pipeline.fit(np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp]))
-            curve.append(relative_shift(clean_pred, pipeline.values(model, victims)))
-            ctx.progress(i + 1, len(rates) + 1)
+        curve = added_poison_curve(
+            pipeline, x, y, shape, rates,
+            optimise=lambda count: self._optimise(x, y, x_att, y_att, count, alpha, (lower, upper), (y_low, y_high), rng),
+            damage=lambda model: relative_shift(clean_pred, pipeline.values(model, victims)),
+            ctx=ctx,
+        )
 
         rate = float(self.report_rate)
-        shift = curve[rates.index(rate)]
-        xp, yp = poisons[rate]
+        shift, xp, yp = curve.at(rate)
         metrics = {
             "poison_rate": rate,
             "prediction_shift": shift,
             "poison_rows": len(xp),
-            "max_prediction_shift": float(max(curve)),
+            "max_prediction_shift": float(max(curve.damage)),
             "surrogate_alpha": alpha,
         }
         if "trim" in self.defences:
@@ -145,17 +138,11 @@ class OptimizedRegressionPoisoning(Check):
             metrics["trim_recall"] = float(np.mean(~keep[len(x):]))  # poison rows TRIM removed
         ctx.progress(len(rates) + 1, len(rates) + 1)
 
-        evidence: dict = {"curve": {"poison_rate": rates, "prediction_shift": curve}}
-        rel = save_arrays(ctx, f"{self.id}-poisons.npz", x_poison=xp, y_poison=yp)
-        if rel:
-            evidence["examples"] = rel
-        plot = try_plot(
-            ctx, f"{self.id}-curve.png", plots.line_plot, {"OptP": (rates, curve)},
-            title="Victims' prediction shift against poisoning rate", xlabel="poisoning rate",
-            ylabel="mean relative prediction change",
+        evidence = curve_evidence(
+            ctx, self.id, rates, {"prediction_shift": curve.damage}, series=("OptP",),
+            title="Victims' prediction shift against poisoning rate", ylabel="mean relative prediction change",
+            poisons={"x_poison": xp, "y_poison": yp},
         )
-        if plot:
-            evidence["plots"] = [plot]
         summary = (
             f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) moved the predictions for "
             f"held-out cases by {shift:.0%} on average."

@@ -16,11 +16,8 @@ are the suspects. The paper's relative-size rule is reported alongside for compa
 When the data set lists the poisoned rows (``meta["poisoned_indices"]``) the suspects are
 scored by precision and recall.
 
-Calibration on honest models this check was not tuned on (redline.zoo.honest: an MLP, a
-wide one-block CNN, a CNN trained with shifted images): the held-out ratio rule needed no change. The default thresholds
-flagged none of them: 0 of 12 on the digits (seeds 0-3) and 0 of 6 on MNIST (seeds 0-1,
-``benchmarks/bench_fm10_calibration.py --quick``), while the zoo's backdoored CNN stays
-flagged; tests/checks/test_checks_fm10_calibration.py repeats the digits sweep.
+Calibration: the held-out ratio rule needed no change to pass every honest model of the
+FM10 sweep (see :mod:`redline.checks.training_time`).
 """
 from __future__ import annotations
 

@@ -15,11 +15,8 @@ top eigenvalue (variance along the signature, in units of clean variance) exceed
 suspects. The paper's rule (remove the top 1.5 epsilon of *every* class) is reported as
 ``remove_everywhere`` for comparison with other implementations.
 
-Calibration on honest models this check was not tuned on (redline.zoo.honest: an MLP, a
-wide one-block CNN, a CNN trained with shifted images): the eigenvalue-ratio rule needed no change. The default thresholds
-flagged none of them: 0 of 12 on the digits (seeds 0-3) and 0 of 6 on MNIST (seeds 0-1,
-``benchmarks/bench_fm10_calibration.py --quick``), while the zoo's backdoored CNN stays
-flagged; tests/checks/test_checks_fm10_calibration.py repeats the digits sweep.
+Calibration: the eigenvalue-ratio rule needed no change to pass every honest model of the
+FM10 sweep (see :mod:`redline.checks.training_time`).
 """
 from __future__ import annotations
 

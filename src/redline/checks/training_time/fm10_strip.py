@@ -14,11 +14,9 @@ least ``detection_threshold`` of them, i.e. the trigger makes the model's answer
 blending, which is the signature of a backdoor (a clean model treats a stamped image like
 any other). Everything runs on probabilities, so black-box targets work too.
 
-Calibration on honest models this check was not tuned on (redline.zoo.honest: an MLP, a
-wide one-block CNN, a CNN trained with shifted images): on a clean model a stamped image is no more immune to blending than any other (detection 0-11% at a 5% false-rejection target). The default thresholds
-flagged none of them: 0 of 12 on the digits (seeds 0-3) and 0 of 6 on MNIST (seeds 0-1,
-``benchmarks/bench_fm10_calibration.py --quick``), while the zoo's backdoored CNN stays
-flagged; tests/checks/test_checks_fm10_calibration.py repeats the digits sweep.
+Calibration: it passes every honest model of the FM10 sweep (see
+:mod:`redline.checks.training_time`); on a clean model a stamped image is no more immune to
+blending than any other (detection 0-11% at a 5% false-rejection target).
 """
 from __future__ import annotations
 

@@ -12,11 +12,29 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from ...targets.base import Target
+from ...util.evidence import save_arrays, try_plot
+
+#: The classifier defences :func:`measure_defences` measures, in the order it reports them by default.
+CLASSIFIER_DEFENCES = ("sanitize", "sphere", "roni")
+#: What the parameters of the checks that optimise added poison rows mean (availability, regression).
+ADDED_ROWS_PARAM_DOCS = {
+    "rates": "poison rates (shares of the training set) on the damage curve",
+    "report_rate": "the poison rate the verdict is judged at (added to rates)",
+    "step_size": "poison update size, relative to the input range",
+}
+#: What the parameters of the classifier checks judged by accuracy drop, with the defences of
+#: :func:`measure_defences`, mean (availability, label_flip).
+ACCURACY_DROP_PARAM_DOCS = {
+    "drop_threshold": "accuracy drop at or above which the pipeline is called vulnerable",
+    "defences": "defences to measure against the poison (sanitize, sphere, roni; empty for none)",
+    "roni_groups": "groups the training rows are split into for reject-on-negative-impact",
+}
 
 
 class TrainingPipeline:
@@ -122,3 +140,123 @@ def damage_undone(drop: float, drop_defended: float) -> float | None:
 
 def flat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+
+def flat_rows(data: Any, label_dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The training rows and the attacker's own rows, flattened to float64 features, with
+    their labels (or regression targets) as ``label_dtype``."""
+    x, y = flat(data.x_train), np.asarray(data.y_train, dtype=label_dtype)
+    x_att, y_att = data.attacker_data()
+    return x, y, flat(x_att), np.asarray(y_att, dtype=label_dtype)
+
+
+class PoisonCurve:
+    """The damage of added poison rows at each poisoning rate, and the rows behind each point."""
+
+    def __init__(self, rates: list[float], damage: list[float], poisons: dict[float, tuple[np.ndarray, np.ndarray]]):
+        self.rates = rates
+        self.damage = damage
+        self.poisons = poisons
+
+    def at(self, rate: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """The damage at ``rate`` (one of ``rates``) and the poison rows and labels that did it."""
+        xp, yp = self.poisons[rate]
+        return self.damage[self.rates.index(rate)], xp, yp
+
+
+def added_poison_curve(
+    pipeline: TrainingPipeline,
+    x: np.ndarray,
+    y: np.ndarray,
+    shape: Sequence[int],
+    rates: list[float],
+    optimise: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    damage: Callable[[Target], float],
+    ctx: Any,
+) -> PoisonCurve:
+    """For each rate, in order: ``optimise(count)`` makes the poison rows that are that share
+    of the poisoned training set, the recipe retrains on the clean rows plus them, and
+    ``damage(model)`` measures the retrained model. Progress counts one step per rate and
+    leaves one for what the check does afterwards (its defences)."""
+    curve, poisons = [], {}
+    for i, rate in enumerate(rates):
+        xp, yp = optimise(added_count(len(x), rate))
+        poisons[rate] = (xp, yp)
+        model = pipeline.fit(np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp]))
+        curve.append(damage(model))
+        ctx.progress(i + 1, len(rates) + 1)
+    return PoisonCurve(rates, curve, poisons)
+
+
+def measure_defences(
+    pipeline: TrainingPipeline,
+    defences: Sequence[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    rate: float,
+    val: tuple[np.ndarray, np.ndarray],
+    evaluation: tuple[np.ndarray, np.ndarray],
+    clean_accuracy: float,
+    drop: float,
+    *,
+    roni_groups: int,
+    roni_tolerance: float,
+    rng: np.random.Generator,
+) -> dict[str, float | None]:
+    """Each classifier defence (sanitize, sphere, roni) filters the poisoned training set
+    (x, y), the recipe retrains on the rows it keeps, and the accuracy drop left on
+    ``evaluation`` is reported as ``accuracy_drop_with_<defence>``, with the share of
+    ``drop`` it takes back as ``damage_undone_<defence>``. RONI is tuned on ``val``."""
+    from ...util.poison_defences import (
+        loss_sanitize,
+        reject_on_negative_impact,
+        sphere_filter,
+    )
+
+    metrics: dict[str, float | None] = {}
+    for defence in defences:
+        if defence == "sanitize":
+            keep = loss_sanitize(pipeline, x, y, rate)
+        elif defence == "sphere":
+            keep = sphere_filter(x, y, rate)
+        else:
+            keep = reject_on_negative_impact(pipeline, x, y, *val, groups=roni_groups, tolerance=roni_tolerance, rng=rng)
+        defended = clean_accuracy - pipeline.accuracy(pipeline.fit(x[keep], y[keep]), *evaluation)
+        metrics[f"accuracy_drop_with_{defence}"] = float(defended)
+        metrics[f"damage_undone_{defence}"] = damage_undone(drop, defended)
+    return metrics
+
+
+def curve_evidence(
+    ctx: Any,
+    check_id: str,
+    rates: list[float],
+    curves: dict[str, list[float]],
+    *,
+    series: Sequence[str],
+    title: str,
+    ylabel: str,
+    skipped: dict[str, str] | None = None,
+    poisons: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """A poisoning check's evidence: its damage ``curves`` (named as in the report) over
+    ``rates``, the strategies it ``skipped`` and why, the ``poisons`` arrays at the reported
+    rate (saved as ``<check>-poisons.npz``) and a plot with one line per curve, labelled
+    by ``series``."""
+    from ...report import plots
+
+    evidence: dict[str, Any] = {"curve": {"poison_rate": rates, **curves}}
+    if skipped:
+        evidence["skipped_strategies"] = skipped
+    if poisons is not None:
+        rel = save_arrays(ctx, f"{check_id}-poisons.npz", **poisons)
+        if rel:
+            evidence["examples"] = rel
+    plot = try_plot(
+        ctx, f"{check_id}-curve.png", plots.line_plot,
+        {label: (rates, curve) for label, curve in zip(series, curves.values())},
+        title=title, xlabel="poisoning rate", ylabel=ylabel,
+    )
+    if plot:
+        evidence["plots"] = [plot]
+    return evidence
