@@ -204,6 +204,10 @@ class HttpTarget(Target):
 
 
     # -- unchecked requests (input fuzzing) ----------------------------------------------
+    def raw_transport(self) -> HttpTarget:
+        """The endpoint itself: it sends raw requests through :meth:`send_raw`."""
+        return self
+
     def request_object(self, inputs: Any) -> dict[str, Any]:
         """The JSON request object carrying ``inputs`` (any JSON value) at the configured key."""
         body: dict[str, Any] = json.loads(json.dumps(dict(self.config.request_fields)))  # a deep copy

@@ -111,6 +111,11 @@ class OnnxTarget(Target):
             raise TargetError(f"{self.spec}: an ONNX graph takes numeric tensors, not {arr.dtype} arrays")
         return self._run(arr)
 
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import onnx_parameter_arrays
+
+        return onnx_parameter_arrays(self._source, spec=self.spec)
+
     def _torch_logits(self, x: Any) -> Any:
         import torch
 

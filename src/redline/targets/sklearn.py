@@ -114,6 +114,14 @@ class SklearnTarget(Target):
             return self.estimator.predict_proba(x)
         return self.estimator.predict(x)
 
+    def sklearn_estimator(self) -> Any:
+        return self.estimator
+
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import sklearn_parameter_arrays
+
+        return sklearn_parameter_arrays(self.estimator)
+
     def _torch_logits(self, x: Any) -> Any:
         mirror = self._mirror if self._mirror is not None else self._build_mirror()
         return mirror(x.reshape(x.shape[0], -1))

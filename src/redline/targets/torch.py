@@ -86,6 +86,14 @@ class TorchTarget(Target):
             out = out[0]
         return out.detach().numpy() if isinstance(out, torch.Tensor) else out
 
+    def torch_module(self) -> torch.nn.Module:
+        return self.module
+
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import torch_parameter_arrays
+
+        return torch_parameter_arrays(self.module)
+
     def _torch_logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self._forward(x.to(torch.float32))
         if self.output_kind == "probabilities":
