@@ -336,3 +336,14 @@ def _zipmap_to_array(rows: list[dict[Any, float]], n_classes: int, spec: str) ->
     for i, row in enumerate(rows):
         out[i, columns] = [row[k] for k in keys]
     return out
+
+
+def open_file(path: Path, request: Any) -> OnnxTarget:
+    """The adapter table's loader for ``onnx:PATH`` and ONNX files."""
+    return load_onnx(
+        path,
+        spec=request.spec,
+        input_spec=request.input_spec,
+        n_classes=request.n_classes,
+        n_classes_hint=request.n_classes_hint,
+    )
