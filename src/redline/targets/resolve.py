@@ -1,11 +1,12 @@
 """``load_target``: the one way the CLI and the Python API turn what the user named into a Target.
 
-Accepted: ``zoo:NAME``, ``onnx:PATH``, ``sklearn:PATH`` (skops), ``torch:PATH``
-(TorchScript), ``http(s)://`` URLs, a bare file path (its kind read from its content), or an
-object: a Target (returned as is), a fitted scikit-learn estimator, a torch module, or a
-callable. Data, when given, supplies what the model does not say: the input shape and
-bounds, and the number of classes. The target config is applied last: input bounds and
-feature constraints, a training recipe (``train``), and ``outputs: labels``.
+Accepted: what the adapter table (:mod:`redline.targets.adapters`) lists, i.e. ``zoo:NAME``,
+``onnx:PATH``, ``sklearn:PATH`` (skops), ``torch:PATH`` (TorchScript), ``http(s)://`` URLs,
+a bare file path (its kind read from its content), or an object: a Target (returned as is),
+a torch module, a fitted scikit-learn estimator, or a callable. Data, when given, supplies
+what the model does not say: the input shape and bounds, and the number of classes. The
+target config is applied last: input bounds and feature constraints, a training recipe
+(``train``), and ``outputs: labels``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import adapters, formats
 from ._common import first_line
 from .base import InputSpec, LabelOnlyTarget, Target
 from .config import TargetConfig, load_target_config
+
 
 def load_target(target: Any, *, data: Any = None, config: TargetConfig | str | Path | None = None) -> Target:
     """Build the Target that ``target`` names; see the module docstring for what it may be.
