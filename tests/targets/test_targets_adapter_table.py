@@ -111,6 +111,7 @@ def test_a_new_service_is_reached_by_its_prefix(with_toy):
     target = load_target("toy+mem://model-a")
     assert isinstance(target, ToyTarget) and target.spec == "toy+mem://model-a"
     assert not runner._is_model_file("toy+mem://model-a")
+    assert adapters.names_service("toy+mem://model-a") and not adapters.names_service("toy:model.json")
     assert adapters.model_file_path("toy+mem://model-a") is None
     assert adapters.target_help().endswith(", or a toy+mem:// address.")
 

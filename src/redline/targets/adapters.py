@@ -204,6 +204,12 @@ def unknown_scheme(text: str) -> str | None:
     return None
 
 
+def names_service(text: str) -> bool:
+    """True when a TARGET string names a remote service (a URL adapter)."""
+    adapter, _ = parse(text)
+    return adapter is not None and adapter.kind == "url"
+
+
 def model_file_path(text: str) -> Path | None:
     """The file a TARGET string names (with or without a file scheme), or None for a name
     or URL. The file need not exist."""

@@ -4,6 +4,8 @@ An adapter implements ``_predict`` (numpy in, probabilities or labels out) and, 
 has gradients, ``_torch_logits`` (a differentiable torch function). Everything a check
 sends goes through :meth:`Target.predict` or :meth:`Target.logits`, which charge the
 :class:`QueryLedger` before the model sees a row, so budgets hold and counts are exact.
+What a check needs beyond answers (the torch module, the parameters, a raw transport) it
+asks for through the capability hooks of :class:`Target`, each None when not offered.
 """
 from __future__ import annotations
 
