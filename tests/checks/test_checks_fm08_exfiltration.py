@@ -9,11 +9,10 @@ from redline.checks.base import CheckContext
 from redline.checks.extraction.fm08_capacity_abuse import CapacityAbuseProbe
 from redline.checks.extraction.fm08_exfiltration import (
     ParameterExfiltration,
-    parameter_arrays,
     parameter_statistics,
     parameter_vector,
 )
-from redline.checks.extraction.model_parameters import onnx_parameter_arrays
+from redline.targets.parameters import onnx_parameter_arrays
 from redline.findings import Status
 from redline.targets.base import LabelOnlyTarget, RoundedTarget
 from redline.util import exfiltration as ex
@@ -55,7 +54,7 @@ def test_honestly_trained_models_pass(digits, name):
 
 def test_lsb_payload_off_the_decoders_grid_is_caught_by_the_serial_test(digits):
     target = zoo.load_target("digits_mlp_overfit")
-    params = np.concatenate(parameter_arrays(target))
+    params = np.concatenate(target.parameter_arrays())
     assert params.dtype == np.float32
     # Shift the payload by 5 values: chunks no longer line up with images.
     params[5:] = ex.lsb_embed(params[5:], digits.x_train, bits=8)
@@ -102,8 +101,8 @@ def _export(tmp_path, name):
 
 def test_onnx_initializers_are_the_module_parameters_bit_for_bit(tmp_path):
     module_target, onnx_target = _export(tmp_path, "digits_mlp_malicious_lsb")
-    from_file = parameter_arrays(onnx_target)
-    from_module = parameter_arrays(module_target)
+    from_file = onnx_target.parameter_arrays()
+    from_module = module_target.parameter_arrays()
     assert [a.dtype for a in from_file] == [np.float32] * len(from_module)
     assert np.array_equal(np.concatenate(from_file).view(np.uint32), np.concatenate(from_module).view(np.uint32))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..severity import Severity
+from ..targets.adapters import target_help
 
 FORMAT_CHOICES = "json,md,html,sarif,junit"
 FAIL_ON_CHOICES = ("low", "moderate", "important", "critical", "never")
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  redline scan onnx:model.onnx --data npz:data.npz --format json,html,sarif --fail-on important\n"
             "  redline scan http://127.0.0.1:8000/predict --data builtin:digits --target-config api.yaml\n"
             "  redline scan zoo:mnist_cnn --select FM01.pgd --set FM01.pgd.epsilon=0.1 --set FM01.pgd.norm=l2\n"
-            "\nTARGET: zoo:NAME, onnx:PATH, sklearn:PATH (.skops), torch:PATH (TorchScript), or an http(s) URL.\n"
+            f"\n{target_help()}\n"
             "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error, 3 the scan could\n"
             "not test what was asked (a check ended in error, or every check was not applicable or\n"

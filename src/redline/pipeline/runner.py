@@ -151,9 +151,11 @@ def _resolve_data(data: Any, target_arg: Any):
 
 def _is_model_file(target: Any) -> bool:
     """A target named by a file path (statically scanned before it is loaded)."""
+    from ..targets.adapters import model_file_path
+
     if not isinstance(target, (str, Path)):
         return False
-    return not str(target).startswith(("zoo:", "http://", "https://", "py:"))
+    return not str(target).startswith("py:") and model_file_path(str(target)) is not None
 
 
 def _require_something_to_run(request: ScanRequest, checks: list, data: Any, target_spec: str) -> None:
@@ -165,8 +167,11 @@ def _require_something_to_run(request: ScanRequest, checks: list, data: Any, tar
     if not checks:
         if _is_model_file(request.target):
             return  # the static scan (FM09) is what was asked for
+        from ..targets.adapters import either, of_kind
+
+        file_schemes = either([f"{a.scheme}:" for a in of_kind("file")] + ["a path"])
         raise UsageError(f"--select {request.select}: {STATIC_SCAN_MODE} is the static scan of a model file "
-                         f"(onnx:, sklearn:, torch: or a path), and {target_spec} is not one")
+                         f"({file_schemes}), and {target_spec} is not one")
     if not _is_model_file(request.target):
         _require_data(checks, data, target_spec)
 
@@ -336,10 +341,12 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]], cont
     finding is rated by triage at once, as a check's finding is."""
     if not isinstance(target, (str, Path)):
         return []
+    from ..targets.adapters import model_file_path
+
     text = str(target)
-    if text.startswith(("zoo:", "http://", "https://")):
+    path = model_file_path(text)
+    if path is None:
         return []
-    path = Path(text.split(":", 1)[1] if text.split(":", 1)[0] in ("onnx", "sklearn", "torch") else text)
     if not path.exists():
         return []  # load_target reports the missing file
     from ..filescan.findings import static_scan_finding

@@ -1,25 +1,15 @@
 """The model under test behind one small interface (see :mod:`redline.targets.base`).
 
-Importing this package is cheap: the adapters that need torch, scikit-learn or onnxruntime
-load them only when one is used. ``load_target`` is the entry point for everything else.
+Importing this package is cheap: every name below is imported on first use, so the adapters
+that need torch, scikit-learn or onnxruntime load them only when one is used, and the adapter
+table (:mod:`redline.targets.adapters`) can be read without numpy. ``load_target`` is the
+entry point for everything else.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
-
-from .base import (
-    Capabilities,
-    FeatureConstraints,
-    InputSpec,
-    LabelOnlyTarget,
-    QueryLedger,
-    RoundedTarget,
-    Target,
-)
-from .config import TargetConfig, load_target_config
-from .resolve import load_target
 
 __all__ = [
     "CallableTarget",
@@ -39,8 +29,19 @@ __all__ = [
     "load_target_config",
 ]
 
-# Adapters, imported on first access because some of them import heavy frameworks.
-_ADAPTERS = {
+# Where each name lives, imported on first access: the adapters import heavy frameworks,
+# and even the base needs numpy, which the CLI's start-up (it reads the adapter table) avoids.
+_HOMES = {
+    "Capabilities": ".base",
+    "FeatureConstraints": ".base",
+    "InputSpec": ".base",
+    "LabelOnlyTarget": ".base",
+    "QueryLedger": ".base",
+    "RoundedTarget": ".base",
+    "Target": ".base",
+    "TargetConfig": ".config",
+    "load_target_config": ".config",
+    "load_target": ".resolve",
     "CallableTarget": ".callable",
     "HttpTarget": ".http",
     "OnnxTarget": ".onnx",
@@ -50,7 +51,7 @@ _ADAPTERS = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _ADAPTERS.get(name)
+    module = _HOMES.get(name)
     if module is None:
         raise AttributeError(f"module 'redline.targets' has no attribute {name!r}")
     return getattr(importlib.import_module(module, __name__), name)

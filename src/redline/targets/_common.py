@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import TargetError
+from ..errors import TargetError, UsageError
 from .base import InputSpec
 
 
@@ -83,3 +83,12 @@ def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line, so errors stay one line long."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def require_input_spec(spec: InputSpec | None, name: str, what: str) -> InputSpec:
+    """``spec``, or a usage error saying that ``what`` (named ``name``) needs one."""
+    if spec is None:
+        raise UsageError(
+            f"{name}: {what} does not state its input shape; give data or input.shape in the target config"
+        )
+    return spec

@@ -4,6 +4,8 @@ An adapter implements ``_predict`` (numpy in, probabilities or labels out) and, 
 has gradients, ``_torch_logits`` (a differentiable torch function). Everything a check
 sends goes through :meth:`Target.predict` or :meth:`Target.logits`, which charge the
 :class:`QueryLedger` before the model sees a row, so budgets hold and counts are exact.
+What a check needs beyond answers (the torch module, the parameters, a raw transport) it
+asks for through the capability hooks of :class:`Target`, each None when not offered.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import abc
 import contextlib
 import dataclasses
 import threading
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -258,6 +260,26 @@ class QueryLedger:
         self.record(rows)
 
 
+class RawTransport(Protocol):
+    """What :meth:`Target.raw_transport` returns: a service's request channel, unchecked.
+
+    ``send_raw`` posts a body exactly as given (one attempt, no retries) and charges
+    ``rows`` to the target's ledger; ``request_object`` builds the JSON request carrying
+    any inputs; ``find_prediction`` finds ``(outputs kind, value)`` in a decoded answer;
+    ``config`` is the service's :class:`~redline.targets.config.TargetConfig`.
+    """
+
+    spec: str
+    config: Any
+
+    def send_raw(self, body: bytes, *, rows: int = 1, content_type: str = "application/json",
+                 timeout: float | None = None, max_answer: int = 1 << 20) -> Any: ...
+
+    def request_object(self, inputs: Any) -> dict[str, Any]: ...
+
+    def find_prediction(self, answer: Any) -> tuple[str, Any] | None: ...
+
+
 class Target(abc.ABC):
     """A classifier under test. Subclasses set the attributes below and implement ``_predict``.
 
@@ -343,6 +365,41 @@ class Target(abc.ABC):
             raise TargetError(f"{self.spec} has no training recipe")
         return self.trainer(x, y, seed)
 
+    # -- capability hooks: what a check may ask of the model beyond its answers --------
+    # Each returns None when the target cannot offer it, and the base class offers none.
+    # An adapter overrides the ones its model supports. A wrapper that changes answers (a
+    # hardening or defence) keeps the defaults, so no check reaches past it to the model,
+    # and says what it wraps through ``wrapped``.
+    def torch_module(self) -> Any:
+        """The ``torch.nn.Module`` this target runs, for checks that inspect or hook its
+        layers (activations, gradient masking), or None.
+
+        Only the model's own module: a torch mirror built just to give gradients (of a
+        scikit-learn model, of an ONNX graph converted op by op) has no layers of the
+        model's and is not returned. Send inputs through :meth:`logits`, not the module,
+        so the ledger counts them.
+        """
+        return None
+
+    def parameter_arrays(self) -> list[np.ndarray] | None:
+        """The model's float parameters, each flattened and in its own dtype, in model
+        order; None when the target does not show them (a service, a function, a wrapper)."""
+        return None
+
+    def sklearn_estimator(self) -> Any:
+        """The fitted scikit-learn estimator behind the target, or None. Checks read it
+        only to compare what an attack recovered with the truth."""
+        return None
+
+    def raw_transport(self) -> "RawTransport | None":
+        """The service's own request channel, for sending malformed requests on purpose
+        (input fuzzing), or None when the target is not a remote service."""
+        return None
+
+    def wrapped(self) -> "Target | None":
+        """The target this one wraps and whose answers it changes, or None."""
+        return None
+
     def close(self) -> None:
         """Release sessions or connections."""
 
@@ -387,6 +444,9 @@ class LabelOnlyTarget(Target):
         self.capabilities = dataclasses.replace(inner.capabilities, outputs="labels", gradients=False)
         self.trainer = None if inner.trainer is None else (lambda x, y, s: LabelOnlyTarget(inner.trainer(x, y, s)))
 
+    def wrapped(self) -> Target:
+        return self.inner
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
         out = np.asarray(self.inner._predict(x))
         return out.argmax(axis=1) if out.ndim == 2 else out
@@ -407,6 +467,9 @@ class RoundedTarget(Target):
         self.trainer = None if inner.trainer is None else (
             lambda x, y, s: RoundedTarget(inner.trainer(x, y, s), decimals)
         )
+
+    def wrapped(self) -> Target:
+        return self.inner
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(self.inner._predict(x), dtype=np.float64), self.decimals)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import check_outputs, check_outputs_kind
+from ..errors import TargetError, UsageError
+from ._common import check_outputs, check_outputs_kind, first_line, random_inputs, require_input_spec
 from .base import Capabilities, InputSpec, Target
 
 
@@ -39,3 +40,25 @@ class CallableTarget(Target):
 
     def _predict_raw(self, x: Any) -> Any:
         return self.fn(x)
+
+
+def open_callable(fn: Callable[..., Any], request: Any) -> CallableTarget:
+    """The adapter table's loader for a Python function: it answers one row first, which
+    tells whether it gives probabilities or labels."""
+    spec = request.spec
+    input_spec = require_input_spec(request.input_spec, spec, "a Python callable")
+    data = request.data
+    row = np.asarray(data.any_x()[:1], dtype=input_spec.dtype) if data is not None else random_inputs(input_spec, 1)
+    try:
+        answer = np.asarray(fn(row))
+    except Exception as exc:  # the user's function may raise anything on a sample row
+        raise TargetError(
+            f"{spec}: the function fails on a sample input ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
+    answers = "probabilities" if answer.ndim == 2 and answer.shape[1] > 1 else "labels"
+    if request.outputs == "probabilities" and answers == "labels":
+        raise UsageError(f"{spec}: the config says outputs: probabilities, but the function answers labels")
+    n = request.n_classes or (answer.shape[1] if answers == "probabilities" else None) or request.n_classes_hint
+    if n is None:
+        raise UsageError(f"{spec}: the function answers labels; give data or n_classes in the target config")
+    return CallableTarget(fn, input_spec=input_spec, n_classes=n, outputs=answers, spec=spec)

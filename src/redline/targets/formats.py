@@ -6,6 +6,7 @@ file may be loaded at all, so it looks at bytes and archive member names, never 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zipfile
@@ -22,37 +23,70 @@ UNKNOWN = "unknown"
 _PICKLE_PROTOCOLS = range(2, 6)
 
 
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What a detector looks at: the path, the first 16 bytes, and the member names when
+    the file is a zip archive (None when it is not)."""
+
+    path: Path
+    head: bytes
+    zip_names: tuple[str, ...] | None
+
+
 def detect_format(path: str | Path) -> str:
-    """One of the names above, from the file's content (the extension only breaks ONNX ties)."""
+    """The name of the file's format (see ``adapters.FILE_FORMATS``, tried in order), from its
+    content, or UNKNOWN; the extension only breaks ONNX ties."""
+    from .adapters import FILE_FORMATS, load
+
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(16)
-    if zipfile.is_zipfile(path):
-        return _zip_format(path)
-    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS:
-        return PICKLE
-    if _looks_like_safetensors(path, head):
-        return SAFETENSORS
-    if _looks_like_onnx(path, head):
-        return ONNX
+    probe = Probe(path, head, _zip_names(path))
+    for candidate in FILE_FORMATS:
+        if load(candidate.detect)(probe):
+            return candidate.name
     return UNKNOWN
 
 
-def _zip_format(path: Path) -> str:
+def _zip_names(path: Path) -> tuple[str, ...] | None:
+    if not zipfile.is_zipfile(path):
+        return None
     try:
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            return tuple(z.namelist())
     except (zipfile.BadZipFile, OSError):
-        return UNKNOWN
-    if "schema.json" in names:
-        return SKOPS
+        return ()  # a zip archive, but not one anything here loads
+
+
+# -- detectors: each (probe) -> bool ----------------------------------------------------------------
+
+
+def is_skops(probe: Probe) -> bool:
+    return probe.zip_names is not None and "schema.json" in probe.zip_names
+
+
+def is_torchscript(probe: Probe) -> bool:
     # torch archives put everything under one top folder: <name>/data.pkl, and TorchScript
     # adds the compiled code as <name>/code/... and <name>/constants.pkl.
-    if any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names):
-        return TORCHSCRIPT
-    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        return TORCH_PICKLE
-    return UNKNOWN
+    names = probe.zip_names or ()
+    return any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names)
+
+
+def is_torch_pickle(probe: Probe) -> bool:
+    return any(n == "data.pkl" or n.endswith("/data.pkl") for n in probe.zip_names or ())
+
+
+def is_pickle(probe: Probe) -> bool:
+    head = probe.head
+    return probe.zip_names is None and len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
+
+
+def is_safetensors(probe: Probe) -> bool:
+    return probe.zip_names is None and _looks_like_safetensors(probe.path, probe.head)
+
+
+def is_onnx(probe: Probe) -> bool:
+    return probe.zip_names is None and _looks_like_onnx(probe.path, probe.head)
 
 
 def _looks_like_safetensors(path: Path, head: bytes) -> bool:

@@ -2,8 +2,9 @@
 
 With the scanner (``redline.filescan``) installed, anything it does not call safe is refused.
 Without it, only formats that cannot run code while loading get through, judged from their
-content: ONNX (whose external-data paths must stay beside the model), skops (its loader
-adds its own trusted-type check) and safetensors. Pickles and TorchScript are refused.
+content: the formats ``adapters.FILE_FORMATS`` calls code-free, i.e. ONNX (whose
+external-data paths must stay beside the model), skops (its loader adds its own
+trusted-type check) and safetensors. Pickles and TorchScript are refused.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import TargetError, UnsafeModelError
-from . import formats
-
-_LOADABLE_WITHOUT_SCANNER = (formats.ONNX, formats.SKOPS, formats.SAFETENSORS)
+from . import adapters, formats
 
 
 def require_safe(path: str | Path) -> None:
@@ -50,10 +49,11 @@ def _require_scanner_verdict(scanner: ModuleType, path: Path) -> None:
 
 def _require_code_free_format(path: Path) -> None:
     kind = formats.detect_format(path)
-    if kind not in _LOADABLE_WITHOUT_SCANNER:
+    code_free = adapters.code_free_formats()
+    if kind not in [f.name for f in code_free]:
         raise UnsafeModelError(
             f"{path}: refused to load a {kind} file: the static model scanner (redline.filescan) is "
-            "unavailable, and without it only ONNX, skops and safetensors files are accepted"
+            f"unavailable, and without it only {adapters.either([f.title for f in code_free], 'and')} files are accepted"
         )
     if kind == formats.ONNX:
         escaping = _onnx_external_data_outside(path)

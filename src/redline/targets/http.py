@@ -204,6 +204,10 @@ class HttpTarget(Target):
 
 
     # -- unchecked requests (input fuzzing) ----------------------------------------------
+    def raw_transport(self) -> HttpTarget:
+        """The endpoint itself: it sends raw requests through :meth:`send_raw`."""
+        return self
+
     def request_object(self, inputs: Any) -> dict[str, Any]:
         """The JSON request object carrying ``inputs`` (any JSON value) at the configured key."""
         body: dict[str, Any] = json.loads(json.dumps(dict(self.config.request_fields)))  # a deep copy
@@ -272,3 +276,14 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def open_url(url: str, request: Any) -> HttpTarget:
+    """The adapter table's loader for ``http(s)://`` URLs; the target applies its config itself."""
+    return HttpTarget(
+        url,
+        config=request.config,
+        input_spec=request.data_input_spec,
+        n_classes=request.n_classes_hint,
+        feature_names=request.feature_names,
+    )

@@ -111,6 +111,11 @@ class OnnxTarget(Target):
             raise TargetError(f"{self.spec}: an ONNX graph takes numeric tensors, not {arr.dtype} arrays")
         return self._run(arr)
 
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import onnx_parameter_arrays
+
+        return onnx_parameter_arrays(self._source, spec=self.spec)
+
     def _torch_logits(self, x: Any) -> Any:
         import torch
 
@@ -331,3 +336,14 @@ def _zipmap_to_array(rows: list[dict[Any, float]], n_classes: int, spec: str) ->
     for i, row in enumerate(rows):
         out[i, columns] = [row[k] for k in keys]
     return out
+
+
+def open_file(path: Path, request: Any) -> OnnxTarget:
+    """The adapter table's loader for ``onnx:PATH`` and ONNX files."""
+    return load_onnx(
+        path,
+        spec=request.spec,
+        input_spec=request.input_spec,
+        n_classes=request.n_classes,
+        n_classes_hint=request.n_classes_hint,
+    )

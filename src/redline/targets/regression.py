@@ -53,6 +53,14 @@ class SklearnRegressorTarget(Target):
             raise TargetError(f"{self.spec}: the regressor did not answer one finite value per row")
         return values
 
+    def sklearn_estimator(self) -> Any:
+        return self.estimator
+
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import sklearn_parameter_arrays
+
+        return sklearn_parameter_arrays(self.estimator)
+
     def predict_labels(self, x: np.ndarray) -> np.ndarray:
         raise TargetError(f"{self.spec} is a regressor: it predicts values, not class labels")
 

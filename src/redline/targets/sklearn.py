@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TargetError, UnsafeModelError
+from ..errors import TargetError, UnsafeModelError, UsageError
 from ._common import (
     check_labels,
     check_outputs_kind,
@@ -113,6 +113,14 @@ class SklearnTarget(Target):
         if self.capabilities.outputs == "probabilities":
             return self.estimator.predict_proba(x)
         return self.estimator.predict(x)
+
+    def sklearn_estimator(self) -> Any:
+        return self.estimator
+
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import sklearn_parameter_arrays
+
+        return sklearn_parameter_arrays(self.estimator)
 
     def _torch_logits(self, x: Any) -> Any:
         mirror = self._mirror if self._mirror is not None else self._build_mirror()
@@ -246,3 +254,40 @@ def load_skops(
             raise TargetError(f"{path}: the model does not say how many features it takes; give data or input.shape")
         input_spec = InputSpec(shape=(int(n_features),), dtype="float64")
     return SklearnTarget(estimator, input_spec=input_spec, n_classes=n_classes, spec=spec, outputs=outputs)
+
+
+def open_file(path: Path, request: Any) -> SklearnTarget:
+    """The adapter table's loader for ``sklearn:PATH`` and skops files."""
+    target = load_skops(path, spec=request.spec, input_spec=request.input_spec, n_classes=request.n_classes)
+    return target if request.n_classes else widen_classes(target, request.n_classes_hint)
+
+
+def open_estimator(estimator: Any, request: Any) -> Target:
+    """The adapter table's loader for an in-memory scikit-learn classifier or regressor."""
+    input_spec = request.input_spec
+    if input_spec is None:
+        n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is None:
+            raise UsageError(
+                f"{request.spec}: cannot tell how many features the estimator takes; give data or input.shape"
+            )
+        input_spec = InputSpec(shape=(int(n_features),), dtype="float64")
+    from .regression import SklearnRegressorTarget, is_regressor
+
+    if is_regressor(estimator):
+        return SklearnRegressorTarget(estimator, input_spec=input_spec, spec=request.spec)
+    target = SklearnTarget(estimator, input_spec=input_spec, n_classes=request.n_classes, spec=request.spec)
+    return target if request.n_classes else widen_classes(target, request.n_classes_hint)
+
+
+def widen_classes(target: SklearnTarget, n_classes: int | None) -> SklearnTarget:
+    """A model fitted without some class of the data still answers one column per class."""
+    if n_classes is None or n_classes <= target.n_classes:
+        return target
+    return SklearnTarget(
+        target.estimator,
+        input_spec=target.input_spec,
+        n_classes=n_classes,
+        spec=target.spec,
+        outputs=target.capabilities.outputs,
+    )

@@ -7,13 +7,14 @@ same module with autograd for white-box checks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import TargetError
-from ._common import check_probabilities, first_line, softmax
+from ._common import check_probabilities, first_line, require_input_spec, softmax
 from .base import Capabilities, InputSpec, Target
 from .gate import require_safe
 
@@ -85,6 +86,14 @@ class TorchTarget(Target):
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.detach().numpy() if isinstance(out, torch.Tensor) else out
+
+    def torch_module(self) -> torch.nn.Module:
+        return self.module
+
+    def parameter_arrays(self) -> list[np.ndarray]:
+        from .parameters import torch_parameter_arrays
+
+        return torch_parameter_arrays(self.module)
 
     def _torch_logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self._forward(x.to(torch.float32))
@@ -251,3 +260,16 @@ def infer_n_classes(module: torch.nn.Module, input_spec: InputSpec, spec: str) -
     if width < 2:
         raise TargetError(f"{spec}: the model answers {width} value per row; a classifier needs one per class")
     return width
+
+
+def open_file(path: Path, request: Any) -> TorchTarget:
+    """The adapter table's loader for ``torch:PATH`` and TorchScript files."""
+    input_spec = require_input_spec(request.input_spec, str(path), "a TorchScript model")
+    return load_torchscript(path, spec=request.spec, input_spec=input_spec, n_classes=request.n_classes)
+
+
+def open_module(module: torch.nn.Module, request: Any) -> TorchTarget:
+    """The adapter table's loader for an in-memory torch module."""
+    input_spec = require_input_spec(request.input_spec, request.spec, "a PyTorch module")
+    n_classes = request.n_classes or infer_n_classes(module, input_spec, request.spec)
+    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=request.spec)

@@ -139,7 +139,9 @@ def _needs_note(cls: Any, system: SystemDescription, target: str) -> str:
     if needs is None:
         return ""
     notes = []
-    remote = target.startswith(("http://", "https://"))
+    from ..targets.adapters import names_service
+
+    remote = names_service(target)
     if needs.gradients and (remote or target == TARGET):
         notes.append(
             "needs white-box access: point it at the model file (onnx:, torch:, sklearn:) rather than an endpoint"

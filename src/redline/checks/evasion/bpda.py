@@ -68,7 +68,7 @@ def masking_layers(target, sample: np.ndarray) -> list[str]:
     """
     import torch
 
-    module = getattr(target, "module", None)
+    module = target.torch_module()
     if not isinstance(module, torch.nn.Module) or len(sample) == 0:
         return []
     if _scripted(module):
@@ -134,7 +134,7 @@ def straight_through(target, sample: np.ndarray, enabled: bool = True) -> Iterat
         x = args[0]
         return x + (out - x).detach()
 
-    modules = dict(target.module.named_modules())
+    modules = dict(target.torch_module().named_modules())
     handles = [modules[n].register_forward_hook(identity_backward) for n in names]
     try:
         yield PatchedLayers(names)

@@ -116,7 +116,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _true_parameters(target, k: int):
     """The auditor's view of an in-memory logistic regression, to report parameter error."""
-    est = getattr(target, "estimator", None)
+    est = target.sklearn_estimator()
     coef, intercept = getattr(est, "coef_", None), getattr(est, "intercept_", None)
     if coef is None or intercept is None or type(est).__name__ != "LogisticRegression":
         return None

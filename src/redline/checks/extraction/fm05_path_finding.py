@@ -666,6 +666,6 @@ def _snap(domain: InputDomain, flat: np.ndarray) -> np.ndarray:
 
 def _true_leaf_count(target) -> int | None:
     """The auditor's view of an in-memory scikit-learn tree, to compare with the leaves found."""
-    estimator = getattr(target, "estimator", None)
+    estimator = target.sklearn_estimator()
     tree = getattr(estimator, "tree_", None)
     return None if tree is None else int(tree.n_leaves)

@@ -33,7 +33,6 @@ from ...util import exfiltration as ex
 from ...util.evidence import save_arrays, try_plot
 from ...util.ssim import ssim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .model_parameters import parameter_arrays
 
 
 class ParameterExfiltration(Check):
@@ -88,7 +87,7 @@ class ParameterExfiltration(Check):
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
-        arrays = parameter_arrays(target)
+        arrays = target.parameter_arrays()
         if not arrays:
             raise NotApplicable(
                 "the check reads the model's parameters and the target exposes none "
@@ -186,7 +185,7 @@ class ParameterExfiltration(Check):
 
 def parameter_vector(target) -> np.ndarray | None:
     """All float parameters as one float64 vector, or None when the target exposes none."""
-    arrays = parameter_arrays(target)
+    arrays = target.parameter_arrays()
     return np.concatenate([a.astype(np.float64) for a in arrays]) if arrays else None
 
 

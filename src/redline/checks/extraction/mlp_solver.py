@@ -134,10 +134,10 @@ def _answer_error(fitted: MlpParameters, flat: np.ndarray, log_p: np.ndarray, re
 
 def one_hidden_layer_parameters(target) -> MlpParameters | None:
     """The auditor's view of an in-memory one-hidden-layer MLP (torch or scikit-learn), else None."""
-    module = getattr(target, "module", None)
+    module = target.torch_module()
     if module is not None:
         return _from_torch(module)
-    estimator = getattr(target, "estimator", None)
+    estimator = target.sklearn_estimator()
     if type(estimator).__name__ == "MLPClassifier" and len(getattr(estimator, "coefs_", ())) == 2:
         if estimator.activation not in ACTIVATIONS:
             return None

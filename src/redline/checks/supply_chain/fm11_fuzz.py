@@ -244,7 +244,7 @@ class InputFuzzing(Check):
     # -- the procedure -----------------------------------------------------------------
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
-        http = _http_target(target)
+        http = _raw_transport(target)
         kinds = self._kinds(http is not None)
         base = _base_row(target.input_spec, data, rng)
         catalogue = CaseCatalogue(
@@ -755,18 +755,17 @@ def _well_formed_array(value: Any, rows: int) -> bool:
 # -- small helpers --------------------------------------------------------------------------
 
 
-def _http_target(target):
-    """The target as an HttpTarget if it is one (imported here: only HTTP targets need it)."""
-    from ...targets.http import HttpTarget
-
-    if isinstance(target, HttpTarget):
-        return target
-    inner = getattr(target, "inner", None)
+def _raw_transport(target):
+    """The service's raw request channel when the target is a remote service, else None."""
+    transport = target.raw_transport()
+    if transport is not None:
+        return transport
+    inner = target.wrapped()
     while inner is not None:
         # Through a wrapper every failed request looks like a clean TargetError.
-        if isinstance(inner, HttpTarget):
+        if inner.raw_transport() is not None:
             raise NotApplicable(f"{target.spec} wraps an HTTP endpoint; fuzz the endpoint itself ({inner.spec})")
-        inner = getattr(inner, "inner", None)
+        inner = inner.wrapped()
     return None
 
 

@@ -3,26 +3,21 @@
 Which layer: the *input* of the last ``torch.nn.Linear`` in the module (in registration
 order), i.e. the representation the classifier head reads. A forward pre-hook captures it
 while the batch runs through :meth:`Target.logits`, so every row is counted by the ledger.
-Targets without such a layer (TorchScript, ONNX graphs converted op by op, or no torch at
-all) fall back to the logits themselves, and the caller is told which representation it got.
+Targets without such a layer (TorchScript, ONNX graphs, whose torch conversion has no
+layers, or no torch at all) fall back to the logits themselves, and the caller is told which representation it got.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def find_torch_module(target):
-    """The in-memory ``torch.nn.Module`` behind a white-box target, or None."""
-    module = getattr(target, "module", None)
-    if module is None:
-        module = getattr(target, "_torch_module", None)  # ONNX graph converted to torch
-    return module
-
-
 def last_linear(module):
-    """The last ``nn.Linear`` of ``module`` in registration order, or None (e.g. TorchScript)."""
+    """The last ``nn.Linear`` of ``module`` in registration order, or None (no module,
+    TorchScript)."""
     import torch
 
+    if module is None:
+        return None
     found = None
     try:
         for sub in module.modules():
@@ -40,7 +35,7 @@ def penultimate_activations(target, x: np.ndarray, batch_size: int = 256) -> tup
     """
     import torch
 
-    layer = last_linear(find_torch_module(target)) if target.capabilities.gradients else None
+    layer = last_linear(target.torch_module()) if target.capabilities.gradients else None
     captured: list = []
     handle = None
     if layer is not None:

@@ -45,7 +45,7 @@ from ...util.evidence import save_arrays
 from ...util.poison_defences import loss_sanitize
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .activations import find_torch_module, last_linear, penultimate_activations
+from .activations import last_linear, penultimate_activations
 from .clean_label import collide, deep_knn_keep, features
 from .poisoning import TrainingPipeline, added_count, damage_undone, one_thread
 
@@ -119,7 +119,7 @@ class CleanLabelPoisoning(Check):
         seed = int(rng.integers(2**31))
         pipelines = [TrainingPipeline(target, seed=seed + 1 + i) for i in range(int(self.victim_seeds))]
         surrogate = TrainingPipeline(target, seed=seed).fit(x, y)
-        module = find_torch_module(surrogate)
+        module = surrogate.torch_module()
         if module is None or last_linear(module) is None:
             raise NotApplicable(
                 "feature collision needs the recipe to produce a PyTorch network with a linear last layer; "

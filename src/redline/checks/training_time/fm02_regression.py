@@ -154,7 +154,7 @@ class OptimizedRegressionPoisoning(Check):
             if self.surrogate_alpha < 0:
                 raise ValueError("surrogate_alpha must not be negative")
             return max(float(self.surrogate_alpha), _MIN_ALPHA)
-        alpha = getattr(getattr(target, "estimator", None), "alpha", None)
+        alpha = getattr(target.sklearn_estimator(), "alpha", None)
         return max(float(alpha), _MIN_ALPHA) if isinstance(alpha, (int, float)) else 1.0
 
     def _optimise(self, x, y, x_att, y_att, count, alpha, box, y_box, rng):

@@ -1,8 +1,8 @@
-"""The float parameters of a delivered model, read from wherever it keeps them.
+"""Reading the float parameters out of a model, for :meth:`Target.parameter_arrays`.
 
-PyTorch modules give ``parameters()`` in module order; scikit-learn estimators their fitted
-float attributes; ONNX graphs their initializers (plus float tensors and float lists stored
-as node attributes, where ``ai.onnx.ml`` operators keep their coefficients). Each array
+PyTorch modules give ``parameters()`` in module order; scikit-learn estimators their
+fitted float attributes; ONNX graphs their initializers (plus float tensors and float
+lists stored as node attributes, where ``ai.onnx.ml`` operators keep their coefficients). Each array
 keeps its own dtype, since casting float32 to float64 would hide the low bits a payload
 may hide in.
 
@@ -20,30 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import TargetError
+from ..errors import TargetError
 
 
-def parameter_arrays(target: Any) -> list[np.ndarray]:
-    """The float parameters of ``target``'s model, flattened, in model order (empty if hidden)."""
-    module = getattr(target, "module", None)
-    if module is not None and callable(getattr(module, "parameters", None)):
-        return [p.detach().cpu().reshape(-1).numpy() for p in module.parameters() if p.is_floating_point()]
-    estimator = getattr(target, "estimator", None)
-    if estimator is not None:
-        return sklearn_parameter_arrays(estimator)
-    source = onnx_source(target)
-    if source is not None:
-        return onnx_parameter_arrays(source, spec=getattr(target, "spec", "onnx"))
-    return []
-
-
-def onnx_source(target: Any) -> str | Path | bytes | None:
-    """The file path or bytes an ONNX target was loaded from, or None for other targets."""
-    from ...targets.onnx import OnnxTarget
-
-    if not isinstance(target, OnnxTarget):
-        return None
-    return target.source
+def torch_parameter_arrays(module: Any) -> list[np.ndarray]:
+    """Float parameters of a torch module (or TorchScript module), flattened, in module order."""
+    return [p.detach().cpu().reshape(-1).numpy() for p in module.parameters() if p.is_floating_point()]
 
 
 def sklearn_parameter_arrays(estimator: Any) -> list[np.ndarray]:
