@@ -161,7 +161,8 @@ class MlpRecipe(TorchRecipe):
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
         from ..nn.training import train_classifier
 
-        train_classifier(module, x, y, epochs=self.epochs, lr=self.lr, optimiser="adamw", weight_decay=self.weight_decay)
+        train_classifier(module, x, y, epochs=self.epochs, lr=self.lr, optimiser="adamw",
+                         weight_decay=self.weight_decay)
 
 
 @dataclasses.dataclass(frozen=True)
