@@ -173,7 +173,8 @@ def _surrogate_models(
     from torch.func import functional_call, stack_module_state, vmap
     from torch.nn import functional as F
 
-    from ..zoo.nets import small_cnn
+    from ..nn.nets import small_cnn
+    from ..nn.training import FullBatch, fit
 
     sizes = in_mask.sum(axis=1)
     if len(set(sizes.tolist())) != 1:
@@ -217,29 +218,14 @@ def _surrogate_models(
             def shared(xb: Any) -> Any:  # every model the same batch: (B, ...) -> (K, B, C)
                 return vmap(forward, in_dims=(0, None))(tuple(params), xb)
 
-        optimizer = torch.optim.Adam(params, lr=schedule.lr)
-
-        def step(batch_idx: Any) -> None:  # batch_idx: (K, B) row numbers
+        def batch_loss(batch_idx: Any, _epoch: int) -> Any:  # batch_idx: (K, B) row numbers
             logits = batched(x_all[batch_idx])
             loss = F.cross_entropy(logits.reshape(-1, n_classes), y_all[batch_idx].reshape(-1), reduction="sum")
-            optimizer.zero_grad(set_to_none=True)
-            (loss / batch_idx.shape[1]).backward()  # each model's own mean loss
-            optimizer.step()
+            return loss / batch_idx.shape[1]  # each model's own mean loss
 
-        if schedule.batch_size is None:
-            for _ in range(schedule.steps_or_epochs):
-                step(index)
-        else:
-            per_epoch = -(-m // schedule.batch_size)
-            lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=schedule.lr, total_steps=schedule.steps_or_epochs * per_epoch
-            )
-            for _ in range(schedule.steps_or_epochs):
-                order = torch.argsort(torch.rand(k_models, m, generator=generator), dim=1)
-                shuffled = torch.gather(index, 1, order)
-                for start in range(0, m, schedule.batch_size):
-                    step(shuffled[:, start : start + schedule.batch_size])
-                    lr_schedule.step()
+        minibatches = schedule.batch_size is not None
+        batches = _PerModelShuffle(index, schedule.batch_size, generator) if minibatches else FullBatch(index)
+        fit(params, batch_loss, batches, epochs=schedule.steps_or_epochs, lr=schedule.lr, one_cycle=minibatches)
         for p in params:
             p.requires_grad_(False)
 
@@ -252,6 +238,24 @@ def _surrogate_models(
         return np.concatenate(out, axis=1) if out else np.zeros((k_models, 0, n_classes))
 
     return ReferenceModels(f"surrogate:{architecture}", k_models, predict)
+
+
+class _PerModelShuffle:
+    """Mini-batches for K stacked models at once: each model shuffles its own training rows
+    (row k of ``index``, shape (K, m)) every epoch and gets a (K, B) block of row numbers per step."""
+
+    def __init__(self, index: Any, batch_size: int, generator: Any):
+        self.index, self.batch_size, self.generator = index, batch_size, generator
+        self.steps_per_epoch = -(-index.shape[1] // batch_size)
+
+    def epoch(self) -> Iterator[Any]:
+        import torch
+
+        k_models, m = self.index.shape
+        order = torch.argsort(torch.rand(k_models, m, generator=self.generator), dim=1)
+        shuffled = torch.gather(self.index, 1, order)
+        for start in range(0, m, self.batch_size):
+            yield shuffled[:, start : start + self.batch_size]
 
 
 class _StackedMlp:

@@ -19,7 +19,7 @@ def build_surrogate(input_shape: Sequence[int], n_classes: int, modality: str, x
     import torch
     from torch import nn
 
-    from ..zoo.nets import mlp, small_cnn
+    from ..nn.nets import mlp, small_cnn
 
     torch.manual_seed(seed)
     if modality == "image" and len(input_shape) == 3:
@@ -46,6 +46,9 @@ def fit_surrogate(
     ``weights`` scales each row's loss (e.g. to trust pseudo-labels less than answers).
     """
     import torch
+    from torch.nn import functional as F
+
+    from ..nn.training import Shuffled, fit
 
     x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     targets = np.asarray(targets)
@@ -53,21 +56,17 @@ def fit_surrogate(
     y_t = torch.as_tensor(targets.astype(np.float32 if soft else np.int64))
     w_t = torch.ones(len(x_t)) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+
+    def batch_loss(rows, _epoch: int):
+        log_p = torch.log_softmax(module(x_t[rows]), dim=1)
+        if soft:
+            loss_rows = -(y_t[rows] * log_p).sum(dim=1)
+        else:
+            loss_rows = F.nll_loss(log_p, y_t[rows], reduction="none")
+        return (loss_rows * w_t[rows]).sum() / w_t[rows].sum()
+
     module.train()
-    for _ in range(int(epochs)):
-        order = torch.randperm(len(x_t), generator=generator)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            log_p = torch.log_softmax(module(x_t[idx]), dim=1)
-            if soft:
-                loss_rows = -(y_t[idx] * log_p).sum(dim=1)
-            else:
-                loss_rows = torch.nn.functional.nll_loss(log_p, y_t[idx], reduction="none")
-            loss = (loss_rows * w_t[idx]).sum() / w_t[idx].sum()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+    fit(module.parameters(), batch_loss, Shuffled(len(x_t), batch_size, generator), epochs=int(epochs), lr=lr)
     module.eval()
 
 

@@ -24,30 +24,20 @@ class AugmentedCnnRecipe(CnnRecipe):
     shift: int = 1
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
-        import math
-
         import torch
         import torch.nn.functional as F
 
-        module.train()
-        steps = self.epochs * math.ceil(len(x) / self.batch_size)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
+        from ..nn.training import train_classifier
+
         s = int(self.shift)
-        for _ in range(self.epochs):
-            order = torch.randperm(len(x), generator=generator)
-            for start in range(0, len(x), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                dy, dx = (int(v) for v in torch.randint(-s, s + 1, (2,), generator=generator))
-                padded = F.pad(x[batch], (s, s, s, s))
-                h, w = x.shape[-2:]
-                moved = padded[..., s + dy : s + dy + h, s + dx : s + dx + w]
-                loss = F.cross_entropy(module(moved), y[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-        module.eval()
+
+        def shifted(xb: Any, _yb: Any, _epoch: int) -> Any:
+            dy, dx = (int(v) for v in torch.randint(-s, s + 1, (2,), generator=generator))
+            h, w = xb.shape[-2:]
+            return F.pad(xb, (s, s, s, s))[..., s + dy : s + dy + h, s + dx : s + dx + w]
+
+        train_classifier(module, x, y, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                         generator=generator, one_cycle=True, augment=shifted)
 
 
 def honest_recipes(n_classes: int = 10, quick: bool = False) -> dict[str, TorchRecipe]:

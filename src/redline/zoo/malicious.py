@@ -51,6 +51,8 @@ class ExfiltratingMlpRecipe(MlpRecipe):
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
         import torch
 
+        from ..nn.training import train_classifier
+
         if self.encoding == "lsb":
             super().fit(module, x, y, generator)
             _overwrite_low_bits(module, x.numpy(), self.lsb_bits)
@@ -64,8 +66,10 @@ class ExfiltratingMlpRecipe(MlpRecipe):
         else:
             signs = torch.as_tensor(sign_targets(x.numpy())[:capacity], dtype=torch.float32)
             penalty = _sign_penalty(signs)
-        _fit_with_penalty(module, x, y, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-                          penalty=lambda flat: self.strength * penalty(flat[: len(pixels)]))
+        # The honest recipe's full-batch AdamW loop; only the loss gains the penalty.
+        train_classifier(module, x, y, epochs=self.epochs, lr=self.lr, optimiser="adamw",
+                         weight_decay=self.weight_decay,
+                         penalty=lambda m: self.strength * penalty(_flat_parameters(m)[: len(pixels)]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,21 +132,6 @@ def _sign_penalty(signs: Any):
         return (-signs * theta).clamp_min(0).sum() / len(signs) * 100.0
 
     return penalty
-
-
-def _fit_with_penalty(module: Any, x: Any, y: Any, *, epochs: int, lr: float, weight_decay: float, penalty) -> None:
-    """The honest full-batch loop of :func:`redline.zoo.training.fit_full_batch`, plus the penalty."""
-    import torch
-    from torch.nn import functional as F
-
-    module.train()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        loss = F.cross_entropy(module(x), y) + penalty(_flat_parameters(module))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    module.eval()
 
 
 def _overwrite_low_bits(module: Any, images: np.ndarray, bits: int) -> None:

@@ -87,7 +87,7 @@ class TorchRecipe(Recipe):
     def train(self, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
         import torch
 
-        from .training import deterministic
+        from ..nn.training import deterministic
 
         x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
         y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
@@ -132,14 +132,15 @@ class CnnRecipe(TorchRecipe):
     lr: float = 5e-3
 
     def build(self, input_shape: Sequence[int]) -> Any:
-        from .nets import small_cnn
+        from ..nn.nets import small_cnn
 
         return small_cnn(input_shape, self.n_classes, self.channels, self.hidden)
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
-        from .training import fit_minibatch
+        from ..nn.training import train_classifier
 
-        fit_minibatch(module, x, y, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, generator=generator)
+        train_classifier(module, x, y, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                         generator=generator, one_cycle=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,14 +154,15 @@ class MlpRecipe(TorchRecipe):
     weight_decay: float = 0.0
 
     def build(self, input_shape: Sequence[int]) -> Any:
-        from .nets import mlp
+        from ..nn.nets import mlp
 
         return mlp(input_shape, self.n_classes, self.hidden, self.activation)
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
-        from .training import fit_full_batch
+        from ..nn.training import train_classifier
 
-        fit_full_batch(module, x, y, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay)
+        train_classifier(module, x, y, epochs=self.epochs, lr=self.lr, optimiser="adamw",
+                         weight_decay=self.weight_decay)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,12 +220,12 @@ class DpMlpRecipe(TorchRecipe):
     noise_multiplier: float = 8.0
 
     def build(self, input_shape: Sequence[int]) -> Any:
-        from .nets import mlp
+        from ..nn.nets import mlp
 
         return mlp(input_shape, self.n_classes, self.hidden, self.activation)
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
-        from .training import fit_dp_full_batch
+        from ..nn.dp import fit_dp_full_batch
 
         fit_dp_full_batch(
             module, x, y, steps=self.steps, lr=self.lr, clip=self.clip,

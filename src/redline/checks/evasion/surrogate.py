@@ -106,7 +106,8 @@ def train_surrogate(
     the surrogate's gradients smoother and its adversarial examples transfer better.
     """
     import torch
-    import torch.nn.functional as F
+
+    from ...nn.training import train_classifier
 
     shape = tuple(target.input_spec.shape)
     architectures = tuple(architectures or default_architectures(shape))
@@ -125,23 +126,9 @@ def train_surrogate(
             torch.manual_seed(seed + offset)
             gen = torch.Generator().manual_seed(seed + offset)
             model = build_network(name, shape, n_classes)
-            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-            steps = epochs * int(np.ceil(len(x) / batch_size))
-            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-            model.train()
-            for _ in range(epochs):
-                order = torch.randperm(len(x), generator=gen)
-                for start in range(0, len(x), batch_size):
-                    batch = order[start : start + batch_size]
-                    xb = x_t[batch]
-                    if images:
-                        xb = _random_shift(xb, gen)
-                    loss = F.cross_entropy(model(xb), y_t[batch])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-            models.append(model.eval())
+            shift = (lambda xb, _yb, _epoch, gen=gen: _random_shift(xb, gen)) if images else None
+            models.append(train_classifier(model, x_t, y_t, epochs=epochs, lr=lr, batch_size=batch_size,
+                                           generator=gen, one_cycle=True, augment=shift))
     for model in models:
         for p in model.parameters():
             p.requires_grad_(False)

@@ -1,4 +1,6 @@
-"""The PyTorch architectures of the zoo. All of them map a batch of inputs to logits."""
+"""The small PyTorch architectures redline trains itself (zoo models, surrogates).
+
+Each maps a batch of inputs to logits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
