@@ -196,6 +196,11 @@ class EvasionCheck(Check):
         """Plots drawn before the grid of examples (curves)."""
         return []
 
+    def examples_plot(self, run: EvasionRun, attempt: Attempt) -> list[str]:
+        """The picture of the examples: originals, adversarials and their difference, where broken."""
+        rel = adversarial_grid(run.ctx, f"{self.id}-examples.png", run.xa, attempt.x_adv, run.found)
+        return [rel] if rel else []
+
     def reachable(self, run: EvasionRun, metrics: dict[str, Any]) -> float | None:
         """The share of inputs broken at any size, when the attack measures it (caps a rising trend)."""
         return None
@@ -272,10 +277,7 @@ class EvasionCheck(Check):
                           y_adv=run.adv_pred, **self.example_arrays(run, attempt))
         if rel:
             out["examples"] = rel
-        plots = self.extra_plots(run, attempt)
-        rel = adversarial_grid(run.ctx, f"{self.id}-examples.png", run.xa, attempt.x_adv, run.found)
-        if rel:
-            plots.append(rel)
+        plots = self.extra_plots(run, attempt) + self.examples_plot(run, attempt)
         if plots:
             out["plots"] = plots
         return out
