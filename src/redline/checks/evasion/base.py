@@ -27,11 +27,26 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...util.epsilon import FeatureUnits
-from ...util.evidence import adversarial_grid, save_arrays
+from ...util.evidence import adversarial_grid, save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Outcome
 from .undecided import undecided_evasion
+
+
+#: The metrics every evasion check reports first, in the order they are declared.
+EVASION_METRICS = (
+    "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
+    "median_linf", "norm", "epsilon", "attacked_inputs",
+)
+
+#: What the parameters the evasion checks share mean (``redline checks CHECK`` shows them).
+NORM_DOC = "norm that measures the perturbation: linf or l2 (default {})"
+EPSILON_DOC = ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
+               "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')")
+N_INPUTS_DOC = "how many test inputs to attack (fewer if the budget cannot cover them)"
+THRESHOLD_DOC = "success rate at or above which the model is called vulnerable"
+BPDA_DOC = "attack gradient-masking layers through an identity backward pass (true/false)"
 
 
 def evasion_metrics(
@@ -199,6 +214,15 @@ class EvasionCheck(Check):
     def examples_plot(self, run: EvasionRun, attempt: Attempt) -> list[str]:
         """The picture of the examples: originals, adversarials and their difference, where broken."""
         rel = adversarial_grid(run.ctx, f"{self.id}-examples.png", run.xa, attempt.x_adv, run.found)
+        return [rel] if rel else []
+
+    def curve_plot(self, run: EvasionRun, name: str, series: dict, *, title: str, xlabel: str,
+                   ylabel: str = "success rate") -> list[str]:
+        """The line plot ``<check id>-<name>.png`` as a list of one path (empty when not writing)."""
+        from ...report import plots
+
+        rel = try_plot(run.ctx, f"{self.id}-{name}.png", plots.line_plot, series, title=title, xlabel=xlabel,
+                       ylabel=ylabel)
         return [rel] if rel else []
 
     def reachable(self, run: EvasionRun, metrics: dict[str, Any]) -> float | None:

@@ -43,13 +43,15 @@ import numpy as np
 
 from ...errors import UsageError
 from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ...util.wording import count
 from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan,
+)
 from .feasible import make_feasible
 from .lowfreq import DirectionSampler
 
@@ -128,19 +130,13 @@ class DecisionAttack(EvasionCheck):
     needs = Needs(roles=("test",), attacker=True, disjoint=False)  # other-class rows seed the search
     minimizes = True
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
-        "success_rate_unbounded",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "queries_per_input", "success_rate_unbounded", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "norm": NORM_DOC.format("l2"),
+        "epsilon": EPSILON_DOC,
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
         "init_probes": "random probes per boundary-normal estimate in the first round (grows with the rounds)",
         "max_probes": "upper limit on probes per boundary-normal estimate",
         "subspace": "share of the low-frequency DCT subspace the image probes are drawn from, in (0, 1]",
@@ -457,21 +453,11 @@ class DecisionAttack(EvasionCheck):
 
     # -- evidence ---------------------------------------------------------------------
     def extra_plots(self, run, attempt) -> list[str]:
-        from ...report import plots
-
-        ctx, eps, curve_q, curve_e = run.ctx, run.epsilon, attempt.curve_queries, self._size_curve(run)
-        out = []
-        if curve_q["queries"]:
-            rel = try_plot(ctx, f"{self.id}-queries.png", plots.line_plot,
-                           {f"{_LABELS[self.norm]} <= {eps:.3g}": (curve_q["queries"], curve_q["success_rate"])},
-                           title="Decision-based attack: success against queries per input",
-                           xlabel="queries per input", ylabel="success rate")
-            if rel:
-                out.append(rel)
-        rel = try_plot(ctx, f"{self.id}-size.png", plots.line_plot,
-                       {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
-                       title="Decision-based attack: success against perturbation size (full budget)",
-                       xlabel=f"epsilon ({_LABELS[self.norm]})", ylabel="success rate")
-        if rel:
-            out.append(rel)
-        return out
+        curve_q, curve_e, label = attempt.curve_queries, self._size_curve(run), _LABELS[self.norm]
+        within = f"{label} <= {run.epsilon:.3g}"
+        out = self.curve_plot(run, "queries", {within: (curve_q["queries"], curve_q["success_rate"])},
+                              title="Decision-based attack: success against queries per input",
+                              xlabel="queries per input") if curve_q["queries"] else []
+        return out + self.curve_plot(run, "size", {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
+                                     title="Decision-based attack: success against perturbation size (full budget)",
+                                     xlabel=f"epsilon ({label})")

@@ -26,10 +26,12 @@ import math
 import numpy as np
 
 from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import try_plot
 from ..base import Needs, NotApplicable
 from .ball import l2_norms, project_onto_ball, steepest_direction
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    BPDA_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun,
+    Plan,
+)
 from .bpda import straight_through
 
 
@@ -41,23 +43,20 @@ class FastMinimumNorm(EvasionCheck):
     title = "White-box minimum-norm evasion (smallest perturbation per input)"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
-        "median_min_norm", "median_min_norm_all",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
+        *EVASION_METRICS, "bpda_layers", "found_rate", "median_min_norm", "median_min_norm_all", *EPSILON_METRICS,
     )
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "norm": NORM_DOC.format("l2"),
         "epsilon": ("size at which success is judged; the attack itself looks for the smallest (null: redline's "
                     "default)"),
         "steps": "optimisation steps per input",
         "step_size": "initial step size (null: derived from the input range)",
         "gamma": "initial factor by which the norm budget shrinks or grows per step, in (0, 1)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
-        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
+        "bpda": BPDA_DOC,
     }
 
     def __init__(
@@ -257,10 +256,7 @@ class FastMinimumNorm(EvasionCheck):
         return levels, [float(np.mean(min_norm <= e * (1 + 1e-6))) for e in levels]
 
     def extra_plots(self, run, attempt) -> list[str]:
-        from ...report import plots
-
         levels, rate = self._curve(run.sizes, run.epsilon)
-        rel = try_plot(run.ctx, f"{self.id}-curve.png", plots.line_plot, {"broken inputs": (levels, rate)},
-                       title="Inputs broken against perturbation size (minimum-norm)",
-                       xlabel=f"perturbation size ({self.norm})", ylabel="fraction broken")
-        return [rel] if rel else []
+        return self.curve_plot(run, "curve", {"broken inputs": (levels, rate)},
+                               title="Inputs broken against perturbation size (minimum-norm)",
+                               xlabel=f"perturbation size ({self.norm})", ylabel="fraction broken")

@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import try_plot
 from ..base import Needs, NotApplicable
 from .ball import project_onto_ball, steepest_direction
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    BPDA_DOC, EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt,
+    EvasionCheck, EvasionRun, Plan,
+)
 from .bpda import straight_through
 from .feasible import make_feasible
 
@@ -31,23 +33,18 @@ class ProjectedGradientDescent(EvasionCheck):
     title = "White-box projected gradient descent evasion"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "bpda_layers", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "norm": NORM_DOC.format("linf"),
+        "epsilon": EPSILON_DOC,
         "steps": "gradient steps per restart",
         "step_size": "size of one step (null: 2.5 * epsilon / steps)",
         "restarts": "random restarts per input; the best result counts",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "n_inputs": N_INPUTS_DOC,
         "curve_points": "epsilon levels on the success curve (up to epsilon)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
-        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+        "success_threshold": THRESHOLD_DOC,
+        "bpda": BPDA_DOC,
         "loss": "the loss each step ascends: margin (default) or ce (cross-entropy)",
     }
 
@@ -239,11 +236,6 @@ class ProjectedGradientDescent(EvasionCheck):
         return units.to_unit(feasible)
 
     def extra_plots(self, run, attempt) -> list[str]:
-        from ...report import plots
-
         curve = attempt.state[0]
-        rel = try_plot(run.ctx, f"{self.id}-curve.png", plots.line_plot,
-                       {"success rate": (curve["epsilon"], curve["success_rate"])},
-                       title="PGD success against perturbation size", xlabel=f"epsilon ({self.norm})",
-                       ylabel="success rate")
-        return [rel] if rel else []
+        return self.curve_plot(run, "curve", {"success rate": (curve["epsilon"], curve["success_rate"])},
+                               title="PGD success against perturbation size", xlabel=f"epsilon ({self.norm})")

@@ -22,12 +22,14 @@ import math
 import numpy as np
 
 from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import try_plot
 from ...util.norms import l2, linf
 from ...util.wording import count
 from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan,
+)
 from .feasible import make_feasible
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
@@ -191,19 +193,14 @@ class SquareAttack(EvasionCheck):
     title = "Black-box Square Attack evasion (probabilities)"
     needs = Needs(outputs="probabilities", roles=("test",))
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "queries_per_input", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "norm": NORM_DOC.format("linf"),
+        "epsilon": EPSILON_DOC,
         "p_init": "initial share of the input changed per square, in (0, 1] (null: 0.3 for linf, 0.1 for l2)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(
@@ -428,21 +425,10 @@ class SquareAttack(EvasionCheck):
 
     # -- evidence ---------------------------------------------------------------------
     def extra_plots(self, run, attempt) -> list[str]:
-        from ...report import plots
-
-        ctx, curve_q, curve_e = run.ctx, attempt.curve_queries, self._size_curve(run, attempt)
-        out = []
-        if curve_q["queries"]:
-            rel = try_plot(ctx, f"{self.id}-queries.png", plots.line_plot,
-                           {"success rate": (curve_q["queries"], curve_q["success_rate"])},
-                           title="Square Attack success against queries per input", xlabel="queries per input",
-                           ylabel="success rate")
-            if rel:
-                out.append(rel)
-        rel = try_plot(ctx, f"{self.id}-size.png", plots.line_plot,
-                       {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
-                       title="Inputs broken with a perturbation at most this size",
-                       xlabel=f"perturbation size ({self.norm})", ylabel="success rate")
-        if rel:
-            out.append(rel)
-        return out
+        curve_q, curve_e = attempt.curve_queries, self._size_curve(run, attempt)
+        out = self.curve_plot(run, "queries", {"success rate": (curve_q["queries"], curve_q["success_rate"])},
+                              title="Square Attack success against queries per input",
+                              xlabel="queries per input") if curve_q["queries"] else []
+        return out + self.curve_plot(run, "size", {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
+                                     title="Inputs broken with a perturbation at most this size",
+                                     xlabel=f"perturbation size ({self.norm})")

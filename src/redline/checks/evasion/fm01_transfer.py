@@ -28,7 +28,7 @@ import numpy as np
 
 from ...util.epsilon import EPSILON_METRICS, epsilon_units, units_note
 from ..base import Needs, NotApplicable
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan
 
 _MIN_LABELS = 20  # below this a surrogate learns nothing useful
 _DEFAULT_EPSILON = 0.3  # L-inf, in range units; why not the shared 0.2: see the module docstring
@@ -44,22 +44,20 @@ class TransferAttack(EvasionCheck):
     budget_can_decide = False  # one replay per example: a larger budget buys a better surrogate, not a trend
     norm = "linf"
     default_budget = 2_000
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
-        "surrogate_agreement", "surrogate_success_rate", "surrogates",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS, "surrogate_agreement_rows",
+        *EVASION_METRICS, "labelling_queries", "replay_queries", "surrogate_agreement", "surrogate_success_rate",
+        "surrogates", *EPSILON_METRICS, "surrogate_agreement_rows",
     )
     param_docs = {
         "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
         "steps": "momentum-attack steps on the surrogate",
         "decay": "momentum decay of the surrogate attack (0 or more)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "n_inputs": N_INPUTS_DOC,
         "label_queries": "target queries spent labelling the surrogate's training data (null: from the budget)",
         "architectures": "surrogate architectures to train and ensemble (null: the defaults for the data)",
         "surrogate_epochs": "training epochs per surrogate",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(

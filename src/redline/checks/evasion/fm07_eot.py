@@ -34,10 +34,16 @@ from ...util.evidence import save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .base import Attempt, EvasionCheck, EvasionRun, Plan
+from .base import EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan
 
 _ACCESS = ("auto", "white_box", "surrogate")
 _MIN_LABELS = 20
+# What the parameters both EOT checks share mean.
+_EOT_DOCS = {
+    "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+    "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+    "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+}
 
 
 class _EotCheck(Check):
@@ -101,8 +107,7 @@ class EotPerturbation(_EotCheck, EvasionCheck):
     budget_can_decide = False  # judged on held-out transformations, not a query-limited search
     default_budget = 20_000
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "access", "eval_transformations",
+        *EVASION_METRICS, "access", "eval_transformations",
         "holdout_widen", "inputs_fooled_majority", "labelling_queries", "surrogate_agreement",
         "transformed_clean_accuracy", "untransformed_success_rate"
     )
@@ -110,12 +115,12 @@ class EotPerturbation(_EotCheck, EvasionCheck):
         "epsilon": "largest L-inf perturbation (null: 0.25 of the input range)",
         "steps": "optimisation steps",
         "samples": "transformations averaged per step",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
-        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
-        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "n_inputs": N_INPUTS_DOC,
+        "access": _EOT_DOCS["access"],
+        "ranges": _EOT_DOCS["ranges"],
+        "holdout_widen": _EOT_DOCS["holdout_widen"],
         "eval_samples": "held-out transformations per input when scoring",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(
@@ -280,12 +285,12 @@ class EotPatch(_EotCheck):
         "batch_size": "images per step",
         "lr": "learning rate of the patch",
         "target_class": "class the patch should force (null: untargeted)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
-        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
-        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "n_inputs": N_INPUTS_DOC,
+        "access": _EOT_DOCS["access"],
+        "ranges": _EOT_DOCS["ranges"],
+        "holdout_widen": _EOT_DOCS["holdout_widen"],
         "eval_samples": "held-out transformations per image when scoring",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
         "random_margin": "how much the patch must beat a random patch to count",
     }
 
