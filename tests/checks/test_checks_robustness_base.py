@@ -12,6 +12,7 @@ from redline.checks import all_checks
 from redline.checks.base import CheckContext
 from redline.checks.robustness.base import TRANSFORMATION_METRICS, AccuracyUnderTransformation, paired_drop
 from redline.data import load_data
+from redline.data.base import Dataset
 from redline.findings import Status
 from redline.targets import load_target
 
@@ -30,7 +31,7 @@ class NoiseCheck(AccuracyUnderTransformation):
         self.tolerated_drop = tolerated_drop
         self.identity_only = identity_only
 
-    def transformations(self, target):
+    def transformations(self, target, data):
         span = target.input_spec.upper - target.input_spec.lower
 
         def noise(sigma):
@@ -95,6 +96,27 @@ def test_same_seed_same_numbers_and_the_budget_limits_the_inputs(target, digits)
     assert small.metrics["evaluated_inputs"] == 10 and small.queries == 40
     none = NoiseCheck()(target, digits, budget=3, seed=3)
     assert none.status is Status.NOT_APPLICABLE and "budget of 3" in none.reason
+
+
+def test_transformed_inputs_are_clipped_to_the_input_range_before_sending():
+    from redline_testkit import ArrayTarget
+
+    class Saturate(NoiseCheck):
+        def transformations(self, target, data):
+            return {"overexposed": {1: lambda x, rng: x + 100.0}}
+
+    class Recording(ArrayTarget):
+        def _predict(self, x):
+            self.largest = max(getattr(self, "largest", -np.inf), float(np.max(x)))
+            return super()._predict(x)
+
+    rng = np.random.default_rng(0)
+    target = Recording(rng.normal(size=(3, 2)), np.zeros(2))
+    x = rng.uniform(-1, 1, size=(50, 3)).astype(np.float32)
+    data = Dataset(name="blobs", x_test=x, y_test=target.predict_labels(x), modality="tabular")
+    finding = Saturate(n_inputs=50)(target, data, budget=100, seed=0)
+    assert finding.metrics["transformations"] == 1
+    assert target.largest == target.input_spec.upper  # 100 above the range arrived as the upper bound
 
 
 def test_bad_parameters_are_one_line_errors(target, digits):

@@ -33,6 +33,7 @@ import numpy as np
 from ...util.epsilon import FeatureUnits
 from ...util.evidence import try_plot
 from ...util.stats import CONFIDENCE, clopper_pearson, rate_interval
+from ...util.wording import count
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 #: A transformation: (inputs in target units, a seeded RNG) -> inputs of the same shape.
@@ -94,8 +95,9 @@ class AccuracyUnderTransformation(Check):
     #: The metric holding accuracy per family, a list by increasing severity.
     accuracy_metric: ClassVar[str] = "transformed_accuracy"
 
-    def transformations(self, target) -> Mapping[str, Mapping[int, TransformFn]]:
-        """family -> severity -> transformation, for this target's inputs."""
+    def transformations(self, target, data) -> Mapping[str, Mapping[int, TransformFn]]:
+        """family -> severity -> transformation, for this target's inputs (``data`` for
+        transformations fitted to the data set, e.g. a shift of its feature statistics)."""
         raise NotImplementedError
 
     def _validate(self, target=None) -> None:
@@ -107,7 +109,7 @@ class AccuracyUnderTransformation(Check):
     # -- the procedure ---------------------------------------------------------------
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate(target)
-        table = [(family, int(severity), fn) for family, levels in self.transformations(target).items()
+        table = [(family, int(severity), fn) for family, levels in self.transformations(target, data).items()
                  for severity, fn in sorted(levels.items())]
         if not table:
             raise NotApplicable("no transformation applies to this target's inputs")
@@ -121,13 +123,12 @@ class AccuracyUnderTransformation(Check):
         seeds = rng.integers(2**31 - 1, size=len(table))
         with target.ledger.evaluating():
             clean_ok = target.predict_labels(x) == y
-        units = FeatureUnits.from_spec(target.input_spec)
         results = []
         for i, ((family, severity, fn), seed) in enumerate(zip(table, seeds)):
             changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))))
             if changed.shape != x.shape:
                 raise ValueError(f"transformation {family}/{severity} returned shape {changed.shape}, not {x.shape}")
-            changed_ok = target.predict_labels(units.clip(changed.astype(np.float32))) == y
+            changed_ok = target.predict_labels(self._acceptable(target, changed, x)) == y
             accuracy = float(changed_ok.mean())
             drop, drop_ci = paired_drop(clean_ok, changed_ok)
             results.append(Measured(family, severity, accuracy, rate_interval(accuracy, len(y)), drop, drop_ci))
@@ -138,12 +139,20 @@ class AccuracyUnderTransformation(Check):
         worst = max(results, key=lambda r: r.drop)
         summary = (
             f"Accuracy {metrics['clean_accuracy']:.0%} on {len(y)} inputs as they are, "
-            f"{metrics['mean_transformed_accuracy']:.0%} on average over {len(results)} transformations; "
+            f"{metrics['mean_transformed_accuracy']:.0%} on average over {count(len(results), 'transformation')}; "
             f"the largest drop, {worst.drop:.0%} (95% CI {worst.drop_ci[0]:.0%} to {worst.drop_ci[1]:.0%}), "
             f"under {worst.name} (tolerated: {float(self.tolerated_drop):.0%})."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)
+
+    @staticmethod
+    def _acceptable(target, changed: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``changed`` mapped onto what the target accepts: each feature's bounds, and its
+        feature constraints (immutable, integer, one-hot) around the original inputs."""
+        spec = target.input_spec
+        changed = FeatureUnits.from_spec(spec).clip(changed.astype(np.float32))
+        return spec.constraints.project(changed, x).astype(np.float32) if spec.constraints else changed
 
     def _metrics(self, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
         n = len(clean_ok)
