@@ -21,6 +21,7 @@ re-check (evaluation queries unless sending the example is the attack itself).
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar
 
@@ -179,17 +180,18 @@ class EvasionCheck(Check):
         """Validate the parameters against the target; the epsilon success is judged at."""
         return self._validate(target)
 
+    @abc.abstractmethod
     def plan(self, run: EvasionRun) -> Plan:
         """How many of the correctly classified inputs (``run.xa``) the budget covers, and how;
         raise NotApplicable when it covers none."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def run_attack(self, run: EvasionRun) -> Attempt:
         """Attack ``run.xa`` (labels ``run.ya``) within the plan; the attack step proper."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def summary(self, run: EvasionRun, attempt: Attempt, metrics: dict[str, Any]) -> str:
-        raise NotImplementedError
+        """One or two sentences on what the attack achieved."""
 
     def extra_metrics(self, run: EvasionRun, attempt: Attempt) -> dict[str, Any]:
         """Metrics the check reports beyond the shared ones (added after them)."""

@@ -23,6 +23,7 @@ inconclusive in between, with the number of inputs that would decide.
 """
 from __future__ import annotations
 
+import abc
 import csv
 import dataclasses
 from collections.abc import Callable, Mapping
@@ -95,10 +96,10 @@ class AccuracyUnderTransformation(Check):
     #: The metric holding accuracy per family, a list by increasing severity.
     accuracy_metric: ClassVar[str] = "transformed_accuracy"
 
+    @abc.abstractmethod
     def transformations(self, target, data) -> Mapping[str, Mapping[int, TransformFn]]:
         """family -> severity -> transformation, for this target's inputs (``data`` for
         transformations fitted to the data set, e.g. a shift of its feature statistics)."""
-        raise NotImplementedError
 
     def _validate(self, target=None) -> None:
         if int(self.n_inputs) < 1:
