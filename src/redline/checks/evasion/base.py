@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...util.epsilon import FeatureUnits
+from ...util.epsilon import FeatureUnits, epsilon_units
 from ...util.evidence import adversarial_grid, save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
@@ -91,6 +91,20 @@ def evasion_metrics(
         metrics.update(units.describe(epsilon)[0])
     # Rates carry their exact 95% intervals: on 5 attacked inputs 60% means 15% to 95%.
     return with_intervals(metrics, {"success_rate": success.size, "clean_accuracy": len(correct)})
+
+
+def require_choice(check, name: str, options: tuple[str, str]) -> None:
+    """ValueError unless parameter ``name`` of ``check`` is one of the two ``options``."""
+    value = getattr(check, name)
+    if value not in options:
+        raise ValueError(f"{name} must be {options[0]!r} or {options[1]!r}, not {value!r}")
+
+
+def require_at_least_one(check, *names: str) -> None:
+    """ValueError naming the first of the parameters ``names`` of ``check`` below 1."""
+    for name in names:
+        if int(getattr(check, name)) < 1:
+            raise ValueError(f"{name} must be at least 1")
 
 
 @dataclasses.dataclass
@@ -176,6 +190,13 @@ class EvasionCheck(Check):
     budget_can_decide: ClassVar[bool] = True
 
     # -- what a subclass writes ------------------------------------------------------
+    def ball_epsilon(self, target) -> float | None:
+        """``epsilon`` in range units in the attack's norm (redline.util.epsilon). Without a
+        target only a given epsilon is checked: the default depends on the input range."""
+        if target is None:
+            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
+        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+
     def attack_epsilon(self, target) -> float:
         """Validate the parameters against the target; the epsilon success is judged at."""
         return self._validate(target)

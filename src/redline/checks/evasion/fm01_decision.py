@@ -42,15 +42,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UsageError
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ...util.wording import count
 from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
 from .base import (
-    EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
-    EvasionRun, Plan,
+    EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan, require_at_least_one, require_choice,
 )
 from .feasible import make_feasible
 from .lowfreq import DirectionSampler
@@ -170,11 +170,8 @@ class DecisionAttack(EvasionCheck):
         self.init_candidates = init_candidates
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("l2", "linf"):
-            raise ValueError(f"norm must be 'l2' or 'linf', not {self.norm!r}")
-        for name in ("n_inputs", "init_probes", "max_probes"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_choice(self, "norm", ("l2", "linf"))
+        require_at_least_one(self, "n_inputs", "init_probes", "max_probes")
         if int(self.init_candidates) < 0:
             raise ValueError("init_candidates must be 0 or more")
         if not 0 < self.subspace <= 1:
@@ -183,9 +180,7 @@ class DecisionAttack(EvasionCheck):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        return self.ball_epsilon(target)
 
     def attack_epsilon(self, target) -> float:
         try:

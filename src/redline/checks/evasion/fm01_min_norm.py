@@ -25,12 +25,12 @@ import math
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ..base import Needs, NotApplicable
 from .ball import l2_norms, project_onto_ball, steepest_direction
 from .base import (
-    BPDA_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun,
-    Plan,
+    BPDA_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun,
+    Plan, require_at_least_one, require_choice,
 )
 from .bpda import straight_through
 
@@ -80,18 +80,13 @@ class FastMinimumNorm(EvasionCheck):
         self.bpda = bpda
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        for name in ("steps", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "steps", "n_inputs")
         if not 0 < float(self.gamma) < 1:
             raise ValueError("gamma must be between 0 and 1")
         if self.step_size is not None and not float(self.step_size) > 0:
             raise ValueError("step_size must be positive")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        return self.ball_epsilon(target)
 
     def plan(self, run: EvasionRun) -> Plan:
         steps, budget = int(self.steps), run.budget

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ..base import Needs, NotApplicable
 from .ball import project_onto_ball, steepest_direction
 from .base import (
-    BPDA_DOC, EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt,
-    EvasionCheck, EvasionRun, Plan,
+    BPDA_DOC, EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt,
+    EvasionCheck, EvasionRun, Plan, require_at_least_one, require_choice,
 )
 from .bpda import straight_through
 from .feasible import make_feasible
@@ -73,16 +73,11 @@ class ProjectedGradientDescent(EvasionCheck):
         self.loss = loss
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        for name in ("steps", "restarts", "n_inputs", "curve_points"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        if self.loss not in ("margin", "ce"):
-            raise ValueError(f"loss must be 'margin' or 'ce', not {self.loss!r}")
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "steps", "restarts", "n_inputs", "curve_points")
+        if target is not None:  # the loss is checked once a target is given, as before
+            require_choice(self, "loss", ("margin", "ce"))
+        return self.ball_epsilon(target)
 
     def plan(self, run: EvasionRun) -> Plan:
         eps_max, budget = run.epsilon, run.budget

@@ -21,14 +21,14 @@ import math
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ...util.norms import l2, linf
 from ...util.wording import count
 from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
 from .base import (
-    EPSILON_DOC, EVASION_METRICS, NORM_DOC, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
-    EvasionRun, Plan,
+    EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan, require_at_least_one, require_choice,
 )
 from .feasible import make_feasible
 
@@ -218,15 +218,13 @@ class SquareAttack(EvasionCheck):
         self.success_threshold = success_threshold
 
     def _validate(self, target=None) -> tuple[float, float] | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        if int(self.n_inputs) < 1:
-            raise ValueError("n_inputs must be at least 1")
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "n_inputs")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
         if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        eps = epsilon_units(self.epsilon, target.input_spec, self.norm)
+            return self.ball_epsilon(None)
+        eps = self.ball_epsilon(target)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)
 

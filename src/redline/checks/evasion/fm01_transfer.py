@@ -28,7 +28,10 @@ import numpy as np
 
 from ...util.epsilon import EPSILON_METRICS, epsilon_units, units_note
 from ..base import Needs, NotApplicable
-from .base import EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan,
+    require_at_least_one,
+)
 
 _MIN_LABELS = 20  # below this a surrogate learns nothing useful
 _DEFAULT_EPSILON = 0.3  # L-inf, in range units; why not the shared 0.2: see the module docstring
@@ -81,9 +84,7 @@ class TransferAttack(EvasionCheck):
         self.success_threshold = success_threshold
 
     def _validate(self, target=None) -> float | None:
-        for name in ("steps", "n_inputs", "surrogate_epochs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "steps", "n_inputs", "surrogate_epochs")
         if self.decay < 0:
             raise ValueError("decay must not be negative")
         if self.label_queries is not None and int(self.label_queries) < _MIN_LABELS:

@@ -34,7 +34,10 @@ from ...util.evidence import save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .base import EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan
+from .base import (
+    EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan,
+    require_at_least_one,
+)
 
 _ACCESS = ("auto", "white_box", "surrogate")
 _MIN_LABELS = 20
@@ -58,9 +61,7 @@ class _EotCheck(Check):
             raise ValueError(f"access must be one of {', '.join(_ACCESS)}, not {self.access!r}")
         if self.holdout_widen < 1:
             raise ValueError("holdout_widen must be at least 1")
-        for name in ("steps", "eval_samples"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "steps", "eval_samples")
         if target is not None and len(target.input_spec.shape) != 3:
             raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
 
@@ -149,9 +150,7 @@ class EotPerturbation(_EotCheck, EvasionCheck):
         from .transforms import TransformRanges
 
         self._common_validation(target)
-        for name in ("samples", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "samples", "n_inputs")
         TransformRanges.from_value(self.ranges)  # bad ranges are refused before any query
         # The default every FM01/FM07 check shares: 0.2 of the pixel range (L-inf), so a
         # finding here compares with FM01's on the same images; ``epsilon`` is a fraction of
@@ -330,9 +329,7 @@ class EotPatch(_EotCheck):
         self._common_validation(target)
         if not 0 < self.area < 1:
             raise ValueError("area must be a fraction of the image in (0, 1)")
-        for name in ("batch_size", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "batch_size", "n_inputs")
         if self.target_class is not None and not 0 <= int(self.target_class) < target.n_classes:
             raise UsageError(f"{self.id}.target_class must be a class index in [0, {target.n_classes})")
         ranges = TransformRanges.from_value(self.ranges)
