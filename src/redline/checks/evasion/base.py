@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -168,8 +169,9 @@ class EvasionRun:
     def n(self) -> int:
         return len(self.xa)
 
-    @property
+    @functools.cached_property
     def units(self) -> FeatureUnits:
+        """Each feature's range: what epsilon and the perturbation sizes are measured in."""
         return FeatureUnits.from_spec(self.target.input_spec)
 
 
