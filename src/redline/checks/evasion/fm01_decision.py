@@ -42,16 +42,18 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UsageError
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import adversarial_grid, save_arrays, try_plot
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ...util.wording import count
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
+from .base import (
+    EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan, require_at_least_one, require_choice,
+)
 from .feasible import make_feasible
 from .lowfreq import DirectionSampler
-from .undecided import undecided_evasion
 
 _NOISE_TRIES = 8  # blended-uniform-noise initialisation rounds for inputs the pool cannot start
 _MAX_HALVINGS = 8  # geometric step search: at most this many halvings of the step per round
@@ -121,25 +123,20 @@ class _Budgeted:
         return labels != self.y[rows]
 
 
-class DecisionAttack(Check):
+class DecisionAttack(EvasionCheck):
     id = "FM01.decision"
     mode = "FM01"
     title = "Black-box decision-based (labels only) minimum-norm evasion (L2 or L-inf)"
     needs = Needs(roles=("test",), attacker=True, disjoint=False)  # other-class rows seed the search
+    minimizes = True
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
-        "success_rate_unbounded",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "queries_per_input", "success_rate_unbounded", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "norm": NORM_DOC.format("l2"),
+        "epsilon": EPSILON_DOC,
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
         "init_probes": "random probes per boundary-normal estimate in the first round (grows with the rounds)",
         "max_probes": "upper limit on probes per boundary-normal estimate",
         "subspace": "share of the low-frequency DCT subspace the image probes are drawn from, in (0, 1]",
@@ -173,11 +170,8 @@ class DecisionAttack(Check):
         self.init_candidates = init_candidates
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("l2", "linf"):
-            raise ValueError(f"norm must be 'l2' or 'linf', not {self.norm!r}")
-        for name in ("n_inputs", "init_probes", "max_probes"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_choice(self, "norm", ("l2", "linf"))
+        require_at_least_one(self, "n_inputs", "init_probes", "max_probes")
         if int(self.init_candidates) < 0:
             raise ValueError("init_candidates must be 0 or more")
         if not 0 < self.subspace <= 1:
@@ -186,42 +180,39 @@ class DecisionAttack(Check):
             raise ValueError("momentum must be in [0, 1)")
         if not 0 < self.tolerance < 0.5:
             raise ValueError("tolerance must be in (0, 0.5)")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        return self.ball_epsilon(target)
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def attack_epsilon(self, target) -> float:
         try:
-            eps = self._validate(target)
+            return self._validate(target)
         except (TypeError, ValueError) as exc:  # a bad parameter is the user's to fix: one line, no traceback
             raise UsageError(str(exc)) from None
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
-        with target.ledger.evaluating():
-            clean_pred = target.predict_labels(x)
-        correct = clean_pred == y
-        xa, ya = x[correct], y[correct]
-        # An input needs a handful of queries to get anywhere: fewer inputs beat starved ones.
-        n = min(len(xa), budget // 8)
-        if len(xa) and n == 0:
-            raise NotApplicable(f"a budget of {budget} queries is too small for a decision-based attack")
-        xa, ya = xa[:n], ya[:n]
-        per_input = budget // n if n else 0
-        oracle = _Budgeted(target, xa, ya, per_input)
-        x_adv, found, trace = self._attack(oracle, data, rng, ctx)
-        x_adv = oracle.to_target(x_adv)
-        constraints, units = target.input_spec.constraints, oracle.units
-        if constraints and found.any():  # exact immutable and integer values in target units
-            x_adv[found] = constraints.project(x_adv[found], xa[found])
 
-        with target.ledger.evaluating():
-            adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
-        found &= adv_pred != ya  # re-checked on the deployed prediction path
-        dist = np.where(found, units.size(x_adv - xa, self.norm), np.inf)
-        within = dist <= eps
+    def plan(self, run: EvasionRun) -> Plan:
+        # An input needs a handful of queries to get anywhere: fewer inputs beat starved ones.
+        n = min(len(run.xa), run.budget // 8)
+        if len(run.xa) and n == 0:
+            raise NotApplicable(f"a budget of {run.budget} queries is too small for a decision-based attack")
+        return Plan(n, per_input=run.budget // n if n else 0)
+
+    def run_attack(self, run: EvasionRun) -> Attempt:
+        oracle = _Budgeted(run.target, run.xa, run.ya, run.plan.per_input)
+        x_adv, found, trace = self._attack(oracle, run.data, run.rng, run.ctx)
+        x_adv = oracle.to_target(x_adv)
+        constraints = run.target.input_spec.constraints
+        if constraints and found.any():  # exact immutable and integer values in target units
+            x_adv[found] = constraints.project(x_adv[found], run.xa[found])
+        to_reach = trace.queries_to_reach(run.epsilon)
+        return Attempt(x_adv, queries=to_reach, found=found, curve_queries=trace.success_vs_queries(run.epsilon),
+                       state=trace)
+
+    def metrics_for(self, run, attempt) -> dict:
+        # Sizes are summarised over every input broken at any size (the attack minimises
+        # them), not only those within epsilon.
+        n, eps, units, found, within = run.n, run.epsilon, run.units, run.found, run.success
+        delta, to_reach = attempt.x_adv - run.xa, attempt.queries
         success_rate = float(within.mean()) if n else 0.0
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
-        to_reach = trace.queries_to_reach(eps)
+        clean_accuracy = float(run.correct.mean()) if len(run.correct) else 0.0
         metrics = {
             "norm": self.norm,
             "epsilon": eps,
@@ -230,40 +221,40 @@ class DecisionAttack(Check):
             "clean_accuracy": clean_accuracy,
             "robust_accuracy": clean_accuracy * (1.0 - success_rate),
             "median_queries": median_or_none(to_reach[within & (to_reach >= 0)]),
-            "median_l2": median_or_none(units.size((x_adv - xa)[found], "l2")),
-            "median_linf": median_or_none(units.size((x_adv - xa)[found], "linf")),
+            "median_l2": median_or_none(units.size(delta[found], "l2")),
+            "median_linf": median_or_none(units.size(delta[found], "linf")),
             "attacked_inputs": int(n),
-            "queries_per_input": int(per_input),
+            "queries_per_input": int(run.plan.per_input),
             **units.describe(eps)[0],
         }
-        top = float(np.max(dist[found])) if found.any() else 2 * eps
-        curve_e = success_vs_size(dist, np.linspace(0, max(top, eps) * 1.05, 21)[1:])
-        curve_q = trace.success_vs_queries(eps)
-        evidence: dict = {"curve": curve_e, "curve_queries": curve_q, **units.describe(eps)[1]}
+        return with_intervals(metrics, {"success_rate": n, "success_rate_unbounded": n,
+                                        "clean_accuracy": len(run.correct)})
+
+    def reachable(self, run, metrics) -> float:
+        return metrics["success_rate_unbounded"]
+
+    def _size_curve(self, run) -> dict:
+        dist, eps = run.sizes, run.epsilon
+        top = float(np.max(dist[run.found])) if run.found.any() else 2 * eps
+        return success_vs_size(dist, np.linspace(0, max(top, eps) * 1.05, 21)[1:])
+
+    def attack_evidence(self, run, attempt) -> dict:
+        return {"curve": self._size_curve(run), "curve_queries": attempt.curve_queries}
+
+    def example_arrays(self, run, attempt) -> dict:
         # The trace holds sizes in the attack's norm and is named after it.
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred, found=found,
-                          trace_queries=trace.queries, **{f"trace_{self.norm}": trace.sizes})
-        if rel:
-            evidence["examples"] = rel
-        plots = self._plots(ctx, eps, curve_q, curve_e, xa, x_adv, found)
-        if plots:
-            evidence["plots"] = plots
-        vulnerable = n > 0 and success_rate >= self.success_threshold
+        trace = attempt.state
+        return {"found": run.found, "trace_queries": trace.queries, f"trace_{self.norm}": trace.sizes}
+
+    def summary(self, run, attempt, metrics) -> str:
         label = _LABELS[self.norm]
         med = metrics[f"median_{self.norm}"]
-        summary = (
-            f"With labels only and {count(per_input, 'query')} per input, the attack found adversarial inputs within "
-            f"{label} {eps:.3g}{units_note(units)} for {int(within.sum())} of {n} correctly classified inputs ({success_rate:.0%})"
+        return (
+            f"With labels only and {count(run.plan.per_input, 'query')} per input, the attack found adversarial "
+            f"inputs within {label} {run.epsilon:.3g}{units_note(run.units)} for {int(run.success.sum())} of {run.n} "
+            f"correctly classified inputs ({metrics['success_rate']:.0%})"
             + (f"; median {label} of the smallest found {med:.3g}." if med is not None else ".")
         )
-        # A small budget can decide "not vulnerable" on its own: too few inputs, or
-        # perturbations still shrinking into epsilon when the queries ran out.
-        undecided = "" if vulnerable else undecided_evasion(
-            rate=success_rate, n=n, threshold=self.success_threshold, budget=budget, per_input=per_input,
-            curve=curve_q, reachable=metrics["success_rate_unbounded"], budget_limited=n < int(correct.sum()))
-        with_intervals(metrics, {"success_rate": n, "success_rate_unbounded": n, "clean_accuracy": len(correct)})
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
-                       inconclusive=undecided)
 
     # -- the attack -------------------------------------------------------------------
     def _attack(self, oracle: _Budgeted, data, rng, ctx):
@@ -456,24 +447,12 @@ class DecisionAttack(Check):
         return out, _SIZES[self.norm](out - flat0)
 
     # -- evidence ---------------------------------------------------------------------
-    def _plots(self, ctx, eps, curve_q, curve_e, xa, x_adv, found) -> list[str]:
-        from ...report import plots
-
-        out = []
-        if curve_q["queries"]:
-            rel = try_plot(ctx, f"{self.id}-queries.png", plots.line_plot,
-                           {f"{_LABELS[self.norm]} <= {eps:.3g}": (curve_q["queries"], curve_q["success_rate"])},
-                           title="Decision-based attack: success against queries per input",
-                           xlabel="queries per input", ylabel="success rate")
-            if rel:
-                out.append(rel)
-        rel = try_plot(ctx, f"{self.id}-size.png", plots.line_plot,
-                       {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
-                       title="Decision-based attack: success against perturbation size (full budget)",
-                       xlabel=f"epsilon ({_LABELS[self.norm]})", ylabel="success rate")
-        if rel:
-            out.append(rel)
-        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, found)
-        if rel:
-            out.append(rel)
-        return out
+    def extra_plots(self, run, attempt) -> list[str]:
+        curve_q, curve_e, label = attempt.curve_queries, self._size_curve(run), _LABELS[self.norm]
+        within = f"{label} <= {run.epsilon:.3g}"
+        out = self.curve_plot(run, "queries", {within: (curve_q["queries"], curve_q["success_rate"])},
+                              title="Decision-based attack: success against queries per input",
+                              xlabel="queries per input") if curve_q["queries"] else []
+        return out + self.curve_plot(run, "size", {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
+                                     title="Decision-based attack: success against perturbation size (full budget)",
+                                     xlabel=f"epsilon ({label})")

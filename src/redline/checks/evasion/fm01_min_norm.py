@@ -25,38 +25,38 @@ import math
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import adversarial_grid, save_arrays, try_plot
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
+from ..base import Needs, NotApplicable
 from .ball import l2_norms, project_onto_ball, steepest_direction
+from .base import (
+    BPDA_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun,
+    Plan, require_at_least_one, require_choice,
+)
 from .bpda import straight_through
-from .common import evasion_metrics
-from .undecided import undecided_evasion
 
 
-class FastMinimumNorm(Check):
+class FastMinimumNorm(EvasionCheck):
+    minimizes = True
+    within_slack = 1e-6
     id = "FM01.min_norm"
     mode = "FM01"
     title = "White-box minimum-norm evasion (smallest perturbation per input)"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers", "found_rate",
-        "median_min_norm", "median_min_norm_all",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
+        *EVASION_METRICS, "bpda_layers", "found_rate", "median_min_norm", "median_min_norm_all", *EPSILON_METRICS,
     )
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default l2)",
+        "norm": NORM_DOC.format("l2"),
         "epsilon": ("size at which success is judged; the attack itself looks for the smallest (null: redline's "
                     "default)"),
         "steps": "optimisation steps per input",
         "step_size": "initial step size (null: derived from the input range)",
         "gamma": "initial factor by which the norm budget shrinks or grows per step, in (0, 1)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
-        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
+        "bpda": BPDA_DOC,
     }
 
     def __init__(
@@ -80,92 +80,69 @@ class FastMinimumNorm(Check):
         self.bpda = bpda
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        for name in ("steps", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "steps", "n_inputs")
         if not 0 < float(self.gamma) < 1:
             raise ValueError("gamma must be between 0 and 1")
         if self.step_size is not None and not float(self.step_size) > 0:
             raise ValueError("step_size must be positive")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        return self.ball_epsilon(target)
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        import torch
-
-        eps = self._validate(target)
-        steps = int(self.steps)
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
-        with target.ledger.evaluating():
-            clean_pred = target.predict_labels(x)
-        correct = clean_pred == y
-        xa, ya = x[correct], y[correct]
+    def plan(self, run: EvasionRun) -> Plan:
+        steps, budget = int(self.steps), run.budget
         # One forward pass per input and step, plus the starting point.
-        n = min(len(xa), budget // (steps + 1))
-        if n == 0 and len(xa):
+        n = min(len(run.xa), budget // (steps + 1))
+        if n == 0 and len(run.xa):
             steps = budget - 1
             n = 1
             if steps < 1:
                 raise NotApplicable(f"a budget of {budget} queries is too small for one minimum-norm step")
-        xa, ya = xa[:n], ya[:n]
+        return Plan(n, details=steps)
+
+    def run_attack(self, run: EvasionRun) -> Attempt:
+        import torch
 
         # Gradient-masking front ends (input squeezing) are attacked through an identity
         # backward pass; every example is still judged on the deployed forward pass.
-        with straight_through(target, xa[:8], enabled=bool(self.bpda)) as patched:
-            x_best, min_norm, used = self._attack(torch, target, xa, ya, steps, ctx)
-        with target.ledger.evaluating():
-            adv_pred = target.predict_labels(x_best) if len(x_best) else np.zeros(0, dtype=int)
-        # A mirror that disagrees with the deployed model must not count as a break.
-        found = np.isfinite(min_norm) & (adv_pred != ya)
-        min_norm = np.where(found, min_norm, np.inf)
-        within = found & (min_norm <= eps * (1 + 1e-6))
-        # Inputs broken only beyond epsilon are reported unperturbed at epsilon.
-        x_at_eps = np.where(within.reshape(-1, *[1] * (xa.ndim - 1)), x_best, xa)
-        units = FeatureUnits.from_spec(target.input_spec)
-        metrics = evasion_metrics(self.norm, eps, xa, x_at_eps, within, correct, used, units=units)
-        metrics["bpda_layers"] = list(patched)
-        finite = min_norm[found]
-        metrics["found_rate"] = float(found.mean()) if len(found) else 0.0
-        metrics["median_min_norm"] = float(np.median(finite)) if finite.size else None
-        # The median over all attacked inputs (unbroken ones count as infinitely robust):
-        # None when fewer than half were broken at any size.
-        metrics["median_min_norm_all"] = (float(np.median(min_norm)) if len(min_norm) and
-                                          np.isfinite(np.median(min_norm)) else None)
+        with straight_through(run.target, run.xa[:8], enabled=bool(self.bpda)) as patched:
+            x_best, min_norm, used = self._attack(torch, run.target, run.xa, run.ya, run.plan.details, run.ctx)
+        # The base keeps a break only where the deployed model agrees and it lies within epsilon.
+        return Attempt(x_best, queries=used, found=np.isfinite(min_norm), sizes=min_norm, state=patched)
 
-        levels, curve_rate = self._curve(min_norm, eps)
-        evidence: dict = {
-            "curve": {"epsilon": levels, "success_rate": curve_rate},
-            "min_norms": [float(v) if np.isfinite(v) else None for v in min_norm],
-            **units.describe(eps)[1],
+    def extra_metrics(self, run, attempt) -> dict:
+        min_norm, found = run.sizes, run.found
+        finite = min_norm[found]
+        return {
+            "bpda_layers": list(attempt.state),
+            "found_rate": float(found.mean()) if len(found) else 0.0,
+            "median_min_norm": float(np.median(finite)) if finite.size else None,
+            # The median over all attacked inputs (unbroken ones count as infinitely robust):
+            # None when fewer than half were broken at any size.
+            "median_min_norm_all": (float(np.median(min_norm)) if len(min_norm) and
+                                    np.isfinite(np.median(min_norm)) else None),
         }
-        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
-            evidence["bpda"] = patched.note
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_best, y=ya, y_adv=adv_pred,
-                          min_norm=min_norm)
-        if rel:
-            evidence["examples"] = rel
-        plots = self._plots(ctx, levels, curve_rate, xa, x_best, found)
-        if plots:
-            evidence["plots"] = plots
-        rate = metrics["success_rate"]
-        vulnerable = len(xa) > 0 and rate >= self.success_threshold
-        med = metrics["median_min_norm"]
-        summary = (
-            f"Fast minimum-norm ({self.norm}) broke {found.sum()} of {len(xa)} correctly classified inputs"
+
+    def attack_evidence(self, run, attempt) -> dict:
+        levels, curve_rate = self._curve(run.sizes, run.epsilon)
+        return {"curve": {"epsilon": levels, "success_rate": curve_rate},
+                "min_norms": [float(v) if np.isfinite(v) else None for v in run.sizes]}
+
+    def attack_notes(self, run, attempt) -> dict:
+        # A TorchScript model: what the gradient-masking probe could and could not do.
+        return {"bpda": attempt.state.note} if attempt.state.note else {}
+
+    def example_arrays(self, run, attempt) -> dict:
+        return {"min_norm": run.sizes}
+
+    def summary(self, run, attempt, metrics) -> str:
+        patched, med = attempt.state, metrics["median_min_norm"]
+        return (
+            f"Fast minimum-norm ({self.norm}) broke {run.found.sum()} of {run.n} correctly classified inputs"
             + (f"; median smallest perturbation {med:.3g}" if med is not None else "")
-            + f"; {within.sum()} ({rate:.0%}) within epsilon {eps:.3g}{units_note(units)}."
+            + f"; {run.success.sum()} ({metrics['success_rate']:.0%}) within epsilon {run.epsilon:.3g}"
+            f"{units_note(run.units)}."
             + (f" {patched.note}." if patched.note and "vanish" in patched.note else "")
         )
-        # A budget that left only a handful of inputs cannot rule the cut-off out.
-        undecided = "" if vulnerable else undecided_evasion(
-            rate=rate, n=len(xa), threshold=self.success_threshold, budget=budget,
-            per_input=budget // max(len(xa), 1), budget_limited=len(xa) < int(correct.sum()))
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
-                       inconclusive=undecided)
 
     def _attack(self, torch, target, x0_np, y_np, steps, ctx):
         """Per input: the smallest-norm adversarial point found (or the input), its norm
@@ -273,17 +250,8 @@ class FastMinimumNorm(Check):
             return levels, [0.0] * len(levels)
         return levels, [float(np.mean(min_norm <= e * (1 + 1e-6))) for e in levels]
 
-    def _plots(self, ctx, levels, rate, xa, x_best, found) -> list[str]:
-        from ...report import plots
-
-        out = []
-        rel = try_plot(ctx, f"{self.id}-curve.png", plots.line_plot, {"broken inputs": (levels, rate)},
-                       title="Inputs broken against perturbation size (minimum-norm)",
-                       xlabel=f"perturbation size ({self.norm})", ylabel="fraction broken")
-        if rel:
-            out.append(rel)
-        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_best, found)
-        if rel:
-            out.append(rel)
-        return out
-
+    def extra_plots(self, run, attempt) -> list[str]:
+        levels, rate = self._curve(run.sizes, run.epsilon)
+        return self.curve_plot(run, "curve", {"broken inputs": (levels, rate)},
+                               title="Inputs broken against perturbation size (minimum-norm)",
+                               xlabel=f"perturbation size ({self.norm})", ylabel="fraction broken")

@@ -16,39 +16,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import adversarial_grid, save_arrays, try_plot
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
+from ..base import Needs, NotApplicable
 from .ball import project_onto_ball, steepest_direction
+from .base import (
+    BPDA_DOC, EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt,
+    EvasionCheck, EvasionRun, Plan, require_at_least_one, require_choice,
+)
 from .bpda import straight_through
-from .common import evasion_metrics
 from .feasible import make_feasible
-from .undecided import undecided_evasion
 
 
-class ProjectedGradientDescent(Check):
+class ProjectedGradientDescent(EvasionCheck):
     id = "FM01.pgd"
     mode = "FM01"
     title = "White-box projected gradient descent evasion"
     needs = Needs(gradients=True, roles=("test",))
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "bpda_layers",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "bpda_layers", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "norm": NORM_DOC.format("linf"),
+        "epsilon": EPSILON_DOC,
         "steps": "gradient steps per restart",
         "step_size": "size of one step (null: 2.5 * epsilon / steps)",
         "restarts": "random restarts per input; the best result counts",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "n_inputs": N_INPUTS_DOC,
         "curve_points": "epsilon levels on the success curve (up to epsilon)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
-        "bpda": "attack gradient-masking layers through an identity backward pass (true/false)",
+        "success_threshold": THRESHOLD_DOC,
+        "bpda": BPDA_DOC,
         "loss": "the loss each step ascends: margin (default) or ce (cross-entropy)",
     }
 
@@ -77,87 +73,69 @@ class ProjectedGradientDescent(Check):
         self.loss = loss
 
     def _validate(self, target=None) -> float | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        for name in ("steps", "restarts", "n_inputs", "curve_points"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        if self.loss not in ("margin", "ce"):
-            raise ValueError(f"loss must be 'margin' or 'ce', not {self.loss!r}")
-        return epsilon_units(self.epsilon, target.input_spec, self.norm)
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "steps", "restarts", "n_inputs", "curve_points")
+        if target is not None:  # the loss is checked once a target is given, as before
+            require_choice(self, "loss", ("margin", "ce"))
+        return self.ball_epsilon(target)
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        import torch
-
-        eps_max = self._validate(target)
+    def plan(self, run: EvasionRun) -> Plan:
+        eps_max, budget = run.epsilon, run.budget
         levels = [eps_max * (i + 1) / self.curve_points for i in range(self.curve_points)]
         steps, restarts = int(self.steps), int(self.restarts)
-
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
-        with target.ledger.evaluating():
-            clean_pred = target.predict_labels(x)
-        correct = clean_pred == y
-        xa, ya = x[correct], y[correct]
         # Spread the budget: each curve level attacks the same inputs; keep the most inputs
         # that fit, dropping curve levels first, then steps.
         # An input costs at most (steps + 1) forward passes per restart and curve level.
-        n = min(len(xa), budget // (len(levels) * (steps + 1) * restarts))
+        n = min(len(run.xa), budget // (len(levels) * (steps + 1) * restarts))
         if n == 0:
             levels = [eps_max]
-            n = min(len(xa), budget // ((steps + 1) * restarts))
-        if n == 0 and len(xa):
+            n = min(len(run.xa), budget // ((steps + 1) * restarts))
+        if n == 0 and len(run.xa):
             n, steps, restarts = 1, budget - 1, 1
             if steps < 0:
                 raise NotApplicable(f"a budget of {budget} queries is too small for one PGD step")
-        xa, ya = xa[:n], ya[:n]
+        return Plan(n, details=(levels, steps, restarts))
 
+    def run_attack(self, run: EvasionRun) -> Attempt:
+        import torch
+
+        levels, steps, restarts = run.plan.details
         results = {}
         # Layers that mask gradients (input squeezing) get an identity backward pass, so the
         # attack cannot mistake a zero gradient for robustness; success is still judged on
-        # the deployed forward pass below.
-        with straight_through(target, xa[:8], enabled=bool(self.bpda)) as patched:
+        # the deployed forward pass (the base's re-check).
+        with straight_through(run.target, run.xa[:8], enabled=bool(self.bpda)) as patched:
             for i, eps in enumerate(levels):
-                x_adv, found, used = self._attack(torch, target, xa, ya, eps, steps, restarts, rng)
-                results[eps] = (x_adv, found, used)
-                ctx.progress(i + 1, len(levels))
+                results[eps] = self._attack(torch, run.target, run.xa, run.ya, eps, steps, restarts, run.rng)
+                run.ctx.progress(i + 1, len(levels))
+        x_adv, _, used = results[run.epsilon]
+        curve = {"epsilon": levels,
+                 "success_rate": [float(results[e][1].mean()) if run.n else 0.0 for e in levels]}
+        return Attempt(x_adv, queries=used, state=(curve, patched))
 
-        x_adv, found, used = results[eps_max]
-        with target.ledger.evaluating():
-            adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)
-        success = adv_pred != ya  # re-checked on the deployed prediction path
-        units = FeatureUnits.from_spec(target.input_spec)
-        metrics = evasion_metrics(self.norm, eps_max, xa, x_adv, success, correct, used, units=units)
-        metrics["bpda_layers"] = list(patched)
-        success_rate = metrics["success_rate"]
-        curve = {"epsilon": levels, "success_rate": [float(results[e][1].mean()) if len(xa) else 0.0 for e in levels]}
-        evidence: dict = {"curve": curve, **units.describe(eps_max)[1]}
-        if patched.note:  # a TorchScript model: what the gradient-masking probe could and could not do
-            evidence["bpda"] = patched.note
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
-        if rel:
-            evidence["examples"] = rel
-        plots = self._plots(ctx, curve, xa, x_adv, success)
-        if plots:
-            evidence["plots"] = plots
-        vulnerable = len(xa) > 0 and success_rate >= self.success_threshold
+    def extra_metrics(self, run, attempt) -> dict:
+        return {"bpda_layers": list(attempt.state[1])}
+
+    def attack_evidence(self, run, attempt) -> dict:
+        return {"curve": attempt.state[0]}
+
+    def attack_notes(self, run, attempt) -> dict:
+        patched = attempt.state[1]
+        # A TorchScript model: what the gradient-masking probe could and could not do.
+        return {"bpda": patched.note} if patched.note else {}
+
+    def summary(self, run, attempt, metrics) -> str:
+        patched, success = attempt.state[1], run.success
         summary = (
-            f"PGD-{self.norm} with epsilon {eps_max:.3g}{units_note(units)} turned {success.sum()} of {len(xa)} correctly "
-            f"classified inputs into errors ({success_rate:.0%})."
+            f"PGD-{self.norm} with epsilon {run.epsilon:.3g}{units_note(run.units)} turned {success.sum()} of "
+            f"{run.n} correctly classified inputs into errors ({metrics['success_rate']:.0%})."
         )
         if patched.note and "vanish" in patched.note:
             summary += f" {patched.note}."
         if patched:
             summary += (f" The gradient-masking layer(s) {', '.join(patched)} were attacked through an identity "
                         "backward pass (BPDA).")
-        # A budget that left only a handful of inputs cannot rule the cut-off out.
-        undecided = "" if vulnerable else undecided_evasion(
-            rate=success_rate, n=len(xa), threshold=self.success_threshold, budget=budget,
-            per_input=budget // max(len(xa), 1), budget_limited=len(xa) < int(correct.sum()))
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
-                       inconclusive=undecided)
+        return summary
 
     def _attack(self, torch, target, x0_np, y_np, eps, steps, restarts, rng):
         """Best adversarial example per input over restarts, whether one was found, and queries used.
@@ -252,17 +230,7 @@ class ProjectedGradientDescent(Check):
         feasible = make_feasible(units.to_numpy(x, np.float64), x0, spec, eps, self.norm, units.units)
         return units.to_unit(feasible)
 
-    def _plots(self, ctx, curve, xa, x_adv, success) -> list[str]:
-        from ...report import plots
-
-        out = []
-        rel = try_plot(ctx, f"{self.id}-curve.png", plots.line_plot,
-                       {"success rate": (curve["epsilon"], curve["success_rate"])},
-                       title="PGD success against perturbation size", xlabel=f"epsilon ({self.norm})",
-                       ylabel="success rate")
-        if rel:
-            out.append(rel)
-        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
-        if rel:
-            out.append(rel)
-        return out
+    def extra_plots(self, run, attempt) -> list[str]:
+        curve = attempt.state[0]
+        return self.curve_plot(run, "curve", {"success rate": (curve["epsilon"], curve["success_rate"])},
+                               title="PGD success against perturbation size", xlabel=f"epsilon ({self.norm})")

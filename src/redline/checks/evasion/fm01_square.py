@@ -21,15 +21,16 @@ import math
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import adversarial_grid, save_arrays, try_plot
+from ...util.epsilon import EPSILON_METRICS, FeatureUnits, units_note
 from ...util.norms import l2, linf
 from ...util.wording import count
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from ..base import Needs, NotApplicable
 from .attack_trace import AttackTrace, success_vs_size
-from .common import evasion_metrics
+from .base import (
+    EPSILON_DOC, EVASION_METRICS, N_INPUTS_DOC, NORM_DOC, THRESHOLD_DOC, Attempt, EvasionCheck,
+    EvasionRun, Plan, require_at_least_one, require_choice,
+)
 from .feasible import make_feasible
-from .undecided import undecided_evasion
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
 # Smaller budgets keep the same schedule (cut short), so a small budget is not spent on
@@ -186,25 +187,20 @@ class _LinfValues:
         return np.take(self.final_table, at + up * self.x0.size)
 
 
-class SquareAttack(Check):
+class SquareAttack(EvasionCheck):
     id = "FM01.square"
     mode = "FM01"
     title = "Black-box Square Attack evasion (probabilities)"
     needs = Needs(outputs="probabilities", roles=("test",))
     default_budget = 20_000
-    metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "queries_per_input",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS,
-    )
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
+    metrics = (*EVASION_METRICS, "queries_per_input", *EPSILON_METRICS)
     param_docs = {
-        "norm": "norm that measures the perturbation: linf or l2 (default linf)",
-        "epsilon": ("largest perturbation allowed, in the attack's norm, as a fraction of each feature's range "
-                    "(null: 0.2 for L-inf; see the README's 'Input domain and epsilon')"),
+        "norm": NORM_DOC.format("linf"),
+        "epsilon": EPSILON_DOC,
         "p_init": "initial share of the input changed per square, in (0, 1] (null: 0.3 for linf, 0.1 for l2)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "n_inputs": N_INPUTS_DOC,
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(
@@ -222,62 +218,51 @@ class SquareAttack(Check):
         self.success_threshold = success_threshold
 
     def _validate(self, target=None) -> tuple[float, float] | None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', not {self.norm!r}")
-        if int(self.n_inputs) < 1:
-            raise ValueError("n_inputs must be at least 1")
+        require_choice(self, "norm", ("linf", "l2"))
+        require_at_least_one(self, "n_inputs")
         if self.p_init is not None and not 0 < self.p_init <= 1:
             raise ValueError("p_init must be in (0, 1]")
         if target is None:  # the default epsilon depends on the target's input range
-            return epsilon_units(self.epsilon, None, self.norm) if self.epsilon is not None else None
-        eps = epsilon_units(self.epsilon, target.input_spec, self.norm)
+            return self.ball_epsilon(None)
+        eps = self.ball_epsilon(target)
         p_init = self.p_init if self.p_init is not None else (0.3 if self.norm == "linf" else 0.1)
         return eps, float(p_init)
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        eps, p_init = self._validate(target)
-        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
-        with target.ledger.evaluating():
-            clean_pred = target.predict_labels(x)
-        correct = clean_pred == y
-        if budget < 1:
-            raise NotApplicable("a budget of 0 queries leaves nothing to attack with")
-        xa, ya = x[correct], y[correct]
-        n = min(len(xa), budget)  # every attacked input gets at least one query
-        xa, ya = xa[:n], ya[:n]
-        per_input = budget // n if n else 0
+    def attack_epsilon(self, target) -> float:
+        return self._validate(target)[0]
 
-        x_adv, used, trace = self._attack(target, xa, ya, eps, p_init, per_input, rng, ctx)
-        with target.ledger.evaluating():
-            adv_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
-        success = adv_pred != ya  # re-checked on the deployed prediction path
-        units = FeatureUnits.from_spec(target.input_spec)
-        size = units.size(x_adv - xa, self.norm)
-        metrics = evasion_metrics(self.norm, eps, xa, x_adv, success, correct, used, units=units)
-        metrics["queries_per_input"] = int(per_input)
-        success_rate = metrics["success_rate"]
-        sizes = np.where(success, size, np.inf)
-        curve_q = trace.success_vs_queries(eps)
-        curve_e = success_vs_size(sizes, eps * np.linspace(0.1, 1.0, 10))
-        evidence: dict = {"curve": curve_e, "curve_queries": curve_q, **units.describe(eps)[1]}
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred, queries=used)
-        if rel:
-            evidence["examples"] = rel
-        plots = self._plots(ctx, curve_q, curve_e, xa, x_adv, success)
-        if plots:
-            evidence["plots"] = plots
-        vulnerable = n > 0 and success_rate >= self.success_threshold
-        summary = (
-            f"Square Attack ({self.norm}, epsilon {eps:.3g}{units_note(units)}, {count(per_input, 'query')} per input) turned "
-            f"{int(success.sum())} of {n} correctly classified inputs into errors ({success_rate:.0%})."
+    def plan(self, run: EvasionRun) -> Plan:
+        if run.budget < 1:
+            raise NotApplicable("a budget of 0 queries leaves nothing to attack with")
+        n = min(len(run.xa), run.budget)  # every attacked input gets at least one query
+        return Plan(n, per_input=run.budget // n if n else 0)
+
+    def run_attack(self, run: EvasionRun) -> Attempt:
+        eps, p_init = self._validate(run.target)
+        per_input = run.plan.per_input
+        x_adv, used, trace = self._attack(run.target, run.xa, run.ya, eps, p_init, per_input, run.rng, run.ctx)
+        return Attempt(x_adv, queries=used, curve_queries=trace.success_vs_queries(eps))
+
+    def extra_metrics(self, run, attempt) -> dict:
+        return {"queries_per_input": int(run.plan.per_input)}
+
+    def _size_curve(self, run, attempt) -> dict:
+        size = run.units.size(attempt.x_adv - run.xa, self.norm)
+        sizes = np.where(run.success, size, np.inf)
+        return success_vs_size(sizes, run.epsilon * np.linspace(0.1, 1.0, 10))
+
+    def attack_evidence(self, run, attempt) -> dict:
+        return {"curve": self._size_curve(run, attempt), "curve_queries": attempt.curve_queries}
+
+    def example_arrays(self, run, attempt) -> dict:
+        return {"queries": attempt.queries}
+
+    def summary(self, run, attempt, metrics) -> str:
+        return (
+            f"Square Attack ({self.norm}, epsilon {run.epsilon:.3g}{units_note(run.units)}, "
+            f"{count(run.plan.per_input, 'query')} per input) turned {int(run.success.sum())} of {run.n} correctly "
+            f"classified inputs into errors ({metrics['success_rate']:.0%})."
         )
-        # Too few inputs or a success rate still climbing: the budget, not the model, decided.
-        undecided = "" if vulnerable else undecided_evasion(
-            rate=success_rate, n=n, threshold=self.success_threshold, budget=budget, per_input=per_input, curve=curve_q,
-            budget_limited=n < int(correct.sum()))
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
-                       inconclusive=undecided)
 
     # -- the attack -------------------------------------------------------------------
     # Points are kept in float32, the dtype make_feasible returns and the target takes, and
@@ -437,24 +422,11 @@ class SquareAttack(Check):
         return (x0 + delta / np.maximum(_norms(delta, (1, 2)), 1e-12) * eps).reshape(n, c, layout.h, layout.w)
 
     # -- evidence ---------------------------------------------------------------------
-    def _plots(self, ctx, curve_q, curve_e, xa, x_adv, success) -> list[str]:
-        from ...report import plots
-
-        out = []
-        if curve_q["queries"]:
-            rel = try_plot(ctx, f"{self.id}-queries.png", plots.line_plot,
-                           {"success rate": (curve_q["queries"], curve_q["success_rate"])},
-                           title="Square Attack success against queries per input", xlabel="queries per input",
-                           ylabel="success rate")
-            if rel:
-                out.append(rel)
-        rel = try_plot(ctx, f"{self.id}-size.png", plots.line_plot,
-                       {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
-                       title="Inputs broken with a perturbation at most this size",
-                       xlabel=f"perturbation size ({self.norm})", ylabel="success rate")
-        if rel:
-            out.append(rel)
-        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
-        if rel:
-            out.append(rel)
-        return out
+    def extra_plots(self, run, attempt) -> list[str]:
+        curve_q, curve_e = attempt.curve_queries, self._size_curve(run, attempt)
+        out = self.curve_plot(run, "queries", {"success rate": (curve_q["queries"], curve_q["success_rate"])},
+                              title="Square Attack success against queries per input",
+                              xlabel="queries per input") if curve_q["queries"] else []
+        return out + self.curve_plot(run, "size", {"success rate": (curve_e["epsilon"], curve_e["success_rate"])},
+                                     title="Inputs broken with a perturbation at most this size",
+                                     xlabel=f"perturbation size ({self.norm})")

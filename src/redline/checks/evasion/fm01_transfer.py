@@ -26,37 +26,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...util.epsilon import EPSILON_METRICS, FeatureUnits, epsilon_units, units_note
-from ...util.evidence import adversarial_grid, save_arrays
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .common import evasion_metrics
+from ...util.epsilon import EPSILON_METRICS, epsilon_units, units_note
+from ..base import Needs, NotApplicable
+from .base import (
+    EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan,
+    require_at_least_one,
+)
 
 _MIN_LABELS = 20  # below this a surrogate learns nothing useful
 _DEFAULT_EPSILON = 0.3  # L-inf, in range units; why not the shared 0.2: see the module docstring
 
 
-class TransferAttack(Check):
+class TransferAttack(EvasionCheck):
     id = "FM01.transfer"
     mode = "FM01"
     title = "Black-box transfer attack from a surrogate trained on the target's labels"
     needs = Needs(roles=("test",), attacker=True)  # surrogate rows apart from attacked rows
+    sample_rows = "evaluation"  # attacked and agreement rows: the held-out rows the surrogate never saw
+    recheck_is_attack = True  # the replay is the attack
+    budget_can_decide = False  # one replay per example: a larger budget buys a better surrogate, not a trend
+    norm = "linf"
     default_budget = 2_000
+    # EPSILON_METRICS: the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "labelling_queries", "replay_queries",
-        "surrogate_agreement", "surrogate_success_rate", "surrogates",
-        # the budget in target units, per feature (util/epsilon.FeatureUnits.describe)
-        *EPSILON_METRICS, "surrogate_agreement_rows",
+        *EVASION_METRICS, "labelling_queries", "replay_queries", "surrogate_agreement", "surrogate_success_rate",
+        "surrogates", *EPSILON_METRICS, "surrogate_agreement_rows",
     )
     param_docs = {
         "epsilon": "largest L-inf perturbation (null: 0.3 of the input range)",
         "steps": "momentum-attack steps on the surrogate",
         "decay": "momentum decay of the surrogate attack (0 or more)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
+        "n_inputs": N_INPUTS_DOC,
         "label_queries": "target queries spent labelling the surrogate's training data (null: from the budget)",
         "architectures": "surrogate architectures to train and ensemble (null: the defaults for the data)",
         "surrogate_epochs": "training epochs per surrogate",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(
@@ -80,9 +84,7 @@ class TransferAttack(Check):
         self.success_threshold = success_threshold
 
     def _validate(self, target=None) -> float | None:
-        for name in ("steps", "n_inputs", "surrogate_epochs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "steps", "n_inputs", "surrogate_epochs")
         if self.decay < 0:
             raise ValueError("decay must not be negative")
         if self.label_queries is not None and int(self.label_queries) < _MIN_LABELS:
@@ -95,36 +97,30 @@ class TransferAttack(Check):
             return _DEFAULT_EPSILON  # argued in the module docstring
         return epsilon_units(self.epsilon, target.input_spec, "linf")
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
-        import torch
-
-        from ...util.momentum import momentum_linf_attack
-        from .surrogate import agreement, train_surrogate
-
-        eps = self._validate(target)
-        spec = target.input_spec
-        x_owned, _ = data.attacker_data()
-        # Attacked and agreement rows come from the held-out rows the surrogate never saw.
-        x_held, y_held = data.evaluation_data()
-
-        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
-        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
-        with target.ledger.evaluating():
-            clean_pred = target.predict_labels(x)
-        correct = clean_pred == y
-        # Plan the budget: one replay query per example, the rest labels the surrogate's data.
-        n_replay = min(int(correct.sum()), max(0, budget - _MIN_LABELS))
+    def plan(self, run: EvasionRun) -> Plan:
+        # One replay query per example, the rest labels the surrogate's data.
+        budget = run.budget
+        x_owned, _ = run.data.attacker_data()
+        n_replay = min(int(run.correct.sum()), max(0, budget - _MIN_LABELS))
         n_label = min(len(x_owned), budget - n_replay)
         if self.label_queries is not None:
             n_label = min(n_label, int(self.label_queries))
         if n_label < _MIN_LABELS:
             raise NotApplicable(f"a budget of {budget} queries leaves too few to label a surrogate's training data")
-        xa, ya = x[correct][:n_replay], y[correct][:n_replay]
+        return Plan(n_replay, details=n_label)
 
+    def run_attack(self, run: EvasionRun) -> Attempt:
+        import torch
+
+        from ...util.momentum import momentum_linf_attack
+        from .surrogate import train_surrogate
+
+        xa, ya, eps, rng, ctx = run.xa, run.ya, run.epsilon, run.rng, run.ctx
+        x_owned, _ = run.data.attacker_data()
         seed = int(rng.integers(2**31 - 1))
         order = rng.permutation(len(x_owned))  # the surrogate is trained on the first n_label rows in this order
         try:
-            surrogate = train_surrogate(target, x_owned[order], max_queries=n_label, seed=seed,
+            surrogate = train_surrogate(run.target, x_owned[order], max_queries=run.plan.details, seed=seed,
                                         architectures=self.architectures, epochs=int(self.surrogate_epochs))
         except ValueError as exc:
             if "architecture" in str(exc):
@@ -132,11 +128,11 @@ class TransferAttack(Check):
             raise NotApplicable(f"could not train a surrogate: {exc}") from None
         ctx.progress(1, 3)
 
+        spec = run.target.input_spec
         constraints = spec.constraints
         # The attack runs in range units (each feature divided by its own range), where the
         # ball is the same for every feature (see redline.util.epsilon).
-        units = FeatureUnits.from_spec(spec)
-        tunits = units.for_torch(torch)
+        tunits = run.units.for_torch(torch)
         project = None
         if constraints:
             def project(zt, _z0t):
@@ -158,9 +154,14 @@ class TransferAttack(Check):
         else:
             x_adv = xa.copy()
         ctx.progress(2, 3)
+        # One replay per example (the base's re-check): an example that transfers costs the attacker one query.
+        return Attempt(x_adv, queries=np.ones(len(xa)), state=(surrogate, order, x_owned))
 
-        adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)  # the replay
-        success = adv_pred != ya
+    def extra_metrics(self, run, attempt) -> dict:
+        from .surrogate import agreement
+
+        surrogate, order, x_owned = attempt.state
+        x_adv, ya = attempt.x_adv, run.ya
         surrogate_fooled = surrogate.predict_labels(x_adv) != ya if len(x_adv) else np.zeros(0, dtype=bool)
         # Agreement is measured on rows the surrogate never saw and the attack did not use
         # (see the module docstring). Without such rows there is nothing honest to report.
@@ -168,36 +169,26 @@ class TransferAttack(Check):
         # the test rows), so the unlabelled ones can join the unattacked evaluation rows.
         labelled = order[: int(surrogate.labelling_queries)]
         spare = x_owned[np.setdiff1d(np.arange(len(x_owned)), labelled)]
-        unattacked = x_held[np.setdiff1d(np.arange(len(x_held)), idx)]
+        unattacked = run.rows_x[np.setdiff1d(np.arange(len(run.rows_x)), run.idx)]
         held_out = np.concatenate([unattacked, spare])[:500].astype(np.float32)
-        with target.ledger.evaluating():
-            fit = agreement(surrogate, target, held_out) if len(held_out) else None
-        ctx.progress(3, 3)
-
-        # One replay per example: an example that transfers costs the attacker one query.
-        metrics = evasion_metrics("linf", eps, xa, x_adv, success, correct, np.ones(len(xa)), units=units)
-        success_rate = metrics["success_rate"]
-        metrics.update({
+        with run.target.ledger.evaluating():
+            fit = agreement(surrogate, run.target, held_out) if len(held_out) else None
+        run.ctx.progress(3, 3)
+        return {
             "labelling_queries": int(surrogate.labelling_queries),
             "replay_queries": len(x_adv),
             "surrogate_agreement": fit,
             "surrogate_agreement_rows": int(len(held_out)),
             "surrogate_success_rate": float(surrogate_fooled.mean()) if len(x_adv) else 0.0,
             "surrogates": list(surrogate.architectures),
-        })
-        evidence: dict = dict(units.describe(eps)[1])
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=adv_pred)
-        if rel:
-            evidence["examples"] = rel
-        rel = adversarial_grid(ctx, f"{self.id}-examples.png", xa, x_adv, success)
-        if rel:
-            evidence["plots"] = [rel]
-        vulnerable = len(xa) > 0 and success_rate >= self.success_threshold
-        summary = (
-            f"Examples crafted on a surrogate (trained on {surrogate.labelling_queries} target labels, "
-            + (f"{fit:.0%} agreement on {len(held_out)} held-out rows" if fit is not None
+        }
+
+    def summary(self, run, attempt, metrics) -> str:
+        fit, rows = metrics["surrogate_agreement"], metrics["surrogate_agreement_rows"]
+        return (
+            f"Examples crafted on a surrogate (trained on {metrics['labelling_queries']} target labels, "
+            + (f"{fit:.0%} agreement on {rows} held-out rows" if fit is not None
                else "agreement not measured: no held-out rows left")
-            + f") fooled the target on {int(success.sum())} of {len(xa)} inputs "
-            f"({success_rate:.0%}) at L-inf epsilon {eps:.3g}{units_note(units)}, one query each."
+            + f") fooled the target on {int(run.success.sum())} of {run.n} inputs "
+            f"({metrics['success_rate']:.0%}) at L-inf epsilon {run.epsilon:.3g}{units_note(run.units)}, one query each."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)

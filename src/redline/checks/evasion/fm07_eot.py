@@ -34,15 +34,26 @@ from ...util.evidence import save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from .base import (
+    EVASION_METRICS, N_INPUTS_DOC, THRESHOLD_DOC, Attempt, EvasionCheck, EvasionRun, Plan,
+    require_at_least_one,
+)
 
 _ACCESS = ("auto", "white_box", "surrogate")
 _MIN_LABELS = 20
+# What the parameters both EOT checks share mean.
+_EOT_DOCS = {
+    "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
+    "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
+    "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+}
 
 
 class _EotCheck(Check):
     """What both EOT checks share: choosing the model to optimise on, and held-out scoring."""
 
     needs = Needs(modality=("image",), roles=("test",), attacker=True)
+    sample_rows = "evaluation"  # apart from the attacker's (surrogate or patch) rows
 
     def _validate(self, target=None) -> None:
         """The parameters both EOT checks share; the image shape only when a target is given."""
@@ -50,9 +61,7 @@ class _EotCheck(Check):
             raise ValueError(f"access must be one of {', '.join(_ACCESS)}, not {self.access!r}")
         if self.holdout_widen < 1:
             raise ValueError("holdout_widen must be at least 1")
-        for name in ("steps", "eval_samples"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "steps", "eval_samples")
         if target is not None and len(target.input_spec.shape) != 3:
             raise NotApplicable(f"EOT transformations need (channels, height, width) images, not {target.input_spec.shape}")
 
@@ -92,14 +101,14 @@ class _EotCheck(Check):
         return metrics
 
 
-class EotPerturbation(_EotCheck):
+class EotPerturbation(_EotCheck, EvasionCheck):
     id = "FM07.eot_perturbation"
     mode = "FM07"
     title = "Perturbations that survive physical transformations (Expectation over Transformation)"
+    budget_can_decide = False  # judged on held-out transformations, not a query-limited search
     default_budget = 20_000
     metrics = (
-        "success_rate", "clean_accuracy", "robust_accuracy", "median_queries", "median_l2",
-        "median_linf", "norm", "epsilon", "attacked_inputs", "access", "eval_transformations",
+        *EVASION_METRICS, "access", "eval_transformations",
         "holdout_widen", "inputs_fooled_majority", "labelling_queries", "surrogate_agreement",
         "transformed_clean_accuracy", "untransformed_success_rate"
     )
@@ -107,12 +116,12 @@ class EotPerturbation(_EotCheck):
         "epsilon": "largest L-inf perturbation (null: 0.25 of the input range)",
         "steps": "optimisation steps",
         "samples": "transformations averaged per step",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
-        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
-        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "n_inputs": N_INPUTS_DOC,
+        "access": _EOT_DOCS["access"],
+        "ranges": _EOT_DOCS["ranges"],
+        "holdout_widen": _EOT_DOCS["holdout_widen"],
         "eval_samples": "held-out transformations per input when scoring",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
     }
 
     def __init__(
@@ -137,48 +146,45 @@ class EotPerturbation(_EotCheck):
         self.eval_samples = eval_samples
         self.success_threshold = success_threshold
 
-    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+    def attack_epsilon(self, target) -> float:
+        from .transforms import TransformRanges
+
+        self._common_validation(target)
+        require_at_least_one(self, "samples", "n_inputs")
+        TransformRanges.from_value(self.ranges)  # bad ranges are refused before any query
+        # The default every FM01/FM07 check shares: 0.2 of the pixel range (L-inf), so a
+        # finding here compares with FM01's on the same images; ``epsilon`` is a fraction of
+        # that range, as everywhere (redline.util.epsilon).
+        return epsilon_units(self.epsilon, target.input_spec, "linf")
+
+    def plan(self, run: EvasionRun) -> Plan:
+        steps, samples, budget = int(self.steps), int(self.samples), run.budget
+        n = len(run.xa)
+        if self.access == "white_box" or (self.access == "auto" and run.target.capabilities.gradients):
+            # Every step sends n x samples transformed rows through the target; shrink the
+            # number of inputs first, then the samples per step, to fit the budget.
+            n = min(n, budget // (steps * samples))
+            if n == 0 and len(run.xa):
+                n, samples = 1, max(1, budget // steps)
+                if budget < steps:
+                    raise NotApplicable(f"a budget of {budget} queries is too small for {steps} EOT steps")
+        return Plan(n, details=samples)
+
+    def run_attack(self, run: EvasionRun) -> Attempt:
         import torch
 
         from ...util.momentum import momentum_linf_attack
         from .transforms import TransformRanges, apply_transform, sample_params
 
-        self._common_validation(target)
-        for name in ("samples", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
         ranges = TransformRanges.from_value(self.ranges)
-        spec = target.input_spec
-        # The default every FM01/FM07 check shares: 0.2 of the pixel range (L-inf), so a
-        # finding here compares with FM01's on the same images; ``epsilon`` is a fraction of
-        # that range, as everywhere (redline.util.epsilon).
+        spec = run.target.input_spec
         span = float(spec.upper - spec.lower) or 1.0
-        eps_units = epsilon_units(self.epsilon, spec, "linf")
-        eps = eps_units * span
-        steps, samples = int(self.steps), int(self.samples)
+        steps, samples, xa, ya, n = int(self.steps), run.plan.details, run.xa, run.ya, run.n
+        model, access, surrogate = self._model(run.target, run.data, run.budget, run.rng)
+        run.ctx.progress(1, 3)
 
-        x_held, y_held = data.evaluation_data()  # apart from the attacker's (surrogate or patch) rows
-        idx = rng.permutation(len(x_held))[: int(self.n_inputs)]
-        x, y = x_held[idx].astype(np.float32), y_held[idx].astype(int)
-        with target.ledger.evaluating():
-            correct = target.predict_labels(x) == y
-        xa, ya = x[correct], y[correct]
-        white = self.access == "white_box" or (self.access == "auto" and target.capabilities.gradients)
-        if white:
-            # Every step sends n x samples transformed rows through the target; shrink the
-            # number of inputs first, then the samples per step, to fit the budget.
-            n = min(len(xa), budget // (steps * samples))
-            if n == 0 and len(xa):
-                n, samples = 1, max(1, budget // steps)
-                if budget < steps:
-                    raise NotApplicable(f"a budget of {budget} queries is too small for {steps} EOT steps")
-            xa, ya = xa[:n], ya[:n]
-        model, access, surrogate = self._model(target, data, budget, rng)
-        ctx.progress(1, 3)
-
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+        gen = torch.Generator().manual_seed(int(run.rng.integers(2**31 - 1)))
         y_rep = torch.from_numpy(np.tile(ya, samples).astype(np.int64))
-        n = len(xa)
 
         def expected_loss(batch):
             # A fresh draw of `samples` transformations per input at every step.
@@ -188,63 +194,76 @@ class EotPerturbation(_EotCheck):
             return loss.view(samples, n).mean(dim=0)
 
         if n:
-            x_adv = momentum_linf_attack(expected_loss, torch.from_numpy(xa), epsilon=eps, steps=steps,
+            x_adv = momentum_linf_attack(expected_loss, torch.from_numpy(xa), epsilon=run.epsilon * span, steps=steps,
                                          lower=spec.lower, upper=spec.upper).numpy()
         else:
             x_adv = xa.copy()
-        ctx.progress(2, 3)
+        run.ctx.progress(2, 3)
+        state = {"ranges": ranges, "access": access, "surrogate": surrogate, "span": span, "samples": samples}
+        return Attempt(x_adv, state=state)
 
-        held_out = ranges.widened(float(self.holdout_widen))
-        eval_gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+    def metrics_for(self, run, attempt) -> dict:
+        """Scored under held-out transformations (evaluation queries), beside the base's
+        untransformed re-check (``untransformed_success_rate``)."""
+        import torch
+
+        state, target, n, x_adv = attempt.state, run.target, run.n, attempt.x_adv
+        state["held_out"] = held_out = state["ranges"].widened(float(self.holdout_widen))
+        eval_gen = torch.Generator().manual_seed(int(run.rng.integers(2**31 - 1)))
         with target.ledger.evaluating():
-            plain_pred = target.predict_labels(x_adv) if n else np.zeros(0, dtype=int)
-            clean_ok, adv_ok = _held_out_scores(target, xa, x_adv, ya, held_out, int(self.eval_samples), eval_gen)
-        ctx.progress(3, 3)
-
-        counted = clean_ok  # pairs where the transformation alone leaves the clean image correct
-        fooled = counted & ~adv_ok
-        success_rate = float(fooled.sum() / counted.sum()) if counted.any() else 0.0
-        per_input = np.divide(fooled.sum(axis=1), counted.sum(axis=1), out=np.zeros(n), where=counted.sum(axis=1) > 0)
-        robust_inputs = per_input >= 0.5
-        delta = (x_adv - xa)[robust_inputs]
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
+            clean_ok, adv_ok = _held_out_scores(target, run.xa, x_adv, run.ya, held_out, int(self.eval_samples),
+                                                eval_gen)
+        run.ctx.progress(3, 3)
+        rates, per_input = _pair_rates(run.correct, clean_ok, adv_ok)
+        state["per_input"] = per_input
+        state["robust_inputs"] = robust_inputs = per_input >= 0.5
+        delta = (x_adv - run.xa)[robust_inputs]
+        access, span, steps = state["access"], state["span"], int(self.steps)
         metrics = {
             "norm": "linf",
-            "epsilon": eps_units,
-            "success_rate": success_rate,
-            "clean_accuracy": clean_accuracy,
-            "transformed_clean_accuracy": float(clean_ok.mean()) if n else 0.0,
-            "robust_accuracy": clean_accuracy * (float(adv_ok.mean()) if n else 1.0),
-            "untransformed_success_rate": float((plain_pred != ya).mean()) if n else 0.0,
+            "epsilon": run.epsilon,
+            "success_rate": rates["success_rate"],
+            "clean_accuracy": rates["clean_accuracy"],
+            "transformed_clean_accuracy": rates["transformed_clean_accuracy"],
+            "robust_accuracy": rates["robust_accuracy"],
+            "untransformed_success_rate": float((run.adv_pred != run.ya).mean()) if n else 0.0,
             "inputs_fooled_majority": float(robust_inputs.mean()) if n else 0.0,
             "median_linf": median_or_none(linf(delta / span)),  # in range units, like epsilon
             "median_l2": median_or_none(l2(delta / span)),
-            "median_queries": float(steps * samples) if access == "white_box" and n else None,
+            "median_queries": float(steps * state["samples"]) if access == "white_box" and n else None,
             "attacked_inputs": int(n),
-            "eval_transformations": int(counted.size),
+            "eval_transformations": int(clean_ok.size),
             "holdout_widen": float(self.holdout_widen),
-            **self._access_metrics(access, surrogate, target, data),
+            **self._access_metrics(access, state["surrogate"], target, run.data),
         }
         # Pairs of one input are correlated: the interval counts inputs, not pairs (wider, honest).
-        with_intervals(metrics, {"success_rate": n, "clean_accuracy": len(correct)})
-        evidence: dict = {"ranges": ranges.to_dict(), "held_out_ranges": held_out.to_dict()}
-        rel = save_arrays(ctx, f"{self.id}-examples.npz", x=xa, x_adv=x_adv, y=ya, y_adv=plain_pred,
-                          success_per_input=per_input)
-        if rel:
-            evidence["examples"] = rel
-        if n and robust_inputs.any():
-            plots = _example_plot(ctx, f"{self.id}-examples.png", xa, x_adv, robust_inputs, held_out, spec,
-                                  labels=(ya, plain_pred))
-            if plots:
-                evidence["plots"] = plots
-        vulnerable = n > 0 and success_rate >= self.success_threshold
-        summary = (
-            f"EOT perturbations (L-inf {eps_units:.3g}, {access.replace('_', '-')}) kept fooling the target under "
-            f"{success_rate:.0%} of held-out transformations ({int(self.eval_samples)} per input, ranges widened "
-            f"x{self.holdout_widen:g}) on {n} inputs; {robust_inputs.mean() if n else 0:.0%} of the inputs were "
-            "fooled under most of them."
+        return with_intervals(metrics, {"success_rate": n, "clean_accuracy": len(run.correct)})
+
+    def attack_evidence(self, run, attempt) -> dict:
+        return {"ranges": attempt.state["ranges"].to_dict(), "held_out_ranges": attempt.state["held_out"].to_dict()}
+
+    def ball_evidence(self, run) -> dict:
+        return {}  # one range for every pixel: nothing per feature to list
+
+    def example_arrays(self, run, attempt) -> dict:
+        return {"success_per_input": attempt.state["per_input"]}
+
+    def examples_plot(self, run, attempt) -> list[str]:
+        robust_inputs = attempt.state["robust_inputs"]
+        if not (run.n and robust_inputs.any()):
+            return []
+        return _example_plot(run.ctx, f"{self.id}-examples.png", run.xa, attempt.x_adv, robust_inputs,
+                             attempt.state["held_out"], run.target.input_spec, labels=(run.ya, run.adv_pred))
+
+    def summary(self, run, attempt, metrics) -> str:
+        n, access = run.n, attempt.state["access"]
+        robust_inputs = attempt.state["robust_inputs"]
+        return (
+            f"EOT perturbations (L-inf {run.epsilon:.3g}, {access.replace('_', '-')}) kept fooling the target under "
+            f"{metrics['success_rate']:.0%} of held-out transformations ({int(self.eval_samples)} per input, ranges "
+            f"widened x{self.holdout_widen:g}) on {n} inputs; {robust_inputs.mean() if n else 0:.0%} of the inputs "
+            "were fooled under most of them."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
 
 class EotPatch(_EotCheck):
@@ -265,12 +284,12 @@ class EotPatch(_EotCheck):
         "batch_size": "images per step",
         "lr": "learning rate of the patch",
         "target_class": "class the patch should force (null: untargeted)",
-        "n_inputs": "how many test inputs to attack (fewer if the budget cannot cover them)",
-        "access": "how gradients are obtained: auto, white_box (the target's) or surrogate (trained on its labels)",
-        "ranges": "transformation ranges (rotation, scale, brightness...) as a mapping; null: the defaults",
-        "holdout_widen": "factor by which the transformation ranges are widened for held-out scoring (at least 1)",
+        "n_inputs": N_INPUTS_DOC,
+        "access": _EOT_DOCS["access"],
+        "ranges": _EOT_DOCS["ranges"],
+        "holdout_widen": _EOT_DOCS["holdout_widen"],
         "eval_samples": "held-out transformations per image when scoring",
-        "success_threshold": "success rate at or above which the model is called vulnerable",
+        "success_threshold": THRESHOLD_DOC,
         "random_margin": "how much the patch must beat a random patch to count",
     }
 
@@ -310,9 +329,7 @@ class EotPatch(_EotCheck):
         self._common_validation(target)
         if not 0 < self.area < 1:
             raise ValueError("area must be a fraction of the image in (0, 1)")
-        for name in ("batch_size", "n_inputs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least_one(self, "batch_size", "n_inputs")
         if self.target_class is not None and not 0 <= int(self.target_class) < target.n_classes:
             raise UsageError(f"{self.id}.target_class must be a class index in [0, {target.n_classes})")
         ranges = TransformRanges.from_value(self.ranges)
@@ -348,28 +365,24 @@ class EotPatch(_EotCheck):
         ctx.progress(3, 3)
 
         n = len(xa)
-        counted = clean_ok
-        fooled = counted & ~patched_ok
-        random_fooled = counted & ~random_ok
-        success_rate = float(fooled.sum() / counted.sum()) if counted.any() else 0.0
-        random_rate = float(random_fooled.sum() / counted.sum()) if counted.any() else 0.0
-        per_image = np.divide(fooled.sum(axis=1), counted.sum(axis=1), out=np.zeros(n), where=counted.sum(axis=1) > 0)
-        clean_accuracy = float(correct.mean()) if len(correct) else 0.0
+        rates, per_image = _pair_rates(correct, clean_ok, patched_ok)
+        success_rate = rates["success_rate"]
+        random_rate = _pair_rates(correct, clean_ok, random_ok)[0]["success_rate"]
         metrics = {
             "success_rate": success_rate,
             "random_patch_success_rate": random_rate,
             "images_fooled_any": float((per_image > 0).mean()) if n else 0.0,
             "images_fooled_majority": float((per_image >= 0.5).mean()) if n else 0.0,
-            "clean_accuracy": clean_accuracy,
-            "transformed_clean_accuracy": float(clean_ok.mean()) if n else 0.0,
-            "robust_accuracy": clean_accuracy * (float(patched_ok.mean()) if n else 1.0),
+            "clean_accuracy": rates["clean_accuracy"],
+            "transformed_clean_accuracy": rates["transformed_clean_accuracy"],
+            "robust_accuracy": rates["robust_accuracy"],
             "patch_area": float(side * side / (h * w)),
             "patch_side": int(side),
             "target_class": None if self.target_class is None else int(self.target_class),
             "optimisation_steps": steps,
             "median_queries": float(steps * batch) if access == "white_box" else None,
             "evaluated_images": int(n),
-            "eval_transformations": int(counted.size),
+            "eval_transformations": int(clean_ok.size),
             "holdout_widen": float(self.holdout_widen),
             **self._access_metrics(access, surrogate, target, data),
         }
@@ -411,6 +424,24 @@ class EotPatch(_EotCheck):
             loss.backward()
             optimizer.step()
         return (lo + span * torch.sigmoid(raw)).detach()
+
+
+def _pair_rates(correct, clean_ok, attack_ok) -> tuple[dict[str, float], np.ndarray]:
+    """Rates over (input, held-out transformation) pairs, each array (n, samples). A pair
+    counts only where the clean input under that transformation is still right, so errors
+    of the transformation alone are not credited to the attack. Returns the rates and the
+    share of each input's counted pairs the attack fooled."""
+    n = len(clean_ok)
+    fooled = clean_ok & ~attack_ok
+    counted = clean_ok.sum(axis=1)
+    per_input = np.divide(fooled.sum(axis=1), counted, out=np.zeros(n), where=counted > 0)
+    clean_accuracy = float(correct.mean()) if len(correct) else 0.0
+    return {
+        "success_rate": float(fooled.sum() / clean_ok.sum()) if clean_ok.any() else 0.0,
+        "clean_accuracy": clean_accuracy,
+        "transformed_clean_accuracy": float(clean_ok.mean()) if n else 0.0,
+        "robust_accuracy": clean_accuracy * (float(attack_ok.mean()) if n else 1.0),
+    }, per_input
 
 
 def _patch_loss(torch, logits, labels, target_class):

@@ -1,0 +1,219 @@
+"""Accuracy under transformation: the procedure the shift and corruption checks share
+(FM14 distributional shift, FM15 natural adversarial examples, FM16 common corruption).
+
+A subclass names its transformations, family by family and severity by severity, each a
+function of a batch of inputs (target units) and a seeded RNG that returns the changed
+batch (:meth:`AccuracyUnderTransformation.transformations`). The base draws the inputs,
+measures the target's accuracy on them as they are and under every transformation through
+its ordinary ``predict``, and reports how far accuracy drops, with exact intervals:
+
+- every accuracy carries its Clopper-Pearson 95% interval (:mod:`redline.util.stats`);
+- every drop is paired (the same inputs, clean and transformed): it is the share of inputs
+  turned wrong minus the share turned right, and its interval comes from the exact
+  intervals of those two shares (:func:`paired_drop`).
+
+Queries: the clean answers are evaluation queries; every transformed input is one attack
+query, so the budget bounds the check (inputs are dropped to fit it). Each transformation
+gets its own RNG, seeded from one draw of the check's RNG in a fixed order, so adding a
+family does not change what the others draw.
+
+Verdict: vulnerable when some transformation's drop is, with 95% confidence, larger than
+``tolerated_drop``; not vulnerable when every drop is, with 95% confidence, smaller; and
+inconclusive in between, with the number of inputs that would decide.
+"""
+from __future__ import annotations
+
+import abc
+import csv
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...util.epsilon import FeatureUnits
+from ...util.evidence import try_plot
+from ...util.stats import CONFIDENCE, clopper_pearson, rate_interval
+from ...util.wording import count
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+
+#: A transformation: (inputs in target units, a seeded RNG) -> inputs of the same shape.
+TransformFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+#: The metrics every accuracy-under-transformation check reports (besides its per-family table).
+TRANSFORMATION_METRICS = (
+    "clean_accuracy", "mean_transformed_accuracy", "accuracy_drop", "worst_transformation",
+    "worst_accuracy", "worst_accuracy_drop", "evaluated_inputs", "transformations",
+)
+
+
+def paired_drop(clean_ok: np.ndarray, changed_ok: np.ndarray) -> tuple[float, list[float]]:
+    """Accuracy drop from ``clean_ok`` to ``changed_ok`` (booleans, one per input) and its
+    95% interval. With ``b`` of ``n`` inputs turned wrong and ``c`` turned right, the drop is
+    (b - c) / n, the difference of two shares of the same inputs; each share gets its exact
+    interval at 97.5%, so both hold together at least 95% of the time (union bound), and the
+    drop lies between the lowest and highest difference they allow. Exact and unconditional:
+    an interval conditional on b + c would stop at (b + c) / n."""
+    clean_ok, changed_ok = np.asarray(clean_ok, bool), np.asarray(changed_ok, bool)
+    n = len(clean_ok)
+    if n == 0:
+        return 0.0, [-1.0, 1.0]
+    turned_wrong = int((clean_ok & ~changed_ok).sum())
+    turned_right = int((~clean_ok & changed_ok).sum())
+    each = 1 - (1 - CONFIDENCE) / 2
+    wrong_low, wrong_high = clopper_pearson(turned_wrong, n, each)
+    right_low, right_high = clopper_pearson(turned_right, n, each)
+    return (turned_wrong - turned_right) / n, [wrong_low - right_high, wrong_high - right_low]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """One transformation's result on the evaluated inputs."""
+
+    family: str
+    severity: int
+    accuracy: float
+    accuracy_ci: list[float]
+    drop: float
+    drop_ci: list[float]
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}/{self.severity}"
+
+    def row(self) -> dict[str, Any]:
+        return {"family": self.family, "severity": self.severity, "accuracy": self.accuracy,
+                "accuracy_ci": self.accuracy_ci, "drop": self.drop, "drop_ci": self.drop_ci}
+
+
+class AccuracyUnderTransformation(Check):
+    """Base of the shift and corruption checks. A subclass sets the class attributes of a
+    check (id, mode, title, metrics including ``accuracy_metric``), stores ``n_inputs`` and
+    ``tolerated_drop`` (and its own parameters) and implements :meth:`transformations`."""
+
+    needs = Needs(roles=("test",))
+    default_budget = 10_000
+    #: The metric holding accuracy per family, a list by increasing severity.
+    accuracy_metric: ClassVar[str] = "transformed_accuracy"
+
+    @abc.abstractmethod
+    def transformations(self, target, data) -> Mapping[str, Mapping[int, TransformFn]]:
+        """family -> severity -> transformation, for this target's inputs (``data`` for
+        transformations fitted to the data set, e.g. a shift of its feature statistics)."""
+
+    def _validate(self, target=None) -> None:
+        if int(self.n_inputs) < 1:
+            raise ValueError("n_inputs must be at least 1")
+        if not 0 <= float(self.tolerated_drop) < 1:
+            raise ValueError("tolerated_drop must be in [0, 1)")
+
+    # -- the procedure ---------------------------------------------------------------
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate(target)
+        table = [(family, int(severity), fn) for family, levels in self.transformations(target, data).items()
+                 for severity, fn in sorted(levels.items())]
+        if not table:
+            raise NotApplicable("no transformation applies to this target's inputs")
+        idx = rng.permutation(len(data.x_test))[: int(self.n_inputs)]
+        # Every transformed input is one query: as many inputs as the budget covers for all.
+        idx = idx[: budget // len(table)]
+        if not len(idx):
+            raise NotApplicable(f"a budget of {budget} queries cannot send one input through each of "
+                                f"{len(table)} transformations")
+        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
+        seeds = rng.integers(2**31 - 1, size=len(table))
+        with target.ledger.evaluating():
+            clean_ok = target.predict_labels(x) == y
+        results = []
+        for i, ((family, severity, fn), seed) in enumerate(zip(table, seeds)):
+            changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))))
+            if changed.shape != x.shape:
+                raise ValueError(f"transformation {family}/{severity} returned shape {changed.shape}, not {x.shape}")
+            changed_ok = target.predict_labels(self._acceptable(target, changed, x)) == y
+            accuracy = float(changed_ok.mean())
+            drop, drop_ci = paired_drop(clean_ok, changed_ok)
+            results.append(Measured(family, severity, accuracy, rate_interval(accuracy, len(y)), drop, drop_ci))
+            ctx.progress(i + 1, len(table))
+        metrics = self._metrics(clean_ok, results)
+        evidence = {"table": [r.row() for r in results], **self._artifacts(ctx, results, metrics)}
+        vulnerable, undecided = self._verdict(results, len(y))
+        worst = max(results, key=lambda r: r.drop)
+        summary = (
+            f"Accuracy {metrics['clean_accuracy']:.0%} on {len(y)} inputs as they are, "
+            f"{metrics['mean_transformed_accuracy']:.0%} on average over {count(len(results), 'transformation')}; "
+            f"the largest drop, {worst.drop:.0%} (95% CI {worst.drop_ci[0]:.0%} to {worst.drop_ci[1]:.0%}), "
+            f"under {worst.name} (tolerated: {float(self.tolerated_drop):.0%})."
+        )
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
+
+    @staticmethod
+    def _acceptable(target, changed: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``changed`` mapped onto what the target accepts: each feature's bounds, and its
+        feature constraints (immutable, integer, one-hot) around the original inputs."""
+        spec = target.input_spec
+        changed = FeatureUnits.from_spec(spec).clip(changed.astype(np.float32))
+        return spec.constraints.project(changed, x).astype(np.float32) if spec.constraints else changed
+
+    def _metrics(self, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
+        n = len(clean_ok)
+        clean = float(clean_ok.mean())
+        mean_accuracy = float(np.mean([r.accuracy for r in results]))
+        worst = max(results, key=lambda r: r.drop)
+        by_family: dict[str, list[float]] = {}
+        for r in results:
+            by_family.setdefault(r.family, []).append(r.accuracy)
+        return {
+            "clean_accuracy": clean,
+            "clean_accuracy_ci": rate_interval(clean, n),
+            self.accuracy_metric: by_family,
+            "mean_transformed_accuracy": mean_accuracy,
+            "accuracy_drop": clean - mean_accuracy,
+            "worst_transformation": worst.name,
+            "worst_accuracy": worst.accuracy,
+            "worst_accuracy_ci": worst.accuracy_ci,
+            "worst_accuracy_drop": worst.drop,
+            "worst_accuracy_drop_ci": worst.drop_ci,
+            "evaluated_inputs": n,
+            "transformations": len(results),
+        }
+
+    def _verdict(self, results: list[Measured], n: int) -> tuple[bool, str]:
+        """(vulnerable, why undecided): a drop surely above the tolerance, all surely below, or neither."""
+        tolerated = float(self.tolerated_drop)
+        above = [r for r in results if r.drop_ci[0] > tolerated]
+        if above:
+            return True, ""
+        unsure = [r for r in results if r.drop_ci[1] > tolerated]
+        if not unsure:
+            return False, ""
+        worst = max(unsure, key=lambda r: r.drop_ci[1])
+        return False, (
+            f"the drop under {worst.name} ({worst.drop:.0%}, 95% CI up to {worst.drop_ci[1]:.0%}) on {n} inputs "
+            f"cannot rule out more than the tolerated {tolerated:.0%}; more inputs (n_inputs and a budget of "
+            f"n_inputs x {len(results)} queries) would decide"
+        )
+
+    def _artifacts(self, ctx: CheckContext, results: list[Measured], metrics: dict[str, Any]) -> dict[str, Any]:
+        """The table as CSV and accuracy against severity per family as a plot."""
+        from ...report import plots
+
+        out: dict[str, Any] = {}
+        path, rel = ctx.artifact(f"{self.id}-accuracy.csv")
+        if path is not None:
+            with open(path, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["family", "severity", "accuracy", "accuracy_low", "accuracy_high", "drop",
+                                 "drop_low", "drop_high"])
+                for r in results:
+                    writer.writerow([r.family, r.severity, r.accuracy, *r.accuracy_ci, r.drop, *r.drop_ci])
+            out["table_file"] = rel
+        series = {family: ([r.severity for r in results if r.family == family],
+                           [r.accuracy for r in results if r.family == family])
+                  for family in metrics[self.accuracy_metric]}
+        rel = try_plot(ctx, f"{self.id}-accuracy.png", plots.line_plot, series,
+                       title=f"Accuracy under transformation (clean: {metrics['clean_accuracy']:.0%})",
+                       xlabel="severity", ylabel="accuracy")
+        if rel:
+            out["plots"] = [rel]
+        return out
