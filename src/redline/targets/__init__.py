@@ -13,9 +13,7 @@ from .base import (
     Capabilities,
     FeatureConstraints,
     InputSpec,
-    LabelOnlyTarget,
     QueryLedger,
-    RoundedTarget,
     Target,
 )
 from .config import TargetConfig, load_target_config
@@ -27,10 +25,8 @@ __all__ = [
     "FeatureConstraints",
     "HttpTarget",
     "InputSpec",
-    "LabelOnlyTarget",
     "OnnxTarget",
     "QueryLedger",
-    "RoundedTarget",
     "SklearnTarget",
     "Target",
     "TargetConfig",

@@ -374,39 +374,3 @@ def raw_rows(x: Any) -> int:
     except TypeError:  # a 0-d array or a plain scalar has no length
         return 1
 
-
-class LabelOnlyTarget(Target):
-    """Hardening wrapper: the wrapped target answers with labels only (no confidences)."""
-
-    def __init__(self, inner: Target):
-        super().__init__()
-        self.inner = inner
-        self.spec = f"{inner.spec}+labels"
-        self.input_spec = inner.input_spec
-        self.n_classes = inner.n_classes
-        self.capabilities = dataclasses.replace(inner.capabilities, outputs="labels", gradients=False)
-        self.trainer = None if inner.trainer is None else (lambda x, y, s: LabelOnlyTarget(inner.trainer(x, y, s)))
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.inner._predict(x))
-        return out.argmax(axis=1) if out.ndim == 2 else out
-
-
-class RoundedTarget(Target):
-    """Hardening wrapper: probabilities rounded to ``decimals`` places, no gradients."""
-
-    def __init__(self, inner: Target, decimals: int = 1):
-        super().__init__()
-        self.inner = inner
-        self.decimals = decimals
-        self.spec = f"{inner.spec}+round{decimals}"
-        self.input_spec = inner.input_spec
-        self.n_classes = inner.n_classes
-        self.capabilities = dataclasses.replace(inner.capabilities, gradients=False)
-        # Retraining (poisoning, backdoor checks) gives a model behind the same rounding.
-        self.trainer = None if inner.trainer is None else (
-            lambda x, y, s: RoundedTarget(inner.trainer(x, y, s), decimals)
-        )
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return np.round(np.asarray(self.inner._predict(x), dtype=np.float64), self.decimals)

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import TargetError, UsageError
 from . import formats
 from ._common import first_line, random_inputs
-from .base import InputSpec, LabelOnlyTarget, Target
+from .base import InputSpec, Target
 from .config import TargetConfig, load_target_config
 
 _FILE_SCHEMES = ("onnx", "sklearn", "torch")
@@ -325,6 +325,8 @@ def _widen_to(target: Any, n_classes: int | None) -> Target:
 
 
 def _apply_config(target: Target, cfg: TargetConfig, data: Any) -> Target:
+    # Imported here: the defences import this package's base module, so not at its import.
+    from ..defences.labels_only import LabelOnlyTarget
     from .http import HttpTarget
 
     if not isinstance(target, HttpTarget):  # an HTTP target applied its config when built

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
-from ...util.evidence import save_arrays, try_plot
-from ...util.poison_defences import (
+from ...defences.training.sanitisers import (
     loss_sanitize,
     reject_on_negative_impact,
     sphere_filter,
 )
+from ...report import plots
+from ...util.evidence import save_arrays, try_plot
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
     TrainingPipeline,

@@ -12,7 +12,7 @@ with its own recipe (``target.retrain``). Two choices of rows:
 The accuracy drop is measured against a model retrained by the same recipe and seed on the
 clean rows, for poisoning rates from 1% to 20%; the reported ``accuracy_drop`` is the worst
 strategy's at ``report_rate``. Defences (loss-based sanitisation, the sphere defence, RONI;
-see :mod:`redline.util.poison_defences`) are retrained at
+see :mod:`redline.defences.training.sanitisers`) are retrained at
 ``report_rate`` and reported as ``accuracy_drop_with_<defence>`` and ``damage_undone_<defence>``.
 
 Queries: ``confident`` asks the deployed target for its probabilities on the training rows
@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
-from ...util.evidence import try_plot
-from ...util.poison_defences import (
+from ...defences.training.sanitisers import (
     loss_sanitize,
     reject_on_negative_impact,
     sphere_filter,
 )
+from ...report import plots
+from ...util.evidence import try_plot
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
     TrainingPipeline,

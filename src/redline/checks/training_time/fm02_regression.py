@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...defences.training.sanitisers import trim
 from ...report import plots
 from ...util.evidence import save_arrays, try_plot
-from ...util.poison_defences import trim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
     TrainingPipeline,
