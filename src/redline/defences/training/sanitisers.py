@@ -1,4 +1,4 @@
-"""Screening methods against training-set poisoning, as functions and as :class:`~.base.Sanitiser`\ s.
+"""Screening methods against training-set poisoning, as functions and as sanitisers.
 
 Each takes the (possibly poisoned) training set and returns the rows it keeps; an FM02
 check then retrains on those rows and measures how much of the damage is undone. The
