@@ -6,13 +6,13 @@ import sys
 
 import numpy as np
 import pytest
+from redline_testkit import ArrayTarget
 
-from redline.defences import DefendedTarget, Defence
+from redline.defences import Defence, DefendedTarget
 from redline.defences.labels_only import LabelOnlyTarget, LabelsOnly
 from redline.defences.rounding import Rounding
 from redline.errors import BudgetExceeded, TargetError, UsageError
 from redline.targets.base import QueryLedger, Target
-from redline_testkit import ArrayTarget
 
 
 class Tagging(Defence):

@@ -17,10 +17,10 @@ from redline.defences.training.sanitisers import (
 )
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn.base import clone  # noqa: E402
-from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from redline.defences.training.learners import SanitizedClassifier, TrimmedRegressor  # noqa: E402
+from redline.defences.training.learners import SanitizedClassifier, TrimmedRegressor
 
 
 class LogregFitter:

@@ -11,6 +11,6 @@ in :mod:`redline.defences.training`.
 """
 from __future__ import annotations
 
-from .base import DefendedTarget, Defence
+from .base import Defence, DefendedTarget
 
-__all__ = ["DefendedTarget", "Defence"]
+__all__ = ["Defence", "DefendedTarget"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
+
 import numpy as np
 
 from ..errors import UsageError
@@ -89,7 +90,7 @@ class DefendedTarget(Target):
         self.capabilities = dataclasses.replace(target.capabilities, outputs=outputs, gradients=False)
         self.trainer = None if target.trainer is None else self._retrained
 
-    def _retrained(self, x: np.ndarray, y: np.ndarray, seed: int) -> "DefendedTarget":
+    def _retrained(self, x: np.ndarray, y: np.ndarray, seed: int) -> DefendedTarget:
         """A model retrained by the inner target's recipe, behind these same defences (a
         poisoning check measures the deployment, so the retrained model is defended too)."""
         twin = copy.copy(self)  # keeps a subclass's type and attributes

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..targets.base import Outputs, Target
-from .base import DefendedTarget, Defence
+from .base import Defence, DefendedTarget
 
 
 class LabelsOnly(Defence):

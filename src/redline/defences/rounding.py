@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..targets.base import Target
-from .base import DefendedTarget, Defence
+from .base import Defence, DefendedTarget
 
 
 class Rounding(Defence):
