@@ -28,7 +28,9 @@ class Defence:
     leave inputs, answers and the output kind unchanged and observe nothing.
 
     A defence refuses a batch by raising :class:`~redline.errors.TargetError` from any
-    hook; the rows are then not charged, since the model did not answer them.
+    hook; the rows are then not charged, since the model did not answer them. State kept
+    between batches (a detector's query history) belongs to the instance, so a server
+    that tells clients apart gives each client its own instances.
     """
 
     #: Short tag appended to the defended target's spec (``zoo:fair_logreg+labels``).
