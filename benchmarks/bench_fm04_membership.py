@@ -255,7 +255,7 @@ def redline_scores(target, data, n_ref: int, reference: str, seed: int) -> list[
     )
     from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
     from redline.checks.privacy.membership import target_train_size
-    from redline.targets.base import LabelOnlyTarget
+    from redline.defences.labels_only import LabelOnlyTarget
 
     # The checks size their reference models by this: it must be what the target trained on.
     assert target_train_size(data) == data.meta["train_size"]

@@ -109,7 +109,7 @@ def main() -> None:
     torch.set_num_threads(1)  # small models; extra threads only contend on a shared machine
     from redline import zoo
     from redline.checks.extraction.fm08_capacity_abuse import CapacityAbuseProbe
-    from redline.targets.base import LabelOnlyTarget
+    from redline.defences.labels_only import LabelOnlyTarget
     from redline.util.exfiltration import pixels_to_labels
     from redline.zoo.build import input_spec_for
 

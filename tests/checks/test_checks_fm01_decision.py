@@ -14,8 +14,9 @@ from redline.checks.base import CheckContext
 from redline.checks.evasion.fm01_decision import DecisionAttack
 from redline.checks.evasion.lowfreq import DirectionSampler, dct_matrix
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.base import FeatureConstraints, InputSpec
 
 Counting = counting_torch_target_class()
 

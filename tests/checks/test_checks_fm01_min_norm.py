@@ -10,8 +10,9 @@ from redline.checks.base import CheckContext
 from redline.checks.evasion.fm01_min_norm import FastMinimumNorm
 from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.base import FeatureConstraints, InputSpec
 
 Counting = counting_torch_target_class()
 

@@ -8,8 +8,9 @@ from redline_testkit import counting_torch_target_class, train_two_class_net, tw
 from redline.checks.base import CheckContext
 from redline.checks.evasion.fm01_pgd import ProjectedGradientDescent
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.base import FeatureConstraints, InputSpec
 
 Counting = counting_torch_target_class()
 

@@ -21,8 +21,9 @@ from redline.checks.evasion.fm01_square import (
     window_fraction,
 )
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget
+from redline.targets.base import FeatureConstraints, InputSpec
 
 Counting = counting_torch_target_class()
 

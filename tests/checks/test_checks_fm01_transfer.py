@@ -9,8 +9,8 @@ from redline_testkit import counting_torch_target_class
 from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.evasion.fm01_transfer import TransferAttack
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 from redline.zoo.hardened import SqueezedCnnRecipe
 
 FAST = {"n_inputs": 40, "surrogate_epochs": 6}

@@ -6,6 +6,7 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.training_time import fm02_availability as availability
 from redline.data import load_data
+from redline.defences.training.learners import SanitizedClassifier
 from redline.findings import Status
 from redline.targets import load_target
 
@@ -14,7 +15,6 @@ torch = pytest.importorskip("torch")
 from sklearn.linear_model import LogisticRegression
 
 from redline.checks.training_time import softmax_surrogate as surrogate
-from redline.util.robust_learners import SanitizedClassifier
 
 
 @pytest.fixture(scope="module")

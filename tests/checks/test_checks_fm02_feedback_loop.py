@@ -5,13 +5,13 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.training_time.fm02_feedback_loop import FeedbackLoopPoisoning
 from redline.data import load_data
+from redline.defences.training.learners import SanitizedClassifier
 from redline.findings import Status
 from redline.targets import load_target
 
 pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression
 
-from redline.util.robust_learners import SanitizedClassifier
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.training_time.fm02_label_flip import LabelFlip, flip
 from redline.data import load_data
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.training.learners import SanitizedClassifier
 from redline.findings import Status
-from redline.targets import LabelOnlyTarget, load_target
+from redline.targets import load_target
 
 pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression
 
-from redline.util.robust_learners import SanitizedClassifier
 
 
 @pytest.fixture(scope="module")

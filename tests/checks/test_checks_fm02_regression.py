@@ -9,6 +9,7 @@ from redline.checks.training_time.fm02_regression import (
     relative_shift,
 )
 from redline.data import load_data
+from redline.defences.training.learners import TrimmedRegressor
 from redline.findings import Status
 from redline.targets import load_target
 from redline.targets.regression import SklearnRegressorTarget
@@ -17,7 +18,6 @@ pytest.importorskip("sklearn")
 pytest.importorskip("torch")
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from redline.util.robust_learners import TrimmedRegressor
 
 
 @pytest.fixture(scope="module")

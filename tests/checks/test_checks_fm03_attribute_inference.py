@@ -10,8 +10,8 @@ from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.privacy.fm03_attribute_inference import AttributeInference
 from redline.data.base import Dataset
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import RoundedTarget
 
 
 @pytest.fixture(scope="module")

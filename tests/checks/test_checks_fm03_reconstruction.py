@@ -9,8 +9,9 @@ pytest.importorskip("sklearn")
 from redline import zoo
 from redline.checks.base import CheckContext
 from redline.checks.privacy.fm03_reconstruction import ClassReconstruction
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget, RoundedTarget
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from redline.checks.privacy.fm04_membership import (
 )
 from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 from redline.triage.engine import rate
 
 SEEDS = 40

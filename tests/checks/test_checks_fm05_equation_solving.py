@@ -5,8 +5,8 @@ from redline_testkit import ArrayTarget
 
 from redline.checks.base import CheckContext
 from redline.checks.extraction.fm05_equation_solving import EquationSolving
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 
 
 class NonLinearTarget(ArrayTarget):

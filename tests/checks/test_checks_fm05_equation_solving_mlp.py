@@ -4,8 +4,10 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.extraction.fm05_equation_solving import EquationSolvingMlp
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import InputSpec, LabelOnlyTarget, RoundedTarget
+from redline.targets.base import InputSpec
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")

@@ -3,8 +3,8 @@ import pytest
 
 from redline.checks.base import CheckContext
 from redline.checks.extraction.fm05_learning import LearningExtraction
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")

@@ -3,8 +3,9 @@ import pytest
 
 from redline.checks.base import CheckContext
 from redline.checks.extraction.fm05_path_finding import PathFinding
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import FeatureConstraints, InputSpec, RoundedTarget
+from redline.targets.base import FeatureConstraints, InputSpec
 
 pytest.importorskip("sklearn")
 ort = pytest.importorskip("onnxruntime")

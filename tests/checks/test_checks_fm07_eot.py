@@ -12,8 +12,8 @@ from redline.checks.evasion.transforms import (
     apply_transform,
     sample_params,
 )
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 
 IDENTITY = {"rotation": 0, "translate": 0, "brightness": 0, "blur": 0, "noise": 0, "scale": (1, 1), "contrast": (1, 1)}
 PERT = {"epsilon": 0.2, "steps": 10, "samples": 4, "n_inputs": 16, "eval_samples": 8}

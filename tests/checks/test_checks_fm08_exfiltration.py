@@ -13,8 +13,9 @@ from redline.checks.extraction.fm08_exfiltration import (
     parameter_vector,
 )
 from redline.targets.parameters import onnx_parameter_arrays
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget, RoundedTarget
 from redline.util import exfiltration as ex
 from redline.util.ssim import ssim
 from redline.zoo import malicious

@@ -15,8 +15,8 @@ from redline.checks.training_time.fm10_max_margin import MaxMargin
 from redline.checks.training_time.fm10_neural_cleanse import NeuralCleanse
 from redline.checks.training_time.fm10_spectral_signatures import SpectralSignatures
 from redline.checks.training_time.fm10_strip import Strip
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
-from redline.targets.base import RoundedTarget
 from redline.targets.callable import CallableTarget
 
 

@@ -390,7 +390,7 @@ def test_http_only_kinds_do_not_apply_in_memory():
 
 
 def test_an_endpoint_behind_a_wrapper_is_not_fuzzed_through_it():
-    from redline.targets.base import LabelOnlyTarget
+    from redline.defences.labels_only import LabelOnlyTarget
 
     finding = fuzz()(LabelOnlyTarget(http_target("http://127.0.0.1:9/predict")), None)
     assert finding.status is Status.NOT_APPLICABLE and "fuzz the endpoint itself" in finding.reason

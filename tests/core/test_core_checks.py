@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from redline.checks import Check, Needs, NotApplicable, Outcome, all_checks, plan
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.errors import UsageError
 from redline.findings import Status
-from redline.targets.base import LabelOnlyTarget
 
 
 class SpendsQueries(Check):

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.rounding import RoundedTarget
 from redline.errors import BudgetExceeded, TargetError
-from redline.targets.base import FeatureConstraints, LabelOnlyTarget, QueryLedger, RoundedTarget
+from redline.targets.base import FeatureConstraints, QueryLedger
 
 
 def test_ledger_counts_attack_and_evaluation_rows_separately(linear_target):

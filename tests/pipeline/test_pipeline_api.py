@@ -28,7 +28,8 @@ def test_scan_of_an_in_memory_estimator_finds_the_stealable_model(logreg_problem
 
 
 def test_not_vulnerable_and_not_applicable_findings_get_no_severity(logreg_problem):
-    from redline.targets.base import LabelOnlyTarget, InputSpec
+    from redline.defences.labels_only import LabelOnlyTarget
+    from redline.targets.base import InputSpec
     from redline.targets.sklearn import SklearnTarget
 
     model, data = logreg_problem

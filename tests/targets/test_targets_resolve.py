@@ -14,10 +14,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from redline.data.base import Dataset
+from redline.defences.labels_only import LabelOnlyTarget
 from redline.errors import TargetError, UnsafeModelError, UsageError
 from redline.targets import (
     InputSpec,
-    LabelOnlyTarget,
     TargetConfig,
     load_target,
 )

@@ -2,8 +2,8 @@
 
 A context that says the service answers with labels only, or with rounded probabilities,
 is a fact about what a real attacker receives, so the checks query the target through the
-same hardening (:class:`~redline.targets.base.LabelOnlyTarget`,
-:class:`~redline.targets.base.RoundedTarget`). A rate limit changes no answer, only how long
+same hardening (the :mod:`~redline.defences.labels_only` and
+:mod:`~redline.defences.rounding` defences). A rate limit changes no answer, only how long
 an attack takes, so each finding records that time instead of the scan sleeping through it.
 """
 from __future__ import annotations
@@ -19,17 +19,19 @@ DEFAULT_DECIMALS = 2
 
 def as_deployed(target: Any, context: DeploymentContext | None) -> Any:
     """``target`` wrapped so it answers as the stated deployment does; unchanged otherwise."""
-    from ..targets.base import LabelOnlyTarget, RoundedTarget
+    from ..defences import DefendedTarget
+    from ..defences.labels_only import LabelsOnly
+    from ..defences.rounding import Rounding
 
     if context is None or "outputs" not in context.stated:
         return target
     if target.capabilities.outputs != "probabilities":
         return target  # already labels only: nothing left to coarsen
     if context.outputs == "labels":
-        return LabelOnlyTarget(target)
+        return DefendedTarget(target, [LabelsOnly()])
     if context.outputs == "rounded_probabilities":
         decimals = context.output_decimals if context.output_decimals is not None else DEFAULT_DECIMALS
-        return RoundedTarget(target, decimals)
+        return DefendedTarget(target, [Rounding(decimals)])
     return target
 
 

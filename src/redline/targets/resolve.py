@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import TargetError, UsageError
 from . import adapters, formats
 from ._common import first_line
-from .base import InputSpec, LabelOnlyTarget, Target
+from .base import InputSpec, Target
 from .config import TargetConfig, load_target_config
 
 
@@ -194,6 +194,8 @@ def _n_classes_hint(data: Any, cfg: TargetConfig) -> int | None:
 
 
 def _apply_config(target: Target, cfg: TargetConfig, data: Any) -> Target:
+    # Imported here: the defences import this package's base module, so not at its import.
+    from ..defences.labels_only import LabelOnlyTarget
     from .http import HttpTarget
 
     if not isinstance(target, HttpTarget):  # an HTTP target applied its config when built

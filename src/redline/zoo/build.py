@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import __version__
 from ..data import Dataset, load_data
+from ..defences.labels_only import LabelOnlyTarget
 from ..errors import TargetError, UsageError
-from ..targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget, Target
+from ..targets.base import FeatureConstraints, InputSpec, Target
 from . import cache
 from .entries import ENTRIES, ENTRIES_BY_NAME, ZooEntry
 from .recipes import InvalidModelFile, TrainingRefused

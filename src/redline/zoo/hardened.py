@@ -4,13 +4,10 @@
 et al. 2018): every mini-batch is replaced by its worst case within an L-inf ball before
 the weight update, so the model learns to ignore small perturbations.
 
-``SqueezedCnnRecipe`` puts an input-squeezing front end (Xu et al. 2018: bit-depth
-reduction, optionally a median filter) before a CNN trained exactly like ``mnist_cnn``
-(same hyperparameters and seed, so the same weights). Such preprocessing defences are
-weaker than they look: rounding has a zero gradient, so naive white-box attacks stall
-(gradient masking; Athalye et al. 2018) and report a robustness the model does not have,
-while attacks that do not rely on the target's gradient (surrogates, patches, larger
-perturbations, straight-through gradient estimates) are affected far less.
+``SqueezedCnnRecipe`` puts the input-squeezing defence (:mod:`redline.defences.squeezing`:
+bit-depth reduction, optionally a median filter) as a torch layer before a CNN trained
+exactly like ``mnist_cnn`` (same hyperparameters and seed, so the same weights), so
+white-box checks meet the defence's zero gradient as a deployment would.
 
 Both are ordinary torch recipes: cached as safetensors, and usable as a target's trainer.
 """
@@ -21,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..defences.squeezing import Squeezing
 from .recipes import CnnRecipe
 
 
@@ -77,34 +75,6 @@ def pgd_linf(module: Any, x: Any, y: Any, epsilon: float, steps: int, generator:
     return x_adv.detach()
 
 
-def _squeezer(levels: int, median: int) -> Any:
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    class InputSqueezing(nn.Module):
-        """Median filter (``median`` x ``median``, 1 = off), then rounding to ``levels`` grey levels."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.levels, self.median = levels, median
-
-        def forward(self, x):
-            if self.median > 1:
-                k = self.median
-                low, high = (k - 1) // 2, k // 2
-                n, c, h, w = x.shape
-                patches = F.unfold(F.pad(x, (low, high, low, high), mode="replicate"), k)
-                x = patches.view(n, c, k * k, h * w).median(dim=2).values.view(n, c, h, w)
-            # Inputs are in [0, 1]; torch.round has a zero gradient, as deployed.
-            return torch.round(x.clamp(0, 1) * (self.levels - 1)) / (self.levels - 1)
-
-        def extra_repr(self) -> str:
-            return f"levels={self.levels}, median={self.median}"
-
-    return InputSqueezing()
-
-
 @dataclasses.dataclass(frozen=True)
 class SqueezedCnnRecipe(CnnRecipe):
     """The zoo's small CNN behind input squeezing (``levels`` grey levels, optional median)."""
@@ -117,7 +87,7 @@ class SqueezedCnnRecipe(CnnRecipe):
 
         # The squeezer has no parameters and draws no random numbers, so the CNN after it
         # initialises (and, trained below on raw inputs, ends up) exactly like mnist_cnn's.
-        return nn.Sequential(_squeezer(self.levels, self.median), super().build(input_shape))
+        return nn.Sequential(Squeezing(self.levels, self.median).torch_layer(), super().build(input_shape))
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
         super().fit(module[1], x, y, generator)

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...defences.training.sanitisers import loss_sanitize
 from ...util.epsilon import resolve_epsilon
 from ...util.evidence import save_arrays
-from ...util.poison_defences import loss_sanitize
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .activations import last_linear, penultimate_activations

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...util.poison_defences import trim
+from ...defences.training.sanitisers import trim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
     ADDED_ROWS_PARAM_DOCS,

@@ -207,7 +207,7 @@ def measure_defences(
     (x, y), the recipe retrains on the rows it keeps, and the accuracy drop left on
     ``evaluation`` is reported as ``accuracy_drop_with_<defence>``, with the share of
     ``drop`` it takes back as ``damage_undone_<defence>``. RONI is tuned on ``val``."""
-    from ...util.poison_defences import (
+    from ...defences.training.sanitisers import (
         loss_sanitize,
         reject_on_negative_impact,
         sphere_filter,

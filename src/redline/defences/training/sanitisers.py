@@ -1,8 +1,9 @@
-"""Defences against training-set poisoning, run on a :class:`~redline.checks.training_time.poisoning.TrainingPipeline`.
+"""Screening methods against training-set poisoning, as functions and as sanitisers.
 
-Each defence takes the (possibly poisoned) training set and returns the rows it keeps;
-the check then retrains on those rows and measures how much of the damage is undone.
-Every model a defence trains is charged to the target's ledger as evaluation queries
+Each takes the (possibly poisoned) training set and returns the rows it keeps; an FM02
+check then retrains on those rows and measures how much of the damage is undone. The
+models a method trains come from a :class:`~.base.Fitter`; in a check that is the target's
+``TrainingPipeline``, which charges them to the target's ledger as evaluation queries
 (defending is the auditor's measurement, not the attacker's effort).
 
 - :func:`loss_sanitize`: train once, drop the rows the model fits worst (label noise and
@@ -21,10 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..checks.training_time.poisoning import TrainingPipeline
+from .base import Fitter, Sanitiser
 
 
-def loss_sanitize(pipeline: TrainingPipeline, x: np.ndarray, y: np.ndarray, fraction: float) -> np.ndarray:
+def loss_sanitize(pipeline: Fitter, x: np.ndarray, y: np.ndarray, fraction: float) -> np.ndarray:
     """Keep-mask that drops the ``fraction`` of rows with the highest loss under a model fitted on all rows.
 
     With a labels-only recipe the loss is 0/1 (misclassified rows go first, ties in order).
@@ -60,7 +61,7 @@ def sphere_filter(x: np.ndarray, y: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def reject_on_negative_impact(
-    pipeline: TrainingPipeline,
+    pipeline: Fitter,
     x: np.ndarray,
     y: np.ndarray,
     x_val: np.ndarray,
@@ -131,3 +132,59 @@ def trim(
         if loss < best_loss:
             best, best_loss = new, loss
     return best
+
+
+# -- the same methods behind the Sanitiser interface, parameters bound -------------------------
+
+
+class LossFilter(Sanitiser):
+    """:func:`loss_sanitize` with a fitter and a fraction."""
+
+    def __init__(self, fitter: Fitter, fraction: float):
+        self.fitter = fitter
+        self.fraction = fraction
+
+    def keep(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return loss_sanitize(self.fitter, x, y, self.fraction)
+
+
+class SphereFilter(Sanitiser):
+    """:func:`sphere_filter` with a fraction."""
+
+    def __init__(self, fraction: float):
+        self.fraction = fraction
+
+    def keep(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return sphere_filter(x, y, self.fraction)
+
+
+class Roni(Sanitiser):
+    """:func:`reject_on_negative_impact` against trusted validation data."""
+
+    def __init__(self, fitter: Fitter, x_val: np.ndarray, y_val: np.ndarray, *, groups: int, tolerance: float,
+                 rng: np.random.Generator):
+        self.fitter = fitter
+        self.x_val = x_val
+        self.y_val = y_val
+        self.groups = groups
+        self.tolerance = tolerance
+        self.rng = rng
+
+    def keep(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return reject_on_negative_impact(self.fitter, x, y, self.x_val, self.y_val, groups=self.groups,
+                                         tolerance=self.tolerance, rng=self.rng)
+
+
+class Trim(Sanitiser):
+    """:func:`trim` for regression: keep the ``keep_fraction`` of rows a model fits best."""
+
+    def __init__(self, fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+                 keep_fraction: float, *, max_iter: int = 20, rng: np.random.Generator | None = None):
+        self.fit = fit
+        self.keep_fraction = keep_fraction
+        self.max_iter = max_iter
+        self.rng = rng
+
+    def keep(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        n_keep = max(1, round(self.keep_fraction * len(x)))
+        return trim(self.fit, x, y, n_keep, max_iter=self.max_iter, rng=self.rng)

@@ -1,8 +1,9 @@
 """scikit-learn estimators that defend themselves against poisoned training data.
 
-They wrap an ordinary estimator and clean its training set before the final fit, so a
-pipeline built on them resists poisoning whatever trains it (``clone`` keeps the defence):
-the hardened negative controls of the FM02 checks, and usable in real pipelines.
+They wrap an ordinary estimator and clean its training set with a :class:`~.base.Sanitiser`
+before the final fit, so a pipeline built on them resists poisoning whatever trains it
+(``clone`` keeps the defence): the hardened negative controls of the FM02 checks, and
+usable in real pipelines.
 This module imports scikit-learn at the top: load it explicitly, never from ``import redline``.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from .poison_defences import sphere_filter, trim
+from .sanitisers import LossFilter, SphereFilter, Trim
 
 
 class TrimmedRegressor(RegressorMixin, BaseEstimator):
@@ -33,9 +34,8 @@ class TrimmedRegressor(RegressorMixin, BaseEstimator):
         def fit_subset(xs, ys):
             return clone(base).fit(xs, ys).predict
 
-        n_keep = max(1, round(self.keep_fraction * len(x)))
-        self.support_ = trim(fit_subset, x, y, n_keep, max_iter=self.max_iter,
-                             rng=np.random.default_rng(self.random_state))
+        self.support_ = Trim(fit_subset, self.keep_fraction, max_iter=self.max_iter,
+                             rng=np.random.default_rng(self.random_state)).keep(x, y)
         self.estimator_ = clone(base).fit(x[self.support_], y[self.support_])
         self.n_features_in_ = x.shape[1]
         return self
@@ -63,13 +63,11 @@ class SanitizedClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("drop_fraction must lie in [0, 1)")
         base = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
         if self.method == "sphere":
-            keep = sphere_filter(x, y, self.drop_fraction)
+            keep = SphereFilter(self.drop_fraction).keep(x, y)
         elif self.method == "loss":
-            first = clone(base).fit(x, y)
-            column = np.searchsorted(first.classes_, y)
-            loss = -np.log(np.clip(first.predict_proba(x)[np.arange(len(y)), column], 1e-12, 1.0))
-            keep = np.ones(len(x), dtype=bool)
-            keep[np.argsort(-loss, kind="stable")[: round(self.drop_fraction * len(x))]] = False
+            # Screened on class indices, as the loss filter reads probability columns by them.
+            classes, codes = np.unique(y, return_inverse=True)
+            keep = LossFilter(_EstimatorFitter(base, classes), self.drop_fraction).keep(x, codes)
         else:
             raise ValueError(f"method must be 'sphere' or 'loss', not {self.method!r}")
         self.support_ = keep
@@ -83,3 +81,24 @@ class SanitizedClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, x):
         return self.estimator_.predict_proba(np.asarray(x, dtype=np.float64))
+
+
+class _EstimatorFitter:
+    """A :class:`~.base.Fitter` training clones of a scikit-learn classifier on class
+    indices (``classes[y]`` are the labels it is fitted on)."""
+
+    def __init__(self, estimator, classes: np.ndarray):
+        self.estimator = estimator
+        self.classes = classes
+
+    def fit(self, x, y):
+        return clone(self.estimator).fit(x, self.classes[y])
+
+    def confidences(self, model, x):
+        return model.predict_proba(x)
+
+    def labels(self, model, x):
+        return np.searchsorted(self.classes, model.predict(x))
+
+    def accuracy(self, model, x, y) -> float:
+        return float(np.mean(self.labels(model, x) == y))
