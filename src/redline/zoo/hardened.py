@@ -14,7 +14,6 @@ Both are ordinary torch recipes: cached as safetensors, and usable as a target's
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,27 +36,14 @@ class AdversarialCnnRecipe(CnnRecipe):
     epochs: int = 10
 
     def fit(self, module: Any, x: Any, y: Any, generator: Any) -> None:
-        import torch
-        import torch.nn.functional as F
+        from ..nn.training import train_classifier
 
-        module.train()
-        steps_per_epoch = math.ceil(len(x) / self.batch_size)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr,
-                                                       total_steps=self.epochs * steps_per_epoch)
-        for epoch in range(self.epochs):
+        def worst_case(xb: Any, yb: Any, epoch: int) -> Any:
             eps = self.epsilon * min(1.0, (epoch + 1) / max(1, self.warmup_epochs))
-            order = torch.randperm(len(x), generator=generator)
-            for start in range(0, len(x), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                xb, yb = x[batch], y[batch]
-                x_adv = pgd_linf(module, xb, yb, eps, self.attack_steps, generator)
-                loss = F.cross_entropy(module(x_adv), yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-        module.eval()
+            return pgd_linf(module, xb, yb, eps, self.attack_steps, generator)
+
+        train_classifier(module, x, y, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                         generator=generator, one_cycle=True, augment=worst_case)
 
 
 def pgd_linf(module: Any, x: Any, y: Any, epsilon: float, steps: int, generator: Any) -> Any:
