@@ -10,10 +10,11 @@ import pytest
 
 from redline.checks.base import NotApplicable
 from redline.checks.supply_chain.fm11_fuzz import InputFuzzing
+from redline.defences.labels_only import LabelOnlyTarget
+from redline.defences.rounding import RoundedTarget
 from redline.findings import Status
 from redline.pipeline.deployment import as_deployed
 from redline.targets import InputSpec, TargetConfig
-from redline.targets.base import LabelOnlyTarget, RoundedTarget
 from redline.targets.callable import CallableTarget
 from redline.targets.http import HttpTarget
 from redline.triage.context import DeploymentContext
