@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from urllib.parse import quote
 
-from .. import __version__
+from ..version import __version__
 from .report import FileReport
 
 _SARIF_LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "note"}

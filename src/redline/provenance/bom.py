@@ -57,7 +57,7 @@ def build_bom(
     ``exclude`` holds relative names to leave out; ``model.sig`` always is, because the
     signature describes the model rather than being part of it.
     """
-    from .. import __version__
+    from ..version import __version__
 
     root = model_folder(directory)
     manifest = describe_folder(root, {SIGNATURE_NAME} | set(exclude or ()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from .. import __version__
+from ..version import __version__
 from ..severity import Severity
 from ..util.safe_text import document_text
 from .assess import ModeAssessment, ThreatModel, display

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..data import Dataset, load_data
 from ..errors import TargetError, UsageError
 from ..targets.base import FeatureConstraints, InputSpec, LabelOnlyTarget, Target
