@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..report.atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 from .manifest import SIGNATURE_NAME, Manifest, describe_folder, model_folder, relative_inside
 
 SPEC_VERSION = "1.6"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
+from ...util import plots
 from ...util.evidence import save_arrays, try_plot
 from ...util.poison_defences import (
     loss_sanitize,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
+from ...util import plots
 from ...util.evidence import save_arrays, try_plot
 from ...util.poison_defences import trim
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
