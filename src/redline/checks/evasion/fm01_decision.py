@@ -457,7 +457,7 @@ class DecisionAttack(Check):
 
     # -- evidence ---------------------------------------------------------------------
     def _plots(self, ctx, eps, curve_q, curve_e, xa, x_adv, found) -> list[str]:
-        from ...report import plots
+        from ...util import plots
 
         out = []
         if curve_q["queries"]:

@@ -274,7 +274,7 @@ class FastMinimumNorm(Check):
         return levels, [float(np.mean(min_norm <= e * (1 + 1e-6))) for e in levels]
 
     def _plots(self, ctx, levels, rate, xa, x_best, found) -> list[str]:
-        from ...report import plots
+        from ...util import plots
 
         out = []
         rel = try_plot(ctx, f"{self.id}-curve.png", plots.line_plot, {"broken inputs": (levels, rate)},

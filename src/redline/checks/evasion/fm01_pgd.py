@@ -253,7 +253,7 @@ class ProjectedGradientDescent(Check):
         return units.to_unit(feasible)
 
     def _plots(self, ctx, curve, xa, x_adv, success) -> list[str]:
-        from ...report import plots
+        from ...util import plots
 
         out = []
         rel = try_plot(ctx, f"{self.id}-curve.png", plots.line_plot,

@@ -438,7 +438,7 @@ class SquareAttack(Check):
 
     # -- evidence ---------------------------------------------------------------------
     def _plots(self, ctx, curve_q, curve_e, xa, x_adv, success) -> list[str]:
-        from ...report import plots
+        from ...util import plots
 
         out = []
         if curve_q["queries"]:
