@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from ..severity import Severity
-from . import cvss
+from ..util import cvss
 
 
 @dataclasses.dataclass(frozen=True)
