@@ -13,7 +13,7 @@ import html
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .findings import Status
 from .pipeline.progress import Progress
@@ -124,3 +124,33 @@ a <i>planted weakness</i>, an <i>honest known weakness</i> of an ordinary model 
 full report.</p>{headline}
 <table><tr><th>target</th><th>what it is</th><th>worst severity</th><th>expected vs found</th><th>findings</th></tr>
 {''.join(body)}</table></body></html>"""
+
+
+def register(sub: Any) -> None:
+    """The ``redline demo`` sub-command (the CLI lists this module in its COMMAND_MODULES)."""
+    import argparse
+
+    from .pipeline.commands import positive_int
+
+    d = sub.add_parser(
+        "demo",
+        help="build the zoo and scan every zoo target with the checks it is a control for",
+        description=("Build the demo models, scan each with the checks of the failure modes it is a positive or "
+                     "negative control for (every check with --full), and write an HTML report."),
+        epilog="example:\n  redline demo --out redline-demo/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("--out", metavar="DIR", default="redline-demo", help="output folder (default redline-demo)")
+    d.add_argument("--budget", metavar="N", type=positive_int, help="attack budget per check (default: each check's own)")
+    d.add_argument("--targets", metavar="NAMES", help="comma-separated zoo names (default: all)")
+    d.add_argument("--full", action="store_true",
+                   help="scan every target with every check (much slower: retrains models many times)")
+    d.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
+    d.set_defaults(handler=demo_command)
+
+
+def demo_command(args: Any) -> int:
+    index = run_demo(args.out, budget=args.budget, names=args.targets.split(",") if args.targets else None,
+                     progress=not args.no_progress, full=args.full)
+    print(f"redline demo: report written to {index}")
+    return 0

@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
     from redline.targets.base import InputSpec
     from redline.targets.callable import CallableTarget
 
-    redline.checks.CHECK_MODULES = ("resume_checks",)
+    redline.checks.check_modules = lambda: ("resume_checks",)
 
     def model(x):
         p = 1 / (1 + np.exp(-x.sum(axis=1)))

@@ -78,8 +78,9 @@ def load_builtin(name: str) -> Dataset:
     )
 
 
-def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
-    """Memoise a raw loader and turn a missing optional package into a DataError."""
+def _needs(package: str, name: str, extra: str = "data") -> Callable[[Callable[[], dict]], Callable[[], dict]]:
+    """Memoise a raw loader and turn a missing optional package into a DataError naming the
+    package and the extra of redline (pyproject's optional-dependencies) that installs it."""
 
     def wrap(loader: Callable[[], dict]) -> Callable[[], dict]:
         @functools.cache
@@ -89,7 +90,7 @@ def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[
                 return loader()
             except ImportError:
                 raise DataError(
-                    f"builtin:{name} needs the {package} package (pip install 'redline[data]')"
+                    f"builtin:{name} needs the {package} package (pip install 'redline[{extra}]')"
                 ) from None
 
         return load
@@ -97,7 +98,7 @@ def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[
     return wrap
 
 
-@_needs("scikit-learn", "digits")
+@_needs("scikit-learn", "digits", extra="ml")
 def _digits() -> dict:
     from sklearn.datasets import load_digits
 
@@ -115,7 +116,7 @@ def _mnist() -> dict:
     return {"x": x, "y": labels.astype(np.int64), "modality": "image", "class_names": [str(i) for i in range(10)]}
 
 
-@_needs("scikit-learn", "breast_cancer")
+@_needs("scikit-learn", "breast_cancer", extra="ml")
 def _breast_cancer() -> dict:
     from sklearn.datasets import load_breast_cancer
 
@@ -132,7 +133,7 @@ def _breast_cancer() -> dict:
     }
 
 
-@_needs("scikit-learn", "diabetes")
+@_needs("scikit-learn", "diabetes", extra="ml")
 def _diabetes() -> dict:
     from sklearn.datasets import load_diabetes
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..checks import STATIC_SCAN_CHECK as CHECK_ID
 from ..errors import TargetError
 from ..findings import Finding, Status, finding_id
-
-CHECK_ID = "FM09.static_scan"
 
 
 def static_scan_finding(path: str | Path, *, target_spec: str) -> Finding:

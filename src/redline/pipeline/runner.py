@@ -340,10 +340,8 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]]) -> l
     path = Path(text.split(":", 1)[1] if text.split(":", 1)[0] in ("onnx", "sklearn", "torch") else text)
     if not path.exists():
         return []  # load_target reports the missing file
-    try:
-        from ..filescan.findings import static_scan_finding
-    except ModuleNotFoundError:
-        return []
+    from ..filescan.findings import static_scan_finding
+
     finding = static_scan_finding(path, target_spec=text)
     if finding.id in previous:
         return [Finding.from_dict(previous[finding.id])]

@@ -32,14 +32,8 @@ Scanner = Callable[[str], Any]
 
 def default_scanner() -> Scanner:
     """``redline.filescan.scan_path``, imported only when a BOM is built with scanning on."""
-    try:
-        from ..filescan import scan_path
-    except ModuleNotFoundError as exc:
-        if exc.name != "redline.filescan":  # a bug inside the scanner must not pass as "absent"
-            raise
-        raise UsageError(
-            "the static scanner (redline.filescan) is not installed; run `redline bom --no-scan`"
-        ) from None
+    from ..filescan import scan_path
+
     return scan_path
 
 

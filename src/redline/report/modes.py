@@ -24,10 +24,8 @@ class ModeInfo:
 
 @functools.cache
 def mode_info(code: str) -> ModeInfo:
-    try:
-        from ..catalog import get_mode
-    except ImportError:
-        return ModeInfo(code, code)
+    from ..catalog import get_mode
+
     try:
         mode = get_mode(code)
     except (RedlineError, LookupError, ValueError):

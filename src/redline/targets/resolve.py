@@ -101,16 +101,9 @@ def _from_text(text: str, data: Any, cfg: TargetConfig) -> Target:
 
 
 def _from_zoo(name: str) -> Target:
-    try:
-        zoo = importlib.import_module("redline.zoo")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("redline", "redline.zoo"):
-            raise
-        zoo = None
-    loader = getattr(zoo, "load_target", None)
-    if loader is None:
-        raise TargetError(f"zoo:{name}: the model zoo is not available in this installation")
-    return loader(name)
+    from .. import zoo
+
+    return zoo.load_target(name)
 
 
 def _from_file(path: Path, scheme: str | None, spec: str | None, data: Any, cfg: TargetConfig) -> Target:
