@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..report.writers import Format
 from ..severity import Severity
 
-FORMAT_CHOICES = "json,md,html,sarif,junit"
+FORMAT_CHOICES = ",".join(fmt.value for fmt in Format)  # the writers' table decides
 FAIL_ON_CHOICES = ("low", "moderate", "important", "critical", "never")
 
 
@@ -155,8 +156,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def _file_name(fmt: str) -> str:
-    return {"json": "report.json", "md": "report.md", "html": "report.html",
-            "sarif": "report.sarif", "junit": "report.junit.xml"}[fmt]
+    return Format(fmt).filename
 
 
 def exit_code(worst: Severity, fail_on: str) -> int:
