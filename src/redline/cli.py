@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # messages quote files, endpoints and YAML values: no control or bidi character gets through
         print(f"redline: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        from .util.extras import missing_package_message
+
+        message = missing_package_message(exc)  # an optional package: say which extra installs it
+        if message is None:
+            raise
+        print(f"redline: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)
         return 130

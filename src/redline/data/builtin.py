@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..util.extras import install_hint
 from .base import Dataset
 from .split import ROLES, split_indices
 
@@ -78,9 +79,9 @@ def load_builtin(name: str) -> Dataset:
     )
 
 
-def _needs(package: str, name: str, extra: str = "data") -> Callable[[Callable[[], dict]], Callable[[], dict]]:
+def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
     """Memoise a raw loader and turn a missing optional package into a DataError naming the
-    package and the extra of redline (pyproject's optional-dependencies) that installs it."""
+    package and the extra of redline that installs it."""
 
     def wrap(loader: Callable[[], dict]) -> Callable[[], dict]:
         @functools.cache
@@ -90,7 +91,7 @@ def _needs(package: str, name: str, extra: str = "data") -> Callable[[Callable[[
                 return loader()
             except ImportError:
                 raise DataError(
-                    f"builtin:{name} needs the {package} package (pip install 'redline[{extra}]')"
+                    f"builtin:{name} needs the {package} package ({install_hint(package)})"
                 ) from None
 
         return load
@@ -98,7 +99,7 @@ def _needs(package: str, name: str, extra: str = "data") -> Callable[[Callable[[
     return wrap
 
 
-@_needs("scikit-learn", "digits", extra="ml")
+@_needs("scikit-learn", "digits")
 def _digits() -> dict:
     from sklearn.datasets import load_digits
 
@@ -116,7 +117,7 @@ def _mnist() -> dict:
     return {"x": x, "y": labels.astype(np.int64), "modality": "image", "class_names": [str(i) for i in range(10)]}
 
 
-@_needs("scikit-learn", "breast_cancer", extra="ml")
+@_needs("scikit-learn", "breast_cancer")
 def _breast_cancer() -> dict:
     from sklearn.datasets import load_breast_cancer
 
@@ -133,7 +134,7 @@ def _breast_cancer() -> dict:
     }
 
 
-@_needs("scikit-learn", "diabetes", extra="ml")
+@_needs("scikit-learn", "diabetes")
 def _diabetes() -> dict:
     from sklearn.datasets import load_diabetes
 
