@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from redline.findings import Finding, Status
-from redline.report import Report, plots
+from redline.report import Report
+from redline.util import plots
 from redline.report.model import MODE_CODES
 from redline.severity import Severity
 
