@@ -24,7 +24,7 @@ def _lint(src: Path, config: Path) -> subprocess.CompletedProcess:
         pytest.fail("import-linter is not installed: pip install -e '.[test]'")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.run(
-        [sys.executable, "-c", RUN_LINTER, "--config", str(config), "--no-cache", "--no-logo"],
+        [sys.executable, "-c", RUN_LINTER, str(config), "--no-cache", "--no-logo"],
         cwd=src, env=env, capture_output=True, text=True, timeout=600,
     )
 
