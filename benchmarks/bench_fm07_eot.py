@@ -146,7 +146,7 @@ def patch_comparison(args) -> None:
     goal = int(args.target_class)
     x_pool, _ = data.attacker_data()
 
-    import redline.report.plots  # noqa: F401  (import matplotlib before the clock starts)
+    import redline.util.plots  # noqa: F401  (import matplotlib before the clock starts)
 
     def run_redline():
         """The whole check, with the smallest evaluation it allows (one image, one draw)."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from .severity import Severity
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Severity", "scan", "Report", "Finding", "__version__"]
 
 

@@ -19,9 +19,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 # Modules with a ``register(subparsers)`` function; they must import only light modules.
 COMMAND_MODULES = (
-    "redline.catalog.commands",
-    "redline.catalog.check_commands",
+    "redline.checks.mode_commands",
+    "redline.checks.commands",
     "redline.pipeline.commands",
+    "redline.demo",
     "redline.filescan.commands",
     "redline.provenance.commands",
     "redline.deps.commands",
@@ -49,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"redline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):  # group not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -75,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # messages quote files, endpoints and YAML values: no control or bidi character gets through
         print(f"redline: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        from .util.extras import missing_package_message
+
+        message = missing_package_message(exc)  # an optional package: say which extra installs it
+        if message is None:
+            raise
+        print(f"redline: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .findings import Status
-from .pipeline.progress import Progress
 
 
 def run_demo(out: str | Path, *, budget: int | None = None, names: Sequence[str] | None = None,
@@ -117,3 +116,33 @@ full report.</p>"""
              f"<th>expected vs found</th><th>findings</th></tr>\n{''.join(body)}</table>")
     return page(title="redline demo", brand="redline demo index", heading="redline demo",
                 body="\n".join((intro, headline, table)))
+
+
+def register(sub: Any) -> None:
+    """The ``redline demo`` sub-command (the CLI lists this module in its COMMAND_MODULES)."""
+    import argparse
+
+    from .pipeline.commands import positive_int
+
+    d = sub.add_parser(
+        "demo",
+        help="build the zoo and scan every zoo target with the checks it is a control for",
+        description=("Build the demo models, scan each with the checks of the failure modes it is a positive or "
+                     "negative control for (every check with --full), and write an HTML report."),
+        epilog="example:\n  redline demo --out redline-demo/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("--out", metavar="DIR", default="redline-demo", help="output folder (default redline-demo)")
+    d.add_argument("--budget", metavar="N", type=positive_int, help="attack budget per check (default: each check's own)")
+    d.add_argument("--targets", metavar="NAMES", help="comma-separated zoo names (default: all)")
+    d.add_argument("--full", action="store_true",
+                   help="scan every target with every check (much slower: retrains models many times)")
+    d.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
+    d.set_defaults(handler=demo_command)
+
+
+def demo_command(args: Any) -> int:
+    index = run_demo(args.out, budget=args.budget, names=args.targets.split(",") if args.targets else None,
+                     progress=not args.no_progress, full=args.full)
+    print(f"redline demo: report written to {index}")
+    return 0

@@ -123,3 +123,25 @@ def test_missing_optional_package_is_a_data_error(monkeypatch):
             load_data("builtin:fair")
     finally:
         builtin._fair.cache_clear()
+
+
+def test_missing_scikit_learn_names_the_ml_extra(monkeypatch):
+    import builtins
+
+    from redline.data import builtin
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    builtin._digits.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    try:
+        # scikit-learn comes with redline[ml]; redline[data] would not install it.
+        with pytest.raises(DataError, match=r"needs the scikit-learn package \(pip install 'redline\[ml\]'\)"):
+            load_data("builtin:digits")
+    finally:
+        builtin._digits.cache_clear()

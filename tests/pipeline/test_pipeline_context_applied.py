@@ -37,7 +37,7 @@ CHECKS = textwrap.dedent(
 def probe(tmp_path, monkeypatch):
     (tmp_path / "ra_probe.py").write_text(CHECKS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(redline.checks, "CHECK_MODULES", ("ra_probe",))
+    monkeypatch.setattr(redline.checks, "check_modules", lambda: ("ra_probe",))
     seen = tmp_path / "seen.json"
     monkeypatch.setenv("RA_SEEN", str(seen))
     return lambda: json.loads(seen.read_text())

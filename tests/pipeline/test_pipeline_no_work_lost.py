@@ -55,7 +55,7 @@ def fake_checks(tmp_path, monkeypatch):
     """Three quick checks in place of the real registry; RA_RUNS counts how often each ran."""
     (tmp_path / "ra_checks.py").write_text(CHECKS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(redline.checks, "CHECK_MODULES", ("ra_checks",))
+    monkeypatch.setattr(redline.checks, "check_modules", lambda: ("ra_checks",))
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setenv("RA_RUNS", str(runs))

@@ -6,8 +6,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
+
+import redline
+
+# The tree under test (not an installed copy of redline) for the scan subprocess.
+SRC = str(Path(redline.__file__).resolve().parents[1])
 
 CHECKS = textwrap.dedent(
     '''
@@ -46,7 +52,7 @@ SCRIPT = textwrap.dedent(
     from redline.targets.base import InputSpec
     from redline.targets.callable import CallableTarget
 
-    redline.checks.CHECK_MODULES = ("resume_checks",)
+    redline.checks.check_modules = lambda: ("resume_checks",)
 
     def model(x):
         p = 1 / (1 + np.exp(-x.sum(axis=1)))
@@ -84,7 +90,7 @@ def test_resume_after_kill_keeps_finished_checks_and_runs_the_rest(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     out = tmp_path / "out"
-    env = {**os.environ, "RUNS_DIR": str(runs), "PYTHONPATH": str(tmp_path), "SLEEP_FM02_second": "60"}
+    env = {**os.environ, "RUNS_DIR": str(runs), "PYTHONPATH": os.pathsep.join([str(tmp_path), SRC]), "SLEEP_FM02_second": "60"}
     cmd = [sys.executable, str(tmp_path / "scan_script.py"), str(out)]
     proc = subprocess.Popen(cmd + ["0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60

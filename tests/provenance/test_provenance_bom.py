@@ -132,14 +132,6 @@ def test_symlinks_and_missing_folders_are_refused(model_dir, tmp_path):
         build_bom(tmp_path / "absent", scan=False)
 
 
-def test_missing_scanner_is_a_usage_error_naming_no_scan(model_dir, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "redline.filescan", None)  # makes the import fail
-    with pytest.raises(UsageError, match="--no-scan"):
-        build_bom(model_dir)
-
-
 def test_with_the_real_scanner(model_dir):
     import pickle
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from redline.findings import Finding, Status
-from redline.report import Report, plots
 from redline.catalog import MODE_CODES
+from redline.findings import Finding, Status
+from redline.report import Report
 from redline.severity import Severity
+from redline.util import plots
 
 HOSTILE = '<script>alert("x")</script> & "quotes" Zürich ✓ 日本'
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom \x1b[31m<b>red</b>\x1b[0m'

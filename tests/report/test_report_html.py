@@ -156,10 +156,9 @@ def test_mode_names_fall_back_to_the_code_the_catalog_does_not_know(report, monk
     monkeypatch.setattr(modes, "get_mode", unknown)
     modes.mode_info.cache_clear()
     try:
-        page = render(report, "html")
+        assert modes.mode_name("FM99") == "FM99"
     finally:
         modes.mode_info.cache_clear()
-    assert '<tr><td class="mono">FM02</td><td>FM02</td>' in page
 
 
 def test_mode_names_come_from_the_catalog(report, monkeypatch):

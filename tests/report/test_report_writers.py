@@ -10,7 +10,8 @@ import pytest
 from report_samples import make_report
 
 from redline.errors import UsageError
-from redline.report import Format, atomic, parse_formats, render, write, write_all
+from redline.report import Format, parse_formats, render, write, write_all
+from redline.util import atomic
 
 
 def test_parse_formats_keeps_order_and_drops_duplicates():

@@ -1,56 +1,65 @@
-"""The check registry. Check modules are listed here and imported only when asked for,
-so ``import redline`` never pulls in torch or scikit-learn."""
+"""The check registry. A check module is a file named ``fmNN_<name>.py`` (its failure mode
+and a name) in a family folder under ``redline/checks/`` (evasion, privacy, ...): the registry
+finds it there, so adding a check touches no list. Modules are imported only when asked for,
+and this package imports nothing heavy itself, so ``import redline`` and the CLI's start-up
+never pull in numpy, torch or scikit-learn."""
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import pkgutil
+import re
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import MODE_CODES
 from ..errors import UsageError
-from .base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 
-# One module per check (or per family); each defines one or more Check subclasses.
-CHECK_MODULES = (
-    "redline.checks.evasion.fm01_pgd",
-    "redline.checks.evasion.fm01_min_norm",
-    "redline.checks.evasion.fm01_square",
-    "redline.checks.evasion.fm01_decision",
-    "redline.checks.evasion.fm01_transfer",
-    "redline.checks.evasion.fm06_reprogramming",
-    "redline.checks.evasion.fm07_eot",
-    "redline.checks.training_time.fm02_availability",
-    "redline.checks.training_time.fm02_clean_label",
-    "redline.checks.training_time.fm02_feedback_loop",
-    "redline.checks.training_time.fm02_label_flip",
-    "redline.checks.training_time.fm02_regression",
-    "redline.checks.privacy.fm04_membership",
-    "redline.checks.privacy.fm04_lira",
-    "redline.checks.privacy.fm04_rmia",
-    "redline.checks.extraction.fm05_equation_solving",
-    "redline.checks.extraction.fm05_path_finding",
-    "redline.checks.extraction.fm05_learning",
-    "redline.checks.supply_chain.fm11_fuzz",
-    "redline.checks.privacy.fm03_attribute_inference",
-    "redline.checks.privacy.fm03_reconstruction",
-    "redline.checks.extraction.fm08_exfiltration",
-    "redline.checks.extraction.fm08_capacity_abuse",
-    "redline.checks.training_time.fm10_injection",
-    "redline.checks.training_time.fm10_neural_cleanse",
-    "redline.checks.training_time.fm10_max_margin",
-    "redline.checks.training_time.fm10_activation_clustering",
-    "redline.checks.training_time.fm10_spectral_signatures",
-    "redline.checks.training_time.fm10_strip",
-)
+if TYPE_CHECKING:
+    from .base import Check
 
-# FM09 has no registered check: the static scan of a model file tests it, before loading.
+# What makes a module in a family folder a check module (helpers there have other names).
+CHECK_MODULE_NAME = re.compile(r"fm\d\d_\w+")
+
+# FM09 has no registered check: the static scan of a model file tests it, before loading,
+# and its findings carry this check id.
 STATIC_SCAN_MODE = "FM09"
+STATIC_SCAN_CHECK = "FM09.static_scan"
 
-__all__ = ["STATIC_SCAN_MODE", "Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome", "all_checks", "get_check", "plan"]
+# The check contract (redline.checks.base), re-exported lazily: the registry must stay light.
+_BASE_NAMES = ("Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome")
+
+__all__ = ["STATIC_SCAN_CHECK", "STATIC_SCAN_MODE", *_BASE_NAMES, "all_checks", "check_modules", "get_check", "plan"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BASE_NAMES:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def check_modules() -> tuple[str, ...]:
+    """The dotted names of every check module: ``fmNN_*.py`` in each family folder, sorted."""
+    found = []
+    for family in pkgutil.iter_modules(__path__):
+        if not family.ispkg:
+            continue
+        folders = [os.path.join(path, family.name) for path in __path__]
+        for module in pkgutil.iter_modules(folders):
+            if not module.ispkg and CHECK_MODULE_NAME.fullmatch(module.name):
+                found.append(f"{__name__}.{family.name}.{module.name}")
+    return tuple(sorted(found))
 
 
 def all_checks() -> dict[str, type[Check]]:
     """Every registered check class by id, in catalog order (mode code, then id)."""
+    from .base import Check
+
     found: dict[str, type[Check]] = {}
-    for name in CHECK_MODULES:
+    for name in check_modules():
         module = importlib.import_module(name)
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, Check) and obj is not Check and getattr(obj, "id", None):

@@ -181,7 +181,7 @@ def parse_set(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 def load_checks_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """A YAML file mapping check ids to their parameters, e.g. ``FM01.pgd: {epsilon: 0.1}``."""
-    from ..threatmodel._files import read_yaml_mapping
+    from ..util.safe_yaml import read_yaml_mapping
 
     data = read_yaml_mapping(path, "checks file")
     out: dict[str, dict[str, Any]] = {}

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..util.extras import install_hint
 from .base import Dataset
 from .split import ROLES, split_indices
 
@@ -79,7 +80,8 @@ def load_builtin(name: str) -> Dataset:
 
 
 def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
-    """Memoise a raw loader and turn a missing optional package into a DataError."""
+    """Memoise a raw loader and turn a missing optional package into a DataError naming the
+    package and the extra of redline that installs it."""
 
     def wrap(loader: Callable[[], dict]) -> Callable[[], dict]:
         @functools.cache
@@ -89,7 +91,7 @@ def _needs(package: str, name: str) -> Callable[[Callable[[], dict]], Callable[[
                 return loader()
             except ImportError:
                 raise DataError(
-                    f"builtin:{name} needs the {package} package (pip install 'redline[data]')"
+                    f"builtin:{name} needs the {package} package ({install_hint(package)})"
                 ) from None
 
         return load

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from ..severity import Severity
-from . import cvss
+from ..util import cvss
 
 MODE = "FM11"
 # The labels GitHub and PyPA records put in ``database_specific.severity`` (any case).

@@ -4,12 +4,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..checks import STATIC_SCAN_CHECK as CHECK_ID
 from ..errors import TargetError
 from ..findings import Finding, Status, finding_id
 from .report import SEVERITIES
 
 MODE = "FM09"
-CHECK_ID = "FM09.static_scan"
 # The metrics the finding reports (triage.vocabulary reads them): issues in all and by the
 # scanner's severity (issues_<severity>, for the severities that occur).
 METRICS = ("issues", *(f"issues_{severity.lower()}" for severity in SEVERITIES))

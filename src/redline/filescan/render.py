@@ -6,8 +6,8 @@ import shutil
 import textwrap
 from collections.abc import Sequence
 
-from .. import __version__
 from ..report.sarif import SarifLog, artifact_uri, dumps, location
+from ..version import __version__
 from .report import FileReport
 
 # SARIF's level for each of the scanner's own severities (how loud the alert is, not a bug-bar

@@ -1,4 +1,4 @@
-"""``redline scan`` and ``redline demo``."""
+"""``redline scan`` and ``redline replay``."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..report.writers import Format
 from ..severity import Severity
 from ..targets.adapters import target_help
 
-FORMAT_CHOICES = "json,md,html,sarif,junit"
+FORMAT_CHOICES = ",".join(fmt.value for fmt in Format)  # the writers' table decides
 FAIL_ON_CHOICES = ("low", "moderate", "important", "critical", "never")
 
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DATA", help="data set spec: builtin:NAME, npz:PATH, csv:PATH#label=COL, or one file per role as "
                    "ROLE=SPEC,ROLE=SPEC with roles train, test, pool (zoo targets bring their own)")
     p.add_argument("--select", metavar="CODES", help="mode codes and/or check ids, comma-separated (FM01,FM05.equation_solving)")
-    p.add_argument("--budget", metavar="N", type=_positive_int, help="most rows one check's attack may send to the target")
+    p.add_argument("--budget", metavar="N", type=positive_int, help="most rows one check's attack may send to the target")
     p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--context", metavar="SYSTEM.yaml", help="deployment facts used to rate severities")
     p.add_argument("--target-config", metavar="FILE", help="headers, auth, timeouts, mapping, bounds, constraints (YAML)")
@@ -77,24 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print the comparison as JSON")
     r.set_defaults(handler=replay_command)
 
-    d = sub.add_parser(
-        "demo",
-        help="build the zoo and scan every zoo target with the checks it is a control for",
-        description=("Build the demo models, scan each with the checks of the failure modes it is a positive or "
-                     "negative control for (every check with --full), and write an HTML report."),
-        epilog="example:\n  redline demo --out redline-demo/",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("--out", metavar="DIR", default="redline-demo", help="output folder (default redline-demo)")
-    d.add_argument("--budget", metavar="N", type=_positive_int, help="attack budget per check (default: each check's own)")
-    d.add_argument("--targets", metavar="NAMES", help="comma-separated zoo names (default: all)")
-    d.add_argument("--full", action="store_true",
-                   help="scan every target with every check (much slower: retrains models many times)")
-    d.add_argument("--no-progress", action="store_true", help="do not show progress on standard error")
-    d.set_defaults(handler=demo_command)
 
-
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -105,29 +90,19 @@ def _positive_int(text: str) -> int:
 
 
 def scan_command(args: argparse.Namespace) -> int:
-    from ..api import scan
     from ..checks.params import command_line_params
     from ..report.writers import parse_formats
-    from .runner import ScanInterrupted
+    from .progress import Progress
+    from .runner import ScanInterrupted, ScanRequest, run_scan
 
     formats = [f.value for f in parse_formats(args.format)]
     params = command_line_params(args.set_params, args.checks_file, args.select)
+    # The pipeline itself, as redline.api.scan runs it (the API is the layer above this one).
+    request = ScanRequest(target=args.target, data=args.data, select=args.select, budget=args.budget, seed=args.seed,
+                          context=args.context, target_config=args.target_config, params=params)
     try:
-        report = scan(
-            args.target,
-            args.data,
-            select=args.select,
-            budget=args.budget,
-            seed=args.seed,
-            context=args.context,
-            target_config=args.target_config,
-            out=args.out,
-            formats=formats,
-            resume=args.resume,
-            force=args.force,
-            params=params,
-            progress=not args.no_progress and not args.json,
-        )
+        report = run_scan(request, out_dir=args.out, formats=formats, resume=args.resume, force=args.force,
+                          progress=Progress(enabled=not args.no_progress and not args.json))
     except ScanInterrupted as stop:
         written = ", ".join(_file_name(fmt) for fmt in formats)
         print(f"redline: interrupted; partial report ({len(stop.report.findings)} findings, "
@@ -182,8 +157,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def _file_name(fmt: str) -> str:
-    return {"json": "report.json", "md": "report.md", "html": "report.html",
-            "sarif": "report.sarif", "junit": "report.junit.xml"}[fmt]
+    return Format(fmt).filename
 
 
 def exit_code(worst: Severity, fail_on: str) -> int:
@@ -191,12 +165,3 @@ def exit_code(worst: Severity, fail_on: str) -> int:
     if fail_on == "never":
         return 0
     return 1 if worst is not Severity.NONE and worst >= Severity.parse(fail_on) else 0
-
-
-def demo_command(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-
-    index = run_demo(args.out, budget=args.budget, names=args.targets.split(",") if args.targets else None,
-                     progress=not args.no_progress, full=args.full)
-    print(f"redline demo: report written to {index}")
-    return 0

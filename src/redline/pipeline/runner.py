@@ -17,11 +17,12 @@ from typing import Any, Sequence
 from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
 from ..checks.params import normalise_params, resolve_checks
-from ..errors import RedlineError, UsageError
+from ..errors import UsageError
 from ..findings import Finding, Status
 from ..report.model import Report
+from ..report.writers import Format
 from ..util.urls import redact_url
-from .events import EventLog, EVENTS_FILE, finished_findings, now_iso
+from .events import EVENTS_FILE, EventLog, finished_findings, now_iso
 from .progress import Progress
 
 
@@ -38,7 +39,7 @@ class ScanInterrupted(KeyboardInterrupt):
 
 # Files a scan writes into --out; their presence means the folder holds someone's results.
 _REPORT_MARKERS = (EVENTS_FILE, "report.json")
-_OWN_OUTPUTS = (EVENTS_FILE, "report.json", "report.md", "report.html", "report.sarif", "report.junit.xml")
+_OWN_OUTPUTS = (EVENTS_FILE, *(fmt.filename for fmt in Format))
 _OWN_FOLDERS = ("artifacts",)
 
 

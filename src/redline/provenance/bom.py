@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..report.atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 from .manifest import SIGNATURE_NAME, Manifest, describe_folder, model_folder, relative_inside
 
 SPEC_VERSION = "1.6"
@@ -32,14 +32,8 @@ Scanner = Callable[[str], Any]
 
 def default_scanner() -> Scanner:
     """``redline.filescan.scan_path``, imported only when a BOM is built with scanning on."""
-    try:
-        from ..filescan import scan_path
-    except ModuleNotFoundError as exc:
-        if exc.name != "redline.filescan":  # a bug inside the scanner must not pass as "absent"
-            raise
-        raise UsageError(
-            "the static scanner (redline.filescan) is not installed; run `redline bom --no-scan`"
-        ) from None
+    from ..filescan import scan_path
+
     return scan_path
 
 
@@ -57,7 +51,7 @@ def build_bom(
     ``exclude`` holds relative names to leave out; ``model.sig`` always is, because the
     signature describes the model rather than being part of it.
     """
-    from .. import __version__
+    from ..version import __version__
 
     root = model_folder(directory)
     manifest = describe_folder(root, {SIGNATURE_NAME} | set(exclude or ()))

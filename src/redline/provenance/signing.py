@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..report.atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 from . import keys, statement
 from .dsse import Envelope, EnvelopeError, Signature, pae
 from .manifest import (

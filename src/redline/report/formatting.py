@@ -36,7 +36,7 @@ def tool_identity(tool: dict[str, Any] | None) -> tuple[str, str]:
     tool = tool or {}
     version = tool.get("version")
     if not version:
-        from .. import __version__
+        from ..version import __version__
 
         version = __version__
     return str(tool.get("name") or "redline"), str(version)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import UsageError
-from .atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 from .model import Report
 
 

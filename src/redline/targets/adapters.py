@@ -94,7 +94,7 @@ class LoadRequest:
 
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter(
-        "zoo", "name", "redline.targets.resolve:open_zoo", "a model of redline's zoo, by name",
+        "zoo", "name", "redline.zoo.build:open_zoo", "a model of redline's zoo, by name",
         form="zoo:NAME", scheme="zoo",
     ),
     Adapter(
@@ -161,6 +161,16 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+$")  # two or more letters, so C:
 
 
 # -- looking things up ---------------------------------------------------------------------------
+
+
+# The static model scanner every model file passes before loading (targets/gate.py). It sits
+# in a higher layer (it also writes findings and SARIF), so it is named here, not imported.
+SCANNER = "redline.filescan"
+
+
+def load_module(name: str) -> Any:
+    """The module a table entry names (imported now)."""
+    return importlib.import_module(name)
 
 
 def load(ref: str) -> Callable[..., Any]:

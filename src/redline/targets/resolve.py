@@ -88,20 +88,6 @@ def _from_text(text: str, data: Any, cfg: TargetConfig) -> Target:
     return _from_file(Path(text), None, None, data, cfg)
 
 
-def open_zoo(name: str, request: adapters.LoadRequest) -> Target:
-    """The adapter table's loader for ``zoo:NAME``."""
-    try:
-        zoo = importlib.import_module("redline.zoo")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("redline", "redline.zoo"):
-            raise
-        zoo = None
-    loader = getattr(zoo, "load_target", None)
-    if loader is None:
-        raise TargetError(f"zoo:{name}: the model zoo is not available in this installation")
-    return loader(name)
-
-
 def _from_file(
     path: Path, adapter: adapters.Adapter | None, spec: str | None, data: Any, cfg: TargetConfig
 ) -> Target:

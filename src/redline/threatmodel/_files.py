@@ -1,4 +1,5 @@
-"""Reading the YAML documents users write, and checking them against the shipped schemas.
+"""Checking the YAML documents users write against the shipped schemas (they are read
+with :func:`redline.util.safe_yaml.read_yaml_mapping`).
 
 Both turn every problem into a one-line :class:`~redline.errors.UsageError` that names the
 file and, for schema problems, the place inside it (``serving.returns``), because these
@@ -11,13 +12,11 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..util.safe_yaml import load_yaml_file
 
-__all__ = ["load_schema", "read_yaml_mapping", "schema_errors", "validate"]
+__all__ = ["load_schema", "schema_errors", "validate"]
 
 _KINDS = {"redline.system/1": "a system description", "redline.incident/1": "an incident report"}
 
@@ -27,16 +26,6 @@ def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped in this package (``system``, ``incident`` or ``threat-model``)."""
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; ``what`` names the document in messages."""
-    path = Path(path)
-    data = load_yaml_file(path, what)  # bounded: size, depth and alias expansion
-    if not isinstance(data, dict):
-        shape = "empty" if data is None else f"a {type(data).__name__}"
-        raise UsageError(f"{what} {path} must hold a mapping of keys at the top level, but it is {shape}")
-    return data
 
 
 def schema_errors(document: Any, schema_name: str) -> list[str]:

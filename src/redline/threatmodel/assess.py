@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 from ..catalog import PROPERTIES, FailureMode, load_modes
 from ..severity import Severity
 from ..triage.engine import rate_evidence

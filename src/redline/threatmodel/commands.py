@@ -102,7 +102,7 @@ def run_threat_model(args: argparse.Namespace) -> int:
 
 def write_threat_model(model: Any, out_dir: str | Path) -> list[Path]:
     """Write the JSON, Markdown and HTML reports into ``out_dir``; return their paths."""
-    from ..report.atomic import atomic_write_text
+    from ..util.atomic import atomic_write_text
     from .html import render_html
     from .render import render_markdown
 
@@ -122,7 +122,7 @@ def _interview(args: argparse.Namespace) -> int:
         raise UsageError("--interview writes a new description; do not also name SYSTEM.yaml (use --out FILE)")
     if args.json:
         raise UsageError("--json does not apply to --interview")
-    from ..report.atomic import atomic_write_text
+    from ..util.atomic import atomic_write_text
     from .interview import run_interview, to_yaml
 
     target = Path(args.out) if args.out is not None else None

@@ -8,9 +8,9 @@ of defence.
 
 from __future__ import annotations
 
-from .. import __version__
 from ..report.theme import badge, e, page
 from ..severity import Severity
+from ..version import __version__
 from .assess import ModeAssessment, ThreatModel, display
 from .render import PROPERTY_ORDER, _headline
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from ..errors import UsageError
 from ..triage.vocabulary import is_declared, metric_names
-from ._files import read_yaml_mapping, validate
 from ..util.safe_paths import contained_file
+from ..util.safe_yaml import read_yaml_mapping
+from ._files import validate
 from .system import SystemDescription
 
 __all__ = ["TEXT_FIELDS", "Incident", "load_incident"]

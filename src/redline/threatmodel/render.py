@@ -120,7 +120,7 @@ def code(text: object) -> str:
 
 
 def render_markdown(model: ThreatModel) -> str:
-    from .. import __version__
+    from ..version import __version__
 
     system = model.system
     out = [f"# Threat model: {md(system.name)}", ""]

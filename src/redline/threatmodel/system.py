@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..triage.context import DeploymentContext
-from ._files import read_yaml_mapping, validate
+from ..util.safe_yaml import read_yaml_mapping
+from ._files import validate
 from .facts import Fact, derive_facts, fact_environment
 
 __all__ = ["SCHEMA_ID", "SystemDescription", "load_system"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .. import __version__
+from ..version import __version__
 from ..catalog import MODE_CODES, FailureMode, get_mode
 from ..errors import RedlineError
 from ..severity import Severity

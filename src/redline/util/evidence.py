@@ -1,11 +1,17 @@
 """Saving a check's evidence (arrays, plots) into the report's artifacts folder."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..checks.base import CheckContext
+
+class CheckContext(Protocol):
+    """What these helpers use of a check's context (redline.checks.base.CheckContext): where
+    an artifact goes. Declared here so that util does not import the checks layer above it."""
+
+    def artifact(self, name: str) -> tuple[Path | None, str]: ...
 
 
 def save_arrays(ctx: CheckContext, name: str, **arrays: np.ndarray) -> str | None:
@@ -17,7 +23,7 @@ def save_arrays(ctx: CheckContext, name: str, **arrays: np.ndarray) -> str | Non
 
 
 def try_plot(ctx: CheckContext, name: str, draw: Any, *args: Any, **kwargs: Any) -> str | None:
-    """Call a plotting function from redline.report.plots; plots are evidence, not results,
+    """Call a plotting function from redline.util.plots; plots are evidence, not results,
     so a missing plotting library skips the plot instead of failing the check."""
     path, rel = ctx.artifact(name)
     if path is None:
@@ -35,7 +41,7 @@ def adversarial_grid(ctx: CheckContext, name: str, x: np.ndarray, x_adv: np.ndar
     non-image inputs, when nothing was fooled, or when no plot could be written."""
     if x.ndim < 3 or not np.any(fooled):
         return None
-    from ..report import plots
+    from . import plots
 
     pick = np.flatnonzero(fooled)[:most]
     rows = [list(x[pick]), list(x_adv[pick]), list(x_adv[pick] - x[pick])]

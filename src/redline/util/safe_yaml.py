@@ -25,7 +25,7 @@ import yaml
 
 from ..errors import UsageError
 
-__all__ = ["YamlLimits", "DEFAULT_LIMITS", "load_yaml_text", "load_yaml_file"]
+__all__ = ["YamlLimits", "DEFAULT_LIMITS", "load_yaml_text", "load_yaml_file", "read_yaml_mapping"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,3 +153,13 @@ def load_yaml_file(path: str | Path, what: str, limits: YamlLimits = DEFAULT_LIM
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text") from None
     return load_yaml_text(text, source, limits)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; ``what`` names the document in messages."""
+    path = Path(path)
+    data = load_yaml_file(path, what)  # bounded: size, depth and alias expansion
+    if not isinstance(data, dict):
+        shape = "empty" if data is None else f"a {type(data).__name__}"
+        raise UsageError(f"{what} {path} must hold a mapping of keys at the top level, but it is {shape}")
+    return data

@@ -244,7 +244,7 @@ class EvasionCheck(Check):
     def curve_plot(self, run: EvasionRun, name: str, series: dict, *, title: str, xlabel: str,
                    ylabel: str = "success rate") -> list[str]:
         """The line plot ``<check id>-<name>.png`` as a list of one path (empty when not writing)."""
-        from ...report import plots
+        from ...util import plots
 
         rel = try_plot(run.ctx, f"{self.id}-{name}.png", plots.line_plot, series, title=title, xlabel=xlabel,
                        ylabel=ylabel)

@@ -402,6 +402,6 @@ def _excess_p_value(correct: int, n: int, baseline: float) -> float:
 
 
 def _plots():
-    from ...report import plots
+    from ...util import plots
 
     return plots

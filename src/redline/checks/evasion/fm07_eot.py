@@ -550,7 +550,7 @@ def _example_plot(ctx, name, x, x_adv, keep, ranges, spec, labels=None):
     answers on the untransformed adversarial images) caption the first two rows."""
     import torch
 
-    from ...report import plots
+    from ...util import plots
     from .transforms import apply_transform, sample_params
 
     pick = np.flatnonzero(keep)[:6]
@@ -569,7 +569,7 @@ def _example_plot(ctx, name, x, x_adv, keep, ranges, spec, labels=None):
 def _patch_plot(ctx, name, patch_np, x, patch, ranges, spec, seed):
     import torch
 
-    from ...report import plots
+    from ...util import plots
 
     if not len(x):
         return []

@@ -172,7 +172,7 @@ class ParameterExfiltration(Check):
         rel = save_arrays(ctx, f"{self.id}-recovered.npz", recovered=best["recovered"], train_index=best["index"])
         if rel:
             evidence["examples"] = rel
-        from ...report import plots
+        from ...util import plots
 
         show = slice(0, 8)
         rel = try_plot(ctx, f"{self.id}-recovered.png", plots.image_grid,

@@ -170,7 +170,7 @@ class AttributeInference(Check):
         return values[score.argmax(axis=0)]
 
     def _evidence(self, ctx, metrics, roles, guesses, column) -> dict:
-        from ...report import plots
+        from ...util import plots
 
         evidence: dict = {}
         arrays = {}

@@ -195,7 +195,7 @@ class ClassReconstruction(Check):
         return x
 
     def _evidence(self, ctx, recon, means, classes) -> dict:
-        from ...report import plots
+        from ...util import plots
 
         evidence: dict = {}
         rel = save_arrays(ctx, f"{self.id}-reconstructions.npz", reconstructions=recon, class_means=means, classes=classes)

@@ -271,7 +271,7 @@ def judge(
     arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=scores, is_member=records.is_member, y=records.y)
     if arrays:
         evidence["examples"] = arrays
-    from ...report import plots
+    from ...util import plots
 
     plot = try_plot(ctx, f"{check_id}-roc.png", plots.roc_plot, {attack: (plot_fpr, plot_tpr)},
                     title=f"{check_id}: membership ROC (log-log)")

@@ -196,7 +196,7 @@ class AccuracyUnderTransformation(Check):
 
     def _artifacts(self, ctx: CheckContext, results: list[Measured], metrics: dict[str, Any]) -> dict[str, Any]:
         """The table as CSV and accuracy against severity per family as a plot."""
-        from ...report import plots
+        from ...util import plots
 
         out: dict[str, Any] = {}
         path, rel = ctx.artifact(f"{self.id}-accuracy.csv")

@@ -294,7 +294,7 @@ class InputFuzzing(Check):
         evidence: dict[str, Any] = {}
         worst = None
         if failed:
-            from ...deps.cvss import base_score
+            from ...util.cvss import base_score
 
             # The first case with the highest score stands for the finding.
             scored = [(base_score(r.cvss_vector(remote)), -i, r) for i, r in enumerate(failed)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...report import plots
+from ...util import plots
 from ...util.evidence import try_plot
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome

@@ -382,7 +382,7 @@ class NeuralCleanse(Check):
                           patterns=patterns, mask_l1=l1)
         if rel:
             evidence["examples"] = rel
-        from ...report import plots
+        from ...util import plots
 
         titles = [f"{c}{' FLAGGED' if c in flagged else ''}\nL1 {v:.0f}" for c, v in zip(classes, l1)]
         rows = [list(masks), list(masks[:, None] * patterns)]

@@ -99,7 +99,7 @@ class Strip(Check):
         rel = save_arrays(ctx, f"{self.id}-entropy.npz", calibration=h_cal, clean=h_clean, triggered=h_trig)
         if rel:
             evidence["examples"] = rel
-        from ...report import plots
+        from ...util import plots
 
         rel = try_plot(ctx, f"{self.id}-entropy.png", plots.line_plot,
                        {"clean": (np.linspace(0, 1, n), np.sort(h_clean)),

@@ -243,7 +243,7 @@ def curve_evidence(
     ``rates``, the strategies it ``skipped`` and why, the ``poisons`` arrays at the reported
     rate (saved as ``<check>-poisons.npz``) and a plot with one line per curve, labelled
     by ``series``."""
-    from ...report import plots
+    from ...util import plots
 
     evidence: dict[str, Any] = {"curve": {"poison_rate": rates, **curves}}
     if skipped:

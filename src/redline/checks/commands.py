@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_checks(args: argparse.Namespace) -> int:
-    from ..checks import all_checks, plan
+    from . import all_checks, plan
 
     classes = list(all_checks().values()) if args.check is None else plan(args.check)
     if args.check is not None and not classes:
@@ -60,7 +60,7 @@ def run_checks(args: argparse.Namespace) -> int:
 
 def check_record(cls) -> dict[str, Any]:
     """A check as JSON: id, mode, title, needs, default budget, metrics and parameters."""
-    from ..checks.params import param_specs
+    from .params import param_specs
     from ..findings import _jsonable
 
     needs = {k: v for k, v in _jsonable(vars(cls.needs)).items() if v not in (None, False)}
@@ -79,7 +79,7 @@ def _default_text(value: Any) -> str:
 
 def parameter_lines(cls, indent: str = "  ") -> list[str]:
     """One block per parameter: ``name (type, default X)`` then its meaning, wrapped."""
-    from ..checks.params import param_specs
+    from .params import param_specs
 
     lines: list[str] = []
     for p in param_specs(cls):
@@ -113,7 +113,7 @@ def _table(classes) -> str:
 
 
 def _detail(cls) -> str:
-    from ..checks.params import param_specs
+    from .params import param_specs
 
     specs = param_specs(cls)
     out = [f"{cls.id}  {cls.title}",

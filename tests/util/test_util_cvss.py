@@ -1,6 +1,6 @@
 import pytest
 
-from redline.deps.cvss import base_score, parse_vector, roundup
+from redline.util.cvss import base_score, parse_vector, roundup
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from redline.report import plots
+from redline.util import plots
 
 
 def png_size(path) -> tuple[int, int]:
@@ -121,7 +121,7 @@ def test_plotting_leaves_pyplot_and_the_backend_alone(tmp_path):
 
     code = (
         "import sys, matplotlib\n"
-        "from redline.report import plots\n"
+        "from redline.util import plots\n"
         f"plots.bar_plot({str(tmp_path / 'b.png')!r}, {{'a': 1.0}})\n"
         "print('matplotlib.pyplot' in sys.modules)"
     )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from redline.checks.base import CheckContext
-from redline.report import plots
+from redline.util import plots
 from redline.util.evidence import _predicted_captions, adversarial_grid
 
 pytest.importorskip("matplotlib")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from . import get_mode, load_modes, mode_to_dict
+from ..catalog import get_mode, load_modes, mode_to_dict
 
 __all__ = ["checks_by_mode", "register", "run_modes"]
 
@@ -33,12 +32,12 @@ def register(subparsers: Any) -> None:
 
 
 def run_modes(args: argparse.Namespace) -> int:
-    from .render import render_record, render_table
+    from ..catalog.render import render_record, render_table
 
     checks = checks_by_mode()
     if args.code is not None:
         mode = get_mode(args.code)
-        mode_checks = checks.get(mode.code, []) if checks is not None else []
+        mode_checks = checks.get(mode.code, [])
         if args.json:
             print(json.dumps({**mode_to_dict(mode), "checks": mode_checks,
                               "check_params": _check_params(mode_checks)}, indent=2, ensure_ascii=False))
@@ -47,7 +46,7 @@ def run_modes(args: argparse.Namespace) -> int:
         return 0
     modes = load_modes()
     if args.json:
-        records = [{**mode_to_dict(m), "checks": (checks or {}).get(m.code, [])} for m in modes]
+        records = [{**mode_to_dict(m), "checks": checks.get(m.code, [])} for m in modes]
         print(json.dumps(records, indent=2, ensure_ascii=False))
     else:
         print(render_table(modes, checks))
@@ -56,50 +55,35 @@ def run_modes(args: argparse.Namespace) -> int:
 
 def _check_details(check_ids: list[str]) -> dict[str, list[str]]:
     """Each check's title and parameters (type, default, meaning), for ``modes CODE``."""
-    from .check_commands import parameter_lines
+    from .commands import parameter_lines
 
     return {check_id: [f"    {cls.title}", *parameter_lines(cls, indent="      ")]
             for check_id, cls in _check_classes(check_ids).items()}
 
 
 def _check_params(check_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    from ..checks.params import param_specs
+    from .params import param_specs
 
     return {check_id: [p.to_dict() for p in param_specs(cls)] for check_id, cls in _check_classes(check_ids).items()}
 
 
 def _check_classes(check_ids: list[str]) -> dict[str, type]:
-    from ..checks import Check, all_checks
+    from . import Check, all_checks
 
     registry = all_checks()
     return {c: registry[c] for c in check_ids
             if isinstance(registry.get(c), type) and issubclass(registry[c], Check)}
 
 
-def checks_by_mode() -> dict[str, list[str]] | None:
-    """Check ids per mode code from the check registry, or None if it cannot be read.
+def checks_by_mode() -> dict[str, list[str]]:
+    """Check ids per mode code from the check registry."""
+    from . import STATIC_SCAN_CHECK, STATIC_SCAN_MODE, all_checks
 
-    The catalog is useful on its own, so a check module that is not installed yet only
-    costs the check column (with a warning), not the whole command.
-    """
-    from ..checks import all_checks
-
-    try:
-        registry = all_checks()
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("redline.checks."):
-            raise
-        print(f"redline: warning: cannot list checks ({exc})", file=sys.stderr)
-        return None
     grouped: dict[str, list[str]] = {}
-    for check_id, cls in registry.items():
+    for check_id, cls in all_checks().items():
         grouped.setdefault(cls.mode, []).append(check_id)
     # The static model-file scan is no registered check (it runs before a model file is
     # loaded), but it is what tests FM09 in every scan of a file, so it is listed there.
-    try:
-        from ..filescan.findings import CHECK_ID as static_scan
-    except ImportError:
-        static_scan = None
-    if static_scan and static_scan not in grouped.get("FM09", []):
-        grouped.setdefault("FM09", []).append(static_scan)
+    if STATIC_SCAN_CHECK not in grouped.get(STATIC_SCAN_MODE, []):
+        grouped.setdefault(STATIC_SCAN_MODE, []).append(STATIC_SCAN_CHECK)
     return grouped
