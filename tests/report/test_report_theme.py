@@ -18,7 +18,7 @@ from redline.severity import Severity
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = Path(redline.__file__).resolve().parent
 # Modules that write HTML, or draw what it shows: none may hold a colour literal of its own.
-PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo.py", "report/plots.py")
+PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo.py", "util/plots.py")
 # A colour literal as CSS or SVG would hold it: #rgb / #rrggbb after a quote, colon, space or
 # paren and not ended by ";" (so character references such as &#10003; or Mermaid's #124; do not
 # count), or an rgb()/hsl() call.
@@ -119,7 +119,7 @@ def test_pages_bring_no_colours_of_their_own(pages, name):
 @pytest.mark.parametrize("module", PAGE_MODULES)
 def test_page_modules_hold_no_colour_table(module):
     source = (SRC / module).read_text(encoding="utf-8")
-    assert not COLOUR.findall(source), f"{module} has colour literals; add them to report/templates/palette.json"
+    assert not COLOUR.findall(source), f"{module} has colour literals; add them to util/palette.json"
 
 
 def test_the_stylesheet_takes_every_colour_from_the_palette():

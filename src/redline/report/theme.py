@@ -1,7 +1,7 @@
 """The one look of redline's HTML pages: a base layout, a stylesheet and a colour palette.
 
 The scan report, the threat model and the demo index all render through :func:`page`, and
-every colour they show comes from ``templates/palette.json`` (CSS variables declared here,
+every colour they show comes from ``util/palette.json`` (CSS variables declared here,
 used by ``templates/base.css``). A page adds markup, never its own colours, so a severity or
 a status looks the same wherever it appears.
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import string
 from importlib import resources
 from typing import Any
 
 from ..severity import Severity
+from ..util.palette import palette
 from ..util.safe_text import document_text
 
 __all__ = ["CSP", "badge", "e", "page", "palette", "pill", "severity_class", "stylesheet"]
@@ -28,12 +28,6 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 def _template(name: str) -> str:
     return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
-
-
-@functools.cache
-def palette() -> dict[str, Any]:
-    """The colour table: severities, statuses (and coverage values as aliases), page chrome."""
-    return json.loads(_template("palette.json"))
 
 
 def _ident(name: str) -> str:

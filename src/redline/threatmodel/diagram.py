@@ -14,7 +14,7 @@ import html
 import itertools
 from typing import TYPE_CHECKING
 
-from ..report.theme import palette
+from ..util.palette import palette
 from ..triage.context import source_influence
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_bytes
-from .theme import palette
+from .palette import palette
 
 WIDTH_IN = 6.0
 DPI = 100
