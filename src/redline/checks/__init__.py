@@ -29,7 +29,7 @@ STATIC_SCAN_CHECK = "FM09.static_scan"
 # The check contract (redline.checks.base), re-exported lazily: the registry must stay light.
 _BASE_NAMES = ("Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome")
 
-__all__ = ["STATIC_SCAN_CHECK", "STATIC_SCAN_MODE", *_BASE_NAMES, "all_checks", "check_modules", "get_check", "plan"]
+__all__ = ["STATIC_SCAN_CHECK", "STATIC_SCAN_MODE", *_BASE_NAMES, "all_checks", "check_modules", "checks_by_mode", "get_check", "plan"]
 
 
 def __getattr__(name: str) -> Any:
@@ -66,6 +66,14 @@ def all_checks() -> dict[str, type[Check]]:
                 if obj.__module__ == module.__name__:
                     found[obj.id] = obj
     return dict(sorted(found.items(), key=lambda kv: (kv[1].mode, kv[0])))
+
+
+def checks_by_mode() -> dict[str, list[type[Check]]]:
+    """Registered check classes grouped by mode code, in catalog order."""
+    grouped: dict[str, list[type[Check]]] = {}
+    for cls in all_checks().values():
+        grouped.setdefault(cls.mode, []).append(cls)
+    return grouped
 
 
 def get_check(check_id: str) -> type[Check]:

@@ -77,11 +77,10 @@ def _check_classes(check_ids: list[str]) -> dict[str, type]:
 
 def checks_by_mode() -> dict[str, list[str]]:
     """Check ids per mode code from the check registry."""
-    from . import STATIC_SCAN_CHECK, STATIC_SCAN_MODE, all_checks
+    from . import STATIC_SCAN_CHECK, STATIC_SCAN_MODE
+    from . import checks_by_mode as classes_by_mode
 
-    grouped: dict[str, list[str]] = {}
-    for check_id, cls in all_checks().items():
-        grouped.setdefault(cls.mode, []).append(check_id)
+    grouped = {mode: [cls.id for cls in classes] for mode, classes in classes_by_mode().items()}
     # The static model-file scan is no registered check (it runs before a model file is
     # loaded), but it is what tests FM09 in every scan of a file, so it is listed there.
     if STATIC_SCAN_CHECK not in grouped.get(STATIC_SCAN_MODE, []):

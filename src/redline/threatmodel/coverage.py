@@ -64,13 +64,10 @@ class Coverage:
 
 
 def checks_by_mode() -> dict[str, list[Any]]:
-    """Registered check classes grouped by mode code."""
-    from ..checks import all_checks
+    """Registered check classes grouped by mode code (the registry's grouping)."""
+    from .. import checks
 
-    grouped: dict[str, list[Any]] = {}
-    for cls in all_checks().values():
-        grouped.setdefault(cls.mode, []).append(cls)
-    return grouped
+    return checks.checks_by_mode()
 
 
 def coverage_for(code: str, rules: ModeThreats, system: SystemDescription, checks: Mapping[str, list[Any]]) -> Coverage:
