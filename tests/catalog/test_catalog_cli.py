@@ -11,8 +11,9 @@ from redline.cli import main
 
 
 class _FakeCheck:
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, check_id):
+        self.id = check_id
+        self.mode = check_id.partition(".")[0]
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def only_catalog_commands(monkeypatch):
 
 @pytest.fixture
 def registry(monkeypatch):
-    checks = {"FM01.pgd": _FakeCheck("FM01"), "FM01.square": _FakeCheck("FM01"), "FM04.lira": _FakeCheck("FM04")}
+    checks = {cid: _FakeCheck(cid) for cid in ("FM01.pgd", "FM01.square", "FM04.lira")}
     monkeypatch.setattr(redline.checks, "all_checks", lambda: checks)
     return checks
 
