@@ -382,8 +382,9 @@ def _dct_matrix(size: int = 8) -> np.ndarray:
 
 
 def _quality_table(table: np.ndarray, quality: int) -> np.ndarray:
-    scale = 5000.0 / quality if quality < 50 else 200.0 - 2 * quality
-    return np.clip(np.floor((table * scale + 50) / 100), 1, 255)
+    # the IJG reference scaling, integer arithmetic included (5000 // quality)
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((table.astype(np.int64) * scale + 50) // 100, 1, 255).astype(np.float64)
 
 
 def jpeg_compression(x, s, rng):
