@@ -67,8 +67,8 @@ def test_output_keeps_shape_dtype_and_range(family, digits, colour):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_change_grows_with_severity(family, digits, digits28):
-    for images, low, high in ((digits[:600], 0.0, 16.0), (digits28, 0.0, 1.0)):
+def test_change_grows_with_severity(family, digits, digits28, colour):
+    for images, low, high in ((digits[:600], 0.0, 16.0), (digits28, 0.0, 1.0), (colour, -1.0, 1.0)):
         change = [np.abs(corrupt_images(images, family, severity, np.random.default_rng(3), low, high)
                          - images).mean() / (high - low) for severity in range(1, 6)]
         assert change[0] > 0.003, (family, images.shape, change)
@@ -86,6 +86,14 @@ def test_same_seed_same_bits(family, digits, colour):
             assert first.tobytes() == other.tobytes()
         else:
             assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 5, 9), (2, 1, 2, 2), (2, 3, 40, 33)])
+def test_odd_sizes_work(shape):
+    images = np.random.default_rng(0).random(shape)
+    for family in FAMILIES:
+        out = corrupt_images(images, family, 5, np.random.default_rng(0), 0, 1)
+        assert out.shape == shape and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1, family
 
 
 def test_works_on_a_batch_of_none_and_of_one(digits):
