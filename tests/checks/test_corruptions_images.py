@@ -3,13 +3,19 @@ dtype, range, no NaN), grows with severity, is reproducible from its seed, and a
 families are checked against what they claim to model."""
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
 
 import numpy as np
 import pytest
 
 from redline.checks.robustness.corruptions.images import (
-    GROUPS, IMAGE_FAMILIES, ImageCorruption, _resize_matrix, corrupt_images,
+    GROUPS,
+    IMAGE_FAMILIES,
+    ImageCorruption,
+    _resize_matrix,
+    corrupt_images,
 )
 from redline.errors import UsageError
 
@@ -49,7 +55,7 @@ def test_catalogue_covers_the_five_groups():
         assert isinstance(family, ImageCorruption) and family.name == name
         assert len(family.description) > 30
     assert len({family.description for family in IMAGE_FAMILIES.values()}) == len(IMAGE_FAMILIES)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         IMAGE_FAMILIES["rotate"].name = "other"  # frozen
 
 
@@ -204,7 +210,7 @@ def test_jpeg_matches_a_real_jpeg_codec_on_grey_images():
 def test_zigzag_adds_one_line_per_severity():
     blank = np.zeros((30, 1, 28, 28))
     ink = [corrupt_images(blank, "zigzag", s, np.random.default_rng(5), 0, 1) for s in range(1, 6)]
-    for fewer, more in zip(ink, ink[1:]):
+    for fewer, more in itertools.pairwise(ink):
         assert (more >= fewer).all() and (more > fewer).any()
 
 

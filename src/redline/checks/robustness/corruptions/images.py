@@ -301,7 +301,7 @@ def glass_blur(x, s, rng):
 def fog(x, s, rng):
     """Fog or haze: a smooth, patchy veil of light that lifts the dark parts and flattens contrast."""
     thickness = (0.3, 0.55, 0.85, 1.25, 1.8)[s]
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     veil = _smooth_field(rng, n, h, w)[:, None]
     return (x + thickness * veil) / (1 + thickness)
 
@@ -310,7 +310,7 @@ def snow(x, s, rng):
     """Falling snow: bright flakes streaked by their fall, over a scene whitened by the snowy light."""
     density = (0.03, 0.06, 0.1, 0.15, 0.22)[s]
     whiten = (0.08, 0.14, 0.2, 0.28, 0.36)[s]
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     seeds = rng.random((n, 1, h, w))
     brightness = rng.uniform(0.6, 1.0, size=(n, 1, h, w))
     flakes = np.where(seeds < density, brightness, 0.0)
@@ -356,7 +356,7 @@ def pixelate(x, s, rng):
     """Low resolution: the image averaged down to fewer, larger pixels and shown blown back up."""
     share = (0.75, 0.6, 0.5, 0.4, 0.3)[s]
     h, w = x.shape[2:]
-    ch, cw = max(1, int(round(h * share))), max(1, int(round(w * share)))
+    ch, cw = max(1, round(h * share)), max(1, round(w * share))
     down_rows, down_cols = _area_matrix(ch, h), _area_matrix(cw, w)
     # blown up by the same overlaps: a pixel inside one cell takes its value, a pixel that
     # straddles two cells (ratios that are not whole numbers) mixes them by overlap
