@@ -1,0 +1,1 @@
+"""Corruption families for FM16 common corruption: image and tabular inputs."""
