@@ -167,6 +167,20 @@ def test_flat_vectors_are_tables_unless_the_spec_is_image_shaped(digits):
     assert CommonCorruption(kind="tabular")._kind(T(Spec((1, 8, 8))), digits) == "tabular"
 
 
+def test_flat_images_get_image_corruptions_only_when_asked(image_library, digits, plain):
+    from redline.data.base import Dataset
+
+    flat = Dataset("flat", digits.x_train.reshape(-1, 64), digits.y_train, digits.x_test.reshape(-1, 64),
+                   digits.y_test, spec="test:flat", modality="image")
+    target = load_target(plain, data=flat)
+    assert tuple(target.input_spec.shape) == (64,)
+    as_table = CommonCorruption(n_inputs=50, severities=(1,))(target, flat, budget=1_000)
+    assert as_table.metrics["corruption_kind"] == "tabular"
+    as_image = CommonCorruption(n_inputs=50, kind="image")(target, flat, budget=1_000)
+    assert as_image.metrics["corruption_kind"] == "image" and set(as_image.metrics["corrupted_accuracy"]) == {"noise", "blur"}
+    assert fm16_corruption._image_shape((3 * 32 * 32,)) == (3, 32, 32) and fm16_corruption._image_shape((30,)) is None
+
+
 def test_bad_parameters_and_unknown_families(digits, plain):
     target = load_target(plain, data=digits)
     for bad in ({"severities": (0,)}, {"severities": ()}, {"kind": "audio"}, {"families": ()}):

@@ -115,10 +115,8 @@ class CommonCorruption(AccuracyUnderTransformation):
         chosen = self._chosen(kind)
         spec = target.input_spec
         if kind == "image":
-            shape = tuple(spec.shape)
-            if len(shape) == 2:
-                shape = (1, *shape)
-            if len(shape) != 3:
+            shape = _image_shape(tuple(spec.shape))
+            if shape is None:
                 raise NotApplicable(f"image corruptions need inputs shaped (C, H, W), the target takes {tuple(spec.shape)}")
             make = lambda c, s: _image_fn(c, s, shape, float(spec.lower), float(spec.upper))  # noqa: E731
         else:
@@ -229,6 +227,21 @@ class CommonCorruption(AccuracyUnderTransformation):
         if rel:
             out["plots"] = [*out.get("plots", []), rel]
         return out
+
+
+def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(C, H, W) for an input of ``shape``: as it is, one channel for (H, W), and for a flat
+    vector (only when the user asked for image corruptions) a square grey or RGB image."""
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) == 1:
+        for channels in (1, 3):
+            side = int(round((shape[0] / channels) ** 0.5))
+            if channels * side * side == shape[0] and side > 1:
+                return (channels, side, side)
+    return None
 
 
 def _image_fn(corruption: Any, severity: int, shape: tuple[int, int, int], low: float, high: float) -> TransformFn:
