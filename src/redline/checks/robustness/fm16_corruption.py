@@ -45,6 +45,9 @@ class CommonCorruption(AccuracyUnderTransformation):
     mode = "FM16"
     title = "Accuracy under common corruptions (noise, blur, weather, digital; pipeline faults for tables)"
     needs = Needs(roles=("test",))
+    # One query per corrupted input: the default 300 inputs through 23 image families x 5
+    # severities need 34,500 (a smaller --budget evaluates fewer inputs, the summary says how many).
+    default_budget = 35_000
     accuracy_metric = "corrupted_accuracy"
     metrics = (
         *TRANSFORMATION_METRICS, "corrupted_accuracy", "corruption_kind", "corruption_error",
