@@ -26,14 +26,19 @@ A family whose reference error sums to zero has no normalised value and is left 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ...errors import UsageError
 from ...util.evidence import try_plot
 from ..base import Needs, NotApplicable, Outcome
-from .base import TRANSFORMATION_METRICS, AccuracyUnderTransformation, Measured, TransformFn
+from .base import (
+    TRANSFORMATION_METRICS,
+    AccuracyUnderTransformation,
+    Measured,
+    TransformFn,
+)
 from .corruptions import families as corruption_families
 from .corruptions.tabular import SEVERITIES, TableReference
 
@@ -55,7 +60,7 @@ class CommonCorruption(AccuracyUnderTransformation):
         "relative_corruption_error", "mce_reference", "reference_clean_accuracy",
         "reference_mean_corruption_error",
     )
-    param_docs = {
+    param_docs: ClassVar[dict[str, str]] = {
         "families": "corruption families to run (null: every family of the input kind)",
         "severities": "severities to run, each 1..5",
         "n_inputs": "test inputs to corrupt (fewer when the budget cannot send each through every corruption)",
@@ -65,7 +70,7 @@ class CommonCorruption(AccuracyUnderTransformation):
     }
     # Run state (set by run, read by the transformations and _more_metrics).
     _reference_model: Any = None
-    _reference_answers: dict[Any, np.ndarray] = {}
+    _reference_answers: ClassVar[dict[Any, np.ndarray]] = {}
     _kind_used: str = ""
 
     def __init__(
@@ -121,11 +126,11 @@ class CommonCorruption(AccuracyUnderTransformation):
             shape = _image_shape(tuple(spec.shape))
             if shape is None:
                 raise NotApplicable(f"image corruptions need inputs shaped (C, H, W), the target takes {tuple(spec.shape)}")
-            make = lambda c, s: _image_fn(c, s, shape, float(spec.lower), float(spec.upper))  # noqa: E731
+            make = lambda c, s: _image_fn(c, s, shape, float(spec.lower), float(spec.upper))
         else:
             rows = data.x_train if data.x_train is not None else data.x_test
             table = TableReference.fit(np.asarray(rows).reshape(len(rows), -1), spec)
-            make = lambda c, s: _table_fn(c, s, table)  # noqa: E731
+            make = lambda c, s: _table_fn(c, s, table)
         return {name: {int(s): self._recorded(make(c, int(s)), (name, int(s)), target)
                        for s in sorted(set(self.severities))}
                 for name, c in chosen.items()}
@@ -241,7 +246,7 @@ def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
         return (1, *shape)
     if len(shape) == 1:
         for channels in (1, 3):
-            side = int(round((shape[0] / channels) ** 0.5))
+            side = round((shape[0] / channels) ** 0.5)
             if channels * side * side == shape[0] and side > 1:
                 return (channels, side, side)
     return None

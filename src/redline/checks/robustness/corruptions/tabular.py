@@ -44,7 +44,7 @@ class TableReference:
     constraints: Any = None  # redline.targets.base.FeatureConstraints, or None
 
     @classmethod
-    def fit(cls, reference: np.ndarray, spec: Any = None) -> "TableReference":
+    def fit(cls, reference: np.ndarray, spec: Any = None) -> TableReference:
         """Statistics of ``reference`` rows (n, d); the domain from the input ``spec`` when
         given (its per-feature bounds and constraints), else the rows' own range."""
         ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
@@ -106,7 +106,7 @@ def _cells(shape: tuple[int, int], share: float, rng: np.random.Generator) -> np
 
 def _columns(d: int, share: float, rng: np.random.Generator) -> np.ndarray:
     """At least one, about ``share`` of the d column indices, drawn without replacement."""
-    k = min(d, max(1, int(round(share * d))))
+    k = min(d, max(1, round(share * d)))
     return rng.permutation(d)[:k]
 
 
@@ -141,7 +141,7 @@ def _rounding(x, severity, rng, ref):
 
 def _swapped_columns(x, severity, rng, ref):
     d = x.shape[1]
-    pairs = min(d // 2, max(1, int(round(_level((0.05, 0.1, 0.2, 0.35, 0.5), severity) * d))))
+    pairs = min(d // 2, max(1, round(_level((0.05, 0.1, 0.2, 0.35, 0.5), severity) * d)))
     order = rng.permutation(d)[: 2 * pairs]
     left, right = order[:pairs], order[pairs:]
     x[:, left], x[:, right] = x[:, right].copy(), x[:, left].copy()
