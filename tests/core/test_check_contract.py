@@ -60,6 +60,7 @@ BAD_VALUES = {
     "FM10.max_margin": {"start": "random"},
     "FM10.spectral_signatures": {"epsilon": 0.7},
     "FM10.strip": {"overlays": 1},
+    "FM16.corruption": {"severities": [6], "kind": "audio"},
 }
 
 
@@ -143,6 +144,7 @@ FAST = {
                             "architectures": ["mlp"]},
     "FM10.injection": {"kinds": ["patch"], "labels": ["dirty"], "n_eval": 100},
     "FM10.neural_cleanse": {"steps": 10, "n_images": 8},
+    "FM16.corruption": {"n_inputs": 40, "severities": [1, 5]},
 }
 SKIP: dict[str, str] = {}  # check id -> why it cannot run here (none today)
 

@@ -128,3 +128,12 @@ def test_plotting_leaves_pyplot_and_the_backend_alone(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert (tmp_path / "b.png").exists()
+
+
+def test_heat_map_is_a_deterministic_png_and_checks_its_grid(tmp_path):
+    grid = [[0.9, 0.7, 0.4], [0.95, float("nan"), 0.2]]
+    a = plots.heat_map(tmp_path / "a.png", grid, ["noise", "blur"], [1, 2, 3], title="accuracy", xlabel="severity")
+    b = plots.heat_map(tmp_path / "b.png", grid, ["noise", "blur"], [1, 2, 3], title="accuracy", xlabel="severity")
+    assert png_size(a)[0] == 600 and a.read_bytes() == b.read_bytes()
+    with pytest.raises(ValueError, match="2 x 2 grid"):
+        plots.heat_map(tmp_path / "c.png", grid, ["noise", "blur"], [1, 2])

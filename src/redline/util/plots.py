@@ -159,6 +159,41 @@ def bar_plot(
         return _save(fig, path)
 
 
+def heat_map(
+    path: str | Path,
+    values: Sequence[Sequence[float]],
+    rows: Sequence[str],
+    columns: Sequence[str],
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    colorbar_label: str = "",
+) -> Path:
+    """A grid of values, one row per label in ``rows`` and one column per label in
+    ``columns`` (e.g. accuracy per corruption family and severity), each cell annotated
+    with its value; NaN cells are left blank."""
+    grid = np.asarray(values, dtype=float)
+    if grid.ndim != 2 or grid.shape != (len(rows), len(columns)) or grid.size == 0:
+        raise ValueError(f"heat_map needs a {len(rows)} x {len(columns)} grid of values, got shape {grid.shape}")
+    with _figure(max(2.4, 0.8 + 0.28 * len(rows))) as fig:
+        ax = fig.subplots()
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+        ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+        ax.grid(visible=False)
+        middle = (vmin + vmax) / 2
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > middle else "white")
+        fig.colorbar(image, ax=ax, label=colorbar_label)
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        return _save(fig, path)
+
+
 def as_image(array: Any) -> np.ndarray:
     """(H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4 (or a flat square vector) -> (H, W) or (H, W, C)."""
     a = np.asarray(array, dtype=float)

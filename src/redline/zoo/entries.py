@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backdoor, malicious
-from . import hardened
+from . import augmented, hardened
 from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
@@ -102,6 +102,8 @@ ENTRIES: tuple[ZooEntry, ...] = (
         expected=(
             expect("FM01", "vulnerable", "honest", "no adversarial training: small perturbations flip an ordinary CNN"),
             expect("FM07", "vulnerable", "honest", "nothing makes it robust to patches or transformed perturbations"),
+            expect("FM16", "vulnerable", "honest", "no corruption augmentation: contrast, blur and geometric corruptions "
+                   "cut its accuracy (mnist_cnn_augmented is its FM16 counterpart)"),
         ),
         recipe=_MNIST_CNN,
         twin="mnist_cnn_robust",
@@ -353,6 +355,29 @@ ENTRIES: tuple[ZooEntry, ...] = (
         ),
         recipe=hardened.MNIST_CNN_ROBUST,
         twin="mnist_cnn",
+    ),
+    ZooEntry(
+        name="mnist_cnn_augmented",
+        description=(
+            "The mnist_cnn architecture trained on the same 2,500 images for 15 epochs with every batch passed "
+            "through everyday corruptions at random strength (noise, blur, low contrast, brightness, "
+            "pixelation, dropped pixels, small rotations, zooms, shears and shifts); the FM16 negative control "
+            "beside mnist_cnn."
+        ),
+        weakness=(
+            "none planted: the corruption-augmented counterpart of mnist_cnn for FM16; everyday corruptions "
+            "cost it far less accuracy (lower mCE), though the heaviest still do"
+        ),
+        modes=("FM16",),
+        data="builtin:mnist",
+        family="cnn",
+        expected=(
+            expect("FM16", "vulnerable", "honest",
+                   "the verdict judges the worst single corruption, and translation or scaling at severity 5 moves "
+                   "a digit out of any small CNN's reach; the control shows in mCE (about half of mnist_cnn's) and "
+                   "in the rating (Low against Moderate)"),
+        ),
+        recipe=augmented.MNIST_CNN_AUGMENTED,
     ),
     ZooEntry(
         name="mnist_cnn_labels",

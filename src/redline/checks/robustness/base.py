@@ -135,6 +135,7 @@ class AccuracyUnderTransformation(Check):
             results.append(Measured(family, severity, accuracy, rate_interval(accuracy, len(y)), drop, drop_ci))
             ctx.progress(i + 1, len(table))
         metrics = self._metrics(clean_ok, results)
+        metrics.update(self._more_metrics(y, clean_ok, results))
         evidence = {"table": [r.row() for r in results], **self._artifacts(ctx, results, metrics)}
         vulnerable, undecided = self._verdict(results, len(y))
         worst = max(results, key=lambda r: r.drop)
@@ -177,6 +178,10 @@ class AccuracyUnderTransformation(Check):
             "evaluated_inputs": n,
             "transformations": len(results),
         }
+
+    def _more_metrics(self, y: np.ndarray, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
+        """Metrics a subclass adds, given the evaluated labels ``y`` (none here)."""
+        return {}
 
     def _verdict(self, results: list[Measured], n: int) -> tuple[bool, str]:
         """(vulnerable, why undecided): a drop surely above the tolerance, all surely below, or neither."""
