@@ -144,7 +144,8 @@ def test_tabular_model_positive_and_negative(digits):
     data = load_data("builtin:breast_cancer")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(data.x_train, data.y_train)
     target = load_target(model, data=data)
-    flagged = CommonCorruption()(target, data, budget=10_000, seed=0)
+    # A standardised logistic regression loses about 6 points on average: flagged at a 2% tolerance.
+    flagged = CommonCorruption(tolerated_drop=0.02)(target, data, budget=10_000, seed=0)
     assert flagged.status is Status.VULNERABLE and flagged.metrics["corruption_kind"] == "tabular"
     assert len(flagged.metrics["corrupted_accuracy"]) == 7
     quiet = CommonCorruption(families=("rounding",), severities=(1,))(target, data, budget=10_000, seed=0)

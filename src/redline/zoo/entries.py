@@ -366,16 +366,15 @@ ENTRIES: tuple[ZooEntry, ...] = (
         ),
         weakness=(
             "none planted: the corruption-augmented counterpart of mnist_cnn for FM16; everyday corruptions "
-            "cost it far less accuracy (lower mCE), though the heaviest still do"
+            "cost it far less accuracy on average (lower mCE), though the heaviest still do"
         ),
         modes=("FM16",),
         data="builtin:mnist",
         family="cnn",
         expected=(
-            expect("FM16", "vulnerable", "honest",
-                   "the verdict judges the worst single corruption, and translation or scaling at severity 5 moves "
-                   "a digit out of any small CNN's reach; the control shows in mCE (about half of mnist_cnn's) and "
-                   "in the rating (Low against Moderate)"),
+            expect("FM16", "not_vulnerable", "hardened",
+                   "augmentation keeps the accuracy averaged over every corruption and severity within the "
+                   "tolerated 10 points (about 8 against mnist_cnn's 14; mCE about half of mnist_cnn's)"),
         ),
         recipe=augmented.MNIST_CNN_AUGMENTED,
     ),

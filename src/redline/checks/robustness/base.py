@@ -66,6 +66,24 @@ def paired_drop(clean_ok: np.ndarray, changed_ok: np.ndarray) -> tuple[float, li
     return (turned_wrong - turned_right) / n, [wrong_low - right_high, wrong_high - right_low]
 
 
+#: Inputs below which the average drop's normal interval is not trusted (the verdict is inconclusive).
+MIN_INPUTS_FOR_MEAN = 30
+
+
+def mean_drop_interval(clean_ok: np.ndarray, changed_ok: np.ndarray) -> list[float]:
+    """95% interval of the accuracy drop averaged over transformations: ``changed_ok`` is
+    (transformations, inputs). Each input contributes its own paired drop (clean right minus
+    the share of transformations it survives, in [-1, 1]); their mean is the average drop, and
+    the normal interval on that mean is sound for the tens to hundreds of inputs checks use."""
+    per_input = np.asarray(clean_ok, float) - np.asarray(changed_ok, float).mean(axis=0)
+    n = len(per_input)
+    if n < 2:
+        return [-1.0, 1.0]
+    half = 1.959963984540054 * float(per_input.std(ddof=1)) / np.sqrt(n)
+    mean = float(per_input.mean())
+    return [max(-1.0, mean - half), min(1.0, mean + half)]
+
+
 @dataclasses.dataclass(frozen=True)
 class Measured:
     """One transformation's result on the evaluated inputs."""
@@ -95,6 +113,10 @@ class AccuracyUnderTransformation(Check):
     default_budget = 10_000
     #: The metric holding accuracy per family, a list by increasing severity.
     accuracy_metric: ClassVar[str] = "transformed_accuracy"
+    #: What the verdict judges against ``tolerated_drop``: the worst single transformation
+    #: ("worst"), or the drop averaged over every transformation ("mean"; a per-input paired
+    #: mean with a normal 95% interval, as corruption benchmarks average over families).
+    judged_on: ClassVar[str] = "worst"
 
     @abc.abstractmethod
     def transformations(self, target, data) -> Mapping[str, Mapping[int, TransformFn]]:
@@ -124,20 +146,25 @@ class AccuracyUnderTransformation(Check):
         seeds = rng.integers(2**31 - 1, size=len(table))
         with target.ledger.evaluating():
             clean_ok = target.predict_labels(x) == y
-        results = []
+        results, changed_oks = [], []
         for i, ((family, severity, fn), seed) in enumerate(zip(table, seeds)):
             changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))))
             if changed.shape != x.shape:
                 raise ValueError(f"transformation {family}/{severity} returned shape {changed.shape}, not {x.shape}")
             changed_ok = target.predict_labels(self._acceptable(target, changed, x)) == y
+            changed_oks.append(changed_ok)
             accuracy = float(changed_ok.mean())
             drop, drop_ci = paired_drop(clean_ok, changed_ok)
             results.append(Measured(family, severity, accuracy, rate_interval(accuracy, len(y)), drop, drop_ci))
             ctx.progress(i + 1, len(table))
         metrics = self._metrics(clean_ok, results)
+        metrics["accuracy_drop_ci"] = mean_drop_interval(clean_ok, np.stack(changed_oks))
         metrics.update(self._more_metrics(y, clean_ok, results))
         evidence = {"table": [r.row() for r in results], **self._artifacts(ctx, results, metrics)}
-        vulnerable, undecided = self._verdict(results, len(y))
+        if self.judged_on == "mean":
+            vulnerable, undecided = self._mean_verdict(metrics, len(y), len(results))
+        else:
+            vulnerable, undecided = self._verdict(results, len(y))
         worst = max(results, key=lambda r: r.drop)
         summary = (
             f"Accuracy {metrics['clean_accuracy']:.0%} on {len(y)} inputs as they are, "
@@ -182,6 +209,23 @@ class AccuracyUnderTransformation(Check):
     def _more_metrics(self, y: np.ndarray, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
         """Metrics a subclass adds, given the evaluated labels ``y`` (none here)."""
         return {}
+
+    def _mean_verdict(self, metrics: dict[str, Any], n: int, transformations: int) -> tuple[bool, str]:
+        """(vulnerable, why undecided) judging the average drop over every transformation."""
+        tolerated = float(self.tolerated_drop)
+        low, high = metrics["accuracy_drop_ci"]
+        if n < MIN_INPUTS_FOR_MEAN:
+            return False, (f"{n} inputs are too few for an interval on the average drop; at least "
+                           f"{MIN_INPUTS_FOR_MEAN} (a budget of {MIN_INPUTS_FOR_MEAN} x {transformations} queries) would decide")
+        if low > tolerated:
+            return True, ""
+        if high <= tolerated:
+            return False, ""
+        return False, (
+            f"the average drop ({metrics['accuracy_drop']:.0%}, 95% CI {low:.0%} to {high:.0%}) on {n} inputs "
+            f"cannot be told from the tolerated {tolerated:.0%}; more inputs (n_inputs and a budget of "
+            f"n_inputs x {transformations} queries) would decide"
+        )
 
     def _verdict(self, results: list[Measured], n: int) -> tuple[bool, str]:
         """(vulnerable, why undecided): a drop surely above the tolerance, all surely below, or neither."""

@@ -7,8 +7,9 @@ feature, missing values imputed with the median, outliers, unit errors, rounding
 and stuck columns; :mod:`.corruptions.tabular`), fitted to the training rows (the test rows
 when the data set has none). Each family runs at severities 1..5; the base
 (:class:`AccuracyUnderTransformation`) measures accuracy per family and severity with
-intervals, the drop, and gives the verdict: some corruption lowering accuracy by more than
-``tolerated_drop`` with 95% confidence.
+intervals, the drop, and gives the verdict: accuracy averaged over every family and severity
+lower than on clean inputs by more than ``tolerated_drop`` with 95% confidence (the average,
+not the worst cell, as the benchmarks and the triage rules judge).
 
 On top, the corruption error of Hendrycks & Dietterich (2019): with E(f, s) the error rate
 (1 - accuracy) under family f at severity s, ``CE_f = sum_s E(f, s)``. Normalised to a
@@ -54,6 +55,10 @@ class CommonCorruption(AccuracyUnderTransformation):
     # severities need 34,500 (a smaller --budget evaluates fewer inputs, the summary says how many).
     default_budget = 35_000
     accuracy_metric = "corrupted_accuracy"
+    # Judged like the benchmarks and the triage rules: on accuracy averaged over every family
+    # and severity. The worst cell says little: severity-5 translation or noise breaks almost
+    # any model, robust or not.
+    judged_on = "mean"
     metrics = (
         *TRANSFORMATION_METRICS, "corrupted_accuracy", "corruption_kind", "corruption_error",
         "mean_corruption_error", "mce", "relative_mce", "normalised_corruption_error",
@@ -64,7 +69,7 @@ class CommonCorruption(AccuracyUnderTransformation):
         "families": "corruption families to run (null: every family of the input kind)",
         "severities": "severities to run, each 1..5",
         "n_inputs": "test inputs to corrupt (fewer when the budget cannot send each through every corruption)",
-        "tolerated_drop": "accuracy drop (0..1) under one corruption still accepted",
+        "tolerated_drop": "accuracy drop (0..1), averaged over every corruption and severity, still accepted",
         "reference": "target to normalise the corruption error to, e.g. zoo:NAME or a model file (null: none)",
         "kind": "corruptions to apply: auto (image for (C,H,W) inputs, tabular otherwise), image or tabular",
     }
@@ -78,7 +83,7 @@ class CommonCorruption(AccuracyUnderTransformation):
         families: tuple[str, ...] | None = None,
         severities: tuple[int, ...] = SEVERITIES,
         n_inputs: int = 300,
-        tolerated_drop: float = 0.2,
+        tolerated_drop: float = 0.1,
         reference: str | None = None,
         kind: str = "auto",
     ):
