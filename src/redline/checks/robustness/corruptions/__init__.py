@@ -1,10 +1,10 @@
 """Corruption libraries for FM16 common corruption: images (:mod:`.images`: ImageNet-C and
 MNIST-C style families on (n, C, H, W) batches) and tables (:mod:`.tabular`: the faults of
-data pipelines on (n, d) rows). Both are plain numpy/scipy, five severities per family and
+data pipelines on (n, d) rows). Both are plain numpy, five severities per family and
 deterministic from a numpy Generator.
 
 :func:`families` names the families of one kind without the caller importing both modules
-(the image library imports scipy; a tabular run never needs it).
+(a tabular run never loads the image library).
 """
 from __future__ import annotations
 
