@@ -129,3 +129,22 @@ def test_malicious_model_file_is_reported_and_never_loaded(tmp_path):
     assert finding["check"] == "FM09.static_scan" and finding["status"] == "vulnerable"
     assert finding["severity"] == "Critical" and "os.system" in json.dumps(finding["evidence"])
     assert report["coverage"]["FM09"] == "tested"
+
+
+def test_common_corruption_runs_over_http_and_charges_what_the_server_answered(logreg_problem, model_server,
+                                                                             npz_data, tmp_path):
+    model, _ = logreg_problem
+    out = tmp_path / "out"
+    with model_server(model) as server:
+        code = main(["scan", server.url, "--data", npz_data, "--out", str(out), "--select", "FM16.corruption",
+                     "--set", "FM16.corruption.n_inputs=150", "--set", "FM16.corruption.tolerated_drop=0.05",
+                     "--format", "json", "--fail-on", "never", "--no-progress"])
+        rows = server.rows
+    assert code == 0
+    finding = {f["check"]: f for f in read_report(out)["findings"]}["FM16.corruption"]
+    assert finding["status"] == "vulnerable", finding["summary"]  # about 12 points lost on average (CI 9-14)
+    assert finding["metrics"]["corruption_kind"] == "tabular" and finding["metrics"]["evaluated_inputs"] == 150
+    # 150 per corruption and severity (7 families x 5) as attack queries; the clean answers (and
+    # the endpoint's first probe) as evaluation queries: every row charged is one the server answered.
+    assert finding["queries"] == 150 * 35 and finding["evaluation_queries"] >= 150
+    assert finding["queries"] + finding["evaluation_queries"] == rows
