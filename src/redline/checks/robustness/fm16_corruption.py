@@ -73,9 +73,10 @@ class CommonCorruption(AccuracyUnderTransformation):
         "reference": "target to normalise the corruption error to, e.g. zoo:NAME or a model file (null: none)",
         "kind": "corruptions to apply: auto (image for (C,H,W) inputs, tabular otherwise), image or tabular",
     }
-    # Run state (set by run, read by the transformations and _more_metrics).
+    # Run state, set by run for one call and read by the transformations and _more_metrics:
+    # the reference model, its answers by (family, severity) and "clean", the kind used.
     _reference_model: Any = None
-    _reference_answers: ClassVar[dict[Any, np.ndarray]] = {}
+    _reference_answers: dict[Any, np.ndarray] | None = None
     _kind_used: str = ""
 
     def __init__(
@@ -170,12 +171,12 @@ class CommonCorruption(AccuracyUnderTransformation):
         self._validate(target)
         # Run state, read by the transformations and _more_metrics; cleared afterwards.
         self._reference_model = self._load_reference(target, data)
-        self._reference_answers: dict[Any, np.ndarray] = {}
+        self._reference_answers = {}
         self._kind_used = self._kind(target, data)
         try:
             outcome = super().run(target, data, budget, rng, ctx)
         finally:
-            self._reference_model, self._reference_answers = None, {}
+            self._reference_model, self._reference_answers = None, None
         m = outcome.metrics
         if "mce" in m:
             outcome.summary += (f" mCE {m['mce']:.0%}, relative mCE {m['relative_mce']:.0%} of the reference "

@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from ...defences.training.sanitisers import (
+    loss_sanitize,
+    reject_on_negative_impact,
+    sphere_filter,
+)
 from ...targets.base import Target
 from ...util.evidence import save_arrays, try_plot
 
@@ -207,12 +212,6 @@ def measure_defences(
     (x, y), the recipe retrains on the rows it keeps, and the accuracy drop left on
     ``evaluation`` is reported as ``accuracy_drop_with_<defence>``, with the share of
     ``drop`` it takes back as ``damage_undone_<defence>``. RONI is tuned on ``val``."""
-    from ...defences.training.sanitisers import (
-        loss_sanitize,
-        reject_on_negative_impact,
-        sphere_filter,
-    )
-
     metrics: dict[str, float | None] = {}
     for defence in defences:
         if defence == "sanitize":
