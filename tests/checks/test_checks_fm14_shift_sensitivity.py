@@ -168,3 +168,17 @@ def test_zoo_rare_class_model_is_flagged_and_its_full_data_counterpart_passes():
     passed = ShiftSensitivity()(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), seed=0)
     assert passed.status is Status.NOT_VULNERABLE, passed.summary
     assert passed.metrics["accuracy_drop"] < 0.1
+
+
+def test_triage_severity_grows_with_the_drop():
+    from redline.severity import Severity
+    from redline.triage.engine import rate_evidence
+
+    def rated(drop):
+        return rate_evidence("FM14", {"accuracy_drop": drop, "significant_shifts": 1, "shifts_judged": 44,
+                                      "reference_accuracy": 0.91, "shifted_accuracy": 0.91 - drop})
+
+    (low, why_low), (moderate, _), (important, why) = rated(0.12), rated(0.2), rated(0.4)
+    assert (low, moderate, important) == (Severity.LOW, Severity.MODERATE, Severity.IMPORTANT)
+    assert "40.0 percentage points from 91% to 51%" in why and "1 shift of 44" in why
+    assert "12.0 percentage points" in why_low
