@@ -128,9 +128,11 @@ def test_small_subgroups_are_skipped_and_listed(region):
     data, biased, _ = region
     finding = ShiftSensitivity(min_rows=150)(load_target(biased, data=data), data, budget=5_000, seed=0)
     m = finding.metrics
-    assert m["shifts_skipped"] == len(m["skipped"]) > 0
+    skipped = finding.evidence["skipped"]
+    assert m["shifts_skipped"] == len(skipped) > 0
     assert all(r["rows"] >= 150 for r in m["shifts"])
-    assert all("fewer than 150" in s["reason"] for s in m["skipped"] if s["name"].startswith("cluster"))
+    assert all("fewer than 150" in s["reason"] for s in skipped if s["name"].startswith("cluster"))
+    assert "skipped as too small" in finding.summary
 
 
 def test_too_few_rows_is_inconclusive(region):

@@ -12,7 +12,8 @@ shift whose subgroup has fewer than ``min_rows`` rows is skipped and listed as s
 rows would judge it on noise.
 
 Verdict. ``vulnerable`` when some shift's drop exceeds ``tolerated_drop`` significantly after
-Holm's correction over every shift judged (family-wise error 5%): with 40 slices, each a little
+Holm's correction over every shift judged (one-sided family-wise error 2.5%, the lower tail of
+the 95% intervals shown): with 40 slices, each a little
 noisy, one unlucky slice must not flag a clean model. ``inconclusive`` when too few rows were
 evaluated (fewer than twice ``min_rows``), when no shift had enough rows, or when some shift's
 observed drop exceeds the tolerance without the evidence to confirm it. ``not_vulnerable``
@@ -23,12 +24,21 @@ is an extreme but ordinary event (a clinic that sees only older patients, a regi
 class), and an honest model's accuracy varies across such slices by a few points because some
 slices are simply harder (closer to the class boundary). Ten points is where a slice stops
 being "harder" and becomes "the model does not work there": the same tolerance FM16 uses for
-corruption, and about three times the spread of slice accuracies of the honest models below.
+corruption. The worst slice of the honest models below loses 0 to 10 points (median 4), except
+the wide CNNs' (15 and 16 points: inconclusive, not flagged).
 
-False positives, measured (benchmark in tests/checks/test_checks_fm14_shift_sensitivity.py, not
-tuned on): logistic regressions, an MLP and a decision tree on the sklearn digits, breast cancer
-and wine sets and the zoo's fair survey models, across seeds. See FALSE_POSITIVES below for the
-numbers; none of the honest models was flagged.
+False positives, measured on models the rule was not tuned on (default parameters, seed =
+split seed): logistic regressions, MLPs and random forests on the scikit-learn digits, breast
+cancer, wine and iris sets, each split 50/50 at random with 3 seeds (36 models), and the
+redline.zoo.honest MLP and wide CNN on builtin:digits with 2 seeds (4): none flagged; 29 not
+vulnerable, 11 inconclusive (iris's 75 test rows hold no subgroup of 30; the wide CNNs lose
+15 points on one digit cluster, which 540 rows cannot confirm after the correction). Models
+that are right with a fixed probability (0.95, 0.85, 0.7) on every input, 10 seeds each on
+the digits, breast cancer and a synthetic 3-class set (90 models, every slice differing by
+noise alone): none flagged, 5 inconclusive. A flag is not always a defect of training, though:
+a logistic regression on scikit-learn's make_classification (several Gaussian clusters per
+class) really does fail on some clusters, and it is flagged on two independent test halves
+with the same 30-point drop.
 """
 from __future__ import annotations
 
@@ -45,10 +55,12 @@ from . import shift_stats
 from .shifts import ShiftPlan, make_shifts
 
 KINDS = ("auto", "image", "tabular")
+#: Family-wise error of the one-sided test "drop > tolerated_drop" over every shift: 2.5%, the
+#: lower tail of the two-sided 95% intervals shown, so that a lone significant shift's
+#: interval starts above the tolerance.
+FAMILY_ERROR = (1 - CONFIDENCE) / 2
 #: Shifts drawn in the bar chart (the worst first).
 PLOTTED_SHIFTS = 20
-#: Measured false-positive rate of the default rule on honest models (see the module docstring).
-FALSE_POSITIVES = "0 of 0"
 
 
 class ShiftSensitivity(Check):
@@ -61,7 +73,7 @@ class ShiftSensitivity(Check):
     default_budget = 5_000
     metrics = (
         "reference_accuracy", "accuracy_drop", "shifted_accuracy", "worst_shift", "shifts",
-        "significant_shifts", "shifts_judged", "shifts_skipped", "skipped", "evaluated_inputs",
+        "significant_shifts", "shifts_judged", "shifts_skipped", "evaluated_inputs",
         "tolerated_drop", "shift_directions", "shift_clusters",
     )
     param_docs: ClassVar[dict[str, str]] = {
@@ -157,17 +169,18 @@ class ShiftSensitivity(Check):
             k, counts = shift_stats.group_counts(shift.groups, correct, len(shift.shares))
             accuracy, accuracy_ci = shift_stats.shifted_accuracy(k, counts, shift.shares)
             drop, drop_ci = shift_stats.accuracy_drop(k, counts, shift.shares)
+            # p_value: of "drop <= tolerated_drop" for this shift alone; Holm-adjusted below
             rows.append({"name": shift.name, "kind": shift.kind, "description": shift.description,
                          "accuracy": accuracy, "accuracy_ci": accuracy_ci, "drop": drop, "drop_ci": drop_ci,
                          "rows": size,
                          "p_value": shift_stats.excess_drop_pvalue(k, counts, shift.shares, float(self.tolerated_drop))})
             ctx.progress(i + 1, len(shifts))
-        for row, adjusted in zip(rows, shift_stats.holm(np.array([r["p_value"] for r in rows]))):
-            row["p_value"] = float(adjusted)
-            row["significant"] = bool(adjusted <= 1 - CONFIDENCE)
+        for row, adjusted in zip(rows, shift_stats.holm(np.array([r.pop("p_value") for r in rows]))):
+            row["p_value_holm"] = float(adjusted)
+            row["significant"] = bool(adjusted <= FAMILY_ERROR)
         rows.sort(key=lambda r: (-r["drop"], r["name"]))
         metrics = {**base, **self._metrics(rows, skipped, how)}
-        evidence = {"shifts_skipped": skipped, **self._artifacts(ctx, rows, metrics)}
+        evidence = {"skipped": skipped, **self._artifacts(ctx, rows, metrics)}
         vulnerable, undecided = self._verdict(rows, n)
         return Outcome(vulnerable, metrics, evidence, self._summary(metrics, rows, n), inconclusive=undecided)
 
@@ -177,7 +190,7 @@ class ShiftSensitivity(Check):
         headline = (significant or rows or [None])[0]
         out: dict[str, Any] = {
             "shifts": rows, "significant_shifts": len(significant), "shifts_judged": len(rows),
-            "shifts_skipped": len(skipped), "skipped": skipped,
+            "shifts_skipped": len(skipped),
             "shift_directions": how.get("directions", ""), "shift_clusters": how.get("clusters", ""),
         }
         if headline is not None:
@@ -229,7 +242,7 @@ class ShiftSensitivity(Check):
                                  "drop", "drop_low", "drop_high", "holm_p_value", "significant"])
                 for r in rows:
                     writer.writerow([r["name"], r["kind"], r["description"], r["rows"], r["accuracy"],
-                                     *r["accuracy_ci"], r["drop"], *r["drop_ci"], r["p_value"], r["significant"]])
+                                     *r["accuracy_ci"], r["drop"], *r["drop_ci"], r["p_value_holm"], r["significant"]])
             out["table_file"] = rel
         shown = rows[:PLOTTED_SHIFTS]
         if shown:
