@@ -161,8 +161,11 @@ def test_bad_parameters_are_one_line_errors(params):
 def test_zoo_rare_class_model_is_flagged_and_its_full_data_counterpart_passes():
     """Controls: the digits MLP trained with 3 eights fails a deployment of 60% eights; the same
     recipe on every training row does not lose 10 points under any shift."""
-    flagged = ShiftSensitivity()(zoo.load_target("digits_mlp_rare_class"), zoo.load_data_for("digits_mlp_rare_class"),
-                                 seed=0)
+    target, data = zoo.load_target("digits_mlp_rare_class"), zoo.load_data_for("digits_mlp_rare_class")
+    assert np.sum(data.y_train == 8) == 3 and np.sum(data.y_test == 8) > 30  # test rows untouched
+    right = target.predict_labels(data.x_test) == data.y_test
+    assert right[data.y_test == 8].mean() < 0.5 < 0.95 < right[data.y_test != 8].mean()
+    flagged = ShiftSensitivity()(target, data, seed=0)
     assert flagged.status is Status.VULNERABLE, flagged.summary
     worst = flagged.metrics["shifts"][0]
     assert worst["name"] == "prior:8" and worst["drop"] > 0.25 and worst["significant"]

@@ -1,8 +1,8 @@
 """A digits model trained on a set that barely contains one class: FM14's positive control.
 
 ``digits_mlp_rare_class`` trains the digits_mlp_overfit recipe on the training rows of
-builtin:digits with all but ``KEPT_ROWS`` of the eights removed: the other nine classes keep
-their 36 rows each. The test rows are untouched, so the model meets eights in their normal
+builtin:digits with all but ``KEPT_ROWS`` of the 35 eights removed (327 rows): the other nine
+classes keep all theirs (35 to 37 each). The test rows are untouched, so the model meets eights in their normal
 share there and gets most of them wrong (about 25% right against 97% for the other classes).
 A deployment where eights are common, or a cluster of them, then loses much of its accuracy:
 the subpopulation and label-prior shifts of FM14.shift_sensitivity find exactly that.
