@@ -187,3 +187,14 @@ def test_triage_severity_grows_with_the_drop():
     assert (low, moderate, important) == (Severity.LOW, Severity.MODERATE, Severity.IMPORTANT)
     assert "40.0 percentage points from 91% to 51%" in why and "1 shift of 44" in why
     assert "12.0 percentage points" in why_low
+
+
+def test_a_model_file_is_judged_like_the_model_in_memory(region, tmp_path):
+    skops_io = pytest.importorskip("skops.io")
+    data, biased, _ = region
+    path = tmp_path / "biased.skops"
+    skops_io.dump(biased, path)
+    from_file = ShiftSensitivity()(load_target(str(path), data=data), data, seed=0)
+    in_memory = ShiftSensitivity()(load_target(biased, data=data), data, seed=0)
+    assert from_file.status is Status.VULNERABLE
+    assert from_file.metrics["shifts"] == in_memory.metrics["shifts"]  # same rows, same shifts, same answers
