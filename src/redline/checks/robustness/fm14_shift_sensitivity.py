@@ -27,8 +27,8 @@ being "harder" and becomes "the model does not work there": the same tolerance F
 corruption. The worst slice of the honest models below loses 0 to 10 points (median 4), except
 the wide CNNs' (15 and 16 points: inconclusive, not flagged).
 
-False positives, measured on models the rule was not tuned on (default parameters, seed =
-split seed): logistic regressions, MLPs and random forests on the scikit-learn digits, breast
+False positives, measured on models the rule was not tuned on
+(benchmarks/bench_fm14_shift_fpr.py; default parameters, seed = split seed): logistic regressions, MLPs and random forests on the scikit-learn digits, breast
 cancer, wine and iris sets, each split 50/50 at random with 3 seeds (36 models), and the
 redline.zoo.honest MLP and wide CNN on builtin:digits with 2 seeds (4): none flagged; 29 not
 vulnerable, 11 inconclusive (iris's 75 test rows hold no subgroup of 30; the wide CNNs lose

@@ -111,11 +111,11 @@ def kmeans(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     best_labels, best_cost = np.zeros(len(z), int), np.inf
     for _ in range(KMEANS_RESTARTS):
         centres = _kmeans_plus_plus(z, k, rng)
-        labels = np.zeros(len(z), int)
+        labels = np.full(len(z), -1)
         for _ in range(KMEANS_ITERATIONS):
             distances = ((z[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
             new = distances.argmin(axis=1)
-            if np.array_equal(new, labels) and _ > 0:
+            if np.array_equal(new, labels):  # converged
                 break
             labels = new
             for c in range(len(centres)):
@@ -275,10 +275,9 @@ def _make_shifts(flat: np.ndarray, y: np.ndarray, plan: ShiftPlan, *, feature_na
         how["directions"] = (f"{len(names)} leading principal components of the test inputs "
                              f"({float(explained.sum()):.0%} of their variance)")
     else:
-        names = [str(f) for f in feature_names] if feature_names and len(feature_names) == d else \
-            [f"feature {j}" for j in range(d)]
-        shifts += feature_band_shifts(flat, [repr(nm) if not nm.startswith("feature ") else nm for nm in names],
-                                      plan.band)
+        named = bool(feature_names) and len(feature_names) == d
+        names = [f"'{f}'" for f in feature_names] if named else [f"feature {j}" for j in range(d)]
+        shifts += feature_band_shifts(flat, names, plan.band)
         how["directions"] = f"each of the {d} features"
     if plan.n_clusters > 1:
         z = standardised(flat)
