@@ -30,6 +30,16 @@ def test_feature_bands_hold_the_lowest_and_highest_rows_and_say_where():
     assert list(high.shares) == [0.0, 1.0] and high.subgroup_rows() == 20
 
 
+def test_a_band_can_be_up_weighted_instead_of_kept_alone():
+    x = np.arange(100, dtype=float)[:, None]
+    _, high = feature_band_shifts(x, ["'age'"], 0.2, share=0.6)
+    assert list(high.shares) == [0.4, 0.6] and high.groups.sum() == 20
+    assert high.description == "rows with 'age' in its highest 20% (≥ 79.2; 20 of 100 rows) at 60% of the population"
+    binary = np.r_[np.zeros(70), np.ones(30)][:, None]
+    # the zeros already make up 70%: up-weighting them to 60% would be a down-weighting, so no shift
+    assert [s.name for s in feature_band_shifts(binary, ["'smoker'"], 0.2, share=0.6)] == ["band:'smoker':high"]
+
+
 def test_tied_and_constant_features():
     binary = np.r_[np.zeros(70), np.ones(30)][:, None]
     low, high = feature_band_shifts(binary, ["'smoker'"], 0.2)

@@ -79,6 +79,7 @@ class ShiftSensitivity(Check):
     param_docs: ClassVar[dict[str, str]] = {
         "tolerated_drop": "accuracy drop (0..1) under a shift still accepted; only a drop significantly above it flags",
         "band": "share of the rows (0..0.5) in the lowest / highest band of each feature or direction",
+        "subgroup_share": "share (0..1] a band or cluster takes of the shifted population (1: it alone)",
         "n_clusters": "k-means clusters whose rows form a shift alone and are held out (0: no cluster shifts)",
         "prior_share": "share (0..1) one class takes in a label-prior shift",
         "n_priors": "class priors drawn from a flat Dirichlet (0: none)",
@@ -93,6 +94,7 @@ class ShiftSensitivity(Check):
         self,
         tolerated_drop: float = 0.1,
         band: float = 0.2,
+        subgroup_share: float = 1.0,
         n_clusters: int = 8,
         prior_share: float = 0.6,
         n_priors: int = 10,
@@ -104,6 +106,7 @@ class ShiftSensitivity(Check):
     ):
         self.tolerated_drop = tolerated_drop
         self.band = band
+        self.subgroup_share = subgroup_share
         self.n_clusters = n_clusters
         self.prior_share = prior_share
         self.n_priors = n_priors
@@ -118,6 +121,8 @@ class ShiftSensitivity(Check):
             raise ValueError("tolerated_drop must be in [0, 1)")
         if not 0 < float(self.band) <= 0.5:
             raise ValueError("band must be in (0, 0.5]")
+        if not 0 < float(self.subgroup_share) <= 1:
+            raise ValueError("subgroup_share must be in (0, 1]")
         if not 0 < float(self.prior_share) < 1:
             raise ValueError("prior_share must be in (0, 1)")
         if int(self.n_clusters) < 0 or int(self.n_priors) < 0:
@@ -154,7 +159,8 @@ class ShiftSensitivity(Check):
             return Outcome(False, base, summary=f"Accuracy {reference:.0%} on {n} test rows.",
                            inconclusive=f"{n} test rows are too few to form subgroups of {min_rows} rows; at least "
                                         f"{2 * min_rows} (and that budget) would decide")
-        plan = ShiftPlan(band=float(self.band), n_clusters=int(self.n_clusters), prior_share=float(self.prior_share),
+        plan = ShiftPlan(band=float(self.band), subgroup_share=float(self.subgroup_share),
+                         n_clusters=int(self.n_clusters), prior_share=float(self.prior_share),
                          n_priors=int(self.n_priors), max_features=int(self.max_features),
                          n_directions=int(self.n_directions))
         shifts, skipped, how = make_shifts(x, y, plan, feature_names=data.feature_names, class_names=data.class_names,

@@ -67,6 +67,17 @@ def subset_shift(name: str, kind: str, description: str, inside: np.ndarray, kee
     return Shift(name, kind, description, groups, shares)
 
 
+def subgroup_shift(name: str, kind: str, what: str, inside: np.ndarray, share: float) -> Shift | None:
+    """The subgroup ``inside`` (worded ``what``) alone when ``share`` is 1, else up-weighted to
+    ``share`` of the population with the other rows in their test proportions; None when the
+    subgroup already makes up at least that share (that would be no up-weighting)."""
+    if share >= 1:
+        return subset_shift(name, kind, f"only {what}", inside)
+    if np.mean(inside) >= share:
+        return None
+    return subset_shift_with_share(name, kind, f"{what} at {share:.0%} of the population", inside, share)
+
+
 # -- the directions and clusters the shifts follow ---------------------------------------------
 
 def principal_scores(x: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +164,7 @@ class ShiftPlan:
     """What to generate; the defaults are the check's."""
 
     band: float = 0.2
+    subgroup_share: float = 1.0  # share a band or cluster takes of the shifted population
     n_clusters: int = 8
     prior_share: float = 0.6
     n_priors: int = 10
@@ -160,9 +172,11 @@ class ShiftPlan:
     n_directions: int = 5
 
 
-def feature_band_shifts(x: np.ndarray, names: list[str], band: float, kind: str = "feature band") -> list[Shift]:
+def feature_band_shifts(x: np.ndarray, names: list[str], band: float, kind: str = "feature band",
+                        share: float = 1.0) -> list[Shift]:
     """Only the rows in the lowest, and only those in the highest, ``band`` share of each
-    column of ``x`` (n, d); ``names`` words each column. With ties (a 0/1 feature) a band
+    column of ``x`` (n, d), or those rows up-weighted to ``share`` of the population;
+    ``names`` words each column. With ties (a 0/1 feature) a band
     holds every row at the threshold, so its share can exceed ``band``; the description gives
     the real one. A column whose band would hold every row (a constant) gives no shift."""
     shifts = []
@@ -178,16 +192,18 @@ def feature_band_shifts(x: np.ndarray, names: list[str], band: float, kind: str 
             if rows == n or rows == 0:
                 continue
             label = "lowest" if side == "low" else "highest"
-            description = f"only rows with {name} in its {label} {band:.0%} ({words}; {rows} of {n} rows)"
+            what = f"rows with {name} in its {label} {band:.0%} ({words}; {rows} of {n} rows)"
             if rows > 1.5 * band * n:
-                description = (f"only rows with {name} {words} (its {label} values, tied: {rows / n:.0%} of "
-                               f"{n} rows)")
-            shifts.append(subset_shift(f"band:{name}:{side}", kind, description, inside))
+                what = f"rows with {name} {words} (its {label} values, tied: {rows / n:.0%} of {n} rows)"
+            shift = subgroup_shift(f"band:{name}:{side}", kind, what, inside, share)
+            if shift is not None:
+                shifts.append(shift)
     return shifts
 
 
-def cluster_shifts(labels: np.ndarray, space: str) -> list[Shift]:
-    """Each cluster alone, and every row but that cluster (the held-out subgroup)."""
+def cluster_shifts(labels: np.ndarray, space: str, share: float = 1.0) -> list[Shift]:
+    """Each cluster alone (or up-weighted to ``share``), and every row but that cluster (the
+    held-out subgroup)."""
     shifts = []
     n, k = len(labels), int(labels.max()) + 1
     for c in range(k):
@@ -195,9 +211,10 @@ def cluster_shifts(labels: np.ndarray, space: str) -> list[Shift]:
         rows = int(inside.sum())
         if rows in (0, n):
             continue
-        shifts.append(subset_shift(
-            f"cluster:{c + 1}", "cluster",
-            f"only cluster {c + 1} of {k} (k-means on {space}; {rows} of {n} rows)", inside))
+        shift = subgroup_shift(f"cluster:{c + 1}", "cluster",
+                               f"cluster {c + 1} of {k} (k-means on {space}; {rows} of {n} rows)", inside, share)
+        if shift is not None:
+            shifts.append(shift)
         shifts.append(subset_shift(
             f"without-cluster:{c + 1}", "held-out cluster",
             f"every row but cluster {c + 1} of {k} (k-means on {space}; {n - rows} of {n} rows kept)",
@@ -271,13 +288,13 @@ def _make_shifts(flat: np.ndarray, y: np.ndarray, plan: ShiftPlan, *, feature_na
     if image or d > plan.max_features:
         scores, explained = principal_scores(flat, plan.n_directions)
         names = [f"principal component {i + 1}" for i in range(scores.shape[1])]
-        shifts += feature_band_shifts(scores, names, plan.band, kind="direction band")
+        shifts += feature_band_shifts(scores, names, plan.band, kind="direction band", share=plan.subgroup_share)
         how["directions"] = (f"{len(names)} leading principal components of the test inputs "
                              f"({float(explained.sum()):.0%} of their variance)")
     else:
         named = bool(feature_names) and len(feature_names) == d
         names = [f"'{f}'" for f in feature_names] if named else [f"feature {j}" for j in range(d)]
-        shifts += feature_band_shifts(flat, names, plan.band)
+        shifts += feature_band_shifts(flat, names, plan.band, share=plan.subgroup_share)
         how["directions"] = f"each of the {d} features"
     if plan.n_clusters > 1:
         z = standardised(flat)
@@ -286,7 +303,7 @@ def _make_shifts(flat: np.ndarray, y: np.ndarray, plan: ShiftPlan, *, feature_na
             z, _ = principal_scores(z, CLUSTER_COMPONENTS)
             space = f"the {z.shape[1]} leading principal components of the standardised inputs"
         labels = kmeans(z, min(int(plan.n_clusters), len(z)), rng)
-        shifts += cluster_shifts(labels, space)
+        shifts += cluster_shifts(labels, space, plan.subgroup_share)
         how["clusters"] = f"{int(labels.max()) + 1} k-means clusters on {space}"
     prior_shifts, skipped = label_prior_shifts(y, list(class_names or []), plan.prior_share,
                                                plan.n_priors, min_rows, rng)
