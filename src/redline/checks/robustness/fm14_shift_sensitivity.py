@@ -218,7 +218,7 @@ class ShiftSensitivity(Check):
             return False, (
                 f"under {r['description']} accuracy fell {r['drop']:.0%} (95% CI {r['drop_ci'][0]:.0%} to "
                 f"{r['drop_ci'][1]:.0%}), more than the tolerated {tolerated:.0%}, but not significantly after "
-                f"correcting for {count(len(rows), 'shift')}; more labelled test rows would decide")
+                f"correcting for {count(len(rows), 'shift')}; {_rows_to_decide(r, tolerated, len(rows), n)}")
         return False, ""
 
     def _summary(self, metrics: dict[str, Any], rows: list[dict[str, Any]], n: int) -> str:
@@ -260,3 +260,18 @@ class ShiftSensitivity(Check):
             if rel:
                 out["plots"] = [rel]
         return out
+
+
+def _rows_to_decide(row: dict[str, Any], tolerated: float, shifts: int, n: int) -> str:
+    """A rough count of the labelled test rows that would confirm ``row``'s drop, were it real.
+
+    Interval widths shrink with the square root of the rows; Holm's first step tests at the
+    family-wise level over the number of shifts, a stricter quantile than the interval shown.
+    """
+    from scipy.stats import norm
+
+    half = row["drop"] - row["drop_ci"][0]
+    margin = row["drop"] - tolerated
+    stricter = float(norm.isf(FAMILY_ERROR / shifts) / norm.isf(FAMILY_ERROR))
+    factor = (half * stricter / margin) ** 2
+    return f"roughly {int(np.ceil(factor * n / 100) * 100):,} labelled test rows (now {n:,}) would decide"
