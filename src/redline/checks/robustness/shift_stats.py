@@ -66,6 +66,7 @@ def _combination_bound(k: np.ndarray, n: np.ndarray, coefficients: np.ndarray, a
 
 
 def _coefficients(n: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """c_g = f_g - w_g, the weight of each group's accuracy in the drop (0 for groups the shift leaves alone)."""
     reference = n / n.sum()
     c = reference - shares
     c[np.isclose(reference, shares)] = 0.0
