@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backdoor, malicious
-from . import augmented, hardened
+from . import augmented, hardened, rare_class
 from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
@@ -115,11 +115,14 @@ ENTRIES: tuple[ZooEntry, ...] = (
             "Adam steps with no weight decay: 100% train and about 96% test accuracy, train loss near zero."
         ),
         weakness="memorises its small training set (large train/test loss gap), so membership inference works",
-        modes=("FM04",),
+        modes=("FM04", "FM14"),
         data="builtin:digits",
         family="mlp",
         expected=(
             expect("FM04", "vulnerable", "planted", "train loss near zero: members get visibly higher confidence"),
+            expect("FM14.shift_sensitivity", "not_vulnerable", "hardened",
+                   "every class in proportion in training: no subpopulation or class prior of the test digits costs "
+                   "it more than the tolerated 10 points (digits_mlp_rare_class is its FM14 counterpart)"),
         ),
         recipe=_DIGITS_OVERFIT,
         twin="digits_mlp_regularized",
@@ -437,6 +440,28 @@ ENTRIES: tuple[ZooEntry, ...] = (
             expect("FM02", "vulnerable", "planted", "clean-label poisons collide in the frozen features"),
         ),
         recipe=TransferHeadRecipe(n_classes=10, hidden=(128, 128), epochs=300, lr=1e-3, weight_decay=0.0),
+    ),
+    ZooEntry(
+        name="digits_mlp_rare_class",
+        description=(
+            "The digits_mlp_overfit recipe (MLP 128x128, 300 full-batch Adam steps, same seed) on the training "
+            f"rows of builtin:digits with all but {rare_class.KEPT_ROWS} of the 35 eights removed (327 rows); the "
+            "test rows are untouched: about 91% test accuracy, about 25% on eights and 97% on the other digits."
+        ),
+        weakness=(
+            "trained on a set that under-represents one class: it fails on eights, so a deployment where eights "
+            "are common, or a cluster of them, loses much of its accuracy (digits_mlp_overfit, the same recipe "
+            "on every row, is the FM14 counterpart)"
+        ),
+        modes=("FM14",),
+        data="builtin:digits",
+        family="mlp",
+        expected=(
+            expect("FM14.shift_sensitivity", "vulnerable", "planted",
+                   "eights at 60% of the rows cut its accuracy by about 37 points (from 91% to 54%)"),
+        ),
+        recipe=_DIGITS_OVERFIT,
+        data_variant=rare_class.rare_class_digits,
     ),
 )
 
