@@ -98,3 +98,25 @@ def test_config_bounds_per_feature_or_shared():
         TargetConfig.from_mapping({"input": {"lower": [0, 9, 0], "upper": [1, 5, 1]}}).apply_input(data_spec)
     with pytest.raises(UsageError, match="input.lower"):
         TargetConfig.from_mapping({"input": {"lower": ["a"]}})
+
+
+def test_a_column_that_never_varies_gets_the_tables_range_not_a_zero_width_one():
+    # digits' corner pixel is 0 in every image: a zero-width range made every scan of such a
+    # table fail ("lower bound must be below its upper bound") and every epsilon zero.
+    x = np.array([[0.0, 1.0, 5.0], [0.0, 3.0, 7.0], [0.0, 2.0, 6.0]])
+    lo, hi = InputSpec.from_data(x).feature_bounds()
+    assert lo.tolist() == [0.0, 1.0, 5.0] and hi.tolist() == [7.0, 3.0, 7.0]
+    flat = InputSpec.from_data(np.full((4, 2), 3.0))
+    assert flat.lower == 3.0 and flat.upper == 4.0 and flat.feature_bounds()[1].tolist() == [4.0, 4.0]
+
+
+def test_a_table_with_a_constant_column_can_be_scanned(tmp_path):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    import redline
+
+    x, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=200).fit(x[:600], y[:600])
+    report = redline.scan(model, {"x_test": x[600:700], "y_test": y[600:700]}, select="FM01.square", budget=200)
+    assert report.findings[0].status != "error", report.findings[0].reason

@@ -107,6 +107,20 @@ class FeatureConstraints:
         }
 
 
+def observed_feature_bounds(table: np.ndarray, lower: float, upper: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each column's (min, max) over ``table``; a column that never varies gets (lower, upper).
+
+    A column constant in the sample (digits' corner pixels, a flag always off) has no observed
+    range. It gets the table's shared one, which a sample with one more row could show, rather
+    than a zero-width range that no config accepts and no perturbation can be measured in.
+    """
+    table = np.asarray(table, np.float64)
+    lo, hi = table.min(axis=0), table.max(axis=0)
+    constant = hi <= lo
+    lo[constant], hi[constant] = lower, upper
+    return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
+
+
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
     """Shape of one input (without the batch axis), its dtype and valid range.
@@ -139,14 +153,20 @@ class InputSpec:
         for tables, i.e. rows that are one flat vector of features)."""
         x = np.asarray(x)
         per_feature = x.ndim == 2 and len(x) > 0
+        lower, upper = float(np.min(x)), float(np.max(x))
+        if upper <= lower:  # every value alike: the data shows no range at all, assume a unit one
+            upper = lower + 1.0
+        feature_lower = feature_upper = None
+        if per_feature:
+            feature_lower, feature_upper = observed_feature_bounds(x, lower, upper)
         return cls(
             shape=tuple(int(s) for s in x.shape[1:]),
             dtype=str(x.dtype) if np.issubdtype(x.dtype, np.floating) else "float32",
-            lower=float(np.min(x)),
-            upper=float(np.max(x)),
+            lower=lower,
+            upper=upper,
             constraints=constraints or FeatureConstraints(),
-            feature_lower=tuple(float(v) for v in x.min(axis=0)) if per_feature else None,
-            feature_upper=tuple(float(v) for v in x.max(axis=0)) if per_feature else None,
+            feature_lower=feature_lower,
+            feature_upper=feature_upper,
         )
 
     @property

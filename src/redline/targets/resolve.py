@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import TargetError, UsageError
 from . import adapters, formats
 from ._common import first_line
-from .base import InputSpec, Target
+from .base import InputSpec, Target, observed_feature_bounds
 from .config import TargetConfig, load_target_config
 
 
@@ -153,9 +153,7 @@ def _data_input_spec(data: Any) -> InputSpec | None:
     if x.ndim == 2 and getattr(data, "modality", "tabular") != "image":
         # a table: each column keeps its own range (images, even flattened, share the pixel range)
         rows = [np.asarray(p, np.float64) for p in (data.x_train, data.x_test, data.x_pool) if p is not None and len(p)]
-        stacked = np.concatenate(rows)
-        feature_lower = tuple(float(v) for v in stacked.min(axis=0))
-        feature_upper = tuple(float(v) for v in stacked.max(axis=0))
+        feature_lower, feature_upper = observed_feature_bounds(np.concatenate(rows), lower, upper)
     return InputSpec(
         shape=tuple(int(s) for s in x.shape[1:]),
         dtype=str(x.dtype) if x.dtype in (np.float32, np.float64) else "float32",
