@@ -40,6 +40,12 @@ class Outcome:
 JobFunction = Callable[[Job], dict]
 
 
+def memory_detail(exc: BaseException) -> str:
+    """How a job's memory failure reads in its note and, at last, in its error finding."""
+    text = str(exc) if isinstance(exc, JobOutOfMemory) else f"{type(exc).__name__}: {exc}"
+    return f"out of memory ({text})"
+
+
 # -- local processes ---------------------------------------------------------------------------
 
 
@@ -67,7 +73,7 @@ def _worker_main(conn: Any, parent: int, job_fn: JobFunction) -> None:
         try:
             conn.send(("ok", job_fn(job)))
         except (JobOutOfMemory, MemoryError) as exc:
-            conn.send((MEMORY, str(exc) or "MemoryError"))
+            conn.send((MEMORY, memory_detail(exc)))
         except Exception as exc:  # noqa: BLE001 - reported to the driver as the job's error
             conn.send((CRASHED, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
 
@@ -187,7 +193,7 @@ class InlineExecutor:
         try:
             return Outcome(job, result=self.job_fn(job))
         except (JobOutOfMemory, MemoryError) as exc:
-            return Outcome(job, failure=MEMORY, detail=str(exc) or "MemoryError")
+            return Outcome(job, failure=MEMORY, detail=memory_detail(exc))
         except Exception as exc:  # noqa: BLE001
             return Outcome(job, failure=CRASHED, detail=f"{type(exc).__name__}: {exc}")
 
@@ -274,7 +280,7 @@ def _ray_job(job_fn: JobFunction, job: Job) -> tuple[str, Any]:
     try:
         return "ok", job_fn(job)
     except (JobOutOfMemory, MemoryError) as exc:
-        return MEMORY, str(exc) or "MemoryError"
+        return MEMORY, memory_detail(exc)
     except Exception as exc:  # noqa: BLE001
         return CRASHED, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
 
