@@ -87,3 +87,14 @@ def test_a_target_that_does_not_load_is_an_error_finding_per_job(tmp_path):
     assert "no_such_model" in broken.findings[0].reason
     assert result.reports["zoo:fair_logreg"].findings[0].status.value == "vulnerable"
     assert _journal(tmp_path)[broken.findings[0].id][0] == 1  # an input error is not retried
+
+
+def test_a_job_finished_by_its_worker_but_never_recorded_is_not_run_again(tmp_path):
+    from redline.campaign.jobs import run_job
+
+    job = expand(parse_campaign(RAW), tmp_path)[1]
+    run_job(job)  # the worker finished; then the driver died before recording it
+    _run(tmp_path)
+    events = (tmp_path / "zoo_fair_logreg" / "jobs" / job.key / "events.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["event"] == "check_finished" for line in events) == 1
+    assert set(_journal(tmp_path)) == {j.key for j in expand(parse_campaign(RAW), tmp_path)}
