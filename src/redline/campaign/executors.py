@@ -229,7 +229,9 @@ class RayExecutor:
         try:
             import ray
         except ModuleNotFoundError:
-            raise UsageError("--executor ray needs Ray: pip install 'redline[ray]'") from None
+            from ..util.extras import install_hint
+
+            raise UsageError(f"--executor ray needs Ray: {install_hint('ray')}") from None
         self._ray = ray
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
