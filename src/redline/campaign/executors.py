@@ -309,6 +309,12 @@ def make_executor(name: str, *, workers: int | None = None, address: str | None 
             raise UsageError("--address is for --executor ray")
         return LocalExecutor(workers or 1, job_fn)
     if name == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # said before any folder is made or job planned
+            from ..util.extras import install_hint
+
+            raise UsageError(f"--executor ray needs Ray: {install_hint('ray')}")
         return RayExecutor(address, workers, job_fn)
     if name == "inline":
         return InlineExecutor(job_fn)
