@@ -77,3 +77,10 @@ def whoami_or_die(job):
     if job.seed == 3:
         raise ValueError("a defect")
     return whoami(job)
+
+
+def interrupted_at_seed_1(job):
+    """Ctrl-C arrives while the job of seed 1 runs (in-process executor)."""
+    if job.seed == 1:
+        raise KeyboardInterrupt
+    return run_job(job)

@@ -98,3 +98,17 @@ def test_a_job_finished_by_its_worker_but_never_recorded_is_not_run_again(tmp_pa
     events = (tmp_path / "zoo_fair_logreg" / "jobs" / job.key / "events.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["event"] == "check_finished" for line in events) == 1
     assert set(_journal(tmp_path)) == {j.key for j in expand(parse_campaign(RAW), tmp_path)}
+
+
+def test_ctrl_c_writes_incomplete_reports_and_resume_finishes(tmp_path):
+    from redline.campaign.driver import CampaignInterrupted
+
+    with pytest.raises(CampaignInterrupted) as stop:
+        _run(tmp_path, job_fn=campaign_faults.interrupted_at_seed_1)
+    partial = stop.value.result.reports["zoo:fair_logreg"]
+    assert not partial.complete and partial.pending_checks == ["FM05.equation_solving (seed 1)"]
+    written = json.loads((tmp_path / "zoo_fair_logreg" / "report.json").read_text())
+    assert written["complete"] is False and len(written["findings"]) == 1
+    assert json.loads((tmp_path / "index.json").read_text())["complete"] is False
+    done = _run(tmp_path, resume=True)
+    assert (done.jobs_run, done.jobs_resumed) == (1, 1) and done.reports["zoo:fair_logreg"].complete
