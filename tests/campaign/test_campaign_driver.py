@@ -112,3 +112,9 @@ def test_ctrl_c_writes_incomplete_reports_and_resume_finishes(tmp_path):
     assert json.loads((tmp_path / "index.json").read_text())["complete"] is False
     done = _run(tmp_path, resume=True)
     assert (done.jobs_run, done.jobs_resumed) == (1, 1) and done.reports["zoo:fair_logreg"].complete
+
+
+def test_a_bad_report_format_is_refused_before_any_job(tmp_path):
+    with pytest.raises(UsageError, match="unknown report format 'pdf'"):
+        _run(tmp_path, formats=["json", "pdf"])
+    assert not (tmp_path / "campaign.sqlite").exists()

@@ -66,6 +66,9 @@ def run_campaign(
     """Run a campaign into ``out`` and return its reports; see the package docstring."""
     if not isinstance(campaign, Campaign):
         campaign = load_campaign(campaign)
+    from ..report.writers import parse_formats
+
+    formats = [f.value for f in parse_formats(list(formats))]  # a bad format is refused before any job runs
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
