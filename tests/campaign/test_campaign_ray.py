@@ -34,7 +34,8 @@ def local_ray():
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), str(HERE), saved) if p)
     # A shared, busy machine can take longer than Ray's default minute to start its raylet.
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # On loopback only: the test's Ray serves this process and nothing else.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         yield
     finally:
