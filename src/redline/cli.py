@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "redline.checks.commands",
     "redline.pipeline.commands",
     "redline.demo",
+    "redline.campaign.commands",
     "redline.filescan.commands",
     "redline.provenance.commands",
     "redline.deps.commands",
