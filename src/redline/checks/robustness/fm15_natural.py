@@ -33,7 +33,9 @@ errors stayed under about 15 points, while a planted blind spot (a subgroup lear
 opens a gap of 50 points or more.
 
 The filtered rows are saved as ``artifacts/FM15.natural_adversarial-filtered.npz`` (x, y,
-prediction, confidence, half, row); for images, examples of each confirmed slice as a PNG.
+prediction, confidence, half, row: the row's number among the role's rows), the held-out
+rows of each confirmed slice as ``...-slices.npz`` (``slice_0``, ``slice_1``... in the order
+of the ``slices`` metric), and for images examples of each confirmed slice as a PNG.
 """
 from __future__ import annotations
 
@@ -166,7 +168,7 @@ class NaturalAdversarial(Check):
         shape = tuple(target.input_spec.shape)
         families = self._families(kind, shape)
         x = x.astype(np.float32)
-        first = _halves(y, rng)
+        first = halves(y, rng)
         second = ~first
 
         answers = np.asarray(target.predict(x))
@@ -312,6 +314,12 @@ class NaturalAdversarial(Check):
                           confidence=confidence[bad], half=second[bad].astype(np.int8), row=rows_index[bad])
         if rel:
             evidence["examples"] = rel
+        if confirmed:  # which rows each confirmed slice holds: row numbers of the role's rows
+            held_rows = rows_index[second]
+            rel = save_arrays(ctx, f"{self.id}-slices.npz",
+                              **{f"slice_{i}": held_rows[t.mask] for i, t in enumerate(confirmed)})
+            if rel:
+                evidence["slice_rows"] = rel
         if kind == "image" and confirmed:
             held_x, held_pred = x[second], predicted[second]
             rows, titles, captions = [], [], []
@@ -343,7 +351,7 @@ class NaturalAdversarial(Check):
                        f"{worst['confident_error_rate']:.0%} against {worst['rest_confident_error_rate']:.0%} elsewhere.")
 
 
-def _halves(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def halves(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A boolean mask of the discovery half, stratified by label (each class split in two)."""
     first = np.zeros(len(y), dtype=bool)
     for label in np.unique(y):
