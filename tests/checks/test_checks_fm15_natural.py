@@ -84,6 +84,19 @@ def test_a_planted_subgroup_is_found_confirmed_and_described(table, flipped_mode
         assert set(np.unique(saved["half"])) <= {0, 1}
 
 
+def test_triage_rates_the_worst_confirmed_slice(table, flipped_model):
+    from redline.severity import Severity
+    from redline.triage.engine import rate
+
+    finding = NaturalAdversarial(**FAST)(load_target(flipped_model, data=table), table, seed=0)
+    m = finding.metrics
+    severity, rationale = rate(finding)
+    expected = (Severity.IMPORTANT if m["worst_slice_gap"] >= 0.5 and m["slice_row_share"] >= 0.05 else
+                Severity.MODERATE if m["worst_slice_gap"] >= 0.3 else Severity.LOW)
+    assert severity == expected and severity >= Severity.MODERATE, (severity, m["worst_slice_gap"])
+    assert "points more often than the rest" in rationale
+
+
 def test_the_honest_twin_is_not_flagged(table, honest_model):
     finding = NaturalAdversarial(**FAST)(load_target(honest_model, data=table), table, seed=0)
     assert finding.status is Status.NOT_VULNERABLE, finding.summary
