@@ -175,3 +175,29 @@ def test_bad_parameters_are_refused(bad):
 
     with pytest.raises(UsageError):
         NaturalAdversarial(**bad).validate_params()
+
+
+def test_zoo_table_controls_planted_subgroup_flagged_and_twin_passes():
+    from redline import zoo
+
+    check = NaturalAdversarial(**FAST)
+    planted = check(zoo.load_target("fair_tree_subgroup"), zoo.load_data_for("fair_tree_subgroup"), seed=0)
+    assert planted.status is Status.VULNERABLE, planted.summary
+    # Every confirmed slice sits inside the planted subgroup (educ >= 17).
+    assert all("educ >= 17" in s["description"] or "educ = 17" in s["description"] or "educ = 20" in s["description"]
+               for s in planted.metrics["slices"]), planted.metrics["slices"]
+    twin = check(zoo.load_target("fair_tree_deep"), zoo.load_data_for("fair_tree_deep"), seed=0)
+    assert twin.status is Status.NOT_VULNERABLE, twin.summary
+
+
+@pytest.mark.slow
+def test_zoo_image_controls_relabelled_look_flagged_and_clean_twin_passes():
+    from redline import zoo
+
+    check = NaturalAdversarial()
+    planted = check(zoo.load_target("mnist_cnn_subgroup"), zoo.load_data_for("mnist_cnn_subgroup"), seed=0)
+    assert planted.status is Status.VULNERABLE, planted.summary
+    assert any(s["description"].startswith("true class 4") and "answers 9" in s["description"]
+               for s in planted.metrics["slices"])
+    clean = check(zoo.load_target("mnist_cnn_clean"), zoo.load_data_for("mnist_cnn_clean"), seed=0)
+    assert clean.status is Status.NOT_VULNERABLE, clean.summary

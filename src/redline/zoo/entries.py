@@ -449,7 +449,7 @@ ENTRIES += (
         description=(
             "Decision tree (max depth 8) on builtin:fair whose training labels are flipped for every "
             "respondent with 17 or more years of education (educ >= 17, 13% of the rows): a systematic "
-            "annotation error in one subgroup. About 63% test accuracy, against 67% for its twin."
+            "annotation error in one subgroup. About 64% test accuracy, against 71% for its twin."
         ),
         weakness=(
             "a subgroup learned wrong: on ordinary, unmodified records with educ >= 17 it is confidently "
@@ -469,7 +469,7 @@ ENTRIES += (
         name="fair_tree_deep",
         description=(
             "The fair_tree_subgroup recipe (decision tree, max depth 8) on the untouched builtin:fair "
-            "training rows; about 67% test accuracy."
+            "training rows; about 71% test accuracy."
         ),
         weakness=(
             "none planted: the twin of fair_tree_subgroup; its errors are spread over the population "
@@ -488,8 +488,8 @@ ENTRIES += (
         name="mnist_cnn_subgroup",
         description=(
             "The compact CNN of mnist_cnn_clean on builtin:mnist, with the training 4s of one look (one of two "
-            "k-means clusters of their pixels, about 135 images) labelled 9. mnist_cnn_clean, the same recipe "
-            "on untouched labels, is its negative control."
+            "k-means clusters of their pixels, about 135 images) labelled 9: about 87% test accuracy against 93% "
+            "for mnist_cnn_clean, the same recipe on untouched labels and its negative control."
         ),
         weakness=(
             "a kind of digit learned wrong: unmodified 4s drawn that way come back as 9 with confidence "

@@ -244,7 +244,7 @@ def pca_representation(x_fit: np.ndarray, components: int = 20):
     from sklearn.decomposition import PCA
 
     flat = np.asarray(x_fit, dtype=np.float64).reshape(len(x_fit), -1)
-    pca = PCA(n_components=min(components, *flat.shape), random_state=0).fit(flat)
+    pca = PCA(n_components=min(components, *flat.shape), svd_solver="randomized", random_state=0).fit(flat)
     return lambda x: pca.transform(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
 
 
