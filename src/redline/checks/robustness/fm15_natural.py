@@ -6,7 +6,10 @@ gets wrong. This check runs it on labelled rows the auditor holds (the pool, els
 rows), unchanged, one query each:
 
 1. *Filter.* A row is kept when the target answers a wrong class with confidence at least
-   ``min_confidence``. A target that answers labels only has no confidence; a stand-in
+   ``min_confidence`` (default 0.7). Unsure wrong answers gather where the data are noisy
+   or classes meet, for any model; the filter keeps the confident ones, the failures that
+   ImageNet-A is about. On the fair survey (28% of a logistic regression's answers wrong)
+   it keeps 11% of the rows, while the planted subgroups' errors stay mostly above it. A target that answers labels only has no confidence; a stand-in
    (a random forest for tables, a CNN for images) trained on the target's own answers for
    the other half of the rows says how sure the target's kind of model is of that answer.
 2. *Discover.* The rows are split in two halves (stratified by label, from the check's

@@ -16,7 +16,7 @@ import numpy as np
 
 FAMILIES = ("logreg", "forest", "mlp", "cnn")
 # Optimiser steps for the torch families: enough for a few thousand small rows, seconds on a CPU.
-_STEPS = {"mlp": 300, "cnn": 300}
+_STEPS = {"mlp": 300, "cnn": 200}
 _BATCH = 64
 
 #: A trained model: inputs (n, ...) -> probabilities (n, n_classes).
