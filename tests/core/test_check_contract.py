@@ -61,6 +61,7 @@ BAD_VALUES = {
     "FM10.spectral_signatures": {"epsilon": 0.7},
     "FM10.strip": {"overlays": 1},
     "FM16.corruption": {"severities": [6], "kind": "audio"},
+    "FM15.natural_adversarial": {"rows": "train", "max_conditions": 3},
 }
 
 
@@ -145,6 +146,7 @@ FAST = {
     "FM10.injection": {"kinds": ["patch"], "labels": ["dirty"], "n_eval": 100},
     "FM10.neural_cleanse": {"steps": 10, "n_images": 8},
     "FM16.corruption": {"n_inputs": 40, "severities": [1, 5]},
+    "FM15.natural_adversarial": {"families": ["logreg"]},
 }
 SKIP: dict[str, str] = {}  # check id -> why it cannot run here (none today)
 

@@ -131,6 +131,37 @@ def test_malicious_model_file_is_reported_and_never_loaded(tmp_path):
     assert report["coverage"]["FM09"] == "tested"
 
 
+def test_natural_adversarial_runs_over_http_finds_the_planted_slice_and_charges_what_was_answered(
+        logreg_problem, model_server, tmp_path):
+    from sklearn.tree import DecisionTreeClassifier
+
+    _, data = logreg_problem
+    # A larger pool, and a model that learned one subgroup (x0 >= 0.6 and x5 < 0.4) with flipped labels.
+    rng = np.random.default_rng(1)
+    pool = rng.uniform(0, 1, size=(1200, 6)).astype(np.float32)
+    y_pool = (pool @ np.array([2.0, -1.5, 1.0, 0.5, -0.5, 0.0]) + rng.normal(0, 0.3, 1200) > 0.75).astype(int)
+    x_train, y_train = data["x_train"], data["y_train"].copy()
+    group = (x_train[:, 0] >= 0.6) & (x_train[:, 5] < 0.4)
+    y_train[group] = 1 - y_train[group]
+    model = DecisionTreeClassifier(max_depth=6, min_samples_leaf=5, random_state=0).fit(x_train, y_train)
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x_train, y_train=data["y_train"], x_test=data["x_test"], y_test=data["y_test"],
+             x_pool=pool, y_pool=y_pool)
+    out = tmp_path / "out"
+    with model_server(model) as server:
+        code = main(["scan", server.url, "--data", f"npz:{path}", "--out", str(out), "--select",
+                     "FM15.natural_adversarial", "--set", "FM15.natural_adversarial.families=[logreg]",
+                     "--format", "json", "--fail-on", "never", "--no-progress"])
+        rows = server.rows
+    assert code == 0
+    finding = {f["check"]: f for f in read_report(out)["findings"]}["FM15.natural_adversarial"]
+    assert finding["status"] == "vulnerable", finding["summary"]
+    assert any("x0" in s["description"] or "x5" in s["description"] for s in finding["metrics"]["slices"])
+    assert (out / finding["evidence"]["examples"]).is_file()
+    # One attack query per pool row; the endpoint's first probe is the only evaluation query.
+    assert finding["queries"] == 1200 and finding["queries"] + finding["evaluation_queries"] == rows
+
+
 def test_common_corruption_runs_over_http_and_charges_what_the_server_answered(logreg_problem, model_server,
                                                                              npz_data, tmp_path):
     model, _ = logreg_problem

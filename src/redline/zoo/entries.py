@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backdoor, malicious
-from . import augmented, hardened, rare_class
+from . import augmented, hardened, rare_class, subgroups
 from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
@@ -231,11 +231,14 @@ ENTRIES: tuple[ZooEntry, ...] = (
             "its data set names the twin's trigger (meta['trigger']) and no poisoned rows."
         ),
         weakness="none planted: the clean twin of mnist_cnn_backdoor; the corner patch does not change its answers",
-        modes=("FM10", "FM02"),
+        modes=("FM10", "FM02", "FM15"),
         data="builtin:mnist",
         family="cnn",
         expected=(
             expect("FM10", "not_vulnerable", "hardened", "trained on untouched data: no trigger to find"),
+            expect("FM15", "not_vulnerable", "hardened",
+                   "trained on untouched labels: no kind of digit stands out in its errors (the negative control "
+                   "of mnist_cnn_subgroup, same recipe)"),
             expect("FM10.injection", "vulnerable", "honest",
                    "injection tests the training pipeline, not the delivered model: any pipeline that trains on "
                    "rows an attacker can add to takes a planted trigger"),
@@ -462,6 +465,69 @@ ENTRIES: tuple[ZooEntry, ...] = (
         ),
         recipe=_DIGITS_OVERFIT,
         data_variant=rare_class.rare_class_digits,
+    ),
+)
+
+ENTRIES += (
+    ZooEntry(
+        name="fair_tree_subgroup",
+        description=(
+            "Decision tree (max depth 8) on builtin:fair whose training labels are flipped for every "
+            "respondent with 17 or more years of education (educ >= 17, 13% of the rows): a systematic "
+            "annotation error in one subgroup. About 64% test accuracy, against 71% for its twin."
+        ),
+        weakness=(
+            "a subgroup learned wrong: on ordinary, unmodified records with educ >= 17 it is confidently "
+            "wrong far more often than elsewhere (a natural-adversarial slice)"
+        ),
+        modes=("FM15",),
+        data="builtin:fair",
+        family="tree",
+        expected=(
+            expect("FM15", "vulnerable", "planted", "records with educ >= 17 were learned with flipped labels"),
+        ),
+        recipe=subgroups.FAIR_TREE,
+        twin="fair_tree_deep",
+        data_variant=subgroups.fair_flipped,
+    ),
+    ZooEntry(
+        name="fair_tree_deep",
+        description=(
+            "The fair_tree_subgroup recipe (decision tree, max depth 8) on the untouched builtin:fair "
+            "training rows; about 71% test accuracy."
+        ),
+        weakness=(
+            "none planted: the twin of fair_tree_subgroup; its errors are spread over the population "
+            "(the survey is noisy) rather than gathered in a subgroup"
+        ),
+        modes=("FM15",),
+        data="builtin:fair",
+        family="tree",
+        expected=(
+            expect("FM15", "not_vulnerable", "hardened", "trained on true labels: no subgroup stands out"),
+        ),
+        recipe=subgroups.FAIR_TREE,
+        twin="fair_tree_subgroup",
+    ),
+    ZooEntry(
+        name="mnist_cnn_subgroup",
+        description=(
+            "The compact CNN of mnist_cnn_clean on builtin:mnist, with the training 4s of one look (one of two "
+            "k-means clusters of their pixels, about 135 images) labelled 9: about 87% test accuracy against 93% "
+            "for mnist_cnn_clean, the same recipe on untouched labels and its negative control."
+        ),
+        weakness=(
+            "a kind of digit learned wrong: unmodified 4s drawn that way come back as 9 with confidence "
+            "(a natural-adversarial cluster)"
+        ),
+        modes=("FM15",),
+        data="builtin:mnist",
+        family="cnn",
+        expected=(
+            expect("FM15", "vulnerable", "planted", "4s of one look were learned as 9s"),
+        ),
+        recipe=backdoor.RECIPE,
+        data_variant=subgroups.mnist_relabelled,
     ),
 )
 

@@ -1,5 +1,5 @@
 """Accuracy under transformation: the procedure the shift and corruption checks share
-(FM14 distributional shift, FM15 natural adversarial examples, FM16 common corruption).
+(FM14 distributional shift, FM16 common corruption; FM15 transforms nothing and has its own).
 
 A subclass names its transformations, family by family and severity by severity, each a
 function of a batch of inputs (target units) and a seeded RNG that returns the changed
