@@ -78,6 +78,11 @@ def _model(name: str, x: np.ndarray, y: np.ndarray):
 
     if name == "digits":
         return MLPClassifier(hidden_layer_sizes=(64,), max_iter=400, random_state=0).fit(x, y)
+    if name == "mnist":  # 784 pixels: a logistic regression on 50 principal components trains in seconds
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(PCA(n_components=50, random_state=0), LogisticRegression(C=1.0, max_iter=1000)).fit(x, y)
     return LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
 
 

@@ -213,19 +213,26 @@ def _domain_probabilities(ref_x: np.ndarray, dep_x: np.ndarray, seed: int) -> tu
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     x = np.concatenate([ref_x, dep_x])
     domain = np.concatenate([np.zeros(len(ref_x)), np.ones(len(dep_x))])
+    # The projection never sees which sample a row came from, so fitting it once on all rows
+    # leaks nothing into the cross-fitted classifier (and spares a decomposition per fold).
+    components = min(DOMAIN_COMPONENTS, x.shape[1], len(x) - 1)
+    # Each input on a common scale, but no scale below a tenth of the typical one: plain
+    # standardising would let a pixel that is almost always blank (a tiny variance) dominate
+    # and single out the few rows where it is not, collapsing the weights of two samples
+    # from one population; then whitened principal components.
+    spread = x.std(axis=0)
+    floor = max(0.1 * float(np.median(spread[spread > 0])) if np.any(spread > 0) else 1.0, 1e-12)
+    scaled = (x - x.mean(axis=0)) / np.maximum(spread, floor)
+    reduced = PCA(n_components=components, whiten=True, svd_solver="randomized",
+                  random_state=seed).fit_transform(scaled)
     out = np.empty(len(x))
     folds = StratifiedKFold(n_splits=min(DOMAIN_FOLDS, len(ref_x), len(dep_x)), shuffle=True, random_state=seed)
-    for fit_rows, held_rows in folds.split(x, domain):
-        components = min(DOMAIN_COMPONENTS, x.shape[1], len(fit_rows) - 1)
-        model = make_pipeline(StandardScaler(), PCA(n_components=components, random_state=seed),
-                              LogisticRegression(C=DOMAIN_C, max_iter=1000))
-        model.fit(x[fit_rows], domain[fit_rows])
-        out[held_rows] = model.predict_proba(x[held_rows])[:, 1]
+    for fit_rows, held_rows in folds.split(reduced, domain):
+        model = LogisticRegression(C=DOMAIN_C, max_iter=1000).fit(reduced[fit_rows], domain[fit_rows])
+        out[held_rows] = model.predict_proba(reduced[held_rows])[:, 1]
     return out[: len(ref_x)], float(roc_auc_score(domain, out))
 
 
