@@ -101,3 +101,21 @@ def test_triage_rates_a_measured_drop_above_an_estimated_one(noisy):
     assert estimated.status is Status.VULNERABLE, estimated.summary
     severity, rationale = rate(estimated)
     assert severity == Severity.LOW and "Estimated without labels" in rationale  # DoC sees about 8 points
+
+
+def test_python_api_takes_the_deployment_sample_as_arrays_by_role():
+    from sklearn.linear_model import LogisticRegression
+
+    import redline
+    from redline.data import load_data
+
+    data = load_data("builtin:breast_cancer")
+    model = LogisticRegression(max_iter=1000).fit(data.x_train, data.y_train)
+    report = redline.scan(model, {"x_test": data.x_test, "y_test": data.y_test, "x_deploy": data.x_pool,
+                                  "y_deploy": data.y_pool}, select="FM14.deployment_shift",
+                           params={"FM14.deployment_shift": {"tolerated_drop": 0.1}})
+    (finding,) = report.findings
+    # The pool is the test rows' own population; 113 test rows bound the drop to about +-5 points,
+    # so the default 5-point tolerance could not be cleared (inconclusive), 10 points can.
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
+    assert finding.metrics["deploy_rows"] == len(data.x_pool) and finding.metrics["deploy_labelled"]
