@@ -148,7 +148,7 @@ def nannyml_cbpe(all_cases, python: str) -> tuple[dict[str, float] | None, str]:
         np.savez(path, **arrays)
         names = json.dumps([c["case"] for c in all_cases])
         try:
-            done = subprocess.run([python, "-c", NANNYML_SCRIPT, path, names], capture_output=True, text=True,
+            done = subprocess.run([python, "-c", NANNYML_SCRIPT, path, names], capture_output=True, text=True, check=False,
                                   timeout=600)
         except subprocess.TimeoutExpired:
             return None, "NannyML did not finish within 600 s"

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from redline import zoo
-from redline.checks.robustness.fm14_deployment_shift import DeploymentShift, newcombe_difference
+from redline.checks.robustness.fm14_deployment_shift import (
+    DeploymentShift,
+    newcombe_difference,
+)
 from redline.data import as_dataset
 from redline.findings import Status
 

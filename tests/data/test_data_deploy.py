@@ -140,7 +140,7 @@ def test_describe_names_the_deployment_sample_and_its_labels():
 
 
 def test_the_target_never_labels_the_deployment_sample():
-    x, y = _arrays()
+    x, _ = _arrays()
     data = as_dataset({"x_test": x, "x_deploy": x[:8]})
     target = CountingTarget()
     labelled, asked = label_with_target(data, target)

@@ -195,7 +195,7 @@ class Dataset:
             out["labels"] = (f"labels from the target for {', '.join(self.unlabelled_roles)} "
                              "(each check that needs them asks the target, counted as evaluation queries)")
         if self.has("deploy"):
-            out["rows"]["deploy"] = int(len(self.x_deploy))
+            out["rows"]["deploy"] = len(self.x_deploy)
             out["deploy"] = ("a sample from where the model runs now, with labels" if self.y_deploy is not None else
                              "a sample from where the model runs now, without labels (accuracy on it is estimated)")
         if self.split is not None:

@@ -166,7 +166,7 @@ def _deploy_csv_unlabelled(spec: str) -> str:
     kind, sep, rest = spec.partition(":")
     if kind.strip().lower() != "csv" or not sep:
         return spec
-    location, fragment = _split_fragment(rest)
+    _, fragment = _split_fragment(rest)
     keys = {key.strip() for key, _ in parse_qsl(fragment, keep_blank_values=True)}
     if keys & {"label", "unlabelled"}:
         return spec

@@ -154,7 +154,7 @@ def _atc(ref_score, correct, dep_score, ref_boot, dep_boot):
 def _threshold(scores: np.ndarray, accuracy: float) -> float:
     """The score above which the share ``accuracy`` of ``scores`` lies."""
     ordered = np.sort(scores)
-    below = int(round((1.0 - accuracy) * len(ordered)))  # rows at or under the threshold
+    below = round((1.0 - accuracy) * len(ordered))  # rows at or under the threshold
     if below <= 0:
         return float(ordered[0]) - 1.0
     if below >= len(ordered):

@@ -192,4 +192,4 @@ def _rows_to_decide(width: float, margin: float, n: int) -> int:
     to clear a ``margin`` from the tolerance; a rough guide, not a promise."""
     if margin <= 0:
         return n * 100
-    return int(math.ceil(n * (width / (2.0 * margin)) ** 2))
+    return math.ceil(n * (width / (2.0 * margin)) ** 2)
