@@ -160,3 +160,24 @@ def test_needs_deploy_is_not_applicable_with_a_reason_when_it_is_missing():
     data = as_dataset({"x_test": x, "x_deploy": x[:5]})
     assert Needs(roles=("test",)).labelled_roles(data) == ("test",)
     assert Needs(roles=("test",), attacker=True).labelled_roles(data) == ("test",)
+
+
+@pytest.mark.parametrize("check_id, params", [
+    ("FM05.equation_solving", {}),
+    ("FM16.corruption", {"n_inputs": 40, "severities": [3]}),
+    ("FM04.threshold", {}),
+])
+def test_a_deployment_sample_changes_no_other_check(check_id, params, linear_target, blob_data):
+    """The same check on the same data, with and without a (far shifted, unlabelled) deployment
+    sample: identical metrics and query counts, since only checks that ask for the role read it."""
+    import dataclasses
+
+    from redline.checks import all_checks
+
+    shifted = dataclasses.replace(blob_data, x_deploy=blob_data.x_pool[:100] * 3 + 5)
+    cls = all_checks()[check_id]
+    plain = cls(**params)(linear_target, blob_data, budget=3000, seed=0)
+    with_deploy = cls(**params)(linear_target, shifted, budget=3000, seed=0)
+    assert plain.status == with_deploy.status and plain.status.value != "not_applicable", plain.reason
+    assert plain.metrics == with_deploy.metrics
+    assert (plain.queries, plain.evaluation_queries) == (with_deploy.queries, with_deploy.evaluation_queries)
