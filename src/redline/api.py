@@ -31,8 +31,8 @@ def scan(
             callable returning probabilities.
         data: a DATA spec (``builtin:digits``, ``npz:PATH``, ``csv:PATH#label=COL``,
             ``train=SPEC,test=SPEC``), a Dataset, or a dict of arrays by role (any of
-            ``x_train``, ``y_train``, ``x_test``...; a role's ``y`` may be left out, the
-            target then labels it). Zoo targets bring their own data when this is None;
+            ``x_train``, ``y_train``, ``x_test``... ``x_deploy``; a role's ``y`` may be left out,
+            the target then labels it, except a deployment sample's). Zoo targets bring their own data when this is None;
             others need data unless every selected check runs without it (FM06, FM11).
         select: mode codes and/or check ids, e.g. ``"FM01,FM05.equation_solving"``.
         budget: the most rows one check's attack may send to the target.

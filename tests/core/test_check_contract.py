@@ -62,6 +62,7 @@ BAD_VALUES = {
     "FM10.strip": {"overlays": 1},
     "FM16.corruption": {"severities": [6], "kind": "audio"},
     "FM15.natural_adversarial": {"rows": "train", "max_conditions": 3},
+    "FM14.deployment_shift": {"method": "nope", "tolerated_drop": 1.5},
 }
 
 
@@ -216,8 +217,10 @@ def counted():
                             spec=f"test:{kind}-copy", trainer=trainer)
 
         target = Counting(_fit(x[:200], y[:200], k), input_spec=spec, n_classes=k, spec=f"test:{kind}", trainer=trainer)
-        data = Dataset(kind, x[:200], y[:200], x[200:400], y[200:400], x[400:], y[400:], spec=f"test:{kind}",
-                       modality=kind, meta={"poisoned_indices": list(range(20))})  # for the data detectors
+        # A deployment sample too (no labels), which only checks that ask for the role may read.
+        data = Dataset(kind, x[:200], y[:200], x[200:400], y[200:400], x[400:], y[400:], x_deploy=x[400:500],
+                       spec=f"test:{kind}", modality=kind,
+                       meta={"poisoned_indices": list(range(20))})  # for the data detectors
         return target, data
 
     def regression():

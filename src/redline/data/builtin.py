@@ -31,8 +31,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..util.extras import install_hint
-from .base import Dataset
-from .split import ROLES, split_indices
+from .base import REFERENCE_ROLES, Dataset
+from .split import split_indices
 
 SPLIT_SEED = 0
 
@@ -62,7 +62,7 @@ def load_builtin(name: str) -> Dataset:
     parts = split_indices(raw["y"], FRACTIONS[name], SPLIT_SEED, stratify=task == "classification")
     # Fancy indexing copies, so callers may modify their arrays without touching the memo.
     roles: dict[str, Any] = {}
-    for role, idx in zip(ROLES, parts):
+    for role, idx in zip(REFERENCE_ROLES, parts):
         roles[f"x_{role}"] = raw["x"][idx]
         roles[f"y_{role}"] = raw["y"][idx]
     return Dataset(
@@ -74,7 +74,7 @@ def load_builtin(name: str) -> Dataset:
         class_names=list(raw["class_names"]) if "class_names" in raw else None,
         spec=f"builtin:{name}",
         meta=copy.deepcopy(raw.get("meta", {})),
-        split={"seed": SPLIT_SEED, "fractions": dict(zip(ROLES, FRACTIONS[name])),
+        split={"seed": SPLIT_SEED, "fractions": dict(zip(REFERENCE_ROLES, FRACTIONS[name])),
                "stratified": task == "classification"},
     )
 

@@ -17,14 +17,17 @@ from .base import Dataset
 
 
 def label_with_target(data: Dataset, target: Any, roles: Iterable[str] | None = None) -> tuple[Dataset, dict[str, int]]:
-    """``data`` with the unlabelled roles among ``roles`` (default: all) labelled by ``target``.
+    """``data`` with the unlabelled roles among ``roles`` (default: all but the deployment
+    sample, which is never labelled so) labelled by ``target``.
 
     Returns the labelled copy (the original is unchanged; ``meta["labels_from_target"]``
     lists the roles labelled so) and the rows asked per role. The queries are charged to
     the target's ledger as evaluation queries, outside the attack budget.
     """
     wanted = data.roles if roles is None else tuple(roles)
-    missing = [role for role in data.roles if role in wanted and data.y(role) is None]
+    # Never the deployment sample: the target's answers as its labels would make the model
+    # look perfect exactly where the question is how well it does.
+    missing = [role for role in data.unlabelled_roles if role in wanted]
     if not missing:
         return data, {}
     labels: dict[str, np.ndarray] = {}

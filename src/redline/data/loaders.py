@@ -1,12 +1,15 @@
 """DATA specs and arrays by role -> Dataset.
 
 Forms: ``builtin:NAME``, ``npz:PATH``, ``csv:PATH#label=COL``, and one file per role as
-``ROLE=SPEC,ROLE=SPEC`` (e.g. ``train=csv:a.csv#label=y,test=npz:t.npz``). A file spec may
+``ROLE=SPEC,ROLE=SPEC`` (e.g. ``train=csv:a.csv#label=y,test=npz:t.npz,deploy=csv:new.csv``;
+roles train, test, pool and deploy, a sample from where the model runs now, whose CSV
+needs no ``label``: without one its rows are inputs only). A file spec may
 end in ``#key=value&...`` options: ``csv`` needs ``label`` (or ``unlabelled=true`` for
 inputs without labels); both kinds take ``task`` (``classification`` or ``regression``) and,
 for a file that holds one ``x, y`` table, ``split=train:0.6,test:0.2,pool:0.2`` with
 ``seed`` (default 0). Without ``split`` such a table is the ``test`` role: rows of unknown
-origin are never silently called the target's training data. The older ``test=F&pool=F``
+origin are never silently called the target's training data. A split never makes the
+deploy role (rows cut from the same table show no shift). The older ``test=F&pool=F``
 options still ask for a split (train gets the rest).
 """
 from __future__ import annotations
@@ -22,19 +25,19 @@ import numpy as np
 
 from ..errors import DataError
 from .arrays import SplitOptions, dataset_from_arrays
-from .base import ROLES, Dataset
+from .base import REFERENCE_ROLES, Dataset
 from .builtin import BUILTIN_NAMES, load_builtin
 from .files import _numeric_column, _read_rows, load_csv, load_npz
 from .split import parse_split, split_fractions
 
-SPEC_FORMS = "builtin:NAME, npz:PATH, csv:PATH#label=COL or ROLE=SPEC,ROLE=SPEC (roles train, test, pool)"
+SPEC_FORMS = "builtin:NAME, npz:PATH, csv:PATH#label=COL or ROLE=SPEC,ROLE=SPEC (roles train, test, pool, deploy)"
 _SPLIT_KEYS = ("split", "test", "pool", "seed", "task")
 _ALLOWED_KEYS = {"npz": _SPLIT_KEYS, "csv": ("label", "unlabelled") + _SPLIT_KEYS}
 # Keys of an arrays-by-role mapping that describe the data rather than hold it.
 _MAPPING_META = ("feature_names", "class_names", "modality", "task", "split", "seed")
 # A per-role spec starts with ROLE=; its parts are cut at commas that start the next ROLE=.
-_ROLE_PREFIX = re.compile(r"^\s*(train|test|pool)\s*=")
-_ROLE_CUT = re.compile(r",\s*(?=(?:train|test|pool)\s*=)")
+_ROLE_PREFIX = re.compile(r"^\s*(train|test|pool|deploy)\s*=")
+_ROLE_CUT = re.compile(r",\s*(?=(?:train|test|pool|deploy)\s*=)")
 
 __all__ = ["BUILTIN_NAMES", "SPEC_FORMS", "as_dataset", "load_data"]
 
@@ -75,7 +78,8 @@ def load_data(spec: str) -> Dataset:
 def as_dataset(obj: Any, *, name: str | None = None) -> Dataset:
     """A :class:`Dataset` from a Dataset (returned as is), a DATA spec, an ``.npz`` path, or arrays by role.
 
-    A mapping holds any of ``x_train, y_train, x_test, y_test, x_pool, y_pool`` (a role
+    A mapping holds any of ``x_train, y_train, x_test, y_test, x_pool, y_pool, x_deploy,
+    y_deploy`` (a role
     without its ``y`` is unlabelled), or a single ``x, y`` pair, which is the test role
     unless the mapping asks for a ``split`` (``{"train": 0.6, "test": 0.4}`` or
     ``"train:0.6,test:0.4"``, with an optional ``seed``). It may add ``feature_names``,
@@ -118,7 +122,7 @@ def _split_options(options: dict[str, Any]) -> SplitOptions:
         fractions = options["split"]
     elif {"test", "pool"} & set(options):
         train, test, pool = split_fractions(options.get("test", 0.25), options.get("pool", 0.25))
-        fractions = {role: share for role, share in zip(ROLES, (train, test, pool)) if share > 0}
+        fractions = {role: share for role, share in zip(REFERENCE_ROLES, (train, test, pool)) if share > 0}
     elif "seed" in options:
         raise DataError("seed= sets the seed of a split; ask for one with split=train:0.6,test:0.2,pool:0.2")
     else:
@@ -149,12 +153,24 @@ def _load_by_role(spec: str) -> Dataset:
             raise DataError(f"the {role} role is given twice in {spec!r}")
         if _ROLE_PREFIX.match(sub) or not sub:
             raise DataError(f"{role}= needs one data spec, e.g. {role}=csv:{role}.csv#label=y")
-        part = load_data(sub)
+        part = load_data(_deploy_csv_unlabelled(sub) if role == "deploy" else sub)
         if len(part.roles) != 1:
             raise DataError(f"{role}={sub} holds the roles {', '.join(part.roles)}; a per-role spec names "
                             "a file of one role (a single x, y table, or one role's arrays)")
         parts[role] = part
     return _merge_roles(parts, spec)
+
+
+def _deploy_csv_unlabelled(spec: str) -> str:
+    """A deployment CSV that names no label column holds inputs only: its labels are optional."""
+    kind, sep, rest = spec.partition(":")
+    if kind.strip().lower() != "csv" or not sep:
+        return spec
+    _, fragment = _split_fragment(rest)
+    keys = {key.strip() for key, _ in parse_qsl(fragment, keep_blank_values=True)}
+    if keys & {"label", "unlabelled"}:
+        return spec
+    return f"{spec}{'&' if fragment else '#'}unlabelled=true"
 
 
 def _merge_roles(parts: dict[str, Dataset], spec: str) -> Dataset:

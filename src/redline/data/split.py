@@ -6,7 +6,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .base import ROLES
+from .base import REFERENCE_ROLES
+
+# A split of one table draws every role from the same rows, so a "deployment sample" cut
+# from it would match the test rows by construction and could never show a shift.
+_NO_DEPLOY_SPLIT = ("a split cannot make the deploy role: deployment rows come from where the model runs now, "
+                    "not from the same table; give them as their own file (deploy=SPEC) or x_deploy arrays")
 
 
 def split_fractions(test: float, pool: float) -> tuple[float, float, float]:
@@ -28,8 +33,10 @@ def parse_split(text: str) -> dict[str, float]:
     for part in text.split(","):
         role, sep, share = part.partition(":")
         role = role.strip()
-        if not sep or role not in ROLES:
-            raise DataError(f"split takes ROLE:SHARE pairs with roles {', '.join(ROLES)}, e.g. "
+        if role == "deploy":
+            raise DataError(_NO_DEPLOY_SPLIT)
+        if not sep or role not in REFERENCE_ROLES:
+            raise DataError(f"split takes ROLE:SHARE pairs with roles {', '.join(REFERENCE_ROLES)}, e.g. "
                             f"split=train:0.6,test:0.2,pool:0.2; got {part.strip()!r}")
         if role in fractions:
             raise DataError(f"split names the {role} role twice")
@@ -38,7 +45,7 @@ def parse_split(text: str) -> dict[str, float]:
         except ValueError:
             raise DataError(f"split share for {role} is not a number: {share.strip()!r}") from None
     check_role_fractions(fractions)
-    return {role: fractions[role] for role in ROLES if role in fractions}
+    return {role: fractions[role] for role in REFERENCE_ROLES if role in fractions}
 
 
 def check_role_fractions(fractions: Mapping[str, float]) -> None:
@@ -46,8 +53,10 @@ def check_role_fractions(fractions: Mapping[str, float]) -> None:
     if not fractions:
         raise DataError("a split needs at least one ROLE:SHARE")
     for role, share in fractions.items():
-        if role not in ROLES:
-            raise DataError(f"unknown role {role!r} in a split; roles are {', '.join(ROLES)}")
+        if role == "deploy":
+            raise DataError(_NO_DEPLOY_SPLIT)
+        if role not in REFERENCE_ROLES:
+            raise DataError(f"unknown role {role!r} in a split; roles are {', '.join(REFERENCE_ROLES)}")
         if not 0.0 < share <= 1.0:
             raise DataError(f"the {role} share must lie in (0, 1], got {share}")
     if not np.isclose(sum(fractions.values()), 1.0):

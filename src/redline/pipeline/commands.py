@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("target", metavar="TARGET")
     p.add_argument("--data", metavar="DATA", help="data set spec: builtin:NAME, npz:PATH, csv:PATH#label=COL, or one file per role as "
-                   "ROLE=SPEC,ROLE=SPEC with roles train, test, pool (zoo targets bring their own)")
+                   "ROLE=SPEC,ROLE=SPEC with roles train, test, pool, deploy (zoo targets bring their own)")
     p.add_argument("--select", metavar="CODES", help="mode codes and/or check ids, comma-separated (FM01,FM05.equation_solving)")
     p.add_argument("--budget", metavar="N", type=positive_int, help="most rows one check's attack may send to the target")
     p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")

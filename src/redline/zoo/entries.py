@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backdoor, malicious
-from . import augmented, hardened, rare_class, subgroups
+from . import augmented, deployment, hardened, rare_class, subgroups
 from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
@@ -528,6 +528,50 @@ ENTRIES += (
         ),
         recipe=backdoor.RECIPE,
         data_variant=subgroups.mnist_relabelled,
+    ),
+)
+
+# The two FM14 deployment controls: the digits_mlp_overfit recipe and seed on the same
+# training rows (so the same model), each with a deployment sample cut from the pool.
+ENTRIES += (
+    ZooEntry(
+        name="digits_mlp_deployed_noisy",
+        description=(
+            "The digits_mlp_overfit model (same recipe, seed and training rows), deployed where inputs arrive "
+            f"with Gaussian noise: its data carries a deploy role of 449 labelled pool digits with noise of sigma "
+            f"{deployment.NOISE_SIGMA:g} (the other pool half stays the pool)."
+        ),
+        weakness="its deployment inputs are noisier than anything it was trained or tested on, and it loses "
+                 "more than ten points of accuracy there",
+        modes=("FM14",),
+        data="builtin:digits",
+        data_variant=deployment.noisy_deployment,
+        family="mlp",
+        expected=(
+            expect("FM14.deployment_shift", "vulnerable", "planted",
+                   "the deployment sample is noisy: accuracy falls from about 96% to about 80%, and the label-free "
+                   "estimate sees most of that fall"),
+        ),
+        recipe=_DIGITS_OVERFIT,
+        twin="digits_mlp_deployed_steady",
+    ),
+    ZooEntry(
+        name="digits_mlp_deployed_steady",
+        description=(
+            "The same digits model deployed where inputs look like its test rows: its data carries a deploy "
+            "role of 449 labelled pool digits, unchanged."
+        ),
+        weakness="none planted: the deployment sample comes from the test rows' own population",
+        modes=("FM14",),
+        data="builtin:digits",
+        data_variant=deployment.iid_deployment,
+        family="mlp",
+        expected=(
+            expect("FM14.deployment_shift", "not_vulnerable", "hardened",
+                   "nothing changed between test and deployment: the accuracy drop stays within noise"),
+        ),
+        recipe=_DIGITS_OVERFIT,
+        twin="digits_mlp_deployed_noisy",
     ),
 )
 

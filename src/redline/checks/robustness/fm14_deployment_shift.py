@@ -1,0 +1,195 @@
+"""FM14 distributional shift on a real deployment sample: how accurate is the model where it runs now?
+
+The data set's ``deploy`` role holds inputs from where the model runs now, with labels or
+without. The check asks the target about the test rows (the labelled reference, evaluation
+queries) and the deployment rows (within the budget), then:
+
+- estimates the accuracy on the deployment rows without their labels
+  (:func:`redline.drift.estimate.estimate_accuracy`, average thresholded confidence by
+  default), with a bootstrap interval, and the drop from the reference accuracy;
+- when the deployment rows carry labels, measures their accuracy (exact interval), the
+  measured drop (Newcombe's interval for a difference of two independent rates, built from
+  the two exact intervals) and how far the estimate was from it.
+
+The verdict judges the measured drop when there are labels, else the estimated one:
+vulnerable when its interval lies wholly above ``tolerated_drop``, not vulnerable when
+wholly below, inconclusive otherwise (with the number of deployment rows that would
+decide). The default tolerance is 5 points: unlike a synthetic stress test this is the
+model's accuracy on the inputs it meets now, and for the 90-97% accurate models that are
+usual here 5 points is a half to a double of the error rate, which a model owner wants to
+hear about; a smaller drop sits inside what the estimate can resolve on a few hundred rows.
+
+Each step returns a dict of metrics and ``run`` merges them, so a further step (a shift
+test on the same predictions) adds one entry to that list.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...drift.estimate import METHODS, AccuracyEstimate, estimate_accuracy
+from ...util.stats import clopper_pearson
+from ..base import Check, Inconclusive, Needs, NotApplicable, Outcome
+
+#: Fewest deployment (and reference) rows an interval on accuracy means anything for.
+MIN_ROWS = 30
+
+
+class DeploymentShift(Check):
+    id = "FM14.deployment_shift"
+    mode = "FM14"
+    title = "Accuracy on a deployment sample: estimated without its labels, measured with them"
+    # Labels are read as given and never asked of the target: the test rows' labels must be
+    # true ones (checked in run), the deployment rows' are optional.
+    needs = Needs(outputs="probabilities", roles=("test", "deploy"), labels=False)
+    default_budget = 10_000
+    metrics = (
+        "reference_accuracy", "estimated_accuracy", "deploy_accuracy", "accuracy_drop",
+        "estimated_accuracy_drop", "estimation_error", "estimation_method", "deploy_rows",
+        "reference_rows", "deploy_labelled", "effective_sample_size",
+    )
+    param_docs: ClassVar[dict[str, str]] = {
+        "method": f"label-free accuracy estimate: {', '.join(METHODS)} (atc: thresholded negative entropy)",
+        "tolerated_drop": "accuracy drop (0..1) from the test rows to the deployment rows still accepted",
+    }
+
+    def __init__(self, method: str = "atc", tolerated_drop: float = 0.05):
+        self.method = method
+        self.tolerated_drop = tolerated_drop
+
+    def _validate(self, target=None) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if not 0 <= float(self.tolerated_drop) < 1:
+            raise ValueError("tolerated_drop must be in [0, 1)")
+
+    # -- the procedure ---------------------------------------------------------------
+    def run(self, target, data, budget, rng, ctx) -> Outcome:
+        self._validate(target)
+        if data.y_test is None:
+            raise NotApplicable("the test rows carry no labels; the reference accuracy needs true labels")
+        x_ref, y_ref = data.x_test, np.asarray(data.y_test).astype(int)
+        x_dep, y_dep, note = self._deploy_rows(data, budget, rng)
+        if len(x_ref) < MIN_ROWS or len(x_dep) < MIN_ROWS:
+            raise Inconclusive(f"{len(x_ref)} test rows and {len(x_dep)} deployment rows: at least {MIN_ROWS} "
+                               "of each are needed for an interval on accuracy")
+        with target.ledger.evaluating():
+            ref_p = np.asarray(target.predict(x_ref), dtype=np.float64)
+        dep_p = np.asarray(target.predict(x_dep), dtype=np.float64)
+        ctx.progress(1, 1)
+        estimate = estimate_accuracy(ref_p, y_ref, dep_p, method=self.method, reference_inputs=x_ref,
+                                     deploy_inputs=x_dep, seed=int(rng.integers(2**31 - 1)))
+        steps = [self._estimated(estimate, len(x_ref), len(x_dep))]
+        if y_dep is not None:
+            steps.append(self._measured(estimate, dep_p, y_dep, y_ref, ref_p))
+        metrics: dict[str, Any] = {}
+        for step in steps:
+            metrics.update(step)
+        evidence = {"estimation": estimate.to_dict(), **({"note": note} if note else {})}
+        vulnerable, undecided = self._verdict(metrics, estimate, len(x_dep))
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence,
+                       summary=self._summary(metrics), inconclusive=undecided)
+
+    def _deploy_rows(self, data, budget, rng) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """The deployment rows to ask about: all of them, or a seeded sample the budget covers."""
+        x, y = data.x_deploy, data.y_deploy
+        if len(x) <= budget:
+            return x, (None if y is None else np.asarray(y).astype(int)), ""
+        rows = np.sort(rng.permutation(len(x))[: max(int(budget), 0)])
+        note = f"the budget covers {len(rows)} of the {len(x)} deployment rows (a seeded random sample)"
+        return x[rows], (None if y is None else np.asarray(y)[rows].astype(int)), note
+
+    # -- the steps: each returns metrics ------------------------------------------------
+    @staticmethod
+    def _estimated(estimate: AccuracyEstimate, n_ref: int, n_dep: int) -> dict[str, Any]:
+        """The label-free estimate; ``accuracy_drop`` is the estimated drop until labels measure it."""
+        metrics: dict[str, Any] = {
+            "reference_accuracy": estimate.reference_accuracy,
+            "reference_accuracy_ci": list(clopper_pearson(round(estimate.reference_accuracy * n_ref), n_ref)),
+            "estimation_method": estimate.method,
+            "reference_rows": n_ref,
+            "deploy_rows": n_dep,
+            "deploy_labelled": False,
+        }
+        if "effective_sample_size" in estimate.details:
+            metrics["effective_sample_size"] = estimate.details["effective_sample_size"]
+        if estimate.accuracy is not None:
+            metrics.update(
+                estimated_accuracy=estimate.accuracy, estimated_accuracy_ci=list(estimate.interval),
+                estimated_accuracy_drop=estimate.drop, estimated_accuracy_drop_ci=list(estimate.drop_interval),
+                accuracy_drop=estimate.drop, accuracy_drop_ci=list(estimate.drop_interval),
+            )
+        return metrics
+
+    @staticmethod
+    def _measured(estimate: AccuracyEstimate, dep_p, y_dep, y_ref, ref_p) -> dict[str, Any]:
+        """With deployment labels: measured accuracy and drop, and the estimate's error."""
+        ref_hits, n_ref = int(np.sum(ref_p.argmax(axis=1) == y_ref)), len(y_ref)
+        dep_hits, n_dep = int(np.sum(dep_p.argmax(axis=1) == y_dep)), len(y_dep)
+        deploy_accuracy = dep_hits / n_dep
+        metrics: dict[str, Any] = {
+            "deploy_labelled": True,
+            "deploy_accuracy": deploy_accuracy,
+            "deploy_accuracy_ci": list(clopper_pearson(dep_hits, n_dep)),
+            "accuracy_drop": ref_hits / n_ref - deploy_accuracy,
+            "accuracy_drop_ci": newcombe_difference(ref_hits, n_ref, dep_hits, n_dep),
+        }
+        if estimate.accuracy is not None:
+            metrics["estimation_error"] = abs(estimate.accuracy - deploy_accuracy)
+        return metrics
+
+    # -- verdict and words ----------------------------------------------------------------
+    def _verdict(self, metrics: dict[str, Any], estimate: AccuracyEstimate, n_dep: int) -> tuple[bool, str]:
+        if "accuracy_drop_ci" not in metrics:
+            why = estimate.details.get("inconclusive", f"the {estimate.method} estimate gave no number")
+            return False, f"{why}; labels for the deployment rows (y_deploy) would measure the accuracy instead"
+        tolerated = float(self.tolerated_drop)
+        low, high = metrics["accuracy_drop_ci"]
+        if low > tolerated:
+            return True, ""
+        if high < tolerated:
+            return False, ""
+        basis = "measured" if metrics["deploy_labelled"] else "estimated"
+        wanted = _rows_to_decide(high - low, abs(metrics["accuracy_drop"] - tolerated), n_dep)
+        return False, (f"the {basis} drop ({metrics['accuracy_drop']:.1%}, 95% CI {low:.1%} to {high:.1%}) straddles "
+                       f"the tolerated {tolerated:.0%}; about {wanted} deployment rows would decide")
+
+    def _summary(self, m: dict[str, Any]) -> str:
+        text = f"Accuracy {m['reference_accuracy']:.1%} on {m['reference_rows']} test rows"
+        if "estimated_accuracy" in m:
+            low, high = m["estimated_accuracy_ci"]
+            text += (f"; estimated without labels ({m['estimation_method']}) {m['estimated_accuracy']:.1%} "
+                     f"(95% CI {low:.1%} to {high:.1%}) on {m['deploy_rows']} deployment rows")
+        else:
+            text += f"; no label-free estimate ({m['estimation_method']}) on {m['deploy_rows']} deployment rows"
+        if m["deploy_labelled"]:
+            low, high = m["deploy_accuracy_ci"]
+            text += f", measured with their labels {m['deploy_accuracy']:.1%} (95% CI {low:.1%} to {high:.1%})"
+            if "estimation_error" in m:
+                text += f", so the estimate was off by {m['estimation_error']:.1%}"
+        if "accuracy_drop" in m:
+            low, high = m["accuracy_drop_ci"]
+            text += (f". Drop {m['accuracy_drop']:.1%} (95% CI {low:.1%} to {high:.1%}; "
+                     f"tolerated {float(self.tolerated_drop):.0%}).")
+        return text + ("" if text.endswith(".") else ".")
+
+
+def newcombe_difference(hits_a: int, n_a: int, hits_b: int, n_b: int) -> list[float]:
+    """95% interval of ``hits_a/n_a - hits_b/n_b`` for two independent samples (Newcombe's
+    method, square-and-add of each rate's own interval; exact Clopper-Pearson intervals
+    here, which makes it a little conservative)."""
+    p_a, p_b = hits_a / n_a, hits_b / n_b
+    low_a, high_a = clopper_pearson(hits_a, n_a)
+    low_b, high_b = clopper_pearson(hits_b, n_b)
+    diff = p_a - p_b
+    return [diff - math.hypot(p_a - low_a, high_b - p_b), diff + math.hypot(high_a - p_a, p_b - low_b)]
+
+
+def _rows_to_decide(width: float, margin: float, n: int) -> int:
+    """Deployment rows at which an interval of ``width`` on ``n`` rows shrinks (as 1/sqrt(n))
+    to clear a ``margin`` from the tolerance; a rough guide, not a promise."""
+    if margin <= 0:
+        return n * 100
+    return math.ceil(n * (width / (2.0 * margin)) ** 2)
