@@ -11,6 +11,7 @@ covered as soon as it is registered):
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,8 @@ BAD_VALUES = {
     "FM10.spectral_signatures": {"epsilon": 0.7},
     "FM10.strip": {"overlays": 1},
     "FM16.corruption": {"severities": [6], "kind": "audio"},
+    "FM17.operating_conditions": {"n_inputs": 0},
+    "FM17.test_adequacy": {"tolerance": 0.7, "top_share": 0.0},
 }
 
 
@@ -145,6 +148,9 @@ FAST = {
     "FM10.injection": {"kinds": ["patch"], "labels": ["dirty"], "n_eval": 100},
     "FM10.neural_cleanse": {"steps": 10, "n_images": 8},
     "FM16.corruption": {"n_inputs": 40, "severities": [1, 5]},
+    # Without conditions it is not applicable; these exercise every kind of condition.
+    "FM17.operating_conditions": {"conditions": str(Path(__file__).parent.parent / "checks" / "fm17_blobs.conditions.yaml"),
+                                  "n_inputs": 40},
 }
 SKIP: dict[str, str] = {}  # check id -> why it cannot run here (none today)
 
