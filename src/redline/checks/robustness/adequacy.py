@@ -192,7 +192,7 @@ def greedy_coverage_order(active: np.ndarray, rng: np.random.Generator) -> np.nd
     return np.asarray(order, int)
 
 
-def rows_to_saturate(curve: np.ndarray, share: float = 0.99) -> int:
+def rows_to_saturate(curve: np.ndarray, share: float = 0.95) -> int:
     """The fewest rows after which coverage reaches ``share`` of its final value."""
     if not len(curve) or curve[-1] == 0:
         return 0

@@ -210,9 +210,9 @@ class TestAdequacy(Check):
             orders["neuron_coverage"] = adq.greedy_coverage_order(active, rng)
             curve = adq.coverage_curve(active, orders["random"])
             out["neuron_coverage"] = float(curve[-1])
-            out["neuron_coverage_saturation_rows"] = adq.rows_to_saturate(curve)
+            out["neuron_coverage_saturation_rows"] = adq.rows_to_saturate(curve, 0.95)
             evidence["neuron_coverage_note"] = (
-                f"neuron coverage (threshold {float(self.coverage_threshold):g}) reaches 99% of its final "
+                f"neuron coverage (threshold {float(self.coverage_threshold):g}) reaches 95% of its final "
                 f"{curve[-1]:.0%} after {out['neuron_coverage_saturation_rows']} of {n} rows in random order; "
                 "it is reported, never used for the verdict")
         errors = int(wrong.sum())
@@ -262,7 +262,7 @@ class TestAdequacy(Check):
                 text += f", coverage-guided: {ranked['neuron_coverage']['errors_in_first']}"
             text += ")."
         if "neuron_coverage" in m:
-            text += (f" Neuron coverage {m['neuron_coverage']:.0%}, 99% of it reached after "
+            text += (f" Neuron coverage {m['neuron_coverage']:.0%}, 95% of it reached after "
                      f"{m['neuron_coverage_saturation_rows']} rows (reported only).")
         if untested:
             text += " Not supported: " + "; ".join(f"{e['condition']} ({e['reason']})" for e in untested) + "."
