@@ -246,3 +246,18 @@ def test_conditions_parameter_works_without_a_context(tmp_path, table):
     (f,) = scan(target, data, select="FM17.operating_conditions",
                 params={"FM17.operating_conditions": {"conditions": str(path)}}).findings
     assert f.status is Status.NOT_VULNERABLE and f.metrics["conditions_total"] == 1
+
+
+def test_resume_refuses_a_changed_section_and_mixed_keys_are_fine(tmp_path, table):
+    from redline import scan
+
+    target, data = table
+    section = {"populations": [{"name": "p", "where": {0: {"range": [0, 0.5]}, "x1": {"in": [0, 1]}}}]}
+    out = tmp_path / "out"
+    (f,) = scan(target, data, select="FM17.operating_conditions", context={"operating_conditions": section},
+                out=out, formats=["json"]).findings
+    assert f.status is Status.NOT_VULNERABLE and f.metrics["conditions_total"] == 1
+    section["populations"][0]["where"][0]["range"] = [0, 0.1]
+    with pytest.raises(UsageError, match="belongs to a scan with other arguments"):
+        scan(target, data, select="FM17.operating_conditions", context={"operating_conditions": section},
+             out=out, resume=True)

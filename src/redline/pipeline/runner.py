@@ -259,7 +259,8 @@ def run_scan(
     context_dict = context.to_dict() if context is not None else {}
     conditions, raw_conditions = _operating_conditions(request.context)
     if raw_conditions is not None:  # FM17's results depend on them: a changed section is a new scan
-        context_dict = {**context_dict, "operating_conditions": raw_conditions}
+        # As text: YAML may mix int and str keys, which the fingerprint's sorted dump refuses.
+        context_dict = {**context_dict, "operating_conditions": json.dumps(raw_conditions, default=str)}
     out = Path(out_dir) if out_dir is not None else None
     target_config = request.target_config
     if isinstance(target_config, (str, Path)):  # a bad config file is refused before any work
