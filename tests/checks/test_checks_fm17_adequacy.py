@@ -153,6 +153,7 @@ def test_declared_populations_and_priors_come_from_the_conditions(digits):
     f = TestAdequacy()(target, data, seed=0, ctx=ctx)
     assert f.metrics["class_priors_from"] == "declared class priors"
     assert [e["condition"] for e in f.metrics["untested"]] == ["dark top-left"]  # pixel 0 is always blank
+    assert f.metrics["population_counts"] == {"dark top-left": 0}
 
 
 def test_labels_only_and_unlabelled(digits):

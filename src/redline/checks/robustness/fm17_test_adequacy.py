@@ -49,7 +49,7 @@ class TestAdequacy(Check):
     metrics = (
         "conditions_total", "conditions_covered", "untested", "test_rows", "accuracy", "accuracy_ci",
         "accuracy_half_width", "rows_for_1_point", "rows_for_2_points", "class_counts", "class_accuracy",
-        "class_mix_p_value", "class_mix_distance", "class_priors_from", "min_rows", "prioritisation",
+        "class_mix_p_value", "class_mix_distance", "class_priors_from", "min_rows", "population_counts", "prioritisation",
         "prioritised_rows", "representation", "neuron_coverage", "neuron_coverage_saturation_rows",
     )
     param_docs: ClassVar[dict[str, str]] = {
@@ -160,6 +160,8 @@ class TestAdequacy(Check):
                 untested.append({"condition": "class mix", "kind": "class_mix",
                                  "reason": (f"the test rows' class mix differs from the {source} by {distance:.0%} "
                                             f"(total variation; chi-square p = {p_value:.2g})")})
+        if masks:
+            metrics["population_counts"] = {name: int(mask.sum()) for name, mask in masks.items()}
         metrics.update({"conditions_total": checked, "conditions_covered": checked - len(untested),
                         "untested": untested})
         evidence: dict[str, Any] = {}
