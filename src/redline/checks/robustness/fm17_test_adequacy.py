@@ -162,8 +162,9 @@ class TestAdequacy(Check):
                                             f"(total variation; chi-square p = {p_value:.2g})")})
         if masks:
             metrics["population_counts"] = {name: int(mask.sum()) for name, mask in masks.items()}
-        metrics.update({"conditions_total": checked, "conditions_covered": checked - len(untested),
-                        "untested": untested})
+        # The FM17 metrics first: the reports head a finding with its first metrics.
+        metrics = {"conditions_total": checked, "conditions_covered": checked - len(untested),
+                   "untested": untested, **metrics}
         evidence: dict[str, Any] = {}
         metrics.update(self._prioritise(target, data, x, probabilities, predicted, correct, rng, evidence))
         return Outcome(vulnerable=bool(untested), metrics=metrics, evidence=evidence,
