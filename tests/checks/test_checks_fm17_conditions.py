@@ -214,7 +214,7 @@ def test_controls_stratified_test_set_covers_the_example_and_one_slice_does_not(
     assert "untested: age range" in f.summary
 
 
-def test_cli_run_with_context_and_a_bad_section(tmp_path):
+def test_cli_run_with_context_and_a_bad_section(tmp_path, capsys):
     from redline.cli import main
 
     out = tmp_path / "out"
@@ -231,10 +231,12 @@ def test_cli_run_with_context_and_a_bad_section(tmp_path):
     bad["operating_conditions"]["features"][0]["bnads"] = 3
     path = tmp_path / "bad.system.yaml"
     path.write_text(yaml.safe_dump(bad))
-    with pytest.raises(UsageError, match=r"operating_conditions.features\[0\]: unknown key 'bnads'"):
-        from redline import scan
-
-        scan("zoo:fair_logreg", "builtin:fair", select="FM17", context=str(path))
+    capsys.readouterr()
+    code = main(["scan", "zoo:fair_logreg", "--context", str(path), "--select", "FM17", "--out", str(tmp_path / "o2"),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "operating_conditions.features[0]: unknown key 'bnads'" in err and "\n" not in err
+    assert not (tmp_path / "o2" / "report.json").exists()  # refused before any work
 
 
 def test_conditions_parameter_works_without_a_context(tmp_path, table):
