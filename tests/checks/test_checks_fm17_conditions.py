@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from redline_testkit import ArrayTarget
 
 from redline.checks import CheckContext
 from redline.checks.robustness.conditions import (
@@ -15,11 +16,12 @@ from redline.checks.robustness.conditions import (
     load_conditions_file,
     parse_operating_conditions,
 )
-from redline.checks.robustness.fm17_operating_conditions import OperatingConditionsCoverage
+from redline.checks.robustness.fm17_operating_conditions import (
+    OperatingConditionsCoverage,
+)
 from redline.data.base import Dataset
 from redline.errors import UsageError
 from redline.findings import Finding, Status
-from redline_testkit import ArrayTarget
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fair-survey.system.yaml"
 
@@ -263,3 +265,17 @@ def test_resume_refuses_a_changed_section_and_mixed_keys_are_fine(tmp_path, tabl
     with pytest.raises(UsageError, match="belongs to a scan with other arguments"):
         scan(target, data, select="FM17.operating_conditions", context={"operating_conditions": section},
              out=out, resume=True)
+
+
+def test_a_bad_conditions_file_is_refused_at_plan_time(tmp_path):
+    from redline.checks.params import instantiate, normalise_params
+    from redline.checks.robustness.fm17_test_adequacy import TestAdequacy
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sensors:\n  - {corruption: fog, severity: 7}\n")
+    for cls in (OperatingConditionsCoverage, TestAdequacy):
+        for path, message in ((bad, r"sensors\[0\].severity must be 1..5"), (tmp_path / "none.yaml", "not found")):
+            params = normalise_params({cls.id: {"conditions": str(path)}})[cls.id]
+            with pytest.raises(UsageError, match=message) as info:
+                instantiate(cls, params)
+            assert str(info.value).startswith(cls.id) and "\n" not in str(info.value)

@@ -75,7 +75,7 @@ def rows_to_detect_drop(base: float, drop: float, alpha: float = 1 - CONFIDENCE,
         raise ValueError("need 0 < base - drop < base < 1")
     z_a, z_b = norm.ppf(1 - alpha), norm.ppf(power)
     n = ((z_a * math.sqrt(p0 * (1 - p0)) + z_b * math.sqrt(p1 * (1 - p1))) / (p0 - p1)) ** 2
-    return int(math.ceil(n))
+    return math.ceil(n)
 
 
 # -- balance ---------------------------------------------------------------------------------

@@ -384,8 +384,6 @@ def chosen_conditions(path: str | None, ctx: Any) -> OperatingConditions | None:
 
 def clause_mask(clause: Clause, rows: Any, names: Sequence[str] | None, where: str) -> Any:
     """Booleans: which ``rows`` (n, d) satisfy ``clause``."""
-    import numpy as np
-
     column = rows[:, resolve_feature(clause.feature, names, rows.shape[1], where)]
     if clause.low is not None:
         return (column >= clause.low) & (column <= clause.high)

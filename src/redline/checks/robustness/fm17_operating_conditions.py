@@ -36,6 +36,7 @@ from .conditions import (
     Population,
     Sensor,
     chosen_conditions,
+    load_conditions_file,
     matches_any,
     population_mask,
     resolve_feature,
@@ -66,6 +67,8 @@ class OperatingConditionsCoverage(Check):
     def _validate(self, target=None) -> None:
         if int(self.n_inputs) < 1:
             raise ValueError("n_inputs must be at least 1")
+        if self.conditions:
+            load_conditions_file(self.conditions)  # a missing or malformed file fails at plan time
 
     def run(self, target, data, budget, rng, ctx) -> Outcome:
         self._validate(target)
@@ -230,7 +233,12 @@ class OperatingConditionsCoverage(Check):
     def _sensor_fn(c: Sensor, target, data):
         from .corruptions import families
         from .corruptions.tabular import TableReference
-        from .fm16_corruption import CommonCorruption, _image_fn, _image_shape, _table_fn
+        from .fm16_corruption import (
+            CommonCorruption,
+            _image_fn,
+            _image_shape,
+            _table_fn,
+        )
 
         kind = CommonCorruption()._kind(target, data)
         known = families(kind)

@@ -32,7 +32,12 @@ from ...util.stats import rate_interval
 from ...util.wording import count
 from ..base import Check, Needs, NotApplicable, Outcome
 from . import adequacy as adq
-from .conditions import DEFAULT_MIN_ROWS, chosen_conditions, population_mask
+from .conditions import (
+    DEFAULT_MIN_ROWS,
+    chosen_conditions,
+    load_conditions_file,
+    population_mask,
+)
 
 # A class mix is called different only when the chi-square test is this sure.
 MIX_P_VALUE = 0.01
@@ -84,6 +89,8 @@ class TestAdequacy(Check):
             raise ValueError("top_share must be in (0, 1]")
         if int(self.reference_rows) < 2:
             raise ValueError("reference_rows must be at least 2")
+        if self.conditions:
+            load_conditions_file(self.conditions)  # a missing or malformed file fails at plan time
 
     def run(self, target, data, budget, rng, ctx) -> Outcome:
         self._validate(target)
@@ -194,7 +201,7 @@ class TestAdequacy(Check):
     def _prioritise(self, target, data, x, probabilities, predicted, correct, rng, evidence) -> dict[str, Any]:
         wrong = ~correct
         n = len(x)
-        k = max(1, int(round(float(self.top_share) * n)))
+        k = max(1, round(float(self.top_share) * n))
         out: dict[str, Any] = {"prioritised_rows": k}
         if probabilities is None:
             evidence["prioritisation"] = "not measured: the target returns labels only (margin, entropy and SA need probabilities)"
