@@ -136,7 +136,8 @@ def _modes_without_checks() -> list[str]:
     return [code for code in MODE_CODES if code not in checks_by_mode() and code != "FM09"][-2:]
 
 
-@pytest.mark.parametrize("mode", _modes_without_checks() or [pytest.param("FM12", marks=pytest.mark.skip("every mode has a check"))])
+@pytest.mark.parametrize("mode", _modes_without_checks()
+                         or [pytest.param("FM12", marks=pytest.mark.skip("every mode has a check"))])
 def test_selecting_a_mode_without_checks_is_a_usage_error(mode, capsys):
     with pytest.raises(UsageError, match=f"no check tests {mode} yet; modes with checks: FM01, FM02"):
         plan(mode)
