@@ -279,3 +279,17 @@ def test_a_bad_conditions_file_is_refused_at_plan_time(tmp_path):
             with pytest.raises(UsageError, match=message) as info:
                 instantiate(cls, params)
             assert str(info.value).startswith(cls.id) and "\n" not in str(info.value)
+
+
+def test_replay_reads_the_conditions_of_the_context_file_again(tmp_path):
+    from redline import scan
+    from redline.pipeline.replay import replay
+
+    out = tmp_path / "out"
+    params = {"FM17.operating_conditions": {"n_inputs": 40}}
+    report = scan("zoo:fair_logreg", "builtin:fair", select="FM17.operating_conditions", context=str(EXAMPLE),
+                  params=params, out=out, formats=["json"])
+    (f,) = report.findings
+    assert f.evidence["conditions_file"] == str(EXAMPLE)
+    again = replay(out / "report.json", f.id)
+    assert again.recorded_status == again.replayed_status == "not_vulnerable"

@@ -152,7 +152,8 @@ def _operating_conditions(context: Any) -> tuple[Any, Any]:
     if not isinstance(raw, Mapping) or raw.get(SECTION) is None:
         return None, None
     source = f"operating_conditions of {context}" if isinstance(context, (str, Path)) else "operating_conditions"
-    return parse_operating_conditions(raw[SECTION], source), raw[SECTION]
+    path = str(context) if isinstance(context, (str, Path)) else ""
+    return parse_operating_conditions(raw[SECTION], source, path), raw[SECTION]
 
 
 def _resolve_data(data: Any, target_arg: Any):

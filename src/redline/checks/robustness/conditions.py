@@ -113,7 +113,8 @@ class Drift:
 
 @dataclasses.dataclass(frozen=True)
 class OperatingConditions:
-    """The parsed section; ``source`` says where it came from (for the finding)."""
+    """The parsed section; ``source`` says where it came from (for the finding), ``path`` the
+    YAML file that holds it, if any (recorded so that ``redline replay`` can read it again)."""
 
     min_rows: int = DEFAULT_MIN_ROWS
     class_priors: tuple[tuple[str | int, float], ...] = ()
@@ -122,13 +123,14 @@ class OperatingConditions:
     sensors: tuple[Sensor, ...] = ()
     drift: tuple[Drift, ...] = ()
     source: str = ""
+    path: str = ""
 
     @property
     def total(self) -> int:
         return len(self.features) + len(self.populations) + len(self.sensors) + len(self.drift)
 
 
-def parse_operating_conditions(raw: Any, source: str = "") -> OperatingConditions | None:
+def parse_operating_conditions(raw: Any, source: str = "", path: str = "") -> OperatingConditions | None:
     """The section ``raw`` (the value under ``operating_conditions``) parsed; None for None."""
     if raw is None:
         return None
@@ -145,7 +147,7 @@ def parse_operating_conditions(raw: Any, source: str = "") -> OperatingCondition
                     for i, item in enumerate(_list(mapping.get("sensors"), f"{where}.sensors")))
     drift = tuple(_drift(item, f"{where}.drift[{i}]")
                   for i, item in enumerate(_list(mapping.get("drift"), f"{where}.drift")))
-    conditions = OperatingConditions(min_rows, priors, features, populations, sensors, drift, source)
+    conditions = OperatingConditions(min_rows, priors, features, populations, sensors, drift, source, str(path))
     if not conditions.total and not priors:
         raise UsageError(f"{where} declares no condition (give features, populations, sensors, drift "
                          f"or class_priors)")
@@ -173,7 +175,7 @@ def load_conditions_file(path: str | Path) -> OperatingConditions:
     document = load_yaml_file(path, "operating conditions file")
     if isinstance(document, Mapping) and SECTION in document:
         document = document[SECTION]
-    conditions = parse_operating_conditions(document, str(path))
+    conditions = parse_operating_conditions(document, str(path), str(path))
     if conditions is None:
         raise UsageError(f"operating conditions file {path} is empty")
     return conditions

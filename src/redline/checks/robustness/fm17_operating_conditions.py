@@ -119,7 +119,10 @@ class OperatingConditionsCoverage(Check):
         summary = (f"{len(covered)} of {count(len(entries), 'declared operating condition')} ({source}) covered"
                    + (f" ({', '.join(f'{k}: {v}' for k, v in by.items())})" if by else "")
                    + (f"; untested: {'; '.join(_short(e) for e in untested)}." if untested else "."))
-        return Outcome(vulnerable=bool(untested), metrics=metrics, evidence={"conditions": entries}, summary=summary)
+        evidence: dict[str, Any] = {"conditions": entries}
+        if conditions.path:
+            evidence["conditions_file"] = conditions.path  # what `redline replay` reads them from
+        return Outcome(vulnerable=bool(untested), metrics=metrics, evidence=evidence, summary=summary)
 
     # -- conditions the test data covers -----------------------------------------------------
     @staticmethod

@@ -173,6 +173,8 @@ class TestAdequacy(Check):
         metrics = {"conditions_total": checked, "conditions_covered": checked - len(untested),
                    "untested": untested, **metrics}
         evidence: dict[str, Any] = {}
+        if conditions is not None and conditions.path:
+            evidence["conditions_file"] = conditions.path  # what `redline replay` reads them from
         metrics.update(self._prioritise(target, data, x, probabilities, predicted, correct, rng, evidence))
         return Outcome(vulnerable=bool(untested), metrics=metrics, evidence=evidence,
                        summary=self._summary(metrics, untested))
