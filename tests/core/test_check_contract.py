@@ -11,6 +11,7 @@ covered as soon as it is registered):
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ BAD_VALUES = {
     "FM16.corruption": {"severities": [6], "kind": "audio"},
     "FM15.natural_adversarial": {"rows": "train", "max_conditions": 3},
     "FM14.deployment_shift": {"method": "nope", "tolerated_drop": 1.5},
+    "FM17.operating_conditions": {"n_inputs": 0},
+    "FM17.test_adequacy": {"tolerance": 0.7, "top_share": 0.0},
 }
 
 
@@ -148,6 +151,9 @@ FAST = {
     "FM10.neural_cleanse": {"steps": 10, "n_images": 8},
     "FM16.corruption": {"n_inputs": 40, "severities": [1, 5]},
     "FM15.natural_adversarial": {"families": ["logreg"]},
+    # Without conditions it is not applicable; these exercise every kind of condition.
+    "FM17.operating_conditions": {"conditions": str(Path(__file__).parent.parent / "checks" / "fm17_blobs.conditions.yaml"),
+                                  "n_inputs": 40},
 }
 SKIP: dict[str, str] = {}  # check id -> why it cannot run here (none today)
 

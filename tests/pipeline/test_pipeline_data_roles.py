@@ -128,7 +128,16 @@ def test_every_check_declares_roles_it_can_be_given():
     assert not by_id["FM11.fuzz"].needs.needs_data
 
 
-@pytest.mark.parametrize("mode", ["FM12", "FM17"])
+def _modes_without_checks() -> list[str]:
+    """The last two modes no check tests yet (the list shrinks as checks are added; FM09 is the static scan)."""
+    from redline.catalog import MODE_CODES
+    from redline.checks import checks_by_mode
+
+    return [code for code in MODE_CODES if code not in checks_by_mode() and code != "FM09"][-2:]
+
+
+@pytest.mark.parametrize("mode", _modes_without_checks()
+                         or [pytest.param("FM12", marks=pytest.mark.skip("every mode has a check"))])
 def test_selecting_a_mode_without_checks_is_a_usage_error(mode, capsys):
     with pytest.raises(UsageError, match=f"no check tests {mode} yet; modes with checks: FM01, FM02"):
         plan(mode)

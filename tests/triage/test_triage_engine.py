@@ -93,6 +93,9 @@ CASES = [
     ("FM14", {"accuracy_drop": 0.07}, NEUTRAL, M, ["7.0 percentage points"]),
     ("FM15", {"success_rate": 0.1}, NEUTRAL, L, ["10%"]),
     ("FM17", {}, {**NEUTRAL, "safety_critical": True}, I, ["safety-critical", "Low to Important, so it is Important"]),
+    ("FM17", {"conditions_total": 12, "conditions_covered": 3, "accuracy": 0.99}, NEUTRAL, M,
+     ["Only 3 of 12 conditions", "accuracy measured (99%)"]),
+    ("FM17", {"conditions_total": 7, "conditions_covered": 5}, NEUTRAL, L, ["2 of 7 conditions untested"]),
 ]
 
 

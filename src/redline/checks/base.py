@@ -128,11 +128,16 @@ class Inconclusive(RedlineError):
 
 
 class CheckContext:
-    """Where a check writes artifacts and reports progress."""
+    """Where a check writes artifacts and reports progress, and what the scan knows beyond
+    the target and data: the ``operating_conditions`` parsed from the ``--context`` system
+    description (FM17 reads them), and the ``earlier`` findings of the same scan."""
 
-    def __init__(self, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None):
+    def __init__(self, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
+                 operating_conditions: Any = None, earlier: tuple[Finding, ...] = ()):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self._progress = progress
+        self.operating_conditions = operating_conditions
+        self.earlier = tuple(earlier)
 
     def artifact(self, name: str) -> tuple[Path | None, str]:
         """(absolute path to write, path relative to the report folder); (None, '') when not writing."""

@@ -169,7 +169,8 @@ def replay(
                 f"finding {record.get('id')} cannot be replayed as recorded: its check, parameters, seed "
                 f"or budget differ from what its id was made of"
                 + (" (the report predates recorded budgets)" if record.get("budget") is None else ""))
-        finding = check(loaded, dataset, budget=int(budget), seed=seed, ctx=CheckContext())
+        ctx = CheckContext(operating_conditions=_recorded_conditions(record))
+        finding = check(loaded, dataset, budget=int(budget), seed=seed, ctx=ctx)
     finally:
         loaded.close()
     return ReplayResult(
@@ -178,6 +179,16 @@ def replay(
         metrics=compare_metrics(record.get("metrics") or {}, finding.metrics, tolerance),
         reason=finding.reason,
     )
+
+
+def _recorded_conditions(record: dict[str, Any]) -> Any:
+    """The operating conditions an FM17 finding read from its scan's --context file, read again."""
+    path = (record.get("evidence") or {}).get("conditions_file") if isinstance(record.get("evidence"), dict) else None
+    if not path:
+        return None
+    from ..checks.robustness.conditions import load_conditions_file
+
+    return load_conditions_file(path)
 
 
 def _replay_data(data: Any, report: dict[str, Any], target_arg: Any, resolve) -> Any:

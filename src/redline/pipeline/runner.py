@@ -136,6 +136,26 @@ def _load_context(context: Any):
     return DeploymentContext.from_yaml(path)
 
 
+def _operating_conditions(context: Any) -> tuple[Any, Any]:
+    """(parsed, raw) ``operating_conditions`` of a system description given as --context (a
+    mapping or a YAML path), or (None, None); a malformed section is a usage error here,
+    before any work."""
+    from collections.abc import Mapping
+
+    from ..checks.robustness.conditions import SECTION, parse_operating_conditions
+
+    raw = context
+    if isinstance(context, (str, Path)):
+        from ..util.safe_yaml import load_yaml_file
+
+        raw = load_yaml_file(Path(context), "context file")
+    if not isinstance(raw, Mapping) or raw.get(SECTION) is None:
+        return None, None
+    source = f"operating_conditions of {context}" if isinstance(context, (str, Path)) else "operating_conditions"
+    path = str(context) if isinstance(context, (str, Path)) else ""
+    return parse_operating_conditions(raw[SECTION], source, path), raw[SECTION]
+
+
 def _resolve_data(data: Any, target_arg: Any):
     from ..data import as_dataset, load_data
 
@@ -238,6 +258,10 @@ def run_scan(
     instances = resolve_checks(checks, request.params)
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
+    conditions, raw_conditions = _operating_conditions(request.context)
+    if raw_conditions is not None:  # FM17's results depend on them: a changed section is a new scan
+        # As text: YAML may mix int and str keys, which the fingerprint's sorted dump refuses.
+        context_dict = {**context_dict, "operating_conditions": json.dumps(raw_conditions, default=str)}
     out = Path(out_dir) if out_dir is not None else None
     target_config = request.target_config
     if isinstance(target_config, (str, Path)):  # a bad config file is refused before any work
@@ -303,7 +327,7 @@ def run_scan(
             progress.start(check.id, index, len(checks))
             if log is not None:
                 log.append("check_started", check=check.id, id=fid)
-            ctx = CheckContext(out, progress.update)
+            ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings))
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
             applied = deployment_context(context, target)
             note_rate_limit(finding, applied)

@@ -158,13 +158,21 @@ ENTRIES: tuple[ZooEntry, ...] = (
             "a linear model that returns exact probabilities: equation solving recovers its weights from a "
             "handful of queries, and its confidences help infer a respondent's religiousness"
         ),
-        modes=("FM05", "FM03"),
+        modes=("FM05", "FM03", "FM17"),
         data="builtin:fair",
         family="logreg",
         expected=(
             expect("FM05", "vulnerable", "planted", "exact probabilities of a linear model give its weights away"),
             expect("FM03", "not_vulnerable", "honest",
                    "its confidences say little about religiousness beyond the population baseline at default settings"),
+            # FM17 is about the test set, not the model: builtin:fair's stratified split is the
+            # negative control; its positive control (a one-slice test set) is in the FM17 tests.
+            expect("FM17.test_adequacy", "not_vulnerable", "honest",
+                   "the stratified test split has 1,274 rows, both classes far above 30 rows and the training mix, "
+                   "accuracy known to +-2.6 points"),
+            expect("FM17.operating_conditions", "not_applicable", "honest",
+                   "the demo gives no --context; with examples/fair-survey.system.yaml all 7 declared conditions are "
+                   "covered, and a test set of respondents aged 27 or less leaves the age range and a population untested"),
         ),
         recipe=_FAIR_LOGREG,
         twin="fair_logreg_labels",
