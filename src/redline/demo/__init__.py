@@ -54,18 +54,24 @@ def run_demo(out: str | Path, *, budget: int | None = None, names: Sequence[str]
     shown = Progress(enabled=progress, overall=overall)
     wall0, cpu0 = time.monotonic(), _cpu_seconds()
     rows = []
+    per_stop: list[dict[str, Any]] = []  # CPU seconds per target, for timing.json
     unit = 0
     for i, stop in enumerate(stops, start=1):
         overall.seek(unit)
         if progress:
             eta = f" | {overall.text()}" if shown.tty else ""
             print(f"== [{i}/{len(stops)}] zoo:{stop.target}: {', '.join(stop.checks)}{eta}", file=sys.stderr, flush=True)
+        cpu_start = _cpu_seconds()
         _build(stop.target, overall)
+        cpu_built = _cpu_seconds()
         report = _scan(stop, out, budget, shown)
         unit += 1 + len(_planned(stop))
         rows.append((stop, zoo.describe(stop.target), report))
+        per_stop.append({"target": stop.target, "build_cpu_seconds": round(cpu_built - cpu_start, 1),
+                         "checks_cpu_seconds": round(_cpu_seconds() - cpu_built, 1)})
     overall.seek(len(weights))
-    timing = {"wall_seconds": round(time.monotonic() - wall0, 1), "cpu_seconds": round(_cpu_seconds() - cpu0, 1)}
+    timing = {"wall_seconds": round(time.monotonic() - wall0, 1), "cpu_seconds": round(_cpu_seconds() - cpu0, 1),
+              "targets": per_stop}
     return write_index(out, rows, kind=kind, timing=timing)
 
 
