@@ -112,7 +112,7 @@ def demo_note(check: Any, target: str, budget: int | None, params: Mapping[str, 
     if not changes:
         return ""
     return (f"Demo tour run: {'; '.join(changes)}. For the full check run "
-            f"`redline scan zoo:{target} --select {check.id}` (or `redline demo --full`).")
+            f"`redline scan zoo:{target} --select {check.id}`.")
 
 
 def _show(value: Any) -> str:
