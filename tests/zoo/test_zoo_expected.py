@@ -52,7 +52,7 @@ def test_compare_marks_agreement_and_differences():
 def test_demo_index_shows_expected_beside_found(tmp_path):
     from redline.demo import run_demo
 
-    index = run_demo(tmp_path, names=["fair_logreg_labels"], progress=False, budget=500)
+    index = run_demo(tmp_path, names=["fair_logreg_labels"], progress=False, budget=500, full=True)
     page = index.read_text()
     assert "expected vs found" in page
     assert "FM05.learning: expected <b>vulnerable</b> (honest known weakness)" in page

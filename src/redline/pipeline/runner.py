@@ -103,6 +103,16 @@ class ScanRequest:
     target_config: Any = None
     # Check parameters by check id ({"FM01.pgd": {"epsilon": 0.1}}); see redline.checks.params.
     params: dict[str, dict[str, Any]] | None = None
+    # Budgets by check id that replace ``budget`` for those checks (the demo's reduced tour).
+    budgets: dict[str, int] | None = None
+    # A sentence by check id added to that check's finding summary (e.g. "ran with the demo budget").
+    notes: dict[str, str] | None = None
+
+    def budget_for(self, check: Any) -> int:
+        """The budget ``check`` runs with: its own from ``budgets``, else the scan's, else its default."""
+        if self.budgets and check.id in self.budgets:
+            return self.budgets[check.id]
+        return self.budget if self.budget is not None else check.default_budget
 
     def fingerprint(self, target_spec: str, data_spec: str, context: dict[str, Any]) -> str:
         blob = json.dumps(
@@ -114,6 +124,8 @@ class ScanRequest:
                 "seed": self.seed,
                 "context": context,
                 "params": normalise_params(self.params),
+                # Only when set, so the fingerprints of earlier scans (and their --resume) stay valid.
+                **({"budgets": dict(sorted(self.budgets.items()))} if self.budgets else {}),
             },
             sort_keys=True,
             default=str,
@@ -256,6 +268,7 @@ def run_scan(
     checks = plan(request.select)  # validate --select before any heavy loading
     # Parameters are validated here too, before any data, model or query.
     instances = resolve_checks(checks, request.params)
+    _check_per_check_settings(request, instances)
     context = _load_context(request.context)
     context_dict = context.to_dict() if context is not None else {}
     conditions, raw_conditions = _operating_conditions(request.context)
@@ -318,17 +331,21 @@ def run_scan(
         from ..findings import finding_id
         from ..triage.engine import apply as triage
 
+        progress.expect(len(instances))  # overall progress and ETA across the checks
         for index, check in enumerate(instances, start=1):
-            budget = request.budget if request.budget is not None else check.default_budget
+            budget = request.budget_for(check)
             fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget)
             if fid in previous:
                 findings.append(Finding.from_dict(previous[fid]))
+                progress.skip()
                 continue
             progress.start(check.id, index, len(checks))
             if log is not None:
                 log.append("check_started", check=check.id, id=fid)
             ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings))
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
+            if request.notes and check.id in request.notes:
+                finding.summary = f"{finding.summary} {request.notes[check.id]}".strip()
             applied = deployment_context(context, target)
             note_rate_limit(finding, applied)
             triage([finding], applied)
@@ -351,6 +368,18 @@ def run_scan(
     if interrupted:
         raise ScanInterrupted(report)
     return report
+
+
+def _check_per_check_settings(request: ScanRequest, instances: list) -> None:
+    """Budgets and notes by check id must name selected checks, and budgets be whole numbers >= 0."""
+    selected = {c.id for c in instances}
+    for label, table in (("budget", request.budgets), ("note", request.notes)):
+        for check_id in table or {}:
+            if check_id not in selected:
+                raise UsageError(f"a {label} is given for {check_id}, which this scan does not run")
+    for check_id, value in (request.budgets or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UsageError(f"the budget of {check_id} must be a whole number of queries >= 0, not {value!r}")
 
 
 def _outcome_text(f: Finding) -> str:
@@ -392,7 +421,7 @@ def _retest_info(request: ScanRequest, checks: list) -> dict[str, Any]:
         "context": as_text(request.context),
         "target_config": as_text(request.target_config),
         "seed": request.seed,
-        "budgets": {c.id: request.budget if request.budget is not None else c.default_budget for c in checks},
+        "budgets": {c.id: request.budget_for(c) for c in checks},
     }
 
 

@@ -164,9 +164,16 @@ def _cached_model(item: ZooEntry, dataset: Dataset, input_spec: InputSpec, n_cla
             return recipe.loads(stored[0], shape)
         except InvalidModelFile as exc:
             log.warning("zoo cache for %s cannot be loaded (%s); rebuilding", item.name, exc)
-    log.info("training zoo model %s", item.name)
+    base = base_entry(item)
     start = time.perf_counter()
-    model = recipe.train(dataset.x_train, dataset.y_train, item.seed)
+    if base is not None:
+        # Another entry trains the model this one starts from: build on it (cached or built once).
+        log.info("building zoo model %s from %s", item.name, base.name)
+        base_model = _cached_model(base, dataset, input_spec, n_classes, Retrainer(base, input_spec, n_classes))
+        model = recipe.derive(base_model, dataset.x_train, dataset.y_train, item.seed)
+    else:
+        log.info("training zoo model %s", item.name)
+        model = recipe.train(dataset.x_train, dataset.y_train, item.seed)
     seconds = time.perf_counter() - start
     probe = recipe.as_target(model, input_spec=input_spec, n_classes=n_classes, spec=f"zoo:{item.name}", trainer=trainer)
     record = {
@@ -181,6 +188,19 @@ def _cached_model(item: ZooEntry, dataset: Dataset, input_spec: InputSpec, n_cla
     }
     cache.write(item.name, key, recipe.suffix, recipe.dumps(model), record)
     return model
+
+
+def base_entry(item: ZooEntry) -> ZooEntry | None:
+    """The entry whose trained model ``item``'s recipe starts from (its ``base_recipe``, on the
+    same data, data variant and seed), or None when no entry trains it."""
+    wanted = item.recipe.base_recipe()
+    if wanted is None:
+        return None
+    for other in ENTRIES:
+        if (other is not item and other.serves is None and other.recipe == wanted and other.data == item.data
+                and other.data_variant is item.data_variant and other.seed == item.seed):
+            return other
+    return None
 
 
 def _accuracy(target: Target, x: np.ndarray, y: np.ndarray) -> float:

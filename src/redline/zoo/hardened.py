@@ -79,6 +79,18 @@ class SqueezedCnnRecipe(CnnRecipe):
         super().fit(module[1], x, y, generator)
         module.eval()
 
+    def base_recipe(self) -> CnnRecipe:
+        # The plain recipe with these hyperparameters: mnist_cnn's, so its trained model is reused.
+        return CnnRecipe(n_classes=self.n_classes, channels=self.channels, hidden=self.hidden, epochs=self.epochs,
+                         batch_size=self.batch_size, lr=self.lr)
+
+    def derive(self, base_model: Any, x: Any, y: Any, seed: int) -> Any:
+        import copy
+
+        from torch import nn
+
+        return nn.Sequential(Squeezing(self.levels, self.median).torch_layer(), copy.deepcopy(base_model)).eval()
+
 
 MNIST_CNN_ROBUST = AdversarialCnnRecipe(n_classes=10)
 MNIST_CNN_SQUEEZED = SqueezedCnnRecipe(n_classes=10)

@@ -71,6 +71,23 @@ class ExfiltratingMlpRecipe(MlpRecipe):
                          weight_decay=self.weight_decay,
                          penalty=lambda m: self.strength * penalty(_flat_parameters(m)[: len(pixels)]))
 
+    def base_recipe(self) -> MlpRecipe | None:
+        # LSB trains honestly and stamps the bits afterwards, so the honest model is its start;
+        # the penalties of the other encodings change every update.
+        if self.encoding != "lsb":
+            return None
+        return MlpRecipe(n_classes=self.n_classes, hidden=self.hidden, activation=self.activation,
+                         epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay)
+
+    def derive(self, base_model: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        import copy
+
+        if self.base_recipe() is None:
+            return super().derive(base_model, x, y, seed)
+        module = copy.deepcopy(base_model)
+        _overwrite_low_bits(module, np.ascontiguousarray(x, dtype=np.float32), self.lsb_bits)
+        return module.eval()
+
 
 @dataclasses.dataclass(frozen=True)
 class CapacityAbuseMlpRecipe(MlpRecipe):

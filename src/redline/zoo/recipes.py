@@ -45,6 +45,18 @@ class Recipe(abc.ABC):
         model trained from scratch; a transfer-learning recipe keeps part of ``deployed``."""
         return self.train(x, y, seed)
 
+    def base_recipe(self) -> "Recipe | None":
+        """The recipe whose trained model this one's training starts with, step for step (same
+        initial weights and updates), or None. The zoo then builds this model from that one
+        (:meth:`derive`) when another entry trains it on the same data and seed: one training
+        instead of two, and the same model bit for bit."""
+        return None
+
+    def derive(self, base_model: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        """The model :meth:`train` would give, made from ``base_model`` (trained by
+        :meth:`base_recipe` on the same x, y and seed). Only recipes with a base recipe have one."""
+        raise NotImplementedError(f"{type(self).__name__} is not built from another recipe's model")
+
     @abc.abstractmethod
     def dumps(self, model: Any) -> bytes:
         """The model as bytes, in a format that cannot run code when loaded."""
@@ -181,6 +193,15 @@ class TransferHeadRecipe(MlpRecipe):
         import copy
 
         return self._refit_head(copy.deepcopy(deployed), x, y, seed)
+
+    def base_recipe(self) -> MlpRecipe:
+        return MlpRecipe(n_classes=self.n_classes, hidden=self.hidden, activation=self.activation,
+                         epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay)
+
+    def derive(self, base_model: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        import copy
+
+        return self._refit_head(copy.deepcopy(base_model), x, y, seed)
 
     def _refit_head(self, module: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
         import torch
