@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import backdoor, malicious
-from . import augmented, deployment, hardened, rare_class, subgroups
+from . import augmented, deployment, hardened, narrow, rare_class, subgroups
 from .expected import Expectation, expect
 from .recipes import (
     CnnRecipe,
@@ -115,7 +115,7 @@ ENTRIES: tuple[ZooEntry, ...] = (
             "Adam steps with no weight decay: 100% train and about 96% test accuracy, train loss near zero."
         ),
         weakness="memorises its small training set (large train/test loss gap), so membership inference works",
-        modes=("FM04", "FM14"),
+        modes=("FM04", "FM14", "FM17"),
         data="builtin:digits",
         family="mlp",
         expected=(
@@ -123,6 +123,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
             expect("FM14.shift_sensitivity", "not_vulnerable", "hardened",
                    "every class in proportion in training: no subpopulation or class prior of the test digits costs "
                    "it more than the tolerated 10 points (digits_mlp_rare_class is its FM14 counterpart)"),
+            expect("FM17.test_adequacy", "not_vulnerable", "hardened",
+                   "a stratified test set: every class has about 54 rows and the accuracy is known to a few points "
+                   "(digits_mlp_narrow_test, tested on two classes only, is its FM17 counterpart)"),
         ),
         recipe=_DIGITS_OVERFIT,
         twin="digits_mlp_regularized",
@@ -580,6 +583,31 @@ ENTRIES += (
         ),
         recipe=_DIGITS_OVERFIT,
         twin="digits_mlp_deployed_noisy",
+    ),
+)
+
+# The FM17 test-adequacy controls: the digits_mlp_overfit model tested on two classes only
+# (positive) against the same model on its stratified test rows (digits_mlp_overfit itself).
+ENTRIES += (
+    ZooEntry(
+        name="digits_mlp_narrow_test",
+        description=(
+            "The digits_mlp_overfit model (same recipe, seed and training rows) with a test set cut down to "
+            f"the digits {' and '.join(map(str, narrow.KEPT_CLASSES))}: about 110 test rows of two classes out "
+            "of ten."
+        ),
+        weakness="its test set says nothing about eight of the ten classes the model answers: a test accuracy "
+                 "near 100% on it is no evidence for the model's accuracy where it runs",
+        modes=("FM17",),
+        data="builtin:digits",
+        data_variant=narrow.two_class_test_rows,
+        family="mlp",
+        expected=(
+            expect("FM17.test_adequacy", "vulnerable", "planted",
+                   "eight classes have no test rows at all"),
+        ),
+        recipe=_DIGITS_OVERFIT,
+        twin="digits_mlp_overfit",
     ),
 )
 
