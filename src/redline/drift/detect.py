@@ -147,13 +147,27 @@ class ShiftDetector:
         # components when there are more than ``components`` features). The univariate tests
         # see every raw feature unless a reduction is asked for by name: a reduction averages
         # away changes confined to a few features (noise on pixels, one shifted column).
-        self.kernel_map_ = fit_reduction(self.reduce, flat, int(self.components), rng)
+        kind = self.reduce
+        if kind == "auto":
+            kind = "pca" if flat.shape[1] > self.components else "none"
+        held_out = flat
+        if kind == "pca":
+            # Principal components fitted on some rows fit those rows better than any new
+            # batch (they carry the rows' own noise), so tests against those rows would see a
+            # shift that is not there. Fit on half the reference, compare with the other half.
+            order = rng.permutation(len(flat))
+            half = len(flat) // 2
+            fit_rows, held_out = flat[order[:half]], flat[order[half:]]
+            self.kernel_map_ = fit_reduction("pca", fit_rows, int(self.components), rng)
+        else:
+            self.kernel_map_ = fit_reduction(kind, flat, int(self.components), rng)
         named = self.reduce in ("pca", "random")
         self.feature_map_ = self.kernel_map_ if named else fit_reduction("none", flat, int(self.components), rng)
         if "univariate" in self.methods_:
-            self._fit_univariate(self.feature_map_.transform(flat))
+            z = self.feature_map_.transform(held_out if self.feature_map_.kind == "pca" else flat)
+            self._fit_univariate(z)
         if "mmd" in self.methods_ or "classifier" in self.methods_:
-            z = self.kernel_map_.transform(flat)
+            z = self.kernel_map_.transform(held_out)
             # Raw features are standardised; principal components keep their own scale
             # (dividing would inflate the noisy ones).
             if self.kernel_map_.kind == "none":

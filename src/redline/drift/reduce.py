@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-REDUCTIONS = ("auto", "pca", "random", "none")
+REDUCTIONS = ("auto", "pca", "random", "none")  # auto: the detector picks pca or none
 # Rows used to fit the principal components (an SVD of this many rows by the width).
 PCA_ROWS = 2000
 
@@ -33,12 +33,8 @@ class Reduction:
 
 
 def fit_reduction(kind: str, reference: np.ndarray, components: int, rng: np.random.Generator) -> Reduction:
-    """The reduction ``kind`` fitted on ``reference`` (rows, flattened). ``auto`` reduces only
-    inputs wider than ``components`` (with principal components); narrower ones (most tables)
-    are tested feature by feature as they are."""
+    """The reduction ``kind`` (pca, random or none) fitted on ``reference`` (rows, flattened)."""
     n, d = reference.shape
-    if kind == "auto":
-        kind = "pca" if d > components else "none"
     if kind == "none":
         return Reduction("none", d)
     width = max(1, min(components, d, n - 1))
