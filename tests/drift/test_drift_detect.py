@@ -236,3 +236,12 @@ def test_bad_parameters_are_usage_errors_at_fit(kwargs):
 def test_test_before_fit_is_a_usage_error():
     with pytest.raises(UsageError, match="fit"):
         ShiftDetector().test(np.zeros((10, 2)))
+
+
+def test_false_alarms_at_most_alpha_on_wide_inputs_through_principal_components():
+    # Components fitted on the rows the batches are compared with would flag clean batches.
+    rng = np.random.default_rng(15)
+    images = lambda n: rng.random((n, 1, 12, 12))  # noqa: E731
+    det = ShiftDetector(method="mmd", seed=0, permutations=100).fit(images(300))
+    alarms = sum(det.test(images(30)).shifted for _ in range(60))
+    assert alarms <= _max_false_alarms(60)

@@ -21,17 +21,22 @@ at most ``alpha``.
 Inputs are flattened (images too). For the kernel and classifier tests, wide inputs (more
 than ``components`` features) are first mapped by a fixed reduction fitted on the reference
 (principal components; ``reduce="random"`` for a Gaussian random projection), as Failing
-Loudly recommends. The univariate tests keep every raw feature (a reduction averages away a
+Loudly recommends. Principal components are fitted on half the reference and the tests
+compare with the other half: components fitted on the very rows a batch is compared with
+fit those rows' noise, and clean batches would look shifted. The univariate tests keep every raw feature (a reduction averages away a
 change confined to a few features or to the noise floor of pixels) unless ``reduce`` names
 a reduction, which then feeds them too.
 
 Streams: fit once, then call ``test`` on each window. ``test`` is a pure function of the
 fitted reference and the batch (its randomness restarts from ``seed`` on every call), so the
-same window always gets the same answer. Cost per call, with w features after reduction,
-r = min(reference rows, kernel_rows) and s = min(batch rows, kernel_rows): univariate
-O(w (m + n) log(m + n)) for m reference and n batch rows; mmd O((r + s)² (w + permutations))
-(about a tenth of a second at r = s = 500, 32 features, 200 permutations on one core);
-bbsd O(k (m + n) log(m + n)) for k outputs; classifier a logistic regression on 2s rows.
+same window always gets the same answer. The reference is sorted once at ``fit``, so a batch
+of n rows costs, per feature, a sort of the batch and a binary search into the reference,
+O(n log(n m)); mmd costs O((r + s)^2 (w + permutations)) with r, s = reference and batch rows
+kept for the kernel (at most ``kernel_rows``) and w the features after reduction; bbsd the
+same as univariate over the k outputs; classifier a logistic regression on 2s rows.
+Measured (auto with 10-class outputs, reference of 1,000 rows, one busy core): 30 or 64
+features, 15-30 ms per call for 10-100 rows, 90 ms for 1,000, 110-130 ms for 10,000;
+784 pixels, 35-55 ms for 10-100 rows, 175 ms for 1,000, 1.3 s for 10,000.
 """
 from __future__ import annotations
 
