@@ -353,6 +353,16 @@ def peer_subprocess(name: str, plan_path: Path, out_path: Path, alpha: float) ->
     return subprocess.Popen(cmd)
 
 
+def _ratio(ours: float, theirs: float) -> str:
+    if theirs > 0:
+        return f"{ours / theirs:.2f}"
+    return "both 0" if ours == 0 else "inf"
+
+
+def _key(row: dict) -> tuple:
+    return row["dataset"], row["rep"], row["condition"], row["n"]
+
+
 def table(rows: list[dict], methods: list[str], sizes: list[int], shifted: bool) -> dict[str, list[float]]:
     out = {}
     for m in methods:
@@ -378,6 +388,8 @@ def main() -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="peers to run (evidently, frouros; empty for none)")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", default="", help="keep the plan, data and peers' results here (default: a temporary folder)")
+    ap.add_argument("--peer-results", default="", help="PEER=FILE,...: a peer's results from an earlier run of the same plan")
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--plan", help=argparse.SUPPRESS)
     ap.add_argument("--peer-out", help=argparse.SUPPRESS)
@@ -390,34 +402,41 @@ def main() -> int:
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         plan, models = build_plan(args, workdir)
         plan_path = workdir / "plan.json"
         plan_path.write_text(json.dumps(plan))
+        given = dict(item.split("=", 1) for item in args.peer_results.split(",") if item)
         peers = [p for p in args.peers.split(",") if p]
         print(f"data sets {', '.join(plan['datasets'])}; {plan['reps']} repetitions; sizes {plan['sizes']}; alpha {args.alpha}")
-        procs = {p: (peer_subprocess(p, plan_path, workdir / f"{p}.json", args.alpha), workdir / f"{p}.json") for p in peers}
+        procs = {p: (None if p in given else peer_subprocess(p, plan_path, workdir / f"{p}.json", args.alpha),
+                     Path(given.get(p, workdir / f"{p}.json"))) for p in peers}
         rows = run_redline(plan, models, args.alpha)
         redline_seconds = time.perf_counter() - start
+        by_key = {_key(r): r for r in rows}
         peer_names = []
         for p, (proc, out) in procs.items():
-            if proc is None or proc.wait() != 0:
+            if (proc is not None and proc.wait() != 0) or not out.exists():
                 print(f"  {p}: failed or skipped")
                 continue
             peer_rows = json.loads(out.read_text())
             agreement = peer_rows.pop()["agreement"]
-            if len(peer_rows) != len(rows):
-                print(f"  {p}: {len(peer_rows)} results for {len(rows)} samples - ignored")
-                continue
-            mismatched = sum(abs(a["checksum"] - b["checksum"]) > 1e-6 * max(1.0, abs(a["checksum"])) for a, b in zip(rows, peer_rows))
+            # A peer's results may cover fewer repetitions (a shorter run of the same plan):
+            # they are matched to redline's by sample, and every table keeps only the samples
+            # that every detector answered.
+            mismatched = [b for b in peer_rows if _key(b) not in by_key
+                          or abs(by_key[_key(b)]["checksum"] - b["checksum"]) > 1e-6 * max(1.0, abs(b["checksum"]))]
             if mismatched:
-                print(f"  {p}: {mismatched} samples differ from redline's (checksums) - ignored")
+                print(f"  {p}: {len(mismatched)} samples differ from redline's (checksums) - ignored")
                 continue
-            for a, b in zip(rows, peer_rows):
-                a[p] = b["shifted"]
+            for b in peer_rows:
+                by_key[_key(b)][p] = b["shifted"]
             peer_names.append(p)
+            print(f"  {p}: {len(peer_rows)} samples")
             if agreement:
                 print(f"  {p}: per-column decision agrees with the full Report on {agreement[0]}/{agreement[1]} samples")
+        rows = [r for r in rows if all(p in r for p in peer_names)]
 
     sizes = plan["sizes"]
     component_names = sorted({k for r in rows for k in r if k.startswith("  ")})
@@ -435,8 +454,8 @@ def main() -> int:
         print("\nredline power / best peer's power per sample size")
         print(f"{'':<22}" + "".join(f"{n:>8}" for n in sizes))
         for m in ("redline", "redline inputs"):
-            ratios = [power[m][i] / best[i] if best[i] > 0 else float("inf") for i in range(len(sizes))]
-            print(f"{m:<22}" + "".join(f"{r:>8.2f}" for r in ratios))
+            ratios = [_ratio(power[m][i], best[i]) for i in range(len(sizes))]
+            print(f"{m:<22}" + "".join(f"{r:>8}" for r in ratios))
     print("\nPower per shift condition (redline / " + " / ".join(peer_names) + "), pooled over sizes")
     for dataset, cond in sorted(cells):
         sel = [r for r in rows if r["dataset"] == dataset and r["condition"] == cond]
