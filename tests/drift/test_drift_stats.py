@@ -27,13 +27,28 @@ def test_adjustments():
     assert adjust(np.array([]), "holm").size == 0
 
 
-def test_chi_square_merges_sparse_categories_and_gives_up_when_one_is_left():
-    # Ten sample rows: no two categories can each expect five of them, so there is no test.
-    assert chi2_counts(np.array([500, 300, 200]), np.array([0, 0, 10])) == (0.0, 1.0)
+def test_chi_square_is_exact_where_counts_are_small():
+    # Ten rows all in the rarest category (a fifth of the reference): Fisher's exact test
+    # per category sees it (the chi-square approximation is not used with expected counts < 5).
+    stat, p = chi2_counts(np.array([500, 300, 200]), np.array([0, 0, 10]))
+    assert p < 1e-4
+    # A value the reference never showed, in 6 of 10 rows.
+    assert chi2_counts(np.array([600, 400, 0]), np.array([2, 2, 6]))[1] < 1e-6
+    # Ten rows in proportion: no evidence.
+    assert chi2_counts(np.array([500, 300, 200]), np.array([5, 3, 2]))[1] == 1.0
     stat, p = chi2_counts(np.array([500, 300, 200]), np.array([20, 30, 50]))
     assert stat > 30 and p < 1e-6
     counts = category_counts(np.array([0.0, 1.0, 1.0, 5.0]), np.array([0.0, 1.0, 2.0]))
     assert counts.tolist() == [1, 2, 0, 1]
+
+
+def test_small_sample_category_tests_keep_their_level():
+    rng = np.random.default_rng(1)
+    shares = [0.6, 0.25, 0.1, 0.05]
+    ref = np.bincount(rng.choice(4, 800, p=shares), minlength=4)
+    alarms = sum(chi2_counts(ref, np.bincount(rng.choice(4, n, p=shares), minlength=4))[1] <= 0.05
+                 for n in (5, 10, 20, 40) for _ in range(100))
+    assert alarms <= binom.ppf(0.999, 400, 0.05)
 
 
 def test_mmd_permutation_p_value_has_exact_level():
