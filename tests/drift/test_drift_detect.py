@@ -124,6 +124,9 @@ def test_auto_combines_methods_by_bonferroni():
     assert result.shifted == (result.p_value <= ALPHA)
     # Without outputs auto tests the inputs only; with labels only, the labels' chi-square.
     assert ShiftDetector().fit(_table(rng, 100)).test(_table(rng, 20)).method == "univariate+mmd"
+    # A list of names is the same as names joined by "+".
+    listed = ShiftDetector(method=["bbsd", "mmd"]).fit(_table(rng, 100), _probs(rng, 100))
+    assert listed.test(_table(rng, 20), _probs(rng, 20)).method == "bbsd+mmd"
     labels = rng.integers(0, 3, 100)
     assert ShiftDetector().fit(_table(rng, 100), labels).test(_table(rng, 20), labels[:20]).method == "labels+univariate+mmd"
 
