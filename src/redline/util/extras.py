@@ -15,6 +15,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "mlxtend": ("mlxtend", "data"),
     "statsmodels": ("statsmodels", "data"),
     "cryptography": ("cryptography", "crypto"),
+    "gymnasium": ("gymnasium", "agents"),
 }
 
 
