@@ -36,6 +36,10 @@ def load_target(target: Any, *, data: Any = None, config: TargetConfig | str | P
     a YAML target config.
     """
     cfg = _as_config(config)
+    if _names_policy(target, data, cfg):
+        from .policy import load_policy  # agents: observations in, actions out
+
+        return load_policy(target, data=data, config=cfg)
     if isinstance(target, Target):
         return target if config is None else _apply_config(target, cfg, data)
     if isinstance(target, (str, os.PathLike)):
@@ -43,6 +47,17 @@ def load_target(target: Any, *, data: Any = None, config: TargetConfig | str | P
     else:
         loaded = _from_object(target, _request(f"python:{type(target).__name__}", data, cfg))
     return _apply_config(loaded, cfg, data)
+
+
+def _names_policy(target: Any, data: Any, cfg: TargetConfig) -> bool:
+    """An agent is asked for: the config says ``kind: policy``, the data is an environment
+    (``env:``; the zoo serves its agents itself), or the target is a ``py:`` reference."""
+    if isinstance(target, str) and target.startswith("zoo:"):
+        return False
+    if isinstance(target, Target):
+        return False
+    named_py = isinstance(target, str) and target.startswith("py:")
+    return cfg.kind == "policy" or getattr(data, "task", None) == "control" or named_py
 
 
 def _as_config(config: TargetConfig | str | Path | None) -> TargetConfig:
