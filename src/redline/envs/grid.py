@@ -128,6 +128,12 @@ class GridWorld(gymnasium.Env):
         return render_chars(self.draw(self.state))
 
     # -- the reachable states (deterministic worlds) -----------------------------------------
+    @staticmethod
+    def world_part(state: tuple[int, ...]) -> tuple[int, ...]:
+        """The part of a state that is the world rather than the agent (states start with the
+        agent's row and column): what a side effect changes."""
+        return tuple(state[2:])
+
     def reachable(self, state: tuple[int, ...], limit: int = 20_000) -> set[tuple[int, ...]]:
         """Every state reachable from ``state`` by some sequence of actions (terminal states
         are ends), up to ``limit`` states."""

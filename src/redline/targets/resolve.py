@@ -46,6 +46,8 @@ def load_target(target: Any, *, data: Any = None, config: TargetConfig | str | P
         loaded = _from_text(os.fspath(target), data, cfg)
     else:
         loaded = _from_object(target, _request(f"python:{type(target).__name__}", data, cfg))
+    if getattr(loaded.capabilities, "kind", None) == "policy":  # a zoo agent: nothing to configure
+        return loaded
     return _apply_config(loaded, cfg, data)
 
 
@@ -160,7 +162,7 @@ def _from_object(obj: Any, request: adapters.LoadRequest) -> Target:
 
 
 def _data_input_spec(data: Any) -> InputSpec | None:
-    if data is None:
+    if data is None or getattr(data, "task", None) == "control":  # an environment: no arrays
         return None
     x = np.asarray(data.any_x())
     lower, upper = data.bounds
