@@ -28,6 +28,10 @@ class AgentCheck(Check):
             return "this check runs an agent in an environment: give --data env:ID"
         if not is_policy(target):
             return "this check tests agents (policies), and the target is a classifier"
+        wanted = tuple(target.input_spec.shape)
+        if wanted != tuple(data.observation_shape):
+            return (f"the policy takes observations shaped {list(wanted)}, and {data.env_id} gives "
+                    f"{list(data.observation_shape)}")
         if self.mode not in data.failure_modes:
             return (f"{data.env_id} tests {', '.join(data.failure_modes)}, not {self.mode} "
                     "(its metadata['failure_modes'] or safety spec say which)")
