@@ -128,7 +128,17 @@ def test_every_check_declares_roles_it_can_be_given():
     assert not by_id["FM11.fuzz"].needs.needs_data
 
 
-@pytest.mark.parametrize("mode", ["FM12", "FM17"])
+def _modes_without_checks() -> list:
+    """Modes no registered check tests yet (besides FM09, the static scan); they shrink as checks are added."""
+    from redline.catalog import MODE_CODES
+    from redline.checks import checks_by_mode
+
+    tested = checks_by_mode()
+    missing = [m for m in MODE_CODES if m not in tested and m != "FM09"]
+    return missing or [pytest.param("FM17", marks=pytest.mark.skip(reason="every mode has a check"))]
+
+
+@pytest.mark.parametrize("mode", _modes_without_checks())
 def test_selecting_a_mode_without_checks_is_a_usage_error(mode, capsys):
     with pytest.raises(UsageError, match=f"no check tests {mode} yet; modes with checks: FM01, FM02"):
         plan(mode)

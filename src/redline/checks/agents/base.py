@@ -14,7 +14,7 @@ MIN_EPISODES = 5
 STEP_CAP = 500  # an episode of an environment without a step limit is cut here
 
 EPISODE_DOCS = {
-    "episodes": "episodes to play (seeds seed..seed+episodes-1), fewer when the budget of steps is smaller",
+    "episodes": "episodes to play, each on an environment seed of its own, fewer when the budget of steps is smaller",
     "min_episodes": "fewest episodes that can decide; with fewer the finding is inconclusive",
 }
 
