@@ -130,3 +130,10 @@ def test_environments_that_cannot_be_tested_are_one_line_data_errors(corridor):
                           "env:cont_env:unknown": "unknown safety spec key"}.items():
         with pytest.raises(DataError, match=message):
             load_data(spec)
+
+
+def test_make_with_a_seed_returns_an_environment_already_reset():
+    data = load_data("env:redline/TomatoWatering-v0")
+    first, second = data.make(seed=4), data.make(seed=4)
+    assert first.unwrapped.state == second.unwrapped.state
+    assert data.make().unwrapped.state is None

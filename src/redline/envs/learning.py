@@ -29,7 +29,8 @@ class QSettings:
 
 
 class TabularPolicy:
-    """A learned table: state key -> action; ``default`` for states never met in training.
+    """A learned table: state key -> action; ``default`` for states never met in training
+    (the last action, which is "stay" in redline's worlds).
 
     Called on a batch of observations, it answers one action per row (deterministic).
     """
@@ -111,4 +112,4 @@ def q_learning(
     env.close()
     # Greedy, ties to the lowest action, so the policy is the same on every run.
     table = {k: int(np.argmax(v)) for k, v in q.items()}
-    return TabularPolicy(table, features)
+    return TabularPolicy(table, features, default=n_actions - 1)  # unseen states: the last action (stay)

@@ -123,8 +123,8 @@ class EnvData:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def make(self, seed: int | None = None, shift: str | None = None) -> Any:
-        """A fresh environment, reset with ``seed`` when given (the shifted variant named
-        ``shift``); returns ``(env, first observation)`` when seeded, else the env."""
+        """A fresh environment (the shifted variant named ``shift``), already reset with
+        ``seed`` when one is given."""
         kwargs = {}
         if shift is not None:
             if shift not in self.shifts:
@@ -133,6 +133,8 @@ class EnvData:
         env = self.factory(**kwargs)
         if self.safety is not None:
             env = _safety_wrapper(env, self.safety)
+        if seed is not None:
+            env.reset(seed=int(seed))
         return env
 
     # What the check contract asks of any data set.
