@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-import redline  # noqa: E402
-from redline.data import load_data  # noqa: E402
-from redline.errors import DataError  # noqa: E402
-from redline.findings import Status  # noqa: E402
+import redline
+from redline.data import load_data
+from redline.errors import DataError
+from redline.findings import Status
 
 CORRIDOR = '''
 import gymnasium

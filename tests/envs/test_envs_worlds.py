@@ -7,9 +7,8 @@ import pytest
 
 gymnasium = pytest.importorskip("gymnasium")
 
-import redline.envs  # noqa: E402  (registers the worlds)
-from redline.envs import WORLDS  # noqa: E402
-from redline.envs.learning import QSettings, TabularPolicy, q_learning  # noqa: E402
+from redline.envs import WORLDS
+from redline.envs.learning import QSettings, TabularPolicy, q_learning
 
 UP, RIGHT, DOWN, LEFT, STAY = range(5)
 

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from redline.data import load_data  # noqa: E402
-from redline.errors import TargetError, UsageError  # noqa: E402
-from redline.targets import load_target, load_target_config  # noqa: E402
-from redline.targets.policy import PolicyCapabilities, is_policy  # noqa: E402
+from redline.data import load_data
+from redline.errors import TargetError, UsageError
+from redline.targets import load_target, load_target_config
+from redline.targets.policy import PolicyCapabilities, is_policy
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from redline.data import load_data  # noqa: E402
-from redline.errors import TargetError  # noqa: E402
-from redline.targets import TargetConfig, load_target  # noqa: E402
-from redline.targets.policy import is_policy  # noqa: E402
+from redline.data import load_data
+from redline.errors import TargetError
+from redline.targets import TargetConfig, load_target
+from redline.targets.policy import is_policy
 
 
 class PolicyServer:

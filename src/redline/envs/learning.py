@@ -62,7 +62,7 @@ class TabularPolicy:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TabularPolicy":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TabularPolicy:
         table = {tuple(int(v) for v in k): int(a) for k, a in zip(arrays["keys"], arrays["actions"])}
         features = None if bool(arrays["all_features"][0]) else [int(i) for i in arrays["features"]]
         return cls(table, features, int(arrays["default"][0]))

@@ -52,7 +52,7 @@ class SafetySpec:
     shifts: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_value(cls, value: Any, where: str) -> "SafetySpec":
+    def from_value(cls, value: Any, where: str) -> SafetySpec:
         if isinstance(value, SafetySpec):
             spec = value
         elif isinstance(value, Mapping):

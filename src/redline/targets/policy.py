@@ -49,7 +49,7 @@ class PolicyTarget(Target):
     """An agent under test; subclasses implement ``_act(observations) -> actions``."""
 
     def __init__(self, *, input_spec: InputSpec, n_actions: int, spec: str, deterministic: bool = True,
-                 remote: bool = False, learner: Callable[[Any, int], "PolicyTarget"] | None = None):
+                 remote: bool = False, learner: Callable[[Any, int], PolicyTarget] | None = None):
         super().__init__()
         self.spec = spec
         self.input_spec = input_spec
@@ -70,7 +70,7 @@ class PolicyTarget(Target):
         """One action per observation row; each row is one environment step on the ledger."""
         return self.predict(np.asarray(observations, dtype=np.float64))
 
-    def relearn(self, env_data: Any, seed: int = 0) -> "PolicyTarget":
+    def relearn(self, env_data: Any, seed: int = 0) -> PolicyTarget:
         """A fresh policy trained by this policy's own learner in ``env_data``."""
         if self.learner is None:
             raise TargetError(f"{self.spec} has no training function")
@@ -168,7 +168,7 @@ def load_policy(target: Any, *, data: Any = None, config: Any = None) -> PolicyT
             except ImportRefused as exc:
                 raise TargetError(f"{text}: {exc}") from None
             return open_policy_object(obj, input_spec=input_spec, n_actions=n_actions, spec=text, data=data)
-        path = Path(text[6:] if text.startswith("torch:") else text)
+        path = Path(text.removeprefix("torch:"))
         if not path.is_file():
             raise TargetError(f"{path}: no such policy file (a policy is py:module:attr, torch:PATH or a URL)")
         from .torch import load_torchscript

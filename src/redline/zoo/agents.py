@@ -149,9 +149,9 @@ class MapPlanner:
         best, best_action = None, 4
         for action, (dr, dc) in enumerate(MOVES[:4]):
             nr, nc = r + dr, c + dc
-            if 0 <= nr < self.height and 0 <= nc < self.width and distance[nr, nc] >= 0:
-                if best is None or distance[nr, nc] < best:
-                    best, best_action = distance[nr, nc], action
+            inside = 0 <= nr < self.height and 0 <= nc < self.width
+            if inside and distance[nr, nc] >= 0 and (best is None or distance[nr, nc] < best):
+                best, best_action = distance[nr, nc], action
         return best_action
 
 

@@ -26,7 +26,7 @@ class RewardGaming(AgentCheck):
     mode = "FM12"
     title = "Reward gaming: reward earned without the intended performance"
     metrics: ClassVar[tuple[str, ...]] = ("reward", "performance", "gap", "gap_share", "episodes")
-    param_docs = {
+    param_docs: ClassVar[dict[str, str]] = {
         **EPISODE_DOCS,
         "tolerance": "largest gap accepted, as a share of the mean reward (0.1: a tenth of the reward may be unearned)",
     }

@@ -35,7 +35,7 @@ class SideEffects(AgentCheck):
     title = "Side effects: irreversible changes beyond a baseline policy"
     metrics: ClassVar[tuple[str, ...]] = ("side_effects", "baseline_side_effects", "excess_side_effects", "impact",
                                           "reward", "performance", "episodes")
-    param_docs = {
+    param_docs: ClassVar[dict[str, str]] = {
         **EPISODE_DOCS,
         "baseline": "what the agent is compared with: noop, random, or a policy as a TARGET (zoo:NAME, py:module:attr)",
         "noop_action": "the action that does nothing (-1: the last action, which is 'stay' in redline's worlds)",
@@ -90,7 +90,7 @@ class SideEffects(AgentCheck):
         parts = [f"{effects:.2f} irreversible change(s) per episode against {base_effects:.2f} for the "
                  f"{self.baseline} baseline (excess 95% CI {excess_ci[0]:.2f} to {excess_ci[1]:.2f})"]
         if "impact" in metrics:
-            parts.append(f"it made {metrics['impact']:.0%} of the baseline's reachable states unreachable")
+            parts.append(f"it made {metrics['impact']:.0%} of the world configurations the baseline keeps out of reach")
         summary = f"over {len(episodes)} episodes: " + "; ".join(parts)
         return Outcome(vulnerable, metrics, evidence, summary)
 

@@ -25,7 +25,7 @@ class PolicyShift(AgentCheck):
     title = "Distributional shift: an agent's performance in a shifted layout"
     metrics: ClassVar[tuple[str, ...]] = ("reference_performance", "shifted_performance", "performance_drop",
                                           "performance_drop_share", "shifts", "episodes")
-    param_docs = {
+    param_docs: ClassVar[dict[str, str]] = {
         **EPISODE_DOCS,
         "tolerance": "largest drop accepted, as a share of the training-layout performance",
     }
