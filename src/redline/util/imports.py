@@ -42,12 +42,8 @@ def import_attr(ref: str) -> Any:
 
 
 def _from_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name.split(".")[0] or os.getcwd() in sys.path:
-            raise
-    sys.path.append(os.getcwd())  # a module beside the caller, as `python -m` would find it
+    if importlib.util.find_spec(name.split(".")[0]) is None and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a module beside the caller, as `python -m` would find it
     return importlib.import_module(name)
 
 
