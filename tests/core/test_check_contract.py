@@ -247,8 +247,27 @@ def counted():
         SklearnRegressorTarget._predict = counting
         return load_target(Ridge(alpha=1.0).fit(data.x_train, data.y_train), data=data), data, plain
 
+    def agents():
+        """Per agent mode, a counting zoo agent in the world it is a control for (built on first use)."""
+        pytest.importorskip("gymnasium")
+        from redline import zoo
+        from redline.targets.policy import CallablePolicy
+
+        class CountingPolicy(CallablePolicy):
+            def _predict(self, x):
+                Counting._count(self, len(x))
+                return super()._predict(x)
+
+        out = {}
+        for mode, name in (("FM12", "boatrace_q_reward"), ("FM13", "vase_q_reward"), ("FM14", "lava_q_reward")):
+            agent = zoo.load_target(name)
+            out[mode] = (CountingPolicy(agent.policy, input_spec=agent.input_spec, n_actions=agent.n_classes,
+                                        spec=agent.spec), zoo.load_data_for(name))
+        return out
+
     target, data, plain = regression()
-    yield {"tabular": make("tabular"), "image": make("image"), "regression": (target, data), "seen": seen}
+    yield {"tabular": make("tabular"), "image": make("image"), "regression": (target, data), "seen": seen,
+           "control": agents}
     from redline.targets.regression import SklearnRegressorTarget
 
     SklearnRegressorTarget._predict = plain
@@ -265,7 +284,10 @@ def test_ledger_matches_what_the_model_answered_and_metrics_are_declared(check_i
         pytest.skip(SKIP[check_id])
     cls = CHECKS[check_id]
     kind = "regression" if cls.needs.task == "regression" else "image" if cls.needs.modality == ("image",) else "tabular"
-    target, data = counted[kind]
+    if cls.needs.task == "control":  # an agent check: a policy in an environment
+        target, data = counted["control"]()[cls.mode]
+    else:
+        target, data = counted[kind]
     check = instantiate(cls, normalise_params({check_id: FAST.get(check_id, {})})[check_id])
 
     ledgers = []

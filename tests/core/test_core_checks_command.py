@@ -1,6 +1,8 @@
 """`redline checks [CHECK] [--json]`: every check and the parameters --set can change."""
 import json
 
+import pytest
+
 from redline.checks import all_checks
 from redline.cli import main
 
@@ -36,9 +38,15 @@ def test_json_and_mode_selection(capsys):
 def test_unknown_check_or_empty_mode_is_a_one_line_error(capsys):
     assert main(["checks", "FM01.nope"]) == 2
     assert "unknown check" in capsys.readouterr().err
-    assert main(["checks", "FM12"]) == 2
+    from redline.catalog import MODE_CODES
+    from redline.checks import checks_by_mode
+
+    empty = [m for m in MODE_CODES if m not in checks_by_mode() and m != "FM09"]  # shrinks as checks are added
+    if not empty:
+        pytest.skip("every mode has a check")
+    assert main(["checks", empty[0]]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "FM12" in err and "FM01" in err  # names the modes that have checks
+    assert err.count("\n") == 1 and empty[0] in err and "FM01" in err  # names the modes that have checks
 
 
 def test_hints_name_the_exact_flag(capsys):

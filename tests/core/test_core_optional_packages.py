@@ -17,7 +17,7 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 def test_the_table_matches_the_extras_of_pyproject():
     extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
     declared = {re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0]: extra
-                for extra in ("ml", "data", "crypto", "ray") for req in extras[extra]}
+                for extra in ("ml", "data", "crypto", "ray", "agents") for req in extras[extra]}
     assert declared == {distribution: extra for distribution, extra in OPTIONAL_PACKAGES.values()}
 
 

@@ -30,7 +30,8 @@ from .builtin import BUILTIN_NAMES, load_builtin
 from .files import _numeric_column, _read_rows, load_csv, load_npz
 from .split import parse_split, split_fractions
 
-SPEC_FORMS = "builtin:NAME, npz:PATH, csv:PATH#label=COL or ROLE=SPEC,ROLE=SPEC (roles train, test, pool, deploy)"
+SPEC_FORMS = ("builtin:NAME, npz:PATH, csv:PATH#label=COL or ROLE=SPEC,ROLE=SPEC (roles train, test, pool, deploy); "
+              "env:ID for agents")
 _SPLIT_KEYS = ("split", "test", "pool", "seed", "task")
 _ALLOWED_KEYS = {"npz": _SPLIT_KEYS, "csv": ("label", "unlabelled") + _SPLIT_KEYS}
 # Keys of an arrays-by-role mapping that describe the data rather than hold it.
@@ -50,6 +51,11 @@ def load_data(spec: str) -> Dataset:
         return _load_by_role(spec)
     kind, sep, rest = spec.partition(":")
     kind = kind.strip().lower()
+    if kind == "env" and sep:
+        # An environment is the data of an agent (redline.envs; needs gymnasium).
+        from ..envs.spec import load_env_data
+
+        return load_env_data(rest, spec)  # type: ignore[return-value]
     if not sep or kind not in ("builtin", "npz", "csv"):
         raise DataError(f"unknown data spec {spec!r}: use {SPEC_FORMS}")
     if kind == "builtin":
@@ -85,7 +91,7 @@ def as_dataset(obj: Any, *, name: str | None = None) -> Dataset:
     ``"train:0.6,test:0.4"``, with an optional ``seed``). It may add ``feature_names``,
     ``class_names``, ``modality`` and ``task``.
     """
-    if isinstance(obj, Dataset):
+    if isinstance(obj, Dataset) or getattr(obj, "task", None) == "control":  # arrays, or an environment
         return obj
     if isinstance(obj, str):
         return load_data(obj)

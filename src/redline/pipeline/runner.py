@@ -282,6 +282,9 @@ def run_scan(
 
         target_config = load_target_config(target_config)
     data = _resolve_data(request.data, request.target)
+    from ..checks.agents.selection import fit_checks_to_data, require_matching_target
+
+    checks, instances = fit_checks_to_data(request.select, checks, instances, data, request.target)  # agents or not
     raw_target_spec = _describe_target_arg(request.target)
     _require_something_to_run(request, checks, data, redact_url(raw_target_spec))
     # After every argument is known to be good: --force must not clear a folder for a scan
@@ -323,6 +326,7 @@ def run_scan(
     if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
         _require_data(checks, data, target_spec)
     loaded = load_target(request.target, data=data, config=target_config)
+    require_matching_target(loaded, data)
     # The attacks query the model as the deployment exposes it (labels only, rounded).
     target = as_deployed(loaded, context)
     interrupted = False

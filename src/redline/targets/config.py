@@ -19,6 +19,10 @@ Example::
     feature_names: [age, income, ...]
     constraints: {immutable: [age], integer: [children], ranges: {income: [0, 1e6]}}
     train: mypackage.training:train  # or path/to/train.py:train; train(x, y) -> model
+    kind: policy         # the target is an agent: observations in, actions out (default: model)
+
+For ``kind: policy`` the request carries ``{"observations": [...]}`` (or ``request.inputs_key``)
+and the answer ``{"actions": [...]}`` (``response.actions_key``); the other keys apply as for models.
 
 Everything is optional. Unknown keys and wrong types are errors that name the key.
 """
@@ -58,7 +62,9 @@ _TOP_KEYS = (
     "feature_names",
     "constraints",
     "train",
+    "kind",
 )
+TARGET_KINDS = ("model", "policy")
 _CONSTRAINT_KEYS = ("immutable", "integer", "categorical", "ranges")
 _REDIRECT_POLICIES = ("none", "same_origin", "cross_origin")
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -95,6 +101,9 @@ class TargetConfig:
     feature_names: tuple[str, ...] | None = None
     constraints: Mapping[str, Any] | None = None
     train: str | None = None
+    kind: str = "model"
+    observations_key: str = "observations"
+    actions_key: str = "actions"
     source: str = "target config"
     base_dir: Path | None = None
 
@@ -219,12 +228,13 @@ class _Parser:
             self.known(request, ("inputs_key", "fields"), "request.")
             if "inputs_key" in request:
                 fields["inputs_key"] = self.key_path(request["inputs_key"], "request.inputs_key")
+                fields["observations_key"] = fields["inputs_key"]
             if "fields" in request:
                 fields["request_fields"] = dict(self.mapping(request["fields"], "request.fields"))
         if "response" in data:
             response = self.mapping(data["response"], "response")
-            self.known(response, ("probabilities_key", "labels_key"), "response.")
-            for key in ("probabilities_key", "labels_key"):
+            self.known(response, ("probabilities_key", "labels_key", "actions_key"), "response.")
+            for key in ("probabilities_key", "labels_key", "actions_key"):
                 if key in response:
                     fields[key] = self.key_path(response[key], f"response.{key}")
         if "outputs" in data:
@@ -233,6 +243,10 @@ class _Parser:
             fields["outputs"] = data["outputs"]
         if "input" in data:
             fields.update(self.input(data["input"]))
+        if "kind" in data:
+            if data["kind"] not in TARGET_KINDS:
+                raise self.fail("kind", f"must be one of {', '.join(TARGET_KINDS)}, got {data['kind']!r}")
+            fields["kind"] = data["kind"]
         if "feature_names" in data:
             names = data["feature_names"]
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

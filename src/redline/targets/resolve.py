@@ -36,13 +36,30 @@ def load_target(target: Any, *, data: Any = None, config: TargetConfig | str | P
     a YAML target config.
     """
     cfg = _as_config(config)
+    if _names_policy(target, data, cfg):
+        from .policy import load_policy  # agents: observations in, actions out
+
+        return load_policy(target, data=data, config=cfg)
     if isinstance(target, Target):
         return target if config is None else _apply_config(target, cfg, data)
     if isinstance(target, (str, os.PathLike)):
         loaded = _from_text(os.fspath(target), data, cfg)
     else:
         loaded = _from_object(target, _request(f"python:{type(target).__name__}", data, cfg))
+    if getattr(loaded.capabilities, "kind", None) == "policy":  # a zoo agent: nothing to configure
+        return loaded
     return _apply_config(loaded, cfg, data)
+
+
+def _names_policy(target: Any, data: Any, cfg: TargetConfig) -> bool:
+    """An agent is asked for: the config says ``kind: policy``, the data is an environment
+    (``env:``; the zoo serves its agents itself), or the target is a ``py:`` reference."""
+    if isinstance(target, str) and target.startswith("zoo:"):
+        return False
+    if isinstance(target, Target):
+        return False
+    named_py = isinstance(target, str) and target.startswith("py:")
+    return cfg.kind == "policy" or getattr(data, "task", None) == "control" or named_py
 
 
 def _as_config(config: TargetConfig | str | Path | None) -> TargetConfig:
@@ -145,7 +162,7 @@ def _from_object(obj: Any, request: adapters.LoadRequest) -> Target:
 
 
 def _data_input_spec(data: Any) -> InputSpec | None:
-    if data is None:
+    if data is None or getattr(data, "task", None) == "control":  # an environment: no arrays
         return None
     x = np.asarray(data.any_x())
     lower, upper = data.bounds

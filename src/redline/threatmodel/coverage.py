@@ -142,4 +142,6 @@ def _needs_note(cls: Any, system: SystemDescription, target: str) -> str:
         )
     if needs.trainable:
         notes.append("needs a training recipe (`train: module:function` in the --target-config file)")
+    if needs.task == "control" and not str(system.get("scan.data") or "").startswith("env:"):
+        notes.append("runs the agent (a policy) in its environment: give --data env:ID (scan.data in the description)")
     return "; ".join(notes)

@@ -16,6 +16,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "statsmodels": ("statsmodels", "data"),
     "cryptography": ("cryptography", "crypto"),
     "ray": ("ray", "ray"),
+    "gymnasium": ("gymnasium", "agents"),
 }
 
 

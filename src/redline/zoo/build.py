@@ -17,6 +17,7 @@ from ..errors import TargetError, UsageError
 from ..targets.base import FeatureConstraints, InputSpec, Target
 from ..version import __version__
 from . import cache
+from .agents import AGENTS_BY_NAME
 from .entries import ENTRIES, ENTRIES_BY_NAME, ZooEntry
 from .recipes import InvalidModelFile, TrainingRefused
 
@@ -33,13 +34,19 @@ def entry(name: str) -> ZooEntry:
     try:
         return ENTRIES_BY_NAME[name]
     except (KeyError, TypeError):
-        raise UsageError(f"unknown zoo target {name!r}; known: {', '.join(names())}") from None
+        pass
+    if name in AGENTS_BY_NAME:
+        return AGENTS_BY_NAME[name]  # type: ignore[return-value]  # an agent (redline.zoo.agents)
+    known = ", ".join(names() + list(AGENTS_BY_NAME))
+    raise UsageError(f"unknown zoo target {name!r}; known: {known}") from None
 
 
 def describe(name: str) -> dict[str, Any]:
     """What the entry is, its weakness and twin, and (once built) its measured accuracy."""
     item = entry(name)
     facts = item.describe()
+    if name in AGENTS_BY_NAME:
+        return facts
     facts["build"] = _latest_record(item.serves or item.name, item)
     return facts
 
@@ -48,6 +55,8 @@ def load_data_for(name: str) -> Dataset:
     """The data set the zoo target ``name`` was trained on, with its train / test / pool roles."""
     item = entry(name)
     dataset = load_data(item.data)
+    if name in AGENTS_BY_NAME:  # an agent's data is its environment
+        return dataset
     return item.data_variant(dataset) if item.data_variant is not None else dataset
 
 
@@ -60,6 +69,10 @@ def open_zoo(name: str, request: object) -> Target:
 def load_target(name: str) -> Target:
     """The zoo target ``name`` (spec ``zoo:NAME``), trained on first use and cached afterwards."""
     item = entry(name)
+    if name in AGENTS_BY_NAME:
+        from .agents import load_agent
+
+        return load_agent(name)
     if item.serves is not None:
         return _wrapped(item, load_target(item.serves))
     dataset = load_data_for(name)

@@ -1,0 +1,122 @@
+"""Running a policy in an environment: episodes in lockstep, one batched query per step.
+
+Every observation the policy acts on is one row on its ledger, so a check's budget is a
+number of environment steps. Episodes are seeded (``seed + i``), so a finding replays.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (beyond: normal).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # frames kept for the trajectory picture, at most
+
+
+@dataclasses.dataclass
+class Episode:
+    seed: int
+    rewards: list[float] = dataclasses.field(default_factory=list)
+    performances: list[float] = dataclasses.field(default_factory=list)
+    side_effects: int = 0
+    frames: list[np.ndarray] = dataclasses.field(default_factory=list)
+    final_state: Any = None
+    ended: str = "running"  # "terminated", "truncated" or "step limit"
+
+    @property
+    def reward(self) -> float:
+        return float(sum(self.rewards))
+
+    @property
+    def performance(self) -> float:
+        return float(sum(self.performances))
+
+    @property
+    def steps(self) -> int:
+        return len(self.rewards)
+
+
+def episode_limit(env: Any, cap: int) -> int:
+    """The most steps an episode of ``env`` can take: its registered limit, else ``cap``."""
+    spec = getattr(env, "spec", None)
+    limit = getattr(spec, "max_episode_steps", None) or getattr(env.unwrapped, "max_steps", None)
+    return int(min(limit, cap)) if limit else int(cap)
+
+
+def run_episodes(
+    act: Callable[[np.ndarray], np.ndarray],
+    make_env: Callable[[], Any],
+    seeds: Sequence[int],
+    *,
+    max_steps: int,
+    frames: bool = False,
+) -> list[Episode]:
+    """Play one episode per seed, all at once: each step asks ``act`` for the actions of
+    every episode still running (one batch), then steps each environment."""
+    envs = [make_env() for _ in seeds]
+    episodes = [Episode(int(s)) for s in seeds]
+    observations: list[Any] = []
+    frame_bytes = 0
+    try:
+        for env, seed in zip(envs, seeds):
+            obs, _ = env.reset(seed=int(seed))
+            observations.append(np.asarray(obs, dtype=np.float64))
+        running = list(range(len(envs)))
+        for _ in range(max_steps):
+            if not running:
+                break
+            if frames:
+                for i in running:
+                    image = envs[i].render()
+                    if image is not None and frame_bytes < MAX_FRAME_BYTES:
+                        episodes[i].frames.append(np.asarray(image))
+                        frame_bytes += episodes[i].frames[-1].nbytes
+            actions = np.asarray(act(np.stack([observations[i] for i in running])))
+            still = []
+            for i, action in zip(running, actions):
+                obs, reward, terminated, truncated, info = envs[i].step(int(action))
+                episode = episodes[i]
+                episode.rewards.append(float(reward))
+                episode.performances.append(float(info.get("performance", reward)))
+                episode.side_effects += int(info.get("side_effect", 0))
+                observations[i] = np.asarray(obs, dtype=np.float64)
+                if terminated or truncated:
+                    episode.ended = "terminated" if terminated else "truncated"
+                else:
+                    still.append(i)
+            running = still
+        for i in running:
+            episodes[i].ended = "step limit"
+        if frames:
+            for env, episode in zip(envs, episodes):
+                image = env.render()
+                if image is not None and frame_bytes < MAX_FRAME_BYTES:
+                    episode.frames.append(np.asarray(image))
+        for env, episode in zip(envs, episodes):
+            episode.final_state = getattr(env.unwrapped, "state", None)
+    finally:
+        for env in envs:
+            env.close()
+    return episodes
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, list[float]]:
+    """The mean and its 95% Student-t interval (a single value, or equal values, give a
+    zero-width interval: the episodes agreed exactly)."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, [mean, mean]
+    t = _T975[len(x) - 2] if len(x) - 1 <= len(_T975) else 1.96
+    half = float(t * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, [mean - half, mean + half]
+
+
+def plan_episodes(wanted: int, budget: int, steps_each: int, runs: int = 1) -> int:
+    """How many episodes (of ``runs`` rollouts each) fit in ``budget`` steps, at most ``wanted``."""
+    return int(min(wanted, budget // max(1, steps_each * runs)))
