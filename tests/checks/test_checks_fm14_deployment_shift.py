@@ -122,3 +122,50 @@ def test_python_api_takes_the_deployment_sample_as_arrays_by_role():
     # so the default 5-point tolerance could not be cleared (inconclusive), 10 points can.
     assert finding.status is Status.NOT_VULNERABLE, finding.summary
     assert finding.metrics["deploy_rows"] == len(data.x_pool) and finding.metrics["deploy_labelled"]
+
+
+def test_the_shift_test_sees_the_noisy_sample_and_not_the_steady_one(noisy, steady):
+    shifted = DeploymentShift()(*noisy, seed=0)
+    assert shifted.metrics["shift_detected"] and shifted.metrics["p_value"] < 1e-6
+    assert shifted.evidence["shift_test"]["most_shifted_features"], shifted.evidence["shift_test"]
+    same = DeploymentShift()(*steady, seed=0)
+    assert not same.metrics["shift_detected"] and same.metrics["p_value"] > 0.05
+    assert "do not differ detectably" in same.summary
+
+
+def _ignored_feature_shift(labelled: bool):
+    """A model that reads feature 0 only, deployed where feature 1 moved: a real shift that
+    leaves accuracy (and confidence) exactly where it was."""
+    from redline_testkit import ArrayTarget
+
+    target = ArrayTarget(np.array([[-8.0, 8.0], [0.0, 0.0]]), np.array([4.0, -4.0]))
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, size=(1600, 2))
+    y = (x[:, 0] > 0.5).astype(int)
+    flip = rng.random(len(y)) < 0.05  # a little label noise, the same in both samples
+    y[flip] = 1 - y[flip]
+    x_deploy = x[800:].copy()
+    x_deploy[:, 1] += 0.6
+    roles = {"x_test": x[:800], "y_test": y[:800], "x_deploy": x_deploy}
+    if labelled:
+        roles["y_deploy"] = y[800:]
+    return target, as_dataset(roles)
+
+
+def test_a_detected_shift_keeps_a_label_free_all_clear_from_passing_the_model():
+    target, data = _ignored_feature_shift(labelled=False)
+    finding = DeploymentShift()(target, data, seed=0)
+    m = finding.metrics
+    assert m["shift_detected"] and m["accuracy_drop_ci"][1] < 0.05, m  # the estimate sees no drop
+    assert finding.status is Status.INCONCLUSIVE and "y_deploy" in finding.reason
+    # With labels the drop is measured, and the shift alone is no vulnerability.
+    target, data = _ignored_feature_shift(labelled=True)
+    finding = DeploymentShift()(target, data, seed=0)
+    assert finding.metrics["shift_detected"] and finding.status is Status.NOT_VULNERABLE, finding.summary
+
+
+def test_shift_test_parameters_are_checked():
+    for params in ({"shift_test": "ks"}, {"shift_test": "bbsd+nope"}, {"alpha": 0.0}, {"alpha": 1.5}):
+        with pytest.raises(ValueError):
+            DeploymentShift(**params)._validate()
+    DeploymentShift(shift_test="univariate+mmd")._validate()

@@ -19,8 +19,15 @@ model's accuracy on the inputs it meets now, and for the 90-97% accurate models 
 usual here 5 points is a half to a double of the error rate, which a model owner wants to
 hear about; a smaller drop sits inside what the estimate can resolve on a few hundred rows.
 
-Each step returns a dict of metrics and ``run`` merges them, so a further step (a shift
-test on the same predictions) adds one entry to that list.
+It also tests whether the deployment rows come from the test rows' distribution at all
+(:class:`redline.drift.ShiftDetector`: by default the model's output probabilities, every
+input feature and a kernel test, Bonferroni-combined at ``alpha``): ``shift_detected`` and
+``p_value``. A detected shift alone is not a vulnerability (a model may be as accurate on the
+new inputs), but it keeps a label-free "the accuracy holds" from passing the model: label-free
+estimates miss drops that leave the model as confident as before, so with a detected shift and
+no deployment labels a small estimated drop is ``inconclusive``, asking for some labels.
+
+Each step returns a dict of metrics and ``run`` merges them.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...drift import ShiftDetector, ShiftTest
+from ...drift.detect import METHODS as SHIFT_METHODS
 from ...drift.estimate import METHODS, AccuracyEstimate, estimate_accuracy
 from ...util.stats import clopper_pearson
 from ..base import Check, Inconclusive, Needs, NotApplicable, Outcome
@@ -48,22 +57,35 @@ class DeploymentShift(Check):
     metrics = (
         "reference_accuracy", "estimated_accuracy", "deploy_accuracy", "accuracy_drop",
         "estimated_accuracy_drop", "estimation_error", "estimation_method", "deploy_rows",
-        "reference_rows", "deploy_labelled", "effective_sample_size",
+        "reference_rows", "deploy_labelled", "effective_sample_size", "shift_detected", "p_value",
+        "shift_method",
     )
     param_docs: ClassVar[dict[str, str]] = {
         "method": f"label-free accuracy estimate: {', '.join(METHODS)} (atc: thresholded negative entropy)",
         "tolerated_drop": "accuracy drop (0..1) from the test rows to the deployment rows still accepted",
+        "shift_test": f"shift test of the deployment rows against the test rows: auto or {'+'.join(SHIFT_METHODS)} "
+                      "(one or several joined by +)",
+        "alpha": "false-alarm rate of the shift test (0..1)",
     }
 
-    def __init__(self, method: str = "atc", tolerated_drop: float = 0.05):
+    def __init__(self, method: str = "atc", tolerated_drop: float = 0.05, shift_test: str = "auto",
+                 alpha: float = 0.05):
         self.method = method
         self.tolerated_drop = tolerated_drop
+        self.shift_test = shift_test
+        self.alpha = alpha
 
     def _validate(self, target=None) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if not 0 <= float(self.tolerated_drop) < 1:
             raise ValueError("tolerated_drop must be in [0, 1)")
+        names = str(self.shift_test).split("+")
+        if self.shift_test != "auto" and not all(name in SHIFT_METHODS for name in names):
+            raise ValueError(f"shift_test must be auto or any of {', '.join(SHIFT_METHODS)} joined by +, "
+                             f"not {self.shift_test!r}")
+        if not 0 < float(self.alpha) < 1:
+            raise ValueError("alpha must be in (0, 1)")
 
     # -- the procedure ---------------------------------------------------------------
     def run(self, target, data, budget, rng, ctx) -> Outcome:
@@ -81,13 +103,15 @@ class DeploymentShift(Check):
         ctx.progress(1, 1)
         estimate = estimate_accuracy(ref_p, y_ref, dep_p, method=self.method, reference_inputs=x_ref,
                                      deploy_inputs=x_dep, seed=int(rng.integers(2**31 - 1)))
-        steps = [self._estimated(estimate, len(x_ref), len(x_dep))]
+        shift = self._shift(x_ref, ref_p, x_dep, dep_p, seed=int(rng.integers(2**31 - 1)))
+        steps = [self._estimated(estimate, len(x_ref), len(x_dep)), self._shift_metrics(shift)]
         if y_dep is not None:
             steps.append(self._measured(estimate, dep_p, y_dep, y_ref, ref_p))
         metrics: dict[str, Any] = {}
         for step in steps:
             metrics.update(step)
-        evidence = {"estimation": estimate.to_dict(), **({"note": note} if note else {})}
+        evidence = {"estimation": estimate.to_dict(), "shift_test": _shift_evidence(shift),
+                    **({"note": note} if note else {})}
         vulnerable, undecided = self._verdict(metrics, estimate, len(x_dep))
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence,
                        summary=self._summary(metrics), inconclusive=undecided)
@@ -102,6 +126,17 @@ class DeploymentShift(Check):
         return x[rows], (None if y is None else np.asarray(y)[rows].astype(int)), note
 
     # -- the steps: each returns metrics ------------------------------------------------
+    def _shift(self, x_ref, ref_p, x_dep, dep_p, seed: int) -> ShiftTest:
+        """Two-sample test of the deployment rows (inputs and the model's outputs) against the test rows."""
+        method = "auto" if self.shift_test == "auto" else str(self.shift_test).split("+")
+        detector = ShiftDetector(method=method, alpha=float(self.alpha), seed=seed)
+        detector.fit(np.asarray(x_ref), reference_outputs=ref_p)
+        return detector.test(np.asarray(x_dep), sample_outputs=dep_p)
+
+    @staticmethod
+    def _shift_metrics(shift: ShiftTest) -> dict[str, Any]:
+        return {"shift_detected": bool(shift.shifted), "p_value": float(shift.p_value), "shift_method": shift.method}
+
     @staticmethod
     def _estimated(estimate: AccuracyEstimate, n_ref: int, n_dep: int) -> dict[str, Any]:
         """The label-free estimate; ``accuracy_drop`` is the estimated drop until labels measure it."""
@@ -149,6 +184,11 @@ class DeploymentShift(Check):
         low, high = metrics["accuracy_drop_ci"]
         if low > tolerated:
             return True, ""
+        if high < tolerated and metrics["shift_detected"] and not metrics["deploy_labelled"]:
+            return False, (f"the deployment rows differ from the test rows (shift test p = {metrics['p_value']:.2g}) "
+                           f"while the label-free estimate sees no drop beyond {tolerated:.0%}; such estimates miss "
+                           "drops that leave the model as confident as before, so labels for some deployment rows "
+                           "(y_deploy) are needed to clear it")
         if high < tolerated:
             return False, ""
         basis = "measured" if metrics["deploy_labelled"] else "estimated"
@@ -164,6 +204,8 @@ class DeploymentShift(Check):
                      f"(95% CI {low:.1%} to {high:.1%}) on {m['deploy_rows']} deployment rows")
         else:
             text += f"; no label-free estimate ({m['estimation_method']}) on {m['deploy_rows']} deployment rows"
+        text += (f"; the deployment rows {'differ' if m['shift_detected'] else 'do not differ detectably'} from "
+                 f"the test rows (shift test p = {m['p_value']:.2g})")
         if m["deploy_labelled"]:
             low, high = m["deploy_accuracy_ci"]
             text += f", measured with their labels {m['deploy_accuracy']:.1%} (95% CI {low:.1%} to {high:.1%})"
@@ -193,3 +235,13 @@ def _rows_to_decide(width: float, margin: float, n: int) -> int:
     if margin <= 0:
         return n * 100
     return math.ceil(n * (width / (2.0 * margin)) ** 2)
+
+
+def _shift_evidence(shift: ShiftTest, top: int = 10) -> dict[str, Any]:
+    """The shift test's record for the finding: the verdict, each method's p-value and the
+    features (or outputs) that moved most."""
+    record = shift.to_dict()
+    features = record.pop("per_feature", None) or []
+    record["most_shifted_features"] = sorted(features, key=lambda f: (f.get("p_adjusted") is None,
+                                                                       f.get("p_adjusted") or 1.0))[:top]
+    return record
