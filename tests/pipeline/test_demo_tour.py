@@ -38,7 +38,7 @@ def test_every_family_of_checks_has_a_row_in_the_tour():
 
 def test_every_row_names_a_zoo_entry_checks_and_valid_reduced_settings():
     tour = load_tour()
-    known = set(zoo.names())
+    known = set(zoo.names()) | set(zoo.agent_names())
     checks = all_checks()
     for stop in tour.stops():
         assert stop.target in known, stop.target

@@ -30,12 +30,12 @@ def run_demo(out: str | Path, *, budget: int | None = None, names: Sequence[str]
     from .index import write_index
 
     out = Path(out)
-    known = set(zoo.names())
+    known = set(zoo.names()) | set(zoo.agent_names())
     for name in names or ():
         if name not in known:
             raise UsageError(f"unknown zoo target {name!r} (known: {', '.join(sorted(known))})")
     if full or every_check:
-        stops = _exhaustive_stops(list(names) if names else zoo.names(), every_check)
+        stops = _exhaustive_stops(list(names) if names else zoo.names() + zoo.agent_names(), every_check)
         kind = "every check" if every_check else "full"
     else:
         stops = (tour or load_tour()).stops(names, budget=budget)

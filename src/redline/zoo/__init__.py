@@ -10,6 +10,6 @@ scikit-learn load only when a model is built or loaded.
     >>> target = zoo.load_target("fair_logreg")          # doctest: +SKIP
     >>> data = zoo.load_data_for("fair_logreg")          # doctest: +SKIP
 """
-from .build import build_all, describe, entry, load_data_for, load_target, names
+from .build import agent_names, build_all, describe, entry, load_data_for, load_target, names
 
-__all__ = ["build_all", "describe", "entry", "load_data_for", "load_target", "names"]
+__all__ = ["agent_names", "build_all", "describe", "entry", "load_data_for", "load_target", "names"]

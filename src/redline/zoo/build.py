@@ -29,6 +29,11 @@ def names() -> list[str]:
     return [entry.name for entry in ENTRIES]
 
 
+def agent_names() -> list[str]:
+    """Names of the zoo's agents (policies for ``env:`` environments), in catalogue order."""
+    return list(AGENTS_BY_NAME)
+
+
 def entry(name: str) -> ZooEntry:
     """The catalogue entry ``name``; UsageError listing the known names otherwise."""
     try:
