@@ -18,7 +18,7 @@ from redline.severity import Severity
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = Path(redline.__file__).resolve().parent
 # Modules that write HTML, or draw what it shows: none may hold a colour literal of its own.
-PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo.py", "util/plots.py")
+PAGE_MODULES = ("report/html.py", "threatmodel/html.py", "threatmodel/diagram.py", "demo/index.py", "util/plots.py")
 # A colour literal as CSS or SVG would hold it: #rgb / #rrggbb after a quote, colon, space or
 # paren and not ended by ";" (so character references such as &#10003; or Mermaid's #124; do not
 # count), or an rgb()/hsl() call.
@@ -41,12 +41,16 @@ def _palette_values() -> set[str]:
 
 def _demo_page(findings: list[Finding], info: dict | None = None) -> str:
     from redline import zoo
-    from redline.demo import _index_html
+    from redline.demo.index import _index_html
+    from redline.demo.tour import Stop
 
     report = make_report()
     report.findings = findings
     name = "fair_logreg_labels"
-    return _index_html([(name, info if info is not None else zoo.describe(name), report)])
+    stop = Stop(target=name, checks=tuple(f.check for f in findings), budgets={}, params={}, notes={},
+                shows=("the tour's words for this stop",), check_seconds={}, build_seconds=0.0)
+    info = info if info is not None else zoo.describe(name)
+    return _index_html([(stop, info, report)], kind="tour", timing={"wall_seconds": 1.0, "cpu_seconds": 1.0})
 
 
 def _threat_model_page() -> str:

@@ -72,7 +72,7 @@ def _summary(rows, kind: str, timing: dict[str, float]) -> str:
                     else "")
             link = f"{e(stop.target)}/report.html#{_anchor(report, f)}"
             by_mode.setdefault(f.mode, []).append(
-                f"<a href='{link}'>zoo:{e(stop.target)}</a> <span class='mono'>{e(f.check.split('.', 1)[1])}</span> "
+                f"<a href='{link}'>zoo:{e(stop.target)}</a> <span class='mono'>{e(f.check.split('.', 1)[-1])}</span> "
                 f"{verdict}{mark}")
     lines = "".join(
         f"<tr><td class='mono'>{e(code)}</td><td>{e(mode_name(code))}</td><td>{' &middot; '.join(cells)}</td></tr>"

@@ -607,7 +607,6 @@ ENTRIES += (
                    "eight classes have no test rows at all"),
         ),
         recipe=_DIGITS_OVERFIT,
-        twin="digits_mlp_overfit",
     ),
 )
 
