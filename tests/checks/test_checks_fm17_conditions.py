@@ -293,3 +293,21 @@ def test_replay_reads_the_conditions_of_the_context_file_again(tmp_path):
     assert f.evidence["conditions_file"] == str(EXAMPLE)
     again = replay(out / "report.json", f.id)
     assert again.recorded_status == again.replayed_status == "not_vulnerable"
+
+
+def test_zoo_controls_declare_their_conditions_with_their_data():
+    """The zoo's FM17 controls need no --context: their data names the survey's conditions."""
+    from redline import scan
+
+    negative = scan("zoo:fair_logreg_declared", select="FM17.operating_conditions",
+                    params={"FM17.operating_conditions": {"n_inputs": 60}})
+    (f,) = negative.findings
+    assert f.status is Status.NOT_VULNERABLE and f.metrics["conditions_covered"] == 7, f.summary
+    positive = scan("zoo:fair_logreg_young_test", select="FM17.operating_conditions",
+                    params={"FM17.operating_conditions": {"n_inputs": 60}})
+    (f,) = positive.findings
+    assert f.status is Status.VULNERABLE, f.summary
+    assert {e["condition"] for e in f.metrics["untested"]} == {"age range", "long marriages"}
+    # Data that declares no conditions, and no --context: nothing to judge.
+    plain = scan("zoo:fair_logreg", "builtin:fair", select="FM17.operating_conditions")
+    assert plain.findings[0].status is Status.NOT_APPLICABLE

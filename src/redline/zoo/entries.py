@@ -610,4 +610,52 @@ ENTRIES += (
     ),
 )
 
+# The FM17 operating-conditions controls: fair_logreg's recipe on the fair survey, whose data
+# declares the conditions the model is meant to meet (zoo/fair_survey.conditions.yaml).
+ENTRIES += (
+    ZooEntry(
+        name="fair_logreg_declared",
+        description=(
+            "The fair_logreg recipe on builtin:fair, whose data declares the survey's operating conditions (age "
+            "bands, every religiousness answer, two populations, two questionnaire faults, older respondents); "
+            "the stratified test rows are kept."
+        ),
+        weakness="none planted: its stratified test rows cover every declared condition, and the check measures "
+                 "the sensor and drift conditions itself",
+        modes=("FM17",),
+        data="builtin:fair",
+        data_variant=narrow.fair_with_conditions,
+        family="logreg",
+        expected=(
+            expect("FM17.operating_conditions", "not_vulnerable", "hardened",
+                   "a stratified test set covers all seven declared conditions"),
+            expect("FM17.test_adequacy", "not_vulnerable", "hardened",
+                   "every class and declared population has enough test rows"),
+        ),
+        recipe=_FAIR_LOGREG,
+        twin="fair_logreg_young_test",
+    ),
+    ZooEntry(
+        name="fair_logreg_young_test",
+        description=(
+            "The same model and declared conditions, with test rows of respondents aged "
+            f"{narrow.YOUNG_AGE} or less only."
+        ),
+        weakness="its test set was drawn from one slice of the people it serves: two of the declared age bands "
+                 "and the long-marriage population have too few test rows to say anything",
+        modes=("FM17",),
+        data="builtin:fair",
+        data_variant=narrow.fair_young_test_rows,
+        family="logreg",
+        expected=(
+            expect("FM17.operating_conditions", "vulnerable", "planted",
+                   "young respondents only: the older age bands and long marriages are untested"),
+            expect("FM17.test_adequacy", "vulnerable", "planted",
+                   "the declared long-marriage population has too few test rows to measure"),
+        ),
+        recipe=_FAIR_LOGREG,
+        twin="fair_logreg_declared",
+    ),
+)
+
 ENTRIES_BY_NAME: dict[str, ZooEntry] = {entry.name: entry for entry in ENTRIES}

@@ -376,12 +376,18 @@ def _show(value: Any) -> str:
 
 # -- what both FM17 checks share -----------------------------------------------------------------
 
-def chosen_conditions(path: str | None, ctx: Any) -> OperatingConditions | None:
+def chosen_conditions(path: str | None, ctx: Any, data: Any = None) -> OperatingConditions | None:
     """The conditions of the file a check's ``conditions`` parameter names, else those the
-    scan read from the ``--context`` description (``ctx.operating_conditions``), else None."""
+    scan read from the ``--context`` description (``ctx.operating_conditions``), else those the
+    data set declares (a file named in ``data.meta["operating_conditions"]``, as the zoo's
+    controls do), else None."""
     if path:
         return load_conditions_file(path)
-    return getattr(ctx, "operating_conditions", None)
+    declared = getattr(ctx, "operating_conditions", None)
+    if declared is not None:
+        return declared
+    own = (getattr(data, "meta", None) or {}).get("operating_conditions")
+    return load_conditions_file(own) if own else None
 
 
 def clause_mask(clause: Clause, rows: Any, names: Sequence[str] | None, where: str) -> Any:

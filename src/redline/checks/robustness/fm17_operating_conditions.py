@@ -72,7 +72,7 @@ class OperatingConditionsCoverage(Check):
 
     def run(self, target, data, budget, rng, ctx) -> Outcome:
         self._validate(target)
-        conditions = chosen_conditions(self.conditions, ctx)
+        conditions = chosen_conditions(self.conditions, ctx, data)
         if conditions is None or not conditions.total:
             raise NotApplicable(NO_CONDITIONS)
         rows = np.asarray(data.x_test).reshape(len(data.x_test), -1)

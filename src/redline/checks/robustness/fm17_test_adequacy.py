@@ -96,7 +96,7 @@ class TestAdequacy(Check):
         self._validate(target)
         if data.y_test is None:
             raise NotApplicable("test adequacy needs labelled test rows (y_test); the test rows have no labels")
-        conditions = chosen_conditions(self.conditions, ctx)
+        conditions = chosen_conditions(self.conditions, ctx, data)
         n_min = int(self.min_rows) if self.min_rows is not None else (
             conditions.min_rows if conditions is not None else DEFAULT_MIN_ROWS)
         x = np.asarray(data.x_test, np.float32)
