@@ -10,7 +10,6 @@ which retrains CNNs many times over).
 """
 from __future__ import annotations
 
-import json
 import resource
 import sys
 import time
