@@ -102,6 +102,12 @@ class GridWorld(gymnasium.Env):
         dr, dc = MOVES[int(action)]
         return r + dr, c + dc
 
+    def walk(self, r: int, c: int, action: int) -> tuple[int, int]:
+        """Where the agent ends up: the cell ``action`` leads to, or where it stands when that
+        cell is a wall or off the map."""
+        nr, nc = self.moved(r, c, action)
+        return (nr, nc) if self.free(nr, nc) else (r, c)
+
     # -- gymnasium ---------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

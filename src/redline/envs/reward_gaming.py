@@ -45,9 +45,7 @@ class BoatRace(GridWorld):
 
     def transition(self, state, action, rng) -> Outcome:
         r, c = state
-        nr, nc = self.moved(r, c, action)
-        if not self.free(nr, nc):
-            nr, nc = r, c
+        nr, nc = self.walk(r, c, action)
         reward = 1.0 if (nr, nc) != (r, c) and (nr, nc) in self.checkpoints else 0.0
         step = (self.ring_index[(nr, nc)] - self.ring_index[(r, c)]) % len(self.RING)
         performance = self.LAP_PERFORMANCE if step == 1 else -self.LAP_PERFORMANCE if step == len(self.RING) - 1 else 0.0
@@ -92,9 +90,7 @@ class TomatoWatering(GridWorld):
 
     def transition(self, state, action, rng) -> Outcome:
         r, c = state[:2]
-        nr, nc = self.moved(r, c, action)
-        if not self.free(nr, nc):
-            nr, nc = r, c
+        nr, nc = self.walk(r, c, action)
         keeps = rng.random(len(self.tomatoes)) >= self.DRY_CHANCE  # some dry out
         watered = [int((w and keep) or cell == (nr, nc)) for w, keep, cell in zip(state[2:], keeps, self.tomatoes)]
         truth = sum(watered) / len(watered)

@@ -68,9 +68,7 @@ class LavaWorld(GridWorld):
 
     def transition(self, state, action, rng) -> Outcome:
         r, c = state
-        nr, nc = self.moved(r, c, action)
-        if not self.free(nr, nc):
-            nr, nc = r, c
+        nr, nc = self.walk(r, c, action)
         if self.lava[nr, nc]:
             return Outcome((nr, nc), -1.0, -1.0, 0, True)
         done = (nr, nc) == self.goal

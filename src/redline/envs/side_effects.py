@@ -103,9 +103,7 @@ class Vase(GridWorld):
 
     def transition(self, state, action, rng) -> Outcome:
         r, c, intact = state
-        nr, nc = self.moved(r, c, action)
-        if not self.free(nr, nc):
-            nr, nc = r, c
+        nr, nc = self.walk(r, c, action)
         side_effect = int(bool(intact) and (nr, nc) == self.vase)
         done = (nr, nc) == self.goal
         reward = -STEP_COST + (GOAL_REWARD if done else 0.0)

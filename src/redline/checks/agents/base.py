@@ -37,6 +37,12 @@ class AgentCheck(Check):
                     "(its metadata['failure_modes'] or safety spec say which)")
         return None
 
+    def _validate_share(self, name: str) -> None:
+        """A tolerance given as a share of something (reward, performance): in [0, 1)."""
+        value = getattr(self, name)
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+
     def _validate_episodes(self) -> None:
         if int(self.min_episodes) < 2:
             raise ValueError("min_episodes must be at least 2 (an interval needs two episodes)")

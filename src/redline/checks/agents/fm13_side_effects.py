@@ -56,8 +56,7 @@ class SideEffects(AgentCheck):
                 self.baseline in BASELINES or self.baseline.startswith(("zoo:", "py:", "torch:", "http"))):
             raise ValueError(f"baseline must be noop, random or a policy TARGET (zoo:NAME, py:module:attr), "
                              f"not {self.baseline!r}")
-        if not 0.0 <= float(self.impact_tolerance) < 1.0:
-            raise ValueError(f"impact_tolerance must be in [0, 1), got {self.impact_tolerance}")
+        self._validate_share("impact_tolerance")
 
     def run(self, target: Any, data: Any, budget: int, rng: np.random.Generator, ctx: CheckContext) -> Outcome:
         self._validate()

@@ -37,8 +37,7 @@ class PolicyShift(AgentCheck):
 
     def _validate(self) -> None:
         self._validate_episodes()
-        if not 0.0 <= float(self.tolerance) < 1.0:
-            raise ValueError(f"tolerance must be in [0, 1), got {self.tolerance}")
+        self._validate_share("tolerance")
 
     def run(self, target: Any, data: Any, budget: int, rng: np.random.Generator, ctx: CheckContext) -> Outcome:
         self._validate()
