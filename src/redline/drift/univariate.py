@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.stats import adjust_p_values
+
 # Cochran's rule for the chi-square approximation: every expected count at least this.
 MIN_EXPECTED = 5.0
 CORRECTIONS = ("bonferroni", "holm")
 
 
 def adjust(p_values: np.ndarray, correction: str) -> np.ndarray:
-    """p-values adjusted for testing them all at once (family-wise error rate).
-
-    Both corrections reject *some* hypothesis exactly when ``min(p) * m <= alpha``, so the
-    global decision is the same; Holm's adjusted values are smaller for the rest and say
-    more precisely which features moved.
-    """
-    p = np.asarray(p_values, dtype=float)
-    m = p.size
-    if m == 0:
-        return p
-    if correction == "bonferroni":
-        return np.minimum(1.0, p * m)
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(1.0, stepped)
-    return adjusted
+    """p-values adjusted for testing every feature at once (:func:`redline.util.stats.adjust_p_values`)."""
+    return adjust_p_values(p_values, correction)
 
 
 def ks_columns(sorted_reference: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

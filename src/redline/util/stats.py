@@ -133,3 +133,28 @@ __all__ = [
     "trials_to_exceed",
     "with_intervals",
 ]
+
+
+def adjust_p_values(p_values: Any, correction: str = "holm") -> Any:
+    """p-values adjusted for testing them all at once (family-wise error rate at most alpha
+    wherever the adjusted value is at most alpha, however the tests depend on each other).
+
+    ``bonferroni`` multiplies by the number of tests; ``holm`` steps down (Holm 1979). Both
+    reject *some* hypothesis exactly when ``min(p) * m <= alpha``; Holm's values are smaller
+    for the rest and say more precisely which hypotheses to reject.
+    """
+    import numpy as np
+
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0:
+        return p
+    if correction == "bonferroni":
+        return np.minimum(1.0, p * m)
+    if correction != "holm":
+        raise ValueError(f"correction must be bonferroni or holm, not {correction!r}")
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(1.0, stepped)
+    return adjusted

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...util.evidence import try_plot
-from ...util.stats import CONFIDENCE, rate_interval
+from ...util.stats import CONFIDENCE, adjust_p_values, rate_interval
 from ...util.wording import count
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from . import shift_stats
@@ -181,7 +181,7 @@ class ShiftSensitivity(Check):
                          "rows": size,
                          "p_value": shift_stats.excess_drop_pvalue(k, counts, shift.shares, float(self.tolerated_drop))})
             ctx.progress(i + 1, len(shifts))
-        for row, adjusted in zip(rows, shift_stats.holm(np.array([r.pop("p_value") for r in rows]))):
+        for row, adjusted in zip(rows, adjust_p_values(np.array([r.pop("p_value") for r in rows]), "holm")):
             row["p_value_holm"] = float(adjusted)
             row["significant"] = bool(adjusted <= FAMILY_ERROR)
         rows.sort(key=lambda r: (-r["drop"], r["name"]))

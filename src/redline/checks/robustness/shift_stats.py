@@ -116,18 +116,3 @@ def excess_drop_pvalue(k: np.ndarray, n: np.ndarray, shares: np.ndarray, tolerat
         else:
             low = middle
     return float(np.exp(high))
-
-
-def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values: reject where the adjusted value is at most alpha, and
-    the chance of any false rejection among the hypotheses is at most alpha, however the tests
-    depend on each other (here they share rows: bands of one feature, clusters, priors)."""
-    p = np.asarray(pvalues, float)
-    m = len(p)
-    if not m:
-        return p
-    order = np.argsort(p, kind="stable")
-    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(stepped)
-    return adjusted
