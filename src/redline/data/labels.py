@@ -25,6 +25,8 @@ def label_with_target(data: Dataset, target: Any, roles: Iterable[str] | None = 
     the target's ledger as evaluation queries, outside the attack budget.
     """
     wanted = data.roles if roles is None else tuple(roles)
+    if not wanted:  # nothing to label (an environment, a check that reads no labels)
+        return data, {}
     # Never the deployment sample: the target's answers as its labels would make the model
     # look perfect exactly where the question is how well it does.
     missing = [role for role in data.unlabelled_roles if role in wanted]

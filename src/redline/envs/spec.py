@@ -142,10 +142,6 @@ class EnvData:
         return False
 
     @property
-    def unlabelled_roles(self) -> tuple[str, ...]:
-        return ()
-
-    @property
     def n_classes(self) -> int:
         return self.n_actions
 
