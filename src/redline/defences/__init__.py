@@ -11,6 +11,19 @@ in :mod:`redline.defences.training`.
 """
 from __future__ import annotations
 
-from .base import Defence, DefendedTarget
+from .base import (
+    DefendedTarget,
+    Defence,
+    InputRejected,
+    LockedOut,
+    RateLimited,
+    Refusal,
+    collect_events,
+    emit,
+)
+from .state import MemoryState, StateStore
 
-__all__ = ["Defence", "DefendedTarget"]
+__all__ = [
+    "Defence", "DefendedTarget", "Refusal", "InputRejected", "RateLimited", "LockedOut",
+    "emit", "collect_events", "StateStore", "MemoryState",
+]

@@ -13,14 +13,80 @@ Queries are charged once, to the defended target's own ledger: the client-visibl
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import TargetError, UsageError
 from ..targets.base import Outputs, Target
+from .state import StateStore
+
+
+class Refusal(TargetError):
+    """A defence refuses to answer a request. ``status`` is the HTTP status the guard
+    answers with and ``reason`` a short machine-readable word; the message says why in
+    words a client may read (never details of the model or the upstream behind)."""
+
+    status: int = 422
+    reason: str = "input_rejected"
+
+    def __init__(self, message: str, *, reason: str | None = None, detail: dict[str, Any] | None = None):
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.detail = dict(detail or {})
+
+
+class InputRejected(Refusal):
+    """The input breaks the policy (shape, type, range, size): HTTP 422."""
+
+    status = 422
+    reason = "input_rejected"
+
+
+class RateLimited(Refusal):
+    """Too many requests or rows for the client's rate or budget: HTTP 429."""
+
+    status = 429
+    reason = "rate_limited"
+
+
+class LockedOut(Refusal):
+    """The client is locked out (for instance after a detected query attack): HTTP 403."""
+
+    status = 403
+    reason = "locked_out"
+
+
+# Events a defence records while it handles one request (a flag raised, a prediction
+# smoothed, a lock-out started). The host opens a scope per request with
+# :func:`collect_events` and writes what it gets to its audit log; outside a scope the
+# events are dropped. A context variable keeps concurrent requests apart.
+_EVENTS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("redline_defence_events", default=None)
+
+
+def emit(defence: str, event: str, **detail: Any) -> None:
+    """Record that ``defence`` did ``event`` on the current request (no-op outside a scope)."""
+    sink = _EVENTS.get()
+    if sink is not None:
+        sink.append({"defence": defence, "event": event, **detail})
+
+
+@contextlib.contextmanager
+def collect_events() -> Iterator[list[dict[str, Any]]]:
+    """Collect the events :func:`emit` records inside the ``with`` block."""
+    events: list[dict[str, Any]] = []
+    token = _EVENTS.set(events)
+    try:
+        yield events
+    finally:
+        _EVENTS.reset(token)
 
 
 class Defence:
@@ -35,6 +101,27 @@ class Defence:
 
     #: Short tag appended to the defended target's spec (``zoo:fair_logreg+labels``).
     name: str = "defence"
+    #: The key that names this defence in a guard policy (``guard.yaml``); ``None`` for a
+    #: defence a policy cannot name. Constructor arguments are the policy's parameters.
+    policy_key: str | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments as given (scikit-learn style), so a policy or a
+        finding can rebuild this defence."""
+        names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+    def for_client(self, client: str, state: StateStore) -> "Defence":
+        """This defence as it serves ``client``. Stateless defences are shared (the
+        default); a defence that keeps per-client state (a query history, a rate
+        counter) returns an instance that keeps it in ``state`` under ``client``, so
+        every worker of a server sees the same history."""
+        return self
+
+    def metrics(self) -> dict[str, float]:
+        """Gauges and counters this defence exposes (the guard's ``/metrics``)."""
+        return {}
 
     def check(self, target: Target) -> None:
         """Raise :class:`~redline.errors.UsageError` if this defence cannot front ``target``
