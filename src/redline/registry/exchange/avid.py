@@ -131,7 +131,7 @@ def case_from_avid(doc: dict[str, Any], what: str) -> tuple[FailureCase, list[st
             tags.append(f"avid-artifact:{artifact['type']}:{artifact['name']}")
     if problem.get("type"):
         tags.append(f"avid-type:{problem['type']}")
-    if problem.get("classof"):
+    if problem.get("classof") not in (None, "Undefined"):
         tags.append(f"avid-class:{problem['classof']}")
 
     atlas_ids: list[str] = []

@@ -26,6 +26,7 @@ __all__ = [
     "Taxonomies",
     "infer_mode",
     "load_taxonomies",
+    "unknown_ids",
 ]
 
 ATLAS_ID = re.compile(r"^AML\.T\d{4}(\.\d{3})?$")
@@ -177,3 +178,18 @@ def infer_mode(ids: Iterable[str]) -> ModeMatch | None:
 
     ordered = sorted(scores, key=rank)
     return ModeMatch(ordered[0], scores[ordered[0]], tuple(ordered))
+
+
+def unknown_ids(modes: Iterable[Any], taxonomies: Taxonomies) -> list[str]:
+    """``MODE: id`` for every ATLAS or AVID id a mode cites that ``taxonomies`` does not define.
+
+    The catalog may only map modes to ids the exchange can name and map back; the test
+    suite asserts this list is empty for the shipped data.
+    """
+    missing = []
+    for mode in modes:
+        missing += [f"{mode.code}: {t}" for t in mode.atlas if t not in taxonomies.atlas_techniques]
+        missing += [f"{mode.code}: {c}" for c in mode.avid if c not in taxonomies.avid_sep]
+        missing += [f"{mode.code}: {c}" for c in taxonomies.mode_lifecycle.get(mode.code, ())
+                    if c not in taxonomies.avid_lifecycle]
+    return missing
