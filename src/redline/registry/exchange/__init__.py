@@ -99,8 +99,10 @@ def _import_one(doc: Any, what: str) -> FailureCase:
         match = infer_mode(ids)
         if match is None:
             cited = ", ".join(ids[:6]) + (", ..." if len(ids) > 6 else "") if ids else "no taxonomy id"
+            how = ("a metric whose detection method is named 'redline FMnn' with results {mode: FMnn}"
+                   if kind == "avid" else "the key x-redline: {mode: FMnn}")
             raise DataError(f"{what}: cannot tell which failure mode it reports ({one_line(cited)[:200]} maps to "
-                            f"none of FM01-FM17); name one in its redline block (mode: FMnn)")
+                            f"none of FM01-FM17); name the mode with {how}")
         case.mode = match.mode
         case.tags.append(f"mode-inferred:{match.mode}")
         if match.ambiguous:

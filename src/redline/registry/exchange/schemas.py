@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -77,7 +78,8 @@ def _reason(error: Any) -> str:
     if kind == "required":
         return one_line(error.message.replace("'", ""))[:200]  # "x is a required property"; names only
     if kind == "additionalProperties":
-        return one_line(error.message)[:200]  # names the unexpected keys, not their values
+        found = re.search(r"\((.*) (?:was|were) unexpected\)", error.message)
+        return one_line(f"has unexpected key(s) {found.group(1) if found else ''}".rstrip())[:200]
     if kind == "pattern":
         return one_line(f"does not match the pattern {expected}")[:160]
     if kind in ("minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum"):
