@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redline.catalog import load_modes
 from redline.errors import DataError, UsageError
@@ -223,3 +225,38 @@ def test_avid_exports_parse_with_avidtools(tmp_path):
                          timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(len(paths))
+
+
+def test_numpy_values_and_nan_export_as_plain_json():
+    np = pytest.importorskip("numpy")
+    case = _case(seed=np.int64(4), metrics={"auc": np.float32(0.5), "gap": float("nan"), "ci": np.array([0.1, 0.2])})
+    report = json.loads(export_case(case, "avid"))
+    assert report["metrics"][0]["results"]["seed"] == 4
+    assert report["metrics"][0]["results"]["metrics"] == {"auc": 0.5, "gap": None, "ci": [0.1, 0.2]}
+    assert "NaN" not in export_case(case, "json") and "nan" not in export_case(case, "atlas")
+
+
+def test_a_case_without_a_title_is_not_exported():
+    with pytest.raises(DataError, match="title"):
+        export_case(_case(title="  "), "avid")
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=40)
+_titles = _text.filter(lambda t: t.strip())
+_values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                    st.floats(allow_nan=False, allow_infinity=False), _text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=_titles, summary=_text, rationale=_text, system=_text, version=_text,
+       params=st.dictionaries(st.text(min_size=1, max_size=8), _values, max_size=4),
+       tags=st.lists(_text, max_size=3), seed=st.one_of(st.none(), st.integers(0, 2**31)),
+       mode=st.sampled_from(["FM01", "FM04", "FM09", "FM15"]))
+def test_round_trip_is_stable_for_arbitrary_text(tmp_path, title, summary, rationale, system, version, params,
+                                                 tags, seed, mode):
+    case = _case(mode, title=title, summary=summary, rationale=rationale, system=system, version=version,
+                 params=params, tags=tags, seed=seed)
+    for fmt in ("avid", "atlas", "json"):
+        first, back, second = _roundtrip(case, fmt, tmp_path)
+        assert second == first, fmt
+        assert (back.title, back.params, back.seed, back.version) == (title, params, seed, version)

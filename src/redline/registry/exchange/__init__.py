@@ -23,10 +23,12 @@ import yaml
 
 from ...catalog import get_mode
 from ...errors import DataError, UsageError
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...util.safe_text import one_line
 from ..case import CaseStatus, FailureCase
 from .atlas import atlas_case_study, case_from_atlas
 from .avid import avid_report, case_from_avid
+from .block import case_label
 from .files import read_document
 from .markdown import case_markdown
 from .schemas import validate
@@ -46,14 +48,16 @@ def export_case(case: FailureCase, fmt: str) -> str:
     if not isinstance(case, FailureCase):
         raise UsageError("export_case needs a FailureCase")
     get_mode(case.mode)  # UsageError for a case without a valid mode
+    if not isinstance(case.title, str) or not case.title.strip():
+        raise DataError("a case needs a title to be exported")
     if key == "avid":
-        return json.dumps(avid_report(case), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(avid_report(case), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if key == "atlas":
         return yaml.safe_dump(atlas_case_study(case), sort_keys=False, allow_unicode=True, width=100)
     if key == "json":
-        doc = case.to_dict()
-        validate(doc, "case", f"case {one_line(case.title)[:80]!r}")
-        return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        doc = plain_json(case.to_dict())
+        validate(doc, "case", case_label(case))
+        return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return case_markdown(case)
 
 

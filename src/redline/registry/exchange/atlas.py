@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from ...catalog import get_mode
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...errors import UsageError
 from ..case import FailureCase
 from .block import apply_block, case_label, format_reference, parse_reference, require_text, to_block
@@ -104,6 +105,7 @@ def atlas_case_study(case: FailureCase) -> dict[str, Any]:
         references.append({"title": title, "url": url})
     study["references"] = references
     study["x-redline"] = block
+    study = plain_json(study)  # numpy values as Python ones, NaN/Inf as null
     validate(study, "atlas", f"the ATLAS export of {case_label(case)}")
     return study
 

@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from ...catalog import get_mode
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...errors import DataError
 from ..case import FailureCase
 from .block import apply_block, case_label, format_reference, parse_reference, require_text, to_block
@@ -103,6 +104,7 @@ def avid_report(case: FailureCase) -> dict[str, Any]:
     })
     if case.created_at:
         report["reported_date"] = case.created_at[:10]
+    report = plain_json(report)  # numpy values as Python ones, NaN/Inf as null
     validate(report, "avid", f"the AVID export of {case_label(case)}")
     return report
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...catalog import get_mode
 from ...errors import DataError
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...util.safe_text import one_line
 from ..case import CaseStatus, FailureCase
 from .schemas import validate
@@ -37,7 +38,7 @@ def to_block(case: FailureCase) -> dict[str, Any]:
         value = getattr(case, key)
         if value:
             block[key] = dict(value) if isinstance(value, dict) else list(value)
-    return block
+    return plain_json(block)  # numpy values as Python ones, NaN/Inf as null
 
 
 def apply_block(case: FailureCase, block: Any, what: str) -> None:
