@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from redline.catalog import load_modes
 from redline.errors import DataError, UsageError
 from redline.registry import CaseStatus, FailureCase
-from redline.registry.exchange import export_case, import_file, validate_atlas, validate_avid
+from redline.registry.exchange import (
+    export_case,
+    import_file,
+    validate_atlas,
+    validate_avid,
+)
 from redline.registry.exchange.atlas import EVIDENCE_KEY
 
 DATA = Path(__file__).parent / "data"
@@ -24,16 +29,16 @@ EXTENSIONS = {"avid": "json", "atlas": "yaml", "json": "json"}
 
 
 def _case(mode: str = "FM01", **changes) -> FailureCase:
-    fields = dict(
-        title="PGD flips a digit classifier's answers", mode=mode, severity="Important",
-        rationale="Most inputs flip within a small L-inf ball.", summary="White-box PGD succeeds on 93% of inputs.",
-        remediation="Train adversarially.", system="digit reader", model="digits_mlp", version="2",
-        target="zoo:digits_mlp", data="builtin:digits", finding_id="f00d", check=f"{mode}.probe",
-        params={"epsilon": 0.1, "steps": 20}, seed=3, budget=800, metrics={"success_rate": 0.93},
-        artifacts={"examples.npz": "ab" * 32},
-        references=["https://arxiv.org/abs/1706.06083", "Madry et al. <https://arxiv.org/abs/1706.06083>", "a printed book"],
-        tags=["demo"], added_by="alice", created_at="2099-01-02T03:04:05+00:00",
-    )
+    fields = {
+        "title": "PGD flips a digit classifier's answers", "mode": mode, "severity": "Important",
+        "rationale": "Most inputs flip within a small L-inf ball.", "summary": "White-box PGD succeeds on 93% of inputs.",
+        "remediation": "Train adversarially.", "system": "digit reader", "model": "digits_mlp", "version": "2",
+        "target": "zoo:digits_mlp", "data": "builtin:digits", "finding_id": "f00d", "check": f"{mode}.probe",
+        "params": {"epsilon": 0.1, "steps": 20}, "seed": 3, "budget": 800, "metrics": {"success_rate": 0.93},
+        "artifacts": {"examples.npz": "ab" * 32},
+        "references": ["https://arxiv.org/abs/1706.06083", "Madry et al. <https://arxiv.org/abs/1706.06083>", "a printed book"],
+        "tags": ["demo"], "added_by": "alice", "created_at": "2099-01-02T03:04:05+00:00",
+    }
     fields.update(changes)
     return FailureCase(**fields)
 
@@ -221,7 +226,7 @@ def test_avid_exports_parse_with_avidtools(tmp_path):
         "print(len(sys.argv) - 1)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([str(AVID_VENV_PYTHON), "-c", script, *paths], capture_output=True, text=True,
+    out = subprocess.run([str(AVID_VENV_PYTHON), "-c", script, *paths], check=False, capture_output=True, text=True,
                          timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(len(paths))
@@ -260,3 +265,11 @@ def test_round_trip_is_stable_for_arbitrary_text(tmp_path, title, summary, ratio
         first, back, second = _roundtrip(case, fmt, tmp_path)
         assert second == first, fmt
         assert (back.title, back.params, back.seed, back.version) == (title, params, seed, version)
+
+
+def test_yaml_export_keeps_letters_readable_and_line_break_lookalikes_exact(tmp_path):
+    readable = export_case(_case("FM01", title="Échec du modèle 模型"), "atlas")
+    assert "Échec du modèle 模型" in readable
+    for odd in ("\x85", "\u2028", "a\u2029b"):  # PyYAML writes these raw and reads them as breaks
+        first, back, second = _roundtrip(_case("FM01", version=odd, summary=odd), "atlas", tmp_path)
+        assert second == first and back.version == odd and back.summary == odd

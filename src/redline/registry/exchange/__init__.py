@@ -14,6 +14,7 @@ mode is refused with a DataError.
 """
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 from pathlib import Path
@@ -53,12 +54,25 @@ def export_case(case: FailureCase, fmt: str) -> str:
     if key == "avid":
         return json.dumps(avid_report(case), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if key == "atlas":
-        return yaml.safe_dump(atlas_case_study(case), sort_keys=False, allow_unicode=True, width=100)
+        return _yaml_text(atlas_case_study(case))
     if key == "json":
         doc = plain_json(case.to_dict())
         validate(doc, "case", case_label(case))
         return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return case_markdown(case)
+
+
+def _yaml_text(doc: dict[str, Any]) -> str:
+    """``doc`` as YAML, letters outside ASCII kept readable when that reads back the same.
+
+    PyYAML writes some characters raw that its reader then takes for line breaks (U+0085,
+    U+2028), so the readable form is checked and, when it differs, everything outside
+    ASCII is escaped instead.
+    """
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    if yaml.safe_load(text) == doc:
+        return text
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
 
 
 def validate_avid(doc: Any, what: str = "AVID report") -> None:
@@ -68,7 +82,7 @@ def validate_avid(doc: Any, what: str = "AVID report") -> None:
 
 def validate_atlas(doc: Any, what: str = "ATLAS case study") -> None:
     """DataError (one line) unless ``doc`` is a valid ATLAS-style case study (dates as ISO text)."""
-    validate(_plain(doc, what), "atlas", what)
+    validate(_plain(copy.deepcopy(doc), what), "atlas", what)  # _plain rewrites dates in place
 
 
 def import_file(path: str | Path) -> list[FailureCase]:

@@ -22,14 +22,21 @@ import re
 from typing import Any
 
 from ...catalog import get_mode
-from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...errors import UsageError
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ..case import FailureCase
-from .block import apply_block, case_label, format_reference, parse_reference, require_text, to_block
+from .block import (
+    apply_block,
+    case_label,
+    format_reference,
+    parse_reference,
+    require_text,
+    to_block,
+)
 from .schemas import validate
 from .taxonomy import ATLAS_ID, load_taxonomies
 
-__all__ = ["atlas_case_study", "case_from_atlas", "EVIDENCE_KEY"]
+__all__ = ["EVIDENCE_KEY", "atlas_case_study", "case_from_atlas"]
 
 EVIDENCE_KEY = "atlas_procedure"  # where an imported study's own procedure is kept
 STUDY_URL = "https://atlas.mitre.org/studies/"
@@ -83,7 +90,7 @@ def atlas_case_study(case: FailureCase) -> dict[str, Any]:
     procedure = _procedure(case)
     block = to_block(case)
     validate(block, "redline", case_label(case))
-    date = case.created_at[:10] if case.created_at else datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    date = case.created_at[:10] if case.created_at else datetime.datetime.now(datetime.UTC).date().isoformat()
     study: dict[str, Any] = {
         "id": _study_id(case),
         "name": case.title,

@@ -23,10 +23,17 @@ import re
 from typing import Any
 
 from ...catalog import get_mode
-from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ...errors import DataError
+from ...findings import _jsonable as plain_json  # the report's one JSON-cleaning rule
 from ..case import FailureCase
-from .block import apply_block, case_label, format_reference, parse_reference, require_text, to_block
+from .block import (
+    apply_block,
+    case_label,
+    format_reference,
+    parse_reference,
+    require_text,
+    to_block,
+)
 from .schemas import validate
 from .taxonomy import ATLAS_ID, AVID_LIFECYCLE_ID, AVID_SEP_ID, load_taxonomies
 

@@ -26,14 +26,14 @@ SCHEMAS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(name: str) -> dict[str, Any]:
     """The parsed JSON Schema called ``name`` (a key of SCHEMAS)."""
     text = resources.files(__package__).joinpath("schemas", SCHEMAS[name]).read_text(encoding="utf-8")
     return json.loads(text)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str) -> Any:
     import jsonschema  # a core dependency, imported only when a document is checked
 
