@@ -221,8 +221,10 @@ def test_avid_exports_parse_with_avidtools(tmp_path):
         "    raw = json.load(open(p))\n"
         "    r = Report.parse_obj(raw)\n"
         "    back = json.loads(r.json(exclude_none=True))\n"
-        "    assert back['impact']['avid']['sep_view'] == raw['impact']['avid']['sep_view'], p\n"
-        "    assert back['problemtype'] == raw['problemtype'], p\n"
+        "    # avidtools always drops a reference's type and the vuln_id on output\n"
+        "    for ref in raw.get('references') or []: ref.pop('type', None)\n"
+        "    raw.get('impact', {}).get('avid', {}).pop('vuln_id', None)\n"
+        "    assert back == raw, (p, back, raw)\n"
         "print(len(sys.argv) - 1)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
