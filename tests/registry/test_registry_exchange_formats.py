@@ -156,6 +156,8 @@ def test_example_avid_report_imports_with_inferred_mode(tmp_path):
     report = json.loads(first)
     assert report["metadata"] == {"report_id": "AVID-2099-R9001"} and report["problemtype"]["type"] == "Measurement"
     assert report["affects"]["developer"] == ["Example Health Analytics"]
+    original = json.loads((DATA / "avid_membership_clinic.json").read_text())
+    assert sorted(map(str, report["affects"]["artifacts"])) == sorted(map(str, original["affects"]["artifacts"]))
     path = tmp_path / "again.json"
     path.write_text(first)
     assert export_case(import_file(path)[0], "avid") == first

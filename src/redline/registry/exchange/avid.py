@@ -70,6 +70,10 @@ def avid_report(case: FailureCase) -> dict[str, Any]:
 
     artifacts = [{"type": kind, "name": name}
                  for kind, name in (("System", case.system), ("Model", case.model), ("Dataset", case.data)) if name]
+    for extra in _tagged(case, "avid-artifact:"):  # further artifacts an imported report named
+        kind, _, name = extra.partition(":")
+        if kind in ("System", "Model", "Dataset") and name:
+            artifacts.append({"type": kind, "name": name})
     references = []
     for text in case.references:
         title, url = parse_reference(text)
