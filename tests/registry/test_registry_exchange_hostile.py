@@ -181,3 +181,29 @@ def test_control_characters_in_an_imported_title_do_not_reach_an_error_line(tmp_
     [case] = import_file(_write(tmp_path, "ok.json", json.dumps(_avid())))
     case.title = "evil\x1b[2J\nsecond line"
     assert "\x1b" not in export_case(case, "md")
+
+
+def test_long_references_and_titles_are_handled_in_linear_time(tmp_path):
+    doc = _avid()
+    doc["references"] = [{"type": "source", "label": "a" + " " * 300_000 + "b", "url": "https://example.org/x"},
+                         {"type": "source", "label": "<" * 200_000, "url": "ftp://" + " " * 100_000}]
+    doc["problemtype"]["description"]["value"] = "t" + " \t" * 200_000 + "<"
+    path = _write(tmp_path, "long.json", json.dumps(doc))
+    started = time.monotonic()
+    [case] = import_file(path)
+    for fmt in ("avid", "atlas", "json", "md"):
+        export_case(case, fmt)
+    assert time.monotonic() - started < 10
+
+
+def test_reference_strings_split_into_title_and_url():
+    from redline.registry.exchange.block import format_reference, parse_reference
+
+    assert parse_reference("Paper <https://a.org/p>") == ("Paper", "https://a.org/p")
+    assert parse_reference("https://a.org/p") == ("https://a.org/p", "https://a.org/p")
+    assert parse_reference("x<https://a.org/p>") == ("x<https://a.org/p>", None)  # no space: plain text
+    assert parse_reference("a <b> <https://a.org/p>") == ("a <b>", "https://a.org/p")
+    assert parse_reference("see <javascript:alert(1)>") == ("see <javascript:alert(1)>", None)
+    assert format_reference("Paper", "https://a.org/p") == "Paper <https://a.org/p>"
+    assert format_reference("Paper", "ftp://x y") == "Paper (ftp://x y)"
+    assert format_reference(None, "https://a.org") == "https://a.org"

@@ -69,10 +69,13 @@ def _yaml_text(doc: dict[str, Any]) -> str:
     U+2028), so the readable form is checked and, when it differs, everything outside
     ASCII is escaped instead.
     """
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
-    if yaml.safe_load(text) == doc:
+    # libyaml's emitter when PyYAML has it: the pure-Python one takes seconds on a long field
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # reads back our own output only
+    text = yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, width=100)
+    if yaml.load(text, Loader=loader) == doc:
         return text
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=False, width=100)
 
 
 def validate_avid(doc: Any, what: str = "AVID report") -> None:

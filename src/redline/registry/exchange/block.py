@@ -57,16 +57,19 @@ def apply_block(case: FailureCase, block: Any, what: str) -> None:
 
 
 # A reference is kept in a case as one string: a bare URL, plain text, or "title <url>".
-_TITLED = re.compile(r"^(?P<title>.*\S)\s+<(?P<url>https?://[^\s<>]+)>$", re.DOTALL)
+# Split by position rather than one regular expression: a pattern like ".*\s+<" backtracks
+# quadratically on a long imported title full of spaces.
 _URL = re.compile(r"^https?://[^\s<>]+$")
 
 
 def parse_reference(text: str) -> tuple[str, str | None]:
     """(title, url) of a case reference; url is None for plain text, the title is the URL for a bare URL."""
     text = text.strip()
-    match = _TITLED.match(text)
-    if match:
-        return match["title"], match["url"]
+    if text.endswith(">"):
+        start = text.rfind("<")
+        title, url = text[:start].strip(), text[start + 1:-1]
+        if start > 0 and title and text[start - 1].isspace() and _URL.match(url):
+            return title, url
     if _URL.match(text):
         return text, text
     return text, None
