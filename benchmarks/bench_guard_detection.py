@@ -1,0 +1,411 @@
+"""Stateful query-attack detection (redline.defences.query_detector) on attack and honest traffic.
+
+One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
+behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out after 3
+flagged queries). Every session is one account (a ``for_client`` twin on one shared
+MemoryState), so sessions never see each other's history.
+
+* Attack sessions, each on other inputs: redline's FM01.decision (HopSkipJump-style, labels),
+  FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
+  Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
+  for Square, which insists on a neural-network estimator, a torch module that forwards to it).
+  Reported per attack: sessions locked out, median queries of the session up to the query
+  that locked it out (and to its first flagged query). A session counts every row it sent,
+  a redline check's own clean-accuracy rows included.
+* Honest traffic: many clients replaying held-out inputs of the model's data (the ``pool``
+  role: inputs the model never trained on, and that were not used to choose the detector's
+  defaults, which were tuned on the ``test`` role), in batches of 1-16, with 10% exact repeats
+  (retries) and 30% of inputs under a common corruption (Gaussian noise, blur, brightness).
+  Reported: flagged share of the scored queries (repeats are not scored), clients with any
+  flag, clients locked out. The same traffic built from the ``test`` role is the calibration
+  set: its largest score and 99.9th percentile are printed next to the threshold.
+* Adaptive attacker: ART's HopSkipJump whose every query is randomly transformed (uniform
+  noise of ``--adaptive-noise`` per feature and a random brightness shift) to move it off
+  the detector's quantisation grid, its queries split round robin over ``--accounts``
+  accounts (a locked account is dropped). Reported: sessions with at least one account
+  locked out, sessions with all locked out, and the attack's success rate (an input the bare
+  model misclassifies within the L2 radius) next to the same attack on the bare model.
+
+    python benchmarks/bench_guard_detection.py [--mnist] [--full] [--sessions 3] [--clients 40]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+ART_ATTACKS = ("ART HopSkipJump", "ART Boundary", "ART Square", "ART KnockoffNets")
+REDLINE_ATTACKS = ("redline FM01.decision", "redline FM01.square", "redline FM05.learning")
+
+
+# -- one account's session -------------------------------------------------------------
+def recorder_class():
+    from redline.defences import Defence, emit
+
+    class BatchRecorder(Defence):
+        """Faces the client: notes where each batch starts in the session's stream of rows."""
+
+        name = "recorder"
+
+        def __init__(self):
+            self.sent = 0
+
+        def transform_input(self, x):
+            emit("recorder", "batch", start=self.sent)
+            self.sent += len(x)
+            return x
+
+    return BatchRecorder
+
+
+class Session:
+    """One account: the model behind this account's detector twin, and what happened."""
+
+    def __init__(self, target, detector, state, client: str):
+        from redline.defences import DefendedTarget
+
+        self.recorder = recorder_class()()
+        self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+        self.events: list[dict] = []
+
+    def run(self, attack) -> object:
+        from redline.defences import collect_events
+        from redline.errors import TargetError
+
+        with collect_events() as events:
+            try:
+                result = attack(self.defended)
+            except TargetError:  # a refusal (lock-out) ends the attack
+                result = None
+        self.events = events
+        return result
+
+    def _row_of(self, kind: str) -> int | None:
+        start = 0
+        for event in self.events:
+            if event["event"] == "batch":
+                start = event["start"]
+            elif event["event"] == kind:
+                return start + event["row"] + 1
+        return None
+
+    @property
+    def locked_at(self) -> int | None:
+        return self._row_of("locked_out")
+
+    @property
+    def first_flag_at(self) -> int | None:
+        return self._row_of("flagged")
+
+    @property
+    def sent(self) -> int:
+        return self.recorder.sent
+
+    def flagged(self) -> int:
+        return sum(e["event"] == "flagged" for e in self.events)
+
+
+# -- attacks ------------------------------------------------------------------------------
+def art_blackbox(defended, clip=(0.0, 1.0), transform=None):
+    from art.estimators.classification import BlackBoxClassifier
+
+    def predict(x):
+        x = np.asarray(x, np.float32)
+        return defended.predict(transform(x) if transform else x)
+
+    return BlackBoxClassifier(predict, tuple(defended.input_spec.shape), defended.n_classes, clip_values=clip)
+
+
+def art_forwarding_module(defended):
+    """ART's Square attack takes a neural-network estimator only: a torch module whose forward
+    asks the defended model (no gradients are ever taken)."""
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    class Forward(torch.nn.Module):
+        def forward(self, t):
+            p = defended.predict(t.detach().cpu().numpy().astype(np.float32))
+            return torch.log(torch.as_tensor(p, dtype=torch.float32).clamp_min(1e-12))
+
+    return PyTorchClassifier(Forward(), loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(defended.input_spec.shape),
+                             nb_classes=defended.n_classes, clip_values=(0.0, 1.0))
+
+
+def thief_classifier(shape, n_classes, seed):
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    torch.manual_seed(seed)
+    d = int(np.prod(shape))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 64), torch.nn.ReLU(), torch.nn.Linear(64, n_classes))
+    return PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(net.parameters(), 1e-2),
+                             input_shape=tuple(shape), nb_classes=n_classes, clip_values=(0.0, 1.0))
+
+
+def attack_factory(name, data, x0, seed, budget, mnist):
+    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis)."""
+    from redline.checks import all_checks
+
+    checks = all_checks()
+    if name == "ART HopSkipJump":
+        from art.attacks.evasion import HopSkipJump
+        return lambda t: HopSkipJump(art_blackbox(t), max_iter=10, max_eval=200, init_eval=20,
+                                     verbose=False).generate(x0)
+    if name == "ART Boundary":
+        from art.attacks.evasion import BoundaryAttack
+        return lambda t: BoundaryAttack(art_blackbox(t), targeted=False, max_iter=50, num_trial=10,
+                                        sample_size=10, init_size=20, verbose=False).generate(x0)
+    if name == "ART Square":
+        from art.attacks.evasion import SquareAttack
+        return lambda t: SquareAttack(art_forwarding_module(t), eps=0.3 if mnist else 0.25, max_iter=300,
+                                      nb_restarts=1, verbose=False).generate(x0)
+    if name == "ART KnockoffNets":
+        from art.attacks.extraction import KnockoffNets
+        rng = np.random.default_rng(seed)
+        pool = data.x_pool[rng.permutation(len(data.x_pool))[:budget]].astype(np.float32)
+
+        def knockoff(t):
+            thief = thief_classifier(t.input_spec.shape, t.n_classes, seed)
+            return KnockoffNets(art_blackbox(t), batch_size_fit=64, batch_size_query=64, nb_epochs=5,
+                                nb_stolen=len(pool), sampling_strategy="random", verbose=False,
+                                use_probability=True).extract(pool, thieved_classifier=thief)
+        return knockoff
+    check_id = name.split()[-1]
+    params = {"FM01.decision": {"n_inputs": 4}, "FM01.square": {"n_inputs": 4},
+              "FM05.learning": {"rounds": 2, "epochs": 2, "final_epochs": 3, "n_uniform": 100}}[check_id]
+    check = checks[check_id](**params)
+    return lambda t: check(t, data, budget=budget, seed=seed)
+
+
+def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full):
+    rng = np.random.default_rng(0)
+    rows = {}
+    for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        started = time.perf_counter()
+        results = []
+        # model stealing trains a copy per session: the slowest, so the default run does one
+        for s in range(sessions if "FM05" not in name or full else 1):
+            i = int(rng.integers(len(data.x_test)))
+            x0 = data.x_test[i:i + 1].astype(np.float32)
+            session = Session(target, detector, state, f"{name}#{s}")
+            session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
+            results.append(session)
+        rows[name] = (results, time.perf_counter() - started)
+    return rows
+
+
+# -- honest traffic ---------------------------------------------------------------------
+def corrupt(x, rng):
+    """One common corruption of image rows x (n, c, h, w) in [0, 1]: noise, blur or brightness."""
+    kind = rng.integers(3)
+    if kind == 0:
+        return np.clip(x + rng.normal(0, rng.uniform(0.02, 0.08), x.shape), 0, 1)
+    if kind == 1:
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        h, w = x.shape[-2:]
+        box = sum(padded[..., i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+        return np.clip(0.5 * x + 0.5 * box, 0, 1)
+    return np.clip(x + rng.uniform(-0.2, 0.2), 0, 1)
+
+
+def honest_streams(x, clients, per_client, seed):
+    """Per client: its own inputs (no input twice unless as an exact repeat), some corrupted,
+    10% exact repeats of what it sent before, cut into batches of 1-16 rows."""
+    rng = np.random.default_rng(seed)
+    streams = []
+    for _ in range(clients):
+        fresh = int(per_client * 0.9)
+        picked = x[rng.permutation(len(x))[:fresh]].astype(np.float64)
+        hit = rng.random(fresh) < 0.3
+        for i in np.flatnonzero(hit):
+            picked[i:i + 1] = corrupt(picked[i:i + 1], rng)
+        stream = list(picked.astype(np.float32))
+        for _ in range(per_client - fresh):  # retries of earlier queries, at random places
+            at = int(rng.integers(1, len(stream) + 1))
+            stream.insert(at, stream[int(rng.integers(at))].copy())
+        batches, i = [], 0
+        while i < len(stream):
+            n = int(rng.integers(1, 17))
+            batches.append(np.stack(stream[i:i + n]))
+            i += n
+        streams.append(batches)
+    return streams
+
+
+def run_honest(target, detector, state, x, clients, per_client, seed, label):
+    from redline.defences import MemoryState
+
+    scores, flagged_clients, locked_clients, repeats = [], 0, 0, 0
+    for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
+        session = Session(target, detector, state, f"{label}-client{c}")
+        client_scores = []
+
+        def replay(t):
+            for batch in batches:
+                t.predict(batch)
+
+        # every query's score, from a twin that keeps the same history in a store of its own
+        shadow = detector.for_client("shadow", MemoryState())
+        for batch in batches:
+            client_scores.extend(shadow.score(batch))
+        session.run(replay)
+        s = np.asarray(client_scores)
+        repeats += int(np.isnan(s).sum())
+        scores.extend(s[~np.isnan(s)])
+        flagged_clients += session.flagged() > 0
+        locked_clients += session.locked_at is not None
+    return np.asarray(scores), flagged_clients, locked_clients, repeats
+
+
+# -- adaptive attacker ----------------------------------------------------------------------
+def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l2, mnist):
+    from art.attacks.evasion import HopSkipJump
+
+    from redline.defences import LockedOut
+
+    rng = np.random.default_rng(7)
+    outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": []}
+    labels = target.predict_labels(data.x_test.astype(np.float32))
+    correct = np.flatnonzero(labels == data.y_test)
+    for s in range(sessions):
+        i = int(correct[rng.integers(len(correct))])
+        x0 = data.x_test[i:i + 1].astype(np.float32)
+        own = [Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}") for a in range(accounts)]
+        live = list(range(accounts))
+        turn = [0]
+        sent = [0]
+        noise_rng = np.random.default_rng(100 + s)
+
+        def transform(x):
+            shift = noise_rng.uniform(-noise, noise, size=(len(x),) + (1,) * (x.ndim - 1))
+            return np.clip(x + noise_rng.uniform(-noise, noise, x.shape) + shift, 0, 1).astype(np.float32)
+
+        def predict(x):
+            x = transform(np.asarray(x, np.float32))
+            while live:
+                a = live[turn[0] % len(live)]
+                turn[0] += 1
+                try:
+                    out = own[a].defended.predict(x)
+                    sent[0] += len(x)
+                    return out
+                except LockedOut:
+                    live.remove(a)
+            raise LockedOut("every account is locked out")
+
+        from art.estimators.classification import BlackBoxClassifier
+        from redline.defences import collect_events
+        clf = BlackBoxClassifier(predict, tuple(target.input_spec.shape), target.n_classes, clip_values=(0.0, 1.0))
+        with collect_events():
+            try:
+                adv = HopSkipJump(clf, max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
+            except LockedOut:
+                adv = None
+        if len(live) < accounts:
+            outcome["any_locked"] += 1
+        if not live:
+            outcome["all_locked"] += 1
+        outcome["queries"].append(sent[0])
+        if adv is not None and _succeeds(target, adv, x0, data.y_test[i], eps_l2):
+            outcome["success"] += 1
+        bare = HopSkipJump(art_blackbox(target), max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
+        outcome["bare_success"] += _succeeds(target, bare, x0, data.y_test[i], eps_l2)
+    return outcome
+
+
+def _succeeds(target, adv, x0, y, eps_l2) -> bool:
+    with target.ledger.evaluating():
+        label = int(target.predict_labels(np.asarray(adv, np.float32))[0])
+    return label != int(y) and float(np.linalg.norm((adv - x0).ravel())) <= eps_l2
+
+
+# -- report -------------------------------------------------------------------------------
+def median_text(values):
+    values = [v for v in values if v is not None]
+    return f"{np.median(values):.0f}" if values else "-"
+
+
+def bench(model, args):
+    from redline import zoo
+    from redline.defences import MemoryState
+    from redline.defences.query_detector import QueryDetector
+
+    target, data = zoo.load_target(model), zoo.load_data_for(model)
+    mnist = model.startswith("mnist")
+    detector = QueryDetector()
+    detector.check(target)
+    state = MemoryState()
+    print(f"\n== {model}: QueryDetector({', '.join(f'{k}={v}' for k, v in detector.get_params().items())})")
+
+    started = time.perf_counter()
+    calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib")
+    scores, flagged_clients, locked_clients, repeats = run_honest(
+        target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest")
+    print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
+          f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
+    flagged = int((scores >= detector.threshold).sum())  # the same decisions the clients' twins made
+    upper = _rule_of_three(flagged, len(scores))
+    print(f"honest traffic (pool role, held out from tuning): {args.clients} clients, {len(scores)} scored queries "
+          f"(+{repeats} exact repeats, not scored), max score {scores.max():.3f}")
+    print(f"  false positives per query: {flagged}/{len(scores)} = {flagged / len(scores):.4%} "
+          f"(95% upper bound {upper:.3%}); clients flagged: {flagged_clients}/{args.clients}; "
+          f"locked out: {locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
+
+    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full)
+    print(f"\n{'attack':24s} {'detected':>9s} {'median q. to lock-out':>22s} {'median q. to 1st flag':>22s} "
+          f"{'median q. sent':>15s} {'s':>5s}  rows sent by undetected sessions")
+    for name, (sessions, seconds) in rows.items():
+        detected = sum(s.locked_at is not None for s in sessions)
+        print(f"{name:24s} {detected:>4d}/{len(sessions):<4d} {median_text([s.locked_at for s in sessions]):>22s} "
+              f"{median_text([s.first_flag_at for s in sessions]):>22s} {median_text([s.sent for s in sessions]):>15s} "
+              f"{seconds:5.0f}  {[s.sent for s in sessions if s.locked_at is None] or ''}")
+
+    if args.adaptive_sessions:
+        eps = 2.0 if mnist else 1.5
+        for noise in args.adaptive_noise:
+            out = run_adaptive(target, data, detector, state, args.adaptive_sessions, args.accounts, noise, eps, mnist)
+            n = args.adaptive_sessions
+            print(f"adaptive HopSkipJump, noise +-{noise} per feature, {args.accounts} accounts: "
+                  f"an account locked out in {out['any_locked']}/{n} sessions, all in {out['all_locked']}/{n}; "
+                  f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model; "
+                  f"median rows sent {median_text(out['queries'])}")
+
+
+def _rule_of_three(k: int, n: int) -> float:
+    """A 95% upper bound on a rate seen k times in n (Clopper-Pearson; 3/n when k = 0)."""
+    if n == 0:
+        return float("nan")
+    from scipy.stats import beta
+    return float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mnist", action="store_true", help="also the zoo MNIST CNN")
+    p.add_argument("--full", action="store_true", help="more sessions and clients, and MNIST")
+    p.add_argument("--sessions", type=int, default=None, help="attack sessions per attack")
+    p.add_argument("--budget", type=int, default=1000, help="rows per attack session (redline checks, KnockoffNets)")
+    p.add_argument("--clients", type=int, default=None, help="honest clients")
+    p.add_argument("--queries", type=int, default=100, help="queries per honest client")
+    p.add_argument("--adaptive-sessions", type=int, default=None)
+    p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
+    p.add_argument("--accounts", type=int, default=4)
+    p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
+    args = p.parse_args()
+    args.sessions = args.sessions or (10 if args.full else 3)
+    args.clients = args.clients or (200 if args.full else 40)
+    args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
+    started = time.perf_counter()
+    for model in ["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else []):
+        bench(model, args)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
