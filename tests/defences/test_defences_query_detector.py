@@ -188,6 +188,13 @@ def test_bad_parameters_are_a_usage_error(params):
         detector(**params)
 
 
+def test_a_model_of_unknown_input_shape_is_refused():
+    target = digits_target()
+    target.input_spec = InputSpec(shape=(1,))  # what a guard assumes when no input: is stated
+    with pytest.raises(UsageError, match="input shape"):
+        QueryDetector().check(target)
+
+
 def test_a_detector_not_checked_against_a_target_says_so():
     with pytest.raises(UsageError, match="check"):
         QueryDetector().score(np.zeros((1, 64)))

@@ -94,6 +94,10 @@ class QueryDetector(Defence):
                              f"not {self.threshold!r}")
         lower, upper = target.input_spec.feature_bounds()
         width = len(lower)
+        if width < 2:
+            raise UsageError(f"query_detector: {target.spec} takes {width} feature per row; the detector compares "
+                             f"windows of features, so it needs the model's input shape and bounds "
+                             f"(a guard policy states them under input:)")
         window = self.window if self.window is not None else default_window(width)
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 1 <= window <= width:
             raise UsageError(f"query_detector: window must be a whole number from 1 to the {width} features "
