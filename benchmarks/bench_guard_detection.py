@@ -10,8 +10,10 @@ MemoryState), so sessions never see each other's history.
   Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
   for Square, which insists on a neural-network estimator, a torch module that forwards to it).
   Reported per attack: sessions locked out, median queries of the session up to the query
-  that locked it out (and to its first flagged query). A session counts every row it sent,
-  a redline check's own clean-accuracy rows included.
+  that locked it out (and to its first flagged query), and the rows each undetected session
+  sent (an attack that succeeds within a few queries ends before three flags). A session
+  counts every row it sent, a redline check's own clean-accuracy rows included. ART Square
+  runs at eps 0.3 (MNIST) or 0.25 (digits), and at 0.1.
 * Honest traffic: many clients replaying held-out inputs of the model's data (the ``pool``
   role: inputs the model never trained on, and that were not used to choose the detector's
   defaults, which were tuned on the ``test`` role), in batches of 1-16, with 10% exact repeats
@@ -38,7 +40,7 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 
-ART_ATTACKS = ("ART HopSkipJump", "ART Boundary", "ART Square", "ART KnockoffNets")
+ART_ATTACKS = ("ART HopSkipJump", "ART Boundary", "ART Square", "ART Square eps 0.1", "ART KnockoffNets")
 REDLINE_ATTACKS = ("redline FM01.decision", "redline FM01.square", "redline FM05.learning")
 
 
@@ -159,9 +161,10 @@ def attack_factory(name, data, x0, seed, budget, mnist):
         from art.attacks.evasion import BoundaryAttack
         return lambda t: BoundaryAttack(art_blackbox(t), targeted=False, max_iter=50, num_trial=10,
                                         sample_size=10, init_size=20, verbose=False).generate(x0)
-    if name == "ART Square":
+    if name.startswith("ART Square"):
         from art.attacks.evasion import SquareAttack
-        return lambda t: SquareAttack(art_forwarding_module(t), eps=0.3 if mnist else 0.25, max_iter=300,
+        eps = 0.1 if name.endswith("0.1") else 0.3 if mnist else 0.25
+        return lambda t: SquareAttack(art_forwarding_module(t), eps=eps, max_iter=300,
                                       nb_restarts=1, verbose=False).generate(x0)
     if name == "ART KnockoffNets":
         from art.attacks.extraction import KnockoffNets
@@ -270,7 +273,8 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
     from redline.defences import LockedOut
 
     rng = np.random.default_rng(7)
-    outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": []}
+    outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": [],
+               "l2": [], "bare_l2": []}
     labels = target.predict_labels(data.x_test.astype(np.float32))
     correct = np.flatnonzero(labels == data.y_test)
     for s in range(sessions):
@@ -312,17 +316,21 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
         if not live:
             outcome["all_locked"] += 1
         outcome["queries"].append(sent[0])
-        if adv is not None and _succeeds(target, adv, x0, data.y_test[i], eps_l2):
-            outcome["success"] += 1
+        found = np.inf if adv is None else _adversarial_l2(target, adv, x0, data.y_test[i])
         bare = HopSkipJump(art_blackbox(target), max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
-        outcome["bare_success"] += _succeeds(target, bare, x0, data.y_test[i], eps_l2)
+        bare_found = _adversarial_l2(target, bare, x0, data.y_test[i])
+        outcome["success"] += found <= eps_l2
+        outcome["bare_success"] += bare_found <= eps_l2
+        outcome["l2"].append(found)
+        outcome["bare_l2"].append(bare_found)
     return outcome
 
 
-def _succeeds(target, adv, x0, y, eps_l2) -> bool:
+def _adversarial_l2(target, adv, x0, y) -> float:
+    """L2 distance of ``adv`` from ``x0`` if the bare model misclassifies it, else infinity."""
     with target.ledger.evaluating():
         label = int(target.predict_labels(np.asarray(adv, np.float32))[0])
-    return label != int(y) and float(np.linalg.norm((adv - x0).ravel())) <= eps_l2
+    return float(np.linalg.norm((adv - x0).ravel())) if label != int(y) else np.inf
 
 
 # -- report -------------------------------------------------------------------------------
@@ -373,7 +381,8 @@ def bench(model, args):
             n = args.adaptive_sessions
             print(f"adaptive HopSkipJump, noise +-{noise} per feature, {args.accounts} accounts: "
                   f"an account locked out in {out['any_locked']}/{n} sessions, all in {out['all_locked']}/{n}; "
-                  f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model; "
+                  f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model "
+                  f"(median L2 {np.median(out['l2']):.2f} vs {np.median(out['bare_l2']):.2f}, inf = none found); "
                   f"median rows sent {median_text(out['queries'])}")
 
 
