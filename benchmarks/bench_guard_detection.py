@@ -28,7 +28,14 @@ MemoryState), so sessions never see each other's history.
   locked out, sessions with all locked out, and the attack's success rate (an input the bare
   model misclassifies within the L2 radius) next to the same attack on the bare model.
 
-    python benchmarks/bench_guard_detection.py [--mnist] [--full] [--sessions 3] [--clients 40]
+``--via-guard`` runs every session over loopback through the real guard: the zoo model
+served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
+one ``query_detector`` and a key per account; decisions are read back from the guard's
+audit log. The honest traffic's per-query scores (for the calibration figures and the
+per-query false-positive rate) are computed in process by the same detector code; flagged
+and locked-out clients are what the guard decided.
+
+    python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
 """
 from __future__ import annotations
 
@@ -65,13 +72,19 @@ def recorder_class():
 
 
 class Session:
-    """One account: the model behind this account's detector twin, and what happened."""
+    """One account: the model behind this account's detector twin (in process) or behind
+    the real guard with this account's key (``guard`` given), and what happened."""
 
-    def __init__(self, target, detector, state, client: str):
+    def __init__(self, target, detector, state, client: str, guard=None):
         from redline.defences import DefendedTarget
 
         self.recorder = recorder_class()()
-        self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+        self.guard = guard
+        if guard is None:
+            self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+        else:
+            self.client = guard.next_client()
+            self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
         self.events: list[dict] = []
 
     def run(self, attack) -> object:
@@ -83,7 +96,7 @@ class Session:
                 result = attack(self.defended)
             except TargetError:  # a refusal (lock-out) ends the attack
                 result = None
-        self.events = events
+        self.events = events if self.guard is None else self.guard.events_of(self.client, events)
         return result
 
     def _row_of(self, kind: str) -> int | None:
@@ -109,6 +122,152 @@ class Session:
 
     def flagged(self) -> int:
         return sum(e["event"] == "flagged" for e in self.events)
+
+
+# -- the real guard on loopback (--via-guard) ------------------------------------------------
+class ModelServer:
+    """The zoo model as an HTTP endpoint on 127.0.0.1 (redline's protocol), in a thread."""
+
+    def __init__(self, target):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                x = np.asarray(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"], np.float32)
+                with lock, target.ledger.evaluating():
+                    p = target.predict(x)
+                data = json.dumps({"probabilities": p.tolist()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GuardUnderTest:
+    """``redline guard`` (uvicorn in a thread) in front of a ModelServer, with ``accounts``
+    client keys and a policy of one ``query_detector`` with its defaults."""
+
+    def __init__(self, target, folder, accounts: int):
+        import secrets
+        import socket
+        import threading
+
+        import uvicorn
+        import yaml
+
+        from redline.guard.runtime import GuardOptions
+        from redline.guard.server import build, uvicorn_config
+
+        self.model = ModelServer(target)
+        self.keys = {f"acct{i}": secrets.token_hex(16) for i in range(accounts)}
+        self.free = list(self.keys)
+        (folder / "keys.txt").write_text("".join(f"{n}:{k}\n" for n, k in self.keys.items()))
+        spec = target.input_spec
+        policy = {"version": 1, "state": "memory", "limits": {"max_batch": 1024},
+                  "input": {"shape": list(spec.shape), "lower": float(spec.lower), "upper": float(spec.upper)},
+                  "defences": [{"query_detector": {}}]}
+        (folder / "guard.yaml").write_text(yaml.safe_dump(policy))
+        self.audit_path = folder / "audit.jsonl"
+        built = build(GuardOptions(policy_path=folder / "guard.yaml", keys_path=folder / "keys.txt",
+                                   upstream=self.model.url, reload_interval=0.0), audit_path=self.audit_path)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/predict"
+        self.server = uvicorn.Server(uvicorn_config(built.app, "127.0.0.1", port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the guard did not start within 20 s")
+            time.sleep(0.05)
+
+    def next_client(self) -> str:
+        if not self.free:
+            raise RuntimeError("more sessions than guard accounts: raise --accounts-pool")
+        return self.free.pop(0)
+
+    def connect(self, client: str, model):
+        return GuardClient(self.url, self.keys[client], model)
+
+    def events_of(self, client: str, local: list[dict]) -> list[dict]:
+        """The session's events: its own batch marks (client side), each followed by what the
+        guard's defences recorded for that request (the audit log, in the client's order)."""
+        import json
+
+        records = [r for r in map(json.loads, self.audit_path.read_text().splitlines()) if r.get("client") == client]
+        batches = [e for e in local if e["event"] == "batch"]
+        merged = []
+        for batch, record in zip(batches, records):
+            merged.append(batch)
+            merged.extend(record.get("events") or [])
+        return merged
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.model.close()
+
+
+def guard_client_class():
+    from redline.defences import LockedOut, RateLimited
+    from redline.errors import TargetError
+    from redline.targets.base import Target
+
+    class GuardClient(Target):
+        """One account's connection to the guard: redline's protocol with an API key, no
+        retries; a 403 is a LockedOut, a 429 a RateLimited, as in process."""
+
+        def __init__(self, url, key, model):
+            super().__init__()
+            self.url, self.key = url, key
+            self.spec = "guard:" + model.spec
+            self.input_spec, self.n_classes, self.capabilities = model.input_spec, model.n_classes, model.capabilities
+            self.max_batch = 1024
+
+        def _predict(self, x):
+            import json
+            import urllib.error
+            import urllib.request
+
+            body = json.dumps({"inputs": np.asarray(x, np.float64).tolist()}).encode()
+            request = urllib.request.Request(self.url, body, {"Content-Type": "application/json", "X-API-Key": self.key})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    return np.asarray(json.loads(answer.read())["probabilities"])
+            except urllib.error.HTTPError as exc:
+                reason = json.loads(exc.read() or b"{}").get("reason", "")
+                if exc.code == 403:
+                    raise LockedOut(f"guard: {reason}") from None
+                if exc.code == 429:
+                    raise RateLimited(f"guard: {reason}") from None
+                raise TargetError(f"guard answered HTTP {exc.code} ({reason})") from None
+
+    return GuardClient
+
+
+def GuardClient(url, key, model):  # noqa: N802 - builds the class on first use (imports redline lazily)
+    return guard_client_class()(url, key, model)
 
 
 # -- attacks ------------------------------------------------------------------------------
@@ -184,7 +343,7 @@ def attack_factory(name, data, x0, seed, budget, mnist):
     return lambda t: check(t, data, budget=budget, seed=seed)
 
 
-def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full):
+def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None):
     rng = np.random.default_rng(0)
     rows = {}
     for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
@@ -196,7 +355,7 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
         for s in range(sessions if "FM05" not in name or full else 1):
             i = int(rng.integers(len(data.x_test)))
             x0 = data.x_test[i:i + 1].astype(np.float32)
-            session = Session(target, detector, state, f"{name}#{s}")
+            session = Session(target, detector, state, f"{name}#{s}", guard)
             session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
@@ -241,12 +400,11 @@ def honest_streams(x, clients, per_client, seed):
     return streams
 
 
-def run_honest(target, detector, state, x, clients, per_client, seed, label):
+def run_honest(target, detector, state, x, clients, per_client, seed, label, guard=None, decide=True):
     from redline.defences import MemoryState
 
     scores, flagged_clients, locked_clients, repeats = [], 0, 0, 0
     for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
-        session = Session(target, detector, state, f"{label}-client{c}")
         client_scores = []
 
         def replay(t):
@@ -257,17 +415,19 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label):
         shadow = detector.for_client("shadow", MemoryState())
         for batch in batches:
             client_scores.extend(shadow.score(batch))
-        session.run(replay)
         s = np.asarray(client_scores)
         repeats += int(np.isnan(s).sum())
         scores.extend(s[~np.isnan(s)])
-        flagged_clients += session.flagged() > 0
-        locked_clients += session.locked_at is not None
+        if decide:  # the client's real traffic, through its own detector twin (or the guard)
+            session = Session(target, detector, state, f"{label}-client{c}", guard)
+            session.run(replay)
+            flagged_clients += session.flagged() > 0
+            locked_clients += session.locked_at is not None
     return np.asarray(scores), flagged_clients, locked_clients, repeats
 
 
 # -- adaptive attacker ----------------------------------------------------------------------
-def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l2, mnist):
+def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l2, mnist, guard=None):
     from art.attacks.evasion import HopSkipJump
 
     from redline.defences import LockedOut
@@ -280,7 +440,7 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
     for s in range(sessions):
         i = int(correct[rng.integers(len(correct))])
         x0 = data.x_test[i:i + 1].astype(np.float32)
-        own = [Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}") for a in range(accounts)]
+        own = [Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}", guard) for a in range(accounts)]
         live = list(range(accounts))
         turn = [0]
         sent = [0]
@@ -351,10 +511,28 @@ def bench(model, args):
     state = MemoryState()
     print(f"\n== {model}: QueryDetector({', '.join(f'{k}={v}' for k, v in detector.get_params().items())})")
 
+    guard = None
+    if args.via_guard:
+        import tempfile
+        from pathlib import Path
+
+        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool)
+        print(f"via the guard: {guard.url} (policy: query_detector with its defaults, state: memory) "
+              f"in front of {guard.model.url}")
+    try:
+        _bench_traffic(target, data, detector, state, mnist, args, guard)
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _bench_traffic(target, data, detector, state, mnist, args, guard):
     started = time.perf_counter()
-    calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib")
+    # the calibration set only needs scores: it never goes through the guard
+    calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib",
+                                  decide=False)
     scores, flagged_clients, locked_clients, repeats = run_honest(
-        target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest")
+        target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest", guard)
     print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
           f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
     flagged = int((scores >= detector.threshold).sum())  # the same decisions the clients' twins made
@@ -365,7 +543,7 @@ def bench(model, args):
           f"(95% upper bound {upper:.3%}); clients flagged: {flagged_clients}/{args.clients}; "
           f"locked out: {locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
 
-    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full)
+    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full, guard)
     print(f"\n{'attack':24s} {'detected':>9s} {'median q. to lock-out':>22s} {'median q. to 1st flag':>22s} "
           f"{'median q. sent':>15s} {'s':>5s}  rows sent by undetected sessions")
     for name, (sessions, seconds) in rows.items():
@@ -377,7 +555,7 @@ def bench(model, args):
     if args.adaptive_sessions:
         eps = 2.0 if mnist else 1.5
         for noise in args.adaptive_noise:
-            out = run_adaptive(target, data, detector, state, args.adaptive_sessions, args.accounts, noise, eps, mnist)
+            out = run_adaptive(target, data, detector, state, args.adaptive_sessions, args.accounts, noise, eps, mnist, guard)
             n = args.adaptive_sessions
             print(f"adaptive HopSkipJump, noise +-{noise} per feature, {args.accounts} accounts: "
                   f"an account locked out in {out['any_locked']}/{n} sessions, all in {out['all_locked']}/{n}; "
@@ -405,6 +583,9 @@ def main():
     p.add_argument("--adaptive-sessions", type=int, default=None)
     p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
     p.add_argument("--accounts", type=int, default=4)
+    p.add_argument("--via-guard", action="store_true",
+                   help="send every session over loopback through the real guard (redline guard) instead of in process")
+    p.add_argument("--accounts-pool", type=int, default=400, help="client keys the guard is started with (--via-guard)")
     p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
     args = p.parse_args()
     args.sessions = args.sessions or (10 if args.full else 3)

@@ -198,3 +198,24 @@ def test_a_model_of_unknown_input_shape_is_refused():
 def test_a_detector_not_checked_against_a_target_says_so():
     with pytest.raises(UsageError, match="check"):
         QueryDetector().score(np.zeros((1, 64)))
+
+
+def test_two_guard_workers_share_history_and_lock_out_through_sqlite(digits, tmp_path):
+    from redline.guard.state_sqlite import SQLiteState
+
+    path = tmp_path / "state.db"
+    worker_a, worker_b = SQLiteState(str(path)), SQLiteState(str(path))
+    try:
+        probes = hopskipjump_like(digits[9], digits[90], np.random.default_rng(7))
+        first = detector(lockout_after=3).for_client("frank", worker_a)
+        first.score(probes[:40])
+        second = detector(lockout_after=3).for_client("frank", worker_b)
+        assert np.mean(second.score(probes[40:]) >= 0.25) > 0.8  # worker b sees what a recorded
+        with pytest.raises(LockedOut):
+            for row in probes[10:]:
+                second.transform_input(np.clip(row[None] + 0.004, 0, 1))
+        with pytest.raises(LockedOut):  # and worker a sees the lock-out b set
+            first.transform_input(digits[1200:1201])
+    finally:
+        worker_a.close()
+        worker_b.close()
