@@ -345,6 +345,8 @@ def attack_factory(name, data, x0, seed, budget, mnist):
 
 def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None):
     rng = np.random.default_rng(0)
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
     rows = {}
     for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
         if only and not any(o.lower() in name.lower() for o in only):
@@ -353,13 +355,21 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
         results = []
         # model stealing trains a copy per session: the slowest, so the default run does one
         for s in range(sessions if "FM05" not in name or full else 1):
-            i = int(rng.integers(len(data.x_test)))
+            i = int(correct[rng.integers(len(correct))])  # an input the model gets right
             x0 = data.x_test[i:i + 1].astype(np.float32)
+            _seed_globals(1000 * s + len(name))  # ART and torch draw from the global generators
             session = Session(target, detector, state, f"{name}#{s}", guard)
             session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
     return rows
+
+
+def _seed_globals(seed: int) -> None:
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 # -- honest traffic ---------------------------------------------------------------------
@@ -435,11 +445,12 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
     rng = np.random.default_rng(7)
     outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": [],
                "l2": [], "bare_l2": []}
-    labels = target.predict_labels(data.x_test.astype(np.float32))
-    correct = np.flatnonzero(labels == data.y_test)
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
     for s in range(sessions):
         i = int(correct[rng.integers(len(correct))])
         x0 = data.x_test[i:i + 1].astype(np.float32)
+        _seed_globals(s)
         own = [Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}", guard) for a in range(accounts)]
         live = list(range(accounts))
         turn = [0]
@@ -477,6 +488,7 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
             outcome["all_locked"] += 1
         outcome["queries"].append(sent[0])
         found = np.inf if adv is None else _adversarial_l2(target, adv, x0, data.y_test[i])
+        _seed_globals(s)
         bare = HopSkipJump(art_blackbox(target), max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
         bare_found = _adversarial_l2(target, bare, x0, data.y_test[i])
         outcome["success"] += found <= eps_l2
