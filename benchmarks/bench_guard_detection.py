@@ -587,6 +587,7 @@ def _rule_of_three(k: int, n: int) -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mnist", action="store_true", help="also the zoo MNIST CNN")
+    p.add_argument("--models", help="comma-separated zoo models instead (e.g. mnist_cnn)")
     p.add_argument("--full", action="store_true", help="more sessions and clients, and MNIST")
     p.add_argument("--sessions", type=int, default=None, help="attack sessions per attack")
     p.add_argument("--budget", type=int, default=1000, help="rows per attack session (redline checks, KnockoffNets)")
@@ -604,7 +605,8 @@ def main():
     args.clients = args.clients or (200 if args.full else 40)
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
     started = time.perf_counter()
-    for model in ["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else []):
+    models = ["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else [])
+    for model in args.models.split(",") if args.models else models:
         bench(model, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
