@@ -166,7 +166,7 @@ class GuardUnderTest:
     """``redline guard`` (uvicorn in a thread) in front of a ModelServer, with ``accounts``
     client keys and a policy of one ``query_detector`` with its defaults."""
 
-    def __init__(self, target, folder, accounts: int):
+    def __init__(self, target, folder, accounts: int, detector_params: dict):
         import secrets
         import socket
         import threading
@@ -184,7 +184,7 @@ class GuardUnderTest:
         spec = target.input_spec
         policy = {"version": 1, "state": "memory", "limits": {"max_batch": 1024},
                   "input": {"shape": list(spec.shape), "lower": float(spec.lower), "upper": float(spec.upper)},
-                  "defences": [{"query_detector": {}}]}
+                  "defences": [{"query_detector": dict(detector_params)}]}
         (folder / "guard.yaml").write_text(yaml.safe_dump(policy))
         self.audit_path = folder / "audit.jsonl"
         built = build(GuardOptions(policy_path=folder / "guard.yaml", keys_path=folder / "keys.txt",
@@ -208,7 +208,7 @@ class GuardUnderTest:
         return self.free.pop(0)
 
     def connect(self, client: str, model):
-        return GuardClient(self.url, self.keys[client], model)
+        return guard_client_class()(self.url, self.keys[client], model)
 
     def events_of(self, client: str, local: list[dict]) -> list[dict]:
         """The session's events: its own batch marks (client side), each followed by what the
@@ -266,8 +266,6 @@ def guard_client_class():
     return GuardClient
 
 
-def GuardClient(url, key, model):  # noqa: N802 - builds the class on first use (imports redline lazily)
-    return guard_client_class()(url, key, model)
 
 
 # -- attacks ------------------------------------------------------------------------------
@@ -417,7 +415,7 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
     for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
         client_scores = []
 
-        def replay(t):
+        def replay(t, batches=batches):
             for batch in batches:
                 t.predict(batch)
 
@@ -439,8 +437,9 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
 # -- adaptive attacker ----------------------------------------------------------------------
 def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l2, mnist, guard=None):
     from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
 
-    from redline.defences import LockedOut
+    from redline.defences import LockedOut, collect_events
 
     rng = np.random.default_rng(7)
     outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": [],
@@ -451,42 +450,20 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
         i = int(correct[rng.integers(len(correct))])
         x0 = data.x_test[i:i + 1].astype(np.float32)
         _seed_globals(s)
-        own = [Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}", guard) for a in range(accounts)]
-        live = list(range(accounts))
-        turn = [0]
-        sent = [0]
-        noise_rng = np.random.default_rng(100 + s)
-
-        def transform(x):
-            shift = noise_rng.uniform(-noise, noise, size=(len(x),) + (1,) * (x.ndim - 1))
-            return np.clip(x + noise_rng.uniform(-noise, noise, x.shape) + shift, 0, 1).astype(np.float32)
-
-        def predict(x):
-            x = transform(np.asarray(x, np.float32))
-            while live:
-                a = live[turn[0] % len(live)]
-                turn[0] += 1
-                try:
-                    out = own[a].defended.predict(x)
-                    sent[0] += len(x)
-                    return out
-                except LockedOut:
-                    live.remove(a)
-            raise LockedOut("every account is locked out")
-
-        from art.estimators.classification import BlackBoxClassifier
-        from redline.defences import collect_events
-        clf = BlackBoxClassifier(predict, tuple(target.input_spec.shape), target.n_classes, clip_values=(0.0, 1.0))
+        attacker = NoisyAccounts([Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}", guard)
+                                  for a in range(accounts)], noise, np.random.default_rng(100 + s))
+        clf = BlackBoxClassifier(attacker.predict, tuple(target.input_spec.shape), target.n_classes,
+                                 clip_values=(0.0, 1.0))
         with collect_events():
             try:
                 adv = HopSkipJump(clf, max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
             except LockedOut:
                 adv = None
-        if len(live) < accounts:
+        if len(attacker.live) < accounts:
             outcome["any_locked"] += 1
-        if not live:
+        if not attacker.live:
             outcome["all_locked"] += 1
-        outcome["queries"].append(sent[0])
+        outcome["queries"].append(attacker.sent)
         found = np.inf if adv is None else _adversarial_l2(target, adv, x0, data.y_test[i])
         _seed_globals(s)
         bare = HopSkipJump(art_blackbox(target), max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
@@ -496,6 +473,36 @@ def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l
         outcome["l2"].append(found)
         outcome["bare_l2"].append(bare_found)
     return outcome
+
+
+class NoisyAccounts:
+    """The adaptive attacker's query channel: each batch gets uniform noise of +-``noise`` per
+    feature and a random brightness shift, then goes to the next of its accounts in turn;
+    an account that is locked out is dropped."""
+
+    def __init__(self, sessions, noise, rng):
+        self.sessions, self.noise, self.rng = sessions, noise, rng
+        self.live = list(range(len(sessions)))
+        self.turn = self.sent = 0
+
+    def transform(self, x):
+        shift = self.rng.uniform(-self.noise, self.noise, size=(len(x),) + (1,) * (x.ndim - 1))
+        return np.clip(x + self.rng.uniform(-self.noise, self.noise, x.shape) + shift, 0, 1).astype(np.float32)
+
+    def predict(self, x):
+        from redline.defences import LockedOut
+
+        x = self.transform(np.asarray(x, np.float32))
+        while self.live:
+            account = self.live[self.turn % len(self.live)]
+            self.turn += 1
+            try:
+                out = self.sessions[account].defended.predict(x)
+                self.sent += len(x)
+                return out
+            except LockedOut:
+                self.live.remove(account)
+        raise LockedOut("every account is locked out")
 
 
 def _adversarial_l2(target, adv, x0, y) -> float:
@@ -518,7 +525,7 @@ def bench(model, args):
 
     target, data = zoo.load_target(model), zoo.load_data_for(model)
     mnist = model.startswith("mnist")
-    detector = QueryDetector()
+    detector = QueryDetector(**args.detector)
     detector.check(target)
     state = MemoryState()
     print(f"\n== {model}: QueryDetector({', '.join(f'{k}={v}' for k, v in detector.get_params().items())})")
@@ -528,8 +535,8 @@ def bench(model, args):
         import tempfile
         from pathlib import Path
 
-        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool)
-        print(f"via the guard: {guard.url} (policy: query_detector with its defaults, state: memory) "
+        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool, args.detector)
+        print(f"via the guard: {guard.url} (policy: query_detector {args.detector or 'with its defaults'}, state: memory) "
               f"in front of {guard.model.url}")
     try:
         _bench_traffic(target, data, detector, state, mnist, args, guard)
@@ -584,6 +591,12 @@ def _rule_of_three(k: int, n: int) -> float:
     return float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0
 
 
+def yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mnist", action="store_true", help="also the zoo MNIST CNN")
@@ -596,11 +609,14 @@ def main():
     p.add_argument("--adaptive-sessions", type=int, default=None)
     p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
     p.add_argument("--accounts", type=int, default=4)
+    p.add_argument("--set", dest="detector", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a QueryDetector parameter other than its default (repeatable), e.g. --set window=10")
     p.add_argument("--via-guard", action="store_true",
                    help="send every session over loopback through the real guard (redline guard) instead of in process")
     p.add_argument("--accounts-pool", type=int, default=400, help="client keys the guard is started with (--via-guard)")
     p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
     args = p.parse_args()
+    args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
     args.sessions = args.sessions or (10 if args.full else 3)
     args.clients = args.clients or (200 if args.full else 40)
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
