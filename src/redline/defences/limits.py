@@ -58,7 +58,7 @@ class RateLimit(Defence):
         if all(value is None for value in given.values()):
             raise UsageError("rate_limit: give at least one of " + ", ".join(_LIMITS))
 
-    def for_client(self, client: str, state: StateStore) -> "RateLimit":
+    def for_client(self, client: str, state: StateStore) -> RateLimit:
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin._client, twin._state = str(client), state

@@ -104,7 +104,7 @@ class QueryDetector(Defence):
                              f"of {target.spec}, not {window!r}")
         self._hasher = _WindowHasher(lower, upper, int(self.levels), int(window), int(self.hashes), int(self.band))
 
-    def for_client(self, client: str, state: StateStore) -> "QueryDetector":
+    def for_client(self, client: str, state: StateStore) -> QueryDetector:
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)  # parameters, hasher and the shared counters
         twin._client, twin._state = str(client), state
