@@ -1,0 +1,631 @@
+"""Stateful query-attack detection (redline.defences.query_detector) on attack and honest traffic.
+
+One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
+behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out after 3
+flagged queries). Every session is one account (a ``for_client`` twin on one shared
+MemoryState), so sessions never see each other's history.
+
+* Attack sessions, each on other inputs: redline's FM01.decision (HopSkipJump-style, labels),
+  FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
+  Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
+  for Square, which insists on a neural-network estimator, a torch module that forwards to it).
+  Reported per attack: sessions locked out, median queries of the session up to the query
+  that locked it out (and to its first flagged query), and the rows each undetected session
+  sent (an attack that succeeds within a few queries ends before three flags). A session
+  counts every row it sent, a redline check's own clean-accuracy rows included. ART Square
+  runs at eps 0.3 (MNIST) or 0.25 (digits), and at 0.1.
+* Honest traffic: many clients replaying held-out inputs of the model's data (the ``pool``
+  role: inputs the model never trained on, and that were not used to choose the detector's
+  defaults, which were tuned on the ``test`` role), in batches of 1-16, with 10% exact repeats
+  (retries) and 30% of inputs under a common corruption (Gaussian noise, blur, brightness).
+  Reported: flagged share of the scored queries (repeats are not scored), clients with any
+  flag, clients locked out. The same traffic built from the ``test`` role is the calibration
+  set: its largest score and 99.9th percentile are printed next to the threshold.
+* Adaptive attacker: ART's HopSkipJump whose every query is randomly transformed (uniform
+  noise of ``--adaptive-noise`` per feature and a random brightness shift) to move it off
+  the detector's quantisation grid, its queries split round robin over ``--accounts``
+  accounts (a locked account is dropped). Reported: sessions with at least one account
+  locked out, sessions with all locked out, and the attack's success rate (an input the bare
+  model misclassifies within the L2 radius) next to the same attack on the bare model.
+
+``--via-guard`` runs every session over loopback through the real guard: the zoo model
+served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
+one ``query_detector`` and a key per account; decisions are read back from the guard's
+audit log. The honest traffic's per-query scores (for the calibration figures and the
+per-query false-positive rate) are computed in process by the same detector code; flagged
+and locked-out clients are what the guard decided.
+
+    python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+ART_ATTACKS = ("ART HopSkipJump", "ART Boundary", "ART Square", "ART Square eps 0.1", "ART KnockoffNets")
+REDLINE_ATTACKS = ("redline FM01.decision", "redline FM01.square", "redline FM05.learning")
+
+
+# -- one account's session -------------------------------------------------------------
+def recorder_class():
+    from redline.defences import Defence, emit
+
+    class BatchRecorder(Defence):
+        """Faces the client: notes where each batch starts in the session's stream of rows."""
+
+        name = "recorder"
+
+        def __init__(self):
+            self.sent = 0
+
+        def transform_input(self, x):
+            emit("recorder", "batch", start=self.sent)
+            self.sent += len(x)
+            return x
+
+    return BatchRecorder
+
+
+class Session:
+    """One account: the model behind this account's detector twin (in process) or behind
+    the real guard with this account's key (``guard`` given), and what happened."""
+
+    def __init__(self, target, detector, state, client: str, guard=None):
+        from redline.defences import DefendedTarget
+
+        self.recorder = recorder_class()()
+        self.guard = guard
+        if guard is None:
+            self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+        else:
+            self.client = guard.next_client()
+            self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
+        self.events: list[dict] = []
+
+    def run(self, attack) -> object:
+        from redline.defences import collect_events
+        from redline.errors import TargetError
+
+        with collect_events() as events:
+            try:
+                result = attack(self.defended)
+            except TargetError:  # a refusal (lock-out) ends the attack
+                result = None
+        self.events = events if self.guard is None else self.guard.events_of(self.client, events)
+        return result
+
+    def _row_of(self, kind: str) -> int | None:
+        start = 0
+        for event in self.events:
+            if event["event"] == "batch":
+                start = event["start"]
+            elif event["event"] == kind:
+                return start + event["row"] + 1
+        return None
+
+    @property
+    def locked_at(self) -> int | None:
+        return self._row_of("locked_out")
+
+    @property
+    def first_flag_at(self) -> int | None:
+        return self._row_of("flagged")
+
+    @property
+    def sent(self) -> int:
+        return self.recorder.sent
+
+    def flagged(self) -> int:
+        return sum(e["event"] == "flagged" for e in self.events)
+
+
+# -- the real guard on loopback (--via-guard) ------------------------------------------------
+class ModelServer:
+    """The zoo model as an HTTP endpoint on 127.0.0.1 (redline's protocol), in a thread."""
+
+    def __init__(self, target):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                x = np.asarray(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"], np.float32)
+                with lock, target.ledger.evaluating():
+                    p = target.predict(x)
+                data = json.dumps({"probabilities": p.tolist()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GuardUnderTest:
+    """``redline guard`` (uvicorn in a thread) in front of a ModelServer, with ``accounts``
+    client keys and a policy of one ``query_detector`` with its defaults."""
+
+    def __init__(self, target, folder, accounts: int, detector_params: dict):
+        import secrets
+        import socket
+        import threading
+
+        import uvicorn
+        import yaml
+
+        from redline.guard.runtime import GuardOptions
+        from redline.guard.server import build, uvicorn_config
+
+        self.model = ModelServer(target)
+        self.keys = {f"acct{i}": secrets.token_hex(16) for i in range(accounts)}
+        self.free = list(self.keys)
+        (folder / "keys.txt").write_text("".join(f"{n}:{k}\n" for n, k in self.keys.items()))
+        spec = target.input_spec
+        policy = {"version": 1, "state": "memory", "limits": {"max_batch": 1024},
+                  "input": {"shape": list(spec.shape), "lower": float(spec.lower), "upper": float(spec.upper)},
+                  "defences": [{"query_detector": dict(detector_params)}]}
+        (folder / "guard.yaml").write_text(yaml.safe_dump(policy))
+        self.audit_path = folder / "audit.jsonl"
+        built = build(GuardOptions(policy_path=folder / "guard.yaml", keys_path=folder / "keys.txt",
+                                   upstream=self.model.url, reload_interval=0.0), audit_path=self.audit_path)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/predict"
+        self.server = uvicorn.Server(uvicorn_config(built.app, "127.0.0.1", port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the guard did not start within 20 s")
+            time.sleep(0.05)
+
+    def next_client(self) -> str:
+        if not self.free:
+            raise RuntimeError("more sessions than guard accounts: raise --accounts-pool")
+        return self.free.pop(0)
+
+    def connect(self, client: str, model):
+        return guard_client_class()(self.url, self.keys[client], model)
+
+    def events_of(self, client: str, local: list[dict]) -> list[dict]:
+        """The session's events: its own batch marks (client side), each followed by what the
+        guard's defences recorded for that request (the audit log, in the client's order)."""
+        import json
+
+        records = [r for r in map(json.loads, self.audit_path.read_text().splitlines()) if r.get("client") == client]
+        batches = [e for e in local if e["event"] == "batch"]
+        merged = []
+        for batch, record in zip(batches, records):
+            merged.append(batch)
+            merged.extend(record.get("events") or [])
+        return merged
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.model.close()
+
+
+def guard_client_class():
+    from redline.defences import LockedOut, RateLimited
+    from redline.errors import TargetError
+    from redline.targets.base import Target
+
+    class GuardClient(Target):
+        """One account's connection to the guard: redline's protocol with an API key, no
+        retries; a 403 is a LockedOut, a 429 a RateLimited, as in process."""
+
+        def __init__(self, url, key, model):
+            super().__init__()
+            self.url, self.key = url, key
+            self.spec = "guard:" + model.spec
+            self.input_spec, self.n_classes, self.capabilities = model.input_spec, model.n_classes, model.capabilities
+            self.max_batch = 1024
+
+        def _predict(self, x):
+            import json
+            import urllib.error
+            import urllib.request
+
+            body = json.dumps({"inputs": np.asarray(x, np.float64).tolist()}).encode()
+            request = urllib.request.Request(self.url, body, {"Content-Type": "application/json", "X-API-Key": self.key})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    return np.asarray(json.loads(answer.read())["probabilities"])
+            except urllib.error.HTTPError as exc:
+                reason = json.loads(exc.read() or b"{}").get("reason", "")
+                if exc.code == 403:
+                    raise LockedOut(f"guard: {reason}") from None
+                if exc.code == 429:
+                    raise RateLimited(f"guard: {reason}") from None
+                raise TargetError(f"guard answered HTTP {exc.code} ({reason})") from None
+
+    return GuardClient
+
+
+
+
+# -- attacks ------------------------------------------------------------------------------
+def art_blackbox(defended, clip=(0.0, 1.0), transform=None):
+    from art.estimators.classification import BlackBoxClassifier
+
+    def predict(x):
+        x = np.asarray(x, np.float32)
+        return defended.predict(transform(x) if transform else x)
+
+    return BlackBoxClassifier(predict, tuple(defended.input_spec.shape), defended.n_classes, clip_values=clip)
+
+
+def art_forwarding_module(defended):
+    """ART's Square attack takes a neural-network estimator only: a torch module whose forward
+    asks the defended model (no gradients are ever taken)."""
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    class Forward(torch.nn.Module):
+        def forward(self, t):
+            p = defended.predict(t.detach().cpu().numpy().astype(np.float32))
+            return torch.log(torch.as_tensor(p, dtype=torch.float32).clamp_min(1e-12))
+
+    return PyTorchClassifier(Forward(), loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(defended.input_spec.shape),
+                             nb_classes=defended.n_classes, clip_values=(0.0, 1.0))
+
+
+def thief_classifier(shape, n_classes, seed):
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    torch.manual_seed(seed)
+    d = int(np.prod(shape))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 64), torch.nn.ReLU(), torch.nn.Linear(64, n_classes))
+    return PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(net.parameters(), 1e-2),
+                             input_shape=tuple(shape), nb_classes=n_classes, clip_values=(0.0, 1.0))
+
+
+def attack_factory(name, data, x0, seed, budget, mnist):
+    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis)."""
+    from redline.checks import all_checks
+
+    checks = all_checks()
+    if name == "ART HopSkipJump":
+        from art.attacks.evasion import HopSkipJump
+        return lambda t: HopSkipJump(art_blackbox(t), max_iter=10, max_eval=200, init_eval=20,
+                                     verbose=False).generate(x0)
+    if name == "ART Boundary":
+        from art.attacks.evasion import BoundaryAttack
+        return lambda t: BoundaryAttack(art_blackbox(t), targeted=False, max_iter=50, num_trial=10,
+                                        sample_size=10, init_size=20, verbose=False).generate(x0)
+    if name.startswith("ART Square"):
+        from art.attacks.evasion import SquareAttack
+        eps = 0.1 if name.endswith("0.1") else 0.3 if mnist else 0.25
+        return lambda t: SquareAttack(art_forwarding_module(t), eps=eps, max_iter=300,
+                                      nb_restarts=1, verbose=False).generate(x0)
+    if name == "ART KnockoffNets":
+        from art.attacks.extraction import KnockoffNets
+        rng = np.random.default_rng(seed)
+        pool = data.x_pool[rng.permutation(len(data.x_pool))[:budget]].astype(np.float32)
+
+        def knockoff(t):
+            thief = thief_classifier(t.input_spec.shape, t.n_classes, seed)
+            return KnockoffNets(art_blackbox(t), batch_size_fit=64, batch_size_query=64, nb_epochs=5,
+                                nb_stolen=len(pool), sampling_strategy="random", verbose=False,
+                                use_probability=True).extract(pool, thieved_classifier=thief)
+        return knockoff
+    check_id = name.split()[-1]
+    params = {"FM01.decision": {"n_inputs": 4}, "FM01.square": {"n_inputs": 4},
+              "FM05.learning": {"rounds": 2, "epochs": 2, "final_epochs": 3, "n_uniform": 100}}[check_id]
+    check = checks[check_id](**params)
+    return lambda t: check(t, data, budget=budget, seed=seed)
+
+
+def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None):
+    rng = np.random.default_rng(0)
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
+    rows = {}
+    for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        started = time.perf_counter()
+        results = []
+        # model stealing trains a copy per session: the slowest, so the default run does one
+        for s in range(sessions if "FM05" not in name or full else 1):
+            i = int(correct[rng.integers(len(correct))])  # an input the model gets right
+            x0 = data.x_test[i:i + 1].astype(np.float32)
+            _seed_globals(1000 * s + len(name))  # ART and torch draw from the global generators
+            session = Session(target, detector, state, f"{name}#{s}", guard)
+            session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
+            results.append(session)
+        rows[name] = (results, time.perf_counter() - started)
+    return rows
+
+
+def _seed_globals(seed: int) -> None:
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- honest traffic ---------------------------------------------------------------------
+def corrupt(x, rng):
+    """One common corruption of image rows x (n, c, h, w) in [0, 1]: noise, blur or brightness."""
+    kind = rng.integers(3)
+    if kind == 0:
+        return np.clip(x + rng.normal(0, rng.uniform(0.02, 0.08), x.shape), 0, 1)
+    if kind == 1:
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        h, w = x.shape[-2:]
+        box = sum(padded[..., i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+        return np.clip(0.5 * x + 0.5 * box, 0, 1)
+    return np.clip(x + rng.uniform(-0.2, 0.2), 0, 1)
+
+
+def honest_streams(x, clients, per_client, seed):
+    """Per client: its own inputs (no input twice unless as an exact repeat), some corrupted,
+    10% exact repeats of what it sent before, cut into batches of 1-16 rows."""
+    rng = np.random.default_rng(seed)
+    streams = []
+    for _ in range(clients):
+        fresh = int(per_client * 0.9)
+        picked = x[rng.permutation(len(x))[:fresh]].astype(np.float64)
+        hit = rng.random(fresh) < 0.3
+        for i in np.flatnonzero(hit):
+            picked[i:i + 1] = corrupt(picked[i:i + 1], rng)
+        stream = list(picked.astype(np.float32))
+        for _ in range(per_client - fresh):  # retries of earlier queries, at random places
+            at = int(rng.integers(1, len(stream) + 1))
+            stream.insert(at, stream[int(rng.integers(at))].copy())
+        batches, i = [], 0
+        while i < len(stream):
+            n = int(rng.integers(1, 17))
+            batches.append(np.stack(stream[i:i + n]))
+            i += n
+        streams.append(batches)
+    return streams
+
+
+def run_honest(target, detector, state, x, clients, per_client, seed, label, guard=None, decide=True):
+    from redline.defences import MemoryState
+
+    scores, flagged_clients, locked_clients, repeats = [], 0, 0, 0
+    for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
+        client_scores = []
+
+        def replay(t, batches=batches):
+            for batch in batches:
+                t.predict(batch)
+
+        # every query's score, from a twin that keeps the same history in a store of its own
+        shadow = detector.for_client("shadow", MemoryState())
+        for batch in batches:
+            client_scores.extend(shadow.score(batch))
+        s = np.asarray(client_scores)
+        repeats += int(np.isnan(s).sum())
+        scores.extend(s[~np.isnan(s)])
+        if decide:  # the client's real traffic, through its own detector twin (or the guard)
+            session = Session(target, detector, state, f"{label}-client{c}", guard)
+            session.run(replay)
+            flagged_clients += session.flagged() > 0
+            locked_clients += session.locked_at is not None
+    return np.asarray(scores), flagged_clients, locked_clients, repeats
+
+
+# -- adaptive attacker ----------------------------------------------------------------------
+def run_adaptive(target, data, detector, state, sessions, accounts, noise, eps_l2, mnist, guard=None):
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import BlackBoxClassifier
+
+    from redline.defences import LockedOut, collect_events
+
+    rng = np.random.default_rng(7)
+    outcome = {"any_locked": 0, "all_locked": 0, "success": 0, "bare_success": 0, "queries": [],
+               "l2": [], "bare_l2": []}
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
+    for s in range(sessions):
+        i = int(correct[rng.integers(len(correct))])
+        x0 = data.x_test[i:i + 1].astype(np.float32)
+        _seed_globals(s)
+        attacker = NoisyAccounts([Session(target, detector, state, f"adaptive{noise}-{s}-acct{a}", guard)
+                                  for a in range(accounts)], noise, np.random.default_rng(100 + s))
+        clf = BlackBoxClassifier(attacker.predict, tuple(target.input_spec.shape), target.n_classes,
+                                 clip_values=(0.0, 1.0))
+        with collect_events():
+            try:
+                adv = HopSkipJump(clf, max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
+            except LockedOut:
+                adv = None
+        if len(attacker.live) < accounts:
+            outcome["any_locked"] += 1
+        if not attacker.live:
+            outcome["all_locked"] += 1
+        outcome["queries"].append(attacker.sent)
+        found = np.inf if adv is None else _adversarial_l2(target, adv, x0, data.y_test[i])
+        _seed_globals(s)
+        bare = HopSkipJump(art_blackbox(target), max_iter=10, max_eval=200, init_eval=20, verbose=False).generate(x0)
+        bare_found = _adversarial_l2(target, bare, x0, data.y_test[i])
+        outcome["success"] += found <= eps_l2
+        outcome["bare_success"] += bare_found <= eps_l2
+        outcome["l2"].append(found)
+        outcome["bare_l2"].append(bare_found)
+    return outcome
+
+
+class NoisyAccounts:
+    """The adaptive attacker's query channel: each batch gets uniform noise of +-``noise`` per
+    feature and a random brightness shift, then goes to the next of its accounts in turn;
+    an account that is locked out is dropped."""
+
+    def __init__(self, sessions, noise, rng):
+        self.sessions, self.noise, self.rng = sessions, noise, rng
+        self.live = list(range(len(sessions)))
+        self.turn = self.sent = 0
+
+    def transform(self, x):
+        shift = self.rng.uniform(-self.noise, self.noise, size=(len(x),) + (1,) * (x.ndim - 1))
+        return np.clip(x + self.rng.uniform(-self.noise, self.noise, x.shape) + shift, 0, 1).astype(np.float32)
+
+    def predict(self, x):
+        from redline.defences import LockedOut
+
+        x = self.transform(np.asarray(x, np.float32))
+        while self.live:
+            account = self.live[self.turn % len(self.live)]
+            self.turn += 1
+            try:
+                out = self.sessions[account].defended.predict(x)
+                self.sent += len(x)
+                return out
+            except LockedOut:
+                self.live.remove(account)
+        raise LockedOut("every account is locked out")
+
+
+def _adversarial_l2(target, adv, x0, y) -> float:
+    """L2 distance of ``adv`` from ``x0`` if the bare model misclassifies it, else infinity."""
+    with target.ledger.evaluating():
+        label = int(target.predict_labels(np.asarray(adv, np.float32))[0])
+    return float(np.linalg.norm((adv - x0).ravel())) if label != int(y) else np.inf
+
+
+# -- report -------------------------------------------------------------------------------
+def median_text(values):
+    values = [v for v in values if v is not None]
+    return f"{np.median(values):.0f}" if values else "-"
+
+
+def bench(model, args):
+    from redline import zoo
+    from redline.defences import MemoryState
+    from redline.defences.query_detector import QueryDetector
+
+    target, data = zoo.load_target(model), zoo.load_data_for(model)
+    mnist = model.startswith("mnist")
+    detector = QueryDetector(**args.detector)
+    detector.check(target)
+    state = MemoryState()
+    print(f"\n== {model}: QueryDetector({', '.join(f'{k}={v}' for k, v in detector.get_params().items())})")
+
+    guard = None
+    if args.via_guard:
+        import tempfile
+        from pathlib import Path
+
+        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool, args.detector)
+        print(f"via the guard: {guard.url} (policy: query_detector {args.detector or 'with its defaults'}, state: memory) "
+              f"in front of {guard.model.url}")
+    try:
+        _bench_traffic(target, data, detector, state, mnist, args, guard)
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _bench_traffic(target, data, detector, state, mnist, args, guard):
+    started = time.perf_counter()
+    # the calibration set only needs scores: it never goes through the guard
+    calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib",
+                                  decide=False)
+    scores, flagged_clients, locked_clients, repeats = run_honest(
+        target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest", guard)
+    print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
+          f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
+    flagged = int((scores >= detector.threshold).sum())  # the same decisions the clients' twins made
+    upper = _rule_of_three(flagged, len(scores))
+    print(f"honest traffic (pool role, held out from tuning): {args.clients} clients, {len(scores)} scored queries "
+          f"(+{repeats} exact repeats, not scored), max score {scores.max():.3f}")
+    print(f"  false positives per query: {flagged}/{len(scores)} = {flagged / len(scores):.4%} "
+          f"(95% upper bound {upper:.3%}); clients flagged: {flagged_clients}/{args.clients}; "
+          f"locked out: {locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
+
+    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full, guard)
+    print(f"\n{'attack':24s} {'detected':>9s} {'median q. to lock-out':>22s} {'median q. to 1st flag':>22s} "
+          f"{'median q. sent':>15s} {'s':>5s}  rows sent by undetected sessions")
+    for name, (sessions, seconds) in rows.items():
+        detected = sum(s.locked_at is not None for s in sessions)
+        print(f"{name:24s} {detected:>4d}/{len(sessions):<4d} {median_text([s.locked_at for s in sessions]):>22s} "
+              f"{median_text([s.first_flag_at for s in sessions]):>22s} {median_text([s.sent for s in sessions]):>15s} "
+              f"{seconds:5.0f}  {[s.sent for s in sessions if s.locked_at is None] or ''}")
+
+    if args.adaptive_sessions:
+        eps = 2.0 if mnist else 1.5
+        for noise in args.adaptive_noise:
+            out = run_adaptive(target, data, detector, state, args.adaptive_sessions, args.accounts, noise, eps, mnist, guard)
+            n = args.adaptive_sessions
+            print(f"adaptive HopSkipJump, noise +-{noise} per feature, {args.accounts} accounts: "
+                  f"an account locked out in {out['any_locked']}/{n} sessions, all in {out['all_locked']}/{n}; "
+                  f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model "
+                  f"(median L2 {np.median(out['l2']):.2f} vs {np.median(out['bare_l2']):.2f}, inf = none found); "
+                  f"median rows sent {median_text(out['queries'])}")
+
+
+def _rule_of_three(k: int, n: int) -> float:
+    """A 95% upper bound on a rate seen k times in n (Clopper-Pearson; 3/n when k = 0)."""
+    if n == 0:
+        return float("nan")
+    from scipy.stats import beta
+    return float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0
+
+
+def yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mnist", action="store_true", help="also the zoo MNIST CNN")
+    p.add_argument("--models", help="comma-separated zoo models instead (e.g. mnist_cnn)")
+    p.add_argument("--full", action="store_true", help="more sessions and clients, and MNIST")
+    p.add_argument("--sessions", type=int, default=None, help="attack sessions per attack")
+    p.add_argument("--budget", type=int, default=1000, help="rows per attack session (redline checks, KnockoffNets)")
+    p.add_argument("--clients", type=int, default=None, help="honest clients")
+    p.add_argument("--queries", type=int, default=100, help="queries per honest client")
+    p.add_argument("--adaptive-sessions", type=int, default=None)
+    p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
+    p.add_argument("--accounts", type=int, default=4)
+    p.add_argument("--set", dest="detector", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a QueryDetector parameter other than its default (repeatable), e.g. --set window=10")
+    p.add_argument("--via-guard", action="store_true",
+                   help="send every session over loopback through the real guard (redline guard) instead of in process")
+    p.add_argument("--accounts-pool", type=int, default=400, help="client keys the guard is started with (--via-guard)")
+    p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
+    args = p.parse_args()
+    args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
+    args.sessions = args.sessions or (10 if args.full else 3)
+    args.clients = args.clients or (200 if args.full else 40)
+    args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
+    started = time.perf_counter()
+    models = ["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else [])
+    for model in args.models.split(",") if args.models else models:
+        bench(model, args)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

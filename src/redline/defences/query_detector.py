@@ -1,0 +1,292 @@
+"""Stateful detection of black-box query attacks, per account, with lock-out.
+
+Attacks that work from a model's answers alone (decision-based HopSkipJump and Boundary,
+score-based Square, zeroth-order gradient estimates) send long runs of queries that are
+small changes of one another: probes around a boundary point, a patch changed at a time.
+Honest clients send different inputs. So, as Chen, Carlini & Wagner (2020) proposed, an
+account whose new query lies very close to something it sent before is probing; BlackLight
+(Li et al. 2022) makes "close" cheap to test with fingerprints:
+
+1. each feature is scaled to [0, 1] by the input's bounds and quantised to ``levels`` steps,
+   so perturbations smaller than a step mostly vanish;
+2. the quantised input (flattened) is cut into sliding windows of ``window`` values; each
+   window is hashed together with its position, and windows whose values are all alike
+   (an image's empty background, a run of zero columns) are dropped, as every input shares
+   them;
+3. ``hashes`` x ``band`` min-hashes of the query's window set are grouped into ``hashes``
+   bands of ``band`` values (MinHash locality-sensitive hashing): the fingerprint. Two
+   queries share a band about as often as the share of windows they have in common,
+   raised to the power ``band``; so a near-duplicate shares most bands with the one query
+   it came from, while an honest query shares almost none with any single earlier one,
+   however long the history;
+4. the query's score is the share of its bands already in the account's recent history.
+   A score of at least ``threshold`` flags it.
+
+An exact repeat (the same bytes sent again, a client's retry) carries no new information
+for an attacker and is neither scored nor counted. ``lockout_after`` flagged queries within
+``flag_window_s`` seconds lock the account out for ``lockout_s`` seconds: every request is
+refused with :class:`~redline.defences.base.LockedOut` until the lock expires.
+
+Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
+:meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
+one guard share histories and lock-outs. The history is two generations of hash sets of
+``history // 2`` queries each (a store keeps sets, not ordered lists of fingerprints): every
+query is added to the current and the previous generation and scored against the previous
+one, which then holds the last ``history // 2`` to ``history`` queries.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..targets.base import Target
+from .base import Defence, InputRejected, LockedOut, emit
+from .state import MemoryState, StateStore
+
+_EXACT = b"x"  # tags an exact-input digest, so it never equals a window hash
+
+
+class QueryDetector(Defence):
+    """Flag queries similar to the account's history; lock the account out after repeated flags."""
+
+    name = "query_detector"
+    policy_key = "query_detector"
+    #: Wall clock for the lock-out deadline a refusal reports (tests replace it).
+    clock = staticmethod(time.time)
+
+    def __init__(self, threshold: float = 0.25, history: int = 1000, lockout_after: int = 3,
+                 lockout_s: float = 3600.0, flag_window_s: float = 3600.0, levels: int = 8,
+                 window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0):
+        self.threshold = threshold
+        self.history = history
+        self.lockout_after = lockout_after
+        self.lockout_s = lockout_s
+        self.flag_window_s = flag_window_s
+        self.levels = levels
+        self.window = window
+        self.hashes = hashes
+        self.band = band
+        self.memory_s = memory_s
+        self._client = "-"
+        self._state: StateStore | None = None  # a private MemoryState until for_client gives one
+        self._hasher: _WindowHasher | None = None
+        self._counts = _Counters()
+
+    # -- set-up ----------------------------------------------------------------------
+    def check(self, target: Target) -> None:
+        for what, value, least in (("history", self.history, 2), ("lockout_after", self.lockout_after, 1),
+                                   ("levels", self.levels, 2), ("hashes", self.hashes, 1),
+                                   ("band", self.band, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise UsageError(f"query_detector: {what} must be a whole number of at least {least}, not {value!r}")
+        for what, value in (("lockout_s", self.lockout_s), ("flag_window_s", self.flag_window_s),
+                            ("memory_s", self.memory_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise UsageError(f"query_detector: {what} must be a positive number of seconds, not {value!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0 < self.threshold <= 1:
+            raise UsageError(f"query_detector: threshold is a share of matching fingerprint hashes in (0, 1], "
+                             f"not {self.threshold!r}")
+        lower, upper = target.input_spec.feature_bounds()
+        width = len(lower)
+        if width < 2:
+            raise UsageError(f"query_detector: {target.spec} takes {width} feature per row; the detector compares "
+                             f"windows of features, so it needs the model's input shape and bounds "
+                             f"(a guard policy states them under input:)")
+        window = self.window if self.window is not None else default_window(width)
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 1 <= window <= width:
+            raise UsageError(f"query_detector: window must be a whole number from 1 to the {width} features "
+                             f"of {target.spec}, not {window!r}")
+        self._hasher = _WindowHasher(lower, upper, int(self.levels), int(window), int(self.hashes), int(self.band))
+
+    def for_client(self, client: str, state: StateStore) -> QueryDetector:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)  # parameters, hasher and the shared counters
+        twin._client, twin._state = str(client), state
+        return twin
+
+    def metrics(self) -> dict[str, float]:
+        return self._counts.snapshot()
+
+    # -- per request -------------------------------------------------------------------
+    def _key(self, *parts: Any) -> str:
+        return ":".join(["query_detector", self._client, *map(str, parts)])
+
+    def _store(self) -> StateStore:
+        if self._state is None:
+            self._state = MemoryState()
+        return self._state
+
+    def transform_input(self, x: np.ndarray) -> np.ndarray:
+        state = self._store()
+        self._refuse_if_locked(state)
+        scores = self.score(x)
+        flagged = 0
+        for i, score in enumerate(scores):
+            if score >= self.threshold:  # NaN (an exact repeat) never is
+                flagged += 1
+                if self._count_flag(state, score, row=i):
+                    self._counts.add(queries=i + 1, flagged=flagged, lockouts=1)
+                    self._refuse_if_locked(state)
+        self._counts.add(queries=len(scores), flagged=flagged)
+        return x
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Add the rows of ``x`` to the account's history, in order, and return each one's
+        score: the share of its fingerprint already there (NaN for an exact repeat).
+        Records no flag; :meth:`transform_input` decides on these scores."""
+        if self._hasher is None:
+            raise UsageError("query_detector: check(target) must run before the detector sees queries")
+        state = self._store()
+        rows = np.asarray(x)
+        flat = rows.reshape(len(rows), -1) if rows.ndim > 1 else rows.reshape(len(rows), 1)
+        if flat.shape[1] != self._hasher.width:
+            raise InputRejected(f"query_detector: inputs have {flat.shape[1]} features, the model takes "
+                                f"{self._hasher.width}")
+        scores = np.full(len(flat), np.nan)
+        if not len(flat):
+            return scores
+        fingerprints = self._hasher.fingerprints(flat)
+        last = int(state.incr(self._key("seen"), len(flat)))
+        bucket = max(1, int(self.history) // 2)
+        for i, (row, prints) in enumerate(zip(flat, fingerprints)):
+            generation = (last - len(flat) + i) // bucket  # this query's place in the account's history
+            previous, current = self._key("h", generation - 1), self._key("h", generation)
+            digest = _EXACT + hashlib.blake2b(np.ascontiguousarray(row, np.float64).tobytes(), digest_size=12).digest()
+            repeat = state.add_members(previous, [digest], ttl=self.memory_s) == 1
+            state.add_members(current, [digest], ttl=self.memory_s)
+            if repeat:
+                self._counts.add(repeats=1)
+                continue
+            members = list(dict.fromkeys(h.tobytes() for h in prints))
+            if not members:  # nothing informative to compare (a blank input)
+                scores[i] = 0.0
+                continue
+            scores[i] = state.add_members(previous, members, ttl=self.memory_s) / len(members)
+            state.add_members(current, members, ttl=self.memory_s)
+        return scores
+
+    def _count_flag(self, state: StateStore, score: float, row: int) -> bool:
+        """Record one flagged query; lock the account out (and say so) when it is one too many."""
+        total = state.incr(self._key("flags"), 1, ttl=self.flag_window_s)
+        emit(self.name, "flagged", client=self._client, row=row, score=round(float(score), 3), flags=int(total))
+        if total < self.lockout_after:
+            return False
+        until = float(self.clock()) + float(self.lockout_s)
+        state.set(self._key("locked"), repr(until).encode(), ttl=self.lockout_s)
+        state.delete(self._key("flags"))
+        emit(self.name, "locked_out", client=self._client, row=row, flags=int(total),
+             lockout_s=float(self.lockout_s), until=until)
+        return True
+
+    def _refuse_if_locked(self, state: StateStore) -> None:
+        held = state.get(self._key("locked"))
+        if held is None:
+            return
+        try:
+            retry_after = max(0.0, float(held.decode()) - float(self.clock()))
+        except ValueError:
+            retry_after = float(self.lockout_s)
+        self._counts.add(refused=1)
+        raise LockedOut("this account is locked out after repeated queries that look like a model attack",
+                        detail={"retry_after_s": round(retry_after, 1)})
+
+
+def default_window(width: int) -> int:
+    """Window length for ``width`` features: an eighth of them, from 4 to 20 values
+    (BlackLight's 20 for images; short ones so a 30-column table still has many windows)."""
+    return int(min(20, max(4, width // 8), width))
+
+
+class _WindowHasher:
+    """Fingerprints of quantised sliding windows, for a batch at once (numpy, no per-row hashing).
+
+    ``hashes * band`` independent min-hashes of a query's window set are grouped into
+    ``hashes`` bands of ``band`` values each; a band's combined value is one fingerprint
+    entry (MinHash locality-sensitive hashing). Two queries share a band with probability
+    about J ** band, J being the overlap (Jaccard) of their window sets. A band of one
+    value would be matched by a window shared with *any* past query, and a long honest
+    history covers most common windows (stroke pieces of digits); a band of two or more
+    must come from one past query that shares all of them, which near-duplicates do and
+    unrelated inputs almost never do.
+    """
+
+    _CELLS = 1 << 22  # rows x windows x min-hashes computed at once (16 MiB of uint32)
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, levels: int, window: int, hashes: int, band: int):
+        self.width = len(lower)
+        self.lower = np.asarray(lower, np.float64)
+        span = np.asarray(upper, np.float64) - self.lower
+        self.span = np.where(span > 0, span, 1.0)
+        self.levels, self.window, self.hashes, self.band = levels, window, hashes, band
+        positions = self.width - window + 1
+        # Random 64-bit linear hashes, one per window position (equal windows at other
+        # places hash apart), and the salts of the min-hashes and bands. A fixed seed, so
+        # every worker and every restart computes the same fingerprints.
+        rng = np.random.default_rng(0x51B1A)
+        self.weights = rng.integers(1, 2**63, size=(positions, window), dtype=np.uint64) | np.uint64(1)
+        self.offsets = rng.integers(0, 2**63, size=positions, dtype=np.uint64)
+        self.multipliers = (rng.integers(0, 2**31, size=hashes * band, dtype=np.uint32) * np.uint32(2)) | np.uint32(1)
+        self.increments = rng.integers(0, 2**32, size=hashes * band, dtype=np.uint32)
+        self.band_weights = rng.integers(1, 2**63, size=(hashes, band), dtype=np.uint64) | np.uint64(1)
+
+    def quantise(self, flat: np.ndarray) -> np.ndarray:
+        z = (np.nan_to_num(np.asarray(flat, np.float64), nan=0.0, posinf=1e300, neginf=-1e300) - self.lower) / self.span
+        return np.clip(np.floor(np.clip(z, 0.0, 1.0) * self.levels), 0, self.levels - 1).astype(np.uint64)
+
+    def fingerprints(self, flat: np.ndarray) -> list[np.ndarray]:
+        """One array of band values per row (big-endian uint64); empty for a row with no
+        informative window (nothing to compare)."""
+        q = self.quantise(flat)
+        windows = np.lib.stride_tricks.sliding_window_view(q, self.window, axis=1)  # (n, positions, window)
+        informative = windows.max(axis=2) != windows.min(axis=2)
+        with np.errstate(over="ignore"):
+            hashed = _mix((windows * self.weights[None]).sum(axis=2, dtype=np.uint64) + self.offsets[None])
+        has_any = informative.any(axis=1)
+        # An uninformative window takes the hash of its row's first informative one: a
+        # duplicate leaves every minimum of the row's set as it was.
+        first = hashed[np.arange(len(hashed)), informative.argmax(axis=1)]
+        hashed = (np.where(informative, hashed, first[:, None]) >> np.uint64(32)).astype(np.uint32)
+        step = max(1, self._CELLS // (hashed.shape[1] * len(self.multipliers)))
+        prints: list[np.ndarray] = []
+        for start in range(0, len(hashed), step):
+            chunk = hashed[start:start + step]
+            with np.errstate(over="ignore"):
+                # min-hash j of a set: its least value under x -> a_j x + b_j (mod 2**32),
+                # a bijection for odd a_j; 32 bits and no full mix per value keep it cheap
+                minima = (chunk[:, :, None] * self.multipliers + self.increments).min(axis=1)
+                minima = minima.astype(np.uint64).reshape(len(chunk), self.hashes, self.band)
+                bands = _mix((minima * self.band_weights[None]).sum(axis=2, dtype=np.uint64))
+            for row, any_window in zip(bands, has_any[start:start + step]):
+                prints.append(row.astype(">u8") if any_window else np.zeros(0, ">u8"))
+        return prints
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: spreads a linear hash over all 64 bits."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+class _Counters:
+    """Process-wide counters of one detector and the per-client twins made from it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = {"queries": 0, "flagged": 0, "repeats": 0, "lockouts": 0, "refused": 0}
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._values[name] += int(amount)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {f"query_detector_{name}": float(v) for name, v in self._values.items()}
