@@ -59,8 +59,8 @@ class DriftMonitor(Defence):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise UsageError(f"drift_monitor: {name} must be a whole number of at least {least}, not {value!r}")
-        if getattr(self, "_fronted_", None) is target:
-            return  # fitted already
+        if getattr(self, "_fronts_", None) == tuple(target.input_spec.shape):
+            return  # fitted already (check runs again when a server binds the defence)
         from ..drift import ShiftDetector
 
         rows = self._reference_rows()
@@ -72,7 +72,7 @@ class DriftMonitor(Defence):
         except DataError as exc:
             raise UsageError(f"drift_monitor: {exc}") from None
         self._prefix_ = "drift_monitor:" + hashlib.sha256(self.reference.encode()).hexdigest()[:12]
-        self._fronted_ = target
+        self._fronts_ = tuple(target.input_spec.shape)
         if self._state is None:
             self._state = MemoryState()
 

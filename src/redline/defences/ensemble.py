@@ -59,10 +59,11 @@ class Ensemble(Defence):
             raise UsageError(f"ensemble: max_disagreement must be a share in [0, 1), not {value!r}")
         if self.on_disagreement not in ACTIONS:
             raise UsageError(f"ensemble: on_disagreement must be {' or '.join(ACTIONS)}, not {self.on_disagreement!r}")
-        if getattr(self, "_fronted_", None) is target:
-            return  # resolved already (check runs again when a server binds the defence)
+        fronts = (tuple(target.input_spec.shape), target.n_classes)
+        if getattr(self, "_fronts_", None) == fronts:
+            return  # resolved already (check runs again when a server binds the defence to a client)
         self._members_ = [self._resolve(member, target) for member in self.members]
-        self._fronted_ = target
+        self._fronts_ = fronts
 
     def _resolve(self, member: Any, target: Target) -> Target:
         from ..targets import load_target
@@ -79,16 +80,17 @@ class Ensemble(Defence):
         if tuple(resolved.input_spec.shape) != tuple(target.input_spec.shape):
             raise UsageError(f"ensemble: member {resolved.spec} takes inputs shaped {list(resolved.input_spec.shape)}, "
                              f"the fronted model {list(target.input_spec.shape)}")
-        if resolved.n_classes is not None and resolved.n_classes != target.n_classes:
+        if None not in (resolved.n_classes, target.n_classes) and resolved.n_classes != target.n_classes:
             raise UsageError(f"ensemble: member {resolved.spec} has {resolved.n_classes} classes, "
                              f"the fronted model {target.n_classes}")
         return resolved
 
     def transform_output(self, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores)
-        k = int(self._fronted_.n_classes)
         answers = [scores] + [np.asarray(member.predict(x)) for member in self._members_]
         labels = np.stack([a.argmax(axis=1) if a.ndim == 2 else a.astype(int) for a in answers])  # (voters, n)
+        # Classes: as the fronted model states them, else as wide as any answer shows.
+        k = self._fronts_[1] or max([a.shape[1] for a in answers if a.ndim == 2] + [int(labels.max()) + 1])
         disagreement = (labels[1:] != labels[0]).mean(axis=0)
         counts = np.stack([(labels == c).sum(axis=0) for c in range(k)], axis=1)  # (n, classes)
         best = counts.max(axis=1)

@@ -48,7 +48,7 @@ class TopK(Defence):
         _needs_probabilities("top_k", target)
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise UsageError(f"top_k: k must be a whole number of at least 1, not {self.k!r}")
-        if self.k >= target.n_classes:
+        if target.n_classes is not None and self.k >= target.n_classes:  # a service may not say until it answers
             raise UsageError(f"top_k: k={self.k} keeps all {target.n_classes} classes of {target.spec}, "
                              "so it would change nothing; use a k below the number of classes")
         if not isinstance(self.renormalise, bool):
