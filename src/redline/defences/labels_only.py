@@ -16,6 +16,7 @@ class LabelsOnly(Defence):
     """Replace each row of scores by its argmax; answers that are labels already pass."""
 
     name = "labels"
+    policy_key = "labels_only"
 
     def answers(self, outputs: Outputs) -> Outputs:
         return "labels"

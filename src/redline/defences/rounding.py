@@ -15,6 +15,8 @@ from .base import Defence, DefendedTarget
 class Rounding(Defence):
     """Round every answered value to ``decimals`` places (as float64)."""
 
+    policy_key = "round"
+
     def __init__(self, decimals: int = 1):
         self.decimals = decimals
 

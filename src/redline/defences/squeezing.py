@@ -25,6 +25,8 @@ from .base import Defence
 class Squeezing(Defence):
     """Median filter (``median`` = 1: off), then rounding to ``levels`` levels in [0, 1]."""
 
+    policy_key = "squeeze"
+
     def __init__(self, levels: int = 2, median: int = 1):
         self.levels = levels
         self.median = median

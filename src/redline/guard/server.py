@@ -1,0 +1,92 @@
+"""Starting the guard: the state store, the audit log, the policy, then uvicorn.
+
+Timeouts against slow or idle clients: a request's body must arrive within the policy's
+``body_timeout_s`` (408), an idle keep-alive connection is closed after
+``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES``, and at most
+``limit_concurrency`` connections are served at once (more get 503), so clients that
+trickle bytes hold a bounded number of connections and never the event loop. SIGTERM or
+SIGINT stops accepting, lets requests in flight finish (up to ``GRACEFUL_S``), then syncs
+the audit log and closes the store; SIGHUP reloads the policy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .runtime import Guard, GuardOptions
+
+KEEP_ALIVE_S = 5
+GRACEFUL_S = 30
+MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_AUDIT_LOG = "guard-audit.jsonl"
+
+
+@dataclasses.dataclass
+class Built:
+    """A guard ready to serve: the app and what its shutdown must close."""
+
+    app: Any
+    guard: Guard
+    audit: Any
+    state: Any
+    state_url: str
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8100`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8100")
+    return host, int(port)
+
+
+def build(options: GuardOptions, *, audit_path: str | Path | None = None) -> Built:
+    """Everything the guard needs, from its options; UsageError on a bad policy."""
+    from ..defences.policy import Policy, load_policy
+    from .audit import AuditLog
+    from .app import create_app
+    from .metrics import GuardMetrics
+    from .stores import close_store, default_store_url, describe_store, open_store
+
+    first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
+    state_url = first.state or default_store_url()
+    state = open_store(state_url)
+    audit = None
+    try:
+        metrics = GuardMetrics()
+        guard = Guard(options, state, metrics)
+        audit = AuditLog(audit_path or first.audit_log or Path(DEFAULT_AUDIT_LOG).resolve())
+    except BaseException:
+        close_store(state)
+        raise
+    app = create_app(guard, audit, metrics, on_shutdown=lambda: close_store(state))
+    logging.getLogger("redline.guard").info("state store %s, audit log %s", describe_store(state_url), audit.path)
+    return Built(app, guard, audit, state, state_url)
+
+
+def uvicorn_config(app: Any, host: str, port: int, *, limit_concurrency: int = 512, log_level: str = "warning") -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=GRACEFUL_S,
+        limit_concurrency=limit_concurrency, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        server_header=False, proxy_headers=False, lifespan="on",
+    )
+
+
+def serve(options: GuardOptions, listen: str, *, limit_concurrency: int = 512, log_level: str = "warning") -> None:
+    """Run the guard until SIGTERM/SIGINT."""
+    import uvicorn
+
+    host, port = parse_listen(listen)
+    logging.basicConfig(level=log_level.upper(), format="redline guard: %(levelname)s %(message)s")
+    built = build(options)
+    server = uvicorn.Server(uvicorn_config(built.app, host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+    server.run()
+    if not server.started:
+        raise UsageError(f"the guard could not listen on {host}:{port}")

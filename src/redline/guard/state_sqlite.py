@@ -1,0 +1,171 @@
+"""A :class:`~redline.defences.state.StateStore` in one SQLite file, shared by every worker
+process of a guard on one machine.
+
+Every operation is one transaction; the ones that read and then write (``incr``,
+``push``, ``add_members``) start with ``BEGIN IMMEDIATE``, which takes the database's
+write lock before reading, so two processes never add to the same stale total. The file
+is in WAL mode with ``synchronous=NORMAL``: readers do not wait for the writer, and a
+commit reaches the operating system at once (a crashed guard loses nothing) but is synced
+to disk at checkpoints only, so a power cut may lose the last moments of counters, which
+a rate limiter can afford.
+
+A key holds one kind of value at a time, as in :class:`~redline.defences.state.MemoryState`:
+bytes (``set``), a number (``incr``), a list (``push``) or a set (``add_members``); writing
+one kind over another replaces it, and reading a key as another kind finds nothing.
+Expiry uses the wall clock (``time.time``), which every process shares; an expired key
+is removed by the next write that meets it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+    "data BLOB, number REAL, expires REAL)",
+    "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, data BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS items_by_key ON items (key, id)",
+    "CREATE TABLE IF NOT EXISTS members (key TEXT NOT NULL, member BLOB NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID",
+)
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class SQLiteState:
+    """A StateStore in the SQLite file ``path`` (created with its folder if missing)."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.clock = clock
+        self._local = threading.local()  # one connection per thread (sqlite3's rule)
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._write() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    # -- connections and transactions ---------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(self._local, "pid", None) != os.getpid():  # never reuse one across a fork
+            db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._local.db, self._local.pid = db, os.getpid()
+            with self._all_lock:
+                self._all.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for db in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _kind(self, db: sqlite3.Connection, key: str) -> str | None:
+        """The kind of the live value under ``key``; an expired one is removed (inside a write)."""
+        row = db.execute("SELECT kind, expires FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if row[1] is not None and self.clock() >= row[1]:
+            self._drop(db, key)
+            return None
+        return row[0]
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, key: str) -> None:
+        db.execute("DELETE FROM entries WHERE key = ?", (key,))
+        db.execute("DELETE FROM items WHERE key = ?", (key,))
+        db.execute("DELETE FROM members WHERE key = ?", (key,))
+
+    def _deadline(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self.clock() + float(ttl)
+
+    def _live_row(self, key: str, kind: str, columns: str):
+        return self._db().execute(
+            f"SELECT {columns} FROM entries WHERE key = ? AND kind = ? AND (expires IS NULL OR expires > ?)",
+            (key, kind, self.clock()),
+        ).fetchone()
+
+    # -- the StateStore protocol ----------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        row = self._live_row(key, "bytes", "data")
+        return None if row is None else bytes(row[0])
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        with self._write() as db:
+            self._drop(db, key)
+            db.execute("INSERT INTO entries (key, kind, data, expires) VALUES (?, 'bytes', ?, ?)",
+                       (key, bytes(value), self._deadline(ttl)))
+
+    def delete(self, key: str) -> None:
+        with self._write() as db:
+            self._drop(db, key)
+
+    def incr(self, key: str, amount: float = 1.0, ttl: float | None = None) -> float:
+        with self._write() as db:
+            if self._kind(db, key) == "number":
+                db.execute("UPDATE entries SET number = number + ? WHERE key = ?", (float(amount), key))
+            else:  # absent, expired or another kind: a new counter, whose window starts now
+                self._drop(db, key)
+                db.execute("INSERT INTO entries (key, kind, number, expires) VALUES (?, 'number', ?, ?)",
+                           (key, float(amount), self._deadline(ttl)))
+            return float(db.execute("SELECT number FROM entries WHERE key = ?", (key,)).fetchone()[0])
+
+    def push(self, key: str, values: list[bytes], keep: int) -> None:
+        with self._write() as db:
+            if self._kind(db, key) != "list":
+                self._drop(db, key)
+                db.execute("INSERT INTO entries (key, kind) VALUES (?, 'list')", (key,))
+            db.executemany("INSERT INTO items (key, data) VALUES (?, ?)", [(key, bytes(v)) for v in values])
+            db.execute(
+                "DELETE FROM items WHERE key = ? AND id NOT IN "
+                "(SELECT id FROM items WHERE key = ? ORDER BY id DESC LIMIT ?)",
+                (key, key, max(0, int(keep))),
+            )
+
+    def recent(self, key: str, n: int | None = None) -> list[bytes]:
+        if n is not None and n <= 0:
+            return []
+        rows = self._db().execute(  # one statement, so one consistent read
+            "SELECT data FROM (SELECT i.id, i.data FROM items i JOIN entries e ON e.key = i.key "
+            "WHERE i.key = ? AND e.kind = 'list' AND (e.expires IS NULL OR e.expires > ?) "
+            "ORDER BY i.id DESC LIMIT ?) ORDER BY id",
+            (key, self.clock(), -1 if n is None else int(n)),
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
+        unique = {bytes(m) for m in members}
+        with self._write() as db:
+            if self._kind(db, key) != "set":
+                self._drop(db, key)
+                db.execute("INSERT INTO entries (key, kind, expires) VALUES (?, 'set', ?)", (key, self._deadline(ttl)))
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO members (key, member) VALUES (?, ?)", [(key, m) for m in unique])
+            added = db.total_changes - before
+            return len(unique) - added
+
+    def __repr__(self) -> str:
+        return f"SQLiteState({str(self.path)!r})"

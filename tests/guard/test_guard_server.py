@@ -1,0 +1,183 @@
+"""The guard in front of a model endpoint on 127.0.0.1: protocol, keys, refusals, audit, metrics."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from conftest import KEY_ALICE, KEY_BOB, UPSTREAM_SECRET
+
+from redline.defences import Defence, LockedOut, RateLimited, emit
+
+X = [[0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.1, 0.0]]
+
+POLICY = """
+version: 1
+limits: {max_body_bytes: 20000, max_batch: 8, upstream_timeout_s: 1, body_timeout_s: 1}
+input: {shape: [4], lower: 0, upper: 1}
+defences:
+  - round: {decimals: 2}
+"""
+
+
+class CountingGate(Defence):
+    """A per-client request budget kept in the state store (a test-local defence)."""
+
+    policy_key = "test_counting_gate"
+
+    def __init__(self, limit: int = 2, client: str = ""):
+        self.limit = limit
+        self.client = client
+        self.state = None
+
+    def for_client(self, client, state):
+        clone = CountingGate(self.limit, client)
+        clone.state = state
+        return clone
+
+    def transform_input(self, x):
+        used = self.state.incr(f"gate:{self.client}")
+        emit("test_counting_gate", "counted", used=used)
+        if used > self.limit:
+            raise RateLimited(f"{self.client} used its {self.limit} requests")
+        if self.client == "bob" and used == self.limit:
+            raise LockedOut("bob is locked out")
+        return x
+
+    def metrics(self):
+        return {"limit": self.limit}
+
+
+def post(guard, body, key=KEY_ALICE, **kw):
+    headers = kw.pop("headers", {})
+    if key is not None:
+        headers.setdefault("X-API-Key", key)
+    content = json.dumps(body) if isinstance(body, (dict, list)) else body
+    return httpx.post(guard.url + "/predict", content=content, headers=headers, timeout=10, **kw)
+
+
+def audit_records(guard):
+    guard.built.audit.flush()
+    return [json.loads(line) for line in guard.audit_path.read_text().splitlines()]
+
+
+def test_answers_the_model_protocol_through_the_defences(start_guard, model_endpoint):
+    guard = start_guard(POLICY, model_endpoint.url)
+    answer = post(guard, {"inputs": X})
+    assert answer.status_code == 200, answer.text
+    probs = np.array(answer.json()["probabilities"])
+    expected = np.round(model_endpoint.probabilities(np.float32(X)), 2)
+    assert np.allclose(probs, expected) and np.all(probs == np.round(probs, 2))
+    assert answer.headers["x-request-id"]
+    by_bearer = post(guard, {"inputs": X}, key=None, headers={"Authorization": f"Bearer {KEY_BOB}"})
+    assert by_bearer.status_code == 200
+    assert httpx.get(guard.url + "/healthz", timeout=5).json()["status"] == "ok"
+
+
+def test_labels_only_policy_answers_labels(start_guard, model_endpoint):
+    guard = start_guard(POLICY + "  - labels_only\n", model_endpoint.url)
+    answer = post(guard, {"inputs": X})
+    assert answer.json() == {"labels": model_endpoint.probabilities(np.float32(X)).argmax(axis=1).tolist()}
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "not-a-known-key-123456"}, {"Authorization": "Bearer nope"},
+                                     {"Authorization": f"Basic {KEY_ALICE}"}])
+def test_unknown_or_missing_key_is_401_and_never_reaches_the_model(start_guard, model_endpoint, headers):
+    guard = start_guard(POLICY, model_endpoint.url)
+    answer = post(guard, {"inputs": X}, key=None, headers=headers)
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "unknown or missing API key", "reason": "unauthorized"}
+    assert model_endpoint.requests == 0
+    record = audit_records(guard)[-1]
+    assert record["client"] is None and record["status"] == 401
+    assert KEY_ALICE not in guard.audit_path.read_text()
+
+
+@pytest.mark.parametrize("mode, status, reason", [("error", 502, "upstream_error"), ("malformed", 502, "upstream_error"),
+                                                   ("slow", 504, "upstream_timeout")])
+def test_upstream_failures_fail_closed_without_details(start_guard, model_endpoint, mode, status, reason):
+    guard = start_guard(POLICY, model_endpoint.url)
+    model_endpoint.mode, model_endpoint.delay = mode, 2.0
+    answer = post(guard, {"inputs": X})
+    assert answer.status_code == status
+    body = answer.json()
+    assert set(body) == {"error", "reason"} and body["reason"] == reason
+    for leak in (UPSTREAM_SECRET, model_endpoint.url, "127.0.0.1", "Traceback", "HTTP 500"):
+        assert leak not in answer.text
+    assert "probabilities" not in body and "labels" not in body
+    metrics = httpx.get(guard.url + "/metrics", timeout=5).text
+    assert f'redline_guard_requests_total{{status="{status}",reason="{reason}"}} 1' in metrics
+
+
+def test_unreachable_upstream_is_502(start_guard):
+    from conftest import free_port
+
+    guard = start_guard(POLICY, f"http://127.0.0.1:{free_port()}/predict")
+    answer = post(guard, {"inputs": X})
+    assert answer.status_code == 502 and answer.json()["reason"] == "upstream_error"
+    assert "127.0.0.1" not in answer.text
+
+
+def test_refusals_of_defences_keep_their_status_and_are_audited(start_guard, model_endpoint):
+    guard = start_guard(POLICY + "  - test_counting_gate: {limit: 2}\n", model_endpoint.url)
+    assert [post(guard, {"inputs": X}).status_code for _ in range(3)] == [200, 200, 429]
+    refused = post(guard, {"inputs": X})
+    assert refused.json() == {"error": "alice used its 2 requests", "reason": "rate_limited"}
+    assert post(guard, {"inputs": X}, key=KEY_BOB).status_code == 200  # per-client state
+    locked = post(guard, {"inputs": X}, key=KEY_BOB)
+    assert locked.status_code == 403 and locked.json()["reason"] == "locked_out"
+    assert model_endpoint.requests == 3
+    records = audit_records(guard)
+    assert [r["status"] for r in records] == [200, 200, 429, 429, 200, 403]
+    assert [r["client"] for r in records] == ["alice"] * 4 + ["bob"] * 2
+    assert records[2]["events"] == [{"defence": "test_counting_gate", "event": "counted", "used": 3.0}]
+    assert all(r["rows"] == 2 and r["latency_ms"] > 0 and r["time"].endswith("Z") for r in records)
+    metrics = httpx.get(guard.url + "/metrics", timeout=5).text
+    assert 'redline_guard_requests_total{status="429",reason="rate_limited"} 2' in metrics
+    assert "redline_guard_locked_out_requests_total 1" in metrics
+    assert 'redline_guard_defence_events_total{defence="test_counting_gate",event="counted"} 6' in metrics
+    assert 'redline_guard_defence_metric{defence="test_counting_gate",client="alice",metric="limit"} 2.0' in metrics
+    assert "redline_guard_request_duration_seconds_count 6" in metrics
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"{not json", "bad_request"),
+    (b'{"inputs": [[NaN, 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[Infinity, 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[1e999, 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[true, 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [["1", 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[null, 1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[1, 2, 3, 4], [1, 2]]}', "bad_request"),
+    (b'{"inputs": [1, 2, 3, 4]}', "bad_request"),
+    (b'{"inputs": []}', "bad_request"),
+    (b'{"inputs": [[1, 2, 3]]}', "bad_request"),
+    (b'{"inputs": [[1, 2, 3, 4]], "extra": 1}', "bad_request"),
+    (b'[[1, 2, 3, 4]]', "bad_request"),
+    (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "bad_request"),
+    (b'{"inputs": [[[[[[[[[[1]]]]]]]]]]}', "bad_request"),
+    (json.dumps({"inputs": [[0.5] * 4] * 9}).encode(), "batch_too_large"),
+    ("\ud800".encode("utf-8", "surrogatepass"), "bad_request"),
+])
+def test_malformed_requests_are_422_and_never_reach_the_model(start_guard, model_endpoint, body, reason):
+    guard = start_guard(POLICY, model_endpoint.url)
+    answer = post(guard, body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["reason"] == reason and set(answer.json()) == {"error", "reason"}
+    assert model_endpoint.requests == 0
+
+
+def test_bodies_over_the_limit_are_413_before_parsing(start_guard, model_endpoint):
+    guard = start_guard(POLICY, model_endpoint.url)
+    declared = post(guard, b"{" + b" " * 30000 + b"}")
+    assert declared.status_code == 413 and declared.json()["reason"] == "body_too_large"
+
+    def chunks():  # no Content-Length: the limit holds on what arrives
+        for _ in range(30):
+            yield b" " * 1000
+
+    streamed = post(guard, chunks())
+    assert streamed.status_code == 413
+    assert model_endpoint.requests == 0
+    assert post(guard, {"inputs": X}).status_code == 200  # the guard is still fine
