@@ -78,6 +78,16 @@ def test_bad_settings(defence, match):
         defence.check(images() if isinstance(defence, Smooth) else table())
 
 
+def test_rows_of_another_shape_than_the_grid_are_refused():
+    from redline.defences import InputRejected
+
+    q = Quantise(step=0.5)
+    q.check(table())
+    with pytest.raises(InputRejected) as err:
+        q.transform_input(np.zeros((1, 3)))
+    assert err.value.reason == "shape"
+
+
 def test_bits_need_finite_bounds():
     t = table(lower=(0.0, -np.inf), upper=(1.0, np.inf))
     with pytest.raises(UsageError, match="finite input bounds"):

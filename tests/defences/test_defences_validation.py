@@ -79,7 +79,7 @@ def test_integer_dtype_and_a_defended_target_refuses_before_the_model():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"shape": [3]}, "does not match"),
+    ({"shape": [3], "bounds": "from_target"}, "bounds for 4 features and rows have 3"),
     ({"min": [0, 1]}, "2 values for 4 features"),
     ({"min": 2.0, "max": 1.0}, "above max"),
     ({"bounds": "from_data"}, "from_target"),

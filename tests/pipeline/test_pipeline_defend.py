@@ -89,3 +89,42 @@ def test_the_baseline_key_of_a_target_config_must_be_a_spec(tmp_path):
         load_target_config(path)
     path.write_text("baseline: zoo:fair_logreg\n")
     assert load_target_config(path).baseline == "zoo:fair_logreg"
+
+
+def test_cli_defend_loads_the_guard_policy_and_writes_the_comparison(tmp_path, capsys):
+    from redline.cli import main
+
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("version: 1\ndefences:\n  - round: {decimals: 3}\n  - noise: {scale: 0.3, seed: 1}\n")
+    out = tmp_path / "out"
+    code = main(["scan", "zoo:fair_logreg", "--select", "FM05.equation_solving", "--defend", str(policy),
+                 "--out", str(out), "--format", "json", "--no-progress", "--fail-on", "never"])
+    assert code == 0
+    document = json.loads((out / "report.json").read_text())
+    validate_report(document)
+    section = document["defences"]
+    assert section["policy"] == str(policy) and section["defences"] == ["round3", "noise0.3"]
+    row = section["checks"][0]
+    assert row["bare"]["value"] > row["defended"]["value"]  # the noisy copy is a worse copy
+    assert document["target"]["spec"] == "zoo:fair_logreg+noise0.3+round3"
+
+
+def test_cli_defend_with_a_defence_that_cannot_front_the_model_is_a_one_line_error(tmp_path, capsys):
+    from redline.cli import main
+
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("version: 1\ndefences:\n  - smooth: {size: 3}\n")
+    code = main(["scan", "zoo:fair_logreg", "--select", "FM05.equation_solving", "--defend", str(policy),
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "table has no neighbouring pixels" in err and "Traceback" not in err
+
+
+def test_queries_the_defences_refuse_are_counted_and_called_refused():
+    from redline.defences.validation import Validation
+
+    # fair_logreg's survey codes are categories; equation solving asks about points between them
+    report = redline.scan("zoo:fair_logreg", select="FM05.equation_solving", defend=[Validation()])
+    row = rows(report)["FM05.equation_solving"]
+    assert row["defended"]["status"] == "error" and row["defended"]["refusals"] >= 1
+    assert row["effect"] == "refused" and "categories" in row["defended"]["reason"]

@@ -66,7 +66,7 @@ class DriftMonitor(Defence):
         rows = self._reference_rows()
         if tuple(rows.shape[1:]) != tuple(target.input_spec.shape):
             raise UsageError(f"drift_monitor: the reference rows have shape {list(rows.shape[1:])}, "
-                             f"{target.spec} takes {list(target.input_spec.shape)}")
+                             f"{target.spec} takes {list(target.input_spec.shape)} (a guard policy states it as input:)")
         try:
             self._detector_ = ShiftDetector(method=self.method, alpha=self.alpha, seed=self.seed).fit(rows)
         except DataError as exc:

@@ -79,7 +79,7 @@ class Ensemble(Defence):
             raise UsageError(f"ensemble: a member is a target spec string, not {member!r}")
         if tuple(resolved.input_spec.shape) != tuple(target.input_spec.shape):
             raise UsageError(f"ensemble: member {resolved.spec} takes inputs shaped {list(resolved.input_spec.shape)}, "
-                             f"the fronted model {list(target.input_spec.shape)}")
+                             f"the fronted model {list(target.input_spec.shape)} (a guard policy states it as input:)")
         if None not in (resolved.n_classes, target.n_classes) and resolved.n_classes != target.n_classes:
             raise UsageError(f"ensemble: member {resolved.spec} has {resolved.n_classes} classes, "
                              f"the fronted model {target.n_classes}")

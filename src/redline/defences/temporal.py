@@ -91,7 +91,9 @@ class Temporal(Defence):
 
     def change(self, a: np.ndarray, b: np.ndarray) -> float:
         """The size of the step from ``b`` to ``a`` in ``norm`` (see the module docstring)."""
-        scaled = np.abs(np.ravel(a).astype(np.float64) - np.ravel(b).astype(np.float64)) / self._width_
+        step = np.abs(np.ravel(a).astype(np.float64) - np.ravel(b).astype(np.float64))
+        # Rows of a shape the target did not state (a guard told no input shape): raw units.
+        scaled = step / self._width_ if step.shape == self._width_.shape else step
         return float(np.sqrt(np.mean(scaled ** 2)) if self.norm == "l2" else scaled.max())
 
     def transform_output(self, x: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..targets.base import Target
-from .base import Defence
+from .base import Defence, InputRejected
 from .squeezing import median_filter
 
 
@@ -52,14 +52,17 @@ class Quantise(Defence):
         lower, upper = target.input_spec.feature_bounds()
         if self.bits is not None and not (np.isfinite(lower).all() and np.isfinite(upper).all()):
             raise UsageError(f"quantise: bits needs finite input bounds, and {target.spec} has none; use step")
-        shape = (1, *target.input_spec.shape)
-        self._lower_ = lower.reshape(shape)
-        self._upper_ = upper.reshape(shape)
+        self._shape_ = tuple(target.input_spec.shape)
+        self._lower_ = lower.reshape(1, *self._shape_)
+        self._upper_ = upper.reshape(1, *self._shape_)
 
     def transform_input(self, x: np.ndarray) -> np.ndarray:
         if not hasattr(self, "_lower_"):
             raise UsageError("quantise: check(target) must run before the defence serves requests")
         values = np.asarray(x, np.float64)
+        if tuple(values.shape[1:]) != self._shape_:  # the grid is per feature of the model's rows
+            raise InputRejected(f"input rejected: each input must have shape {list(self._shape_)}", reason="shape",
+                                detail={"got": list(values.shape[1:])})
         if self.step is not None:
             out = self._lower_ + np.round((values - self._lower_) / self.step) * self.step
         else:

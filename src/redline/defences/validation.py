@@ -3,7 +3,8 @@
 What is checked, in this order (the first problem refuses the whole batch):
 
 * ``max_batch``: at most this many rows per request (reason ``batch_size``);
-* the batch is numeric (reason ``malformed``) and its rows have ``shape`` (reason ``shape``);
+* the batch is numeric (reason ``malformed``) and its rows have ``shape`` (default: the
+  shape the fronted target states; reason ``shape``);
 * every value is finite, no NaN or infinity (reason ``not_finite``; ``finite: false`` lets them pass);
 * ``dtype``: every value fits the declared type: whole numbers within range for an integer
   type, within the finite range of a float type, 0 or 1 for bool (reason ``dtype``);
@@ -59,9 +60,9 @@ class Validation(Defence):
     # ------------------------------------------------------------------ settings
     def check(self, target: Target) -> None:
         spec = target.input_spec
+        # The policy's own shape governs (a guard may front a model whose shape it is not
+        # told); without one, the rows must look like the target's.
         shape = tuple(spec.shape) if self.shape is None else self._shape()
-        if self.shape is not None and shape != tuple(spec.shape):
-            raise UsageError(f"validate: shape {list(shape)} does not match what {target.spec} takes, {list(spec.shape)}")
         self._shape_ = shape
         self._dtype_ = None if self.dtype is None else _dtype(self.dtype)
         for name in ("finite", "constraints"):
@@ -76,6 +77,9 @@ class Validation(Defence):
                 raise UsageError(f"validate: bounds may only be {_FROM_TARGET!r}, not {self.bounds!r}")
             if self.min is not None or self.max is not None:
                 raise UsageError("validate: give either bounds: from_target or min/max, not both")
+            if spec.n_features != n_features:
+                raise UsageError(f"validate: bounds: from_target, but {target.spec} states bounds for {spec.n_features} "
+                                 f"features and rows have {n_features} (state the model's input: in the policy)")
             self._lower_, self._upper_ = spec.feature_bounds()
         else:
             self._lower_ = _limit(self.min, "min", n_features, -np.inf)

@@ -54,12 +54,27 @@ def policy_defences(defend: Any) -> tuple[list[Any], str | None]:
     raise UsageError("defend must be a guard policy file (guard.yaml) or a non-empty list of redline Defence objects")
 
 
-def wrap(target: Any, defend: Any) -> tuple[Any, str | None]:
-    """``target`` behind the defences ``defend`` names, and the policy path (None from Python)."""
-    from ..defences import DefendedTarget
+def scanned(target: Any, defences: list[Any]) -> Any:
+    """``target`` behind ``defences``, counting the requests they refuse (:meth:`take_refusals`),
+    so the comparison can tell a check the defences refused from one that crashed."""
+    from ..defences import DefendedTarget, Refusal
 
-    defences, policy = policy_defences(defend)
-    return DefendedTarget(target, defences), policy
+    class CountingDefendedTarget(DefendedTarget):
+        refusals = 0
+
+        def predict(self, x: Any) -> Any:
+            try:
+                return super().predict(x)
+            except Refusal:
+                self.refusals += 1
+                raise
+
+        def take_refusals(self) -> int:
+            """Requests refused since the last call."""
+            count, self.refusals = self.refusals, 0
+            return count
+
+    return CountingDefendedTarget(target, defences)
 
 
 def load_baseline(spec: str, data: Any) -> Any:
@@ -106,10 +121,12 @@ def headline(bare: Finding | None, defended: Finding | None) -> str | None:
     return None
 
 
-def effect(bare: Finding | None, defended: Finding | None) -> str:
-    """One word for what the defences changed about a check's verdict."""
+def effect(bare: Finding | None, defended: Finding | None, refusals: int = 0) -> str:
+    """A word or two for what the defences changed about a check's verdict."""
     if bare is None or defended is None:
         return "not compared"
+    if defended.status is Status.ERROR and refusals and bare.status is not Status.ERROR:
+        return "refused"  # the defences turned the attack's queries away
     undecided = (Status.ERROR, Status.INCONCLUSIVE)
     if bare.status in undecided or defended.status in undecided:
         return "undecided"
@@ -123,8 +140,10 @@ def effect(bare: Finding | None, defended: Finding | None) -> str:
 
 
 def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | None, defences: list[Any],
-               baseline_spec: str, defended_spec: str) -> dict[str, Any]:
-    """The report's ``defences`` section (see the module docstring)."""
+               baseline_spec: str, defended_spec: str, refusals: dict[str, int] | None = None) -> dict[str, Any]:
+    """The report's ``defences`` section (see the module docstring); ``refusals`` counts by
+    check id the requests the defences refused (in-process defences only)."""
+    refusals = refusals or {}
     by_check = {f.check: f for f in bare}
     rows = []
     for finding in defended:
@@ -134,9 +153,10 @@ def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | No
             "check": finding.check,
             "mode": finding.mode,
             "metric": metric,
-            "effect": effect(before, finding),
+            "effect": effect(before, finding, refusals.get(finding.check, 0)),
             "bare": _side(before, metric),
-            "defended": _side(finding, metric),
+            "defended": {**_side(finding, metric), **({"refusals": refusals[finding.check]}
+                                                      if finding.check in refusals else {})},
         })
     return {
         "policy": policy,

@@ -286,6 +286,7 @@ def run_scan(
 
         target_config = load_target_config(target_config)
     defences = policy = None
+    refusals: dict[str, int] = {}  # by check id: requests the in-process defences refused
     if request.defend is not None:  # a bad policy is refused before any work, too
         from .defended import policy_defences
 
@@ -340,9 +341,9 @@ def run_scan(
     target = as_deployed(loaded, context)
     baseline = None  # the bare model, when the scan compares it with the defended one
     if defences is not None:
-        from ..defences import DefendedTarget
+        from .defended import scanned
 
-        baseline, target = target, DefendedTarget(target, defences)
+        baseline, target = target, scanned(target, defences)
     elif getattr(target_config, "baseline", None):
         from .defended import load_baseline
 
@@ -368,6 +369,8 @@ def run_scan(
                 log.append("check_started", check=check.id, id=fid)
             ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings))
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
+            if defences is not None:
+                refusals[check.id] = target.take_refusals()
             if request.notes and check.id in request.notes:
                 finding.summary = f"{finding.summary} {request.notes[check.id]}".strip()
             applied = deployment_context(context, target)
@@ -384,7 +387,8 @@ def run_scan(
             bare = run_baseline(instances, baseline, data, request, context, progress, _outcome_text)
             defended_section = comparison(bare, [f for f in findings if f.check in {c.id for c in instances}],
                                           policy=policy, defences=getattr(target, "defences", []),
-                                          baseline_spec=baseline.spec, defended_spec=target.spec)
+                                          baseline_spec=baseline.spec, defended_spec=target.spec,
+                                          refusals=refusals)
     except KeyboardInterrupt:
         # Keep what finished: the report is written below, marked incomplete.
         interrupted = True

@@ -14,6 +14,7 @@ EFFECTS = {
     "not stopped": "vulnerable either way; compare the metric and the queries",
     "worse": "not vulnerable bare, vulnerable defended",
     "no change": "the same verdict either way",
+    "refused": "the defences refused the attack's requests, so it could not finish",
     "undecided": "one of the two runs ended inconclusive or in error",
     "not compared": "the check did not run against both",
 }
@@ -33,7 +34,8 @@ def rows(report: Report) -> list[dict[str, str]]:
             status = result["status"] + (f" ({result['severity']})" if result["status"] == "vulnerable" else "")
             cells[f"{side}_status"] = status
             cells[f"{side}_value"] = format_value(result.get("value"), 40) if metric else "-"
-            cells[f"{side}_queries"] = str(result.get("queries", 0))
+            cells[f"{side}_queries"] = str(result.get("queries", 0)) + (
+                f" ({result['refusals']} refused)" if result.get("refusals") else "")
         out.append(cells)
     return out
 
