@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 
+import hashlib
+
 import httpx
 import numpy as np
-from conftest import KEY_ALICE, KEY_BOB
 
-HEAD = """
+# Keys of this module's own (importing them from the guard tests' conftest would depend on
+# which conftest a whole-suite run imported first).
+KEY_ALICE, KEY_BOB = "alice-live-key-5b1e0c9d2a", "bob-live-key-77c3e1a0f4"
+HEAD = f"""
 version: 1
-input: {shape: [4], lower: 0, upper: 1}
+clients:
+  - {{name: alice, key_sha256: "{hashlib.sha256(KEY_ALICE.encode()).hexdigest()}"}}
+  - {{name: bob, key_sha256: "{hashlib.sha256(KEY_BOB.encode()).hexdigest()}"}}
+input: {{shape: [4], lower: 0, upper: 1}}
 defences:
 """
 
@@ -30,7 +37,7 @@ def test_validation_noise_and_temporal_through_the_guard(start_guard, model_endp
   - temporal: {window: 3, max_input_change: 0.2, action: flag}
   - noise: {scale: 0.5, seed: 3}
 """
-    guard = start_guard(policy, model_endpoint.url)
+    guard = start_guard(policy, model_endpoint.url, keys=False)
     bad = post(guard, [[0.1, 0.2, 1.5, 0.0]])
     assert bad.status_code == 422 and bad.json()["reason"] == "range" and "1.5" not in bad.text
     assert post(guard, [[0.1] * 4] * 5).json()["reason"] == "batch_size"
@@ -55,7 +62,8 @@ def test_validation_noise_and_temporal_through_the_guard(start_guard, model_endp
 def test_drift_is_reported_on_metrics_and_in_the_audit_log(start_guard, model_endpoint, tmp_path):
     reference = tmp_path / "ref.npz"
     np.savez(reference, x_test=np.random.default_rng(1).random((300, 4)).astype(np.float32))
-    guard = start_guard(HEAD + f"  - drift_monitor: {{reference: 'npz:{reference}', window: 40}}\n", model_endpoint.url)
+    guard = start_guard(HEAD + f"  - drift_monitor: {{reference: 'npz:{reference}', window: 40}}\n", model_endpoint.url,
+                        keys=False)
     rng = np.random.default_rng(2)
     for _ in range(2):
         assert post(guard, rng.random((20, 4)).tolist(), key=KEY_BOB).status_code == 200
@@ -71,7 +79,7 @@ def test_drift_is_reported_on_metrics_and_in_the_audit_log(start_guard, model_en
 def test_a_scan_of_the_guarded_endpoint_shows_the_bare_model_beside_it(start_guard, model_endpoint, tmp_path):
     import redline
 
-    guard = start_guard(HEAD + "  - top_k: {k: 1}\n", model_endpoint.url)
+    guard = start_guard(HEAD + "  - top_k: {k: 1}\n", model_endpoint.url, keys=False)
     rng = np.random.default_rng(3)
     x = rng.random((300, 4)).astype(np.float32)
     y = model_endpoint.probabilities(x).argmax(1)
