@@ -2,11 +2,16 @@
 a real Redis (skipped only when redis-server is not installed)."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
+import numpy as np
 import pytest
 
 
@@ -53,11 +58,7 @@ def redis_url(tmp_path_factory):
 
 
 # -- a model endpoint ---------------------------------------------------------------------
-import json  # noqa: E402
-import threading  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 UPSTREAM_SECRET = "upstream-secret-detail-7f3a"  # what a failing model says; must never reach a client
 
@@ -66,7 +67,7 @@ class ModelEndpoint:
     """A linear softmax model on 127.0.0.1 speaking redline's HTTP protocol. ``mode``
     switches it to failing on purpose: ``error`` (HTTP 500 with a secret in the body),
     ``slow`` (answers after ``delay`` s), ``malformed`` (200 with a body out of protocol),
-    ``labels`` (answers labels only). ``rows`` counts the rows it answered."""
+    ``labels`` (answers labels only), ``short``/``nan`` (answers out of protocol). ``rows`` counts the rows it answered."""
 
     def __init__(self, n_features: int = 4, n_classes: int = 3):
         rng = np.random.default_rng(0)
@@ -76,6 +77,7 @@ class ModelEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, as real servers send them
 
             def log_message(self, *args):
                 pass
@@ -115,6 +117,10 @@ class ModelEndpoint:
         p = self.probabilities(x)
         if self.mode == "labels":
             return 200, {"labels": p.argmax(axis=1).tolist()}
+        if self.mode == "short":  # one row fewer than asked
+            return 200, {"probabilities": p[1:].tolist()}
+        if self.mode == "nan":
+            p[0, 0] = np.nan
         return 200, {"probabilities": p.tolist()}
 
     def __enter__(self):
@@ -133,6 +139,11 @@ def model_endpoint():
 
 
 # -- the guard in a thread ------------------------------------------------------------------
+# One HTTP client for every test: httpx builds an SSL context per client, which costs more
+# than a request to the guard.
+
+HTTP = httpx.Client(timeout=10)
+
 KEY_ALICE = "alice-key-0123456789abcdef"
 KEY_BOB = "bob-key-0123456789abcdef00"
 
@@ -171,25 +182,30 @@ def write_keys(path, **keys):
     return path
 
 
-@pytest.fixture
-def start_guard(tmp_path):
-    """start_guard(policy_text, upstream=URL, **options) -> a running GuardInThread (stopped at teardown)."""
+def launch(folder, policy_text, upstream, *, keys=True, reload_interval=0.0, limit_concurrency=64):
+    """A running GuardInThread serving ``policy_text`` from files in ``folder`` (stop it with __exit__)."""
     from redline.guard.runtime import GuardOptions
 
+    policy_path = None
+    if policy_text is not None:
+        policy_path = folder / "guard.yaml"
+        policy_path.write_text(policy_text)
+    keys_path = write_keys(folder / "keys.txt", alice=KEY_ALICE, bob=KEY_BOB) if keys else None
+    options = GuardOptions(policy_path=policy_path, keys_path=keys_path, upstream=upstream,
+                           reload_interval=reload_interval)
+    guard = GuardInThread(options, audit_path=folder / "audit.jsonl", limit_concurrency=limit_concurrency)
+    guard.policy_path, guard.audit_path = policy_path, folder / "audit.jsonl"
+    return guard.__enter__()
+
+
+@pytest.fixture
+def start_guard(tmp_path):
+    """start_guard(policy_text, upstream_url, **options) -> a running guard, stopped at teardown."""
     running = []
 
-    def start(policy_text: str | None, upstream: str, *, keys=True, reload_interval=0.0, limit_concurrency=64):
-        policy_path = None
-        if policy_text is not None:
-            policy_path = tmp_path / "guard.yaml"
-            policy_path.write_text(policy_text)
-        keys_path = write_keys(tmp_path / "keys.txt", alice=KEY_ALICE, bob=KEY_BOB) if keys else None
-        options = GuardOptions(policy_path=policy_path, keys_path=keys_path, upstream=upstream,
-                               reload_interval=reload_interval)
-        guard = GuardInThread(options, audit_path=tmp_path / "audit.jsonl", limit_concurrency=limit_concurrency)
-        running.append(guard.__enter__())
-        guard.policy_path, guard.audit_path = policy_path, tmp_path / "audit.jsonl"
-        return guard
+    def start(policy_text, upstream, **options):
+        running.append(launch(tmp_path, policy_text, upstream, **options))
+        return running[-1]
 
     yield start
     for guard in running:

@@ -2,7 +2,8 @@
 
 Timeouts against slow or idle clients: a request's body must arrive within the policy's
 ``body_timeout_s`` (408), an idle keep-alive connection is closed after
-``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES``, and at most
+``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES`` (by h11, the parser
+the guard chooses for that reason), and at most
 ``limit_concurrency`` connections are served at once (more get 503), so clients that
 trickle bytes hold a bounded number of connections and never the event loop. SIGTERM or
 SIGINT stops accepting, lets requests in flight finish (up to ``GRACEFUL_S``), then syncs
@@ -47,8 +48,8 @@ def parse_listen(text: str) -> tuple[str, int]:
 def build(options: GuardOptions, *, audit_path: str | Path | None = None) -> Built:
     """Everything the guard needs, from its options; UsageError on a bad policy."""
     from ..defences.policy import Policy, load_policy
-    from .audit import AuditLog
     from .app import create_app
+    from .audit import AuditLog
     from .metrics import GuardMetrics
     from .stores import close_store, default_store_url, describe_store, open_store
 
@@ -76,6 +77,7 @@ def uvicorn_config(app: Any, host: str, port: int, *, limit_concurrency: int = 5
         timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=GRACEFUL_S,
         limit_concurrency=limit_concurrency, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         server_header=False, proxy_headers=False, lifespan="on",
+        http="h11",  # httptools (uvicorn's other parser) takes headers of any size; h11 caps them
     )
 
 
