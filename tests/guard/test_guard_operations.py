@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import HTTP, KEY_ALICE, KEY_BOB, free_port, write_keys
 
 from redline.cli import main
@@ -137,6 +138,51 @@ def test_sighup_reloads_and_sigterm_finishes_requests_in_flight(tmp_path, model_
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records][-1] == 200 and len(records) >= 4  # the last one, flushed at shutdown
     assert {r["client"] for r in records} == {"alice"}
+
+
+@pytest.mark.slow  # four worker start-ups: about 20 s on a busy machine
+def test_workers_share_the_audit_log_and_sighup_replaces_them_without_a_failed_request(tmp_path, model_endpoint):
+    (tmp_path / "guard.yaml").write_text(ROUNDED + f"audit_log: {tmp_path / 'audit.jsonl'}\n"
+                                         f"state: sqlite:///{tmp_path / 'state.db'}\n")
+    write_keys(tmp_path / "keys.txt", alice=KEY_ALICE)
+    proc, url = _start_process(tmp_path, model_endpoint.url, "--workers", "2", "--reload-interval", "0")
+    outcomes, stop = [], threading.Event()
+
+    def traffic():
+        with httpx.Client(timeout=10) as client:  # a fresh connection per request reaches any worker
+            while not stop.is_set():
+                try:
+                    answer = client.post(url + "/predict", json={"inputs": X}, headers={"X-API-Key": KEY_ALICE,
+                                                                                         "Connection": "close"})
+                    outcomes.append(answer.status_code)
+                except httpx.HTTPError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    sender = threading.Thread(target=traffic)
+    try:
+        sender.start()
+        wait_for(lambda: len(outcomes) >= 10, 30, "traffic through two workers")
+        (tmp_path / "guard.yaml").write_text(LABELS + f"audit_log: {tmp_path / 'audit.jsonl'}\n"
+                                             f"state: sqlite:///{tmp_path / 'state.db'}\n")
+        proc.send_signal(signal.SIGHUP)  # uvicorn starts a new worker before it retires each old one
+        wait_for(lambda: "labels" in post(url).json(), 60, "the new workers")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert outcomes and set(outcomes) == {200}, {o: outcomes.count(o) for o in set(outcomes)}
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    policies = {r["policy"] for r in records}
+    assert len(policies) == 2  # both policies answered, into one log
+    workers_before = {r["worker"] for r in records if r["policy"] == records[0]["policy"]}
+    workers_after = {r["worker"] for r in records if r["policy"] != records[0]["policy"]}
+    assert workers_before.isdisjoint(workers_after) and len(workers_before | workers_after) >= 3
 
 
 def test_guard_check_exit_codes(tmp_path, capsys):

@@ -14,6 +14,7 @@ record in the audit log and in the metrics.
 import asyncio
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -110,7 +111,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
                 record = {"request_id": request_id, "client": None if client is None else client.name,
                           "status": decision.status, "reason": decision.reason, "rows": decision.rows,
                           "events": decision.events, "latency_ms": round(seconds * 1000, 3),
-                          "policy": runtime.policy.digest[:12]}
+                          "policy": runtime.policy.digest[:12], "worker": os.getpid()}
                 if decision.detail:
                     record["detail"] = decision.detail
                 try:
