@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from conftest import HTTP, KEY_ALICE, UPSTREAM_SECRET, ModelEndpoint, launch
+from guard_testkit import HTTP, KEY_ALICE, UPSTREAM_SECRET, ModelEndpoint, launch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HTTP, KEY_ALICE, KEY_BOB, free_port, write_keys
+from guard_testkit import HTTP, KEY_ALICE, KEY_BOB, free_port, write_keys
 
 from redline.cli import main
 

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import HTTP, KEY_ALICE, KEY_BOB, UPSTREAM_SECRET
+from guard_testkit import HTTP, KEY_ALICE, KEY_BOB, UPSTREAM_SECRET
 
 from redline.defences import Defence, LockedOut, RateLimited, emit
 
@@ -110,7 +110,7 @@ def test_upstream_failures_fail_closed_without_details(start_guard, model_endpoi
 
 
 def test_unreachable_upstream_is_502(start_guard):
-    from conftest import free_port
+    from guard_testkit import free_port
 
     guard = start_guard(POLICY, f"http://127.0.0.1:{free_port()}/predict")
     answer = post(guard, {"inputs": X})
