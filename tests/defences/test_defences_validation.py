@@ -13,9 +13,9 @@ from redline.errors import UsageError
 from redline.targets.base import FeatureConstraints
 
 
-def target(constraints=FeatureConstraints()):
+def target(constraints=None):
     t = ArrayTarget(np.random.default_rng(0).normal(size=(4, 3)), np.zeros(3))
-    t.input_spec = dataclasses.replace(t.input_spec, lower=0.0, upper=1.0, constraints=constraints,
+    t.input_spec = dataclasses.replace(t.input_spec, lower=0.0, upper=1.0, constraints=constraints or FeatureConstraints(),
                                        feature_lower=(0.0, 0.0, 0.0, -5.0), feature_upper=(1.0, 1.0, 1.0, 5.0))
     return t
 

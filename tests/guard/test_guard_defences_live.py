@@ -2,9 +2,8 @@
 a model endpoint on 127.0.0.1, and a scan of the guarded endpoint beside the bare model."""
 from __future__ import annotations
 
-import json
-
 import hashlib
+import json
 
 import httpx
 import numpy as np

@@ -90,7 +90,7 @@ class DriftMonitor(Defence):
             rows = rows[np.sort(keep)]
         return rows
 
-    def for_client(self, client: str, state: StateStore) -> "DriftMonitor":
+    def for_client(self, client: str, state: StateStore) -> DriftMonitor:
         # One buffer for the whole traffic: every client feeds the same store keys.
         self._state = state
         return self

@@ -79,7 +79,7 @@ class Temporal(Defence):
         if self._state is None:  # used without a server: one stream, kept in this process
             self._client, self._state = "default", MemoryState()
 
-    def for_client(self, client: str, state: StateStore) -> "Temporal":
+    def for_client(self, client: str, state: StateStore) -> Temporal:
         bound = copy.copy(self)
         bound._client, bound._state = client, state
         bound._counts = {"rows": 0, "flips": 0, "smoothed": 0}

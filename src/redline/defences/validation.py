@@ -41,8 +41,8 @@ class Validation(Defence):
         self,
         shape: Sequence[int] | None = None,
         dtype: str | None = None,
-        min: float | Sequence[float] | None = None,  # noqa: A002 - the policy's own words
-        max: float | Sequence[float] | None = None,  # noqa: A002
+        min: float | Sequence[float] | None = None,  # named as the policy names them
+        max: float | Sequence[float] | None = None,
         bounds: str | None = None,
         finite: bool = True,
         constraints: bool = True,
