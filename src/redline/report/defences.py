@@ -32,12 +32,19 @@ def rows(report: Report) -> list[dict[str, str]]:
                 cells.update({f"{side}_status": "-", f"{side}_value": "-", f"{side}_queries": "-"})
                 continue
             status = result["status"] + (f" ({result['severity']})" if result["status"] == "vulnerable" else "")
+            if result["status"] in ("error", "inconclusive") and result.get("reason"):
+                status += ": " + _short(result["reason"])
             cells[f"{side}_status"] = status
             cells[f"{side}_value"] = format_value(result.get("value"), 40) if metric else "-"
             cells[f"{side}_queries"] = str(result.get("queries", 0)) + (
                 f" ({result['refusals']} refused)" if result.get("refusals") else "")
         out.append(cells)
     return out
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 COLUMNS = (("check", "Check"), ("bare_status", "Bare"), ("defended_status", "Defended"), ("metric", "Metric"),
