@@ -89,3 +89,21 @@ def test_bad_settings_are_refused_in_check(fair, params, match):
 def test_a_member_of_another_shape_is_refused(fair):
     with pytest.raises(UsageError, match="shaped|shape"):
         Ensemble(members=["zoo:digits_mlp_overfit"]).check(fair[0])
+
+
+def test_a_member_that_does_not_answer_fails_the_request_instead_of_passing_it(fair):
+    import socket
+    import time
+
+    from redline.errors import TargetError
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model, x = fair
+    ensemble = Ensemble(members=[f"http://127.0.0.1:{port}/predict"])
+    defended = DefendedTarget(model, [ensemble])
+    start = time.monotonic()
+    with pytest.raises(TargetError):
+        defended.predict(x[:3])
+    assert time.monotonic() - start < 5  # no back-off while a client waits

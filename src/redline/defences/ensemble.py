@@ -72,8 +72,10 @@ class Ensemble(Defence):
         if isinstance(member, Target):
             resolved = member
         elif isinstance(member, str) and member.strip():
+            # A member that does not answer fails the request at once (no retries, 10 s at
+            # most): a guard must not hold a client while a member backs off.
             config = TargetConfig(input_shape=tuple(target.input_spec.shape), n_classes=target.n_classes,
-                                  source=f"ensemble member {member}")
+                                  retries=0, timeout=10.0, source=f"ensemble member {member}")
             resolved = load_target(member.strip(), config=config)
         else:
             raise UsageError(f"ensemble: a member is a target spec string, not {member!r}")
