@@ -22,6 +22,7 @@ def scan(
     force: bool = False,
     progress: bool = False,
     params: dict[str, dict[str, Any]] | None = None,
+    defend: Any = None,
 ) -> Report:
     """Scan ``target`` and return a :class:`~redline.report.model.Report`.
 
@@ -46,6 +47,10 @@ def scan(
             an unknown check or parameter, a bad value, or parameters for a check that
             ``select`` leaves out raise UsageError before anything is loaded or queried.
             ``redline checks CHECK`` lists a check's parameters.
+        defend: a guard policy file (``guard.yaml``) or a list of
+            :class:`~redline.defences.Defence` objects: the scan attacks the target behind
+            them and runs the same checks against the bare target, and ``report.defences``
+            compares the two ("What the defences buy").
 
     ``report.exit_code(fail_on)`` is what ``redline scan --fail-on`` would exit with (1 a
     finding reached ``fail_on``, 3 the scan could not test what was asked, else 0), so a
@@ -58,5 +63,5 @@ def scan(
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     request = ScanRequest(target=target, data=data, select=select, budget=budget, seed=seed,
-                          context=context, target_config=target_config, params=params)
+                          context=context, target_config=target_config, params=params, defend=defend)
     return run_scan(request, out_dir=out, formats=formats, resume=resume, force=force, progress=Progress(enabled=progress))

@@ -1,19 +1,14 @@
-"""Servers the guard tests need, each on a free 127.0.0.1 port and always stopped:
-a real Redis (skipped only when redis-server is not installed)."""
+"""Fixtures of the guard tests, each server on a free 127.0.0.1 port and always stopped:
+a real Redis (skipped only when redis-server is not installed), a model endpoint, the guard.
+The helpers themselves are in guard_testkit.py."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from guard_testkit import ModelEndpoint, free_port, launch
 
 
 @pytest.fixture(scope="session")
@@ -52,144 +47,20 @@ def redis_url(tmp_path_factory):
             proc.wait(timeout=10)
 
 
-# -- a model endpoint ---------------------------------------------------------------------
-import json  # noqa: E402
-import threading  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-UPSTREAM_SECRET = "upstream-secret-detail-7f3a"  # what a failing model says; must never reach a client
-
-
-class ModelEndpoint:
-    """A linear softmax model on 127.0.0.1 speaking redline's HTTP protocol. ``mode``
-    switches it to failing on purpose: ``error`` (HTTP 500 with a secret in the body),
-    ``slow`` (answers after ``delay`` s), ``malformed`` (200 with a body out of protocol),
-    ``labels`` (answers labels only). ``rows`` counts the rows it answered."""
-
-    def __init__(self, n_features: int = 4, n_classes: int = 3):
-        rng = np.random.default_rng(0)
-        self.weights = rng.normal(size=(n_features, n_classes))
-        self.mode, self.delay, self.rows, self.requests = "ok", 0.0, 0, 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                endpoint.requests += 1
-                status, answer = endpoint.answer(body)
-                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def probabilities(self, x):
-        z = np.asarray(x, np.float64).reshape(len(x), -1) @ self.weights
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def answer(self, body: bytes):
-        if self.mode == "error":
-            return 500, {"error": UPSTREAM_SECRET, "trace": "Traceback (most recent call last) " + UPSTREAM_SECRET}
-        if self.mode == "malformed":
-            return 200, {"result": UPSTREAM_SECRET}
-        if self.mode == "slow":
-            import time
-
-            time.sleep(self.delay)
-        x = json.loads(body)["inputs"]
-        self.rows += len(x)
-        p = self.probabilities(x)
-        if self.mode == "labels":
-            return 200, {"labels": p.argmax(axis=1).tolist()}
-        return 200, {"probabilities": p.tolist()}
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def model_endpoint():
     with ModelEndpoint() as endpoint:
         yield endpoint
 
 
-# -- the guard in a thread ------------------------------------------------------------------
-KEY_ALICE = "alice-key-0123456789abcdef"
-KEY_BOB = "bob-key-0123456789abcdef00"
-
-
-class GuardInThread:
-    """`redline guard` served by uvicorn in a thread of the test process."""
-
-    def __init__(self, options, *, audit_path, limit_concurrency=64):
-        import uvicorn
-
-        from redline.guard.server import build, uvicorn_config
-
-        self.built = build(options, audit_path=audit_path)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn_config(self.built.app, "127.0.0.1", self.port,
-                                                    limit_concurrency=limit_concurrency, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the guard did not start within 15 s")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-def write_keys(path, **keys):
-    path.write_text("".join(f"{name}:{key}\n" for name, key in keys.items()))
-    return path
-
-
 @pytest.fixture
 def start_guard(tmp_path):
-    """start_guard(policy_text, upstream=URL, **options) -> a running GuardInThread (stopped at teardown)."""
-    from redline.guard.runtime import GuardOptions
-
+    """start_guard(policy_text, upstream_url, **options) -> a running guard, stopped at teardown."""
     running = []
 
-    def start(policy_text: str | None, upstream: str, *, keys=True, reload_interval=0.0, limit_concurrency=64):
-        policy_path = None
-        if policy_text is not None:
-            policy_path = tmp_path / "guard.yaml"
-            policy_path.write_text(policy_text)
-        keys_path = write_keys(tmp_path / "keys.txt", alice=KEY_ALICE, bob=KEY_BOB) if keys else None
-        options = GuardOptions(policy_path=policy_path, keys_path=keys_path, upstream=upstream,
-                               reload_interval=reload_interval)
-        guard = GuardInThread(options, audit_path=tmp_path / "audit.jsonl", limit_concurrency=limit_concurrency)
-        running.append(guard.__enter__())
-        guard.policy_path, guard.audit_path = policy_path, tmp_path / "audit.jsonl"
-        return guard
+    def start(policy_text, upstream, **options):
+        running.append(launch(tmp_path, policy_text, upstream, **options))
+        return running[-1]
 
     yield start
     for guard in running:

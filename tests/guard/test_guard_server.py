@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import numpy as np
 import pytest
-from conftest import KEY_ALICE, KEY_BOB, UPSTREAM_SECRET
+from guard_testkit import HTTP, KEY_ALICE, KEY_BOB, UPSTREAM_SECRET
 
 from redline.defences import Defence, LockedOut, RateLimited, emit
 
@@ -54,7 +53,7 @@ def post(guard, body, key=KEY_ALICE, **kw):
     if key is not None:
         headers.setdefault("X-API-Key", key)
     content = json.dumps(body) if isinstance(body, (dict, list)) else body
-    return httpx.post(guard.url + "/predict", content=content, headers=headers, timeout=10, **kw)
+    return HTTP.post(guard.url + "/predict", content=content, headers=headers, timeout=10, **kw)
 
 
 def audit_records(guard):
@@ -72,7 +71,7 @@ def test_answers_the_model_protocol_through_the_defences(start_guard, model_endp
     assert answer.headers["x-request-id"]
     by_bearer = post(guard, {"inputs": X}, key=None, headers={"Authorization": f"Bearer {KEY_BOB}"})
     assert by_bearer.status_code == 200
-    assert httpx.get(guard.url + "/healthz", timeout=5).json()["status"] == "ok"
+    assert HTTP.get(guard.url + "/healthz", timeout=5).json()["status"] == "ok"
 
 
 def test_labels_only_policy_answers_labels(start_guard, model_endpoint):
@@ -106,12 +105,12 @@ def test_upstream_failures_fail_closed_without_details(start_guard, model_endpoi
     for leak in (UPSTREAM_SECRET, model_endpoint.url, "127.0.0.1", "Traceback", "HTTP 500"):
         assert leak not in answer.text
     assert "probabilities" not in body and "labels" not in body
-    metrics = httpx.get(guard.url + "/metrics", timeout=5).text
+    metrics = HTTP.get(guard.url + "/metrics", timeout=5).text
     assert f'redline_guard_requests_total{{status="{status}",reason="{reason}"}} 1' in metrics
 
 
 def test_unreachable_upstream_is_502(start_guard):
-    from conftest import free_port
+    from guard_testkit import free_port
 
     guard = start_guard(POLICY, f"http://127.0.0.1:{free_port()}/predict")
     answer = post(guard, {"inputs": X})
@@ -133,7 +132,7 @@ def test_refusals_of_defences_keep_their_status_and_are_audited(start_guard, mod
     assert [r["client"] for r in records] == ["alice"] * 4 + ["bob"] * 2
     assert records[2]["events"] == [{"defence": "test_counting_gate", "event": "counted", "used": 3.0}]
     assert all(r["rows"] == 2 and r["latency_ms"] > 0 and r["time"].endswith("Z") for r in records)
-    metrics = httpx.get(guard.url + "/metrics", timeout=5).text
+    metrics = HTTP.get(guard.url + "/metrics", timeout=5).text
     assert 'redline_guard_requests_total{status="429",reason="rate_limited"} 2' in metrics
     assert "redline_guard_locked_out_requests_total 1" in metrics
     assert 'redline_guard_defence_events_total{defence="test_counting_gate",event="counted"} 6' in metrics

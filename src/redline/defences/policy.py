@@ -41,11 +41,18 @@ from typing import Any
 
 from ..errors import UsageError
 from ..targets.base import InputSpec, Target
-from .base import DefendedTarget, Defence
+from .base import Defence, DefendedTarget
 from .state import MemoryState, StateStore
 
 __all__ = [
-    "Client", "Limits", "Policy", "load_policy", "parse_policy", "defence_classes", "hash_key", "CLIENT_NAME",
+    "CLIENT_NAME",
+    "Client",
+    "Limits",
+    "Policy",
+    "defence_classes",
+    "hash_key",
+    "load_policy",
+    "parse_policy",
 ]
 
 POLICY_VERSION = 1

@@ -14,6 +14,7 @@ record in the audit log and in the metrics.
 import asyncio
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -49,9 +50,9 @@ async def _read_body(request: Any, limit: int, timeout: float) -> bytes:
 
 def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, on_shutdown: Any = None) -> Any:
     """The ASGI app serving ``guard`` (imports FastAPI)."""
-    import anyio
     from contextlib import asynccontextmanager
 
+    import anyio
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
 
@@ -107,10 +108,10 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
             seconds = time.perf_counter() - started
             metrics.finished(decision.status, decision.reason, seconds, decision.events, decision.upstream_error)
             if audit is not None:
-                record = dict(request_id=request_id, client=None if client is None else client.name,
-                              status=decision.status, reason=decision.reason, rows=decision.rows,
-                              events=decision.events, latency_ms=round(seconds * 1000, 3),
-                              policy=runtime.policy.digest[:12])
+                record = {"request_id": request_id, "client": None if client is None else client.name,
+                          "status": decision.status, "reason": decision.reason, "rows": decision.rows,
+                          "events": decision.events, "latency_ms": round(seconds * 1000, 3),
+                          "policy": runtime.policy.digest[:12], "worker": os.getpid()}
                 if decision.detail:
                     record["detail"] = decision.detail
                 try:

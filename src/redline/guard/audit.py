@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -57,7 +58,7 @@ class AuditLog:
 
     def record(self, **fields: Any) -> None:
         """Append one record; ``time`` is added. Never raises on a value JSON cannot hold."""
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         try:
             line = json.dumps({"time": now, **fields}, default=_plain, allow_nan=False, separators=(",", ":"))
         except ValueError:  # a NaN or an infinity in an event: written as text, the line stays JSON
@@ -97,7 +98,7 @@ class AuditLog:
 
 def _nan_free(value: Any) -> Any:
     """``value`` with NaN and infinities written as strings (a record must stay valid JSON)."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+    if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
         return {k: _nan_free(v) for k, v in value.items()}

@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
                        help="how to reach the model: headers, auth, input shape (as for scan)")
     guard.add_argument("--reload-interval", metavar="S", type=float, default=1.0,
                        help="seconds between looks at the policy and keys files (0: reload on SIGHUP only)")
+    guard.add_argument("--workers", metavar="N", type=int, default=1,
+                       help="worker processes sharing the state store and the audit log (default: 1)")
     guard.add_argument("--limit-concurrency", metavar="N", type=int, default=512,
                        help="connections served at once; more are answered 503 (default: 512)")
     guard.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
@@ -59,11 +61,11 @@ def run_guard(args: argparse.Namespace) -> int:
     from .runtime import GuardOptions
     from .server import serve
 
-    if args.reload_interval < 0 or args.limit_concurrency < 1:
-        raise UsageError("--reload-interval must be at least 0 and --limit-concurrency at least 1")
+    if args.reload_interval < 0 or args.limit_concurrency < 1 or args.workers < 1:
+        raise UsageError("--reload-interval must be at least 0, --limit-concurrency and --workers at least 1")
     options = GuardOptions(policy_path=args.policy, keys_path=args.keys, upstream=args.upstream,
                            target_config=args.target_config, reload_interval=args.reload_interval)
-    serve(options, args.listen, limit_concurrency=args.limit_concurrency, log_level=args.log_level)
+    serve(options, args.listen, workers=args.workers, limit_concurrency=args.limit_concurrency, log_level=args.log_level)
     return EXIT_OK
 
 

@@ -162,7 +162,7 @@ def _metrics_of(defence: Any) -> list[tuple[str, float]]:
 
 
 def _rows(x: np.ndarray | None) -> int:
-    return 0 if x is None else int(len(x))
+    return 0 if x is None else len(x)
 
 
 def load_runtime(options: GuardOptions, state: StateStore) -> Runtime:

@@ -2,7 +2,8 @@
 
 Timeouts against slow or idle clients: a request's body must arrive within the policy's
 ``body_timeout_s`` (408), an idle keep-alive connection is closed after
-``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES``, and at most
+``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES`` (by h11, the parser
+the guard chooses for that reason), and at most
 ``limit_concurrency`` connections are served at once (more get 503), so clients that
 trickle bytes hold a bounded number of connections and never the event loop. SIGTERM or
 SIGINT stops accepting, lets requests in flight finish (up to ``GRACEFUL_S``), then syncs
@@ -11,7 +12,9 @@ the audit log and closes the store; SIGHUP reloads the policy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +47,17 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def build(options: GuardOptions, *, audit_path: str | Path | None = None) -> Built:
-    """Everything the guard needs, from its options; UsageError on a bad policy."""
+def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_url: str | None = None) -> Built:
+    """Everything the guard needs, from its options; UsageError on a bad policy.
+    ``state_url`` and ``audit_path`` override the policy's (workers get their parent's)."""
     from ..defences.policy import Policy, load_policy
-    from .audit import AuditLog
     from .app import create_app
+    from .audit import AuditLog
     from .metrics import GuardMetrics
     from .stores import close_store, default_store_url, describe_store, open_store
 
     first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
-    state_url = first.state or default_store_url()
+    state_url = state_url or first.state or default_store_url()
     state = open_store(state_url)
     audit = None
     try:
@@ -68,25 +72,75 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None) -> Bui
     return Built(app, guard, audit, state, state_url)
 
 
-def uvicorn_config(app: Any, host: str, port: int, *, limit_concurrency: int = 512, log_level: str = "warning") -> Any:
+def uvicorn_settings(host: str, port: int, *, limit_concurrency: int = 512, log_level: str = "warning") -> dict[str, Any]:
+    """uvicorn's settings for the guard (the timeouts and limits of the module docstring)."""
+    return {
+        "host": host, "port": port, "log_level": log_level, "access_log": False,
+        "timeout_keep_alive": KEEP_ALIVE_S, "timeout_graceful_shutdown": GRACEFUL_S,
+        "limit_concurrency": limit_concurrency, "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "server_header": False, "proxy_headers": False, "lifespan": "on",
+        "http": "h11",  # httptools (uvicorn's other parser) takes headers of any size; h11 caps them
+    }
+
+
+def uvicorn_config(app: Any, host: str, port: int, **settings: Any) -> Any:
     import uvicorn
 
-    return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=GRACEFUL_S,
-        limit_concurrency=limit_concurrency, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        server_header=False, proxy_headers=False, lifespan="on",
-    )
+    return uvicorn.Config(app, **uvicorn_settings(host, port, **settings))
 
 
-def serve(options: GuardOptions, listen: str, *, limit_concurrency: int = 512, log_level: str = "warning") -> None:
-    """Run the guard until SIGTERM/SIGINT."""
+def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurrency: int = 512,
+          log_level: str = "warning") -> None:
+    """Run the guard until SIGTERM/SIGINT, in one process or ``workers`` processes.
+
+    With several workers, uvicorn's supervisor owns the socket and the signals: SIGHUP
+    brings up a fresh worker (which reads the files as they are now) before it retires
+    each old one, so a reload drops nothing; each worker also polls the files itself.
+    The workers share the state store and the audit log the parent settles on.
+    """
     import uvicorn
 
     host, port = parse_listen(listen)
     logging.basicConfig(level=log_level.upper(), format="redline guard: %(levelname)s %(message)s")
+    if workers > 1:
+        from ..defences.policy import Policy, load_policy
+        from .stores import default_store_url
+
+        first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
+        load_runtime_check(options)  # a bad policy is a one-line error here, not in N workers
+        os.environ[_WORKER_SPEC] = json.dumps({
+            "options": {k: (None if v is None else str(v) if isinstance(v, Path) else v)
+                        for k, v in dataclasses.asdict(options).items()},
+            "state_url": first.state or default_store_url(),
+            "audit_path": str(first.audit_log or Path(DEFAULT_AUDIT_LOG).resolve()),
+        })
+        uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
+                    **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+        return
     built = build(options)
     server = uvicorn.Server(uvicorn_config(built.app, host, port, limit_concurrency=limit_concurrency, log_level=log_level))
     server.run()
     if not server.started:
         raise UsageError(f"the guard could not listen on {host}:{port}")
+
+
+_WORKER_SPEC = "REDLINE_GUARD_WORKER_SPEC"
+
+
+def load_runtime_check(options: GuardOptions) -> None:
+    """Load the policy and keys as a worker will, against a throw-away memory store."""
+    from ..defences.state import MemoryState
+    from .runtime import load_runtime
+
+    load_runtime(options, MemoryState())
+
+
+def worker_app() -> Any:
+    """The app of one worker process (``--workers N``), from the spec its parent left."""
+    spec = json.loads(os.environ[_WORKER_SPEC])
+    raw = spec["options"]
+    options = GuardOptions(**{k: (Path(v) if k in _PATH_FIELDS and v is not None else v) for k, v in raw.items()})
+    return build(options, audit_path=spec["audit_path"], state_url=spec["state_url"]).app
+
+
+_PATH_FIELDS = ("policy_path", "keys_path", "target_config")

@@ -24,18 +24,18 @@ def open_store(url: str) -> StateStore:
         return MemoryState()
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme == "sqlite":
-        from .state_sqlite import SQLiteState
-
         import sqlite3
+
+        from .state_sqlite import SQLiteState
 
         try:
             return SQLiteState(url[len("sqlite:///"):])
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"state: cannot open the SQLite store {describe_store(url)}: {exc}") from None
     if scheme in ("redis", "rediss", "unix"):
-        from .state_redis import RedisState
-
         import redis
+
+        from .state_redis import RedisState
 
         store = RedisState(url)
         try:

@@ -1,7 +1,8 @@
 """The model behind the guard: redline's HTTP target, asked once per batch, failing closed.
 
 :class:`Upstream` is an :class:`~redline.targets.http.HttpTarget` (same protocol, same
-limits on time, answer size and redirects) that does not retry: a client waiting on the
+parsing and checks of the answer) that sends over kept-alive connections
+(:mod:`~redline.guard.transport`), one deadline per request, and does not retry: a client waiting on the
 guard is better served by a quick 502 than by minutes of back-off. Its failures are
 :class:`UpstreamFailed` (502) or :class:`UpstreamTimeout` (504). Their message is for
 the guard's own log; what a client is told never comes from here (see ``app.py``).
@@ -22,6 +23,7 @@ from ..targets.base import InputSpec
 from ..targets.config import TargetConfig
 from ..targets.http import HttpTarget, _MalformedAnswer
 from ..targets.http_client import HttpFailure
+from .transport import KeptAlive
 
 # The stand-in row shape when nobody states one: a single number per row.
 UNSTATED_INPUT = InputSpec(shape=(1,))
@@ -55,6 +57,10 @@ class Upstream(HttpTarget):
         config = dataclasses.replace(config or TargetConfig(), retries=0, timeout=float(timeout))
         self.shape_known = input_spec is not None or config.input_shape is not None
         super().__init__(url, config=config, input_spec=input_spec or (None if config.input_shape else UNSTATED_INPUT))
+        self._pool = KeptAlive(url, self._headers, max_bytes=self.config.max_response_bytes)
+
+    def _post(self, body: bytes, **_: object):
+        return self._pool.post(body, self.config.timeout)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         body = json.dumps(self._request_body(x)).encode("utf-8")

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  redline scan onnx:model.onnx --data npz:data.npz --format json,html,sarif --fail-on important\n"
             "  redline scan http://127.0.0.1:8000/predict --data builtin:digits --target-config api.yaml\n"
             "  redline scan zoo:mnist_cnn --select FM01.pgd --set FM01.pgd.epsilon=0.1 --set FM01.pgd.norm=l2\n"
+            "  redline scan zoo:fair_logreg --select FM05 --defend guard.yaml   # bare vs defended, side by side\n"
             f"\n{target_help()}\n"
             "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error, 3 the scan could\n"
@@ -52,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(0.1, l2, true, [0.05, 0.1]); `redline checks CHECK` lists the parameters")
     p.add_argument("--checks", metavar="FILE", dest="checks_file",
                    help="YAML file mapping check ids to parameters (FM01.pgd: {epsilon: 0.1}); --set wins over it")
+    p.add_argument("--defend", metavar="guard.yaml",
+                   help="scan the target behind the defences of this guard policy, in process, and compare with the "
+                        "bare target (the report's 'What the defences buy'); for a guarded endpoint, name the bare "
+                        "model as baseline: SPEC in --target-config instead")
     p.add_argument("--resume", action="store_true", help="keep the findings already in DIR/events.jsonl and run only unfinished checks")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier scan's report in DIR (without --resume or --force, such a DIR is refused)")
@@ -99,7 +104,8 @@ def scan_command(args: argparse.Namespace) -> int:
     params = command_line_params(args.set_params, args.checks_file, args.select)
     # The pipeline itself, as redline.api.scan runs it (the API is the layer above this one).
     request = ScanRequest(target=args.target, data=args.data, select=args.select, budget=args.budget, seed=args.seed,
-                          context=args.context, target_config=args.target_config, params=params)
+                          context=args.context, target_config=args.target_config, params=params,
+                          defend=getattr(args, "defend", None))
     try:
         report = run_scan(request, out_dir=args.out, formats=formats, resume=args.resume, force=args.force,
                           progress=Progress(enabled=not args.no_progress and not args.json))
@@ -130,7 +136,8 @@ def resume_command(args: argparse.Namespace) -> str:
     if not argv:  # not started from redline.cli.main: name the arguments that decide the scan
         argv = ["scan", args.target, "--out", args.out]
         for flag, value in (("--data", args.data), ("--select", args.select), ("--budget", args.budget),
-                            ("--context", args.context), ("--target-config", args.target_config)):
+                            ("--context", args.context), ("--target-config", args.target_config),
+                            ("--defend", getattr(args, "defend", None))):
             if value is not None:
                 argv += [flag, str(value)]
         argv += ["--seed", str(args.seed), "--format", args.format]

@@ -107,6 +107,9 @@ class ScanRequest:
     budgets: dict[str, int] | None = None
     # A sentence by check id added to that check's finding summary (e.g. "ran with the demo budget").
     notes: dict[str, str] | None = None
+    # Scan the target behind these defences (a guard policy file or a list of Defence objects)
+    # and compare with the bare target: the report's "What the defences buy" (pipeline/defended.py).
+    defend: Any = None
 
     def budget_for(self, check: Any) -> int:
         """The budget ``check`` runs with: its own from ``budgets``, else the scan's, else its default."""
@@ -126,6 +129,7 @@ class ScanRequest:
                 "params": normalise_params(self.params),
                 # Only when set, so the fingerprints of earlier scans (and their --resume) stay valid.
                 **({"budgets": dict(sorted(self.budgets.items()))} if self.budgets else {}),
+                **({"defend": str(self.defend)} if self.defend is not None else {}),
             },
             sort_keys=True,
             default=str,
@@ -281,6 +285,12 @@ def run_scan(
         from ..targets.config import load_target_config
 
         target_config = load_target_config(target_config)
+    defences = policy = None
+    refusals: dict[str, int] = {}  # by check id: requests the in-process defences refused
+    if request.defend is not None:  # a bad policy is refused before any work, too
+        from .defended import policy_defences
+
+        defences, policy = policy_defences(request.defend)
     data = _resolve_data(request.data, request.target)
     from ..checks.agents.selection import fit_checks_to_data, require_matching_target
 
@@ -329,13 +339,24 @@ def run_scan(
     require_matching_target(loaded, data)
     # The attacks query the model as the deployment exposes it (labels only, rounded).
     target = as_deployed(loaded, context)
+    baseline = None  # the bare model, when the scan compares it with the defended one
+    if defences is not None:
+        from .defended import scanned
+
+        baseline, target = target, scanned(target, defences)
+    elif getattr(target_config, "baseline", None):
+        from .defended import load_baseline
+
+        baseline = load_baseline(target_config.baseline, data)
+    defended_section = None
     interrupted = False
     try:
         data_desc = data.describe() if data is not None else {"spec": ""}
         from ..findings import finding_id
         from ..triage.engine import apply as triage
 
-        progress.expect(len(instances))  # overall progress and ETA across the checks
+        # overall progress and ETA across the checks (twice as many with a baseline to compare)
+        progress.expect(len(instances) * (1 if baseline is None else 2))
         for index, check in enumerate(instances, start=1):
             budget = request.budget_for(check)
             fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget)
@@ -348,6 +369,8 @@ def run_scan(
                 log.append("check_started", check=check.id, id=fid)
             ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings))
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
+            if defences is not None:
+                refusals[check.id] = target.take_refusals()
             if request.notes and check.id in request.notes:
                 finding.summary = f"{finding.summary} {request.notes[check.id]}".strip()
             applied = deployment_context(context, target)
@@ -358,17 +381,28 @@ def run_scan(
             if log is not None:
                 log.append("check_finished", check=check.id, finding=finding.to_dict())
             progress.finish(_outcome_text(finding))
+        if baseline is not None:
+            from .defended import comparison, run_baseline
+
+            bare = run_baseline(instances, baseline, data, request, context, progress, _outcome_text)
+            defended_section = comparison(bare, [f for f in findings if f.check in {c.id for c in instances}],
+                                          policy=policy, defences=getattr(target, "defences", []),
+                                          baseline_spec=baseline.spec, defended_spec=target.spec,
+                                          refusals=refusals)
     except KeyboardInterrupt:
         # Keep what finished: the report is written below, marked incomplete.
         interrupted = True
         progress.finish("interrupted")
     finally:
         loaded.close()
+        if baseline is not None and baseline is not loaded and defences is None:
+            baseline.close()
     # Described after the checks: a remote target reveals what it returns only when it answers.
     target_desc = {"spec": target.spec, "capabilities": target.capabilities.to_dict(), "n_classes": target.n_classes}
     applied = deployment_context(context, target)
     pending = [c.id for c in checks if c.id not in {f.check for f in findings}] if interrupted else None
-    report = _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest, pending)
+    report = _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest, pending,
+                     defences=defended_section)
     if interrupted:
         raise ScanInterrupted(report)
     return report
@@ -438,7 +472,7 @@ def _remediate(findings: list[Finding], context, retest: dict[str, Any]) -> None
 
 
 def _finish(findings, context, target_desc, data_desc, started_at, out, formats, log, retest,
-            pending: list[str] | None = None) -> Report:
+            pending: list[str] | None = None, defences: dict[str, Any] | None = None) -> Report:
     from ..triage.engine import apply as triage
 
     triage([f for f in findings if not f.rationale], context)
@@ -455,6 +489,7 @@ def _finish(findings, context, target_desc, data_desc, started_at, out, formats,
         out_dir=str(out) if out is not None else None,
         complete=pending is None,
         pending_checks=list(pending or []),
+        defences=defences,
     )
     if out is not None:
         from ..report.writers import write_all

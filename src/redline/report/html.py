@@ -31,6 +31,7 @@ from .formatting import (
     status_counts,
     tool_identity,
 )
+from .defences import html as defences_section
 from .model import MODE_CODES, Report
 from .modes import mode_name
 from .theme import badge, e, page, pill, severity_class
@@ -56,6 +57,7 @@ def render(report: Report, base_dir: Path | None = None) -> str:
         _cards(report),
         _summary_panels(report),
         _index(findings),
+        defences_section(report),  # only when the scan compared a bare and a defended model
         '<h2 id="details">Findings in detail</h2>' if findings else "",
         *(_finding(i, f, base_dir) for i, f in enumerate(findings, 1)),
         _coverage(report),

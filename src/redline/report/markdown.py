@@ -29,6 +29,7 @@ from .formatting import (
     status_counts,
     tool_identity,
 )
+from .defences import markdown as defences_section
 from .model import Report
 from .modes import mode_name
 
@@ -89,6 +90,7 @@ def render(report: Report, base_dir: Path | None = None) -> str:
     out += _actions(findings)
     out += _summary(report)
     out += _findings_table(findings)
+    out += defences_section(report)  # only when the scan compared a bare and a defended model
     for i, finding in enumerate(findings, 1):
         out += _finding_section(i, finding)
     out += _coverage(report)

@@ -33,6 +33,9 @@ class Report:
     # False when the scan was interrupted; pending_checks then names what did not run.
     complete: bool = True
     pending_checks: list[str] = dataclasses.field(default_factory=list)
+    # "What the defences buy": the same checks against the bare and the defended model
+    # (redline.pipeline.defended); None when the scan compared nothing.
+    defences: dict[str, Any] | None = None
 
     @property
     def worst_severity(self) -> Severity:
@@ -107,6 +110,8 @@ class Report:
                 "finished_at": self.finished_at,
                 "findings": [f.to_dict() for f in self.findings],
                 "coverage": self.coverage,
+                # Only when the scan compared a bare and a defended model (an additive field).
+                **({"defences": self.defences} if self.defences is not None else {}),
             }
         )
 
@@ -125,6 +130,7 @@ class Report:
             complete=bool(d.get("complete", True)),
             pending_checks=list(d.get("pending_checks", [])),
             schema=d.get("schema", SCHEMA_ID),
+            defences=d.get("defences"),
         )
 
     # Writers live in redline.report.writers; these are conveniences for the Python API.

@@ -20,6 +20,7 @@ Example::
     constraints: {immutable: [age], integer: [children], ranges: {income: [0, 1e6]}}
     train: mypackage.training:train  # or path/to/train.py:train; train(x, y) -> model
     kind: policy         # the target is an agent: observations in, actions out (default: model)
+    baseline: zoo:fair_logreg   # the bare model behind a guarded endpoint: the scan compares the two
 
 For ``kind: policy`` the request carries ``{"observations": [...]}`` (or ``request.inputs_key``)
 and the answer ``{"actions": [...]}`` (``response.actions_key``); the other keys apply as for models.
@@ -58,6 +59,7 @@ _TOP_KEYS = (
     "response",
     "outputs",
     "input",
+    "baseline",
     "n_classes",
     "feature_names",
     "constraints",
@@ -102,6 +104,9 @@ class TargetConfig:
     constraints: Mapping[str, Any] | None = None
     train: str | None = None
     kind: str = "model"
+    # The bare model a guarded endpoint fronts (a target spec); the scan runs its checks on
+    # both and reports what the guard's defences buy (redline.pipeline.defended).
+    baseline: str | None = None
     observations_key: str = "observations"
     actions_key: str = "actions"
     source: str = "target config"
@@ -261,6 +266,8 @@ class _Parser:
                     "train", f"must name a function as 'module:function' or 'file.py:function', got {train!r}"
                 )
             fields["train"] = train
+        if "baseline" in data:
+            fields["baseline"] = self.string(data["baseline"], "baseline")
         config = TargetConfig(**fields)
         if config.constraints and config.feature_names:
             config.feature_constraints()  # names are checked now, while the file is at hand

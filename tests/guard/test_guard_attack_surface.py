@@ -1,0 +1,141 @@
+"""The guard as an attack surface (FM11 for the guard itself): slow clients, fuzzed bodies,
+answers of the model that break the protocol. The guard answers 200 with a valid
+prediction or a JSON refusal, never a 500 and never anything the defences did not see."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from guard_testkit import HTTP, KEY_ALICE, UPSTREAM_SECRET, ModelEndpoint, launch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+POLICY = """
+version: 1
+limits: {max_body_bytes: 4096, max_batch: 4, upstream_timeout_s: 2, body_timeout_s: 3}
+input: {shape: [4]}
+defences:
+  - round: {decimals: 3}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    with ModelEndpoint() as endpoint:
+        guard = launch(tmp_path_factory.mktemp("guard"), POLICY, endpoint.url)
+        try:
+            yield guard, endpoint
+        finally:
+            guard.__exit__(None, None, None)
+
+
+def post(guard, content, key=KEY_ALICE):
+    return HTTP.post(guard.url + "/predict", content=content, headers={"X-API-Key": key}, timeout=10)
+
+
+def assert_well_formed(answer, rows=None):
+    """200 with a prediction of the right size, or a JSON refusal; never a 5xx of the guard's own."""
+    assert answer.status_code in (200, 413, 422), (answer.status_code, answer.text)
+    body = answer.json()
+    if answer.status_code == 200:
+        assert set(body) == {"probabilities"}
+        assert all(len(row) == 3 and all(isinstance(v, float) for v in row) for row in body["probabilities"])
+        if rows is not None:
+            assert len(body["probabilities"]) == rows
+    else:
+        assert set(body) == {"error", "reason"} and all(isinstance(v, str) for v in body.values())
+
+
+def _open_slow(guard, declared=2000):
+    sock = socket.create_connection(("127.0.0.1", guard.port), timeout=10)
+    sock.sendall((f"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-Key: {KEY_ALICE}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n").encode() + b'{"inputs": [[')
+    return sock
+
+
+def test_slow_bodies_do_not_hold_up_other_clients_and_are_cut_off(served):
+    guard, _ = served
+    slow = [_open_slow(guard) for _ in range(20)]
+    try:
+        started = time.monotonic()
+        for _ in range(5):
+            assert post(guard, json.dumps({"inputs": [[0.1, 0.2, 0.3, 0.4]]})).status_code == 200
+        # served while twenty bodies were still trickling in (none has been cut off yet)
+        assert time.monotonic() - started < 3
+        slow[0].setblocking(False)
+        with pytest.raises(BlockingIOError):
+            slow[0].recv(1)
+        slow[0].setblocking(True)
+        slow[0].settimeout(10)
+        answer = slow[0].recv(4096).decode("latin-1")  # the body timeout (3 s) ends the slow request
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert '"reason":"body_timeout"' in answer
+        assert time.monotonic() - started >= 2.9
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_half_sent_headers_do_not_hold_up_other_clients(served):
+    guard, _ = served
+    stuck = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", guard.port), timeout=10)
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-")
+            stuck.append(sock)
+        started = time.monotonic()
+        assert post(guard, json.dumps({"inputs": [[0.1, 0.2, 0.3, 0.4]]})).status_code == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
+def test_oversized_headers_are_refused(served):
+    guard, _ = served
+    try:  # uvicorn answers 400 or, if it is still reading, closes the connection
+        answer = HTTP.post(guard.url + "/predict", content=b"{}", timeout=10,
+                            headers={"X-API-Key": KEY_ALICE, "X-Padding": "a" * 400_000})
+    except httpx.TransportError:
+        return
+    assert answer.status_code in (400, 431)
+
+
+@pytest.mark.parametrize("mode", ["short", "nan", "error", "malformed"])
+def test_answers_of_the_model_out_of_protocol_never_reach_the_client(served, mode):
+    guard, endpoint = served
+    endpoint.mode = mode
+    try:
+        answer = post(guard, json.dumps({"inputs": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]]}))
+    finally:
+        endpoint.mode = "ok"
+    assert answer.status_code == 502
+    assert answer.json() == {"error": "the model behind the guard failed", "reason": "upstream_error"}
+    assert UPSTREAM_SECRET not in answer.text and "NaN" not in answer.text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=40,
+)
+rows = st.integers(1, 6).flatmap(lambda n: st.lists(
+    st.lists(st.floats(-1e6, 1e6) | st.integers(-10, 10), min_size=3, max_size=5), min_size=n, max_size=n))
+bodies = st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),
+    json_values.map(lambda v: json.dumps({"inputs": v}).encode()),
+    rows.map(lambda r: json.dumps({"inputs": r}).encode()),
+    st.binary(max_size=300),
+    rows.map(lambda r: json.dumps({"inputs": r}).encode()[: len(json.dumps({"inputs": r})) // 2]),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=bodies)
+def test_fuzzed_bodies_get_a_prediction_or_a_json_refusal(served, body):
+    guard, _ = served
+    assert_well_formed(post(guard, body))
