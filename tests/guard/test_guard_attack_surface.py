@@ -95,6 +95,35 @@ def test_half_sent_headers_do_not_hold_up_other_clients(served):
             sock.close()
 
 
+def test_a_connection_whose_headers_trickle_is_closed(served, monkeypatch):
+    from redline.guard import protocol
+
+    guard, _ = served
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT_S", 0.5)
+    sock = socket.create_connection(("127.0.0.1", guard.port), timeout=10)
+    try:
+        started = time.monotonic()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\n")
+        time.sleep(0.2)
+        sock.sendall(b"X-API-")  # bytes keep coming, but the head is not complete in time
+        assert sock.recv(4096) == b""  # closed by the guard
+        assert 0.4 < time.monotonic() - started < 5
+    finally:
+        sock.close()
+    # a kept-alive connection gets the same deadline for its next request
+    with socket.create_connection(("127.0.0.1", guard.port), timeout=10) as sock:
+        body = json.dumps({"inputs": [[0.1, 0.2, 0.3, 0.4]]}).encode()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-Key: " + KEY_ALICE.encode()
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                     + b"\r\n\r\n" + body)
+        first = b""
+        while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):  # the whole first answer
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /predict HTTP/1.1\r\n")
+        assert sock.recv(4096) == b""
+
+
 def test_oversized_headers_are_refused(served):
     guard, _ = served
     try:  # uvicorn answers 400 or, if it is still reading, closes the connection

@@ -1,6 +1,7 @@
 """Starting the guard: the state store, the audit log, the policy, then uvicorn.
 
-Timeouts against slow or idle clients: a request's body must arrive within the policy's
+Timeouts against slow or idle clients: a request's headers must arrive within
+``protocol.HEADER_TIMEOUT_S`` (else the connection is closed), its body within the policy's
 ``body_timeout_s`` (408), an idle keep-alive connection is closed after
 ``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES`` (by h11, the parser
 the guard chooses for that reason), and at most
@@ -25,6 +26,7 @@ KEEP_ALIVE_S = 5
 GRACEFUL_S = 30
 MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_AUDIT_LOG = "guard-audit.jsonl"
+WORKER_HEALTHCHECK_S = 60
 
 
 @dataclasses.dataclass
@@ -79,7 +81,9 @@ def uvicorn_settings(host: str, port: int, *, limit_concurrency: int = 512, log_
         "timeout_keep_alive": KEEP_ALIVE_S, "timeout_graceful_shutdown": GRACEFUL_S,
         "limit_concurrency": limit_concurrency, "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "server_header": False, "proxy_headers": False, "lifespan": "on",
-        "http": "h11",  # httptools (uvicorn's other parser) takes headers of any size; h11 caps them
+        # h11, because httptools (uvicorn's other parser) takes headers of any size, with a
+        # deadline on each request's headers (protocol.py)
+        "http": "redline.guard.protocol:HeaderDeadlineH11",
     }
 
 
@@ -115,6 +119,9 @@ def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurr
             "audit_path": str(first.audit_log or Path(DEFAULT_AUDIT_LOG).resolve()),
         })
         uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
+                    # a worker starting on a busy machine takes seconds to import; uvicorn's
+                    # default 5 s would abort a SIGHUP restart (and kill slow workers)
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
                     **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
         return
     built = build(options)
