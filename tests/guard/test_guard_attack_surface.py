@@ -79,6 +79,23 @@ def test_slow_bodies_do_not_hold_up_other_clients_and_are_cut_off(served):
             sock.close()
 
 
+def test_a_client_leaving_mid_body_is_audited_as_499_not_a_failure(served):
+    guard, endpoint = served
+    requests_before = endpoint.requests
+    _open_slow(guard).close()
+    deadline = time.monotonic() + 10
+    while True:
+        guard.built.audit.flush()
+        records = [json.loads(line) for line in guard.audit_path.read_text().splitlines()]
+        if records and records[-1]["reason"] == "client_disconnected":
+            break
+        assert time.monotonic() < deadline, records[-1:]
+        time.sleep(0.05)
+    assert records[-1]["status"] == 499 and records[-1]["client"] == "alice"
+    assert endpoint.requests == requests_before
+    assert "internal_error" not in HTTP.get(guard.url + "/metrics").text
+
+
 def test_half_sent_headers_do_not_hold_up_other_clients(served):
     guard, _ = served
     stuck = []

@@ -55,6 +55,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
     import anyio
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
+    from starlette.requests import ClientDisconnect
 
     @asynccontextmanager
     async def lifespan(app: Any):
@@ -100,6 +101,8 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
                     decision = refusal(413, "body_too_large", f"the body is over {limits.max_body_bytes} bytes")
                 except TimeoutError:
                     decision = refusal(408, "body_timeout", f"the body did not arrive within {limits.body_timeout_s:g} s")
+                except ClientDisconnect:  # nobody to answer; recorded as nginx does (499)
+                    decision = refusal(499, "client_disconnected", "the client left before its body arrived")
                 else:
                     decision = await anyio.to_thread.run_sync(runtime.decide, client, body)
         except Exception:  # a bug in the guard itself: fail closed
