@@ -180,3 +180,14 @@ def test_bodies_over_the_limit_are_413_before_parsing(start_guard, model_endpoin
     assert streamed.status_code == 413
     assert model_endpoint.requests == 0
     assert post(guard, {"inputs": X}).status_code == 200  # the guard is still fine
+
+
+def test_the_default_state_store_is_temporary_and_removed_at_shutdown(start_guard, model_endpoint):
+    from pathlib import Path
+
+    guard = start_guard(POLICY, model_endpoint.url)
+    folder = Path(guard.built.state_url[len("sqlite:///"):]).parent
+    assert folder.is_dir() and folder.name.startswith("redline-guard-")
+    assert post(guard, {"inputs": X}).status_code == 200
+    guard.__exit__(None, None, None)
+    assert not folder.exists()

@@ -69,11 +69,13 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
         finally:  # uvicorn has stopped accepting and let the requests in flight finish
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            guard.stop()
-            if audit is not None:
-                audit.close()
-            if on_shutdown is not None:
-                on_shutdown()
+            # each step runs whatever the one before did: the audit log is synced in any case
+            for step in (guard.stop, audit.close if audit is not None else None, on_shutdown):
+                if step is not None:
+                    try:
+                        step()
+                    except Exception:
+                        log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
     app = FastAPI(title="redline guard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 

@@ -56,9 +56,16 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_
     from .app import create_app
     from .audit import AuditLog
     from .metrics import GuardMetrics
-    from .stores import close_store, default_store_url, describe_store, open_store
+    from .stores import (
+        close_store,
+        default_store_url,
+        describe_store,
+        open_store,
+        remove_default_store,
+    )
 
     first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
+    temporary = state_url is None and first.state is None  # this process made it, this process removes it
     state_url = state_url or first.state or default_store_url()
     state = open_store(state_url)
     audit = None
@@ -69,7 +76,12 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_
     except BaseException:
         close_store(state)
         raise
-    app = create_app(guard, audit, metrics, on_shutdown=lambda: close_store(state))
+    def shut_down() -> None:
+        close_store(state)
+        if temporary:
+            remove_default_store(state_url)
+
+    app = create_app(guard, audit, metrics, on_shutdown=shut_down)
     logging.getLogger("redline.guard").info("state store %s, audit log %s", describe_store(state_url), audit.path)
     return Built(app, guard, audit, state, state_url)
 
@@ -108,21 +120,26 @@ def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurr
     logging.basicConfig(level=log_level.upper(), format="redline guard: %(levelname)s %(message)s")
     if workers > 1:
         from ..defences.policy import Policy, load_policy
-        from .stores import default_store_url
+        from .stores import default_store_url, remove_default_store
 
         first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
         load_runtime_check(options)  # a bad policy is a one-line error here, not in N workers
+        state_url = first.state or default_store_url()
         os.environ[_WORKER_SPEC] = json.dumps({
             "options": {k: (None if v is None else str(v) if isinstance(v, Path) else v)
                         for k, v in dataclasses.asdict(options).items()},
-            "state_url": first.state or default_store_url(),
+            "state_url": state_url,
             "audit_path": str(first.audit_log or Path(DEFAULT_AUDIT_LOG).resolve()),
         })
-        uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
-                    # a worker starting on a busy machine takes seconds to import; uvicorn's
-                    # default 5 s would abort a SIGHUP restart (and kill slow workers)
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
-                    **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+        try:
+            uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
+                        # a worker starting on a busy machine takes seconds to import; uvicorn's
+                        # default 5 s would abort a SIGHUP restart (and kill slow workers)
+                        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                        **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+        finally:
+            if first.state is None:
+                remove_default_store(state_url)
         return
     built = build(options)
     server = uvicorn.Server(uvicorn_config(built.app, host, port, limit_concurrency=limit_concurrency, log_level=log_level))
