@@ -27,6 +27,9 @@ GRACEFUL_S = 30
 MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_AUDIT_LOG = "guard-audit.jsonl"
 WORKER_HEALTHCHECK_S = 60
+# How a parent hands its settled options to the worker processes of --workers N.
+_WORKER_SPEC = "REDLINE_GUARD_WORKER_SPEC"
+_PATH_FIELDS = ("policy_path", "keys_path", "target_config")
 
 
 @dataclasses.dataclass
@@ -76,6 +79,7 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_
     except BaseException:
         close_store(state)
         raise
+
     def shut_down() -> None:
         close_store(state)
         if temporary:
@@ -148,8 +152,6 @@ def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurr
         raise UsageError(f"the guard could not listen on {host}:{port}")
 
 
-_WORKER_SPEC = "REDLINE_GUARD_WORKER_SPEC"
-
 
 def load_runtime_check(options: GuardOptions) -> None:
     """Load the policy and keys as a worker will, against a throw-away memory store."""
@@ -165,6 +167,3 @@ def worker_app() -> Any:
     raw = spec["options"]
     options = GuardOptions(**{k: (Path(v) if k in _PATH_FIELDS and v is not None else v) for k, v in raw.items()})
     return build(options, audit_path=spec["audit_path"], state_url=spec["state_url"]).app
-
-
-_PATH_FIELDS = ("policy_path", "keys_path", "target_config")
