@@ -147,9 +147,12 @@ def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurr
         return
     built = build(options)
     server = uvicorn.Server(uvicorn_config(built.app, host, port, limit_concurrency=limit_concurrency, log_level=log_level))
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's own exit when it cannot bind (its code 3 means a scan error to redline)
+        server.started = False
     if not server.started:
-        raise UsageError(f"the guard could not listen on {host}:{port}")
+        raise UsageError(f"the guard could not listen on {host}:{port} (see the message above)")
 
 
 
