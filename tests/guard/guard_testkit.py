@@ -35,6 +35,7 @@ class ModelEndpoint:
         rng = np.random.default_rng(0)
         self.weights = rng.normal(size=(n_features, n_classes))
         self.mode, self.delay, self.rows, self.requests = "ok", 0.0, 0, 0
+        self.token, self.seen_headers = None, {}  # a token the model itself asks for (Bearer)
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,7 +48,10 @@ class ModelEndpoint:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 endpoint.requests += 1
+                endpoint.seen_headers = dict(self.headers)
                 status, answer = endpoint.answer(body)
+                if endpoint.token is not None and self.headers.get("Authorization") != f"Bearer {endpoint.token}":
+                    status, answer = 401, {"error": UPSTREAM_SECRET}
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -136,7 +140,8 @@ def write_keys(path, **keys):
     return path
 
 
-def launch(folder, policy_text, upstream, *, keys=True, reload_interval=0.0, limit_concurrency=64):
+def launch(folder, policy_text, upstream, *, keys=True, reload_interval=0.0, limit_concurrency=64,
+           target_config=None):
     """A running GuardInThread serving ``policy_text`` from files in ``folder`` (stop it with __exit__)."""
     from redline.guard.runtime import GuardOptions
 
@@ -145,8 +150,12 @@ def launch(folder, policy_text, upstream, *, keys=True, reload_interval=0.0, lim
         policy_path = folder / "guard.yaml"
         policy_path.write_text(policy_text)
     keys_path = write_keys(folder / "keys.txt", alice=KEY_ALICE, bob=KEY_BOB) if keys else None
+    config_path = None
+    if target_config is not None:
+        config_path = folder / "upstream.yaml"
+        config_path.write_text(target_config)
     options = GuardOptions(policy_path=policy_path, keys_path=keys_path, upstream=upstream,
-                           reload_interval=reload_interval)
+                           reload_interval=reload_interval, target_config=config_path)
     guard = GuardInThread(options, audit_path=folder / "audit.jsonl", limit_concurrency=limit_concurrency)
     guard.policy_path, guard.audit_path = policy_path, folder / "audit.jsonl"
     return guard.__enter__()

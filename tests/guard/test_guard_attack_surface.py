@@ -79,6 +79,23 @@ def test_slow_bodies_do_not_hold_up_other_clients_and_are_cut_off(served):
             sock.close()
 
 
+def test_a_client_leaving_mid_body_is_audited_as_499_not_a_failure(served):
+    guard, endpoint = served
+    requests_before = endpoint.requests
+    _open_slow(guard).close()
+    deadline = time.monotonic() + 10
+    while True:
+        guard.built.audit.flush()
+        records = [json.loads(line) for line in guard.audit_path.read_text().splitlines()]
+        if records and records[-1]["reason"] == "client_disconnected":
+            break
+        assert time.monotonic() < deadline, records[-1:]
+        time.sleep(0.05)
+    assert records[-1]["status"] == 499 and records[-1]["client"] == "alice"
+    assert endpoint.requests == requests_before
+    assert "internal_error" not in HTTP.get(guard.url + "/metrics").text
+
+
 def test_half_sent_headers_do_not_hold_up_other_clients(served):
     guard, _ = served
     stuck = []
@@ -93,6 +110,35 @@ def test_half_sent_headers_do_not_hold_up_other_clients(served):
     finally:
         for sock in stuck:
             sock.close()
+
+
+def test_a_connection_whose_headers_trickle_is_closed(served, monkeypatch):
+    from redline.guard import protocol
+
+    guard, _ = served
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT_S", 0.5)
+    sock = socket.create_connection(("127.0.0.1", guard.port), timeout=10)
+    try:
+        started = time.monotonic()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\n")
+        time.sleep(0.2)
+        sock.sendall(b"X-API-")  # bytes keep coming, but the head is not complete in time
+        assert sock.recv(4096) == b""  # closed by the guard
+        assert 0.4 < time.monotonic() - started < 5
+    finally:
+        sock.close()
+    # a kept-alive connection gets the same deadline for its next request
+    with socket.create_connection(("127.0.0.1", guard.port), timeout=10) as sock:
+        body = json.dumps({"inputs": [[0.1, 0.2, 0.3, 0.4]]}).encode()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-Key: " + KEY_ALICE.encode()
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                     + b"\r\n\r\n" + body)
+        first = b""
+        while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):  # the whole first answer
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /predict HTTP/1.1\r\n")
+        assert sock.recv(4096) == b""
 
 
 def test_oversized_headers_are_refused(served):

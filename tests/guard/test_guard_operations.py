@@ -213,3 +213,18 @@ def test_guard_without_an_upstream_or_clients_is_a_usage_error(tmp_path, capsys)
     assert main(["guard", "--keys", str(keys), "--upstream", "http://127.0.0.1:9/p"]) == 2
     err = capsys.readouterr().err
     assert "keys.txt:1: a key must be 16" in err and "short" not in err.replace("keys.txt", "")
+
+
+def test_a_port_in_use_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    import socket
+
+    monkeypatch.chdir(tmp_path)  # the default audit log is written in the current folder
+    keys = write_keys(tmp_path / "keys.txt", alice=KEY_ALICE)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = main(["guard", "--upstream", "http://127.0.0.1:9/p", "--keys", str(keys),
+                     "--listen", f"127.0.0.1:{port}", "--log-level", "error", "--reload-interval", "0"])
+    assert code == 2
+    assert f"could not listen on 127.0.0.1:{port}" in capsys.readouterr().err

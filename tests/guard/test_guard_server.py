@@ -180,3 +180,31 @@ def test_bodies_over_the_limit_are_413_before_parsing(start_guard, model_endpoin
     assert streamed.status_code == 413
     assert model_endpoint.requests == 0
     assert post(guard, {"inputs": X}).status_code == 200  # the guard is still fine
+
+
+def test_the_default_state_store_is_temporary_and_removed_at_shutdown(start_guard, model_endpoint):
+    from pathlib import Path
+
+    guard = start_guard(POLICY, model_endpoint.url)
+    folder = Path(guard.built.state_url[len("sqlite:///"):]).parent
+    assert folder.is_dir() and folder.name.startswith("redline-guard-")
+    assert post(guard, {"inputs": X}).status_code == 200
+    guard.__exit__(None, None, None)
+    assert not folder.exists()
+
+
+def test_the_model_is_reached_with_the_target_config_and_never_with_the_client_key(start_guard, model_endpoint,
+                                                                                 monkeypatch):
+    model_endpoint.token = "model-token-0001"
+    monkeypatch.setenv("MODEL_TOKEN", "model-token-0001")
+    guard = start_guard(POLICY, model_endpoint.url, target_config="auth: {bearer: '${MODEL_TOKEN}'}\n")
+    assert post(guard, {"inputs": X}).status_code == 200
+    assert KEY_ALICE not in str(model_endpoint.seen_headers)  # the client's key stays at the guard
+    model_endpoint.token = "rotated"
+    refused = post(guard, {"inputs": X})
+    assert refused.status_code == 502 and UPSTREAM_SECRET not in refused.text
+
+
+def test_the_policy_may_name_the_upstream(start_guard, model_endpoint):
+    guard = start_guard(POLICY + f"upstream: {model_endpoint.url}\n", None)
+    assert post(guard, {"inputs": X}).status_code == 200

@@ -55,6 +55,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
     import anyio
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
+    from starlette.requests import ClientDisconnect
 
     @asynccontextmanager
     async def lifespan(app: Any):
@@ -68,11 +69,13 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
         finally:  # uvicorn has stopped accepting and let the requests in flight finish
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            guard.stop()
-            if audit is not None:
-                audit.close()
-            if on_shutdown is not None:
-                on_shutdown()
+            # each step runs whatever the one before did: the audit log is synced in any case
+            for step in (guard.stop, audit.close if audit is not None else None, on_shutdown):
+                if step is not None:
+                    try:
+                        step()
+                    except Exception:
+                        log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
     app = FastAPI(title="redline guard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
@@ -100,6 +103,8 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
                     decision = refusal(413, "body_too_large", f"the body is over {limits.max_body_bytes} bytes")
                 except TimeoutError:
                     decision = refusal(408, "body_timeout", f"the body did not arrive within {limits.body_timeout_s:g} s")
+                except ClientDisconnect:  # nobody to answer; recorded as nginx does (499)
+                    decision = refusal(499, "client_disconnected", "the client left before its body arrived")
                 else:
                     decision = await anyio.to_thread.run_sync(runtime.decide, client, body)
         except Exception:  # a bug in the guard itself: fail closed

@@ -1,6 +1,7 @@
 """Starting the guard: the state store, the audit log, the policy, then uvicorn.
 
-Timeouts against slow or idle clients: a request's body must arrive within the policy's
+Timeouts against slow or idle clients: a request's headers must arrive within
+``protocol.HEADER_TIMEOUT_S`` (else the connection is closed), its body within the policy's
 ``body_timeout_s`` (408), an idle keep-alive connection is closed after
 ``KEEP_ALIVE_S``, request headers are capped at ``MAX_HEADER_BYTES`` (by h11, the parser
 the guard chooses for that reason), and at most
@@ -25,6 +26,10 @@ KEEP_ALIVE_S = 5
 GRACEFUL_S = 30
 MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_AUDIT_LOG = "guard-audit.jsonl"
+WORKER_HEALTHCHECK_S = 60
+# How a parent hands its settled options to the worker processes of --workers N.
+_WORKER_SPEC = "REDLINE_GUARD_WORKER_SPEC"
+_PATH_FIELDS = ("policy_path", "keys_path", "target_config")
 
 
 @dataclasses.dataclass
@@ -54,9 +59,16 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_
     from .app import create_app
     from .audit import AuditLog
     from .metrics import GuardMetrics
-    from .stores import close_store, default_store_url, describe_store, open_store
+    from .stores import (
+        close_store,
+        default_store_url,
+        describe_store,
+        open_store,
+        remove_default_store,
+    )
 
     first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
+    temporary = state_url is None and first.state is None  # this process made it, this process removes it
     state_url = state_url or first.state or default_store_url()
     state = open_store(state_url)
     audit = None
@@ -67,7 +79,13 @@ def build(options: GuardOptions, *, audit_path: str | Path | None = None, state_
     except BaseException:
         close_store(state)
         raise
-    app = create_app(guard, audit, metrics, on_shutdown=lambda: close_store(state))
+
+    def shut_down() -> None:
+        close_store(state)
+        if temporary:
+            remove_default_store(state_url)
+
+    app = create_app(guard, audit, metrics, on_shutdown=shut_down)
     logging.getLogger("redline.guard").info("state store %s, audit log %s", describe_store(state_url), audit.path)
     return Built(app, guard, audit, state, state_url)
 
@@ -79,7 +97,9 @@ def uvicorn_settings(host: str, port: int, *, limit_concurrency: int = 512, log_
         "timeout_keep_alive": KEEP_ALIVE_S, "timeout_graceful_shutdown": GRACEFUL_S,
         "limit_concurrency": limit_concurrency, "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "server_header": False, "proxy_headers": False, "lifespan": "on",
-        "http": "h11",  # httptools (uvicorn's other parser) takes headers of any size; h11 caps them
+        # h11, because httptools (uvicorn's other parser) takes headers of any size, with a
+        # deadline on each request's headers (protocol.py)
+        "http": "redline.guard.protocol:HeaderDeadlineH11",
     }
 
 
@@ -104,27 +124,36 @@ def serve(options: GuardOptions, listen: str, *, workers: int = 1, limit_concurr
     logging.basicConfig(level=log_level.upper(), format="redline guard: %(levelname)s %(message)s")
     if workers > 1:
         from ..defences.policy import Policy, load_policy
-        from .stores import default_store_url
+        from .stores import default_store_url, remove_default_store
 
         first = load_policy(options.policy_path) if options.policy_path is not None else Policy()
         load_runtime_check(options)  # a bad policy is a one-line error here, not in N workers
+        state_url = first.state or default_store_url()
         os.environ[_WORKER_SPEC] = json.dumps({
             "options": {k: (None if v is None else str(v) if isinstance(v, Path) else v)
                         for k, v in dataclasses.asdict(options).items()},
-            "state_url": first.state or default_store_url(),
+            "state_url": state_url,
             "audit_path": str(first.audit_log or Path(DEFAULT_AUDIT_LOG).resolve()),
         })
-        uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
-                    **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+        try:
+            uvicorn.run("redline.guard.server:worker_app", factory=True, workers=workers,
+                        # a worker starting on a busy machine takes seconds to import; uvicorn's
+                        # default 5 s would abort a SIGHUP restart (and kill slow workers)
+                        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                        **uvicorn_settings(host, port, limit_concurrency=limit_concurrency, log_level=log_level))
+        finally:
+            if first.state is None:
+                remove_default_store(state_url)
         return
     built = build(options)
     server = uvicorn.Server(uvicorn_config(built.app, host, port, limit_concurrency=limit_concurrency, log_level=log_level))
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's own exit when it cannot bind (its code 3 means a scan error to redline)
+        server.started = False
     if not server.started:
-        raise UsageError(f"the guard could not listen on {host}:{port}")
+        raise UsageError(f"the guard could not listen on {host}:{port} (see the message above)")
 
-
-_WORKER_SPEC = "REDLINE_GUARD_WORKER_SPEC"
 
 
 def load_runtime_check(options: GuardOptions) -> None:
@@ -141,6 +170,3 @@ def worker_app() -> Any:
     raw = spec["options"]
     options = GuardOptions(**{k: (Path(v) if k in _PATH_FIELDS and v is not None else v) for k, v in raw.items()})
     return build(options, audit_path=spec["audit_path"], state_url=spec["state_url"]).app
-
-
-_PATH_FIELDS = ("policy_path", "keys_path", "target_config")

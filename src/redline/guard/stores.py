@@ -12,8 +12,21 @@ from ..errors import UsageError
 def default_store_url() -> str:
     """A SQLite file in a fresh temporary folder: shared by the workers of one guard,
     forgotten when it stops (name ``state:`` in the policy to keep lock-outs)."""
-    folder = tempfile.mkdtemp(prefix="redline-guard-")
+    folder = tempfile.mkdtemp(prefix=_DEFAULT_PREFIX)
     return "sqlite:///" + str(Path(folder) / "state.db")
+
+
+_DEFAULT_PREFIX = "redline-guard-"
+
+
+def remove_default_store(url: str) -> None:
+    """Delete the temporary folder of a :func:`default_store_url` store (nothing else)."""
+    import shutil
+
+    folder = Path(url[len("sqlite:///"):]).parent
+    if url.startswith("sqlite:///") and folder.name.startswith(_DEFAULT_PREFIX) \
+            and folder.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_store(url: str) -> StateStore:
