@@ -17,6 +17,15 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "cryptography": ("cryptography", "crypto"),
     "ray": ("ray", "ray"),
     "gymnasium": ("gymnasium", "agents"),
+    "fastapi": ("fastapi", "guard"),
+    "uvicorn": ("uvicorn", "guard"),
+    "httpx": ("httpx", "guard"),
+    "redis": ("redis", "guard"),
+    "sqlalchemy": ("sqlalchemy", "registry"),
+    "alembic": ("alembic", "registry"),
+    "psycopg": ("psycopg", "registry"),
+    "jinja2": ("jinja2", "registry"),
+    "python_multipart": ("python-multipart", "registry"),
 }
 
 
