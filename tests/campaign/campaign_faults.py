@@ -6,6 +6,7 @@ Each fault strikes only the jobs of seed 1, so the other jobs show that the rest
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -61,6 +62,19 @@ def slow(job):
     """Each job takes at least a second, so a test can kill the driver between two of them."""
     time.sleep(1.0)
     return run_job(job)
+
+
+def scripted(job):
+    """run_job, then the status of some seeds replaced as REDLINE_TEST_STATUSES says
+    (``{"1": "not_vulnerable"}``): a model that changed between two runs of a campaign."""
+    result = run_job(job)
+    wanted = json.loads(os.environ.get("REDLINE_TEST_STATUSES", "{}")).get(str(job.seed))
+    if wanted and result.get("finding"):
+        finding = {**result["finding"], "status": wanted}
+        if wanted != "vulnerable":
+            finding["severity"] = "None"
+        result = {**result, "finding": finding}
+    return result
 
 
 # Light job functions (no scan): the executor's own mechanics, cheap enough for every test run.
