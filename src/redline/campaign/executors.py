@@ -89,7 +89,23 @@ def worker_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([f"{__package__}.preload"])  # read when the forkserver starts (once per driver)
+    ctx.set_forkserver_preload([f"{__package__}.preload"])
+    # The forkserver starts (once per driver) from the environment, not from this process's
+    # sys.path: point it at this redline, or it could preload another copy (an installed one)
+    # that the workers would then run instead of the driver's.
+    from multiprocessing import forkserver
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parents[2])
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, saved) if p)
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     return ctx
 
 

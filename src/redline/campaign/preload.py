@@ -11,8 +11,20 @@ from __future__ import annotations
 import importlib
 
 # The slowest imports of a typical job, measured with `python -X importtime`.
-HEAVY = ("numpy", "scipy.stats", "pandas", "sklearn.base", "sklearn.linear_model", "torch", "onnx",
-         "matplotlib.figure", "redline.pipeline.runner", "redline.report.writers", "redline.zoo")
+HEAVY = ("numpy", "scipy.stats", "pandas", "sklearn.base", "sklearn.linear_model", "torch", "onnx", "skops.io",
+         "matplotlib.figure", "matplotlib.backends.backend_agg", "redline.pipeline.runner",
+         "redline.report.writers", "redline.zoo", "redline.util.plots")
+
+
+def _first_plot() -> None:
+    """A job's first plot loads fonts and the renderer (seconds on a busy machine); later ones do not."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1), layout="constrained")
+    fig.add_subplot().set_title("warm")
+    fig.savefig(io.BytesIO(), format="png")
 
 
 def _warm() -> None:
@@ -21,6 +33,10 @@ def _warm() -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a job that needs it says why, as its own error
             pass
+    try:
+        _first_plot()
+    except Exception:  # noqa: BLE001
+        pass
     try:
         from ..checks import all_checks
 
