@@ -93,6 +93,34 @@ def whoami_or_die(job):
     return whoami(job)
 
 
+def light_result(job):
+    """A job's record without a scan: a not-vulnerable finding with the job's key, check and seed."""
+    from redline.findings import Finding, Status
+
+    finding = Finding(id=job.key, mode=job.check.split(".")[0], check=job.check, title="light job",
+                      status=Status.NOT_VULNERABLE, seed=job.seed, budget=job.budget)
+    return {"key": job.key, "finding": finding.to_dict(), "other_findings": [],
+            "target": {"spec": job.target, "capabilities": None}, "data": {"spec": job.data or ""},
+            "context": {}, "context_assumed": [], "pid": os.getpid()}
+
+
+def light_killed_once(job):
+    """light_result, but the worker dies by SIGKILL on the first attempt of a seed-1 job."""
+    if job.seed == 1 and _first_time(job, "killed"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return light_result(job)
+
+
+def modules_at_start(job):
+    """What the worker had imported before this job: the forkserver's preload shows here."""
+    import sys
+
+    import redline
+
+    return {"key": job.key, "modules": sorted(m for m in ("torch", "sklearn", "redline.pipeline.runner")
+                                              if m in sys.modules), "redline": redline.__file__}
+
+
 def interrupted_at_seed_1(job):
     """Ctrl-C arrives while the job of seed 1 runs (in-process executor)."""
     if job.seed == 1:
