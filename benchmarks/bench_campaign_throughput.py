@@ -137,7 +137,13 @@ def main() -> int:
             have_ray = False
     if have_ray:
         start = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        except Exception as exc:  # noqa: BLE001 - Ray's start-up failures are plain Exceptions
+            ray.shutdown()
+            print(f"Ray could not start here ({_load()}): {str(exc).splitlines()[0][:160]}; its rows are skipped\n")
+            have_ray = False
+    if have_ray:
         print(f"Ray started in {time.perf_counter() - start:.1f} s (once per campaign, not per job)\n")
         seconds, jobs = timed_campaign(raw, "ray", None)
         print(f"the campaign on Ray (2 CPUs): {seconds:.1f} s, {jobs / seconds:.2f} jobs/s ({_load()})\n")

@@ -99,3 +99,21 @@ def test_the_cli_compares_with_a_run_kept_elsewhere_and_prints_json(tmp_path, ca
     assert summary["schema"] == "redline.campaign/1" and summary["comparison"]["counts"]["unchanged"] == 1
     assert main(["campaign", str(campaign), "--out", str(tmp_path / "x"), "--compare", str(tmp_path / "nowhere")]) == 2
     assert "--compare" in capsys.readouterr().err
+
+
+def test_a_run_after_a_previous_one_starts_the_longest_jobs_first(tmp_path, monkeypatch):
+    import sqlite3
+
+    from redline.campaign.history import longest_first
+    from redline.campaign.jobs import expand
+
+    _run(tmp_path, monkeypatch, {})
+    journal = tmp_path / "campaign.sqlite"
+    jobs = expand(parse_campaign({**RAW, "seeds": [0, 1, 2, 3]}), tmp_path)
+    with sqlite3.connect(journal) as db:  # seeds 0, 1, 2 took 1, 5 and 3 seconds last time; seed 3 is new
+        for job, seconds in zip(jobs, (1.0, 5.0, 3.0)):
+            db.execute("UPDATE jobs SET seconds = ? WHERE key = ?", (seconds, job.key))
+    assert [j.seed for j in longest_first(jobs, journal)] == [3, 1, 2, 0]
+    assert longest_first(jobs, None) == jobs  # a first run keeps the campaign's order
+    (tmp_path / "garbage.sqlite").write_text("not a database")
+    assert longest_first(jobs, tmp_path / "garbage.sqlite") == jobs

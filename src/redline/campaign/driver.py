@@ -88,7 +88,7 @@ def run_campaign(
         started_at = journal.meta("started_at", now_iso())
         journal.meta("run_number", str(history.next_run_number(out)))
         finished = journal.finished()
-        todo = [job for job in jobs if job.key not in finished]
+        todo = history.longest_first([job for job in jobs if job.key not in finished], before)
         resumed = len(jobs) - len(todo)
         notes: dict[str, list[str]] = {}
         interrupted = False

@@ -184,3 +184,21 @@ def prepare_run(out: Path, *, resume: bool, compare: str | Path | None) -> Path 
     if not resume:
         archive_finished_run(out)
     return chosen if compare is not None else previous_run(out)
+
+
+def longest_first(todo: list, journal: Path | None) -> list:
+    """The jobs in the order that ends soonest on several workers: longest first, by how long
+    each took in the previous run (jobs it did not have keep the campaign's order, at the
+    front: their cost is unknown). Order never changes a result: every job seeds itself."""
+    if journal is None:
+        return todo
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=30)
+        try:
+            took = dict(db.execute("SELECT key, seconds FROM jobs").fetchall())
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return todo  # an unreadable previous run only costs the ordering
+    order = {job.key: i for i, job in enumerate(todo)}
+    return sorted(todo, key=lambda job: (job.key in took, -took.get(job.key, 0.0), order[job.key]))
