@@ -61,9 +61,10 @@ def test_an_unfinished_run_is_resumed_not_replaced_and_keeps_its_comparison(tmp_
                      job_fn=campaign_faults.interrupted_at_seed_1)
     with pytest.raises(UsageError, match="pass --resume"):
         _run(tmp_path, monkeypatch, {})
-    resumed = _run(tmp_path, monkeypatch, {"2": "not_vulnerable"}, resume=True)
-    assert len(list((tmp_path / "runs").iterdir())) == 1
-    assert resumed.comparison["counts"]["fixed"] == 1 and resumed.comparison["counts"]["unchanged"] == 2
+    resumed = _run(tmp_path, monkeypatch, {}, resume=True)
+    (kept,) = (tmp_path / "runs").iterdir()
+    assert kept.name.startswith("0001-") and resumed.comparison["previous"]["folder"] == f"runs/{kept.name}"
+    assert resumed.comparison["counts"]["unchanged"] == 3 and resumed.complete
 
 
 def test_changes_are_matched_by_target_check_and_seed_and_severity_counts():
