@@ -118,3 +118,11 @@ def test_a_run_after_a_previous_one_starts_the_longest_jobs_first(tmp_path, monk
     assert longest_first(jobs, None) == jobs  # a first run keeps the campaign's order
     (tmp_path / "garbage.sqlite").write_text("not a database")
     assert longest_first(jobs, tmp_path / "garbage.sqlite") == jobs
+
+
+def test_an_empty_journal_file_in_out_is_not_taken_for_a_finished_run(tmp_path, monkeypatch):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "campaign.sqlite").close()  # e.g. something polled the folder before the run began
+    result = _run(tmp_path, monkeypatch, {}, raw={**RAW, "seeds": [0]})
+    assert result.complete and result.comparison is None and not (tmp_path / "runs").exists()

@@ -51,7 +51,10 @@ def archive_finished_run(out: Path) -> Path | None:
     journal = out / JOURNAL_FILE
     if not journal.is_file():
         return None
-    meta, _ = read_journal(journal)
+    try:
+        meta, _ = read_journal(journal)
+    except UsageError:  # empty or not a journal: opening it as this run's journal says which
+        return None
     if meta.get("complete") != "1":
         return None
     stamp = re.sub(r"[^0-9A-Za-z]+", "-", meta.get("started_at", "run")).strip("-")
