@@ -6,6 +6,7 @@ Each fault strikes only the jobs of seed 1, so the other jobs show that the rest
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -63,6 +64,19 @@ def slow(job):
     return run_job(job)
 
 
+def scripted(job):
+    """run_job, then the status of some seeds replaced as REDLINE_TEST_STATUSES says
+    (``{"1": "not_vulnerable"}``): a model that changed between two runs of a campaign."""
+    result = run_job(job)
+    wanted = json.loads(os.environ.get("REDLINE_TEST_STATUSES", "{}")).get(str(job.seed))
+    if wanted and result.get("finding"):
+        finding = {**result["finding"], "status": wanted}
+        if wanted != "vulnerable":
+            finding["severity"] = "None"
+        result = {**result, "finding": finding}
+    return result
+
+
 # Light job functions (no scan): the executor's own mechanics, cheap enough for every test run.
 
 def whoami(job):
@@ -77,6 +91,34 @@ def whoami_or_die(job):
     if job.seed == 3:
         raise ValueError("a defect")
     return whoami(job)
+
+
+def light_result(job):
+    """A job's record without a scan: a not-vulnerable finding with the job's key, check and seed."""
+    from redline.findings import Finding, Status
+
+    finding = Finding(id=job.key, mode=job.check.split(".")[0], check=job.check, title="light job",
+                      status=Status.NOT_VULNERABLE, seed=job.seed, budget=job.budget)
+    return {"key": job.key, "finding": finding.to_dict(), "other_findings": [],
+            "target": {"spec": job.target, "capabilities": None}, "data": {"spec": job.data or ""},
+            "context": {}, "context_assumed": [], "pid": os.getpid()}
+
+
+def light_killed_once(job):
+    """light_result, but the worker dies by SIGKILL on the first attempt of a seed-1 job."""
+    if job.seed == 1 and _first_time(job, "killed"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return light_result(job)
+
+
+def modules_at_start(job):
+    """What the worker had imported before this job: the forkserver's preload shows here."""
+    import sys
+
+    import redline
+
+    return {"key": job.key, "modules": sorted(m for m in ("torch", "sklearn", "redline.pipeline.runner")
+                                              if m in sys.modules), "redline": redline.__file__}
 
 
 def interrupted_at_seed_1(job):

@@ -49,8 +49,10 @@ def test_every_job_runs_once_into_one_report_per_target_and_an_index(tmp_path):
 
 def test_resume_runs_only_missing_jobs_and_a_new_run_will_not_overwrite(tmp_path):
     first = _run(tmp_path, raw={**RAW, "seeds": [0]})
+    with sqlite3.connect(tmp_path / "campaign.sqlite") as db:  # as if killed after its last job, before its reports
+        db.execute("DELETE FROM meta WHERE name = 'complete'")
     with pytest.raises(UsageError, match="already holds a campaign"):
-        _run(tmp_path, raw={**RAW, "seeds": [0]})
+        _run(tmp_path, raw={**RAW, "seeds": [0]})  # an unfinished run is resumed, never replaced
     with pytest.raises(UsageError, match="holds another campaign"):
         _run(tmp_path, raw=RAW, resume=True)  # the file changed: its journal is not this one's
     again = _run(tmp_path, raw={**RAW, "seeds": [0]}, resume=True)

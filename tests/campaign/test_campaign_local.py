@@ -80,3 +80,20 @@ def test_the_local_executor_says_how_each_job_ended_and_replaces_a_dead_worker()
     finally:
         executor.close()
     assert executor._pool == []
+
+
+def test_local_workers_start_warm_from_the_drivers_redline():
+    """Workers fork from a forkserver that preloaded the heavy libraries (campaign/preload.py),
+    from the redline the driver runs, not another copy on the path."""
+    import redline
+    from redline.campaign.executors import LocalExecutor
+
+    executor = LocalExecutor(1, campaign_faults.modules_at_start)
+    executor.start()
+    try:
+        executor.submit(_job(0))
+        outcome = executor.next_outcome()
+    finally:
+        executor.close()
+    assert outcome.result["modules"] == ["redline.pipeline.runner", "sklearn", "torch"]
+    assert outcome.result["redline"] == redline.__file__

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"report formats per target, from {FORMAT_CHOICES} (default json,html)")
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
                    help="exit 1 when a finding reaches this severity (default important; never: only exit 3 applies)")
+    p.add_argument("--compare", metavar="DIR",
+                   help="compare with the campaign run in DIR (default: the previous run in --out, kept in --out/runs/)")
+    p.add_argument("--json", action="store_true", help="print the campaign summary (index.json) instead of text")
     p.add_argument("--no-progress", action="store_true", help="do not show progress (it shows only on a terminal)")
     p.set_defaults(handler=campaign_command)
 
@@ -59,13 +62,16 @@ def campaign_command(args: argparse.Namespace) -> int:
     try:
         result = run_campaign(args.campaign, args.out, executor=args.executor, workers=args.workers,
                               address=args.address, resume=args.resume, formats=formats,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, compare=args.compare)
     except CampaignInterrupted as stop:
         done = stop.result.jobs_run + stop.result.jobs_resumed
         print(f"redline: interrupted; {done} of {stop.result.jobs_total} jobs recorded, reports written to {args.out}",
               file=sys.stderr)
         print("redline: to finish the campaign, add --resume to the same command", file=sys.stderr)
         return 130
+    if args.json:
+        print((Path(result.out) / "index.json").read_text(), end="")
+        return result.exit_code(args.fail_on)
     for spec, report in result.reports.items():
         counts = {}
         for f in report.findings:
@@ -75,6 +81,24 @@ def campaign_command(args: argparse.Namespace) -> int:
         echo(f"{report.target.get('spec')}: worst severity {report.worst_severity.label}; {shown}{state}")
         if report.untested_reason:
             echo(f"  not tested as asked: {report.untested_reason}")
+    _echo_comparison(result.comparison)
     echo(f"campaign: {result.jobs_total} jobs ({result.jobs_run} run now, {result.jobs_resumed} resumed); "
          f"index {Path(result.out) / 'index.html'}")
     return result.exit_code(args.fail_on)
+
+
+def _echo_comparison(comparison: dict | None, shown: int = 20) -> None:
+    """Since the previous run: counts, then the changes to act on (at most ``shown`` lines)."""
+    from ..util.safe_text import echo
+    from .history import CHANGES, describe
+
+    if not comparison:
+        return
+    counts = comparison["counts"]
+    echo(f"since the run of {comparison['previous']['started_at']}: "
+         + ", ".join(f"{counts[name]} {name}" for name in CHANGES) + f", {counts['unchanged']} unchanged")
+    lines = [f"  {name}: {describe(change)}" for name in CHANGES for change in comparison[name]]
+    for line in lines[:shown]:
+        echo(line)
+    if len(lines) > shown:
+        echo(f"  ... and {len(lines) - shown} more in index.json")

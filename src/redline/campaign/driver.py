@@ -33,6 +33,7 @@ class CampaignResult:
     jobs_run: int  # run (or recorded) by this invocation
     jobs_resumed: int  # already in the journal when it started
     complete: bool = True
+    comparison: dict[str, Any] | None = None  # against the previous run (history.comparison)
 
     def exit_code(self, fail_on: str = "important") -> int:
         """As ``redline scan``: 1 when a finding of any target reaches ``fail_on``, else 3 when
@@ -62,6 +63,7 @@ def run_campaign(
     formats: Sequence[str] = ("json", "html"),
     progress: bool = True,
     job_fn: Any = run_job,
+    compare: str | Path | None = None,
 ) -> CampaignResult:
     """Run a campaign into ``out`` and return its reports; see the package docstring."""
     if not isinstance(campaign, Campaign):
@@ -78,11 +80,15 @@ def run_campaign(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    from . import history
+
+    before = history.prepare_run(out, resume=resume, compare=compare)
     journal = Journal(out / JOURNAL_FILE).open(campaign.fingerprint(), resume=resume)
     try:
         started_at = journal.meta("started_at", now_iso())
+        journal.meta("run_number", str(history.next_run_number(out)))
         finished = journal.finished()
-        todo = [job for job in jobs if job.key not in finished]
+        todo = history.longest_first([job for job in jobs if job.key not in finished], before)
         resumed = len(jobs) - len(todo)
         notes: dict[str, list[str]] = {}
         interrupted = False
@@ -101,9 +107,13 @@ def run_campaign(
         result = CampaignResult(out=out, reports=reports, index=out / "index.html", jobs_total=len(jobs),
                                 jobs_run=len(todo) if not interrupted else sum(j.key in finished for j in todo),
                                 jobs_resumed=resumed, complete=all(j.key in finished for j in jobs))
+        if before is not None:
+            result.comparison = history.comparison(out / JOURNAL_FILE, before, out)
         from .index import write_index
 
         write_index(result, campaign, jobs, finished, runner.name, started_at)
+        if result.complete:  # the next run without --resume starts afresh and compares with this one
+            journal.set_meta("complete", "1")
     finally:
         journal.close()
     if interrupted:

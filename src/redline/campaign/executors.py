@@ -5,9 +5,12 @@ back each one's :class:`Outcome` from :meth:`next_outcome` as it ends. It never 
 by itself: the driver decides (a lost worker is retried, a job out of memory once), so the
 policy is the same on every executor.
 
-- ``local``: long-lived worker processes started with ``spawn`` (one per ``--workers``).
-  Each worker runs one job at a time, so a worker that dies takes exactly its own job with
-  it, and its exit status says how it died.
+- ``local``: long-lived worker processes (one per ``--workers``), each taking job after job.
+  They fork from a ``forkserver`` that imported redline and the heavy libraries once
+  (:mod:`.preload`), so a worker starts warm, and two workers do not pay the imports twice
+  on the same cores (``spawn`` where there is no forkserver). Each worker runs one job at a
+  time, so a worker that dies takes exactly its own job with it, and its exit status says
+  how it died.
 - ``ray``: one Ray task per job on a running cluster (``--address``) or a local one.
 """
 from __future__ import annotations
@@ -51,7 +54,8 @@ def memory_detail(exc: BaseException) -> str:
 
 def _watch_parent(parent: int) -> None:
     """Stop this worker once the driver is gone (even killed with SIGKILL): an orphan would
-    go on writing into a job folder that a resumed campaign is about to reuse."""
+    go on writing into a job folder that a resumed campaign is about to reuse. The parent is
+    the driver (spawn) or its forkserver, which exits as soon as the driver does."""
     import time
 
     while True:
@@ -60,9 +64,9 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.3)
 
 
-def _worker_main(conn: Any, parent: int, job_fn: JobFunction) -> None:
+def _worker_main(conn: Any, job_fn: JobFunction) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     while True:
         try:
             job = conn.recv()
@@ -78,11 +82,38 @@ def _worker_main(conn: Any, parent: int, job_fn: JobFunction) -> None:
             conn.send((CRASHED, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
 
 
+def worker_context() -> Any:
+    """Where local workers come from: a forkserver that preloads :mod:`.preload` (a fork of
+    a warm, single-threaded process), else spawn. Never a plain fork of the driver, whose
+    threads (progress, Ray, math pools) a fork would copy half-way."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([f"{__package__}.preload"])
+    # The forkserver starts (once per driver) from the environment, not from this process's
+    # sys.path: point it at this redline, or it could preload another copy (an installed one)
+    # that the workers would then run instead of the driver's.
+    from multiprocessing import forkserver
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parents[2])
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, saved) if p)
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return ctx
+
+
 class _Worker:
     def __init__(self, ctx: Any, job_fn: JobFunction):
         here, there = ctx.Pipe()
         self.conn = here
-        self.process = ctx.Process(target=_worker_main, args=(there, os.getpid(), job_fn), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(there, job_fn), daemon=True)
         self.process.start()
         there.close()
         self.job: Job | None = None
@@ -96,7 +127,7 @@ class LocalExecutor:
     def __init__(self, workers: int = 1, job_fn: JobFunction = run_job):
         self.workers = workers
         self.job_fn = job_fn
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx: Any = None
         self._pool: list[_Worker] = []
 
     @property
@@ -108,7 +139,8 @@ class LocalExecutor:
             raise UsageError(f"--workers must be at least 1, not {self.workers}")
         from .jobs import pin_threads
 
-        pin_threads()  # spawned workers inherit the environment: one math thread each
+        pin_threads()  # workers (and the forkserver) inherit the environment: one math thread each
+        self._ctx = worker_context()
         self._pool = [_Worker(self._ctx, self.job_fn) for _ in range(self.workers)]
 
     def submit(self, job: Job) -> None:

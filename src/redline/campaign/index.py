@@ -50,6 +50,7 @@ def index_record(result: Any, campaign: Any, jobs: list, finished: dict[str, dic
                  "retried": sum(1 for n in noted if n["attempts"] > 1)},
         "targets": targets,
         "notes": noted,
+        "comparison": getattr(result, "comparison", None),  # against the previous run; None on a first run
     }
 
 
@@ -76,10 +77,29 @@ def _html(record: dict[str, Any], result: Any) -> str:
                f"<b>{e(record['executor'])}</b> executor.</p>")
     table = ("<table class='grid'><tr><th>target</th><th>data</th><th>worst severity</th><th>findings</th>"
              f"<th>state</th></tr>\n{''.join(rows)}</table>")
-    notes = ""
+    notes = _comparison_html(record.get("comparison"))
     if record["notes"]:
         items = "".join(f"<li>{e(n['target'])} {e(n['check'])} seed {n['seed']}: {e('; '.join(n['notes']))}</li>"
                         for n in record["notes"])
-        notes = f"<h2>Retried jobs</h2><ul>{items}</ul>"
+        notes += f"<h2>Retried jobs</h2><ul>{items}</ul>"
     return page(title="redline campaign", brand="redline campaign", heading=f"campaign {record['campaign']}",
                 body="\n".join((summary, table, notes)))
+
+
+def _comparison_html(comparison: dict[str, Any] | None) -> str:
+    from ..report.theme import e
+    from .history import CHANGES, describe
+
+    if not comparison:
+        return ""
+    previous = comparison["previous"]
+    counts = comparison["counts"]
+    link = f"{previous['folder']}/index.html"
+    said = ", ".join(f"{counts[name]} {name}" for name in CHANGES)
+    parts = [f"<h2>Since the previous run</h2><p>Compared with the run started {e(previous['started_at'])} "
+             f"(<a href='{e(link)}'>{e(previous['folder'])}</a>): {said}; {counts['unchanged']} unchanged.</p>"]
+    for name in CHANGES:
+        if comparison[name]:
+            items = "".join(f"<li>{e(describe(change))}</li>" for change in comparison[name])
+            parts.append(f"<h3>{e(name.capitalize())}</h3><ul>{items}</ul>")
+    return "\n".join(parts)

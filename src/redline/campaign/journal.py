@@ -70,6 +70,10 @@ class Journal:
             db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, default))
         return db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
 
+    def set_meta(self, name: str, value: str) -> None:
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
     def finished(self) -> dict[str, dict[str, Any]]:
         """Finished jobs by key: their result, attempts and notes."""
         rows = self._conn().execute("SELECT key, result, attempts, notes, seconds FROM jobs").fetchall()
