@@ -231,11 +231,17 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--per-writer", type=int, default=100)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--only", choices=("search", "dedup", "writers"), action="append",
+                        help="run only these parts (repeatable; default all)")
     args = parser.parse_args()
+    parts = set(args.only or ("search", "dedup", "writers"))
 
     backends: dict[str, object] = {}
-    folder = Path(tempfile.mkdtemp(prefix="redline-bench-registry-"))
-    backends["sqlite"] = lambda name: f"sqlite:///{folder / name}.db"
+    temporary = tempfile.TemporaryDirectory(prefix="redline-bench-registry-")
+    folder = Path(temporary.name)
+    if not args.skip_sqlite:
+        backends["sqlite"] = lambda name: f"sqlite:///{folder / name}.db"
     server = None
     if not args.skip_postgres:
         from throwaway_postgres import ENV_VAR, ThrowawayPostgres, fresh_database
@@ -246,12 +252,12 @@ def main() -> None:
             base = server.start()
         backends["postgresql"] = lambda name, base=base: fresh_database(base, f"bench_{name}")
     try:
-        for backend, make_url in backends.items():
+        for backend, make_url in backends.items() if "search" in parts else ():
             s = bench_search(make_url("search"), args.records, args.queries)
             print(f"[{backend}] search over {s['records']} cases (loaded in {s['load_s']:.1f} s): "
                   f"p50 {s['p50_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms, max {s['max_ms']:.1f} ms "
                   f"(goal p95 < 100 ms: {'met' if s['p95_ms'] < 100 else 'NOT met'}); median hits {s['median_hits']:.0f}")
-        for backend, make_url in backends.items():
+        for backend, make_url in backends.items() if "dedup" in parts else ():
             d = bench_dedup(make_url("dedup"), args.dedup_cases)
             print(f"[{backend}] dedup at threshold {dedup.THRESHOLD}: precision {d['precision']:.3f}, recall "
                   f"{d['recall']:.3f} (re-submitted {d['recall_resubmitted']:.3f}, paraphrased "
@@ -264,7 +270,7 @@ def main() -> None:
                 print("  threshold sweep (precision / recall against the originals):")
                 for threshold, precision, recall in d["sweep"]:
                     print(f"    {threshold:.1f}: {precision:.3f} / {recall:.3f}")
-        for backend, make_url in backends.items():
+        for backend, make_url in backends.items() if "writers" in parts else ():
             w = bench_writers(make_url("writers"), args.writers, args.per_writer, 20)
             print(f"[{backend}] {w['writers']} concurrent writers sent {w['findings_sent']} findings in "
                   f"{w['seconds']:.1f} s: {w['cases']} cases of {w['expected']} expected, lost {w['lost']}, "
@@ -272,6 +278,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+        temporary.cleanup()
 
 
 if __name__ == "__main__":
