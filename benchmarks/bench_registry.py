@@ -137,10 +137,10 @@ def bench_search(url: str, records: int, queries: int) -> dict[str, float]:
     stored = registry.list(limit=1).total
     words = ["membership", "poisoned", "backdoor", "fog", "clone", "researcher", "spam", "copy", "trigger",
              "scores", "public", "parameters", "noise", "loan", "medical"]
-    timings, hits = [], []
+    timings, cpu, hits = [], [], []
     for q in range(queries):
         kind = q % 3
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if kind == 0:
             page = registry.search(rng.choice(words))
         elif kind == 1:
@@ -149,11 +149,16 @@ def bench_search(url: str, records: int, queries: int) -> dict[str, float]:
             page = registry.search(f"{rng.choice(words)} {rng.choice(['the', 'model', 'api', 'data'])}",
                                    mode=rng.choice(sorted(MODES)), system=rng.choice(SYSTEMS))
         timings.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         hits.append(page.total)
     registry.close()
     timings.sort()
+    cpu.sort()
     return {"records": stored, "load_s": load_s, "p50_ms": statistics.median(timings),
             "p95_ms": timings[int(0.95 * (len(timings) - 1))], "max_ms": timings[-1],
+            # This process's CPU per query: what a busy machine inflates least (the database's own work
+            # is inside it for SQLite, in the server for PostgreSQL).
+            "cpu_p95_ms": cpu[int(0.95 * (len(cpu) - 1))],
             "median_hits": statistics.median(hits)}
 
 
@@ -224,6 +229,10 @@ def bench_writers(url: str, writers: int, each: int, shared: int) -> dict[str, f
 
 
 def main() -> None:
+    import signal
+
+    # `timeout` and kill send SIGTERM: stop the throwaway server on the way out, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
@@ -256,7 +265,8 @@ def main() -> None:
             s = bench_search(make_url("search"), args.records, args.queries)
             print(f"[{backend}] search over {s['records']} cases (loaded in {s['load_s']:.1f} s): "
                   f"p50 {s['p50_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms, max {s['max_ms']:.1f} ms "
-                  f"(goal p95 < 100 ms: {'met' if s['p95_ms'] < 100 else 'NOT met'}); median hits {s['median_hits']:.0f}")
+                  f"(goal p95 < 100 ms: {'met' if s['p95_ms'] < 100 else 'NOT met'}); client CPU p95 {s['cpu_p95_ms']:.1f} ms; "
+                  f"median hits {s['median_hits']:.0f}; load average {os.getloadavg()[0]:.1f}")
         for backend, make_url in backends.items() if "dedup" in parts else ():
             d = bench_dedup(make_url("dedup"), args.dedup_cases)
             print(f"[{backend}] dedup at threshold {dedup.THRESHOLD}: precision {d['precision']:.3f}, recall "

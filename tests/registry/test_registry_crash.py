@@ -85,3 +85,19 @@ def test_concurrent_writers_lose_nothing(registry_url):
     state = _state(registry_url)
     assert state["cases"] == 3 * 12 + 6 and len(set(state["findings"])) == state["cases"]
     assert state["observations"] == 3 * 12 + 3 * 6  # each shared finding: one case, seen by all three
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path):
+    from redline.registry.db import write_transaction
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    writer, reader = Registry(url), Registry(url)
+    writer.add_report(make_report([make_finding(1)]))
+    with write_transaction(writer._engine) as conn:  # a writer holds the lock (e.g. a long import)
+        conn.exec_driver_sql("UPDATE cases SET title = 'changing'")
+        started = time.monotonic()
+        page = reader.list()
+        assert time.monotonic() - started < 5
+        assert page.cases[0].title != "changing"  # it reads the last committed state
+    writer.close()
+    reader.close()

@@ -7,6 +7,7 @@ is opened; no alembic.ini is involved.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ DEFAULT_URL = "sqlite:///redline-registry.db"
 ENV_VAR = "REDLINE_REGISTRY"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD_REVISION = "0001"  # the newest file in migrations/versions
-SQLITE_BUSY_SECONDS = 60  # how long a writer waits for another's transaction to end
+SQLITE_BUSY_SECONDS = 60
+WRITE_OPTION = "redline_registry_write"  # execution option of a connection that will write  # how long a writer waits for another's transaction to end
 
 
 def resolve_url(url: str | None) -> str:
@@ -80,9 +82,10 @@ def make_engine(url: str, *, create: bool) -> Any:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):
-            # IMMEDIATE takes the write lock at the start, so two writers queue instead of one
-            # failing when it upgrades a read lock mid-transaction.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writer's IMMEDIATE takes the write lock at the start, so two writers queue instead
+            # of one failing when it upgrades a read lock mid-transaction; readers never wait (WAL).
+            write = connection.get_execution_options().get(WRITE_OPTION)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -120,12 +123,21 @@ def migrate(engine: Any) -> None:
         except CommandError:
             raise UsageError(f"the registry's schema is at revision {found}, which this redline does not know "
                              "(a newer redline made it); upgrade redline") from None
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             # Two processes opening a new registry at once: one migrates, the other waits and finds it done.
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(720917)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Any):
+    """A connection in a transaction that may write (on SQLite it holds the write lock from the start)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
 
 
 def connection_error(url: str, exc: Exception) -> UsageError:

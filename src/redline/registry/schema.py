@@ -42,7 +42,7 @@ cases = Table(
     Column("avid", JSON, nullable=False),
     Column("added_by", Text, nullable=False, default=""),
     Column("created_at", String(32), nullable=False, index=True),
-    Column("updated_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False, index=True),  # lists are newest first
     # What dedup and search read: the MinHash signature of the normalised text, and that text.
     Column("signature", JSON, nullable=False),
     Column("search_text", Text, nullable=False),

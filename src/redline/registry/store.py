@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import UsageError
 from . import dedup, schema
 from .case import CaseStatus, FailureCase
-from .db import connection_error, display_url, make_engine, migrate, resolve_url
+from .db import connection_error, display_url, make_engine, migrate, resolve_url, write_transaction
 
 __all__ = ["AddResult", "CaseNotFound", "IncidentAdded", "Page", "Registry", "REPLAY_OUTCOMES"]
 
@@ -92,6 +92,10 @@ def _row(case: FailureCase, sig: list[int]) -> dict[str, Any]:
         "added_by": case.added_by, "created_at": case.created_at, "updated_at": case.updated_at,
         "signature": sig, "search_text": _search_text(case),
     }
+
+
+# The columns a FailureCase is read from (not the signature and search text, which only the store reads).
+_CASE_COLUMNS = [col for col in schema.cases.c if col.name not in ("signature", "search_text")]
 
 
 def _case(row: Any) -> FailureCase:
@@ -168,7 +172,7 @@ class Registry:
 
         for attempt in range(_RETRIES):
             try:
-                with self._engine.begin() as conn:
+                with write_transaction(self._engine) as conn:
                     if self.dialect == "postgresql":
                         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
                     return work(conn)
@@ -429,7 +433,7 @@ class Registry:
 
         def work(conn):
             found = self.resolve_id(conn, case_id)
-            return _case(conn.execute(select(schema.cases).where(schema.cases.c.id == found)).one())
+            return _case(conn.execute(select(*_CASE_COLUMNS).where(schema.cases.c.id == found)).one())
 
         return self._read(work)
 
@@ -465,7 +469,7 @@ class Registry:
 
         def work(conn):
             total = conn.execute(select(func.count()).select_from(schema.cases).where(*conditions)).scalar_one()
-            rows = conn.execute(select(schema.cases).where(*conditions)
+            rows = conn.execute(select(*_CASE_COLUMNS).where(*conditions)
                                 .order_by(c.updated_at.desc(), c.id).limit(limit).offset(offset)).all()
             return Page([_case(r) for r in rows], int(total), limit, offset)
 

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("avid", sa.JSON, nullable=False),
         text("added_by"),
         sa.Column("created_at", sa.String(32), nullable=False, index=True),
-        sa.Column("updated_at", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.String(32), nullable=False, index=True),
         sa.Column("signature", sa.JSON, nullable=False),
         sa.Column("search_text", sa.Text, nullable=False),
     )
