@@ -382,8 +382,12 @@ def scan_with_registry(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     if recorded:
+        import sys
+
         new = sum(r.new for r in recorded)
         changed = sum(bool(r.status_change) for r in recorded)
-        _echo(f"registry {registry.display_url}: {new} new case{'s' if new != 1 else ''}, "
-              f"{len(recorded) - new} seen before{f', {changed} changed status' if changed else ''}")
+        line = (f"registry {registry.display_url}: {new} new case{'s' if new != 1 else ''}, "
+                f"{len(recorded) - new} seen before{f', {changed} changed status' if changed else ''}")
+        # With --json, standard output is the report alone.
+        print(line, file=sys.stderr) if args.json else _echo(line)
     return code
