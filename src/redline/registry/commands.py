@@ -388,6 +388,8 @@ def scan_with_registry(args: argparse.Namespace) -> int:
         changed = sum(bool(r.status_change) for r in recorded)
         line = (f"registry {registry.display_url}: {new} new case{'s' if new != 1 else ''}, "
                 f"{len(recorded) - new} seen before{f', {changed} changed status' if changed else ''}")
-        # With --json, standard output is the report alone.
-        print(line, file=sys.stderr) if args.json else _echo(line)
+        if args.json:  # standard output is the report alone
+            print(line, file=sys.stderr)
+        else:
+            _echo(line)
     return code
