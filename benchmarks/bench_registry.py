@@ -218,14 +218,18 @@ def bench_writers(url: str, writers: int, each: int, shared: int) -> dict[str, f
                                "900000", str(shared)], env=env) for w in range(writers)]
     codes = [p.wait() for p in procs]
     seconds = time.perf_counter() - started
-    with Registry(url) as registry:
+    from sqlalchemy import func, select
+
+    from redline.registry import schema
+
+    with Registry(url) as registry, registry._engine.connect() as conn:
         total = registry.list(limit=1).total
-        sample = registry.list(limit=1).cases[0].id
-        observations = len(registry.observations(sample))
+        observations = conn.execute(select(func.count()).select_from(schema.observations)).scalar_one()
     expected = writers * each + shared
-    return {"writers": writers, "findings_sent": writers * (each + shared), "cases": total, "expected": expected,
+    sent = writers * (each + shared)
+    return {"writers": writers, "findings_sent": sent, "cases": total, "expected": expected,
             "lost": expected - total, "failed_writers": sum(c != 0 for c in codes), "seconds": seconds,
-            "observations_of_one_case": observations}
+            "observations": observations, "observations_lost": sent - observations}
 
 
 def main() -> None:
@@ -284,7 +288,8 @@ def main() -> None:
             w = bench_writers(make_url("writers"), args.writers, args.per_writer, 20)
             print(f"[{backend}] {w['writers']} concurrent writers sent {w['findings_sent']} findings in "
                   f"{w['seconds']:.1f} s: {w['cases']} cases of {w['expected']} expected, lost {w['lost']}, "
-                  f"failed writers {w['failed_writers']}")
+                  f"failed writers {w['failed_writers']}; {w['observations']} observations of {w['findings_sent']} sent "
+                  f"(lost {w['observations_lost']})")
     finally:
         if server is not None:
             server.stop()

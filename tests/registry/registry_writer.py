@@ -9,6 +9,7 @@ findings one transaction each, as a scan with --registry does.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> None:
     numbers = list(range(first, first + count))
     if len(argv) > 4:  # findings every writer records, interleaved with its own
         shared = range(int(argv[4]), int(argv[4]) + int(argv[5]))
-        numbers = [n for pair in zip(numbers, shared) for n in pair] + numbers[len(shared):]
+        numbers = [n for pair in itertools.zip_longest(numbers, shared) for n in pair if n is not None]
     with store.Registry(url) as registry:
         for n in numbers:
             registry.add_finding(make_finding(n), target="zoo:fair_logreg", data="builtin:fair", added_by=f"w{first}")
