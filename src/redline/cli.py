@@ -23,12 +23,12 @@ COMMAND_MODULES = (
     "redline.checks.commands",
     "redline.pipeline.commands",
     "redline.demo",
+    "redline.registry.commands",  # after the pipeline's: it adds --registry to `redline scan`
     "redline.campaign.commands",
     "redline.filescan.commands",
     "redline.provenance.commands",
     "redline.deps.commands",
     "redline.threatmodel.commands",
-    "redline.registry.commands",  # after the pipeline's: it adds --registry to `redline scan`
 )
 
 
