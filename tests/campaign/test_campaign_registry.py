@@ -3,7 +3,7 @@ summary says how this run compares with what the registry held (new, seen again,
 regressed)."""
 from __future__ import annotations
 
-from redline.campaign.commands import _record_in_registry
+from redline.campaign.registry_record import record_in_registry
 from redline.campaign.driver import run_campaign
 from redline.campaign.spec import parse_campaign
 from redline.cli import main
@@ -14,7 +14,7 @@ RAW = {"targets": ["zoo:fair_logreg"], "select": "FM05.equation_solving", "budge
 
 def _run_and_record(out, db):
     result = run_campaign(parse_campaign(RAW), out, executor="inline", progress=False, formats=("json",))
-    _record_in_registry(Registry(db), result)
+    record_in_registry(Registry(db), result)
 
 
 def test_a_campaign_records_its_findings_and_compares_with_the_registry(tmp_path, capsys):

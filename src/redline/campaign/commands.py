@@ -59,6 +59,8 @@ def campaign_command(args: argparse.Namespace) -> int:
     from .driver import CampaignInterrupted, run_campaign
 
     formats = [f.value for f in parse_formats(args.format)]
+    from .registry_record import record_in_registry
+
     registry = None
     if getattr(args, "registry", None):
         from ..registry.store import Registry
@@ -70,7 +72,7 @@ def campaign_command(args: argparse.Namespace) -> int:
                               progress=not args.no_progress)
     except CampaignInterrupted as stop:
         if registry is not None:
-            _record_in_registry(registry, stop.result)
+            record_in_registry(registry, stop.result)
         done = stop.result.jobs_run + stop.result.jobs_resumed
         print(f"redline: interrupted; {done} of {stop.result.jobs_total} jobs recorded, reports written to {args.out}",
               file=sys.stderr)
@@ -88,29 +90,6 @@ def campaign_command(args: argparse.Namespace) -> int:
     echo(f"campaign: {result.jobs_total} jobs ({result.jobs_run} run now, {result.jobs_resumed} resumed); "
          f"index {Path(result.out) / 'index.html'}")
     if registry is not None:
-        _record_in_registry(registry, result)
+        record_in_registry(registry, result)
     return result.exit_code(args.fail_on)
 
-
-def _record_in_registry(registry, result) -> None:
-    """Add every target's report to the registry and say how this run compares with what it held."""
-    import os
-
-    from ..util.safe_text import echo
-
-    tally = {"new": 0, "seen again": 0, "fixed": 0, "regressed": 0}
-    try:
-        for report in result.reports.values():
-            path = Path(report.out_dir or "") / "report.json"
-            # From the written file when there is one, so its evidence files are kept by content.
-            source = path if report.out_dir and path.is_file() else report.to_dict()
-            for r in registry.add_report_results(source, os.environ.get("USER", "")):
-                if r.status_change.endswith("-> fixed"):
-                    tally["fixed"] += 1
-                elif r.status_change.endswith("-> regressed"):
-                    tally["regressed"] += 1
-                else:
-                    tally["new" if r.new else "seen again"] += 1
-    finally:
-        registry.close()
-    echo(f"registry {registry.display_url}: " + ", ".join(f"{n} {what}" for what, n in tally.items()))
