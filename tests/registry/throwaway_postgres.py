@@ -88,7 +88,7 @@ def fresh_database(server_url: str, name: str) -> str:
     """A new, empty database on the server at ``server_url``; its URL."""
     import psycopg
 
-    with psycopg.connect(server_url.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return server_url.rsplit("/", 1)[0] + f"/{name}"
