@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "redline.checks.commands",
     "redline.pipeline.commands",
     "redline.demo",
+    "redline.registry.commands",  # after the pipeline's: it adds --registry to `redline scan`
     "redline.campaign.commands",
     "redline.filescan.commands",
     "redline.provenance.commands",

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare with the campaign run in DIR (default: the previous run in --out, kept in --out/runs/)")
     p.add_argument("--json", action="store_true", help="print the campaign summary (index.json) instead of text")
     p.add_argument("--no-progress", action="store_true", help="do not show progress (it shows only on a terminal)")
+    p.add_argument("--registry", metavar="DB",
+                   help="record each target's findings in this failure-case registry and compare with what it "
+                        "holds: new, seen again, fixed and regressed cases (sqlite:///PATH, postgresql://…)")
     p.set_defaults(handler=campaign_command)
 
 
@@ -59,11 +62,20 @@ def campaign_command(args: argparse.Namespace) -> int:
     from .driver import CampaignInterrupted, run_campaign
 
     formats = [f.value for f in parse_formats(args.format)]
+    from .registry_record import record_in_registry
+
+    registry = None
+    if getattr(args, "registry", None):
+        from ..registry.store import Registry
+
+        registry = Registry(args.registry, create=True)  # a bad URL is refused before any job runs
     try:
         result = run_campaign(args.campaign, args.out, executor=args.executor, workers=args.workers,
                               address=args.address, resume=args.resume, formats=formats,
                               progress=not args.no_progress, compare=args.compare)
     except CampaignInterrupted as stop:
+        if registry is not None:
+            record_in_registry(registry, stop.result)
         done = stop.result.jobs_run + stop.result.jobs_resumed
         print(f"redline: interrupted; {done} of {stop.result.jobs_total} jobs recorded, reports written to {args.out}",
               file=sys.stderr)
@@ -84,6 +96,8 @@ def campaign_command(args: argparse.Namespace) -> int:
     _echo_comparison(result.comparison)
     echo(f"campaign: {result.jobs_total} jobs ({result.jobs_run} run now, {result.jobs_resumed} resumed); "
          f"index {Path(result.out) / 'index.html'}")
+    if registry is not None:
+        record_in_registry(registry, result)
     return result.exit_code(args.fail_on)
 
 
