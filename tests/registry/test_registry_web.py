@@ -163,8 +163,10 @@ def test_search_refuses_unknown_filters_with_one_line(client):
 
 def test_case_page_shows_fields_reproduction_replays_links_and_artifacts(registry, client):
     digest = registry.put_artifact(PNG, "image/png")
+    svg = registry.put_artifact(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+                                "image/png")  # a writer's claimed media type is not believed
     case = registry.add_case(sample_case(3, params={"epsilon": 0.1, "note": "two words"},
-                                         artifacts={"roc.png": digest, "examples.npz": "ab" * 32},
+                                         artifacts={"roc.png": digest, "examples.npz": "ab" * 32, "x.png": svg},
                                          evidence={"examples": "artifacts/FM04.lira.npz"}))
     other = registry.add_case(sample_case(4))
     registry.link(case.id, other.id, "related")
@@ -180,6 +182,7 @@ def test_case_page_shows_fields_reproduction_replays_links_and_artifacts(registr
     assert re.search(r"<th>auc</th><td>0.81</td>", html)
     assert f"sha256:{digest}" in html and "sha256:" + "ab" * 32 in html
     assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in html  # the stored plot, inline
+    assert html.count("<img ") == 1 and f"sha256:{svg}" in html  # the SVG is listed, never shown
     replays = html[html.index('id="replays"'):]
     assert "fixed" in replays and "zoo:digits_dp" in replays and "0.51" in replays
     assert f'href="/cases/{other.id}"' in html[html.index('id="link-list"'):]

@@ -23,9 +23,9 @@ from markupsafe import Markup
 from ...catalog import MODE_CODES
 from ...errors import RedlineError, UsageError
 from ...report.formatting import SEVERITY_SCALE, format_value
-from ...report.html import _SIGNATURES
+from ...report.html import raster_image_type
 from ...report.modes import mode_name
-from ...report.theme import CSP, badge, pill, severity_class, stylesheet
+from ...report.theme import CSP, badge, e, pill, severity_class, stylesheet
 from ...severity import Severity
 from ...util.safe_text import document_text
 from ...version import __version__
@@ -103,14 +103,12 @@ def _status_pill(status: Any) -> Markup:
 
 
 def _kv(mapping: dict[str, Any]) -> Markup:
-    from ...report.theme import e
-
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(format_value(v, 600))}</td></tr>" for k, v in mapping.items())
     return Markup(f'<table class="kv">{rows}</table>')
 
 
 def _image_uri(data: bytes) -> str | None:
-    mime = next((m for sig, m in _SIGNATURES if data.startswith(sig)), None)
+    mime = raster_image_type(data)  # by signature: a stored media type is only what a writer claimed
     return None if mime is None else f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
