@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "redline.provenance.commands",
     "redline.deps.commands",
     "redline.threatmodel.commands",
+    "redline.registry.commands",  # after the pipeline's: it adds --registry to `redline scan`
 )
 
 

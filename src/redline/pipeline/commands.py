@@ -89,7 +89,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def scan_command(args: argparse.Namespace) -> int:
+def scan_command(args: argparse.Namespace, on_finding=None) -> int:
+    """``on_finding``: called with each new finding (redline.registry adds ``--registry`` this way)."""
     from ..checks.params import command_line_params
     from ..report.writers import parse_formats
     from .progress import Progress
@@ -102,7 +103,7 @@ def scan_command(args: argparse.Namespace) -> int:
                           context=args.context, target_config=args.target_config, params=params)
     try:
         report = run_scan(request, out_dir=args.out, formats=formats, resume=args.resume, force=args.force,
-                          progress=Progress(enabled=not args.no_progress and not args.json))
+                          progress=Progress(enabled=not args.no_progress and not args.json), on_finding=on_finding)
     except ScanInterrupted as stop:
         written = ", ".join(_file_name(fmt) for fmt in formats)
         print(f"redline: interrupted; partial report ({len(stop.report.findings)} findings, "

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
@@ -254,8 +254,12 @@ def run_scan(
     resume: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    on_finding: Callable[[Finding, str, str], None] | None = None,
 ) -> Report:
     """Run a scan and return its Report; writes reports and events when ``out_dir`` is given.
+
+    ``on_finding(finding, target_spec, data_spec)`` is called as each new finding is made
+    (rated), e.g. to record it in a failure-case registry while the scan goes on.
 
     ``out_dir`` must not hold an earlier scan unless ``resume`` continues it or ``force``
     replaces it. Ctrl-C writes the report of the checks that finished (marked incomplete)
@@ -316,6 +320,8 @@ def run_scan(
     for f in pre:
         if log is not None and f.id not in previous:
             log.append("check_finished", check=f.check, finding=f.to_dict())
+        if on_finding is not None and f.id not in previous:
+            on_finding(f, target_spec, data_spec)
     if any(f.status is Status.VULNERABLE or f.status is Status.ERROR for f in pre):
         # An unsafe or unparseable model file is never loaded; report what the scanner found.
         target_desc = {"spec": target_spec, "capabilities": None}
@@ -357,6 +363,8 @@ def run_scan(
             findings.append(finding)
             if log is not None:
                 log.append("check_finished", check=check.id, finding=finding.to_dict())
+            if on_finding is not None:
+                on_finding(finding, target.spec, data_spec)
             progress.finish(_outcome_text(finding))
     except KeyboardInterrupt:
         # Keep what finished: the report is written below, marked incomplete.

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..util.urls import redact_url
 
 DEFAULT_URL = "sqlite:///redline-registry.db"
 ENV_VAR = "REDLINE_REGISTRY"
@@ -35,7 +34,7 @@ def resolve_url(url: str | None) -> str:
         if not rest.startswith("/"):
             raise UsageError(f"registry URL {text!r}: write sqlite:///relative.db or sqlite:////absolute/path.db")
         return text
-    raise UsageError(f"registry URL {redact_url(text)!r}: only sqlite:///PATH and postgresql://… are supported")
+    raise UsageError(f"registry URL {scheme}://…: only sqlite:///PATH and postgresql://… are supported")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -46,8 +45,19 @@ def sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
+def require_packages(url: str) -> None:
+    """A one-line error naming the extra when SQLAlchemy, Alembic or (for PostgreSQL) psycopg is missing."""
+    wanted = ["sqlalchemy", "alembic"] + (["psycopg"] if url.startswith("postgresql") else [])
+    import importlib.util
+
+    for name in wanted:
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(f"the registry needs the optional package {name}: pip install 'redline[registry]'")
+
+
 def make_engine(url: str, *, create: bool) -> Any:
     """An engine for ``url`` (from resolve_url); ``create=False`` refuses an SQLite file that does not exist."""
+    require_packages(url)
     from sqlalchemy import create_engine, event
 
     path = sqlite_path(url)
@@ -103,4 +113,14 @@ def migrate(engine: Any) -> None:
 def connection_error(url: str, exc: Exception) -> UsageError:
     """A one-line error for a database that cannot be reached or read."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return UsageError(f"cannot open registry {redact_url(url)}: {reason[0] if reason else type(exc).__name__}")
+    return UsageError(f"cannot open registry {display_url(url)}: {reason[0] if reason else type(exc).__name__}")
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, to print."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse: show no part of it that may hold a secret
+        return url.split("://", 1)[0] + "://…"

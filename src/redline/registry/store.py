@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import UsageError
 from . import dedup, schema
 from .case import CaseStatus, FailureCase
-from .db import connection_error, make_engine, migrate, resolve_url
+from .db import connection_error, display_url, make_engine, migrate, resolve_url
 
 __all__ = ["AddResult", "CaseNotFound", "IncidentAdded", "Page", "Registry", "REPLAY_OUTCOMES"]
 
@@ -161,9 +161,7 @@ class Registry:
 
     @property
     def display_url(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return display_url(self.url)
 
     def _write(self, work):
         """Run ``work(connection)`` in one write transaction, retried when a concurrent writer won a race."""
