@@ -385,7 +385,7 @@ def test_app_and_server_refuse_missing_tokens_and_bad_listen(registry, monkeypat
     with pytest.raises(UsageError, match=WRITE_TOKEN_ENV):
         tokens(None, None)
     monkeypatch.setenv(WRITE_TOKEN_ENV, "from-env")
-    assert tokens(None, None) == ("from-env", None)
+    assert tokens(None, None) == (["from-env"], None)
     assert parse_listen("127.0.0.1:8765") == ("127.0.0.1", 8765) and parse_listen("[::1]:80") == ("::1", 80)
     for bad in ("8765", "host:", "host:http", "h:70000", ""):
         with pytest.raises(UsageError, match="--listen"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -112,18 +113,20 @@ def _image_uri(data: bytes) -> str | None:
     return None if mime is None else f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def create_app(registry: Any, *, write_token: str, read_token: str | None = None) -> FastAPI:
+def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: str | None = None) -> FastAPI:
     """The web app over ``registry`` (a ``Registry`` or a :class:`CaseStore`).
 
-    ``write_token`` is required for every write; with ``read_token`` set, reads need it (or
-    the write token) too, otherwise reads are open.
+    ``write_token`` (one, or a list of tokens each allowed to write) is required for every
+    write; with ``read_token`` set, reads need it (or a write token) too, otherwise reads
+    are open.
     """
-    if not isinstance(write_token, str) or not write_token.strip():
+    writers = [write_token] if isinstance(write_token, str) else list(write_token or [])
+    if not writers or not all(isinstance(t, str) and t.strip() for t in writers):
         raise UsageError("the registry's web pages need a write token (it guards every write)")
     if read_token is not None and (not isinstance(read_token, str) or not read_token.strip()):
         raise UsageError("a read token, when given, must be a non-empty string")
     store = registry if isinstance(registry, CaseStore) else CaseStore(registry)
-    rules = TokenRules(write_token, read_token)
+    rules = TokenRules([t.strip() for t in writers], read_token)
     env = _environment()
     app = FastAPI(title="redline failure-case registry", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store

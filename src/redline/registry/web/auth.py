@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 __all__ = ["READ_COOKIE", "TokenRules", "bearer"]
 
@@ -35,8 +36,10 @@ def _same(given: str | None, expected: str | None) -> bool:
 
 
 class TokenRules:
-    def __init__(self, write_token: str, read_token: str | None = None):
-        self.write_token = write_token
+    """``write_tokens``: every token allowed to write (a team may give each writer one)."""
+
+    def __init__(self, write_tokens: Sequence[str], read_token: str | None = None):
+        self.write_tokens = tuple(write_tokens)
         self.read_token = read_token
 
     @property
@@ -44,12 +47,13 @@ class TokenRules:
         return not self.read_token
 
     def may_write(self, token: str | None) -> bool:
-        return _same(token, self.write_token)
+        # Compare with every token, not just until one matches, so timing says nothing either.
+        return sum(_same(token, t) for t in self.write_tokens) > 0
 
     def may_read(self, token: str | None, cookie: str | None = None) -> bool:
         if self.reads_open:
             return True
-        if _same(token, self.read_token) or _same(token, self.write_token):
+        if _same(token, self.read_token) or self.may_write(token):
             return True
         return _same(cookie, self.cookie_value())
 

@@ -1,19 +1,25 @@
 """``redline registry serve``: the web pages on uvicorn.
 
-Tokens come from the caller or, when not given, from the environment
-(``REDLINE_REGISTRY_WRITE_TOKEN``, ``REDLINE_REGISTRY_READ_TOKEN``), so they need not sit
-on a command line where other users of the machine can read them.
+Write tokens come from ``--token-file`` (one token per line; blank lines and ``#`` comments
+skipped) or ``REDLINE_REGISTRY_WRITE_TOKEN``; the read token, which makes reads need a
+token too, from ``REDLINE_REGISTRY_READ_TOKEN``. Neither is taken on the command line,
+where other users of the machine could read it.
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from ...errors import UsageError
 
-__all__ = ["READ_TOKEN_ENV", "WRITE_TOKEN_ENV", "parse_listen", "serve"]
+__all__ = ["READ_TOKEN_ENV", "WRITE_TOKEN_ENV", "parse_listen", "serve", "serve_command", "tokens"]
 
 WRITE_TOKEN_ENV = "REDLINE_REGISTRY_WRITE_TOKEN"
 READ_TOKEN_ENV = "REDLINE_REGISTRY_READ_TOKEN"
+MAX_TOKEN_FILE_BYTES = 1_000_000
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -30,23 +36,57 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, number
 
 
-def tokens(write_token: str | None, read_token: str | None) -> tuple[str, str | None]:
-    write = write_token or os.environ.get(WRITE_TOKEN_ENV) or ""
-    if not write.strip():
-        raise UsageError(f"serving the registry needs a write token: set {WRITE_TOKEN_ENV} (writes are refused without it)")
-    read = read_token or os.environ.get(READ_TOKEN_ENV) or None
-    return write, read
+def read_token_file(path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_TOKEN_FILE_BYTES:
+            raise UsageError(f"token file {path} is larger than {MAX_TOKEN_FILE_BYTES} bytes")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read token file {path}: {exc.__class__.__name__}") from None
+    found = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not found:
+        raise UsageError(f"token file {path} holds no token (one per line)")
+    return found
 
 
-def serve(db_url: str | None, listen: str = "127.0.0.1:8765", *, write_token: str | None = None,
-          read_token: str | None = None, log_level: str = "warning") -> None:
+def tokens(write_tokens: str | Sequence[str] | None, read_token: str | None, *,
+           token_file: str | Path | None = None) -> tuple[list[str], str | None]:
+    """(write tokens, read token or None) from the arguments, the token file and the environment."""
+    writers = [write_tokens] if isinstance(write_tokens, str) else list(write_tokens or [])
+    if token_file:
+        writers += read_token_file(token_file)
+    if not writers and os.environ.get(WRITE_TOKEN_ENV, "").strip():
+        writers = [os.environ[WRITE_TOKEN_ENV].strip()]
+    writers = [w for w in writers if w and w.strip()]
+    if not writers:
+        raise UsageError(f"serving the registry needs a write token: give --token-file FILE or set {WRITE_TOKEN_ENV}")
+    read = read_token or os.environ.get(READ_TOKEN_ENV, "").strip() or None
+    return writers, read
+
+
+def serve(db_url: str | None, listen: str = "127.0.0.1:8080", *, write_token: str | Sequence[str] | None = None,
+          read_token: str | None = None, token_file: str | Path | None = None, log_level: str = "warning") -> None:
     """Open the registry at ``db_url`` and serve its pages until interrupted."""
     host, port = parse_listen(listen)
-    write, read = tokens(write_token, read_token)
+    writers, read = tokens(write_token, read_token, token_file=token_file)
     from .app import create_app
     from .store import open_store
 
-    app = create_app(open_store(db_url), write_token=write, read_token=read)
+    store = open_store(db_url)
+    app = create_app(store, write_token=writers, read_token=read)
     import uvicorn
 
+    from ...util.safe_text import echo
+
+    shown = f"[{host}]" if ":" in host else host
+    echo(f"redline registry: serving {store.registry.display_url} at http://{shown}:{port}/ "
+         f"(reads {'need a token' if read else 'open'}; writes need a token); Ctrl-C stops", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """What ``redline registry serve`` runs: ``--db``, ``--listen``, ``--token-file``."""
+    serve(getattr(args, "db", None), getattr(args, "listen", None) or "127.0.0.1:8080",
+          token_file=getattr(args, "token_file", None))
+    return 0
