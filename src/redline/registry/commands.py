@@ -166,8 +166,12 @@ def add_command(args: argparse.Namespace) -> int:
         if "incident" in e and "case" not in e:
             _echo(f"{e['file']}: incident {e['incident']} recorded; triage matched no failure mode, so no case")
             continue
-        what = "new case" if e["new"] else {"finding-id": "seen again (same finding id)",
-                                             "content": f"seen again (near-identical, similarity {e['similarity']:.2f})"}[e["matched_by"]]
+        if e["new"]:
+            what = "new case"
+        elif e["matched_by"] == "content":
+            what = f"seen again (near-identical, similarity {e['similarity']:.2f})"
+        else:
+            what = "seen again (same finding id)"
         change = f"; status {e['status_change']}" if e.get("status_change") else ""
         _echo(f"{e['file']}: {e['case']} {what}{change}")
     if not printed:

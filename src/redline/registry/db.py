@@ -16,6 +16,7 @@ from ..errors import UsageError
 DEFAULT_URL = "sqlite:///redline-registry.db"
 ENV_VAR = "REDLINE_REGISTRY"
 _MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD_REVISION = "0001"  # the newest file in migrations/versions
 SQLITE_BUSY_SECONDS = 60  # how long a writer waits for another's transaction to end
 
 
@@ -87,21 +88,38 @@ def make_engine(url: str, *, create: bool) -> Any:
     return create_engine(url, pool_pre_ping=True)
 
 
+def current_revision(engine: Any) -> str | None:
+    """The migration the database is at (None for a new database)."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def migrate(engine: Any) -> None:
-    """Bring the schema to the newest migration (a no-op when it is there)."""
+    """Bring the schema to the newest migration (a no-op when it is there).
+
+    The check is a plain query, so opening an up-to-date registry does not load Alembic
+    (a test keeps HEAD_REVISION equal to the newest migration's id).
+    """
+    found = current_revision(engine)
+    if found == HEAD_REVISION:
+        return
     from alembic import command
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == head:
-            connection.rollback()
-            return
-        connection.rollback()
+    if found is not None:
+        try:
+            ScriptDirectory.from_config(config).get_revision(found)
+        except CommandError:
+            raise UsageError(f"the registry's schema is at revision {found}, which this redline does not know "
+                             "(a newer redline made it); upgrade redline") from None
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Two processes opening a new registry at once: one migrates, the other waits and finds it done.
