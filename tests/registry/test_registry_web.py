@@ -55,6 +55,15 @@ def registry(tmp_path):
 
 
 @pytest.fixture
+def any_registry(registry_url):
+    """A registry on each back end (SQLite, and PostgreSQL: see conftest.py), for the tests of
+    what the pages read from the store and write to it."""
+    reg = Registry(registry_url)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
 def client(registry):
     return TestClient(create_app(registry, write_token=WRITE))
 
@@ -81,7 +90,9 @@ def text_of(html: str) -> str:
 # -- the dashboard --------------------------------------------------------------------------
 
 
-def test_dashboard_counts_cases_by_mode_and_severity(registry, client):
+def test_dashboard_counts_cases_by_mode_and_severity(any_registry):
+    registry = any_registry
+    client = TestClient(create_app(registry, write_token=WRITE))
     for i in range(10):
         registry.add_case(sample_case(i, mode="FM04" if i < 6 else "FM05", severity="Critical" if i < 3 else "Low"))
     page = client.get("/")
@@ -117,7 +128,9 @@ def test_timeline_keeps_empty_months_and_stacks_severities():
 # -- search ----------------------------------------------------------------------------------
 
 
-def test_search_by_text_and_filters(registry, client):
+def test_search_by_text_and_filters(any_registry):
+    registry = any_registry
+    client = TestClient(create_app(registry, write_token=WRITE))
     ids = [registry.add_case(sample_case(i)).id for i in range(12)]
     html = client.get("/search", params={"q": words_for(5).split()[2]}).text
     assert 'id="result-count">1 case,' in html and f'href="/cases/{ids[5]}"' in html
@@ -133,7 +146,9 @@ def test_search_by_text_and_filters(registry, client):
     assert re.search(r'<option value="fixed" selected>', html)  # the form shows the filter in force
 
 
-def test_search_pages_through_results_keeping_filters(registry, client):
+def test_search_pages_through_results_keeping_filters(any_registry):
+    registry = any_registry
+    client = TestClient(create_app(registry, write_token=WRITE))
     for i in range(45):
         registry.add_case(sample_case(i, system="photo-api"))
     first = client.get("/search", params={"system": "photo-api"}).text
@@ -161,7 +176,9 @@ def test_search_refuses_unknown_filters_with_one_line(client):
 # -- the case page ------------------------------------------------------------------------------
 
 
-def test_case_page_shows_fields_reproduction_replays_links_and_artifacts(registry, client):
+def test_case_page_shows_fields_reproduction_replays_links_and_artifacts(any_registry):
+    registry = any_registry
+    client = TestClient(create_app(registry, write_token=WRITE))
     digest = registry.put_artifact(PNG, "image/png")
     svg = registry.put_artifact(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
                                 "image/png")  # a writer's claimed media type is not believed
@@ -236,7 +253,9 @@ def test_submit_form_lists_the_incident_facts_from_the_schema(client):
     assert 'name="token"' in html and 'type="password"' in html
 
 
-def test_submitted_incident_is_triaged_and_stored_as_incident_and_case(registry, client):
+def test_submitted_incident_is_triaged_and_stored_as_incident_and_case(any_registry):
+    registry = any_registry
+    client = TestClient(create_app(registry, write_token=WRITE))
     page = client.post("/submit", data=stolen_model_form(token=WRITE))
     assert page.status_code == 201
     html = page.text
