@@ -204,6 +204,19 @@ def test_case_page_shows_fields_reproduction_replays_links_and_artifacts(any_reg
     assert "fixed" in replays and "zoo:digits_dp" in replays and "0.51" in replays
     assert f'href="/cases/{other.id}"' in html[html.index('id="link-list"'):]
     assert "Fixed" in html  # the replay moved the status
+    events = text_of(html[html.index('id="events"'):html.index('id="links"')])
+    assert "status open -&gt; fixed (replay on zoo:digits_dp)" in events and "replay fixed on zoo:digits_dp" in events
+    assert f"linked to case {other.id} (related)" in events
+
+
+def test_case_page_names_plot_data_and_shows_the_retest_command(registry, client):
+    curve = {"fpr": [i / 50 for i in range(51)], "tpr": [min(1.0, 2 * i / 50) for i in range(51)]}
+    retest = "redline scan zoo:m --select FM04.lira --seed 0 --out redline-retest-FM04.lira"
+    case = registry.add_case(sample_case(2, evidence={"roc": curve},
+                                         remediation=f"Reduce overfitting first.\nRe-test after the fix: {retest}"))
+    html = client.get(f"/cases/{case.id}").text
+    assert "plot data: 51 points of fpr, tpr" in html and "0.98" not in html  # named, not dumped
+    assert f'<code class="retest">{retest}</code>' in html and "<li>Reduce overfitting first.</li>" in html
 
 
 def test_case_page_for_an_unknown_id_is_404(client):

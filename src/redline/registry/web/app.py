@@ -11,6 +11,7 @@ Content-Security-Policy is sent as a header and repeated in the page.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from markupsafe import Markup
 
 from ...catalog import MODE_CODES
 from ...errors import RedlineError, UsageError
-from ...report.formatting import SEVERITY_SCALE, format_value
+from ...report.formatting import SEVERITY_SCALE, data_series_note, format_value, parse_time
 from ...report.html import raster_image_type
 from ...report.modes import mode_name
 from ...report.theme import CSP, badge, e, pill, severity_class, stylesheet
@@ -76,6 +77,8 @@ def _environment() -> Environment:
         status_label=lambda value: STATUS_LABEL.get(value, value),
         status_pill=_status_pill,
         kv=_kv,
+        when=_when,
+        event_text=_event_text,
         fmt=format_value,
         nav=NAV,
         version=__version__,
@@ -104,8 +107,48 @@ def _status_pill(status: Any) -> Markup:
 
 
 def _kv(mapping: dict[str, Any]) -> Markup:
-    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(format_value(v, 600))}</td></tr>" for k, v in mapping.items())
-    return Markup(f'<table class="kv">{rows}</table>')
+    """A name/value table; raw plot data (long number series) is named, not dumped, as in the report."""
+    rows = []
+    for key, value in mapping.items():
+        note = data_series_note(value)
+        cell = f'<td class="muted">{e(note)}</td>' if note else f"<td>{e(format_value(value, 600))}</td>"
+        rows.append(f"<tr><th>{e(key)}</th>{cell}</tr>")
+    return Markup(f'<table class="kv">{"".join(rows)}</table>')
+
+
+def _when(value: Any) -> str:
+    """``2026-12-06 22:30 UTC`` for a stored ISO time; other text as it is."""
+    moment = parse_time(str(value or ""))
+    if moment is None:
+        return str(value or "")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _event_text(event: Any) -> str:
+    """One case event in words: ``status open -> fixed (note)``, ``replay fixed on TARGET``..."""
+    d = event.details
+    if event.event == "status":
+        words = f"status {d.get('from', '?')} -> {d.get('to', '?')}" + (f" ({d['note']})" if d.get("note") else "")
+    elif event.event == "replay":
+        words = f"replay {d.get('outcome', '')}" + (f" on {d['target']}" if d.get("target") else "")
+    elif event.event == "linked":
+        words = f"linked to case {d.get('case', '?')} ({d.get('relation', 'related')})"
+    else:
+        rest = ", ".join(f"{k} {format_value(v, 120)}" for k, v in d.items())
+        words = event.event + (f": {rest}" if rest else "")
+    return words + (f", by {event.by}" if event.by else "")
+
+
+def _remediation(text: str) -> tuple[list[str], str]:
+    """(advice lines, re-test command) of a case's remediation text (as triage writes it)."""
+    from ...triage.remediation import RETEST_PREFIX
+
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    retest = next((line[len(RETEST_PREFIX):] for line in lines if line.startswith(RETEST_PREFIX)), "")
+    return [line for line in lines if not line.startswith(RETEST_PREFIX)], retest
 
 
 def _image_uri(data: bytes) -> str | None:
@@ -205,9 +248,10 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
              "href": f"/cases/{link.id}" if link.kind == "case" else ""}
             for link in store.links(case_id)
         ]
+        advice, retest = _remediation(case.remediation)
         return html("case.html", request, title=case.title, heading=case.title, case=case, run=run, plots=plots,
                     replay=replay_command(case), scan=scan_command(case), history=store.replays(case_id),
-                    links=links, remediation=[line for line in case.remediation.splitlines() if line.strip()])
+                    events=store.events(case_id), links=links, remediation=advice, retest=retest)
 
     @app.get("/api/cases")
     def api_cases(request: Request, q: str = "", mode: str = "", severity: str = "", system: str = "",
@@ -231,6 +275,7 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
             return JSONResponse({"error": "not found", "reason": f"no case {case_id}"}, status_code=404)
         return {**case.to_dict(), "replay_command": replay_command(case), "scan_command": scan_command(case),
                 "replays": [r.__dict__ for r in store.replays(case_id)],
+                "events": [ev.__dict__ for ev in store.events(case_id)],
                 "links": [link.__dict__ for link in store.links(case_id)]}
 
     # -- sign-in for protected reads --------------------------------------------------------------

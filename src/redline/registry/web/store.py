@@ -12,7 +12,7 @@ from typing import Any
 
 from ..case import FailureCase
 
-__all__ = ["CaseStore", "Filters", "Link", "Overview", "Replay", "SearchPage", "open_store"]
+__all__ = ["CaseStore", "Event", "Filters", "Link", "Overview", "Replay", "SearchPage", "open_store"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,14 @@ class Replay:
     at: str
     outcome: str
     target: str
+    details: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    at: str
+    event: str  # added | observed | status | replay | linked
+    by: str
     details: dict[str, Any]
 
 
@@ -104,6 +112,11 @@ class CaseStore:
                 details["metrics"] = row["metrics"]
             out.append(Replay(str(row["at"]), str(row["outcome"]), str(row.get("target") or ""), details))
         return out
+
+    def events(self, case_id: str) -> list[Event]:
+        """What happened to the case, oldest first: added, seen again, status changes, replays, links."""
+        return [Event(str(row["at"]), str(row["event"]), str(row.get("added_by") or ""), dict(row.get("detail") or {}))
+                for row in self.registry.history(case_id)]
 
     def links(self, case_id: str) -> list[Link]:
         from ..store import CaseNotFound
