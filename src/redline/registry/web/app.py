@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -318,14 +319,17 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
         if not rules.may_write(token):
             return _form_page(request, form, "A valid write token is needed to record an incident.", 401)
         try:
-            incident, result = form.triage()
-            incident_id, case_id = store.add_incident(incident, added_by=str(incident.get("reporter") or "web form"))
+            incident, result = await run_in_threadpool(form.triage)
+            incident_id, case_id = await run_in_threadpool(
+                store.add_incident, incident, added_by=str(incident.get("reporter") or "web form"))
         except RedlineError as exc:
             return _form_page(request, form, str(exc), 422)
         return html("triaged.html", request, 201, title="Incident triaged", heading=result.incident.title,
                     severity=result.severity, primary=result.primary, rationale=result.rationale,
                     matches=result.matches, playbook=result.playbook, case_id=case_id, incident_id=incident_id)
 
+    # The writes are async only to read the body; triage and the store (which may wait for
+    # another writer's transaction) run in the thread pool so the server keeps answering.
     @app.post("/api/incidents")
     async def api_incident(request: Request):
         if not rules.may_write(bearer(request.headers.get("authorization"))):
@@ -341,9 +345,9 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
                 raise UsageError("the body must be an incident as JSON (redline.incident/1)") from None
             from ...threatmodel.triage import triage_incident
 
-            result = triage_incident(doc)
-            incident_id, case_id = store.add_incident(dict(result.incident.raw),
-                                                      added_by=str(doc.get("reporter") or "api"))
+            result = await run_in_threadpool(triage_incident, doc)
+            incident_id, case_id = await run_in_threadpool(
+                store.add_incident, dict(result.incident.raw), added_by=str(doc.get("reporter") or "api"))
         except RedlineError as exc:
             return JSONResponse({"error": "bad request", "reason": str(exc)}, status_code=422)
         return JSONResponse({"incident": incident_id, "case": case_id, "severity": result.severity.label,
