@@ -115,3 +115,32 @@ def test_cli_writers_and_web_submits_at_once_lose_nothing(server):
     with httpx.Client(base_url=base) as http:
         assert http.get("/api/cases").json()["total"] == total
         assert json.loads(http.get("/api/cases", params={"mode": "FM01"}).text)["total"] == PROCESSES * CASES_PER_PROCESS
+
+
+@pytest.mark.timeout(120)
+def test_server_keeps_answering_while_a_submit_waits_for_another_writer(server):
+    import sqlite3
+
+    url, base, registry = server
+    warm = {"token": TOKEN, "title": "Warm-up " + unique_words("warm", 3),
+            "what_happened": "A researcher showed membership inference on patient records. " + unique_words("w1")}
+    assert httpx.post(base + "/submit", data=warm, timeout=90).status_code == 201  # triage's tables now loaded
+    holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer's transaction: the submit must wait for it
+    try:
+        form = {"token": TOKEN, "title": "Copied model " + unique_words("wait", 3),
+                "what_happened": "They trained a copy of the model from our API answers. " + unique_words("w2")}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.post, base + "/submit", data=form, timeout=90)
+            time.sleep(2)
+            assert not pending.done()  # waiting for the lock
+            # The server is not stalled by the waiting write. (A page that reads the database
+            # would wait too: the store's SQLite reads take the write lock as well.)
+            started = time.monotonic()
+            assert httpx.get(base + "/submit", timeout=30).status_code == 200
+            assert time.monotonic() - started < 5
+            holder.execute("COMMIT")
+            assert pending.result(timeout=90).status_code == 201
+    finally:
+        holder.close()
+    assert registry.search(mode="FM05").total == 1
