@@ -191,3 +191,17 @@ def test_scan_with_a_bad_registry_url_stops_before_scanning(capsys, tmp_path):
     code, _, err = run(capsys, "scan", "zoo:fair_logreg", "--select", "FM05", "--out", str(tmp_path / "o"),
                        "--registry", "ftp://nowhere")
     assert code == 2 and "registry URL" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("finding, words", [
+    ({"metrics": [1, 2]}, "metrics must be a mapping"),
+    ({"seed": 2**70}, "seed must be a whole number"),
+    ({"budget": "lots"}, "budget must be a whole number"),
+    ({"mode": "FM99"}, "no known mode"),
+])
+def test_a_malformed_report_is_a_one_line_error_and_records_nothing(capsys, db, tmp_path, finding, words):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(make_report([make_finding(1), {**make_finding(2), **finding}])))
+    code, _, err = run(capsys, "registry", "add", str(path), "--db", db)
+    assert code == 2 and words in err and err.count("\n") == 1
+    assert Registry(db).list().total == 0  # the good finding of the same report is not recorded alone

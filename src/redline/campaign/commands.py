@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on", metavar="SEVERITY", default="important", type=str.lower, choices=FAIL_ON_CHOICES,
                    help="exit 1 when a finding reaches this severity (default important; never: only exit 3 applies)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress (it shows only on a terminal)")
+    p.add_argument("--registry", metavar="DB",
+                   help="record each target's findings in this failure-case registry and compare with what it "
+                        "holds: new, seen again, fixed and regressed cases (sqlite:///PATH, postgresql://…)")
     p.set_defaults(handler=campaign_command)
 
 
@@ -56,11 +59,18 @@ def campaign_command(args: argparse.Namespace) -> int:
     from .driver import CampaignInterrupted, run_campaign
 
     formats = [f.value for f in parse_formats(args.format)]
+    registry = None
+    if getattr(args, "registry", None):
+        from ..registry.store import Registry
+
+        registry = Registry(args.registry, create=True)  # a bad URL is refused before any job runs
     try:
         result = run_campaign(args.campaign, args.out, executor=args.executor, workers=args.workers,
                               address=args.address, resume=args.resume, formats=formats,
                               progress=not args.no_progress)
     except CampaignInterrupted as stop:
+        if registry is not None:
+            _record_in_registry(registry, stop.result)
         done = stop.result.jobs_run + stop.result.jobs_resumed
         print(f"redline: interrupted; {done} of {stop.result.jobs_total} jobs recorded, reports written to {args.out}",
               file=sys.stderr)
@@ -77,4 +87,30 @@ def campaign_command(args: argparse.Namespace) -> int:
             echo(f"  not tested as asked: {report.untested_reason}")
     echo(f"campaign: {result.jobs_total} jobs ({result.jobs_run} run now, {result.jobs_resumed} resumed); "
          f"index {Path(result.out) / 'index.html'}")
+    if registry is not None:
+        _record_in_registry(registry, result)
     return result.exit_code(args.fail_on)
+
+
+def _record_in_registry(registry, result) -> None:
+    """Add every target's report to the registry and say how this run compares with what it held."""
+    import os
+
+    from ..util.safe_text import echo
+
+    tally = {"new": 0, "seen again": 0, "fixed": 0, "regressed": 0}
+    try:
+        for report in result.reports.values():
+            path = Path(report.out_dir or "") / "report.json"
+            # From the written file when there is one, so its evidence files are kept by content.
+            source = path if report.out_dir and path.is_file() else report.to_dict()
+            for r in registry.add_report_results(source, os.environ.get("USER", "")):
+                if r.status_change.endswith("-> fixed"):
+                    tally["fixed"] += 1
+                elif r.status_change.endswith("-> regressed"):
+                    tally["regressed"] += 1
+                else:
+                    tally["new" if r.new else "seen again"] += 1
+    finally:
+        registry.close()
+    echo(f"registry {registry.display_url}: " + ", ".join(f"{n} {what}" for what, n in tally.items()))

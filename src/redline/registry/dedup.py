@@ -75,7 +75,8 @@ def signature(text: str) -> list[int]:
 def bands(sig: Sequence[int]) -> list[str]:
     """One bucket key per band: cases that share a key in some band are candidates."""
     rows = len(sig) // BANDS
-    return [hashlib.blake2b(repr(tuple(sig[i * rows:(i + 1) * rows])).encode(), digest_size=8).hexdigest()
+    # The band's number is part of its key, so one indexed IN over the keys finds the candidates.
+    return [hashlib.blake2b(repr((i, *sig[i * rows:(i + 1) * rows])).encode(), digest_size=8).hexdigest()
             for i in range(BANDS)]
 
 

@@ -43,10 +43,18 @@ def case_from_finding(finding: Mapping[str, Any], report: Mapping[str, Any], *, 
                       system: str = "") -> FailureCase:
     """The failure case a vulnerable finding of ``report`` records."""
     mode = str(finding.get("mode") or "")
+    where = f"finding {str(finding.get('id'))[:40]!r}"
     if mode not in MODE_CODES:
-        raise UsageError(f"finding {finding.get('id')!r} has no known mode ({mode!r})")
-    target = (report.get("target") or {}).get("spec") or ""
-    context = report.get("context") or {}
+        raise UsageError(f"{where} has no known mode ({mode[:20]!r})")
+    for name in ("params", "metrics", "evidence"):
+        if not isinstance(finding.get(name) or {}, dict):
+            raise UsageError(f"{where}: {name} must be a mapping, not {type(finding.get(name)).__name__}")
+    for name in ("seed", "budget"):
+        value = finding.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62):
+            raise UsageError(f"{where}: {name} must be a whole number >= 0, not {str(value)[:20]!r}")
+    target = _mapping(report.get("target")).get("spec") or ""
+    context = _mapping(report.get("context"))
     budget = finding.get("budget")
     return FailureCase(
         title=str(finding.get("title") or finding.get("check") or mode),
@@ -58,7 +66,7 @@ def case_from_finding(finding: Mapping[str, Any], report: Mapping[str, Any], *, 
         source="finding",
         system=system or str(context.get("system") or context.get("name") or ""),
         target=str(target),
-        data=str((report.get("data") or {}).get("spec") or ""),
+        data=str(_mapping(report.get("data")).get("spec") or ""),
         finding_id=str(finding.get("id") or ""),
         check=str(finding.get("check") or ""),
         params=dict(finding.get("params") or {}),
@@ -70,6 +78,10 @@ def case_from_finding(finding: Mapping[str, Any], report: Mapping[str, Any], *, 
         avid=list(get_mode(mode).avid),
         added_by=added_by,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def evidence_files(evidence: Any, base_dir: Path) -> Iterator[tuple[str, Path]]:

@@ -54,7 +54,7 @@ case_bands = Table(
     Column("case_id", String(ID), primary_key=True),
     Column("band", Integer, primary_key=True),
     Column("bucket", String(16), nullable=False),
-    Index("ix_case_bands_bucket", "band", "bucket"),
+    Index("ix_case_bands_bucket", "bucket"),
 )
 
 # Every time a case is seen again (the same finding id, or near-identical content).

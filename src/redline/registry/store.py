@@ -80,8 +80,7 @@ def _dedup_text(case: FailureCase) -> str:
     return dedup.case_text(case.mode, case.check, case.target, case.title, case.summary)
 
 
-def _row(case: FailureCase) -> dict[str, Any]:
-    sig = dedup.signature(_dedup_text(case))
+def _row(case: FailureCase, sig: list[int]) -> dict[str, Any]:
     return {
         "id": case.id, "finding_id": case.finding_id or None, "title": case.title, "mode": case.mode,
         "severity": case.severity, "rationale": case.rationale, "summary": case.summary,
@@ -314,7 +313,7 @@ class Registry:
             return self._observe(conn, known, case, "content", score, added_by, source, at)
         case = dataclasses.replace(case, id=case.id or _case_id_for(case), created_at=case.created_at or at,
                                    updated_at=at)
-        row = _row(case)
+        row = _row(case, sig)
         conn.execute(schema.cases.insert().values(**row))
         conn.execute(schema.case_bands.insert(),
                      [{"case_id": case.id, "band": i, "bucket": b} for i, b in enumerate(dedup.bands(row["signature"]))])
@@ -357,25 +356,26 @@ class Registry:
         return AddResult(known.id, False, "finding-id", None, change)
 
     def _near_duplicate(self, conn, case: FailureCase, sig: list[int]) -> tuple[FailureCase, float] | None:
-        from sqlalchemy import and_, or_, select
+        from sqlalchemy import select
 
         b = schema.case_bands.c
-        keys = dedup.bands(sig)
-        candidates = select(b.case_id).where(or_(*(and_(b.band == i, b.bucket == k) for i, k in enumerate(keys))))
-        rows = conn.execute(select(schema.cases).where(schema.cases.c.id.in_(candidates),
-                                                       schema.cases.c.mode == case.mode)).all()
-        best: tuple[FailureCase, float] | None = None
+        candidates = select(b.case_id).where(b.bucket.in_(dedup.bands(sig)))
+        c = schema.cases.c
+        rows = conn.execute(select(c.id, c.check_id, c.target, c.signature)
+                            .where(c.id.in_(candidates), c.mode == case.mode)).all()
+        best: tuple[str, float] | None = None
         for row in rows:
-            other = _case(row)
             # Different checks or different systems under test are different failures, however alike the words.
-            if case.check and other.check and case.check != other.check:
+            if case.check and row.check_id and case.check != row.check_id:
                 continue
-            if case.target and other.target and case.target != other.target:
+            if case.target and row.target and case.target != row.target:
                 continue
-            score = dedup.similarity(sig, row._mapping["signature"])
+            score = dedup.similarity(sig, row.signature)
             if score >= dedup.THRESHOLD and (best is None or score > best[1]):
-                best = (other, score)
-        return best
+                best = (row.id, score)
+        if best is None:
+            return None
+        return _case(conn.execute(select(schema.cases).where(c.id == best[0])).one()), best[1]
 
     # -- artifacts --------------------------------------------------------------------------
 

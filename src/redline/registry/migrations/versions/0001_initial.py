@@ -49,7 +49,7 @@ def upgrade() -> None:
         sa.Column("band", sa.Integer, primary_key=True),
         sa.Column("bucket", sa.String(16), nullable=False),
     )
-    op.create_index("ix_case_bands_bucket", "case_bands", ["band", "bucket"])
+    op.create_index("ix_case_bands_bucket", "case_bands", ["bucket"])
     op.create_table(
         "observations",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
