@@ -32,7 +32,7 @@ from ...report.theme import CSP, badge, e, pill, severity_class, stylesheet
 from ...severity import Severity
 from ...util.safe_text import document_text
 from ...version import __version__
-from ..case import CaseStatus, FailureCase
+from ..case import CaseStatus
 from .auth import READ_COOKIE, TokenRules, bearer
 from .charts import timeline_svg
 from .reproduce import replay_command, scan_command

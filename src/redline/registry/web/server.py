@@ -80,7 +80,7 @@ def serve(db_url: str | None, listen: str = "127.0.0.1:8080", *, write_token: st
     from ...util.safe_text import echo
 
     shown = f"[{host}]" if ":" in host else host
-    echo(f"redline registry: serving {store.registry.display_url} at http://{shown}:{port}/ "
+    echo(f"redline registry: serving {store.url} at http://{shown}:{port}/ "
          f"(reads {'need a token' if read else 'open'}; writes need a token); Ctrl-C stops", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 

@@ -90,6 +90,11 @@ class CaseStore:
     def __init__(self, registry: Any):
         self.registry = registry
 
+    @property
+    def url(self) -> str:
+        """The registry's URL with any password hidden (for the startup line)."""
+        return self.registry.display_url
+
     def search(self, filters: Filters, page: int, per_page: int) -> SearchPage:
         found = self.registry.search(filters.q, mode=filters.mode or None, severity=filters.severity or None,
                                      system=filters.system or None, status=filters.status or None,

@@ -45,7 +45,7 @@ class IncidentForm:
     @classmethod
     def from_form(cls, form: Any) -> IncidentForm:
         """From a multi-dict (starlette's FormData): every field as text, boxes as lists."""
-        values = {k: str(form.get(k) or "") for k in form.keys() if not k.startswith("facts_list.")}
+        values = {k: str(form.get(k) or "") for k in form if not k.startswith("facts_list.")}
         lists = {name: [str(v) for v in form.getlist(f"facts_list.{name}")] for name in FACT_LISTS}
         return cls(values, lists)
 
