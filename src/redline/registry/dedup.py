@@ -6,9 +6,13 @@ and punctuation dropped. Shingles are overlapping runs of ``SHINGLE`` characters
 MinHash signature estimates the Jaccard similarity of two shingle sets, and
 locality-sensitive banding finds the candidates without comparing every pair.
 
-The threshold was calibrated with benchmarks/bench_registry.py on generated re-submissions,
-paraphrases and distinct cases of the same check (see that file for the measured
-precision and recall).
+The threshold was calibrated with benchmarks/bench_registry.py: 300 generated cases, a
+re-submission and a paraphrase of each, and 150 different failures of the same check on the
+same target. Estimated similarity to the original: paraphrases median 0.72, those different
+failures at most 0.48. Precision / recall by threshold: 0.4: 0.990 / 1.000, 0.5: 1.000 /
+1.000, 0.6: 1.000 / 0.965, 0.7: 1.000 / 0.822. 0.6 keeps a margin above the highest
+different failure (a false merge hides a failure; a missed one only adds a case), and the
+store then measured precision 1.000, recall 1.000 on re-submissions and 0.927 on paraphrases.
 """
 from __future__ import annotations
 
