@@ -81,6 +81,8 @@ def campaign_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         print("redline: to finish the campaign, add --resume to the same command", file=sys.stderr)
         return 130
+    if registry is not None:
+        record_in_registry(registry, result, quiet=args.json)
     if args.json:
         print((Path(result.out) / "index.json").read_text(), end="")
         return result.exit_code(args.fail_on)
@@ -96,8 +98,6 @@ def campaign_command(args: argparse.Namespace) -> int:
     _echo_comparison(result.comparison)
     echo(f"campaign: {result.jobs_total} jobs ({result.jobs_run} run now, {result.jobs_resumed} resumed); "
          f"index {Path(result.out) / 'index.html'}")
-    if registry is not None:
-        record_in_registry(registry, result)
     return result.exit_code(args.fail_on)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def record_in_registry(registry, result) -> None:
-    """Add every target's report to the registry and say how this run compares with what it held."""
+def record_in_registry(registry, result, quiet: bool = False) -> None:
+    """Add every target's report to the registry and say how this run compares with what it
+    held (``quiet``: say nothing, as when stdout carries ``--json``)."""
     import os
 
     from ..util.safe_text import echo
@@ -26,4 +27,5 @@ def record_in_registry(registry, result) -> None:
                     tally["new" if r.new else "seen again"] += 1
     finally:
         registry.close()
-    echo(f"registry {registry.display_url}: " + ", ".join(f"{n} {what}" for what, n in tally.items()))
+    if not quiet:
+        echo(f"registry {registry.display_url}: " + ", ".join(f"{n} {what}" for what, n in tally.items()))

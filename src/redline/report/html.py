@@ -274,6 +274,14 @@ _SIGNATURES = (
 )
 
 
+def raster_image_type(data: bytes) -> str | None:
+    """The media type of PNG, JPEG, GIF or WebP bytes, read from their signature; else None."""
+    mime = next((m for sig, m in _SIGNATURES if data.startswith(sig)), None)
+    if mime is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        mime = "image/webp"
+    return mime
+
+
 def image_data_uri(value: Any, base_dir: Path | None) -> str | None:
     """A ``data:`` URI for an image inside ``base_dir``; None if it is not a safe, readable, known image."""
     rel = artifact_path(value)
@@ -284,9 +292,7 @@ def image_data_uri(value: Any, base_dir: Path | None) -> str | None:
     if not path.is_relative_to(root) or not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
         return None
     data = path.read_bytes()
-    mime = next((m for sig, m in _SIGNATURES if data.startswith(sig)), None)
-    if mime is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        mime = "image/webp"
+    mime = raster_image_type(data)
     if mime is None and path.suffix.lower() == ".svg" and b"<svg" in data[:4096]:
         mime = "image/svg+xml"  # scripts inside an SVG never run when it is shown through <img>
     if mime is None:
