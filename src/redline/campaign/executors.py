@@ -21,7 +21,8 @@ import os
 import signal
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
 from .jobs import Job, JobOutOfMemory, run_job

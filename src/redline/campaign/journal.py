@@ -36,7 +36,7 @@ class Journal:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
 
-    def open(self, fingerprint: str, *, resume: bool) -> "Journal":
+    def open(self, fingerprint: str, *, resume: bool) -> Journal:
         """Open (creating) the journal of the campaign ``fingerprint``.
 
         Without ``resume`` a journal holding finished jobs is refused (its work would be

@@ -259,23 +259,12 @@ def replay_command(args: argparse.Namespace) -> int:
     return {"fixed": 0, "still-failing": 1, "regressed": 1}.get(result.outcome, 3)
 
 
-def _exchange():
-    """redline.registry.exchange, written by another part of the project; until it is there, a clear error."""
-    if not (Path(__file__).with_name("exchange") / "__init__.py").is_file():
-        raise UsageError("AVID, ATLAS and Markdown exchange is not in this build of redline (redline.registry.exchange); "
-                         "use --format json")
-    from . import exchange
-
-    return exchange
-
-
 def export_command(args: argparse.Namespace) -> int:
     with _open(args) as registry:
         case = registry.get(args.id)
-    if args.format == "json":
-        text = json.dumps(case.to_dict(), indent=2)
-    else:
-        text = _exchange().export_case(case, args.format)
+    from .exchange import export_case
+
+    text = export_case(case, args.format)
     if args.out:
         from ..util.atomic import atomic_write_text
 
@@ -287,14 +276,13 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from .case import FailureCase
 
     batches = []
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"{path} does not exist or is not a file")
-        batches.append((path, _read_cases(path, FailureCase)))
+        batches.append((path, _read_cases(path)))
     with _open(args, create=True) as registry:
         for path, cases in batches:
             results = registry.add_cases(cases, added_by=_who(args), source=str(path))
@@ -304,27 +292,12 @@ def import_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_cases(path: Path, case_type) -> list:
-    """Cases from a file: our own JSON export (redline.case/1, one or a list) here, other formats by exchange."""
-    from .case import SCHEMA
+def _read_cases(path: Path) -> list:
+    """Cases from a file (redline case JSON, AVID reports, ATLAS case studies), with the
+    exchange module's limits on size and nesting; the importing registry gives its own ids."""
+    from .exchange import import_file
 
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"cannot read {path}: {exc}") from None
-        items = data if isinstance(data, list) else [data]
-        if items and all(isinstance(d, dict) and d.get("schema") == SCHEMA for d in items):
-            cases = []
-            for d in items:
-                try:
-                    case = case_type.from_dict(d)
-                except (TypeError, ValueError) as exc:
-                    raise UsageError(f"{path}: not a valid {SCHEMA} record: {exc}") from None
-                # The importing registry gives its own id and times.
-                cases.append(_fresh(case))
-            return cases
-    return [_fresh(c) for c in _exchange().import_file(path)]
+    return [_fresh(c) for c in import_file(path)]
 
 
 def _fresh(case):
@@ -341,8 +314,6 @@ def link_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    if not (Path(__file__).with_name("web") / "__init__.py").is_file():
-        raise UsageError("the registry's web pages are not in this build of redline (redline.registry.web)")
     from . import web
 
     return int(web.serve_command(args) or 0)

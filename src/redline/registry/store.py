@@ -14,15 +14,23 @@ import hashlib
 import re
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..errors import UsageError
 from . import dedup, schema
 from .case import CaseStatus, FailureCase
-from .db import connection_error, display_url, make_engine, migrate, resolve_url, write_transaction
+from .db import (
+    connection_error,
+    display_url,
+    make_engine,
+    migrate,
+    resolve_url,
+    write_transaction,
+)
 
-__all__ = ["AddResult", "CaseNotFound", "IncidentAdded", "Page", "Registry", "REPLAY_OUTCOMES"]
+__all__ = ["REPLAY_OUTCOMES", "AddResult", "CaseNotFound", "IncidentAdded", "Page", "Registry"]
 
 REPLAY_OUTCOMES = ("fixed", "regressed", "still-failing", "error")
 SEVERITIES = ("Critical", "Important", "Moderate", "Low", "None")
@@ -61,7 +69,7 @@ class Page:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def _case_id_for(case: FailureCase) -> str:
@@ -159,7 +167,7 @@ class Registry:
     def __enter__(self) -> Registry:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -270,7 +278,11 @@ class Registry:
 
     def add_incident(self, incident: Any, added_by: str = "") -> IncidentAdded:
         """Triage an incident (a YAML path or mapping, as ``redline triage`` reads) and record it with its case."""
-        from .ingest import case_from_incident, incident_content_id, triage_incident_file
+        from .ingest import (
+            case_from_incident,
+            incident_content_id,
+            triage_incident_file,
+        )
 
         raw, triage = triage_incident_file(incident)
         raw = _json_safe(raw)

@@ -25,7 +25,12 @@ from markupsafe import Markup
 
 from ...catalog import MODE_CODES
 from ...errors import RedlineError, UsageError
-from ...report.formatting import SEVERITY_SCALE, data_series_note, format_value, parse_time
+from ...report.formatting import (
+    SEVERITY_SCALE,
+    data_series_note,
+    format_value,
+    parse_time,
+)
 from ...report.html import raster_image_type
 from ...report.modes import mode_name
 from ...report.theme import CSP, badge, e, pill, severity_class, stylesheet
@@ -123,7 +128,7 @@ def _when(value: Any) -> str:
     if moment is None:
         return str(value or "")
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
+        moment = moment.astimezone(dt.UTC)
         return moment.strftime("%Y-%m-%d %H:%M UTC")
     return moment.strftime("%Y-%m-%d %H:%M")
 

@@ -14,7 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    text = lambda name, **kw: sa.Column(name, sa.Text, nullable=False, server_default="", **kw)  # noqa: E731
+    text = lambda name, **kw: sa.Column(name, sa.Text, nullable=False, server_default="", **kw)
     op.create_table(
         "cases",
         sa.Column("id", sa.String(16), primary_key=True),
