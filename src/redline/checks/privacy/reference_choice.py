@@ -1,0 +1,164 @@
+"""Which reference models a membership attack trains: the target's recipe, a family the
+auditor names, or the candidate family whose behaviour matches the target's best.
+
+Matching uses only what the auditor sees, and costs the target no queries beyond the ones
+the attack makes anyway: the target's answers on the evaluated records, of which the
+members (``x_train``) and non-members (``x_test``) are known. One model of each candidate
+family trains on population rows (``x_pool``) as many as the target trained on, and is
+compared with the target three ways:
+
+* ``agreement``: the share of non-member records on which its top class is the target's;
+* ``ks_members``: the Kolmogorov-Smirnov distance between the target's logit-scaled
+  confidences on its members and the candidate's on its own training rows (how hard each
+  memorised: training length, capacity);
+* ``ks_nonmembers``: the same distance on the non-member records (how each generalises
+  and how confident it is on unseen rows; tied leaf scores of trees show here).
+
+``match = agreement - (ks_members + ks_nonmembers) / 2``, at most 1; the family with the
+highest match trains the reference models. Choosing looks only at whole distributions, not
+at any record's membership score, so it cannot make a model that leaks nothing look leaky.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ...errors import UsageError
+from .membership import Records, logit_confidence, require_pool, target_train_size
+from .reference_families import Family, candidate_families, length_variants, parse_family
+
+#: The ``reference`` values that are not family names.
+SOURCES = ("auto", "recipe", "surrogate")
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateMatch:
+    """How well one candidate family resembles the target."""
+
+    family: str
+    agreement: float
+    ks_members: float
+    ks_nonmembers: float
+    seconds: float
+
+    @property
+    def match(self) -> float:
+        return self.agreement - 0.5 * (self.ks_members + self.ks_nonmembers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "match": round(self.match, 4), "agreement": round(self.agreement, 4),
+                "ks_members": round(self.ks_members, 4), "ks_nonmembers": round(self.ks_nonmembers, 4),
+                "seconds": round(self.seconds, 2)}
+
+
+@dataclasses.dataclass
+class ReferencePlan:
+    """Where reference models come from: ``source`` is 'recipe', 'surrogate' or 'family',
+    with the family when it is one, and how it was chosen."""
+
+    source: str
+    family: Family | None = None
+    how: str = ""  # "named" (by the user) or "matched" (chosen by matching)
+    candidates: list[CandidateMatch] = dataclasses.field(default_factory=list)
+
+    def evidence(self) -> dict[str, Any]:
+        """What a finding reports about the choice (evidence ``reference_family``)."""
+        if self.family is None:
+            return {"chosen": self.source, "how": "recipe" if self.source == "recipe" else "default surrogate",
+                    "candidates": []}
+        return {"chosen": self.family.name, "how": self.how, "candidates": [c.to_dict() for c in self.candidates]}
+
+    def describe(self) -> str:
+        if self.family is None:
+            return "the target's training recipe" if self.source == "recipe" else "the default surrogate"
+        if self.how == "named":
+            return f"family {self.family.name} (named)"
+        best = max(self.candidates, key=lambda c: c.match)
+        runner = sorted((c for c in self.candidates if c is not best), key=lambda c: -c.match)[:1]
+        tail = f"; next {runner[0].family} {runner[0].match:.2f}" if runner else ""
+        return (f"family {self.family.name}, matched to the target (match {best.match:.2f}: agreement "
+                f"{best.agreement:.2f}, KS members {best.ks_members:.2f}, non-members {best.ks_nonmembers:.2f}{tail})")
+
+
+def validate_reference(reference: str) -> None:
+    """A clear error for a ``reference`` value that is neither a source nor a family name."""
+    if reference not in SOURCES:
+        parse_family(reference)
+
+
+def plan_references(target: Any, data: Any, records: Records, target_probs: np.ndarray, reference: str,
+                    rng: np.random.Generator, candidates: list[Family] | None = None) -> ReferencePlan:
+    """Decide where the reference models come from (module docstring).
+
+    ``reference``: 'recipe' (the target's own training function), 'surrogate' (the fixed
+    default architecture for the data), a family name (``mlp-512x256@60``, ``gbt@300``...), or
+    'auto': the recipe when the target has one, else the best-matching candidate family
+    (needs ``x_pool``; without one, the default surrogate). ``target_probs`` are the target's
+    answers on ``records``.
+    """
+    if reference in ("recipe", "surrogate"):
+        return ReferencePlan(reference)
+    if reference != "auto":
+        family = parse_family(reference)
+        why = family.fits(records.x.shape[1:], data.modality)
+        if why:
+            raise UsageError(f"reference family {family.name}: {why}")
+        return ReferencePlan("family", family, "named")
+    if target.capabilities.trainable and getattr(target, "trainer", None) is not None:
+        return ReferencePlan("recipe")
+    if data.x_pool is None or len(data.x_pool) < 4:
+        return ReferencePlan("surrogate")
+    candidates = candidates if candidates is not None else candidate_families(records.x.shape[1:], data.modality)
+    seed, rows = int(rng.integers(2**31)), _candidate_rows(data, rng)
+    matches = match_candidates(candidates, data, records, target_probs, rows, n_classes=target_probs.shape[1],
+                               seed=seed)
+    best = max(range(len(matches)), key=lambda i: matches[i].match)
+    # Then how long: the best architecture trained shorter and longer.
+    longer_or_shorter = length_variants(candidates[best])
+    if longer_or_shorter:
+        candidates = [*candidates, *longer_or_shorter]
+        matches += match_candidates(longer_or_shorter, data, records, target_probs, rows,
+                                    n_classes=target_probs.shape[1], seed=seed)
+        best = max(range(len(matches)), key=lambda i: matches[i].match)
+    return ReferencePlan("family", candidates[best], "matched", matches)
+
+
+def _candidate_rows(data: Any, rng: np.random.Generator) -> np.ndarray:
+    """The population rows every candidate trains on, as a one-model plan: as many as the
+    target trained on, at most half the pool (the other half stays unseen)."""
+    pool_x, _ = require_pool(data, "choosing reference models by matching the target")
+    size = min(target_train_size(data), len(pool_x) // 2)
+    rows = np.zeros((1, len(pool_x)), dtype=bool)
+    rows[0, rng.choice(len(pool_x), size=size, replace=False)] = True
+    return rows
+
+
+def match_candidates(candidates: list[Family], data: Any, records: Records, target_probs: np.ndarray,
+                     rows: np.ndarray, *, n_classes: int, seed: int) -> list[CandidateMatch]:
+    """One :class:`CandidateMatch` per family, each trained on the population rows ``rows``
+    (a one-model plan over ``x_pool``)."""
+    import time
+
+    from scipy.stats import ks_2samp
+
+    pool_x, pool_y = require_pool(data, "choosing reference models by matching the target")
+    members, outsiders = records.is_member, ~records.is_member
+    t_out = target_probs[outsiders]
+    t_member_stat = logit_confidence(target_probs[members], records.y[members])
+    t_out_stat = logit_confidence(t_out, records.y[outsiders])
+    out = []
+    for family in candidates:
+        start = time.perf_counter()
+        model = family.train(pool_x, pool_y, rows, n_classes=n_classes, modality=data.modality, seed=seed)
+        own = model.predict_proba(pool_x[rows[0]])[0]
+        unseen = model.predict_proba(records.x[outsiders])[0]
+        out.append(CandidateMatch(
+            family.name,
+            agreement=float(np.mean(unseen.argmax(1) == t_out.argmax(1))),
+            ks_members=float(ks_2samp(t_member_stat, logit_confidence(own, pool_y[rows[0]])).statistic),
+            ks_nonmembers=float(ks_2samp(t_out_stat, logit_confidence(unseen, records.y[outsiders])).statistic),
+            seconds=time.perf_counter() - start,
+        ))
+    return out
