@@ -103,7 +103,7 @@ def fair_data(seed):
 
     frame = sm.datasets.fair.load_pandas().data
     y = (frame.pop("affairs").to_numpy() > 0).astype(np.int64)
-    return _split(frame.to_numpy(np.float32), y, 1500, 1500, 3366, seed, "fair-1500", "tabular")
+    return _split(frame.to_numpy(np.float32), y, 1000, 1000, 4366, seed, "fair-1000", "tabular")
 
 
 def randhie_data(seed):

@@ -42,6 +42,7 @@ class CandidateMatch:
     ks_members: float
     ks_nonmembers: float
     seconds: float
+    rank_correlation: float = 0.0
 
     @property
     def match(self) -> float:
@@ -50,6 +51,7 @@ class CandidateMatch:
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "match": round(self.match, 4), "agreement": round(self.agreement, 4),
                 "ks_members": round(self.ks_members, 4), "ks_nonmembers": round(self.ks_nonmembers, 4),
+                "rank_correlation": round(self.rank_correlation, 4),
                 "seconds": round(self.seconds, 2)}
 
 
@@ -114,14 +116,15 @@ def plan_references(target: Any, data: Any, records: Records, target_probs: np.n
     seed, rows = int(rng.integers(2**31)), _candidate_rows(data, rng)
     matches = match_candidates(candidates, data, records, target_probs, rows, n_classes=target_probs.shape[1],
                                seed=seed)
-    best = max(range(len(matches)), key=lambda i: matches[i].match)
-    # Then how long: the best architecture trained shorter and longer.
-    longer_or_shorter = length_variants(candidates[best])
+    # Then how long: the two best kinds' architectures trained shorter and longer.
+    ranked = sorted(range(len(matches)), key=lambda i: -matches[i].match)
+    leaders = [candidates[i] for i in ranked if candidates[i].kind != candidates[ranked[0]].kind][:1]
+    longer_or_shorter = [v for family in (candidates[ranked[0]], *leaders) for v in length_variants(family)]
     if longer_or_shorter:
         candidates = [*candidates, *longer_or_shorter]
         matches += match_candidates(longer_or_shorter, data, records, target_probs, rows,
                                     n_classes=target_probs.shape[1], seed=seed)
-        best = max(range(len(matches)), key=lambda i: matches[i].match)
+    best = max(range(len(matches)), key=lambda i: matches[i].match)
     return ReferencePlan("family", candidates[best], "matched", matches)
 
 
@@ -141,7 +144,7 @@ def match_candidates(candidates: list[Family], data: Any, records: Records, targ
     (a one-model plan over ``x_pool``)."""
     import time
 
-    from scipy.stats import ks_2samp
+    from scipy.stats import ks_2samp, spearmanr
 
     pool_x, pool_y = require_pool(data, "choosing reference models by matching the target")
     members, outsiders = records.is_member, ~records.is_member
@@ -160,5 +163,6 @@ def match_candidates(candidates: list[Family], data: Any, records: Records, targ
             ks_members=float(ks_2samp(t_member_stat, logit_confidence(own, pool_y[rows[0]])).statistic),
             ks_nonmembers=float(ks_2samp(t_out_stat, logit_confidence(unseen, records.y[outsiders])).statistic),
             seconds=time.perf_counter() - start,
+            rank_correlation=float(spearmanr(t_out_stat, logit_confidence(unseen, records.y[outsiders])).statistic),
         ))
     return out

@@ -153,7 +153,10 @@ def _fit_sklearn(family: Family, x: np.ndarray, y: np.ndarray, modality: str, se
         steps = [] if modality == "image" else [StandardScaler()]
         model = make_pipeline(*steps, LogisticRegression(max_iter=family.length))
     elif family.kind == "gbt":
-        model = HistGradientBoostingClassifier(max_iter=family.length, early_stopping=False, random_state=seed)
+        # Small leaves, as boosted trees that are left to overfit grow them (the default of
+        # 20 rows a leaf cannot memorise a few hundred rows).
+        model = HistGradientBoostingClassifier(max_iter=family.length, min_samples_leaf=2, early_stopping=False,
+                                               random_state=seed)
     else:
         model = RandomForestClassifier(n_estimators=family.length, random_state=seed, n_jobs=1)
     with threadpool_limits(1):  # small fits: worker threads cost more than they save on a busy machine
