@@ -147,3 +147,19 @@ def test_lira_says_what_more_reference_models_would_buy(table):
     gain = max(0.0, budget["by_reference_models"]["8"] - budget["by_reference_models"]["4"])
     assert finding.metrics["estimated_tpr_gain_2x_references"] == pytest.approx(gain)
     assert "doubling them to 16" in finding.summary
+
+
+def test_severity_scales_with_the_leak_measured_at_one_percent():
+    """Fewer than 1,000 non-members measure no 0.1% rate: the 1% rate then scales the severity."""
+    from redline.severity import Severity
+    from redline.triage import DeploymentContext, rate_evidence
+
+    neutral = DeploymentContext(internet_exposed=True, authenticated=True, outputs="top_k",
+                                data_sensitivity="personal", rate_limited=False, training_influence="partners",
+                                model_source="outsourced")
+    small, small_why = rate_evidence("FM04", {"auc": 0.6, "tpr_at_fpr_0.01": 0.04, "tpr_at_fpr_0.001": None}, neutral)
+    medium, why = rate_evidence("FM04", {"auc": 0.6, "tpr_at_fpr_0.01": 0.2, "tpr_at_fpr_0.001": None}, neutral)
+    large = rate_evidence("FM04", {"auc": 0.65, "tpr_at_fpr_0.01": 0.6, "tpr_at_fpr_0.001": None}, neutral)[0]
+    # The small leak gets the default (Low, raised to the mode's floor); the others a rule of their own.
+    assert "better than chance" in small_why and "20.0% of training members at a 1%" in why
+    assert small <= medium < large and large is Severity.IMPORTANT
