@@ -8,7 +8,11 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.privacy.membership import Records, judge
 from redline.checks.privacy.reference_choice import plan_references
-from redline.checks.privacy.reference_families import candidate_families, length_variants, parse_family
+from redline.checks.privacy.reference_families import (
+    candidate_families,
+    length_variants,
+    parse_family,
+)
 from redline.data.base import Dataset
 from redline.errors import UsageError
 from redline.findings import Status
@@ -41,10 +45,14 @@ def _chosen_kind(model, data):
     # A bare callable: no training recipe, so 'auto' must match a family.
     target = load_target(lambda x: model.predict_proba(np.asarray(x, np.float64)), data=data)
     records = _records(data)
-    plan = plan_references(target, data, records, target.predict(records.x), "auto", np.random.default_rng(1))
+    plan = plan_references(target, data, records, target.predict(records.x), "auto")
     assert plan.how == "matched" and len(plan.candidates) >= 5
     assert max(c.match for c in plan.candidates) == pytest.approx(
         next(c.match for c in plan.candidates if c.family == plan.family.name))
+    # Chosen from the data and the answers alone: the same records in another order get the same plan.
+    order = np.random.default_rng(5).permutation(len(records.y))
+    shuffled = Records(records.x[order], records.y[order], records.is_member[order])
+    assert plan_references(target, data, shuffled, target.predict(shuffled.x), "auto") is plan
     return plan.family.kind, plan
 
 

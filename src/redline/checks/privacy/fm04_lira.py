@@ -100,7 +100,7 @@ class LikelihoodRatioAttack(MembershipInference):
         target_stat = np.stack([logit_confidence(p, records.y) for p in target_probs])  # (views, records)
         ctx.progress(1, 3)
 
-        plan = plan_references(target, data, records, target_probs[0], self.reference, rng)
+        plan = plan_references(target, data, records, target_probs[0], self.reference)
         refs = reference_outputs(
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
         )

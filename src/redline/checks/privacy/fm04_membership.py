@@ -153,7 +153,7 @@ class ShadowModelAttack(MembershipInference):
         # rows it did not see are its non-members.
         size = min(target_train_size(data), len(pool_x) // 2)
         plan = offline_plan(len(pool_x), n_shadow, size, rng)
-        references = plan_references(target, data, records, probs, self.reference, rng)
+        references = plan_references(target, data, records, probs, self.reference)
         seed = int(rng.integers(2**31))
         if references.family is not None:
             shadows = references.family.train(pool_x, pool_y, plan, n_classes=target.n_classes,

@@ -103,7 +103,7 @@ class RelativeMembershipInference(MembershipInference):
         p_z = true_class_probability(target_probabilities(target, pool_x[z_rows]), pool_y[z_rows])
         ctx.progress(1, 2)
 
-        plan = plan_references(target, data, records, probs_x, self.reference, rng)
+        plan = plan_references(target, data, records, probs_x, self.reference)
         refs = reference_outputs(
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng,
             extra_pool_rows=z_rows,

@@ -27,7 +27,12 @@ import numpy as np
 
 from ...errors import UsageError
 from .membership import Records, logit_confidence, require_pool, target_train_size
-from .reference_families import Family, candidate_families, length_variants, parse_family
+from .reference_families import (
+    Family,
+    candidate_families,
+    length_variants,
+    parse_family,
+)
 
 #: The ``reference`` values that are not family names.
 SOURCES = ("auto", "recipe", "surrogate")
@@ -91,7 +96,7 @@ def validate_reference(reference: str) -> None:
 
 
 def plan_references(target: Any, data: Any, records: Records, target_probs: np.ndarray, reference: str,
-                    rng: np.random.Generator, candidates: list[Family] | None = None) -> ReferencePlan:
+                    candidates: list[Family] | None = None) -> ReferencePlan:
     """Decide where the reference models come from (module docstring).
 
     ``reference``: 'recipe' (the target's own training function), 'surrogate' (the fixed
@@ -113,7 +118,13 @@ def plan_references(target: Any, data: Any, records: Records, target_probs: np.n
     if data.x_pool is None or len(data.x_pool) < 4:
         return ReferencePlan("surrogate")
     candidates = candidates if candidates is not None else candidate_families(records.x.shape[1:], data.modality)
-    seed, rows = int(rng.integers(2**31)), _candidate_rows(data, rng)
+    # The choice depends only on the data and the target's answers (not on the check's own
+    # random stream), so checks of one scan share it and a replayed check finds the same.
+    key = _fingerprint(data, records, target_probs, candidates)
+    if key in _CHOSEN:
+        return _CHOSEN[key]
+    own = np.random.default_rng(int.from_bytes(bytes.fromhex(key[:16]), "big"))
+    seed, rows = int(own.integers(2**31)), _candidate_rows(data, own)
     matches = match_candidates(candidates, data, records, target_probs, rows, n_classes=target_probs.shape[1],
                                seed=seed)
     # Then how long: the two best kinds' architectures trained shorter and longer.
@@ -125,7 +136,30 @@ def plan_references(target: Any, data: Any, records: Records, target_probs: np.n
         matches += match_candidates(longer_or_shorter, data, records, target_probs, rows,
                                     n_classes=target_probs.shape[1], seed=seed)
     best = max(range(len(matches)), key=lambda i: matches[i].match)
-    return ReferencePlan("family", candidates[best], "matched", matches)
+    if len(_CHOSEN) >= 16:
+        _CHOSEN.clear()
+    _CHOSEN[key] = ReferencePlan("family", candidates[best], "matched", matches)
+    return _CHOSEN[key]
+
+
+# Plans already chosen in this process, by fingerprint.
+_CHOSEN: dict[str, ReferencePlan] = {}
+
+
+def _fingerprint(data: Any, records: Records, target_probs: np.ndarray, candidates: list[Family]) -> str:
+    """A digest of what the choice depends on: the pool, the target's training-set size, the
+    candidates, and the target's answers on members and on non-members (each as a sorted
+    set of rows, so the order records were drawn in does not matter)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(repr((target_train_size(data), [f.name for f in candidates], data.modality)).encode())
+    digest.update(np.ascontiguousarray(data.x_pool).tobytes())
+    digest.update(np.ascontiguousarray(data.y_pool).tobytes())
+    for side in (records.is_member, ~records.is_member):
+        rows = np.column_stack([target_probs[side], records.y[side]]).astype(np.float64)
+        digest.update(np.ascontiguousarray(rows[np.lexsort(rows.T[::-1])]).tobytes())
+    return digest.hexdigest()
 
 
 def _candidate_rows(data: Any, rng: np.random.Generator) -> np.ndarray:
