@@ -97,12 +97,20 @@ def train_reference_models(
     seed: int = 0,
     source: str = "auto",
     architecture: str | None = None,
+    hidden: Sequence[int] | None = None,
+    length: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
 ) -> ReferenceModels:
     """One model per row of ``in_mask``, trained on ``x[in_mask[k]], y[in_mask[k]]``.
 
     ``source="auto"`` uses the target's recipe when it is trainable, else a surrogate.
     ``architecture`` ('mlp' or 'cnn') overrides the surrogate's choice for the data (a
-    recipe is the target's own, so it is ignored there).
+    recipe is the target's own, so it is ignored there); ``hidden`` (the MLP's layer widths
+    or the CNN's channels), ``length`` (full-batch steps of an MLP, epochs of a CNN, or
+    epochs whenever ``batch_size`` is given), ``batch_size`` (one-cycle mini-batches of that
+    many rows) and ``lr`` override that architecture's defaults, so a caller can imitate a
+    particular target.
     """
     if source not in SOURCES:
         raise ValueError(f"reference source must be one of {', '.join(SOURCES)}, not {source!r}")
@@ -119,7 +127,13 @@ def train_reference_models(
         raise ValueError(f"surrogate architecture must be one of {', '.join(_SCHEDULES)}, not {architecture!r}")
     elif architecture == "cnn" and not cnn_fits(x.shape[1:]):
         raise ValueError(f"a surrogate CNN needs (channels, height, width) images of at least 4x4, not {x.shape[1:]}")
-    return _surrogate_models(architecture, x, y, in_mask, target.n_classes, seed, standardise=modality != "image")
+    if length is not None and int(length) < 1:
+        raise ValueError(f"a surrogate's training length must be at least 1, not {length}")
+    schedule = _SCHEDULES[architecture]
+    overrides = {"steps_or_epochs": length, "batch_size": batch_size, "lr": lr}
+    schedule = dataclasses.replace(schedule, **{k: v for k, v in overrides.items() if v is not None})
+    return _surrogate_models(architecture, x, y, in_mask, target.n_classes, seed, standardise=modality != "image",
+                             hidden=hidden, schedule=schedule)
 
 
 def surrogate_architecture(input_shape: Sequence[int], modality: str) -> str:
@@ -163,11 +177,13 @@ class _Schedule:
 
 
 _SCHEDULES = {"mlp": _Schedule(300, 1e-3, None), "cnn": _Schedule(12, 5e-3, 128)}
+# Layer widths (MLP) or channels (CNN) when the caller names none.
+_DEFAULT_HIDDEN = {"mlp": (128, 128), "cnn": (16, 32)}
 
 
 def _surrogate_models(
     architecture: str, x: np.ndarray, y: np.ndarray, in_mask: np.ndarray, n_classes: int, seed: int,
-    standardise: bool,
+    standardise: bool, hidden: Sequence[int] | None = None, schedule: _Schedule | None = None,
 ) -> ReferenceModels:
     import torch
     from torch.func import functional_call, stack_module_state, vmap
@@ -192,7 +208,9 @@ def _surrogate_models(
             arr = ((arr.reshape(len(arr), -1) - centre) / scale).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(arr))
 
-    schedule = _SCHEDULES[architecture]
+    default = _SCHEDULES[architecture]
+    schedule = schedule or default
+    widths = tuple(int(h) for h in (hidden or _DEFAULT_HIDDEN[architecture]))
     x_all, y_all = prepare(x), torch.from_numpy(y)
     index = torch.from_numpy(np.stack([np.flatnonzero(m) for m in in_mask]))  # (K, m)
     k_models, m = index.shape
@@ -201,10 +219,10 @@ def _surrogate_models(
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if architecture == "mlp":
-            net = _StackedMlp(x_all.shape[1], (128, 128), n_classes, k_models)
+            net = _StackedMlp(x_all.shape[1], widths, n_classes, k_models)
             params, batched, shared = net.params, net.forward, net.forward_shared
         else:
-            nets = [small_cnn(shape, n_classes) for _ in range(k_models)]
+            nets = [small_cnn(shape, n_classes, channels=widths) for _ in range(k_models)]
             stacked, buffers = stack_module_state(nets)
             params = list(stacked.values())
             base = copy.deepcopy(nets[0]).to("meta")
@@ -237,7 +255,10 @@ def _surrogate_models(
                 out.append(torch.softmax(logits.double(), dim=-1).numpy())
         return np.concatenate(out, axis=1) if out else np.zeros((k_models, 0, n_classes))
 
-    return ReferenceModels(f"surrogate:{architecture}", k_models, predict)
+    name = architecture
+    if hidden is not None or schedule != default:  # say what was trained when it is not the default
+        name += "-" + "x".join(map(str, widths)) + f"@{schedule.steps_or_epochs}"
+    return ReferenceModels(f"surrogate:{name}", k_models, predict)
 
 
 class _PerModelShuffle:

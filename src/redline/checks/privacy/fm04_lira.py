@@ -30,9 +30,11 @@ from .membership import (
     REFERENCE_PARAM_DOCS,
     MembershipInference,
     logit_confidence,
+    power_trend,
     reference_outputs,
     target_probabilities,
 )
+from .reference_choice import plan_references, validate_reference
 
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
@@ -43,7 +45,8 @@ _AUTO_FIXED_BELOW = 32
 class LikelihoodRatioAttack(MembershipInference):
     id = "FM04.lira"
     title = "Membership inference by likelihood ratio (LiRA)"
-    metrics = (*JUDGE_METRICS, "fixed_variance", "online", "reference_models", "reference_source", "views")
+    metrics = (*JUDGE_METRICS, "estimated_tpr_gain_2x_references", "fixed_variance", "online", "reference_models",
+               "reference_source", "views")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
@@ -79,6 +82,7 @@ class LikelihoodRatioAttack(MembershipInference):
             raise TypeError("fixed_variance must be true, false or 'auto'")
         if not 0 <= int(self.augmentations) <= len(_SHIFTS):
             raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}")
+        validate_reference(self.reference)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -92,13 +96,13 @@ class LikelihoodRatioAttack(MembershipInference):
         views = [(0, 0), *_SHIFTS[:n_aug]]
         records = self.select(data, budget, rng, queries_per_record=len(views))
         fill = target.input_spec.lower
-        target_stat = np.stack([
-            logit_confidence(target_probabilities(target, _shift(records.x, v, fill)), records.y) for v in views
-        ])  # (views, records)
+        target_probs = [target_probabilities(target, _shift(records.x, v, fill)) for v in views]
+        target_stat = np.stack([logit_confidence(p, records.y) for p in target_probs])  # (views, records)
         ctx.progress(1, 3)
 
+        plan = plan_references(target, data, records, target_probs[0], self.reference)
         refs = reference_outputs(
-            target, data, records, online=bool(self.online), n_models=n_ref, source=self.reference, rng=rng
+            target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
         )
         ref_stat = np.stack(
             [logit_confidence(refs.probs, records.y)]
@@ -107,26 +111,38 @@ class LikelihoodRatioAttack(MembershipInference):
         )  # (models, views, records)
         ctx.progress(2, 3)
 
-        in_mask = refs.in_mask[:, None, :]
-        mu_out, sd_out = _gaussian(ref_stat, ~in_mask, fixed)
-        if self.online:
-            mu_in, sd_in = _gaussian(ref_stat, in_mask, fixed, fallback_mean=mu_out)
-            scores = (_log_normal(target_stat, mu_in, sd_in) - _log_normal(target_stat, mu_out, sd_out)).sum(axis=0)
-        else:
-            scores = _log_ndtr((target_stat - mu_out) / sd_out).sum(axis=0)
+        in_mask = np.broadcast_to(refs.in_mask[:, None, :], ref_stat.shape)
+        scores = _lira_scores(target_stat, ref_stat, in_mask, bool(self.online), fixed)
+        trend = power_trend(
+            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online), fixed),
+            n_ref, records, self.fpr, step=2 if self.online else 1,
+        )
         ctx.progress(3, 3)
 
         variant = f"{'online' if self.online else 'offline'} LiRA"
         notes = (
-            f"{n_ref} reference models ({refs.source}, {'fixed' if fixed else 'per-record'} variance, "
-            f"{len(views)} view{'s' if len(views) > 1 else ''})."
+            f"{n_ref} reference models ({plan.describe()}; {'fixed' if fixed else 'per-record'} variance, "
+            f"{len(views)} view{'s' if len(views) > 1 else ''}). {trend['note']}"
         )
         return self.verdict(
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "fixed_variance": fixed,
-                           "views": len(views), "reference_source": refs.source},
+                           "views": len(views), "reference_source": refs.source,
+                           "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
+            extra_evidence={"reference_family": plan.evidence(), "budget": trend},
             notes=notes,
         )
+
+
+def _lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndarray, online: bool,
+                 fixed: bool) -> np.ndarray:
+    """One score per record: the IN/OUT log likelihood ratio (online) or the log of the OUT
+    Gaussian's upper tail (offline), summed over views."""
+    mu_out, sd_out = _gaussian(ref_stat, ~in_mask, fixed)
+    if online:
+        mu_in, sd_in = _gaussian(ref_stat, in_mask, fixed, fallback_mean=mu_out)
+        return (_log_normal(target_stat, mu_in, sd_in) - _log_normal(target_stat, mu_out, sd_out)).sum(axis=0)
+    return _log_ndtr((target_stat - mu_out) / sd_out).sum(axis=0)
 
 
 def _shift(x: np.ndarray, view: tuple[int, int], fill: float) -> np.ndarray:

@@ -33,6 +33,7 @@ from .membership import (
     target_probabilities,
     target_train_size,
 )
+from .reference_choice import plan_references, validate_reference
 
 _MIN_PER_CLASS = 5
 
@@ -136,6 +137,7 @@ class ShadowModelAttack(MembershipInference):
     def _validate(self) -> None:
         if int(self.n_shadow) < 1:
             raise ValueError("n_shadow must be at least 1")
+        validate_reference(self.reference)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         from ...util.reference_models import offline_plan, train_reference_models
@@ -151,9 +153,14 @@ class ShadowModelAttack(MembershipInference):
         # rows it did not see are its non-members.
         size = min(target_train_size(data), len(pool_x) // 2)
         plan = offline_plan(len(pool_x), n_shadow, size, rng)
-        shadows = train_reference_models(
-            target, pool_x, pool_y, plan, modality=data.modality, seed=int(rng.integers(2**31)), source=self.reference
-        )
+        references = plan_references(target, data, records, probs, self.reference)
+        seed = int(rng.integers(2**31))
+        if references.family is not None:
+            shadows = references.family.train(pool_x, pool_y, plan, n_classes=target.n_classes,
+                                              modality=data.modality, seed=seed)
+        else:
+            shadows = train_reference_models(target, pool_x, pool_y, plan, modality=data.modality, seed=seed,
+                                             source=references.source)
         shadow_probs = shadows.predict_proba(pool_x)  # (shadows, pool rows, classes)
         ctx.progress(2, 3)
 
@@ -172,7 +179,8 @@ class ShadowModelAttack(MembershipInference):
             ctx, scores, records, "shadow-model attack",
             extra_metrics={"shadow_models": n_shadow, "per_class": bool(self.per_class),
                            "reference_source": shadows.source, "attack_training_rows": len(labels)},
-            notes=f"{n_shadow} shadow models ({shadows.source}) trained on population data.",
+            extra_evidence={"reference_family": references.evidence()},
+            notes=f"{n_shadow} shadow models ({references.describe()}) trained on population data.",
         )
 
 

@@ -34,6 +34,7 @@ from .membership import (
     target_probabilities,
     true_class_probability,
 )
+from .reference_choice import plan_references, validate_reference
 
 _TINY = 1e-30
 
@@ -82,6 +83,7 @@ class RelativeMembershipInference(MembershipInference):
             raise ValueError("n_reference must be at least 1")
         if int(self.n_population) < 10:
             raise ValueError("n_population must be at least 10")
+        validate_reference(self.reference)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -96,12 +98,14 @@ class RelativeMembershipInference(MembershipInference):
         z_rows = rng.choice(len(pool_x), size=n_z, replace=False)
         records = self.select(data, budget, rng, reserved=n_z)
 
-        p_x = true_class_probability(target_probabilities(target, records.x), records.y)
+        probs_x = target_probabilities(target, records.x)
+        p_x = true_class_probability(probs_x, records.y)
         p_z = true_class_probability(target_probabilities(target, pool_x[z_rows]), pool_y[z_rows])
         ctx.progress(1, 2)
 
+        plan = plan_references(target, data, records, probs_x, self.reference)
         refs = reference_outputs(
-            target, data, records, online=bool(self.online), n_models=n_ref, source=self.reference, rng=rng,
+            target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng,
             extra_pool_rows=z_rows,
         )
         a = float(self.a)
@@ -127,7 +131,8 @@ class RelativeMembershipInference(MembershipInference):
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
                            "population_samples": int(n_z), "reference_source": refs.source},
-            notes=f"{n_ref} reference models ({refs.source}), {n_z} population samples.",
+            extra_evidence={"reference_family": plan.evidence()},
+            notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples.",
         )
 
 

@@ -43,7 +43,9 @@ JUDGE_PARAM_DOCS = {
 }
 #: The parameter of the checks that train reference (or shadow) models.
 REFERENCE_PARAM_DOCS = {
-    "reference": "where reference models come from: auto, recipe (the target's training recipe) or surrogate",
+    "reference": "where reference models come from: auto (the target's recipe, else the candidate family that best "
+                 "matches the target's answers), recipe (the target's training recipe), surrogate (a fixed default) "
+                 "or a family such as mlp-256x256@40, cnn-16x32@12, logreg, gbt@200, forest@100",
 }
 #: The parameters of the checks that calibrate each record with reference models (LiRA, RMIA).
 PER_RECORD_PARAM_DOCS = {
@@ -103,10 +105,11 @@ class MembershipInference(Check):
                               reserved=reserved)
 
     def verdict(self, ctx: CheckContext, scores: np.ndarray, records: Records, attack: str,
-                extra_metrics: dict[str, Any] | None = None, notes: str = "") -> Outcome:
+                extra_metrics: dict[str, Any] | None = None, notes: str = "",
+                extra_evidence: dict[str, Any] | None = None) -> Outcome:
         """Metrics, evidence and the verdict of :func:`judge` at this check's ``fpr`` and ``min_tpr``."""
         return judge(self.id, ctx, scores, records, fpr=self.fpr, min_tpr=self.min_tpr, attack=attack,
-                     extra_metrics=extra_metrics, notes=notes)
+                     extra_metrics=extra_metrics, notes=notes, extra_evidence=extra_evidence)
 
 
 def select_records(
@@ -224,6 +227,7 @@ def judge(
     attack: str,
     extra_metrics: dict[str, Any] | None = None,
     notes: str = "",
+    extra_evidence: dict[str, Any] | None = None,
 ) -> Outcome:
     """Metrics, ROC evidence and the verdict for one attack's membership scores.
 
@@ -265,7 +269,7 @@ def judge(
                     "members": n_in, "nonmembers": n_out})
     metrics.update(extra_metrics or {})
 
-    evidence: dict[str, Any] = {}
+    evidence: dict[str, Any] = dict(extra_evidence or {})
     plot_fpr, plot_tpr = roc.thin_curve(curve_fpr, curve_tpr)
     evidence["roc"] = {"fpr": plot_fpr.tolist(), "tpr": plot_tpr.tolist()}
     arrays = save_arrays(ctx, f"{check_id}-scores.npz", scores=scores, is_member=records.is_member, y=records.y)
@@ -321,6 +325,42 @@ def judge(
     return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary, inconclusive=inconclusive)
 
 
+def power_trend(score_with: Any, n_models: int, records: Records, fpr: float, step: int = 1) -> dict[str, Any]:
+    """What more reference models would buy, from the trend over fewer of them.
+
+    ``score_with(k)`` scores the records with the first ``k`` reference models; ``k`` runs
+    over ``step``, 2 ``step``, 4 ``step``... up to ``n_models`` (online models come in pairs,
+    so ``step`` is 2 there). The measure is the TPR at ``fpr`` when the non-members can
+    measure it, else the AUC. The estimated gain of doubling the models is the last
+    doubling's gain (never below 0): power grows roughly linearly in log(models) until it
+    saturates, so this is an upper estimate once the curve flattens. Uses the auditor's
+    membership labels; it informs the report, never the verdict.
+    """
+    counts = []
+    k = int(step)
+    while k < n_models:
+        counts.append(k)
+        k *= 2
+    counts.append(int(n_models))
+    measurable = stats.fpr_measurable(fpr, records.n_nonmembers)
+    measure = f"tpr_at_fpr_{fpr:g}" if measurable else "auc"
+    values = {}
+    for k in counts:
+        curve_fpr, curve_tpr = roc.roc_curve(score_with(k), records.is_member)
+        values[k] = roc.tpr_at_fpr(curve_fpr, curve_tpr, fpr) if measurable else roc.auc(curve_fpr, curve_tpr)
+    label = f"TPR at {fpr:.1%} FPR" if measurable else "AUC"
+    if len(counts) < 2:
+        return {"measure": measure, "by_reference_models": {str(k): v for k, v in values.items()},
+                "estimated_gain": None,
+                "note": f"With {n_models} reference model(s) no trend can be measured; more would show what they buy."}
+    gain = max(0.0, values[counts[-1]] - values[counts[-2]])
+    trail = ", ".join(f"{v:.3f}" for v in values.values())
+    note = (f"{label} over {', '.join(map(str, counts))} reference models: {trail}; doubling them to {2 * n_models} "
+            f"(a larger compute budget, no extra queries) would add about {gain:.3f}.")
+    return {"measure": measure, "by_reference_models": {str(k): v for k, v in values.items()},
+            "estimated_gain": gain, "note": note}
+
+
 @dataclasses.dataclass
 class ReferenceOutputs:
     """Reference models' probabilities on the evaluated records (and optional extra rows),
@@ -341,7 +381,7 @@ def reference_outputs(
     *,
     online: bool,
     n_models: int,
-    source: str,
+    references: Any,
     rng: np.random.Generator,
     extra_pool_rows: np.ndarray | None = None,
 ) -> ReferenceOutputs:
@@ -354,7 +394,8 @@ def reference_outputs(
     a sample of a large training set), in complementary pairs, so each record is in the
     training set of some models and out of others. Offline: they train on random subsets
     of the pool only, so every evaluated record is out. ``extra_pool_rows`` (indices into
-    ``x_pool``) are extra rows to answer on, e.g. RMIA's population samples.
+    ``x_pool``) are extra rows to answer on, e.g. RMIA's population samples. ``references`` (a
+    :class:`~redline.checks.privacy.reference_choice.ReferencePlan`) says what trains them.
     """
     from ...util.reference_models import (
         offline_plan,
@@ -385,9 +426,13 @@ def reference_outputs(
         plan = offline_plan(len(universe_x), n_models, min(size, len(universe_x) // 2), rng)
         in_mask = np.zeros((n_models, n_records), dtype=bool)
         pool_columns = {row: row for row in range(len(universe_x))}
-    models = train_reference_models(
-        target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=source
-    )
+    if references.family is not None:
+        models = references.family.train(universe_x, universe_y, plan, n_classes=target.n_classes,
+                                        modality=data.modality, seed=seed)
+    else:
+        models = train_reference_models(
+            target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=references.source
+        )
     out = ReferenceOutputs(models.predict_proba(records.x), in_mask, models.source, models)
     if extra_pool_rows is not None:
         pool_x = require_pool(data, "population samples")[0]

@@ -1,0 +1,202 @@
+"""Which reference models a membership attack trains: the target's recipe, a family the
+auditor names, or the candidate family whose behaviour matches the target's best.
+
+Matching uses only what the auditor sees, and costs the target no queries beyond the ones
+the attack makes anyway: the target's answers on the evaluated records, of which the
+members (``x_train``) and non-members (``x_test``) are known. One model of each candidate
+family trains on population rows (``x_pool``) as many as the target trained on, and is
+compared with the target three ways:
+
+* ``agreement``: the share of non-member records on which its top class is the target's;
+* ``ks_members``: the Kolmogorov-Smirnov distance between the target's logit-scaled
+  confidences on its members and the candidate's on its own training rows (how hard each
+  memorised: training length, capacity);
+* ``ks_nonmembers``: the same distance on the non-member records (how each generalises
+  and how confident it is on unseen rows; tied leaf scores of trees show here).
+
+``match = agreement - (ks_members + ks_nonmembers) / 2``, at most 1; the family with the
+highest match trains the reference models. Choosing looks only at whole distributions, not
+at any record's membership score, so it cannot make a model that leaks nothing look leaky.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ...errors import UsageError
+from .membership import Records, logit_confidence, require_pool, target_train_size
+from .reference_families import (
+    Family,
+    candidate_families,
+    length_variants,
+    parse_family,
+)
+
+#: The ``reference`` values that are not family names.
+SOURCES = ("auto", "recipe", "surrogate")
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateMatch:
+    """How well one candidate family resembles the target."""
+
+    family: str
+    agreement: float
+    ks_members: float
+    ks_nonmembers: float
+    seconds: float
+    rank_correlation: float = 0.0
+
+    @property
+    def match(self) -> float:
+        return self.agreement - 0.5 * (self.ks_members + self.ks_nonmembers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "match": round(self.match, 4), "agreement": round(self.agreement, 4),
+                "ks_members": round(self.ks_members, 4), "ks_nonmembers": round(self.ks_nonmembers, 4),
+                "rank_correlation": round(self.rank_correlation, 4),
+                "seconds": round(self.seconds, 2)}
+
+
+@dataclasses.dataclass
+class ReferencePlan:
+    """Where reference models come from: ``source`` is 'recipe', 'surrogate' or 'family',
+    with the family when it is one, and how it was chosen."""
+
+    source: str
+    family: Family | None = None
+    how: str = ""  # "named" (by the user) or "matched" (chosen by matching)
+    candidates: list[CandidateMatch] = dataclasses.field(default_factory=list)
+
+    def evidence(self) -> dict[str, Any]:
+        """What a finding reports about the choice (evidence ``reference_family``)."""
+        if self.family is None:
+            return {"chosen": self.source, "how": "recipe" if self.source == "recipe" else "default surrogate",
+                    "candidates": []}
+        return {"chosen": self.family.name, "how": self.how, "candidates": [c.to_dict() for c in self.candidates]}
+
+    def describe(self) -> str:
+        if self.family is None:
+            return "the target's training recipe" if self.source == "recipe" else "the default surrogate"
+        if self.how == "named":
+            return f"family {self.family.name} (named)"
+        best = max(self.candidates, key=lambda c: c.match)
+        runner = sorted((c for c in self.candidates if c is not best), key=lambda c: -c.match)[:1]
+        tail = f"; next {runner[0].family} {runner[0].match:.2f}" if runner else ""
+        return (f"family {self.family.name}, matched to the target (match {best.match:.2f}: agreement "
+                f"{best.agreement:.2f}, KS members {best.ks_members:.2f}, non-members {best.ks_nonmembers:.2f}{tail})")
+
+
+def validate_reference(reference: str) -> None:
+    """A clear error for a ``reference`` value that is neither a source nor a family name."""
+    if reference not in SOURCES:
+        parse_family(reference)
+
+
+def plan_references(target: Any, data: Any, records: Records, target_probs: np.ndarray, reference: str,
+                    candidates: list[Family] | None = None) -> ReferencePlan:
+    """Decide where the reference models come from (module docstring).
+
+    ``reference``: 'recipe' (the target's own training function), 'surrogate' (the fixed
+    default architecture for the data), a family name (``mlp-512x256@60``, ``gbt@300``...), or
+    'auto': the recipe when the target has one, else the best-matching candidate family
+    (needs ``x_pool``; without one, the default surrogate). ``target_probs`` are the target's
+    answers on ``records``.
+    """
+    if reference in ("recipe", "surrogate"):
+        return ReferencePlan(reference)
+    if reference != "auto":
+        family = parse_family(reference)
+        why = family.fits(records.x.shape[1:], data.modality)
+        if why:
+            raise UsageError(f"reference family {family.name}: {why}")
+        return ReferencePlan("family", family, "named")
+    if target.capabilities.trainable and getattr(target, "trainer", None) is not None:
+        return ReferencePlan("recipe")
+    if data.x_pool is None or len(data.x_pool) < 4:
+        return ReferencePlan("surrogate")
+    candidates = candidates if candidates is not None else candidate_families(records.x.shape[1:], data.modality)
+    # The choice depends only on the data and the target's answers (not on the check's own
+    # random stream), so checks of one scan share it and a replayed check finds the same.
+    key = _fingerprint(data, records, target_probs, candidates)
+    if key in _CHOSEN:
+        return _CHOSEN[key]
+    own = np.random.default_rng(int.from_bytes(bytes.fromhex(key[:16]), "big"))
+    seed, rows = int(own.integers(2**31)), _candidate_rows(data, own)
+    matches = match_candidates(candidates, data, records, target_probs, rows, n_classes=target_probs.shape[1],
+                               seed=seed)
+    # Then how long: the two best kinds' architectures trained shorter and longer.
+    ranked = sorted(range(len(matches)), key=lambda i: -matches[i].match)
+    leaders = [candidates[i] for i in ranked if candidates[i].kind != candidates[ranked[0]].kind][:1]
+    longer_or_shorter = [v for family in (candidates[ranked[0]], *leaders) for v in length_variants(family)]
+    if longer_or_shorter:
+        candidates = [*candidates, *longer_or_shorter]
+        matches += match_candidates(longer_or_shorter, data, records, target_probs, rows,
+                                    n_classes=target_probs.shape[1], seed=seed)
+    best = max(range(len(matches)), key=lambda i: matches[i].match)
+    if len(_CHOSEN) >= 16:
+        _CHOSEN.clear()
+    _CHOSEN[key] = ReferencePlan("family", candidates[best], "matched", matches)
+    return _CHOSEN[key]
+
+
+# Plans already chosen in this process, by fingerprint.
+_CHOSEN: dict[str, ReferencePlan] = {}
+
+
+def _fingerprint(data: Any, records: Records, target_probs: np.ndarray, candidates: list[Family]) -> str:
+    """A digest of what the choice depends on: the pool, the target's training-set size, the
+    candidates, and the target's answers on members and on non-members (each as a sorted
+    set of rows, so the order records were drawn in does not matter)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(repr((target_train_size(data), [f.name for f in candidates], data.modality)).encode())
+    digest.update(np.ascontiguousarray(data.x_pool).tobytes())
+    digest.update(np.ascontiguousarray(data.y_pool).tobytes())
+    for side in (records.is_member, ~records.is_member):
+        rows = np.column_stack([target_probs[side], records.y[side]]).astype(np.float64)
+        digest.update(np.ascontiguousarray(rows[np.lexsort(rows.T[::-1])]).tobytes())
+    return digest.hexdigest()
+
+
+def _candidate_rows(data: Any, rng: np.random.Generator) -> np.ndarray:
+    """The population rows every candidate trains on, as a one-model plan: as many as the
+    target trained on, at most half the pool (the other half stays unseen)."""
+    pool_x, _ = require_pool(data, "choosing reference models by matching the target")
+    size = min(target_train_size(data), len(pool_x) // 2)
+    rows = np.zeros((1, len(pool_x)), dtype=bool)
+    rows[0, rng.choice(len(pool_x), size=size, replace=False)] = True
+    return rows
+
+
+def match_candidates(candidates: list[Family], data: Any, records: Records, target_probs: np.ndarray,
+                     rows: np.ndarray, *, n_classes: int, seed: int) -> list[CandidateMatch]:
+    """One :class:`CandidateMatch` per family, each trained on the population rows ``rows``
+    (a one-model plan over ``x_pool``)."""
+    import time
+
+    from scipy.stats import ks_2samp, spearmanr
+
+    pool_x, pool_y = require_pool(data, "choosing reference models by matching the target")
+    members, outsiders = records.is_member, ~records.is_member
+    t_out = target_probs[outsiders]
+    t_member_stat = logit_confidence(target_probs[members], records.y[members])
+    t_out_stat = logit_confidence(t_out, records.y[outsiders])
+    out = []
+    for family in candidates:
+        start = time.perf_counter()
+        model = family.train(pool_x, pool_y, rows, n_classes=n_classes, modality=data.modality, seed=seed)
+        own = model.predict_proba(pool_x[rows[0]])[0]
+        unseen = model.predict_proba(records.x[outsiders])[0]
+        out.append(CandidateMatch(
+            family.name,
+            agreement=float(np.mean(unseen.argmax(1) == t_out.argmax(1))),
+            ks_members=float(ks_2samp(t_member_stat, logit_confidence(own, pool_y[rows[0]])).statistic),
+            ks_nonmembers=float(ks_2samp(t_out_stat, logit_confidence(unseen, records.y[outsiders])).statistic),
+            seconds=time.perf_counter() - start,
+            rank_correlation=float(spearmanr(t_out_stat, logit_confidence(unseen, records.y[outsiders])).statistic),
+        ))
+    return out

@@ -1,0 +1,173 @@
+"""FM04 reference models that resemble the target: family choice by matching, families the
+user names, the statistical verdict, and what a larger budget would buy."""
+import warnings
+
+import numpy as np
+import pytest
+
+from redline.checks.base import CheckContext
+from redline.checks.privacy.membership import Records, judge
+from redline.checks.privacy.reference_choice import plan_references
+from redline.checks.privacy.reference_families import (
+    candidate_families,
+    length_variants,
+    parse_family,
+)
+from redline.data.base import Dataset
+from redline.errors import UsageError
+from redline.findings import Status
+from redline.targets import load_target
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def table():
+    """Doctor visits (statsmodels' RAND health insurance survey) in three classes: a noisy
+    task on which both trees and nets overfit, each in their own way."""
+    sm = pytest.importorskip("statsmodels.api")
+    frame = sm.datasets.randhie.load_pandas().data
+    y = np.digitize(frame.pop("mdvis").to_numpy(), [0.5, 3.5]).astype(np.int64)
+    x = frame.to_numpy(np.float32)
+    rows = np.random.default_rng(0).permutation(len(x))[:3200]
+    x, y = x[rows], y[rows]
+    return Dataset("visits", x[:600], y[:600], x[600:1200], y[600:1200], x[1200:], y[1200:], spec="test:visits",
+                   meta={"train_size": 600})
+
+
+def _records(data):
+    x = np.concatenate([data.x_train, data.x_test])
+    y = np.concatenate([data.y_train, data.y_test])
+    return Records(x, y, np.r_[np.ones(len(data.x_train), bool), np.zeros(len(data.x_test), bool)])
+
+
+def _chosen_kind(model, data):
+    # A bare callable: no training recipe, so 'auto' must match a family.
+    target = load_target(lambda x: model.predict_proba(np.asarray(x, np.float64)), data=data)
+    records = _records(data)
+    plan = plan_references(target, data, records, target.predict(records.x), "auto")
+    assert plan.how == "matched" and len(plan.candidates) >= 5
+    assert max(c.match for c in plan.candidates) == pytest.approx(
+        next(c.match for c in plan.candidates if c.family == plan.family.name))
+    # Chosen from the data and the answers alone: the same records in another order get the same plan.
+    order = np.random.default_rng(5).permutation(len(records.y))
+    shuffled = Records(records.x[order], records.y[order], records.is_member[order])
+    assert plan_references(target, data, shuffled, target.predict(shuffled.x), "auto") is plan
+    return plan.family.kind, plan
+
+
+def test_a_tree_target_gets_tree_references_and_an_mlp_target_an_mlp(table):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(table.x_train, table.y_train)
+    kind, plan = _chosen_kind(forest, table)
+    assert kind in ("gbt", "forest"), plan.evidence()
+    net = make_pipeline(StandardScaler(), MLPClassifier((128, 128), max_iter=300, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it has not converged: it is meant to overfit, not to converge
+        net.fit(table.x_train, table.y_train)
+    kind, plan = _chosen_kind(net, table)
+    assert kind == "mlp", plan.evidence()
+    assert "matched to the target" in plan.describe()
+
+
+def test_family_names_parse_and_bad_ones_are_one_line_usage_errors():
+    family = parse_family("mlp-512x256@40")
+    assert (family.kind, family.widths, family.length, family.name) == ("mlp", (512, 256), 40, "mlp-512x256@40")
+    assert parse_family("gbt").name == "gbt@200" and parse_family("logreg").name == "logreg"
+    assert [f.length for f in length_variants(parse_family("cnn@12"))] == [4, 36]
+    for bad in ("transformer", "gbt-64@10", "mlp@0", "mlp-0@5"):
+        with pytest.raises(UsageError):
+            parse_family(bad)
+    # Trees are for tables, CNNs for images: the candidates say so.
+    assert {f.kind for f in candidate_families((1, 28, 28), "image")} == {"logreg", "mlp", "cnn"}
+    assert {f.kind for f in candidate_families((8,), "tabular")} == {"logreg", "mlp", "gbt", "forest"}
+
+
+def test_a_named_family_overrides_the_choice_and_a_bad_one_fails_at_plan_time(table, tmp_path):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from redline.checks.params import resolve_checks
+    from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(table.x_train, table.y_train)
+    target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
+    finding = LikelihoodRatioAttack(reference="forest@30", n_reference=4)(target, table, ctx=CheckContext(tmp_path))
+    assert finding.status in (Status.VULNERABLE, Status.NOT_VULNERABLE), finding.reason
+    assert finding.metrics["reference_source"] == "family:forest@30"
+    assert finding.evidence["reference_family"] == {"chosen": "forest@30", "how": "named", "candidates": []}
+    assert "family forest@30 (named)" in finding.summary
+    with pytest.raises(UsageError, match="unknown reference family"):
+        resolve_checks([LikelihoodRatioAttack], {"FM04.lira": {"reference": "resnet"}})
+    with pytest.raises(UsageError, match="for tables"):
+        LikelihoodRatioAttack(reference="gbt@10", n_reference=2).run(
+            load_target(lambda x: np.full((len(x), 10), 0.1), data=_images()), _images(), 10**4,
+            np.random.default_rng(0), CheckContext(tmp_path))
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 300)
+    return Dataset("noise", x[:100], y[:100], x[100:200], y[100:200], x[200:], y[200:], modality="image",
+                   spec="test:noise")
+
+
+def _judged(scores, n_in, n_out, tmp_path):
+    records = Records(np.zeros((n_in + n_out, 1)), np.zeros(n_in + n_out, dtype=np.int64),
+                      np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)])
+    return judge("FM04.test", CheckContext(), scores, records, fpr=0.01, min_tpr=0.05, attack="test")
+
+
+def test_the_verdict_is_a_significance_test_with_its_interval(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    # No leak: member and non-member scores from one distribution, in several draws.
+    calm = [_judged(rng.normal(size=2 * n), n, n, tmp_path) for _ in range(10)]
+    assert not any(o.vulnerable for o in calm)
+    # A leak confined to a tenth of the members: a tail no non-member reaches.
+    leaky = rng.normal(size=2 * n)
+    leaky[: n // 10] += 6.0
+    outcome = _judged(leaky, n, n, tmp_path)
+    low, high = outcome.metrics["tpr_at_fpr_0.01_ci"]
+    assert outcome.vulnerable and 0.01 < low < outcome.metrics["tpr_at_fpr_0.01"] < high
+    assert outcome.metrics["tpr_p_value"] < 0.01
+    # The same tail on one member of 60: under the 5% a leak must reach, whatever its p-value.
+    few = rng.normal(size=60 + n)
+    few[:1] += 6.0
+    assert not _judged(few, 60, n, tmp_path).vulnerable
+
+
+def test_lira_says_what_more_reference_models_would_buy(table):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(table.x_train, table.y_train)
+    target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
+    finding = LikelihoodRatioAttack(reference="forest@30", n_reference=8)(target, table)
+    budget = finding.evidence["budget"]
+    assert list(budget["by_reference_models"]) == ["2", "4", "8"]
+    assert budget["measure"] == "tpr_at_fpr_0.01"  # 600 non-members measure a 1% FPR
+    gain = max(0.0, budget["by_reference_models"]["8"] - budget["by_reference_models"]["4"])
+    assert finding.metrics["estimated_tpr_gain_2x_references"] == pytest.approx(gain)
+    assert "doubling them to 16" in finding.summary
+
+
+def test_severity_scales_with_the_leak_measured_at_one_percent():
+    """Fewer than 1,000 non-members measure no 0.1% rate: the 1% rate then scales the severity."""
+    from redline.severity import Severity
+    from redline.triage import DeploymentContext, rate_evidence
+
+    neutral = DeploymentContext(internet_exposed=True, authenticated=True, outputs="top_k",
+                                data_sensitivity="personal", rate_limited=False, training_influence="partners",
+                                model_source="outsourced")
+    small, small_why = rate_evidence("FM04", {"auc": 0.6, "tpr_at_fpr_0.01": 0.04, "tpr_at_fpr_0.001": None}, neutral)
+    medium, why = rate_evidence("FM04", {"auc": 0.6, "tpr_at_fpr_0.01": 0.2, "tpr_at_fpr_0.001": None}, neutral)
+    large = rate_evidence("FM04", {"auc": 0.65, "tpr_at_fpr_0.01": 0.6, "tpr_at_fpr_0.001": None}, neutral)[0]
+    # The small leak gets the default (Low, raised to the mode's floor); the others a rule of their own.
+    assert "better than chance" in small_why and "20.0% of training members at a 1%" in why
+    assert small <= medium < large and large is Severity.IMPORTANT
