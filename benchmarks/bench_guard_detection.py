@@ -1,17 +1,23 @@
 """Stateful query-attack detection (redline.defences.query_detector) on attack and honest traffic.
 
 One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
-behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out after 3
-flagged queries). Every session is one account (a ``for_client`` twin on one shared
+behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out at the
+second flagged query; ``--set lockout_after=3`` shows where a third flag would come). ``--tabular``
+adds two tables: ``breast_cancer_mlp`` (a scikit-learn MLP fitted here on builtin:breast_cancer,
+30 features in [0, 1]) and the zoo ``fair_logreg`` (8 survey codes); their honest corruptions are
+Gaussian noise of 2-8% of each feature's range or one answer swapped for another respondent's. Every session is one account (a ``for_client`` twin on one shared
 MemoryState), so sessions never see each other's history.
 
 * Attack sessions, each on other inputs: redline's FM01.decision (HopSkipJump-style, labels),
   FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
   Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
   for Square, which insists on a neural-network estimator, a torch module that forwards to it).
-  Reported per attack: sessions locked out, median queries of the session up to the query
-  that locked it out (and to its first flagged query), and the rows each undetected session
-  sent (an attack that succeeds within a few queries ends before three flags). A session
+  Reported per attack: for each flag up to the lock-out, sessions that got it and the median
+  queries of the session up to it, and the query at which the evasion had already won (its
+  answer was a wrong label within the attack's radius of a clean input): a lock-out after
+  that query came too late, which is not the same as a miss. Summary per ``lockout_after``.
+* Model stealing: KnockoffNets on the bare model with 100/300/900 pool rows (``--steal-budgets``):
+  the fidelity a ``rows_per_day`` budget leaves a thief per account and day. A session
   counts every row it sent, a redline check's own clean-accuracy rows included. ART Square
   runs at eps 0.3 (MNIST) or 0.25 (digits), and at 0.1.
 * Honest traffic: many clients replaying held-out inputs of the model's data (the ``pool``
@@ -694,8 +700,10 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                        guard, judge)
     print(f"\nqueries counted from the session's first row; 'won' = the first query that was a successful evasion "
           f"(label != the nearest clean input's, within L-inf {eps_inf} or L2 {eps_l2} of it, in feature-range units)")
-    print(f"{'attack':24s} {'1st flag':>9s} {'2nd flag':>9s} {'locked(3rd)':>11s} {'won at':>7s} {'sent':>6s} "
-          f"{'s':>4s}  per session: won/1st/2nd/3rd flag (- = never)")
+    last = int(detector.lockout_after)  # the session ends at its lock-out: later flags are never seen
+    heads = " ".join(f"{f'flag {k}':>9s}" for k in range(1, last + 1))
+    print(f"{'attack':24s} {heads} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
+          f"per session: won/flag 1/.../flag {last} (- = never; flag {last} = lock-out)")
     for name, (sessions, seconds) in rows.items():
         n = len(sessions)
 
@@ -703,23 +711,19 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
             at = [sess.flag_at(nth) for sess in sessions]
             return f"{sum(a is not None for a in at)}/{n}@{median_text(at)}"
 
-        detail = "  ".join(f"{_dash(sess.succeeded_at)}/{_dash(sess.flag_at(1))}/{_dash(sess.flag_at(2))}/"
-                           f"{_dash(sess.flag_at(3))}" for sess in sessions)
-        print(f"{name:24s} {col(1):>9s} {col(2):>9s} {col(3):>11s} "
+        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)])
+                           for sess in sessions)
+        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} "
               f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
               f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
-    for nth in (1, 2, 3):
-        evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name
-                   for sess in ss]
-        caught = sum(sess.flag_at(nth) is not None and (sess.succeeded_at is None or sess.flag_at(nth) <= sess.succeeded_at)
-                     for sess in evasion)
-        late = sum(sess.flag_at(nth) is not None and sess.succeeded_at is not None and sess.flag_at(nth) > sess.succeeded_at
-                   for sess in evasion)
-        missed_won = sum(sess.flag_at(nth) is None and sess.succeeded_at is not None for sess in evasion)
-        missed = sum(sess.flag_at(nth) is None and sess.succeeded_at is None for sess in evasion)
-        print(f"  lockout_after {nth}: of {len(evasion)} evasion sessions, locked out before winning {caught}, "
-              f"locked out after it had won {late}, never locked out but had won {missed_won}, "
-              f"never locked out and never won {missed}")
+    evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
+    for nth in range(1, last + 1):
+        at = [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]
+        print(f"  lockout_after {nth}: of {len(evasion)} evasion sessions, locked out before any win "
+              f"{sum(f is not None and (w is None or f <= w) for f, w in at)}, locked out after a win "
+              f"{sum(f is not None and w is not None and f > w for f, w in at)}, never locked out and won "
+              f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "
+              f"{sum(f is None and w is None for f, w in at)}")
 
     if args.steal_budgets:
         curve = run_stealing(target, data, args.steal_budgets, args.steal_sessions)
