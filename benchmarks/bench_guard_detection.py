@@ -16,7 +16,7 @@ MemoryState), so sessions never see each other's history.
   queries of the session up to it, and the query at which the evasion had already won (its
   answer was a wrong label within the attack's radius of a clean input): a lock-out after
   that query came too late, which is not the same as a miss. Summary per ``lockout_after``.
-* Model stealing: KnockoffNets on the bare model with 100/300/900 pool rows (``--steal-budgets``):
+* Model stealing: KnockoffNets on the bare model with 100/300/800 pool rows (``--steal-budgets``):
   the fidelity a ``rows_per_day`` budget leaves a thief per account and day. A session
   counts every row it sent, a redline check's own clean-accuracy rows included. ART Square
   runs at eps 0.3 (MNIST) or 0.25 (digits), and at 0.1.
@@ -647,12 +647,19 @@ def load_model(model):
     return SklearnTarget(mlp, input_spec=input_spec_for(data), n_classes=2, spec=model), data
 
 
+# Detector settings of a table's policy, chosen on its calibration traffic (the test role) only:
+# at the image defaults (8 levels) honest breast-cancer rows score up to 0.68 (3% of queries
+# flagged), and survey rows that differ in one answer look like probes (7% flagged).
+TABLE_SETTINGS = {"breast_cancer_mlp": {"levels": 16}, "fair_logreg": {"levels": 32, "window": 8}}
+
+
 def bench(model, args):
     from redline.defences import MemoryState
     from redline.defences.query_detector import QueryDetector
 
     target, data = load_model(model)
     mnist = model.startswith("mnist")
+    args = argparse.Namespace(**{**vars(args), "detector": {**TABLE_SETTINGS.get(model, {}), **args.detector}})
     detector = QueryDetector(**args.detector)
     detector.check(target)
     state = MemoryState()
@@ -776,7 +783,7 @@ def main():
     p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
     p.add_argument("--accounts", type=int, default=4)
     p.add_argument("--steal-budgets", type=int, nargs="*", default=None,
-                   help="rows per account for the model-stealing curve (default 100 300 900; none: skip)")
+                   help="rows per account for the model-stealing curve (default 100 300 800; none: skip)")
     p.add_argument("--steal-sessions", type=int, default=1)
     p.add_argument("--set", dest="detector", action="append", default=[], metavar="PARAM=VALUE",
                    help="a QueryDetector parameter other than its default (repeatable), e.g. --set window=10")
@@ -788,7 +795,7 @@ def main():
     args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
     args.sessions = args.sessions or (10 if args.full else 3)
     args.clients = args.clients or (400 if args.full else 40)
-    args.steal_budgets = [100, 300, 900] if args.steal_budgets is None else args.steal_budgets
+    args.steal_budgets = [100, 300, 800] if args.steal_budgets is None else args.steal_budgets
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
     started = time.perf_counter()
     models = (["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else [])
