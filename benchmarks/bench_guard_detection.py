@@ -714,7 +714,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     for name, (sessions, seconds) in rows.items():
         n = len(sessions)
 
-        def col(nth):
+        def col(nth, sessions=sessions, n=n):
             at = [sess.flag_at(nth) for sess in sessions]
             return f"{sum(a is not None for a in at)}/{n}@{median_text(at)}"
 
