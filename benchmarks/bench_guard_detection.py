@@ -1,17 +1,23 @@
 """Stateful query-attack detection (redline.defences.query_detector) on attack and honest traffic.
 
 One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
-behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out after 3
-flagged queries). Every session is one account (a ``for_client`` twin on one shared
+behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out at the
+second flagged query; ``--set lockout_after=3`` shows where a third flag would come). ``--tabular``
+adds two tables: ``breast_cancer_mlp`` (a scikit-learn MLP fitted here on builtin:breast_cancer,
+30 features in [0, 1]) and the zoo ``fair_logreg`` (8 survey codes); their honest corruptions are
+Gaussian noise of 2-8% of each feature's range or one answer swapped for another respondent's. Every session is one account (a ``for_client`` twin on one shared
 MemoryState), so sessions never see each other's history.
 
 * Attack sessions, each on other inputs: redline's FM01.decision (HopSkipJump-style, labels),
   FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
   Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
   for Square, which insists on a neural-network estimator, a torch module that forwards to it).
-  Reported per attack: sessions locked out, median queries of the session up to the query
-  that locked it out (and to its first flagged query), and the rows each undetected session
-  sent (an attack that succeeds within a few queries ends before three flags). A session
+  Reported per attack: for each flag up to the lock-out, sessions that got it and the median
+  queries of the session up to it, and the query at which the evasion had already won (its
+  answer was a wrong label within the attack's radius of a clean input): a lock-out after
+  that query came too late, which is not the same as a miss. Summary per ``lockout_after``.
+* Model stealing: KnockoffNets on the bare model with 100/300/800 pool rows (``--steal-budgets``):
+  the fidelity a ``rows_per_day`` budget leaves a thief per account and day. A session
   counts every row it sent, a redline check's own clean-accuracy rows included. ART Square
   runs at eps 0.3 (MNIST) or 0.25 (digits), and at 0.1.
 * Honest traffic: many clients replaying held-out inputs of the model's data (the ``pool``
@@ -56,29 +62,68 @@ def recorder_class():
     from redline.defences import Defence, emit
 
     class BatchRecorder(Defence):
-        """Faces the client: notes where each batch starts in the session's stream of rows."""
+        """Faces the client: notes where each batch starts in the session's stream of rows and,
+        given a ``Success`` judge, the first row whose answer is a successful adversarial
+        example (the attack had won from that row on, whatever the detector did later)."""
 
         name = "recorder"
 
-        def __init__(self):
+        def __init__(self, judge=None):
             self.sent = 0
+            self.judge = judge
+            self.succeeded_at = None
 
         def transform_input(self, x):
             emit("recorder", "batch", start=self.sent)
             self.sent += len(x)
             return x
 
+        def transform_output(self, x, scores):
+            if self.judge is not None and self.succeeded_at is None:
+                hit = self.judge.first_success(x, scores)
+                if hit is not None:
+                    self.succeeded_at = self.sent - len(x) + hit + 1
+            return scores
+
     return BatchRecorder
+
+
+class Success:
+    """Whether a query is a successful evasion: the model's label differs from the true label
+    of the nearest clean input (test or pool role), which lies within the attack's radius:
+    L-inf <= ``eps_inf`` or L2 <= ``eps_l2``, in units of each feature's range. The clean
+    input itself (distance 0) never counts, so a check's clean-accuracy rows are not wins."""
+
+    def __init__(self, data, lower, upper, eps_inf, eps_l2):
+        self.anchors = np.concatenate([data.x_test, data.x_pool]).reshape(len(data.x_test) + len(data.x_pool), -1)
+        self.labels = np.concatenate([data.y_test, data.y_pool]).astype(int)
+        self.lower = np.asarray(lower, np.float64)
+        self.span = np.where(np.asarray(upper) - self.lower > 0, np.asarray(upper) - self.lower, 1.0)
+        self.anchors = (self.anchors - self.lower) / self.span
+        self.eps_inf, self.eps_l2 = eps_inf, eps_l2
+
+    def first_success(self, x, scores):
+        z = (np.asarray(x, np.float64).reshape(len(x), -1) - self.lower) / self.span
+        labels = np.asarray(scores).argmax(axis=1) if np.asarray(scores).ndim == 2 else np.asarray(scores).astype(int)
+        for i, row in enumerate(z):
+            diff = self.anchors - row
+            l2 = np.sqrt((diff * diff).sum(axis=1))
+            j = int(l2.argmin())
+            if not l2[j] > 1e-6 or labels[i] == self.labels[j]:
+                continue
+            if l2[j] <= self.eps_l2 or np.abs(diff[j]).max() <= self.eps_inf:
+                return i
+        return None
 
 
 class Session:
     """One account: the model behind this account's detector twin (in process) or behind
     the real guard with this account's key (``guard`` given), and what happened."""
 
-    def __init__(self, target, detector, state, client: str, guard=None):
+    def __init__(self, target, detector, state, client: str, guard=None, judge=None):
         from redline.defences import DefendedTarget
 
-        self.recorder = recorder_class()()
+        self.recorder = recorder_class()(judge)
         self.guard = guard
         if guard is None:
             self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
@@ -99,14 +144,25 @@ class Session:
         self.events = events if self.guard is None else self.guard.events_of(self.client, events)
         return result
 
-    def _row_of(self, kind: str) -> int | None:
-        start = 0
+    def _row_of(self, kind: str, nth: int = 1) -> int | None:
+        start, seen = 0, 0
         for event in self.events:
             if event["event"] == "batch":
                 start = event["start"]
             elif event["event"] == kind:
-                return start + event["row"] + 1
+                seen += 1
+                if seen == nth:
+                    return start + event["row"] + 1
         return None
+
+    def flag_at(self, nth: int) -> int | None:
+        """Rows sent up to the ``nth`` flagged query: where ``lockout_after: nth`` would lock
+        the account out (the session is the same up to there)."""
+        return self._row_of("flagged", nth)
+
+    @property
+    def succeeded_at(self) -> int | None:
+        return self.recorder.succeeded_at
 
     @property
     def locked_at(self) -> int | None:
@@ -269,8 +325,15 @@ def guard_client_class():
 
 
 # -- attacks ------------------------------------------------------------------------------
-def art_blackbox(defended, clip=(0.0, 1.0), transform=None):
+def art_blackbox(defended, clip=None, transform=None):
     from art.estimators.classification import BlackBoxClassifier
+
+    if clip is None:  # each feature's own range (images: [0, 1])
+        lower, upper = defended.input_spec.feature_bounds()
+        shape = tuple(defended.input_spec.shape)
+        clip = (np.reshape(lower, shape).astype(np.float32), np.reshape(upper, shape).astype(np.float32))
+        if np.ptp(clip[0]) == 0 and np.ptp(clip[1]) == 0:
+            clip = (float(clip[0].flat[0]), float(clip[1].flat[0]))
 
     def predict(x):
         x = np.asarray(x, np.float32)
@@ -302,7 +365,7 @@ def thief_classifier(shape, n_classes, seed):
     d = int(np.prod(shape))
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 64), torch.nn.ReLU(), torch.nn.Linear(64, n_classes))
     return PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(net.parameters(), 1e-2),
-                             input_shape=tuple(shape), nb_classes=n_classes, clip_values=(0.0, 1.0))
+                             input_shape=tuple(shape), nb_classes=n_classes)
 
 
 def attack_factory(name, data, x0, seed, budget, mnist):
@@ -341,14 +404,17 @@ def attack_factory(name, data, x0, seed, budget, mnist):
     return lambda t: check(t, data, budget=budget, seed=seed)
 
 
-def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None):
+def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None, judge=None):
     rng = np.random.default_rng(0)
     with target.ledger.evaluating():
         correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
+    image = data.modality == "image"
     rows = {}
     for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
         if only and not any(o.lower() in name.lower() for o in only):
             continue
+        if name.startswith("ART Square") and not image:
+            continue  # ART's Square attack takes images (4-d inputs) only
         started = time.perf_counter()
         results = []
         # model stealing trains a copy per session: the slowest, so the default run does one
@@ -356,11 +422,41 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
             i = int(correct[rng.integers(len(correct))])  # an input the model gets right
             x0 = data.x_test[i:i + 1].astype(np.float32)
             _seed_globals(1000 * s + len(name))  # ART and torch draw from the global generators
-            session = Session(target, detector, state, f"{name}#{s}", guard)
+            evasion = not ("FM05" in name or "Knockoff" in name)
+            session = Session(target, detector, state, f"{name}#{s}", guard, judge if evasion else None)
             session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
     return rows
+
+
+def run_stealing(target, data, budgets, sessions):
+    """KnockoffNets on the bare model with ``budget`` pool rows (what ``rows_per_day: budget``
+    lets one account take in a day): fidelity of the stolen copy (agreement with the model's
+    labels on the test role), median over sessions, and the test accuracy of the copy."""
+    from art.attacks.extraction import KnockoffNets
+
+    with target.ledger.evaluating():
+        truth = target.predict_labels(data.x_test.astype(np.float32))
+    out = []
+    for budget in budgets:
+        if budget > len(data.x_pool):
+            continue
+        fidelity, accuracy = [], []
+        for s in range(sessions):
+            rng = np.random.default_rng(s)
+            pool = data.x_pool[rng.permutation(len(data.x_pool))[:budget]].astype(np.float32)
+            _seed_globals(s)
+            thief = thief_classifier(target.input_spec.shape, target.n_classes, s)
+            with target.ledger.evaluating():
+                stolen = KnockoffNets(art_blackbox(target), batch_size_fit=64, batch_size_query=64, nb_epochs=20,
+                                      nb_stolen=budget, sampling_strategy="random", verbose=False,
+                                      use_probability=True).extract(pool, thieved_classifier=thief)
+            labels = stolen.predict(data.x_test.astype(np.float32)).argmax(axis=1)
+            fidelity.append(float((labels == truth).mean()))
+            accuracy.append(float((labels == data.y_test).mean()))
+        out.append((budget, float(np.median(fidelity)), float(np.median(accuracy))))
+    return out
 
 
 def _seed_globals(seed: int) -> None:
@@ -371,8 +467,19 @@ def _seed_globals(seed: int) -> None:
 
 
 # -- honest traffic ---------------------------------------------------------------------
-def corrupt(x, rng):
-    """One common corruption of image rows x (n, c, h, w) in [0, 1]: noise, blur or brightness."""
+def corrupt(x, rng, donors=None):
+    """One common corruption of rows x. Images (n, c, h, w) in [0, 1]: noise, blur or
+    brightness. Tables (n, d): Gaussian noise of 2-8% of each feature's range (over
+    ``donors``, the honest data), or one answer replaced by another respondent's answer to
+    that question (a misread or mistyped form field)."""
+    if x.ndim != 4:
+        lower, upper = donors.min(axis=0), donors.max(axis=0)
+        if rng.random() < 0.5:
+            return np.clip(x + rng.normal(0, rng.uniform(0.02, 0.08), x.shape) * (upper - lower), lower, upper)
+        out = x.copy()
+        feature = int(rng.integers(x.shape[1]))
+        out[:, feature] = donors[rng.integers(len(donors), size=len(x)), feature]
+        return out
     kind = rng.integers(3)
     if kind == 0:
         return np.clip(x + rng.normal(0, rng.uniform(0.02, 0.08), x.shape), 0, 1)
@@ -394,7 +501,7 @@ def honest_streams(x, clients, per_client, seed):
         picked = x[rng.permutation(len(x))[:fresh]].astype(np.float64)
         hit = rng.random(fresh) < 0.3
         for i in np.flatnonzero(hit):
-            picked[i:i + 1] = corrupt(picked[i:i + 1], rng)
+            picked[i:i + 1] = corrupt(picked[i:i + 1], rng, x)
         stream = list(picked.astype(np.float32))
         for _ in range(per_client - fresh):  # retries of earlier queries, at random places
             at = int(rng.integers(1, len(stream) + 1))
@@ -411,7 +518,7 @@ def honest_streams(x, clients, per_client, seed):
 def run_honest(target, detector, state, x, clients, per_client, seed, label, guard=None, decide=True):
     from redline.defences import MemoryState
 
-    scores, flagged_clients, locked_clients, repeats = [], 0, 0, 0
+    scores, flags, locked_clients, repeats = [], [], 0, 0
     for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
         client_scores = []
 
@@ -429,9 +536,9 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
         if decide:  # the client's real traffic, through its own detector twin (or the guard)
             session = Session(target, detector, state, f"{label}-client{c}", guard)
             session.run(replay)
-            flagged_clients += session.flagged() > 0
+            flags.append(session.flagged())
             locked_clients += session.locked_at is not None
-    return np.asarray(scores), flagged_clients, locked_clients, repeats
+    return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats
 
 
 # -- adaptive attacker ----------------------------------------------------------------------
@@ -518,13 +625,41 @@ def median_text(values):
     return f"{np.median(values):.0f}" if values else "-"
 
 
-def bench(model, args):
+# radius of a successful evasion per model, in units of each feature's range: (L-inf, L2)
+RADII = {"mnist": (0.3, 2.0), "digits": (0.25, 1.5), "tabular": (0.1, 0.5)}
+
+
+def load_model(model):
+    """A zoo model and its data, or ``breast_cancer_mlp``: a small scikit-learn MLP fitted
+    here on builtin:breast_cancer's train role (the zoo has no breast-cancer model)."""
     from redline import zoo
+
+    if model != "breast_cancer_mlp":
+        return zoo.load_target(model), zoo.load_data_for(model)
+    from sklearn.neural_network import MLPClassifier
+
+    from redline.data.loaders import load_data
+    from redline.targets.sklearn import SklearnTarget
+    from redline.zoo.build import input_spec_for
+
+    data = load_data("builtin:breast_cancer")
+    mlp = MLPClassifier((32,), max_iter=2000, random_state=0).fit(data.x_train, data.y_train)
+    return SklearnTarget(mlp, input_spec=input_spec_for(data), n_classes=2, spec=model), data
+
+
+# Detector settings of a table's policy, chosen on its calibration traffic (the test role) only:
+# at the image defaults (8 levels) honest breast-cancer rows score up to 0.68 (3% of queries
+# flagged), and survey rows that differ in one answer look like probes (7% flagged).
+TABLE_SETTINGS = {"breast_cancer_mlp": {"levels": 16}, "fair_logreg": {"levels": 32, "window": 8}}
+
+
+def bench(model, args):
     from redline.defences import MemoryState
     from redline.defences.query_detector import QueryDetector
 
-    target, data = zoo.load_target(model), zoo.load_data_for(model)
+    target, data = load_model(model)
     mnist = model.startswith("mnist")
+    args = argparse.Namespace(**{**vars(args), "detector": {**TABLE_SETTINGS.get(model, {}), **args.detector}})
     detector = QueryDetector(**args.detector)
     detector.check(target)
     state = MemoryState()
@@ -550,7 +685,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     # the calibration set only needs scores: it never goes through the guard
     calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib",
                                   decide=False)
-    scores, flagged_clients, locked_clients, repeats = run_honest(
+    scores, flags, locked_clients, repeats = run_honest(
         target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest", guard)
     print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
           f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
@@ -559,19 +694,51 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     print(f"honest traffic (pool role, held out from tuning): {args.clients} clients, {len(scores)} scored queries "
           f"(+{repeats} exact repeats, not scored), max score {scores.max():.3f}")
     print(f"  false positives per query: {flagged}/{len(scores)} = {flagged / len(scores):.4%} "
-          f"(95% upper bound {upper:.3%}); clients flagged: {flagged_clients}/{args.clients}; "
-          f"locked out: {locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
+          f"(95% upper bound {upper:.3%}); clients with >= 1 / >= 2 / >= 3 flags (= locked out at lockout_after "
+          f"1 / 2 / 3): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
+          f"(95% upper bound per client with 0: {_rule_of_three(0, args.clients):.2%}); locked out: "
+          f"{locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
 
-    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full, guard)
-    print(f"\n{'attack':24s} {'detected':>9s} {'median q. to lock-out':>22s} {'median q. to 1st flag':>22s} "
-          f"{'median q. sent':>15s} {'s':>5s}  rows sent by undetected sessions")
+    kind = "mnist" if mnist else "digits" if data.modality == "image" else "tabular"
+    eps_inf, eps_l2 = RADII[kind]
+    lower, upper_b = target.input_spec.feature_bounds()
+    judge = Success(data, lower, upper_b, eps_inf, eps_l2)
+    rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full,
+                       guard, judge)
+    print(f"\nqueries counted from the session's first row; 'won' = the first query that was a successful evasion "
+          f"(label != the nearest clean input's, within L-inf {eps_inf} or L2 {eps_l2} of it, in feature-range units)")
+    last = int(detector.lockout_after)  # the session ends at its lock-out: later flags are never seen
+    heads = " ".join(f"{f'flag {k}':>9s}" for k in range(1, last + 1))
+    print(f"{'attack':24s} {heads} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
+          f"per session: won/flag 1/.../flag {last} (- = never; flag {last} = lock-out)")
     for name, (sessions, seconds) in rows.items():
-        detected = sum(s.locked_at is not None for s in sessions)
-        print(f"{name:24s} {detected:>4d}/{len(sessions):<4d} {median_text([s.locked_at for s in sessions]):>22s} "
-              f"{median_text([s.first_flag_at for s in sessions]):>22s} {median_text([s.sent for s in sessions]):>15s} "
-              f"{seconds:5.0f}  {[s.sent for s in sessions if s.locked_at is None] or ''}")
+        n = len(sessions)
 
-    if args.adaptive_sessions:
+        def col(nth, sessions=sessions, n=n):
+            at = [sess.flag_at(nth) for sess in sessions]
+            return f"{sum(a is not None for a in at)}/{n}@{median_text(at)}"
+
+        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)])
+                           for sess in sessions)
+        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} "
+              f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
+              f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
+    evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
+    for nth in range(1, last + 1):
+        at = [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]
+        print(f"  lockout_after {nth}: of {len(evasion)} evasion sessions, locked out before any win "
+              f"{sum(f is not None and (w is None or f <= w) for f, w in at)}, locked out after a win "
+              f"{sum(f is not None and w is not None and f > w for f, w in at)}, never locked out and won "
+              f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "
+              f"{sum(f is None and w is None for f, w in at)}")
+
+    if args.steal_budgets:
+        curve = run_stealing(target, data, args.steal_budgets, args.steal_sessions)
+        print("model stealing (KnockoffNets, pool inputs, bare model) -- what rows_per_day bounds a thief to per "
+              "account and day: " + "; ".join(f"{b} rows: fidelity {f:.1%}, copy's test accuracy {a:.1%}"
+                                               for b, f, a in curve))
+
+    if args.adaptive_sessions and data.modality == "image":
         eps = 2.0 if mnist else 1.5
         for noise in args.adaptive_noise:
             out = run_adaptive(target, data, detector, state, args.adaptive_sessions, args.accounts, noise, eps, mnist, guard)
@@ -581,6 +748,10 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                   f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model "
                   f"(median L2 {np.median(out['l2']):.2f} vs {np.median(out['bare_l2']):.2f}, inf = none found); "
                   f"median rows sent {median_text(out['queries'])}")
+
+
+def _dash(value):
+    return "-" if value is None else str(value)
 
 
 def _rule_of_three(k: int, n: int) -> float:
@@ -600,7 +771,9 @@ def yaml_value(text: str):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mnist", action="store_true", help="also the zoo MNIST CNN")
-    p.add_argument("--models", help="comma-separated zoo models instead (e.g. mnist_cnn)")
+    p.add_argument("--models", help="comma-separated zoo models instead (e.g. mnist_cnn, fair_logreg, "
+                                    "breast_cancer_mlp)")
+    p.add_argument("--tabular", action="store_true", help="also breast_cancer_mlp and the zoo fair_logreg")
     p.add_argument("--full", action="store_true", help="more sessions and clients, and MNIST")
     p.add_argument("--sessions", type=int, default=None, help="attack sessions per attack")
     p.add_argument("--budget", type=int, default=1000, help="rows per attack session (redline checks, KnockoffNets)")
@@ -609,6 +782,9 @@ def main():
     p.add_argument("--adaptive-sessions", type=int, default=None)
     p.add_argument("--adaptive-noise", type=float, nargs="+", default=[0.0625, 0.125])
     p.add_argument("--accounts", type=int, default=4)
+    p.add_argument("--steal-budgets", type=int, nargs="*", default=None,
+                   help="rows per account for the model-stealing curve (default 100 300 800; none: skip)")
+    p.add_argument("--steal-sessions", type=int, default=1)
     p.add_argument("--set", dest="detector", action="append", default=[], metavar="PARAM=VALUE",
                    help="a QueryDetector parameter other than its default (repeatable), e.g. --set window=10")
     p.add_argument("--via-guard", action="store_true",
@@ -618,10 +794,12 @@ def main():
     args = p.parse_args()
     args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
     args.sessions = args.sessions or (10 if args.full else 3)
-    args.clients = args.clients or (200 if args.full else 40)
+    args.clients = args.clients or (400 if args.full else 40)
+    args.steal_budgets = [100, 300, 800] if args.steal_budgets is None else args.steal_budgets
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
     started = time.perf_counter()
-    models = ["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else [])
+    models = (["digits_mlp_overfit"] + (["mnist_cnn"] if args.mnist or args.full else [])
+              + (["breast_cancer_mlp", "fair_logreg"] if args.tabular or args.full else []))
     for model in args.models.split(",") if args.models else models:
         bench(model, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

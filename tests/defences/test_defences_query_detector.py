@@ -74,6 +74,17 @@ def test_a_hopskipjump_like_probe_sequence_is_flagged_and_locked_out_after_n(dig
         defended.predict(digits[500:501])
 
 
+def test_by_default_the_second_flag_locks_the_account_out(digits):
+    rng = np.random.default_rng(3)
+    probes = hopskipjump_like(digits[5], digits[15], rng)
+    defended = DefendedTarget(digits_target(), [detector()])
+    with collect_events() as events, pytest.raises(LockedOut):
+        for row in probes:
+            defended.predict(row[None])
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert [e["flags"] for e in flagged] == [1, 2] and events[-1]["event"] == "locked_out"
+
+
 def test_an_honest_replay_of_test_data_with_repeats_passes(digits):
     rng = np.random.default_rng(2)
     honest = digits[rng.permutation(len(digits))[:600]]

@@ -25,7 +25,10 @@ account whose new query lies very close to something it sent before is probing; 
 An exact repeat (the same bytes sent again, a client's retry) carries no new information
 for an attacker and is neither scored nor counted. ``lockout_after`` flagged queries within
 ``flag_window_s`` seconds lock the account out for ``lockout_s`` seconds: every request is
-refused with :class:`~redline.defences.base.LockedOut` until the lock expires.
+refused with :class:`~redline.defences.base.LockedOut` until the lock expires. The default
+of 2 is chosen from held-out honest traffic (benchmarks/bench_guard_detection.py): no honest
+client of 400 on the digits MLP had even one flag, while a third flag comes too late for
+fast attacks (Square had fooled the model before it in 3 of 18 digits sessions, 1 at two).
 
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
@@ -59,7 +62,7 @@ class QueryDetector(Defence):
     #: Wall clock for the lock-out deadline a refusal reports (tests replace it).
     clock = staticmethod(time.time)
 
-    def __init__(self, threshold: float = 0.25, history: int = 1000, lockout_after: int = 3,
+    def __init__(self, threshold: float = 0.25, history: int = 1000, lockout_after: int = 2,
                  lockout_s: float = 3600.0, flag_window_s: float = 3600.0, levels: int = 8,
                  window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0):
         self.threshold = threshold
