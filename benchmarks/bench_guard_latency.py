@@ -21,7 +21,15 @@ the one the latency goal is judged on). Goals (issue 16): p99 added <= 5 ms;
 0 requests failed or dropped during reloads. The machine is shared: rerun before trusting
 a single number.
 
-    python benchmarks/bench_guard_latency.py [--rate 50] [--seconds 15] [--threads 4] [--rounds 5]
+Wall latency on a busy machine mostly measures the neighbours, so the run also reports the
+guard's CPU time per request (user + system, from ``/proc/<pid>/stat`` before and after the
+paired requests), which a busy machine disturbs far less. ``--baseline SRC`` starts a
+second guard from another checkout's ``src`` (e.g. a clone of main) in front of the same
+model and takes it into every pair, so both versions meet the same moments of the machine
+and the report gives their wall and CPU numbers side by side. The load average is printed
+at the start and at the end.
+
+    python benchmarks/bench_guard_latency.py [--rate 50] [--seconds 15] [--threads 4] [--rounds 5] [--baseline SRC]
 """
 from __future__ import annotations
 
@@ -165,22 +173,51 @@ def load(url: str, rows: np.ndarray, rate: float, seconds: float, threads: int, 
             "service_ms": service[np.isfinite(service)] * 1000}
 
 
-def paired(direct_url: str, guard_url: str, rows: np.ndarray, pairs: int, headers: dict) -> np.ndarray:
-    """Milliseconds the guard adds, request by request: one direct and one guarded request
-    back to back (in alternating order), so a busy moment of the machine hits both."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paired(direct_url: str, guards: dict[str, tuple[str, int]], rows: np.ndarray, pairs: int,
+           headers: dict) -> dict[str, dict]:
+    """Milliseconds each guard adds, request by request: one direct request and one through
+    each guard back to back (the order turning round), so a busy moment of the machine hits
+    all of them; and each guard's CPU milliseconds per request over the pairs. ``guards``
+    maps a name to (URL, process id)."""
     import httpx
 
-    added = np.empty(pairs)
-    with httpx.Client(timeout=10) as direct, httpx.Client(timeout=10, headers=headers) as guarded:
+    added = {name: np.empty(pairs) for name in guards}
+    cpu_before = {name: cpu_seconds(pid) for name, (_, pid) in guards.items()}
+    with httpx.Client(timeout=10) as client:
+        targets = [("direct", direct_url, {})] + [(name, url, headers) for name, (url, _) in guards.items()]
         for i in range(pairs):
-            body = json.dumps({"inputs": [rows[i % len(rows)].tolist()]})
+            # rows scaled a little per pass, so a long run never repeats a query exactly
+            body = json.dumps({"inputs": [(rows[i % len(rows)] * (1 - 0.01 * (i // len(rows)))).tolist()]})
             took = {}
-            for name, client, url in ((("d", direct, direct_url), ("g", guarded, guard_url))[:: 1 if i % 2 else -1]):
+            shift = i % len(targets)
+            for name, url, extra in targets[shift:] + targets[:shift]:
                 start = time.perf_counter()
-                client.post(url, content=body, headers={"Content-Type": "application/json"}).raise_for_status()
+                client.post(url, content=body, headers={"Content-Type": "application/json", **extra}).raise_for_status()
                 took[name] = time.perf_counter() - start
-            added[i] = (took["g"] - took["d"]) * 1000
-    return added
+            for name in guards:
+                added[name][i] = (took[name] - took["direct"]) * 1000
+    return {name: {"added": added[name], "cpu_ms": (cpu_seconds(pid) - cpu_before[name]) * 1000 / pairs}
+            for name, (_, pid) in guards.items()}
+
+
+def start_guard(src: Path, folder: Path, upstream: str, port: int, env: dict, reload_interval: str) -> subprocess.Popen:
+    """``redline guard`` from the checkout ``src``, its policy, keys, state and audit in ``folder``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "redline", "guard", "--upstream", upstream, "--policy", str(folder / "guard.yaml"),
+         "--keys", str(folder / "keys.txt"), "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
+         "--reload-interval", reload_interval],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])})
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs"
 
 
 def merge(parts: list[dict]) -> dict:
@@ -203,7 +240,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--pairs", type=int, default=400, help="back-to-back direct/guarded request pairs (default 400)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the three phases (default 5)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="the src folder of another checkout: its guard joins every pair, for a before/after")
     args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "redline" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {args.baseline}: not a src folder holding redline/")
+    print(f"load average at the start: {load_average()}")
 
     sys.path.insert(0, str(ROOT / "src"))  # this checkout's redline, as the servers below get it
     from redline.data import load_data
@@ -219,17 +261,24 @@ def main(argv: list[str]) -> int:
                                         decimals=d) for d in (2, 3)}
         policy.write_text(policy_text[3])
         (folder / "keys.txt").write_text(f"bench:{KEY}\n")
-        model_port, guard_port = free_port(), free_port()
+        model_port, guard_port, baseline_port = free_port(), free_port(), free_port()
         try:
             procs.append(subprocess.Popen([sys.executable, "-c", MODEL_SERVER, str(model_port)], env=env))
             wait_healthy(f"http://127.0.0.1:{model_port}/healthz", procs[-1], 120)
             upstream = f"http://127.0.0.1:{model_port}/predict"
-            guard = subprocess.Popen(
-                [sys.executable, "-m", "redline", "guard", "--upstream", upstream, "--policy", str(policy),
-                 "--keys", str(folder / "keys.txt"), "--listen", f"127.0.0.1:{guard_port}", "--log-level", "warning",
-                 "--reload-interval", "0.25"], env=env)
+            guard = start_guard(ROOT / "src", folder, upstream, guard_port, env, "0.25")
             procs.append(guard)
             wait_healthy(f"http://127.0.0.1:{guard_port}/healthz", guard, 60)
+            baseline = None
+            if args.baseline is not None:  # the same policy in a folder of its own (its state, its audit log)
+                other = folder / "baseline"
+                other.mkdir()
+                (other / "guard.yaml").write_text(POLICY.format(state=other / "state.db", audit=other / "audit.jsonl",
+                                                                defences=defences, decimals=3))
+                (other / "keys.txt").write_text(f"bench:{KEY}\n")
+                baseline = start_guard(args.baseline.resolve(), other, upstream, baseline_port, env, "1")
+                procs.append(baseline)
+                wait_healthy(f"http://127.0.0.1:{baseline_port}/healthz", baseline, 60)
             guarded = f"http://127.0.0.1:{guard_port}/predict"
             auth = {"X-API-Key": KEY}
             load(upstream, rows, args.rate, 2, args.threads, {})  # warm both up
@@ -270,7 +319,12 @@ def main(argv: list[str]) -> int:
                     stop.set()
                     churner.join()
             direct, through, during = (merge(parts[k]) for k in ("direct", "guarded", "reloads"))
-            added = paired(upstream, guarded, rows, args.pairs, auth)
+            guards = {"guard": (guarded, guard.pid)}
+            if baseline is not None:
+                load(f"http://127.0.0.1:{baseline_port}/predict", rows, args.rate, 2, args.threads, auth)  # warm up
+                guards["baseline"] = (f"http://127.0.0.1:{baseline_port}/predict", baseline.pid)
+            pairs = paired(upstream, guards, rows, args.pairs, auth)
+            added = pairs["guard"]["added"]
             import httpx
 
             metrics = httpx.get(f"http://127.0.0.1:{guard_port}/metrics", timeout=5).text
@@ -303,7 +357,16 @@ def main(argv: list[str]) -> int:
     print(f"paired, one request at a time ({args.pairs} pairs): the guard adds p50 {np.percentile(added, 50):+.2f} ms, "
           f"p90 {np.percentile(added, 90):+.2f} ms, p99 {paired99:+.2f} ms (goal: p99 <= 5 ms) "
           f"-> {'met' if paired99 <= 5 else 'NOT met'}")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine inflates every number)")
+    print(f"guard CPU time: {pairs['guard']['cpu_ms']:.2f} ms per request (user + system, over the pairs)")
+    if "baseline" in pairs:
+        base = pairs["baseline"]
+        base99 = float(np.percentile(base["added"], 99))
+        print(f"baseline guard ({args.baseline}), in the same pairs: adds p50 {np.percentile(base['added'], 50):+.2f} ms, "
+              f"p90 {np.percentile(base['added'], 90):+.2f} ms, p99 {base99:+.2f} ms; CPU {base['cpu_ms']:.2f} ms per request")
+        print(f"this checkout / baseline: CPU per request x{pairs['guard']['cpu_ms'] / base['cpu_ms']:.2f}, "
+              f"added p50 x{np.percentile(added, 50) / np.percentile(base['added'], 50):.2f}, "
+              f"added p99 x{paired99 / base99:.2f}")
+    print(f"load average at the end: {load_average()} (a busy machine inflates every number)")
     print(f"reloads under load: {reloads['writes']} policy writes, {reloads['sighups']} SIGHUPs, "
           f"{done['ok']:g} reloads done, {done['failed']:g} failed; {failed} of {during['requests']} requests failed or dropped "
           f"(goal 0) -> {'met' if failed == 0 else 'NOT met'}")

@@ -9,6 +9,7 @@ fails to load leaves the old one in force.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,6 +23,7 @@ from ..defences.base import DefendedTarget, Refusal, collect_events
 from ..defences.policy import Client, Policy, load_policy
 from ..defences.state import StateStore
 from ..errors import RedlineError, TargetError, UsageError
+from ..targets.base import Target
 from ..targets.config import load_target_config
 from .keys import KeyRing, read_keys_file
 from .payload import parse_inputs
@@ -63,7 +65,30 @@ def refusal(status: int, reason: str, message: str, **extra: Any) -> Decision:
 
 class GuardedModel(DefendedTarget):
     """One client's view of the upstream behind the policy's defences. Without a stated
-    input shape, any rectangular batch goes on to the defences and the model."""
+    input shape, any rectangular batch goes on to the defences and the model.
+
+    The defences' state operations on the way in, and those on the way out, each run as
+    one batch of the state store when it has batches (SQLite: one commit for a request's
+    rate counters and query history together, instead of one per counter and set), never
+    across the call to the model, so no write lock is held while the model thinks."""
+
+    def __init__(self, target: Target, defences: list, state: StateStore | None = None):
+        super().__init__(target, defences)
+        batch = getattr(state, "batch", None)
+        self._batch = batch if callable(batch) else contextlib.nullcontext
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:  # DefendedTarget's order, in two batches
+        received = []  # the batch as each defence receives it, from the client inwards
+        with self._batch():
+            for defence in reversed(self.defences):
+                received.append(x)
+                x = defence.transform_input(x)
+        out = self.inner._predict(x)
+        with self._batch():
+            for defence, seen in zip(self.defences, reversed(received)):
+                out = defence.transform_output(seen, np.asarray(out))
+                defence.observe(seen, out)
+        return np.asarray(out)
 
     def _validate(self, x: np.ndarray) -> np.ndarray:
         upstream = self.inner
@@ -86,7 +111,7 @@ class Runtime:
         # Every client's defended model is built now, so a defence that cannot serve one
         # fails the load (and a reload keeps the old policy), not a request later.
         self.models: dict[str, GuardedModel] = {
-            c.name: GuardedModel(upstream, policy.defences_for(c.name, state)) for c in policy.clients
+            c.name: GuardedModel(upstream, policy.defences_for(c.name, state), state) for c in policy.clients
         }
 
     def decide(self, client: Client, body: bytes) -> Decision:

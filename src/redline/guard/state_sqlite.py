@@ -14,6 +14,13 @@ bytes (``set``), a number (``incr``), a list (``push``) or a set (``add_members`
 one kind over another replaces it, and reading a key as another kind finds nothing.
 Expiry uses the wall clock (``time.time``), which every process shares; an expired key
 is removed by the next write that meets it.
+
+Speed (the guard asks the store several times per request): :meth:`SQLiteState.batch`
+lets a caller group the operations of one step (a defence's look at one request) into one
+transaction, so the step pays one commit instead of one per operation. Checkpoints, which
+copy the WAL into the database file and are the only moments SQLite syncs to disk here,
+run once a second on a background thread instead of inside whichever request happens to
+fill the WAL (SQLite's default), so no request waits for the disk.
 """
 from __future__ import annotations
 
@@ -33,12 +40,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS members (key TEXT NOT NULL, member BLOB NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID",
 )
 _BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_INTERVAL_S = 1.0
 
 
 class SQLiteState:
     """A StateStore in the SQLite file ``path`` (created with its folder if missing)."""
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time):
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
+                 checkpoint_interval: float = CHECKPOINT_INTERVAL_S):
         self.path = Path(path)
         self.clock = clock
         self._local = threading.local()  # one connection per thread (sqlite3's rule)
@@ -48,6 +57,10 @@ class SQLiteState:
         with self._write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
+        self._closed = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(checkpoint_interval,),
+                                              name="guard-state-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # -- connections and transactions ---------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -58,6 +71,7 @@ class SQLiteState:
             db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it, off the request path
             self._local.db, self._local.pid = db, os.getpid()
             with self._all_lock:
                 self._all.append(db)
@@ -66,6 +80,12 @@ class SQLiteState:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
+        if getattr(self._local, "batch", None) is not None:  # inside batch(): join its transaction
+            if not self._local.batch:
+                db.execute("BEGIN IMMEDIATE")
+                self._local.batch = True
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -74,7 +94,57 @@ class SQLiteState:
             raise
         db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run this thread's operations inside the block as one transaction, begun by the
+        first write (a block that only reads takes no write lock). What the block wrote
+        is committed even when it ends with an exception that is not the store's own (a
+        defence refusing a request has already counted it); a failure of SQLite itself
+        rolls the whole block back. Blocks do not nest (an inner one joins the outer)."""
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        self._local.batch = False  # False: no write yet; True: a transaction is open
+        try:
+            yield
+        except sqlite3.Error:
+            self._end_batch("ROLLBACK")
+            raise
+        except BaseException:
+            self._end_batch("COMMIT")
+            raise
+        self._end_batch("COMMIT")
+
+    def _end_batch(self, how: str) -> None:
+        began, self._local.batch = self._local.batch, None
+        if began:
+            db = self._db()
+            try:
+                db.execute(how)
+            except sqlite3.Error:
+                if how == "COMMIT":
+                    db.execute("ROLLBACK")
+                raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (without waiting for readers or writers)."""
+        self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _checkpoint_loop(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self.checkpoint()
+            except sqlite3.Error:  # busy or a full disk: the next round tries again
+                pass
+
     def close(self) -> None:
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
+            if self._checkpointer is not threading.current_thread():
+                self._checkpointer.join(timeout=5)
+            with contextlib.suppress(sqlite3.Error):
+                self.checkpoint()
         with self._all_lock:
             for db in self._all:
                 with contextlib.suppress(sqlite3.Error):

@@ -1,0 +1,151 @@
+"""What keeps the guard's request path short: one SQLite transaction per side of a request,
+checkpoints off the request path, a deadline thread woken only when it must be, and
+POST /predict served outside FastAPI's routing (other methods still get 405)."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+from guard_testkit import HTTP, KEY_ALICE, ModelEndpoint, launch
+
+from redline.defences.base import Defence, LockedOut
+from redline.guard.runtime import GuardedModel
+from redline.guard.state_sqlite import SQLiteState
+from redline.guard.transport import _Watchdog
+from redline.targets.base import InputSpec, Target
+
+
+def _peek(path, key):
+    """``key``'s number as another connection (another worker) sees it now."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        row = other.execute("SELECT number FROM entries WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def test_a_batch_is_one_transaction_kept_when_a_refusal_ends_it(tmp_path):
+    store = SQLiteState(tmp_path / "s.db")
+    try:
+        with store.batch():
+            store.incr("a", 2)
+            store.add_members("set", [b"x", b"y"])
+            assert _peek(tmp_path / "s.db", "a") is None  # not committed yet: one transaction
+            assert store.incr("a", 1) == 3  # the block sees its own writes
+        assert _peek(tmp_path / "s.db", "a") == 3
+        with pytest.raises(LockedOut), store.batch():
+            store.incr("a", 1)
+            raise LockedOut("refused after counting")
+        assert _peek(tmp_path / "s.db", "a") == 4  # a refusal keeps what was counted
+        with pytest.raises(sqlite3.OperationalError), store.batch():
+            store.incr("a", 1)
+            raise sqlite3.OperationalError("disk I/O error")
+        assert _peek(tmp_path / "s.db", "a") == 4  # the store's own failure rolls the block back
+        assert store.incr("a", 0) == 4  # and the connection is usable after it
+    finally:
+        store.close()
+
+
+def test_checkpoints_run_on_their_own_thread(tmp_path):
+    path = tmp_path / "s.db"
+    store = SQLiteState(path, checkpoint_interval=0.05)
+    try:
+        before = path.stat().st_size
+        with store.batch():
+            for i in range(300):
+                store.set(f"k{i}", bytes(2000))
+        deadline = time.monotonic() + 10
+        while path.stat().st_size <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > before  # the WAL reached the database file without a request doing it
+    finally:
+        store.close()
+
+
+class _Model(Target):
+    spec = "fake"
+    input_spec = InputSpec(shape=(2,))
+    n_classes = 2
+
+    def __init__(self, store):
+        super().__init__()
+        self.store, self.in_batch = store, []
+
+    def _predict(self, x):
+        self.in_batch.append(self.store.depth)
+        return np.tile([0.25, 0.75], (len(x), 1))
+
+
+class _Watcher(Defence):
+    name = "watcher"
+
+    def __init__(self, store):
+        self.store, self.seen = store, []
+
+    def transform_input(self, x):
+        self.seen.append(("in", self.store.depth))
+        return x
+
+    def transform_output(self, x, scores):
+        self.seen.append(("out", self.store.depth))
+        return scores
+
+
+class _CountingStore:
+    def __init__(self):
+        self.depth = 0
+
+    @contextlib.contextmanager
+    def batch(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+
+def test_defences_run_in_batches_but_the_model_outside_them():
+    store = _CountingStore()
+    model, watchers = _Model(store), [_Watcher(store), _Watcher(store)]
+    out = GuardedModel(model, watchers, store).predict(np.zeros((3, 2)))
+    assert out.shape == (3, 2)
+    assert model.in_batch == [0]  # no write lock held while the model answers
+    for watcher in watchers:
+        assert watcher.seen == [("in", 1), ("out", 1)]
+    # a store without batches (memory, Redis) works as before
+    assert GuardedModel(_Model(store), [], None).predict(np.zeros((1, 2))).shape == (1, 2)
+
+
+def test_an_earlier_deadline_still_wakes_the_watchdog():
+    watchdog = _Watchdog()
+    late_a, late_b = socket.socketpair()
+    soon_a, soon_b = socket.socketpair()
+    try:
+        late = watchdog.watch(late_a, time.monotonic() + 60)
+        soon = watchdog.watch(soon_a, time.monotonic() + 0.2)  # earlier than the one it sleeps for
+        soon_b.settimeout(5)
+        started = time.monotonic()
+        assert soon_a.recv(1) == b""  # shut down at its deadline
+        assert time.monotonic() - started < 4
+        assert watchdog.release(soon) is True and watchdog.release(late) is False
+    finally:
+        for s in (late_a, late_b, soon_a, soon_b):
+            s.close()
+
+
+def test_post_predict_skips_fastapi_but_other_methods_still_get_405(tmp_path):
+    with ModelEndpoint() as model:
+        guard = launch(tmp_path, "version: 1\n", model.url)
+        try:
+            ok = HTTP.post(guard.url + "/predict", json={"inputs": [[0.1, 0.2, 0.3, 0.4]]},
+                           headers={"X-API-Key": KEY_ALICE})
+            assert ok.status_code == 200 and "probabilities" in ok.json()
+            assert ok.headers["content-type"] == "application/json" and len(ok.headers["x-request-id"]) == 32
+            assert HTTP.get(guard.url + "/predict").status_code == 405
+            assert HTTP.get(guard.url + "/healthz").json()["status"] == "ok"
+            refused = HTTP.post(guard.url + "/predict", content=b"{}", headers={"X-API-Key": "wrong-key-0123456789"})
+            assert refused.status_code == 401 and refused.json()["reason"] == "unauthorized"
+        finally:
+            guard.__exit__(None, None, None)
