@@ -18,7 +18,7 @@ from redline.registry.case import FailureCase  # noqa: E402
 from redline.registry.store import Registry  # noqa: E402
 from redline.registry.web import create_app  # noqa: E402
 from redline.registry.web.charts import fill_months, timeline_svg  # noqa: E402
-from redline.registry.web.reproduce import scan_command, set_value  # noqa: E402
+from redline.registry.reproduce import scan_command, set_value  # noqa: E402
 from redline.registry.web.server import WRITE_TOKEN_ENV, parse_listen, tokens  # noqa: E402
 
 WRITE, READ = "write-token-1", "read-token-2"

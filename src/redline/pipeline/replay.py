@@ -100,15 +100,21 @@ def compare_metrics(recorded: dict[str, Any], replayed: dict[str, Any], toleranc
             for n in names]
 
 
-def load_finding(report_path: str | Path, finding_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the report, the finding whose id is ``finding_id`` or starts with it, if unique)."""
-    path = Path(report_path)
+def read_report_file(path: str | Path) -> Any:
+    """The parsed JSON of a report file, or a one-line UsageError saying why it cannot be read."""
+    path = Path(path)
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"report {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"cannot read report {path}: {exc}") from None
+
+
+def load_finding(report_path: str | Path, finding_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the report, the finding whose id is ``finding_id`` or starts with it, if unique)."""
+    path = Path(report_path)
+    report = read_report_file(path)
     if not isinstance(report, dict) or not isinstance(report.get("findings"), list):
         raise UsageError(f"{path} is not a redline report.json (no findings list)")
     findings = [f for f in report["findings"] if isinstance(f, dict)]

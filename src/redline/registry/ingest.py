@@ -17,13 +17,9 @@ MAX_ARTIFACT_BYTES = 50 * 1024 * 1024  # evidence larger than this stays in the 
 
 
 def read_report(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"report {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read report {path}: {exc}") from None
+    from ..pipeline.replay import read_report_file
+
+    report = read_report_file(path)
     check_report(report, str(path))
     return report
 

@@ -7,34 +7,17 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 
 from ...catalog import get_mode
 from ...report.markdown import code, fenced, table, text
 from ..case import CaseStatus, FailureCase
+from ..reproduce import scan_command
 from .block import parse_reference
 from .taxonomy import AVID_LIFECYCLE_ID, AVID_SEP_ID, load_taxonomies
 
-__all__ = ["case_markdown", "reproduce_command"]
+__all__ = ["case_markdown"]
 
 _SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%\-]+$")
-
-
-def reproduce_command(case: FailureCase) -> str | None:
-    """The ``redline scan`` command that re-runs the check, or None when the case has no check."""
-    if not case.check or not case.target:
-        return None
-    words = ["redline", "scan", case.target]
-    if case.data:
-        words += ["--data", case.data]
-    words += ["--select", case.check]
-    if case.seed is not None:
-        words += ["--seed", str(case.seed)]
-    if case.budget is not None:
-        words += ["--budget", str(case.budget)]
-    for name, value in sorted(case.params.items()):
-        words += ["--set", f"{case.check}.{name}={json.dumps(value) if not isinstance(value, str) else value}"]
-    return shlex.join(words)
 
 
 def case_markdown(case: FailureCase) -> str:
@@ -63,7 +46,7 @@ def case_markdown(case: FailureCase) -> str:
     if case.metrics:
         rows = ([code(k), code(json.dumps(v, sort_keys=True, default=str))] for k, v in sorted(case.metrics.items()))
         out += ["## Metrics", "", *table(["metric", "value"], rows), ""]
-    command = reproduce_command(case)
+    command = scan_command(case)
     if command or case.params or case.seed is not None or case.budget is not None:
         out += ["## Reproduce", ""]
         if command:

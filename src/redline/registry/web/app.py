@@ -38,9 +38,9 @@ from ...severity import Severity
 from ...util.safe_text import document_text
 from ...version import __version__
 from ..case import CaseStatus
+from ..reproduce import replay_command, scan_command
 from .auth import READ_COOKIE, TokenRules, bearer
 from .charts import timeline_svg
-from .reproduce import replay_command, scan_command
 from .store import CaseStore, Filters
 from .submit import FACT_CHOICES, FACT_LISTS, IncidentForm, fact_choices
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ..case import FailureCase
+from .case import FailureCase
 
 __all__ = ["replay_command", "scan_command", "set_value"]
 
