@@ -382,6 +382,8 @@ def redline_results(url, data, seed, compare_surrogate):
                 scores, is_member = saved["scores"].astype(np.float64), saved["is_member"].astype(bool)
         assert int(is_member.sum()) == len(data.x_train) and int((~is_member).sum()) == len(data.x_test)
         out.append(Result(f"redline {label}", scores, is_member, seconds, finding))
+        print(f"  (done: redline {label}, TPR@1%FPR {out[-1].metrics[FPR_KEY]:.3f}, {finding.status.value}, "
+              f"{seconds:.0f} s)", flush=True)  # a run cut short still shows what finished
     return out
 
 
