@@ -149,6 +149,9 @@ def test_applicability_budget_and_bad_parameters(memoriser_setup, digits, overfi
     assert bad.status is Status.ERROR and "score must be one of" in bad.reason
     odd = LikelihoodRatioAttack(augmentations=2)(target, data)
     assert odd.status is Status.ERROR and "images" in odd.reason
+    for name in ("n_reference", "augmentations"):
+        word = LikelihoodRatioAttack(**{name: "lots"})(target, data)
+        assert word.status is Status.ERROR and "whole number or 'auto'" in word.reason, word.reason
 
 
 def test_logit_confidence_keeps_near_certain_answers_apart():

@@ -61,8 +61,8 @@ class LikelihoodRatioAttack(MembershipInference):
         "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
         "augmentations": "augmented views queried per record (0, the default: the record only; auto: as many as "
                          "the budget affords on images, 0 on tables)",
-        "n_reference": "reference models trained (auto: 16 on images, 8 otherwise)",
         **REFERENCE_PARAM_DOCS,
+        "n_reference": "reference models trained (auto: 16 on images, 8 otherwise)",
         **JUDGE_PARAM_DOCS,
     }
 
@@ -87,6 +87,9 @@ class LikelihoodRatioAttack(MembershipInference):
         self.min_tpr = min_tpr
 
     def _validate(self) -> None:
+        for name in ("n_reference", "augmentations"):
+            if isinstance(getattr(self, name), str) and getattr(self, name) != "auto":
+                raise ValueError(f"{name} must be a whole number or 'auto'")
         if self.n_reference != "auto" and int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1 or 'auto'")
         if self.fixed_variance != "auto" and not isinstance(self.fixed_variance, bool):
