@@ -64,7 +64,10 @@ Second run (seed 0, default options, each target alone, load 3-5, LiRA with 16 r
 and all 8 shifted views): mnist_mlp_wide LiRA 0.075 (0.031/0.050/0.070/0.075 at 2/4/8/16
 references), RMIA 0.091, ART 0.037 (rf/gb only): 2.5x, 710 s; mnist_cnn_small LiRA 0.045
 (0.016/0.030/0.031/0.045), RMIA 0.055, ART 0.023: 2.4x, 867 s. The views hurt the MLP (0.144
-without them), so LiRA's augmentations stay 0 by default. Before reference families (the fixed
+without them), so LiRA's augmentations stay 0 by default. LiRA alone on mnist_mlp_wide with
+16 references and no views: 0.129 (AUC 0.74; 0.093/0.142/0.129/0.129 at 2/4/8/16), 224 s,
+i.e. 3.5x ART's 0.037: more references did not raise the MLP's TPR past 8. The private twins
+were not rerun with these defaults. Before reference families (the fixed
 CNN surrogate) LiRA reached 0.068 and RMIA 0.070 on mnist_mlp_wide (ART 0.037).
 """
 from __future__ import annotations
