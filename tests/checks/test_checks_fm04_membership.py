@@ -149,6 +149,9 @@ def test_applicability_budget_and_bad_parameters(memoriser_setup, digits, overfi
     assert bad.status is Status.ERROR and "score must be one of" in bad.reason
     odd = LikelihoodRatioAttack(augmentations=2)(target, data)
     assert odd.status is Status.ERROR and "images" in odd.reason
+    for name in ("n_reference", "augmentations"):
+        word = LikelihoodRatioAttack(**{name: "lots"})(target, data)
+        assert word.status is Status.ERROR and "whole number or 'auto'" in word.reason, word.reason
 
 
 def test_logit_confidence_keeps_near_certain_answers_apart():
@@ -207,3 +210,52 @@ def test_an_overfit_tree_leaks_on_average_though_no_low_fpr_threshold_shows_it()
     assert tree.metrics["advantage"] >= MIN_ADVANTAGE and "average-case leak" in tree.summary
     honest = ThresholdAttack()(zoo.load_target("digits_mlp_regularized"), zoo.load_data_for("digits_mlp_regularized"))
     assert honest.status is Status.NOT_VULNERABLE and honest.metrics["advantage"] < MIN_ADVANTAGE
+
+
+def test_lira_auto_spends_the_query_budget_on_views_for_images_only():
+    from redline.checks.privacy.fm04_lira import affordable_views
+
+    rows = Dataset("imgs", np.zeros((300, 1, 8, 8), np.float32), np.zeros(300, int),
+                   np.zeros((200, 1, 8, 8), np.float32), np.zeros(200, int), modality="image")
+    n_aug, spend = affordable_views(rows, 1000, 10_000, shiftable=True, most=8)
+    assert (n_aug, spend["queries_per_pass"], spend["queries"]) == (8, 500, 4_500)
+    n_aug, spend = affordable_views(rows, 1000, 1_800, shiftable=True, most=8)
+    assert (n_aug, spend["queries"]) == (2, 1_500) and "4,500 would buy all 8" in spend["note"]
+    n_aug, spend = affordable_views(rows, 100, 10_000, shiftable=True, most=8)  # records capped at 100 a side
+    assert (n_aug, spend["queries_per_pass"]) == (8, 200)
+    assert affordable_views(rows, 1000, 400, shiftable=True, most=8)[0] == 0  # less than one pass: no views
+    assert affordable_views(rows, 1000, 10**6, shiftable=False, most=8)[0] == 0
+
+
+def test_lira_auto_keeps_tables_at_one_view_and_eight_references(memoriser_setup, tmp_path):
+    data, (x_train, y_train, radius) = memoriser_setup
+    target = Memoriser(x_train, y_train, radius)
+    finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto")(target, data, ctx=CheckContext(tmp_path))
+    assert finding.metrics["views"] == 1 and finding.metrics["reference_models"] == 8, finding.metrics
+    assert finding.evidence["budget"]["views"]["augmentations"] == 0
+    assert finding.queries == finding.metrics["members"] + finding.metrics["nonmembers"]
+
+
+class ImageMemoriser(Memoriser):
+    """The memoriser on one-channel 6x6 images, its references too."""
+
+    def __init__(self, x_train, y_train, radius):
+        super().__init__(x_train, y_train, radius)
+        self.input_spec = dataclasses.replace(self.input_spec, shape=(1, 6, 6), lower=0.0, upper=1.0)
+        self.trainer = lambda xs, ys, s: ImageMemoriser(xs, ys, radius)
+
+
+def test_lira_auto_on_images_buys_views_and_more_references(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.random((260, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=260)
+    data = Dataset("tiny-img", x[:40], y[:40], x[40:80], y[40:80], x[80:], y[80:], modality="image", spec="test:img")
+    target = ImageMemoriser(x[:40], y[:40], 0.3)
+    finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto")(target, data, budget=250, ctx=CheckContext(tmp_path))
+    assert "budget" in finding.evidence, (finding.status, finding.reason)
+    spend = finding.evidence["budget"]["views"]
+    # 80 records a pass, 250 queries: two extra views, 240 queries, all records kept.
+    assert spend["augmentations"] == 2 and finding.metrics["views"] == 3, spend
+    assert finding.metrics["reference_models"] == 16
+    assert finding.queries == 240 and finding.metrics["members"] == 40
+    assert "would buy all 8" in spend["note"] and finding.status.value in ("vulnerable", "inconclusive")

@@ -15,6 +15,14 @@ Queries: one per evaluated record and view (the record itself plus ``augmentatio
 shifted copies, images only). Reference models are trained locally with true labels and
 cost no target queries.
 
+Budget into power: ``n_reference: auto`` (the default) trains 16 reference models on image
+targets (local compute, no queries), since LiRA's power kept rising with references there,
+and 8 on tables. ``augmentations: auto`` (opt-in) spends the query budget left after scoring
+every record once on as many shifted views as it covers (up to eight); it is not the default
+because on a held-out MNIST MLP (not trained with shifts; 8 references) eight views lowered
+TPR at 1% FPR from 0.144 to 0.070 (benchmarks/bench_fm04_unseen.py, 2026-12-06). The evidence's
+``budget`` entry says what was afforded and what a larger budget would buy.
+
 Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
 from __future__ import annotations
@@ -40,6 +48,7 @@ from .reference_choice import plan_references, validate_reference
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 _MIN_STD = 1e-3
 _AUTO_FIXED_BELOW = 32
+_AUTO_REFERENCES = {"image": 16, "other": 8}
 
 
 class LikelihoodRatioAttack(MembershipInference):
@@ -50,17 +59,19 @@ class LikelihoodRatioAttack(MembershipInference):
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "fixed_variance": "share one variance across records: true, false or auto (true with few references)",
-        "augmentations": "augmented views queried per record (0: the record only)",
+        "augmentations": "augmented views queried per record (0, the default: the record only; auto: as many as "
+                         "the budget affords on images, 0 on tables)",
         **REFERENCE_PARAM_DOCS,
+        "n_reference": "reference models trained (auto: 16 on images, 8 otherwise)",
         **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
         self,
         online: bool = True,
-        n_reference: int = 8,
+        n_reference: int | str = "auto",
         fixed_variance: bool | str = "auto",
-        augmentations: int = 0,
+        augmentations: int | str = 0,
         reference: str = "auto",
         max_records: int = 1000,
         fpr: float = 0.01,
@@ -76,20 +87,30 @@ class LikelihoodRatioAttack(MembershipInference):
         self.min_tpr = min_tpr
 
     def _validate(self) -> None:
-        if int(self.n_reference) < 1:
-            raise ValueError("n_reference must be at least 1")
+        for name in ("n_reference", "augmentations"):
+            if isinstance(getattr(self, name), str) and getattr(self, name) != "auto":
+                raise ValueError(f"{name} must be a whole number or 'auto'")
+        if self.n_reference != "auto" and int(self.n_reference) < 1:
+            raise ValueError("n_reference must be at least 1 or 'auto'")
         if self.fixed_variance != "auto" and not isinstance(self.fixed_variance, bool):
             raise TypeError("fixed_variance must be true, false or 'auto'")
-        if not 0 <= int(self.augmentations) <= len(_SHIFTS):
-            raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}")
+        if self.augmentations != "auto" and not 0 <= int(self.augmentations) <= len(_SHIFTS):
+            raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}, or 'auto'")
         validate_reference(self.reference)
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
-        n_ref = int(self.n_reference)
+        shiftable = data.modality == "image" and len(target.input_spec.shape) == 3
+        if self.n_reference == "auto":
+            n_ref = _AUTO_REFERENCES["image" if shiftable else "other"]
+        else:
+            n_ref = int(self.n_reference)
         fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
-        n_aug = int(self.augmentations)
-        if n_aug and (data.modality != "image" or len(target.input_spec.shape) != 3):
+        if self.augmentations == "auto":
+            n_aug, spend = affordable_views(data, int(self.max_records), budget, shiftable, len(_SHIFTS))
+        else:
+            n_aug, spend = int(self.augmentations), {"augmentations": int(self.augmentations), "note": ""}
+        if n_aug and not shiftable:
             raise UsageError(f"{self.id}.augmentations (pixel shifts) apply to images shaped (channels, height, "
                              f"width) only; use --set {self.id}.augmentations=0")
 
@@ -123,15 +144,36 @@ class LikelihoodRatioAttack(MembershipInference):
         notes = (
             f"{n_ref} reference models ({plan.describe()}; {'fixed' if fixed else 'per-record'} variance, "
             f"{len(views)} view{'s' if len(views) > 1 else ''}). {trend['note']}"
+            + (f" {spend['note']}" if spend["note"] else "")
         )
         return self.verdict(
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "fixed_variance": fixed,
                            "views": len(views), "reference_source": refs.source,
                            "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
-            extra_evidence={"reference_family": plan.evidence(), "budget": trend},
+            extra_evidence={"reference_family": plan.evidence(), "budget": {**trend, "views": spend}},
             notes=notes,
         )
+
+
+def affordable_views(data, max_records: int, budget: int, shiftable: bool, most: int) -> tuple[int, dict]:
+    """How many augmented views (besides the record itself) the query budget affords when
+    every record that one view would score keeps being scored: ``budget`` over the queries
+    of one pass, less one, at most ``most``; none for inputs that cannot be shifted."""
+    per_pass = min(len(data.x_train), max_records) + min(len(data.x_test), max_records)
+    passes = max(1, int(budget) // max(1, per_pass))
+    n_aug = min(most, passes - 1) if shiftable else 0
+    if not shiftable:
+        note = "Augmented views: none (only images are shifted)."
+    elif n_aug < most:
+        note = (f"Augmented views: the budget of {int(budget):,} queries affords {n_aug} shifted "
+                f"view{'s' if n_aug != 1 else ''} of {per_pass:,} records ({per_pass * (n_aug + 1):,} queries); "
+                f"a budget of {per_pass * (most + 1):,} would buy all {most}.")
+    else:
+        note = (f"Augmented views: all {most} shifted views of {per_pass:,} records "
+                f"({per_pass * (most + 1):,} of the {int(budget):,} queries).")
+    return n_aug, {"augmentations": n_aug, "queries_per_pass": per_pass,
+                   "queries": per_pass * (n_aug + 1), "budget": int(budget), "note": note}
 
 
 def _lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndarray, online: bool,
