@@ -251,7 +251,7 @@ def test_lira_auto_on_images_buys_views_and_more_references(tmp_path):
     y = rng.integers(0, 3, size=260)
     data = Dataset("tiny-img", x[:40], y[:40], x[40:80], y[40:80], x[80:], y[80:], modality="image", spec="test:img")
     target = ImageMemoriser(x[:40], y[:40], 0.3)
-    finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto")(target, data, budget=250, ctx=CheckContext(tmp_path))
+    finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto", n_reference="auto")(target, data, budget=250, ctx=CheckContext(tmp_path))
     assert "budget" in finding.evidence, (finding.status, finding.reason)
     spend = finding.evidence["budget"]["views"]
     # 80 records a pass, 250 queries: two extra views, 240 queries, all records kept.
