@@ -56,9 +56,19 @@ def test_an_unfinished_run_is_resumed_not_replaced_and_keeps_its_comparison(tmp_
     from redline.campaign.driver import CampaignInterrupted
 
     _run(tmp_path, monkeypatch, {})
-    with pytest.raises(CampaignInterrupted):  # the second run stops at seed 1
+    calls = []
+
+    def interrupted_at_the_second_job(job):
+        # Not "at seed 1": jobs run longest first by the previous run's times, so seed 1 may
+        # come first, and a run interrupted before any job finished has nothing to resume.
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return campaign_faults.run_job(job)
+
+    with pytest.raises(CampaignInterrupted):  # the second run stops after one finished job
         run_campaign(parse_campaign(RAW), tmp_path, executor="inline", progress=False,
-                     job_fn=campaign_faults.interrupted_at_seed_1)
+                     job_fn=interrupted_at_the_second_job)
     with pytest.raises(UsageError, match="pass --resume"):
         _run(tmp_path, monkeypatch, {})
     resumed = _run(tmp_path, monkeypatch, {}, resume=True)
