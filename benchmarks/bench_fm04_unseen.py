@@ -76,13 +76,12 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from endpoint import ProbabilityEndpoint
 
 FPR_KEY = "tpr_at_fpr_0.01"
 
@@ -295,39 +294,6 @@ TARGETS = {
 # -- the endpoint -----------------------------------------------------------------------------
 
 
-class Endpoint:
-    """``predict`` served as redline's HTTP protocol on 127.0.0.1; counts the rows it answered."""
-
-    def __init__(self, predict):
-        self.rows = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                x = np.asarray(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"], np.float32)
-                endpoint.rows += len(x)
-                body = json.dumps({"probabilities": np.asarray(predict(x), dtype=np.float64).tolist()}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def http_predict(url):
     """What a black-box client can do: post rows, read probabilities (in chunks)."""
     import urllib.request
@@ -461,7 +427,7 @@ def run_target(name, seed, compare_surrogate, full):
     acc_out = float(np.mean(built.predict(data.x_test).argmax(1) == data.y_test))
     print(f"\n{name} [{built.role}, {built.kind}]: {built.model} on {data.name}; accuracy members {acc_in:.3f}, "
           f"non-members {acc_out:.3f}; trained in {built.seconds:.0f} s", flush=True)
-    with Endpoint(built.predict) as endpoint:
+    with ProbabilityEndpoint(built.predict) as endpoint:
         ours = redline_results(endpoint.url, data, seed, compare_surrogate)
         theirs = art_results(endpoint.url, data, seed, full)
     print(f"  {'attack':58s} {'TPR@1%':>7s} {'95% CI':>13s} {'AUC':>6s}  {'verdict':15s} {'s':>5s}")

@@ -181,45 +181,8 @@ class Session:
 
 
 # -- the real guard on loopback (--via-guard) ------------------------------------------------
-class ModelServer:
-    """The zoo model as an HTTP endpoint on 127.0.0.1 (redline's protocol), in a thread."""
-
-    def __init__(self, target):
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                x = np.asarray(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"], np.float32)
-                with lock, target.ledger.evaluating():
-                    p = target.predict(x)
-                data = json.dumps({"probabilities": p.tolist()}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 class GuardUnderTest:
-    """``redline guard`` (uvicorn in a thread) in front of a ModelServer, with ``accounts``
+    """``redline guard`` (uvicorn in a thread) in front of a ProbabilityEndpoint, with ``accounts``
     client keys and a policy of one ``query_detector`` with its defaults."""
 
     def __init__(self, target, folder, accounts: int, detector_params: dict):
@@ -229,11 +192,16 @@ class GuardUnderTest:
 
         import uvicorn
         import yaml
+        from endpoint import ProbabilityEndpoint
 
         from redline.guard.runtime import GuardOptions
         from redline.guard.server import build, uvicorn_config
 
-        self.model = ModelServer(target)
+        def answer(x):
+            with target.ledger.evaluating():  # the model's own rows, not the attack's
+                return target.predict(x)
+
+        self.model = ProbabilityEndpoint(answer)
         self.keys = {f"acct{i}": secrets.token_hex(16) for i in range(accounts)}
         self.free = list(self.keys)
         (folder / "keys.txt").write_text("".join(f"{n}:{k}\n" for n, k in self.keys.items()))
