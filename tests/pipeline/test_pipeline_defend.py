@@ -128,3 +128,39 @@ def test_queries_the_defences_refuse_are_counted_and_called_refused():
     row = rows(report)["FM05.equation_solving"]
     assert row["defended"]["status"] == "error" and row["defended"]["refusals"] >= 1
     assert row["effect"] == "refused" and "categories" in row["defended"]["reason"]
+
+
+def test_a_finding_of_a_defended_scan_replays_behind_the_same_policy(tmp_path, capsys):
+    from redline.cli import main
+
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("version: 1\ndefences:\n  - round: {decimals: 3}\n  - noise: {scale: 0.3, seed: 1}\n")
+    out = tmp_path / "out"
+    assert main(["scan", "zoo:fair_logreg", "--select", "FM05.equation_solving", "--defend", str(policy),
+                 "--out", str(out), "--format", "json", "--no-progress", "--fail-on", "never"]) == 0
+    document = json.loads((out / "report.json").read_text())
+    section, finding = document["defences"], document["findings"][0]
+    assert section["policy_file"] == str(policy.resolve()) and len(section["policy_sha256"]) == 64
+    capsys.readouterr()
+    # the noisy copy's fidelity reproduces only if the model is behind the same noise again
+    assert main(["replay", str(out / "report.json"), finding["id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reproduced"] is True
+    # a policy edited since the scan is refused rather than compared
+    policy.write_text("version: 1\ndefences:\n  - round: {decimals: 3}\n  - noise: {scale: 0.1, seed: 1}\n")
+    assert main(["replay", str(out / "report.json"), finding["id"]]) == 2
+    assert "changed since the scan" in capsys.readouterr().err
+    # ... unless the user names a policy, whose answers then decide
+    other = tmp_path / "other.yaml"
+    other.write_text("version: 1\ndefences:\n  - round: {decimals: 3}\n")
+    assert main(["replay", str(out / "report.json"), finding["id"], "--defend", str(other), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["reproduced"] is False
+
+
+def test_a_defended_scan_from_python_objects_asks_for_the_policy_on_replay(tmp_path):
+    from redline.pipeline.replay import replay
+
+    out = tmp_path / "out"
+    report = redline.scan("zoo:fair_logreg", select="FM05.equation_solving", defend=[Rounding(2)], out=out,
+                          formats="json")
+    with pytest.raises(UsageError, match="give the policy with --defend"):
+        replay(out / "report.json", report.findings[0].id)

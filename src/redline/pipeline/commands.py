@@ -78,6 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--target", metavar="TARGET", help="target spec to use instead of the report's (e.g. the model moved)")
     r.add_argument("--data", metavar="DATA", help="data spec to use instead of the report's")
     r.add_argument("--target-config", metavar="FILE", help="target config (YAML); reports do not store it")
+    r.add_argument("--defend", metavar="guard.yaml",
+                   help="guard policy to put the model behind instead of the one the scan recorded (scan --defend)")
     r.add_argument("--tolerance", metavar="REL", type=float, default=None,
                    help="relative tolerance for numbers (default 1e-6)")
     r.add_argument("--json", action="store_true", help="print the comparison as JSON")
@@ -159,7 +161,7 @@ def replay_command(args: argparse.Namespace) -> int:
     if not 0 <= tolerance < 1:
         raise UsageError(f"--tolerance must be in [0, 1), not {tolerance}")
     result = replay(args.report, args.finding, target=args.target, data=args.data,
-                    target_config=args.target_config, tolerance=tolerance)
+                    target_config=args.target_config, tolerance=tolerance, defend=args.defend)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
     return 0 if result.reproduced else 1
 

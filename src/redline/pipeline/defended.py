@@ -160,12 +160,48 @@ def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | No
         })
     return {
         "policy": policy,
+        **policy_fingerprint(policy),
         # From the client inwards, the order a request meets them (the order of guard.yaml).
         "defences": [getattr(d, "name", type(d).__name__) for d in reversed(defences)],
         "baseline": {"spec": baseline_spec},
         "defended": {"spec": defended_spec},
         "checks": rows,
     }
+
+
+def policy_fingerprint(policy: str | None) -> dict[str, str]:
+    """Where the scan's policy file is (absolute) and the SHA-256 of its bytes, so that
+    ``redline replay`` can put a finding's model behind the same defences again and notice
+    a policy that changed since."""
+    if policy is None:
+        return {}
+    import hashlib
+
+    path = Path(policy).resolve()
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return {}
+    return {"policy_file": str(path), "policy_sha256": digest}
+
+
+def recorded_policy(section: dict[str, Any], report_dir: Path) -> Path:
+    """The policy file a ``--defend`` scan used, found again: its absolute path, or the path as
+    given relative to the working folder or the report's folder; refused if it changed."""
+    import hashlib
+
+    given = str(section.get("policy") or "")
+    candidates = [Path(p) for p in (section.get("policy_file"), given) if p]
+    candidates += [report_dir / given] if given and not Path(given).is_absolute() else []
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise UsageError(f"the scan ran behind the guard policy {given!r}, which is not there any more; "
+                         "give it with --defend")
+    recorded = section.get("policy_sha256")
+    if recorded and hashlib.sha256(found.read_bytes()).hexdigest() != recorded:
+        raise UsageError(f"the guard policy {found} changed since the scan (its SHA-256 differs), so the replay "
+                         "would not be the same experiment; give the policy the scan used with --defend")
+    return found
 
 
 def _side(finding: Finding | None, metric: str | None) -> dict[str, Any] | None:

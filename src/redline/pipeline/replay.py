@@ -137,8 +137,13 @@ def replay(
     data: Any = None,
     target_config: Any = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    defend: Any = None,
 ) -> ReplayResult:
-    """Run the finding's check again with its parameters, seed and budget; compare."""
+    """Run the finding's check again with its parameters, seed and budget; compare.
+
+    A finding of a ``scan --defend guard.yaml`` was made behind that policy's defences: its
+    model (the report's baseline, or ``target``) is put behind the same policy again, found
+    from the report (refused if the file changed since) or given as ``defend``."""
     from ..checks import CheckContext
     from ..checks.params import instantiate, normalise_params
     from ..findings import finding_id as make_id
@@ -156,6 +161,9 @@ def replay(
     seed = int(record.get("seed") or 0)
     budget = record.get("budget")
     target_arg = target if target is not None else (report.get("target") or {}).get("spec")
+    defences = _replay_defences(report, Path(report_path), defend)
+    if defences is not None and target is None:
+        target_arg = ((report.get("defences") or {}).get("baseline") or {}).get("spec") or target_arg
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
     if target is None and str(target_arg).startswith("python:"):
@@ -163,7 +171,11 @@ def replay(
                          "give a file or URL that serves the same model with --target")
     dataset = _replay_data(data, report, target_arg, _resolve_data)
 
-    loaded = load_target(target_arg, data=dataset, config=target_config)
+    bare = loaded = load_target(target_arg, data=dataset, config=target_config)
+    if defences is not None:
+        from .defended import scanned
+
+        loaded = scanned(bare, defences)
     try:
         if budget is None:  # reports before budgets were recorded: the check's default, if the id agrees
             budget = check.default_budget
@@ -178,13 +190,28 @@ def replay(
         ctx = CheckContext(operating_conditions=_recorded_conditions(record))
         finding = check(loaded, dataset, budget=int(budget), seed=seed, ctx=ctx)
     finally:
-        loaded.close()
+        bare.close()
     return ReplayResult(
         finding_id=str(record["id"]), check=check_id,
         recorded_status=str(record.get("status")), replayed_status=finding.status.value,
         metrics=compare_metrics(record.get("metrics") or {}, finding.metrics, tolerance),
         reason=finding.reason,
     )
+
+
+def _replay_defences(report: dict[str, Any], report_path: Path, defend: Any) -> list | None:
+    """The defences to put the replayed model behind: ``defend`` if given, else the policy of
+    the report's ``scan --defend`` (None when the scan had none)."""
+    from .defended import policy_defences, recorded_policy
+
+    if defend is not None:
+        return policy_defences(defend)[0]
+    section = report.get("defences")
+    if not isinstance(section, dict) or not section.get("defences"):
+        return None  # no defences, or a guarded endpoint (its own defences answer the replay)
+    if not section.get("policy"):
+        raise UsageError("the scan's defences were objects in memory, not a policy file; give the policy with --defend")
+    return policy_defences(recorded_policy(section, report_path.parent))[0]
 
 
 def _recorded_conditions(record: dict[str, Any]) -> Any:
