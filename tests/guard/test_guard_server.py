@@ -208,3 +208,47 @@ def test_the_model_is_reached_with_the_target_config_and_never_with_the_client_k
 def test_the_policy_may_name_the_upstream(start_guard, model_endpoint):
     guard = start_guard(POLICY + f"upstream: {model_endpoint.url}\n", None)
     assert post(guard, {"inputs": X}).status_code == 200
+
+
+def test_metrics_need_the_metrics_token_when_the_policy_sets_one(start_guard, model_endpoint):
+    import hashlib
+
+    token = "scraper-token-0123456789"
+    policy = POLICY.replace("defences:", f"metrics: {{token_sha256: {hashlib.sha256(token.encode()).hexdigest()}}}\n"
+                                         "defences:")
+    guard = start_guard(policy, model_endpoint.url)
+    assert post(guard, {"inputs": X}).status_code == 200
+    for headers in ({}, {"X-API-Key": KEY_ALICE}, {"Authorization": "Bearer wrong-token-0123456789"}):
+        refused = HTTP.get(guard.url + "/metrics", headers=headers, timeout=5)
+        assert refused.status_code == 401 and "metrics token" in refused.json()["reason"]
+        assert "alice" not in refused.text
+    served = HTTP.get(guard.url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert served.status_code == 200 and "redline_guard_requests_total" in served.text
+
+
+@pytest.mark.parametrize("peer, token, presented, expected", [
+    ("127.0.0.1", None, None, None),
+    ("::1", None, None, None),
+    ("10.1.2.3", None, None, 403),
+    ("scraper.example", None, None, 403),
+    (None, None, None, 403),
+    ("10.1.2.3", "t" * 20, "t" * 20, None),
+    ("127.0.0.1", "t" * 20, None, 401),  # with a token, loopback must present it too
+])
+def test_who_may_read_the_metrics(peer, token, presented, expected):
+    import hashlib
+
+    from redline.guard.keys import metrics_refusal
+
+    digest = hashlib.sha256(token.encode()).hexdigest() if token else None
+    headers = {"x-api-key": presented} if presented else {}
+    refused = metrics_refusal(digest, headers, peer)
+    assert (refused and refused[0]) == expected
+
+
+def test_a_metrics_token_in_clear_is_refused_by_the_policy_loader():
+    from redline.defences.policy import parse_policy
+    from redline.errors import UsageError
+
+    with pytest.raises(UsageError, match="metrics.token_sha256"):
+        parse_policy({"version": 1, "metrics": {"token_sha256": "my-secret-token"}})

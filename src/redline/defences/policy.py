@@ -11,6 +11,7 @@ Example::
     limits: {max_body_bytes: 1048576, max_batch: 256, upstream_timeout_s: 10, body_timeout_s: 10}
     state: sqlite:///guard-state.db              # or memory, or redis://127.0.0.1:6379/0
     audit_log: guard-audit.jsonl
+    metrics: {token_sha256: "..."}               # optional; without it /metrics answers loopback only
     input: {shape: [64], dtype: float32, lower: 0, upper: 16}   # optional, as in a target config
     defences:                                    # the first faces the client, the last the model
       - squeeze: {levels: 17}
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 POLICY_VERSION = 1
-_TOP_KEYS = ("version", "upstream", "clients", "limits", "state", "audit_log", "input", "defences")
+_TOP_KEYS = ("version", "upstream", "clients", "limits", "state", "audit_log", "input", "metrics", "defences")
 _LIMIT_KEYS = ("max_body_bytes", "max_batch", "upstream_timeout_s", "body_timeout_s")
 # Client names end up in state keys, metric labels and the audit log: keep them plain.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -106,6 +107,8 @@ class Policy:
     state: str | None = None  # None: the host's default store
     audit_log: Path | None = None  # None: the host's default file
     input_spec: InputSpec | None = None  # what one row looks like, when the policy says
+    # SHA-256 of the token a scraper presents for GET /metrics; None: loopback scrapers only
+    metrics_token_sha256: str | None = None
     defences: tuple[Defence, ...] = ()
     entries: tuple[tuple[str, dict[str, Any]], ...] = ()  # (policy_key, parameters), file order
 
@@ -238,6 +241,7 @@ class _Parser:
             state=self.state(data.get("state")),
             audit_log=self.path(data.get("audit_log"), "audit_log"),
             input_spec=self.input(data.get("input")),
+            metrics_token_sha256=self.metrics(data.get("metrics")),
             defences=defences,
             entries=entries,
         )
@@ -270,6 +274,16 @@ class _Parser:
             _check_unique(clients, client, f"{self.source}: {where}")
             clients.append(client)
         return tuple(clients)
+
+    def metrics(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        value = self.mapping(value, "metrics")
+        self.known(value, ("token_sha256",), "metrics")
+        digest = value.get("token_sha256")
+        if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+            raise self.fail("metrics.token_sha256", "must be the 64 hex digits of the token's SHA-256 (never the token)")
+        return digest.lower()
 
     def limits(self, value: Any) -> Limits:
         if value is None:

@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from .audit import AuditLog
-from .keys import presented_key
+from .keys import metrics_refusal, presented_key
 from .metrics import CONTENT_TYPE, GuardMetrics
 from .runtime import Decision, Guard, refusal
 
@@ -75,7 +75,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
     import anyio
     from fastapi import FastAPI
     from fastapi.responses import Response
-    from starlette.requests import ClientDisconnect
+    from starlette.requests import ClientDisconnect, Request
     from starlette.routing import Route
 
     @asynccontextmanager
@@ -172,8 +172,14 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
         return Response(json.dumps(body), media_type="application/json")
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         runtime = guard.current
+        refused = metrics_refusal(runtime.policy.metrics_token_sha256, request.headers,
+                                  request.client.host if request.client else None)
+        if refused is not None:
+            status, reason = refused
+            return Response(json.dumps({"error": "metrics refused", "reason": reason}), status_code=status,
+                            media_type="application/json")
         text = await anyio.to_thread.run_sync(lambda: metrics.render(
             policy_digest=runtime.policy.digest[:12], clients=len(runtime.keyring),
             defence_values=runtime.defence_metrics()))

@@ -79,3 +79,30 @@ class KeyRing:
 
     def __len__(self) -> int:
         return len(self._digests)
+
+
+def metrics_refusal(token_sha256: str | None, headers: Mapping[str, str], peer: str | None) -> tuple[int, str] | None:
+    """Why ``GET /metrics`` is refused, as (status, reason), or None to serve it.
+
+    The metrics name every client and count each one's flagged queries, which would tell an
+    attacker when its probing starts to show: with ``metrics.token_sha256`` in the policy the
+    scraper must present that token (a client's API key is not enough); without it only
+    scrapers on this host (loopback) are answered."""
+    if token_sha256 is not None:
+        key = presented_key(headers)
+        if key is not None and len(key) <= MAX_KEY_LENGTH and hmac.compare_digest(
+                bytes.fromhex(hash_key(key)), bytes.fromhex(token_sha256)):
+            return None
+        return 401, "GET /metrics needs the metrics token (X-API-Key or Authorization: Bearer)"
+    if peer is not None and _is_loopback(peer):
+        return None
+    return 403, "GET /metrics answers this host only; set metrics.token_sha256 in the policy to scrape from elsewhere"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
