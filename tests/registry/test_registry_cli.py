@@ -202,3 +202,25 @@ def test_a_malformed_report_is_a_one_line_error_and_records_nothing(capsys, db, 
     code, _, err = run(capsys, "registry", "add", str(path), "--db", db)
     assert code == 2 and words in err and err.count("\n") == 1
     assert Registry(db).list().total == 0  # the good finding of the same report is not recorded alone
+
+
+def test_a_case_found_behind_a_guard_policy_replays_behind_it(capsys, tmp_path):
+    from redline.registry.reproduce import scan_command
+
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("version: 1\ndefences:\n  - round: {decimals: 8}\n")
+    db = f"sqlite:///{tmp_path / 'scan.db'}"
+    code, _, err = run(capsys, "scan", "zoo:fair_logreg", "--select", "FM05.equation_solving", "--defend", str(policy),
+                       "--out", str(tmp_path / "scan"), "--format", "json", "--no-progress", "--fail-on", "never",
+                       "--registry", db)
+    assert code == 0, err
+    with Registry(db) as registry:
+        (case,) = registry.list().cases
+    assert case.target == "zoo:fair_logreg+round8"  # what answered the attack
+    assert case.evidence["defended_by"]["baseline"] == "zoo:fair_logreg"
+    command = scan_command(case)
+    assert command.startswith(f"redline scan zoo:fair_logreg --defend {policy.resolve()}")
+    code, out, err = run(capsys, "registry", "replay", case.id, "--db", db, "--json")
+    assert code == 1, err
+    result = json.loads(out)
+    assert result["outcome"] == "still-failing" and result["reproduced"]

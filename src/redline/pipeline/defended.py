@@ -185,6 +185,12 @@ def policy_fingerprint(policy: str | None) -> dict[str, str]:
     return {"policy_file": str(path), "policy_sha256": digest}
 
 
+def defended_by(policy: str, baseline_spec: str) -> dict[str, str]:
+    """A finding's ``evidence["defended_by"]`` in a ``scan --defend`` (a record that travels
+    with the finding, into a registry case, say): the policy and the bare model behind it."""
+    return {"policy": policy, **policy_fingerprint(policy), "baseline": baseline_spec}
+
+
 def recorded_policy(section: dict[str, Any], report_dir: Path) -> Path:
     """The policy file a ``--defend`` scan used, found again: its absolute path, or the path as
     given relative to the working folder or the report's folder; refused if it changed."""

@@ -161,9 +161,10 @@ def replay(
     seed = int(record.get("seed") or 0)
     budget = record.get("budget")
     target_arg = target if target is not None else (report.get("target") or {}).get("spec")
-    defences = _replay_defences(report, Path(report_path), defend)
+    section = _defences_section(report, record)
+    defences = _replay_defences(section, Path(report_path), defend)
     if defences is not None and target is None:
-        target_arg = ((report.get("defences") or {}).get("baseline") or {}).get("spec") or target_arg
+        target_arg = (section.get("baseline") or {}).get("spec") or target_arg
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
     if target is None and str(target_arg).startswith("python:"):
@@ -199,15 +200,26 @@ def replay(
     )
 
 
-def _replay_defences(report: dict[str, Any], report_path: Path, defend: Any) -> list | None:
+def _defences_section(report: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """What the scan's defences were: the report's ``defences`` section, else what the finding
+    itself carries (``evidence.defended_by``: a registry case has no report around it)."""
+    section = report.get("defences")
+    if isinstance(section, dict):
+        return section
+    carried = (record.get("evidence") or {}).get("defended_by") if isinstance(record.get("evidence"), dict) else None
+    if isinstance(carried, dict) and carried.get("policy"):
+        return {**carried, "defences": ["(policy)"], "baseline": {"spec": carried.get("baseline")}}
+    return {}
+
+
+def _replay_defences(section: dict[str, Any], report_path: Path, defend: Any) -> list | None:
     """The defences to put the replayed model behind: ``defend`` if given, else the policy of
-    the report's ``scan --defend`` (None when the scan had none)."""
+    the scan's ``--defend`` (None when the scan had none)."""
     from .defended import policy_defences, recorded_policy
 
     if defend is not None:
         return policy_defences(defend)[0]
-    section = report.get("defences")
-    if not isinstance(section, dict) or not section.get("defences"):
+    if not section.get("defences"):
         return None  # no defences, or a guarded endpoint (its own defences answer the replay)
     if not section.get("policy"):
         raise UsageError("the scan's defences were objects in memory, not a policy file; give the policy with --defend")

@@ -377,6 +377,10 @@ def run_scan(
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
             if defences is not None:
                 refusals[check.id] = target.take_refusals()
+                if policy is not None:  # so a registry case made from it replays behind the same defences
+                    from .defended import defended_by
+
+                    finding.evidence["defended_by"] = defended_by(policy, baseline.spec)
             if request.notes and check.id in request.notes:
                 finding.summary = f"{finding.summary} {request.notes[check.id]}".strip()
             applied = deployment_context(context, target)

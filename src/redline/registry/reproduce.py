@@ -34,7 +34,13 @@ def scan_command(case: FailureCase) -> str | None:
     None when the case holds no check or no target to run it on (an incident, say)."""
     if not case.check or not case.target:
         return None
-    words = ["redline", "scan", case.target]
+    defended = (case.evidence or {}).get("defended_by")
+    if isinstance(defended, dict) and defended.get("baseline") and defended.get("policy"):
+        # found behind a guard policy (scan --defend): the bare model behind that policy again
+        words = ["redline", "scan", str(defended["baseline"]),
+                 "--defend", str(defended.get("policy_file") or defended["policy"])]
+    else:
+        words = ["redline", "scan", case.target]
     if case.data:
         words += ["--data", case.data]
     words += ["--select", case.check]
