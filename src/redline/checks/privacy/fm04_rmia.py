@@ -42,11 +42,13 @@ _TINY = 1e-30
 class RelativeMembershipInference(MembershipInference):
     id = "FM04.rmia"
     title = "Membership inference by relative likelihood (RMIA)"
-    metrics = (*JUDGE_METRICS, "a", "gamma", "online", "population_samples", "reference_models", "reference_source")
+    metrics = (*JUDGE_METRICS, "a", "gamma", "online", "population_samples", "reference_models", "reference_source",
+               "temperature")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "a": "offline correction of the reference likelihoods, in [0, 1]",
         "gamma": "likelihood-ratio threshold a population sample must be beaten by (above 0)",
+        "temperature": "softening of every answer before the ratio: p_y^(1/T) over the sum of p_j^(1/T) (1: none)",
         "n_population": "population samples compared with each record",
         **REFERENCE_PARAM_DOCS,
         **JUDGE_PARAM_DOCS,
@@ -58,6 +60,7 @@ class RelativeMembershipInference(MembershipInference):
         n_reference: int = 4,
         a: float = 0.3,
         gamma: float = 1.0,
+        temperature: float = 2.0,
         n_population: int = 500,
         reference: str = "auto",
         max_records: int = 1000,
@@ -68,6 +71,7 @@ class RelativeMembershipInference(MembershipInference):
         self.n_reference = n_reference
         self.a = a
         self.gamma = gamma
+        self.temperature = temperature
         self.n_population = n_population
         self.reference = reference
         self.max_records = max_records
@@ -79,6 +83,8 @@ class RelativeMembershipInference(MembershipInference):
             raise ValueError("a must be in [0, 1]")
         if float(self.gamma) <= 0:
             raise ValueError("gamma must be positive")
+        if not 0 < float(self.temperature) <= 100:
+            raise ValueError("temperature must be above 0 and at most 100")
         if int(self.n_reference) < 1:
             raise ValueError("n_reference must be at least 1")
         if int(self.n_population) < 10:
@@ -98,9 +104,10 @@ class RelativeMembershipInference(MembershipInference):
         z_rows = rng.choice(len(pool_x), size=n_z, replace=False)
         records = self.select(data, budget, rng, reserved=n_z)
 
+        temp = float(self.temperature)
         probs_x = target_probabilities(target, records.x)
-        p_x = true_class_probability(probs_x, records.y)
-        p_z = true_class_probability(target_probabilities(target, pool_x[z_rows]), pool_y[z_rows])
+        p_x = softened_true_class_probability(probs_x, records.y, temp)
+        p_z = softened_true_class_probability(target_probabilities(target, pool_x[z_rows]), pool_y[z_rows], temp)
         ctx.progress(1, 2)
 
         plan = plan_references(target, data, records, probs_x, self.reference)
@@ -109,14 +116,15 @@ class RelativeMembershipInference(MembershipInference):
             extra_pool_rows=z_rows,
         )
         a = float(self.a)
-        ref_x = true_class_probability(refs.probs, records.y)
+        ref_x = softened_true_class_probability(refs.probs, records.y, temp)
         prior_x = _offline_prior(ref_x, ~refs.in_mask, a)
         if self.online:
             mean_in = _masked_mean(ref_x, refs.in_mask)
             mean_out = _masked_mean(ref_x, ~refs.in_mask)
             both = np.isfinite(mean_in) & np.isfinite(mean_out)
             prior_x = np.where(both, 0.5 * (np.nan_to_num(mean_in) + np.nan_to_num(mean_out)), prior_x)
-        prior_z = _offline_prior(true_class_probability(refs.extra_probs, pool_y[z_rows]), ~refs.extra_in_mask, a)
+        prior_z = _offline_prior(softened_true_class_probability(refs.extra_probs, pool_y[z_rows], temp),
+                                 ~refs.extra_in_mask, a)
 
         log_lr_x = np.log(p_x + _TINY) - np.log(prior_x + _TINY)
         log_lr_z = np.log(p_z + _TINY) - np.log(prior_z + _TINY)
@@ -130,10 +138,23 @@ class RelativeMembershipInference(MembershipInference):
         return self.verdict(
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
+                           "temperature": temp,
                            "population_samples": int(n_z), "reference_source": refs.source},
             extra_evidence={"reference_family": plan.evidence()},
             notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples.",
         )
+
+
+def softened_true_class_probability(probs: np.ndarray, y: np.ndarray, temperature: float) -> np.ndarray:
+    """p_y after softening the answer with ``temperature`` T: ``p_y^(1/T) / sum_j p_j^(1/T)``,
+    i.e. the softmax of the logits divided by T, computed from probabilities alone (a black
+    box answers no logits). Works on (n, k) or stacked (models, n, k) probabilities."""
+    if temperature == 1.0:
+        return true_class_probability(probs, y)
+    logs = np.log(np.clip(np.asarray(probs, dtype=np.float64), np.finfo(np.float64).tiny, None)) / temperature
+    logs -= logs.max(axis=-1, keepdims=True)
+    soft = np.exp(logs)
+    return true_class_probability(soft / soft.sum(axis=-1, keepdims=True), y)
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
