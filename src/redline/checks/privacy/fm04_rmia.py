@@ -37,6 +37,13 @@ from .membership import (
 from .reference_choice import plan_references, validate_reference
 
 _TINY = 1e-30
+#: ``a`` when it is not chosen: online RMIA uses it only for rows no model left out.
+_ONLINE_A = 0.3
+#: The values of ``a`` that ``a: auto`` tries.
+_A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+#: Fewest of its own training rows (and as many other rows) among the population samples a
+#: reference model needs to stand in for the target when ``a`` is chosen.
+_MIN_PSEUDO_ROWS = 10
 
 
 class RelativeMembershipInference(MembershipInference):
@@ -46,7 +53,9 @@ class RelativeMembershipInference(MembershipInference):
                "temperature")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
-        "a": "offline correction of the reference likelihoods, in [0, 1]",
+        "a": "offline correction of the reference likelihoods, in [0, 1], or auto (offline: the value that best tells "
+             "each reference model's own training rows among the population samples; online: 0.3, which then only "
+             "touches rows no model left out)",
         "gamma": "likelihood-ratio threshold a population sample must be beaten by (above 0)",
         "temperature": "softening of every answer before the ratio: p_y^(1/T) over the sum of p_j^(1/T) (1: none)",
         "n_population": "population samples compared with each record",
@@ -58,7 +67,7 @@ class RelativeMembershipInference(MembershipInference):
         self,
         online: bool = True,
         n_reference: int = 4,
-        a: float = 0.3,
+        a: float | str = "auto",
         gamma: float = 1.0,
         temperature: float = 2.0,
         n_population: int = 500,
@@ -79,7 +88,10 @@ class RelativeMembershipInference(MembershipInference):
         self.min_tpr = min_tpr
 
     def _validate(self) -> None:
-        if not 0.0 <= float(self.a) <= 1.0:
+        if isinstance(self.a, str) or isinstance(self.a, bool):
+            if self.a != "auto":
+                raise ValueError("a must be a number in [0, 1] or 'auto'")
+        elif not 0.0 <= float(self.a) <= 1.0:
             raise ValueError("a must be in [0, 1]")
         if float(self.gamma) <= 0:
             raise ValueError("gamma must be positive")
@@ -115,16 +127,23 @@ class RelativeMembershipInference(MembershipInference):
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng,
             extra_pool_rows=z_rows,
         )
-        a = float(self.a)
         ref_x = softened_true_class_probability(refs.probs, records.y, temp)
+        ref_z = softened_true_class_probability(refs.extra_probs, pool_y[z_rows], temp)
+        a_choice = None
+        if self.a != "auto":
+            a = float(self.a)
+        elif self.online:
+            a = _ONLINE_A
+        else:
+            a_choice = choose_a(ref_z, refs.extra_in_mask)
+            a = a_choice["a"] if a_choice else _ONLINE_A
         prior_x = _offline_prior(ref_x, ~refs.in_mask, a)
         if self.online:
             mean_in = _masked_mean(ref_x, refs.in_mask)
             mean_out = _masked_mean(ref_x, ~refs.in_mask)
             both = np.isfinite(mean_in) & np.isfinite(mean_out)
             prior_x = np.where(both, 0.5 * (np.nan_to_num(mean_in) + np.nan_to_num(mean_out)), prior_x)
-        prior_z = _offline_prior(softened_true_class_probability(refs.extra_probs, pool_y[z_rows], temp),
-                                 ~refs.extra_in_mask, a)
+        prior_z = _offline_prior(ref_z, ~refs.extra_in_mask, a)
 
         log_lr_x = np.log(p_x + _TINY) - np.log(prior_x + _TINY)
         log_lr_z = np.log(p_z + _TINY) - np.log(prior_z + _TINY)
@@ -140,8 +159,10 @@ class RelativeMembershipInference(MembershipInference):
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
                            "temperature": temp,
                            "population_samples": int(n_z), "reference_source": refs.source},
-            extra_evidence={"reference_family": plan.evidence()},
-            notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples.",
+            extra_evidence={"reference_family": plan.evidence(),
+                            **({"a_choice": a_choice} if a_choice else {})},
+            notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples, temperature {temp:g}"
+                  + (f", a = {a:g} ({a_choice['note']})" if a_choice else "") + ".",
         )
 
 
@@ -155,6 +176,39 @@ def softened_true_class_probability(probs: np.ndarray, y: np.ndarray, temperatur
     logs -= logs.max(axis=-1, keepdims=True)
     soft = np.exp(logs)
     return true_class_probability(soft / soft.sum(axis=-1, keepdims=True), y)
+
+
+def choose_a(ref_z: np.ndarray, in_mask: np.ndarray) -> dict | None:
+    """Offline ``a`` chosen on the reference models themselves (Zarifzadeh et al. 2024, sec. 4):
+    each model in turn plays the target, its own training rows among the population samples
+    are its members and the other samples its non-members, and the remaining models are its
+    OUT references. The ``a`` whose scores give the highest AUC averaged over the stand-ins
+    wins (ties: the smaller ``a``). No target query and no membership label of the audited
+    records is used. ``None`` when fewer than two models can stand in (too few references, or
+    population samples none of them trained on)."""
+    from . import roc
+
+    n_models = len(ref_z)
+    aucs = {a: [] for a in _A_GRID}
+    for j in range(n_models):
+        others = np.arange(n_models) != j
+        out_others = ~in_mask[others]
+        usable = out_others.any(axis=0)
+        members = in_mask[j] & usable
+        if members.sum() < _MIN_PSEUDO_ROWS or (usable & ~members).sum() < _MIN_PSEUDO_ROWS:
+            continue
+        p_out = _masked_mean(ref_z[others][:, usable], out_others[:, usable])
+        own = np.log(ref_z[j, usable] + _TINY)
+        for a in _A_GRID:
+            score = own - np.log(0.5 * ((1.0 + a) * p_out + (1.0 - a)) + _TINY)
+            aucs[a].append(roc.auc(*roc.roc_curve(score, members[usable])))
+    stand_ins = len(aucs[_A_GRID[0]])
+    if stand_ins < 2:
+        return None
+    mean = {a: float(np.mean(v)) for a, v in aucs.items()}
+    best = max(_A_GRID, key=lambda a: (round(mean[a], 6), -a))
+    return {"a": best, "stand_ins": stand_ins, "auc_by_a": {f"{a:g}": round(v, 4) for a, v in mean.items()},
+            "note": f"chosen with {stand_ins} reference models standing in for the target, AUC {mean[best]:.3f}"}
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
