@@ -58,11 +58,16 @@ def test_offline_rmia_flags_the_overfit_model_and_passes_its_dp_twin_with_a_chos
     assert weak.status is Status.VULNERABLE and weak.metrics["tpr_at_fpr_0.01"] >= 0.05, weak.metrics
     choice = weak.evidence["a_choice"]
     assert weak.metrics["a"] == choice["a"] and choice["stand_ins"] >= 2 and "standing in" in weak.summary
+    # What more reference models would buy, from the trend over 1, 2 and 4 of them.
+    trend = weak.evidence["budget"]
+    assert list(trend["by_reference_models"]) == ["1", "2", "4"] and trend["note"] in weak.summary
+    assert weak.metrics["estimated_tpr_gain_2x_references"] == trend["estimated_gain"] >= 0
     hard = check(zoo.load_target("digits_mlp_regularized"), data)
     assert hard.status is Status.NOT_VULNERABLE, hard.metrics
     online = RelativeMembershipInference(n_reference=2, reference="surrogate", n_population=100)(
         zoo.load_target("digits_mlp_overfit"), data)
     assert online.metrics["a"] == 0.3 and "a_choice" not in online.evidence and online.metrics["temperature"] == 2.0
+    assert online.metrics["estimated_tpr_gain_2x_references"] is None  # one pair: no trend to read
 
 
 @pytest.mark.parametrize("params", [{"temperature": 0}, {"a": "most"}, {"a": 1.5}])

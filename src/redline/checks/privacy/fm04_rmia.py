@@ -29,6 +29,7 @@ from .membership import (
     PER_RECORD_PARAM_DOCS,
     REFERENCE_PARAM_DOCS,
     MembershipInference,
+    power_trend,
     reference_outputs,
     require_pool,
     target_probabilities,
@@ -49,8 +50,8 @@ _MIN_PSEUDO_ROWS = 10
 class RelativeMembershipInference(MembershipInference):
     id = "FM04.rmia"
     title = "Membership inference by relative likelihood (RMIA)"
-    metrics = (*JUDGE_METRICS, "a", "gamma", "online", "population_samples", "reference_models", "reference_source",
-               "temperature")
+    metrics = (*JUDGE_METRICS, "a", "estimated_tpr_gain_2x_references", "gamma", "online", "population_samples",
+               "reference_models", "reference_source", "temperature")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "a": "offline correction of the reference likelihoods, in [0, 1], or auto (offline: the value that best tells "
@@ -137,33 +138,49 @@ class RelativeMembershipInference(MembershipInference):
         else:
             a_choice = choose_a(ref_z, refs.extra_in_mask)
             a = a_choice["a"] if a_choice else _ONLINE_A
-        prior_x = _offline_prior(ref_x, ~refs.in_mask, a)
-        if self.online:
-            mean_in = _masked_mean(ref_x, refs.in_mask)
-            mean_out = _masked_mean(ref_x, ~refs.in_mask)
-            both = np.isfinite(mean_in) & np.isfinite(mean_out)
-            prior_x = np.where(both, 0.5 * (np.nan_to_num(mean_in) + np.nan_to_num(mean_out)), prior_x)
-        prior_z = _offline_prior(ref_z, ~refs.extra_in_mask, a)
+        gamma, online = float(self.gamma), bool(self.online)
 
-        log_lr_x = np.log(p_x + _TINY) - np.log(prior_x + _TINY)
-        log_lr_z = np.log(p_z + _TINY) - np.log(prior_z + _TINY)
-        # Share of z beaten: LR(x) / LR(z) > gamma  <=>  log LR(z) < log LR(x) - log gamma.
-        beaten = np.searchsorted(np.sort(log_lr_z), log_lr_x - np.log(float(self.gamma)), side="left") / n_z
-        ranks = np.argsort(np.argsort(log_lr_x, kind="stable"), kind="stable") / len(log_lr_x)
-        scores = beaten + ranks * (0.5 / n_z)  # tie-break within a share, never across shares
+        def score_with(k: int) -> np.ndarray:  # the first k reference models (online: k/2 pairs)
+            return rmia_scores(p_x, p_z, ref_x[:k], refs.in_mask[:k], ref_z[:k], refs.extra_in_mask[:k],
+                               online=online, a=a, gamma=gamma)
+
+        scores = score_with(n_ref)
+        trend = power_trend(score_with, n_ref, records, self.fpr, step=2 if online else 1)
         ctx.progress(2, 2)
 
         variant = f"{'online' if self.online else 'offline'} RMIA"
         return self.verdict(
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
-                           "temperature": temp,
-                           "population_samples": int(n_z), "reference_source": refs.source},
-            extra_evidence={"reference_family": plan.evidence(),
+                           "temperature": temp, "population_samples": int(n_z), "reference_source": refs.source,
+                           "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
+            extra_evidence={"reference_family": plan.evidence(), "budget": trend,
                             **({"a_choice": a_choice} if a_choice else {})},
             notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples, temperature {temp:g}"
-                  + (f", a = {a:g} ({a_choice['note']})" if a_choice else "") + ".",
+                  + (f", a = {a:g} ({a_choice['note']})" if a_choice else "") + f". {trend['note']}",
         )
+
+
+def rmia_scores(p_x: np.ndarray, p_z: np.ndarray, ref_x: np.ndarray, in_mask: np.ndarray, ref_z: np.ndarray,
+                z_in_mask: np.ndarray, *, online: bool, a: float, gamma: float) -> np.ndarray:
+    """One membership score per record: the share of population samples z whose likelihood
+    ratio x beats by ``gamma``, ties within a share broken by ``LR(x)`` (module docstring).
+    ``p_x``/``p_z``: the target's (softened) probabilities of the true labels; ``ref_x``/``ref_z``:
+    the reference models' (models, rows), with which rows each trained on."""
+    prior_x = _offline_prior(ref_x, ~in_mask, a)
+    if online:
+        mean_in = _masked_mean(ref_x, in_mask)
+        mean_out = _masked_mean(ref_x, ~in_mask)
+        both = np.isfinite(mean_in) & np.isfinite(mean_out)
+        prior_x = np.where(both, 0.5 * (np.nan_to_num(mean_in) + np.nan_to_num(mean_out)), prior_x)
+    prior_z = _offline_prior(ref_z, ~z_in_mask, a)
+    log_lr_x = np.log(p_x + _TINY) - np.log(prior_x + _TINY)
+    log_lr_z = np.log(p_z + _TINY) - np.log(prior_z + _TINY)
+    # Share of z beaten: LR(x) / LR(z) > gamma  <=>  log LR(z) < log LR(x) - log gamma.
+    n_z = len(log_lr_z)
+    beaten = np.searchsorted(np.sort(log_lr_z), log_lr_x - np.log(gamma), side="left") / n_z
+    ranks = np.argsort(np.argsort(log_lr_x, kind="stable"), kind="stable") / len(log_lr_x)
+    return beaten + ranks * (0.5 / n_z)  # tie-break within a share, never across shares
 
 
 def softened_true_class_probability(probs: np.ndarray, y: np.ndarray, temperature: float) -> np.ndarray:
