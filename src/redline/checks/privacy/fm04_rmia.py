@@ -22,14 +22,15 @@ The score is the share of population samples beaten; ties within a share are bro
 score means across targets). Queries: one per evaluated record and one per population sample.
 
 Defaults, chosen on tuning targets only (benchmarks/bench_fm04_unseen.py's digits_mlp_200 and
-randhie_forest, and a CNN 16-32 of my own on another MNIST split; seed 0, 4 online
-references, TPR at 1% FPR with T = 1 and T = 2): 0.056 and 0.086 (own CNN), 0.075 and 0.077
-(digits MLP), 0.035 and 0.051 (forest); T = 1.5 and 2 beat T = 1 on all three, T = 3 and
-above fell below it on the digits MLP. Averaging over one-pixel shifts (0.086 to 0.044 with eight) or Gaussian-noise views
-(0.081 to 0.082 at sigma 0.05, worse above) did not help on the CNN, so RMIA queries each
-record once. Eight references instead of four: 0.089, 0.090, 0.040 on those three, little
-for twice the training, so four stay the default and the finding's ``budget`` evidence says
-what doubling them would add. Held-out numbers: README, FM04.
+randhie_forest, and a CNN 16-32 trained for the purpose on another MNIST split, in no
+benchmark; seed 0, 4 online references, TPR at 1% FPR with T = 1 and T = 2): 0.056 and
+0.086 (CNN), 0.075 and 0.077 (digits MLP), 0.035 and 0.051 (forest); T = 1.5 and 2 beat
+T = 1 on all three, T = 3 and above fell below it on the digits MLP. Averaging over
+one-pixel shifts (0.086 to 0.044 with eight) or Gaussian-noise views (0.081 to 0.082 at
+sigma 0.05, worse above) did not help on the CNN, so RMIA queries each record once. Eight
+references instead of four: 0.089, 0.090, 0.040 on those three, little for twice the
+training, so four stay the default and the finding's ``budget`` evidence says what doubling
+them would add. Held-out numbers: README, FM04.
 
 Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
