@@ -105,7 +105,7 @@ class RelativeMembershipInference(MembershipInference):
         self.min_tpr = min_tpr
 
     def _validate(self) -> None:
-        if isinstance(self.a, str) or isinstance(self.a, bool):
+        if isinstance(self.a, (str, bool)):
             if self.a != "auto":
                 raise ValueError("a must be a number in [0, 1] or 'auto'")
         elif not 0.0 <= float(self.a) <= 1.0:
