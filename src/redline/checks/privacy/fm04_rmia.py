@@ -10,7 +10,7 @@ probability); ``p(x)`` averages the reference models.
 Online (the default), reference models trained with and without x are averaged with equal
 weight. Offline (only OUT models), ``p(x)`` is approximated from the OUT average by
 ``((1 + a) * p_out(x) + (1 - a)) / 2``: ``a`` says how much a model's probability of a row
-drops when the row is left out of training. ``a: auto`` chooses it as the paper does, on the
+drops when the row is left out of training. ``a: auto`` chooses it on the
 reference models themselves: each in turn stands in for the target, its own training rows
 among the population samples are its members, the others' OUT answers its references, and
 the ``a`` with the best average AUC wins (:func:`choose_a`; no query, no audited label).
@@ -214,7 +214,7 @@ def softened_true_class_probability(probs: np.ndarray, y: np.ndarray, temperatur
 
 
 def choose_a(ref_z: np.ndarray, in_mask: np.ndarray) -> dict | None:
-    """Offline ``a`` chosen on the reference models themselves (Zarifzadeh et al. 2024, sec. 4):
+    """Offline ``a`` chosen on the reference models themselves:
     each model in turn plays the target, its own training rows among the population samples
     are its members and the other samples its non-members, and the remaining models are its
     OUT references. The ``a`` whose scores give the highest AUC averaged over the stand-ins
