@@ -68,10 +68,12 @@ def recorder_class():
 
         name = "recorder"
 
-        def __init__(self, judge=None):
+        def __init__(self, judge=None, keep=False):
             self.sent = 0
             self.judge = judge
             self.succeeded_at = None
+            self.keep = keep  # keep what the account was answered (a thief's training set)
+            self.answered: list[tuple[np.ndarray, np.ndarray]] = []
 
         def transform_input(self, x):
             emit("recorder", "batch", start=self.sent)
@@ -83,6 +85,8 @@ def recorder_class():
                 hit = self.judge.first_success(x, scores)
                 if hit is not None:
                     self.succeeded_at = self.sent - len(x) + hit + 1
+            if self.keep:
+                self.answered.append((np.asarray(x).copy(), np.asarray(scores).copy()))
             return scores
 
     return BatchRecorder
@@ -120,40 +124,71 @@ class Session:
     """One account: the model behind this account's detector twin (in process) or behind
     the real guard with this account's key (``guard`` given), and what happened."""
 
-    def __init__(self, target, detector, state, client: str, guard=None, judge=None):
+    def __init__(self, target, detector, state, client: str, guard=None, judge=None, monitor=None):
         from redline.defences import DefendedTarget
 
-        self.recorder = recorder_class()(judge)
+        self.recorder = recorder_class()(judge, keep=monitor is not None)
         self.guard = guard
         if guard is None:
-            self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+            # the extraction monitor, when given, sits nearest the model: it needs the answers
+            chain = [detector.for_client(client, state), self.recorder]
+            if monitor is not None:
+                chain.insert(0, monitor.for_client(client, state))
+            self.defended = DefendedTarget(target, chain)
         else:
             self.client = guard.next_client()
             self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
         self.events: list[dict] = []
+        self.wins: list[int | None] = []
 
     def run(self, attack) -> object:
+        return self.run_inputs([attack])
+
+    def run_inputs(self, attacks) -> object:
+        """Run ``attacks`` one after another from this account (an attacker's several inputs);
+        ``wins[j]`` is the row at which attack j had won (None: it never did). A refusal
+        ends the session: the inputs not yet attacked are not won."""
         from redline.defences import collect_events
         from redline.errors import TargetError
 
+        result = None
         with collect_events() as events:
-            try:
-                result = attack(self.defended)
-            except TargetError:  # a refusal (lock-out) ends the attack
-                result = None
+            for attack in attacks:
+                self.recorder.succeeded_at = None
+                try:
+                    result = attack(self.defended)
+                except TargetError:  # a refusal (lock-out) ends the attack
+                    result = None
+                    self.wins.append(self.recorder.succeeded_at)
+                    break
+                self.wins.append(self.recorder.succeeded_at)
+        self.wins += [None] * (len(attacks) - len(self.wins))
+        if len(attacks) == 1:
+            self.recorder.succeeded_at = self.wins[0]
         self.events = events if self.guard is None else self.guard.events_of(self.client, events)
         return result
 
-    def _row_of(self, kind: str, nth: int = 1) -> int | None:
+    def _row_of(self, kind: str, nth: int = 1, defence: str = "query_detector") -> int | None:
         start, seen = 0, 0
         for event in self.events:
             if event["event"] == "batch":
                 start = event["start"]
-            elif event["event"] == kind:
+            elif event["event"] == kind and event.get("defence", defence) == defence:
                 seen += 1
                 if seen == nth:
                     return start + event["row"] + 1
         return None
+
+    def monitor_flag(self) -> tuple[int | None, str | None]:
+        """Rows sent up to the extraction monitor's first flag, and which test raised it."""
+        at = self._row_of("flagged", defence="extraction_monitor")
+        test = next((e.get("test") for e in self.events
+                     if e["event"] == "flagged" and e.get("defence") == "extraction_monitor"), None)
+        return at, test
+
+    @property
+    def answered_rows(self) -> int:
+        return sum(len(x) for x, _ in self.recorder.answered)
 
     def flag_at(self, nth: int) -> int | None:
         """Rows sent up to the ``nth`` flagged query: where ``lockout_after: nth`` would lock
@@ -166,7 +201,10 @@ class Session:
 
     @property
     def locked_at(self) -> int | None:
-        return self._row_of("locked_out")
+        """Rows sent up to the lock-out, by whichever defence locked the account."""
+        found = [r for r in (self._row_of("locked_out"), self._row_of("locked_out", defence="extraction_monitor"))
+                 if r is not None]
+        return min(found) if found else None
 
     @property
     def first_flag_at(self) -> int | None:
@@ -176,8 +214,8 @@ class Session:
     def sent(self) -> int:
         return self.recorder.sent
 
-    def flagged(self) -> int:
-        return sum(e["event"] == "flagged" for e in self.events)
+    def flagged(self, defence: str = "query_detector") -> int:
+        return sum(e["event"] == "flagged" and e.get("defence", defence) == defence for e in self.events)
 
 
 # -- the real guard on loopback (--via-guard) ------------------------------------------------
@@ -336,8 +374,9 @@ def thief_classifier(shape, n_classes, seed):
                              input_shape=tuple(shape), nb_classes=n_classes)
 
 
-def attack_factory(name, data, x0, seed, budget, mnist):
-    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis)."""
+def attack_factory(name, data, x0, seed, budget, mnist, n_inputs=4):
+    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis;
+    a redline FM01 check picks its own ``n_inputs`` inputs by ``seed``)."""
     from redline.checks import all_checks
 
     checks = all_checks()
@@ -366,7 +405,7 @@ def attack_factory(name, data, x0, seed, budget, mnist):
                                 use_probability=True).extract(pool, thieved_classifier=thief)
         return knockoff
     check_id = name.split()[-1]
-    params = {"FM01.decision": {"n_inputs": 4}, "FM01.square": {"n_inputs": 4},
+    params = {"FM01.decision": {"n_inputs": n_inputs}, "FM01.square": {"n_inputs": n_inputs},
               "FM05.learning": {"rounds": 2, "epochs": 2, "final_epochs": 3, "n_uniform": 100}}[check_id]
     check = checks[check_id](**params)
     return lambda t: check(t, data, budget=budget, seed=seed)
@@ -396,6 +435,89 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
     return rows
+
+
+def run_account_sessions(target, data, detector, state, accounts, k, budget, mnist, only, guard=None, judge=None):
+    """Evasion as an attacker runs it: each account attacks ``k`` inputs one after another
+    (a redline FM01 check: ``k`` runs of one input each, every run with its own clean-accuracy
+    rows), on one history. Returns {attack: (sessions, seconds)}."""
+    rng = np.random.default_rng(1)
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
+    rows = {}
+    for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
+        if "FM05" in name or "Knockoff" in name or (only and not any(o.lower() in name.lower() for o in only)):
+            continue
+        if name.startswith("ART Square") and data.modality != "image":
+            continue
+        started = time.perf_counter()
+        sessions = []
+        for a in range(accounts):
+            picks = [int(i) for i in correct[rng.permutation(len(correct))[:k]]]
+            attacks = []
+            for j, i in enumerate(picks):
+                factory = attack_factory(name, data, data.x_test[i:i + 1].astype(np.float32), seed=500 + a * k + j,
+                                         budget=budget, mnist=mnist, n_inputs=1)
+
+                def attack(t, factory=factory, seed=500 + a * k + j):
+                    _seed_globals(seed)
+                    return factory(t)
+                attacks.append(attack)
+            session = Session(target, detector, state, f"{name}#acct{a}", guard, judge)
+            session.run_inputs(attacks)
+            sessions.append(session)
+        rows[name] = (sessions, time.perf_counter() - started)
+    return rows
+
+
+def account_outcome(session) -> str:
+    """What one k-input account achieved: 'stopped' (locked out before its last input was won),
+    'late' (every input won before the lock-out), 'escaped' (every input won, never locked out),
+    'failed' (never locked out, but some input never won: the attack fell short by itself)."""
+    wins = session.wins
+    locked = session.locked_at
+    if all(w is not None for w in wins):
+        last = max(wins)
+        return "escaped" if locked is None else "late" if locked > last else "stopped"
+    return "stopped" if locked is not None else "failed"
+
+
+def run_stealing_sessions(target, data, detector, monitor, state, sessions, budget, only, full):
+    """Model stealing from one account each, behind the query detector and the extraction
+    monitor: KnockoffNets (random pool rows) and redline's FM05.learning (pool rows picked by
+    the copy, 20% mixup blends, then the check's own fidelity rows). For each: rows to the
+    monitor's flag, rows answered, and the fidelity of the copy the thief can train on what it
+    was answered (the same thief network and 20 epochs as the bare-model curve)."""
+    rows = {}
+    for name in ("redline FM05.learning", "ART KnockoffNets"):
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        started = time.perf_counter()
+        results = []
+        for s in range(sessions if "FM05" not in name or full else 1):
+            _seed_globals(1000 * s + len(name))
+            session = Session(target, detector, state, f"{name}#steal{s}", monitor=monitor)
+            session.run(attack_factory(name, data, None, seed=s, budget=budget, mnist=False))
+            results.append((session, copy_fidelity(target, data, session.recorder.answered, s)))
+        rows[name] = (results, time.perf_counter() - started)
+    return rows
+
+
+def copy_fidelity(target, data, answered, seed) -> float:
+    """Label agreement with the model on the test role of a copy trained on ``answered``
+    (the rows an account got answers to, with those answers)."""
+    if not answered:
+        return float("nan")
+    x = np.concatenate([a for a, _ in answered]).astype(np.float32).reshape(-1, *target.input_spec.shape)
+    y = np.concatenate([b for _, b in answered])
+    if y.ndim == 1:
+        y = np.eye(target.n_classes)[y.astype(int)]
+    _seed_globals(seed)
+    thief = thief_classifier(target.input_spec.shape, target.n_classes, seed)
+    thief.fit(x, y, batch_size=64, nb_epochs=20, verbose=False)
+    with target.ledger.evaluating():
+        truth = target.predict_labels(data.x_test.astype(np.float32))
+    return float((thief.predict(data.x_test.astype(np.float32)).argmax(axis=1) == truth).mean())
 
 
 def run_stealing(target, data, budgets, sessions):
@@ -507,6 +629,74 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
             flags.append(session.flagged())
             locked_clients += session.locked_at is not None
     return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats
+
+
+def varied_streams(x, clients, seed, smallest=10, largest=500, retakes=0.1):
+    """Honest clients unlike one another: a client sends a log-uniform number of rows from
+    ``smallest`` to ``largest`` (at most the rows there are), 0-30% of them exact repeats,
+    10-60% of its inputs under a common corruption, and 0-10% (``retakes``) re-takes (an input it sent
+    before, sent again under a fresh corruption: a photo taken twice); batches of 1-32."""
+    rng = np.random.default_rng(seed)
+    streams = []
+    for _ in range(clients):
+        size = int(np.exp(rng.uniform(np.log(smallest), np.log(largest + 1))))
+        share_repeat, share_corrupt, share_retake = rng.uniform(0, 0.3), rng.uniform(0.1, 0.6), rng.uniform(0, retakes)
+        fresh = max(1, min(len(x), int(size * (1 - share_repeat - share_retake))))
+        picked = x[rng.permutation(len(x))[:fresh]].astype(np.float64)
+        for i in np.flatnonzero(rng.random(fresh) < share_corrupt):
+            picked[i:i + 1] = corrupt(picked[i:i + 1], rng, x)
+        stream = list(picked.astype(np.float32))
+        for _ in range(int(size * share_retake)):
+            at = int(rng.integers(1, len(stream) + 1))
+            source = x[rng.integers(len(x))] if not fresh else stream[int(rng.integers(at))]
+            stream.insert(at, corrupt(np.asarray(source, np.float64)[None], rng, x)[0].astype(np.float32))
+        for _ in range(max(0, size - len(stream))):
+            at = int(rng.integers(1, len(stream) + 1))
+            stream.insert(at, stream[int(rng.integers(at))].copy())
+        batches, i = [], 0
+        while i < len(stream):
+            n = int(rng.integers(1, 33))
+            batches.append(np.stack(stream[i:i + n]))
+            i += n
+        streams.append(batches)
+    return streams
+
+
+def run_population(target, detector, monitor, state, streams, label):
+    """Honest clients through the query detector and the extraction monitor, one account
+    each. Per client: rows sent, query-detector flags, extraction-monitor flags (and the
+    test that raised the first), locked out or not, and the least Shapiro-Wilk W its
+    distances reached once there were ``min_queries`` of them (the monitor's calibration)."""
+    from redline.defences import MemoryState
+    from redline.defences.extraction_monitor import ExtractionMonitor, shapiro_w
+
+    shadow_params = {**monitor.get_params(), "shapiro_below": 0.5, "max_rows": None}
+    out = []
+    for c, batches in enumerate(streams):
+        shadow = ExtractionMonitor(**shadow_params)
+        shadow.check(target)
+        shadow = shadow.for_client("shadow", MemoryState())
+        least = np.nan
+        for batch in batches:
+            with target.ledger.evaluating():
+                answer = target.predict(batch)
+            shadow.observe(batch, answer)
+            recent = shadow._store().recent(shadow._key("d"))
+            if len(recent) >= monitor.min_queries:
+                w = shapiro_w(np.frombuffer(b"".join(recent), "<f4"))
+                least = w if np.isnan(least) else min(least, w)
+
+        def replay(t, batches=batches):
+            for batch in batches:
+                t.predict(batch)
+
+        session = Session(target, detector, state, f"{label}-client{c}", monitor=monitor)
+        session.run(replay)
+        at, test = session.monitor_flag()
+        out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
+                    "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
+                    "locked": session.locked_at is not None, "least_w": least})
+    return out
 
 
 # -- adaptive attacker ----------------------------------------------------------------------
