@@ -404,6 +404,8 @@ def attack_factory(name, data, x0, seed, budget, mnist, n_inputs=4):
                                 nb_stolen=len(pool), sampling_strategy="random", verbose=False,
                                 use_probability=True).extract(pool, thieved_classifier=thief)
         return knockoff
+    if name == "JbDA":
+        return lambda t: jbda(t, data, seed, budget)
     check_id = name.split()[-1]
     params = {"FM01.decision": {"n_inputs": n_inputs}, "FM01.square": {"n_inputs": n_inputs},
               "FM05.learning": {"rounds": 2, "epochs": 2, "final_epochs": 3, "n_uniform": 100}}[check_id]
@@ -435,6 +437,32 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
     return rows
+
+
+def jbda(defended, data, seed, budget, seeds=10, step=0.1):
+    """Papernot et al. (2017)'s Jacobian-based dataset augmentation, the attack PRADA was built
+    against: ``seeds`` pool rows (one per class where it can), then rounds that query every
+    new row, train a surrogate on all answers and add each row moved by ``step`` (of the input
+    range) along the sign of the surrogate's gradient, doubling the set until ``budget``."""
+    from redline.checks.extraction.query_selection import jacobian_step
+    from redline.util.surrogates import build_surrogate, fit_surrogate
+
+    rng = np.random.default_rng(seed)
+    spec = defended.input_spec
+    pool, labels = data.x_pool.astype(np.float32), np.asarray(data.y_pool).astype(int)
+    picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)][:seeds]
+    new = pool[picks]
+    xs, answers = [], []
+    surrogate = build_surrogate(spec.shape, defended.n_classes, data.modality, pool[picks], seed=seed)
+    while len(new):
+        answers.append(np.asarray(defended.predict(new)))
+        xs.append(new)
+        owned = np.concatenate(xs)
+        fit_surrogate(surrogate, owned, np.concatenate(answers), epochs=10, seed=seed)
+        room = budget - len(owned)
+        new = jacobian_step(surrogate, owned, min(len(owned), room), step * float(spec.upper - spec.lower), rng,
+                            spec.lower, spec.upper) if room > 0 else new[:0]
+    return surrogate
 
 
 def run_account_sessions(target, data, detector, state, accounts, k, budget, mnist, only, guard=None, judge=None):
@@ -489,7 +517,7 @@ def run_stealing_sessions(target, data, detector, monitor, state, sessions, budg
     monitor's flag, rows answered, and the fidelity of the copy the thief can train on what it
     was answered (the same thief network and 20 epochs as the bare-model curve)."""
     rows = {}
-    for name in ("redline FM05.learning", "ART KnockoffNets"):
+    for name in ("redline FM05.learning", "ART KnockoffNets", "JbDA"):
         if only and not any(o.lower() in name.lower() for o in only):
             continue
         started = time.perf_counter()
@@ -890,6 +918,13 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
               f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "
               f"{sum(f is None and w is None for f, w in at)}")
 
+    if args.inputs_per_account > 1:
+        _report_accounts(target, data, detector, state, mnist, args, guard, judge)
+    if args.steal_sessions_monitor and guard is None:
+        _report_stealing(target, data, detector, state, args)
+    if args.varied_clients and guard is None:
+        _report_varied(target, data, detector, state, args)
+
     if args.steal_budgets:
         curve = run_stealing(target, data, args.steal_budgets, args.steal_sessions)
         print("model stealing (KnockoffNets, pool inputs, bare model) -- what rows_per_day bounds a thief to per "
@@ -906,6 +941,76 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                   f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model "
                   f"(median L2 {np.median(out['l2']):.2f} vs {np.median(out['bare_l2']):.2f}, inf = none found); "
                   f"median rows sent {median_text(out['queries'])}")
+
+
+def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
+    k, accounts = args.inputs_per_account, args.k_accounts or args.sessions
+    started = time.perf_counter()
+    rows = run_account_sessions(target, data, detector, state, accounts, k, args.budget, mnist, args.only, guard, judge)
+    print(f"\naccounts that attack {k} inputs each ({accounts} accounts per attack, one history per account; "
+          f"lock-out at flag {detector.lockout_after}): stopped = locked out before its last input was won, "
+          f"late = locked out after every input was won, escaped = every input won and never locked out, "
+          f"failed = never locked out but some input not won by the attack itself   [{time.perf_counter() - started:.0f} s]")
+    print(f"{'attack':24s} {'stopped':>7s} {'late':>5s} {'escaped':>7s} {'failed':>6s} {'flag 1':>7s} {'lock':>5s} "
+          f"{'won/acct':>8s}  per account: inputs won before lock-out/first flag/lock-out")
+    for name, (sessions, _) in rows.items():
+        outcomes = [account_outcome(sess) for sess in sessions]
+        won_before = [sum(w is not None and (sess.locked_at is None or w < sess.locked_at) for w in sess.wins)
+                      for sess in sessions]
+        detail = "  ".join(f"{n}/{_dash(sess.first_flag_at)}/{_dash(sess.locked_at)}" for n, sess in zip(won_before, sessions))
+        print(f"{name:24s} {outcomes.count('stopped'):>7d} {outcomes.count('late'):>5d} {outcomes.count('escaped'):>7d} "
+              f"{outcomes.count('failed'):>6d} {median_text([sess.first_flag_at for sess in sessions]):>7s} "
+              f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
+
+
+def _report_stealing(target, data, detector, state, args):
+    from redline.defences.extraction_monitor import ExtractionMonitor
+
+    monitor = ExtractionMonitor(**args.monitor)
+    monitor.check(target)
+    rows = run_stealing_sessions(target, data, detector, monitor, state, args.steal_sessions_monitor, args.budget,
+                                 args.only, args.full)
+    print(f"\nmodel stealing behind ExtractionMonitor({', '.join(f'{k}={v}' for k, v in monitor.get_params().items())}) "
+          f"and the query detector, {args.budget} rows offered per session; fidelity = label agreement on the test "
+          f"role of a copy trained on what the account was answered")
+    for name, (results, seconds) in rows.items():
+        parts = []
+        for sess, fidelity in results:
+            at, test = sess.monitor_flag()
+            by = next((e["defence"] for e in sess.events if e["event"] == "locked_out"), None)
+            parts.append(f"flag {_dash(at)} ({test or 'none'}), lock {_dash(sess.locked_at)} ({by or '-'}), answered "
+                         f"{sess.answered_rows}, fidelity {fidelity:.1%}")
+        flagged = sum(sess.monitor_flag()[0] is not None for sess, _ in results)
+        print(f"  {name}: flagged {flagged}/{len(results)} [{seconds:.0f} s]: " + "; ".join(parts))
+
+
+def _report_varied(target, data, detector, state, args):
+    from redline.defences.extraction_monitor import ExtractionMonitor
+
+    monitor = ExtractionMonitor(**args.monitor)
+    monitor.check(target)
+    print(f"\nvaried honest clients (sizes 10-{args.varied_largest} rows, 0-30% repeats, 10-60% corrupted, "
+          f"batches 1-32), through the query detector and the extraction monitor; 95% upper bounds "
+          f"(Clopper-Pearson) per client")
+    for role, x, seed in (("test", data.x_test, 11), ("pool", data.x_pool, 12)):
+        for retakes in (0.0, 0.1):
+            started = time.perf_counter()
+            streams = varied_streams(x, args.varied_clients, seed + (100 if retakes else 0),
+                                     largest=args.varied_largest, retakes=retakes)
+            out = run_population(target, detector, monitor, state, streams, f"varied-{role}-{retakes}")
+            n = len(out)
+            qd = np.array([r["qd_flags"] for r in out])
+            mon = sum(r["monitor_flags"] > 0 for r in out)
+            least = np.array([r["least_w"] for r in out], float)
+            tested = least[~np.isnan(least)]
+            tests = sorted({r["monitor_test"] for r in out if r["monitor_test"]})
+            print(f"  {role} role{' (calibration)' if role == 'test' else ' (held out)'}, "
+                  f"{'0-10% re-takes' if retakes else 'no re-takes'}: {n} clients, {sum(r['rows'] for r in out)} rows; "
+                  f"query detector: >= 1 flag {(qd >= 1).sum()}/{n} (bound {_rule_of_three(int((qd >= 1).sum()), n):.2%}), "
+                  f">= 2 flags {(qd >= 2).sum()}/{n} (bound {_rule_of_three(int((qd >= 2).sum()), n):.2%}); "
+                  f"extraction monitor flagged {mon}/{n} (bound {_rule_of_three(mon, n):.2%}; {', '.join(tests) or '-'}); "
+                  f"least W of {len(tested)} clients with >= {monitor.min_queries} distances: "
+                  f"{tested.min() if len(tested) else float('nan'):.3f}   [{time.perf_counter() - started:.0f} s]")
 
 
 def _dash(value):
@@ -949,9 +1054,23 @@ def main():
                    help="send every session over loopback through the real guard (redline guard) instead of in process")
     p.add_argument("--accounts-pool", type=int, default=400, help="client keys the guard is started with (--via-guard)")
     p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
+    p.add_argument("--inputs-per-account", type=int, default=5,
+                   help="inputs each attacking account attacks in the accounts view (1: skip that view)")
+    p.add_argument("--k-accounts", type=int, default=None, help="accounts per attack in that view (default --sessions)")
+    p.add_argument("--steal-sessions-monitor", type=int, default=None,
+                   help="stealing sessions behind the extraction monitor (default: --sessions; 0: skip)")
+    p.add_argument("--monitor", action="append", default=[], metavar="PARAM=VALUE",
+                   help="an ExtractionMonitor parameter (repeatable); the run uses max_rows=500 unless given")
+    p.add_argument("--varied-clients", type=int, default=None,
+                   help="varied honest clients per role and population (default 100, --full 400; 0: skip)")
+    p.add_argument("--varied-largest", type=int, default=500, help="the largest varied honest client, in rows")
     args = p.parse_args()
     args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
+    args.monitor = {"max_rows": 500, **{k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.monitor)}}
+    args.varied_clients = args.varied_clients if args.varied_clients is not None else (400 if args.full else 100)
     args.sessions = args.sessions or (10 if args.full else 3)
+    if args.steal_sessions_monitor is None:
+        args.steal_sessions_monitor = args.sessions
     args.clients = args.clients or (400 if args.full else 40)
     args.steal_budgets = [100, 300, 800] if args.steal_budgets is None else args.steal_budgets
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)
