@@ -28,7 +28,8 @@ needs the model's answer, so it decides after answering).
 State per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`ExtractionMonitor.for_client` (keys ``extraction_monitor:<client>:...``): the growing
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
-distances, running sums per class, the row count and digests of the rows seen. Workers that
+distances, running sums per class, the row count and digests of the rows seen (so
+exact repeats are neither distances nor budget). Workers that
 handle one account at the same moment may each read the growing set before the other adds
 to it; the test is statistical, so such a race changes a distance, not the decision's basis.
 """
@@ -135,8 +136,7 @@ class ExtractionMonitor(Defence):
         self._refuse_if_locked(state)
         if self.max_rows is not None and len(x):
             flat = self._flat(x)
-            digests = [hashlib.blake2b(np.ascontiguousarray(r, np.float64).tobytes(), digest_size=12).digest()
-                       for r in flat]
+            digests = [_digest(r) for r in flat]
             fresh = len(set(digests)) - state.add_members(self._key("rows"), digests, ttl=self.memory_s)
             total = state.incr(self._key("count"), fresh, ttl=self.memory_s)
             if total > self.max_rows:
@@ -167,13 +167,15 @@ class ExtractionMonitor(Defence):
         """PRADA's step for each row in order: its minimum distance to the earlier queries of
         its predicted class (growing set), updating the set and its threshold. Returns
         (row, distance) for the rows that had a class set to compare with and were not an
-        exact copy of a remembered query (a retry says nothing about the thief's plan)."""
+        exact copy of an earlier query of the account (a retry says nothing about a plan)."""
         state = self._store()
         quantised = np.rint(np.clip((np.asarray(flat, np.float64) - self._lower) / self._span, 0, 1) * 255).astype(np.uint8)
         out: list[tuple[int, float]] = []
         sets: dict[int, np.ndarray] = {}
         added: dict[int, list[bytes]] = {}
         for i, (row, label) in enumerate(zip(quantised, labels.astype(int))):
+            if state.add_members(self._key("seen"), [_digest(flat[i])], ttl=self.memory_s):
+                continue  # an exact repeat
             if label not in sets:
                 stored = state.recent(self._key("g", label), int(self.growing))
                 sets[label] = (np.frombuffer(b"".join(stored), np.uint8).reshape(len(stored), -1)
@@ -185,8 +187,6 @@ class ExtractionMonitor(Defence):
                 continue
             diff = grown.astype(np.float32) - row.astype(np.float32)
             d = float(np.sqrt((diff * diff).sum(axis=1).min())) / 255.0
-            if d == 0.0:
-                continue
             out.append((i, d))
             threshold = self._threshold(state, label)
             if d > threshold:
@@ -230,6 +230,10 @@ class ExtractionMonitor(Defence):
             retry_after = float(self.lockout_s)
         raise LockedOut("this account is locked out after queries that look like model stealing",
                         detail={"retry_after_s": round(retry_after, 1)})
+
+
+def _digest(row: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(row, np.float64).tobytes(), digest_size=12).digest()
 
 
 def shapiro_w(values: np.ndarray) -> float:
