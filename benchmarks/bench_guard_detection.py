@@ -34,6 +34,29 @@ MemoryState), so sessions never see each other's history.
   locked out, sessions with all locked out, and the attack's success rate (an input the bare
   model misclassifies within the L2 radius) next to the same attack on the bare model.
 
+* Accounts as attackers run them (``--inputs-per-account``, default 5): each account attacks
+  that many inputs one after another on one history (a redline FM01 check: one run per input,
+  each with its own labelling rows). Reported per attack: accounts *stopped* (locked out
+  before the last input was won), *late* (locked out after every input was won), *escaped*
+  (all won, never locked out), *failed* (never locked out, the attack fell short by itself),
+  and the inputs each account won before its lock-out. The single-input table above is kept
+  as it is: a session that won before its lock-out is a miss there.
+* Model stealing behind the extraction monitor (``redline.defences.extraction_monitor``,
+  ``--monitor PARAM=VALUE``; this run gives it ``max_rows: 500``, the largest varied honest
+  client below, so the budget is a policy number, not a measured threshold) and the query
+  detector: KnockoffNets, FM05.learning and JbDA (Papernot et al. 2017's Jacobian
+  augmentation from 10 pool seeds, the attack PRADA was built against). Reported: rows to the
+  monitor's flag and which test raised it, the lock-out and which defence locked, the rows
+  answered, and the fidelity of a copy trained on exactly those answers (what the thief
+  got away with).
+* Varied honest clients (``--varied-clients``, per role and population): sizes log-uniform
+  from 10 to ``--varied-largest`` rows, 0-30% exact repeats, 10-60% corrupted, batches of
+  1-32; once without and once with 0-10% re-takes (an input sent again under a fresh
+  corruption, as a photo taken twice). Test role = calibration, pool role = held out.
+  Reported: clients with >= 1 and >= 2 query-detector flags (locked out at lockout_after 1
+  and 2) with 95% upper bounds, clients the extraction monitor flagged, and the least
+  Shapiro-Wilk W any client reached (what ``shapiro_below`` must stay under).
+
 ``--via-guard`` runs every session over loopback through the real guard: the zoo model
 served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
 one ``query_detector`` and a key per account; decisions are read back from the guard's
@@ -42,6 +65,7 @@ per-query false-positive rate) are computed in process by the same detector code
 and locked-out clients are what the guard decided.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
+        [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
 """
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ class ExtractionMonitor(Defence):
     #: Wall clock for the lock-out deadline a refusal reports (tests replace it).
     clock = staticmethod(time.time)
 
-    def __init__(self, shapiro_below: float | None = 0.85, min_queries: int = 100, window: int = 1000,
+    def __init__(self, shapiro_below: float | None = 0.75, min_queries: int = 100, window: int = 1000,
                  growing: int = 1000, max_rows: int | None = None, lockout_after: int = 1,
                  lockout_s: float = 3600.0, memory_s: float = 30 * 86400.0):
         self.shapiro_below = shapiro_below
