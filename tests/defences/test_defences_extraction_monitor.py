@@ -120,3 +120,19 @@ def test_the_policy_finds_it_and_bad_parameters_are_usage_errors():
             monitor(**params)
     with pytest.raises(UsageError):  # no check(target) yet
         ExtractionMonitor().observe(np.zeros((1, 64)), np.zeros((1, 10)))
+
+
+def test_a_guard_policy_runs_it_after_the_answer_whatever_the_output_hardening(digits):
+    from redline.defences.policy import parse_policy
+
+    policy = parse_policy({"defences": [{"extraction_monitor": {"shapiro_below": None, "max_rows": 20}},
+                                        "labels_only"]})
+    policy.check(digits_target())
+    defended = policy.defend(digits_target(), client="alice")
+    assert np.asarray(defended.predict(digits[:20])).ndim == 1  # labels reach the client
+    with pytest.raises(LockedOut):
+        defended.predict(digits[20:21])
+    # PRADA reads labels as well as probabilities
+    m = monitor(min_queries=10, window=10).for_client("bob", MemoryState())
+    m.observe(digits[:30], np.arange(30) % 2)
+    assert len(m._store().recent(m._key("d"))) == 10
