@@ -1025,13 +1025,15 @@ def _report_varied(target, data, detector, state, args):
             n = len(out)
             qd = np.array([r["qd_flags"] for r in out])
             mon = sum(r["monitor_flags"] > 0 for r in out)
+            locked = sum(r["locked"] for r in out)
             least = np.array([r["least_w"] for r in out], float)
             tested = least[~np.isnan(least)]
             tests = sorted({r["monitor_test"] for r in out if r["monitor_test"]})
             print(f"  {role} role{' (calibration)' if role == 'test' else ' (held out)'}, "
                   f"{'0-10% re-takes' if retakes else 'no re-takes'}: {n} clients, {sum(r['rows'] for r in out)} rows; "
                   f"query detector: >= 1 flag {(qd >= 1).sum()}/{n} (bound {_rule_of_three(int((qd >= 1).sum()), n):.2%}), "
-                  f">= 2 flags {(qd >= 2).sum()}/{n} (bound {_rule_of_three(int((qd >= 2).sum()), n):.2%}); "
+                  f">= 2 flags {(qd >= 2).sum()}/{n} (bound {_rule_of_three(int((qd >= 2).sum()), n):.2%}), "
+                  f"locked out {locked}/{n} (bound {_rule_of_three(locked, n):.2%}); "
                   f"extraction monitor flagged {mon}/{n} (bound {_rule_of_three(mon, n):.2%}; {', '.join(tests) or '-'}); "
                   f"least W of {len(tested)} clients with >= {monitor.min_queries} distances: "
                   f"{tested.min() if len(tested) else float('nan'):.3f}   [{time.perf_counter() - started:.0f} s]")

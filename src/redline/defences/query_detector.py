@@ -29,6 +29,15 @@ refused with :class:`~redline.defences.base.LockedOut` until the lock expires. T
 of 2 is chosen from held-out honest traffic (benchmarks/bench_guard_detection.py): no honest
 client of 400 on the digits MLP had even one flag, while a third flag comes too late for
 fast attacks (Square had fooled the model before it in 3 of 18 digits sessions, 1 at two).
+Lock-out at the first flag stops no more attack sessions (12 / 14 of 18 on digits / MNIST
+either way) and would lock out about a quarter of honest clients that re-send an input under
+a fresh corruption (a photo taken twice), against 5-9% at two flags.
+
+With ``chained`` a flag counts toward the lock-out only when the flagged query is also like
+an earlier flagged query of the account (its fingerprint is kept in a third set for
+``flag_window_s``): a re-take is one near-copy, a probing attack a chain of them. It spares
+most re-taking clients (0-2 of 200 locked out instead of 4-19) at the cost of later
+lock-outs for Square-style attacks, so it is off by default.
 
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
