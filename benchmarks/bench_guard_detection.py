@@ -755,7 +755,7 @@ def run_population(target, detector, monitor, state, streams, label):
 
         session = Session(target, detector, state, f"{label}-client{c}", monitor=monitor)
         session.run(replay)
-        at, test = session.monitor_flag()
+        _, test = session.monitor_flag()
         out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
                     "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
                     "locked": session.locked_at is not None, "least_w": least})

@@ -144,7 +144,7 @@ class ExtractionMonitor(Defence):
             digests = [_digest(r) for r in flat]
             fresh = len(set(digests)) - state.add_members(self._key("rows"), digests, ttl=self.memory_s)
             total = state.incr(self._key("count"), fresh, ttl=self.memory_s)
-            if total > self.max_rows:
+            if fresh and total > self.max_rows:  # a request of retries only takes nothing new
                 row = max(0, len(x) - int(total - self.max_rows))
                 self._flag(state, "budget", row=row, rows=int(total), max_rows=int(self.max_rows))
                 self._refuse_if_locked(state)
