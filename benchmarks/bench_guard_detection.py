@@ -62,7 +62,9 @@ served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it wit
 one ``query_detector`` and a key per account; decisions are read back from the guard's
 audit log. The honest traffic's per-query scores (for the calibration figures and the
 per-query false-positive rate) are computed in process by the same detector code; flagged
-and locked-out clients are what the guard decided.
+and locked-out clients are what the guard decided. The accounts view goes through the guard
+too; the stealing sessions behind the extraction monitor and the varied honest clients run
+in process only.
 
 Measured 2026-12-07 in process (load 5-6 on 2 shared cores; digits ~4 min with 400 varied
 clients, MNIST ~5 min with 100): accounts of 5 inputs, 10 per attack, stopped before their
