@@ -34,14 +34,51 @@ MemoryState), so sessions never see each other's history.
   locked out, sessions with all locked out, and the attack's success rate (an input the bare
   model misclassifies within the L2 radius) next to the same attack on the bare model.
 
+* Accounts as attackers run them (``--inputs-per-account``, default 5): each account attacks
+  that many inputs one after another on one history (a redline FM01 check: one run per input,
+  each with its own labelling rows). Reported per attack: accounts *stopped* (locked out
+  before the last input was won), *late* (locked out after every input was won), *escaped*
+  (all won, never locked out), *failed* (never locked out, the attack fell short by itself),
+  and the inputs each account won before its lock-out. The single-input table above is kept
+  as it is: a session that won before its lock-out is a miss there.
+* Model stealing behind the extraction monitor (``redline.defences.extraction_monitor``,
+  ``--monitor PARAM=VALUE``; this run gives it ``max_rows: 500``, the largest varied honest
+  client below, so the budget is a policy number, not a measured threshold) and the query
+  detector: KnockoffNets, FM05.learning and JbDA (Papernot et al. 2017's Jacobian
+  augmentation from 10 pool seeds, the attack PRADA was built against). Reported: rows to the
+  monitor's flag and which test raised it, the lock-out and which defence locked, the rows
+  answered, and the fidelity of a copy trained on exactly those answers (what the thief
+  got away with).
+* Varied honest clients (``--varied-clients``, per role and population): sizes log-uniform
+  from 10 to ``--varied-largest`` rows, 0-30% exact repeats, 10-60% corrupted, batches of
+  1-32; once without and once with 0-10% re-takes (an input sent again under a fresh
+  corruption, as a photo taken twice). Test role = calibration, pool role = held out.
+  Reported: clients with >= 1 and >= 2 query-detector flags (locked out at lockout_after 1
+  and 2) with 95% upper bounds, clients the extraction monitor flagged, and the least
+  Shapiro-Wilk W any client reached (what ``shapiro_below`` must stay under).
+
 ``--via-guard`` runs every session over loopback through the real guard: the zoo model
 served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
 one ``query_detector`` and a key per account; decisions are read back from the guard's
 audit log. The honest traffic's per-query scores (for the calibration figures and the
 per-query false-positive rate) are computed in process by the same detector code; flagged
-and locked-out clients are what the guard decided.
+and locked-out clients are what the guard decided. The accounts view goes through the guard
+too; the stealing sessions behind the extraction monitor and the varied honest clients run
+in process only.
+
+Measured 2026-12-07 in process (load 5-6 on 2 shared cores; digits ~4 min with 400 varied
+clients, MNIST ~5 min with 100): accounts of 5 inputs, 10 per attack, stopped before their
+last input was won: 58/60 on digits (an FM01.square account won all 5, an ART Square one 4
+and was never locked out), 60/60 on MNIST; first flag at a median of 4-20 rows. Held-out
+honest clients with any flag: 0/400 varied (digits; 0/100 MNIST), but 94/400 (24/100) when
+clients re-send 0-10% of inputs under a fresh corruption, 21/400 (9/100) locked out. Model
+stealing behind ``extraction_monitor`` (``max_rows: 500``): KnockoffNets and FM05.learning
+locked out at row 501 by the budget with copies of 95-97% (digits) / 87% (MNIST) fidelity;
+JbDA locked at 42-318 rows (by the query detector, once by PRADA), copies of 41-60%; no
+honest client flagged by the monitor.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
+        [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
 """
 from __future__ import annotations
 
@@ -68,10 +105,12 @@ def recorder_class():
 
         name = "recorder"
 
-        def __init__(self, judge=None):
+        def __init__(self, judge=None, keep=False):
             self.sent = 0
             self.judge = judge
             self.succeeded_at = None
+            self.keep = keep  # keep what the account was answered (a thief's training set)
+            self.answered: list[tuple[np.ndarray, np.ndarray]] = []
 
         def transform_input(self, x):
             emit("recorder", "batch", start=self.sent)
@@ -83,6 +122,8 @@ def recorder_class():
                 hit = self.judge.first_success(x, scores)
                 if hit is not None:
                     self.succeeded_at = self.sent - len(x) + hit + 1
+            if self.keep:
+                self.answered.append((np.asarray(x).copy(), np.asarray(scores).copy()))
             return scores
 
     return BatchRecorder
@@ -120,40 +161,71 @@ class Session:
     """One account: the model behind this account's detector twin (in process) or behind
     the real guard with this account's key (``guard`` given), and what happened."""
 
-    def __init__(self, target, detector, state, client: str, guard=None, judge=None):
+    def __init__(self, target, detector, state, client: str, guard=None, judge=None, monitor=None):
         from redline.defences import DefendedTarget
 
-        self.recorder = recorder_class()(judge)
+        self.recorder = recorder_class()(judge, keep=monitor is not None)
         self.guard = guard
         if guard is None:
-            self.defended = DefendedTarget(target, [detector.for_client(client, state), self.recorder])
+            # the extraction monitor, when given, sits nearest the model: it needs the answers
+            chain = [detector.for_client(client, state), self.recorder]
+            if monitor is not None:
+                chain.insert(0, monitor.for_client(client, state))
+            self.defended = DefendedTarget(target, chain)
         else:
             self.client = guard.next_client()
             self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
         self.events: list[dict] = []
+        self.wins: list[int | None] = []
 
     def run(self, attack) -> object:
+        return self.run_inputs([attack])
+
+    def run_inputs(self, attacks) -> object:
+        """Run ``attacks`` one after another from this account (an attacker's several inputs);
+        ``wins[j]`` is the row at which attack j had won (None: it never did). A refusal
+        ends the session: the inputs not yet attacked are not won."""
         from redline.defences import collect_events
         from redline.errors import TargetError
 
+        result = None
         with collect_events() as events:
-            try:
-                result = attack(self.defended)
-            except TargetError:  # a refusal (lock-out) ends the attack
-                result = None
+            for attack in attacks:
+                self.recorder.succeeded_at = None
+                try:
+                    result = attack(self.defended)
+                except TargetError:  # a refusal (lock-out) ends the attack
+                    result = None
+                    self.wins.append(self.recorder.succeeded_at)
+                    break
+                self.wins.append(self.recorder.succeeded_at)
+        self.wins += [None] * (len(attacks) - len(self.wins))
+        if len(attacks) == 1:
+            self.recorder.succeeded_at = self.wins[0]
         self.events = events if self.guard is None else self.guard.events_of(self.client, events)
         return result
 
-    def _row_of(self, kind: str, nth: int = 1) -> int | None:
+    def _row_of(self, kind: str, nth: int = 1, defence: str = "query_detector") -> int | None:
         start, seen = 0, 0
         for event in self.events:
             if event["event"] == "batch":
                 start = event["start"]
-            elif event["event"] == kind:
+            elif event["event"] == kind and event.get("defence", defence) == defence:
                 seen += 1
                 if seen == nth:
                     return start + event["row"] + 1
         return None
+
+    def monitor_flag(self) -> tuple[int | None, str | None]:
+        """Rows sent up to the extraction monitor's first flag, and which test raised it."""
+        at = self._row_of("flagged", defence="extraction_monitor")
+        test = next((e.get("test") for e in self.events
+                     if e["event"] == "flagged" and e.get("defence") == "extraction_monitor"), None)
+        return at, test
+
+    @property
+    def answered_rows(self) -> int:
+        return sum(len(x) for x, _ in self.recorder.answered)
 
     def flag_at(self, nth: int) -> int | None:
         """Rows sent up to the ``nth`` flagged query: where ``lockout_after: nth`` would lock
@@ -166,7 +238,10 @@ class Session:
 
     @property
     def locked_at(self) -> int | None:
-        return self._row_of("locked_out")
+        """Rows sent up to the lock-out, by whichever defence locked the account."""
+        found = [r for r in (self._row_of("locked_out"), self._row_of("locked_out", defence="extraction_monitor"))
+                 if r is not None]
+        return min(found) if found else None
 
     @property
     def first_flag_at(self) -> int | None:
@@ -176,8 +251,8 @@ class Session:
     def sent(self) -> int:
         return self.recorder.sent
 
-    def flagged(self) -> int:
-        return sum(e["event"] == "flagged" for e in self.events)
+    def flagged(self, defence: str = "query_detector") -> int:
+        return sum(e["event"] == "flagged" and e.get("defence", defence) == defence for e in self.events)
 
 
 # -- the real guard on loopback (--via-guard) ------------------------------------------------
@@ -336,8 +411,9 @@ def thief_classifier(shape, n_classes, seed):
                              input_shape=tuple(shape), nb_classes=n_classes)
 
 
-def attack_factory(name, data, x0, seed, budget, mnist):
-    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis)."""
+def attack_factory(name, data, x0, seed, budget, mnist, n_inputs=4):
+    """``attack(defended)`` for session ``seed`` on input ``x0`` (one row with its batch axis;
+    a redline FM01 check picks its own ``n_inputs`` inputs by ``seed``)."""
     from redline.checks import all_checks
 
     checks = all_checks()
@@ -365,8 +441,10 @@ def attack_factory(name, data, x0, seed, budget, mnist):
                                 nb_stolen=len(pool), sampling_strategy="random", verbose=False,
                                 use_probability=True).extract(pool, thieved_classifier=thief)
         return knockoff
+    if name == "JbDA":
+        return lambda t: jbda(t, data, seed, budget)
     check_id = name.split()[-1]
-    params = {"FM01.decision": {"n_inputs": 4}, "FM01.square": {"n_inputs": 4},
+    params = {"FM01.decision": {"n_inputs": n_inputs}, "FM01.square": {"n_inputs": n_inputs},
               "FM05.learning": {"rounds": 2, "epochs": 2, "final_epochs": 3, "n_uniform": 100}}[check_id]
     check = checks[check_id](**params)
     return lambda t: check(t, data, budget=budget, seed=seed)
@@ -396,6 +474,115 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
     return rows
+
+
+def jbda(defended, data, seed, budget, seeds=10, step=0.1):
+    """Papernot et al. (2017)'s Jacobian-based dataset augmentation, the attack PRADA was built
+    against: ``seeds`` pool rows (one per class where it can), then rounds that query every
+    new row, train a surrogate on all answers and add each row moved by ``step`` (of the input
+    range) along the sign of the surrogate's gradient, doubling the set until ``budget``."""
+    from redline.checks.extraction.query_selection import jacobian_step
+    from redline.util.surrogates import build_surrogate, fit_surrogate
+
+    rng = np.random.default_rng(seed)
+    spec = defended.input_spec
+    pool, labels = data.x_pool.astype(np.float32), np.asarray(data.y_pool).astype(int)
+    picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in np.unique(labels)][:seeds]
+    new = pool[picks]
+    xs, answers = [], []
+    surrogate = build_surrogate(spec.shape, defended.n_classes, data.modality, pool[picks], seed=seed)
+    while len(new):
+        answers.append(np.asarray(defended.predict(new)))
+        xs.append(new)
+        owned = np.concatenate(xs)
+        fit_surrogate(surrogate, owned, np.concatenate(answers), epochs=10, seed=seed)
+        room = budget - len(owned)
+        new = jacobian_step(surrogate, owned, min(len(owned), room), step * float(spec.upper - spec.lower), rng,
+                            spec.lower, spec.upper) if room > 0 else new[:0]
+    return surrogate
+
+
+def run_account_sessions(target, data, detector, state, accounts, k, budget, mnist, only, guard=None, judge=None):
+    """Evasion as an attacker runs it: each account attacks ``k`` inputs one after another
+    (a redline FM01 check: ``k`` runs of one input each, every run with its own clean-accuracy
+    rows), on one history. Returns {attack: (sessions, seconds)}."""
+    rng = np.random.default_rng(1)
+    with target.ledger.evaluating():
+        correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
+    rows = {}
+    for name in (*REDLINE_ATTACKS, *ART_ATTACKS):
+        if "FM05" in name or "Knockoff" in name or (only and not any(o.lower() in name.lower() for o in only)):
+            continue
+        if name.startswith("ART Square") and data.modality != "image":
+            continue
+        started = time.perf_counter()
+        sessions = []
+        for a in range(accounts):
+            picks = [int(i) for i in correct[rng.permutation(len(correct))[:k]]]
+            attacks = []
+            for j, i in enumerate(picks):
+                factory = attack_factory(name, data, data.x_test[i:i + 1].astype(np.float32), seed=500 + a * k + j,
+                                         budget=budget, mnist=mnist, n_inputs=1)
+
+                def attack(t, factory=factory, seed=500 + a * k + j):
+                    _seed_globals(seed)
+                    return factory(t)
+                attacks.append(attack)
+            session = Session(target, detector, state, f"{name}#acct{a}", guard, judge)
+            session.run_inputs(attacks)
+            sessions.append(session)
+        rows[name] = (sessions, time.perf_counter() - started)
+    return rows
+
+
+def account_outcome(session) -> str:
+    """What one k-input account achieved: 'stopped' (locked out before its last input was won),
+    'late' (every input won before the lock-out), 'escaped' (every input won, never locked out),
+    'failed' (never locked out, but some input never won: the attack fell short by itself)."""
+    wins = session.wins
+    locked = session.locked_at
+    if all(w is not None for w in wins):
+        last = max(wins)
+        return "escaped" if locked is None else "late" if locked > last else "stopped"
+    return "stopped" if locked is not None else "failed"
+
+
+def run_stealing_sessions(target, data, detector, monitor, state, sessions, budget, only, full):
+    """Model stealing from one account each, behind the query detector and the extraction
+    monitor: KnockoffNets (random pool rows) and redline's FM05.learning (pool rows picked by
+    the copy, 20% mixup blends, then the check's own fidelity rows). For each: rows to the
+    monitor's flag, rows answered, and the fidelity of the copy the thief can train on what it
+    was answered (the same thief network and 20 epochs as the bare-model curve)."""
+    rows = {}
+    for name in ("redline FM05.learning", "ART KnockoffNets", "JbDA"):
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        started = time.perf_counter()
+        results = []
+        for s in range(sessions if "FM05" not in name or full else 1):
+            _seed_globals(1000 * s + len(name))
+            session = Session(target, detector, state, f"{name}#steal{s}", monitor=monitor)
+            session.run(attack_factory(name, data, None, seed=s, budget=budget, mnist=False))
+            results.append((session, copy_fidelity(target, data, session.recorder.answered, s)))
+        rows[name] = (results, time.perf_counter() - started)
+    return rows
+
+
+def copy_fidelity(target, data, answered, seed) -> float:
+    """Label agreement with the model on the test role of a copy trained on ``answered``
+    (the rows an account got answers to, with those answers)."""
+    if not answered:
+        return float("nan")
+    x = np.concatenate([a for a, _ in answered]).astype(np.float32).reshape(-1, *target.input_spec.shape)
+    y = np.concatenate([b for _, b in answered])
+    if y.ndim == 1:
+        y = np.eye(target.n_classes)[y.astype(int)]
+    _seed_globals(seed)
+    thief = thief_classifier(target.input_spec.shape, target.n_classes, seed)
+    thief.fit(x, y, batch_size=64, nb_epochs=20, verbose=False)
+    with target.ledger.evaluating():
+        truth = target.predict_labels(data.x_test.astype(np.float32))
+    return float((thief.predict(data.x_test.astype(np.float32)).argmax(axis=1) == truth).mean())
 
 
 def run_stealing(target, data, budgets, sessions):
@@ -507,6 +694,74 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
             flags.append(session.flagged())
             locked_clients += session.locked_at is not None
     return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats
+
+
+def varied_streams(x, clients, seed, smallest=10, largest=500, retakes=0.1):
+    """Honest clients unlike one another: a client sends a log-uniform number of rows from
+    ``smallest`` to ``largest`` (at most the rows there are), 0-30% of them exact repeats,
+    10-60% of its inputs under a common corruption, and 0-10% (``retakes``) re-takes (an input it sent
+    before, sent again under a fresh corruption: a photo taken twice); batches of 1-32."""
+    rng = np.random.default_rng(seed)
+    streams = []
+    for _ in range(clients):
+        size = int(np.exp(rng.uniform(np.log(smallest), np.log(largest + 1))))
+        share_repeat, share_corrupt, share_retake = rng.uniform(0, 0.3), rng.uniform(0.1, 0.6), rng.uniform(0, retakes)
+        fresh = max(1, min(len(x), int(size * (1 - share_repeat - share_retake))))
+        picked = x[rng.permutation(len(x))[:fresh]].astype(np.float64)
+        for i in np.flatnonzero(rng.random(fresh) < share_corrupt):
+            picked[i:i + 1] = corrupt(picked[i:i + 1], rng, x)
+        stream = list(picked.astype(np.float32))
+        for _ in range(int(size * share_retake)):
+            at = int(rng.integers(1, len(stream) + 1))
+            source = x[rng.integers(len(x))] if not fresh else stream[int(rng.integers(at))]
+            stream.insert(at, corrupt(np.asarray(source, np.float64)[None], rng, x)[0].astype(np.float32))
+        for _ in range(max(0, size - len(stream))):
+            at = int(rng.integers(1, len(stream) + 1))
+            stream.insert(at, stream[int(rng.integers(at))].copy())
+        batches, i = [], 0
+        while i < len(stream):
+            n = int(rng.integers(1, 33))
+            batches.append(np.stack(stream[i:i + n]))
+            i += n
+        streams.append(batches)
+    return streams
+
+
+def run_population(target, detector, monitor, state, streams, label):
+    """Honest clients through the query detector and the extraction monitor, one account
+    each. Per client: rows sent, query-detector flags, extraction-monitor flags (and the
+    test that raised the first), locked out or not, and the least Shapiro-Wilk W its
+    distances reached once there were ``min_queries`` of them (the monitor's calibration)."""
+    from redline.defences import MemoryState
+    from redline.defences.extraction_monitor import ExtractionMonitor, shapiro_w
+
+    shadow_params = {**monitor.get_params(), "shapiro_below": 0.5, "max_rows": None}
+    out = []
+    for c, batches in enumerate(streams):
+        shadow = ExtractionMonitor(**shadow_params)
+        shadow.check(target)
+        shadow = shadow.for_client("shadow", MemoryState())
+        least = np.nan
+        for batch in batches:
+            with target.ledger.evaluating():
+                answer = target.predict(batch)
+            shadow.observe(batch, answer)
+            recent = shadow._store().recent(shadow._key("d"))
+            if len(recent) >= monitor.min_queries:
+                w = shapiro_w(np.frombuffer(b"".join(recent), "<f4"))
+                least = w if np.isnan(least) else min(least, w)
+
+        def replay(t, batches=batches):
+            for batch in batches:
+                t.predict(batch)
+
+        session = Session(target, detector, state, f"{label}-client{c}", monitor=monitor)
+        session.run(replay)
+        _, test = session.monitor_flag()
+        out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
+                    "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
+                    "locked": session.locked_at is not None, "least_w": least})
+    return out
 
 
 # -- adaptive attacker ----------------------------------------------------------------------
@@ -700,6 +955,13 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
               f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "
               f"{sum(f is None and w is None for f, w in at)}")
 
+    if args.inputs_per_account > 1:
+        _report_accounts(target, data, detector, state, mnist, args, guard, judge)
+    if args.steal_sessions_monitor and guard is None:
+        _report_stealing(target, data, detector, state, args)
+    if args.varied_clients and guard is None:
+        _report_varied(target, data, detector, state, args)
+
     if args.steal_budgets:
         curve = run_stealing(target, data, args.steal_budgets, args.steal_sessions)
         print("model stealing (KnockoffNets, pool inputs, bare model) -- what rows_per_day bounds a thief to per "
@@ -716,6 +978,78 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                   f"success (L2 <= {eps}) {out['success']}/{n} vs {out['bare_success']}/{n} on the bare model "
                   f"(median L2 {np.median(out['l2']):.2f} vs {np.median(out['bare_l2']):.2f}, inf = none found); "
                   f"median rows sent {median_text(out['queries'])}")
+
+
+def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
+    k, accounts = args.inputs_per_account, args.k_accounts or args.sessions
+    started = time.perf_counter()
+    rows = run_account_sessions(target, data, detector, state, accounts, k, args.budget, mnist, args.only, guard, judge)
+    print(f"\naccounts that attack {k} inputs each ({accounts} accounts per attack, one history per account; "
+          f"lock-out at flag {detector.lockout_after}): stopped = locked out before its last input was won, "
+          f"late = locked out after every input was won, escaped = every input won and never locked out, "
+          f"failed = never locked out but some input not won by the attack itself   [{time.perf_counter() - started:.0f} s]")
+    print(f"{'attack':24s} {'stopped':>7s} {'late':>5s} {'escaped':>7s} {'failed':>6s} {'flag 1':>7s} {'lock':>5s} "
+          f"{'won/acct':>8s}  per account: inputs won before lock-out/first flag/lock-out")
+    for name, (sessions, _) in rows.items():
+        outcomes = [account_outcome(sess) for sess in sessions]
+        won_before = [sum(w is not None and (sess.locked_at is None or w < sess.locked_at) for w in sess.wins)
+                      for sess in sessions]
+        detail = "  ".join(f"{n}/{_dash(sess.first_flag_at)}/{_dash(sess.locked_at)}" for n, sess in zip(won_before, sessions))
+        print(f"{name:24s} {outcomes.count('stopped'):>7d} {outcomes.count('late'):>5d} {outcomes.count('escaped'):>7d} "
+              f"{outcomes.count('failed'):>6d} {median_text([sess.first_flag_at for sess in sessions]):>7s} "
+              f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
+
+
+def _report_stealing(target, data, detector, state, args):
+    from redline.defences.extraction_monitor import ExtractionMonitor
+
+    monitor = ExtractionMonitor(**args.monitor)
+    monitor.check(target)
+    rows = run_stealing_sessions(target, data, detector, monitor, state, args.steal_sessions_monitor, args.budget,
+                                 args.only, args.full)
+    print(f"\nmodel stealing behind ExtractionMonitor({', '.join(f'{k}={v}' for k, v in monitor.get_params().items())}) "
+          f"and the query detector, {args.budget} rows offered per session; fidelity = label agreement on the test "
+          f"role of a copy trained on what the account was answered")
+    for name, (results, seconds) in rows.items():
+        parts = []
+        for sess, fidelity in results:
+            at, test = sess.monitor_flag()
+            by = next((e["defence"] for e in sess.events if e["event"] == "locked_out"), None)
+            parts.append(f"flag {_dash(at)} ({test or 'none'}), lock {_dash(sess.locked_at)} ({by or '-'}), answered "
+                         f"{sess.answered_rows}, fidelity {fidelity:.1%}")
+        flagged = sum(sess.monitor_flag()[0] is not None for sess, _ in results)
+        print(f"  {name}: flagged {flagged}/{len(results)} [{seconds:.0f} s]: " + "; ".join(parts))
+
+
+def _report_varied(target, data, detector, state, args):
+    from redline.defences.extraction_monitor import ExtractionMonitor
+
+    monitor = ExtractionMonitor(**args.monitor)
+    monitor.check(target)
+    print(f"\nvaried honest clients (sizes 10-{args.varied_largest} rows, 0-30% repeats, 10-60% corrupted, "
+          f"batches 1-32), through the query detector and the extraction monitor; 95% upper bounds "
+          f"(Clopper-Pearson) per client")
+    for role, x, seed in (("test", data.x_test, 11), ("pool", data.x_pool, 12)):
+        for retakes in (0.0, 0.1):
+            started = time.perf_counter()
+            streams = varied_streams(x, args.varied_clients, seed + (100 if retakes else 0),
+                                     largest=args.varied_largest, retakes=retakes)
+            out = run_population(target, detector, monitor, state, streams, f"varied-{role}-{retakes}")
+            n = len(out)
+            qd = np.array([r["qd_flags"] for r in out])
+            mon = sum(r["monitor_flags"] > 0 for r in out)
+            locked = sum(r["locked"] for r in out)
+            least = np.array([r["least_w"] for r in out], float)
+            tested = least[~np.isnan(least)]
+            tests = sorted({r["monitor_test"] for r in out if r["monitor_test"]})
+            print(f"  {role} role{' (calibration)' if role == 'test' else ' (held out)'}, "
+                  f"{'0-10% re-takes' if retakes else 'no re-takes'}: {n} clients, {sum(r['rows'] for r in out)} rows; "
+                  f"query detector: >= 1 flag {(qd >= 1).sum()}/{n} (bound {_rule_of_three(int((qd >= 1).sum()), n):.2%}), "
+                  f">= 2 flags {(qd >= 2).sum()}/{n} (bound {_rule_of_three(int((qd >= 2).sum()), n):.2%}), "
+                  f"locked out {locked}/{n} (bound {_rule_of_three(locked, n):.2%}); "
+                  f"extraction monitor flagged {mon}/{n} (bound {_rule_of_three(mon, n):.2%}; {', '.join(tests) or '-'}); "
+                  f"least W of {len(tested)} clients with >= {monitor.min_queries} distances: "
+                  f"{tested.min() if len(tested) else float('nan'):.3f}   [{time.perf_counter() - started:.0f} s]")
 
 
 def _dash(value):
@@ -759,9 +1093,23 @@ def main():
                    help="send every session over loopback through the real guard (redline guard) instead of in process")
     p.add_argument("--accounts-pool", type=int, default=400, help="client keys the guard is started with (--via-guard)")
     p.add_argument("--only", nargs="*", help="run only attacks whose name contains one of these words")
+    p.add_argument("--inputs-per-account", type=int, default=5,
+                   help="inputs each attacking account attacks in the accounts view (1: skip that view)")
+    p.add_argument("--k-accounts", type=int, default=None, help="accounts per attack in that view (default --sessions)")
+    p.add_argument("--steal-sessions-monitor", type=int, default=None,
+                   help="stealing sessions behind the extraction monitor (default: --sessions; 0: skip)")
+    p.add_argument("--monitor", action="append", default=[], metavar="PARAM=VALUE",
+                   help="an ExtractionMonitor parameter (repeatable); the run uses max_rows=500 unless given")
+    p.add_argument("--varied-clients", type=int, default=None,
+                   help="varied honest clients per role and population (default 100, --full 400; 0: skip)")
+    p.add_argument("--varied-largest", type=int, default=500, help="the largest varied honest client, in rows")
     args = p.parse_args()
     args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
+    args.monitor = {"max_rows": 500, **{k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.monitor)}}
+    args.varied_clients = args.varied_clients if args.varied_clients is not None else (400 if args.full else 100)
     args.sessions = args.sessions or (10 if args.full else 3)
+    if args.steal_sessions_monitor is None:
+        args.steal_sessions_monitor = args.sessions
     args.clients = args.clients or (400 if args.full else 40)
     args.steal_budgets = [100, 300, 800] if args.steal_budgets is None else args.steal_budgets
     args.adaptive_sessions = args.adaptive_sessions if args.adaptive_sessions is not None else (10 if args.full else 3)

@@ -230,3 +230,39 @@ def test_two_guard_workers_share_history_and_lock_out_through_sqlite(digits, tmp
     finally:
         worker_a.close()
         worker_b.close()
+
+
+def retakes(digits, n: int, rng) -> np.ndarray:
+    """An honest stream: ``n`` distinct inputs, each followed by a re-take of itself (the same
+    picture again, slightly brighter): one near-copy per input, never a chain of them."""
+    rows = []
+    for x in digits[:n]:
+        rows += [x, np.clip(x + 0.02, 0, 1)]
+    return np.asarray(rows, np.float32)
+
+
+def test_chained_mode_spares_single_retakes_but_locks_out_probe_chains(digits):
+    stream = retakes(digits, 20, np.random.default_rng(0))
+    plain = DefendedTarget(digits_target(), [detector()])
+    with pytest.raises(LockedOut):  # by default two re-takes are two flags: a lock-out
+        for row in stream:
+            plain.predict(row[None])
+
+    chained = DefendedTarget(digits_target(), [detector(chained=True)])
+    with collect_events() as events:
+        for row in stream:
+            chained.predict(row[None])
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert len(flagged) >= 2 and not any(e.get("chained") for e in flagged)
+    assert not [e for e in events if e["event"] == "locked_out"]
+
+    probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
+    defended = DefendedTarget(digits_target(), [detector(chained=True)])
+    sent = 0
+    with collect_events() as events, pytest.raises(LockedOut):
+        for row in probes:
+            defended.predict(row[None])
+            sent += 1
+    assert sent < 30 and [e for e in events if e["event"] == "flagged"][-1]["chained"] is True
+    with pytest.raises(UsageError):
+        detector(chained="yes")

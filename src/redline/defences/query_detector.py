@@ -29,6 +29,15 @@ refused with :class:`~redline.defences.base.LockedOut` until the lock expires. T
 of 2 is chosen from held-out honest traffic (benchmarks/bench_guard_detection.py): no honest
 client of 400 on the digits MLP had even one flag, while a third flag comes too late for
 fast attacks (Square had fooled the model before it in 3 of 18 digits sessions, 1 at two).
+Lock-out at the first flag stops no more attack sessions (12 / 14 of 18 on digits / MNIST
+either way) and would lock out about a quarter of honest clients that re-send an input under
+a fresh corruption (a photo taken twice), against 5-9% at two flags.
+
+With ``chained`` a flag counts toward the lock-out only when the flagged query is also like
+an earlier flagged query of the account (its fingerprint is kept in a third set for
+``flag_window_s``): a re-take is one near-copy, a probing attack a chain of them. It spares
+most re-taking clients (0-2 of 200 locked out instead of 4-19) at the cost of later
+lock-outs for Square-style attacks, so it is off by default.
 
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
@@ -64,7 +73,8 @@ class QueryDetector(Defence):
 
     def __init__(self, threshold: float = 0.25, history: int = 1000, lockout_after: int = 2,
                  lockout_s: float = 3600.0, flag_window_s: float = 3600.0, levels: int = 8,
-                 window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0):
+                 window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0,
+                 chained: bool = False):
         self.threshold = threshold
         self.history = history
         self.lockout_after = lockout_after
@@ -75,6 +85,7 @@ class QueryDetector(Defence):
         self.hashes = hashes
         self.band = band
         self.memory_s = memory_s
+        self.chained = chained
         self._client = "-"
         self._state: StateStore | None = None  # a private MemoryState until for_client gives one
         self._hasher: _WindowHasher | None = None
@@ -91,6 +102,8 @@ class QueryDetector(Defence):
                             ("memory_s", self.memory_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise UsageError(f"query_detector: {what} must be a positive number of seconds, not {value!r}")
+        if not isinstance(self.chained, bool):
+            raise UsageError(f"query_detector: chained must be true or false, not {self.chained!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0 < self.threshold <= 1:
             raise UsageError(f"query_detector: threshold is a share of matching fingerprint hashes in (0, 1], "
@@ -128,11 +141,15 @@ class QueryDetector(Defence):
     def transform_input(self, x: np.ndarray) -> np.ndarray:
         state = self._store()
         self._refuse_if_locked(state)
-        scores = self.score(x)
+        scores, prints = self._score(x)
         flagged = 0
         for i, score in enumerate(scores):
             if score >= self.threshold:  # NaN (an exact repeat) never is
                 flagged += 1
+                if self.chained and not self._chains(state, prints[i]):
+                    emit(self.name, "flagged", client=self._client, row=i, score=round(float(score), 3),
+                         chained=False)
+                    continue
                 if self._count_flag(state, score, row=i):
                     self._counts.add(queries=i + 1, flagged=flagged, lockouts=1)
                     self._refuse_if_locked(state)
@@ -143,6 +160,19 @@ class QueryDetector(Defence):
         """Add the rows of ``x`` to the account's history, in order, and return each one's
         score: the share of its fingerprint already there (NaN for an exact repeat).
         Records no flag; :meth:`transform_input` decides on these scores."""
+        return self._score(x)[0]
+
+    def _chains(self, state: StateStore, members: list[bytes]) -> bool:
+        """Whether a flagged query is like an earlier *flagged* query of the account (a
+        chain of probes around one point), remembering it for the next one. A client that
+        re-sends a fresh input under another corruption has one flagged copy of it: that
+        alone does not chain."""
+        if not members:
+            return False
+        known = state.add_members(self._key("flagged"), members, ttl=self.flag_window_s)
+        return known / len(members) >= self.threshold
+
+    def _score(self, x: np.ndarray) -> tuple[np.ndarray, list[list[bytes]]]:
         if self._hasher is None:
             raise UsageError("query_detector: check(target) must run before the detector sees queries")
         state = self._store()
@@ -152,8 +182,9 @@ class QueryDetector(Defence):
             raise InputRejected(f"query_detector: inputs have {flat.shape[1]} features, the model takes "
                                 f"{self._hasher.width}")
         scores = np.full(len(flat), np.nan)
+        rows_members: list[list[bytes]] = [[] for _ in range(len(flat))]
         if not len(flat):
-            return scores
+            return scores, rows_members
         fingerprints = self._hasher.fingerprints(flat)
         last = int(state.incr(self._key("seen"), len(flat)))
         bucket = max(1, int(self.history) // 2)
@@ -167,17 +198,21 @@ class QueryDetector(Defence):
                 self._counts.add(repeats=1)
                 continue
             members = list(dict.fromkeys(h.tobytes() for h in prints))
+            rows_members[i] = members
             if not members:  # nothing informative to compare (a blank input)
                 scores[i] = 0.0
                 continue
             scores[i] = state.add_members(previous, members, ttl=self.memory_s) / len(members)
             state.add_members(current, members, ttl=self.memory_s)
-        return scores
+        return scores, rows_members
 
     def _count_flag(self, state: StateStore, score: float, row: int) -> bool:
         """Record one flagged query; lock the account out (and say so) when it is one too many."""
         total = state.incr(self._key("flags"), 1, ttl=self.flag_window_s)
-        emit(self.name, "flagged", client=self._client, row=row, score=round(float(score), 3), flags=int(total))
+        if self.chained and total == 1:  # the chain's first link, flagged before, counts too
+            total = state.incr(self._key("flags"), 1, ttl=self.flag_window_s)
+        emit(self.name, "flagged", client=self._client, row=row, score=round(float(score), 3), flags=int(total),
+             **({"chained": True} if self.chained else {}))
         if total < self.lockout_after:
             return False
         until = float(self.clock()) + float(self.lockout_s)

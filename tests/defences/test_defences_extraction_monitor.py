@@ -1,0 +1,138 @@
+"""The model-stealing monitor: PRADA flags synthetic query streams, the budget locks out volume,
+honest natural traffic passes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from redline_testkit import ArrayTarget
+
+from redline.defences import DefendedTarget, LockedOut, MemoryState, collect_events
+from redline.defences.extraction_monitor import ExtractionMonitor
+from redline.defences.policy import defence_classes
+from redline.errors import UsageError
+from redline.targets.base import InputSpec
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits scaled to [0, 1], shuffled: natural inputs of 64 features."""
+    from sklearn.datasets import load_digits
+
+    x = (load_digits().data / 16.0).astype(np.float32)
+    return x[np.random.default_rng(0).permutation(len(x))]
+
+
+def digits_target():
+    rng = np.random.default_rng(0)
+    target = ArrayTarget(rng.normal(size=(64, 10)), rng.normal(size=10), spec="test:digits")
+    target.input_spec = InputSpec(shape=(64,), lower=0.0, upper=1.0)
+    return target
+
+
+def monitor(**params) -> ExtractionMonitor:
+    m = ExtractionMonitor(**params)
+    m.check(digits_target())
+    return m
+
+
+def jacobian_like(seeds: np.ndarray, rounds: int, step: float, rng) -> np.ndarray:
+    """Papernot-style augmentation: every round, each owned input moved by ``step`` along a
+    sign vector (the gradient's sign, here random), doubling the set."""
+    owned = seeds
+    for _ in range(rounds):
+        moved = np.clip(owned + step * np.sign(rng.normal(size=owned.shape)), 0, 1)
+        owned = np.concatenate([owned, moved])
+    return owned.astype(np.float32)
+
+
+def send(defended, rows, batch=16):
+    sent = 0
+    for start in range(0, len(rows), batch):
+        defended.predict(rows[start:start + batch])
+        sent += len(rows[start:start + batch])
+    return sent
+
+
+def test_a_jacobian_augmentation_stream_is_flagged_by_prada_and_locked_out(digits):
+    stream = jacobian_like(digits[:10], rounds=5, step=0.1, rng=np.random.default_rng(1))  # 320 rows
+    defended = DefendedTarget(digits_target(), [monitor()])
+    sent = 0
+    with collect_events() as events, pytest.raises(LockedOut) as refused:
+        for start in range(0, len(stream), 16):
+            defended.predict(stream[start:start + 16])
+            sent += 16
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert flagged and flagged[0]["test"] == "prada" and flagged[0]["w"] < 0.75
+    assert [e["event"] for e in events][-1] == "locked_out"
+    assert sent <= 176  # decided once it had min_queries (100) distances, within a few batches
+    assert refused.value.status == 403 and refused.value.detail["retry_after_s"] > 3500
+    with pytest.raises(LockedOut):  # from now on the account gets nothing, natural inputs included
+        defended.predict(digits[1000:1001])
+
+
+def test_honest_natural_traffic_is_not_flagged(digits):
+    defended = DefendedTarget(digits_target(), [monitor()])
+    with collect_events() as events:
+        sent = send(defended, digits[:600])
+    assert sent == 600
+    assert not [e for e in events if e["event"] in ("flagged", "locked_out")]
+
+
+def test_exact_repeats_are_not_distances(digits):
+    m = monitor().for_client("alice", MemoryState())
+    labels = np.zeros(40, int)
+    first = m.distances(digits[:20], labels[:20])
+    again = m.distances(digits[:20], labels[:20])  # the same rows sent again: retries
+    assert len(first) == 19 and all(d > 0 for _, d in first)  # the class's first row has nothing to compare
+    assert again == []
+
+
+def test_the_budget_counts_distinct_rows_and_locks_out_past_it(digits):
+    defended = DefendedTarget(digits_target(), [monitor(shapiro_below=None, max_rows=50)])
+    with collect_events() as events:
+        send(defended, digits[:50], batch=10)
+        send(defended, digits[:50], batch=25)  # retries are free
+        with pytest.raises(LockedOut):
+            defended.predict(digits[50:52])  # the 51st distinct row is one too many
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert len(flagged) == 1 and flagged[0]["test"] == "budget" and flagged[0]["rows"] == 52
+    with pytest.raises(LockedOut):
+        defended.predict(digits[:1])
+
+
+def test_accounts_are_apart_and_twins_of_one_account_share_the_store(digits):
+    m, state = monitor(shapiro_below=None, max_rows=30), MemoryState()
+    alice_1 = DefendedTarget(digits_target(), [m.for_client("alice", state)])
+    alice_2 = DefendedTarget(digits_target(), [m.for_client("alice", state)])  # another worker
+    bob = DefendedTarget(digits_target(), [m.for_client("bob", state)])
+    send(alice_1, digits[:20])
+    send(bob, digits[:30])  # bob's rows do not count for alice
+    with pytest.raises(LockedOut):
+        send(alice_2, digits[20:40])
+
+
+def test_the_policy_finds_it_and_bad_parameters_are_usage_errors():
+    assert defence_classes()["extraction_monitor"] is ExtractionMonitor
+    for params in ({"shapiro_below": 1.5}, {"max_rows": 0}, {"min_queries": 2}, {"lockout_s": 0},
+                   {"shapiro_below": None, "max_rows": None}, {"window": 50, "min_queries": 100},
+                   {"max_rows": True}):
+        with pytest.raises(UsageError):
+            monitor(**params)
+    with pytest.raises(UsageError):  # no check(target) yet
+        ExtractionMonitor().observe(np.zeros((1, 64)), np.zeros((1, 10)))
+
+
+def test_a_guard_policy_runs_it_after_the_answer_whatever_the_output_hardening(digits):
+    from redline.defences.policy import parse_policy
+
+    policy = parse_policy({"defences": [{"extraction_monitor": {"shapiro_below": None, "max_rows": 20}},
+                                        "labels_only"]})
+    policy.check(digits_target())
+    defended = policy.defend(digits_target(), client="alice")
+    assert np.asarray(defended.predict(digits[:20])).ndim == 1  # labels reach the client
+    with pytest.raises(LockedOut):
+        defended.predict(digits[20:21])
+    # PRADA reads labels as well as probabilities
+    m = monitor(min_queries=10, window=10).for_client("bob", MemoryState())
+    m.observe(digits[:30], np.arange(30) % 2)
+    assert len(m._store().recent(m._key("d"))) == 10
