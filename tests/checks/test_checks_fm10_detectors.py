@@ -115,3 +115,25 @@ def test_strip_without_triggered_inputs_is_not_applicable(controls):
         assert Strip()(target, data).status is Status.NOT_APPLICABLE
     finally:
         data.meta = saved
+
+
+@pytest.mark.parametrize("rows, clean, width", [(200, 60, 300), (200, 60, 16), (30, 120, 40)])
+def test_spectral_whitening_in_the_clean_span_equals_the_full_ledoit_wolf_whitening(rows, clean, width):
+    # The check whitens in the span of the clean rows (fast for wide layers); the scores and
+    # the eigenvalue must be those of whitening by the full shrunk covariance.
+    import numpy as np
+    from sklearn.covariance import LedoitWolf
+
+    from redline.checks.training_time.fm10_spectral_signatures import _signature_scores
+
+    rng = np.random.default_rng(width)
+    scale = rng.uniform(0.1, 3.0, size=width)
+    acts, held = rng.normal(size=(rows, width)) * scale, rng.normal(size=(clean, width)) * scale
+    acts[:10] += 4.0 * scale  # a few rows share a direction, as poisoned rows do
+    centred = acts - acts.mean(axis=0)
+    values, vectors = np.linalg.eigh(LedoitWolf().fit(held).covariance_)
+    whitened = centred @ (vectors / np.sqrt(np.maximum(values, 1e-6 * values.max())))
+    _, singular, vt = np.linalg.svd(whitened, full_matrices=False)
+    scores, top = _signature_scores(acts, held)
+    np.testing.assert_allclose(scores, (whitened @ vt[0]) ** 2, rtol=1e-6, atol=1e-9)
+    assert top == pytest.approx(singular[0] ** 2 / rows, rel=1e-9)
