@@ -74,7 +74,7 @@ class QueryDetector(Defence):
     def __init__(self, threshold: float = 0.25, history: int = 1000, lockout_after: int = 2,
                  lockout_s: float = 3600.0, flag_window_s: float = 3600.0, levels: int = 8,
                  window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0,
-                 chained: bool = False):
+                 chained: bool = True):
         self.threshold = threshold
         self.history = history
         self.lockout_after = lockout_after
