@@ -918,7 +918,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
           f"(+{repeats} exact repeats, not scored), max score {scores.max():.3f}")
     print(f"  false positives per query: {flagged}/{len(scores)} = {flagged / len(scores):.4%} "
           f"(95% upper bound {upper:.3%}); clients with >= 1 / >= 2 / >= 3 flags (= locked out at lockout_after "
-          f"1 / 2 / 3): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
+          f"1 / 2 / 3{', unchained' if detector.chained else ''}): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
           f"(95% upper bound per client with 0: {_rule_of_three(0, args.clients):.2%}); locked out: "
           f"{locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
 
@@ -930,10 +930,14 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                        guard, judge)
     print(f"\nqueries counted from the session's first row; 'won' = the first query that was a successful evasion "
           f"(label != the nearest clean input's, within L-inf {eps_inf} or L2 {eps_l2} of it, in feature-range units)")
-    last = int(detector.lockout_after)  # the session ends at its lock-out: later flags are never seen
+    # The session ends at its lock-out: later flags are never seen. Unchained, the lock-out is
+    # flag ``lockout_after``; chained, a flag that does not chain is not counted, so the
+    # lock-out comes at that flag or later, and flag k <= lockout_after is where an unchained
+    # detector would have locked the same session out (the traffic is the same up to there).
+    last = int(detector.lockout_after)
     heads = " ".join(f"{f'flag {k}':>9s}" for k in range(1, last + 1))
-    print(f"{'attack':24s} {heads} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
-          f"per session: won/flag 1/.../flag {last} (- = never; flag {last} = lock-out)")
+    print(f"{'attack':24s} {heads} {'lock':>9s} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
+          f"per session: won/flag 1/.../flag {last}/lock-out (- = never)")
     for name, (sessions, seconds) in rows.items():
         n = len(sessions)
 
@@ -941,15 +945,21 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
             at = [sess.flag_at(nth) for sess in sessions]
             return f"{sum(a is not None for a in at)}/{n}@{median_text(at)}"
 
-        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)])
-                           for sess in sessions)
-        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} "
+        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)]
+                                    + [sess.locked_at]) for sess in sessions)
+        lock = [sess.locked_at for sess in sessions]
+        lock = f"{sum(a is not None for a in lock)}/{n}@{median_text(lock)}"
+        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} {lock:>9s} "
               f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
               f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
     evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
-    for nth in range(1, last + 1):
-        at = [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]
-        print(f"  lockout_after {nth}: of {len(evasion)} evasion sessions, locked out before any win "
+    outcomes = [(f"lockout_after {nth}" + (", unchained" if detector.chained else ""),
+                 [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]) for nth in range(1, last + 1)]
+    if detector.chained:
+        outcomes.append((f"lockout_after {last}, chained (this run)",
+                         [(sess.locked_at, sess.succeeded_at) for sess in evasion]))
+    for label, at in outcomes:
+        print(f"  {label}: of {len(evasion)} evasion sessions, locked out before any win "
               f"{sum(f is not None and (w is None or f <= w) for f, w in at)}, locked out after a win "
               f"{sum(f is not None and w is not None and f > w for f, w in at)}, never locked out and won "
               f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "
