@@ -2,7 +2,9 @@
 
 One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
 behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out at the
-second flagged query; ``--set lockout_after=3`` shows where a third flag would come). ``--tabular``
+second counted flag, a flag counting only when it chains to an earlier flagged query;
+``--set chained=false`` counts every flag, ``--set lockout_after=3`` shows where a third flag
+would come). ``--tabular``
 adds two tables: ``breast_cancer_mlp`` (a scikit-learn MLP fitted here on builtin:breast_cancer,
 30 features in [0, 1]) and the zoo ``fair_logreg`` (8 survey codes); their honest corruptions are
 Gaussian noise of 2-8% of each feature's range or one answer swapped for another respondent's. Every session is one account (a ``for_client`` twin on one shared
@@ -12,8 +14,9 @@ MemoryState), so sessions never see each other's history.
   FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
   Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
   for Square, which insists on a neural-network estimator, a torch module that forwards to it).
-  Reported per attack: for each flag up to the lock-out, sessions that got it and the median
-  queries of the session up to it, and the query at which the evasion had already won (its
+  Reported per attack: for each flag up to ``lockout_after``, sessions that got it and the
+  median queries of the session up to it (flag k is where an unchained ``lockout_after: k``
+  would lock the session out), the actual lock-out, and the query at which the evasion had already won (its
   answer was a wrong label within the attack's radius of a clean input): a lock-out after
   that query came too late, which is not the same as a miss. Summary per ``lockout_after``.
 * Model stealing: KnockoffNets on the bare model with 100/300/800 pool rows (``--steal-budgets``):
@@ -66,16 +69,21 @@ and locked-out clients are what the guard decided. The accounts view goes throug
 too; the stealing sessions behind the extraction monitor and the varied honest clients run
 in process only.
 
-Measured 2026-12-07 in process (load 5-6 on 2 shared cores; digits ~4 min with 400 varied
-clients, MNIST ~5 min with 100): accounts of 5 inputs, 10 per attack, stopped before their
-last input was won: 58/60 on digits (an FM01.square account won all 5, an ART Square one 4
-and was never locked out), 60/60 on MNIST; first flag at a median of 4-20 rows. Held-out
-honest clients with any flag: 0/400 varied (digits; 0/100 MNIST), but 94/400 (24/100) when
-clients re-send 0-10% of inputs under a fresh corruption, 21/400 (9/100) locked out. Model
-stealing behind ``extraction_monitor`` (``max_rows: 500``): KnockoffNets and FM05.learning
-locked out at row 501 by the budget with copies of 95-97% (digits) / 87% (MNIST) fidelity;
-JbDA locked at 42-318 rows (by the query detector, once by PRADA), copies of 41-60%; no
-honest client flagged by the monitor.
+Measured 2026-12-07 in process with the chained default (load 3.5-4 on 2 shared cores;
+``--k-accounts 10``, digits ~4 min with ``--varied-clients 400``, MNIST ~3 min with 100):
+accounts of 5 inputs, 10 per attack, stopped before their last input was won: 57/60 on
+digits (FM01.square 9, ART Square eps 0.25 8: one won all 5 and two were never locked out),
+60/60 on MNIST; first flag at a median of 4-20 rows, lock-out at 6-68. Held-out honest
+clients with any flag: 0/400 varied (digits; 0/100 MNIST); with 0-10% re-takes 94/400
+(24/100) had a flag, 21/400 (9/100) a second one (the unchained lock-out), 0/400 (0/100)
+were locked out. Single inputs (3 sessions per attack): 11 / 14 of 18 evasion sessions
+locked out before any win on digits / MNIST, against 12 / 14 in the same sessions at the
+second flag. Model stealing behind ``extraction_monitor`` (``max_rows: 500``): KnockoffNets
+and FM05.learning locked out at row 501 by the budget with copies of 95-97% (digits) / 87%
+(MNIST) fidelity; JbDA locked at 126-318 rows (PRADA in 4 of 6 sessions, the query detector
+in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained default
+measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
+locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
         [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
