@@ -2,7 +2,9 @@
 
 One run, in process: a zoo model (digits by default, MNIST too with ``--mnist`` or ``--full``)
 behind ``DefendedTarget(model, [QueryDetector()])`` with the policy defaults (lock-out at the
-second flagged query; ``--set lockout_after=3`` shows where a third flag would come). ``--tabular``
+second counted flag, a flag counting only when it chains to an earlier flagged query;
+``--set chained=false`` counts every flag, ``--set lockout_after=3`` shows where a third flag
+would come). ``--tabular``
 adds two tables: ``breast_cancer_mlp`` (a scikit-learn MLP fitted here on builtin:breast_cancer,
 30 features in [0, 1]) and the zoo ``fair_logreg`` (8 survey codes); their honest corruptions are
 Gaussian noise of 2-8% of each feature's range or one answer swapped for another respondent's. Every session is one account (a ``for_client`` twin on one shared
@@ -12,8 +14,9 @@ MemoryState), so sessions never see each other's history.
   FM01.square (scores) and FM05.learning (model stealing), and ART's HopSkipJump, Boundary,
   Square and KnockoffNets, ART reaching the defended model through a BlackBoxClassifier (or,
   for Square, which insists on a neural-network estimator, a torch module that forwards to it).
-  Reported per attack: for each flag up to the lock-out, sessions that got it and the median
-  queries of the session up to it, and the query at which the evasion had already won (its
+  Reported per attack: for each flag up to ``lockout_after``, sessions that got it and the
+  median queries of the session up to it (flag k is where an unchained ``lockout_after: k``
+  would lock the session out), the actual lock-out, and the query at which the evasion had already won (its
   answer was a wrong label within the attack's radius of a clean input): a lock-out after
   that query came too late, which is not the same as a miss. Summary per ``lockout_after``.
 * Model stealing: KnockoffNets on the bare model with 100/300/800 pool rows (``--steal-budgets``):
@@ -66,16 +69,21 @@ and locked-out clients are what the guard decided. The accounts view goes throug
 too; the stealing sessions behind the extraction monitor and the varied honest clients run
 in process only.
 
-Measured 2026-12-07 in process (load 5-6 on 2 shared cores; digits ~4 min with 400 varied
-clients, MNIST ~5 min with 100): accounts of 5 inputs, 10 per attack, stopped before their
-last input was won: 58/60 on digits (an FM01.square account won all 5, an ART Square one 4
-and was never locked out), 60/60 on MNIST; first flag at a median of 4-20 rows. Held-out
-honest clients with any flag: 0/400 varied (digits; 0/100 MNIST), but 94/400 (24/100) when
-clients re-send 0-10% of inputs under a fresh corruption, 21/400 (9/100) locked out. Model
-stealing behind ``extraction_monitor`` (``max_rows: 500``): KnockoffNets and FM05.learning
-locked out at row 501 by the budget with copies of 95-97% (digits) / 87% (MNIST) fidelity;
-JbDA locked at 42-318 rows (by the query detector, once by PRADA), copies of 41-60%; no
-honest client flagged by the monitor.
+Measured 2026-12-07 in process with the chained default (load 3.5-4 on 2 shared cores;
+``--k-accounts 10``, digits ~4 min with ``--varied-clients 400``, MNIST ~3 min with 100):
+accounts of 5 inputs, 10 per attack, stopped before their last input was won: 57/60 on
+digits (FM01.square 9, ART Square eps 0.25 8: one won all 5 and two were never locked out),
+60/60 on MNIST; first flag at a median of 4-20 rows, lock-out at 6-68. Held-out honest
+clients with any flag: 0/400 varied (digits; 0/100 MNIST); with 0-10% re-takes 94/400
+(24/100) had a flag, 21/400 (9/100) a second one (the unchained lock-out), 0/400 (0/100)
+were locked out. Single inputs (3 sessions per attack): 11 / 14 of 18 evasion sessions
+locked out before any win on digits / MNIST, against 12 / 14 in the same sessions at the
+second flag. Model stealing behind ``extraction_monitor`` (``max_rows: 500``): KnockoffNets
+and FM05.learning locked out at row 501 by the budget with copies of 95-97% (digits) / 87%
+(MNIST) fidelity; JbDA locked at 126-318 rows (PRADA in 4 of 6 sessions, the query detector
+in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained default
+measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
+locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
         [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
@@ -918,7 +926,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
           f"(+{repeats} exact repeats, not scored), max score {scores.max():.3f}")
     print(f"  false positives per query: {flagged}/{len(scores)} = {flagged / len(scores):.4%} "
           f"(95% upper bound {upper:.3%}); clients with >= 1 / >= 2 / >= 3 flags (= locked out at lockout_after "
-          f"1 / 2 / 3): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
+          f"1 / 2 / 3{', unchained' if detector.chained else ''}): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
           f"(95% upper bound per client with 0: {_rule_of_three(0, args.clients):.2%}); locked out: "
           f"{locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
 
@@ -930,10 +938,14 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                        guard, judge)
     print(f"\nqueries counted from the session's first row; 'won' = the first query that was a successful evasion "
           f"(label != the nearest clean input's, within L-inf {eps_inf} or L2 {eps_l2} of it, in feature-range units)")
-    last = int(detector.lockout_after)  # the session ends at its lock-out: later flags are never seen
+    # The session ends at its lock-out: later flags are never seen. Unchained, the lock-out is
+    # flag ``lockout_after``; chained, a flag that does not chain is not counted, so the
+    # lock-out comes at that flag or later, and flag k <= lockout_after is where an unchained
+    # detector would have locked the same session out (the traffic is the same up to there).
+    last = int(detector.lockout_after)
     heads = " ".join(f"{f'flag {k}':>9s}" for k in range(1, last + 1))
-    print(f"{'attack':24s} {heads} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
-          f"per session: won/flag 1/.../flag {last} (- = never; flag {last} = lock-out)")
+    print(f"{'attack':24s} {heads} {'lock':>9s} {'won at':>7s} {'sent':>6s} {'s':>4s}  "
+          f"per session: won/flag 1/.../flag {last}/lock-out (- = never)")
     for name, (sessions, seconds) in rows.items():
         n = len(sessions)
 
@@ -941,15 +953,21 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
             at = [sess.flag_at(nth) for sess in sessions]
             return f"{sum(a is not None for a in at)}/{n}@{median_text(at)}"
 
-        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)])
-                           for sess in sessions)
-        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} "
+        detail = "  ".join("/".join(_dash(v) for v in [sess.succeeded_at] + [sess.flag_at(k) for k in range(1, last + 1)]
+                                    + [sess.locked_at]) for sess in sessions)
+        lock = [sess.locked_at for sess in sessions]
+        lock = f"{sum(a is not None for a in lock)}/{n}@{median_text(lock)}"
+        print(f"{name:24s} {' '.join(f'{col(k):>9s}' for k in range(1, last + 1))} {lock:>9s} "
               f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
               f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
     evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
-    for nth in range(1, last + 1):
-        at = [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]
-        print(f"  lockout_after {nth}: of {len(evasion)} evasion sessions, locked out before any win "
+    outcomes = [(f"lockout_after {nth}" + (", unchained" if detector.chained else ""),
+                 [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]) for nth in range(1, last + 1)]
+    if detector.chained:
+        outcomes.append((f"lockout_after {last}, chained (this run)",
+                         [(sess.locked_at, sess.succeeded_at) for sess in evasion]))
+    for label, at in outcomes:
+        print(f"  {label}: of {len(evasion)} evasion sessions, locked out before any win "
               f"{sum(f is not None and (w is None or f <= w) for f, w in at)}, locked out after a win "
               f"{sum(f is not None and w is not None and f > w for f, w in at)}, never locked out and won "
               f"{sum(f is None and w is not None for f, w in at)}, never locked out and never won "

@@ -59,14 +59,14 @@ def test_a_hopskipjump_like_probe_sequence_is_flagged_and_locked_out_after_n(dig
     scores = detector().score(probes)
     assert np.mean(scores[10:] >= 0.25) > 0.6  # the probes around one point look alike
 
-    defended = DefendedTarget(digits_target(), [detector(lockout_after=3)])
+    defended = DefendedTarget(digits_target(), [detector(lockout_after=3, chained=False)])
     sent = 0
     with collect_events() as events, pytest.raises(LockedOut) as refused:
         for row in probes:
             defended.predict(row[None])
             sent += 1
     flagged = [e for e in events if e["event"] == "flagged"]
-    assert len(flagged) == 3 and [e["flags"] for e in flagged] == [1, 2, 3]
+    assert len(flagged) == 3 and [e["flags"] for e in flagged] == [1, 2, 3]  # every flag counts
     assert [e["event"] for e in events][-1] == "locked_out"
     assert sent < 30  # detected within the first probes
     assert refused.value.status == 403 and refused.value.detail["retry_after_s"] > 3500
@@ -74,15 +74,29 @@ def test_a_hopskipjump_like_probe_sequence_is_flagged_and_locked_out_after_n(dig
         defended.predict(digits[500:501])
 
 
-def test_by_default_the_second_flag_locks_the_account_out(digits):
-    rng = np.random.default_rng(3)
-    probes = hopskipjump_like(digits[5], digits[15], rng)
+def test_by_default_the_first_chained_flag_locks_the_account_out(digits):
+    probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
+    assert QueryDetector().chained is True and QueryDetector().lockout_after == 2
     defended = DefendedTarget(digits_target(), [detector()])
     with collect_events() as events, pytest.raises(LockedOut):
         for row in probes:
             defended.predict(row[None])
     flagged = [e for e in events if e["event"] == "flagged"]
+    # the first flagged probe is a lone near-copy (it does not count); the next one is like
+    # it, so it chains, and both count: the second flag of the account locks it out
+    assert [e.get("chained") for e in flagged] == [False, True]
+    assert "flags" not in flagged[0] and flagged[1]["flags"] == 2 and events[-1]["event"] == "locked_out"
+
+
+def test_unchained_the_second_flag_locks_the_account_out(digits):
+    probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
+    defended = DefendedTarget(digits_target(), [detector(chained=False)])
+    with collect_events() as events, pytest.raises(LockedOut):
+        for row in probes:
+            defended.predict(row[None])
+    flagged = [e for e in events if e["event"] == "flagged"]
     assert [e["flags"] for e in flagged] == [1, 2] and events[-1]["event"] == "locked_out"
+    assert not any("chained" in e for e in flagged)
 
 
 def test_an_honest_replay_of_test_data_with_repeats_passes(digits):
@@ -171,7 +185,7 @@ def test_state_lives_in_the_store_and_survives_a_new_instance(digits):
     erin = detector().for_client("erin", state)
     assert np.nanmax(erin.score(probes[30:31])) == 0.0
     # a lock-out set by one worker holds in the other
-    locker = detector(lockout_after=1).for_client("dave", state)
+    locker = detector(lockout_after=1, chained=False).for_client("dave", state)  # its first flag locks
     with pytest.raises(LockedOut):
         locker.transform_input(np.clip(probes[40:41] + 0.01, 0, 1))
     with pytest.raises(LockedOut):
@@ -241,23 +255,18 @@ def retakes(digits, n: int, rng) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
-def test_chained_mode_spares_single_retakes_but_locks_out_probe_chains(digits):
+def test_by_default_single_retakes_are_spared_but_probe_chains_locked_out(digits):
     stream = retakes(digits, 20, np.random.default_rng(0))
-    plain = DefendedTarget(digits_target(), [detector()])
-    with pytest.raises(LockedOut):  # by default two re-takes are two flags: a lock-out
-        for row in stream:
-            plain.predict(row[None])
-
-    chained = DefendedTarget(digits_target(), [detector(chained=True)])
+    spared = DefendedTarget(digits_target(), [detector()])
     with collect_events() as events:
         for row in stream:
-            chained.predict(row[None])
+            spared.predict(row[None])
     flagged = [e for e in events if e["event"] == "flagged"]
-    assert len(flagged) >= 2 and not any(e.get("chained") for e in flagged)
+    assert len(flagged) >= 2 and not any(e["chained"] for e in flagged)  # flagged, never chained
     assert not [e for e in events if e["event"] == "locked_out"]
 
     probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
-    defended = DefendedTarget(digits_target(), [detector(chained=True)])
+    defended = DefendedTarget(digits_target(), [detector()])
     sent = 0
     with collect_events() as events, pytest.raises(LockedOut):
         for row in probes:
@@ -266,3 +275,14 @@ def test_chained_mode_spares_single_retakes_but_locks_out_probe_chains(digits):
     assert sent < 30 and [e for e in events if e["event"] == "flagged"][-1]["chained"] is True
     with pytest.raises(UsageError):
         detector(chained="yes")
+
+
+def test_chained_false_restores_the_old_lock_out_of_retaking_clients(digits):
+    stream = retakes(digits, 20, np.random.default_rng(0))
+    plain = DefendedTarget(digits_target(), [detector(chained=False)])
+    sent = 0
+    with collect_events() as events, pytest.raises(LockedOut):  # two re-takes are two flags: a lock-out
+        for row in stream:
+            plain.predict(row[None])
+            sent += 1
+    assert [e["flags"] for e in events if e["event"] == "flagged"] == [1, 2] and sent < len(stream)

@@ -26,7 +26,16 @@ def _example_module():
 
 def test_the_example_policy_is_valid(capsys):
     assert main(["guard", "--check", str(EXAMPLES / "guard.yaml")]) == 0
-    assert "validate, rate_limit, query_detector, round" in capsys.readouterr().out
+    assert "validate, rate_limit, query_detector, round, extraction_monitor" in capsys.readouterr().out
+
+
+def test_the_example_policy_uses_the_detector_defaults_and_a_row_budget():
+    from redline.defences.policy import load_policy
+
+    defences = {d.policy_key: d for d in load_policy(EXAMPLES / "guard.yaml").defences}
+    detector = defences["query_detector"]
+    assert detector.lockout_after == 2 and detector.chained is True  # spares honest re-takes
+    assert defences["extraction_monitor"].max_rows == 1000
 
 
 @pytest.fixture
