@@ -105,9 +105,9 @@ def uvicorn_settings(host: str, port: int, *, limit_concurrency: int = 512, log_
 def http_protocol() -> str:
     """uvicorn's protocol for the guard: httptools (C) where installed, else h11 (Python,
     about a fifth of the guard's CPU time per request)."""
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("httptools") is None:
         return "redline.guard.protocol:HeaderDeadlineH11"
     return "redline.guard.protocol_httptools:HeaderLimitsHttpTools"
 

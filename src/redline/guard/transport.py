@@ -161,11 +161,9 @@ class _Reader:
 
 
 def _httptools_installed() -> bool:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("httptools") is not None
 
 
 class KeptAlive:
