@@ -118,6 +118,42 @@ def test_defences_run_in_batches_but_the_model_outside_them():
     assert GuardedModel(_Model(store), [], None).predict(np.zeros((1, 2))).shape == (1, 2)
 
 
+class _SlowCommitStore:
+    """A store whose batches take 0.3 s to commit, noting how many requests the model had
+    received by then; ``fail`` makes the commit fail instead."""
+
+    def __init__(self, endpoint):
+        self.endpoint, self.seen_at_commit, self.fail = endpoint, [], False
+
+    @contextlib.contextmanager
+    def batch(self):
+        yield
+        time.sleep(0.3)
+        self.seen_at_commit.append(self.endpoint.requests)
+        if self.fail:
+            raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_the_request_to_the_model_overlaps_the_commit_and_a_failed_commit_drops_its_answer():
+    from redline.guard.upstream import Upstream
+
+    with ModelEndpoint() as endpoint:
+        upstream = Upstream(endpoint.url, timeout=5, input_spec=InputSpec(shape=(4,)))
+        store = _SlowCommitStore(endpoint)
+        model = GuardedModel(upstream, [], store)
+        out = model.predict(np.full((2, 4), 0.5))
+        assert out.shape == (2, 3) and np.allclose(out, endpoint.probabilities(np.full((2, 4), 0.5)))
+        # the model had the request while the defences' writes were being committed
+        assert store.seen_at_commit[0] == 1
+        store.fail = True
+        with pytest.raises(sqlite3.OperationalError):
+            model.predict(np.full((1, 4), 0.5))
+        assert endpoint.requests == 2  # sent, then given up with its connection
+        assert upstream._pool._local.conn is None
+        store.fail = False
+        assert model.predict(np.full((1, 4), 0.25)).shape == (1, 3)  # a fresh connection serves the next
+
+
 def test_an_earlier_deadline_still_wakes_the_watchdog():
     watchdog = _Watchdog()
     late_a, late_b = socket.socketpair()

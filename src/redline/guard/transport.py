@@ -220,60 +220,31 @@ class KeptAlive:
     # -- one request ------------------------------------------------------------------
     def post(self, body: bytes, deadline: float) -> Answer:
         """The model's answer to ``body`` within ``deadline`` seconds, or HttpFailure."""
-        stop_at = time.monotonic() + deadline
-        for attempt in (0, 1):
-            remaining = stop_at - time.monotonic()
-            if remaining <= 0:
-                raise HttpFailure(f"no complete answer within {deadline:g} s", timed_out=True)
-            try:
-                conn, reused = self._connection(remaining)
-            except OSError as exc:
-                self._drop()
-                if isinstance(exc, TimeoutError):
-                    raise HttpFailure(f"no connection within {deadline:g} s", timed_out=True) from None
-                raise HttpFailure(f"cannot connect: {type(exc).__name__}") from None
-            ticket = self._watchdog.watch(conn.sock, stop_at)
-            try:
-                conn.sock.settimeout(remaining)
-                status, payload, keep = self._exchange(conn, body)
-                if self._watchdog.release(ticket):
-                    raise TimeoutError
-                if not keep:
-                    self._drop()
-                return Answer(status, payload)
-            except HttpFailure:
-                self._watchdog.release(ticket)
-                self._drop()
-                raise
-            except _Stale:
-                expired = self._watchdog.release(ticket)
-                self._drop()
-                if expired:
-                    raise HttpFailure(f"no complete answer within {deadline:g} s", timed_out=True) from None
-                if reused and attempt == 0:
-                    continue  # the model closed the idle connection: once more on a new one
-                raise HttpFailure("RemoteDisconnected: the model closed the connection without an answer",
-                                  sent=True) from None
-            except (OSError, http.client.HTTPException) as exc:
-                expired = self._watchdog.release(ticket)
-                self._drop()
-                if expired or isinstance(exc, TimeoutError):
-                    raise HttpFailure(f"no complete answer within {deadline:g} s", timed_out=True) from None
-                raise HttpFailure(f"{type(exc).__name__}: {' '.join(str(exc).split())}", sent=True) from None
-        raise HttpFailure("the connection was closed twice")  # unreachable: attempt 1 raises or returns
+        return self.send(body, deadline).answer()
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes, bool]:
-        """Send ``body``, read the answer: (status, body, whether the connection stays open).
-        Raises _Stale when the connection ended before any byte of an answer."""
+    def send(self, body: bytes, deadline: float) -> Exchange:
+        """Write the request for ``body`` now; its :meth:`Exchange.answer` reads the answer
+        (on this thread), so the caller can do other work while the model thinks."""
+        return Exchange(self, body, deadline)
+
+    def _write(self, conn: http.client.HTTPConnection, body: bytes) -> None:
+        """Send one request; _Stale when the kept-alive connection turns out to be closed."""
+        try:
+            if self._raw:
+                conn.sock.sendall(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            else:
+                conn.request("POST", self.path, body=body, headers=self.headers)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            raise _Stale from None
+
+    def _receive(self, conn: http.client.HTTPConnection) -> tuple[int, bytes, bool]:
+        """Read the answer: (status, body, whether the connection stays open). Raises
+        _Stale when the connection ended before any byte of an answer."""
         if not self._raw:
-            return self._exchange_http_client(conn, body)
+            return self._receive_http_client(conn)
         import httptools
 
         sock = conn.sock
-        try:
-            sock.sendall(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            raise _Stale from None
         reader = _Reader(self.max_bytes)
         while True:
             try:
@@ -301,18 +272,12 @@ class KeptAlive:
             if reader.complete:
                 return reader.parser.get_status_code(), b"".join(reader.parts), reader.keep_alive
 
-    def _exchange_http_client(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes, bool]:
-        answered = False
+    def _receive_http_client(self, conn: http.client.HTTPConnection) -> tuple[int, bytes, bool]:
         try:
-            conn.request("POST", self.path, body=body, headers=self.headers)
             response = conn.getresponse()
-            answered = True
-            payload = self._read(response)
         except _STALE:
-            if not answered:
-                raise _Stale from None
-            raise
-        return response.status, payload, not response.will_close
+            raise _Stale from None
+        return response.status, self._read(response), not response.will_close
 
     def _read(self, response: http.client.HTTPResponse) -> bytes:
         declared = response.getheader("Content-Length")
@@ -324,3 +289,84 @@ class KeptAlive:
         if not response.isclosed():
             response.read()  # nothing left; leaves the connection ready for the next request
         return data
+
+
+class Exchange:
+    """One request to the model on the calling thread's kept-alive connection: written when
+    made, its answer read by :meth:`answer` (or the connection given up by :meth:`abandon`).
+    One deadline covers both. A kept-alive connection found closed before any answer came
+    (the model closed it while idle) is replaced once and the request written again."""
+
+    def __init__(self, pool: KeptAlive, body: bytes, deadline: float):
+        self.pool, self.body, self.deadline = pool, body, deadline
+        self.stop_at = time.monotonic() + deadline
+        self.ticket: int | None = None
+        self._begin(attempt=0)
+
+    def _begin(self, attempt: int) -> None:
+        pool = self.pool
+        self.attempt = attempt
+        remaining = self.stop_at - time.monotonic()
+        if remaining <= 0:
+            raise self._timeout()
+        try:
+            self.conn, self.reused = pool._connection(remaining)
+        except OSError as exc:
+            pool._drop()
+            if isinstance(exc, TimeoutError):
+                raise HttpFailure(f"no connection within {self.deadline:g} s", timed_out=True) from None
+            raise HttpFailure(f"cannot connect: {type(exc).__name__}") from None
+        self.ticket = pool._watchdog.watch(self.conn.sock, self.stop_at)
+        try:
+            self.conn.sock.settimeout(remaining)
+            pool._write(self.conn, self.body)
+        except BaseException as exc:
+            self._failed(exc)  # raises, or returns when the request is to be written once more
+            self._begin(attempt=1)
+
+    def answer(self) -> Answer:
+        """The model's answer, or HttpFailure."""
+        pool = self.pool
+        try:
+            status, payload, keep = pool._receive(self.conn)
+            if pool._watchdog.release(self.ticket):
+                raise TimeoutError
+        except BaseException as exc:
+            self._failed(exc)
+            self._begin(attempt=1)
+            return self.answer()
+        self.ticket = None
+        if not keep:
+            pool._drop()
+        return Answer(status, payload)
+
+    def abandon(self) -> None:
+        """Give the request up (its answer is not wanted): close the connection."""
+        if self.ticket is not None:
+            self.pool._watchdog.release(self.ticket)
+            self.ticket = None
+            self.pool._drop()
+
+    def _timeout(self) -> HttpFailure:
+        return HttpFailure(f"no complete answer within {self.deadline:g} s", timed_out=True)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Close the connection after ``exc``; return if the request should be written
+        once more on a new connection, else raise it as an HttpFailure."""
+        expired = self.pool._watchdog.release(self.ticket) if self.ticket is not None else False
+        self.ticket = None
+        self.pool._drop()
+        if isinstance(exc, HttpFailure):
+            raise exc
+        if isinstance(exc, _Stale):
+            if expired:
+                raise self._timeout() from None
+            if self.reused and self.attempt == 0:
+                return
+            raise HttpFailure("RemoteDisconnected: the model closed the connection without an answer",
+                              sent=True) from None
+        if isinstance(exc, (OSError, http.client.HTTPException)):
+            if expired or isinstance(exc, TimeoutError):
+                raise self._timeout() from None
+            raise HttpFailure(f"{type(exc).__name__}: {' '.join(str(exc).split())}", sent=True) from None
+        raise exc
