@@ -185,3 +185,32 @@ def test_post_predict_skips_fastapi_but_other_methods_still_get_405(tmp_path):
             assert refused.status_code == 401 and refused.json()["reason"] == "unauthorized"
         finally:
             guard.__exit__(None, None, None)
+
+
+def test_the_server_freezes_its_start_up_objects_before_serving(monkeypatch, tmp_path):
+    import gc
+
+    import uvicorn
+
+    from redline.guard import server
+    from redline.guard.runtime import GuardOptions
+
+    frozen_when_served = []
+
+    class _Server:
+        def __init__(self, config):
+            self.started = True
+
+        def run(self):
+            frozen_when_served.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(server, "build", lambda options: server.Built(app=None, guard=None, audit=None,
+                                                                       state=None, state_url="memory"))
+    monkeypatch.setattr(server, "uvicorn_config", lambda *args, **kwargs: None)
+    monkeypatch.setattr(uvicorn, "Server", _Server)
+    gc.unfreeze()
+    try:
+        server.serve(GuardOptions(), "127.0.0.1:8100")
+    finally:
+        gc.unfreeze()
+    assert frozen_when_served and frozen_when_served[0] > 1000
