@@ -203,6 +203,27 @@ def test_the_guard_parses_with_httptools_and_caps_the_head_itself(served):
     assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
 
 
+def test_without_httptools_the_h11_protocol_keeps_the_deadline_and_the_cap(tmp_path, monkeypatch):
+    from redline.guard import protocol, server
+
+    monkeypatch.setattr(server, "http_protocol", lambda: "redline.guard.protocol:HeaderDeadlineH11")
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT_S", 0.5)
+    with ModelEndpoint() as endpoint:
+        guard = launch(tmp_path, POLICY, endpoint.url)
+        try:
+            assert _raw_exchange(guard, _request(100)).startswith(b"HTTP/1.1 200")
+            # h11 caps what it holds of a head still arriving (a whole head in one read passes)
+            answer = _raw_exchange(guard, _request(200_000), pieces=100)
+            assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:80]
+            with socket.create_connection(("127.0.0.1", guard.port), timeout=10) as sock:
+                started = time.monotonic()
+                sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-")
+                assert sock.recv(4096) == b"" and 0.4 < time.monotonic() - started < 5
+            assert endpoint.requests == 1
+        finally:
+            guard.__exit__(None, None, None)
+
+
 @pytest.mark.parametrize("mode", ["short", "nan", "error", "malformed"])
 def test_answers_of_the_model_out_of_protocol_never_reach_the_client(served, mode):
     guard, endpoint = served

@@ -9,7 +9,8 @@ response sent) must deliver the whole head of the next one within
 ``body_timeout_s``, enforced by the app).
 
 :class:`HeaderDeadlineH11` puts the deadline on uvicorn's pure-Python h11 protocol, whose
-own ``h11_max_incomplete_event_size`` caps the head at ``MAX_HEADER_BYTES``. The guard
+own ``h11_max_incomplete_event_size`` caps what it holds of a head still arriving at
+``MAX_HEADER_BYTES`` (a larger head that arrives in one read passes). The guard
 prefers :class:`~redline.guard.protocol_httptools.HeaderLimitsHttpTools`, the same
 deadline and cap on uvicorn's httptools protocol, and uses this one when httptools is not
 installed. Both build on uvicorn's protocol classes (``cycle``, ``on_response_complete``);
