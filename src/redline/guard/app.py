@@ -103,8 +103,9 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
 
     app = FastAPI(title="redline guard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     # Decisions run on threads (the defences and the model call block). A pool of the
-    # guard's own, reached with run_in_executor, costs the event loop a third of what
-    # anyio's to_thread (cancel scopes, a capacity limiter, context copies) did per request.
+    # guard's own, reached with run_in_executor, spares the event loop anyio's to_thread
+    # (cancel scopes, a capacity limiter, context copies): its CPU per request fell from
+    # 0.93 to 0.59 ms (two runs on a loaded machine).
     deciders = ThreadPoolExecutor(max_workers=DECIDE_THREADS, thread_name_prefix="guard-decide")
 
     async def decide(headers: dict[str, str], chunks: Any) -> tuple[Decision, str]:

@@ -117,8 +117,17 @@ class _AnswerTooLong(Exception):
 class _Reader:
     """httptools' callbacks for one answer: status, body up to ``max_bytes``, completeness."""
 
-    __slots__ = ("parser", "max_bytes", "parts", "size", "complete", "got_any", "delimited", "headers_done",
-                 "keep_alive")
+    __slots__ = (
+        "complete",
+        "delimited",
+        "got_any",
+        "headers_done",
+        "keep_alive",
+        "max_bytes",
+        "parser",
+        "parts",
+        "size",
+    )
 
     def __init__(self, max_bytes: int):
         import httptools
@@ -291,6 +300,10 @@ class KeptAlive:
         return data
 
 
+# What a request may fail with that _failed turns into an HttpFailure (or a second try).
+_EXPECTED = (HttpFailure, _Stale, OSError, http.client.HTTPException)
+
+
 class Exchange:
     """One request to the model on the calling thread's kept-alive connection: written when
     made, its answer read by :meth:`answer` (or the connection given up by :meth:`abandon`).
@@ -320,9 +333,12 @@ class Exchange:
         try:
             self.conn.sock.settimeout(remaining)
             pool._write(self.conn, self.body)
-        except BaseException as exc:
+        except _EXPECTED as exc:
             self._failed(exc)  # raises, or returns when the request is to be written once more
             self._begin(attempt=1)
+        except BaseException:
+            self.abandon()
+            raise
 
     def answer(self) -> Answer:
         """The model's answer, or HttpFailure."""
@@ -331,10 +347,13 @@ class Exchange:
             status, payload, keep = pool._receive(self.conn)
             if pool._watchdog.release(self.ticket):
                 raise TimeoutError
-        except BaseException as exc:
+        except _EXPECTED as exc:
             self._failed(exc)
             self._begin(attempt=1)
             return self.answer()
+        except BaseException:
+            self.abandon()
+            raise
         self.ticket = None
         if not keep:
             pool._drop()
@@ -350,7 +369,7 @@ class Exchange:
     def _timeout(self) -> HttpFailure:
         return HttpFailure(f"no complete answer within {self.deadline:g} s", timed_out=True)
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: Exception) -> None:
         """Close the connection after ``exc``; return if the request should be written
         once more on a new connection, else raise it as an HttpFailure."""
         expired = self.pool._watchdog.release(self.ticket) if self.ticket is not None else False
@@ -365,8 +384,6 @@ class Exchange:
                 return
             raise HttpFailure("RemoteDisconnected: the model closed the connection without an answer",
                               sent=True) from None
-        if isinstance(exc, (OSError, http.client.HTTPException)):
-            if expired or isinstance(exc, TimeoutError):
-                raise self._timeout() from None
-            raise HttpFailure(f"{type(exc).__name__}: {' '.join(str(exc).split())}", sent=True) from None
-        raise exc
+        if expired or isinstance(exc, TimeoutError):
+            raise self._timeout() from None
+        raise HttpFailure(f"{type(exc).__name__}: {' '.join(str(exc).split())}", sent=True) from None

@@ -22,8 +22,8 @@ from ..errors import TargetError
 from ..targets.base import InputSpec
 from ..targets.config import TargetConfig
 from ..targets.http import HttpTarget, _MalformedAnswer
-from ..targets.http_client import HttpFailure
-from .transport import KeptAlive
+from ..targets.http_client import Answer, HttpFailure
+from .transport import Exchange, KeptAlive
 
 # The stand-in row shape when nobody states one: a single number per row.
 UNSTATED_INPUT = InputSpec(shape=(1,))
@@ -79,7 +79,7 @@ class Upstream(HttpTarget):
             return UpstreamTimeout(f"{self.spec}: {exc}", kind="timeout")
         return UpstreamFailed(f"{self.spec}: {exc}", kind="connection")
 
-    def _checked(self, answer, rows: int) -> np.ndarray:
+    def _checked(self, answer: Answer, rows: int) -> np.ndarray:
         if not 200 <= answer.status < 300:
             raise UpstreamFailed(f"{self.spec}: HTTP {answer.status}", kind="status")
         try:
@@ -91,7 +91,7 @@ class Upstream(HttpTarget):
 class Pending:
     """A request the model is working on."""
 
-    def __init__(self, upstream: Upstream, exchange, rows: int):
+    def __init__(self, upstream: Upstream, exchange: Exchange, rows: int):
         self.upstream, self.exchange, self.rows = upstream, exchange, rows
 
     def result(self) -> np.ndarray:
