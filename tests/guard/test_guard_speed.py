@@ -4,6 +4,8 @@ POST /predict served outside FastAPI's routing (other methods still get 405)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import sqlite3
 import time
@@ -214,3 +216,34 @@ def test_the_server_freezes_its_start_up_objects_before_serving(monkeypatch, tmp
     finally:
         gc.unfreeze()
     assert frozen_when_served and frozen_when_served[0] > 1000
+
+
+def test_audit_appends_do_not_wait_for_a_sync(tmp_path, monkeypatch):
+    import threading
+
+    from redline.guard import audit as audit_module
+
+    log = audit_module.AuditLog(tmp_path / "audit.jsonl", fsync_interval=3600)
+    real_fsync, syncing = os.fsync, threading.Event()
+
+    def slow_fsync(fd):
+        syncing.set()
+        time.sleep(0.5)  # a slow disk
+        real_fsync(fd)
+
+    monkeypatch.setattr(audit_module.os, "fsync", slow_fsync)
+    try:
+        log.record(status=200)
+        flusher = threading.Thread(target=log.flush)
+        flusher.start()
+        assert syncing.wait(5)
+        started = time.monotonic()
+        log.record(status=201)  # during the sync
+        assert time.monotonic() - started < 0.25
+        flusher.join()
+        log.flush()  # the record written during the sync is synced by the next one
+        assert not log._dirty
+    finally:
+        log.close()
+    statuses = [json.loads(line)["status"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert statuses == [200, 201]
