@@ -29,6 +29,16 @@ model and takes it into every pair, so both versions meet the same moments of th
 and the report gives their wall and CPU numbers side by side. The load average is printed
 at the start and at the end.
 
+Measured on 2026-12-07 on a shared 2-core machine (load average 2-5 during the runs; 10 s
+phases, 800 pairs), this checkout against main before the request-path work of that day
+(``--baseline``), five runs: CPU per request 3.53 / 3.23 / 3.16 / 4.02 / 3.46 ms against
+3.94 / 3.47 / 3.51 / 4.31 / 4.14 ms (x0.84-0.93); paired added p50 +3.56 / +3.15 / +3.13 /
++3.95 / +3.49 ms against +4.15 / +3.49 / +3.52 / +4.28 / +4.25 ms; paired added p99 +10.9 /
++11.9 / +8.4 / +21.6 / +10.7 ms against +14.5 / +10.1 / +8.3 / +20.0 / +9.2 ms, which at that
+load says nothing either way (the gc freeze came in for the last two runs, the audit change
+for the last). 0 requests failed during reloads in every run. A quiet machine is needed to
+judge the 5 ms goal.
+
     python benchmarks/bench_guard_latency.py [--rate 50] [--seconds 15] [--threads 4] [--rounds 5] [--baseline SRC]
 """
 from __future__ import annotations

@@ -151,6 +151,79 @@ def test_oversized_headers_are_refused(served):
     assert answer.status_code in (400, 431)
 
 
+def _raw_exchange(guard, request: bytes, pieces: int = 1) -> bytes:
+    """Send ``request`` in ``pieces`` writes; everything the guard answers until it closes
+    (or goes quiet for a second)."""
+    with socket.create_connection(("127.0.0.1", guard.port), timeout=10) as sock:
+        step = -(-len(request) // pieces)
+        try:
+            for start in range(0, len(request), step):
+                sock.sendall(request[start:start + step])
+                if pieces > 1:
+                    time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused while still sending: what it answered is read below
+        sock.settimeout(1)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if answer.startswith(b"HTTP/1.1 200") and answer.rstrip().endswith(b"}"):
+                    break
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return answer
+
+
+def _request(padding: int, body: bytes = b'{"inputs": [[0.1, 0.2, 0.3, 0.4]]}') -> bytes:
+    return (b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-Key: " + KEY_ALICE.encode()
+            + b"\r\nX-Padding: " + b"a" * padding + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\n\r\n" + body)
+
+
+def test_the_guard_parses_with_httptools_and_caps_the_head_itself(served):
+    from redline.guard import protocol
+    from redline.guard.server import uvicorn_settings
+
+    pytest.importorskip("httptools")
+    assert uvicorn_settings("127.0.0.1", 1)["http"].endswith(":HeaderLimitsHttpTools")
+    guard, endpoint = served
+    cap = protocol.MAX_HEADER_BYTES
+    assert _raw_exchange(guard, _request(cap - 300)).startswith(b"HTTP/1.1 200")  # just under the cap
+    requests_before = endpoint.requests
+    for padding, pieces in ((cap + 10, 1), (cap + 10, 40), (200_000, 1), (200_000, 400)):
+        answer = _raw_exchange(guard, _request(padding), pieces)
+        # refused with 431, or (a client still writing a long head) cut off
+        assert answer.startswith(b"HTTP/1.1 431") or answer == b"", (padding, pieces, answer[:80])
+        if padding == cap + 10:
+            assert answer.startswith(b"HTTP/1.1 431"), pieces
+    assert endpoint.requests == requests_before
+    # a small head whose body arrives in the same read is no large head: the body limit answers
+    answer = _raw_exchange(guard, _request(10, b"[" + b"0," * 20_000 + b"0]"))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+
+
+def test_without_httptools_the_h11_protocol_keeps_the_deadline_and_the_cap(tmp_path, monkeypatch):
+    from redline.guard import protocol, server
+
+    monkeypatch.setattr(server, "http_protocol", lambda: "redline.guard.protocol:HeaderDeadlineH11")
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT_S", 0.5)
+    with ModelEndpoint() as endpoint:
+        guard = launch(tmp_path, POLICY, endpoint.url)
+        try:
+            assert _raw_exchange(guard, _request(100)).startswith(b"HTTP/1.1 200")
+            # h11 caps what it holds of a head still arriving (a whole head in one read passes)
+            answer = _raw_exchange(guard, _request(200_000), pieces=100)
+            assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:80]
+            with socket.create_connection(("127.0.0.1", guard.port), timeout=10) as sock:
+                started = time.monotonic()
+                sock.sendall(b"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-")
+                assert sock.recv(4096) == b"" and 0.4 < time.monotonic() - started < 5
+            assert endpoint.requests == 1
+        finally:
+            guard.__exit__(None, None, None)
+
+
 @pytest.mark.parametrize("mode", ["short", "nan", "error", "malformed"])
 def test_answers_of_the_model_out_of_protocol_never_reach_the_client(served, mode):
     guard, endpoint = served

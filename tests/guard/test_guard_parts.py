@@ -94,9 +94,23 @@ def _ok(conn):
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
 
 
-def test_connections_are_kept_alive_and_a_closed_idle_one_is_replaced():
+# The transport parses answers with httptools where installed, else with http.client; the
+# tests of its behaviour hold both to it.
+PARSERS = ["httptools", "http.client"]
+
+
+def _pool(parser, url, headers, max_bytes):
+    pool = KeptAlive(url, headers, max_bytes=max_bytes)
+    if parser == "httptools" and not pool._raw:
+        pytest.skip("httptools is not installed")
+    pool._raw = parser == "httptools"
+    return pool
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_connections_are_kept_alive_and_a_closed_idle_one_is_replaced(parser):
     keep = _RawServer(_ok)
-    pool = KeptAlive(keep.url, {"Content-Type": "application/json"}, max_bytes=1000)
+    pool = _pool(parser, keep.url, {"Content-Type": "application/json"}, max_bytes=1000)
     for _ in range(5):
         assert pool.post(b"{}", 5).body == b"{}"
     assert keep.connections == 1
@@ -107,7 +121,7 @@ def test_connections_are_kept_alive_and_a_closed_idle_one_is_replaced():
         return "close"
 
     rude = _RawServer(answer_then_hang_up)
-    pool = KeptAlive(rude.url, {}, max_bytes=1000)
+    pool = _pool(parser, rude.url, {}, max_bytes=1000)
     for _ in range(3):
         assert pool.post(b"{}", 5).status == 200
         time.sleep(0.05)
@@ -115,7 +129,8 @@ def test_connections_are_kept_alive_and_a_closed_idle_one_is_replaced():
     rude.close()
 
 
-def test_a_dripping_answer_is_cut_at_the_deadline():
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_dripping_answer_is_cut_at_the_deadline(parser):
     def drip(conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
         for _ in range(100):
@@ -127,7 +142,7 @@ def test_a_dripping_answer_is_cut_at_the_deadline():
         return "close"
 
     server = _RawServer(drip)
-    pool = KeptAlive(server.url, {}, max_bytes=5000)
+    pool = _pool(parser, server.url, {}, max_bytes=5000)
     started = time.monotonic()
     with pytest.raises(HttpFailure) as err:
         pool.post(b"{}", 0.5)
@@ -135,11 +150,74 @@ def test_a_dripping_answer_is_cut_at_the_deadline():
     server.close()
 
 
-def test_an_answer_over_the_size_limit_is_refused():
+@pytest.mark.parametrize("parser", PARSERS)
+def test_an_answer_over_the_size_limit_is_refused(parser):
     big = _RawServer(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000))
     with pytest.raises(HttpFailure, match="over the limit"):
-        KeptAlive(big.url, {}, max_bytes=1000).post(b"{}", 5)
+        _pool(parser, big.url, {}, max_bytes=1000).post(b"{}", 5)
     big.close()
+    chunked = _RawServer(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                                   + b"800\r\n" + b"x" * 2048 + b"\r\n0\r\n\r\n"))
+    with pytest.raises(HttpFailure, match="limit"):  # no length declared: cut as it arrives
+        _pool(parser, chunked.url, {}, max_bytes=1000).post(b"{}", 5)
+    chunked.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_answers_chunked_ended_by_close_or_after_100_continue_are_read_whole(parser):
+    answers = {
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n",
+        "close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"a\": 1}",
+        "continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"a\": 1}",
+    }
+    for kind, raw in answers.items():
+        def respond(conn, raw=raw, kind=kind):
+            conn.sendall(raw)
+            return "close" if kind == "close" else None
+
+        server = _RawServer(respond)
+        pool = _pool(parser, server.url, {}, max_bytes=1000)
+        for _ in range(2):  # the second on a kept-alive connection, or a new one after "close"
+            answer = pool.post(b"{}", 5)
+            assert (answer.status, answer.body) == (201 if kind == "continue" else 200, b'{"a": 1}'), kind
+        assert server.connections == (2 if kind == "close" else 1), kind
+        server.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_malformed_answer_fails_without_a_timeout(parser):
+    server = _RawServer(lambda conn: conn.sendall(b"NOT HTTP AT ALL\r\n\r\n") or "close")
+    with pytest.raises(HttpFailure) as err:
+        _pool(parser, server.url, {}, max_bytes=1000).post(b"{}", 5)
+    assert not err.value.timed_out
+    server.close()
+
+
+def test_the_request_carries_the_configured_headers_and_a_header_with_a_line_break_is_refused():
+    seen = []
+
+    class Recording(_RawServer):
+        def _handle(self, conn):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data)
+            _ok(conn)
+            conn.close()
+
+    server = Recording(None)
+    for parser in PARSERS:
+        _pool(parser, server.url + "?v=2", {"Content-Type": "application/json", "Authorization": "Bearer t0k"},
+              max_bytes=1000).post(b'{"inputs": []}', 5)
+    for request in seen:
+        head = request.split(b"\r\n\r\n")[0].split(b"\r\n")
+        assert head[0] == b"POST /predict?v=2 HTTP/1.1"
+        fields = {line.split(b":")[0].lower(): line.split(b":", 1)[1].strip() for line in head[1:]}
+        assert fields[b"host"] == f"127.0.0.1:{server.sock.getsockname()[1]}".encode()
+        assert fields[b"authorization"] == b"Bearer t0k" and fields[b"content-length"] == b"14"
+    server.close()
+    with pytest.raises(UsageError, match="X-Note"):
+        KeptAlive("http://127.0.0.1:1/predict", {"X-Note": "a\r\nX-Injected: 1"}, max_bytes=10)
 
 
 def test_audit_records_are_json_lines_even_with_numpy_and_nan(tmp_path):

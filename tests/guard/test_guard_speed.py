@@ -4,6 +4,8 @@ POST /predict served outside FastAPI's routing (other methods still get 405)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import sqlite3
 import time
@@ -118,6 +120,42 @@ def test_defences_run_in_batches_but_the_model_outside_them():
     assert GuardedModel(_Model(store), [], None).predict(np.zeros((1, 2))).shape == (1, 2)
 
 
+class _SlowCommitStore:
+    """A store whose batches take 0.3 s to commit, noting how many requests the model had
+    received by then; ``fail`` makes the commit fail instead."""
+
+    def __init__(self, endpoint):
+        self.endpoint, self.seen_at_commit, self.fail = endpoint, [], False
+
+    @contextlib.contextmanager
+    def batch(self):
+        yield
+        time.sleep(0.3)
+        self.seen_at_commit.append(self.endpoint.requests)
+        if self.fail:
+            raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_the_request_to_the_model_overlaps_the_commit_and_a_failed_commit_drops_its_answer():
+    from redline.guard.upstream import Upstream
+
+    with ModelEndpoint() as endpoint:
+        upstream = Upstream(endpoint.url, timeout=5, input_spec=InputSpec(shape=(4,)))
+        store = _SlowCommitStore(endpoint)
+        model = GuardedModel(upstream, [], store)
+        out = model.predict(np.full((2, 4), 0.5))
+        assert out.shape == (2, 3) and np.allclose(out, endpoint.probabilities(np.full((2, 4), 0.5)))
+        # the model had the request while the defences' writes were being committed
+        assert store.seen_at_commit[0] == 1
+        store.fail = True
+        with pytest.raises(sqlite3.OperationalError):
+            model.predict(np.full((1, 4), 0.5))
+        assert endpoint.requests == 2  # sent, then given up with its connection
+        assert upstream._pool._local.conn is None
+        store.fail = False
+        assert model.predict(np.full((1, 4), 0.25)).shape == (1, 3)  # a fresh connection serves the next
+
+
 def test_an_earlier_deadline_still_wakes_the_watchdog():
     watchdog = _Watchdog()
     late_a, late_b = socket.socketpair()
@@ -149,3 +187,63 @@ def test_post_predict_skips_fastapi_but_other_methods_still_get_405(tmp_path):
             assert refused.status_code == 401 and refused.json()["reason"] == "unauthorized"
         finally:
             guard.__exit__(None, None, None)
+
+
+def test_the_server_freezes_its_start_up_objects_before_serving(monkeypatch, tmp_path):
+    import gc
+
+    import uvicorn
+
+    from redline.guard import server
+    from redline.guard.runtime import GuardOptions
+
+    frozen_when_served = []
+
+    class _Server:
+        def __init__(self, config):
+            self.started = True
+
+        def run(self):
+            frozen_when_served.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(server, "build", lambda options: server.Built(app=None, guard=None, audit=None,
+                                                                       state=None, state_url="memory"))
+    monkeypatch.setattr(server, "uvicorn_config", lambda *args, **kwargs: None)
+    monkeypatch.setattr(uvicorn, "Server", _Server)
+    gc.unfreeze()
+    try:
+        server.serve(GuardOptions(), "127.0.0.1:8100")
+    finally:
+        gc.unfreeze()
+    assert frozen_when_served and frozen_when_served[0] > 1000
+
+
+def test_audit_appends_do_not_wait_for_a_sync(tmp_path, monkeypatch):
+    import threading
+
+    from redline.guard import audit as audit_module
+
+    log = audit_module.AuditLog(tmp_path / "audit.jsonl", fsync_interval=3600)
+    real_fsync, syncing = os.fsync, threading.Event()
+
+    def slow_fsync(fd):
+        syncing.set()
+        time.sleep(0.5)  # a slow disk
+        real_fsync(fd)
+
+    monkeypatch.setattr(audit_module.os, "fsync", slow_fsync)
+    try:
+        log.record(status=200)
+        flusher = threading.Thread(target=log.flush)
+        flusher.start()
+        assert syncing.wait(5)
+        started = time.monotonic()
+        log.record(status=201)  # during the sync
+        assert time.monotonic() - started < 0.25
+        flusher.join()
+        log.flush()  # the record written during the sync is synced by the next one
+        assert not log._dirty
+    finally:
+        log.close()
+    statuses = [json.loads(line)["status"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert statuses == [200, 201]

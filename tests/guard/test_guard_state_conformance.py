@@ -23,12 +23,14 @@ from redline.guard.state_sqlite import SQLiteState
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
+@pytest.fixture(params=["memory", "sqlite", "sqlite-before-3.35", "redis"])
+def store(request, tmp_path, monkeypatch):
     if request.param == "memory":
         yield MemoryState()
         return
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
+        if request.param == "sqlite-before-3.35":  # the statements for a SQLite without RETURNING
+            monkeypatch.setattr("redline.guard.state_sqlite._RETURNING", False)
         made = SQLiteState(tmp_path / "state.db")
     else:
         made = RedisState(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")

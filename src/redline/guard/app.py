@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .audit import AuditLog
@@ -27,6 +28,7 @@ from .metrics import CONTENT_TYPE, GuardMetrics
 from .runtime import Decision, Guard, refusal
 
 log = logging.getLogger("redline.guard")
+DECIDE_THREADS = 40  # requests decided at once per process (anyio's default, which the guard used before)
 
 
 class _TooLarge(Exception):
@@ -91,6 +93,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             # each step runs whatever the one before did: the audit log is synced in any case
+            deciders.shutdown(wait=False)  # idle by now: uvicorn let the requests in flight finish
             for step in (guard.stop, audit.close if audit is not None else None, on_shutdown):
                 if step is not None:
                     try:
@@ -99,6 +102,11 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
                         log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
     app = FastAPI(title="redline guard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # Decisions run on threads (the defences and the model call block). A pool of the
+    # guard's own, reached with run_in_executor, spares the event loop anyio's to_thread
+    # (cancel scopes, a capacity limiter, context copies): its CPU per request fell from
+    # 0.93 to 0.59 ms (two runs on a loaded machine).
+    deciders = ThreadPoolExecutor(max_workers=DECIDE_THREADS, thread_name_prefix="guard-decide")
 
     async def decide(headers: dict[str, str], chunks: Any) -> tuple[Decision, str]:
         """One ``POST /predict``: its decision (never an exception), counted and audited."""
@@ -124,7 +132,7 @@ def create_app(guard: Guard, audit: AuditLog | None, metrics: GuardMetrics, *, o
                 except ClientDisconnect:  # nobody to answer; recorded as nginx does (499)
                     decision = refusal(499, "client_disconnected", "the client left before its body arrived")
                 else:
-                    decision = await anyio.to_thread.run_sync(runtime.decide, client, body)
+                    decision = await asyncio.get_running_loop().run_in_executor(deciders, runtime.decide, client, body)
         except Exception:  # a bug in the guard itself: fail closed
             log.exception("request %s failed", request_id)
         finally:

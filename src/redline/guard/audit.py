@@ -10,8 +10,8 @@ client got in its ``X-Request-Id`` header.
 Durability: each record is one ``write`` to a file opened with ``O_APPEND``, made as the
 decision is answered, so records of several worker processes never interleave and a
 crash of the guard loses none that were answered. The file is ``fsync``-ed at most once a
-second by a background thread (``fsync_interval``) and once more when the guard stops,
-so a power cut may lose up to the last second of records. A link at the log's place is
+second by a background thread (``fsync_interval``), without holding up appends, and once
+more when the guard stops, so a power cut may lose up to the last second of records. A link at the log's place is
 refused (``O_NOFOLLOW``).
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ class AuditLog:
             self._fd = os.open(self.path, flags, 0o640)
         except OSError as exc:
             raise UsageError(f"audit_log: cannot open {self.path} to append: {exc.strerror or exc}") from None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # appends and closing
+        self._sync_lock = threading.Lock()  # syncs and closing: the file stays open during a sync
         self._dirty = False
         self._closed = threading.Event()
         self._syncer = threading.Thread(target=self._sync_loop, args=(fsync_interval,), name="guard-audit-fsync", daemon=True)
@@ -73,11 +74,23 @@ class AuditLog:
             self._dirty = True
 
     def flush(self) -> None:
-        """Sync what was written to disk now."""
+        """Sync what was written to disk now. Appends go on meanwhile: the guard appends
+        on its event loop, which must not wait for the disk (a sync of the file took
+        milliseconds, for every request in flight)."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:  # holding _sync_lock
         with self._lock:
-            if self._dirty and not self._closed.is_set():
-                os.fsync(self._fd)
-                self._dirty = False
+            if not self._dirty or self._closed.is_set():
+                return
+            self._dirty = False
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            with self._lock:
+                self._dirty = True  # the next round tries again
+            raise
 
     def _sync_loop(self, interval: float) -> None:
         while not self._closed.wait(interval):
@@ -88,11 +101,14 @@ class AuditLog:
 
     def close(self) -> None:
         """Sync and close (the guard's shutdown); later records are dropped."""
-        self.flush()
-        with self._lock:
-            if not self._closed.is_set():
-                self._closed.set()
-                os.close(self._fd)
+        with self._sync_lock:
+            try:
+                self._sync()
+            finally:
+                with self._lock:
+                    if not self._closed.is_set():
+                        self._closed.set()
+                        os.close(self._fd)
         self._syncer.join(timeout=5)
 
 

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with a deadline on each request's headers.
+"""uvicorn's HTTP protocols with a deadline on each request's head, and a size limit on it.
 
 uvicorn times out an idle kept-alive connection, but once a client has sent one byte of a
 request it waits for the rest of the headers for ever, so a client that trickles header
@@ -6,9 +6,15 @@ bytes (slowloris) keeps a connection, and a place under ``limit_concurrency``, a
 as it likes. Here a connection that is waiting for a request (just opened, or its last
 response sent) must deliver the whole head of the next one within
 ``HEADER_TIMEOUT_S`` or it is closed. The body has its own deadline (the policy's
-``body_timeout_s``, enforced by the app). This builds on uvicorn's ``H11Protocol``
-(``cycle``, ``handle_events``, ``on_response_complete``); the guard's tests hold it to
-the behaviour.
+``body_timeout_s``, enforced by the app).
+
+:class:`HeaderDeadlineH11` puts the deadline on uvicorn's pure-Python h11 protocol, whose
+own ``h11_max_incomplete_event_size`` caps what it holds of a head still arriving at
+``MAX_HEADER_BYTES`` (a larger head that arrives in one read passes). The guard
+prefers :class:`~redline.guard.protocol_httptools.HeaderLimitsHttpTools`, the same
+deadline and cap on uvicorn's httptools protocol, and uses this one when httptools is not
+installed. Both build on uvicorn's protocol classes (``cycle``, ``on_response_complete``);
+the guard's tests hold them to the behaviour.
 """
 from __future__ import annotations
 
@@ -18,27 +24,16 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 16 * 1024  # a request's head (request line and headers), both parsers
 
 
-class HeaderDeadlineH11(H11Protocol):
+class _HeaderDeadline:
+    """The deadline on a request's head, for a uvicorn protocol (mixed in before it)."""
+
     _header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def handle_events(self) -> None:
-        super().handle_events()
-        if not self._waiting_for_request():  # a request's head has arrived
-            self._disarm()
-
-    def on_response_complete(self) -> None:
-        self._arm()  # before uvicorn looks at pipelined data, which may start the next request
-        super().on_response_complete()
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
     def _waiting_for_request(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -56,3 +51,22 @@ class HeaderDeadlineH11(H11Protocol):
         self._header_timer = None
         if self._waiting_for_request() and not self.transport.is_closing():
             self.transport.close()
+
+
+class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if not self._waiting_for_request():  # a request's head has arrived
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        self._arm()  # before uvicorn looks at pipelined data, which may start the next request
+        super().on_response_complete()

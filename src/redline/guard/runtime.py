@@ -70,7 +70,9 @@ class GuardedModel(DefendedTarget):
     The defences' state operations on the way in, and those on the way out, each run as
     one batch of the state store when it has batches (SQLite: one commit for a request's
     rate counters and query history together, instead of one per counter and set), never
-    across the call to the model, so no write lock is held while the model thinks."""
+    across the call to the model, so no write lock is held while the model thinks. The
+    request to an :class:`Upstream` is written at the end of the first batch, so that
+    batch's commit overlaps the model's work; its answer is read after the commit."""
 
     def __init__(self, target: Target, defences: list, state: StateStore | None = None):
         super().__init__(target, defences)
@@ -79,11 +81,24 @@ class GuardedModel(DefendedTarget):
 
     def _predict(self, x: np.ndarray) -> np.ndarray:  # DefendedTarget's order, in two batches
         received = []  # the batch as each defence receives it, from the client inwards
-        with self._batch():
-            for defence in reversed(self.defences):
-                received.append(x)
-                x = defence.transform_input(x)
-        out = self.inner._predict(x)
+        start = self.inner.start if isinstance(self.inner, Upstream) else None
+        pending = None
+        try:
+            with self._batch():
+                for defence in reversed(self.defences):
+                    received.append(x)
+                    x = defence.transform_input(x)
+                if start is not None:
+                    # The request goes out as the last step of the batch, so the batch's
+                    # commit (half a millisecond of SQLite writes) runs while the model
+                    # works instead of before it starts; the write lock is released
+                    # before the answer is read, as the model answers.
+                    pending = start(x)
+        except BaseException:
+            if pending is not None:  # the commit failed: the answer must not be used
+                pending.abandon()
+            raise
+        out = pending.result() if pending is not None else self.inner._predict(x)
         with self._batch():
             for defence, seen in zip(self.defences, reversed(received)):
                 out = defence.transform_output(seen, np.asarray(out))

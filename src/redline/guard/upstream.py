@@ -22,8 +22,8 @@ from ..errors import TargetError
 from ..targets.base import InputSpec
 from ..targets.config import TargetConfig
 from ..targets.http import HttpTarget, _MalformedAnswer
-from ..targets.http_client import HttpFailure
-from .transport import KeptAlive
+from ..targets.http_client import Answer, HttpFailure
+from .transport import Exchange, KeptAlive
 
 # The stand-in row shape when nobody states one: a single number per row.
 UNSTATED_INPUT = InputSpec(shape=(1,))
@@ -63,16 +63,45 @@ class Upstream(HttpTarget):
         return self._pool.post(body, self.config.timeout)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self.start(x).result()
+
+    def start(self, x: np.ndarray) -> Pending:
+        """Send ``x`` to the model now; the answer is :meth:`Pending.result` (same thread)."""
         body = json.dumps(self._request_body(x)).encode("utf-8")
         try:
-            answer = self._post(body)
+            exchange = self._pool.send(body, self.config.timeout)
         except HttpFailure as exc:
-            if exc.timed_out:
-                raise UpstreamTimeout(f"{self.spec}: {exc}", kind="timeout") from None
-            raise UpstreamFailed(f"{self.spec}: {exc}", kind="connection") from None
+            raise self._failure(exc) from None
+        return Pending(self, exchange, len(x))
+
+    def _failure(self, exc: HttpFailure) -> UpstreamFailed:
+        if exc.timed_out:
+            return UpstreamTimeout(f"{self.spec}: {exc}", kind="timeout")
+        return UpstreamFailed(f"{self.spec}: {exc}", kind="connection")
+
+    def _checked(self, answer: Answer, rows: int) -> np.ndarray:
         if not 200 <= answer.status < 300:
             raise UpstreamFailed(f"{self.spec}: HTTP {answer.status}", kind="status")
         try:
-            return self._parse(answer.body, len(x))
+            return self._parse(answer.body, rows)
         except _MalformedAnswer as exc:
             raise UpstreamFailed(f"{self.spec}: malformed answer: {exc}", kind="malformed") from None
+
+
+class Pending:
+    """A request the model is working on."""
+
+    def __init__(self, upstream: Upstream, exchange: Exchange, rows: int):
+        self.upstream, self.exchange, self.rows = upstream, exchange, rows
+
+    def result(self) -> np.ndarray:
+        """The model's checked answer, or UpstreamFailed / UpstreamTimeout."""
+        try:
+            answer = self.exchange.answer()
+        except HttpFailure as exc:
+            raise self.upstream._failure(exc) from None
+        return self.upstream._checked(answer, self.rows)
+
+    def abandon(self) -> None:
+        """The answer is not wanted (the guard failed meanwhile): drop the connection."""
+        self.exchange.abandon()

@@ -19,6 +19,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "gymnasium": ("gymnasium", "agents"),
     "fastapi": ("fastapi", "guard"),
     "uvicorn": ("uvicorn", "guard"),
+    "httptools": ("httptools", "guard"),
     "httpx": ("httpx", "guard"),
     "redis": ("redis", "guard"),
     "sqlalchemy": ("sqlalchemy", "registry"),
