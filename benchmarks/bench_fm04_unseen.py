@@ -75,6 +75,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable
@@ -84,6 +86,8 @@ import numpy as np
 from endpoint import ProbabilityEndpoint
 
 FPR_KEY = "tpr_at_fpr_0.01"
+#: Where trained targets are kept between runs (by name and seed).
+CACHE = Path.home() / ".cache" / "redline" / "bench-fm04-unseen"
 
 
 @dataclasses.dataclass
@@ -230,12 +234,13 @@ def _sklearn_predict(model):
     return lambda x: model.predict_proba(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
 
 
-def build(name, seed):
-    """Train target ``name`` (see the module docstring) and say how it was built."""
-    import torch
-
+def build(name, seed, cache=True):
+    """Train target ``name`` (see the module docstring) and say how it was built. Trained
+    models are kept under ``CACHE`` by name and seed (``cache=False`` retrains), so a rerun
+    spends its time on the attacks."""
     started = time.perf_counter()
-    torch.manual_seed(seed)
+    if name not in TARGETS:
+        raise SystemExit(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
     if name.startswith("mnist"):
         data = mnist_data(seed)
     elif name.startswith("digits"):
@@ -244,39 +249,51 @@ def build(name, seed):
         data = fair_data(seed)
     else:
         data = randhie_data(seed)
-    x, y = data.x_train, data.y_train
-    if name == "digits_mlp_200":
-        predict, what = _torch_predict(_train_torch(_mlp(64, (200,), 10), x, y, 300, 32, 1e-3, seed)), "MLP 200, 300 epochs"
-    elif name == "mnist_mlp_wide":
-        predict, what = _torch_predict(_train_torch(_mlp(784, (512, 256), 10), x, y, 150, 64, 1e-3, seed)), "MLP 512-256, 150 epochs"
-    elif name == "mnist_mlp_wide_dp":
-        module = _train_dp(_mlp(784, (512, 256), 10), x, y, 30, 100, 1e-3, clip=1.0, sigma=1.1, seed=seed)
-        predict, what = _torch_predict(module), "MLP 512-256, DP-SGD (clip 1, noise 1.1, 30 epochs of 100-row batches)"
-    elif name == "mnist_cnn_small":
-        predict, what = _torch_predict(_train_torch(_cnn((8, 16), 64, 10), x, y, 60, 64, 1e-3, seed)), "CNN 8-16, 60 epochs"
-    elif name == "mnist_cnn_small_dp":
-        module = _train_dp(_cnn((8, 16), 64, 10), x, y, 30, 100, 2e-3, clip=1.0, sigma=1.1, seed=seed)
-        predict, what = _torch_predict(module), "CNN 8-16, DP-SGD (clip 1, noise 1.1, 30 epochs of 100-row batches)"
-    elif name == "fair_gbt_deep":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        model = GradientBoostingClassifier(n_estimators=400, max_depth=6, random_state=seed).fit(x, y)
-        predict, what = _sklearn_predict(model), "gradient-boosted trees, depth 6, 400 rounds"
-    elif name == "fair_gbt_regularised":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        model = GradientBoostingClassifier(n_estimators=60, max_depth=2, min_samples_leaf=100, subsample=0.5,
-                                           random_state=seed).fit(x, y)
-        predict, what = _sklearn_predict(model), "gradient-boosted trees, depth 2, 60 rounds, 100 rows a leaf"
-    elif name == "randhie_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        model = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1).fit(x.reshape(len(x), -1), y)
-        predict, what = _sklearn_predict(model), "random forest, 200 fully grown trees"
+    path = CACHE / f"{name}-seed{seed}.pkl"
+    if cache and path.exists():
+        with open(path, "rb") as f:
+            model, what = pickle.load(f)
     else:
-        raise SystemExit(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+        model, what = _fit(name, data.x_train, data.y_train, seed)
+        if cache:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(partial, "wb") as f:
+                pickle.dump((model, what), f)
+            os.replace(partial, path)  # atomic: a concurrent run reads the old file or the whole new one
+    predict = _sklearn_predict(model) if hasattr(model, "predict_proba") else _torch_predict(model)
     role, kind = TARGETS[name]
     return Built(name, role, kind, what, predict, data, time.perf_counter() - started)
+
+
+def _fit(name, x, y, seed):
+    """The trained model (a torch module or a scikit-learn classifier) and what it is, in words."""
+    import torch
+
+    torch.manual_seed(seed)
+    if name == "digits_mlp_200":
+        return _train_torch(_mlp(64, (200,), 10), x, y, 300, 32, 1e-3, seed), "MLP 200, 300 epochs"
+    if name == "mnist_mlp_wide":
+        return _train_torch(_mlp(784, (512, 256), 10), x, y, 150, 64, 1e-3, seed), "MLP 512-256, 150 epochs"
+    if name == "mnist_mlp_wide_dp":
+        module = _train_dp(_mlp(784, (512, 256), 10), x, y, 30, 100, 1e-3, clip=1.0, sigma=1.1, seed=seed)
+        return module, "MLP 512-256, DP-SGD (clip 1, noise 1.1, 30 epochs of 100-row batches)"
+    if name == "mnist_cnn_small":
+        return _train_torch(_cnn((8, 16), 64, 10), x, y, 60, 64, 1e-3, seed), "CNN 8-16, 60 epochs"
+    if name == "mnist_cnn_small_dp":
+        module = _train_dp(_cnn((8, 16), 64, 10), x, y, 30, 100, 2e-3, clip=1.0, sigma=1.1, seed=seed)
+        return module, "CNN 8-16, DP-SGD (clip 1, noise 1.1, 30 epochs of 100-row batches)"
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+    if name == "fair_gbt_deep":
+        model = GradientBoostingClassifier(n_estimators=400, max_depth=6, random_state=seed).fit(x, y)
+        return model, "gradient-boosted trees, depth 6, 400 rounds"
+    if name == "fair_gbt_regularised":
+        model = GradientBoostingClassifier(n_estimators=60, max_depth=2, min_samples_leaf=100, subsample=0.5,
+                                           random_state=seed).fit(x, y)
+        return model, "gradient-boosted trees, depth 2, 60 rounds, 100 rows a leaf"
+    model = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1).fit(x.reshape(len(x), -1), y)
+    return model, "random forest, 200 fully grown trees"
 
 
 TARGETS = {

@@ -49,6 +49,8 @@ from .reference_choice import plan_references, validate_reference
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 _MIN_STD = 1e-3
 _AUTO_FIXED_BELOW = 32
+# A shifted view is scored when its reference separation is at least this share of the record's own.
+_VIEW_KEEP = 0.5
 _AUTO_REFERENCES = {"image": 16, "other": 8}
 
 
@@ -115,23 +117,35 @@ class LikelihoodRatioAttack(MembershipInference):
             raise UsageError(f"{self.id}.augmentations (pixel shifts) apply to images shaped (channels, height, "
                              f"width) only; use --set {self.id}.augmentations=0")
 
-        views = [(0, 0), *_SHIFTS[:n_aug]]
-        records = self.select(data, budget, rng, queries_per_record=len(views))
+        offered = [(0, 0), *_SHIFTS[:n_aug]]
+        records = self.select(data, budget, rng, queries_per_record=len(offered))
         fill = target.input_spec.lower
-        target_probs = [target_probabilities(target, _shift(records.x, v, fill)) for v in views]
-        target_stat = np.stack([logit_confidence(p, records.y) for p in target_probs])  # (views, records)
+        target_probs = target_probabilities(target, records.x)
         ctx.progress(1, 3)
 
-        plan = plan_references(target, data, records, target_probs[0], self.reference)
+        plan = plan_references(target, data, records, target_probs, self.reference)
         refs = reference_outputs(
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
         )
         ref_stat = np.stack(
             [logit_confidence(refs.probs, records.y)]
-            + [logit_confidence(refs.models.predict_proba(_shift(records.x, v, fill)), records.y) for v in views[1:]],
+            + [logit_confidence(refs.models.predict_proba(_shift(records.x, v, fill)), records.y) for v in offered[1:]],
             axis=1,
         )  # (models, views, records)
+        # Query the target only on the views in which the references show membership at all.
+        keep, separation = informative_views(ref_stat, refs.in_mask) if self.online else (list(range(len(offered))), None)
+        views = [offered[i] for i in keep]
+        ref_stat = ref_stat[:, keep]
+        target_stat = np.stack([logit_confidence(target_probs, records.y)]
+                               + [logit_confidence(target_probabilities(target, _shift(records.x, v, fill)), records.y)
+                                  for v in views[1:]])  # (views, records)
         ctx.progress(2, 3)
+        if separation is not None and len(offered) > 1:
+            spend = {**spend, "offered": len(offered), "kept": len(views),
+                     "separation": [round(float(d), 3) for d in separation],
+                     "note": (spend["note"] + f" Views kept: {len(views)} of {len(offered)} (the shifted views whose "
+                              f"reference IN/OUT separation is at least {_VIEW_KEEP:g} of the record's own; "
+                              f"separations {', '.join(f'{d:.2f}' for d in separation)}).").strip()}
 
         in_mask = np.broadcast_to(refs.in_mask[:, None, :], ref_stat.shape)
         scores = _lira_scores(target_stat, ref_stat, in_mask, bool(self.online), fixed)
@@ -175,6 +189,23 @@ def affordable_views(data, max_records: int, budget: int, shiftable: bool, most:
                 f"({per_pass * (most + 1):,} of the {int(budget):,} queries).")
     return n_aug, {"augmentations": n_aug, "queries_per_pass": per_pass,
                    "queries": per_pass * (n_aug + 1), "budget": int(budget), "note": note}
+
+
+def informative_views(ref_stat: np.ndarray, in_mask: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Which views to score, from the reference models alone: the record itself, and each
+    shifted view whose separation (mean IN-OUT shift of the statistic over the records, in
+    pooled standard deviations) is at least ``_VIEW_KEEP`` of the record's own. A network
+    that was not trained on shifted images keeps little trace of its members in their
+    shifted copies; summed in, such views add the noise of their estimated means and no
+    signal (on a held-out MNIST MLP eight views halved TPR at 1% FPR), so they are left
+    out and the target is not asked about them."""
+    mask = np.broadcast_to(in_mask[:, None, :], ref_stat.shape)
+    mu_out, sd_out = _gaussian(ref_stat, ~mask, True)
+    mu_in, sd_in = _gaussian(ref_stat, mask, True, fallback_mean=mu_out)
+    separation = ((mu_in - mu_out) / np.sqrt((sd_in**2 + sd_out**2) / 2)).mean(axis=1)  # (views,)
+    keep = [0] + [v for v in range(1, len(separation))
+                  if separation[0] > 0 and separation[v] >= _VIEW_KEEP * separation[0]]
+    return keep, separation
 
 
 def _lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndarray, online: bool,
