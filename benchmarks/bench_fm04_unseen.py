@@ -86,6 +86,8 @@ import numpy as np
 from endpoint import ProbabilityEndpoint
 
 FPR_KEY = "tpr_at_fpr_0.01"
+#: redline's attacks in the run (``--checks`` picks some).
+REDLINE_CHECKS = ("loss threshold", "LiRA", "RMIA")
 #: Where trained targets are kept between runs (by name and seed).
 CACHE = Path.home() / ".cache" / "redline" / "bench-fm04-unseen"
 
@@ -350,7 +352,7 @@ class Result:
         return roc.membership_metrics(self.scores, self.is_member)
 
 
-def redline_results(url, data, seed, compare_surrogate):
+def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS):
     from redline.checks.base import CheckContext
     from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
     from redline.checks.privacy.fm04_membership import ThresholdAttack
@@ -358,8 +360,8 @@ def redline_results(url, data, seed, compare_surrogate):
     from redline.targets import load_target
 
     target = load_target(url, data=data)
-    checks = [("loss threshold", ThresholdAttack()), ("LiRA", LikelihoodRatioAttack()),
-              ("RMIA", RelativeMembershipInference())]
+    checks = [(label, check) for label, check in (("loss threshold", ThresholdAttack()), ("LiRA", LikelihoodRatioAttack()),
+                                                  ("RMIA", RelativeMembershipInference())) if label in which]
     if compare_surrogate:
         checks.append(("LiRA (surrogate references)", LikelihoodRatioAttack(reference="surrogate")))
     out = []
@@ -429,6 +431,25 @@ def art_results(url, data, seed, full):
     return out
 
 
+def cached_art_results(name, url, data, seed, full, cache):
+    """ART's results, kept under ``CACHE`` by target, seed, ART version and ``full``: its
+    attacks are seeded, so a rerun that changes only redline need not query them again."""
+    import art
+
+    path = CACHE / f"{name}-seed{seed}-art{art.__version__}{'-full' if full else ''}.pkl"
+    if cache and path.exists():
+        with open(path, "rb") as f:
+            return [Result(label, scores, is_member, seconds) for label, scores, is_member, seconds in pickle.load(f)]
+    out = art_results(url, data, seed, full)
+    if cache:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(partial, "wb") as f:
+            pickle.dump([(r.label, r.scores, r.is_member, r.seconds) for r in out], f)
+        os.replace(partial, path)
+    return out
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -436,17 +457,17 @@ def ratio(ours, art):
     return f"{ours / art:.1f}x" if art > 0 else "inf (ART: no member at 1% FPR)"
 
 
-def run_target(name, seed, compare_surrogate, full):
+def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CHECKS):
     started = time.perf_counter()
-    built = build(name, seed)
+    built = build(name, seed, cache)
     data = built.data
     acc_in = float(np.mean(built.predict(data.x_train).argmax(1) == data.y_train))
     acc_out = float(np.mean(built.predict(data.x_test).argmax(1) == data.y_test))
     print(f"\n{name} [{built.role}, {built.kind}]: {built.model} on {data.name}; accuracy members {acc_in:.3f}, "
           f"non-members {acc_out:.3f}; trained in {built.seconds:.0f} s", flush=True)
     with ProbabilityEndpoint(built.predict) as endpoint:
-        ours = redline_results(endpoint.url, data, seed, compare_surrogate)
-        theirs = art_results(endpoint.url, data, seed, full)
+        ours = redline_results(endpoint.url, data, seed, compare_surrogate, which)
+        theirs = cached_art_results(name, endpoint.url, data, seed, full, cache)
     print(f"  {'attack':58s} {'TPR@1%':>7s} {'95% CI':>13s} {'AUC':>6s}  {'verdict':15s} {'s':>5s}")
     for r in ours + theirs:
         m = r.metrics
@@ -484,6 +505,10 @@ def main():
     ap.add_argument("--full", action="store_true",
                     help="ART's neural-net attack model too, and by default the private twins as well")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checks", default=",".join(REDLINE_CHECKS),
+                    help=f"redline's attacks to run, separated by commas (default: all of {', '.join(REDLINE_CHECKS)})")
+    ap.add_argument("--no-cache", action="store_true",
+                    help=f"retrain the targets and rerun ART instead of reusing what {CACHE} holds for this seed")
     ap.add_argument("--compare-surrogate", action="store_true",
                     help="also run LiRA with the old fixed surrogate references (reference: surrogate)")
     args = ap.parse_args()
@@ -505,7 +530,10 @@ def main():
 
     torch.set_num_threads(1)  # a shared machine: extra threads only contend
     started = time.perf_counter()
-    lines = [run_target(name, args.seed, args.compare_surrogate, args.full) for name in names]
+    which = tuple(c.strip() for c in args.checks.split(",") if c.strip())
+    if not which or set(which) - set(REDLINE_CHECKS):
+        ap.error(f"--checks: choose among {', '.join(REDLINE_CHECKS)}")
+    lines = [run_target(name, args.seed, args.compare_surrogate, args.full, not args.no_cache, which) for name in names]
     art = "all ART attacks" if args.full else "ART without its neural-net attack model (--full adds it)"
     print(f"\nsummary (seed {args.seed}; {art}): best TPR@1%FPR, redline / ART (goal: >= 5x on overfit targets, "
           f"no vulnerable on private twins)")
