@@ -168,7 +168,12 @@ def test_lira_trains_32_per_record_references_for_a_table_family_by_default(tabl
     target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
     finding = LikelihoodRatioAttack(reference="forest@20")(target, table)
     assert finding.metrics["reference_models"] == 32 and finding.metrics["fixed_variance"] is False, finding.metrics
-    assert list(finding.evidence["budget"]["by_reference_models"]) == ["2", "4", "8", "16", "32"]
+    trend = finding.evidence["budget"]["by_reference_models"]
+    assert list(trend) == ["2", "4", "8", "16", "32"]
+    # Fewer models are scored with the shared variance the check would use for them.
+    from redline.checks.privacy.fm04_lira import _AUTO_FIXED_BELOW
+    assert _AUTO_FIXED_BELOW == 32 and trend["8"] == LikelihoodRatioAttack(reference="forest@20", n_reference=8)(
+        target, table).evidence["budget"]["by_reference_models"]["8"]
     assert finding.status is Status.VULNERABLE
     assert LikelihoodRatioAttack(reference="forest@20", n_reference=4)(target, table).metrics["reference_models"] == 4
 

@@ -164,8 +164,12 @@ class LikelihoodRatioAttack(MembershipInference):
 
         in_mask = np.broadcast_to(refs.in_mask[:, None, :], ref_stat.shape)
         scores = _lira_scores(target_stat, ref_stat, in_mask, bool(self.online), fixed)
+        # Fewer models are scored as the check would score them (fixed variance below 32 under
+        # 'auto'), so the trend shows what each count buys, not how badly per-record
+        # variances do with few models.
         trend = power_trend(
-            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online), fixed),
+            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online),
+                                   k < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else fixed),
             n_ref, records, self.fpr, step=2 if self.online else 1,
         )
         ctx.progress(3, 3)
