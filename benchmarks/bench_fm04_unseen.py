@@ -55,9 +55,9 @@ no augmented views; targets cached, ART run once and cached):
 target                 redline best TPR@1% (others)           ART best     ratio   vulnerable / time
 =====================  =====================================  ===========  ======  =========================
 mnist_mlp_wide         0.147 LiRA, AUC 0.73 (RMIA 0.091)      0.037        4.0x    loss, LiRA, RMIA / 743 s
-fair_gbt_deep          FAIR_DEEP
+fair_gbt_deep          0.171 LiRA, AUC 0.84 (RMIA 0.117)      0.027        6.3x    loss, LiRA, RMIA / 105 s
 mnist_cnn_small        0.055 RMIA, AUC 0.61 (LiRA 0.053)      0.023        2.4x    LiRA, RMIA / 249 s
-fair_gbt_regularised   FAIR_REG
+fair_gbt_regularised   0.024 RMIA, AUC 0.51 (LiRA 0.008)      0.006        -       none / 18 s
 mnist_mlp_wide_dp      0.017 LiRA, AUC 0.51                   0.017        -       none / 188 s
 mnist_cnn_small_dp     0.016 RMIA, AUC 0.51                   0.012        -       none / 95 s
 =====================  =====================================  ===========  ======  =========================
@@ -65,9 +65,11 @@ mnist_cnn_small_dp     0.016 RMIA, AUC 0.51                   0.012        -    
 The 5x goal is met on fair_gbt_deep only (LiRA with 32 tree references: 0.171, against
 0.122 with the 8 of 2026-12-06); it is missed on mnist_mlp_wide (4.0x) and mnist_cnn_small
 (2.4x). Offline on the same runs' outputs (/tmp dumps of the target's and the references'
-answers, seed 0): on mnist_mlp_wide 16 references give 0.146 against 0.145, per-record,
-moderated or binned variances, the hinge statistic and an offline/online blend none above
-0.17, and all eight shifted views 0.096 (now left out by the separation test); on
+answers, seed 0; RMIA is this branch's): on mnist_mlp_wide 16 references give 0.146
+against 0.145; per-record, moderated (empirical Bayes) or mean-binned variances, the hinge
+statistic and an offline/online blend reach at most 0.172 (binned, 16 references), and none
+of them helped consistently on the tuning targets, so none is a default; all eight shifted
+views give 0.096 (now left out by the separation test); on
 mnist_cnn_small 16 references give 0.071 (3.1x), views 0.038-0.046. The time per image
 target is 4-12 minutes depending on load, of which LiRA's family matching is 2-4 minutes.
 
