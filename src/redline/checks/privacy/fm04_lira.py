@@ -33,7 +33,8 @@ did gain, 0.045 to 0.071, at 1,000 s of training on a loaded machine) and from a
 target's own recipe (one model at a time, at a cost redline cannot bound). At 32 models
 the per-record variances are used (``fixed_variance: auto``): on the bench's tuning tables
 TPR at 1% FPR went from 0.027 (8 models) to 0.098 on a random forest, whose exact 0/1
-votes make one shared variance meaningless, and from 0.069 to 0.086 on boosted trees.
+votes make one shared variance meaningless, and from 0.069 to 0.086 on boosted trees;
+64 bought nothing more there (0.075 and 0.089), so 32 it is.
 ``augmentations: auto`` (opt-in) spends the query budget left after scoring every record
 once on as many shifted views as it covers (up to eight), of which only the informative
 ones are queried (above). The evidence's ``budget`` entry says what was afforded and what
