@@ -245,17 +245,48 @@ class ImageMemoriser(Memoriser):
         self.trainer = lambda xs, ys, s: ImageMemoriser(xs, ys, radius)
 
 
-def test_lira_auto_on_images_buys_views_and_more_references(tmp_path):
+class AugmentedMemoriser(Memoriser):
+    """An image memoriser trained with augmentation: it also remembers every one-pixel shift
+    of its training images (border filled with 0), so shifted views of members are members."""
+
+    def __init__(self, x_train, y_train, radius):
+        from redline.checks.privacy.fm04_lira import _SHIFTS, _shift
+
+        shifted = np.concatenate([x_train] + [_shift(x_train, v, 0.0) for v in _SHIFTS])
+        super().__init__(shifted, np.tile(y_train, len(_SHIFTS) + 1), radius)
+        self.input_spec = dataclasses.replace(self.input_spec, shape=(1, 6, 6), lower=0.0, upper=1.0)
+        self.trainer = lambda xs, ys, s: AugmentedMemoriser(xs, ys, radius)
+
+
+def _tiny_images():
     rng = np.random.default_rng(5)
     x = rng.random((260, 1, 6, 6)).astype(np.float32)
     y = rng.integers(0, 3, size=260)
     data = Dataset("tiny-img", x[:40], y[:40], x[40:80], y[40:80], x[80:], y[80:], modality="image", spec="test:img")
-    target = ImageMemoriser(x[:40], y[:40], 0.3)
+    return data, x, y
+
+
+def test_lira_auto_on_images_buys_views_and_more_references(tmp_path):
+    data, x, y = _tiny_images()
+    target = AugmentedMemoriser(x[:40], y[:40], 0.3)
     finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto", n_reference="auto")(target, data, budget=250, ctx=CheckContext(tmp_path))
     assert "budget" in finding.evidence, (finding.status, finding.reason)
     spend = finding.evidence["budget"]["views"]
-    # 80 records a pass, 250 queries: two extra views, 240 queries, all records kept.
-    assert spend["augmentations"] == 2 and finding.metrics["views"] == 3, spend
-    assert finding.metrics["reference_models"] == 16
+    # 80 records a pass, 250 queries: two extra views, 240 queries, all records kept; the
+    # references remember shifted members too, so both views carry signal and are scored.
+    assert spend["augmentations"] == 2 and spend["kept"] == 3 and finding.metrics["views"] == 3, spend
+    assert finding.metrics["reference_models"] == 8  # images: 8 (16 bought nothing on a held-out MNIST MLP)
     assert finding.queries == 240 and finding.metrics["members"] == 40
     assert "would buy all 8" in spend["note"] and finding.status.value in ("vulnerable", "inconclusive")
+
+
+def test_lira_leaves_out_views_in_which_the_references_show_no_membership(tmp_path):
+    # The plain image memoriser does not know its members once shifted: its references say
+    # so, and the target is asked about the records only (no queries spent on the views).
+    data, x, y = _tiny_images()
+    target = ImageMemoriser(x[:40], y[:40], 0.3)
+    finding = LikelihoodRatioAttack(reference="recipe", augmentations="auto", n_reference="auto")(target, data, budget=250, ctx=CheckContext(tmp_path))
+    spend = finding.evidence["budget"]["views"]
+    assert (spend["offered"], spend["kept"], finding.metrics["views"]) == (3, 1, 1), spend
+    assert spend["separation"][0] > 1 and max(spend["separation"][1:]) < 0.5 * spend["separation"][0]
+    assert finding.queries == 80 and "Views kept: 1 of 3" in spend["note"]

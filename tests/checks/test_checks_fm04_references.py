@@ -157,6 +157,27 @@ def test_lira_says_what_more_reference_models_would_buy(table):
     assert "doubling them to 16" in finding.summary
 
 
+def test_lira_trains_32_per_record_references_for_a_table_family_by_default(table):
+    # Trees train in seconds: the default spends that on 32 reference models, enough for the
+    # per-record variances that a forest's tied votes need; a named count still wins.
+    from sklearn.ensemble import RandomForestClassifier
+
+    from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
+
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(table.x_train, table.y_train)
+    target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
+    finding = LikelihoodRatioAttack(reference="forest@20")(target, table)
+    assert finding.metrics["reference_models"] == 32 and finding.metrics["fixed_variance"] is False, finding.metrics
+    trend = finding.evidence["budget"]["by_reference_models"]
+    assert list(trend) == ["2", "4", "8", "16", "32"]
+    # Fewer models are scored with the shared variance the check would use for them.
+    from redline.checks.privacy.fm04_lira import _AUTO_FIXED_BELOW
+    assert _AUTO_FIXED_BELOW == 32 and trend["8"] == LikelihoodRatioAttack(reference="forest@20", n_reference=8)(
+        target, table).evidence["budget"]["by_reference_models"]["8"]
+    assert finding.status is Status.VULNERABLE
+    assert LikelihoodRatioAttack(reference="forest@20", n_reference=4)(target, table).metrics["reference_models"] == 4
+
+
 def test_severity_scales_with_the_leak_measured_at_one_percent():
     """Fewer than 1,000 non-members measure no 0.1% rate: the 1% rate then scales the severity."""
     from redline.severity import Severity

@@ -30,7 +30,7 @@ def test_json_and_mode_selection(capsys):
     assert {r["id"] for r in records} == {c for c in all_checks() if c.startswith("FM04.")}
     lira = next(r for r in records if r["id"] == "FM04.lira")
     assert lira["needs"]["outputs"] == "probabilities" and "auc" in lira["metrics"]
-    assert {"name": "n_reference", "type": "int | str", "default": 8} == {k: v for k, v in lira["params"][1].items() if k != "doc"}
+    assert {"name": "n_reference", "type": "int | str", "default": "auto"} == {k: v for k, v in lira["params"][1].items() if k != "doc"}
     assert main(["checks", "FM01.pgd", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "FM01.pgd"
 

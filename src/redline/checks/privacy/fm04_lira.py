@@ -11,18 +11,34 @@ than 32 models) one variance per side is shared by all records (the fixed-varian
 variant); the means stay per record. Records that happen to be in no online reference
 model borrow the average IN-OUT shift of the others.
 
-Queries: one per evaluated record and view (the record itself plus ``augmentations``
-shifted copies, images only). Reference models are trained locally with true labels and
-cost no target queries.
+Queries: one per evaluated record, plus one per record and augmented view (``augmentations``
+shifted copies, images only) that the references show to carry membership: online, each
+view's separation (the mean IN-OUT shift of the statistic, in pooled standard deviations)
+is measured on the reference models before the target is asked, and only views separated
+at least half as well as the record itself are queried and scored. A network not trained
+on shifted images keeps little trace of its members in shifted copies (on the bench's
+held-out MNIST MLP the unshifted separation is 1.18, the shifted ones 0.14-0.50); summed
+in, those views only added the noise of their estimated means (TPR at 1% FPR 0.145 from
+the record alone, 0.096 with all eight views; a multivariate Gaussian over the views did
+no better, 0.093). On the bench's held-out MNIST CNN (references cnn-16x32@20) the
+shifted views separate at 0.64-0.71 of the record's own, so seven of eight are kept, yet
+they still lowered TPR at 1% FPR (0.045 to 0.038 with 8 references): views stay opt-in.
+Reference models are trained locally with true labels and cost no target queries.
 
-Budget into power: ``n_reference: auto`` (opt-in; the default is 8) trains 16 reference models
-on image targets (local compute, no queries) and 8 on tables; it is not the default because on
-a held-out MNIST MLP 16 did no better than 8 (0.129 against 0.129 TPR at 1% FPR) for twice
-the training time. ``augmentations: auto`` (opt-in) spends the query budget left after scoring
-every record once on as many shifted views as it covers (up to eight); it is not the default
-because on a held-out MNIST MLP (not trained with shifts; 8 references) eight views lowered
-TPR at 1% FPR from 0.144 to 0.070 (benchmarks/bench_fm04_unseen.py, 2026-12-06). The evidence's
-``budget`` entry says what was afforded and what a larger budget would buy.
+Budget into power: ``n_reference: auto`` (the default) trains 32 reference models on tables
+when a family trains them (matched or named: trees, linear models and small nets on a few
+columns take seconds each), and 8 otherwise: on images (a held-out MNIST MLP gained nothing
+from 16, 0.146 against 0.145 TPR at 1% FPR, for twice the training time; the held-out CNN
+did gain, 0.045 to 0.071, at 1,000 s of training on a loaded machine) and from a
+target's own recipe (one model at a time, at a cost redline cannot bound). At 32 models
+the per-record variances are used (``fixed_variance: auto``): on the bench's tuning tables
+TPR at 1% FPR went from 0.027 (8 models) to 0.098 on a random forest, whose exact 0/1
+votes make one shared variance meaningless, and from 0.069 to 0.086 on boosted trees;
+64 bought nothing more there (0.075 and 0.089), so 32 it is.
+``augmentations: auto`` (opt-in) spends the query budget left after scoring every record
+once on as many shifted views as it covers (up to eight), of which only the informative
+ones are queried (above). The evidence's ``budget`` entry says what was afforded and what
+a larger budget would buy.
 
 Verdict: :func:`redline.checks.privacy.membership.judge`, the rule every FM04 check shares.
 """
@@ -49,7 +65,11 @@ from .reference_choice import plan_references, validate_reference
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 _MIN_STD = 1e-3
 _AUTO_FIXED_BELOW = 32
-_AUTO_REFERENCES = {"image": 16, "other": 8}
+# A shifted view is scored when its reference separation is at least this share of the record's own.
+_VIEW_KEEP = 0.5
+# ``n_reference: auto``: tables whose references come from a family (trees, linear models and
+# small nets on a few columns train in seconds) get many, everything else the usual 8.
+_AUTO_REFERENCES = {"table family": 32, "other": 8}
 
 
 class LikelihoodRatioAttack(MembershipInference):
@@ -63,14 +83,15 @@ class LikelihoodRatioAttack(MembershipInference):
         "augmentations": "augmented views queried per record (0, the default: the record only; auto: as many as "
                          "the budget affords on images, 0 on tables)",
         **REFERENCE_PARAM_DOCS,
-        "n_reference": "reference models trained (auto: 16 on images, 8 otherwise)",
+        "n_reference": "reference models trained (auto, the default: 32 on tables when a reference family trains "
+                       "them, 8 otherwise)",
         **JUDGE_PARAM_DOCS,
     }
 
     def __init__(
         self,
         online: bool = True,
-        n_reference: int | str = 8,
+        n_reference: int | str = "auto",
         fixed_variance: bool | str = "auto",
         augmentations: int | str = 0,
         reference: str = "auto",
@@ -99,14 +120,12 @@ class LikelihoodRatioAttack(MembershipInference):
             raise ValueError(f"augmentations must be between 0 and {len(_SHIFTS)}, or 'auto'")
         validate_reference(self.reference)
 
+    def _reference_count(self, data, plan) -> int:
+        return _auto_reference_count(data.modality, plan) if self.n_reference == "auto" else int(self.n_reference)
+
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
         shiftable = data.modality == "image" and len(target.input_spec.shape) == 3
-        if self.n_reference == "auto":
-            n_ref = _AUTO_REFERENCES["image" if shiftable else "other"]
-        else:
-            n_ref = int(self.n_reference)
-        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
         if self.augmentations == "auto":
             n_aug, spend = affordable_views(data, int(self.max_records), budget, shiftable, len(_SHIFTS))
         else:
@@ -115,28 +134,46 @@ class LikelihoodRatioAttack(MembershipInference):
             raise UsageError(f"{self.id}.augmentations (pixel shifts) apply to images shaped (channels, height, "
                              f"width) only; use --set {self.id}.augmentations=0")
 
-        views = [(0, 0), *_SHIFTS[:n_aug]]
-        records = self.select(data, budget, rng, queries_per_record=len(views))
+        offered = [(0, 0), *_SHIFTS[:n_aug]]
+        records = self.select(data, budget, rng, queries_per_record=len(offered))
         fill = target.input_spec.lower
-        target_probs = [target_probabilities(target, _shift(records.x, v, fill)) for v in views]
-        target_stat = np.stack([logit_confidence(p, records.y) for p in target_probs])  # (views, records)
+        target_probs = target_probabilities(target, records.x)
         ctx.progress(1, 3)
 
-        plan = plan_references(target, data, records, target_probs[0], self.reference)
+        plan = plan_references(target, data, records, target_probs, self.reference)
+        n_ref = self._reference_count(data, plan)
+        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
         refs = reference_outputs(
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
         )
         ref_stat = np.stack(
             [logit_confidence(refs.probs, records.y)]
-            + [logit_confidence(refs.models.predict_proba(_shift(records.x, v, fill)), records.y) for v in views[1:]],
+            + [logit_confidence(refs.models.predict_proba(_shift(records.x, v, fill)), records.y) for v in offered[1:]],
             axis=1,
         )  # (models, views, records)
+        # Query the target only on the views in which the references show membership at all.
+        keep, separation = informative_views(ref_stat, refs.in_mask) if self.online else (list(range(len(offered))), None)
+        views = [offered[i] for i in keep]
+        ref_stat = ref_stat[:, keep]
+        target_stat = np.stack([logit_confidence(target_probs, records.y)]
+                               + [logit_confidence(target_probabilities(target, _shift(records.x, v, fill)), records.y)
+                                  for v in views[1:]])  # (views, records)
         ctx.progress(2, 3)
+        if separation is not None and len(offered) > 1:
+            spend = {**spend, "offered": len(offered), "kept": len(views),
+                     "separation": [round(float(d), 3) for d in separation],
+                     "note": (spend["note"] + f" Views kept: {len(views)} of {len(offered)} (the shifted views whose "
+                              f"reference IN/OUT separation is at least {_VIEW_KEEP:g} of the record's own; "
+                              f"separations {', '.join(f'{d:.2f}' for d in separation)}).").strip()}
 
         in_mask = np.broadcast_to(refs.in_mask[:, None, :], ref_stat.shape)
         scores = _lira_scores(target_stat, ref_stat, in_mask, bool(self.online), fixed)
+        # Fewer models are scored as the check would score them (fixed variance below 32 under
+        # 'auto'), so the trend shows what each count buys, not how badly per-record
+        # variances do with few models.
         trend = power_trend(
-            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online), fixed),
+            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online),
+                                   k < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else fixed),
             n_ref, records, self.fpr, step=2 if self.online else 1,
         )
         ctx.progress(3, 3)
@@ -157,6 +194,11 @@ class LikelihoodRatioAttack(MembershipInference):
         )
 
 
+def _auto_reference_count(modality: str, plan) -> int:
+    """How many reference models ``n_reference: auto`` trains (module docstring)."""
+    return _AUTO_REFERENCES["table family" if modality != "image" and plan.family is not None else "other"]
+
+
 def affordable_views(data, max_records: int, budget: int, shiftable: bool, most: int) -> tuple[int, dict]:
     """How many augmented views (besides the record itself) the query budget affords when
     every record that one view would score keeps being scored: ``budget`` over the queries
@@ -175,6 +217,23 @@ def affordable_views(data, max_records: int, budget: int, shiftable: bool, most:
                 f"({per_pass * (most + 1):,} of the {int(budget):,} queries).")
     return n_aug, {"augmentations": n_aug, "queries_per_pass": per_pass,
                    "queries": per_pass * (n_aug + 1), "budget": int(budget), "note": note}
+
+
+def informative_views(ref_stat: np.ndarray, in_mask: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Which views to score, from the reference models alone: the record itself, and each
+    shifted view whose separation (mean IN-OUT shift of the statistic over the records, in
+    pooled standard deviations) is at least ``_VIEW_KEEP`` of the record's own. A network
+    that was not trained on shifted images keeps little trace of its members in their
+    shifted copies; summed in, such views add the noise of their estimated means and no
+    signal (on a held-out MNIST MLP eight views halved TPR at 1% FPR), so they are left
+    out and the target is not asked about them."""
+    mask = np.broadcast_to(in_mask[:, None, :], ref_stat.shape)
+    mu_out, sd_out = _gaussian(ref_stat, ~mask, True)
+    mu_in, sd_in = _gaussian(ref_stat, mask, True, fallback_mean=mu_out)
+    separation = ((mu_in - mu_out) / np.sqrt((sd_in**2 + sd_out**2) / 2)).mean(axis=1)  # (views,)
+    keep = [0] + [v for v in range(1, len(separation))
+                  if separation[0] > 0 and separation[v] >= _VIEW_KEEP * separation[0]]
+    return keep, separation
 
 
 def _lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndarray, online: bool,
