@@ -286,3 +286,17 @@ def test_chained_false_restores_the_old_lock_out_of_retaking_clients(digits):
             plain.predict(row[None])
             sent += 1
     assert [e["flags"] for e in events if e["event"] == "flagged"] == [1, 2] and sent < len(stream)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_only_two_history_generations_are_kept_however_long_the_account_asks(digits, batch):
+    # history 40: generations of 20 queries; the store must not keep the older ones
+    state = MemoryState()
+    d = detector(history=40, lockout_after=10_000).for_client("busy", state)
+    sent = 0
+    for start in range(0, 600, batch):
+        sent += len(d.score(digits[start:start + batch]))
+    generations = sorted(int(k.rsplit(":", 1)[1]) for k in state._data if k.startswith("query_detector:busy:h:"))
+    assert generations == [(sent - 1) // 20 - 1, (sent - 1) // 20]
+    # the scoring is unchanged: a repeat of one of the last 20 queries is still known
+    assert np.isnan(d.score(digits[sent - 3:sent - 2])).all()

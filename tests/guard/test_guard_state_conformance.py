@@ -202,3 +202,22 @@ def test_sqlite_store_expires_by_its_clock(tmp_path):
     now[0] = 1010.0  # as MemoryState: expired once the clock reaches the deadline
     assert store.get("k") is None
     store.close()
+
+
+def test_sqlite_sweep_removes_expired_keys_nobody_writes_again(tmp_path):
+    import sqlite3
+
+    now = [1000.0]
+    store = SQLiteState(tmp_path / "w.db", clock=lambda: now[0])
+    for i in range(30):
+        store.add_members(f"history:{i}", [b"a", b"b"], ttl=10)
+        store.push(f"list:{i}", [b"x"], keep=5)  # no ttl: kept
+        store.incr(f"count:{i}", 1, ttl=100)
+    now[0] = 1050.0
+    assert store.sweep(most=20) == 20 and store.sweep() == 10 and store.sweep() == 0
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM members").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM entries WHERE key LIKE 'history:%'").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 30
+    assert store.incr("count:3", 0) == 1.0 and store.recent("list:3") == [b"x"]  # live keys untouched
+    store.close()

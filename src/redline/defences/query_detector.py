@@ -216,6 +216,11 @@ class QueryDetector(Defence):
                 continue
             scores[i] = state.add_members(previous, members, ttl=self.memory_s) / len(members)
             state.add_members(current, members, ttl=self.memory_s)
+        # Generations older than the previous one are never read again: drop them when this
+        # batch started a new one, or a busy account's history would grow without end.
+        before = (last - len(flat) - 1) // bucket  # the generation of the account's query before this batch
+        for stale in range(max(-1, before - 1), (last - 1) // bucket - 1):  # (-1: generation 0's empty previous)
+            state.delete(self._key("h", stale))
         return scores, rows_members
 
     def _count_flag(self, state: StateStore, score: float, row: int) -> bool:

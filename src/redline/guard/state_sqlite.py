@@ -13,7 +13,8 @@ A key holds one kind of value at a time, as in :class:`~redline.defences.state.M
 bytes (``set``), a number (``incr``), a list (``push``) or a set (``add_members``); writing
 one kind over another replaces it, and reading a key as another kind finds nothing.
 Expiry uses the wall clock (``time.time``), which every process shares; an expired key
-is removed by the next write that meets it.
+is removed by the next write that meets it, and keys nobody writes again (an account that
+left, a detector's past history) by a sweep on the background thread every minute.
 
 Speed (the guard asks the store several times per request): :meth:`SQLiteState.batch`
 lets a caller group the operations of one step (a defence's look at one request) into one
@@ -42,6 +43,8 @@ _SCHEMA = (
 _BUSY_TIMEOUT_MS = 10_000
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # UPDATE ... RETURNING
 CHECKPOINT_INTERVAL_S = 1.0
+SWEEP_EVERY_CHECKPOINTS = 60  # expired keys are removed once a minute
+_SWEEP_KEYS = 2000  # at most this many keys per sweep, so one sweep never holds the write lock long
 
 
 class SQLiteState:
@@ -132,11 +135,26 @@ class SQLiteState:
         self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _checkpoint_loop(self, interval: float) -> None:
+        rounds = 0
         while not self._closed.wait(interval):
+            rounds += 1
             try:
+                if rounds % SWEEP_EVERY_CHECKPOINTS == 0:
+                    self.sweep()
                 self.checkpoint()
             except sqlite3.Error:  # busy or a full disk: the next round tries again
                 pass
+
+    def sweep(self, most: int = _SWEEP_KEYS) -> int:
+        """Remove up to ``most`` expired keys with their list items and set members; return
+        how many. Without it the file would keep every key that is never written again."""
+        with self._write() as db:
+            expired = [key for (key,) in db.execute(
+                "SELECT key FROM entries WHERE expires IS NOT NULL AND expires <= ? LIMIT ?",
+                (self.clock(), int(most))).fetchall()]
+            for key in expired:
+                self._drop(db, key)
+        return len(expired)
 
     def close(self) -> None:
         closed = getattr(self, "_closed", None)
