@@ -136,3 +136,15 @@ def test_a_guard_policy_runs_it_after_the_answer_whatever_the_output_hardening(d
     m = monitor(min_queries=10, window=10).for_client("bob", MemoryState())
     m.observe(digits[:30], np.arange(30) % 2)
     assert len(m._store().recent(m._key("d"))) == 10
+
+
+def test_prada_refuses_an_unbounded_input_instead_of_going_blind():
+    # Features scaled by infinite bounds are all NaN: every distance would be alike and W
+    # would never fall; the budget alone does not scale features, so it may run unbounded.
+    target = digits_target()
+    target.input_spec = InputSpec(shape=(64,), lower=float("-inf"), upper=float("inf"))
+    with pytest.raises(UsageError, match="not finite"):
+        ExtractionMonitor().check(target)
+    budget_only = ExtractionMonitor(shapiro_below=None, max_rows=10)
+    budget_only.check(target)
+    budget_only.transform_input(np.full((3, 64), 1e9))
