@@ -188,6 +188,8 @@ class ExtractionMonitor(Defence):
                 continue  # an exact repeat
             if label not in sets:
                 stored = state.recent(self._key("g", label), int(self.growing))
+                # rows of another width: stored before the policy's input shape changed (a lasting state store)
+                stored = [r for r in stored if len(r) == len(row)]
                 sets[label] = (np.frombuffer(b"".join(stored), np.uint8).reshape(len(stored), -1)
                                if stored else np.zeros((0, len(row)), np.uint8))
             grown = sets[label]
