@@ -137,3 +137,33 @@ def test_spectral_whitening_in_the_clean_span_equals_the_full_ledoit_wolf_whiten
     scores, top = _signature_scores(acts, held)
     np.testing.assert_allclose(scores, (whitened @ vt[0]) ** 2, rtol=1e-6, atol=1e-9)
     assert top == pytest.approx(singular[0] ** 2 / rows, rel=1e-9)
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_spectral_signatures_on_activations_without_spread_is_inconclusive_not_a_finding(monkeypatch, whiten):
+    # Two of three classes with constant activations (dead units): their top eigenvalue is 0,
+    # the median is 0, and a ratio to it would flag the one class that varies at all.
+    import numpy as np
+
+    from redline.checks.training_time import fm10_spectral_signatures as module
+    from redline.data.base import Dataset
+    from redline.targets.base import InputSpec
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+
+    def activations(target, x):
+        acts = np.zeros((len(x), 8))
+        acts[y == 2] = rng.normal(size=(20, 8))
+        return acts, "penultimate"
+
+    monkeypatch.setattr(module, "penultimate_activations", activations)
+    data = Dataset(name="flat", x_train=np.zeros((60, 4)), y_train=y, x_test=np.zeros((60, 4)), y_test=y)
+    target = CallableTarget(lambda x: np.full((len(x), 3), 1 / 3), input_spec=InputSpec(shape=(4,)), n_classes=3)
+    finding = SpectralSignatures(whiten=whiten)(target, data, budget=1000)
+    if whiten:  # the flat classes have no held-out covariance to whiten by: one class is left
+        assert finding.status is Status.NOT_APPLICABLE, (finding.status, finding.reason)
+        assert "[0, 1] have no spread" in finding.reason
+    else:
+        assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.reason)
+        assert "without spread" in finding.reason

@@ -136,3 +136,34 @@ def test_a_guard_policy_runs_it_after_the_answer_whatever_the_output_hardening(d
     m = monitor(min_queries=10, window=10).for_client("bob", MemoryState())
     m.observe(digits[:30], np.arange(30) % 2)
     assert len(m._store().recent(m._key("d"))) == 10
+
+
+def test_prada_refuses_an_unbounded_input_instead_of_going_blind():
+    # Features scaled by infinite bounds are all NaN: every distance would be alike and W
+    # would never fall; the budget alone does not scale features, so it may run unbounded.
+    target = digits_target()
+    target.input_spec = InputSpec(shape=(64,), lower=float("-inf"), upper=float("inf"))
+    with pytest.raises(UsageError, match="not finite"):
+        ExtractionMonitor().check(target)
+    budget_only = ExtractionMonitor(shapiro_below=None, max_rows=10)
+    budget_only.check(target)
+    budget_only.transform_input(np.full((3, 64), 1e9))
+
+
+def test_growing_sets_stored_under_another_input_shape_are_ignored(digits, tmp_path):
+    # A lasting state store (sqlite:///path, redis) outlives a policy whose input shape changed:
+    # the old rows are not the new model's queries, and must not break every request.
+    from redline.guard.stores import close_store, open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        wide = monitor().for_client("alice", store)
+        wide.observe(digits[:5], np.eye(10)[[0] * 5])
+        narrow_target = ArrayTarget(np.ones((32, 10)), np.zeros(10), spec="test:narrow")
+        narrow_target.input_spec = InputSpec(shape=(32,), lower=0.0, upper=1.0)
+        narrow = ExtractionMonitor()
+        narrow.check(narrow_target)
+        narrow = narrow.for_client("alice", store)
+        assert narrow.distances(digits[5:10, :32], np.zeros(5, int)) != []  # compared with its own rows only
+    finally:
+        close_store(store)

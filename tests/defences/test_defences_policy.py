@@ -179,3 +179,27 @@ def test_a_second_class_claiming_a_key_is_refused():
 
         gc.collect()
     assert defence_classes()["round"] is Rounding
+
+
+def test_a_policy_path_to_a_fifo_a_device_or_a_huge_file_is_refused_without_reading_it(tmp_path):
+    import os
+    import tracemalloc
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes: never
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of NUL bytes on no disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match="is larger than"):
+            load_policy(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024, f"{peak:,} bytes held to refuse a 64 MiB policy"  # read up to the limit only
+    for path, message in ((huge, "is larger than"), (fifo, "is not a regular file"),
+                          ("/dev/zero", "is not a regular file"), (tmp_path / "gone.yaml", "does not exist")):
+        with pytest.raises(UsageError, match=message) as err:
+            load_policy(path)
+        assert "\n" not in str(err.value)

@@ -164,3 +164,30 @@ def test_a_defended_scan_from_python_objects_asks_for_the_policy_on_replay(tmp_p
                           formats="json")
     with pytest.raises(UsageError, match="give the policy with --defend"):
         replay(out / "report.json", report.findings[0].id)
+
+
+def test_a_report_with_a_damaged_defences_record_is_a_one_line_error_on_replay(tmp_path):
+    from redline.pipeline.replay import replay
+
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("version: 1\ndefences:\n  - round: {decimals: 3}\n")
+    out = tmp_path / "out"
+    report = redline.scan("zoo:fair_logreg", select="FM05.equation_solving", defend=str(policy), out=out,
+                          formats="json")
+    document = json.loads((out / "report.json").read_text())
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse; hashing it whole would read 64 MiB
+    damaged = {
+        "baseline": (r"damaged \(baseline is a str", {"baseline": "zoo:fair_logreg"}),
+        "policy_file": ("policy_file must be a path, not int", {"policy_file": 7}),
+        "policy": ("policy must be a path, not list", {"policy": ["guard.yaml"], "policy_file": None}),
+        "huge": ("is larger than", {"policy_file": str(huge)}),
+    }
+    for name, (message, change) in damaged.items():
+        edited = tmp_path / name / "report.json"
+        edited.parent.mkdir()
+        edited.write_text(json.dumps({**document, "defences": {**document["defences"], **change}}))
+        with pytest.raises(UsageError, match=message) as err:
+            replay(edited, report.findings[0].id)
+        assert "\n" not in str(err.value)

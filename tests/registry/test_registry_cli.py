@@ -224,3 +224,14 @@ def test_a_case_found_behind_a_guard_policy_replays_behind_it(capsys, tmp_path):
     assert code == 1, err
     result = json.loads(out)
     assert result["outcome"] == "still-failing" and result["reproduced"]
+
+
+def test_evidence_that_names_no_file_a_path_can_hold_is_recorded_as_text(capsys, db, tmp_path):
+    # a hand-edited report: a NUL byte in an evidence string (here a guard policy's path)
+    finding = {**make_finding(1), "evidence": {"defended_by": {"policy": "guard\u0000.yaml", "baseline": "zoo:fair_logreg"}}}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(make_report([finding])))
+    code, _, err = run(capsys, "registry", "add", str(path), "--db", db)
+    assert code == 0, err
+    (case,) = Registry(db).list().cases
+    assert case.evidence["defended_by"]["policy"] == "guard\u0000.yaml"

@@ -107,6 +107,11 @@ class ExtractionMonitor(Defence):
                 raise UsageError("extraction_monitor: the Shapiro-Wilk test needs scipy "
                                  "(pip install 'redline[ml]'), or set shapiro_below: null") from None
         lower, upper = target.input_spec.feature_bounds()
+        if self.shapiro_below is not None and not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+            # PRADA's distances are in features scaled by these bounds: unbounded, every row scales to
+            # NaN, every distance is the same and the test never flags (silently blind)
+            raise UsageError("extraction_monitor: PRADA scales features by the input's bounds, and they are not "
+                             "finite; give the policy's input finite lower/upper, or set shapiro_below: null")
         self._lower = np.asarray(lower, np.float64)
         span = np.asarray(upper, np.float64) - self._lower
         self._span = np.where(span > 0, span, 1.0)
@@ -183,6 +188,8 @@ class ExtractionMonitor(Defence):
                 continue  # an exact repeat
             if label not in sets:
                 stored = state.recent(self._key("g", label), int(self.growing))
+                # rows of another width: stored before the policy's input shape changed (a lasting state store)
+                stored = [r for r in stored if len(r) == len(row)]
                 sets[label] = (np.frombuffer(b"".join(stored), np.uint8).reshape(len(stored), -1)
                                if stored else np.zeros((0, len(row)), np.uint8))
             grown = sets[label]

@@ -145,13 +145,10 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a guard policy file."""
-    from ..util.safe_yaml import load_yaml_text
+    from ..util.safe_yaml import load_yaml_text, read_yaml_bytes
 
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the guard policy: {exc.strerror or exc}") from None
+    raw = read_yaml_bytes(path, f"guard policy {path}")  # bounded: a FIFO, /dev/zero or a huge file is refused
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

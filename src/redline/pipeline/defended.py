@@ -177,10 +177,12 @@ def policy_fingerprint(policy: str | None) -> dict[str, str]:
         return {}
     import hashlib
 
+    from ..util.safe_yaml import read_yaml_bytes
+
     path = Path(policy).resolve()
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        digest = hashlib.sha256(read_yaml_bytes(path, f"guard policy {path}")).hexdigest()
+    except UsageError:  # gone or swapped since it was loaded: nothing to fingerprint
         return {}
     return {"policy_file": str(path), "policy_sha256": digest}
 
@@ -196,7 +198,13 @@ def recorded_policy(section: dict[str, Any], report_dir: Path) -> Path:
     given relative to the working folder or the report's folder; refused if it changed."""
     import hashlib
 
-    given = str(section.get("policy") or "")
+    from ..util.safe_yaml import read_yaml_bytes
+
+    for key in ("policy", "policy_file"):  # a report is a file anyone can edit
+        if section.get(key) is not None and not isinstance(section.get(key), str):
+            raise UsageError(f"the report's record of the scan's guard policy is damaged: {key} must be a path, "
+                             f"not {type(section.get(key)).__name__}; give the policy with --defend")
+    given = section.get("policy") or ""
     candidates = [Path(p) for p in (section.get("policy_file"), given) if p]
     candidates += [report_dir / given] if given and not Path(given).is_absolute() else []
     found = next((p for p in candidates if p.is_file()), None)
@@ -204,7 +212,8 @@ def recorded_policy(section: dict[str, Any], report_dir: Path) -> Path:
         raise UsageError(f"the scan ran behind the guard policy {given!r}, which is not there any more; "
                          "give it with --defend")
     recorded = section.get("policy_sha256")
-    if recorded and hashlib.sha256(found.read_bytes()).hexdigest() != recorded:
+    # read up to the policy size limit only: a path edited to name a huge file costs no more
+    if recorded and hashlib.sha256(read_yaml_bytes(found, f"guard policy {found}")).hexdigest() != recorded:
         raise UsageError(f"the guard policy {found} changed since the scan (its SHA-256 differs), so the replay "
                          "would not be the same experiment; give the policy the scan used with --defend")
     return found

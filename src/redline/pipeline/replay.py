@@ -164,7 +164,11 @@ def replay(
     section = _defences_section(report, record)
     defences = _replay_defences(section, Path(report_path), defend)
     if defences is not None and target is None:
-        target_arg = (section.get("baseline") or {}).get("spec") or target_arg
+        baseline = section.get("baseline")
+        if baseline is not None and not isinstance(baseline, dict):
+            raise UsageError(f"the report's record of the bare model behind the defences is damaged (baseline is "
+                             f"a {type(baseline).__name__}, not a mapping); give the model with --target")
+        target_arg = (baseline or {}).get("spec") or target_arg
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
     if target is None and str(target_arg).startswith("python:"):

@@ -93,7 +93,7 @@ def evidence_files(evidence: Any, base_dir: Path) -> Iterator[tuple[str, Path]]:
         path = base_dir / evidence
         try:
             inside = path.resolve().is_relative_to(base_dir.resolve())
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte, which no file name holds
             return
         if inside and path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_ARTIFACT_BYTES:
             yield evidence, path

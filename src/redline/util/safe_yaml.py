@@ -25,7 +25,7 @@ import yaml
 
 from ..errors import UsageError
 
-__all__ = ["YamlLimits", "DEFAULT_LIMITS", "load_yaml_text", "load_yaml_file", "read_yaml_mapping"]
+__all__ = ["YamlLimits", "DEFAULT_LIMITS", "load_yaml_text", "load_yaml_file", "read_yaml_bytes", "read_yaml_mapping"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +135,18 @@ def load_yaml_file(path: str | Path, what: str, limits: YamlLimits = DEFAULT_LIM
     """
     path = Path(path)
     source = f"{what} {path}"
+    raw = read_yaml_bytes(path, source, limits)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not UTF-8 text") from None
+    return load_yaml_text(text, source, limits)
+
+
+def read_yaml_bytes(path: str | Path, source: str, limits: YamlLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of the YAML file at ``path`` (``source`` names it in errors), read only up to
+    the size limit: a FIFO or device (``/dev/zero``) is refused before it is opened, and a
+    huge file costs no more than the limit."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
             raise UsageError(f"{source} is not a regular file")
@@ -144,15 +156,11 @@ def load_yaml_file(path: str | Path, what: str, limits: YamlLimits = DEFAULT_LIM
         raise UsageError(f"{source} does not exist") from None
     except IsADirectoryError:
         raise UsageError(f"{source} is a folder, not a YAML file") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UsageError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
     if len(raw) > limits.max_bytes:
         raise UsageError(f"{source} is larger than {limits.max_bytes:,} bytes; a YAML file this big is refused")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{source} is not UTF-8 text") from None
-    return load_yaml_text(text, source, limits)
+    return raw
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...util.evidence import save_arrays
-from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
+from ..base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 from .activations import penultimate_activations
 from .outliers import score_flags
 
@@ -68,10 +68,14 @@ class SpectralSignatures(Check):
         top_everywhere = np.zeros(len(acts), dtype=bool)
         eigen: dict[int, float] = {}
         cut: dict[int, np.ndarray] = {}
+        flat: list[int] = []
         for cls in np.unique(y):
             rows = np.flatnonzero(y == cls)
             clean = held[y_held == cls] if held is not None else None
             if len(rows) < self.min_rows or (clean is not None and len(clean) < self.min_rows):
+                continue
+            if clean is not None and not np.ptp(clean, axis=0).any():
+                flat.append(int(cls))  # held-out rows without spread (dead units, say): no covariance to whiten by
                 continue
             scores, top_eigen = _signature_scores(acts[rows], clean)
             scores_all[rows] = scores
@@ -80,9 +84,14 @@ class SpectralSignatures(Check):
             top_everywhere[top] = True
             eigen[int(cls)], cut[int(cls)] = top_eigen, top
         if len(eigen) < 2:
-            raise NotApplicable(f"fewer than two classes have {self.min_rows} rows to compare")
+            raise NotApplicable(f"fewer than two classes have {self.min_rows} rows to compare"
+                                + (f" (the held-out {representation} activations of class(es) {flat} have no spread "
+                                   "to whiten by)" if flat else ""))
 
         median = float(np.median(list(eigen.values())))
+        if not median > 0:  # a ratio to zero would flag any class with spread at all
+            raise Inconclusive(f"half or more of the classes have {representation} activations without spread "
+                               "(top eigenvalue 0), so eigenvalue ratios mean nothing; another layer or model would tell")
         ratios = {c: v / median for c, v in eigen.items()}
         flagged = sorted(c for c, r in ratios.items() if r > self.ratio_threshold)
         suspects = np.zeros(len(acts), dtype=bool)
