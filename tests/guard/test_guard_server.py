@@ -234,6 +234,8 @@ def test_metrics_need_the_metrics_token_when_the_policy_sets_one(start_guard, mo
     (None, None, None, 403),
     ("10.1.2.3", "t" * 20, "t" * 20, None),
     ("127.0.0.1", "t" * 20, None, 401),  # with a token, loopback must present it too
+    ("::ffff:127.0.0.1", None, None, None),  # IPv4-mapped loopback (a dual-stack listener)
+    ("::ffff:10.0.0.1", None, None, 403),
 ])
 def test_who_may_read_the_metrics(peer, token, presented, expected):
     import hashlib
@@ -252,3 +254,28 @@ def test_a_metrics_token_in_clear_is_refused_by_the_policy_loader():
 
     with pytest.raises(UsageError, match="metrics.token_sha256"):
         parse_policy({"version": 1, "metrics": {"token_sha256": "my-secret-token"}})
+
+
+def test_metrics_forwarded_by_a_proxy_on_this_host_need_the_token():
+    import hashlib
+
+    from redline.guard.keys import metrics_refusal
+
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        from starlette.datastructures import Headers
+
+        headers = Headers({header: "203.0.113.9"})
+        refused = metrics_refusal(None, headers, "127.0.0.1")
+        assert refused is not None and refused[0] == 403 and "proxy" in refused[1]
+        token = "t" * 20
+        assert metrics_refusal(hashlib.sha256(token.encode()).hexdigest(),
+                               Headers({header: "203.0.113.9", "authorization": f"Bearer {token}"}), "127.0.0.1") is None
+
+
+def test_an_empty_api_key_header_does_not_hide_a_bearer_token():
+    from redline.guard.keys import presented_key
+
+    assert presented_key({"x-api-key": "", "authorization": "Bearer tok-123"}) == "tok-123"
+    assert presented_key({"x-api-key": "  ", "authorization": "Bearer tok-123"}) == "tok-123"
+    assert presented_key({"x-api-key": "key-1", "authorization": "Bearer tok-123"}) == "key-1"
+    assert presented_key({"x-api-key": ""}) is None

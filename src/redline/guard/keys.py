@@ -52,7 +52,7 @@ def read_keys_file(path: str | Path) -> list[Client]:
 def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key a request carries (``X-API-Key`` first, then a Bearer token), or None."""
     key = headers.get("x-api-key")
-    if key is None:
+    if key is None or not key.strip():  # an empty X-API-Key must not hide a Bearer token
         auth = headers.get("authorization", "")
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() == "bearer":
@@ -94,15 +94,23 @@ def metrics_refusal(token_sha256: str | None, headers: Mapping[str, str], peer: 
                 bytes.fromhex(hash_key(key)), bytes.fromhex(token_sha256)):
             return None
         return 401, "GET /metrics needs the metrics token (X-API-Key or Authorization: Bearer)"
+    if any(name in headers for name in _FORWARDING_HEADERS):
+        # a proxy on this host makes every client look local: without a token, refuse what it forwards
+        return 403, "GET /metrics through a proxy needs metrics.token_sha256 in the policy"
     if peer is not None and _is_loopback(peer):
         return None
     return 403, "GET /metrics answers this host only; set metrics.token_sha256 in the policy to scrape from elsewhere"
+
+
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
     try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        address = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack listener
+    return (mapped or address).is_loopback
