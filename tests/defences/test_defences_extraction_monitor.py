@@ -167,3 +167,14 @@ def test_growing_sets_stored_under_another_input_shape_are_ignored(digits, tmp_p
         assert narrow.distances(digits[5:10, :32], np.zeros(5, int)) != []  # compared with its own rows only
     finally:
         close_store(store)
+
+
+def test_an_idle_accounts_state_expires_after_memory_s(digits):
+    now = [0.0]
+    state = MemoryState(clock=lambda: now[0])
+    m = monitor(memory_s=100.0, max_rows=10_000).for_client("idle", state)
+    defended = DefendedTarget(digits_target(), [m])
+    send(defended, digits[:200])
+    assert any(k.startswith("extraction_monitor:idle:g:") for k in state._data)
+    now[0] = 101.0  # every key, the growing sets and distances included, is gone for a silent account
+    assert not [k for k in list(state._data) if state._live(k) is not None]

@@ -89,6 +89,20 @@ def test_push_keeps_the_last_values_oldest_first(store):
     assert store.recent("h") == []
 
 
+def test_a_list_with_a_ttl_expires_that_long_after_its_last_push(store):
+    store.push("idle", [b"a"], keep=5, ttl=0.3)
+    store.push("kept", [b"k"], keep=5, ttl=0.3)
+    time.sleep(0.2)
+    store.push("kept", [b"l"], keep=5, ttl=0.3)  # a push renews it
+    assert store.recent("idle") == [b"a"]
+    time.sleep(0.2)
+    assert store.recent("idle") == []
+    assert store.recent("kept") == [b"k", b"l"]
+    store.push("kept", [b"m"], keep=5)  # pushed without a ttl: kept for good
+    time.sleep(0.4)
+    assert store.recent("kept") == [b"k", b"l", b"m"]
+
+
 def test_add_members_counts_the_ones_already_present(store):
     assert store.add_members("s", [b"x", b"y"]) == 0
     assert store.add_members("s", [b"y", b"z", b"z"]) == 1  # duplicates in one call count once

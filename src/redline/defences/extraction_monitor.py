@@ -165,7 +165,7 @@ class ExtractionMonitor(Defence):
         distances = self.distances(flat, labels)
         if not distances:
             return
-        state.push(self._key("d"), [struct.pack("<f", d) for _, d in distances], keep=int(self.window))
+        state.push(self._key("d"), [struct.pack("<f", d) for _, d in distances], keep=int(self.window), ttl=self.memory_s)
         recent = state.recent(self._key("d"))
         if len(recent) < self.min_queries:
             return
@@ -211,7 +211,7 @@ class ExtractionMonitor(Defence):
                 std = float(np.sqrt(max(0.0, q / n - mean * mean)))
                 state.set(self._key("t", label), repr(max(threshold, mean - std)).encode(), ttl=self.memory_s)
         for label, rows in added.items():
-            state.push(self._key("g", label), rows, keep=int(self.growing))
+            state.push(self._key("g", label), rows, keep=int(self.growing), ttl=self.memory_s)
         return out
 
     def _threshold(self, state: StateStore, label: int) -> float:

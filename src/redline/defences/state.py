@@ -29,8 +29,10 @@ class StateStore(Protocol):
         """Add ``amount`` to the number under ``key`` (0 if absent) atomically; return the
         new total. ``ttl`` applies when the key is created (a fixed window)."""
 
-    def push(self, key: str, values: list[bytes], keep: int) -> None:
-        """Append ``values`` to the list under ``key``, keeping only the last ``keep``."""
+    def push(self, key: str, values: list[bytes], keep: int, ttl: float | None = None) -> None:
+        """Append ``values`` to the list under ``key``, keeping only the last ``keep``; with
+        ``ttl`` the list expires ``ttl`` seconds after this push (an idle list goes away),
+        without it, never."""
 
     def recent(self, key: str, n: int | None = None) -> list[bytes]:
         """The last ``n`` values of the list under ``key`` (all when ``n`` is None), oldest first."""
@@ -87,13 +89,14 @@ class MemoryState:
             self._data[key] = total
             return total
 
-    def push(self, key: str, values: list[bytes], keep: int) -> None:
+    def push(self, key: str, values: list[bytes], keep: int, ttl: float | None = None) -> None:
         with self._lock:
             current = self._live(key)
             if not isinstance(current, deque) or current.maxlen != keep:
                 current = deque(current if isinstance(current, deque) else (), maxlen=keep)
                 self._data[key] = current
             current.extend(bytes(v) for v in values)
+            self._expire(key, ttl)
 
     def recent(self, key: str, n: int | None = None) -> list[bytes]:
         with self._lock:

@@ -48,14 +48,18 @@ end
 return text
 """
 
-# ARGV: keep, values...
+# ARGV: keep, ttl in ms (-1: none, 0: expires at once; counted from this push), values...
 _PUSH = """
-local key, keep = KEYS[1], tonumber(ARGV[1])
+local key, keep, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('TYPE', key).ok ~= 'list' then redis.call('DEL', key) end
-for i = 2, #ARGV, 1000 do
+for i = 3, #ARGV, 1000 do
   redis.call('RPUSH', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-if keep <= 0 then redis.call('DEL', key) else redis.call('LTRIM', key, -keep, -1) end
+if keep <= 0 or ttl == 0 then redis.call('DEL', key)
+else
+  redis.call('LTRIM', key, -keep, -1)
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
+end
 return 0
 """
 
@@ -130,8 +134,8 @@ class RedisState:
         text = self._incr(keys=[self._key(key)], args=[repr(float(amount)), _ttl_ms(ttl)])
         return float(bytes(text)[1:])
 
-    def push(self, key: str, values: list[bytes], keep: int) -> None:
-        self._push(keys=[self._key(key)], args=[int(keep), *(bytes(v) for v in values)])
+    def push(self, key: str, values: list[bytes], keep: int, ttl: float | None = None) -> None:
+        self._push(keys=[self._key(key)], args=[int(keep), _ttl_ms(ttl), *(bytes(v) for v in values)])
 
     def recent(self, key: str, n: int | None = None) -> list[bytes]:
         if n is not None and n <= 0:

@@ -228,11 +228,12 @@ class SQLiteState:
                            (key, float(amount), self._deadline(ttl)))
             return float(db.execute("SELECT number FROM entries WHERE key = ?", (key,)).fetchone()[0])
 
-    def push(self, key: str, values: list[bytes], keep: int) -> None:
+    def push(self, key: str, values: list[bytes], keep: int, ttl: float | None = None) -> None:
         with self._write() as db:
             if self._kind(db, key) != "list":
                 self._drop(db, key)
                 db.execute("INSERT INTO entries (key, kind) VALUES (?, 'list')", (key,))
+            db.execute("UPDATE entries SET expires = ? WHERE key = ?", (self._deadline(ttl), key))
             db.executemany("INSERT INTO items (key, data) VALUES (?, ?)", [(key, bytes(v)) for v in values])
             db.execute(
                 "DELETE FROM items WHERE key = ? AND id NOT IN "
