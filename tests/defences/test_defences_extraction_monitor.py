@@ -178,3 +178,46 @@ def test_an_idle_accounts_state_expires_after_memory_s(digits):
     assert any(k.startswith("extraction_monitor:idle:g:") for k in state._data)
     now[0] = 101.0  # every key, the growing sets and distances included, is gone for a silent account
     assert not [k for k in list(state._data) if state._live(k) is not None]
+
+
+def _reference_distances(m, state, flat, labels):
+    """PRADA's step one row at a time, as the paper states it (the check computes it in blocks)."""
+    from redline.defences.extraction_monitor import _digest
+
+    quantised = np.rint(np.clip(flat, 0, 1) * 255).astype(np.float64)
+    out, sets = [], state.setdefault("sets", {})
+    for i, (row, label) in enumerate(zip(quantised, labels)):
+        digest = _digest(flat[i])
+        if digest in state.setdefault("seen", set()):
+            continue
+        state["seen"].add(digest)
+        grown = sets.get(label)
+        if grown is None:
+            sets[label] = row[None]
+            continue
+        d = float(np.sqrt(((grown - row) ** 2).sum(axis=1).min())) / 255.0
+        out.append((i, d))
+        n, s, q, t = state.setdefault(("stats", label), [0, 0.0, 0.0, 0.0])
+        if d > t:
+            sets[label] = np.concatenate([grown, row[None]])[-m.growing:]
+            n, s, q = n + 1, s + d, q + d * d
+            mean = s / n
+            t = max(t, mean - float(np.sqrt(max(0.0, q / n - mean * mean))))
+            state[("stats", label)] = [n, s, q, t]
+    return out
+
+
+@pytest.mark.parametrize("growing, batch", [(1000, 64), (7, 16), (3, 50)])
+def test_block_distances_equal_the_row_by_row_definition(digits, growing, batch):
+    m = monitor(growing=growing).for_client("c", MemoryState())
+    rng = np.random.default_rng(growing)
+    rows = np.concatenate([digits[:150], digits[:20], np.clip(digits[30:80] + 0.02, 0, 1)]).astype(np.float32)
+    rows = rows[rng.permutation(len(rows))]
+    labels = rng.integers(0, 3, size=len(rows))
+    got, want, reference_state = [], [], {}
+    for start in range(0, len(rows), batch):
+        block = rows[start:start + batch]
+        got += [(start + i, d) for i, d in m.distances(block.reshape(len(block), -1), labels[start:start + batch])]
+        want += [(start + i, d) for i, d in _reference_distances(m, reference_state, block, labels[start:start + batch])]
+    assert [i for i, _ in got] == [i for i, _ in want]
+    np.testing.assert_allclose([d for _, d in got], [d for _, d in want], rtol=1e-9, atol=1e-12)
