@@ -49,7 +49,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..targets.base import Target
-from .base import Defence, InputRejected, LockedOut, emit
+from .base import Defence, InputRejected, emit
+from .lockout import lock_out, refuse_if_locked_out
 from .state import MemoryState, StateStore
 
 
@@ -239,22 +240,14 @@ class ExtractionMonitor(Defence):
         emit(self.name, "flagged", client=self._client, row=int(row), test=test, flags=int(total), **detail)
         if total < self.lockout_after:
             return
-        until = float(self.clock()) + float(self.lockout_s)
-        state.set(self._key("locked"), repr(until).encode(), ttl=self.lockout_s)
+        until = lock_out(state, self._key("locked"), self.clock(), self.lockout_s)
         state.delete(self._key("flags"))
         emit(self.name, "locked_out", client=self._client, row=int(row), test=test, flags=int(total),
              lockout_s=float(self.lockout_s), until=until)
 
     def _refuse_if_locked(self, state: StateStore) -> None:
-        held = state.get(self._key("locked"))
-        if held is None:
-            return
-        try:
-            retry_after = max(0.0, float(held.decode()) - float(self.clock()))
-        except ValueError:
-            retry_after = float(self.lockout_s)
-        raise LockedOut("this account is locked out after queries that look like model stealing",
-                        detail={"retry_after_s": round(retry_after, 1)})
+        refuse_if_locked_out(state, self._key("locked"), self.clock(), self.lockout_s,
+                             "this account is locked out after queries that look like model stealing")
 
 
 def _digest(row: np.ndarray) -> bytes:

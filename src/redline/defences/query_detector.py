@@ -70,6 +70,7 @@ import numpy as np
 from ..errors import UsageError
 from ..targets.base import Target
 from .base import Defence, InputRejected, LockedOut, emit
+from .lockout import lock_out, refuse_if_locked_out
 from .state import MemoryState, StateStore
 
 _EXACT = b"x"  # tags an exact-input digest, so it never equals a window hash
@@ -232,24 +233,19 @@ class QueryDetector(Defence):
              **({"chained": True} if self.chained else {}))
         if total < self.lockout_after:
             return False
-        until = float(self.clock()) + float(self.lockout_s)
-        state.set(self._key("locked"), repr(until).encode(), ttl=self.lockout_s)
+        until = lock_out(state, self._key("locked"), self.clock(), self.lockout_s)
         state.delete(self._key("flags"))
         emit(self.name, "locked_out", client=self._client, row=row, flags=int(total),
              lockout_s=float(self.lockout_s), until=until)
         return True
 
     def _refuse_if_locked(self, state: StateStore) -> None:
-        held = state.get(self._key("locked"))
-        if held is None:
-            return
         try:
-            retry_after = max(0.0, float(held.decode()) - float(self.clock()))
-        except ValueError:
-            retry_after = float(self.lockout_s)
-        self._counts.add(refused=1)
-        raise LockedOut("this account is locked out after repeated queries that look like a model attack",
-                        detail={"retry_after_s": round(retry_after, 1)})
+            refuse_if_locked_out(state, self._key("locked"), self.clock(), self.lockout_s,
+                                 "this account is locked out after repeated queries that look like a model attack")
+        except LockedOut:
+            self._counts.add(refused=1)
+            raise
 
 
 def default_window(width: int) -> int:
