@@ -52,15 +52,17 @@ class _HeaderDeadline:
         if self._waiting_for_request() and not self.transport.is_closing():
             self.transport.close()
 
-
-class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # the clock starts when a connection opens and stops when it closes (uvicorn's own methods first)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class HeaderDeadlineH11(_HeaderDeadline, H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()

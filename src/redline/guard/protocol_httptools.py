@@ -15,8 +15,6 @@ carry the start of a large body, which is the body limit's business.)
 """
 from __future__ import annotations
 
-from typing import Any
-
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -36,14 +34,6 @@ class HeaderLimitsHttpTools(_HeaderDeadline, HttpToolsProtocol):
     _in_head = True  # from a connection's start or a request's end until the next head is whole
     _received = 0  # bytes read while the head was incomplete
     _head_bytes = 0  # size of the head so far, from the parser's callbacks
-
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's data_received, with the byte count and the refusal of a large head
