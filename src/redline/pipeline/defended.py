@@ -33,9 +33,12 @@ SCAN_CLIENT = "redline-scan"
 _STOPPED = (Status.NOT_VULNERABLE, Status.NOT_APPLICABLE)
 
 
-def policy_defences(defend: Any) -> tuple[list[Any], str | None]:
-    """(defences in :class:`~redline.defences.DefendedTarget` order, the policy's path or None)
-    for ``defend``: a guard policy file, or a list of Defence objects."""
+def policy_defences(defend: Any) -> tuple[list[Any], dict[str, str] | None]:
+    """(defences in :class:`~redline.defences.DefendedTarget` order, the policy's record or
+    None) for ``defend``: a guard policy file, or a list of Defence objects. The record names
+    the file as given, its absolute path and the SHA-256 of the bytes loaded (the policy's
+    digest), so ``redline replay`` can put a finding's model behind the same defences again
+    and notice a policy that changed since."""
     from ..defences import Defence, MemoryState
 
     if isinstance(defend, (str, Path)):
@@ -48,7 +51,7 @@ def policy_defences(defend: Any) -> tuple[list[Any], str | None]:
         defences = list(policy.defences_for(SCAN_CLIENT, MemoryState()))
         if not defences:
             raise UsageError(f"--defend {path}: the policy lists no defences, so there is nothing to compare")
-        return defences, str(path)
+        return defences, {"policy": str(path), "policy_file": str(path.resolve()), "policy_sha256": policy.digest}
     if isinstance(defend, Sequence) and defend and all(isinstance(d, Defence) for d in defend):
         return list(defend), None
     raise UsageError("defend must be a guard policy file (guard.yaml) or a non-empty list of redline Defence objects")
@@ -139,7 +142,7 @@ def effect(bare: Finding | None, defended: Finding | None, refusals: int = 0) ->
     return "no change"
 
 
-def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | None, defences: list[Any],
+def comparison(bare: list[Finding], defended: list[Finding], *, policy: dict[str, str] | None, defences: list[Any],
                baseline_spec: str, defended_spec: str, refusals: dict[str, int] | None = None) -> dict[str, Any]:
     """The report's ``defences`` section (see the module docstring); ``refusals`` counts by
     check id the requests the defences refused (in-process defences only)."""
@@ -159,8 +162,8 @@ def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | No
                                                       if finding.check in refusals else {})},
         })
     return {
-        "policy": policy,
-        **policy_fingerprint(policy),
+        "policy": None,
+        **(policy or {}),  # policy, policy_file, policy_sha256
         # From the client inwards, the order a request meets them (the order of guard.yaml).
         "defences": [getattr(d, "name", type(d).__name__) for d in reversed(defences)],
         "baseline": {"spec": baseline_spec},
@@ -169,54 +172,33 @@ def comparison(bare: list[Finding], defended: list[Finding], *, policy: str | No
     }
 
 
-def policy_fingerprint(policy: str | None) -> dict[str, str]:
-    """Where the scan's policy file is (absolute) and the SHA-256 of its bytes, so that
-    ``redline replay`` can put a finding's model behind the same defences again and notice
-    a policy that changed since."""
-    if policy is None:
-        return {}
-    import hashlib
-
-    from ..util.safe_yaml import read_yaml_bytes
-
-    path = Path(policy).resolve()
-    try:
-        digest = hashlib.sha256(read_yaml_bytes(path, f"guard policy {path}")).hexdigest()
-    except UsageError:  # gone or swapped since it was loaded: nothing to fingerprint
-        return {}
-    return {"policy_file": str(path), "policy_sha256": digest}
-
-
-def defended_by(policy: str, baseline_spec: str) -> dict[str, str]:
+def defended_by(policy: dict[str, str], baseline_spec: str) -> dict[str, str]:
     """A finding's ``evidence["defended_by"]`` in a ``scan --defend`` (a record that travels
-    with the finding, into a registry case, say): the policy and the bare model behind it."""
-    return {"policy": policy, **policy_fingerprint(policy), "baseline": baseline_spec}
+    with the finding, into a registry case, say): the policy's record and the bare model."""
+    return {**policy, "baseline": baseline_spec}
 
 
-def recorded_policy(section: dict[str, Any], report_dir: Path) -> Path:
-    """The policy file a ``--defend`` scan used, found again: its absolute path, or the path as
-    given relative to the working folder or the report's folder; refused if it changed."""
-    import hashlib
-
-    from ..util.safe_yaml import read_yaml_bytes
-
-    for key in ("policy", "policy_file"):  # a report is a file anyone can edit
-        if section.get(key) is not None and not isinstance(section.get(key), str):
-            raise UsageError(f"the report's record of the scan's guard policy is damaged: {key} must be a path, "
-                             f"not {type(section.get(key)).__name__}; give the policy with --defend")
-    given = section.get("policy") or ""
-    candidates = [Path(p) for p in (section.get("policy_file"), given) if p]
+def recorded_policy_defences(recorded: dict[str, Any], report_dir: Path) -> list[Any]:
+    """The defences of the policy a ``--defend`` scan used (``recorded``: its record), found
+    again: its absolute path, or the path as given relative to the working folder or the
+    report's folder; refused if its bytes changed since."""
+    for key in ("policy", "policy_file", "policy_sha256"):  # a report is a file anyone can edit
+        if recorded.get(key) is not None and not isinstance(recorded.get(key), str):
+            raise UsageError(f"the report's record of the scan's guard policy is damaged: {key} must be "
+                             f"{'a hex digest' if key == 'policy_sha256' else 'a path'}, "
+                             f"not {type(recorded.get(key)).__name__}; give the policy with --defend")
+    given = recorded.get("policy") or ""
+    candidates = [Path(p) for p in (recorded.get("policy_file"), given) if p]
     candidates += [report_dir / given] if given and not Path(given).is_absolute() else []
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         raise UsageError(f"the scan ran behind the guard policy {given!r}, which is not there any more; "
                          "give it with --defend")
-    recorded = section.get("policy_sha256")
-    # read up to the policy size limit only: a path edited to name a huge file costs no more
-    if recorded and hashlib.sha256(read_yaml_bytes(found, f"guard policy {found}")).hexdigest() != recorded:
+    defences, now = policy_defences(found)  # loading reads at most the policy size limit
+    if recorded.get("policy_sha256") and now["policy_sha256"] != recorded["policy_sha256"]:
         raise UsageError(f"the guard policy {found} changed since the scan (its SHA-256 differs), so the replay "
                          "would not be the same experiment; give the policy the scan used with --defend")
-    return found
+    return defences
 
 
 def _side(finding: Finding | None, metric: str | None) -> dict[str, Any] | None:

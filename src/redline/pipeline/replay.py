@@ -161,14 +161,10 @@ def replay(
     seed = int(record.get("seed") or 0)
     budget = record.get("budget")
     target_arg = target if target is not None else (report.get("target") or {}).get("spec")
-    section = _defences_section(report, record)
-    defences = _replay_defences(section, Path(report_path), defend)
-    if defences is not None and target is None:
-        baseline = section.get("baseline")
-        if baseline is not None and not isinstance(baseline, dict):
-            raise UsageError(f"the report's record of the bare model behind the defences is damaged (baseline is "
-                             f"a {type(baseline).__name__}, not a mapping); give the model with --target")
-        target_arg = (baseline or {}).get("spec") or target_arg
+    recorded = _recorded_defences(report, record)
+    defences = _replay_defences(recorded, Path(report_path), defend)
+    if recorded is not None and target is None:
+        target_arg = recorded.get("baseline") or target_arg
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
     if target is None and str(target_arg).startswith("python:"):
@@ -204,30 +200,38 @@ def replay(
     )
 
 
-def _defences_section(report: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """What the scan's defences were: the report's ``defences`` section, else what the finding
-    itself carries (``evidence.defended_by``: a registry case has no report around it)."""
+def _recorded_defences(report: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | None:
+    """How the finding's model was defended in a ``scan --defend``: the policy's record
+    (``policy``, ``policy_file``, ``policy_sha256``) and the bare model (``baseline``), from the
+    report's ``defences`` section or else the finding's own ``evidence.defended_by`` (a
+    registry case has no report around it). None without in-process defences (a guarded
+    endpoint's own defences answer its replay)."""
     section = report.get("defences")
     if isinstance(section, dict):
-        return section
+        if not section.get("defences"):
+            return None
+        baseline = section.get("baseline")
+        if baseline is not None and not isinstance(baseline, dict):
+            raise UsageError(f"the report's record of the bare model behind the defences is damaged (baseline is "
+                             f"a {type(baseline).__name__}, not a mapping); give the model with --target")
+        return {**{k: section.get(k) for k in ("policy", "policy_file", "policy_sha256")},
+                "baseline": (baseline or {}).get("spec")}
     carried = (record.get("evidence") or {}).get("defended_by") if isinstance(record.get("evidence"), dict) else None
-    if isinstance(carried, dict) and carried.get("policy"):
-        return {**carried, "defences": ["(policy)"], "baseline": {"spec": carried.get("baseline")}}
-    return {}
+    return carried if isinstance(carried, dict) and carried.get("policy") else None
 
 
-def _replay_defences(section: dict[str, Any], report_path: Path, defend: Any) -> list | None:
-    """The defences to put the replayed model behind: ``defend`` if given, else the policy of
-    the scan's ``--defend`` (None when the scan had none)."""
-    from .defended import policy_defences, recorded_policy
+def _replay_defences(recorded: dict[str, Any] | None, report_path: Path, defend: Any) -> list | None:
+    """The defences to put the replayed model behind: ``defend`` if given, else the policy the
+    scan recorded (None when it had none)."""
+    from .defended import policy_defences, recorded_policy_defences
 
     if defend is not None:
         return policy_defences(defend)[0]
-    if not section.get("defences"):
-        return None  # no defences, or a guarded endpoint (its own defences answer the replay)
-    if not section.get("policy"):
+    if recorded is None:
+        return None
+    if not recorded.get("policy"):
         raise UsageError("the scan's defences were objects in memory, not a policy file; give the policy with --defend")
-    return policy_defences(recorded_policy(section, report_path.parent))[0]
+    return recorded_policy_defences(recorded, report_path.parent)
 
 
 def _recorded_conditions(record: dict[str, Any]) -> Any:
