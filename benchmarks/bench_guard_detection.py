@@ -666,16 +666,26 @@ def honest_streams(x, clients, per_client, seed):
         for i in np.flatnonzero(hit):
             picked[i:i + 1] = corrupt(picked[i:i + 1], rng, x)
         stream = list(picked.astype(np.float32))
-        for _ in range(per_client - fresh):  # retries of earlier queries, at random places
-            at = int(rng.integers(1, len(stream) + 1))
-            stream.insert(at, stream[int(rng.integers(at))].copy())
-        batches, i = [], 0
-        while i < len(stream):
-            n = int(rng.integers(1, 17))
-            batches.append(np.stack(stream[i:i + n]))
-            i += n
-        streams.append(batches)
+        insert_retries(stream, per_client - fresh, rng)
+        streams.append(in_batches(stream, 16, rng))
     return streams
+
+
+def insert_retries(stream: list, count: int, rng) -> None:
+    """``count`` exact retries of earlier queries of ``stream``, each at a random later place."""
+    for _ in range(count):
+        at = int(rng.integers(1, len(stream) + 1))
+        stream.insert(at, stream[int(rng.integers(at))].copy())
+
+
+def in_batches(stream: list, most: int, rng) -> list:
+    """``stream`` cut in order into batches of 1 to ``most`` rows."""
+    batches, i = [], 0
+    while i < len(stream):
+        n = int(rng.integers(1, most + 1))
+        batches.append(np.stack(stream[i:i + n]))
+        i += n
+    return batches
 
 
 def run_honest(target, detector, state, x, clients, per_client, seed, label, guard=None, decide=True):
@@ -723,15 +733,8 @@ def varied_streams(x, clients, seed, smallest=10, largest=500, retakes=0.1):
             at = int(rng.integers(1, len(stream) + 1))
             source = x[rng.integers(len(x))] if not fresh else stream[int(rng.integers(at))]
             stream.insert(at, corrupt(np.asarray(source, np.float64)[None], rng, x)[0].astype(np.float32))
-        for _ in range(max(0, size - len(stream))):
-            at = int(rng.integers(1, len(stream) + 1))
-            stream.insert(at, stream[int(rng.integers(at))].copy())
-        batches, i = [], 0
-        while i < len(stream):
-            n = int(rng.integers(1, 33))
-            batches.append(np.stack(stream[i:i + n]))
-            i += n
-        streams.append(batches)
+        insert_retries(stream, max(0, size - len(stream)), rng)
+        streams.append(in_batches(stream, 32, rng))
     return streams
 
 

@@ -2,21 +2,17 @@
 model endpoint on 127.0.0.1 locks out the account that passes its row budget, and only it."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import httpx
 import numpy as np
+from guard_testkit import KEY_ALICE, KEY_BOB
 
-KEY_EVE, KEY_BOB = "eve-extraction-key-4f0a9c2e71", "bob-extraction-key-d83b61a5c0"
-POLICY = f"""
+POLICY = """
 version: 1
-clients:
-  - {{name: eve, key_sha256: "{hashlib.sha256(KEY_EVE.encode()).hexdigest()}"}}
-  - {{name: bob, key_sha256: "{hashlib.sha256(KEY_BOB.encode()).hexdigest()}"}}
-input: {{shape: [4], lower: 0, upper: 1}}
+input: {shape: [4], lower: 0, upper: 1}
 defences:
-  - extraction_monitor: {{max_rows: 30, min_queries: 10, window: 50}}
+  - extraction_monitor: {max_rows: 30, min_queries: 10, window: 50}
 """
 
 
@@ -26,20 +22,20 @@ def post(guard, rows, key):
 
 
 def test_the_account_past_its_budget_is_locked_out_and_audited(start_guard, model_endpoint):
-    guard = start_guard(POLICY, model_endpoint.url, keys=False)
+    guard = start_guard(POLICY, model_endpoint.url)  # clients alice and bob, from a keys file
     rows = np.random.default_rng(0).random((40, 4))
     for start in range(0, 30, 10):
-        assert post(guard, rows[start:start + 10], KEY_EVE).status_code == 200
-    assert post(guard, rows[:10], KEY_EVE).status_code == 200  # retries take nothing from the budget
+        assert post(guard, rows[start:start + 10], KEY_ALICE).status_code == 200
+    assert post(guard, rows[:10], KEY_ALICE).status_code == 200  # retries take nothing from the budget
     assert post(guard, rows[:10], KEY_BOB).status_code == 200  # nor do another account's rows
     answered = model_endpoint.rows
-    refused = post(guard, rows[30:32], KEY_EVE)
+    refused = post(guard, rows[30:32], KEY_ALICE)
     assert refused.status_code == 403 and refused.json()["reason"] == "locked_out"
-    assert post(guard, rows[:1], KEY_EVE).status_code == 403  # every request from now on
+    assert post(guard, rows[:1], KEY_ALICE).status_code == 403  # every request from now on
     assert model_endpoint.rows == answered  # the model answered none of them
     assert post(guard, rows[10:20], KEY_BOB).status_code == 200
     guard.built.audit.flush()
     records = [json.loads(line) for line in guard.audit_path.read_text().splitlines()]
     found = [e for r in records for e in r.get("events", []) if e.get("defence") == "extraction_monitor"]
     assert [e["event"] for e in found] == ["flagged", "locked_out"]
-    assert found[0]["test"] == "budget" and found[0]["client"] == "eve" and found[0]["rows"] == 32
+    assert found[0]["test"] == "budget" and found[0]["client"] == "alice" and found[0]["rows"] == 32
