@@ -50,12 +50,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from art_harness import RowCounter, art_classifier
+from membership_run import run_membership_check
 
 # Per target: reference models, evaluated rows per side, HopSkipJump settings for ART's
 # LabelOnlyDecisionBoundary (its defaults, 50 iterations of up to 10,000 queries per row,
@@ -246,7 +245,6 @@ def ratio(ours: float, art: float) -> str:
 
 def redline_scores(target, data, n_ref: int, reference: str, seed: int) -> list[AttackScores]:
     """Each redline check's per-row scores, read back from the evidence it saves."""
-    from redline.checks.base import CheckContext
     from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
     from redline.checks.privacy.fm04_membership import (
         LabelOnlyAttack,
@@ -270,17 +268,9 @@ def redline_scores(target, data, n_ref: int, reference: str, seed: int) -> list[
     ]
     out = []
     for label, check, attacked in checks:
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            finding = check(attacked, data, budget=10**6, seed=seed, ctx=CheckContext(Path(folder)))
-            seconds = time.perf_counter() - start
-            if finding.status.name in ("ERROR", "NOT_APPLICABLE"):
-                raise SystemExit(f"redline {label} on {target.spec}: {finding.status.name} {finding.reason}")
-            with np.load(Path(folder) / finding.evidence["examples"]) as saved:
-                scores, is_member = saved["scores"].astype(np.float64), saved["is_member"].astype(bool)
+        finding, scores, is_member, seconds = run_membership_check(check, attacked, data, seed, label)
         # Every member and non-member scored, and the saved scores are the ones the check judged.
         assert finding.metrics["members"] == len(data.x_train) and finding.metrics["nonmembers"] == len(data.x_test)
-        assert int(is_member.sum()) == len(data.x_train) and int((~is_member).sum()) == len(data.x_test)
         assert np.isclose(finding.metrics[TPR_KEY], tpr(AttackScores(label, scores, is_member, 0.0)))
         out.append(AttackScores(f"redline {label}", scores, is_member, seconds))
     return out

@@ -85,13 +85,13 @@ import dataclasses
 import json
 import os
 import pickle
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from endpoint import ProbabilityEndpoint
+from membership_run import run_membership_check
 
 FPR_KEY = "tpr_at_fpr_0.01"
 #: redline's attacks in the run (``--checks`` picks some).
@@ -361,7 +361,6 @@ class Result:
 
 
 def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS):
-    from redline.checks.base import CheckContext
     from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
     from redline.checks.privacy.fm04_membership import ThresholdAttack
     from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
@@ -374,15 +373,7 @@ def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS):
         checks.append(("LiRA (surrogate references)", LikelihoodRatioAttack(reference="surrogate")))
     out = []
     for label, check in checks:
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            finding = check(target, data, budget=10**6, seed=seed, ctx=CheckContext(Path(folder)))
-            seconds = time.perf_counter() - start
-            if finding.status.name in ("ERROR", "NOT_APPLICABLE"):
-                raise SystemExit(f"redline {label}: {finding.status.name} {finding.reason}")
-            with np.load(Path(folder) / finding.evidence["examples"]) as saved:
-                scores, is_member = saved["scores"].astype(np.float64), saved["is_member"].astype(bool)
-        assert int(is_member.sum()) == len(data.x_train) and int((~is_member).sum()) == len(data.x_test)
+        finding, scores, is_member, seconds = run_membership_check(check, target, data, seed, label)
         out.append(Result(f"redline {label}", scores, is_member, seconds, finding))
         print(f"  (done: redline {label}, TPR@1%FPR {out[-1].metrics[FPR_KEY]:.3f}, {finding.status.value}, "
               f"{seconds:.0f} s)", flush=True)  # a run cut short still shows what finished
