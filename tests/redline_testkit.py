@@ -1,6 +1,8 @@
 """Small models and data for tests: quick, deterministic, no framework needed."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 
 from redline.targets.base import Capabilities, InputSpec, Target
@@ -84,3 +86,24 @@ def bright_top_tiles(n: int):
     x = rng.uniform(0.2, 0.6, size=(n, 1, 8, 8))
     x[:, :, :4] += np.where(y == 1, 0.25, 0.0)[:, None, None, None]
     return x.clip(0, 1).astype(np.float32), y
+
+
+# Headless Chromium from the system (Debian's chromium and chromium-driver), for browser tests.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def headless_chromium(width: int = 1280, height: int = 900):
+    """A Selenium driver of the system's Chromium, headless, at ``width`` x ``height`` CSS pixels
+    (device scale 1, so screenshots are that size); quit it when done."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    return driver

@@ -7,7 +7,6 @@ downloaded. Skipped, with the reason, where either is missing.
 """
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -19,12 +18,12 @@ pytest.importorskip("sqlalchemy", reason="the registry extra is not installed (p
 uvicorn = pytest.importorskip("uvicorn", reason="the registry extra is not installed (pip install 'redline[registry]')")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
 
-from redline.registry.case import FailureCase  # noqa: E402
-from redline.registry.store import Registry  # noqa: E402
-from redline.registry.web import create_app  # noqa: E402
+from redline_testkit import CHROMEDRIVER, CHROMIUM, headless_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
+from redline.registry.case import FailureCase
+from redline.registry.store import Registry
+from redline.registry.web import create_app
+
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
     pytest.mark.skipif(CHROMEDRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
@@ -68,15 +67,7 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,900", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium()
     yield driver
     driver.quit()
 

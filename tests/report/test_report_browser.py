@@ -6,17 +6,15 @@ Selenium; nothing is downloaded. Skipped, with the reason, where either is missi
 from __future__ import annotations
 
 import io
-import shutil
 
 import pytest
+from redline_testkit import CHROMEDRIVER, CHROMIUM, headless_chromium
 from report_samples import make_report
 
 from redline.report import write
 from redline.triage.context import assume_for_target
 from redline.triage.remediation import remediate
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
@@ -29,15 +27,7 @@ CRITICAL_RGB = (0x7F, 0x1D, 0x1D)  # --crit in the report's CSS
 
 @pytest.fixture
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={WIDTH},{HEIGHT}", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium(WIDTH, HEIGHT)
     yield driver
     driver.quit()
 
