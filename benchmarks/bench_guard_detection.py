@@ -137,6 +137,48 @@ def recorder_class():
     return BatchRecorder
 
 
+def channel_class():
+    from redline.defences import QueryRefused
+    from redline.targets.base import Target
+
+    class CarryOn(Target):
+        """What a client does when one request is refused as too like its recent queries
+        (``refuse_flagged``; a lock-out still ends the session): it takes no answer and goes on.
+        An attack library needs *some* answer, so each refused row gets the last answer row
+        the account received (uniform before any): to a score-based attack "no improvement",
+        to a decision-based one the label it saw last. These stand-ins never count as wins
+        (only answers the model gave are judged). Counts requests and the refused ones."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.spec, self.input_spec, self.n_classes = inner.spec, inner.input_spec, inner.n_classes
+            self.capabilities, self.max_batch = inner.capabilities, inner.max_batch
+            self.requests = self.refused_requests = self.refused_rows = 0
+            self.last = None
+
+        def wrapped(self):
+            return self.inner
+
+        def _predict(self, x):
+            self.requests += 1
+            try:
+                out = np.asarray(self.inner.predict(x))
+            except QueryRefused:
+                self.refused_requests += 1
+                self.refused_rows += len(x)
+                if self.last is None:
+                    probabilities = self.capabilities.outputs == "probabilities"
+                    return np.full((len(x), self.n_classes), 1.0 / self.n_classes) if probabilities \
+                        else np.zeros(len(x), int)
+                return np.repeat(self.last[None], len(x), axis=0)
+            if len(out):
+                self.last = out[-1].copy()
+            return out
+
+    return CarryOn
+
+
 class Success:
     """Whether a query is a successful evasion: the model's label differs from the true label
     of the nearest clean input (test or pool role), which lies within the attack's radius:
@@ -183,6 +225,8 @@ class Session:
         else:
             self.client = guard.next_client()
             self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
+        # a refused request (not a lock-out) is a missing answer: the client carries on
+        self.defended = self.channel = channel_class()(self.defended)
         self.events: list[dict] = []
         self.wins: list[int | None] = []
 
@@ -230,6 +274,21 @@ class Session:
         test = next((e.get("test") for e in self.events
                      if e["event"] == "flagged" and e.get("defence") == "extraction_monitor"), None)
         return at, test
+
+    def flagged_rows(self) -> set[int]:
+        """The session's rows (counted from 1) that the query detector flagged."""
+        start, rows = 0, set()
+        for event in self.events:
+            if event["event"] == "batch":
+                start = event["start"]
+            elif event["event"] == "flagged" and event.get("defence", "query_detector") == "query_detector":
+                rows.add(start + event["row"] + 1)
+        return rows
+
+    @property
+    def won_at_flagged(self) -> bool | None:
+        """Whether the query that won was itself flagged (None: never won)."""
+        return None if self.succeeded_at is None else self.succeeded_at in self.flagged_rows()
 
     @property
     def answered_rows(self) -> int:
@@ -337,7 +396,7 @@ class GuardUnderTest:
 
 
 def guard_client_class():
-    from redline.defences import LockedOut, RateLimited
+    from redline.defences import LockedOut, QueryRefused, RateLimited
     from redline.errors import TargetError
     from redline.targets.base import Target
 
@@ -364,6 +423,8 @@ def guard_client_class():
                     return np.asarray(json.loads(answer.read())["probabilities"])
             except urllib.error.HTTPError as exc:
                 reason = json.loads(exc.read() or b"{}").get("reason", "")
+                if exc.code == 403 and reason == "similar_query":
+                    raise QueryRefused(f"guard: {reason}") from None
                 if exc.code == 403:
                     raise LockedOut(f"guard: {reason}") from None
                 if exc.code == 429:
@@ -692,6 +753,7 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
     from redline.defences import MemoryState
 
     scores, flags, locked_clients, repeats = [], [], 0, 0
+    refused = []  # per client: (requests refused, requests sent)
     for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
         client_scores = []
 
@@ -711,7 +773,8 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
             session.run(replay)
             flags.append(session.flagged())
             locked_clients += session.locked_at is not None
-    return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats
+            refused.append((session.channel.refused_requests, session.channel.requests))
+    return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats, refused
 
 
 def varied_streams(x, clients, seed, smallest=10, largest=500, retakes=0.1):
@@ -771,7 +834,8 @@ def run_population(target, detector, monitor, state, streams, label):
         _, test = session.monitor_flag()
         out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
                     "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
-                    "locked": session.locked_at is not None, "least_w": least})
+                    "locked": session.locked_at is not None, "least_w": least,
+                    "refused": (session.channel.refused_requests, session.channel.requests)})
     return out
 
 
@@ -919,7 +983,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     # the calibration set only needs scores: it never goes through the guard
     calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib",
                                   decide=False)
-    scores, flags, locked_clients, repeats = run_honest(
+    scores, flags, locked_clients, repeats, refused = run_honest(
         target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest", guard)
     print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
           f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
@@ -932,6 +996,8 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
           f"1 / 2 / 3{', unchained' if detector.chained else ''}): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
           f"(95% upper bound per client with 0: {_rule_of_three(0, args.clients):.2%}); locked out: "
           f"{locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
+    if detector.refuse_flagged:
+        print(f"  refused requests (refuse_flagged): {_refused_text(refused)}")
 
     kind = "mnist" if mnist else "digits" if data.modality == "image" else "tabular"
     eps_inf, eps_l2 = RADII[kind]
@@ -964,6 +1030,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
               f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
               f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
     evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
+    _report_detection(rows, detector)
     outcomes = [(f"lockout_after {nth}" + (", unchained" if detector.chained else ""),
                  [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]) for nth in range(1, last + 1)]
     if detector.chained:
@@ -1001,6 +1068,42 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                   f"median rows sent {median_text(out['queries'])}")
 
 
+def _report_detection(rows, detector):
+    """Per attack: sessions detected (>= 1 flag; the first flag is Chen, Carlini & Wagner's
+    "queries to detection"), locked out, and won (an answer the client got was a successful
+    evasion; the session ends at its lock-out, so every win came before it); for the wins,
+    the row and whether that very query was flagged (an unflagged win is one no refusal can
+    stop); requests refused (``refuse_flagged``)."""
+    print(f"\ndetection and wins{' (refuse_flagged: a flagged query is not answered)' if detector.refuse_flagged else ''}: "
+          f"detected = >= 1 flag (median queries to it), won = the client got a successful evasion before any "
+          f"lock-out (row, * = that query was flagged)")
+    totals = {"n": 0, "detected": 0, "locked": 0, "won": 0, "won_flagged": 0, "first": []}
+    for name, (sessions, _) in rows.items():
+        if "Knockoff" in name or "FM05" in name:
+            continue
+        n = len(sessions)
+        first = [sess.first_flag_at for sess in sessions]
+        won = [sess for sess in sessions if sess.succeeded_at is not None]
+        flagged_wins = sum(bool(sess.won_at_flagged) for sess in won)
+        refused = [sess.channel.refused_requests for sess in sessions]
+        totals["n"] += n
+        totals["detected"] += sum(f is not None for f in first)
+        totals["locked"] += sum(sess.locked_at is not None for sess in sessions)
+        totals["won"] += len(won)
+        totals["won_flagged"] += flagged_wins
+        totals["first"] += first
+        print(f"  {name:24s} detected {sum(f is not None for f in first)}/{n} @ {median_text(first):>3s}, "
+              f"locked out {sum(sess.locked_at is not None for sess in sessions)}/{n}, won {len(won)}/{n} "
+              f"({flagged_wins} at a flagged query; at rows "
+              f"{', '.join(str(sess.succeeded_at) + ('*' if sess.won_at_flagged else '') for sess in won) or '-'}), "
+              f"requests refused per session {median_text(refused)}")
+    n = totals["n"]
+    print(f"  all evasion sessions: detected {totals['detected']}/{n} (median queries to detection "
+          f"{median_text(totals['first'])}), locked out {totals['locked']}/{n}, won before lock-out "
+          f"{totals['won']}/{n} ({totals['won_flagged']} at a flagged query, {totals['won'] - totals['won_flagged']} "
+          f"at an unflagged one)")
+
+
 def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
     k, accounts = args.inputs_per_account, args.k_accounts or args.sessions
     started = time.perf_counter()
@@ -1016,6 +1119,11 @@ def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
         won_before = [sum(w is not None and (sess.locked_at is None or w < sess.locked_at) for w in sess.wins)
                       for sess in sessions]
         detail = "  ".join(f"{n}/{_dash(sess.first_flag_at)}/{_dash(sess.locked_at)}" for n, sess in zip(won_before, sessions))
+        flagged_rows = [sess.flagged_rows() for sess in sessions]
+        wins = [(w, rows) for sess, rows in zip(sessions, flagged_rows) for w in sess.wins
+                if w is not None and (sess.locked_at is None or w < sess.locked_at)]
+        detail += (f"  | inputs won {len(wins)} ({sum(w in rows for w, rows in wins)} at a flagged query), "
+                   f"requests refused per account {median_text([sess.channel.refused_requests for sess in sessions])}")
         print(f"{name:24s} {outcomes.count('stopped'):>7d} {outcomes.count('late'):>5d} {outcomes.count('escaped'):>7d} "
               f"{outcomes.count('failed'):>6d} {median_text([sess.first_flag_at for sess in sessions]):>7s} "
               f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
@@ -1071,6 +1179,18 @@ def _report_varied(target, data, detector, state, args):
                   f"extraction monitor flagged {mon}/{n} (bound {_rule_of_three(mon, n):.2%}; {', '.join(tests) or '-'}); "
                   f"least W of {len(tested)} clients with >= {monitor.min_queries} distances: "
                   f"{tested.min() if len(tested) else float('nan'):.3f}   [{time.perf_counter() - started:.0f} s]")
+            if detector.refuse_flagged:
+                print(f"    refused requests (refuse_flagged): {_refused_text([r['refused'] for r in out])}")
+
+
+def _refused_text(refused) -> str:
+    """Clients with a refused request and the share of all requests refused, from
+    (refused, sent) per client."""
+    n = len(refused)
+    hit = sum(r > 0 for r, _ in refused)
+    total, sent = sum(r for r, _ in refused), sum(s for _, s in refused)
+    return (f"clients with >= 1 refused {hit}/{n} (bound {_rule_of_three(hit, n):.2%}), >= 2 "
+            f"{sum(r > 1 for r, _ in refused)}/{n}; requests refused {total}/{sent} = {total / max(sent, 1):.3%}")
 
 
 def _dash(value):
