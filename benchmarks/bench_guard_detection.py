@@ -154,7 +154,7 @@ def channel_class():
             self.inner = inner
             self.spec, self.input_spec, self.n_classes = inner.spec, inner.input_spec, inner.n_classes
             self.capabilities, self.max_batch = inner.capabilities, inner.max_batch
-            self.requests = self.refused_requests = self.refused_rows = 0
+            self.requests = self.rows = self.refused_requests = self.refused_rows = 0
             self.last = None
 
         def wrapped(self):
@@ -162,6 +162,7 @@ def channel_class():
 
         def _predict(self, x):
             self.requests += 1
+            self.rows += len(x)
             try:
                 out = np.asarray(self.inner.predict(x))
             except QueryRefused:
@@ -773,7 +774,7 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
             session.run(replay)
             flags.append(session.flagged())
             locked_clients += session.locked_at is not None
-            refused.append((session.channel.refused_requests, session.channel.requests))
+            refused.append(_refusals(session.channel))
     return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats, refused
 
 
@@ -835,7 +836,7 @@ def run_population(target, detector, monitor, state, streams, label):
         out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
                     "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
                     "locked": session.locked_at is not None, "least_w": least,
-                    "refused": (session.channel.refused_requests, session.channel.requests)})
+                    "refused": _refusals(session.channel)})
     return out
 
 
@@ -1183,14 +1184,20 @@ def _report_varied(target, data, detector, state, args):
                 print(f"    refused requests (refuse_flagged): {_refused_text([r['refused'] for r in out])}")
 
 
+def _refusals(channel) -> tuple[int, int, int, int]:
+    """(requests refused, requests sent, rows refused, rows sent) of one client's channel."""
+    return channel.refused_requests, channel.requests, channel.refused_rows, channel.rows
+
+
 def _refused_text(refused) -> str:
-    """Clients with a refused request and the share of all requests refused, from
-    (refused, sent) per client."""
+    """Clients with a refused request and the share of all requests (rows) refused, from
+    :func:`_refusals` per client."""
     n = len(refused)
-    hit = sum(r > 0 for r, _ in refused)
-    total, sent = sum(r for r, _ in refused), sum(s for _, s in refused)
+    hit = sum(r[0] > 0 for r in refused)
+    requests, sent, rows, rows_sent = (sum(r[i] for r in refused) for i in range(4))
     return (f"clients with >= 1 refused {hit}/{n} (bound {_rule_of_three(hit, n):.2%}), >= 2 "
-            f"{sum(r > 1 for r, _ in refused)}/{n}; requests refused {total}/{sent} = {total / max(sent, 1):.3%}")
+            f"{sum(r[0] > 1 for r in refused)}/{n}; requests refused {requests}/{sent} = {requests / max(sent, 1):.2%}, "
+            f"rows {rows}/{rows_sent} = {rows / max(rows_sent, 1):.2%}")
 
 
 def _dash(value):
