@@ -51,6 +51,28 @@ before it in 3 of 18 digits sessions, 1 at two). Lock-out at the first flag (unc
 stops no more attack sessions (12 / 14 of 18 on digits / MNIST either way) and locks out
 about a quarter of honest re-taking clients.
 
+With ``refuse_flagged: true`` a flagged query (chained or not) is not answered: its request
+is refused with :class:`~redline.defences.base.QueryRefused` (HTTP 403, reason
+``similar_query``; the message names the rows but tells neither score nor threshold), while
+flag counting and lock-out go on as above. The protocol answers all rows of a request or
+none, so one flagged row refuses the batch. A refused query's fingerprints stay in the
+history, and its exact bytes are remembered (``refused:<digest>`` for ``memory_s``), so
+sending it again is refused again (without a new flag) instead of passing as a retry.
+It is off by default because the same benchmark shows it buys little: an attack wins at a
+query that was not flagged (Square within its first 4-25 queries, before its probes look
+alike), so there is nothing to refuse. In process (3 sessions per attack; 10 accounts of 5
+inputs), off -> on: single-input evasion sessions won before lock-out 7 -> 7 of 18 on digits
+and 3 -> 3 on MNIST, every winning query unflagged either way; inputs won by the attacking
+accounts 36 -> 28 of 300 on digits (2 of the 36 won at a flagged query; ART Square accounts
+stopped 8 -> 10 of 10: refusals starve the attack between its first flag and its lock-out),
+2 -> 2 on MNIST; the adaptive attacker succeeded in 0 of 3 sessions either way. Detection is
+the same (17 of 18 sessions flagged, at a median of 14 queries on digits and 11 on MNIST; the
+missed digits session had won at its 4th query and stopped asking). The cost falls on honest
+clients that re-send an input under a fresh corruption: of 400 held-out digits clients with
+0-10% re-takes, 94 had a request refused and 25 two or more, 4.0% of their requests (5.6% of
+rows) refused (MNIST, 100 clients: 24, 12 and 4.2%); clients without re-takes lost nothing (0
+of 400 / 100). Turn it on for a service whose clients never re-send near-copies.
+
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
 one guard share histories and lock-outs. The history is two generations of hash sets of
