@@ -60,6 +60,18 @@ MemoryState), so sessions never see each other's history.
   and 2) with 95% upper bounds, clients the extraction monitor flagged, and the least
   Shapiro-Wilk W any client reached (what ``shapiro_below`` must stay under).
 
+* ``--set refuse_flagged=true``: every flagged query is refused (``QueryRefused``, HTTP 403
+  ``similar_query``), not only answered until the lock-out. A refused request does not end a
+  session (a lock-out does): the client carries on, and an attack library is handed the last
+  answer its account received for each refused row (no new information; never judged a win).
+  Reported per attack ("detection and wins"): sessions detected (>= 1 flag, with the median
+  queries to the first: Chen, Carlini & Wagner's queries to detection), locked out, won (an
+  answer the client got was a successful evasion; the session ends at its lock-out), the row
+  of each win and whether that query was itself flagged (a win at an unflagged query is one
+  no refusal can stop), and requests refused; in the accounts view the inputs won and how
+  many at a flagged query; for honest clients, clients with a refused request and the share
+  of requests and rows refused.
+
 ``--via-guard`` runs every session over loopback through the real guard: the zoo model
 served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
 one ``query_detector`` and a key per account; decisions are read back from the guard's
@@ -84,6 +96,19 @@ and FM05.learning locked out at row 501 by the budget with copies of 95-97% (dig
 in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained default
 measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
 locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
+
+refuse_flagged, measured 2026-12-07 in process (``--sessions 3 --k-accounts 10
+--varied-clients 100``, ~2 min digits, ~4 min MNIST; the honest re-takers with 400), off -> on:
+single-input evasion sessions detected 17/18 either way (median first flag at query 14 on
+digits, 11 on MNIST), won before lock-out 7 -> 7 of 18 (digits) and 3 -> 3 (MNIST), every
+winning query unflagged (wins at rows 4-51; Square's at 4, 6, 13, 25); attacking accounts won
+36 -> 28 of 300 inputs on digits (2 of the 36 at a flagged query; ART Square accounts stopped
+8 -> 10 of 10) and 2 -> 2 on MNIST; the adaptive HopSkipJump won 0 of 3 either way. Honest:
+no client without re-takes had a request refused (0/400 digits, 0/100 MNIST); of held-out
+clients with 0-10% re-takes 94/400 (24/100) had >= 1 refused, 25/400 (12/100) >= 2, 4.0%
+(4.2%) of their requests and 5.6% of rows refused; lock-outs unchanged. So it stays off by
+default. Through the guard (``--via-guard --only square``, 3 sessions): 36 requests refused
+with 403 similar_query, wins 3/9, all at unflagged queries.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
         [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
