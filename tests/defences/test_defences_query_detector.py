@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from redline_testkit import ArrayTarget
 
-from redline.defences import DefendedTarget, Defence, LockedOut, MemoryState, collect_events
+from redline.defences import (
+    Defence,
+    DefendedTarget,
+    LockedOut,
+    MemoryState,
+    QueryRefused,
+    collect_events,
+)
 from redline.defences.query_detector import QueryDetector
 from redline.errors import UsageError
 from redline.targets.base import InputSpec
@@ -322,8 +329,6 @@ def near_copy(row: np.ndarray, feature: int) -> np.ndarray:
 
 
 def test_refuse_flagged_refuses_a_near_copy_without_telling_the_score(digits):
-    from redline.defences import QueryRefused
-
     assert QueryDetector().refuse_flagged is False
     model = ModelSide()
     defended = DefendedTarget(digits_target(), [model, detector(refuse_flagged=True)])
@@ -352,8 +357,6 @@ def test_without_refuse_flagged_the_same_near_copy_is_answered(digits):
 
 
 def test_a_refused_query_is_remembered_and_its_exact_resend_is_refused_too(digits):
-    from redline.defences import QueryRefused
-
     state = MemoryState()
     d = detector(refuse_flagged=True, lockout_after=50)
     alice = d.for_client("alice", state)
@@ -378,8 +381,6 @@ def test_a_refused_query_is_remembered_and_its_exact_resend_is_refused_too(digit
 
 
 def test_one_flagged_row_refuses_the_whole_batch_and_names_it(digits):
-    from redline.defences import QueryRefused
-
     model = ModelSide()
     defended = DefendedTarget(digits_target(), [model, detector(refuse_flagged=True)])
     defended.predict(digits[3:4])
@@ -393,8 +394,6 @@ def test_one_flagged_row_refuses_the_whole_batch_and_names_it(digits):
 
 
 def test_refusing_flagged_queries_leaves_flag_counting_and_lock_out_as_they_were(digits):
-    from redline.defences import QueryRefused
-
     probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
 
     def run(refuse):
