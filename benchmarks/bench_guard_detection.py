@@ -97,18 +97,19 @@ in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained 
 measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
 locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
 
-refuse_flagged, measured 2026-12-07 in process (``--sessions 3 --k-accounts 10
---varied-clients 100``, ~2 min digits, ~4 min MNIST; the honest re-takers with 400), off -> on:
-single-input evasion sessions detected 17/18 either way (median first flag at query 14 on
-digits, 11 on MNIST), won before lock-out 7 -> 7 of 18 (digits) and 3 -> 3 (MNIST), every
-winning query unflagged (wins at rows 4-51; Square's at 4, 6, 13, 25); attacking accounts won
-36 -> 28 of 300 inputs on digits (2 of the 36 at a flagged query; ART Square accounts stopped
-8 -> 10 of 10) and 2 -> 2 on MNIST; the adaptive HopSkipJump won 0 of 3 either way. Honest:
-no client without re-takes had a request refused (0/400 digits, 0/100 MNIST); of held-out
-clients with 0-10% re-takes 94/400 (24/100) had >= 1 refused, 25/400 (12/100) >= 2, 4.0%
-(4.2%) of their requests and 5.6% of rows refused; lock-outs unchanged. So it stays off by
-default. Through the guard (``--via-guard --only square``, 3 sessions): 36 requests refused
-with 403 similar_query, wins 3/9, all at unflagged queries.
+refuse_flagged, measured 2026-12-07 in process, off -> on. Digits, ``--sessions 10 --k-accounts
+10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way
+(median first flag at query 14), won before lock-out 27 -> 26 of 60, the winning query
+flagged in 2 -> 0 of them (wins at rows 4-41: FM01.decision 29-41 with its first flag at a
+median of 48, FM01.square 5-17, ART Square 4-34); accounts won 36 -> 28 of 300 inputs (2 of
+the 36 at a flagged query; ART Square accounts stopped 8 -> 10 of 10); the adaptive
+HopSkipJump won 1/10 either way. MNIST, ``--sessions 3 --k-accounts 10 --varied-clients 100``
+(~4 min): won 3 -> 3 of 18 sessions and 2 -> 2 of 300 account inputs, all at unflagged
+queries. Honest (``--varied-clients 400`` digits, 100 MNIST): no client without re-takes had
+a request refused; of held-out clients with 0-10% re-takes 94/400 (24/100) had >= 1 refused,
+25/400 (12/100) >= 2, 4.0% (4.2%) of their requests and 5.6% of rows refused; lock-outs
+unchanged. So it stays off by default. Through the guard (``--via-guard --only square``, 3
+sessions): 36 requests refused with 403 similar_query, wins 3/9, all at unflagged queries.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
         [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]

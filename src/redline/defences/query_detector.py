@@ -59,19 +59,21 @@ none, so one flagged row refuses the batch. A refused query's fingerprints stay 
 history, and its exact bytes are remembered (``refused:<digest>`` for ``memory_s``), so
 sending it again is refused again (without a new flag) instead of passing as a retry.
 It is off by default because the same benchmark shows it buys little: an attack wins at a
-query that was not flagged (Square within its first 4-25 queries, before its probes look
-alike), so there is nothing to refuse. In process (3 sessions per attack; 10 accounts of 5
-inputs), off -> on: single-input evasion sessions won before lock-out 7 -> 7 of 18 on digits
-and 3 -> 3 on MNIST, every winning query unflagged either way; inputs won by the attacking
-accounts 36 -> 28 of 300 on digits (2 of the 36 won at a flagged query; ART Square accounts
-stopped 8 -> 10 of 10: refusals starve the attack between its first flag and its lock-out),
-2 -> 2 on MNIST; the adaptive attacker succeeded in 0 of 3 sessions either way. Detection is
-the same (17 of 18 sessions flagged, at a median of 14 queries on digits and 11 on MNIST; the
-missed digits session had won at its 4th query and stopped asking). The cost falls on honest
-clients that re-send an input under a fresh corruption: of 400 held-out digits clients with
-0-10% re-takes, 94 had a request refused and 25 two or more, 4.0% of their requests (5.6% of
-rows) refused (MNIST, 100 clients: 24, 12 and 4.2%); clients without re-takes lost nothing (0
-of 400 / 100). Turn it on for a service whose clients never re-send near-copies.
+query that was not flagged (Square within its first 4-34 queries, before its probes look
+alike), so there is nothing to refuse. In process, off -> on, on the digits MLP with 10
+sessions per attack: single-input evasion sessions won before lock-out 27 -> 26 of 60, the
+winning query flagged in 2 of the 27 and 0 of the 26 (wins at rows 4-41; the first flag came
+at a median of 14 either way, 54 of 60 sessions flagged); 10 accounts of 5 inputs per attack
+won 36 -> 28 of 300 inputs (2 of the 36 at a flagged query; ART Square accounts stopped 8 ->
+10 of 10: refusals starve an attack between its first flag and its lock-out); the adaptive
+HopSkipJump (noise +-0.0625, 4 accounts) succeeded in 1 of 10 sessions either way. On the
+MNIST CNN (3 sessions per attack) nothing changed: 3 of 18 sessions and 2 of 300 account
+inputs won, every one at an unflagged query. The cost falls on honest clients that re-send
+an input under a fresh corruption: of 400 held-out digits clients with 0-10% re-takes, 94 had
+a request refused and 25 two or more, 4.0% of their requests (5.6% of rows) refused (MNIST,
+100 clients: 24, 12 and 4.2%); clients without re-takes lost nothing (0 of 400 / 100), and
+lock-outs were as without it. Turn it on for a service whose clients never re-send
+near-copies.
 
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
