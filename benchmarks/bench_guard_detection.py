@@ -60,6 +60,18 @@ MemoryState), so sessions never see each other's history.
   and 2) with 95% upper bounds, clients the extraction monitor flagged, and the least
   Shapiro-Wilk W any client reached (what ``shapiro_below`` must stay under).
 
+* ``--set refuse_flagged=true``: every flagged query is refused (``QueryRefused``, HTTP 403
+  ``similar_query``), not only answered until the lock-out. A refused request does not end a
+  session (a lock-out does): the client carries on, and an attack library is handed the last
+  answer its account received for each refused row (no new information; never judged a win).
+  Reported per attack ("detection and wins"): sessions detected (>= 1 flag, with the median
+  queries to the first: Chen, Carlini & Wagner's queries to detection), locked out, won (an
+  answer the client got was a successful evasion; the session ends at its lock-out), the row
+  of each win and whether that query was itself flagged (a win at an unflagged query is one
+  no refusal can stop), and requests refused; in the accounts view the inputs won and how
+  many at a flagged query; for honest clients, clients with a refused request and the share
+  of requests and rows refused.
+
 ``--via-guard`` runs every session over loopback through the real guard: the zoo model
 served on 127.0.0.1, ``redline guard`` (uvicorn, in a thread) in front of it with a policy of
 one ``query_detector`` and a key per account; decisions are read back from the guard's
@@ -84,6 +96,20 @@ and FM05.learning locked out at row 501 by the budget with copies of 95-97% (dig
 in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained default
 measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
 locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
+
+refuse_flagged, measured 2026-12-07 in process, off -> on. Digits, ``--sessions 10 --k-accounts
+10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way
+(median first flag at query 14), won before lock-out 27 -> 26 of 60, the winning query
+flagged in 2 -> 0 of them (wins at rows 4-41: FM01.decision 29-41 with its first flag at a
+median of 48, FM01.square 5-17, ART Square 4-34); accounts won 36 -> 28 of 300 inputs (2 of
+the 36 at a flagged query; ART Square accounts stopped 8 -> 10 of 10); the adaptive
+HopSkipJump won 1/10 either way. MNIST, ``--sessions 3 --k-accounts 10 --varied-clients 100``
+(~4 min): won 3 -> 3 of 18 sessions and 2 -> 2 of 300 account inputs, all at unflagged
+queries. Honest (``--varied-clients 400`` digits, 100 MNIST): no client without re-takes had
+a request refused; of held-out clients with 0-10% re-takes 94/400 (24/100) had >= 1 refused,
+25/400 (12/100) >= 2, 4.0% (4.2%) of their requests and 5.6% of rows refused; lock-outs
+unchanged. So it stays off by default. Through the guard (``--via-guard --only square``, 3
+sessions): 36 requests refused with 403 similar_query, wins 3/9, all at unflagged queries.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
         [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
@@ -137,6 +163,49 @@ def recorder_class():
     return BatchRecorder
 
 
+def channel_class():
+    from redline.defences import QueryRefused
+    from redline.targets.base import Target
+
+    class CarryOn(Target):
+        """What a client does when one request is refused as too like its recent queries
+        (``refuse_flagged``; a lock-out still ends the session): it takes no answer and goes on.
+        An attack library needs *some* answer, so each refused row gets the last answer row
+        the account received (uniform before any): to a score-based attack "no improvement",
+        to a decision-based one the label it saw last. These stand-ins never count as wins
+        (only answers the model gave are judged). Counts requests and the refused ones."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.spec, self.input_spec, self.n_classes = inner.spec, inner.input_spec, inner.n_classes
+            self.capabilities, self.max_batch = inner.capabilities, inner.max_batch
+            self.requests = self.rows = self.refused_requests = self.refused_rows = 0
+            self.last = None
+
+        def wrapped(self):
+            return self.inner
+
+        def _predict(self, x):
+            self.requests += 1
+            self.rows += len(x)
+            try:
+                out = np.asarray(self.inner.predict(x))
+            except QueryRefused:
+                self.refused_requests += 1
+                self.refused_rows += len(x)
+                if self.last is None:
+                    probabilities = self.capabilities.outputs == "probabilities"
+                    return np.full((len(x), self.n_classes), 1.0 / self.n_classes) if probabilities \
+                        else np.zeros(len(x), int)
+                return np.repeat(self.last[None], len(x), axis=0)
+            if len(out):
+                self.last = out[-1].copy()
+            return out
+
+    return CarryOn
+
+
 class Success:
     """Whether a query is a successful evasion: the model's label differs from the true label
     of the nearest clean input (test or pool role), which lies within the attack's radius:
@@ -183,6 +252,8 @@ class Session:
         else:
             self.client = guard.next_client()
             self.defended = DefendedTarget(guard.connect(self.client, target), [self.recorder])
+        # a refused request (not a lock-out) is a missing answer: the client carries on
+        self.defended = self.channel = channel_class()(self.defended)
         self.events: list[dict] = []
         self.wins: list[int | None] = []
 
@@ -230,6 +301,21 @@ class Session:
         test = next((e.get("test") for e in self.events
                      if e["event"] == "flagged" and e.get("defence") == "extraction_monitor"), None)
         return at, test
+
+    def flagged_rows(self) -> set[int]:
+        """The session's rows (counted from 1) that the query detector flagged."""
+        start, rows = 0, set()
+        for event in self.events:
+            if event["event"] == "batch":
+                start = event["start"]
+            elif event["event"] == "flagged" and event.get("defence", "query_detector") == "query_detector":
+                rows.add(start + event["row"] + 1)
+        return rows
+
+    @property
+    def won_at_flagged(self) -> bool | None:
+        """Whether the query that won was itself flagged (None: never won)."""
+        return None if self.succeeded_at is None else self.succeeded_at in self.flagged_rows()
 
     @property
     def answered_rows(self) -> int:
@@ -337,7 +423,7 @@ class GuardUnderTest:
 
 
 def guard_client_class():
-    from redline.defences import LockedOut, RateLimited
+    from redline.defences import LockedOut, QueryRefused, RateLimited
     from redline.errors import TargetError
     from redline.targets.base import Target
 
@@ -364,6 +450,8 @@ def guard_client_class():
                     return np.asarray(json.loads(answer.read())["probabilities"])
             except urllib.error.HTTPError as exc:
                 reason = json.loads(exc.read() or b"{}").get("reason", "")
+                if exc.code == 403 and reason == "similar_query":
+                    raise QueryRefused(f"guard: {reason}") from None
                 if exc.code == 403:
                     raise LockedOut(f"guard: {reason}") from None
                 if exc.code == 429:
@@ -692,6 +780,7 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
     from redline.defences import MemoryState
 
     scores, flags, locked_clients, repeats = [], [], 0, 0
+    refused = []  # per client: (requests refused, requests sent)
     for c, batches in enumerate(honest_streams(x, clients, per_client, seed)):
         client_scores = []
 
@@ -711,7 +800,8 @@ def run_honest(target, detector, state, x, clients, per_client, seed, label, gua
             session.run(replay)
             flags.append(session.flagged())
             locked_clients += session.locked_at is not None
-    return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats
+            refused.append(_refusals(session.channel))
+    return np.asarray(scores), np.asarray(flags, int), locked_clients, repeats, refused
 
 
 def varied_streams(x, clients, seed, smallest=10, largest=500, retakes=0.1):
@@ -771,7 +861,8 @@ def run_population(target, detector, monitor, state, streams, label):
         _, test = session.monitor_flag()
         out.append({"rows": sum(map(len, batches)), "qd_flags": session.flagged(),
                     "monitor_flags": session.flagged("extraction_monitor"), "monitor_test": test,
-                    "locked": session.locked_at is not None, "least_w": least})
+                    "locked": session.locked_at is not None, "least_w": least,
+                    "refused": _refusals(session.channel)})
     return out
 
 
@@ -919,7 +1010,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     # the calibration set only needs scores: it never goes through the guard
     calibration, *_ = run_honest(target, detector, state, data.x_test, args.clients, args.queries, 1, "calib",
                                   decide=False)
-    scores, flags, locked_clients, repeats = run_honest(
+    scores, flags, locked_clients, repeats, refused = run_honest(
         target, detector, state, data.x_pool, args.clients, args.queries, 2, "honest", guard)
     print(f"calibration traffic (test role, {len(calibration)} scored queries): max score {calibration.max():.3f}, "
           f"99.9th percentile {np.quantile(calibration, 0.999):.3f}; threshold {detector.threshold}")
@@ -932,6 +1023,8 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
           f"1 / 2 / 3{', unchained' if detector.chained else ''}): {(flags >= 1).sum()} / {(flags >= 2).sum()} / {(flags >= 3).sum()} of {args.clients} "
           f"(95% upper bound per client with 0: {_rule_of_three(0, args.clients):.2%}); locked out: "
           f"{locked_clients}/{args.clients}   [{time.perf_counter() - started:.0f} s]")
+    if detector.refuse_flagged:
+        print(f"  refused requests (refuse_flagged): {_refused_text(refused)}")
 
     kind = "mnist" if mnist else "digits" if data.modality == "image" else "tabular"
     eps_inf, eps_l2 = RADII[kind]
@@ -964,6 +1057,7 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
               f"{median_text([sess.succeeded_at for sess in sessions]):>7s} "
               f"{median_text([sess.sent for sess in sessions]):>6s} {seconds:4.0f}  {detail}")
     evasion = [sess for name, (ss, _) in rows.items() if "Knockoff" not in name and "FM05" not in name for sess in ss]
+    _report_detection(rows, detector)
     outcomes = [(f"lockout_after {nth}" + (", unchained" if detector.chained else ""),
                  [(sess.flag_at(nth), sess.succeeded_at) for sess in evasion]) for nth in range(1, last + 1)]
     if detector.chained:
@@ -1001,6 +1095,42 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
                   f"median rows sent {median_text(out['queries'])}")
 
 
+def _report_detection(rows, detector):
+    """Per attack: sessions detected (>= 1 flag; the first flag is Chen, Carlini & Wagner's
+    "queries to detection"), locked out, and won (an answer the client got was a successful
+    evasion; the session ends at its lock-out, so every win came before it); for the wins,
+    the row and whether that very query was flagged (an unflagged win is one no refusal can
+    stop); requests refused (``refuse_flagged``)."""
+    print(f"\ndetection and wins{' (refuse_flagged: a flagged query is not answered)' if detector.refuse_flagged else ''}: "
+          f"detected = >= 1 flag (median queries to it), won = the client got a successful evasion before any "
+          f"lock-out (row, * = that query was flagged)")
+    totals = {"n": 0, "detected": 0, "locked": 0, "won": 0, "won_flagged": 0, "first": []}
+    for name, (sessions, _) in rows.items():
+        if "Knockoff" in name or "FM05" in name:
+            continue
+        n = len(sessions)
+        first = [sess.first_flag_at for sess in sessions]
+        won = [sess for sess in sessions if sess.succeeded_at is not None]
+        flagged_wins = sum(bool(sess.won_at_flagged) for sess in won)
+        refused = [sess.channel.refused_requests for sess in sessions]
+        totals["n"] += n
+        totals["detected"] += sum(f is not None for f in first)
+        totals["locked"] += sum(sess.locked_at is not None for sess in sessions)
+        totals["won"] += len(won)
+        totals["won_flagged"] += flagged_wins
+        totals["first"] += first
+        print(f"  {name:24s} detected {sum(f is not None for f in first)}/{n} @ {median_text(first):>3s}, "
+              f"locked out {sum(sess.locked_at is not None for sess in sessions)}/{n}, won {len(won)}/{n} "
+              f"({flagged_wins} at a flagged query; at rows "
+              f"{', '.join(str(sess.succeeded_at) + ('*' if sess.won_at_flagged else '') for sess in won) or '-'}), "
+              f"requests refused per session {median_text(refused)}")
+    n = totals["n"]
+    print(f"  all evasion sessions: detected {totals['detected']}/{n} (median queries to detection "
+          f"{median_text(totals['first'])}), locked out {totals['locked']}/{n}, won before lock-out "
+          f"{totals['won']}/{n} ({totals['won_flagged']} at a flagged query, {totals['won'] - totals['won_flagged']} "
+          f"at an unflagged one)")
+
+
 def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
     k, accounts = args.inputs_per_account, args.k_accounts or args.sessions
     started = time.perf_counter()
@@ -1016,6 +1146,11 @@ def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
         won_before = [sum(w is not None and (sess.locked_at is None or w < sess.locked_at) for w in sess.wins)
                       for sess in sessions]
         detail = "  ".join(f"{n}/{_dash(sess.first_flag_at)}/{_dash(sess.locked_at)}" for n, sess in zip(won_before, sessions))
+        flagged_rows = [sess.flagged_rows() for sess in sessions]
+        wins = [(w, rows) for sess, rows in zip(sessions, flagged_rows) for w in sess.wins
+                if w is not None and (sess.locked_at is None or w < sess.locked_at)]
+        detail += (f"  | inputs won {len(wins)} ({sum(w in rows for w, rows in wins)} at a flagged query), "
+                   f"requests refused per account {median_text([sess.channel.refused_requests for sess in sessions])}")
         print(f"{name:24s} {outcomes.count('stopped'):>7d} {outcomes.count('late'):>5d} {outcomes.count('escaped'):>7d} "
               f"{outcomes.count('failed'):>6d} {median_text([sess.first_flag_at for sess in sessions]):>7s} "
               f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
@@ -1071,6 +1206,24 @@ def _report_varied(target, data, detector, state, args):
                   f"extraction monitor flagged {mon}/{n} (bound {_rule_of_three(mon, n):.2%}; {', '.join(tests) or '-'}); "
                   f"least W of {len(tested)} clients with >= {monitor.min_queries} distances: "
                   f"{tested.min() if len(tested) else float('nan'):.3f}   [{time.perf_counter() - started:.0f} s]")
+            if detector.refuse_flagged:
+                print(f"    refused requests (refuse_flagged): {_refused_text([r['refused'] for r in out])}")
+
+
+def _refusals(channel) -> tuple[int, int, int, int]:
+    """(requests refused, requests sent, rows refused, rows sent) of one client's channel."""
+    return channel.refused_requests, channel.requests, channel.refused_rows, channel.rows
+
+
+def _refused_text(refused) -> str:
+    """Clients with a refused request and the share of all requests (rows) refused, from
+    :func:`_refusals` per client."""
+    n = len(refused)
+    hit = sum(r[0] > 0 for r in refused)
+    requests, sent, rows, rows_sent = (sum(r[i] for r in refused) for i in range(4))
+    return (f"clients with >= 1 refused {hit}/{n} (bound {_rule_of_three(hit, n):.2%}), >= 2 "
+            f"{sum(r[0] > 1 for r in refused)}/{n}; requests refused {requests}/{sent} = {requests / max(sent, 1):.2%}, "
+            f"rows {rows}/{rows_sent} = {rows / max(rows_sent, 1):.2%}")
 
 
 def _dash(value):

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from redline_testkit import ArrayTarget
 
-from redline.defences import DefendedTarget, LockedOut, MemoryState, collect_events
+from redline.defences import (
+    Defence,
+    DefendedTarget,
+    LockedOut,
+    MemoryState,
+    QueryRefused,
+    collect_events,
+)
 from redline.defences.query_detector import QueryDetector
 from redline.errors import UsageError
 from redline.targets.base import InputSpec
@@ -300,3 +307,113 @@ def test_only_two_history_generations_are_kept_however_long_the_account_asks(dig
     assert generations == [(sent - 1) // 20 - 1, (sent - 1) // 20]
     # the scoring is unchanged: a repeat of one of the last 20 queries is still known
     assert np.isnan(d.score(digits[sent - 3:sent - 2])).all()
+
+
+# -- refuse_flagged: a flagged query is not answered -------------------------------------------------
+class ModelSide(Defence):
+    """Next to the model: counts the rows that reach it."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def transform_input(self, x):
+        self.rows += len(x)
+        return x
+
+
+def near_copy(row: np.ndarray, feature: int) -> np.ndarray:
+    """``row`` with one feature flipped across the range, as a patch-wise attack changes it."""
+    out = row.copy()
+    out[0, feature] = 1 - out[0, feature]
+    return out
+
+
+def test_refuse_flagged_refuses_a_near_copy_without_telling_the_score(digits):
+    assert QueryDetector().refuse_flagged is False
+    model = ModelSide()
+    defended = DefendedTarget(digits_target(), [model, detector(refuse_flagged=True)])
+    row = digits[3:4]
+    defended.predict(row)
+    with collect_events() as events, pytest.raises(QueryRefused) as refused:
+        defended.predict(near_copy(row, 20))
+    assert refused.value.status == 403 and refused.value.reason == "similar_query"
+    message = str(refused.value)
+    assert "too like a recent query" in message and "0.25" not in message and "score" not in message
+    assert [e["event"] for e in events] == ["flagged", "refused"]
+    assert model.rows == 1 and defended.ledger.total == 1  # neither answered nor charged
+    defended.predict(digits[500:501])  # an unrelated honest query is answered
+    for _ in range(5):
+        defended.predict(row)  # exact repeats of an answered query are never refused
+    assert model.rows == 7
+
+
+def test_without_refuse_flagged_the_same_near_copy_is_answered(digits):
+    defended = DefendedTarget(digits_target(), [detector()])
+    row = digits[3:4]
+    defended.predict(row)
+    with collect_events() as events:
+        defended.predict(near_copy(row, 20))
+    assert [e["event"] for e in events] == ["flagged"]
+
+
+def test_a_refused_query_is_remembered_and_its_exact_resend_is_refused_too(digits):
+    state = MemoryState()
+    d = detector(refuse_flagged=True, lockout_after=50)
+    alice = d.for_client("alice", state)
+    row = digits[3:4]
+    alice.transform_input(row)
+    probe = near_copy(row, 20)
+    with pytest.raises(QueryRefused):
+        alice.transform_input(probe)
+    # its fingerprint is in the history: a near-copy of the *refused* probe (one more feature
+    # changed, far from the original in that feature) scores high against it
+    shadow_state = MemoryState()
+    shadow = detector().for_client("alice", shadow_state)
+    shadow.score(row)
+    further = near_copy(probe, 44)
+    without_probe = shadow.score(further)[0]
+    assert alice.score(further)[0] > without_probe
+    # the same bytes again are not a harmless retry: refused again, and not a new flag
+    with collect_events() as events, pytest.raises(QueryRefused):
+        alice.transform_input(probe)
+    assert [e["event"] for e in events] == ["refused"]
+    assert d.metrics()["query_detector_withheld"] == 2 and d.metrics()["query_detector_flagged"] == 1
+
+
+def test_one_flagged_row_refuses_the_whole_batch_and_names_it(digits):
+    model = ModelSide()
+    defended = DefendedTarget(digits_target(), [model, detector(refuse_flagged=True)])
+    defended.predict(digits[3:4])
+    batch = np.concatenate([digits[600:603], near_copy(digits[3:4], 20), digits[700:702]])
+    with pytest.raises(QueryRefused) as refused:
+        defended.predict(batch)
+    assert refused.value.detail == {"rows": [3]} and "row 3 of this request" in str(refused.value)
+    assert model.rows == 1  # no row of the refused batch reached the model
+    # the client sends the other rows again: exact repeats of unflagged rows, answered
+    assert len(defended.predict(np.delete(batch, 3, axis=0))) == 5
+
+
+def test_refusing_flagged_queries_leaves_flag_counting_and_lock_out_as_they_were(digits):
+    probes = hopskipjump_like(digits[5], digits[15], np.random.default_rng(3))
+
+    def run(refuse):
+        defended = DefendedTarget(digits_target(), [detector(refuse_flagged=refuse)])
+        sent = refusals = 0
+        with collect_events() as events, pytest.raises(LockedOut):
+            for row in probes:
+                sent += 1
+                try:
+                    defended.predict(row[None])
+                except QueryRefused:
+                    refusals += 1
+        return sent, [(e["event"], e.get("flags")) for e in events if e["event"] != "refused"], refusals
+
+    plain, refusing = run(False), run(True)
+    assert plain[:2] == refusing[:2]  # locked out at the same query, after the same flags
+    assert plain[2] == 0 and refusing[2] == 1  # the first (unchained) flag was refused, not answered
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_refuse_flagged_must_be_a_bool(value):
+    with pytest.raises(UsageError, match="refuse_flagged must be true or false"):
+        detector(refuse_flagged=value)

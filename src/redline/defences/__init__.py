@@ -16,6 +16,7 @@ from .base import (
     Defence,
     InputRejected,
     LockedOut,
+    QueryRefused,
     RateLimited,
     Refusal,
     collect_events,
@@ -24,6 +25,6 @@ from .base import (
 from .state import MemoryState, StateStore
 
 __all__ = [
-    "Defence", "DefendedTarget", "Refusal", "InputRejected", "RateLimited", "LockedOut",
+    "Defence", "DefendedTarget", "Refusal", "InputRejected", "RateLimited", "LockedOut", "QueryRefused",
     "emit", "collect_events", "StateStore", "MemoryState",
 ]

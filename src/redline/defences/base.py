@@ -64,6 +64,16 @@ class LockedOut(Refusal):
     reason = "locked_out"
 
 
+class QueryRefused(Refusal):
+    """This one request is not answered because of what it asks (a query too like the
+    account's recent ones), while the account stays open: HTTP 403, as the request was
+    understood and sending it again unchanged will not help (a 429 would invite retries,
+    a 422 would call a well-formed input malformed)."""
+
+    status = 403
+    reason = "query_refused"
+
+
 # Events a defence records while it handles one request (a flag raised, a prediction
 # smoothed, a lock-out started). The host opens a scope per request with
 # :func:`collect_events` and writes what it gets to its audit log; outside a scope the

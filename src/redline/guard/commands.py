@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "Put a model endpoint behind the defences of a policy (guard.yaml). The guard answers\n"
             "POST /predict in redline's HTTP target protocol, plus GET /healthz and GET /metrics\n"
             "(Prometheus). Clients send X-API-Key: KEY or Authorization: Bearer KEY. Refusals are\n"
-            'JSON {"error", "reason"}: 401 unknown key, 403 locked out, 408 body too slow,\n'
+            'JSON {"error", "reason"}: 401 unknown key, 403 locked out (or, with the detector\'s\n'
+            "refuse_flagged, this query refused as too like recent ones), 408 body too slow,\n"
             "413 body too large, 422 input rejected, 429 rate limited, 502/504 model failed.\n"
             "The policy and keys files are reloaded when they change and on SIGHUP;\n"
             "SIGTERM finishes the requests in flight, then stops."
