@@ -15,6 +15,8 @@ the thief network and its training are the detection benchmark's):
   crops (side 16-200 px, or the model's side if larger) of scikit-learn's two sample photos
   (``load_sample_images``: a temple and a flower), box-resized to the model's input. The
   adaptive thief's "classes" (its bandit's actions) are 10 k-means clusters of the patches.
+  ``photos dark``: the same patches adapted to look like the model's inputs (inverted when
+  bright, stretched to full contrast).
 * ``related``: digits of the other built-in set (MNIST downsampled to 8x8 for the digits
   model; the 8x8 digits box-upsampled to 28x28 for the MNIST model). Same task, another
   scanner and pen: closer to the domain than photos; whether it is "out of domain" is
@@ -87,6 +89,14 @@ def photo_patches(n, side, rng):
     return out
 
 
+def dark_background(patches):
+    """Patches made to look more like digits: inverted where bright, each stretched to [0, 1]
+    (a thief that adapts its transfer set to the model's dark background and full contrast)."""
+    x = np.where(patches.mean(axis=(1, 2, 3), keepdims=True) > 0.5, 1.0 - patches, patches)
+    low, high = x.min(axis=(1, 2, 3), keepdims=True), x.max(axis=(1, 2, 3), keepdims=True)
+    return ((x - low) / np.where(high > low, high - low, 1.0)).astype(np.float32)
+
+
 def related_digits(side, n, rng):
     """Digits of the other built-in set, box-resized to side x side: MNIST for an 8x8 model,
     scikit-learn's 8x8 digits for a 28x28 one."""
@@ -115,6 +125,9 @@ def transfer_set(kind, data, budget, side, seed):
     rng = np.random.default_rng(seed)
     if kind == "photos":
         x = photo_patches(budget, side, rng)
+        return x, pseudo_classes(x, 10, seed)
+    if kind == "photos dark":
+        x = dark_background(photo_patches(budget, side, rng))
         return x, pseudo_classes(x, 10, seed)
     if kind == "related":
         x = related_digits(side, budget, rng)
@@ -153,7 +166,7 @@ class NoDetector:
 def run_thieves(target, data, monitor, state, args, side):
     print(f"{'thief':28s} {'flagged':>7s} {'flag at':>7s} {'lock at':>7s} {'answered':>8s} {'fidelity':>8s} "
           f"{'bare':>6s}  per session: flag/lock/answered/fidelity (test)")
-    for kind in ("photos", "related", "uniform", "pool"):
+    for kind in ("photos", "photos dark", "related", "uniform", "pool"):
         for strategy in ("random", "adaptive"):
             if strategy == "adaptive" and kind == "uniform":
                 continue  # noise has no classes to choose among
