@@ -8,7 +8,9 @@ test roles, written to an ``.npz``; the ``pool`` role is kept out of it and is w
 honest clients and the in-domain thief send (inputs the monitor never calibrated on).
 
 Thieves (ART's KnockoffNets, ``random`` and ``adaptive`` sampling, ``--budget`` rows offered;
-the thief network and its training are the detection benchmark's):
+the thief network and its training are the detection benchmark's; the adaptive bandit is
+rewarded by the answer's certainty, ``reward="cert"``: ART's default ``all`` divides by a
+running spread that is 0 while a confident CNN answers one-hot vectors, and crashes):
 
 * ``photos``: the setting of the KnockoffNets paper (Orekondy et al. 2019): the thief has no
   data of the model's domain and queries a natural-image transfer set. Here: grey square
@@ -25,7 +27,8 @@ the thief network and its training are the detection benchmark's):
 * ``pool``: the model's own kind of data (the pool role): what honest clients send; only the
   row budget (``max_rows: 500``, a policy number) bounds it.
 
-Per thief: rows sent to the monitor's first flag and which test raised it, rows to the
+Per thief: the share of its transfer set's rows the monitor calls outside the domain, rows
+sent to the monitor's first flag and which test raised it, rows to the
 lock-out, rows answered, the fidelity (label agreement on the test role) of a copy trained
 on exactly what the account was answered, and, for reference, the fidelity of the same copy
 trained on the bare model's answers to the whole transfer set. A session whose first batch
@@ -39,8 +42,18 @@ per-row outside share of held-out rows, clean and corrupted, next to the calibra
 Also printed: how the model's own answer would do as the score (photo patches whose top
 probability is below the 1st percentile of clean held-out rows').
 
-Measured 2026-12-07 (load ~4 on 2 shared cores; see the commit message for the numbers of
-that run).
+Measured 2026-12-07 with ``--mnist --sessions 3 --clients 200`` (636 s on 2 shared cores; the
+"outside" column was added after that run and measured on its own, one transfer set each):
+every out-of-domain thief, random and adaptive, on both models (photos, dark photos, related
+digits, noise: 21 sessions per model) was flagged by the domain test and locked out at row
+20; random thieves got no answer, adaptive ones 19. Rows outside: photos 100%, dark photos
+100% / 99.9% (digits / MNIST), related digits 94% / 92%, noise 100%, pool 0.4% / 0.9%. The
+bare model's answers to all 1000 photos would have given copies of 42% / 31% fidelity. Pool
+thieves were never flagged by it: the budget locked them at 501 rows (random; copies 96% /
+87-88%) or 684-758 sent with repeats (adaptive; 97% / 86-89%). Held-out rows outside: 0.45%
+clean and 0.78% corrupted (digits), 0.93% / 0.73% (MNIST). Honest clients flagged: 0/400 per
+model (95% bound 0.75%), with and without re-takes. The model's own answer as the score
+(top probability under its honest 1st percentile) calls 4% / 26% of photo patches outside.
 
     nice -n 5 python benchmarks/bench_guard_stealing.py [--mnist] [--sessions 3] [--clients 200] [--budget 1000]
 """
@@ -148,7 +161,7 @@ def knockoff(x, y, strategy, seed):
         thief = thief_classifier(t.input_spec.shape, t.n_classes, seed)
         return KnockoffNets(art_blackbox(t), batch_size_fit=64, batch_size_query=64, nb_epochs=5, nb_stolen=len(x),
                             sampling_strategy=strategy, verbose=False, use_probability=True,
-                            reward="all").extract(x, y if strategy == "adaptive" else None, thieved_classifier=thief)
+                            reward="cert").extract(x, y if strategy == "adaptive" else None, thieved_classifier=thief)
     return attack
 
 
@@ -164,16 +177,17 @@ class NoDetector:
 
 
 def run_thieves(target, data, monitor, state, args, side):
-    print(f"{'thief':28s} {'flagged':>7s} {'flag at':>7s} {'lock at':>7s} {'answered':>8s} {'fidelity':>8s} "
-          f"{'bare':>6s}  per session: flag/lock/answered/fidelity (test)")
+    print(f"{'thief':28s} {'outside':>7s} {'flagged':>7s} {'flag at':>7s} {'lock at':>7s} {'answered':>8s} "
+          f"{'fidelity':>8s} {'bare':>6s}  per session: flag/lock/answered/fidelity (test)")
     for kind in ("photos", "photos dark", "related", "uniform", "pool"):
         for strategy in ("random", "adaptive"):
             if strategy == "adaptive" and kind == "uniform":
                 continue  # noise has no classes to choose among
             started = time.perf_counter()
-            results, bare = [], []
+            results, bare, outside = [], [], []
             for s in range(args.sessions):
                 x, y = transfer_set(kind, data, args.budget, side, seed=100 + s)
+                outside.append(float(monitor._domain_.outside(x).mean()))  # per row, before any test
                 session = Session(target, NoDetector(), state, f"{kind}-{strategy}#{s}", monitor=monitor)
                 session.run(knockoff(x, y, strategy, seed=s))
                 fidelity = copy_fidelity(target, data, session.recorder.answered, s)
@@ -187,7 +201,7 @@ def run_thieves(target, data, monitor, state, args, side):
             detail = "  ".join(f"{_dash(at)}/{_dash(sess.locked_at)}/{sess.answered_rows}/"
                                f"{'-' if np.isnan(f) else f'{f:.0%}'} ({test or 'none'})"
                                for (sess, f), (at, test) in zip(results, flags))
-            print(f"{kind + ' ' + strategy:28s} {sum(a is not None for a, _ in flags)}/{len(results):<5d} "
+            print(f"{kind + ' ' + strategy:28s} {np.mean(outside):>7.1%} {sum(a is not None for a, _ in flags)}/{len(results):<5d} "
                   f"{median_text([a for a, _ in flags]):>7s} {median_text([sess.locked_at for sess, _ in results]):>7s} "
                   f"{median_text([sess.answered_rows for sess, _ in results]):>8s} "
                   f"{(f'{np.median(fid):.0%}' if fid else '-'):>8s} {bare[0]:>6.0%}  {detail}   "

@@ -42,7 +42,10 @@ teach the copy, not to use the model. Three tests look at an account's traffic, 
   (with the defaults, 10 outside rows of the first 20, 22 of 100, 96 of 1000; a client with
   a few odd inputs is never flagged). The test reads inputs only, so it decides *before* the
   model answers: the batch that tips it is refused. benchmarks/bench_guard_stealing.py
-  measures it. It does not see stealing with in-domain data (KnockoffNets on the model's own
+  measures it: KnockoffNets from photo patches (also inverted to a dark background), from
+  the other built-in digit set or from noise, random and adaptive, was locked out at row 20
+  on the digits MLP and the MNIST CNN (photo rows 100% outside); held-out honest rows are
+  outside 0.5-0.9% of the time, and none of 800 varied honest clients was flagged. It does not see stealing with in-domain data (KnockoffNets on the model's own
   kind of inputs, FM05.learning: only the budget bounds those), nor a thief whose transfer
   set lies close to the domain, nor one that mixes in enough in-domain rows to keep its
   outside share under ``domain_share``, or that spreads its rows over accounts.
