@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_guard_detection import (  # noqa: E402
+from bench_guard_detection import (
     Session,
     _dash,
     _rule_of_three,

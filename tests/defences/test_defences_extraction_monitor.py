@@ -368,3 +368,15 @@ def test_redline_guard_check_validates_the_reference(domain_split, tmp_path, cap
     assert main(["guard", "--check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "extraction_monitor" in err and "reference" in err and err.count("\n") == 1
+
+
+def test_only_rows_new_to_the_account_count_as_domain_evidence(domain_split, photo_patches):
+    reference, held = domain_split
+    m = domain_monitor(reference, domain_min_rows=1000).for_client("carol", MemoryState())
+    counts = lambda: (m._store().incr(m._key("dn"), 0.0), m._store().incr(m._key("dk"), 0.0))
+    m.transform_input(np.concatenate([held[:10], photo_patches[:5]]))
+    assert counts() == (15.0, 5.0)
+    # 5 photos and 10 digits sent before, 3 new photos, 2 new digits, one new digit twice
+    again = np.concatenate([photo_patches[:8], held[:12], held[11:12]])
+    m.transform_input(again[np.random.default_rng(0).permutation(len(again))])
+    assert counts() == (20.0, 8.0)

@@ -42,9 +42,8 @@ def test_the_account_past_its_budget_is_locked_out_and_audited(start_guard, mode
 
 
 def test_the_account_sending_out_of_domain_inputs_is_locked_out_before_the_model_answers_it(start_guard, tmp_path):
-    from sklearn.datasets import load_digits
-
     from guard_testkit import ModelEndpoint
+    from sklearn.datasets import load_digits
 
     digits = (load_digits().data / 16.0).reshape(-1, 1, 8, 8)
     np.savez(tmp_path / "reference.npz", x_train=digits[:1200], y_train=np.zeros(1200, int))

@@ -253,40 +253,65 @@ class ExtractionMonitor(Defence):
         digests = [_digest(r) for r in flat]
         if self._domain_ is None:  # the budget needs only how many rows are new: one call
             new = len(set(digests)) - state.add_members(self._key("rows"), digests, ttl=self.memory_s)
-            fresh = None
-        else:  # which rows the account never sent before, in order (a row twice in a batch counts once)
-            fresh = np.array([not state.add_members(self._key("rows"), [d], ttl=self.memory_s) for d in digests])
-            new = int(fresh.sum())
+            domain = None
+        else:
+            domain = self._new_rows(state, flat, digests)
+            new = domain[0]
         if self.max_rows is not None:
             total = state.incr(self._key("count"), new, ttl=self.memory_s)
             if new and total > self.max_rows:  # a request of retries only takes nothing new
                 row = max(0, len(x) - int(total - self.max_rows))
                 self._flag(state, "budget", row=row, rows=int(total), max_rows=int(self.max_rows))
                 self._refuse_if_locked(state)
-        if fresh is not None and fresh.any():
-            self._test_domain(state, flat, fresh)
+        if domain is not None and domain[0]:
+            self._test_domain(state, *domain[1:])
         return x
 
-    def _test_domain(self, state: StateStore, flat: np.ndarray, fresh: np.ndarray) -> None:
-        """Score the batch's new rows, add them to the account's counts and flag (before the
-        model answers) at the first row where the sequential test rejects the null share."""
+    def _new_rows(self, state: StateStore, flat: np.ndarray, digests: list[bytes]) -> tuple[int, np.ndarray, np.ndarray]:
+        """Record the batch's rows as seen; return how many the account never sent before,
+        and, in the order they first appear, their batch positions and whether each is
+        outside the domain. Two calls to the store whatever the batch size (outside rows,
+        inside rows); when some rows were sent before, which ones is not known: the new rows
+        are taken as the last of each kind, and a flag is placed at the batch's last row."""
+        first = {d: i for i, d in reversed(list(enumerate(digests)))}  # a row twice in a batch counts once
+        rows = np.array(sorted(first.values()), int)
+        outside = self._domain_.outside(flat[rows])
+        out_digests = [digests[i] for i in rows[outside]]
+        in_digests = [digests[i] for i in rows[~outside]]
+        seen_out = state.add_members(self._key("rows"), out_digests, ttl=self.memory_s) if out_digests else 0
+        seen_in = state.add_members(self._key("rows"), in_digests, ttl=self.memory_s) if in_digests else 0
+        if seen_out or seen_in:
+            keep = np.concatenate([np.flatnonzero(outside)[seen_out:], np.flatnonzero(~outside)[seen_in:]])
+            keep.sort()
+            rows, outside = np.full(len(keep), len(flat) - 1), outside[keep]
+        return len(rows), rows, outside
+
+    def _test_domain(self, state: StateStore, rows: np.ndarray, outside: np.ndarray) -> None:
+        """Add the batch's new rows (their positions, outside or not) to the account's counts
+        and flag (before the model answers) at the first row where the sequential test
+        rejects the null share."""
         from .domain import log_evidence
 
-        rows = np.flatnonzero(fresh)
-        outside = self._domain_.outside(flat[rows])
         n0 = int(state.incr(self._key("dn"), 0.0, ttl=self.memory_s))  # a counter is read by adding nothing
         k0 = int(state.incr(self._key("dk"), 0.0, ttl=self.memory_s))
         bar = float(np.log(1.0 / self.domain_alpha))
         n, k = n0 + np.arange(1, len(rows) + 1), k0 + np.cumsum(outside)
-        evidence = log_evidence(n, k, float(self.domain_share))
-        for j in np.flatnonzero((n >= self.domain_min_rows) & (evidence >= bar))[:1]:
-            # the counts start again: a later flag needs evidence of its own
-                state.delete(self._key("dn"))
-                state.delete(self._key("dk"))
-                self._flag(state, "domain", row=int(rows[j]), rows=int(n[j]), outside=int(k[j]),
-                           share=round(float(k[j] / n[j]), 4), log_evidence=round(float(evidence[j]), 2))
-                self._refuse_if_locked(state)
-                return
+        # The evidence falls with every inside row (the alternatives all have more outside
+        # rows than the null), so it can first reach the bar only at an outside row or where
+        # the account reaches domain_min_rows: the test is computed there only.
+        ready = n >= self.domain_min_rows
+        where = np.flatnonzero(ready & (outside | (n == max(n[0], self.domain_min_rows))))
+        evidence = log_evidence(n[where], k[where], float(self.domain_share))
+        hits = where[evidence >= bar]
+        if len(hits):  # the counts start again: a later flag needs evidence of its own
+            j = int(hits[0])
+            evidence = evidence[where == j]
+            state.delete(self._key("dn"))
+            state.delete(self._key("dk"))
+            self._flag(state, "domain", row=int(rows[j]), rows=int(n[j]), outside=int(k[j]),
+                       share=round(float(k[j] / n[j]), 4), log_evidence=round(float(evidence[0]), 2))
+            self._refuse_if_locked(state)
+            return
         state.incr(self._key("dn"), float(len(rows)), ttl=self.memory_s)
         state.incr(self._key("dk"), float(outside.sum()), ttl=self.memory_s)
 
