@@ -26,6 +26,8 @@ running spread that is 0 while a confident CNN answers one-hot vectors, and cras
 * ``uniform``: uniform noise in the input box (a thief with no data at all).
 * ``pool``: the model's own kind of data (the pool role): what honest clients send; only the
   row budget (``max_rows: 500``, a policy number) bounds it.
+* ``mixed 30%`` / ``mixed 10%``: photo patches diluted among pool rows (random sampling only):
+  where the test's ``domain_share`` (5%) leaves a thief that owns some in-domain data.
 
 Per thief: the share of its transfer set's rows the monitor calls outside the domain, rows
 sent to the monitor's first flag and which test raised it, rows to the
@@ -149,7 +151,14 @@ def transfer_set(kind, data, budget, side, seed):
         x = rng.random((budget, 1, side, side)).astype(np.float32)
         return x, pseudo_classes(x, 10, seed)
     pick = rng.permutation(len(data.x_pool))[:budget]
-    return data.x_pool[pick].astype(np.float32), np.asarray(data.y_pool)[pick].astype(int)
+    pool, labels = data.x_pool[pick].astype(np.float32), np.asarray(data.y_pool)[pick].astype(int)
+    if kind.startswith("mixed"):  # "mixed 30%": that share of photo patches among pool rows, shuffled
+        share = float(kind.split()[1].rstrip("%")) / 100
+        photos = int(round(share * len(pool)))
+        x = np.concatenate([photo_patches(photos, side, rng), pool[:len(pool) - photos]])
+        order = rng.permutation(len(x))
+        return x[order], np.concatenate([np.full(photos, -1), labels[:len(pool) - photos]])[order]
+    return pool, labels
 
 
 def knockoff(x, y, strategy, seed):
@@ -179,10 +188,10 @@ class NoDetector:
 def run_thieves(target, data, monitor, state, args, side):
     print(f"{'thief':28s} {'outside':>7s} {'flagged':>7s} {'flag at':>7s} {'lock at':>7s} {'answered':>8s} "
           f"{'fidelity':>8s} {'bare':>6s}  per session: flag/lock/answered/fidelity (test)")
-    for kind in ("photos", "photos dark", "related", "uniform", "pool"):
+    for kind in ("photos", "photos dark", "related", "uniform", "pool", "mixed 30%", "mixed 10%"):
         for strategy in ("random", "adaptive"):
-            if strategy == "adaptive" and kind == "uniform":
-                continue  # noise has no classes to choose among
+            if strategy == "adaptive" and (kind == "uniform" or kind.startswith("mixed")):
+                continue  # noise has no classes to choose among; the mixtures show dilution only
             started = time.perf_counter()
             results, bare, outside = [], [], []
             for s in range(args.sessions):
