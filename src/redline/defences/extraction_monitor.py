@@ -45,10 +45,13 @@ teach the copy, not to use the model. Three tests look at an account's traffic, 
   measures it: KnockoffNets from photo patches (also inverted to a dark background), from
   the other built-in digit set or from noise, random and adaptive, was locked out at row 20
   on the digits MLP and the MNIST CNN (photo rows 100% outside); held-out honest rows are
-  outside 0.5-0.9% of the time, and none of 800 varied honest clients was flagged. It does not see stealing with in-domain data (KnockoffNets on the model's own
-  kind of inputs, FM05.learning: only the budget bounds those), nor a thief whose transfer
-  set lies close to the domain, nor one that mixes in enough in-domain rows to keep its
-  outside share under ``domain_share``, or that spreads its rows over accounts.
+  outside 0.5-0.9% of the time, and none of 800 varied honest clients was flagged. It does
+  not see stealing with in-domain data (KnockoffNets on the model's own kind of inputs,
+  FM05.learning: only the budget bounds those), nor a thief whose transfer set lies close
+  to the domain, nor one that mixes in enough in-domain rows to keep its outside share near
+  ``domain_share`` (photos diluted to 10% among in-domain rows reached the budget first),
+  or that spreads its rows over accounts. The reference must cover what honest clients
+  send: digits from another source (MNIST at 8x8 for the 8x8 digits model) are outside.
 
 None of the tests sees a thief that spreads its natural, in-domain queries over many
 accounts, each below the budget; and PRADA needs ``min_queries`` answers before it can say
@@ -61,9 +64,10 @@ State per account lives in the :class:`~redline.defences.state.StateStore` hande
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
 distances, running sums per class, the row count and digests of the rows seen (so
 exact repeats are neither distances nor budget nor out-of-domain evidence), and the
-out-of-domain test's two counters (distinct rows scored, rows outside; reset by a flag). Workers that
-handle one account at the same moment may each read the growing set before the other adds
-to it; the test is statistical, so such a race changes a distance, not the decision's basis.
+out-of-domain test's two counters (distinct rows scored, rows outside; reset by a flag).
+Workers that handle one account at the same moment may each read the growing set (or the
+out-of-domain counters) before the other adds to it; the tests are statistical, so such a
+race changes a distance or a count, not the decision's basis.
 """
 from __future__ import annotations
 
