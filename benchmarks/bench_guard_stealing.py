@@ -44,18 +44,19 @@ per-row outside share of held-out rows, clean and corrupted, next to the calibra
 Also printed: how the model's own answer would do as the score (photo patches whose top
 probability is below the 1st percentile of clean held-out rows').
 
-Measured 2026-12-07 with ``--mnist --sessions 3 --clients 200`` (636 s on 2 shared cores; the
-"outside" column was added after that run and measured on its own, one transfer set each):
-every out-of-domain thief, random and adaptive, on both models (photos, dark photos, related
-digits, noise: 21 sessions per model) was flagged by the domain test and locked out at row
-20; random thieves got no answer, adaptive ones 19. Rows outside: photos 100%, dark photos
-100% / 99.9% (digits / MNIST), related digits 94% / 92%, noise 100%, pool 0.4% / 0.9%. The
-bare model's answers to all 1000 photos would have given copies of 42% / 31% fidelity. Pool
-thieves were never flagged by it: the budget locked them at 501 rows (random; copies 96% /
-87-88%) or 684-758 sent with repeats (adaptive; 97% / 86-89%). Held-out rows outside: 0.45%
-clean and 0.78% corrupted (digits), 0.93% / 0.73% (MNIST). Honest clients flagged: 0/400 per
-model (95% bound 0.75%), with and without re-takes. The model's own answer as the score
-(top probability under its honest 1st percentile) calls 4% / 26% of photo patches outside.
+Measured 2026-12-07 with ``--mnist --sessions 3 --clients 200`` (664 s, load ~3 on 2 shared
+cores), digits MLP / MNIST CNN: every out-of-domain thief, random and adaptive (photos, dark
+photos, related digits, noise: 21 sessions per model) was flagged by the domain test and
+locked out at row 20; random thieves got no answer, adaptive ones 19. Rows outside: photos
+100%, dark photos 100% / 99.9%, related digits 95% / 93%, noise 100%, pool 0.4% / 1.0%. The
+bare model's answers to all 1000 photos would have given copies of 42% / 31% fidelity (dark
+photos 64% / 34%). Pool thieves were never flagged by it: the budget locked them at 501 rows
+(random; copies 96% / 87-88%) or 684-758 sent with repeats (adaptive; 97% / 86-89%). Photos
+diluted to 30% among pool rows: flagged at 27-112 / 64-69 rows (copies of 63-81% from the
+64 rows some sessions got); diluted to 10%: only the budget, at 501. Held-out rows outside:
+0.45% clean and 0.78% corrupted (digits), 0.93% / 0.73% (MNIST). Honest clients flagged:
+0/400 per model (95% bound 0.75%), with and without re-takes. The model's own answer as the
+score (top probability under its honest 1st percentile) calls 4% / 26% of photos outside.
 
     nice -n 5 python benchmarks/bench_guard_stealing.py [--mnist] [--sessions 3] [--clients 200] [--budget 1000]
 """
