@@ -380,3 +380,22 @@ def test_only_rows_new_to_the_account_count_as_domain_evidence(domain_split, pho
     again = np.concatenate([photo_patches[:8], held[:12], held[11:12]])
     m.transform_input(again[np.random.default_rng(0).permutation(len(again))])
     assert counts() == (20.0, 8.0)
+
+
+def test_a_table_is_scored_in_standardised_features(tmp_path):
+    from redline.data import load_data
+
+    cancer = load_data("builtin:breast_cancer")  # 30 features min-max scaled to [0, 1]
+    np.savez(tmp_path / "cancer.npz", x_train=np.concatenate([cancer.x_train, cancer.x_test]),
+             y_train=np.concatenate([cancer.y_train, cancer.y_test]))
+    target = ArrayTarget(np.random.default_rng(0).normal(size=(30, 2)), np.zeros(2), spec="test:cancer")
+    target.input_spec = InputSpec(shape=(30,), lower=0.0, upper=1.0)
+    m = ExtractionMonitor(shapiro_below=None, reference=f"npz:{tmp_path / 'cancer.npz'}")
+    m.check(target)
+    honest = DefendedTarget(target, [m.for_client("clinic", MemoryState())])
+    with collect_events() as events:
+        send(honest, cancer.x_pool)  # held-out patients
+    assert not events
+    noise = DefendedTarget(target, [m.for_client("thief", MemoryState())])
+    with pytest.raises(LockedOut):
+        send(noise, np.random.default_rng(1).random((100, 30)))
