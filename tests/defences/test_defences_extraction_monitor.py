@@ -221,3 +221,181 @@ def test_block_distances_equal_the_row_by_row_definition(digits, growing, batch)
         want += [(start + i, d) for i, d in _reference_distances(m, reference_state, block, labels[start:start + batch])]
     assert [i for i, _ in got] == [i for i, _ in want]
     np.testing.assert_allclose([d for _, d in got], [d for _, d in want], rtol=1e-9, atol=1e-12)
+
+
+# -- the out-of-domain test ---------------------------------------------------------------------
+def image_target():
+    target = digits_target()
+    target.input_spec = InputSpec(shape=(1, 8, 8), lower=0.0, upper=1.0)
+    return target
+
+
+@pytest.fixture(scope="module")
+def domain_split(digits, tmp_path_factory):
+    """The first 900 digits as the operator's reference (an .npz), the rest held out."""
+    images = digits.reshape(-1, 1, 8, 8)
+    path = tmp_path_factory.mktemp("domain") / "reference.npz"
+    np.savez(path, x_train=images[:900], y_train=np.zeros(900, int))
+    return str(path), images[900:]
+
+
+@pytest.fixture(scope="module")
+def photo_patches():
+    """Grey crops of scikit-learn's two sample photos, box-resized to 8x8: the natural images
+    of another domain that a KnockoffNets thief without digits would send."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(5)
+    photos = [image.mean(axis=2) for image in load_sample_images().images]
+    out = []
+    for i in range(300):
+        photo, side = photos[i % 2], int(rng.integers(16, 201))
+        r, c = int(rng.integers(photo.shape[0] - side)), int(rng.integers(photo.shape[1] - side))
+        crop = Image.fromarray(photo[r:r + side, c:c + side].astype(np.uint8)).resize((8, 8), Image.BOX)
+        out.append(np.asarray(crop, np.float32)[None] / 255.0)
+    return np.stack(out)
+
+
+def domain_monitor(reference, **params) -> ExtractionMonitor:
+    m = ExtractionMonitor(shapiro_below=None, reference=reference, **params)
+    m.check(image_target())
+    return m
+
+
+def corrupted(rows, rng):
+    """The honest corruptions of the detection benchmark's clients: noise, blur, brightness."""
+    out = rows.astype(np.float64).copy()
+    for i in range(len(out)):
+        kind = i % 4
+        if kind == 1:
+            out[i] += rng.normal(0, 0.08, out[i].shape)
+        elif kind == 2:
+            padded = np.pad(out[i], ((0, 0), (1, 1), (1, 1)), mode="edge")
+            out[i] = 0.5 * out[i] + 0.5 * sum(padded[:, a:a + 8, b:b + 8] for a in range(3) for b in range(3)) / 9
+        elif kind == 3:
+            out[i] += rng.choice([-0.2, 0.2])
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def test_an_account_sending_photos_is_flagged_out_of_domain_and_locked_out_before_any_answer(domain_split,
+                                                                                               photo_patches):
+    reference, _ = domain_split
+    target = image_target()
+    defended = DefendedTarget(target, [domain_monitor(reference)])
+    with collect_events() as events, pytest.raises(LockedOut) as refused:
+        send(defended, photo_patches, batch=32)
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert flagged and flagged[0]["test"] == "domain"
+    assert flagged[0]["rows"] == 20 and flagged[0]["outside"] >= 10  # decided at domain_min_rows
+    assert [e["event"] for e in events][-1] == "locked_out"
+    assert target.answered == 0  # the batch that tipped the test was refused, not answered
+    assert refused.value.status == 403
+    with pytest.raises(LockedOut):
+        defended.predict(domain_split[1][:1])
+
+
+def test_held_out_digits_under_common_corruptions_are_in_domain_and_never_flagged(domain_split):
+    reference, held = domain_split
+    rng = np.random.default_rng(3)
+    honest = np.concatenate([held, corrupted(held, rng)])  # 1794 distinct rows, half corrupted
+    m = domain_monitor(reference)
+    assert m._domain_.outside(held).mean() < 0.03 and m._domain_.outside(honest).mean() < 0.03
+    defended = DefendedTarget(image_target(), [m])
+    with collect_events() as events:
+        sent = send(defended, honest[rng.permutation(len(honest))], batch=16)
+    assert sent == len(honest)
+    assert not [e for e in events if e["event"] in ("flagged", "locked_out")]
+
+
+def test_a_few_odd_inputs_and_retries_of_one_odd_input_are_not_flagged(domain_split, photo_patches):
+    reference, held = domain_split
+    defended = DefendedTarget(image_target(), [domain_monitor(reference)])
+    with collect_events() as events:
+        send(defended, np.concatenate([photo_patches[:8], held[:12]]))  # 8 of the first 20 odd
+        send(defended, held[12:200])
+        send(defended, np.repeat(photo_patches[8:9], 40, axis=0))  # one odd input, retried: one row
+        send(defended, held[200:300])
+    assert not [e for e in events if e["event"] == "flagged"]
+    # the same account is flagged once its odd rows become a share no honest client sends
+    with collect_events() as events, pytest.raises(LockedOut):
+        send(defended, photo_patches[10:300])
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert flagged[0]["test"] == "domain" and flagged[0]["outside"] < 80
+
+
+def test_the_sequential_test_keeps_its_level_however_long_an_honest_account_queries():
+    from redline.defences.domain import log_evidence
+
+    # 4000 accounts of 400 rows each, outside at exactly the null share, tested after every row
+    rng = np.random.default_rng(0)
+    outside = np.cumsum(rng.random((4000, 400)) < 0.05, axis=1)
+    rows = np.broadcast_to(np.arange(1, 401), outside.shape)
+    ever = (log_evidence(rows, outside, 0.05) >= np.log(1 / 0.01)).any(axis=1).mean()
+    assert ever <= 0.01  # Ville's inequality: at most alpha, whatever the number of looks
+    # and it has power: 30% outside is rejected at alpha 1e-6 within 100 rows
+    assert log_evidence(100, 30, 0.05) >= np.log(1e6) > log_evidence(100, 10, 0.05)
+
+
+def test_out_of_domain_settings_and_references_are_checked(domain_split, tmp_path):
+    reference, _ = domain_split
+    for params in ({"reference": ""}, {"domain_share": 0.01}, {"domain_alpha": 0.0}, {"domain_quantile": 1.0},
+                   {"domain_min_rows": 0}, {"max_reference": 5}, {"domain_share": True}):
+        with pytest.raises(UsageError):
+            domain_monitor(params.pop("reference", reference), **params)
+    with pytest.raises(UsageError, match="reference"):
+        domain_monitor(str(tmp_path / "missing.npz"))
+    few = tmp_path / "few.npz"
+    np.savez(few, x_train=np.zeros((5, 1, 8, 8)), y_train=np.zeros(5, int))
+    with pytest.raises(UsageError, match="at least 20"):
+        domain_monitor(str(few))
+    with pytest.raises(UsageError, match="shape"):  # the flat 64-feature model does not take 8x8 images
+        ExtractionMonitor(shapiro_below=None, reference=reference).check(digits_target())
+    ExtractionMonitor(shapiro_below=None, max_rows=None, reference=reference).check(image_target())  # alone
+
+
+def test_redline_guard_check_validates_the_reference(domain_split, tmp_path, capsys):
+    from redline.cli import main
+
+    reference, _ = domain_split
+    policy = ("version: 1\ninput: {shape: [1, 8, 8], lower: 0, upper: 1}\ndefences:\n"
+              "  - extraction_monitor: {max_rows: 1000, reference: %s}\n")
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(policy % f"'npz:{reference}'")
+    bad.write_text(policy % f"'npz:{tmp_path / 'nowhere.npz'}'")
+    assert main(["guard", "--check", str(good)]) == 0
+    capsys.readouterr()
+    assert main(["guard", "--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "extraction_monitor" in err and "reference" in err and err.count("\n") == 1
+
+
+def test_only_rows_new_to_the_account_count_as_domain_evidence(domain_split, photo_patches):
+    reference, held = domain_split
+    m = domain_monitor(reference, domain_min_rows=1000).for_client("carol", MemoryState())
+    counts = lambda: (m._store().incr(m._key("dn"), 0.0), m._store().incr(m._key("dk"), 0.0))
+    m.transform_input(np.concatenate([held[:10], photo_patches[:5]]))
+    assert counts() == (15.0, 5.0)
+    # 5 photos and 10 digits sent before, 3 new photos, 2 new digits, one new digit twice
+    again = np.concatenate([photo_patches[:8], held[:12], held[11:12]])
+    m.transform_input(again[np.random.default_rng(0).permutation(len(again))])
+    assert counts() == (20.0, 8.0)
+
+
+def test_a_table_is_scored_in_standardised_features(tmp_path):
+    from redline.data import load_data
+
+    cancer = load_data("builtin:breast_cancer")  # 30 features min-max scaled to [0, 1]
+    np.savez(tmp_path / "cancer.npz", x_train=np.concatenate([cancer.x_train, cancer.x_test]),
+             y_train=np.concatenate([cancer.y_train, cancer.y_test]))
+    target = ArrayTarget(np.random.default_rng(0).normal(size=(30, 2)), np.zeros(2), spec="test:cancer")
+    target.input_spec = InputSpec(shape=(30,), lower=0.0, upper=1.0)
+    m = ExtractionMonitor(shapiro_below=None, reference=f"npz:{tmp_path / 'cancer.npz'}")
+    m.check(target)
+    honest = DefendedTarget(target, [m.for_client("clinic", MemoryState())])
+    with collect_events() as events:
+        send(honest, cancer.x_pool)  # held-out patients
+    assert not events
+    noise = DefendedTarget(target, [m.for_client("thief", MemoryState())])
+    with pytest.raises(LockedOut):
+        send(noise, np.random.default_rng(1).random((100, 30)))

@@ -39,3 +39,32 @@ def test_the_account_past_its_budget_is_locked_out_and_audited(start_guard, mode
     found = [e for r in records for e in r.get("events", []) if e.get("defence") == "extraction_monitor"]
     assert [e["event"] for e in found] == ["flagged", "locked_out"]
     assert found[0]["test"] == "budget" and found[0]["client"] == "alice" and found[0]["rows"] == 32
+
+
+def test_the_account_sending_out_of_domain_inputs_is_locked_out_before_the_model_answers_it(start_guard, tmp_path):
+    from guard_testkit import ModelEndpoint
+    from sklearn.datasets import load_digits
+
+    digits = (load_digits().data / 16.0).reshape(-1, 1, 8, 8)
+    np.savez(tmp_path / "reference.npz", x_train=digits[:1200], y_train=np.zeros(1200, int))
+    policy = ("version: 1\ninput: {shape: [1, 8, 8], lower: 0, upper: 1}\ndefences:\n"
+              f"  - extraction_monitor: {{shapiro_below: null, reference: 'npz:{tmp_path / 'reference.npz'}'}}\n")
+    # brightness ramps of random slope and direction: smooth natural-image patches, nothing like a digit
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0, 1, 8)
+    smooth = np.stack([[np.clip(rng.uniform(0.2, 1) * (np.cos(a) * ramp[None, :] + np.sin(a) * ramp[:, None]), 0, 1)]
+                       for a in rng.uniform(0, np.pi / 2, 40)])
+    with ModelEndpoint(n_features=64, n_classes=10) as model:
+        guard = start_guard(policy, model.url)
+        assert post(guard, digits[1200:1300], KEY_BOB).status_code == 200  # held-out digits: in domain
+        assert post(guard, smooth[:10], KEY_ALICE).status_code == 200  # too few rows to decide
+        answered = model.rows
+        refused = post(guard, smooth[10:40], KEY_ALICE)
+        assert refused.status_code == 403 and refused.json()["reason"] == "locked_out"
+        assert model.rows == answered
+        assert post(guard, digits[1300:1310], KEY_BOB).status_code == 200
+    guard.built.audit.flush()
+    records = [json.loads(line) for line in guard.audit_path.read_text().splitlines()]
+    found = [e for r in records for e in r.get("events", []) if e.get("defence") == "extraction_monitor"]
+    assert [(e["event"], e["client"], e["test"]) for e in found] == [("flagged", "alice", "domain"),
+                                                                       ("locked_out", "alice", "domain")]
