@@ -246,6 +246,31 @@ def test_config_train_function_from_a_file(tmp_path, data, onnx_export):
     assert shadow.input_spec == target.input_spec and shadow.capabilities.trainable
 
 
+def test_config_train_file_may_define_dataclasses_and_a_failing_one_is_not_kept(tmp_path, data, fitted):
+    # A recipe file with a dataclass (settings, a model wrapper) imports as a module would:
+    # dataclasses look the module up in sys.modules while the class is made.
+    import sys
+
+    (tmp_path / "dc_recipe.py").write_text(textwrap.dedent(
+        """
+        import dataclasses
+        from sklearn.linear_model import LogisticRegression
+
+        @dataclasses.dataclass
+        class Settings:
+            max_iter: int = 300
+
+        def train(x, y, seed=0):
+            return LogisticRegression(max_iter=Settings().max_iter, random_state=seed).fit(x, y)
+        """))
+    target = load_target(fitted, data=data, config=TargetConfig(train="dc_recipe.py:train", base_dir=tmp_path))
+    assert target.retrain(data.x_train, data.y_train, seed=2).estimator.random_state == 2
+    (tmp_path / "broken_recipe.py").write_text("raise RuntimeError('no')\n")
+    with pytest.raises(UsageError, match="RuntimeError: no"):
+        load_target(fitted, config=TargetConfig(train="broken_recipe.py:train", base_dir=tmp_path))
+    assert "redline_user_train_broken_recipe" not in sys.modules
+
+
 def test_config_train_function_errors(tmp_path, fitted):
     bad_module = TargetConfig(train="redline_no_such_module:train")
     with pytest.raises(UsageError, match="cannot import 'redline_no_such_module'"):

@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,14 @@ def _import_train(ref: str, base_dir: Path | None) -> Callable[..., Any]:
             if module_spec is None or module_spec.loader is None:
                 raise UsageError(f"train: cannot import {path}")
             module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
+            # Registered while it runs, as an import would: dataclasses, pickle and typing
+            # look a module's classes up in sys.modules by name.
+            sys.modules[module_spec.name] = module
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_spec.name, None)
+                raise
         else:
             module = importlib.import_module(where)
     except UsageError:
