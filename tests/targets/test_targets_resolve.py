@@ -248,11 +248,13 @@ def test_config_train_function_from_a_file(tmp_path, data, onnx_export):
 
 def test_config_train_file_may_define_dataclasses_and_a_failing_one_is_not_kept(tmp_path, data, fitted):
     # A recipe file with a dataclass (settings, a model wrapper) imports as a module would:
-    # dataclasses look the module up in sys.modules while the class is made.
+    # with postponed annotations, dataclasses look the module up in sys.modules.
     import sys
 
     (tmp_path / "dc_recipe.py").write_text(textwrap.dedent(
         """
+        from __future__ import annotations
+
         import dataclasses
         from sklearn.linear_model import LogisticRegression
 
