@@ -505,7 +505,7 @@ def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CH
         print(f"  {r.label:58s} {m[FPR_KEY]:7.3f} {ci:>13s} {m['auc']:6.3f}  {verdict:15s} {r.seconds:5.0f}")
     for r in ours:
         ev = r.finding.evidence.get("reference_family")
-        if ev:
+        if ev and ev["candidates"]:
             cands = ", ".join(f"{c['family']} {c['match']:.2f}" for c in ev["candidates"])
             print(f"  {r.label}: reference family {ev['chosen']} (match scores: {cands})")
         if "budget" in r.finding.evidence:
