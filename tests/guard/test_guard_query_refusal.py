@@ -3,21 +3,17 @@ endpoint on 127.0.0.1: a near-copy of an account's recent query is refused with 
 and never reaches the model; honest queries and exact retries are answered."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 from guard_testkit import HTTP, KEY_ALICE, KEY_BOB
 
 from redline.cli import main
 
-POLICY = f"""
+POLICY = """
 version: 1
-clients:
-  - {{name: alice, key_sha256: "{hashlib.sha256(KEY_ALICE.encode()).hexdigest()}"}}
-  - {{name: bob, key_sha256: "{hashlib.sha256(KEY_BOB.encode()).hexdigest()}"}}
-input: {{shape: [4], lower: 0, upper: 1}}
+input: {shape: [4], lower: 0, upper: 1}
 defences:
-  - query_detector: {{refuse_flagged: true}}
+  - query_detector: {refuse_flagged: true}
 """
 
 
@@ -26,7 +22,7 @@ def post(guard, rows, key=KEY_ALICE):
 
 
 def test_a_near_copy_is_refused_with_a_json_reason_and_never_reaches_the_model(start_guard, model_endpoint):
-    guard = start_guard(POLICY, model_endpoint.url, keys=False)
+    guard = start_guard(POLICY, model_endpoint.url)  # clients alice and bob, from a keys file
     first = [[0.1, 0.9, 0.3, 0.6]]
     near = [[0.11, 0.9, 0.3, 0.6]]  # the same input but for a change below the detector's step
     assert post(guard, first).status_code == 200
