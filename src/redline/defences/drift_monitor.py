@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from ..errors import DataError, UsageError
 from ..targets.base import Target
 from .base import Defence, emit
+from .reference import reference_rows
 from .state import MemoryState, StateStore
 
 
@@ -63,7 +63,7 @@ class DriftMonitor(Defence):
             return  # fitted already (check runs again when a server binds the defence)
         from ..drift import ShiftDetector
 
-        rows = self._reference_rows()
+        rows = reference_rows(self.reference, int(self.max_reference), int(self.seed), "drift_monitor")
         if tuple(rows.shape[1:]) != tuple(target.input_spec.shape):
             raise UsageError(f"drift_monitor: the reference rows have shape {list(rows.shape[1:])}, "
                              f"{target.spec} takes {list(target.input_spec.shape)} (a guard policy states it as input:)")
@@ -75,20 +75,6 @@ class DriftMonitor(Defence):
         self._fronts_ = tuple(target.input_spec.shape)
         if self._state is None:
             self._state = MemoryState()
-
-    def _reference_rows(self) -> np.ndarray:
-        from ..data import load_data
-
-        spec = self.reference.strip()
-        if ":" not in spec.split("/")[0] and Path(spec).suffix.lower() == ".npz":
-            spec = f"npz:{spec}"
-        data = load_data(spec)
-        parts = [np.asarray(data.x(role), np.float64) for role in data.reference_roles]
-        rows = np.concatenate(parts) if parts else np.zeros((0,))
-        if len(rows) > self.max_reference:
-            keep = np.random.default_rng(self.seed).choice(len(rows), int(self.max_reference), replace=False)
-            rows = rows[np.sort(keep)]
-        return rows
 
     def for_client(self, client: str, state: StateStore) -> DriftMonitor:
         # One buffer for the whole traffic: every client feeds the same store keys.

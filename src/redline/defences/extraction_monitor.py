@@ -82,6 +82,7 @@ from ..errors import UsageError
 from ..targets.base import Target
 from .base import Defence, InputRejected, emit
 from .lockout import lock_out, refuse_if_locked_out
+from .reference import reference_rows
 from .state import MemoryState, StateStore
 
 
@@ -191,7 +192,7 @@ class ExtractionMonitor(Defence):
                              "or set reference: null") from None
         from .domain import DomainScorer
 
-        rows = self._reference_rows()
+        rows = reference_rows(self.reference, int(self.max_reference), int(self.seed), "extraction_monitor")
         if tuple(rows.shape[1:]) != shape:
             raise UsageError(f"extraction_monitor: the reference rows have shape {list(rows.shape[1:])}, "
                              f"{target.spec} takes {list(shape)} (a guard policy states it as input:)")
@@ -202,26 +203,6 @@ class ExtractionMonitor(Defence):
         low = float(self._lower.min()) if finite else float(rows.min())
         high = float((self._lower + self._span).max()) if finite else float(rows.max())
         self._domain_ = DomainScorer(shape).fit(rows, float(self.domain_quantile), low, high, seed=int(self.seed))
-
-    def _reference_rows(self) -> np.ndarray:
-        """The reference's rows (every role but a deployment sample), at most ``max_reference``."""
-        from pathlib import Path
-
-        from ..data import load_data
-        from ..errors import DataError
-
-        spec = self.reference.strip()
-        if ":" not in spec.split("/")[0] and Path(spec).suffix.lower() == ".npz":
-            spec = f"npz:{spec}"
-        try:
-            data = load_data(spec)
-        except DataError as exc:
-            raise UsageError(f"extraction_monitor: reference: {exc}") from None
-        rows = np.concatenate([np.asarray(data.x(role), np.float64) for role in data.reference_roles])
-        if len(rows) > self.max_reference:
-            keep = np.random.default_rng(self.seed).choice(len(rows), int(self.max_reference), replace=False)
-            rows = rows[np.sort(keep)]
-        return rows
 
     def for_client(self, client: str, state: StateStore) -> ExtractionMonitor:
         twin = object.__new__(type(self))
