@@ -2,6 +2,8 @@
 honest natural traffic passes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from redline_testkit import ArrayTarget
@@ -399,3 +401,69 @@ def test_a_table_is_scored_in_standardised_features(tmp_path):
     noise = DefendedTarget(target, [m.for_client("thief", MemoryState())])
     with pytest.raises(LockedOut):
         send(noise, np.random.default_rng(1).random((100, 30)))
+
+
+def test_rows_with_nan_or_infinity_count_as_outside_and_blank_canvases_as_nothing(domain_split, photo_patches):
+    # A NaN pixel must not turn a photo into in-domain dilution; a blank canvas (one value
+    # everywhere) is as far from every digit as from every photo, so it counts neither way.
+    reference, held = domain_split
+    broken = held[:30].astype(np.float64).copy()
+    broken[:, 0, 0, 0] = np.nan
+    alice = domain_monitor(reference).for_client("alice", MemoryState())
+    with pytest.raises(LockedOut):
+        for k in range(0, 30, 5):
+            alice.transform_input(broken[k:k + 5])
+    blanks = np.stack([np.full((1, 8, 8), level) for level in np.linspace(0, 1, 40)])
+    bob = domain_monitor(reference).for_client("bob", MemoryState())
+    with collect_events() as events:
+        for k in range(0, 40, 4):
+            bob.transform_input(blanks[k:k + 4])
+        bob.transform_input(held[:20])
+    assert not [e for e in events if e["event"] == "flagged"]
+
+
+def test_a_lock_out_that_expires_does_not_give_the_thief_a_fresh_start(domain_split, photo_patches):
+    reference, _ = domain_split
+    m = domain_monitor(reference, lockout_s=60.0)
+    clock = [1000.0]
+    m.clock = lambda: clock[0]
+    alice = m.for_client("alice", MemoryState())
+    with pytest.raises(LockedOut):
+        for k in range(30):
+            alice.transform_input(photo_patches[k:k + 1])
+    clock[0] += 61.0  # the lock-out expires; the evidence does not
+    with pytest.raises(LockedOut):
+        alice.transform_input(photo_patches[100:101])
+
+
+def test_blank_empty_or_oversized_references_are_usage_errors(tmp_path):
+    blank = tmp_path / "blank.npz"
+    np.savez(blank, x_train=np.zeros((50, 1, 8, 8)), y_train=np.zeros(50, int))
+    with pytest.raises(UsageError, match="blank or all alike"):
+        domain_monitor(str(blank))
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x_train=np.zeros((0, 1, 8, 8)), y_train=np.zeros(0, int))
+    with pytest.raises(UsageError, match="no rows"):
+        domain_monitor(str(empty))
+    with pytest.raises(UsageError, match="at most 20,000"):
+        domain_monitor(str(blank), max_reference=10**6)
+
+
+def test_a_flat_image_input_is_scored_as_an_image_when_its_layout_is_named(domain_split, photo_patches):
+    # The digits MLP takes 64 values: as table columns, honest blur and noise would look
+    # foreign; with domain_layout the test sees the 8x8 image it is.
+    reference, held = domain_split
+    flat_reference = str(Path(reference).with_name("flat.npz"))
+    np.savez(flat_reference, x_train=np.load(reference)["x_train"].reshape(-1, 64), y_train=np.zeros(900, int))
+    m = ExtractionMonitor(shapiro_below=None, reference=flat_reference, domain_layout=[1, 8, 8])
+    m.check(digits_target())
+    honest = m.for_client("alice", MemoryState())
+    with collect_events() as events:
+        honest.transform_input(corrupted(held[:400], np.random.default_rng(4)).reshape(-1, 64))
+    assert not [e for e in events if e["event"] == "flagged"]
+    thief = m.for_client("mallory", MemoryState())
+    with pytest.raises(LockedOut):
+        thief.transform_input(photo_patches[:40].reshape(-1, 64))
+    for layout in ([8, 9], [64], "1x8x8", [1, 8, True]):
+        with pytest.raises(UsageError, match="domain_layout"):
+            ExtractionMonitor(shapiro_below=None, reference=flat_reference, domain_layout=layout).check(digits_target())

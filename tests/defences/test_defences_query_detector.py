@@ -380,17 +380,33 @@ def test_a_refused_query_is_remembered_and_its_exact_resend_is_refused_too(digit
     assert d.metrics()["query_detector_withheld"] == 2 and d.metrics()["query_detector_flagged"] == 1
 
 
-def test_one_flagged_row_refuses_the_whole_batch_and_names_it(digits):
+def test_one_flagged_row_refuses_the_whole_batch_naming_it_only_in_the_audit(digits):
     model = ModelSide()
     defended = DefendedTarget(digits_target(), [model, detector(refuse_flagged=True)])
     defended.predict(digits[3:4])
     batch = np.concatenate([digits[600:603], near_copy(digits[3:4], 20), digits[700:702]])
-    with pytest.raises(QueryRefused) as refused:
+    with collect_events() as events, pytest.raises(QueryRefused) as refused:
         defended.predict(batch)
-    assert refused.value.detail == {"rows": [3]} and "row 3 of this request" in str(refused.value)
+    # the client learns nothing of which variant crossed the threshold; the operator does
+    assert not refused.value.detail and "row" not in str(refused.value) and "3" not in str(refused.value)
+    assert [e["rows"] for e in events if e["event"] == "refused"] == [[3]]
     assert model.rows == 1  # no row of the refused batch reached the model
     # the client sends the other rows again: exact repeats of unflagged rows, answered
     assert len(defended.predict(np.delete(batch, 3, axis=0))) == 5
+
+
+def test_a_refused_query_stays_refused_after_the_history_has_moved_on(digits):
+    # The history keeps the last `history` queries; the refusal is kept for memory_s.
+    d = detector(refuse_flagged=True, history=8)
+    alice = d.for_client("alice", MemoryState())
+    alice.transform_input(digits[3:4])
+    probe = near_copy(digits[3:4], 20)
+    with pytest.raises(QueryRefused):
+        alice.transform_input(probe)
+    for k in range(40):  # unrelated honest queries push the probe out of the history
+        alice.transform_input(digits[100 + k:101 + k])
+    with pytest.raises(QueryRefused):
+        alice.transform_input(probe)
 
 
 def test_refusing_flagged_queries_leaves_flag_counting_and_lock_out_as_they_were(digits):

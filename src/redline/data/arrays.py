@@ -131,7 +131,7 @@ def features(x: Any, label: str, name: str) -> np.ndarray:
     if x.ndim < 2:
         raise DataError(f"{name}: {label} must hold one row per sample (2-D or more), got shape {x.shape}")
     x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    bad = ~np.isfinite(x.reshape(len(x), int(np.prod(x.shape[1:])))).all(axis=1)  # (no -1: 0 rows reshape too)
     if bad.any():
         raise DataError(
             f"{name}: {label} has NaN or infinite values in {int(bad.sum())} rows (first at row {int(np.argmax(bad))})"

@@ -97,7 +97,22 @@ class DomainScorer:
         return self._kth(self.represent(rows), self.reference_)
 
     def outside(self, rows: np.ndarray) -> np.ndarray:
-        return self.score(rows) > self.threshold_
+        """Rows beyond the threshold; a row with a NaN or infinite value is outside too (its
+        score is not a number, and no in-domain input has one)."""
+        finite = np.isfinite(np.asarray(rows, np.float64).reshape(len(rows), -1)).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            return ~(self.score(rows) <= self.threshold_) | ~finite
+
+    def informative(self, rows: np.ndarray) -> np.ndarray:
+        """Rows that say anything about the domain: not a flat image (one value everywhere,
+        the zero vector of the layout, equally far from every reference row). Non-finite
+        rows count as informative, and outside."""
+        x = np.asarray(rows, np.float64)
+        if not is_image(self.shape):
+            return np.ones(len(x), bool)
+        with np.errstate(invalid="ignore"):
+            flat = x.reshape(len(x), -1)
+            return ~(np.nanmax(flat, axis=1) == np.nanmin(flat, axis=1)) | ~np.isfinite(flat).all(axis=1)
 
 
 def corrupt(rows: np.ndarray, rng: np.random.Generator, lower: float, upper: float, image: bool) -> np.ndarray:

@@ -32,7 +32,9 @@ teach the copy, not to use the model. Three tests look at an account's traffic, 
   honest client of the model has no reason to send. Each distinct row is scored by its
   distance to the 3rd nearest reference row, in a layout that the common corruptions of
   honest inputs barely move (images block-averaged to at most 8x8 cells, centred and
-  scaled to unit length; tables standardised; :mod:`~redline.defences.domain`), and called
+  scaled to unit length; tables standardised; :mod:`~redline.defences.domain`; a model that
+  takes an image as a flat vector names its layout, ``domain_layout: [1, 8, 8]``, or its
+  pixels would be scored as table columns, where noise and blur do move them), and called
   *outside* above the ``domain_quantile`` of cross-fitted scores of held-in reference rows,
   clean and corrupted (so about 1% of in-domain rows are outside). The account is flagged
   when a sequential test rejects "at most ``domain_share`` of its rows are outside" at level
@@ -64,10 +66,13 @@ State per account lives in the :class:`~redline.defences.state.StateStore` hande
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
 distances, running sums per class, the row count and digests of the rows seen (so
 exact repeats are neither distances nor budget nor out-of-domain evidence), and the
-out-of-domain test's two counters (distinct rows scored, rows outside; reset by a flag).
-Workers that handle one account at the same moment may each read the growing set (or the
-out-of-domain counters) before the other adds to it; the tests are statistical, so such a
-race changes a distance or a count, not the decision's basis.
+out-of-domain test's two counters (distinct informative rows scored, rows outside; kept
+after a flag, so once a lock-out expires the next outside row locks the account again).
+Blank images (one value everywhere) are no evidence either way; rows with NaN or infinite
+values are outside. The counters are added to before they are read, so workers that serve
+one account at once each test totals that include their own rows. Workers may still each
+read the growing set before the other adds to it; PRADA is statistical, so such a race
+changes a distance, not the decision's basis.
 """
 from __future__ import annotations
 
@@ -85,6 +90,12 @@ from .lockout import lock_out, refuse_if_locked_out
 from .reference import reference_rows
 from .state import MemoryState, StateStore
 
+#: Distance of a blank input to any reference row in the image layout (unit vectors): a
+#: calibrated threshold at or above it calls nothing outside.
+_FLAT_DISTANCE = 1.0
+#: Most reference rows the out-of-domain test keeps (calibration memory grows as its square).
+_MOST_REFERENCE = 20_000
+
 
 class ExtractionMonitor(Defence):
     """Flag an account whose queries look like model stealing (PRADA, a row budget, inputs out of
@@ -99,7 +110,8 @@ class ExtractionMonitor(Defence):
                  growing: int = 1000, max_rows: int | None = None, lockout_after: int = 1,
                  lockout_s: float = 3600.0, memory_s: float = 30 * 86400.0, reference: str | None = None,
                  max_reference: int = 2000, domain_quantile: float = 0.99, domain_share: float = 0.05,
-                 domain_alpha: float = 1e-6, domain_min_rows: int = 20, seed: int = 0):
+                 domain_alpha: float = 1e-6, domain_min_rows: int = 20, domain_layout: list[int] | None = None,
+                 seed: int = 0):
         self.shapiro_below = shapiro_below
         self.min_queries = min_queries
         self.window = window
@@ -114,6 +126,7 @@ class ExtractionMonitor(Defence):
         self.domain_share = domain_share
         self.domain_alpha = domain_alpha
         self.domain_min_rows = domain_min_rows
+        self.domain_layout = domain_layout
         self.seed = seed
         self._client = "-"
         self._state: StateStore | None = None
@@ -164,6 +177,21 @@ class ExtractionMonitor(Defence):
         else:
             self._domain_ = None
 
+    def _layout(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape the out-of-domain test sees rows in: ``domain_layout`` when given (the
+        image inside a model input that is a flat vector), else the model's input shape."""
+        if self.domain_layout is None:
+            return shape
+        layout = self.domain_layout
+        if not isinstance(layout, (list, tuple)) or not 2 <= len(layout) <= 3 or any(
+                isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in layout):
+            raise UsageError(f"extraction_monitor: domain_layout is an image shape, [channels, height, width] or "
+                             f"[height, width], not {layout!r}")
+        if int(np.prod(layout)) != int(np.prod(shape)):
+            raise UsageError(f"extraction_monitor: domain_layout {list(layout)} holds {int(np.prod(layout))} values, "
+                             f"the model's input {list(shape)} holds {int(np.prod(shape))}")
+        return tuple(int(v) for v in layout)
+
     def _check_domain(self, target: Target) -> None:
         """Validate the out-of-domain test's settings, load the reference and calibrate."""
         if not isinstance(self.reference, str) or not self.reference.strip():
@@ -173,6 +201,9 @@ class ExtractionMonitor(Defence):
                                    ("seed", self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise UsageError(f"extraction_monitor: {what} must be a whole number of at least {least}, not {value!r}")
+        if self.max_reference > _MOST_REFERENCE:  # calibration holds a fold's distances to all the others
+            raise UsageError(f"extraction_monitor: max_reference must be at most {_MOST_REFERENCE:,} (calibration "
+                             f"and every request compare rows with the whole reference), not {self.max_reference}")
         for what, value, high in (("domain_quantile", self.domain_quantile, 1.0), ("domain_share", self.domain_share, 1.0),
                                   ("domain_alpha", self.domain_alpha, 0.5)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < high:
@@ -182,8 +213,9 @@ class ExtractionMonitor(Defence):
                              f"rows called outside, 1 - domain_quantile ({1 - self.domain_quantile:g}), or every "
                              "honest account would be flagged in time")
         shape = tuple(target.input_spec.shape)
+        layout = self._layout(shape)
         fitted = getattr(self, "_domain_", None)
-        if fitted is not None and fitted.shape == shape:
+        if fitted is not None and fitted.shape == layout:
             return  # calibrated already (check runs again when a server binds the defence)
         try:
             import scipy.special  # noqa: F401
@@ -202,7 +234,15 @@ class ExtractionMonitor(Defence):
         finite = np.isfinite(self._lower).all() and np.isfinite(self._lower + self._span).all()
         low = float(self._lower.min()) if finite else float(rows.min())
         high = float((self._lower + self._span).max()) if finite else float(rows.max())
-        self._domain_ = DomainScorer(shape).fit(rows, float(self.domain_quantile), low, high, seed=int(self.seed))
+        scorer = DomainScorer(layout).fit(rows, float(self.domain_quantile), low, high, seed=int(self.seed))
+        from .domain import is_image
+
+        if not (0 < scorer.threshold_ < _FLAT_DISTANCE if is_image(layout) else scorer.threshold_ > 0):
+            # blank or identical reference rows: nothing would ever be outside, or everything
+            raise UsageError(f"extraction_monitor: the reference at {self.reference!r} does not describe a domain "
+                             f"(its rows are blank or all alike); give a sample "
+                             f"of the inputs the model is meant to answer")
+        self._domain_ = scorer
 
     def for_client(self, client: str, state: StateStore) -> ExtractionMonitor:
         twin = object.__new__(type(self))
@@ -248,28 +288,31 @@ class ExtractionMonitor(Defence):
                 row = max(0, len(x) - int(total - self.max_rows))
                 self._flag(state, "budget", row=row, rows=int(total), max_rows=int(self.max_rows))
                 self._refuse_if_locked(state)
-        if domain is not None and domain[0]:
+        if domain is not None and len(domain[1]):
             self._test_domain(state, *domain[1:])
         return x
 
     def _new_rows(self, state: StateStore, flat: np.ndarray, digests: list[bytes]) -> tuple[int, np.ndarray, np.ndarray]:
         """Record the batch's rows as seen; return how many the account never sent before,
-        and, in the order they first appear, their batch positions and whether each is
-        outside the domain. Two calls to the store whatever the batch size (outside rows,
-        inside rows); when some rows were sent before, which ones is not known: the new rows
-        are taken as the last of each kind, and a flag is placed at the batch's last row."""
+        and, in the order they first appear, the batch positions of the new informative ones
+        (blank images are no domain evidence) and whether each is outside the domain. One
+        call to the store per kind of row (outside, inside, blank) whatever the batch size;
+        when some rows were sent before, which ones is not known: the new rows are taken as
+        the last of each kind, and a flag is placed at the batch's last row."""
         first = {d: i for i, d in reversed(list(enumerate(digests)))}  # a row twice in a batch counts once
         rows = np.array(sorted(first.values()), int)
-        outside = self._domain_.outside(flat[rows])
-        out_digests = [digests[i] for i in rows[outside]]
-        in_digests = [digests[i] for i in rows[~outside]]
-        seen_out = state.add_members(self._key("rows"), out_digests, ttl=self.memory_s) if out_digests else 0
-        seen_in = state.add_members(self._key("rows"), in_digests, ttl=self.memory_s) if in_digests else 0
-        if seen_out or seen_in:
-            keep = np.concatenate([np.flatnonzero(outside)[seen_out:], np.flatnonzero(~outside)[seen_in:]])
-            keep.sort()
-            rows, outside = np.full(len(keep), len(flat) - 1), outside[keep]
-        return len(rows), rows, outside
+        informative = self._domain_.informative(flat[rows])
+        outside = np.zeros(len(rows), bool)
+        if informative.any():
+            outside[informative] = self._domain_.outside(flat[rows[informative]])
+        kinds = (informative & outside, informative & ~outside, ~informative)
+        seen = [state.add_members(self._key("rows"), [digests[i] for i in rows[kind]], ttl=self.memory_s)
+                if kind.any() else 0 for kind in kinds]
+        new = len(rows) - sum(seen)
+        keep = np.concatenate([np.flatnonzero(kinds[0])[seen[0]:], np.flatnonzero(kinds[1])[seen[1]:]])
+        keep.sort()
+        positions = rows[keep] if not (seen[0] or seen[1]) else np.full(len(keep), len(flat) - 1)
+        return new, positions, outside[keep]
 
     def _test_domain(self, state: StateStore, rows: np.ndarray, outside: np.ndarray) -> None:
         """Add the batch's new rows (their positions, outside or not) to the account's counts
@@ -277,8 +320,10 @@ class ExtractionMonitor(Defence):
         rejects the null share."""
         from .domain import log_evidence
 
-        n0 = int(state.incr(self._key("dn"), 0.0, ttl=self.memory_s))  # a counter is read by adding nothing
-        k0 = int(state.incr(self._key("dk"), 0.0, ttl=self.memory_s))
+        # Counted first, read back from the increments: two workers serving one account at once
+        # each test totals that hold their own rows and whatever the other added before.
+        n0 = int(state.incr(self._key("dn"), float(len(rows)), ttl=self.memory_s)) - len(rows)
+        k0 = int(state.incr(self._key("dk"), float(outside.sum()), ttl=self.memory_s)) - int(outside.sum())
         bar = float(np.log(1.0 / self.domain_alpha))
         n, k = n0 + np.arange(1, len(rows) + 1), k0 + np.cumsum(outside)
         # The evidence falls with every inside row (the alternatives all have more outside
@@ -288,17 +333,15 @@ class ExtractionMonitor(Defence):
         where = np.flatnonzero(ready & (outside | (n == max(n[0], self.domain_min_rows))))
         evidence = log_evidence(n[where], k[where], float(self.domain_share))
         hits = where[evidence >= bar]
-        if len(hits):  # the counts start again: a later flag needs evidence of its own
+        if len(hits):
+            # The counts are kept: when a lock-out expires, the account's next outside row
+            # flags it again, instead of a fresh start that would let a thief take
+            # domain_min_rows - 1 answers every lock-out period.
             j = int(hits[0])
             evidence = evidence[where == j]
-            state.delete(self._key("dn"))
-            state.delete(self._key("dk"))
             self._flag(state, "domain", row=int(rows[j]), rows=int(n[j]), outside=int(k[j]),
                        share=round(float(k[j] / n[j]), 4), log_evidence=round(float(evidence[0]), 2))
             self._refuse_if_locked(state)
-            return
-        state.incr(self._key("dn"), float(len(rows)), ttl=self.memory_s)
-        state.incr(self._key("dk"), float(outside.sum()), ttl=self.memory_s)
 
     def observe(self, x: np.ndarray, answer: np.ndarray) -> None:
         if self.shapiro_below is None or not len(x):

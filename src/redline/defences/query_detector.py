@@ -53,9 +53,10 @@ about a quarter of honest re-taking clients.
 
 With ``refuse_flagged: true`` a flagged query (chained or not) is not answered: its request
 is refused with :class:`~redline.defences.base.QueryRefused` (HTTP 403, reason
-``similar_query``; the message names the rows but tells neither score nor threshold), while
-flag counting and lock-out go on as above. The protocol answers all rows of a request or
-none, so one flagged row refuses the batch. A refused query's fingerprints stay in the
+``similar_query``; the message names neither the rows nor a score or threshold, which would
+let a prober learn in one batch of variants how much change escapes; the audit record names
+the rows), while flag counting and lock-out go on as above. The protocol answers all rows
+of a request or none, so one flagged row refuses the batch. A refused query's fingerprints stay in the
 history, and its exact bytes are remembered (``refused:<digest>`` for ``memory_s``), so
 sending it again is refused again (without a new flag) instead of passing as a retry.
 It is off by default because the same benchmark shows it buys little: an attack wins at a
@@ -186,11 +187,14 @@ class QueryDetector(Defence):
             # Remember the flagged rows' exact digests before any lock-out below: their
             # fingerprints are in the history already, and an exact re-send of a refused
             # row (which the history alone would take for a harmless retry) is refused too.
+            # Every row is looked up, not only exact repeats the history still holds: a refused
+            # query stays refused for memory_s however much the account sends in between.
             refused = [i for i, score in enumerate(scores) if score >= self.threshold]
-            for i in refused:
-                state.set(self._key("refused", digests[i].hex()), b"1", ttl=self.memory_s)
-            refused += [i for i, score in enumerate(scores)
-                        if np.isnan(score) and state.get(self._key("refused", digests[i].hex())) is not None]
+            refused += [i for i, score in enumerate(scores) if not score >= self.threshold
+                        and state.get(self._key("refused", digests[i].hex())) is not None]
+            for i, score in enumerate(scores):
+                if score >= self.threshold:
+                    state.set(self._key("refused", digests[i].hex()), b"1", ttl=self.memory_s)
         flagged = 0
         for i, score in enumerate(scores):
             if score >= self.threshold:  # NaN (an exact repeat) never is
@@ -208,16 +212,14 @@ class QueryDetector(Defence):
         return x
 
     def _refuse_query(self, rows: list[int], batch: int) -> None:
-        """Refuse the whole request (the protocol answers all rows or none), saying which
-        rows were the reason so an honest client can send the others again; neither the
-        score nor the threshold is told."""
+        """Refuse the whole request (the protocol answers all rows or none). The client is
+        told neither which rows were too similar nor the score or threshold: naming rows
+        would let a prober learn, one batch of variants at a time, how much change escapes
+        the detector. The audit record names them."""
         self._counts.add(withheld=1)
         emit(self.name, "refused", client=self._client, rows=rows, batch=batch)
-        which = (f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}") if batch > 1 \
-            else "this query"
-        raise QueryRefused(f"not answered: {which} of this request {'is' if len(rows) == 1 else 'are'} too like "
-                           f"a recent query of this account", reason="similar_query",
-                           detail={"rows": rows})
+        raise QueryRefused("not answered: this request holds a query too like a recent query of this account",
+                           reason="similar_query")
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Add the rows of ``x`` to the account's history, in order, and return each one's
