@@ -467,3 +467,24 @@ def test_a_flat_image_input_is_scored_as_an_image_when_its_layout_is_named(domai
     for layout in ([8, 9], [64], "1x8x8", [1, 8, True]):
         with pytest.raises(UsageError, match="domain_layout"):
             ExtractionMonitor(shapiro_below=None, reference=flat_reference, domain_layout=layout).check(digits_target())
+
+
+def test_near_copies_are_one_piece_of_evidence_for_the_honest_and_for_the_thief(domain_split, photo_patches):
+    reference, held = domain_split
+    m = domain_monitor(reference)
+    # An honest client whose one odd photo (outside) is taken again and again, slightly noisy.
+    odd = held[np.flatnonzero(m._domain_.outside(held))[0]]
+    retakes = np.clip(odd[None] + np.random.default_rng(2).normal(0, 0.02, (40, *odd.shape)), 0, 1)
+    honest = m.for_client("alice", MemoryState())
+    with collect_events() as events:
+        honest.transform_input(held[100:200])
+        for k in range(0, 40, 4):
+            honest.transform_input(retakes[k:k + 4])
+    assert not [e for e in events if e["event"] == "flagged"]
+    # A thief padding each photo with jittered copies of one digit: the copies are one digit.
+    jitter = np.random.default_rng(3)
+    thief = m.for_client("mallory", MemoryState())
+    with pytest.raises(LockedOut):
+        for photo in photo_patches[:60]:
+            padding = np.clip(held[:1] + jitter.normal(0, 1e-4, (19, *held.shape[1:])), 0, 1)
+            thief.transform_input(np.concatenate([padding, photo[None]]))

@@ -49,11 +49,19 @@ def test_the_account_sending_out_of_domain_inputs_is_locked_out_before_the_model
     np.savez(tmp_path / "reference.npz", x_train=digits[:1200], y_train=np.zeros(1200, int))
     policy = ("version: 1\ninput: {shape: [1, 8, 8], lower: 0, upper: 1}\ndefences:\n"
               f"  - extraction_monitor: {{shapiro_below: null, reference: 'npz:{tmp_path / 'reference.npz'}'}}\n")
-    # brightness ramps of random slope and direction: smooth natural-image patches, nothing like a digit
+    # grey crops of scikit-learn's sample photos at 8x8: natural images of another domain
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
     rng = np.random.default_rng(1)
-    ramp = np.linspace(0, 1, 8)
-    smooth = np.stack([[np.clip(rng.uniform(0.2, 1) * (np.cos(a) * ramp[None, :] + np.sin(a) * ramp[:, None]), 0, 1)]
-                       for a in rng.uniform(0, np.pi / 2, 40)])
+    photos = [image.mean(axis=2) for image in load_sample_images().images]
+    crops = []
+    for i in range(40):
+        photo, side = photos[i % 2], int(rng.integers(16, 201))
+        r, c = int(rng.integers(photo.shape[0] - side)), int(rng.integers(photo.shape[1] - side))
+        crops.append(np.asarray(Image.fromarray(photo[r:r + side, c:c + side].astype(np.uint8)).resize((8, 8), Image.BOX),
+                                np.float64)[None] / 255.0)
+    smooth = np.stack(crops)
     with ModelEndpoint(n_features=64, n_classes=10) as model:
         guard = start_guard(policy, model.url)
         assert post(guard, digits[1200:1300], KEY_BOB).status_code == 200  # held-out digits: in domain

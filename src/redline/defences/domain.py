@@ -84,14 +84,39 @@ class DomainScorer:
             held_scores.append(self._kth(self.represent(np.concatenate([held, varied])), reference))
         scores = np.concatenate(held_scores)
         self.threshold_ = float(np.quantile(scores, quantile))
+        # Near-copies: closer than half of what separates all but the nearest 5% of distinct
+        # reference rows (each to its nearest other row) is one input sent again, not new evidence.
+        clean = self.represent(rows)
+        nearest = np.sqrt(np.maximum(np.partition(_squared_distances(clean, clean) + np.diag(np.full(len(clean), np.inf)),
+                                                  0, axis=1)[:, 0], 0.0))
+        self.near_ = 0.5 * float(np.quantile(nearest, 0.05))
         self.calibration_scores_ = scores
         self.reference_ = self.represent(rows)
         return self
 
     def _kth(self, queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
         k = min(self.neighbours, len(reference))
-        d2 = (queries**2).sum(axis=1)[:, None] + (reference**2).sum(axis=1)[None, :] - 2.0 * queries @ reference.T
+        d2 = _squared_distances(queries, reference)
         return np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
+
+    def distinct(self, rows: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``rows`` (in order) are not near-copies (within ``near_`` in the layout)
+        of a row of ``earlier`` (representations) or of an earlier distinct row of the batch;
+        and the representations of the distinct ones, to remember. A row with NaN or
+        infinity is always distinct (it is outside, and has no place in the layout)."""
+        keep = np.zeros(len(rows), bool)
+        if not len(rows):
+            return keep, np.zeros((0, self.reference_.shape[1]))
+        with np.errstate(invalid="ignore"):
+            reps = self.represent(rows)
+        finite = np.isfinite(reps).all(axis=1)
+        reps = np.where(finite[:, None], reps, 0.0)
+        near = self.near_**2
+        fresh = ~(_squared_distances(reps, earlier) <= near).any(axis=1) if len(earlier) else np.ones(len(reps), bool)
+        within = _squared_distances(reps, reps) <= near
+        for i in range(len(reps)):
+            keep[i] = not finite[i] or (fresh[i] and not within[i, :i][keep[:i] & finite[:i]].any())
+        return keep, reps[keep & finite]
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         return self._kth(self.represent(rows), self.reference_)
@@ -113,6 +138,10 @@ class DomainScorer:
         with np.errstate(invalid="ignore"):
             flat = x.reshape(len(x), -1)
             return ~(np.nanmax(flat, axis=1) == np.nanmin(flat, axis=1)) | ~np.isfinite(flat).all(axis=1)
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.maximum((a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * a @ b.T, 0.0)
 
 
 def corrupt(rows: np.ndarray, rng: np.random.Generator, lower: float, upper: float, image: bool) -> np.ndarray:
