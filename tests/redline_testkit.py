@@ -93,6 +93,24 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
+def photo_patches(n: int, seed: int, side: int = 8) -> np.ndarray:
+    """``n`` grey crops of scikit-learn's two sample photos (16-200 pixels wide), box-resized
+    to ``side`` x ``side`` in [0, 1], shaped (n, 1, side, side): natural images of another
+    domain than digits, as a KnockoffNets thief without the model's data would send."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = [image.mean(axis=2) for image in load_sample_images().images]
+    out = []
+    for i in range(n):
+        photo, width = photos[i % 2], int(rng.integers(16, 201))
+        r, c = int(rng.integers(photo.shape[0] - width)), int(rng.integers(photo.shape[1] - width))
+        crop = Image.fromarray(photo[r:r + width, c:c + width].astype(np.uint8)).resize((side, side), Image.BOX)
+        out.append(np.asarray(crop, np.float32)[None] / 255.0)
+    return np.stack(out)
+
+
 def headless_chromium(width: int = 1280, height: int = 900):
     """A Selenium driver of the system's Chromium, headless, at ``width`` x ``height`` CSS pixels
     (device scale 1, so screenshots are that size); quit it when done."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redline_testkit
 from redline_testkit import ArrayTarget
 
 from redline.defences import DefendedTarget, LockedOut, MemoryState, collect_events
@@ -243,20 +244,9 @@ def domain_split(digits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photo_patches():
-    """Grey crops of scikit-learn's two sample photos, box-resized to 8x8: the natural images
-    of another domain that a KnockoffNets thief without digits would send."""
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
-
-    rng = np.random.default_rng(5)
-    photos = [image.mean(axis=2) for image in load_sample_images().images]
-    out = []
-    for i in range(300):
-        photo, side = photos[i % 2], int(rng.integers(16, 201))
-        r, c = int(rng.integers(photo.shape[0] - side)), int(rng.integers(photo.shape[1] - side))
-        crop = Image.fromarray(photo[r:r + side, c:c + side].astype(np.uint8)).resize((8, 8), Image.BOX)
-        out.append(np.asarray(crop, np.float32)[None] / 255.0)
-    return np.stack(out)
+    """Grey crops of scikit-learn's sample photos at 8x8: the natural images of another
+    domain that a KnockoffNets thief without digits would send."""
+    return redline_testkit.photo_patches(300, seed=5)
 
 
 def domain_monitor(reference, **params) -> ExtractionMonitor:

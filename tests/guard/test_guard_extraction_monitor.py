@@ -49,19 +49,9 @@ def test_the_account_sending_out_of_domain_inputs_is_locked_out_before_the_model
     np.savez(tmp_path / "reference.npz", x_train=digits[:1200], y_train=np.zeros(1200, int))
     policy = ("version: 1\ninput: {shape: [1, 8, 8], lower: 0, upper: 1}\ndefences:\n"
               f"  - extraction_monitor: {{shapiro_below: null, reference: 'npz:{tmp_path / 'reference.npz'}'}}\n")
-    # grey crops of scikit-learn's sample photos at 8x8: natural images of another domain
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
+    from redline_testkit import photo_patches
 
-    rng = np.random.default_rng(1)
-    photos = [image.mean(axis=2) for image in load_sample_images().images]
-    crops = []
-    for i in range(40):
-        photo, side = photos[i % 2], int(rng.integers(16, 201))
-        r, c = int(rng.integers(photo.shape[0] - side)), int(rng.integers(photo.shape[1] - side))
-        crops.append(np.asarray(Image.fromarray(photo[r:r + side, c:c + side].astype(np.uint8)).resize((8, 8), Image.BOX),
-                                np.float64)[None] / 255.0)
-    smooth = np.stack(crops)
+    smooth = photo_patches(40, seed=1)  # grey crops of sample photos: natural images of another domain
     with ModelEndpoint(n_features=64, n_classes=10) as model:
         guard = start_guard(policy, model.url)
         assert post(guard, digits[1200:1300], KEY_BOB).status_code == 200  # held-out digits: in domain
