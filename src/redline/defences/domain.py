@@ -75,29 +75,28 @@ class DomainScorer:
         self._spread = np.where(spread > 0, spread, 1.0)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(rows))
-        held_scores = []
+        held_scores, nearest = [], []
         for part in np.array_split(order, self.folds):
             rest = np.setdiff1d(order, part)
-            reference = self.represent(rows[rest])
             held = rows[part]
             varied = corrupt(held, rng, lower, upper, image=is_image(self.shape))
-            held_scores.append(self._kth(self.represent(np.concatenate([held, varied])), reference))
+            d2 = _squared_distances(self.represent(np.concatenate([held, varied])), self.represent(rows[rest]))
+            k = min(self.neighbours, d2.shape[1])
+            held_scores.append(np.sqrt(np.partition(d2, k - 1, axis=1)[:, k - 1]))
+            nearest.append(np.sqrt(d2[:len(part)].min(axis=1)))  # each clean held row to its nearest other-fold row
         scores = np.concatenate(held_scores)
         self.threshold_ = float(np.quantile(scores, quantile))
         # Near-copies: closer than half of what separates all but the nearest 5% of distinct
-        # reference rows (each to its nearest other row) is one input sent again, not new evidence.
-        clean = self.represent(rows)
-        nearest = np.sqrt(np.maximum(np.partition(_squared_distances(clean, clean) + np.diag(np.full(len(clean), np.inf)),
-                                                  0, axis=1)[:, 0], 0.0))
-        self.near_ = 0.5 * float(np.quantile(nearest, 0.05))
+        # reference rows (each to its nearest row of the other folds) is one input sent
+        # again, not new evidence.
+        self.near_ = 0.5 * float(np.quantile(np.concatenate(nearest), 0.05))
         self.calibration_scores_ = scores
         self.reference_ = self.represent(rows)
         return self
 
     def _kth(self, queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
         k = min(self.neighbours, len(reference))
-        d2 = _squared_distances(queries, reference)
-        return np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
+        return np.sqrt(np.partition(_squared_distances(queries, reference), k - 1, axis=1)[:, k - 1])
 
     def distinct(self, rows: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which of ``rows`` (in order) are not near-copies (within ``near_`` in the layout)

@@ -64,8 +64,8 @@ needs the model's answer, so it decides after answering).
 State per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`ExtractionMonitor.for_client` (keys ``extraction_monitor:<client>:...``): the growing
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
-distances, running sums per class, the row count and digests of the rows seen (so
-exact repeats are neither distances nor budget nor out-of-domain evidence), and the
+distances, running sums per class, with ``max_rows`` the row count and digests of the rows
+seen (so exact repeats are not budget; PRADA keeps its own digests), and the
 out-of-domain test's two counters (distinct informative rows scored, rows outside; kept
 after a flag, so once a lock-out expires the next outside row locks the account again).
 Blank images (one value everywhere) are no evidence either way; rows with NaN or infinite
@@ -73,7 +73,7 @@ values are outside; a row within ``near_`` (half the 5th percentile of the refer
 distances to their nearest other row, in the layout) of one of the account's last 512
 evidence rows is a near-copy and counts no more (those rows are kept as one blob of float16
 layouts per account, at most 64 KB for 8x8 layouts; reading and writing it raised a 1-row
-request's cost on SQLite from 0.5 to 1.4 ms, a 256-row one from 3.7 to 7 ms). The counters are added to before they are read, so workers that serve
+request's cost on SQLite from 0.5 to 1.4 ms, a 256-row one from 3.7 to 5.6 ms). The counters are added to before they are read, so workers that serve
 one account at once each test totals that include their own rows. Workers may still each
 read the growing set before the other adds to it; PRADA is statistical, so such a race
 changes a distance, not the decision's basis.
@@ -220,15 +220,14 @@ class ExtractionMonitor(Defence):
                              "honest account would be flagged in time")
         shape = tuple(target.input_spec.shape)
         layout = self._layout(shape)
-        fitted = getattr(self, "_domain_", None)
-        if fitted is not None and fitted.shape == layout:
+        if self._domain_ is not None and self._domain_.shape == layout:
             return  # calibrated already (check runs again when a server binds the defence)
         try:
             import scipy.special  # noqa: F401
         except ImportError:
             raise UsageError("extraction_monitor: the out-of-domain test needs scipy (pip install 'redline[ml]'), "
                              "or set reference: null") from None
-        from .domain import DomainScorer
+        from .domain import DomainScorer, is_image
 
         rows = reference_rows(self.reference, int(self.max_reference), int(self.seed), "extraction_monitor")
         if tuple(rows.shape[1:]) != shape:
@@ -241,8 +240,6 @@ class ExtractionMonitor(Defence):
         low = float(self._lower.min()) if finite else float(rows.min())
         high = float((self._lower + self._span).max()) if finite else float(rows.max())
         scorer = DomainScorer(layout).fit(rows, float(self.domain_quantile), low, high, seed=int(self.seed))
-        from .domain import is_image
-
         if not (0 < scorer.threshold_ < _FLAT_DISTANCE if is_image(layout) else scorer.threshold_ > 0):
             # blank or identical reference rows: nothing would ever be outside, or everything
             raise UsageError(f"extraction_monitor: the reference at {self.reference!r} does not describe a domain "
@@ -281,34 +278,27 @@ class ExtractionMonitor(Defence):
         if not len(x) or (self.max_rows is None and self._domain_ is None):
             return x
         flat = self._flat(x)
-        digests = [_digest(r) for r in flat]
-        if self._domain_ is None:  # the budget needs only how many rows are new: one call
+        if self.max_rows is not None:  # the budget counts rows the account never sent before
+            digests = [_digest(r) for r in flat]
             new = len(set(digests)) - state.add_members(self._key("rows"), digests, ttl=self.memory_s)
-            domain = None
-        else:
-            domain = self._new_rows(state, flat, digests)
-            new = domain[0]
-        if self.max_rows is not None:
             total = state.incr(self._key("count"), new, ttl=self.memory_s)
             if new and total > self.max_rows:  # a request of retries only takes nothing new
                 row = max(0, len(x) - int(total - self.max_rows))
                 self._flag(state, "budget", row=row, rows=int(total), max_rows=int(self.max_rows))
                 self._refuse_if_locked(state)
-        if domain is not None and len(domain[1]):
-            self._test_domain(state, *domain[1:])
+        if self._domain_ is not None:
+            rows, outside = self._domain_evidence(state, flat)
+            if len(rows):
+                self._test_domain(state, rows, outside)
         return x
 
-    def _new_rows(self, state: StateStore, flat: np.ndarray, digests: list[bytes]) -> tuple[int, np.ndarray, np.ndarray]:
-        """Record the batch's rows as seen; return how many the account never sent before
-        (for the budget) and, in batch order, the positions of the rows that are domain
-        evidence, with whether each is outside. Evidence is an informative row (not a blank
+    def _domain_evidence(self, state: StateStore, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """In batch order, the positions of the rows that are domain evidence, with whether
+        each is outside. Evidence is an informative row (not a blank
         image) that is no near-copy of one of the account's last ``_NEAR_MEMORY`` evidence
         rows nor of an earlier row of the batch: an exact retry, a re-take of one odd photo
         and a thief's one digit jittered into padding each count once."""
-        new = len(set(digests)) - state.add_members(self._key("rows"), digests, ttl=self.memory_s)
-        first = {d: i for i, d in reversed(list(enumerate(digests)))}  # a row twice in a batch counts once
-        rows = np.array(sorted(first.values()), int)
-        rows = rows[self._domain_.informative(flat[rows])]
+        rows = np.flatnonzero(self._domain_.informative(flat))  # (exact copies are near-copies too)
         # One blob of float16 layouts, read and written whole (one store call each way; a
         # list of 512 entries cost ~2.5 ms a request on SQLite). Two workers of one account
         # may each write over the other's newest rows: those can then count once more.
@@ -322,7 +312,7 @@ class ExtractionMonitor(Defence):
             state.set(key, kept.astype(np.float16).tobytes(), ttl=self.memory_s)
         rows = rows[distinct]
         outside = self._domain_.outside(flat[rows]) if len(rows) else np.zeros(0, bool)
-        return new, rows, outside
+        return rows, outside
 
     def _test_domain(self, state: StateStore, rows: np.ndarray, outside: np.ndarray) -> None:
         """Add the batch's new rows (their positions, outside or not) to the account's counts
