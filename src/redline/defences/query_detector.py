@@ -184,17 +184,14 @@ class QueryDetector(Defence):
         scores, prints, digests = self._score(x)
         refused = []
         if self.refuse_flagged:
-            # Remember the flagged rows' exact digests before any lock-out below: their
-            # fingerprints are in the history already, and an exact re-send of a refused
-            # row (which the history alone would take for a harmless retry) is refused too.
-            # Every row is looked up, not only exact repeats the history still holds: a refused
-            # query stays refused for memory_s however much the account sends in between.
-            refused = [i for i, score in enumerate(scores) if score >= self.threshold]
-            refused += [i for i, score in enumerate(scores) if not score >= self.threshold
-                        and state.get(self._key("refused", digests[i].hex())) is not None]
-            for i, score in enumerate(scores):
-                if score >= self.threshold:
-                    state.set(self._key("refused", digests[i].hex()), b"1", ttl=self.memory_s)
+            # A flagged row's exact digest is remembered for memory_s (before any lock-out
+            # below), and every other row is looked up: an exact re-send of a refused row,
+            # which the history would take for a harmless retry or has forgotten, is refused too.
+            hit = scores >= self.threshold
+            for i in np.flatnonzero(hit):
+                state.set(self._key("refused", digests[i].hex()), b"1", ttl=self.memory_s)
+            refused = [i for i in range(len(scores))
+                       if hit[i] or state.get(self._key("refused", digests[i].hex())) is not None]
         flagged = 0
         for i, score in enumerate(scores):
             if score >= self.threshold:  # NaN (an exact repeat) never is
@@ -208,7 +205,7 @@ class QueryDetector(Defence):
                     self._refuse_if_locked(state)
         self._counts.add(queries=len(scores), flagged=flagged)
         if refused:
-            self._refuse_query(sorted(refused), len(scores))
+            self._refuse_query(refused, len(scores))
         return x
 
     def _refuse_query(self, rows: list[int], batch: int) -> None:
