@@ -1123,7 +1123,9 @@ def _report_detection(rows, detector):
               f"locked out {sum(sess.locked_at is not None for sess in sessions)}/{n}, won {len(won)}/{n} "
               f"({flagged_wins} at a flagged query; at rows "
               f"{', '.join(str(sess.succeeded_at) + ('*' if sess.won_at_flagged else '') for sess in won) or '-'}), "
-              f"requests refused per session {median_text(refused)}")
+              f"requests refused per session {median_text(refused)}"
+              + "".join(f"; undetected: sent {sess.sent} rows, {'won' if sess.succeeded_at else 'no win'}"
+                        for sess in sessions if sess.first_flag_at is None))
     n = totals["n"]
     print(f"  all evasion sessions: detected {totals['detected']}/{n} (median queries to detection "
           f"{median_text(totals['first'])}), locked out {totals['locked']}/{n}, won before lock-out "

@@ -111,6 +111,18 @@ def test_add_members_counts_the_ones_already_present(store):
     assert store.add_members("s", [b"y"]) == 0
 
 
+def test_member_groups_count_each_group_against_the_set_and_the_groups_before_it(store):
+    assert store.add_member_groups("g", [[b"x", b"y"], [b"y", b"z", b"z"], [], [b"x", b"q"]]) == [0, 1, 0, 1]
+    assert store.add_member_groups("g", [[b"q", b"z"]]) == [2]
+    assert store.add_members("g", [b"x", b"new"]) == 1  # one set, whichever call wrote it
+    assert store.add_member_groups("g", []) == []
+    store.set("g", b"bytes")
+    assert store.add_member_groups("g", [[b"x"]]) == [0]  # bytes are not a set: a new set
+    assert store.add_member_groups("h", [[b"a"]], ttl=0.3) == [0]
+    time.sleep(0.4)
+    assert store.add_member_groups("h", [[b"a"]]) == [0]
+
+
 def test_a_set_expires_with_the_ttl_given_when_it_was_created(store):
     assert store.add_members("s", [b"a"], ttl=0.3) == 0
     time.sleep(0.15)

@@ -41,13 +41,18 @@ class StateStore(Protocol):
         """Add ``members`` to the set under ``key`` atomically; return how many of them
         were already in it (a hashed-fingerprint detector counts its matches this way)."""
 
+    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
+        """:meth:`add_members` for each group in turn, in one atomic call: for each group,
+        how many of its members were already in the set, earlier groups of the call
+        included (a detector scores a batch of queries against its history in one round trip)."""
+
 
 class MemoryState:
     """A :class:`StateStore` in this process's memory (thread-safe)."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: add_member_groups calls add_members under it
         self._data: dict[str, object] = {}
         self._expiry: dict[str, float] = {}
 
@@ -117,3 +122,7 @@ class MemoryState:
             unique = set(bytes(m) for m in members)
             current.update(unique)
             return len(unique) - (len(current) - before)
+
+    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
+        with self._lock:
+            return [self.add_members(key, group, ttl) for group in groups]  # the lock is re-entrant

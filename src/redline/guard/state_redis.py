@@ -85,6 +85,25 @@ elseif created and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 return already
 """
 
+# ARGV: ttl, then the size of each group, then the members of all groups in order
+_ADD_MEMBER_GROUPS = """
+local key, ttl, count = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local created = redis.call('TYPE', key).ok ~= 'set'
+if created then redis.call('DEL', key) end
+local known, at = {}, 3 + count
+for g = 1, count do
+  local already = 0
+  for i = at, at + tonumber(ARGV[2 + g]) - 1 do
+    already = already + 1 - redis.call('SADD', key, ARGV[i])
+  end
+  at = at + tonumber(ARGV[2 + g])
+  known[g] = already
+end
+if created and ttl == 0 then redis.call('DEL', key)
+elseif created and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+return known
+"""
+
 
 def _ttl_ms(ttl: float | None) -> int:
     """Redis milliseconds for a ttl in seconds: -1 for none, 0 for already expired."""
@@ -109,6 +128,7 @@ class RedisState:
         self._push = self.client.register_script(_PUSH)
         self._recent = self.client.register_script(_RECENT)
         self._add = self.client.register_script(_ADD_MEMBERS)
+        self._add_groups = self.client.register_script(_ADD_MEMBER_GROUPS)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -145,6 +165,14 @@ class RedisState:
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
         unique = list(dict.fromkeys(bytes(m) for m in members))
         return int(self._add(keys=[self._key(key)], args=[_ttl_ms(ttl), *unique]))
+
+    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
+        unique = [list(dict.fromkeys(bytes(m) for m in group)) for group in groups]
+        if not unique:
+            return []
+        known = self._add_groups(keys=[self._key(key)],
+                                 args=[_ttl_ms(ttl), len(unique), *map(len, unique), *(m for g in unique for m in g)])
+        return [int(k) for k in known]
 
     def close(self) -> None:
         self.client.close()

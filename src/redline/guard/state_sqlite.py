@@ -253,15 +253,20 @@ class SQLiteState:
         return [bytes(r[0]) for r in rows]
 
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
-        unique = {bytes(m) for m in members}
+        return self.add_member_groups(key, [members], ttl)[0]
+
+    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
+        known = []
         with self._write() as db:
             if self._kind(db, key) != "set":
                 self._drop(db, key)
                 db.execute("INSERT INTO entries (key, kind, expires) VALUES (?, 'set', ?)", (key, self._deadline(ttl)))
-            before = db.total_changes
-            db.executemany("INSERT OR IGNORE INTO members (key, member) VALUES (?, ?)", [(key, m) for m in unique])
-            added = db.total_changes - before
-            return len(unique) - added
+            for members in groups:
+                unique = {bytes(m) for m in members}
+                before = db.total_changes
+                db.executemany("INSERT OR IGNORE INTO members (key, member) VALUES (?, ?)", [(key, m) for m in unique])
+                known.append(len(unique) - (db.total_changes - before))
+        return known
 
     def __repr__(self) -> str:
         return f"SQLiteState({str(self.path)!r})"

@@ -1,0 +1,176 @@
+"""The query detector's corner test: an L-infinity attack's queries are corners of the ball
+around the clean input it asked about first; honest re-takes, corruptions and other inputs
+are not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from redline_testkit import ArrayTarget
+
+from redline.defences import DefendedTarget, LockedOut, QueryRefused, collect_events
+from redline.defences.query_detector import QueryDetector
+from redline.defences.vertex import VertexTest
+from redline.errors import UsageError
+from redline.targets.base import InputSpec
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    return (load_digits().data / 16.0).astype(np.float32)
+
+
+def corner_of(test: VertexTest, earlier: np.ndarray, row: np.ndarray) -> bool:
+    return bool(test.corners(test.scale(row[None]), test.scale(earlier[None]), 8)[0] >= 0)
+
+
+def stripes(x: np.ndarray, eps: float, rng, side: int = 8) -> np.ndarray:
+    """Square's first query: vertical stripes of +-eps over the whole image, clipped."""
+    signs = np.repeat(rng.choice([-1.0, 1.0], size=(1, side)), side, axis=0).ravel()
+    return np.clip(x + eps * signs, 0, 1).astype(np.float32)
+
+
+def corruptions(x: np.ndarray, rng) -> list[np.ndarray]:
+    """Honest versions of one 8x8 image: noise, blur, brightness both ways, contrast, gamma,
+    quantisation, salt and pepper."""
+    img = x.reshape(8, 8)
+    padded = np.pad(img, 1, mode="edge")
+    box = sum(padded[i:i + 8, j:j + 8] for i in range(3) for j in range(3)) / 9.0
+    salt = x.copy()
+    hit = rng.random(64) < 0.1
+    salt[hit] = rng.integers(0, 2, hit.sum())
+    return [np.clip(x + rng.normal(0, 0.05, 64), 0, 1), np.clip(0.5 * img + 0.5 * box, 0, 1).ravel(),
+            np.clip(x + 0.2, 0, 1), np.clip(x - 0.15, 0, 1), np.clip((x - x.mean()) * 1.4 + x.mean(), 0, 1),
+            x ** 0.7, np.round(x * 4) / 4, salt]
+
+
+def test_square_style_corners_are_found_and_honest_pairs_are_not(digits):
+    test = VertexTest(np.zeros(64), np.ones(64))
+    rng = np.random.default_rng(0)
+    found = [corner_of(test, x, stripes(x, 0.25, rng)) for x in digits[:200]]
+    assert np.mean(found) >= 0.9
+    # every later query of the attack is a corner too (random signs per feature)
+    assert all(corner_of(test, x, np.clip(x + 0.1 * rng.choice([-1.0, 1.0], 64), 0, 1)) for x in digits[:200])
+    honest = 0
+    for x in digits[:300]:
+        versions = [x] + [v.astype(np.float32) for v in corruptions(x, rng)]
+        honest += sum(corner_of(test, a, b) for a in versions for b in versions if a is not b)
+    assert honest == 0
+    assert not any(corner_of(test, a, b) for a, b in zip(digits[:500], digits[1:501]))
+
+
+def test_inputs_the_rule_would_misread_are_not_corners():
+    rng = np.random.default_rng(1)
+    # two different {0, 1} images differ by exactly 1 wherever they differ: not a radius
+    binary = (rng.random((2, 784)) < 0.2).astype(np.float32)
+    test = VertexTest(np.zeros(784), np.ones(784))
+    assert not corner_of(test, binary[0], binary[1])
+    # a brightness change moves every feature the same way
+    grey = rng.uniform(0.2, 0.8, 784).astype(np.float32)
+    assert not corner_of(test, grey, grey + 0.1) and corner_of(test, grey, grey + 0.1 * rng.choice([-1, 1], 784))
+    # rows of a few coarse codes: every difference is a step or a bound
+    for levels, width in ((3, 10), (4, 16), (5, 30)):
+        test = VertexTest(np.zeros(width), np.ones(width))
+        codes = (rng.integers(0, levels, size=(3000, width)) / (levels - 1)).astype(np.float32)
+        scaled = test.scale(codes)
+        assert (test.corners(scaled[32:], scaled[:32], 32) == -1).all()
+    # a NaN row matches nothing
+    test = VertexTest(np.zeros(64), np.ones(64))
+    assert not corner_of(test, np.full(64, np.nan, np.float32), np.zeros(64, np.float32))
+
+
+def test_the_index_points_at_the_centre_within_the_memory(digits):
+    test = VertexTest(np.zeros(64), np.ones(64))
+    rng = np.random.default_rng(2)
+    x = digits[7]
+    corner = np.clip(x + 0.2 * rng.choice([-1.0, 1.0], 64), 0, 1)
+    earlier = test.scale(np.concatenate([digits[100:103], x[None], digits[200:204]]))
+    new = test.scale(np.stack([digits[300], corner]))
+    assert list(test.corners(new, earlier, 16)) == [-1, 3]
+    # with a memory of 5 rows the centre (6 rows back for the corner) is forgotten
+    assert list(test.corners(new, earlier, 5)) == [-1, -1]
+    # inside one batch: the centre sent in the same request, before the corner
+    both = test.scale(np.stack([x, corner]))
+    assert list(test.corners(both, earlier[:0], 4)) == [-1, 0]
+
+
+def digits_target(shape=(64,)):
+    rng = np.random.default_rng(0)
+    target = ArrayTarget(rng.normal(size=(64, 10)), rng.normal(size=10), spec="test:digits")
+    target.input_spec = InputSpec(shape=shape, lower=0.0, upper=1.0)
+    return target
+
+
+def checked(**params) -> QueryDetector:
+    d = QueryDetector(**params)
+    d.check(digits_target())
+    return d
+
+
+def test_a_square_session_is_flagged_at_its_first_corner_and_locked_out_at_the_second(digits):
+    rng = np.random.default_rng(3)
+    x = digits[11]
+    defended = DefendedTarget(digits_target(), [checked()])
+    defended.predict(x[None])  # the attack asks about the clean input first
+    with collect_events() as events:
+        defended.predict(np.clip(x + 0.25 * rng.choice([-1.0, 1.0], 64), 0, 1)[None].astype(np.float32))
+    first = [e for e in events if e["event"] == "flagged"]
+    assert len(first) == 1 and first[0]["test"] == "corner" and first[0]["chained"] is False
+    # the next query (another corner of the same ball) chains to it through the centre
+    with collect_events() as events, pytest.raises(LockedOut):
+        for _ in range(3):
+            defended.predict(np.clip(x + 0.25 * rng.choice([-1.0, 1.0], 64), 0, 1)[None].astype(np.float32))
+    flagged = [e for e in events if e["event"] == "flagged"]
+    assert flagged[0]["chained"] is True and flagged[0]["flags"] == 2 and events[-1]["event"] == "locked_out"
+
+
+def test_with_refuse_flagged_the_first_corner_is_not_answered(digits):
+    x = digits[12]
+    defended = DefendedTarget(digits_target(), [checked(refuse_flagged=True)])
+    defended.predict(x[None])
+    with pytest.raises(QueryRefused):
+        defended.predict(stripes(x, 0.25, np.random.default_rng(5))[None])
+
+
+def test_vertex_false_turns_the_corner_test_off(digits):
+    x = digits[13]
+    d = checked(vertex=False)
+    defended = DefendedTarget(digits_target(), [d])
+    defended.predict(x[None])
+    with collect_events() as events:
+        defended.predict(stripes(x, 0.25, np.random.default_rng(6))[None])
+    assert not [e for e in events if e["event"] == "flagged"]
+    assert d.metrics()["query_detector_corners"] == 0
+
+
+def test_honest_clients_with_corrupted_retakes_get_no_corner_flag(digits):
+    rng = np.random.default_rng(7)
+    d = checked()
+    for client in range(20):
+        twin = d.for_client(f"c{client}", __import__("redline.defences", fromlist=["MemoryState"]).MemoryState())
+        picked = digits[rng.permutation(len(digits))[:40]]
+        stream = [picked]
+        for x in picked[:10]:
+            stream.append(np.stack([v.astype(np.float32) for v in corruptions(x, rng)]))
+        for batch in stream:
+            twin.score(batch)
+    assert d.metrics()["query_detector_corners"] == 0
+
+
+@pytest.mark.parametrize("params", [{"vertex": "yes"}, {"vertex_memory": 0}, {"vertex_memory": 2.5}])
+def test_bad_corner_parameters_are_a_usage_error(params):
+    with pytest.raises(UsageError, match="query_detector: vertex"):
+        checked(**params)
+
+
+def test_the_corner_memory_is_capped_and_images_work(digits):
+    from redline.defences import MemoryState
+
+    d = QueryDetector(vertex_memory=4)
+    d.check(digits_target((1, 8, 8)))
+    state = MemoryState()
+    twin = d.for_client("a", state)
+    twin.score(digits[:10].reshape(10, 1, 8, 8))
+    blob = state.get("query_detector:a:corners")
+    assert len(blob) == 4 * (12 + 2 * 64)
