@@ -119,7 +119,7 @@ class MemoryState:
                 self._data[key] = current
                 self._expire(key, ttl)
             before = len(current)
-            unique = set(bytes(m) for m in members)
+            unique = {bytes(m) for m in members}
             current.update(unique)
             return len(unique) - (len(current) - before)
 
