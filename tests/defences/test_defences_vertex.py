@@ -160,10 +160,23 @@ def test_honest_clients_with_corrupted_retakes_get_no_corner_flag(digits):
     assert d.metrics()["query_detector_corners"] == 0
 
 
-@pytest.mark.parametrize("params", [{"vertex": "yes"}, {"vertex_memory": 0}, {"vertex_memory": 2.5}])
+@pytest.mark.parametrize("params", [{"vertex": "yes"}, {"vertex_memory": 0}, {"vertex_memory": 2.5},
+                                    {"vertex_memory": 257}])
 def test_bad_corner_parameters_are_a_usage_error(params):
     with pytest.raises(UsageError, match="query_detector: vertex"):
         checked(**params)
+
+
+def test_a_large_batch_is_compared_in_chunks_with_the_same_answer(digits):
+    test = VertexTest(np.zeros(64), np.ones(64))
+    rng = np.random.default_rng(8)
+    rows = digits[:300].copy()
+    rows[1::3] = np.clip(rows[0::3][:100] + 0.2 * rng.choice([-1.0, 1.0], (100, 64)), 0, 1)  # corners of the row before
+    scaled = test.scale(rows)
+    whole = test.corners(scaled, scaled[:0], 32)
+    test._CELLS = 64 * 32 * 5  # five rows at a time
+    assert (test.corners(scaled, scaled[:0], 32) == whole).all()
+    assert (whole[1::3] == np.arange(0, 300, 3)).all() and (np.delete(whole, np.s_[1::3]) == -1).all()
 
 
 def test_the_corner_memory_is_capped_and_images_work(digits):

@@ -113,6 +113,7 @@ from .state import MemoryState, StateStore
 from .vertex import VertexTest
 
 _EXACT = b"x"  # tags an exact-input digest, so it never equals a window hash
+_MOST_VERTEX_MEMORY = 256  # earlier queries the corner test compares with (a 134 KB blob per account)
 
 
 class QueryDetector(Defence):
@@ -159,6 +160,10 @@ class QueryDetector(Defence):
                             ("memory_s", self.memory_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise UsageError(f"query_detector: {what} must be a positive number of seconds, not {value!r}")
+        if not isinstance(self.vertex_memory, bool) and isinstance(self.vertex_memory, (int, np.integer)) \
+                and self.vertex_memory > _MOST_VERTEX_MEMORY:
+            raise UsageError(f"query_detector: vertex_memory is at most {_MOST_VERTEX_MEMORY} queries (each request "
+                             f"reads and compares them all), not {self.vertex_memory!r}")
         for what, value in (("chained", self.chained), ("refuse_flagged", self.refuse_flagged),
                             ("vertex", self.vertex)):
             if not isinstance(value, bool):

@@ -36,6 +36,8 @@ import numpy as np
 class VertexTest:
     """Which earlier rows a new row is an L-infinity ball corner of (see the module doc)."""
 
+    _CELLS = 1 << 20  # new rows x memory x features compared at once (4 MiB per float32 temporary)
+
     def __init__(self, lower: np.ndarray, upper: np.ndarray, sample: int = 256, tol: float = 2e-3,
                  largest: float = 0.5, allowed: float = 0.97, least_moved: float = 0.2,
                  least_interior: int = 16, least_minority: float = 0.01):
@@ -70,13 +72,24 @@ class VertexTest:
         start = len(padded) - len(new)
         # predecessors of new row i: padded[start + i - memory : start + i]
         windows = np.lib.stride_tricks.sliding_window_view(padded[start - memory:len(padded) - 1], memory, axis=0)
-        before = np.moveaxis(windows, -1, 1)  # (n, memory, width)
-        q = rows[-len(new):][:, None, :]
+        before_all = np.moveaxis(windows, -1, 1)  # (n, memory, width): row i's predecessors, a view
+        # In chunks, so a large batch costs time in proportion, not memory (each chunk's
+        # temporaries are chunk x memory x width floats).
+        chunk = max(1, self._CELLS // (memory * rows.shape[1]))
+        for at in range(0, len(new), chunk):
+            hit = self._hits(rows[-len(new):][at:at + chunk, None, :], before_all[at:at + chunk])
+            for i in np.flatnonzero(hit.any(axis=1)):
+                j = int(np.flatnonzero(hit[i])[0])
+                found[at + i] = len(earlier) + at + i - memory + j  # index into rows
+        return found
+
+    def _hits(self, q: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """(chunk, memory) booleans: new row i is a corner of predecessor j."""
         d = q - before
         a = np.abs(d)
+        tol = self.tol
         with np.errstate(invalid="ignore"):
             m = np.nanmax(np.where(np.isnan(a), -1.0, a), axis=2, keepdims=True)
-            tol = self.tol
             at_m = np.abs(a - m) <= tol
             q_bound = (q <= tol) | (q >= 1 - tol)
             ok = (at_m | q_bound) & ~np.isnan(a)
@@ -84,12 +97,8 @@ class VertexTest:
             ups = (interior & (d > 0)).sum(axis=2)
             downs = (interior & (d < 0)).sum(axis=2)
         moved = interior.sum(axis=2)
-        width = rows.shape[1]
+        width = q.shape[-1]
         m = m[..., 0]
-        hit = ((m >= 2 * tol) & (m <= self.largest) & (ok.mean(axis=2) >= self.allowed)
-               & (moved >= max(self.least_interior, self.least_moved * width))
-               & (np.minimum(ups, downs) >= np.maximum(1, self.least_minority * moved)))
-        for i in np.flatnonzero(hit.any(axis=1)):
-            j = int(np.flatnonzero(hit[i])[0])
-            found[i] = start + i - memory + j - memory  # index into rows
-        return found
+        return ((m >= 2 * tol) & (m <= self.largest) & (ok.mean(axis=2) >= self.allowed)
+                & (moved >= max(self.least_interior, self.least_moved * width))
+                & (np.minimum(ups, downs) >= np.maximum(1, self.least_minority * moved)))
