@@ -97,7 +97,15 @@ in 2), copies of 38-73%; no honest client flagged by the monitor. The unchained 
 measured before: re-takers locked out 21/400 (9/100), accounts stopped 58/60 (60/60), JbDA
 locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
 
-refuse_flagged, measured 2026-12-07 in process, off -> on. Digits, ``--sessions 10 --k-accounts
+The corner test (``vertex``, on by default since the third session of 2026-12-07), measured
+in process with ``--sessions 10``, off -> on: digits evasion sessions detected 54 -> 60 of 60
+(median first flag 14 -> 5), won before lock-out 27 -> 16, account inputs won 35 -> 8 of 300;
+MNIST (``--models mnist_cnn``) 56 -> 59 of 60 (13 -> 5), 8 -> 8, 2 -> 1; honest flags the
+same. With refuse_flagged on top: digits sessions won 16 either way (ART Square 1 -> 6: its
+refused stripes send it back to one-way window moves from the clean input), MNIST 8 -> 5.
+An undetected session is listed with the rows it sent and whether it won.
+
+refuse_flagged, measured 2026-12-07 in process (before the corner test), off -> on. Digits, ``--sessions 10 --k-accounts
 10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way
 (median first flag at query 14), won before lock-out 27 -> 26 of 60, the winning query
 flagged in 2 -> 0 of them (wins at rows 4-41: FM01.decision 29-41 with its first flag at a
