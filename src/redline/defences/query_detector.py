@@ -302,7 +302,8 @@ class QueryDetector(Defence):
                     self._counts.add(repeats=1)
                     continue
                 fresh.append(int(i))
-                rows_members[i] = list(dict.fromkeys(h.tobytes() for h in fingerprints[i]))
+                raw = fingerprints[i].tobytes()  # 8 bytes a band; one call, then slices
+                rows_members[i] = list(dict.fromkeys(raw[k:k + 8] for k in range(0, len(raw), 8)))
                 if rows_members[i]:
                     scored.append(i)
                 else:  # nothing informative to compare (a blank input)
