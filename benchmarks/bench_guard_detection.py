@@ -719,10 +719,35 @@ def run_stealing(target, data, budgets, sessions):
 
 
 def _seed_globals(seed: int) -> None:
+    import random
+
     import torch
 
     np.random.seed(seed)
+    random.seed(seed)
     torch.manual_seed(seed)
+    _seed_art_generators()
+
+
+def _seed_art_generators() -> None:
+    """ART's HopSkipJump and Boundary attacks draw their starting points from an unseeded
+    ``np.random.RandomState()``, so their sessions (and the adaptive attacker's) differed from
+    run to run. Their modules get a numpy whose unseeded RandomState takes its seed from the
+    seeded global generator."""
+    import types
+
+    import art.attacks.evasion.boundary as boundary
+    import art.attacks.evasion.hop_skip_jump as hop_skip_jump
+
+    random = types.ModuleType("numpy.random")
+    random.__dict__.update(np.random.__dict__)
+    random.RandomState = lambda seed=None: np.random.RandomState(
+        int(np.random.randint(2**31)) if seed is None else seed)
+    shim = types.ModuleType("numpy")
+    shim.__dict__.update(np.__dict__)
+    shim.random = random
+    for module in (hop_skip_jump, boundary):
+        module.np = shim
 
 
 # -- honest traffic ---------------------------------------------------------------------
