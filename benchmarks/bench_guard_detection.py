@@ -736,8 +736,7 @@ def _seed_art_generators() -> None:
     seeded global generator."""
     import types
 
-    import art.attacks.evasion.boundary as boundary
-    import art.attacks.evasion.hop_skip_jump as hop_skip_jump
+    from art.attacks.evasion import boundary, hop_skip_jump
 
     random = types.ModuleType("numpy.random")
     random.__dict__.update(np.random.__dict__)
