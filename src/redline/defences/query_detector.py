@@ -78,16 +78,14 @@ near-copies.
 
 With ``vertex: true`` (the default) a second test runs beside the fingerprints: a query that
 is a corner of the L-infinity ball around one of the account's last ``vertex_memory`` queries
-(:mod:`redline.defences.vertex`: it moved every feature by one radius, or onto a bound, in
-both directions) is flagged too, and its chain link is that centre, so a second corner of
-the same ball counts. Score-based L-infinity attacks (Square's stripes, SignHunter) ask
-about the clean input and then send such corners from their first query on, while their
-queries are still too unlike one another for the fingerprints. Measured with
-bench_guard_detection.py, 10 sessions per attack, off -> on: digits MLP, evasion sessions
-detected 54 -> 60 of 60 (median queries to the first flag 14 -> 5), won before lock-out
-27 -> 16, ART Square accounts of 5 inputs stopped 8 -> 10 of 10; MNIST CNN 56 -> 59 of 60
-(median 13 -> 5); honest clients flagged unchanged (no client without re-takes, pool and
-test roles, both models). The audit record of such a flag says ``test: corner``.
+that were not corners themselves (:mod:`redline.defences.vertex`: it moved every feature by
+one radius, or onto a bound, both ways, and not as a brightness or contrast change or a step
+of the data's own grid does) is flagged too, and its chain link is that centre, so a second
+corner of the same ball counts. Score-based L-infinity attacks (Square's stripes, SignHunter)
+ask about the clean input and then send such corners from their first query on, while their
+queries are still too unlike one another for the fingerprints. The audit record of such a
+flag says ``test: corner``; benchmarks/bench_guard_detection.py and bench_guard_corners.py
+measure it (README, "Corners of an L-infinity ball").
 
 Everything per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`QueryDetector.for_client` (keys ``query_detector:<client>:...``), so the workers of
