@@ -99,11 +99,12 @@ locked at 42-318 rows, mostly by the query detector, copies of 41-60%.
 
 The corner test (``vertex``, on by default since the third session of 2026-12-07), measured
 in process with ``--sessions 10``, off -> on: digits evasion sessions detected 54 -> 60 of 60
-(median first flag 14 -> 5), won before lock-out 27 -> 16, account inputs won 35 -> 8 of 300;
-MNIST (``--models mnist_cnn``) 56 -> 59 of 60 (13 -> 5), 8 -> 8, 2 -> 1; honest flags the
-same. With refuse_flagged on top: digits sessions won 16 either way (ART Square 1 -> 6: its
+(median first flag 14 -> 5), won before lock-out 28 -> 17, account inputs won 37 -> 10 of 300;
+MNIST (``--models mnist_cnn``) 57 -> 59 of 60 (13 -> 5), 8 -> 8, 2 -> 1; honest flags the
+same. With refuse_flagged on top: digits sessions won 17 either way (ART Square 1 -> 6: its
 refused stripes send it back to one-way window moves from the clean input), MNIST 8 -> 5.
-An undetected session is listed with the rows it sent and whether it won.
+An undetected session is listed with the rows it sent and whether it won. Runs repeat
+exactly since ART's HopSkipJump and Boundary are seeded (``_seed_art_generators``).
 
 refuse_flagged, measured 2026-12-07 in process (before the corner test), off -> on. Digits, ``--sessions 10 --k-accounts
 10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way
