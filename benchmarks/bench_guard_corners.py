@@ -6,7 +6,8 @@ subset (28x28), at several radii. Honest pairs: an image and a corrupted copy, a
 corrupted copies of one image, under each of: the guard benchmark's common corruptions
 (Gaussian noise, blur, brightness), contrast, gamma, quantisation to 2-7 levels, salt and
 pepper, uniform noise of +-0.1, brightness both ways, and +-1/255 dither; a binary or
-two-tone version of an image and a faded, contrast-changed or 4-bit copy of it; two
+two-tone version of an image (tones 0.2/0.8 or 10/245 of 255) and a faded,
+contrast-changed or 4-bit copy of it; integer features moved by one unit each; two
 different images; rows of coarse survey codes (3-5 levels, 10-64 columns) against their 32
 predecessors and of sparse capped counts against their 64. Prints the
 share of attack pairs found and the count of honest pairs taken for corners (the test's
@@ -25,12 +26,15 @@ from redline.defences.vertex import VertexTest
 HONEST_KINDS = ("noise/blur/brightness", "contrast", "gamma", "quantisation", "salt and pepper",
                 "uniform noise", "brightness +-", "+-1/255 dither")
 # an honest version of an image, then an edited copy of that version (found by the red-team
-# review of 2026-12-07: before its fixes, the first two were corners in nearly every pair)
+# reviews of 2026-12-07: before their fixes, each was a corner in nearly every pair)
 EDITED_VERSIONS = {
     "binary image, then faded": (lambda x: (x > 0.5).astype(np.float64), lambda v: 0.5 + 0.8 * (v - 0.5)),
     "two-tone image, then 4-bit": (lambda x: np.where(x > 0.5, 0.8, 0.2), lambda v: np.round(v * 16) / 16),
     "binary image, then contrast 1.25": (lambda x: (x > 0.5).astype(np.float64),
                                          lambda v: np.clip(0.5 + 1.25 * (v - 0.5), 0, 1)),
+    # found by the second review: a scan whose tones sit near the bounds, faded
+    "scan of tones 10/245, then faded": (lambda x: np.where(x > 0.5, 245 / 255, 10 / 255),
+                                         lambda v: 0.5 + 0.8 * (v - 0.5)),
 }
 
 
@@ -112,6 +116,13 @@ def main() -> None:
             found = int((test.corners(codes[32:], codes[:32], 32) >= 0).sum())
             print(f"survey codes, {levels} levels x {width} columns: {found} of 4968 rows taken for corners "
                   f"of one of their 32 predecessors")
+    for width, top in ((64, 50), (64, 100)):
+        test = VertexTest(np.zeros(width), np.full(width, float(top)))
+        values = rng.integers(1, top, (2000, width)).astype(np.float64)
+        moved = values + rng.choice([-1.0, 1.0], values.shape)
+        found = sum(is_corner(test, a, b) for a, b in zip(values, moved))
+        print(f"integer features 0..{top} x {width}, every one moved by one unit: {found} of 2000 pairs "
+              f"taken for corners")
     for cols, cap, lam in ((20, 2, 0.3), (40, 2, 0.4), (80, 3, 0.2), (100, 3, 0.5), (300, 4, 1.0)):
         test = VertexTest(np.zeros(cols), np.full(cols, float(cap)))
         counts = test.scale(np.minimum(rng.poisson(lam, (3000, cols)), cap))

@@ -190,7 +190,7 @@ def test_the_corner_memory_is_capped_and_keyed_by_layout(digits):
     twin = d.for_client("a", state)
     twin.score(digits[:10].reshape(10, 1, 8, 8))
     blob = state.get(f"query_detector:a:corners:{d._corners.tag}")
-    assert len(blob) == 4 * (12 + 2 * 64)
+    assert len(blob) == 4 * (12 + 4 * 64)
     # a detector for another layout (other bounds) keeps its own memory and never reads this one
     other = QueryDetector(vertex_memory=4)
     target = digits_target((1, 8, 8))
@@ -238,4 +238,24 @@ def test_honest_data_that_once_looked_like_corners_does_not():
         assert not corner_of(test, binary, 0.5 + 0.8 * (binary - 0.5))  # a faded copy of a binary image
         assert not corner_of(test, two_tone, np.round(two_tone * 16) / 16)  # a two-tone image quantised
         assert not corner_of(test, x, np.clip(x + rng.choice([-1, 1], 784) / 255, 0, 1))  # +-1/255 dither
+        scan = np.where(x > 0.5, 245 / 255, 10 / 255)  # a two-tone scan with tones near the bounds
+        assert not corner_of(test, scan, 0.5 + 0.8 * (scan - 0.5))  # faded: a tone curve, not a corner
+        assert not corner_of(test, 0.5 + 0.9 * (scan - 0.5), 0.5 + 0.8 * (scan - 0.5))
+    # integer features of 101 levels, every one moved by one unit: steps of the data's own grid
+    levels = VertexTest(np.zeros(64), np.full(64, 100.0))
+    counts = rng.integers(1, 100, (200, 64)).astype(np.float64)
+    moved = counts + rng.choice([-1.0, 1.0], counts.shape)
+    assert (levels.corners(levels.scale(moved), levels.scale(counts[:0]), 1) == -1).all()
+    assert not any(corner_of(levels, a, b) for a, b in zip(counts, moved))
+
+
+def test_a_radius_of_two_data_steps_is_found_one_step_is_not(digits):
+    """On digits (values k/16) an attack of eps 2/16 moves values off the 2/16 grid half the
+    time and is a corner; eps 1/16 is one step of the data's own grid, which honest edits of
+    such data also make, so it is left to the fingerprints."""
+    test = VertexTest(np.zeros(64), np.ones(64))
+    rng = np.random.default_rng(11)
+    two = [corner_of(test, x, np.clip(x + 0.125 * rng.choice([-1.0, 1.0], 64), 0, 1)) for x in digits[:200]]
+    one = [corner_of(test, x, np.clip(x + 0.0625 * rng.choice([-1.0, 1.0], 64), 0, 1)) for x in digits[:200]]
+    assert np.mean(two) >= 0.95 and not any(one)
 

@@ -111,7 +111,7 @@ from .state import MemoryState, StateStore
 from .vertex import VertexTest
 
 _EXACT = b"x"  # tags an exact-input digest, so it never equals a window hash
-_MOST_VERTEX_MEMORY = 256  # earlier queries the corner test compares with (a 134 KB blob per account)
+_MOST_VERTEX_MEMORY = 256  # earlier queries the corner test compares with (a 265 KB blob per account)
 
 
 class QueryDetector(Defence):
@@ -326,15 +326,15 @@ class QueryDetector(Defence):
         """For each row, the digest of an earlier row of the account (among the last
         ``vertex_memory``, earlier rows of this batch included) whose L-infinity ball it is a
         corner of, or None; then the rows that are not corners join that memory. The memory is one blob of
-        (12-byte digest, float16 features) records, read and written whole; two workers of one
+        (12-byte digest, float32 features) records, read and written whole; two workers of one
         account may each drop the other's rows from it, which only shortens the memory."""
         corners = self._corners
-        record = 12 + 2 * corners.width
+        record = 12 + 4 * corners.width
         key = self._key("corners", corners.tag)  # a memory kept for another input layout is not read
         old = np.frombuffer(state.get(key) or b"", np.uint8)
         old = old.reshape(-1, record) if len(old) % record == 0 else np.zeros((0, record), np.uint8)
         new = corners.scale(rows)
-        found = corners.corners(new, old[:, 12:].copy().view(np.float16), int(self.vertex_memory))
+        found = corners.corners(new, old[:, 12:].copy().view(np.float32), int(self.vertex_memory))
         names = [bytes(d) for d in old[:, :12]] + [d[-12:] for d in digests]
         records = np.concatenate([np.frombuffer(b"".join(d[-12:] for d in digests), np.uint8).reshape(-1, 12),
                                   np.ascontiguousarray(new).view(np.uint8)], axis=1)
