@@ -52,7 +52,7 @@ class MemoryState:
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
-        self._lock = threading.RLock()  # re-entrant: add_member_groups calls add_members under it
+        self._lock = threading.Lock()
         self._data: dict[str, object] = {}
         self._expiry: dict[str, float] = {}
 
@@ -112,17 +112,19 @@ class MemoryState:
             return items if n is None else items[-n:] if n > 0 else []
 
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
+        return self.add_member_groups(key, [members], ttl)[0]
+
+    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
         with self._lock:
             current = self._live(key)
             if not isinstance(current, set):
                 current = set()
                 self._data[key] = current
                 self._expire(key, ttl)
-            before = len(current)
-            unique = {bytes(m) for m in members}
-            current.update(unique)
-            return len(unique) - (len(current) - before)
-
-    def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
-        with self._lock:
-            return [self.add_members(key, group, ttl) for group in groups]  # the lock is re-entrant
+            known = []
+            for members in groups:
+                before = len(current)
+                unique = {bytes(m) for m in members}
+                current.update(unique)
+                known.append(len(unique) - (len(current) - before))
+            return known

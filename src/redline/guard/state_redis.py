@@ -71,21 +71,9 @@ if n < 0 then return redis.call('LRANGE', KEYS[1], 0, -1) end
 return redis.call('LRANGE', KEYS[1], -n, -1)
 """
 
-# ARGV: ttl in ms (-1: none, 0: expires at once), members... (distinct)
-_ADD_MEMBERS = """
-local key, ttl = KEYS[1], tonumber(ARGV[1])
-local created = redis.call('TYPE', key).ok ~= 'set'
-if created then redis.call('DEL', key) end
-local already = 0
-for i = 2, #ARGV do
-  already = already + 1 - redis.call('SADD', key, ARGV[i])
-end
-if created and ttl == 0 then redis.call('DEL', key)
-elseif created and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-return already
-"""
-
-# ARGV: ttl, then the size of each group, then the members of all groups in order
+# ARGV: ttl in ms (-1: none, 0: expires at once), the number of groups, the size of each
+# group, then the members of all groups in order (distinct within a group); returns, per
+# group, how many of its members were already in the set
 _ADD_MEMBER_GROUPS = """
 local key, ttl, count = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local created = redis.call('TYPE', key).ok ~= 'set'
@@ -127,7 +115,6 @@ class RedisState:
         self._incr = self.client.register_script(_INCR)
         self._push = self.client.register_script(_PUSH)
         self._recent = self.client.register_script(_RECENT)
-        self._add = self.client.register_script(_ADD_MEMBERS)
         self._add_groups = self.client.register_script(_ADD_MEMBER_GROUPS)
 
     def _key(self, key: str) -> str:
@@ -163,8 +150,7 @@ class RedisState:
         return [bytes(v) for v in self._recent(keys=[self._key(key)], args=[-1 if n is None else int(n)])]
 
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
-        unique = list(dict.fromkeys(bytes(m) for m in members))
-        return int(self._add(keys=[self._key(key)], args=[_ttl_ms(ttl), *unique]))
+        return self.add_member_groups(key, [members], ttl)[0]
 
     def add_member_groups(self, key: str, groups: list[list[bytes]], ttl: float | None = None) -> list[int]:
         unique = [list(dict.fromkeys(bytes(m) for m in group)) for group in groups]
