@@ -134,7 +134,7 @@ class VertexTest:
         a = np.abs(d)
         tol = self.tol
         with np.errstate(invalid="ignore"):
-            m = np.nanmax(np.where(np.isnan(a), -1.0, a), axis=2, keepdims=True)
+            m = np.where(np.isnan(a), -1.0, a).max(axis=2, keepdims=True)  # a NaN feature moved "-1"
             plausible = (m[..., 0] >= self.smallest) & (m[..., 0] <= self.largest)
             if not plausible.any():  # the usual case for honest traffic: other inputs differ by more
                 return plausible
@@ -144,6 +144,7 @@ class VertexTest:
             interior = at_m & ~q_bound
             up, down = interior & (d > 0), interior & (d < 0)
             ups, downs = up.sum(axis=2), down.sum(axis=2)
+            moved = ups + downs
             # moves from a value inside the bounds: the evidence (a value on a bound is on
             # every lattice and moves one way only)
             inside = interior & (before > tol) & (before < 1 - tol)
@@ -153,7 +154,7 @@ class VertexTest:
             # that rounding, but never more than a quarter step. (Stored as float16, a value
             # near 1 is off by up to 2.4e-4, which a hundredfold multiple turns into a step:
             # integer features of 100 levels moved by one unit looked off the grid.)
-            step = (a * interior).sum(axis=2, keepdims=True) / np.maximum(interior.sum(axis=2, keepdims=True), 1)
+            step = (a * interior).sum(axis=2, keepdims=True) / np.maximum(moved[..., None], 1)
             step = np.where(step > 0, step, 1.0)
             multiple = np.round(before / step)
             slack = np.minimum(step / 4, tol + multiple * _ROUNDING)
@@ -171,11 +172,9 @@ class VertexTest:
             low_down = np.where(down_free, before, np.inf).min(axis=2)
             high_down = np.where(down_free, before, -np.inf).max(axis=2)
         contrast = (free.sum(axis=2) >= self.least_free) & ((high_up < low_down) | (high_down < low_up))
-        moved = interior.sum(axis=2)
         n_inside = inside.sum(axis=2)
         width = q.shape[-1]
-        m = m[..., 0]
-        return ((m >= self.smallest) & (m <= self.largest) & (ok.mean(axis=2) >= self.allowed)
+        return (plausible & (ok.mean(axis=2) >= self.allowed)
                 & (moved >= max(self.least_interior, self.least_moved * width))
                 & (np.minimum(ups, downs) >= np.maximum(1, self.least_minority * moved))
                 & (n_inside >= self.least_inside) & (on_grid.sum(axis=2) < self.lattice * n_inside)
