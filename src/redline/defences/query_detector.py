@@ -59,22 +59,16 @@ the rows), while flag counting and lock-out go on as above. The protocol answers
 of a request or none, so one flagged row refuses the batch. A refused query's fingerprints stay in the
 history, and its exact bytes are remembered (``refused:<digest>`` for ``memory_s``), so
 sending it again is refused again (without a new flag) instead of passing as a retry.
-It is off by default because the same benchmark shows it buys little: an attack wins at a
-query that was not flagged (Square within its first 4-34 queries, before its probes look
-alike), so there is nothing to refuse. In process, off -> on, on the digits MLP with 10
-sessions per attack: single-input evasion sessions won before lock-out 27 -> 26 of 60, the
-winning query flagged in 2 of the 27 and 0 of the 26 (wins at rows 4-41; the first flag came
-at a median of 14 either way, 54 of 60 sessions flagged); 10 accounts of 5 inputs per attack
-won 36 -> 28 of 300 inputs (2 of the 36 at a flagged query; ART Square accounts stopped 8 ->
-10 of 10: refusals starve an attack between its first flag and its lock-out); the adaptive
-HopSkipJump (noise +-0.0625, 4 accounts) succeeded in 1 of 10 sessions either way. On the
-MNIST CNN (3 sessions per attack) nothing changed: 3 of 18 sessions and 2 of 300 account
-inputs won, every one at an unflagged query. The cost falls on honest clients that re-send
-an input under a fresh corruption: of 400 held-out digits clients with 0-10% re-takes, 94 had
-a request refused and 25 two or more, 4.0% of their requests (5.6% of rows) refused (MNIST,
-100 clients: 24, 12 and 4.2%); clients without re-takes lost nothing (0 of 400 / 100), and
-lock-outs were as without it. Turn it on for a service whose clients never re-send
-near-copies.
+It is off by default because the benchmark shows it buys little. Measured before the corner
+test (below), an attack won at queries that were not flagged, so there was nothing to refuse
+(digits MLP, 10 sessions per attack: sessions won before lock-out 27 -> 26 of 60). With the
+corner test it refuses FM01.square's corners, but ART Square reads its refused stripes as no
+gain and falls back to one-way window moves that neither test sees early: 17 of 60 digits
+sessions won either way (README, "Corners of an L-infinity ball"). The cost falls on honest
+clients that re-send an input under a fresh corruption: of held-out digits clients with
+0-10% re-takes about a quarter had a request refused, 4% of their requests; clients without
+re-takes lost nothing, and lock-outs were as without it. Turn it on for a service whose
+clients never re-send near-copies.
 
 With ``vertex: true`` (the default) a second test runs beside the fingerprints: a query that
 is a corner of the L-infinity ball around one of the account's last ``vertex_memory`` queries
