@@ -81,6 +81,12 @@ and locked-out clients are what the guard decided. The accounts view goes throug
 too; the stealing sessions behind the extraction monitor and the varied honest clients run
 in process only.
 
+``--domain`` runs the whole policy a deployment would: the extraction monitor gets the
+in-domain reference (the train and test roles; the honest clients' pool role stays out of
+it) and sits behind the query detector in front of the evasion sessions too (in the guard's
+policy with ``--via-guard``), so detection is the first flag of either defence; the
+detection table says how many sessions the monitor flagged first.
+
 Measured 2026-12-07 in process with the chained default (load 3.5-4 on 2 shared cores;
 ``--k-accounts 10``, digits ~4 min with ``--varied-clients 400``, MNIST ~3 min with 100):
 accounts of 5 inputs, 10 per attack, stopped before their last input was won: 57/60 on
@@ -106,6 +112,18 @@ refused stripes send it back to one-way window moves from the clean input), MNIS
 An undetected session is listed with the rows it sent and whether it won. Runs repeat
 exactly since ART's HopSkipJump and Boundary are seeded (``_seed_art_generators``).
 
+The whole policy over loopback, measured 2026-12-07 (load under 1): ``--models
+mnist_cnn,digits_mlp_overfit --sessions 10 --domain --via-guard --clients 100`` (131 s):
+evasion sessions detected 60 of 60 on each model, median first flag at query 5 on each
+(per attack: FM01.decision 53 / 48, FM01.square 5 / 5, ART HopSkipJump 11 / 9, Boundary 8 /
+5, Square 4 / 4). MNIST's last undetected session, the ART HopSkipJump that sent only
+random images looking for a starting point, is now flagged by the monitor's domain test
+at row 21. Won before lock-out: 8 / 17 of 60, as without the monitor. Honest clients (pool
+role, 100 each, 10% repeats, 30% corrupted) through the same guard: 0 of 9,000 scored
+queries flagged on each model (95% upper bound 0.033%), no client flagged or locked out.
+In process with ``--varied-clients 100`` (MNIST): no varied client, with or without
+re-takes, flagged by the monitor.
+
 refuse_flagged, measured 2026-12-07 in process (before the corner test), off -> on. Digits, ``--sessions 10 --k-accounts
 10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way
 (median first flag at query 14), won before lock-out 27 -> 26 of 60, the winning query
@@ -121,7 +139,7 @@ unchanged. So it stays off by default. Through the guard (``--via-guard --only s
 sessions): 36 requests refused with 403 similar_query, wins 3/9, all at unflagged queries.
 
     python benchmarks/bench_guard_detection.py [--mnist] [--full] [--via-guard] [--sessions 3] [--clients 40]
-        [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500]
+        [--inputs-per-account 5] [--varied-clients 100] [--monitor max_rows=500] [--domain]
 """
 from __future__ import annotations
 
@@ -351,6 +369,16 @@ class Session:
         return self._row_of("flagged")
 
     @property
+    def detected(self) -> tuple[int | None, str | None]:
+        """Rows sent up to the first flag of any defence, and which one raised it (the query
+        detector, or the extraction monitor's test when it sits in the session's chain)."""
+        found = [(at, "query detector") for at in (self.first_flag_at,) if at is not None]
+        at, test = self.monitor_flag()
+        if at is not None:
+            found.append((at, f"extraction monitor ({test})"))
+        return min(found) if found else (None, None)
+
+    @property
     def sent(self) -> int:
         return self.recorder.sent
 
@@ -363,7 +391,7 @@ class GuardUnderTest:
     """``redline guard`` (uvicorn in a thread) in front of a ProbabilityEndpoint, with ``accounts``
     client keys and a policy of one ``query_detector`` with its defaults."""
 
-    def __init__(self, target, folder, accounts: int, detector_params: dict):
+    def __init__(self, target, folder, accounts: int, detector_params: dict, monitor_params: dict | None = None):
         import secrets
         import socket
         import threading
@@ -387,6 +415,8 @@ class GuardUnderTest:
         policy = {"version": 1, "state": "memory", "limits": {"max_batch": 1024},
                   "input": {"shape": list(spec.shape), "lower": float(spec.lower), "upper": float(spec.upper)},
                   "defences": [{"query_detector": dict(detector_params)}]}
+        if monitor_params is not None:  # a request meets the query detector first, the monitor next to the model
+            policy["defences"].append({"extraction_monitor": dict(monitor_params)})
         (folder / "guard.yaml").write_text(yaml.safe_dump(policy))
         self.audit_path = folder / "audit.jsonl"
         built = build(GuardOptions(policy_path=folder / "guard.yaml", keys_path=folder / "keys.txt",
@@ -555,7 +585,8 @@ def attack_factory(name, data, x0, seed, budget, mnist, n_inputs=4):
     return lambda t: check(t, data, budget=budget, seed=seed)
 
 
-def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None, judge=None):
+def run_attacks(target, data, detector, state, sessions, budget, mnist, only, full, guard=None, judge=None,
+                monitor=None):
     rng = np.random.default_rng(0)
     with target.ledger.evaluating():
         correct = np.flatnonzero(target.predict_labels(data.x_test.astype(np.float32)) == data.y_test)
@@ -574,7 +605,8 @@ def run_attacks(target, data, detector, state, sessions, budget, mnist, only, fu
             x0 = data.x_test[i:i + 1].astype(np.float32)
             _seed_globals(1000 * s + len(name))  # ART and torch draw from the global generators
             evasion = not ("FM05" in name or "Knockoff" in name)
-            session = Session(target, detector, state, f"{name}#{s}", guard, judge if evasion else None)
+            session = Session(target, detector, state, f"{name}#{s}", guard, judge if evasion else None,
+                              monitor=monitor if evasion else None)
             session.run(attack_factory(name, data, x0, seed=s, budget=budget, mnist=mnist))
             results.append(session)
         rows[name] = (results, time.perf_counter() - started)
@@ -1021,6 +1053,8 @@ def bench(model, args):
     detector = QueryDetector(**args.detector)
     detector.check(target)
     state = MemoryState()
+    if args.domain:
+        args = argparse.Namespace(**{**vars(args), "monitor": {**args.monitor, "reference": domain_reference(model, data)}})
     print(f"\n== {model}: QueryDetector({', '.join(f'{k}={v}' for k, v in detector.get_params().items())})")
 
     guard = None
@@ -1028,8 +1062,10 @@ def bench(model, args):
         import tempfile
         from pathlib import Path
 
-        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool, args.detector)
-        print(f"via the guard: {guard.url} (policy: query_detector {args.detector or 'with its defaults'}, state: memory) "
+        guard = GuardUnderTest(target, Path(tempfile.mkdtemp(prefix="bench-guard-")), args.accounts_pool, args.detector,
+                               args.monitor if args.domain else None)
+        print(f"via the guard: {guard.url} (policy: query_detector {args.detector or 'with its defaults'}"
+              f"{f', extraction_monitor {args.monitor}' if args.domain else ''}, state: memory) "
               f"in front of {guard.model.url}")
     try:
         _bench_traffic(target, data, detector, state, mnist, args, guard)
@@ -1063,8 +1099,15 @@ def _bench_traffic(target, data, detector, state, mnist, args, guard):
     eps_inf, eps_l2 = RADII[kind]
     lower, upper_b = target.input_spec.feature_bounds()
     judge = Success(data, lower, upper_b, eps_inf, eps_l2)
+    monitor = None
+    if args.domain and guard is None:
+        from redline.defences.extraction_monitor import ExtractionMonitor
+
+        monitor = ExtractionMonitor(**args.monitor)
+        monitor.check(target)
+        print(f"evasion sessions also behind ExtractionMonitor({', '.join(f'{k}={v}' for k, v in monitor.get_params().items())})")
     rows = run_attacks(target, data, detector, state, args.sessions, args.budget, mnist, args.only, args.full,
-                       guard, judge)
+                       guard, judge, monitor)
     print(f"\nqueries counted from the session's first row; 'won' = the first query that was a successful evasion "
           f"(label != the nearest clean input's, within L-inf {eps_inf} or L2 {eps_l2} of it, in feature-range units)")
     # The session ends at its lock-out: later flags are never seen. Unchained, the lock-out is
@@ -1142,7 +1185,8 @@ def _report_detection(rows, detector):
         if "Knockoff" in name or "FM05" in name:
             continue
         n = len(sessions)
-        first = [sess.first_flag_at for sess in sessions]
+        first = [sess.detected[0] for sess in sessions]
+        by_monitor = sum((sess.detected[1] or "").startswith("extraction") for sess in sessions)
         won = [sess for sess in sessions if sess.succeeded_at is not None]
         flagged_wins = sum(bool(sess.won_at_flagged) for sess in won)
         refused = [sess.channel.refused_requests for sess in sessions]
@@ -1152,13 +1196,14 @@ def _report_detection(rows, detector):
         totals["won"] += len(won)
         totals["won_flagged"] += flagged_wins
         totals["first"] += first
-        print(f"  {name:24s} detected {sum(f is not None for f in first)}/{n} @ {median_text(first):>3s}, "
+        print(f"  {name:24s} detected {sum(f is not None for f in first)}/{n} @ {median_text(first):>3s}"
+              + (f" ({by_monitor} first by the extraction monitor)" if by_monitor else "") + ", "
               f"locked out {sum(sess.locked_at is not None for sess in sessions)}/{n}, won {len(won)}/{n} "
               f"({flagged_wins} at a flagged query; at rows "
               f"{', '.join(str(sess.succeeded_at) + ('*' if sess.won_at_flagged else '') for sess in won) or '-'}), "
               f"requests refused per session {median_text(refused)}"
               + "".join(f"; undetected: sent {sess.sent} rows, {'won' if sess.succeeded_at else 'no win'}"
-                        for sess in sessions if sess.first_flag_at is None))
+                        for sess in sessions if sess.detected[0] is None))
     n = totals["n"]
     print(f"  all evasion sessions: detected {totals['detected']}/{n} (median queries to detection "
           f"{median_text(totals['first'])}), locked out {totals['locked']}/{n}, won before lock-out "
@@ -1189,6 +1234,18 @@ def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
         print(f"{name:24s} {outcomes.count('stopped'):>7d} {outcomes.count('late'):>5d} {outcomes.count('escaped'):>7d} "
               f"{outcomes.count('failed'):>6d} {median_text([sess.first_flag_at for sess in sessions]):>7s} "
               f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
+
+
+def domain_reference(model: str, data) -> str:
+    """The extraction monitor's in-domain reference for ``--domain``: the data set's train and
+    test roles (what the operator holds) in an ``.npz``; the pool role, which the held-out honest
+    clients send, stays out of it."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="bench-domain-")) / f"{model}-reference.npz"
+    np.savez(path, x_train=np.concatenate([data.x_train, data.x_test]), y_train=np.concatenate([data.y_train, data.y_test]))
+    return f"npz:{path}"
 
 
 def _report_stealing(target, data, detector, state, args):
@@ -1311,6 +1368,9 @@ def main():
                    help="an ExtractionMonitor parameter (repeatable); the run uses max_rows=500 unless given")
     p.add_argument("--varied-clients", type=int, default=None,
                    help="varied honest clients per role and population (default 100, --full 400; 0: skip)")
+    p.add_argument("--domain", action="store_true",
+                   help="give the extraction monitor the in-domain reference (train and test roles) and put it in "
+                        "front of the evasion sessions too, so a flag of either defence counts as detection (in process)")
     p.add_argument("--varied-largest", type=int, default=500, help="the largest varied honest client, in rows")
     args = p.parse_args()
     args.detector = {k: yaml_value(v) for k, v in (item.split("=", 1) for item in args.detector)}
