@@ -13,6 +13,26 @@ import httpx
 import numpy as np
 
 
+def read_http_message(sock) -> tuple[bytes, bytes] | None:
+    """One HTTP message from ``sock``: its head and as many body bytes as its Content-Length
+    declares (the two may arrive in separate reads), or None when the peer closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,7 +9,14 @@ import time
 
 import httpx
 import pytest
-from guard_testkit import HTTP, KEY_ALICE, UPSTREAM_SECRET, ModelEndpoint, launch
+from guard_testkit import (
+    HTTP,
+    KEY_ALICE,
+    UPSTREAM_SECRET,
+    ModelEndpoint,
+    launch,
+    read_http_message,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,26 +56,6 @@ def assert_well_formed(answer, rows=None):
         assert set(body) == {"error", "reason"} and all(isinstance(v, str) for v in body.values())
 
 
-def _read_answer(sock) -> str:
-    """One whole HTTP answer from ``sock``: the head and as many body bytes as it declares
-    (the head and the body may arrive in separate reads, on a loaded machine they do)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        body += chunk
-    return (head + b"\r\n\r\n" + body).decode("latin-1")
-
-
 def _open_slow(guard, declared=2000):
     sock = socket.create_connection(("127.0.0.1", guard.port), timeout=10)
     sock.sendall((f"POST /predict HTTP/1.1\r\nHost: guard\r\nX-API-Key: {KEY_ALICE}\r\n"
@@ -90,7 +77,8 @@ def test_slow_bodies_do_not_hold_up_other_clients_and_are_cut_off(served):
             slow[0].recv(1)
         slow[0].setblocking(True)
         slow[0].settimeout(10)
-        answer = _read_answer(slow[0])  # the body timeout (3 s) ends the slow request
+        head, body = read_http_message(slow[0])  # the body timeout (3 s) ends the slow request
+        answer = (head + b"\r\n\r\n" + body).decode("latin-1")
         assert answer.startswith("HTTP/1.1 408"), answer
         assert '"reason":"body_timeout"' in answer
         assert time.monotonic() - started >= 2.9

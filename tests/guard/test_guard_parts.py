@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from guard_testkit import read_http_message
 
 from redline.defences.policy import Client, hash_key
 from redline.errors import UsageError
@@ -72,17 +73,7 @@ class _RawServer:
 
     def _handle(self, conn):
         with conn:
-            while True:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
-                while len(rest) < length:
-                    rest += conn.recv(65536)
+            while read_http_message(conn) is not None:
                 if self.respond(conn) == "close":
                     return
 
