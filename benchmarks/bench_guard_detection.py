@@ -122,7 +122,12 @@ at row 21. Won before lock-out: 8 / 17 of 60, as without the monitor. Honest cli
 role, 100 each, 10% repeats, 30% corrupted) through the same guard: 0 of 9,000 scored
 queries flagged on each model (95% upper bound 0.033%), no client flagged or locked out.
 In process with ``--varied-clients 100`` (MNIST): no varied client, with or without
-re-takes, flagged by the monitor.
+re-takes, flagged by the monitor. The same run with ``--clients 400 --accounts-pool 1200
+--k-accounts 10 --adaptive-sessions 10`` (541 s): the same 60 / 60 sessions; 0 of 36,000
+honest queries flagged per model (95% bound 0.008%), 0 of 400 clients; accounts of 5
+inputs all stopped before their last win (inputs won 10 / 2 of 300); the adaptive
+HopSkipJump won 0 of 10 sessions at either noise (the bare model: 10 of 10 on digits, 0 of
+10 on MNIST within L2 2).
 
 refuse_flagged, measured 2026-12-07 in process (before the corner test), off -> on. Digits, ``--sessions 10 --k-accounts
 10 --clients 10 --varied-clients 0`` (~1 min): evasion sessions detected 54/60 either way

@@ -99,7 +99,7 @@ audit_log: {audit}
 input: {{shape: [1, 8, 8], lower: 0, upper: 1}}
 defences:
 {defences}  - round: {{decimals: {decimals}}}
-"""
+{last}"""
 # The defences a deployment would run in front of this model, where this checkout has them
 # (issue 16's defences arrive in several modules; each is used if its policy key exists).
 # The detector computes and records as usual but never locks the one benchmark client out,
@@ -110,14 +110,24 @@ REALISTIC = (
     ("query_detector", "{lockout_after: 1000000000}"),
     ("squeeze", "{levels: 17}"),
 )
+# Nearest the model, after the rounding (it reads the answers): the extraction monitor with its
+# out-of-domain test on the model's own data set, which the detection benchmark's whole policy
+# (--domain) runs; its budget and lock-out set out of the benchmark client's reach.
+NEAREST_MODEL = (
+    ("extraction_monitor", "{max_rows: 1000000000, lockout_after: 1000000000, reference: 'builtin:digits'}"),
+)
 
 
-def realistic_defences() -> tuple[str, list[str]]:
+def realistic_defences() -> tuple[dict[str, str], list[str]]:
+    """The policy's defences before and after ``round`` (``defences``, ``last``), and their keys."""
     from redline.defences.policy import defence_classes
 
     known = defence_classes()
-    used = [(key, params) for key, params in REALISTIC if key in known]
-    return "".join(f"  - {key}: {params}\n" for key, params in used), [key for key, _ in used] + ["round"]
+    before = [(key, params) for key, params in REALISTIC if key in known]
+    after = [(key, params) for key, params in NEAREST_MODEL if key in known]
+    text = {name: "".join(f"  - {key}: {params}\n" for key, params in part)
+            for name, part in (("defences", before), ("last", after))}
+    return text, [key for key, _ in before] + ["round"] + [key for key, _ in after]
 
 
 def free_port() -> int:
@@ -272,7 +282,7 @@ def main(argv: list[str]) -> int:
         folder = Path(tmp)
         policy = folder / "guard.yaml"
         defences, used = realistic_defences()
-        policy_text = {d: POLICY.format(state=folder / "state.db", audit=folder / "audit.jsonl", defences=defences,
+        policy_text = {d: POLICY.format(state=folder / "state.db", audit=folder / "audit.jsonl", **defences,
                                         decimals=d) for d in (2, 3)}
         policy.write_text(policy_text[3])
         (folder / "keys.txt").write_text(f"bench:{KEY}\n")
@@ -289,7 +299,7 @@ def main(argv: list[str]) -> int:
                 other = folder / "baseline"
                 other.mkdir()
                 (other / "guard.yaml").write_text(POLICY.format(state=other / "state.db", audit=other / "audit.jsonl",
-                                                                defences=defences, decimals=3))
+                                                                **defences, decimals=3))
                 (other / "keys.txt").write_text(f"bench:{KEY}\n")
                 baseline = start_guard(args.baseline.resolve(), other, upstream, baseline_port, env, "1")
                 procs.append(baseline)

@@ -138,7 +138,7 @@ def test_a_guard_policy_runs_it_after_the_answer_whatever_the_output_hardening(d
     # PRADA reads labels as well as probabilities
     m = monitor(min_queries=10, window=10).for_client("bob", MemoryState())
     m.observe(digits[:30], np.arange(30) % 2)
-    assert len(m._store().recent(m._key("d"))) == 10
+    assert len(np.frombuffer(m._store().get(m._key("dw")), "<f4")) == 10  # the window holds its last 10
 
 
 def test_prada_refuses_an_unbounded_input_instead_of_going_blind():
@@ -478,3 +478,15 @@ def test_near_copies_are_one_piece_of_evidence_for_the_honest_and_for_the_thief(
         for photo in photo_patches[:60]:
             padding = np.clip(held[:1] + jitter.normal(0, 1e-4, (19, *held.shape[1:])), 0, 1)
             thief.transform_input(np.concatenate([padding, photo[None]]))
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 7, 11, 20, 99, 100, 101, 1000, 4999])
+def test_shapiro_w_is_scipys_w(n):
+    from scipy.stats import shapiro
+
+    from redline.defences.extraction_monitor import shapiro_w
+
+    rng = np.random.default_rng(n)
+    for x in (rng.normal(size=n), rng.exponential(size=n), np.round(rng.normal(size=n), 1), rng.uniform(size=n) ** 4):
+        assert shapiro_w(x) == pytest.approx(float(shapiro(x).statistic), abs=1e-7)
+    assert shapiro_w(np.ones(n)) == 1.0

@@ -66,7 +66,7 @@ needs the model's answer, so it decides after answering).
 State per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`ExtractionMonitor.for_client` (keys ``extraction_monitor:<client>:...``): the growing
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
-distances, running sums per class, with ``max_rows`` the row count and digests of the rows
+distances (one float32 blob), running sums per class, with ``max_rows`` the row count and digests of the rows
 seen (so exact repeats are not budget; PRADA keeps its own digests), and the
 out-of-domain test's two counters (distinct informative rows scored, rows outside; kept
 after a flag, so once a lock-out expires the next outside row locks the account again).
@@ -82,8 +82,8 @@ changes a distance, not the decision's basis.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import struct
 import time
 from typing import Any
 
@@ -355,11 +355,16 @@ class ExtractionMonitor(Defence):
         distances = self.distances(flat, labels)
         if not distances:
             return
-        state.push(self._key("d"), [struct.pack("<f", d) for _, d in distances], keep=int(self.window), ttl=self.memory_s)
-        recent = state.recent(self._key("d"))
+        # The window of distances is one float32 blob, read and written whole: a list of 1000
+        # entries cost about 0.6 ms a request to read back on SQLite, the blob 0.05 ms. Two
+        # workers of one account may each drop the other's newest distances (statistical).
+        key = self._key("dw")
+        held = np.frombuffer(state.get(key) or b"", "<f4")
+        recent = np.concatenate([held, np.asarray([d for _, d in distances], "<f4")])[-int(self.window):]
+        state.set(key, recent.tobytes(), ttl=self.memory_s)
         if len(recent) < self.min_queries:
             return
-        w = shapiro_w(np.frombuffer(b"".join(recent), "<f4"))
+        w = shapiro_w(recent)
         if w < self.shapiro_below:
             self._flag(state, "prada", row=distances[-1][0], w=round(w, 4), distances=len(recent))
 
@@ -444,10 +449,47 @@ def _digest(row: np.ndarray) -> bytes:
 
 
 def shapiro_w(values: np.ndarray) -> float:
-    """Shapiro-Wilk W of ``values`` (1 for a sample with no spread: nothing to judge)."""
-    from scipy.stats import shapiro
-
-    values = np.asarray(values, np.float64)
+    """Shapiro-Wilk W of ``values`` (1 for a sample with no spread: nothing to judge): the
+    squared correlation of the sorted values with Royston's (1995, AS R94) coefficients,
+    which depend on the sample size only and are kept per size. scipy.stats.shapiro gives
+    the same W (the tests compare them) but spent about 0.2 ms a call on its argument
+    handling, on every answered request of every account."""
+    values = np.asarray(values, np.float64)[-5000:]
     if len(values) < 3 or np.ptp(values) == 0:
         return 1.0
-    return float(shapiro(values[-5000:]).statistic)
+    ordered = np.sort(values)
+    a = _shapiro_coefficients(len(ordered))
+    centred = ordered - ordered.mean()
+    return float(min(1.0, (a @ centred) ** 2 / ((a @ a) * (centred @ centred))))
+
+
+@functools.lru_cache(maxsize=64)
+def _shapiro_coefficients(n: int) -> np.ndarray:
+    """AS R94's coefficients for a sample of ``n`` (all n of them: the lower half negative,
+    the upper half their mirror, 0 in the middle of an odd sample)."""
+    from scipy.special import ndtri
+
+    half = n // 2
+    if n == 3:
+        lower = np.array([np.sqrt(0.5)])
+    else:
+        m = ndtri((np.arange(1, half + 1) - 0.375) / (n + 0.25))  # expected normal order statistics
+        summ2 = 2.0 * float(m @ m)
+        ssumm2, rsn = np.sqrt(summ2), 1.0 / np.sqrt(n)
+        poly = lambda c: sum(coefficient * rsn**k for k, coefficient in enumerate(c))  # noqa: E731
+        a1 = poly((0.0, 0.221157, -0.147981, -2.071190, 4.434685, -2.706056)) - m[0] / ssumm2
+        lower = -m.copy()
+        if n > 5:
+            a2 = -m[1] / ssumm2 + poly((0.0, 0.042981, -0.293762, -1.752461, 5.682633, -3.582633))
+            fac = np.sqrt((summ2 - 2 * m[0] ** 2 - 2 * m[1] ** 2) / (1 - 2 * a1**2 - 2 * a2**2))
+            lower = lower / fac
+            lower[1] = a2
+        else:
+            fac = np.sqrt((summ2 - 2 * m[0] ** 2) / (1 - 2 * a1**2))
+            lower = lower / fac
+        lower[0] = a1
+    full = np.zeros(n)
+    full[:half] = -lower
+    full[n - half:] = lower[::-1]
+    full.setflags(write=False)
+    return full
