@@ -490,3 +490,19 @@ def test_shapiro_w_is_scipys_w(n):
     for x in (rng.normal(size=n), rng.exponential(size=n), np.round(rng.normal(size=n), 1), rng.uniform(size=n) ** 4):
         assert shapiro_w(x) == pytest.approx(float(shapiro(x).statistic), abs=1e-7)
     assert shapiro_w(np.ones(n)) == 1.0
+
+
+def test_a_policy_reload_reuses_the_fitted_domain_scorer_unless_the_reference_changed(domain_split, tmp_path,
+                                                                                    monkeypatch):
+    from redline.defences import domain
+
+    fits = []
+    original = domain.DomainScorer.fit
+    monkeypatch.setattr(domain.DomainScorer, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    reference, held = domain_split
+    first, second = domain_monitor(reference, seed=7), domain_monitor(reference, seed=7)  # a reload: a new monitor
+    assert second._domain_ is first._domain_ and len(fits) == 1
+    changed = tmp_path / "changed.npz"  # the operator replaced the reference file
+    np.savez(changed, x_train=held[:100], y_train=np.zeros(100, int))
+    assert domain_monitor(str(changed), seed=7)._domain_ is not first._domain_ and len(fits) == 2
+    assert domain_monitor(reference, seed=8)._domain_ is not first._domain_ and len(fits) == 3  # other settings
