@@ -92,40 +92,48 @@ class DomainScorer:
         self.near_ = 0.5 * float(np.quantile(np.concatenate(nearest), 0.05))
         self.calibration_scores_ = scores
         self.reference_ = self.represent(rows)
+        self._reference_sq = (self.reference_**2).sum(axis=1)  # every request compares with it
         return self
 
-    def _kth(self, queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def _kth(self, queries: np.ndarray, reference: np.ndarray, reference_sq: np.ndarray | None = None) -> np.ndarray:
         k = min(self.neighbours, len(reference))
-        return np.sqrt(np.partition(_squared_distances(queries, reference), k - 1, axis=1)[:, k - 1])
+        return np.sqrt(np.partition(_squared_distances(queries, reference, reference_sq), k - 1, axis=1)[:, k - 1])
 
-    def distinct(self, rows: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def distinct(self, rows: np.ndarray, earlier: np.ndarray,
+                 reps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Which of ``rows`` (in order) are not near-copies (within ``near_`` in the layout)
         of a row of ``earlier`` (representations) or of an earlier distinct row of the batch;
         and the representations of the distinct ones, to remember. A row with NaN or
-        infinity is always distinct (it is outside, and has no place in the layout)."""
+        infinity is always distinct (it is outside, and has no place in the layout).
+        ``reps``: the rows' representations, when the caller has them already."""
         keep = np.zeros(len(rows), bool)
         if not len(rows):
             return keep, np.zeros((0, self.reference_.shape[1]))
-        with np.errstate(invalid="ignore"):
-            reps = self.represent(rows)
+        if reps is None:
+            with np.errstate(invalid="ignore"):
+                reps = self.represent(rows)
         finite = np.isfinite(reps).all(axis=1)
         reps = np.where(finite[:, None], reps, 0.0)
         near = self.near_**2
-        fresh = ~(_squared_distances(reps, earlier) <= near).any(axis=1) if len(earlier) else np.ones(len(reps), bool)
+        # in the precision of the memory (float32 of float16 layouts): one matrix product, no copy
+        fresh = (~(_squared_distances(reps.astype(earlier.dtype), earlier) <= near).any(axis=1) if len(earlier)
+                 else np.ones(len(reps), bool))
         within = _squared_distances(reps, reps) <= near
         for i in range(len(reps)):
             keep[i] = not finite[i] or (fresh[i] and not within[i, :i][keep[:i] & finite[:i]].any())
         return keep, reps[keep & finite]
 
-    def score(self, rows: np.ndarray) -> np.ndarray:
-        return self._kth(self.represent(rows), self.reference_)
+    def score(self, rows: np.ndarray, reps: np.ndarray | None = None) -> np.ndarray:
+        """Each row's distance to its ``neighbours``-th nearest reference row (``reps``: the
+        rows' representations, when the caller has them already)."""
+        return self._kth(self.represent(rows) if reps is None else reps, self.reference_, self._reference_sq)
 
-    def outside(self, rows: np.ndarray) -> np.ndarray:
+    def outside(self, rows: np.ndarray, reps: np.ndarray | None = None) -> np.ndarray:
         """Rows beyond the threshold; a row with a NaN or infinite value is outside too (its
         score is not a number, and no in-domain input has one)."""
         finite = np.isfinite(np.asarray(rows, np.float64).reshape(len(rows), -1)).all(axis=1)
         with np.errstate(invalid="ignore"):
-            return ~(self.score(rows) <= self.threshold_) | ~finite
+            return ~(self.score(rows, reps) <= self.threshold_) | ~finite
 
     def informative(self, rows: np.ndarray) -> np.ndarray:
         """Rows that say anything about the domain: not a flat image (one value everywhere,
@@ -139,8 +147,9 @@ class DomainScorer:
             return ~(np.nanmax(flat, axis=1) == np.nanmin(flat, axis=1)) | ~np.isfinite(flat).all(axis=1)
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.maximum((a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * a @ b.T, 0.0)
+def _squared_distances(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+    b_sq = (b**2).sum(axis=1) if b_sq is None else b_sq
+    return np.maximum((a**2).sum(axis=1)[:, None] + b_sq[None, :] - 2.0 * a @ b.T, 0.0)
 
 
 def corrupt(rows: np.ndarray, rng: np.random.Generator, lower: float, upper: float, image: bool) -> np.ndarray:

@@ -315,13 +315,15 @@ class ExtractionMonitor(Defence):
         width = self._domain_.reference_.shape[1]
         key = self._key("near", width)  # (layouts of another input shape live apart)
         blob = state.get(key) or b""
-        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(np.float64)
-        distinct, reps = self._domain_.distinct(flat[rows], earlier)
+        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(np.float32)
+        with np.errstate(invalid="ignore"):  # once, for both tests
+            layouts = self._domain_.represent(flat[rows]) if len(rows) else np.zeros((0, width))
+        distinct, reps = self._domain_.distinct(flat[rows], earlier, layouts)
         if len(reps):
-            kept = np.concatenate([earlier, np.clip(reps, -6e4, 6e4)])[-_NEAR_MEMORY:]
+            kept = np.concatenate([earlier, np.clip(reps, -6e4, 6e4).astype(np.float32)])[-_NEAR_MEMORY:]
             state.set(key, kept.astype(np.float16).tobytes(), ttl=self.memory_s)
-        rows = rows[distinct]
-        outside = self._domain_.outside(flat[rows]) if len(rows) else np.zeros(0, bool)
+        rows, layouts = rows[distinct], layouts[distinct]
+        outside = self._domain_.outside(flat[rows], layouts) if len(rows) else np.zeros(0, bool)
         return rows, outside
 
     def _test_domain(self, state: StateStore, rows: np.ndarray, outside: np.ndarray) -> None:
