@@ -917,9 +917,9 @@ def run_population(target, detector, monitor, state, streams, label):
             with target.ledger.evaluating():
                 answer = target.predict(batch)
             shadow.observe(batch, answer)
-            recent = shadow._store().recent(shadow._key("d"))
+            recent = np.frombuffer(shadow._store().get(shadow._key("dw")) or b"", "<f4")  # PRADA's window
             if len(recent) >= monitor.min_queries:
-                w = shapiro_w(np.frombuffer(b"".join(recent), "<f4"))
+                w = shapiro_w(recent)
                 least = w if np.isnan(least) else min(least, w)
 
         def replay(t, batches=batches):

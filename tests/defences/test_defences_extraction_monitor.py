@@ -506,3 +506,33 @@ def test_a_policy_reload_reuses_the_fitted_domain_scorer_unless_the_reference_ch
     np.savez(changed, x_train=held[:100], y_train=np.zeros(100, int))
     assert domain_monitor(str(changed), seed=7)._domain_ is not first._domain_ and len(fits) == 2
     assert domain_monitor(reference, seed=8)._domain_ is not first._domain_ and len(fits) == 3  # other settings
+
+
+def test_prada_carries_over_the_window_a_version_before_kept_as_a_list(digits):
+    import struct
+
+    m = monitor(min_queries=10, window=50).for_client("carol", MemoryState())
+    store = m._store()
+    store.push(m._key("d"), [struct.pack("<f", 0.5)] * 30, keep=50)  # what the list version left
+    m.observe(digits[:12], np.arange(12) % 2)
+    window = np.frombuffer(store.get(m._key("dw")), "<f4")
+    assert len(window) > 30 and (window[:30] == 0.5).all() and not (window[30:] == 0.5).any()
+    assert store.recent(m._key("d")) == []  # moved, once
+
+
+def test_prada_only_appends_to_its_window_atomically(digits):
+    # A read, then a write, of the window let two requests of one account in flight at once
+    # erase each other's distances (a thief could wash its own out with concurrent requests).
+    class WindowOnlyAppended(MemoryState):
+        def get(self, key):
+            assert not key.endswith(":dw"), "the window was read apart from an append"
+            return super().get(key)
+
+        def set(self, key, value, ttl=None):
+            assert not key.endswith(":dw"), "the window was written apart from an append"
+            return super().set(key, value, ttl)
+
+    m = monitor(min_queries=10, window=50).for_client("dave", WindowOnlyAppended())
+    for i in range(0, 90, 3):
+        m.observe(digits[i:i + 3], np.arange(3) % 2)
+    assert len(np.frombuffer(MemoryState.get(m._store(), m._key("dw")), "<f4")) == 50

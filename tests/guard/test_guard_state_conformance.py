@@ -103,6 +103,30 @@ def test_a_list_with_a_ttl_expires_that_long_after_its_last_push(store):
     assert store.recent("kept") == [b"k", b"l", b"m"]
 
 
+def test_append_bytes_keeps_the_last_bytes_and_returns_them(store):
+    assert store.append_bytes("w", b"abc", keep=5) == b"abc"
+    assert store.append_bytes("w", b"defg", keep=5) == b"cdefg"
+    assert store.get("w") == b"cdefg"  # plain bytes: get reads them
+    assert store.append_bytes("w", b"", keep=3) == b"efg"  # a smaller keep trims what is there
+    assert store.append_bytes("w", b"xy", keep=0) == b""
+    store.set("b", b"12")
+    assert store.append_bytes("b", b"3", keep=10) == b"123"
+    store.incr("n")  # another kind is replaced, as by set
+    assert store.append_bytes("n", b"\x00\xff", keep=10) == b"\x00\xff"
+    store.push("l", [b"a"], keep=3)
+    assert store.append_bytes("l", b"z", keep=10) == b"z" and store.recent("l") == []
+
+
+def test_append_bytes_expires_that_long_after_the_last_append(store):
+    store.append_bytes("idle", b"a", keep=8, ttl=0.3)
+    store.append_bytes("kept", b"k", keep=8, ttl=0.3)
+    time.sleep(0.2)
+    assert store.append_bytes("kept", b"l", keep=8, ttl=0.3) == b"kl"  # renewed
+    time.sleep(0.2)
+    assert store.get("idle") is None and store.append_bytes("idle", b"b", keep=8) == b"b"  # expired: a new one
+    assert store.get("kept") == b"kl"
+
+
 def test_add_members_counts_the_ones_already_present(store):
     assert store.add_members("s", [b"x", b"y"]) == 0
     assert store.add_members("s", [b"y", b"z", b"z"]) == 1  # duplicates in one call count once
@@ -171,6 +195,20 @@ def test_incr_and_add_members_are_atomic_across_threads(store):
     assert store.add_members("s", [b"%d" % j for j in range(200)]) == 200
 
 
+def test_append_bytes_loses_no_append_across_threads(store):
+    def work(i):
+        for j in range(100):
+            store.append_bytes("window", bytes([i]) * 4, keep=10_000)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    value = store.get("window")
+    assert len(value) == 1600 and all(value.count(bytes([i]) * 4) >= 100 for i in range(4))
+
+
 _WORKER = textwrap.dedent("""
     import sys
     kind, where, prefix = sys.argv[1:4]
@@ -185,6 +223,7 @@ _WORKER = textwrap.dedent("""
         store.incr("shared")
         already += store.add_members("members", [b"m%d" % i])
         store.push("log", [b"x"], keep=1000)
+        store.append_bytes("window", b"abcd", keep=100_000)
     print(already)
 """)
 
@@ -206,6 +245,7 @@ def test_shared_stores_are_atomic_across_processes(kind, tmp_path, request):
     # each member m0..m149 was added 3 times: every add but the first found it present
     assert sum(int(o) for o in outputs) == 300
     assert len(store.recent("log")) == 450
+    assert store.get("window") == b"abcd" * 450  # no append lost among 3 processes
     store.close()
 
 

@@ -66,7 +66,7 @@ needs the model's answer, so it decides after answering).
 State per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`ExtractionMonitor.for_client` (keys ``extraction_monitor:<client>:...``): the growing
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
-distances (one float32 blob), running sums per class, with ``max_rows`` the row count and digests of the rows
+distances (one float32 blob, appended to atomically), running sums per class, with ``max_rows`` the row count and digests of the rows
 seen (so exact repeats are not budget; PRADA keeps its own digests), and the
 out-of-domain test's two counters (distinct informative rows scored, rows outside; kept
 after a flag, so once a lock-out expires the next outside row locks the account again).
@@ -110,7 +110,7 @@ _MOST_REFERENCE = 20_000
 #: Fitted out-of-domain scorers kept for reuse across policy reloads, by reference and settings.
 _CALIBRATED: dict[tuple, Any] = {}
 _CALIBRATED_LOCK = threading.Lock()
-_MOST_CALIBRATED = 4
+_MOST_CALIBRATED = 8
 
 
 class ExtractionMonitor(Defence):
@@ -308,6 +308,8 @@ class ExtractionMonitor(Defence):
         image) that is no near-copy of one of the account's last ``_NEAR_MEMORY`` evidence
         rows nor of an earlier row of the batch: an exact retry, a re-take of one odd photo
         and a thief's one digit jittered into padding each count once."""
+        from .domain import is_image
+
         rows = np.flatnonzero(self._domain_.informative(flat))  # (exact copies are near-copies too)
         # One blob of float16 layouts, read and written whole (one store call each way; a
         # list of 512 entries cost ~2.5 ms a request on SQLite). Two workers of one account
@@ -315,12 +317,15 @@ class ExtractionMonitor(Defence):
         width = self._domain_.reference_.shape[1]
         key = self._key("near", width)  # (layouts of another input shape live apart)
         blob = state.get(key) or b""
-        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(np.float32)
+        # images: unit-length layouts, compared in float32; tables: standardised values that
+        # can be far out, compared in float64 (float32 merged rows 1000 deviations out)
+        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(
+            np.float32 if is_image(self._domain_.shape) else np.float64)
         with np.errstate(invalid="ignore"):  # once, for both tests
             layouts = self._domain_.represent(flat[rows]) if len(rows) else np.zeros((0, width))
         distinct, reps = self._domain_.distinct(flat[rows], earlier, layouts)
         if len(reps):
-            kept = np.concatenate([earlier, np.clip(reps, -6e4, 6e4).astype(np.float32)])[-_NEAR_MEMORY:]
+            kept = np.concatenate([earlier, np.clip(reps, -6e4, 6e4).astype(earlier.dtype)])[-_NEAR_MEMORY:]
             state.set(key, kept.astype(np.float16).tobytes(), ttl=self.memory_s)
         rows, layouts = rows[distinct], layouts[distinct]
         outside = self._domain_.outside(flat[rows], layouts) if len(rows) else np.zeros(0, bool)
@@ -365,13 +370,20 @@ class ExtractionMonitor(Defence):
         distances = self.distances(flat, labels)
         if not distances:
             return
-        # The window of distances is one float32 blob, read and written whole: a list of 1000
-        # entries cost about 0.6 ms a request to read back on SQLite, the blob 0.05 ms. Two
-        # workers of one account may each drop the other's newest distances (statistical).
-        key = self._key("dw")
-        held = np.frombuffer(state.get(key) or b"", "<f4")
-        recent = np.concatenate([held, np.asarray([d for _, d in distances], "<f4")])[-int(self.window):]
-        state.set(key, recent.tobytes(), ttl=self.memory_s)
+        # The window of distances is one float32 blob, appended to atomically and read back
+        # whole: a list of 1000 entries cost about 0.6 ms a request to read on SQLite, the
+        # blob 0.05 ms. (An append that read, then wrote, let concurrent requests of one
+        # account erase each other's distances: a thief could wash its own out.)
+        added = np.asarray([d for _, d in distances], "<f4").tobytes()
+        keep = 4 * int(self.window)
+        blob = state.append_bytes(self._key("dw"), added, keep=keep, ttl=self.memory_s)
+        if len(blob) == len(added):  # a new window: carry over a list kept by a version before the blob
+            older = state.recent(self._key("d"))
+            if older:  # once per account, after an upgrade
+                blob = (b"".join(older) + added)[-keep:]
+                state.set(self._key("dw"), blob, ttl=self.memory_s)
+                state.delete(self._key("d"))
+        recent = np.frombuffer(blob, "<f4")
         if len(recent) < self.min_queries:
             return
         w = shapiro_w(recent)
@@ -466,7 +478,9 @@ def _calibrated(rows: np.ndarray, layout: tuple[int, ...], quantile: float, low:
     key = (hashlib.blake2b(np.ascontiguousarray(rows).tobytes(), digest_size=16).digest(), rows.shape, layout,
            quantile, low, high, seed)
     with _CALIBRATED_LOCK:
-        scorer = _CALIBRATED.get(key)
+        scorer = _CALIBRATED.pop(key, None)
+        if scorer is not None:  # the most recently used last: the least recently used goes first
+            _CALIBRATED[key] = scorer
     if scorer is None:
         scorer = DomainScorer(layout).fit(rows, quantile, low, high, seed=seed)
         with _CALIBRATED_LOCK:

@@ -37,6 +37,12 @@ class StateStore(Protocol):
     def recent(self, key: str, n: int | None = None) -> list[bytes]:
         """The last ``n`` values of the list under ``key`` (all when ``n`` is None), oldest first."""
 
+    def append_bytes(self, key: str, data: bytes, keep: int, ttl: float | None = None) -> bytes:
+        """Append ``data`` to the bytes under ``key`` (empty if absent or of another kind),
+        keeping only the last ``keep`` bytes, atomically; return the new value. ``ttl`` counts
+        from this call. A window of fixed-size records read whole on every request (one read
+        and one write, where ``push`` and ``recent`` move one entry per record)."""
+
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
         """Add ``members`` to the set under ``key`` atomically; return how many of them
         were already in it (a hashed-fingerprint detector counts its matches this way)."""
@@ -110,6 +116,14 @@ class MemoryState:
                 return []
             items = list(current)
             return items if n is None else items[-n:] if n > 0 else []
+
+    def append_bytes(self, key: str, data: bytes, keep: int, ttl: float | None = None) -> bytes:
+        with self._lock:
+            current = self._live(key)
+            value = ((current if isinstance(current, bytes) else b"") + bytes(data))[-int(keep):] if keep > 0 else b""
+            self._data[key] = value
+            self._expire(key, ttl)
+            return value
 
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
         return self.add_member_groups(key, [members], ttl)[0]

@@ -63,6 +63,22 @@ end
 return 0
 """
 
+# ARGV: keep (bytes), ttl in ms (-1: none, 0: expires at once; counted from this call), data
+_APPEND_BYTES = """
+local key, keep, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local v = ''
+if redis.call('TYPE', key).ok == 'string' then
+  local held = redis.call('GET', key)
+  if string.sub(held, 1, 1) == 'b' then v = string.sub(held, 2) end
+end
+v = v .. ARGV[3]
+if keep <= 0 then v = '' elseif #v > keep then v = string.sub(v, -keep) end
+if ttl == 0 then redis.call('DEL', key)
+elseif ttl > 0 then redis.call('SET', key, 'b' .. v, 'PX', ttl)
+else redis.call('SET', key, 'b' .. v) end
+return v
+"""
+
 # ARGV: n (-1: all)
 _RECENT = """
 if redis.call('TYPE', KEYS[1]).ok ~= 'list' then return {} end
@@ -115,6 +131,7 @@ class RedisState:
         self._incr = self.client.register_script(_INCR)
         self._push = self.client.register_script(_PUSH)
         self._recent = self.client.register_script(_RECENT)
+        self._append_bytes = self.client.register_script(_APPEND_BYTES)
         self._add_groups = self.client.register_script(_ADD_MEMBER_GROUPS)
 
     def _key(self, key: str) -> str:
@@ -148,6 +165,9 @@ class RedisState:
         if n is not None and n <= 0:
             return []
         return [bytes(v) for v in self._recent(keys=[self._key(key)], args=[-1 if n is None else int(n)])]
+
+    def append_bytes(self, key: str, data: bytes, keep: int, ttl: float | None = None) -> bytes:
+        return bytes(self._append_bytes(keys=[self._key(key)], args=[int(keep), _ttl_ms(ttl), bytes(data)]) or b"")
 
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
         return self.add_member_groups(key, [members], ttl)[0]

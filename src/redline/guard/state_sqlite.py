@@ -254,6 +254,16 @@ class SQLiteState:
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def append_bytes(self, key: str, data: bytes, keep: int, ttl: float | None = None) -> bytes:
+        with self._write() as db:  # the write lock is taken before the read: no append is lost
+            row = db.execute("SELECT data FROM entries WHERE key = ? AND kind = 'bytes' AND "
+                             "(expires IS NULL OR expires > ?)", (key, self.clock())).fetchone()
+            value = ((bytes(row[0]) if row is not None else b"") + bytes(data))[-int(keep):] if keep > 0 else b""
+            self._drop(db, key)
+            db.execute("INSERT INTO entries (key, kind, data, expires) VALUES (?, 'bytes', ?, ?)",
+                       (key, value, self._deadline(ttl)))
+        return value
+
     def add_members(self, key: str, members: list[bytes], ttl: float | None = None) -> int:
         return self.add_member_groups(key, [members], ttl)[0]
 
