@@ -19,8 +19,9 @@ delays none of the following sends, and queueing counts), and p50/p99 of the dir
 guarded phases give the milliseconds the guard adds. A fourth measurement sends one
 direct and one guarded request back to back, one pair at a time, and reports the
 distribution of the per-pair difference (the least noisy view on a shared machine, and
-the one the latency goal is judged on). Goals (issue 16): p99 added <= 5 ms;
-0 requests failed or dropped during reloads. The machine is shared: rerun before trusting
+a stricter one: the 99th percentile of each request's own difference, where the issue's
+measure is the difference of the two phases' 99th percentiles). Each is printed with its
+verdict. Goals (issue 16): p99 added <= 5 ms; 0 requests failed or dropped during reloads. The machine is shared: rerun before trusting
 a single number.
 
 Wall latency on a busy machine mostly measures the neighbours, so the run also reports the
@@ -48,14 +49,15 @@ requests failed during reloads in each: both goals met. That policy had no extra
 monitor yet.
 
 With the extraction monitor in the policy (the whole policy, as now), the same machine and
-day, five runs, after the monitor's request path was made cheaper (PRADA's window as one
-blob, W from cached coefficients, the out-of-domain scorer kept across reloads, one layout
-per row): phase-against-phase added p99 +4.22 / +4.82 / +3.79 / +3.41 / +4.52 ms (the
-issue's measure: met in each run), paired added p99 +7.95 / +7.14 / +4.40 / +6.15 / +5.12 ms
-(met in one run of five; p50 +2.79 to +3.90 ms), guard CPU 2.77-3.90 ms per request, p99
-during reloads 7-9 ms, 0 of 750 requests failed during reloads in each. Before those
-changes the monitor cost 4.2-5.0 ms of CPU per request, paired p99 +7.3 to +11.5 ms, and
-p99 during reloads 18 ms (each reload refitted the scorer).
+day, five runs of the final code (the monitor's request path made cheaper: PRADA's window
+one atomically appended blob, W from cached coefficients, the out-of-domain scorer kept
+across reloads, one layout per row): phase-against-phase added p99 +3.48 / +2.60 / +3.52 /
++3.38 / +4.20 ms (the issue's measure: met in each run), paired added p99 +5.33 / +3.61 /
++6.19 / +4.19 / +3.51 ms (met in three runs of five; p50 +2.52 to +2.97 ms), guard CPU
+2.45-2.85 ms per request, p99 during reloads 6.2-6.8 ms, 0 of 750 requests failed during
+reloads in each. Before those changes the guard cost 4.2-5.0 ms of CPU per request with the
+monitor, paired p99 +7.3 to +11.5 ms, and p99 during reloads 18 ms (each reload refitted
+the scorer).
 
     python benchmarks/bench_guard_latency.py [--rate 50] [--seconds 15] [--threads 4] [--rounds 5] [--baseline SRC]
 """
@@ -388,10 +390,11 @@ def main(argv: list[str]) -> int:
     added50, added99 = through["p50"] - direct["p50"], through["p99"] - direct["p99"]
     failed = during["requests"] - during["statuses"].get("200", 0)
     print(f"added by the guard (phase against phase): p50 {added50:+.2f} ms, p99 {added99:+.2f} ms; from send: p50 "
-          f"{through['service_p50'] - direct['service_p50']:+.2f} ms, p99 {through['service_p99'] - direct['service_p99']:+.2f} ms")
+          f"{through['service_p50'] - direct['service_p50']:+.2f} ms, p99 {through['service_p99'] - direct['service_p99']:+.2f} ms"
+          f" (goal: p99 <= 5 ms) -> {'met' if added99 <= 5 else 'NOT met'}")
     paired99 = float(np.percentile(added, 99))
-    # The goal is judged on the paired differences: phases a few seconds apart meet
-    # different neighbours on a shared machine, pairs meet the same ones.
+    # The stricter view: phases a few seconds apart meet different neighbours on a shared
+    # machine, pairs meet the same ones; and a pair's difference carries both requests' noise.
     print(f"paired, one request at a time ({args.pairs} pairs): the guard adds p50 {np.percentile(added, 50):+.2f} ms, "
           f"p90 {np.percentile(added, 90):+.2f} ms, p99 {paired99:+.2f} ms (goal: p99 <= 5 ms) "
           f"-> {'met' if paired99 <= 5 else 'NOT met'}")
