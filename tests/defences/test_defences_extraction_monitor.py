@@ -536,3 +536,13 @@ def test_prada_only_appends_to_its_window_atomically(digits):
     for i in range(0, 90, 3):
         m.observe(digits[i:i + 3], np.arange(3) % 2)
     assert len(np.frombuffer(MemoryState.get(m._store(), m._key("dw")), "<f4")) == 50
+
+
+def test_prada_carries_over_the_old_list_even_when_the_first_request_overflows_the_window(digits):
+    import struct
+
+    m = monitor(min_queries=10, window=8).for_client("erin", MemoryState())
+    store = m._store()
+    store.push(m._key("d"), [struct.pack("<f", 0.5)] * 5, keep=8)
+    m.observe(digits[:12], np.arange(12) % 2)  # more new distances than the window holds
+    assert len(np.frombuffer(store.get(m._key("dw")), "<f4")) == 8 and store.recent(m._key("d")) == []

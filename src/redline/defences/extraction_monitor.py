@@ -377,9 +377,10 @@ class ExtractionMonitor(Defence):
         added = np.asarray([d for _, d in distances], "<f4").tobytes()
         keep = 4 * int(self.window)
         blob = state.append_bytes(self._key("dw"), added, keep=keep, ttl=self.memory_s)
-        if len(blob) == len(added):  # a new window: carry over a list kept by a version before the blob
+        if len(blob) == min(len(added), keep):  # a new window: carry over a list kept by a version before the blob
             older = state.recent(self._key("d"))
-            if older:  # once per account, after an upgrade
+            if older:  # once per account, after an upgrade (a request of the account in flight
+                # at that moment may lose its distances to this write: once, not every time)
                 blob = (b"".join(older) + added)[-keep:]
                 state.set(self._key("dw"), blob, ttl=self.memory_s)
                 state.delete(self._key("d"))
