@@ -541,7 +541,7 @@ def test_prada_only_appends_to_its_window_atomically(digits):
 def test_prada_carries_over_the_old_list_even_when_the_first_request_overflows_the_window(digits):
     import struct
 
-    m = monitor(min_queries=10, window=8).for_client("erin", MemoryState())
+    m = monitor(min_queries=5, window=8).for_client("erin", MemoryState())
     store = m._store()
     store.push(m._key("d"), [struct.pack("<f", 0.5)] * 5, keep=8)
     m.observe(digits[:12], np.arange(12) % 2)  # more new distances than the window holds
