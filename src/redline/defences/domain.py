@@ -95,27 +95,26 @@ class DomainScorer:
         self._reference_sq = (self.reference_**2).sum(axis=1)  # every request compares with it
         return self
 
-    def _kth(self, queries: np.ndarray, reference: np.ndarray, reference_sq: np.ndarray | None = None) -> np.ndarray:
-        k = min(self.neighbours, len(reference))
-        return np.sqrt(np.partition(_squared_distances(queries, reference, reference_sq), k - 1, axis=1)[:, k - 1])
+    @property
+    def memory_dtype(self) -> type:
+        """The precision a memory of layouts is compared in: float32 for images (unit-length
+        layouts), float64 for tables (standardised values can lie far out, where float32
+        merged distinct rows)."""
+        return np.float32 if is_image(self.shape) else np.float64
 
-    def distinct(self, rows: np.ndarray, earlier: np.ndarray,
-                 reps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``rows`` (in order) are not near-copies (within ``near_`` in the layout)
-        of a row of ``earlier`` (representations) or of an earlier distinct row of the batch;
-        and the representations of the distinct ones, to remember. A row with NaN or
-        infinity is always distinct (it is outside, and has no place in the layout).
-        ``reps``: the rows' representations, when the caller has them already."""
-        keep = np.zeros(len(rows), bool)
-        if not len(rows):
+    def distinct(self, reps: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which rows, given by their representations ``reps`` (in order), are not near-copies
+        (within ``near_`` in the layout) of a row of ``earlier`` (representations in
+        :attr:`memory_dtype`) or of an earlier distinct row of the batch; and the
+        representations of the distinct ones, to remember. A row with NaN or infinity is
+        always distinct (it is outside, and has no place in the layout)."""
+        keep = np.zeros(len(reps), bool)
+        if not len(reps):
             return keep, np.zeros((0, self.reference_.shape[1]))
-        if reps is None:
-            with np.errstate(invalid="ignore"):
-                reps = self.represent(rows)
         finite = np.isfinite(reps).all(axis=1)
         reps = np.where(finite[:, None], reps, 0.0)
         near = self.near_**2
-        # in the precision of the memory (float32 of float16 layouts): one matrix product, no copy
+        # in the precision of the memory: one matrix product, no copy of it
         fresh = (~(_squared_distances(reps.astype(earlier.dtype), earlier) <= near).any(axis=1) if len(earlier)
                  else np.ones(len(reps), bool))
         within = _squared_distances(reps, reps) <= near
@@ -126,7 +125,10 @@ class DomainScorer:
     def score(self, rows: np.ndarray, reps: np.ndarray | None = None) -> np.ndarray:
         """Each row's distance to its ``neighbours``-th nearest reference row (``reps``: the
         rows' representations, when the caller has them already)."""
-        return self._kth(self.represent(rows) if reps is None else reps, self.reference_, self._reference_sq)
+        queries = self.represent(rows) if reps is None else reps
+        k = min(self.neighbours, len(self.reference_))
+        d2 = _squared_distances(queries, self.reference_, self._reference_sq)
+        return np.sqrt(np.partition(d2, k - 1, axis=1)[:, k - 1])
 
     def outside(self, rows: np.ndarray, reps: np.ndarray | None = None) -> np.ndarray:
         """Rows beyond the threshold; a row with a NaN or infinite value is outside too (its

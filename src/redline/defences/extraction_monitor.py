@@ -66,10 +66,11 @@ needs the model's answer, so it decides after answering).
 State per account lives in the :class:`~redline.defences.state.StateStore` handed to
 :meth:`ExtractionMonitor.for_client` (keys ``extraction_monitor:<client>:...``): the growing
 sets as lists of 8-bit quantised rows (at most ``growing`` per class), the last ``window``
-distances (one float32 blob, appended to atomically), running sums per class, with ``max_rows`` the row count and digests of the rows
-seen (so exact repeats are not budget; PRADA keeps its own digests), and the
-out-of-domain test's two counters (distinct informative rows scored, rows outside; kept
-after a flag, so once a lock-out expires the next outside row locks the account again).
+distances (one float32 blob, appended to atomically), running sums per class, with
+``max_rows`` the row count and digests of the rows seen (so exact repeats are not budget;
+PRADA keeps its own digests), and the out-of-domain test's two counters (distinct
+informative rows scored, rows outside; kept after a flag, so once a lock-out expires the
+next outside row locks the account again).
 Blank images (one value everywhere) are no evidence either way; rows with NaN or infinite
 values are outside; a row within ``near_`` (half the 5th percentile of the reference rows'
 distances to their nearest other row, in the layout) of one of the account's last 512
@@ -308,8 +309,6 @@ class ExtractionMonitor(Defence):
         image) that is no near-copy of one of the account's last ``_NEAR_MEMORY`` evidence
         rows nor of an earlier row of the batch: an exact retry, a re-take of one odd photo
         and a thief's one digit jittered into padding each count once."""
-        from .domain import is_image
-
         rows = np.flatnonzero(self._domain_.informative(flat))  # (exact copies are near-copies too)
         # One blob of float16 layouts, read and written whole (one store call each way; a
         # list of 512 entries cost ~2.5 ms a request on SQLite). Two workers of one account
@@ -317,13 +316,10 @@ class ExtractionMonitor(Defence):
         width = self._domain_.reference_.shape[1]
         key = self._key("near", width)  # (layouts of another input shape live apart)
         blob = state.get(key) or b""
-        # images: unit-length layouts, compared in float32; tables: standardised values that
-        # can be far out, compared in float64 (float32 merged rows 1000 deviations out)
-        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(
-            np.float32 if is_image(self._domain_.shape) else np.float64)
+        earlier = np.frombuffer(blob, np.float16).reshape(-1, width).astype(self._domain_.memory_dtype)
         with np.errstate(invalid="ignore"):  # once, for both tests
             layouts = self._domain_.represent(flat[rows]) if len(rows) else np.zeros((0, width))
-        distinct, reps = self._domain_.distinct(flat[rows], earlier, layouts)
+        distinct, reps = self._domain_.distinct(layouts, earlier)
         if len(reps):
             kept = np.concatenate([earlier, np.clip(reps, -6e4, 6e4).astype(earlier.dtype)])[-_NEAR_MEMORY:]
             state.set(key, kept.astype(np.float16).tobytes(), ttl=self.memory_s)
