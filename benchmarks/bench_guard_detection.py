@@ -1241,14 +1241,16 @@ def _report_accounts(target, data, detector, state, mnist, args, guard, judge):
               f"{median_text([sess.locked_at for sess in sessions]):>5s} {np.median(won_before):>8.1f}  {detail}")
 
 
-def domain_reference(model: str, data) -> str:
-    """The extraction monitor's in-domain reference for ``--domain``: the data set's train and
-    test roles (what the operator holds) in an ``.npz``; the pool role, which the held-out honest
-    clients send, stays out of it."""
+def domain_reference(model: str, data, folder=None) -> str:
+    """The extraction monitor's in-domain reference (``--domain``, and bench_guard_stealing):
+    the data set's train and test roles (what the operator holds) in an ``.npz`` in ``folder``
+    (default: a new temporary one); the pool role, which the held-out honest clients send,
+    stays out of it."""
     import tempfile
     from pathlib import Path
 
-    path = Path(tempfile.mkdtemp(prefix="bench-domain-")) / f"{model}-reference.npz"
+    folder = Path(tempfile.mkdtemp(prefix="bench-domain-")) if folder is None else Path(folder)
+    path = folder / f"{model}-reference.npz"
     np.savez(path, x_train=np.concatenate([data.x_train, data.x_test]), y_train=np.concatenate([data.y_train, data.y_test]))
     return f"npz:{path}"
 

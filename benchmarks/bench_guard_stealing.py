@@ -79,6 +79,7 @@ from bench_guard_detection import (
     _seed_globals,
     art_blackbox,
     copy_fidelity,
+    domain_reference,
     load_model,
     median_text,
     thief_classifier,
@@ -269,11 +270,8 @@ def bench(model, args, folder):
 
     target, data = load_model(model)
     side = int(target.input_spec.shape[-1])
-    reference = folder / f"{model}-reference.npz"
-    np.savez(reference, x_train=np.concatenate([data.x_train, data.x_test]),
-             y_train=np.concatenate([data.y_train, data.y_test]))
     started = time.perf_counter()
-    monitor = ExtractionMonitor(reference=f"npz:{reference}", max_rows=500, **args.monitor)
+    monitor = ExtractionMonitor(reference=domain_reference(model, data, folder), max_rows=500, **args.monitor)
     monitor.check(target)
     scorer = monitor._domain_
     print(f"\n== {model}: ExtractionMonitor(reference=train+test roles ({len(scorer.reference_)} rows), max_rows=500, "
