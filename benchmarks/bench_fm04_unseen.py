@@ -37,7 +37,8 @@ AUC and verdict, and redline's best over ART's best (goal: at least 5x on every 
 target; no ``vulnerable`` on a twin).
 
     python benchmarks/bench_fm04_unseen.py [--targets overfit|held-out|tuning|all|NAME,...] [--seed 0]
-        [--full] [--compare-surrogate] [--recipe] [--checks LiRA,RMIA,loss threshold] [--no-cache]
+        [--full] [--compare-surrogate] [--recipe [--recipe-references 8,32]] [--checks LiRA,RMIA,loss threshold]
+        [--no-cache]
 
 By default the three held-out overfit targets, and ART's black-box attack with random-forest
 and gradient-boosting attack models only (its neural-net attack model is the slow one);
@@ -381,7 +382,7 @@ class Result:
         return roc.membership_metrics(self.scores, self.is_member)
 
 
-def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS, recipe_of=None):
+def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS, recipe_of=None, recipe_counts=(8, 32)):
     from redline.checks.privacy.fm04_lira import LikelihoodRatioAttack
     from redline.checks.privacy.fm04_membership import ThresholdAttack
     from redline.checks.privacy.fm04_rmia import RelativeMembershipInference
@@ -395,7 +396,7 @@ def redline_results(url, data, seed, compare_surrogate, which=REDLINE_CHECKS, re
     owner = None
     if recipe_of is not None:  # what the model's owner can run: its own training function as references
         checks += [(f"LiRA (owner's recipe, {n} references)", LikelihoodRatioAttack(reference="recipe", n_reference=n))
-                   for n in (8, 32)]
+                   for n in recipe_counts]
         owner = load_target(url, data=data, config=_recipe_config(recipe_of))
     out = []
     for label, check in checks:
@@ -491,7 +492,8 @@ def ratio(ours, art):
     return f"{ours / art:.1f}x" if art > 0 else "inf (ART: no member at 1% FPR)"
 
 
-def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CHECKS, recipe=False):
+def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CHECKS, recipe=False,
+               recipe_counts=(8, 32)):
     started = time.perf_counter()
     built = build(name, seed, cache)
     data = built.data
@@ -500,7 +502,8 @@ def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CH
     print(f"\n{name} [{built.role}, {built.kind}]: {built.model} on {data.name}; accuracy members {acc_in:.3f}, "
           f"non-members {acc_out:.3f}; trained in {built.seconds:.0f} s", flush=True)
     with ProbabilityEndpoint(built.predict) as endpoint:
-        ours = redline_results(endpoint.url, data, seed, compare_surrogate, which, name if recipe else None)
+        ours = redline_results(endpoint.url, data, seed, compare_surrogate, which, name if recipe else None,
+                               recipe_counts)
         theirs = cached_art_results(name, endpoint.url, data, seed, full, cache)
     print(f"  {'attack':58s} {'TPR@1%':>7s} {'95% CI':>13s} {'AUC':>6s}  {'verdict':15s} {'s':>5s}")
     for r in ours + theirs:
@@ -553,7 +556,16 @@ def main():
                     help="also run LiRA with the target's own training function as references (8 and 32 models, "
                          "through a target config's train:): what the model's owner can do, and a ceiling for "
                          "reference families")
+    ap.add_argument("--recipe-references", default="8,32", metavar="N,N",
+                    help="with --recipe: how many recipe references each run trains, separated by commas (default "
+                         "8,32; 64,128 shows where more references stop buying power)")
     args = ap.parse_args()
+    try:
+        recipe_counts = tuple(int(n) for n in args.recipe_references.split(",") if n.strip())
+    except ValueError:
+        recipe_counts = ()
+    if not recipe_counts or min(recipe_counts) < 2:
+        ap.error("--recipe-references: whole numbers of at least 2 (online references come in pairs), e.g. 8,32")
     if args.targets is None:
         args.targets = "held-out" if args.full else "overfit"
     if args.targets == "overfit":
@@ -575,8 +587,8 @@ def main():
     which = tuple(c.strip() for c in args.checks.split(",") if c.strip())
     if not which or set(which) - set(REDLINE_CHECKS):
         ap.error(f"--checks: choose among {', '.join(REDLINE_CHECKS)}")
-    lines = [run_target(name, args.seed, args.compare_surrogate, args.full, not args.no_cache, which, args.recipe)
-             for name in names]
+    lines = [run_target(name, args.seed, args.compare_surrogate, args.full, not args.no_cache, which, args.recipe,
+                        recipe_counts) for name in names]
     art = "all ART attacks" if args.full else "ART without its neural-net attack model (--full adds it)"
     print(f"\nsummary (seed {args.seed}; {art}): best TPR@1%FPR, redline / ART (goal: >= 5x on overfit targets, "
           f"no vulnerable on private twins)")

@@ -47,8 +47,12 @@ def _chosen_kind(model, data):
     records = _records(data)
     plan = plan_references(target, data, records, target.predict(records.x), "auto")
     assert plan.how == "matched" and len(plan.candidates) >= 5
-    assert max(c.match for c in plan.candidates) == pytest.approx(
-        next(c.match for c in plan.candidates if c.family == plan.family.name))
+    # The best match and the best of another kind went to the trial, and its better fit won.
+    best = max(plan.candidates, key=lambda c: c.match)
+    assert len(plan.trial) == 2 and plan.trial[0].family == best.family
+    assert plan.trial[0].family.split("-")[0].split("@")[0] != plan.trial[1].family.split("-")[0].split("@")[0]
+    assert plan.family.name == max(plan.trial, key=lambda t: t.fit).family, plan.evidence()
+    assert "then tried against" in plan.describe()
     # Chosen from the data and the answers alone: the same records in another order get the same plan.
     order = np.random.default_rng(5).permutation(len(records.y))
     shuffled = Records(records.x[order], records.y[order], records.is_member[order])
@@ -168,11 +172,13 @@ def test_lira_trains_32_per_record_references_for_a_table_family_by_default(tabl
     target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
     finding = LikelihoodRatioAttack(reference="forest@20")(target, table)
     assert finding.metrics["reference_models"] == 32 and finding.metrics["fixed_variance"] is False, finding.metrics
+    # The forest's references reproduce its tied votes record by record: their own variances fit it best.
+    fit = finding.evidence["variance_fit"]
+    assert fit["chosen"] == "per-record" and fit["median_log_likelihood_per_record"] > fit["median_log_likelihood_fixed"]
     trend = finding.evidence["budget"]["by_reference_models"]
     assert list(trend) == ["2", "4", "8", "16", "32"]
-    # Fewer models are scored with the shared variance the check would use for them.
-    from redline.checks.privacy.fm04_lira import _AUTO_FIXED_BELOW
-    assert _AUTO_FIXED_BELOW == 32 and trend["8"] == LikelihoodRatioAttack(reference="forest@20", n_reference=8)(
+    # Fewer models are scored with the variance the check would choose for them.
+    assert trend["8"] == LikelihoodRatioAttack(reference="forest@20", n_reference=8)(
         target, table).evidence["budget"]["by_reference_models"]["8"]
     assert finding.status is Status.VULNERABLE
     assert LikelihoodRatioAttack(reference="forest@20", n_reference=4)(target, table).metrics["reference_models"] == 4
@@ -203,7 +209,59 @@ def test_lira_spends_32_references_on_an_mlp_family_for_images_and_8_on_a_cnn_fa
     images = _images()
     target = load_target(lambda x: np.full((len(x), 10), 0.1), data=images)
     mlp = LikelihoodRatioAttack(reference="mlp-8@2")(target, images)
-    assert mlp.metrics["reference_models"] == 32 and mlp.metrics["fixed_variance"] is False, mlp.metrics
+    assert mlp.metrics["reference_models"] == 32, mlp.metrics
     cnn = LikelihoodRatioAttack(reference="cnn-2x2@1")(target, images)
-    assert cnn.metrics["reference_models"] == 8 and cnn.metrics["fixed_variance"] is True, cnn.metrics
+    assert cnn.metrics["reference_models"] == 8, cnn.metrics
+    for finding in (mlp, cnn):  # the variance is the one that fits the target's answers better
+        fit = finding.evidence["variance_fit"]
+        better_fixed = fit["median_log_likelihood_fixed"] >= fit["median_log_likelihood_per_record"]
+        assert finding.metrics["fixed_variance"] is better_fixed, fit
     assert LikelihoodRatioAttack(reference="mlp-8@2", n_reference=4)(target, images).metrics["reference_models"] == 4
+
+
+def test_the_variance_is_the_one_under_which_the_target_is_likelier():
+    # Per-record spreads that are real (the target varies as each record's references do)
+    # call for per-record variances; spreads that are only sampling noise around one width,
+    # with a target that wanders by that width, call for the shared one. The old rule (per
+    # record from 32 models on) took per-record variances for both.
+    from redline.checks.privacy.fm04_lira import choose_variance
+
+    rng = np.random.default_rng(0)
+    n, models = 400, 32
+    in_mask = np.zeros((models, n), bool)
+    for k in range(0, models, 2):
+        order = rng.permutation(n)
+        in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+    is_member = np.arange(n) < n // 2
+    centre = rng.normal(0, 3, n) + 2.0 * in_mask  # IN models answer 2 higher
+
+    widths = np.exp(rng.normal(0, 1.2, n))  # spreads that differ from record to record
+    refs = centre + rng.normal(0, 1, (models, n)) * widths
+    target = rng.normal(0, 3, n) * 0 + centre.mean(0) + 2.0 * (is_member - 0.5) + rng.normal(0, 1, n) * widths
+    fixed, fit = choose_variance(target, refs, in_mask, is_member, online=True)
+    assert fixed is False and fit["chosen"] == "per-record", fit
+
+    refs = centre + rng.normal(0, 1, (models, 1))  # every record spreads alike...
+    refs = refs + rng.normal(0, 0.3, (models, n))
+    target = centre.mean(0) + 2.0 * (is_member - 0.5) + rng.normal(0, 1.0, n)  # ...and the target wanders more
+    fixed, fit = choose_variance(target, refs, in_mask, is_member, online=True)
+    assert fixed is True and fit["chosen"] == "fixed", fit
+
+
+def test_the_trial_prefers_references_that_track_the_target_record_by_record():
+    from redline.checks.privacy.reference_choice import predictive_fit
+
+    rng = np.random.default_rng(1)
+    n, models = 300, 8
+    in_mask = np.zeros((models, n), bool)
+    for k in range(0, models, 2):
+        order = rng.permutation(n)
+        in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+    is_member = rng.random(n) < 0.5
+    hardness = rng.normal(0, 2, n)
+    target = hardness + 1.5 * is_member + rng.normal(0, 0.5, n)
+    alike = hardness + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))
+    shuffled = rng.permutation(hardness) + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))  # same spread, other records
+    assert predictive_fit(target, alike, in_mask, is_member) > predictive_fit(target, shuffled, in_mask, is_member) + 1
+    # Records no reference has in (or none out) are left out; none at all gives -inf.
+    assert predictive_fit(target, alike, np.zeros_like(in_mask), is_member) == float("-inf")

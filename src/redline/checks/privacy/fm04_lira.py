@@ -68,7 +68,6 @@ from .reference_choice import plan_references, validate_reference
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 _MIN_STD = 1e-3
-_AUTO_FIXED_BELOW = 32
 # A shifted view is scored when its reference separation is at least this share of the record's own.
 _VIEW_KEEP = 0.5
 # ``n_reference: auto``: references from a family that trains fast (trees, linear models,
@@ -146,7 +145,6 @@ class LikelihoodRatioAttack(MembershipInference):
 
         plan = plan_references(target, data, records, target_probs, self.reference)
         n_ref = self._reference_count(data, plan)
-        fixed = n_ref < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else self.fixed_variance
         refs = reference_outputs(
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
         )
@@ -171,13 +169,19 @@ class LikelihoodRatioAttack(MembershipInference):
                               f"separations {', '.join(f'{d:.2f}' for d in separation)}).").strip()}
 
         in_mask = np.broadcast_to(refs.in_mask[:, None, :], ref_stat.shape)
+
+        def variance_for(k: int) -> tuple[bool, dict]:
+            if self.fixed_variance != "auto":
+                return bool(self.fixed_variance), {}
+            return choose_variance(target_stat[0], ref_stat[:k, 0], refs.in_mask[:k], records.is_member,
+                                   bool(self.online))
+
+        fixed, variance_fit = variance_for(n_ref)
         scores = _lira_scores(target_stat, ref_stat, in_mask, bool(self.online), fixed)
-        # Fewer models are scored as the check would score them (fixed variance below 32 under
-        # 'auto'), so the trend shows what each count buys, not how badly per-record
-        # variances do with few models.
+        # Fewer models are scored as the check would score them (the variance chosen again
+        # for each count), so the trend shows what each count buys.
         trend = power_trend(
-            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online),
-                                   k < _AUTO_FIXED_BELOW if self.fixed_variance == "auto" else fixed),
+            lambda k: _lira_scores(target_stat, ref_stat[:k], in_mask[:k], bool(self.online), variance_for(k)[0]),
             n_ref, records, self.fpr, step=2 if self.online else 1,
         )
         ctx.progress(3, 3)
@@ -193,9 +197,35 @@ class LikelihoodRatioAttack(MembershipInference):
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "fixed_variance": fixed,
                            "views": len(views), "reference_source": refs.source,
                            "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
-            extra_evidence={"reference_family": plan.evidence(), "budget": {**trend, "views": spend}},
+            extra_evidence={"reference_family": plan.evidence(), "budget": {**trend, "views": spend},
+                            **({"variance_fit": variance_fit} if variance_fit else {})},
             notes=notes,
         )
+
+
+def choose_variance(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndarray, is_member: np.ndarray,
+                    online: bool) -> tuple[bool, dict]:
+    """``fixed_variance: auto``: (fixed, evidence). One variance shared by all records, or each
+    record's own, whichever makes the target's own statistic more likely under the
+    references' Gaussians for each record's side (member: IN, non-member: OUT; offline, OUT
+    for both), as the median over records of the log-likelihood. Per-record variances pay
+    where the references resemble the target record by record (a forest's tied votes); with
+    references of another kind, or too few models for a variance per record, a record whose
+    references happen to agree gets a spuriously narrow Gaussian, and the shared one fits the
+    target better. A fit of the target's answers, not a measure of the attack's power: on a
+    model that leaks nothing no choice makes its members stand out."""
+    stat, mask = ref_stat[:, None, :], in_mask[:, None, :]
+    fits = {}
+    for fixed in (True, False):  # the Gaussians exactly as _lira_scores fits them
+        mu_out, sd_out = _gaussian(stat, ~mask, fixed)
+        mean, sd = mu_out[0], sd_out[0]
+        if online:
+            mu_in, sd_in = _gaussian(stat, mask, fixed, fallback_mean=mu_out)
+            mean, sd = np.where(is_member, mu_in[0], mean), np.where(is_member, sd_in[0], sd)
+        fits[fixed] = float(np.median(_log_normal(target_stat, mean, sd)))
+    fixed = fits[True] >= fits[False]
+    return fixed, {"chosen": "fixed" if fixed else "per-record", "median_log_likelihood_fixed": round(fits[True], 4),
+                   "median_log_likelihood_per_record": round(fits[False], 4)}
 
 
 def _auto_reference_count(plan) -> int:

@@ -374,6 +374,20 @@ class ReferenceOutputs:
     extra_in_mask: np.ndarray | None = None
 
 
+def online_universe(data: Any, records: Records, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows online reference models draw their training sets from: the evaluated records,
+    then population rows (their indices into ``x_pool`` are returned too) when the records are
+    fewer than twice the target's training-set size, so that a training set can have that size."""
+    size = target_train_size(data)
+    top_up = np.zeros(0, dtype=np.int64)
+    if data.x_pool is not None and len(data.x_pool) and 2 * size > len(records):
+        pool_x, pool_y = data.x_pool, np.asarray(data.y_pool).astype(np.int64)
+        top_up = rng.choice(len(pool_x), size=min(len(pool_x), 2 * size - len(records)), replace=False)
+        return (np.concatenate([records.x, pool_x[top_up].astype(records.x.dtype)]),
+                np.concatenate([records.y, pool_y[top_up]]), top_up)
+    return records.x, records.y, top_up
+
+
 def reference_outputs(
     target: Any,
     data: Any,
@@ -406,18 +420,10 @@ def reference_outputs(
     size = target_train_size(data)
     seed = int(rng.integers(2**31))
     n_records = len(records)
-    pool_x = pool_y = None
-    if data.x_pool is not None and len(data.x_pool):
-        pool_x, pool_y = data.x_pool, np.asarray(data.y_pool).astype(np.int64)
     if online:
         if n_models < 2:
             raise ValueError("online reference models come in pairs: n_reference must be at least 2")
-        # Population rows added to the universe so that a training set can have the target's size.
-        top_up = np.zeros(0, dtype=np.int64)
-        if pool_x is not None and 2 * size > n_records:
-            top_up = rng.choice(len(pool_x), size=min(len(pool_x), 2 * size - n_records), replace=False)
-        universe_x = records.x if not len(top_up) else np.concatenate([records.x, pool_x[top_up].astype(records.x.dtype)])
-        universe_y = records.y if not len(top_up) else np.concatenate([records.y, pool_y[top_up]])
+        universe_x, universe_y, top_up = online_universe(data, records, rng)
         plan = online_plan(len(universe_x), n_models, size, rng)
         in_mask = plan[:, :n_records]
         pool_columns = dict(zip(top_up.tolist(), range(n_records, n_records + len(top_up))))
