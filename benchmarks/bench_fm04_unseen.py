@@ -518,6 +518,13 @@ def run_target(name, seed, compare_surrogate, full, cache=True, which=REDLINE_CH
         if ev and ev["candidates"]:
             cands = ", ".join(f"{c['family']} {c['match']:.2f}" for c in ev["candidates"])
             print(f"  {r.label}: reference family {ev['chosen']} (match scores: {cands})")
+        if ev and ev.get("trial"):
+            fits = ", ".join(f"{t['family']} {t['median_crps']:.3f} ({t['variance']})" for t in ev["trial"])
+            print(f"  {r.label}: trial of {ev['trial'][0]['models']} references each, median CRPS {fits}")
+        if "variance_fit" in r.finding.evidence:
+            fit = r.finding.evidence["variance_fit"]
+            print(f"  {r.label}: {fit['chosen']} variance (mean CRPS shared {fit['mean_crps_fixed']:.3f}, "
+                  f"per record {fit['mean_crps_per_record']:.3f})")
         if "budget" in r.finding.evidence:
             print(f"  {r.label}: {r.finding.evidence['budget']['note']}")
     # An auditor's best: the fixed surrogate and the owner's own recipe are comparisons, not defaults.

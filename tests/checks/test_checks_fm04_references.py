@@ -51,13 +51,26 @@ def _chosen_kind(model, data):
     best = max(plan.candidates, key=lambda c: c.match)
     assert len(plan.trial) == 2 and plan.trial[0].family == best.family
     assert plan.trial[0].family.split("-")[0].split("@")[0] != plan.trial[1].family.split("-")[0].split("@")[0]
-    assert plan.family.name == max(plan.trial, key=lambda t: t.fit).family, plan.evidence()
+    assert plan.family.name == min(plan.trial, key=lambda t: t.crps).family, plan.evidence()
     assert "then tried against" in plan.describe()
     # Chosen from the data and the answers alone: the same records in another order get the same plan.
     order = np.random.default_rng(5).permutation(len(records.y))
     shuffled = Records(records.x[order], records.y[order], records.is_member[order])
     assert plan_references(target, data, shuffled, target.predict(shuffled.x), "auto") is plan
+    # The trial, too, depends on which records are evaluated and not on their order: a new
+    # process (no cached plan) choosing from the records reversed trains the same trial.
+    from redline.checks.privacy import reference_choice
+
+    reference_choice._CHOSEN.clear()
+    back = Records(records.x[::-1], records.y[::-1], records.is_member[::-1])
+    again = plan_references(target, data, back, target.predict(back.x), "auto")
+    assert again is not plan and _timeless(again.evidence()) == _timeless(plan.evidence())
     return plan.family.kind, plan
+
+
+def _timeless(evidence):
+    return {key: [{k: v for k, v in row.items() if k != "seconds"} for row in value] if isinstance(value, list) else value
+            for key, value in evidence.items()}
 
 
 def test_a_tree_target_gets_tree_references_and_an_mlp_target_an_mlp(table):
@@ -174,7 +187,7 @@ def test_lira_trains_32_per_record_references_for_a_table_family_by_default(tabl
     assert finding.metrics["reference_models"] == 32 and finding.metrics["fixed_variance"] is False, finding.metrics
     # The forest's references reproduce its tied votes record by record: their own variances fit it best.
     fit = finding.evidence["variance_fit"]
-    assert fit["chosen"] == "per-record" and fit["median_log_likelihood_per_record"] > fit["median_log_likelihood_fixed"]
+    assert fit["chosen"] == "per-record" and fit["mean_crps_per_record"] < fit["mean_crps_fixed"], fit
     trend = finding.evidence["budget"]["by_reference_models"]
     assert list(trend) == ["2", "4", "8", "16", "32"]
     # Fewer models are scored with the variance the check would choose for them.
@@ -214,8 +227,7 @@ def test_lira_spends_32_references_on_an_mlp_family_for_images_and_8_on_a_cnn_fa
     assert cnn.metrics["reference_models"] == 8, cnn.metrics
     for finding in (mlp, cnn):  # the variance is the one that fits the target's answers better
         fit = finding.evidence["variance_fit"]
-        better_fixed = fit["median_log_likelihood_fixed"] >= fit["median_log_likelihood_per_record"]
-        assert finding.metrics["fixed_variance"] is better_fixed, fit
+        assert finding.metrics["fixed_variance"] is (fit["mean_crps_fixed"] <= fit["mean_crps_per_record"]), fit
     assert LikelihoodRatioAttack(reference="mlp-8@2", n_reference=4)(target, images).metrics["reference_models"] == 4
 
 
@@ -262,6 +274,34 @@ def test_the_trial_prefers_references_that_track_the_target_record_by_record():
     target = hardness + 1.5 * is_member + rng.normal(0, 0.5, n)
     alike = hardness + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))
     shuffled = rng.permutation(hardness) + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))  # same spread, other records
-    assert predictive_fit(target, alike, in_mask, is_member) > predictive_fit(target, shuffled, in_mask, is_member) + 1
-    # Records no reference has in (or none out) are left out; none at all gives -inf.
-    assert predictive_fit(target, alike, np.zeros_like(in_mask), is_member) == float("-inf")
+    assert predictive_fit(target, alike, in_mask, is_member)[0] < predictive_fit(target, shuffled, in_mask, is_member)[0]
+    # Records no reference has in (or none out) are left out; none at all, or a reference
+    # that answered NaN, is the worst fit there is.
+    assert predictive_fit(target, alike, np.zeros_like(in_mask), is_member)[0] == float("inf")
+    broken = alike.copy()
+    broken[0, 0] = np.nan
+    assert predictive_fit(target, broken, in_mask, is_member)[0] == float("inf")
+
+
+def test_the_trial_does_not_reward_references_that_are_too_sure_of_themselves():
+    # Family B's references have family A's means record by record, but agree with one
+    # another more than the target's training runs do (0.6 of A's spread about each mean).
+    # A median log-likelihood preferred B (a Gaussian 0.67 as wide as the truth maximises
+    # it); the CRPS, a proper score, prefers A, whose spread is the target's.
+    from redline.checks.privacy.reference_choice import predictive_fit
+
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        n, models = 1000, 8
+        in_mask = np.zeros((models, n), bool)
+        for k in range(0, models, 2):
+            order = rng.permutation(n)
+            in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+        is_member = rng.random(n) < 0.5
+        centre = rng.normal(0, 2, n)
+        target = centre + 1.0 * is_member + rng.normal(0, 1.0, n)
+        a = centre + 1.0 * in_mask + rng.normal(0, 1.0, (models, n))
+        side_mean = np.where(in_mask, (a * in_mask).sum(0) / in_mask.sum(0), (a * ~in_mask).sum(0) / (~in_mask).sum(0))
+        b = side_mean + 0.6 * (a - side_mean)
+        fit_a, fit_b = predictive_fit(target, a, in_mask, is_member), predictive_fit(target, b, in_mask, is_member)
+        assert fit_a[0] < fit_b[0], (seed, fit_a, fit_b)
