@@ -195,10 +195,11 @@ def logit_confidence(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def gaussian_crps(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """The continuous ranked probability score of N(mean, sd) for the observation ``x``
-    (lower is better; Gneiting and Raftery 2007). A proper score, so a Gaussian narrower or
-    wider than the truth scores worse on average, and it grows only linearly with a miss:
-    a few records that a model gets badly wrong (a tie among a forest's references that the
-    target breaks) cannot swamp the rest, as they swamp a mean log-likelihood."""
+    (lower is better; Gneiting and Raftery 2007). A proper score: on average a Gaussian
+    narrower or wider than the truth scores worse. It grows linearly with a miss where a
+    log-likelihood grows quadratically, yet misses of hundreds (a tie among a forest's
+    references that the target breaks) still weigh on a mean, so the family trial of
+    :mod:`.reference_choice` takes the median over records."""
     from scipy.stats import norm
 
     z = (x - mean) / sd

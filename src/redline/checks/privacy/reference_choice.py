@@ -24,8 +24,8 @@ the evaluated records, topped up with population rows as LiRA's are), and the on
 references better predict the target's own logit-scaled confidence on each record, given
 whether the record is a member, trains the reference models. Prediction is scored by the
 continuous ranked probability score (CRPS) of each record's value under its side's
-Gaussian, with one variance per side or each record's own, whichever scores better (as
-LiRA will choose), and the median over records decides. The median, because families
+Gaussian, with one variance per side or each record's own, whichever scores better (LiRA
+later makes its own choice, by the mean), and the median over records decides. The median, because families
 miss on different scales: a forest's references that vote unanimously put a record's
 logit-scaled confidence at about +-700 (the floor of a probability of 0 or 1), so one
 tie the target breaks is a miss of hundreds where a network's misses are of one or two,
@@ -203,7 +203,7 @@ class TrialFit:
 
     family: str
     crps: float  # median over records of the CRPS of the target's statistic (lower is better)
-    variance: str  # "fixed" or "per-record": the better-predicting one, as LiRA will choose
+    variance: str  # "fixed" or "per-record": the one with the lower median CRPS
     models: int
     seconds: float
 
@@ -260,7 +260,7 @@ def predictive_fit(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.nd
     the record on the record's side (member: IN, non-member: OUT) by the continuous ranked
     probability score, and the median over records taken (lower is better; the module
     docstring says why the median), with one standard deviation per side or each record's
-    own, whichever scores better. Records that no reference has in, or none out, are left
+    own, whichever scores better by that median. Records that no reference has in, or none out, are left
     out; a reference that answers NaN makes the fit infinitely bad."""
     covered = in_mask.any(axis=0) & (~in_mask).any(axis=0)
     if not covered.any():
