@@ -62,7 +62,8 @@ mnist_cnn_small        0.060 RMIA, AUC 0.62 (LiRA 0.052)      0.019        3.2x 
 =====================  =====================================  ===========  ======  =========================
 
 Private twins: mnist_mlp_wide_dp LiRA 0.019, mnist_cnn_small_dp LiRA and RMIA 0.009,
-fair_gbt_regularised LiRA 0.014 and RMIA 0.019, none vulnerable. Tuning: digits_mlp_200 LiRA 0.092 (RMIA 0.058). Before the
+fair_gbt_regularised LiRA 0.014 and RMIA 0.019, none vulnerable. Tuning: digits_mlp_200 LiRA 0.092 (RMIA 0.058); randhie_forest, all 2,000 members
+scored, LiRA 0.098 with forest references and per-record variances (RMIA 0.102). Before the
 trial, the same machine chose an MLP family for mnist_cnn_small (the screen's match 0.79
 against the CNN family's 0.74): LiRA 0.019 and RMIA 0.049, both ``not_vulnerable`` on a
 model its owner's recipe shows to be vulnerable; the trial picks the CNN family (median
