@@ -231,6 +231,15 @@ def test_lira_spends_32_references_on_an_mlp_family_for_images_and_8_on_a_cnn_fa
     assert LikelihoodRatioAttack(reference="mlp-8@2", n_reference=4)(target, images).metrics["reference_models"] == 4
 
 
+def _pairs(models, n, rng):
+    """Online training sets in complementary pairs: each record in half of the models."""
+    in_mask = np.zeros((models, n), bool)
+    for k in range(0, models, 2):
+        order = rng.permutation(n)
+        in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+    return in_mask
+
+
 def test_the_variance_is_the_one_that_predicts_the_target_better():
     # Per-record spreads that are real (the target varies as each record's references do)
     # call for per-record variances; spreads that are only sampling noise around one width,
@@ -240,10 +249,7 @@ def test_the_variance_is_the_one_that_predicts_the_target_better():
 
     rng = np.random.default_rng(0)
     n, models = 400, 32
-    in_mask = np.zeros((models, n), bool)
-    for k in range(0, models, 2):
-        order = rng.permutation(n)
-        in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+    in_mask = _pairs(models, n, rng)
     is_member = np.arange(n) < n // 2
     centre = rng.normal(0, 3, n) + 2.0 * in_mask  # IN models answer 2 higher
 
@@ -265,10 +271,7 @@ def test_the_trial_prefers_references_that_track_the_target_record_by_record():
 
     rng = np.random.default_rng(1)
     n, models = 300, 8
-    in_mask = np.zeros((models, n), bool)
-    for k in range(0, models, 2):
-        order = rng.permutation(n)
-        in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+    in_mask = _pairs(models, n, rng)
     is_member = rng.random(n) < 0.5
     hardness = rng.normal(0, 2, n)
     target = hardness + 1.5 * is_member + rng.normal(0, 0.5, n)
@@ -294,10 +297,7 @@ def test_the_trial_does_not_reward_references_that_are_too_sure_of_themselves():
     for seed in range(5):
         rng = np.random.default_rng(seed)
         n, models = 1000, 8
-        in_mask = np.zeros((models, n), bool)
-        for k in range(0, models, 2):
-            order = rng.permutation(n)
-            in_mask[k, order[: n // 2]] = in_mask[k + 1, order[n // 2 :]] = True
+        in_mask = _pairs(models, n, rng)
         is_member = rng.random(n) < 0.5
         centre = rng.normal(0, 2, n)
         target = centre + 1.0 * is_member + rng.normal(0, 1.0, n)
