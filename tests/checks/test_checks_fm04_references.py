@@ -240,6 +240,15 @@ def _pairs(models, n, rng):
     return in_mask
 
 
+def _world(rng, models, n, shift, noise):
+    """Records with a difficulty of their own, half of them members, and a target whose
+    statistic is the difficulty, ``shift`` more for members, plus noise of ``noise``."""
+    in_mask = _pairs(models, n, rng)
+    is_member = rng.random(n) < 0.5
+    difficulty = rng.normal(0, 2, n)
+    return in_mask, is_member, difficulty, difficulty + shift * is_member + rng.normal(0, noise, n)
+
+
 def test_the_variance_is_the_one_that_predicts_the_target_better():
     # Per-record spreads that are real (the target varies as each record's references do)
     # call for per-record variances; spreads that are only sampling noise around one width,
@@ -270,11 +279,8 @@ def test_the_trial_prefers_references_that_track_the_target_record_by_record():
     from redline.checks.privacy.reference_choice import predictive_fit
 
     rng = np.random.default_rng(1)
-    n, models = 300, 8
-    in_mask = _pairs(models, n, rng)
-    is_member = rng.random(n) < 0.5
-    hardness = rng.normal(0, 2, n)
-    target = hardness + 1.5 * is_member + rng.normal(0, 0.5, n)
+    models, n = 8, 300
+    in_mask, is_member, hardness, target = _world(rng, models, n, shift=1.5, noise=0.5)
     alike = hardness + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))
     shuffled = rng.permutation(hardness) + 1.5 * in_mask + rng.normal(0, 0.5, (models, n))  # same spread, other records
     assert predictive_fit(target, alike, in_mask, is_member)[0] < predictive_fit(target, shuffled, in_mask, is_member)[0]
@@ -296,11 +302,8 @@ def test_the_trial_does_not_reward_references_that_are_too_sure_of_themselves():
 
     for seed in range(5):
         rng = np.random.default_rng(seed)
-        n, models = 1000, 8
-        in_mask = _pairs(models, n, rng)
-        is_member = rng.random(n) < 0.5
-        centre = rng.normal(0, 2, n)
-        target = centre + 1.0 * is_member + rng.normal(0, 1.0, n)
+        models, n = 8, 1000
+        in_mask, is_member, centre, target = _world(rng, models, n, shift=1.0, noise=1.0)
         a = centre + 1.0 * in_mask + rng.normal(0, 1.0, (models, n))
         side_mean = np.where(in_mask, (a * in_mask).sum(0) / in_mask.sum(0), (a * ~in_mask).sum(0) / (~in_mask).sum(0))
         b = side_mean + 0.6 * (a - side_mean)
