@@ -96,8 +96,8 @@ class LikelihoodRatioAttack(MembershipInference):
                "reference_source", "views")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
-        "fixed_variance": "share one variance across records: true, false or auto (whichever makes the target's "
-                          "answers better)",
+        "fixed_variance": "share one variance across records: true, false or auto (whichever predicts the "
+                          "target's answers better)",
         "augmentations": "augmented views queried per record (0, the default: the record only; auto: as many as "
                          "the budget affords on images, 0 on tables)",
         **REFERENCE_PARAM_DOCS,
