@@ -9,20 +9,21 @@ distribution's upper tail (a one-sided test).
 The means are per record; the variances are either each record's own or one per side
 shared by all records (the fixed-variance variant). ``fixed_variance: auto`` (the default)
 takes the one that predicts the target's own statistics better, each record scored under
-its side's Gaussian by the continuous ranked probability score (:func:`choose_variance`). Per-record variances pay where the
-references reproduce the target record by record (a forest's tied votes); with few models
-or references of another kind a record whose references happen to agree gets a spuriously
-narrow Gaussian. Measured offline on the bench's targets with 32 references of each of
-several families (TPR at 1% FPR, shared against per-record; the choice in brackets):
-held-out MNIST CNN, CNN family 0.064 / 0.053 [shared], MLP family 0.040 / 0.033 [shared];
-held-out boosted trees, MLP family 0.131 / 0.019 [shared], boosted trees of 150 rounds
-0.137 / 0.035 [shared], of 450 rounds 0.155 / 0.122 [per-record, by 0.02 in mean CRPS];
-tuning forest, forest family 0.019 / 0.094 [per-record]; tuning digits MLP, MLP@60
-0.072 / 0.030 [shared]; held-out MNIST MLP, MLP@180 0.147 / 0.195 [per-record]. With 32
-models it took the better of the two in 12 of 15 such target-family pairs (two of the
-other three within 0.01), where the old rule (per-record from 32 models on) did in 4; with
-8 models in 13 of 14 (the other within 0.01). Records that happen to be in no online
-reference model borrow the average IN-OUT shift of the others.
+its side's Gaussian by the continuous ranked probability score (:func:`choose_variance`).
+Per-record variances pay where the references reproduce the target record by record (a
+forest's tied votes); with few models or references of another kind a record whose
+references happen to agree gets a spuriously narrow Gaussian. Measured offline on the
+bench's targets with 32 references of each of several families (TPR at 1% FPR, shared
+against per-record; the choice in brackets): held-out MNIST CNN, CNN family 0.064 / 0.053
+[shared], MLP family 0.040 / 0.033 [shared]; held-out boosted trees, MLP family 0.131 /
+0.019 [shared], boosted trees of 150 rounds 0.137 / 0.035 [shared], of 450 rounds 0.155 /
+0.122 [per-record, by 0.02 in mean CRPS]; tuning forest, forest family 0.019 / 0.094
+[per-record]; tuning digits MLP, MLP@60 0.072 / 0.030 [shared]; held-out MNIST MLP,
+MLP@180 0.147 / 0.195 [per-record]. With 32 models it took the better of the two in 12 of
+15 such target-family pairs (two of the other three within 0.01), where the old rule
+(per-record from 32 models on) did in 4; with 8 models in 13 of 14 (the other within
+0.01). Records that happen to be in no online reference model borrow the average IN-OUT
+shift of the others.
 
 Queries: one per evaluated record, plus one per record and augmented view (``augmentations``
 shifted copies, images only) that the references show to carry membership: online, each
@@ -42,16 +43,17 @@ Budget into power: ``n_reference: auto`` (the default) trains 32 reference model
 family trains them (matched or named) and it is not a CNN: trees, linear models and MLPs
 (whose models train all at once) take seconds to a few minutes; and 8 from a CNN family
 and from a target's own recipe (one model at a time, at a cost redline cannot bound).
-Chosen on the bench's tuning targets (with per-record variances at 32, the rule then):
-TPR at 1% FPR went from 0.027 (8 models) to 0.098 on a random
-forest, whose exact 0/1 votes make one shared variance meaningless, from 0.069 to 0.086 on
-boosted trees (64 bought nothing more: 0.075 and 0.089), and from 0.070 to 0.095 on the
-digits MLP (family mlp-512x256@180). The held-out MNIST MLP then went from 0.147 to 0.205
-(16 models had bought nothing, 0.146: the gain comes with the per-record variances). CNN
-families stay at 8: on the held-out MNIST CNN 32 models of cnn-16x32@20 took 619 s of
-LiRA on a loaded machine and gave 0.044 against 0.050 from 8 (16: 0.057); even the
-target's exact recipe as references gave 0.050 (8) and 0.055 (32), so that model leaks
-little to any reference attack.
+Chosen on the bench's tuning targets (with per-record variances at 32, the rule then): TPR
+at 1% FPR went from 0.027 (8 models) to 0.098 on a random forest, whose exact 0/1 votes
+make one shared variance meaningless, from 0.069 to 0.086 on boosted trees (64 bought
+nothing more: 0.075 and 0.089), and from 0.070 to 0.095 on the digits MLP (family
+mlp-512x256@180). The held-out MNIST MLP then went from 0.147 to 0.205 (16 models had
+bought nothing, 0.146: the gain comes with the per-record variances). CNN families stay at
+8: on the held-out MNIST CNN 32 models of cnn-16x32@20 took 619 s of LiRA on a loaded
+machine and gave 0.044 with per-record variances against 0.050 from 8 (offline with one
+shared variance, as ``fixed_variance: auto`` now picks there, 32 give 0.064 and 64 give
+0.075); even the target's exact recipe as references levels off at about 0.083 from 64
+models, so that model leaks little to any reference attack.
 ``augmentations: auto`` (opt-in) spends the query budget left after scoring every record
 once on as many shifted views as it covers (up to eight), of which only the informative
 ones are queried (above). The evidence's ``budget`` entry says what was afforded and what
