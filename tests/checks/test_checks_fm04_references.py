@@ -314,19 +314,19 @@ def test_the_trial_does_not_reward_references_that_are_too_sure_of_themselves():
 def test_the_shared_variance_counts_one_degree_of_freedom_per_record():
     # Residuals are taken about each record's own mean: with 4 models a side, dividing by
     # all residuals less one put the shared width at 0.86 of the truth.
-    from redline.checks.privacy.fm04_lira import _gaussian
+    from redline.checks.privacy.membership import reference_gaussians
 
     rng = np.random.default_rng(3)
     models, n = 8, 4000
     stat = rng.normal(0, 1, (models, 1, n)) + rng.normal(0, 5, (1, 1, n))
     mask = np.zeros((models, 1, n), bool)
     mask[::2] = True
-    _, sd = _gaussian(stat, mask, True)
+    _, sd = reference_gaussians(stat, mask, True)
     assert abs(float(sd[0, 0]) - 1.0) < 0.03, float(sd[0, 0])
     # A record no model covers adds nothing; one with a single model adds no freedom.
     sparse = mask.copy()
     sparse[:, :, :10] = False
     sparse[0, :, 10:20] = True
     sparse[2:, :, 10:20] = False
-    _, sd = _gaussian(stat, sparse, True)
+    _, sd = reference_gaussians(stat, sparse, True)
     assert abs(float(sd[0, 0]) - 1.0) < 0.03, float(sd[0, 0])

@@ -73,9 +73,10 @@ from .membership import (
     PER_RECORD_PARAM_DOCS,
     REFERENCE_PARAM_DOCS,
     MembershipInference,
-    gaussian_crps,
+    crps_by_variance,
     logit_confidence,
     power_trend,
+    reference_gaussians,
     reference_outputs,
     target_probabilities,
 )
@@ -83,7 +84,6 @@ from .reference_choice import plan_references, validate_reference
 
 # Shifts of (rows, columns) in pixels for the augmented views, in order of use.
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
-_MIN_STD = 1e-3
 # A shifted view is scored when its reference separation is at least this share of the record's own.
 _VIEW_KEEP = 0.5
 # ``n_reference: auto``: references from a family that trains fast (trees, linear models,
@@ -235,16 +235,7 @@ def choose_variance(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.n
     widths differ, which a proper score judges without bias. A fit of the target's answers, not a
     measure of the attack's power: on a model that leaks nothing no choice makes its members
     stand out."""
-    stat, mask = ref_stat[:, None, :], in_mask[:, None, :]
-    scores = {}
-    for fixed in (True, False):  # the Gaussians exactly as _lira_scores fits them
-        mu_out, sd_out = _gaussian(stat, ~mask, fixed)
-        mean, sd = mu_out[0], sd_out[0]
-        if online:
-            mu_in, sd_in = _gaussian(stat, mask, fixed, fallback_mean=mu_out)
-            mean, sd = np.where(is_member, mu_in[0], mean), np.where(is_member, sd_in[0], sd)
-        crps = gaussian_crps(target_stat, mean, sd)
-        scores[fixed] = float(np.mean(crps)) if np.isfinite(crps).all() else float("inf")
+    scores = crps_by_variance(target_stat, ref_stat, in_mask, is_member, online, np.mean)
     fixed = scores[True] <= scores[False]
     return fixed, {"chosen": "fixed" if fixed else "per-record", "mean_crps_fixed": round(scores[True], 4),
                    "mean_crps_per_record": round(scores[False], 4)}
@@ -285,8 +276,8 @@ def informative_views(ref_stat: np.ndarray, in_mask: np.ndarray) -> tuple[list[i
     signal (on a held-out MNIST MLP eight views halved TPR at 1% FPR), so they are left
     out and the target is not asked about them."""
     mask = np.broadcast_to(in_mask[:, None, :], ref_stat.shape)
-    mu_out, sd_out = _gaussian(ref_stat, ~mask, True)
-    mu_in, sd_in = _gaussian(ref_stat, mask, True, fallback_mean=mu_out)
+    mu_out, sd_out = reference_gaussians(ref_stat, ~mask, True)
+    mu_in, sd_in = reference_gaussians(ref_stat, mask, True, fallback_mean=mu_out)
     separation = ((mu_in - mu_out) / np.sqrt((sd_in**2 + sd_out**2) / 2)).mean(axis=1)  # (views,)
     keep = [0] + [v for v in range(1, len(separation))
                   if separation[0] > 0 and separation[v] >= _VIEW_KEEP * separation[0]]
@@ -297,9 +288,9 @@ def _lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.ndar
                  fixed: bool) -> np.ndarray:
     """One score per record: the IN/OUT log likelihood ratio (online) or the log of the OUT
     Gaussian's upper tail (offline), summed over views."""
-    mu_out, sd_out = _gaussian(ref_stat, ~in_mask, fixed)
+    mu_out, sd_out = reference_gaussians(ref_stat, ~in_mask, fixed)
     if online:
-        mu_in, sd_in = _gaussian(ref_stat, in_mask, fixed, fallback_mean=mu_out)
+        mu_in, sd_in = reference_gaussians(ref_stat, in_mask, fixed, fallback_mean=mu_out)
         return (_log_normal(target_stat, mu_in, sd_in) - _log_normal(target_stat, mu_out, sd_out)).sum(axis=0)
     return _log_ndtr((target_stat - mu_out) / sd_out).sum(axis=0)
 
@@ -315,32 +306,6 @@ def _shift(x: np.ndarray, view: tuple[int, int], fill: float) -> np.ndarray:
         ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
     ]
     return out
-
-
-def _gaussian(stat: np.ndarray, mask: np.ndarray, fixed: bool, fallback_mean: np.ndarray | None = None):
-    """Mean per record and view of ``stat`` over the models in ``mask``, and the standard
-    deviation: shared per view when ``fixed`` (or where a record has fewer than two models).
-    Records no model covers take ``fallback_mean`` plus the average shift of the others."""
-    mask = np.broadcast_to(mask, stat.shape)
-    count = mask.sum(axis=0)  # (views, records)
-    total = np.where(mask, stat, 0.0).sum(axis=0)
-    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    if fallback_mean is not None and (count == 0).any():
-        covered = count > 0
-        shift = np.array([(mean[v, covered[v]] - fallback_mean[v, covered[v]]).mean() if covered[v].any() else 0.0
-                          for v in range(len(mean))])
-        mean = np.where(covered, mean, fallback_mean + shift[:, None])
-    resid = np.where(mask, stat - mean[None], 0.0)
-    # Residuals are about each record's own mean, so each record with models costs one degree
-    # of freedom: dividing by their count less one shrank the shared width (0.86 of the truth
-    # with 4 models a side), the more so on the side with fewer models.
-    freedom = np.maximum(count - 1, 0).sum(axis=1)
-    pooled = np.sqrt((resid**2).sum(axis=(0, 2)) / np.maximum(freedom, 1))  # (views,)
-    pooled = np.maximum(pooled, _MIN_STD)[:, None]
-    if fixed:
-        return mean, np.broadcast_to(pooled, mean.shape)
-    per_record = np.sqrt((resid**2).sum(axis=0) / np.maximum(count - 1, 1))
-    return mean, np.where(count >= 2, np.maximum(per_record, _MIN_STD), pooled)
 
 
 def _log_normal(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:

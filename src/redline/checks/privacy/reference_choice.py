@@ -58,7 +58,7 @@ import numpy as np
 from ...errors import UsageError
 from .membership import (
     Records,
-    gaussian_crps,
+    crps_by_variance,
     logit_confidence,
     online_universe,
     require_pool,
@@ -77,7 +77,6 @@ SOURCES = ("auto", "recipe", "surrogate")
 #: complementary pairs: with as many evaluated records as two training sets, each record is
 #: in four of them and out of four; records that end up on one side only are not scored).
 TRIAL_MODELS = 8
-_MIN_STD = 1e-3  # as LiRA floors a standard deviation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,24 +264,10 @@ def predictive_fit(target_stat: np.ndarray, ref_stat: np.ndarray, in_mask: np.nd
     covered = in_mask.any(axis=0) & (~in_mask).any(axis=0)
     if not covered.any():
         return float("inf"), "fixed"
-    target_stat, ref_stat, in_mask = target_stat[covered], ref_stat[:, covered], in_mask[:, covered]
-    means, pooled, own = [], [], []
-    for side in (in_mask, ~in_mask):
-        count = side.sum(axis=0)
-        mean = np.where(side, ref_stat, 0.0).sum(axis=0) / count
-        squares = (np.where(side, ref_stat - mean, 0.0) ** 2).sum(axis=0)
-        shared = max(float(np.sqrt(squares.sum() / max(int((count - 1).sum()), 1))), _MIN_STD)
-        means.append(mean)
-        pooled.append(shared)
-        own.append(np.where(count >= 2, np.maximum(np.sqrt(squares / np.maximum(count - 1, 1)), _MIN_STD), shared))
-    member = is_member[covered]
-    mean = np.where(member, means[0], means[1])
-    scores = {}
-    for variance, sd in (("fixed", np.where(member, pooled[0], pooled[1])), ("per-record", np.where(member, own[0], own[1]))):
-        crps = gaussian_crps(target_stat, mean, sd)
-        scores[variance] = float(np.median(crps)) if np.isfinite(crps).all() else float("inf")
-    variance = min(scores, key=scores.__getitem__)
-    return scores[variance], variance
+    scores = crps_by_variance(target_stat[covered], ref_stat[:, covered], in_mask[:, covered], is_member[covered],
+                              True, np.median)
+    fixed = scores[True] <= scores[False]
+    return scores[fixed], "fixed" if fixed else "per-record"
 
 
 # Plans already chosen in this process, by fingerprint.
