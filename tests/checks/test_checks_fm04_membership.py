@@ -191,7 +191,7 @@ def test_rmia_with_too_small_a_budget_is_inconclusive_not_an_error():
     from redline.checks.privacy.fm04_rmia import RelativeMembershipInference as RMIA
     from redline.findings import Status
 
-    finding = RMIA(n_reference=1)(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), budget=20)
+    finding = RMIA(n_reference=2)(zoo.load_target("digits_mlp_overfit"), zoo.load_data_for("digits_mlp_overfit"), budget=20)
     assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.reason)
     assert "budget of 30" in finding.reason and "traceback" not in finding.evidence
 

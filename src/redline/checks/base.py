@@ -225,12 +225,14 @@ class Check(abc.ABC):
     def _prepare_data(self, target: Target, data: Dataset | None) -> tuple[Dataset | None, list[str]]:
         """Labels from the target for the rows the check reads without labels, and notes
         for the finding on how its data was found (labels from the target, attacker halves)."""
-        from ..data.labels import label_with_target
+        from ..data.labels import label_with_target, require_class_indices
 
         if data is None:
             return None, []
         notes = []
         data, asked = label_with_target(data, target, self.needs.labelled_roles(data))
+        if data.task != "regression":
+            require_class_indices(data, target.n_classes, self.needs.labelled_roles(data))
         for role, rows in asked.items():
             notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")
         if self.needs.attacker and not data.has("pool"):

@@ -47,3 +47,29 @@ def label_with_target(data: Dataset, target: Any, roles: Iterable[str] | None = 
     meta = dict(data.meta)
     meta["labels_from_target"] = sorted(set(meta.get("labels_from_target", [])) | set(missing))
     return dataclasses.replace(data, **labels, meta=meta), {role: len(data.x(role)) for role in missing}
+
+
+def require_class_indices(data: Dataset, n_classes: int | None, roles: Iterable[str]) -> None:
+    """DataError unless the labels of ``roles`` are the target's class indices: whole numbers
+    from 0 to ``n_classes`` - 1, the column of each class in the target's answers. Labels
+    such as -1/+1 or 1..k, given through the Python API (file loaders re-encode text labels
+    only), would otherwise be read as the wrong columns: -1 as the last class, k past the
+    end. The deployment sample is not checked: it may hold a class the model never saw."""
+    for role in roles:
+        y = data.y(role)
+        if role == "deploy" or y is None or not len(y):
+            continue
+        y = np.asarray(y)
+        if y.dtype.kind == "b":
+            continue
+        whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y)))
+                                         and bool(np.all(np.mod(y, 1) == 0)))
+        if not whole:
+            raise DataError(f"the {role} labels of {data.name!r} are not whole-number class indices "
+                            f"(dtype {y.dtype}); give each row's class as its column in the target's answers")
+        low, high = float(np.min(y)), float(np.max(y))
+        if low < 0 or (n_classes is not None and n_classes > 1 and high >= n_classes):
+            classes = f"0 to {n_classes - 1}" if n_classes else "0 and up"
+            raise DataError(f"the {role} labels of {data.name!r} run from {low:g} to {high:g}, but the target's "
+                            f"classes are numbered {classes} (their columns in its answers): re-encode the labels "
+                            "in the model's class order (e.g. -1/+1 as 0/1)")

@@ -86,6 +86,8 @@ from .reference_choice import plan_references, validate_reference
 _SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 # A shifted view is scored when its reference separation is at least this share of the record's own.
 _VIEW_KEEP = 0.5
+# Fewest reference models that measure the views' separation (two a side per record).
+_MIN_VIEW_MODELS = 4
 # ``n_reference: auto``: references from a family that trains fast (trees, linear models,
 # MLPs) get enough for per-record variances; CNN families and recipes the usual 8.
 _AUTO_REFERENCES = {"fast family": 32, "other": 8}
@@ -132,8 +134,10 @@ class LikelihoodRatioAttack(MembershipInference):
         for name in ("n_reference", "augmentations"):
             if isinstance(getattr(self, name), str) and getattr(self, name) != "auto":
                 raise ValueError(f"{name} must be a whole number or 'auto'")
-        if self.n_reference != "auto" and int(self.n_reference) < 1:
-            raise ValueError("n_reference must be at least 1 or 'auto'")
+        if self.n_reference != "auto" and int(self.n_reference) < 2:
+            # Online models come in pairs (each record in one, out of the other); offline, one
+            # model gives no spread to measure a record's tail against.
+            raise ValueError("n_reference must be at least 2 or 'auto'")
         if self.fixed_variance != "auto" and not isinstance(self.fixed_variance, bool):
             raise TypeError("fixed_variance must be true, false or 'auto'")
         if self.augmentations != "auto" and not 0 <= int(self.augmentations) <= len(_SHIFTS):
@@ -171,14 +175,18 @@ class LikelihoodRatioAttack(MembershipInference):
             axis=1,
         )  # (models, views, records)
         # Query the target only on the views in which the references show membership at all.
-        keep, separation = informative_views(ref_stat, refs.in_mask) if self.online else (list(range(len(offered))), None)
+        keep, separation = informative_views(ref_stat, refs.in_mask) if self.online else (list(range(len(offered))), [])
         views = [offered[i] for i in keep]
         ref_stat = ref_stat[:, keep]
         target_stat = np.stack([logit_confidence(target_probs, records.y)]
                                + [logit_confidence(target_probabilities(target, _shift(records.x, v, fill)), records.y)
                                   for v in views[1:]])  # (views, records)
         ctx.progress(2, 3)
-        if separation is not None and len(offered) > 1:
+        if separation is None and len(offered) > 1:
+            spend = {**spend, "offered": len(offered), "kept": 1,
+                     "note": (spend["note"] + f" Views kept: the record only ({n_ref} reference models cannot measure "
+                              f"which shifted views separate members; {_MIN_VIEW_MODELS} or more can).").strip()}
+        elif separation is not None and len(separation) and len(offered) > 1:
             spend = {**spend, "offered": len(offered), "kept": len(views),
                      "separation": [round(float(d), 3) for d in separation],
                      "note": (spend["note"] + f" Views kept: {len(views)} of {len(offered)} (the shifted views whose "
@@ -267,14 +275,17 @@ def affordable_views(data, max_records: int, budget: int, shiftable: bool, most:
                    "queries": per_pass * (n_aug + 1), "budget": int(budget), "note": note}
 
 
-def informative_views(ref_stat: np.ndarray, in_mask: np.ndarray) -> tuple[list[int], np.ndarray]:
+def informative_views(ref_stat: np.ndarray, in_mask: np.ndarray) -> tuple[list[int], np.ndarray | None]:
     """Which views to score, from the reference models alone: the record itself, and each
     shifted view whose separation (mean IN-OUT shift of the statistic over the records, in
     pooled standard deviations) is at least ``_VIEW_KEEP`` of the record's own. A network
     that was not trained on shifted images keeps little trace of its members in their
     shifted copies; summed in, such views add the noise of their estimated means and no
     signal (on a held-out MNIST MLP eight views halved TPR at 1% FPR), so they are left
-    out and the target is not asked about them."""
+    out and the target is not asked about them. With fewer than ``_MIN_VIEW_MODELS`` models
+    (a record in one, out of one) no spread is measured: the record only, separation None."""
+    if len(ref_stat) < _MIN_VIEW_MODELS:  # one model a side per record: no spread to measure separation in
+        return [0], None
     mask = np.broadcast_to(in_mask[:, None, :], ref_stat.shape)
     mu_out, sd_out = reference_gaussians(ref_stat, ~mask, True)
     mu_in, sd_in = reference_gaussians(ref_stat, mask, True, fallback_mean=mu_out)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import CheckContext, Needs, Outcome
+from ..base import CheckContext, Inconclusive, Needs, Outcome
 from .membership import (
     JUDGE_METRICS,
     JUDGE_PARAM_DOCS,
@@ -68,6 +68,8 @@ class ThresholdAttack(MembershipInference):
     def _validate(self) -> None:
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score!r}")
+        if int(self.n_calibration) < _MIN_PER_CLASS:
+            raise ValueError(f"n_calibration must be at least {_MIN_PER_CLASS}")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -75,6 +77,10 @@ class ThresholdAttack(MembershipInference):
         if self.per_class:
             pool_x, pool_y = require_pool(data, "per-class calibration")
             n_cal = min(len(pool_x), int(self.n_calibration), budget // 2)
+            if n_cal < _MIN_PER_CLASS:  # the budget, not the pool (require_pool vouched for it), is short
+                raise Inconclusive(f"per-class calibration needs at least {_MIN_PER_CLASS} population rows and a "
+                                   f"budget of {budget} leaves {n_cal} (half the budget); a budget of "
+                                   f"{2 * _MIN_PER_CLASS} for them, plus the records' queries, would decide")
             calibration = rng.choice(len(pool_x), size=n_cal, replace=False)
         reserved = 0 if calibration is None else len(calibration)
         records = self.select(data, budget, rng, reserved=reserved)

@@ -116,8 +116,9 @@ class RelativeMembershipInference(MembershipInference):
             raise ValueError("gamma must be positive")
         if not 0 < float(self.temperature) <= 100:
             raise ValueError("temperature must be above 0 and at most 100")
-        if int(self.n_reference) < 1:
-            raise ValueError("n_reference must be at least 1")
+        if int(self.n_reference) < (2 if self.online else 1):
+            raise ValueError("n_reference must be at least 2 online (models come in pairs: each record in one, out "
+                             "of the other) and 1 offline")
         if int(self.n_population) < 10:
             raise ValueError("n_population must be at least 10")
         validate_reference(self.reference)
@@ -185,6 +186,8 @@ def rmia_scores(p_x: np.ndarray, p_z: np.ndarray, ref_x: np.ndarray, in_mask: np
     ratio x beats by ``gamma``, ties within a share broken by ``LR(x)`` (module docstring).
     ``p_x``/``p_z``: the target's (softened) probabilities of the true labels; ``ref_x``/``ref_z``:
     the reference models' (models, rows), with which rows each trained on."""
+    from scipy.stats import rankdata
+
     prior_x = _offline_prior(ref_x, ~in_mask, a)
     if online:
         mean_in = _masked_mean(ref_x, in_mask)
@@ -197,7 +200,10 @@ def rmia_scores(p_x: np.ndarray, p_z: np.ndarray, ref_x: np.ndarray, in_mask: np
     # Share of z beaten: LR(x) / LR(z) > gamma  <=>  log LR(z) < log LR(x) - log gamma.
     n_z = len(log_lr_z)
     beaten = np.searchsorted(np.sort(log_lr_z), log_lr_x - np.log(gamma), side="left") / n_z
-    ranks = np.argsort(np.argsort(log_lr_x, kind="stable"), kind="stable") / len(log_lr_x)
+    # Tied LR(x) share a rank, so a tie is broken by nothing, not by where a record sits in
+    # the array (members come first: ranking by position once made identical answers look
+    # like a perfect attack, or a perfectly wrong one).
+    ranks = (rankdata(log_lr_x, method="average") - 1) / len(log_lr_x)
     return beaten + ranks * (0.5 / n_z)  # tie-break within a share, never across shares
 
 

@@ -56,7 +56,13 @@ SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
 #: The least standard deviation a reference Gaussian is given (tied answers would give 0).
 MIN_STD = 1e-3
+#: Significance at which members' and non-members' class mixes count as different
+#: (:func:`match_classes`); random splits of one data set trigger it once in a thousand.
+_MIX_ALPHA = 1e-3
 _TINY = np.finfo(np.float64).tiny
+#: How far answers may be from a distribution (rows off 1, values below 0) and still be read
+#: as probabilities: rounding of float16 answers or of a JSON API's few decimals, not logits.
+_PROBABILITY_SLACK = 0.02
 
 
 @dataclasses.dataclass
@@ -69,6 +75,11 @@ class Records:
     # How the budget was spent, so a verdict can say what budget more records would need.
     queries_per_record: int = 1
     reserved: int = 0
+    # Members and non-members the data holds (train, test rows), so a verdict that asks for
+    # more records can say when the data, not the budget, is what is short.
+    available: tuple[int, int] | None = None
+    # How the records were drawn, when a finding must say it (matched by class: :func:`match_classes`).
+    note: str = ""
 
     def budget_for(self, per_side: int) -> int:
         """Queries that evaluating ``per_side`` members and as many non-members would take."""
@@ -137,10 +148,52 @@ def select_records(
         )
     members = rng.choice(len(data.x_train), size=n_in, replace=False)
     nonmembers = rng.choice(len(data.x_test), size=n_out, replace=False)
+    members, nonmembers, matched = match_classes(members, np.asarray(data.y_train)[members], nonmembers,
+                                                 np.asarray(data.y_test)[nonmembers], rng)
+    n_in, n_out = len(members), len(nonmembers)
     x = np.concatenate([data.x_train[members], data.x_test[nonmembers]])
     y = np.concatenate([data.y_train[members], data.y_test[nonmembers]]).astype(np.int64)
     return Records(x, y, np.r_[np.ones(n_in, dtype=bool), np.zeros(n_out, dtype=bool)],
-                   queries_per_record=max(1, int(queries_per_record)), reserved=int(reserved))
+                   queries_per_record=max(1, int(queries_per_record)), reserved=int(reserved),
+                   available=(len(data.x_train), len(data.x_test)), note=matched)
+
+
+def match_classes(members: np.ndarray, y_in: np.ndarray, nonmembers: np.ndarray, y_out: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """Members and non-members with the same class mix when theirs differ clearly.
+
+    A membership score depends on the record's label as well as on the model: a model that
+    ignores its input still gives each class its own loss. When the auditor's members and
+    non-members hold the classes in different proportions (members from one class, or a
+    training set and a test set collected apart), labels alone would tell them apart and a
+    model that leaks nothing would look vulnerable. So when a chi-square test of the two
+    class mixes rejects equality at :data:`_MIX_ALPHA`, each class keeps as many records of
+    each side as the scarcer side has (a random choice of the other's), and the returned note
+    says so; otherwise the records are returned as drawn, with an empty note. Raises
+    Inconclusive when too few records of shared classes remain."""
+    from scipy.stats import chi2_contingency
+
+    classes = np.union1d(y_in, y_out)
+    table = np.array([[np.sum(y_in == c) for c in classes], [np.sum(y_out == c) for c in classes]])
+    if len(classes) < 2:
+        return members, nonmembers, ""
+    p_value = float(chi2_contingency(table, correction=False).pvalue)
+    if p_value >= _MIX_ALPHA:
+        return members, nonmembers, ""
+    keep_in, keep_out = [], []
+    for c in classes:
+        rows_in, rows_out = np.flatnonzero(y_in == c), np.flatnonzero(y_out == c)
+        k = min(len(rows_in), len(rows_out))
+        keep_in.append(np.sort(rng.choice(rows_in, size=k, replace=False)) if k else rows_in[:0])
+        keep_out.append(np.sort(rng.choice(rows_out, size=k, replace=False)) if k else rows_out[:0])
+    keep_in, keep_out = np.concatenate(keep_in), np.concatenate(keep_out)
+    said = (f"The members' and non-members' class mixes differ (chi-square p = {p_value:.2g}), so labels alone "
+            f"would separate them: records were matched class by class, {len(keep_in)} of {len(members)} members "
+            f"and as many of {len(nonmembers)} non-members kept.")
+    if len(keep_in) < MIN_RECORDS:
+        raise Inconclusive(f"{said[:-1]}, fewer than the {MIN_RECORDS} a side needed to judge; members and "
+                           "non-members from the same classes would decide")
+    return members[keep_in], nonmembers[keep_out], said
 
 
 def target_train_size(data: Any) -> int:
@@ -161,10 +214,22 @@ def require_pool(data: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_probabilities(probs: np.ndarray, n_classes: int) -> np.ndarray:
-    """The target's answers as float64 probabilities (n, k); a clear error otherwise."""
+    """The target's answers as float64 probabilities (n, k); a clear error otherwise: every
+    membership score reads them as a distribution over the classes, and logits or
+    unnormalised scores would be scored as nonsense (a negative "probability" has no loss)."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] != n_classes:
         raise NotApplicable(f"the target answered shape {probs.shape}, not probabilities over {n_classes} classes")
+    if len(probs):
+        sums = probs.sum(axis=1)
+        bad = ~np.isfinite(sums) | (probs.min(axis=1) < -_PROBABILITY_SLACK) | (np.abs(sums - 1.0) > _PROBABILITY_SLACK)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise NotApplicable(
+                f"the target's answers are not class probabilities ({int(bad.sum())} of {len(probs)} rows have "
+                f"negative values or do not sum to 1; row {row} sums to {sums[row]:.4g}, its least value "
+                f"{probs[row].min():.4g}): logits or scores? Membership checks read probabilities; make the target "
+                "answer them (a softmax over its logits)")
     return probs
 
 
@@ -377,12 +442,20 @@ def judge(
             f"{fpr:.1%} is claimed; the verdict rests on the AUC test."
         )
         if not vulnerable:
+            short = records.available is not None and min(records.available) < need
             inconclusive = (
                 f"{n_out} non-members cannot measure a {fpr:.1%} false-positive rate and the AUC of "
                 f"{metrics['auc']:.2f} is not significant at this size (p = {auc_p:.2g} > {ALPHA:g}); "
                 f"{need} members and {need} non-members (a budget of about {records.budget_for(need):,} queries) "
                 f"would decide"
+                + (f"; the data holds only {records.available[0]} train and {records.available[1]} test rows"
+                   if short else "")
+                + ("; the records were matched by class, the members' and non-members' class mixes differing"
+                   if records.note else "")
             )
+    if records.note:
+        evidence["record_selection"] = records.note
+    notes = " ".join(part for part in (records.note, notes) if part)
     if notes:
         summary += " " + notes
     return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary, inconclusive=inconclusive)

@@ -57,6 +57,7 @@ import numpy as np
 
 from ...errors import UsageError
 from .membership import (
+    MIN_RECORDS,
     Records,
     crps_by_variance,
     logit_confidence,
@@ -122,7 +123,12 @@ class ReferencePlan:
 
     def describe(self) -> str:
         if self.family is None:
-            return "the target's training recipe" if self.source == "recipe" else "the default surrogate"
+            if self.source == "recipe":
+                return "the target's training recipe"
+            if self.how == "no pool":
+                return (f"the default surrogate: a family is chosen on population data (x_pool) of at least "
+                        f"{2 * MIN_RECORDS} rows and there is none this large")
+            return "the default surrogate"
         if self.how == "named":
             return f"family {self.family.name} (named)"
         chosen = next(c for c in self.candidates if c.family == self.family.name)
@@ -163,8 +169,8 @@ def plan_references(target: Any, data: Any, records: Records, target_probs: np.n
         return ReferencePlan("family", family, "named")
     if target.capabilities.trainable and getattr(target, "trainer", None) is not None:
         return ReferencePlan("recipe")
-    if data.x_pool is None or len(data.x_pool) < 4:
-        return ReferencePlan("surrogate")
+    if data.x_pool is None or len(data.x_pool) < 2 * MIN_RECORDS:  # too few rows to screen families on
+        return ReferencePlan("surrogate", how="no pool")
     candidates = candidates if candidates is not None else candidate_families(records.x.shape[1:], data.modality)
     # The choice depends only on the data, the set of evaluated records and the target's
     # answers (not on the check's own random stream nor on the records' order), so checks of

@@ -44,6 +44,11 @@ KINDS = {
 # target at a fraction of the cost.
 _BATCH = 128
 _LR = {"mlp": 3e-3, "cnn": 5e-3}
+#: Bounds on what a family name may ask for: widths, how many, and length per kind
+#: (epochs, iterations, boosting rounds, trees).
+MAX_WIDTH, MAX_LAYERS = 4096, 6
+MAX_LENGTH = {"mlp": 2000, "cnn": 2000, "logreg": 100_000, "gbt": 5000, "forest": 5000}
+_LENGTH_UNIT = {"mlp": "epochs", "cnn": "epochs", "logreg": "iterations", "gbt": "boosting rounds", "forest": "trees"}
 #: Kinds that train on flat rows of features only (not images).
 TABULAR_ONLY = ("gbt", "forest")
 _NAME = re.compile(r"^(?P<kind>[a-z]+)(?:-(?P<widths>\d+(?:x\d+)*))?(?:@(?P<length>\d+))?$")
@@ -60,14 +65,19 @@ class Family:
     @property
     def name(self) -> str:
         widths = "-" + "x".join(map(str, self.widths)) if self.widths else ""
-        return f"{self.kind}{widths}@{self.length}" if self.kind != "logreg" else "logreg"
+        if self.kind == "logreg" and self.length == KINDS["logreg"][1]:
+            return "logreg"  # its length is an iteration cap, named only when not the default
+        return f"{self.kind}{widths}@{self.length}"
 
     def fits(self, input_shape: Sequence[int], modality: str) -> str:
         """Why this family cannot model such inputs, or '' when it can."""
         from ...util.reference_models import cnn_fits
 
-        if self.kind == "cnn" and (modality != "image" or not cnn_fits(input_shape)):
-            return "a CNN needs images shaped (channels, height, width) of at least 4x4"
+        if self.kind == "cnn":
+            side = max(4, 2 ** len(self.widths))  # each width is a conv block that halves the image
+            if modality != "image" or not cnn_fits(input_shape) or min(int(s) for s in input_shape[1:]) < side:
+                return (f"a CNN of {len(self.widths)} conv blocks needs images shaped (channels, height, width) of at "
+                        f"least {side}x{side}")
         if self.kind in TABULAR_ONLY and modality == "image":
             return f"{self.kind} reference models are for tables, not images"
         return ""
@@ -110,6 +120,10 @@ def parse_family(text: str) -> Family:
         length = int(match["length"])
     if length < 1 or any(w < 1 for w in widths):
         raise UsageError(f"reference family {text!r}: widths and training length must be at least 1")
+    # Reference families train 8 to 40 models: bounds that keep a typo from asking for days.
+    if any(w > MAX_WIDTH for w in widths) or len(widths) > MAX_LAYERS or length > MAX_LENGTH[kind]:
+        raise UsageError(f"reference family {text!r}: at most {MAX_LAYERS} widths of at most {MAX_WIDTH} each and "
+                         f"at most {MAX_LENGTH[kind]:,} {_LENGTH_UNIT[kind]}")
     return Family(kind, tuple(widths), int(length))
 
 
