@@ -63,3 +63,37 @@ def test_binary_logistic_regression_parameters_are_recovered_exactly():
     finding = EquationSolving()(target, data, budget=100)
     assert finding.status is Status.VULNERABLE and finding.queries == 9
     assert finding.metrics["max_abs_param_error"] < 1e-4
+
+
+class RoundedTarget(ArrayTarget):
+    """A logistic model whose answers are rounded to two decimals, as a hardened API sends them."""
+
+    def _predict(self, x):
+        return np.round(super()._predict(x), 2)
+
+
+class RoundedNonLinearTarget(NonLinearTarget):
+    def _predict(self, x):
+        return np.round(super()._predict(x), 2)
+
+
+def test_a_logistic_model_behind_rounded_answers_is_still_copied(linear_target, blob_data):
+    # Five equations off by up to 0.005 each gave a copy 0.07 off, "not a logistic model".
+    target = RoundedTarget(linear_target.weights, linear_target.bias)
+    finding = EquationSolving()(target, blob_data, budget=1000)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    assert finding.queries == 8 * 6 and "rounded to steps of 0.01" in finding.summary
+    assert finding.metrics["max_abs_probability_error"] < 0.05
+    rng = np.random.default_rng(0)
+    other = EquationSolving()(RoundedNonLinearTarget(rng.normal(size=(5, 3)), rng.normal(size=3)), blob_data,
+                              budget=1000)
+    assert other.status is Status.NOT_VULNERABLE
+
+
+def test_rounding_steps_are_read_from_the_answers():
+    from redline.checks.extraction.fm05_equation_solving import rounding_step
+
+    p = np.random.default_rng(0).dirichlet([1, 1, 1], 6)
+    assert rounding_step(p) is None
+    assert rounding_step(np.round(p, 2).astype(np.float32)) == pytest.approx(0.01)
+    assert rounding_step(p.astype(np.float16)) == pytest.approx(2**-11)

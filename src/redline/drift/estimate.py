@@ -143,23 +143,36 @@ def estimate_accuracy(
 
 
 def _atc(ref_score, correct, dep_score, ref_boot, dep_boot):
-    threshold = _threshold(ref_score, correct.mean())
-    point = float(np.mean(dep_score > threshold))
-    reps = np.array([
-        np.mean(dep_score[d] > _threshold(ref_score[r], correct[r].mean())) for r, d in zip(ref_boot, dep_boot)
-    ])
-    return point, reps, {"threshold": float(threshold)}
+    threshold, tie_share = _threshold(ref_score, correct.mean())
+    point = _share_above(dep_score, threshold, tie_share)
+    reps = np.array([_share_above(dep_score[d], *_threshold(ref_score[r], correct[r].mean()))
+                     for r, d in zip(ref_boot, dep_boot)])
+    return point, reps, {"threshold": float(threshold), "tie_share": float(tie_share)}
 
 
-def _threshold(scores: np.ndarray, accuracy: float) -> float:
-    """The score above which the share ``accuracy`` of ``scores`` lies."""
+def _threshold(scores: np.ndarray, accuracy: float) -> tuple[float, float]:
+    """(threshold, tie share): the score above which the share ``accuracy`` of ``scores``
+    lies, and the share of the rows exactly at it that count as above. Scores that tie (a
+    tree's leaves, a model with a few distinct confidences) can put the boundary inside a run
+    of equal values; counting all of the run or none of it once made a tree's estimate 0%
+    on a copy of its own test rows (a 70-point false drop), so that run is split in the
+    proportion the accuracy needs."""
     ordered = np.sort(scores)
     below = round((1.0 - accuracy) * len(ordered))  # rows at or under the threshold
     if below <= 0:
-        return float(ordered[0]) - 1.0
+        return float(ordered[0]) - 1.0, 0.0
     if below >= len(ordered):
-        return float(ordered[-1])
-    return float(ordered[below - 1] + ordered[below]) / 2.0
+        return float(ordered[-1]), 0.0
+    low, high = ordered[below - 1], ordered[below]
+    if low < high:
+        return float(low + high) / 2.0, 0.0
+    above, at = int(np.sum(ordered > low)), int(np.sum(ordered == low))
+    return float(low), float(np.clip((len(ordered) - below - above) / at, 0.0, 1.0))
+
+
+def _share_above(scores: np.ndarray, threshold: float, tie_share: float) -> float:
+    """The share of ``scores`` above ``threshold``, those exactly at it counted ``tie_share``."""
+    return float(np.mean(scores > threshold) + tie_share * np.mean(scores == threshold))
 
 
 def _doc(ref_conf, correct, dep_conf, ref_boot, dep_boot):

@@ -54,8 +54,8 @@ def epsilon_units(epsilon: float | None, spec, norm: str) -> float:
     """The user's epsilon (validated; in range units) or the default."""
     if epsilon is None:
         return default_epsilon_units(spec, norm)
-    if not float(epsilon) > 0:
-        raise ValueError("epsilon must be positive")
+    if not 0 < float(epsilon) < float("inf"):
+        raise ValueError("epsilon must be positive and finite")
     return float(epsilon)
 
 

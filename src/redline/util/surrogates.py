@@ -20,9 +20,10 @@ def build_surrogate(input_shape: Sequence[int], n_classes: int, modality: str, x
     from torch import nn
 
     from ..nn.nets import mlp, small_cnn
+    from .reference_models import cnn_fits
 
     torch.manual_seed(seed)
-    if modality == "image" and len(input_shape) == 3:
+    if modality == "image" and cnn_fits(input_shape):  # images too small for two poolings take the MLP
         return small_cnn(input_shape, n_classes, channels=(16, 32), hidden=128)
     flat = np.asarray(x_reference, dtype=np.float64).reshape(len(x_reference), -1)
     mean, std = flat.mean(axis=0), flat.std(axis=0)

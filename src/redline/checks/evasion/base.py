@@ -32,7 +32,7 @@ from ...util.epsilon import FeatureUnits, epsilon_units
 from ...util.evidence import adversarial_grid, save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
-from ..base import Check, CheckContext, Outcome
+from ..base import Check, CheckContext, Inconclusive, Outcome
 from .undecided import undecided_evasion
 
 
@@ -140,6 +140,10 @@ class Attempt:
     state: Any = None
 
 
+# Relative round-off allowed on a fixed-budget attack's size against epsilon (float32 inputs).
+_SIZE_SLACK = 1e-4
+
+
 @dataclasses.dataclass
 class EvasionRun:
     """One run of an evasion check: its inputs, plan and, after the re-check, the judgement."""
@@ -163,7 +167,8 @@ class EvasionRun:
     adv_pred: np.ndarray | None = None
     found: np.ndarray | None = None  # the target gets the example wrong (at any size)
     success: np.ndarray | None = None  # ... and, for minimisation attacks, it lies within epsilon
-    sizes: np.ndarray | None = None  # minimisation attacks: perturbation size (inf where not found)
+    sizes: np.ndarray | None = None  # perturbation size in range units (minimisation attacks: inf where not found)
+    clean_flips: np.ndarray | None = None  # the unperturbed input, asked again, was no longer answered right
 
     @property
     def n(self) -> int:
@@ -250,6 +255,11 @@ class EvasionCheck(Check):
                        ylabel=ylabel)
         return [rel] if rel else []
 
+    def progress_left(self, run: EvasionRun, attempt: Attempt) -> str:
+        """Why the budget, not the model, ended a not-vulnerable run, when the attack can tell
+        from more than its success curve (Square: margins still falling); '' otherwise."""
+        return ""
+
     def reachable(self, run: EvasionRun, metrics: dict[str, Any]) -> float | None:
         """The share of inputs broken at any size, when the attack measures it (caps a rising trend)."""
         return None
@@ -257,6 +267,13 @@ class EvasionCheck(Check):
     # -- the shared procedure --------------------------------------------------------
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         run = self.prepare(target, data, budget, rng, ctx, self.attack_epsilon(target))
+        if run.n == 0:  # nothing attacked is no evidence of robustness
+            if not run.correct.any():
+                raise Inconclusive(
+                    f"the target got none of the {len(run.x)} drawn inputs right, so there is nothing to turn into "
+                    "an error (evasion is measured on inputs it classifies correctly); rows it gets right, or their "
+                    "true labels if these are wrong, would decide")
+            raise Inconclusive(f"the budget of {budget} queries attacks no input; a larger budget would decide")
         attempt = self.run_attack(run)
         self.recheck(run, attempt)
         metrics = self.metrics_for(run, attempt)
@@ -267,12 +284,24 @@ class EvasionCheck(Check):
         vulnerable = run.n > 0 and rate >= self.success_threshold
         summary = self.summary(run, attempt, metrics)
         undecided = ""
+        noise = float(run.clean_flips.mean()) if run.n else 0.0
+        if noise > 0:
+            evidence["clean_recheck"] = {"changed": int(run.clean_flips.sum()), "asked": run.n, "rate": noise}
+            said = (f"asked again about the {run.n} unperturbed inputs, the target changed its answer on "
+                    f"{int(run.clean_flips.sum())} ({noise:.0%})")
+            summary += f" {said[0].upper()}{said[1:]}; only examples whose unperturbed input it still got right count."
+            if (vulnerable and rate - noise < self.success_threshold) or (not vulnerable and noise >= self.success_threshold):
+                undecided = (f"{said}: its own randomness changes answers about as often as the attack does "
+                             f"(success {rate:.0%}), so errors cannot be put down to the perturbations")
+                return Outcome(vulnerable=False, metrics=metrics, evidence=evidence, summary=summary,
+                               inconclusive=undecided)
         if self.budget_can_decide and not vulnerable:
             # Too few inputs, or a rate still climbing when the queries ran out: the budget decided.
             undecided = undecided_evasion(
                 rate=rate, n=run.n, threshold=self.success_threshold, budget=budget,
                 per_input=budget // max(run.n, 1), curve=attempt.curve_queries,
-                reachable=self.reachable(run, metrics), budget_limited=run.n < int(run.correct.sum()))
+                reachable=self.reachable(run, metrics), budget_limited=run.n < int(run.correct.sum())
+            ) or self.progress_left(run, attempt)
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)
 
@@ -299,9 +328,17 @@ class EvasionCheck(Check):
         else:
             with target.ledger.evaluating():
                 run.adv_pred = target.predict_labels(x_adv) if len(x_adv) else np.zeros(0, dtype=int)
-        wrong = run.adv_pred != run.ya
+        # The unperturbed inputs asked again: a target whose answers change by themselves
+        # (random, or a randomised defence) would otherwise have its own flips counted as evasions.
+        with target.ledger.evaluating():
+            run.clean_flips = target.predict_labels(run.xa) != run.ya if run.n else np.zeros(0, dtype=bool)
+        wrong = (run.adv_pred != run.ya) & ~run.clean_flips
         if not self.minimizes:
-            run.found = run.success = wrong
+            # Measured here, not taken from the attack: an input outside the target's bounds is
+            # clipped into them, and that move alone can exceed epsilon.
+            run.sizes = run.units.size(x_adv - run.xa, self.norm) if run.n else np.zeros(0)
+            run.found = wrong
+            run.success = wrong & (run.sizes <= run.epsilon * (1 + _SIZE_SLACK))
             return
         run.found = attempt.found & wrong
         sizes = attempt.sizes if attempt.sizes is not None else run.units.size(x_adv - run.xa, self.norm)

@@ -333,7 +333,7 @@ class DecisionAttack(EvasionCheck):
             rows = np.repeat(np.arange(n), k)[valid.ravel()]
             cand = oracle.feasible(pool[nearest.ravel()[valid.ravel()]].reshape(-1, *x0.shape[1:]), rows)
             adv = oracle.is_adversarial(cand, rows)
-            cflat = cand.reshape(len(cand), -1)
+            cflat = cand.reshape(len(cand), flat0.shape[1])  # also when no pool row has another class
             dists = np.where(adv, l2(cflat - flat0[rows]), np.inf)
             order = np.lexsort((dists, rows))  # per input, nearest adversarial candidate first
             first = np.unique(rows[order], return_index=True)[1]

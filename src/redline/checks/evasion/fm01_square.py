@@ -31,6 +31,7 @@ from .base import (
     EvasionRun, Plan, require_at_least_one, require_choice,
 )
 from .feasible import make_feasible
+from .undecided import margins_still_falling
 
 # Queries after which the window area halves: the paper's schedule for a 10,000-query budget.
 # Smaller budgets keep the same schedule (cut short), so a small budget is not spent on
@@ -240,8 +241,18 @@ class SquareAttack(EvasionCheck):
     def run_attack(self, run: EvasionRun) -> Attempt:
         eps, p_init = self._validate(run.target)
         per_input = run.plan.per_input
-        x_adv, used, trace = self._attack(run.target, run.xa, run.ya, eps, p_init, per_input, run.rng, run.ctx)
-        return Attempt(x_adv, queries=used, curve_queries=trace.success_vs_queries(eps))
+        x_adv, used, trace, margins = self._attack(run.target, run.xa, run.ya, eps, p_init, per_input, run.rng,
+                                                    run.ctx)
+        return Attempt(x_adv, queries=used, curve_queries=trace.success_vs_queries(eps), state={"margins": margins})
+
+    def progress_left(self, run, attempt) -> str:
+        start, half, end = attempt.state["margins"]
+        # An input the search broke but the re-check did not count (too large, or the clean
+        # input itself flips) is not on its way to counting either.
+        end = np.where((end <= 0) & ~run.success, np.inf, end)
+        return margins_still_falling(start=start, half=half, end=end,
+                                     threshold=self.success_threshold, budget=run.budget,
+                                     per_input=int(run.plan.per_input))
 
     def extra_metrics(self, run, attempt) -> dict:
         return {"queries_per_input": int(run.plan.per_input)}
@@ -273,7 +284,7 @@ class SquareAttack(EvasionCheck):
         trace = AttackTrace(n)
         used = np.zeros(n, dtype=np.int64)
         if n == 0 or per_input == 0:
-            return x0.copy(), used, trace
+            return x0.copy(), used, trace, (np.zeros(n),) * 3
         spec = target.input_spec
         layout = _Layout(spec.shape)
         dims = (layout.c, layout.h, layout.w)
@@ -297,6 +308,7 @@ class SquareAttack(EvasionCheck):
         all_rows = np.arange(n)
         best = feasible(self._init(img, eps, layout, rng), all_rows)
         margin = margins(best, all_rows)
+        start = half = margin.copy()
         # Size of each broken input's perturbation (inf while unbroken); a broken input is no
         # longer attacked, so its size is computed once, when it breaks.
         sizes = np.full(n, np.inf)
@@ -310,6 +322,8 @@ class SquareAttack(EvasionCheck):
             delta = best - img  # the L2 step works on the perturbation, in float64
         steps = per_input - 1
         for step in range(steps):
+            if step == steps // 2:
+                half = margin.copy()
             rows = np.flatnonzero(margin >= 0)
             if rows.size == 0:
                 break
@@ -331,7 +345,8 @@ class SquareAttack(EvasionCheck):
             trace.record(used, sizes)
             if step % 50 == 0:
                 ctx.progress(step + 1, steps)
-        return units.from_unit(best.reshape(n, *spec.shape), x0.dtype), used, trace
+        # Margins as progress (start, half, end): how close the unbroken inputs came.
+        return units.from_unit(best.reshape(n, *spec.shape), x0.dtype), used, trace, (start, half, margin.copy())
 
     def _size(self, delta):
         return (linf if self.norm == "linf" else l2)(delta)

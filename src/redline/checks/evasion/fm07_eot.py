@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
-from ...util.epsilon import epsilon_units
+from ...util.epsilon import LINF_FRACTION, epsilon_units
 from ...util.evidence import save_arrays, try_plot
 from ...util.norms import l2, linf, median_or_none
 from ...util.stats import with_intervals
@@ -105,6 +105,7 @@ class EotPerturbation(_EotCheck, EvasionCheck):
     id = "FM07.eot_perturbation"
     mode = "FM07"
     title = "Perturbations that survive physical transformations (Expectation over Transformation)"
+    norm = "linf"  # the ball the base class re-checks the perturbations against
     budget_can_decide = False  # judged on held-out transformations, not a query-limited search
     default_budget = 20_000
     metrics = (
@@ -113,7 +114,7 @@ class EotPerturbation(_EotCheck, EvasionCheck):
         "transformed_clean_accuracy", "untransformed_success_rate"
     )
     param_docs = {
-        "epsilon": "largest L-inf perturbation (null: 0.25 of the input range)",
+        "epsilon": f"largest L-inf perturbation, a fraction of the input range (null: {LINF_FRACTION:g}, the shared default)",
         "steps": "optimisation steps",
         "samples": "transformations averaged per step",
         "n_inputs": N_INPUTS_DOC,

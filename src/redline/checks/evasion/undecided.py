@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ...util.stats import clopper_pearson
 
 #: Budgets more than this many times larger are not suggested: the trend is not that reliable.
@@ -78,4 +80,35 @@ def undecided_evasion(
             f"the {threshold:.0%} cut-off; about {need} inputs (n_inputs={need}, a budget of about "
             f"{need * max(per_input, 1):,} queries) would decide"
         )
+    return ""
+
+
+def margins_still_falling(*, start: np.ndarray, half: np.ndarray, end: np.ndarray, threshold: float, budget: int,
+                          per_input: int) -> str:
+    """The reason a not-vulnerable run is inconclusive when no input broke yet but the attack
+    was still pushing them towards an error, or ''.
+
+    ``start``, ``half``, ``end``: each attacked input's margin (how far it is from an error;
+    at most 0 once broken) after the first query, at half of its queries and at the end. The
+    margin an unbroken input lost over the second half, continued at that pace (optimistic:
+    the search slows down as it goes, so this errs towards inconclusive), says how many more
+    queries it would need; when a budget up to ``MAX_GROWTH`` times larger would turn at
+    least ``threshold`` of the inputs, the budget decided the verdict. A success curve that is
+    flat at 0 cannot show this (the rise the other rule reads has not begun)."""
+    start, half, end = (np.asarray(a, dtype=np.float64) for a in (start, half, end))
+    if not len(end) or per_input < 4:
+        return ""
+    broken = end <= 0
+    pace = (half - end) / max(per_input / 2, 1.0)  # margin per query, second half
+    with np.errstate(divide="ignore", invalid="ignore"):
+        more = np.where(~broken & (pace > 0), end / pace, np.inf)
+    for growth in (2, 4, 8, MAX_GROWTH):
+        share = float(np.mean(broken | (more <= (growth - 1) * per_input)))
+        if share >= threshold:
+            alive = ~broken & (start > 0)
+            lost = float(np.median(1.0 - end[alive] / start[alive])) if alive.any() else 1.0
+            return (f"the attack was still closing in when the budget ran out (the inputs it had not broken lost a "
+                    f"median {lost:.0%} of their margin, and they were still losing it in the last half of the "
+                    f"{per_input} queries each); at that pace a budget of about {budget * growth:,} queries would "
+                    f"turn {share:.0%} of them, so this budget cannot decide")
     return ""

@@ -14,6 +14,13 @@ import numpy as np
 from ...util.stats import with_intervals
 from .input_domain import InputDomain
 
+#: A copy must remove at least this share of the disagreements a guess of the target's most
+#: common answer would make (``fidelity_beyond_majority``) to count as stolen: a model that
+#: answers one class almost everywhere is "copied" by that guess alone.
+MIN_BEYOND_MAJORITY = 0.5
+#: Fewest held-out rows with another answer than the most common one that can show it.
+MIN_OTHER_ANSWERS = 10
+
 #: What the parameters of the checks judged by :func:`measure_fidelity` mean.
 FIDELITY_PARAM_DOCS = {
     "fidelity_threshold": "agreement with the target at or above which the copy counts as stolen",
@@ -45,16 +52,54 @@ def measure_fidelity(
     metrics = {
         "fidelity": _agreement(t_heldout, s_heldout),
         "fidelity_uniform": _agreement(t_uniform, s_uniform),
+        **majority_metrics(t_heldout, s_heldout),
     }
     if t_heldout.ndim == 2 and s_heldout.ndim == 2 and len(t_heldout):
         metrics["max_abs_probability_error"] = float(np.abs(t_heldout - s_heldout).max())
     return with_intervals(metrics, {"fidelity": len(t_heldout), "fidelity_uniform": len(t_uniform)})
 
 
+def majority_metrics(target_answers: np.ndarray, copy_answers: np.ndarray) -> dict[str, Any]:
+    """How often the target gives its most common held-out answer (``majority_share``), on how
+    many rows it gives another (``other_answers``), and how much of what a guess of that answer
+    gets wrong the copy gets right (``fidelity_beyond_majority``: 1 a perfect copy, 0 no better
+    than the guess, None when the target gives one answer only)."""
+    if not len(target_answers):
+        return {"majority_share": None, "other_answers": 0, "fidelity_beyond_majority": None}
+    labels = labels_of(target_answers)
+    share = float(np.bincount(labels).max() / len(labels))
+    agreement = float(np.mean(labels == labels_of(copy_answers)))
+    beyond = (agreement - share) / (1.0 - share) if share < 1.0 else None
+    return {"majority_share": share, "other_answers": int(round((1.0 - share) * len(labels))),
+            "fidelity_beyond_majority": beyond}
+
+
+def judge_copy(metrics: dict[str, Any], threshold: float) -> tuple[bool, str]:
+    """(stolen, inconclusive reason). Stolen: held-out fidelity at ``threshold`` or above and
+    at least :data:`MIN_BEYOND_MAJORITY` of the way from a guess of the target's most common
+    answer to a perfect copy. A target with fewer than :data:`MIN_OTHER_ANSWERS` other
+    answers on the held-out rows cannot show the difference: inconclusive when the copy
+    otherwise meets the threshold (a constant model agrees with any constant guess)."""
+    if not metrics["fidelity"] >= threshold:
+        return False, ""
+    if metrics["other_answers"] < MIN_OTHER_ANSWERS:
+        share = metrics["majority_share"]
+        return False, (f"the target gave one answer on {share:.1%} of the held-out rows, and only "
+                       f"{metrics['other_answers']} other answers (fewer than {MIN_OTHER_ANSWERS}): a guess of that "
+                       "answer agrees as well as the copy, so agreement cannot show that its decisions were copied; "
+                       "held-out rows on which it answers otherwise would decide")
+    return metrics["fidelity_beyond_majority"] >= MIN_BEYOND_MAJORITY, ""
+
+
 def agreement_phrase(metrics: dict[str, Any]) -> str:
     """How the copy's ``fidelity`` and ``fidelity_uniform`` read in a summary."""
-    return (f"agrees with the target on {metrics['fidelity']:.1%} of held-out and "
+    said = (f"agrees with the target on {metrics['fidelity']:.1%} of held-out and "
             f"{metrics['fidelity_uniform']:.1%} of random inputs")
+    beyond, share = metrics.get("fidelity_beyond_majority"), metrics.get("majority_share")
+    if beyond is not None and share is not None and share >= 0.5:
+        said += (f" (a guess of the target's most common answer would agree on {share:.1%}; the copy removes "
+                 f"{max(beyond, 0):.0%} of that guess's disagreements)")
+    return said
 
 
 def copy_evidence(ctx: Any, check_id: str, save: Callable[[Path], Any]) -> dict[str, str]:

@@ -6,6 +6,14 @@ features, d + 1 queries in general position give a square linear system per clas
 the solution reproduces the model exactly (softmax ignores the shift that stays unknown).
 If the target is not of that family the system still solves but the copy disagrees with
 the target on held-out inputs, so fidelity separates the two cases.
+
+Answers rounded to a few decimals (or sent as float16), a common hardening of an API, make
+each equation off by up to half a rounding step, and a square system carries that error
+into the copy. When the first d + 1 answers are all multiples of a coarse step, the check
+spends up to ``_ROUNDED_FACTOR`` times as many queries (within the budget) on a least-squares
+fit, leaves out the equations of probabilities rounded to 0, weighs the others by how little
+rounding moves their log-ratios (small probabilities count less), and judges the copy exact when
+its probabilities are within ``_ROUNDED_SLACK`` rounding steps of the target's (not 1e-3).
 """
 from __future__ import annotations
 
@@ -13,10 +21,18 @@ import numpy as np
 
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence
+from .fidelity import FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence, judge_copy, majority_metrics
 from .onnx_export import save_linear_softmax
 
 _P_FLOOR = 1e-12
+#: Exactness of a copy on unrounded answers (largest probability error on held-out rows).
+_EXACT = 1e-3
+#: Queries per unknown a least-squares fit spends when the answers are rounded.
+_ROUNDED_FACTOR = 8
+#: Exactness on rounded answers, in rounding steps: the fit of the rounded equations leaves
+#: the copy a few steps off where probabilities are small (0.033 at steps of 0.01 on a
+#: 3-class model; copies of quadratic models were 1.0 off, agreeing on 41-57% of labels).
+_ROUNDED_SLACK = 5
 
 
 class EquationSolving(Check):
@@ -26,7 +42,7 @@ class EquationSolving(Check):
     needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
     metrics = (
-        "classes", "features", "fidelity", "fidelity_uniform", "max_abs_param_error",
+        "classes", "features", "fidelity", "fidelity_beyond_majority", "majority_share", "other_answers", "fidelity_uniform", "max_abs_param_error",
         "max_abs_probability_error", "queries"
     )
     param_docs = {
@@ -43,6 +59,8 @@ class EquationSolving(Check):
     def _validate(self) -> None:
         if not 0 < self.spread <= 1:
             raise ValueError("spread must be in (0, 1]")
+        if not 0 < self.fidelity_threshold <= 1:
+            raise ValueError("fidelity_threshold must be in (0, 1]")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -58,14 +76,33 @@ class EquationSolving(Check):
         # log-ratios lose precision; a random simplex around it is in general position.
         x_ref = data.attacker_data()[0].reshape(-1, d).astype(np.float64)
         centre, scale = x_ref.mean(axis=0), x_ref.std(axis=0) + 1e-3
-        queries = centre + self.spread * scale * rng.standard_normal((d + 1, d))
-        queries = np.clip(queries, spec.lower, spec.upper)
-        probs = np.asarray(target.predict(queries.reshape(-1, *spec.shape).astype(spec.dtype)), dtype=np.float64)
+        def ask(n: int) -> tuple[np.ndarray, np.ndarray]:
+            points = np.clip(centre + self.spread * scale * rng.standard_normal((n, d)), spec.lower, spec.upper)
+            answers = target.predict(points.reshape(-1, *spec.shape).astype(spec.dtype))
+            return points, np.asarray(answers, dtype=np.float64)
+
+        queries, probs = ask(d + 1)
+        step = rounding_step(probs)
+        extra = min(budget, _ROUNDED_FACTOR * (d + 1)) - (d + 1) if step else 0
+        if extra > 0:  # rounded answers: more equations than unknowns average the rounding out
+            more_q, more_p = ask(extra)
+            queries, probs = np.vstack([queries, more_q]), np.vstack([probs, more_p])
         k = probs.shape[1]
-        logp = np.log(np.clip(probs, _P_FLOOR, 1.0))
+        usable = (probs > 0).all(axis=1) if step else np.ones(len(probs), dtype=bool)
+        if usable.sum() < d + 1:  # too few answers without a rounded-away class: use them all
+            usable[:] = True
+        kept = np.clip(probs[usable], _P_FLOOR, 1.0)
+        logp = np.log(kept)
         rhs = logp[:, :-1] - logp[:, -1:]  # log-ratios against the last class
-        design = np.hstack([queries, np.ones((d + 1, 1))])
-        solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
+        design = np.hstack([queries[usable], np.ones((int(usable.sum()), 1))])
+        if step:
+            # Rounding by up to half a step moves log p by about step / p: weigh each equation
+            # by the inverse of that error, class by class, so small probabilities count less.
+            error = np.sqrt(1.0 / kept[:, :-1] ** 2 + 1.0 / kept[:, -1:] ** 2)
+            solution = np.stack([np.linalg.lstsq(design / error[:, [c]], rhs[:, c] / error[:, c], rcond=None)[0]
+                                 for c in range(k - 1)], axis=1)
+        else:
+            solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
         weights = np.hstack([solution[:-1], np.zeros((d, 1))])
         bias = np.concatenate([solution[-1], [0.0]])
 
@@ -81,8 +118,9 @@ class EquationSolving(Check):
         metrics = {
             "fidelity": fidelity,
             "fidelity_uniform": float((stolen_rand.argmax(1) == p_rand.argmax(1)).mean()),
+            **majority_metrics(p_eval, stolen_eval),
             "max_abs_probability_error": float(np.abs(stolen_eval - p_eval).max()),
-            "queries": int(d + 1),
+            "queries": int(len(queries)),
             "features": int(d),
             "classes": int(k),
         }
@@ -95,17 +133,21 @@ class EquationSolving(Check):
             b_err = np.abs((bias - bias[-1]) - (b_true - b_true[-1])).max()
             metrics["max_abs_param_error"] = float(max(w_err, b_err))
 
-        exact = fidelity >= self.fidelity_threshold and metrics["max_abs_probability_error"] < 1e-3
+        copied, undecided = judge_copy(metrics, self.fidelity_threshold)
+        exact = copied and metrics["max_abs_probability_error"] < max(_EXACT, _ROUNDED_SLACK * (step or 0.0))
         evidence = {}
         if exact:
             evidence = copy_evidence(ctx, self.id, lambda path: save_linear_softmax(path, weights, bias, tuple(spec.shape)))
         summary = (
-            f"{d + 1} queries recovered a copy that agrees with the target on {fidelity:.1%} of held-out inputs "
-            f"(largest probability error {metrics['max_abs_probability_error']:.2g})."
+            f"{len(queries)} queries recovered a copy that agrees with the target on {fidelity:.1%} of held-out inputs "
+            f"(largest probability error {metrics['max_abs_probability_error']:.2g}"
+            + (f"; the answers are rounded to steps of {step:g}, so the copy was fitted to all of them by least "
+               "squares" if step else "")
+            + ")."
         )
-        if not exact:
+        if not exact and not undecided:
             summary += " The target does not behave as a logistic model, so equation solving does not copy it."
-        return Outcome(vulnerable=exact, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=exact, metrics=metrics, evidence=evidence, summary=summary, inconclusive=undecided)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -154,7 +196,7 @@ class EquationSolvingMlp(Check):
     needs = Needs(outputs="probabilities", roles=("test",), attacker=True, labels=False)
     default_budget = 10_000
     metrics = (
-        "answer_error", "fidelity", "fidelity_uniform", "hidden", "max_abs_param_error",
+        "answer_error", "fidelity", "fidelity_beyond_majority", "majority_share", "other_answers", "fidelity_uniform", "hidden", "max_abs_param_error",
         "max_abs_probability_error", "queries", "unknowns"
     )
     param_docs = {
@@ -189,8 +231,10 @@ class EquationSolvingMlp(Check):
             raise ValueError(f"activation must be relu, tanh or logistic, not {self.activation!r}")
         if self.hidden is not None and int(self.hidden) < 1:
             raise ValueError("hidden must be at least 1")
-        if self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1:
-            raise ValueError("query_factor must be positive, restarts and max_iter at least 1")
+        if self.query_factor <= 0 or int(self.restarts) < 1 or int(self.max_iter) < 1 or int(self.n_uniform) < 1:
+            raise ValueError("query_factor must be positive, restarts, max_iter and n_uniform at least 1")
+        if not 0 < self.fidelity_threshold <= 1:
+            raise ValueError("fidelity_threshold must be in (0, 1]")
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
@@ -248,12 +292,13 @@ class EquationSolvingMlp(Check):
             if error is not None:
                 metrics["max_abs_param_error"] = error
         evidence = copy_evidence(ctx, self.id, lambda path: _save_torch_copy(path, fitted.to_torch(), spec.shape))
-        vulnerable = metrics["fidelity"] >= self.fidelity_threshold
+        vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"{n_queries} queries fitted all {n_params} parameters of a {hidden}-unit {activation} network "
             f"(largest log-ratio misfit {fitted.answer_error:.2g}); the copy {agreement_phrase(metrics)}."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
 
 def _save_torch_copy(path, module, shape) -> None:
@@ -261,3 +306,17 @@ def _save_torch_copy(path, module, shape) -> None:
     from ...util.surrogates import save_torch_onnx
 
     save_torch_onnx(path, module, shape)
+
+
+def rounding_step(probs: np.ndarray) -> float | None:
+    """The step the answers are rounded to, when they are coarser than float32: 10^-k for
+    answers that are all multiples of it (k = 1..4, within 1e-6: a rounded answer may have
+    passed through float32), the float16 spacing near 1 for answers that float16 holds
+    exactly, else None."""
+    probs = np.asarray(probs, dtype=np.float64)
+    for digits in range(1, 5):
+        if np.allclose(probs, np.round(probs, digits), rtol=0.0, atol=1e-6):
+            return 10.0**-digits
+    if np.array_equal(probs.astype(np.float16).astype(np.float64), probs):
+        return float(np.spacing(np.float16(0.5)))  # float16 resolution just below 1
+    return None

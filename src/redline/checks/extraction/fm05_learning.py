@@ -17,6 +17,7 @@ import numpy as np
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .fidelity import (
     FIDELITY_PARAM_DOCS,
+    judge_copy,
     agreement_phrase,
     copy_evidence,
     measure_fidelity,
@@ -38,7 +39,7 @@ class LearningExtraction(Check):
     needs = Needs(roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
     metrics = (
-        "fidelity", "fidelity_uniform", "max_abs_probability_error", "queries", "soft_labels",
+        "fidelity", "fidelity_beyond_majority", "majority_share", "other_answers", "fidelity_uniform", "max_abs_probability_error", "queries", "soft_labels",
         "synthetic_queries"
     )
     param_docs = {
@@ -85,7 +86,7 @@ class LearningExtraction(Check):
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, not {self.augmentation!r}")
-        for name in ("rounds", "epochs", "final_epochs", "batch_size"):
+        for name in ("rounds", "epochs", "final_epochs", "batch_size", "n_uniform"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.augment_share < 1:
@@ -149,12 +150,13 @@ class LearningExtraction(Check):
         metrics = measure_fidelity(target, lambda x: surrogate_proba(surrogate, x), x_held, domain, rng, int(self.n_uniform))
         metrics.update({"queries": int(queries), "synthetic_queries": int(synthetic), "soft_labels": bool(soft)})
         evidence = copy_evidence(ctx, self.id, lambda path: save_torch_onnx(path, surrogate, spec.shape))
-        vulnerable = metrics["fidelity"] >= self.fidelity_threshold
+        vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"A copy trained on {queries} answers ({'probabilities' if soft else 'labels'}; {synthetic} synthetic "
             f"inputs) {agreement_phrase(metrics)}."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _synthetic(self, surrogate, owned: np.ndarray, m: int, rng, spec) -> np.ndarray:
         if self.augmentation == "jacobian":

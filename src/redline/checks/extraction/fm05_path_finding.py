@@ -34,6 +34,7 @@ from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .box_model import Box, BoxModel, save_box_model_onnx
 from .fidelity import (
     FIDELITY_PARAM_DOCS,
+    judge_copy,
     agreement_phrase,
     copy_evidence,
     measure_fidelity,
@@ -54,7 +55,7 @@ class PathFinding(Check):
     needs = Needs(modality=("tabular",), roles=("test",), attacker=True, labels=False)
     default_budget = 2_000
     metrics = (
-        "complete", "distinct_outputs", "fidelity", "fidelity_uniform", "inferred_probes", "leaves",
+        "complete", "distinct_outputs", "fidelity", "fidelity_beyond_majority", "majority_share", "other_answers", "fidelity_uniform", "inferred_probes", "leaves",
         "max_abs_probability_error", "queries", "true_leaves", "verification_rounds"
     )
     param_docs = {
@@ -90,8 +91,8 @@ class PathFinding(Check):
     def _validate(self) -> None:
         if not 0 < self.tolerance < 1:
             raise ValueError("tolerance must be in (0, 1) (a share of each feature's range)")
-        if int(self.verify_batch) < 1:
-            raise ValueError("verify_batch must be at least 1")
+        if int(self.verify_batch) < 1 or int(self.n_uniform) < 1:
+            raise ValueError("verify_batch and n_uniform must be at least 1")
         if not 0 < self.fidelity_threshold <= 1:
             raise ValueError("fidelity_threshold must be in (0, 1]")
 
@@ -133,7 +134,7 @@ class PathFinding(Check):
             metrics["true_leaves"] = true_leaves
 
         evidence = copy_evidence(ctx, self.id, lambda path: save_box_model_onnx(path, model))
-        vulnerable = metrics["fidelity"] >= self.fidelity_threshold
+        vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"{attack_queries} queries mapped {len(model)} leaves"
             f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics)}."
@@ -142,7 +143,8 @@ class PathFinding(Check):
             summary += " The budget ran out before the copy passed a verification round."
         if len(oracle.rows) > 0.5 * attack_queries:
             summary += " Nearly every query answered differently, as a non-tree model does."
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
 
 class _OutOfBudget(Exception):
@@ -293,7 +295,8 @@ class _PathFinder:
         boxes = self.model.boxes
         picks = rng.integers(0, len(boxes), size=n_boxes)
         inside = [boxes[b].sample(self.domain, rng, 1) for b in picks]
-        parts = inside + [np.asarray(pool_left[:n_pool]).reshape(n_pool, -1), self.domain.sample(rng, n - n_boxes - n_pool)]
+        pool_rows = np.asarray(pool_left[:n_pool]).reshape(n_pool, self.domain.n_features)  # also when empty
+        parts = inside + [pool_rows, self.domain.sample(rng, n - n_boxes - n_pool)]
         del pool_left[:n_pool]
         return np.concatenate(parts)
 

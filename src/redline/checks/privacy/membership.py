@@ -59,6 +59,7 @@ MIN_STD = 1e-3
 #: Significance at which members' and non-members' class mixes count as different
 #: (:func:`match_classes`); random splits of one data set trigger it once in a thousand.
 _MIX_ALPHA = 1e-3
+_MIX_PERMUTATIONS = 4999
 _TINY = np.finfo(np.float64).tiny
 #: How far answers may be from a distribution (rows off 1, values below 0) and still be read
 #: as probabilities: rounding of float16 answers or of a JSON API's few decimals, not logits.
@@ -158,6 +159,33 @@ def select_records(
                    available=(len(data.x_train), len(data.x_test)), note=matched)
 
 
+def class_mix_pvalue(codes_in: np.ndarray, codes_out: np.ndarray, n_classes: int) -> float:
+    """p-value of a chi-square test that two samples of class codes (0..n_classes-1) share one
+    class mix. With expected counts under 5 (many classes, few records each) the chi-square
+    approximation fails, and the statistic is referred to 4,999 random relabellings of the
+    pooled records instead (a fixed generator: the same records give the same p)."""
+    from scipy.stats import chi2_contingency
+
+    table = np.stack([np.bincount(codes_in, minlength=n_classes), np.bincount(codes_out, minlength=n_classes)])
+    present = table.sum(axis=0) > 0  # a class neither sample holds adds nothing
+    table, n_classes = table[:, present], int(present.sum())
+    codes = np.cumsum(present) - 1
+    codes_in, codes_out = codes[codes_in], codes[codes_out]
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    if expected.min() >= 5:
+        return float(chi2_contingency(table, correction=False).pvalue)
+
+    def statistic(first: np.ndarray) -> np.ndarray:  # chi-square of each row of "first" codes
+        counts = np.stack([np.bincount(row, minlength=n_classes) for row in first])
+        return (((counts - expected[0]) ** 2 / expected[0]).sum(axis=1)
+                + (((table.sum(axis=0) - counts) - expected[1]) ** 2 / expected[1]).sum(axis=1))
+
+    pooled, n_in = np.concatenate([codes_in, codes_out]), len(codes_in)
+    shuffles = np.random.default_rng(0).permuted(np.tile(pooled, (_MIX_PERMUTATIONS, 1)), axis=1)[:, :n_in]
+    observed = statistic(codes_in[None])[0]
+    return float((1 + np.sum(statistic(shuffles) >= observed - 1e-9)) / (1 + _MIX_PERMUTATIONS))
+
+
 def match_classes(members: np.ndarray, y_in: np.ndarray, nonmembers: np.ndarray, y_out: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
     """Members and non-members with the same class mix when theirs differ clearly.
@@ -171,13 +199,10 @@ def match_classes(members: np.ndarray, y_in: np.ndarray, nonmembers: np.ndarray,
     each side as the scarcer side has (a random choice of the other's), and the returned note
     says so; otherwise the records are returned as drawn, with an empty note. Raises
     Inconclusive when too few records of shared classes remain."""
-    from scipy.stats import chi2_contingency
-
     classes = np.union1d(y_in, y_out)
-    table = np.array([[np.sum(y_in == c) for c in classes], [np.sum(y_out == c) for c in classes]])
     if len(classes) < 2:
         return members, nonmembers, ""
-    p_value = float(chi2_contingency(table, correction=False).pvalue)
+    p_value = class_mix_pvalue(np.searchsorted(classes, y_in), np.searchsorted(classes, y_out), len(classes))
     if p_value >= _MIX_ALPHA:
         return members, nonmembers, ""
     keep_in, keep_out = [], []

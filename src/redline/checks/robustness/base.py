@@ -142,7 +142,7 @@ class AccuracyUnderTransformation(Check):
         if not len(idx):
             raise NotApplicable(f"a budget of {budget} queries cannot send one input through each of "
                                 f"{len(table)} transformations")
-        x, y = data.x_test[idx].astype(np.float32), data.y_test[idx].astype(int)
+        x, y = data.x_test[idx].astype(target.input_spec.dtype), data.y_test[idx].astype(int)
         seeds = rng.integers(2**31 - 1, size=len(table))
         with target.ledger.evaluating():
             clean_ok = target.predict_labels(x) == y
@@ -180,8 +180,9 @@ class AccuracyUnderTransformation(Check):
         """``changed`` mapped onto what the target accepts: each feature's bounds, and its
         feature constraints (immutable, integer, one-hot) around the original inputs."""
         spec = target.input_spec
-        changed = FeatureUnits.from_spec(spec).clip(changed.astype(np.float32))
-        return spec.constraints.project(changed, x).astype(np.float32) if spec.constraints else changed
+        # In the target's own dtype: float32 would change large values (integers above 2**24).
+        changed = FeatureUnits.from_spec(spec).clip(changed.astype(spec.dtype))
+        return spec.constraints.project(changed, x).astype(spec.dtype) if spec.constraints else changed
 
     def _metrics(self, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
         n = len(clean_ok)

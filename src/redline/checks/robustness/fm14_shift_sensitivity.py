@@ -149,7 +149,7 @@ class ShiftSensitivity(Check):
         if n < 1:
             raise NotApplicable(f"a budget of {budget} queries sends no test row")
         idx = np.sort(rng.permutation(len(data.x_test))[:n])
-        x, y = data.x_test[idx].astype(np.float32), np.asarray(data.y_test[idx]).astype(int)
+        x, y = data.x_test[idx].astype(target.input_spec.dtype), np.asarray(data.y_test[idx]).astype(int)
         correct = target.predict_labels(x) == y  # the one query of every row: all shifts reuse it
         reference = float(correct.mean())
         min_rows = int(self.min_rows)

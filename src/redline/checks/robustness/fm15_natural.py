@@ -171,7 +171,7 @@ class NaturalAdversarial(Check):
         kind = self._kind(target, data)
         shape = tuple(target.input_spec.shape)
         families = self._families(kind, shape)
-        x = x.astype(np.float32)
+        x = x.astype(target.input_spec.dtype)  # float32 would change large values
         first = halves(y, rng)
         second = ~first
 

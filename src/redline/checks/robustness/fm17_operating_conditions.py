@@ -82,7 +82,7 @@ class OperatingConditionsCoverage(Check):
         correct = None
         if labels is not None:
             with target.ledger.evaluating():
-                correct = target.predict_labels(np.asarray(data.x_test, np.float32)) == np.asarray(labels).astype(int)
+                correct = target.predict_labels(np.asarray(data.x_test, target.input_spec.dtype)) == np.asarray(labels).astype(int)
         earlier = list(getattr(ctx, "earlier", ()) or ())
         n = conditions.min_rows
         entries: list[dict[str, Any]] = []
@@ -214,11 +214,11 @@ class OperatingConditionsCoverage(Check):
                 by_name[name]["reason"] = f"a budget of {budget} queries cannot measure {len(transforms)} conditions"
             return
         idx = rng.permutation(len(correct))[:per]
-        x = np.asarray(data.x_test, np.float32)[idx]
+        x = np.asarray(data.x_test, target.input_spec.dtype)[idx]
         y = np.asarray(data.y_test).astype(int)[idx]
         seeds = rng.integers(2**31 - 1, size=len(transforms))
         for (name, (c, fn)), seed in zip(transforms.items(), seeds):
-            changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))), np.float32)
+            changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))), x.dtype)
             ok = target.predict_labels(AccuracyUnderTransformation._acceptable(target, changed, x)) == y
             drop, drop_ci = paired_drop(correct[idx], ok)
             entry = by_name[name]

@@ -99,7 +99,7 @@ class TestAdequacy(Check):
         conditions = chosen_conditions(self.conditions, ctx, data)
         n_min = int(self.min_rows) if self.min_rows is not None else (
             conditions.min_rows if conditions is not None else DEFAULT_MIN_ROWS)
-        x = np.asarray(data.x_test, np.float32)
+        x = np.asarray(data.x_test, target.input_spec.dtype)
         y = np.asarray(data.y_test).astype(int)
         rows = x.reshape(len(x), -1)
         if conditions is not None:  # a bad feature name fails before any query
@@ -161,7 +161,11 @@ class TestAdequacy(Check):
         priors, source = self._priors(conditions, data, k_classes, class_names)
         if priors is not None:
             checked += 1
-            p_value, distance = adq.mix_against_priors(counts, priors)
+            if source == "training labels":  # shares of a sample, not exact priors
+                p_value, distance = adq.mix_against_sample(counts, np.bincount(
+                    np.asarray(data.y_train).astype(int), minlength=k_classes))
+            else:
+                p_value, distance = adq.mix_against_priors(counts, priors)
             metrics.update({"class_mix_p_value": p_value, "class_mix_distance": distance, "class_priors_from": source})
             if p_value < MIX_P_VALUE and distance > float(self.max_prior_gap):
                 untested.append({"condition": "class mix", "kind": "class_mix",

@@ -29,6 +29,7 @@ from .poisoning import (
     ADDED_ROWS_PARAM_DOCS,
     CLASSIFIER_DEFENCES,
     TrainingPipeline,
+    judge_drop,
     added_poison_curve,
     check_rates,
     curve_evidence,
@@ -52,7 +53,7 @@ class GradientAvailabilityPoisoning(Check):
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
     metrics = (
-        "accuracy_drop", "accuracy_drop_with_*", "clean_accuracy", "damage_undone_*",
+        "accuracy_drop", "accuracy_drop_ci", "accuracy_drop_p_value", "accuracy_drop_with_*", "clean_accuracy", "damage_undone_*",
         "max_accuracy_drop", "poison_rate", "poison_rows", "poisoned_accuracy"
     )
     param_docs = {
@@ -136,6 +137,10 @@ class GradientAvailabilityPoisoning(Check):
             "max_accuracy_drop": float(max(curve.damage)),
         }
         x_all, y_all = np.vstack([x, xp]).reshape(-1, *shape), np.concatenate([y, yp])
+        # The verdict: the clean and the poisoned model again (same seed, same models), row by row.
+        vulnerable, undecided, _, drop_ci, drop_p = judge_drop(pipeline, pipeline.fit(x.reshape(-1, *shape), y),
+                                                       pipeline.fit(x_all, y_all), evaluation, float(self.drop_threshold))
+        metrics.update(accuracy_drop_ci=drop_ci, accuracy_drop_p_value=drop_p)
         metrics.update(measure_defences(pipeline, self.defences, x_all, y_all, rate, val, evaluation, clean_accuracy,
                                         drop, roni_groups=int(self.roni_groups), roni_tolerance=0.0, rng=rng))
         ctx.progress(len(rates) + 1, len(rates) + 1)
@@ -147,9 +152,10 @@ class GradientAvailabilityPoisoning(Check):
         )
         summary = (
             f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) cut test accuracy from "
-            f"{clean_accuracy:.1%} to {clean_accuracy - drop:.1%}."
+            f"{clean_accuracy:.1%} to {clean_accuracy - drop:.1%} (drop 95% CI {drop_ci[0]:.1%} to {drop_ci[1]:.1%} "
+            f"on {len(evaluation[1])} rows)."
         )
-        return Outcome(vulnerable=drop >= self.drop_threshold, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary, inconclusive=undecided)
 
     def _optimise(self, x, y, x_att, y_att, k, count, l2, spec, rng):
         import torch

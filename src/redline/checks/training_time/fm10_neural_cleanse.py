@@ -156,6 +156,9 @@ class NeuralCleanse(Check):
             return None
         if len(target.input_spec.shape) != 3:
             raise NotApplicable(f"Neural Cleanse needs images shaped (c, h, w), the target takes {target.input_spec.shape}")
+        if self.classes is None and target.n_classes < 3:
+            raise NotApplicable(f"Neural Cleanse compares the trigger each class needs (an outlier among at least 3); "
+                                f"the target has {target.n_classes} classes")
         classes = list(range(target.n_classes)) if self.classes is None else [int(c) for c in self.classes]
         if len(classes) < 3 or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) >= target.n_classes:
             raise UsageError(f"classes must be at least 3 distinct class indices below {target.n_classes}")

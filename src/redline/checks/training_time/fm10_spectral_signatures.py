@@ -83,8 +83,11 @@ class SpectralSignatures(Check):
             top = rows[np.argsort(-scores)[:k]]
             top_everywhere[top] = True
             eigen[int(cls)], cut[int(cls)] = top_eigen, top
-        if len(eigen) < 2:
-            raise NotApplicable(f"fewer than two classes have {self.min_rows} rows to compare"
+        if len(eigen) < 3:
+            # The ratio is to the median class: with two classes the median is their mean, so
+            # no ratio can pass 2 and a backdoor could never be flagged.
+            raise NotApplicable(f"fewer than three classes have {self.min_rows} rows to compare (each class's spectral "
+                                "signature is judged against the median class)"
                                 + (f" (the held-out {representation} activations of class(es) {flat} have no spread "
                                    "to whiten by)" if flat else ""))
 

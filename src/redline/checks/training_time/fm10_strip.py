@@ -27,6 +27,10 @@ from ...util.triggers import Trigger
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 
+#: Significance at which the measured false-rejection rate counts as missing its target.
+_CALIBRATION_ALPHA = 0.01
+
+
 class Strip(Check):
     id = "FM10.strip"
     mode = "FM10"
@@ -34,7 +38,7 @@ class Strip(Check):
     needs = Needs(outputs="probabilities", modality=("image",), roles=("test",), attacker=True)
     default_budget = 20_000
     metrics = (
-        "detection_rate", "entropy_threshold", "false_rejection_rate", "flagged_classes",
+        "detection_rate", "entropy_threshold", "false_rejection_p_value", "false_rejection_rate", "flagged_classes",
         "inputs_per_group", "mean_entropy_clean", "mean_entropy_triggered", "triggered_source"
     )
     param_docs = {
@@ -112,7 +116,20 @@ class Strip(Check):
                    f"(entropy threshold {threshold:.3f}); ")
         summary += ("the trigger makes the model ignore everything else in the image."
                     if vulnerable else "triggered inputs behave like clean ones: no sign of a backdoor for this trigger.")
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        # The threshold is a quantile of the calibration inputs; when the clean inputs' rate of
+        # falling under it is far above the one aimed at, the threshold says little about the
+        # model (a 28% rate against 5% once passed a backdoored binary model).
+        from scipy.stats import binom
+
+        missed = float(binom.sf(round(frr * n) - 1, n, float(self.frr))) if frr > self.frr else 1.0
+        metrics["false_rejection_p_value"] = missed
+        undecided = ""
+        if missed < _CALIBRATION_ALPHA:
+            undecided = (f"the entropy threshold missed its calibration: {frr:.0%} of {n} clean inputs fall under it "
+                         f"where {float(self.frr):.0%} should (binomial p = {missed:.2g}), so its detection rate means "
+                         "little; more inputs (n_inputs and budget) would decide")
+        return Outcome(vulnerable=vulnerable and not undecided, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _triggered_inputs(self, data, rng) -> tuple[np.ndarray, str]:
         poisoned = data.meta.get("poisoned_indices")

@@ -42,6 +42,10 @@ ACCURACY_DROP_PARAM_DOCS = {
 }
 
 
+#: Significance at which a poisoned model counts as worse than the clean one (:func:`judge_drop`).
+DROP_ALPHA = 0.01
+
+
 class TrainingPipeline:
     """The target's training recipe with a fixed seed, its models charged to one ledger."""
 
@@ -106,6 +110,36 @@ def one_thread() -> Iterator[None]:
             torch.set_num_threads(1)
             stack.callback(torch.set_num_threads, previous)
         yield
+
+
+def judge_drop(pipeline: TrainingPipeline, clean_model: Target, poisoned_model: Target,
+               evaluation: tuple[np.ndarray, np.ndarray], threshold: float) -> tuple[bool, str, float, list[float], float]:
+    """(vulnerable, why undecided, drop, its 95% interval, p-value): the accuracy the poison
+    costs on the evaluation rows, paired row by row. Vulnerable when the drop reaches
+    ``threshold`` and an exact one-sided McNemar test (rows the poison turned wrong against
+    rows it turned right) says the poisoned model is worse at :data:`DROP_ALPHA`; undecided
+    when the drop reaches the threshold but the test does not (on ten rows, one row turned
+    wrong was a 10-point "drop" and the verdict moved with the seed); not vulnerable below
+    the threshold. The interval (:func:`~redline.checks.robustness.base.paired_drop`) is
+    reported beside it."""
+    from scipy.stats import binom
+
+    from ..robustness.base import paired_drop
+
+    x_eval, y_eval = evaluation
+    y_eval = np.asarray(y_eval)
+    clean_ok = pipeline.labels(clean_model, x_eval) == y_eval
+    poisoned_ok = pipeline.labels(poisoned_model, x_eval) == y_eval
+    drop, interval = paired_drop(clean_ok, poisoned_ok)
+    turned_wrong, turned_right = int((clean_ok & ~poisoned_ok).sum()), int((~clean_ok & poisoned_ok).sum())
+    p_value = float(binom.sf(turned_wrong - 1, turned_wrong + turned_right, 0.5)) if turned_wrong else 1.0
+    if drop < threshold:
+        return False, "", drop, interval, p_value
+    if p_value <= DROP_ALPHA:
+        return True, "", drop, interval, p_value
+    return False, (f"the accuracy drop of {drop:.0%} on {len(y_eval)} evaluation rows ({turned_wrong} turned wrong, "
+                   f"{turned_right} turned right; McNemar p = {p_value:.2g} > {DROP_ALPHA:g}) cannot be told from "
+                   "chance; more test rows would decide"), drop, interval, p_value
 
 
 def check_rates(rates: Sequence[float], report_rate: float) -> list[float]:
