@@ -45,3 +45,25 @@ def test_bad_parameters_end_as_errors(data):
     target = _target(LogisticRegression(max_iter=1000), data)
     assert FeedbackLoopPoisoning(rounds=0)(target, data).status is Status.ERROR
     assert FeedbackLoopPoisoning(fractions=(1.5,))(target, data).status is Status.ERROR
+
+
+def test_inputs_that_flip_without_any_attacker_are_not_put_down_to_the_attack(data):
+    # A recipe whose answer depends on how much it was trained on, not on what: every chosen
+    # input changes class as the data grows, with or without attackers.
+    import numpy as np
+
+    from redline.targets.base import InputSpec
+    from redline.targets.callable import CallableTarget
+
+    spec = InputSpec(shape=tuple(data.x_train.shape[1:]), dtype="float64",
+                     lower=float(data.x_train.min()), upper=float(data.x_train.max()))
+
+    def drifting(n_rows, seed=0):
+        cls = int(n_rows > len(data.x_train))  # class 0 until the first retraining round adds rows
+        target = CallableTarget(lambda v: np.tile(np.eye(2)[cls] * 0.8 + 0.1, (len(v), 1)), input_spec=spec,
+                                n_classes=2, trainer=lambda xs, ys, s: drifting(len(xs), s))
+        return target
+
+    finding = FeedbackLoopPoisoning(fractions=(0.1,), n_targets=4)(drifting(len(data.x_train)), data, seed=0)
+    assert finding.status is not Status.VULNERABLE, finding.summary
+    assert finding.metrics["baseline_success_rate"] >= finding.metrics["target_success_rate"] - 1e-9

@@ -14,6 +14,9 @@ Reported at ``report_fraction``: ``target_success_rate`` (chosen inputs flipped)
 ``rounds_to_flip`` (median round of those that flipped), ``poison_rate`` (the attackers'
 median share of the training data when the input flipped, or at the end), and over all
 fractions ``attacker_fraction``: the smallest share of users that flips most chosen inputs.
+The same rounds are run with honest users only (``baseline_success_rate``): vulnerable needs
+``target_success_rate`` at ``success_threshold`` and at least half of it above that baseline,
+since an input near the boundary can change class as the model retrains, attack or not.
 
 Queries: choosing inputs asks the deployed target for its answers on candidate held-out
 rows (attack queries); every model retrained in the simulation is charged to the same
@@ -37,7 +40,7 @@ class FeedbackLoopPoisoning(Check):
     needs = Needs(trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 1000
     metrics = (
-        "attacker_fraction", "min_attacker_fraction", "poison_rate", "rounds", "rounds_to_flip",
+        "attacker_fraction", "baseline_success_rate", "min_attacker_fraction", "poison_rate", "rounds", "rounds_to_flip",
         "target_success_rate", "targets"
     )
     param_docs = {
@@ -96,6 +99,12 @@ class FeedbackLoopPoisoning(Check):
             ]
             ctx.progress(i + 1, len(fractions))
 
+        # The same rounds with honest users only: a chosen input near the boundary can change
+        # class as the model retrains on more data, attack or not.
+        honest = [self._simulate(pipeline, x, y, x_pool, y_pool, x0, label, 0.0, per_round, spec, rng)
+                  for x0, label in zip(chosen, wanted)]
+        baseline = float(np.mean([r is not None for r, _ in honest]))
+
         def success(fraction):
             return float(np.mean([r is not None for r, _ in flips[fraction]]))
 
@@ -111,6 +120,7 @@ class FeedbackLoopPoisoning(Check):
             "min_attacker_fraction": enough[0] if enough else None,
             "rounds": int(self.rounds),
             "targets": len(chosen),
+            "baseline_success_rate": baseline,
         }
         with_intervals(metrics, {"target_success_rate": len(chosen)})
         curve = {
@@ -128,11 +138,13 @@ class FeedbackLoopPoisoning(Check):
         )
         if plot:
             evidence["plots"] = [plot]
-        vulnerable = metrics["target_success_rate"] >= self.success_threshold
+        rate, threshold = metrics["target_success_rate"], float(self.success_threshold)
+        vulnerable = rate >= threshold and rate - baseline >= threshold / 2
         summary = (
-            f"With {self.report_fraction:.0%} of users attacking, {metrics['target_success_rate']:.0%} of "
+            f"With {self.report_fraction:.0%} of users attacking, {rate:.0%} of "
             f"{len(chosen)} chosen inputs changed class within {self.rounds} retraining rounds"
-            + (f" (median round {metrics['rounds_to_flip']:g})." if flipped else ".")
+            + (f" (median round {metrics['rounds_to_flip']:g})" if flipped else "")
+            + f", against {baseline:.0%} with honest users only."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
