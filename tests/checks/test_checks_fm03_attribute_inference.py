@@ -71,8 +71,10 @@ def test_budget_limits_the_records_attacked(fair):
     assert too_small.status is Status.NOT_APPLICABLE
 
 
-def test_synthetic_leak_through_a_named_feature():
-    # The label is the sensitive column itself, so knowing the label reveals it exactly.
+def test_a_secret_the_label_reveals_is_no_leak_of_the_model():
+    # The label is a function of the sensitive column, so knowing the label (as the MAP
+    # attacker does) reveals it without asking the model: the imputation baseline, fitted on
+    # the attacker's own rows, does as well as the attack, and the prior alone did not.
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=(600, 3)).astype(np.float64)
     y = (x[:, 1] == 2).astype(int)
@@ -81,9 +83,28 @@ def test_synthetic_leak_through_a_named_feature():
     weights[1] = [-8.0, 8.0]
     target = ArrayTarget(weights, np.array([12.0, -12.0]))
     finding = AttributeInference(sensitive_feature="secret", n_records=200)(target, data, budget=10_000)
-    assert finding.status is Status.VULNERABLE
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
     # Label 1 pins the value 2; label 0 leaves 0 or 1, so about 2/3 of the records are exact.
     assert finding.metrics["attack_accuracy"] > 0.6 and finding.metrics["candidates"] == 3
+    assert finding.metrics["baseline"] == "imputation"
+    assert finding.metrics["imputation_accuracy"] >= finding.metrics["attack_accuracy"] - 0.05
+
+
+def test_an_attribute_another_feature_copies_is_read_without_the_model():
+    rng = np.random.default_rng(1)
+    secret = rng.integers(0, 2, 600).astype(np.float64)
+    x = np.column_stack([secret, 1 - secret, rng.normal(size=600)])  # a one-hot pair: sex_m, sex_f
+    y = (x[:, 2] + 0.8 * secret + 0.3 * rng.normal(size=600) > 0.4).astype(int)
+    data = Dataset("onehot", x[:300], y[:300], x[300:450], y[300:450], x[450:], y[450:],
+                   feature_names=["sex_m", "sex_f", "score"])
+    from sklearn.linear_model import LogisticRegression
+
+    from redline.targets import load_target
+
+    target = load_target(LogisticRegression().fit(x[:300], y[:300]), data=data)
+    finding = AttributeInference(sensitive_feature="sex_m", n_records=100)(target, data, budget=10_000)
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
+    assert finding.metrics["imputation_accuracy"] == 1.0
 
 
 def test_bad_parameters_and_missing_sensitive_feature(fair):

@@ -222,7 +222,16 @@ class CapacityAbuseProbe(Check):
         metrics.update({"roughness": float(np.exp(pooled_roughness[0])), "p_value": p_value,
                         "roughness_ratio": ratio, "sensitivity_ratio": sensitivity_ratio,
                         "answers_move_more": moves_more})
-        return Outcome(vulnerable=bool(flagged), metrics=metrics, summary=self._summary(metrics, families, flagged))
+        summary = self._summary(metrics, families, flagged)
+        kind = _piecewise_constant_kind(target) if flagged and self.reference_source == "surrogate" else ""
+        if kind:
+            # Surrogate references are networks; a tree or neighbours model is rough on noise by
+            # construction (an honest random forest and 5-NN were flagged at p < 1e-5).
+            return Outcome(vulnerable=False, metrics=metrics, summary=summary, inconclusive=(
+                f"the target is a {kind}, whose answers are piecewise constant and rough on noise by construction, "
+                "and the references are networks, which are not; its training recipe as references "
+                f"(--set {self.id}.reference_source=recipe, if the recipe is trusted) would decide"))
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, summary=summary)
 
     def _summary(self, m: dict, families: list[str], flagged: bool) -> str:
         groups = m["reference_models"].split("+")
@@ -275,6 +284,22 @@ class CapacityAbuseProbe(Check):
 
 def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
+
+
+#: scikit-learn estimators whose answers are piecewise constant in the input (trees, neighbours).
+_PIECEWISE_CONSTANT = ("Tree", "Forest", "Boosting", "Neighbors", "NearestCentroid")
+
+
+def _piecewise_constant_kind(target) -> str:
+    """The class name of an in-memory scikit-learn estimator (or a pipeline step) whose answers
+    are piecewise constant, or ''. Only such a model can be named; a remote one cannot."""
+    estimator = getattr(target, "estimator", None)
+    steps = [step for _, step in getattr(estimator, "steps", [])] or [estimator]
+    for step in steps:
+        name = type(step).__name__
+        if any(part in name for part in _PIECEWISE_CONSTANT):
+            return name
+    return ""
 
 
 def _honest_references(target, data, n_models: int, source: str, architectures: list[str], seed: int) -> list:

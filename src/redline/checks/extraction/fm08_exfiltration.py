@@ -125,11 +125,17 @@ class ParameterExfiltration(Check):
             "flagged_encodings": flagged,
         }
         evidence = self._evidence(ctx, best, references)
-        if flagged:
+        if flagged and best["images"]:
             summary = (
                 f"The parameters carry training data ({', '.join(flagged)} encoding). "
                 f"{best['images']} distinct training images were read back from them"
-                + (f" with mean SSIM {best['ssim']:.2f}." if best["images"] else ".")
+                + (f" with mean SSIM {best['ssim']:.2f}." if best["ssim"] is not None else ".")
+            )
+        elif flagged:  # the low-bit statistics alone: a hidden payload, not shown to be training data
+            summary = (
+                f"The parameters' low bits are serially correlated (r = {stats['lsb_serial_correlation']:.3f}, "
+                f"p = {stats['lsb_p_value']:.2g}) as an LSB payload makes them, though no training image was read "
+                "back from them (the payload may be encrypted or hold other data)."
             )
         else:
             summary = (
@@ -203,14 +209,19 @@ def parameter_statistics(arrays: list[np.ndarray]) -> dict:
     n = params.size
     counts = np.bincount(np.rint(low).astype(np.int64), minlength=256)
     freq = counts[counts > 0] / n
-    lsb_r = _lag1(low)
+    # The serial test reads distinct neighbours only: runs of exact zeros (a pruned layer) or
+    # of one repeated value share their low bits, and such runs alone once flagged honest
+    # models (p = 0.0, r = 0.59) as carrying a payload. A payload sits in ordinary weights.
+    distinct = (params != 0) & np.r_[True, params[1:] != params[:-1]]
+    kept = int(distinct.sum())
+    lsb_r = _lag1(low[distinct]) if kept > 2 else 0.0
     signs = ex.sign_extract(params)
     positive = int(signs.sum())
     return {
         "lsb_entropy": float(-(freq * np.log2(freq)).sum()),
         "lsb_serial_correlation": lsb_r,
         # Under independence, r * sqrt(n) is about standard normal; one-sided (payloads make neighbours alike).
-        "lsb_p_value": float(stats.norm.sf(lsb_r * np.sqrt(n))),
+        "lsb_p_value": float(stats.norm.sf(lsb_r * np.sqrt(max(kept, 1)))),
         "sign_positive_fraction": positive / n,
         "sign_bias_p_value": float(stats.binomtest(positive, n, 0.5).pvalue),
         "sign_serial_correlation": _lag1(signs),

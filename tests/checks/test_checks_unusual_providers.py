@@ -1,0 +1,44 @@
+"""Model inversion and malicious-provider checks on honest models of kinds their authors did not
+try: an attribute another column copies, a pruned network, a random forest and k-NN probed
+for memorised noise. None may be called a leak or a payload for what it honestly is."""
+import copy
+
+import pytest
+
+from redline import zoo
+from redline.checks.extraction.fm08_capacity_abuse import CapacityAbuseProbe
+from redline.checks.extraction.fm08_exfiltration import ParameterExfiltration
+from redline.findings import Status
+from redline.targets import load_target
+
+
+def test_a_pruned_honest_network_carries_no_payload():
+    # Half of every layer set to exactly 0: runs of zeros share their low bits, and the
+    # serial test alone once said the parameters "carry training data" (p = 0.0).
+    torch = pytest.importorskip("torch")
+    data = zoo.load_data_for("digits_mlp_overfit")
+    module = copy.deepcopy(zoo.load_target("digits_mlp_overfit").module)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() >= 2:
+                p.mul_((p.norm(dim=1) >= p.norm(dim=1).quantile(0.5))[:, None])
+    finding = ParameterExfiltration()(load_target(module, data=data), data, seed=0)
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
+    assert finding.metrics["lsb_p_value"] > 0.01
+
+
+@pytest.mark.parametrize("kind", ["forest", "neighbours"])
+def test_a_piecewise_constant_model_is_not_judged_against_network_references(kind):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from redline.targets.sklearn import SklearnTarget
+
+    data = zoo.load_data_for("digits_mlp_overfit")
+    spec = zoo.load_target("digits_mlp_overfit").input_spec
+    model = RandomForestClassifier(30, random_state=0) if kind == "forest" else KNeighborsClassifier(5)
+    model.fit(data.x_train.reshape(len(data.x_train), -1), data.y_train)
+    finding = CapacityAbuseProbe()(SklearnTarget(model, input_spec=spec, n_classes=10), data, seed=0)
+    assert finding.status is not Status.VULNERABLE, finding.summary
+    if finding.status is Status.INCONCLUSIVE:
+        assert "piecewise constant" in finding.reason and "reference_source=recipe" in finding.reason
