@@ -408,7 +408,8 @@ class Target(abc.ABC):
 
     def sklearn_estimator(self) -> Any:
         """The fitted scikit-learn estimator behind the target, or None. Checks read it
-        only to compare what an attack recovered with the truth."""
+        only to compare what an attack recovered with the truth, or to name the model's
+        kind where a statistic holds for some kinds only (FM08.capacity_abuse)."""
         return None
 
     def raw_transport(self) -> "RawTransport | None":

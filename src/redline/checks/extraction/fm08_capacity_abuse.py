@@ -293,7 +293,7 @@ _PIECEWISE_CONSTANT = ("Tree", "Forest", "Boosting", "Neighbors", "NearestCentro
 def _piecewise_constant_kind(target) -> str:
     """The class name of an in-memory scikit-learn estimator (or a pipeline step) whose answers
     are piecewise constant, or ''. Only such a model can be named; a remote one cannot."""
-    estimator = getattr(target, "estimator", None)
+    estimator = target.sklearn_estimator()
     steps = [step for _, step in getattr(estimator, "steps", [])] or [estimator]
     for step in steps:
         name = type(step).__name__
