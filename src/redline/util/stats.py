@@ -158,3 +158,16 @@ def adjust_p_values(p_values: Any, correction: str = "holm") -> Any:
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(1.0, stepped)
     return adjusted
+
+
+def mcnemar_greater(first_right: Any, second_right: Any) -> float:
+    """Exact one-sided McNemar p-value for "the first is right more often than the second",
+    on paired outcomes (booleans, one per case): the cases where only one of them is right
+    are a binomial(0.5) sample under equality."""
+    import numpy as np
+    from scipy.stats import binom
+
+    first_right, second_right = np.asarray(first_right, bool), np.asarray(second_right, bool)
+    wins = int(np.sum(first_right & ~second_right))
+    losses = int(np.sum(~first_right & second_right))
+    return float(binom.sf(wins - 1, wins + losses, 0.5)) if wins else 1.0

@@ -30,6 +30,7 @@ import numpy as np
 
 from ...errors import UsageError
 from ...util.evidence import save_arrays, try_plot
+from ...util.stats import mcnemar_greater
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 VARIANTS = ("map", "confidence")
@@ -119,7 +120,7 @@ class AttributeInference(Check):
 
         attack_m, base_m = results["members"]
         attack_n, base_n = results["nonmembers"]
-        p_value = _mcnemar_greater(attack_m, base_m)
+        p_value = mcnemar_greater(attack_m, base_m)
         advantage = float(attack_m.mean() - base_m.mean())
         metrics = {
             "attack_accuracy": float(attack_m.mean()),
@@ -130,7 +131,7 @@ class AttributeInference(Check):
             "advantage_over_baseline": advantage,
             "advantage_nonmembers": float(attack_n.mean() - base_n.mean()),
             "p_value": p_value,
-            "p_value_nonmembers": _mcnemar_greater(attack_n, base_n),
+            "p_value_nonmembers": mcnemar_greater(attack_n, base_n),
             "records_per_role": int(per_role),
             "baseline": baseline,
             "imputation_accuracy": imputation_accuracy,
@@ -260,14 +261,3 @@ def _sensitive_column(feature, data, n_features: int) -> tuple[int, str]:
         if not 0 <= column < n_features:
             raise UsageError(f"sensitive feature index {column} is outside the {n_features} features")
     return column, names[column] if column < len(names) else str(column)
-
-
-def _mcnemar_greater(attack_right: np.ndarray, baseline_right: np.ndarray) -> float:
-    """Exact one-sided McNemar p-value for "the attack is right more often than the baseline"."""
-    from scipy import stats
-
-    wins = int(np.sum(attack_right & ~baseline_right))
-    losses = int(np.sum(~attack_right & baseline_right))
-    if wins + losses == 0:
-        return 1.0
-    return float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)

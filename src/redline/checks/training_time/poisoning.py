@@ -122,8 +122,7 @@ def judge_drop(pipeline: TrainingPipeline, clean_model: Target, poisoned_model: 
     wrong was a 10-point "drop" and the verdict moved with the seed); not vulnerable below
     the threshold. The interval (:func:`~redline.checks.robustness.base.paired_drop`) is
     reported beside it."""
-    from scipy.stats import binom
-
+    from ...util.stats import mcnemar_greater
     from ..robustness.base import paired_drop
 
     x_eval, y_eval = evaluation
@@ -132,7 +131,7 @@ def judge_drop(pipeline: TrainingPipeline, clean_model: Target, poisoned_model: 
     poisoned_ok = pipeline.labels(poisoned_model, x_eval) == y_eval
     drop, interval = paired_drop(clean_ok, poisoned_ok)
     turned_wrong, turned_right = int((clean_ok & ~poisoned_ok).sum()), int((~clean_ok & poisoned_ok).sum())
-    p_value = float(binom.sf(turned_wrong - 1, turned_wrong + turned_right, 0.5)) if turned_wrong else 1.0
+    p_value = mcnemar_greater(clean_ok, poisoned_ok)  # the clean model right more often
     if drop < threshold:
         return False, "", drop, interval, p_value
     if p_value <= DROP_ALPHA:
