@@ -271,3 +271,38 @@ def test_capacity_abuse_probe_plans_within_its_budget_and_rejects_bad_settings(d
     assert ratio.status is Status.ERROR and "min_roughness_ratio" in ratio.reason
     architecture = CapacityAbuseProbe(architectures=("mlp", "transformer"))(target, digits)
     assert architecture.status is Status.ERROR and "transformer" in architecture.reason
+
+
+def _digits_sklearn_target(estimator, digits):
+    from redline.targets.base import InputSpec
+    from redline.targets.sklearn import SklearnTarget
+
+    x = digits.x_train.reshape(len(digits.x_train), -1).astype(np.float64)
+    estimator.fit(x, digits.y_train)
+    return SklearnTarget(estimator, input_spec=InputSpec(shape=(x.shape[1],), dtype="float64", lower=0.0, upper=1.0))
+
+
+def test_models_made_of_training_data_summaries_are_not_read_as_payloads(digits):
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import NearestCentroid
+    from sklearn.svm import SVC
+
+    # Class means read as 'recovered images' and short-fraction low bits as an LSB payload.
+    for estimator in (GaussianNB(), NearestCentroid()):
+        finding = ParameterExfiltration()(_digits_sklearn_target(estimator, digits), digits)
+        assert finding.status is Status.NOT_APPLICABLE, (type(estimator).__name__, finding.summary)
+        assert "summaries or copies of its training data" in finding.reason
+    finding = ParameterExfiltration()(_digits_sklearn_target(SVC(), digits), digits)
+    assert finding.status is Status.NOT_VULNERABLE, finding.metrics
+    assert "support_vectors_" in finding.metrics["stored_training_data"]
+    assert "support_vectors_" in finding.summary
+
+
+def test_a_class_template_is_not_a_copy_of_one_image(digits):
+    from redline.checks.extraction.fm08_exfiltration import _single_image_shares
+
+    refs = digits.x_train.astype(np.float64)
+    means = np.stack([refs[digits.y_train == c].mean(axis=0) for c in range(10)])
+    copies = refs[:10] * 0.9 + 0.05
+    assert (_single_image_shares(means, np.ones(10), refs) < 0.5).all()
+    assert (_single_image_shares(copies, np.ones(10), refs) > 0.9).all()

@@ -45,7 +45,7 @@ class ParameterExfiltration(Check):
         "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value",
         "lsb_serial_correlation", "parameters", "recovered_by", "recovered_fraction",
         "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
-        "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation"
+        "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation", "stored_training_data"
     )
     param_docs = {
         "match_correlation": "correlation with a training image that counts as recovering it, in (0, 1)",
@@ -88,6 +88,13 @@ class ParameterExfiltration(Check):
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
         arrays = target.parameter_arrays()
+        stored = _stored_training_data(target)
+        if not arrays and stored:
+            raise NotApplicable(
+                f"the model's fitted values are summaries or copies of its training data by design "
+                f"({', '.join(sorted(stored))}: {sum(stored.values())} values), so anyone holding the file can "
+                "read that data; the check looks for data a provider hid in trained weights, and this model has none"
+            )
         if not arrays:
             raise NotApplicable(
                 "the check reads the model's parameters and the target exposes none "
@@ -123,6 +130,7 @@ class ParameterExfiltration(Check):
             "recovered_by": best_name if best["images"] else None,
             **{f"recovered_images_{n.replace(':', '_')}": int(r["images"]) for n, r in recoveries.items()},
             "flagged_encodings": flagged,
+            "stored_training_data": stored,
         }
         evidence = self._evidence(ctx, best, references)
         if flagged and best["images"]:
@@ -142,6 +150,9 @@ class ParameterExfiltration(Check):
                 f"No training image could be read back from the {params.size} parameters by LSB, "
                 "correlated-value or sign decoding, and their low bits show no serial structure."
             )
+        if stored:
+            summary += (f" Apart from its weights the model stores summaries or copies of its training data by design "
+                        f"({', '.join(sorted(stored))}), which were not searched and which anyone holding the file can read.")
         return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
 
     def _decoded(self, arrays, params, image_shape, references):
@@ -150,11 +161,14 @@ class ParameterExfiltration(Check):
             yield f"lsb:{int(bits)}", ex.as_images(low_bits(arrays, int(bits)), image_shape), references
         yield "correlation", ex.rescale_chunks(ex.as_images(params, image_shape)), references
         binary = (references > ex.SIGN_THRESHOLD).astype(np.float64)
-        yield "sign", ex.as_images(ex.sign_extract(params), image_shape), binary
+        yield "sign", ex.as_images(ex.sign_extract(_signed_only(arrays, params)), image_shape), binary
 
     def _recover(self, candidates, match_against, originals) -> dict:
         index, corr = ex.best_matches(candidates, match_against)
         hit = np.abs(corr) >= self.match_correlation
+        # A chunk that is a blend of many training images (a class template, the mean of a
+        # cluster) correlates with each of them; only one that is mostly a single image is a copy.
+        hit[hit] = _single_image_shares(candidates[hit], corr[hit], match_against) > 0.5
         # An inverted copy (parameters anti-correlated with the pixels) is flipped back.
         recovered = np.where((corr < 0).reshape(-1, *[1] * (candidates.ndim - 1)), 1.0 - candidates, candidates)[hit]
         # One image may be stored twice; score each recovered training image once.
@@ -226,6 +240,52 @@ def parameter_statistics(arrays: list[np.ndarray]) -> dict:
         "sign_bias_p_value": float(stats.binomtest(positive, n, 0.5).pvalue),
         "sign_serial_correlation": _lag1(signs),
     }
+
+
+def _stored_training_data(target) -> dict[str, int]:
+    from ...targets.parameters import sklearn_data_summaries
+
+    estimator = target.sklearn_estimator()
+    return sklearn_data_summaries(estimator) if estimator is not None else {}
+
+
+def _signed_only(arrays: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+    """The parameters with arrays that hold no negative value masked to 0 (bit 0): such an
+    array (variances, counts, ReLU-fed scales) carries no sign chosen by anyone, and its
+    zero/non-zero pattern once passed for a sign-encoded image."""
+    out, start = params.copy(), 0
+    for a in arrays:
+        end = min(start + a.size, out.size)
+        if not (a[: end - start] < 0).any():
+            out[start:end] = 0.0
+        start = end
+    return out
+
+
+def _single_image_shares(candidates: np.ndarray, corr: np.ndarray, references: np.ndarray, k: int = 20) -> np.ndarray:
+    """For each candidate, the share of its best non-negative fit on its ``k`` most correlated
+    references (plus an offset) that falls on the single largest one: near 1 for a copy of
+    one image, low for a blend of several (a class mean correlates with all its members).
+    Measured on digits: copies by LSB and sign encodings 0.74-1.0, noisy correlated-value
+    copies median 0.65, class means of naive Bayes and nearest centroid 0.13-0.44."""
+    from scipy.optimize import nnls
+
+    if not len(candidates):
+        return np.zeros(0)
+    flat_refs = references.reshape(len(references), -1).astype(np.float64)
+    k = min(int(k), len(flat_refs))
+    centred = flat_refs - flat_refs.mean(axis=1, keepdims=True)
+    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    shares = np.empty(len(candidates))
+    for i, cand in enumerate(candidates.reshape(len(candidates), -1).astype(np.float64)):
+        if corr[i] < 0:  # an inverted copy is fitted as its inverse
+            cand = 1.0 - cand
+        c = cand - cand.mean()
+        top = np.argsort(-np.abs(centred @ (c / max(np.linalg.norm(c), 1e-12))))[:k]
+        design = np.column_stack([flat_refs[top].T, np.ones(cand.size), -np.ones(cand.size)])
+        w = nnls(design, cand)[0][:k]
+        shares[i] = w.max() / w.sum() if w.sum() > 0 else 0.0
+    return shares
 
 
 def _truncate(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
