@@ -157,18 +157,19 @@ class AccuracyUnderTransformation(Check):
             drop, drop_ci = paired_drop(clean_ok, changed_ok)
             results.append(Measured(family, severity, accuracy, rate_interval(accuracy, len(y)), drop, drop_ci))
             ctx.progress(i + 1, len(table))
-        metrics = self._metrics(clean_ok, results)
-        metrics["accuracy_drop_ci"] = mean_drop_interval(clean_ok, np.stack(changed_oks))
+        judged = self._judged(results)
+        metrics = self._metrics(clean_ok, results, judged)
+        metrics["accuracy_drop_ci"] = mean_drop_interval(clean_ok, np.stack(changed_oks)[judged])
         metrics.update(self._more_metrics(y, clean_ok, results))
         evidence = {"table": [r.row() for r in results], **self._artifacts(ctx, results, metrics)}
         if self.judged_on == "mean":
             vulnerable, undecided = self._mean_verdict(metrics, len(y), len(results))
         else:
-            vulnerable, undecided = self._verdict(results, len(y))
+            vulnerable, undecided = self._verdict([results[i] for i in judged], len(y))
         worst = max(results, key=lambda r: r.drop)
         summary = (
             f"Accuracy {metrics['clean_accuracy']:.0%} on {len(y)} inputs as they are, "
-            f"{metrics['mean_transformed_accuracy']:.0%} on average over {count(len(results), 'transformation')}; "
+            f"{metrics['mean_transformed_accuracy']:.0%} on average over {count(len(judged), 'transformation')}; "
             f"the largest drop, {worst.drop:.0%} (95% CI {worst.drop_ci[0]:.0%} to {worst.drop_ci[1]:.0%}), "
             f"under {worst.name} (tolerated: {float(self.tolerated_drop):.0%})."
         )
@@ -184,10 +185,15 @@ class AccuracyUnderTransformation(Check):
         changed = FeatureUnits.from_spec(spec).clip(changed.astype(spec.dtype))
         return spec.constraints.project(changed, x).astype(spec.dtype) if spec.constraints else changed
 
-    def _metrics(self, clean_ok: np.ndarray, results: list[Measured]) -> dict[str, Any]:
+    def _judged(self, results: list[Measured]) -> list[int]:
+        """Indices of the results the verdict and the average judge (all of them here; a
+        subclass may leave out transformations it reports as context only)."""
+        return list(range(len(results)))
+
+    def _metrics(self, clean_ok: np.ndarray, results: list[Measured], judged: list[int]) -> dict[str, Any]:
         n = len(clean_ok)
         clean = float(clean_ok.mean())
-        mean_accuracy = float(np.mean([r.accuracy for r in results]))
+        mean_accuracy = float(np.mean([results[i].accuracy for i in judged]))
         worst = max(results, key=lambda r: r.drop)
         by_family: dict[str, list[float]] = {}
         for r in results:

@@ -21,6 +21,12 @@ Families:
 - ``rounding``: precision loss, values rounded to a grid 0.1 to 2 spreads wide;
 - ``swapped_columns``: pairs of columns exchanged (a schema change upstream);
 - ``stuck_columns``: sensors stuck at one reading for every row.
+
+The last three (groups in :data:`PIPELINE_FAULT_GROUPS`) break the pipeline rather than blur
+the measurement: a model cannot be expected to survive its columns being swapped, frozen or
+read in other units (on iris, wine, digits and breast cancer every honest logistic
+regression, forest, k-NN and naive Bayes lost 6-67 points to swapped columns alone), so
+only input validation guards against them. FM16 reports them but judges on the others.
 """
 from __future__ import annotations
 
@@ -154,6 +160,9 @@ def _stuck_columns(x, severity, rng, ref):
     x[:, cols] = last_reading
     return x
 
+
+#: Groups of pipeline faults (unit, schema and sensor faults): reported, not judged by default.
+PIPELINE_FAULT_GROUPS = ("units", "schema", "sensor")
 
 TABULAR_FAMILIES: dict[str, TabularCorruption] = {
     c.name: c
