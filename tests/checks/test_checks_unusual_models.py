@@ -29,8 +29,31 @@ def test_atc_splits_tied_confidences_so_a_copy_of_the_test_rows_shows_no_drop():
     model = DecisionTreeClassifier(random_state=0).fit(x[:200], y[:200])
     data = Dataset("tree", x[:200], y[:200], x[200:], y[200:], x_deploy=x[200:].copy(), spec="test:tree")
     finding = DeploymentShift()(load_target(model, data=data), data, seed=0)
-    assert finding.status is Status.NOT_VULNERABLE, finding.summary
-    assert finding.metrics["estimated_accuracy"] == pytest.approx(finding.metrics["reference_accuracy"])
+    # No false drop; but no pass either: with every confidence tied, ATC returns the reference
+    # accuracy in every resample (a drop of exactly 0, CI 0 to 0), whatever the deployment rows.
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    assert "same confidence" in finding.reason and "y_deploy" in finding.reason
+
+
+def test_one_hot_answers_do_not_pass_a_deployment_sample_of_hard_rows():
+    # The deployment rows come from the same inputs, with the tree's errors over-represented
+    # (35% against 16% on the test rows): too subtle for the shift test, so nothing but the
+    # estimate stood between the sample and a pass, and ATC's interval was exactly [0, 0].
+    from sklearn.datasets import make_classification
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = make_classification(n_samples=6000, n_features=10, n_informative=5, n_redundant=0, flip_y=0.0,
+                               class_sep=1.0, random_state=0)
+    model = DecisionTreeClassifier(random_state=0).fit(x[:2000], y[:2000])  # grown out: one-hot answers
+    pool_x, pool_y = x[2400:], y[2400:]
+    wrong = model.predict(pool_x) != pool_y
+    rng = np.random.default_rng(0)
+    pick = np.r_[rng.choice(np.flatnonzero(wrong), 28, replace=False), rng.choice(np.flatnonzero(~wrong), 52, replace=False)]
+    data = Dataset("tree", x_test=x[2000:2400], y_test=y[2000:2400], x_deploy=pool_x[pick], spec="test:tree")
+    for method in ("atc", "atc_mc", "doc"):
+        finding = DeploymentShift(method=method)(load_target(model, data=data), data, seed=0)
+        assert finding.status is Status.INCONCLUSIVE, (method, finding.summary)
+        assert finding.metrics["p_value"] > 0.05  # the shift test alone would have let it pass
 
 
 def test_atc_threshold_counts_the_needed_share_of_a_tied_run():
@@ -119,3 +142,19 @@ def test_identifiers_above_float32_precision_are_sent_as_they_are():
         finding = check(target, data, seed=0)
         accuracy = next(finding.metrics[k] for k in ("reference_accuracy", "accuracy") if k in finding.metrics)
         assert accuracy == 1.0, (check.id, finding.summary)
+
+
+def test_a_regressor_scanned_as_a_classifier_is_refused_with_the_fix():
+    # Diabetes scores are whole numbers, so they passed as class labels: FM15 crashed inside
+    # its stand-in models and FM17 rated the 'accuracy' of a regressor at 0.7%.
+    import redline
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    x, y = load_diabetes(return_X_y=True)
+    model = Ridge().fit(x[:300], y[:300])
+    roles = {"x_train": x[:300], "y_train": y[:300], "x_test": x[300:], "y_test": y[300:]}
+    for check in ("FM15.natural_adversarial", "FM17.test_adequacy"):
+        finding = redline.scan(model, roles, select=check).findings[0]
+        assert finding.status is Status.ERROR, (check, finding.summary)
+        assert "a regressor" in finding.reason and "task=regression" in finding.reason

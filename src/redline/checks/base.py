@@ -232,6 +232,12 @@ class Check(abc.ABC):
         notes = []
         data, asked = label_with_target(data, target, self.needs.labelled_roles(data))
         if data.task != "regression":
+            if target.n_classes == 1:  # a regressor: its whole-number targets would pass as class labels
+                from ..errors import DataError
+
+                raise DataError(f"{target.spec} answers one value per row (a regressor) but the data set "
+                                f"{data.name!r} is for classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
+                                f"\"regression\" among the arrays)")
             require_class_indices(data, target.n_classes, self.needs.labelled_roles(data))
         for role, rows in asked.items():
             notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")

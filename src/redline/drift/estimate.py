@@ -114,6 +114,14 @@ def estimate_accuracy(
     rng = np.random.default_rng(seed)
     ref_boot = rng.integers(0, len(ref_p), size=(int(n_bootstrap), len(ref_p)))
     dep_boot = rng.integers(0, len(dep_p), size=(int(n_bootstrap), len(dep_p)))
+    if method != "iw" and np.ptp(ref_p.max(axis=1)) == 0:
+        # Every answer equally sure (a tree or 1-NN's one-hot answers): confidence cannot tell
+        # the rows the model gets right from the others, and ATC and DoC would return the
+        # reference accuracy in every resample, a drop of exactly 0 whatever the shift.
+        details = {"inconclusive": (f"the model answers every reference row with the same confidence "
+                                    f"({float(ref_p.max(axis=1)[0]):.3g}), so its confidences say nothing about its "
+                                    f"errors and the {method} estimate has nothing to go on")}
+        return AccuracyEstimate(None, None, method, float(correct.mean()), details=details)
     if method in ("atc", "atc_mc"):
         score = "negative_entropy" if method == "atc" else "max_confidence"
         point, reps, details = _atc(_score(ref_p, score), correct, _score(dep_p, score), ref_boot, dep_boot)
