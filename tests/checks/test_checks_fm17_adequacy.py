@@ -112,7 +112,7 @@ def test_negative_control_a_stratified_test_set_is_adequate(digits):
     f = TestAdequacy()(target, data, seed=0)
     assert f.status is Status.NOT_VULNERABLE, f.summary
     m = f.metrics
-    assert m["conditions_total"] == m["conditions_covered"] == 12  # 10 classes, precision, class mix
+    assert m["conditions_total"] == m["conditions_covered"] == 13  # 10 classes, precision, class mix, held out
     assert min(m["class_counts"].values()) >= 50 and m["accuracy_half_width"] < 0.05
     assert m["class_priors_from"] == "training labels" and m["class_mix_p_value"] > 0.5
     assert m["representation"].startswith("penultimate activations")

@@ -158,3 +158,65 @@ def test_a_regressor_scanned_as_a_classifier_is_refused_with_the_fix():
         finding = redline.scan(model, roles, select=check).findings[0]
         assert finding.status is Status.ERROR, (check, finding.summary)
         assert "a regressor" in finding.reason and "task=regression" in finding.reason
+
+
+def _breast_cancer_split():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    return x[order[:400]], y[order[:400]], x[order[400:]], y[order[400:]]
+
+
+def test_test_adequacy_counts_each_distinct_held_out_row_once():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xtr, ytr, xte, yte = _breast_cancer_split()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(xtr, ytr)
+    # 40 rows, each given 50 times, once passed as 2,000 rows measuring accuracy to +-0.8 points.
+    repeated = Dataset("bc", xtr, ytr, np.repeat(xte[:40], 50, axis=0), np.repeat(yte[:40], 50), spec="test:bc")
+    finding = TestAdequacy()(load_target(model, data=repeated), repeated, seed=0)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    m = finding.metrics
+    assert m["test_rows"] == 40 and m["duplicate_test_rows"] == 1960 and m["accuracy_half_width"] > 0.05
+    # A 1-NN tested on its own training rows once passed at 100% +-0.9 points.
+    knn = KNeighborsClassifier(1).fit(xtr, ytr)
+    on_train = Dataset("bc", xtr, ytr, xtr.copy(), ytr.copy(), spec="test:bc")
+    finding = TestAdequacy()(load_target(knn, data=on_train), on_train, seed=0)
+    assert finding.status is Status.VULNERABLE and finding.metrics["training_rows_in_test"] == 400
+    mixed = Dataset("bc", xtr, ytr, np.r_[xte, xtr[:50]], np.r_[yte, ytr[:50]], spec="test:bc")
+    finding = TestAdequacy()(load_target(knn, data=mixed), mixed, seed=0)
+    assert any(e["kind"] == "held_out" for e in finding.metrics["untested"])
+    assert finding.metrics["test_rows"] == len(yte)
+
+
+def test_shift_sensitivity_gives_ten_copies_of_the_rows_the_verdict_of_the_rows():
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = load_wine(return_X_y=True)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.5, random_state=0, stratify=y)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(xtr, ytr)
+    once = Dataset("wine", x_test=xte, y_test=yte, spec="test:wine")
+    copies = Dataset("wine", x_test=np.repeat(xte, 10, axis=0), y_test=np.repeat(yte, 10), spec="test:wine")
+    a = ShiftSensitivity()(load_target(model, data=once), once, seed=0)
+    b = ShiftSensitivity()(load_target(model, data=copies), copies, seed=0)
+    # Ten copies once made an 11-row cluster a significant 110-row shift ('vulnerable').
+    assert a.status is b.status is Status.NOT_VULNERABLE, b.summary
+    assert b.metrics["evaluated_inputs"] == len(yte)
+
+
+def test_equal_rows_are_chance_draws_only_in_a_small_row_space():
+    from redline.util.rows import distinct_unless_chance, repeats_can_be_chance
+
+    rng = np.random.default_rng(0)
+    categorical = rng.integers(0, 3, size=(2000, 5))  # 243 possible rows: repeats are draws
+    measured = rng.normal(size=(200, 5))
+    assert repeats_can_be_chance(categorical) and not repeats_can_be_chance(np.repeat(measured, 3, axis=0))
+    assert len(distinct_unless_chance(categorical, None)) == 2000
+    assert len(distinct_unless_chance(np.repeat(measured, 3, axis=0), None)) == 200

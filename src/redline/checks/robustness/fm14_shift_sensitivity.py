@@ -145,10 +145,15 @@ class ShiftSensitivity(Check):
         if data.y_test is None:
             raise NotApplicable("this check needs the true labels of the test rows (y_test); the target's own "
                                 "answers as labels would make every shift look harmless")
-        n = min(len(data.x_test), int(self.n_inputs), int(budget))
+        from ...util.rows import distinct_unless_chance
+
+        # Repeated rows are one piece of evidence: ten copies of 89 rows once made an
+        # 11-row cluster a 110-row 'significant' shift.
+        usable = distinct_unless_chance(data.x_test, data.y_test, data.x_train)
+        n = min(len(usable), int(self.n_inputs), int(budget))
         if n < 1:
             raise NotApplicable(f"a budget of {budget} queries sends no test row")
-        idx = np.sort(rng.permutation(len(data.x_test))[:n])
+        idx = np.sort(usable[rng.permutation(len(usable))[:n]])
         x, y = data.x_test[idx].astype(target.input_spec.dtype), np.asarray(data.y_test[idx]).astype(int)
         correct = target.predict_labels(x) == y  # the one query of every row: all shifts reuse it
         reference = float(correct.mean())

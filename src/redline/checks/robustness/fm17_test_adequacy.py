@@ -20,6 +20,18 @@ the first ``top_share`` of rows and by APFD against a random order; and neuron c
 torch models, with how few rows saturate it and how few errors a coverage-guided order finds.
 See :mod:`.adequacy`.
 
+Where equal rows cannot be chance draws (measurements, images: the rows' space is far larger
+than the square of their number; :func:`redline.util.rows.repeats_can_be_chance`), every count is of distinct held-out rows: a row repeated in the test set
+is counted once (40 rows each given 50 times once passed as 2,000 rows measuring the
+accuracy to +-0.8 points), and test rows that are also training rows are left out, since a
+model's answers on its own training rows support no claim about other rows (a 1-NN tested
+on its training set once passed at 100% +-0.9). Tables of a few categorical features repeat
+rows honestly (a quarter of the ``fair`` survey's test rows are also training rows), so
+there rows count as given. Either way a further condition, ``held out``, is untested when
+more test rows are training rows than the training set's own repeat rate explains (a
+one-sided binomial test at p < 0.001, with a rate of at least 1%). FM14.shift_sensitivity
+counts rows the same way.
+
 Verdict: vulnerable when a condition is untested, not vulnerable when all hold.
 """
 from __future__ import annotations
@@ -41,6 +53,10 @@ from .conditions import (
 
 # A class mix is called different only when the chi-square test is this sure.
 MIX_P_VALUE = 0.01
+# Test rows that are training rows are called too many when a binomial test at the training
+# set's own repeat rate (at least MIN_REPEAT_RATE) is this sure.
+MIN_REPEAT_RATE = 0.01
+HELD_OUT_P_VALUE = 0.001
 
 
 class TestAdequacy(Check):
@@ -52,7 +68,8 @@ class TestAdequacy(Check):
     needs = Needs(roles=("test",), labels=False)
     default_budget = 10_000
     metrics = (
-        "conditions_total", "conditions_covered", "untested", "test_rows", "accuracy", "accuracy_ci",
+        "conditions_total", "conditions_covered", "untested", "test_rows", "duplicate_test_rows",
+        "training_rows_in_test", "accuracy", "accuracy_ci",
         "accuracy_half_width", "rows_for_1_point", "rows_for_2_points", "class_counts", "class_accuracy",
         "class_mix_p_value", "class_mix_distance", "class_priors_from", "min_rows", "population_counts", "prioritisation",
         "prioritised_rows", "representation", "neuron_coverage", "neuron_coverage_saturation_rows",
@@ -99,8 +116,29 @@ class TestAdequacy(Check):
         conditions = chosen_conditions(self.conditions, ctx, data)
         n_min = int(self.min_rows) if self.min_rows is not None else (
             conditions.min_rows if conditions is not None else DEFAULT_MIN_ROWS)
+        from scipy.stats import binomtest
+
+        from ...util.rows import distinct_unless_chance, repeat_share, repeats_can_be_chance, rows_in
+
         x = np.asarray(data.x_test, target.input_spec.dtype)
         y = np.asarray(data.y_test).astype(int)
+        given = len(y)
+        repeats = repeat_share(data.x_train)
+        pooled = x.reshape(given, -1) if data.x_train is None else np.concatenate(
+            [x.reshape(given, -1), np.asarray(data.x_train, x.dtype).reshape(len(data.x_train), -1)])
+        natural = repeats_can_be_chance(pooled)
+        distinct = distinct_unless_chance(x, y, data.x_train)
+        seen_in_training = rows_in(x[distinct], data.x_train)
+        held_out = distinct if natural else distinct[~seen_in_training]
+        if not len(held_out):  # the test set cannot support any claim about unseen rows
+            entry = {"condition": "held out", "kind": "held_out", "rows": len(distinct),
+                     "reason": f"all {len(distinct)} distinct test rows are training rows"}
+            metrics = {"conditions_total": 1, "conditions_covered": 0, "untested": [entry], "test_rows": 0,
+                       "duplicate_test_rows": given - len(distinct), "training_rows_in_test": len(distinct)}
+            return Outcome(vulnerable=True, metrics=metrics,
+                           summary=(f"Every one of the {given} test rows is also a training row: nothing is held out, "
+                                    "so the test set supports no claim about rows the model has not seen."))
+        x, y = x[held_out], y[held_out]
         rows = x.reshape(len(x), -1)
         if conditions is not None:  # a bad feature name fails before any query
             masks = {p.name: population_mask(p, rows, data.feature_names) for p in conditions.populations}
@@ -115,7 +153,15 @@ class TestAdequacy(Check):
         k_classes = max(int(target.n_classes or 0), int(y.max()) + 1,
                         int(data.y_train.max()) + 1 if data.y_train is not None and len(data.y_train) else 0)
         untested: list[dict[str, Any]] = []
-        checked = 0
+        checked = 1
+        overlap = int(seen_in_training.sum())
+        expected = max(repeats, MIN_REPEAT_RATE)
+        if overlap and binomtest(overlap, len(distinct), expected, alternative="greater").pvalue < HELD_OUT_P_VALUE:
+            untested.append({"condition": "held out", "kind": "held_out", "rows": overlap,
+                             "reason": (f"{overlap} of the {len(distinct)} test rows are training rows, more than the "
+                                        f"training set's own repeat rate ({expected:.0%}) explains"
+                                        + ("" if natural else "; they are left out of every count")
+                                        + ", so the test set may not be held out")})
 
         # Classes.
         counts = np.bincount(y, minlength=k_classes)
@@ -152,7 +198,9 @@ class TestAdequacy(Check):
                                         f"+-{float(self.tolerance) * 100:g} needs "
                                         f"{adq.rows_for_precision(accuracy, float(self.tolerance)):,} rows")})
         metrics: dict[str, Any] = {
-            "test_rows": n, "min_rows": n_min, "accuracy": accuracy, "accuracy_ci": rate_interval(accuracy, n),
+            "test_rows": n, "duplicate_test_rows": 0 if natural else given - len(distinct),
+            "training_rows_in_test": 0 if natural else overlap,
+            "min_rows": n_min, "accuracy": accuracy, "accuracy_ci": rate_interval(accuracy, n),
             "accuracy_half_width": half, "rows_for_1_point": need[1], "rows_for_2_points": need[2],
             "class_counts": {class_names[c]: int(counts[c]) for c in range(k_classes)},
             "class_accuracy": class_accuracy,
@@ -263,7 +311,11 @@ class TestAdequacy(Check):
     @staticmethod
     def _summary(m: dict[str, Any], untested: list[dict[str, Any]]) -> str:
         low, high = m["accuracy_ci"]
-        text = (f"{m['test_rows']:,} labelled test rows: accuracy {m['accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}, "
+        repeats = [f"{m[k]:,} {what}" for k, what in (("duplicate_test_rows", "repeated"),
+                                                        ("training_rows_in_test", "also training rows"))
+                   if m.get(k)]
+        left_out = f" ({', '.join(repeats)}, left out)" if repeats else ""
+        text = (f"{m['test_rows']:,} labelled test rows{left_out}: accuracy {m['accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}, "
                 f"+-{m['accuracy_half_width'] * 100:.1f} points; +-1 point needs {m['rows_for_1_point']:,} rows, "
                 f"+-2 points {m['rows_for_2_points']:,}).")
         if "class_mix_p_value" in m:
