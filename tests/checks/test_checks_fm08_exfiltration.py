@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -306,3 +308,55 @@ def test_a_class_template_is_not_a_copy_of_one_image(digits):
     copies = refs[:10] * 0.9 + 0.05
     assert (_single_image_shares(means, np.ones(10), refs) < 0.5).all()
     assert (_single_image_shares(copies, np.ones(10), refs) > 0.9).all()
+
+
+def _fitted_mlp(x, y, hidden, seed=0):
+    import torch.nn as nn
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    torch.manual_seed(seed)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(x.shape[1:])), hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(module(xt), yt).backward()
+        opt.step()
+    spec = InputSpec(shape=tuple(x.shape[1:]), dtype="float32", lower=0.0, upper=1.0)
+    return module, TorchTarget(module, input_spec=spec, n_classes=10)
+
+
+def test_fake_quantised_honest_weights_are_not_called_a_payload(digits):
+    # Rounded to a 4-bit grid per output channel, as quantisation-aware training leaves them:
+    # equal levels share their low bits, and the serial test once said 'payload' at p = 1e-198.
+    module, target = _fitted_mlp(digits.x_train, digits.y_train, 64)
+    with torch.no_grad():
+        for p in module.parameters():
+            scale = (p.abs().amax(dim=-1, keepdim=True) if p.ndim == 2 else p.abs().max()) / 7
+            p.copy_(torch.round(p / scale) * scale)
+    finding = ParameterExfiltration()(target, digits)
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    assert finding.metrics["lsb_p_value"] < 1e-3 and "grid" in finding.reason
+
+
+def test_chance_matches_on_tiny_images_are_not_recoveries(digits):
+    # Digits pooled to 4x4: with 16 pixels an honest network's chunks match dozens of training
+    # images at r >= 0.8 by chance; pixel-shuffled chunks match about as many.
+    pooled = digits.x_train.reshape(-1, 1, 4, 2, 4, 2).mean(axis=(3, 5)).astype(np.float32)
+    tiny = dataclasses.replace(digits, x_train=pooled, x_test=None, y_test=None, x_pool=None, y_pool=None,
+                               x_deploy=None, y_deploy=None)
+    _, target = _fitted_mlp(pooled, digits.y_train, 256)
+    finding = ParameterExfiltration()(target, tiny)
+    assert finding.status is not Status.VULNERABLE, finding.summary
+    assert sum(finding.metrics["chance_matches"].values()) > 0
+    # A real payload on the same images still stands out from chance.
+    arrays = target.parameter_arrays()
+    params = np.concatenate(arrays)
+    params[: pooled.size] = ex.lsb_embed(params[: pooled.size], pooled, bits=8)
+    with torch.no_grad():
+        flat = torch.nn.utils.parameters_to_vector(target.torch_module().parameters())
+        flat[:] = torch.as_tensor(params)
+        torch.nn.utils.vector_to_parameters(flat, target.torch_module().parameters())
+    assert ParameterExfiltration()(target, tiny).status is Status.VULNERABLE

@@ -10,16 +10,23 @@ black-box variant):
 
 1. **Recovery.** Each encoding's decoder (:mod:`redline.util.exfiltration`) reads the flat
    parameter vector as consecutive image-sized chunks; a chunk that correlates with one of
-   the auditor's training images at ``match_correlation`` or more is a recovered image.
-   Honest parameters match nothing at that level, so recovered images are proof, scored
-   with SSIM and mean absolute pixel error against the originals.
+   the auditor's training images at ``match_correlation`` or more, and is mostly that one
+   image rather than a blend of several, is a recovered image, scored with SSIM and mean
+   absolute pixel error against the originals. Chance matches are counted too: the same
+   chunks with their pixels shuffled go through the same matching, and recoveries prove a
+   payload only when they are too many for that count (one-sided Poisson test at
+   ``alpha``). On 8x8 digits honest chunks match nothing; on 4x4 images (16 pixels) an
+   honest network's chunks matched dozens of training images by chance.
 2. **Statistics without the data.** The low bits of honestly trained floats are noise with
    no serial dependence, while a pixel payload makes neighbouring low bits alike; a lag-1
    autocorrelation test on the low byte (``lsb_p_value``) catches that even when the
-   payload is laid out where the decoder does not look. Entropy of the low byte and
-   sign-pattern statistics (share of positive parameters, serial correlation of signs) are
-   reported as context: honest training leaves some structure in signs, so they do not
-   decide the verdict.
+   payload is laid out where the decoder does not look. It is not proof: weights rounded to
+   a grid (quantisation-aware training, dequantised exports) share low bits by value, and
+   an honest network fake-quantised to 4 bits gave p = 1e-198. A significant serial test
+   with no image read back is therefore ``inconclusive``, naming the payload it suggests.
+   Entropy of the low byte and sign-pattern statistics (share of positive parameters,
+   serial correlation of signs) are reported as context: honest training leaves some
+   structure in signs, so they do not decide the verdict.
 
 Limits: the decoders assume the payload starts at the beginning of the parameter vector
 and is stored image by image; an encrypted LSB payload is indistinguishable from noise.
@@ -44,14 +51,14 @@ class ParameterExfiltration(Check):
     metrics = (
         "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value",
         "lsb_serial_correlation", "parameters", "recovered_by", "recovered_fraction",
-        "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
+        "chance_matches", "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
         "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation", "stored_training_data"
     )
     param_docs = {
         "match_correlation": "correlation with a training image that counts as recovering it, in (0, 1)",
         "min_recovered_images": "recovered images needed to call the model an exfiltration channel",
         "lsb_bits": "low-order bit widths searched for hidden images (each 1 to 16)",
-        "alpha": "significance level of the bit-statistics tests",
+        "alpha": "significance level of the bit-statistics test and of recoveries against chance matches",
         "min_serial_correlation": "serial correlation of low-order bits needed with a significant test",
         "max_references": "training images compared with what the parameters decode to",
         "max_chunks": "parameter chunks (one image each) decoded at most",
@@ -109,16 +116,23 @@ class ParameterExfiltration(Check):
         pick = rng.permutation(len(data.x_train))[: int(self.max_references)]
         references = np.asarray(data.x_train[np.sort(pick)], dtype=np.float64)
 
-        recoveries = {name: self._recover(cands, refs, references)
-                      for name, cands, refs in self._decoded(arrays, params, image_shape, references)}
+        shuffle = np.random.default_rng(0)
+        recoveries, chance = {}, {}
+        for name, cands, refs in self._decoded(arrays, params, image_shape, references):
+            recoveries[name] = self._recover(cands, refs, references)
+            # The same chunks, pixels shuffled within each: what matches by chance alone.
+            flat = cands.reshape(len(cands), -1)
+            shuffled = np.take_along_axis(flat, shuffle.random(flat.shape).argsort(axis=1), axis=1)
+            chance[name] = self._recover(shuffled.reshape(cands.shape), refs, references)["images"]
         stats = parameter_statistics(arrays)
         flagged = sorted({name.split(":")[0] for name, r in recoveries.items()
-                          if r["images"] >= int(self.min_recovered_images)})
-        if (stats["lsb_p_value"] < self.alpha and stats["lsb_serial_correlation"] >= self.min_serial_correlation
-                and "lsb" not in flagged):
-            flagged.append("lsb")
-        best_name = max(recoveries, key=lambda n: (recoveries[n]["images"], recoveries[n]["ssim"] or 0.0))
-        best = recoveries[best_name]
+                          if r["images"] >= int(self.min_recovered_images)
+                          and _beyond_chance(r["images"], chance[name], float(self.alpha))})
+        serial = (stats["lsb_p_value"] < self.alpha and stats["lsb_serial_correlation"] >= self.min_serial_correlation
+                  and "lsb" not in flagged)
+        proven = [n for n in recoveries if n.split(":")[0] in flagged] or list(recoveries)
+        best_name = max(proven, key=lambda n: (recoveries[n]["images"], recoveries[n]["ssim"] or 0.0))
+        best = recoveries[best_name] if flagged else {**recoveries[best_name], "images": 0, "ssim": None, "mae": None}
         metrics = {
             "parameters": int(params.size),
             **stats,
@@ -130,21 +144,27 @@ class ParameterExfiltration(Check):
             "recovered_by": best_name if best["images"] else None,
             **{f"recovered_images_{n.replace(':', '_')}": int(r["images"]) for n, r in recoveries.items()},
             "flagged_encodings": flagged,
+            "chance_matches": {n.replace(':', '_'): int(c) for n, c in chance.items()},
             "stored_training_data": stored,
         }
         evidence = self._evidence(ctx, best, references)
-        if flagged and best["images"]:
+        undecided = ""
+        if flagged:
             summary = (
                 f"The parameters carry training data ({', '.join(flagged)} encoding). "
                 f"{best['images']} distinct training images were read back from them"
-                + (f" with mean SSIM {best['ssim']:.2f}." if best["ssim"] is not None else ".")
+                + (f" with mean SSIM {best['ssim']:.2f}" if best["ssim"] is not None else "")
+                + f" (by chance, with their pixels shuffled: {chance[best_name]})."
             )
-        elif flagged:  # the low-bit statistics alone: a hidden payload, not shown to be training data
+        elif serial:  # the low-bit statistics alone: a payload suggested, not shown
             summary = (
                 f"The parameters' low bits are serially correlated (r = {stats['lsb_serial_correlation']:.3f}, "
                 f"p = {stats['lsb_p_value']:.2g}) as an LSB payload makes them, though no training image was read "
-                "back from them (the payload may be encrypted or hold other data)."
+                "back from them."
             )
+            undecided = ("serially correlated low bits suggest an LSB payload (perhaps encrypted, or laid out where "
+                         "the decoders do not look), but weights rounded to a grid (quantised training or export) "
+                         "share low bits too, and no training image was read back to prove it")
         else:
             summary = (
                 f"No training image could be read back from the {params.size} parameters by LSB, "
@@ -153,7 +173,8 @@ class ParameterExfiltration(Check):
         if stored:
             summary += (f" Apart from its weights the model stores summaries or copies of its training data by design "
                         f"({', '.join(sorted(stored))}), which were not searched and which anyone holding the file can read.")
-        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=bool(flagged), metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _decoded(self, arrays, params, image_shape, references):
         """(decoder name, candidate images, what to match them against) for every decoder."""
@@ -240,6 +261,15 @@ def parameter_statistics(arrays: list[np.ndarray]) -> dict:
         "sign_bias_p_value": float(stats.binomtest(positive, n, 0.5).pvalue),
         "sign_serial_correlation": _lag1(signs),
     }
+
+
+def _beyond_chance(found: int, by_chance: int, alpha: float) -> bool:
+    """Whether ``found`` recoveries are too many for chance, which matched ``by_chance`` of
+    the shuffled chunks: a one-sided Poisson test at ``alpha``, the chance rate at least 0.1
+    (one shuffle measures it; an unseen rate is not a zero one)."""
+    from scipy.stats import poisson
+
+    return bool(poisson.sf(found - 1, max(float(by_chance), 0.1)) < alpha)
 
 
 def _stored_training_data(target) -> dict[str, int]:
