@@ -142,3 +142,27 @@ def test_bad_parameters_are_errors(mnist):
     assert Reprogramming(inner_size=26)(*mnist).status is Status.ERROR
     bad = Reprogramming(access="estimate", smoothing=0)(*mnist)
     assert bad.status is Status.ERROR and "smoothing" in bad.reason
+
+
+def test_the_task_image_fits_the_target_or_the_reason_says_what_would():
+    import torch.nn as nn
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    def target(side):
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Flatten(), nn.Linear(side * side, 10))
+        return TorchTarget(module, input_spec=InputSpec(shape=(1, side, side), dtype="float32", lower=0.0, upper=1.0),
+                           n_classes=10)
+
+    # 8x8 images: the default size shrinks to what fits (it used to be an error).
+    small = Reprogramming(steps=2)(target(8), None, budget=1200)
+    assert small.status in (Status.VULNERABLE, Status.NOT_VULNERABLE), small.reason
+    # Counting 5 squares needs a 12-pixel task image: one line that says so, not a traceback.
+    squares = Reprogramming(task="squares", inner_size=10)(target(16), None, budget=1200)
+    assert squares.status is Status.ERROR and "use at least 12" in squares.reason
+    assert "Traceback" not in squares.reason
+    assert Reprogramming(task="squares", steps=2)(target(16), None, budget=1200).status is not Status.ERROR
+    assert Reprogramming()(target(4), None, budget=1200).status is Status.NOT_APPLICABLE
+    assert Reprogramming(inner_size="big")(target(16), None, budget=1200).status is Status.ERROR

@@ -457,3 +457,28 @@ def test_in_memory_models_are_not_blamed_for_framework_shape_errors_by_default(d
     finding = fuzz()(callable_target(strict), data, budget=2000)
     assert finding.status is Status.NOT_VULNERABLE, finding.evidence.get("failures")
     assert finding.metrics["crashes"] == 0
+
+
+def test_a_torch_model_refusing_an_empty_batch_is_not_a_crash():
+    # x.view(x.size(0), -1) cannot reshape 0 elements: torch raises RuntimeError where
+    # scikit-learn raises ValueError, and only the first was counted as a crash (CVSS 5.3).
+    import torch
+    import torch.nn as nn
+
+    from redline.checks.supply_chain.fm11_fuzz import InputFuzzing
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    class ViewCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).view(x.size(0), -1))
+
+    torch.manual_seed(0)
+    target = TorchTarget(ViewCNN(), input_spec=InputSpec(shape=(1, 8, 8), dtype="float32", lower=0.0, upper=1.0),
+                         n_classes=10)
+    finding = InputFuzzing(include="empty_batch,tiny")(target, None)
+    assert finding.status is Status.NOT_VULNERABLE, (finding.summary, finding.evidence.get("failures"))

@@ -60,7 +60,8 @@ class Reprogramming(Check):
     )
     param_docs = {
         "task": "the attacker's task to run on the model: digits or squares",
-        "inner_size": "side of the task image in the centre of the program frame (pixels)",
+        "inner_size": "side of the task image in the centre of the program frame (pixels; auto: 10, or less on "
+                      "small images, enough for the squares task's count)",
         "access": "auto, white_box (the target's gradients) or estimate (gradients from probabilities)",
         "steps": "optimisation steps (null: as many as the budget allows)",
         "batch_size": "task images per step",
@@ -76,7 +77,7 @@ class Reprogramming(Check):
     def __init__(
         self,
         task: str = "digits",
-        inner_size: int = 10,
+        inner_size: int | str = "auto",
         access: str = "auto",
         steps: int | None = None,
         batch_size: int = 16,
@@ -109,6 +110,8 @@ class Reprogramming(Check):
         for name in ("batch_size", "n_train", "n_test", "directions", "program_resolution"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if isinstance(self.inner_size, str) and self.inner_size != "auto":
+            raise ValueError("inner_size must be a whole number of pixels or 'auto'")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError("steps must be at least 1")
         if self.lr <= 0 or self.smoothing <= 0:
@@ -119,9 +122,18 @@ class Reprogramming(Check):
         if len(shape) != 3:
             raise NotApplicable(f"reprogramming needs (channels, height, width) images, not {shape}")
         c, h, w = shape
-        inner = int(self.inner_size)
+        if min(h, w) < 8:
+            raise NotApplicable(f"{h}x{w} images leave no room for a task image of at least 4x4 inside a frame of "
+                                "2 pixels")
+        inner = self._inner_size(target)
         if not 4 <= inner <= min(h, w) - 4:
             raise UsageError(f"{self.id}.inner_size must leave a frame of at least 2 pixels: 4 <= inner_size <= {min(h, w) - 4}")
+        k = self._n_task_classes(target)
+        if self.task == "squares" and (inner // 4) ** 2 < k:
+            raise UsageError(f"{self.id}.inner_size {inner} has room for {(inner // 4) ** 2} squares and the task "
+                             f"counts up to {k}: use at least {4 * int(np.ceil(np.sqrt(k)))}"
+                             + ("" if 4 * int(np.ceil(np.sqrt(k))) <= min(h, w) - 4 else
+                                f", which {h}x{w} images cannot hold (task=digits can)"))
         access = self.access
         if access == "auto":
             access = "white_box" if target.capabilities.gradients else "estimate"
@@ -134,6 +146,16 @@ class Reprogramming(Check):
             raise NotApplicable("the target has too few classes to map a task onto")
         return access, c, h, w
 
+    def _inner_size(self, target) -> int:
+        """``inner_size``, or for auto: 10 pixels, less on images too small for it, more when
+        the squares task needs room for more squares (never past a 2-pixel frame)."""
+        if self.inner_size != "auto":
+            return int(self.inner_size)
+        _, h, w = target.input_spec.shape
+        room = min(h, w) - 4
+        wanted = max(10, 4 * int(np.ceil(np.sqrt(self._n_task_classes(target))))) if self.task == "squares" else 10
+        return max(4, min(wanted, room))
+
     def _n_task_classes(self, target) -> int:
         return min(5, target.n_classes) if self.task == "squares" else min(10, target.n_classes)
 
@@ -143,7 +165,7 @@ class Reprogramming(Check):
         access, c, h, w = self._validate(target)
         spec = target.input_spec
         k = self._n_task_classes(target)
-        inner = int(self.inner_size)
+        inner = self._inner_size(target)
         n_train, n_test = int(self.n_train), int(self.n_test)
         task_x, task_y = make_task(self.task, n_train + n_test, inner, k, rng)
         x_tr, y_tr, x_te, y_te = task_x[:n_train], task_y[:n_train], task_x[n_train:], task_y[n_train:]

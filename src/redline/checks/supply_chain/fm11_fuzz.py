@@ -668,8 +668,12 @@ class _MemorySender:
         elif isinstance(value, BudgetExceeded):
             raise value  # the plan fits the budget, so this is a bug in the check
         elif isinstance(value, BaseException):
-            # Input validation raises these; anything else escaped it unhandled.
-            clean = isinstance(value, (TargetError, ValueError, TypeError))
+            # Input validation raises these; anything else escaped it unhandled. An empty batch
+            # is the application's to avoid: torch's "cannot reshape tensor of 0 elements"
+            # (x.view(len(x), -1) in a classic CNN) is the same refusal as scikit-learn's
+            # ValueError on 0 samples, and once cost a torch model a 'crash' (CVSS 5.3).
+            clean = isinstance(value, (TargetError, ValueError, TypeError)) or (
+                case.kind == "empty_batch" and isinstance(value, Exception))
             result.outcome = "rejected" if clean else "crash"
             result.error = f"{type(value).__name__}: {_first_line(value)}"
         else:
