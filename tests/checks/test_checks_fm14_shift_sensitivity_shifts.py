@@ -142,3 +142,16 @@ def test_holm():
     adjusted = adjust_p_values(np.array([0.01, 0.04, 0.03, 0.5]), "holm")
     assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert adjust_p_values(np.array([]), "holm").size == 0
+
+
+def test_principal_scores_of_rows_wider_than_tall_match_an_svd():
+    # Images are wider than their sample is tall: the d x d route took minutes at 3x64x64.
+    from redline.checks.robustness.shifts import principal_scores
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 500))
+    scores, explained = principal_scores(x, 4)
+    centred = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    assert np.allclose(np.abs(scores), np.abs(u[:, :4] * s[:4]), atol=1e-8)
+    assert np.allclose(explained, s[:4] ** 2 / (s**2).sum())

@@ -218,3 +218,10 @@ def test_pipeline_faults_are_reported_not_judged_unless_named():
     assert len(m["corrupted_accuracy"]) == 7 and "Pipeline faults" in honest.summary
     named = CommonCorruption(families=("swapped_columns",))(target, data, budget=10_000, seed=0)
     assert named.status is Status.VULNERABLE and named.metrics["judged_families"] == ["swapped_columns"]
+
+
+def test_image_layouts_the_corruptions_cannot_draw_are_not_applicable():
+    from redline.checks.robustness.fm16_corruption import _image_shape
+
+    assert _image_shape((3, 8, 8)) == (3, 8, 8) and _image_shape((1, 8, 8)) == (1, 8, 8)
+    assert _image_shape((4, 8, 8)) is None and _image_shape((8, 8, 1)) is None  # RGBA, channels last

@@ -135,7 +135,8 @@ class CommonCorruption(AccuracyUnderTransformation):
         if kind == "image":
             shape = _image_shape(tuple(spec.shape))
             if shape is None:
-                raise NotApplicable(f"image corruptions need inputs shaped (C, H, W), the target takes {tuple(spec.shape)}")
+                raise NotApplicable(f"image corruptions need inputs shaped (C, H, W) with 1 or 3 channels first, the "
+                                    f"target takes {tuple(spec.shape)}")
             make = lambda c, s: _image_fn(c, s, shape, float(spec.lower), float(spec.upper))
         else:
             rows = data.x_train if data.x_train is not None else data.x_test
@@ -278,8 +279,8 @@ def _pipeline_faults() -> set[str]:
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
     """(C, H, W) for an input of ``shape``: as it is, one channel for (H, W), and for a flat
     vector (only when the user asked for image corruptions) a square grey or RGB image."""
-    if len(shape) == 3:
-        return shape
+    if len(shape) == 3:  # the image corruptions draw grey or RGB images, channels first
+        return shape if shape[0] in (1, 3) else None
     if len(shape) == 2:
         return (1, *shape)
     if len(shape) == 1:

@@ -85,12 +85,22 @@ def principal_scores(x: np.ndarray, components: int) -> tuple[np.ndarray, np.nda
     variance each explains. Components are signed so that their largest loading is positive
     (an eigenvector's sign is arbitrary; this makes "high along component 1" reproducible)."""
     centred = x - x.mean(axis=0)
-    # The d x d scatter matrix's eigenvectors: for the widths here (up to a few thousand
-    # pixels) far quicker than an SVD of the rows.
-    values, vectors = np.linalg.eigh(centred.T @ centred)
-    order = np.argsort(values)[::-1]
-    k = min(int(components), len(order))
-    top = vectors[:, order[:k]].T
+    n, d = centred.shape
+    if d <= n:
+        # The d x d scatter matrix's eigenvectors: for narrow rows far quicker than an SVD.
+        values, vectors = np.linalg.eigh(centred.T @ centred)
+        order = np.argsort(values)[::-1]
+        k = min(int(components), len(order))
+        top = vectors[:, order[:k]].T
+    else:
+        # Wider than tall (images): the n x n Gram matrix has the same non-zero eigenvalues,
+        # and its eigenvectors map to the components. The d x d route took minutes and
+        # gigabytes at 3x64x64 and could not run at 3x224x224.
+        values, vectors = np.linalg.eigh(centred @ centred.T)
+        order = np.argsort(values)[::-1]
+        k = min(int(components), len(order))
+        top = (centred.T @ vectors[:, order[:k]]).T
+        top /= np.maximum(np.linalg.norm(top, axis=1, keepdims=True), 1e-300)
     top *= np.sign(top[np.arange(k), np.abs(top).argmax(axis=1)])[:, None]
     total = float(np.clip(values, 0, None).sum())
     explained = np.clip(values[order[:k]], 0, None) / total if total > 0 else np.zeros(k)
