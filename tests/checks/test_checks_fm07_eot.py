@@ -144,3 +144,21 @@ def test_squeezing_masks_gradients_but_a_surrogate_patch_gets_through(mnist):
     assert masked.status is Status.NOT_VULNERABLE
     assert bypass.metrics["success_rate"] >= masked.metrics["success_rate"] + 0.05
     assert bypass.metrics["success_rate"] > bypass.metrics["random_patch_success_rate"]
+
+
+def test_a_model_answering_at_random_is_not_fooled_by_a_patch_or_a_perturbation():
+    # It ignores its input: the patch 'fooled' it on 4 of 8 seeds (100% against a random
+    # patch's 71% over 9 images) and EOT perturbations on seed 0 (83%; 3 clean re-asks).
+    from redline import zoo
+    from redline.checks.evasion.fm07_eot import EotPatch, EotPerturbation
+    from redline.targets import load_target
+
+    data = zoo.load_data_for("digits_mlp_overfit")
+    spec = zoo.load_target("digits_mlp_overfit").input_spec
+    for seed in range(4):
+        draws = np.random.default_rng(seed)
+        target = load_target(lambda x, draws=draws: draws.dirichlet(np.ones(10), len(x)), data=data)
+        target.input_spec = spec
+        for check in (EotPatch(steps=20), EotPerturbation(steps=10)):
+            finding = check(target, data, budget=2000, seed=seed)
+            assert finding.status is not Status.VULNERABLE, (check.id, seed, finding.summary)

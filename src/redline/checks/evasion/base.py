@@ -260,6 +260,14 @@ class EvasionCheck(Check):
         from more than its success curve (Square: margins still falling); '' otherwise."""
         return ""
 
+    def clean_changes(self, run: EvasionRun, attempt: Attempt) -> tuple[int, int]:
+        """(answers changed, asked): how often the target, asked again about unperturbed inputs
+        it had got right, no longer did. The attacked inputs, each asked once more, unless the
+        attack measured it on more pairs (EOT: every held-out transformation, asked twice)."""
+        own = (int(run.clean_flips.sum()), run.n) if run.n and run.clean_flips is not None else (0, 0)
+        more = (attempt.state or {}).get("pair_flips") if isinstance(attempt.state, dict) else None
+        return more if more and more[1] > own[1] else own
+
     def reachable(self, run: EvasionRun, metrics: dict[str, Any]) -> float | None:
         """The share of inputs broken at any size, when the attack measures it (caps a rising trend)."""
         return None
@@ -284,11 +292,12 @@ class EvasionCheck(Check):
         vulnerable = run.n > 0 and rate >= self.success_threshold
         summary = self.summary(run, attempt, metrics)
         undecided = ""
-        noise = float(run.clean_flips.mean()) if run.n else 0.0
+        changed, asked = self.clean_changes(run, attempt)
+        noise = changed / asked if asked else 0.0
         if noise > 0:
-            evidence["clean_recheck"] = {"changed": int(run.clean_flips.sum()), "asked": run.n, "rate": noise}
-            said = (f"asked again about the {run.n} unperturbed inputs, the target changed its answer on "
-                    f"{int(run.clean_flips.sum())} ({noise:.0%})")
+            evidence["clean_recheck"] = {"changed": changed, "asked": asked, "rate": noise}
+            said = (f"asked again about {asked} unperturbed inputs, the target changed its answer on "
+                    f"{changed} ({noise:.0%})")
             summary += f" {said[0].upper()}{said[1:]}; only examples whose unperturbed input it still got right count."
             if (vulnerable and rate - noise < self.success_threshold) or (not vulnerable and noise >= self.success_threshold):
                 undecided = (f"{said}: its own randomness changes answers about as often as the attack does "

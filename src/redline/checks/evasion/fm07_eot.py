@@ -212,9 +212,11 @@ class EotPerturbation(_EotCheck, EvasionCheck):
         state["held_out"] = held_out = state["ranges"].widened(float(self.holdout_widen))
         eval_gen = torch.Generator().manual_seed(int(run.rng.integers(2**31 - 1)))
         with target.ledger.evaluating():
-            clean_ok, adv_ok = _held_out_scores(target, run.xa, x_adv, run.ya, held_out, int(self.eval_samples),
-                                                eval_gen)
+            clean_ok, adv_ok, clean_again = _held_out_scores(target, run.xa, x_adv, run.ya, held_out,
+                                                             int(self.eval_samples), eval_gen)
         run.ctx.progress(3, 3)
+        # The target's own changes of mind on the same transformed clean inputs, pair by pair.
+        state["pair_flips"] = (int((clean_ok & ~clean_again).sum()), int(clean_ok.sum()))
         rates, per_input = _pair_rates(run.correct, clean_ok, adv_ok)
         state["per_input"] = per_input
         state["robust_inputs"] = robust_inputs = per_input >= 0.5
@@ -276,7 +278,7 @@ class EotPatch(_EotCheck):
         "access", "clean_accuracy", "eval_transformations", "evaluated_images", "holdout_widen",
         "images_fooled_any", "images_fooled_majority", "labelling_queries", "median_queries",
         "optimisation_steps", "patch_area", "patch_side", "random_patch_success_rate",
-        "robust_accuracy", "success_rate", "surrogate_agreement", "target_class",
+        "patch_over_random_p_value", "robust_accuracy", "success_rate", "surrogate_agreement", "target_class",
         "transformed_clean_accuracy"
     )
     param_docs = {
@@ -361,8 +363,8 @@ class EotPatch(_EotCheck):
         with target.ledger.evaluating():
             correct = target.predict_labels(x) == y
             xa, ya = x[correct], y[correct]
-            clean_ok, patched_ok, random_ok = _patch_scores(target, xa, ya, patch, noise_patch, held_out,
-                                                            int(self.eval_samples), eval_seed, self.target_class)
+            clean_ok, patched_ok, random_ok, again_ok = _patch_scores(
+                target, xa, ya, patch, noise_patch, held_out, int(self.eval_samples), eval_seed, self.target_class)
         ctx.progress(3, 3)
 
         n = len(xa)
@@ -396,15 +398,33 @@ class EotPatch(_EotCheck):
         plots = _patch_plot(ctx, f"{self.id}-patch.png", patch_np, xa, patch, held_out, spec, eval_seed)
         if plots:
             evidence["plots"] = plots
-        beats_random = success_rate >= random_rate + float(self.random_margin)
+        random_per_image = _pair_rates(correct, clean_ok, random_ok)[1]
+        better, p_value = _images_beating(per_image, random_per_image, clean_ok.sum(axis=1) > 0)
+        metrics["patch_over_random_p_value"] = p_value
+        beats_random = success_rate >= random_rate + float(self.random_margin) and p_value < _PATCH_ALPHA
+        flips = int((clean_ok & ~again_ok).sum())
+        noise = flips / max(int(clean_ok.sum()), 1)
         vulnerable = n > 0 and success_rate >= self.success_threshold and beats_random
         goal = "any wrong class" if self.target_class is None else f"class {int(self.target_class)}"
         summary = (
             f"A {side}x{side} universal patch ({side * side / (h * w):.0%} of the image, {access.replace('_', '-')}) "
             f"turned {success_rate:.0%} of held-out placements and transformations of {n} images into {goal} "
-            f"(a random patch of the same size: {random_rate:.0%})."
+            f"(a random patch of the same size: {random_rate:.0%}; the patch did better on {better} of the images, "
+            f"sign test p = {p_value:.2g})."
         )
-        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
+        undecided = ""
+        if noise > 0:
+            evidence["clean_recheck"] = {"changed": flips, "asked": int(clean_ok.sum()), "rate": noise}
+            summary += f" Asked again about the unpatched images, the target changed its answer on {noise:.0%} of them."
+            if vulnerable and success_rate - noise < self.success_threshold:
+                vulnerable, undecided = False, (
+                    f"the target changes its answer on {noise:.0%} of unpatched images asked twice, about as often as "
+                    f"the patch fools it ({success_rate:.0%}): its own randomness, not the patch, may explain the errors")
+        if not vulnerable and not undecided and success_rate >= self.success_threshold and not beats_random and n < 20:
+            undecided = (f"the patch fooled {success_rate:.0%} but {n} images are too few to tell it from a random "
+                         "patch; more held-out images (n_inputs) would decide")
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _optimise(self, torch, model, x_owned, y_owned, side, c, h, w, steps, batch, ranges, spec, gen, rng):
         """Adam on the patch (through a sigmoid, so it stays in range) over random images,
@@ -425,6 +445,24 @@ class EotPatch(_EotCheck):
             loss.backward()
             optimizer.step()
         return (lo + span * torch.sigmoid(raw)).detach()
+
+
+#: One-sided sign test over images (patch's fooled share against the random patch's): the
+#: patch must beat the random one on significantly more images than it loses on.
+_PATCH_ALPHA = 0.01
+
+
+def _images_beating(patch_rate: np.ndarray, random_rate: np.ndarray, counted: np.ndarray) -> tuple[int, float]:
+    """(images where the patch fooled more than the random patch, one-sided sign-test p-value
+    over the images where they differ). Pairs of one image share the image: the test counts
+    images, not pairs."""
+    from scipy.stats import binomtest
+
+    diff = (patch_rate - random_rate)[counted]
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    if wins + losses == 0:
+        return 0, 1.0
+    return wins, float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
 
 
 def _pair_rates(correct, clean_ok, attack_ok) -> tuple[dict[str, float], np.ndarray]:
@@ -494,14 +532,17 @@ def stick_patch(x, patch, ranges, gen, lower, upper, params=None):
 
 
 def _held_out_scores(target, x, x_adv, y, ranges, samples, gen):
-    """(clean correct, adversarial correct), each (n, samples), under the same held-out draws."""
+    """(clean correct, adversarial correct, clean correct when asked again), each (n, samples),
+    under the same held-out draws. The second ask of the clean inputs measures how often the
+    target changes its answer on its own (a model answering at random 'was fooled' 83% of the
+    time by perturbations that did nothing)."""
     import torch
 
     from .transforms import apply_transform, sample_params
 
     n = len(x)
     if not n:
-        return np.zeros((0, samples), dtype=bool), np.zeros((0, samples), dtype=bool)
+        return tuple(np.zeros((0, samples), dtype=bool) for _ in range(3))
     spec = target.input_spec
     params = sample_params(n * samples, ranges, gen)
     with torch.no_grad():
@@ -510,7 +551,8 @@ def _held_out_scores(target, x, x_adv, y, ranges, samples, gen):
     y_rep = np.tile(y, samples)
     clean_ok = target.predict_labels(clean.numpy()) == y_rep
     adv_ok = target.predict_labels(adv.numpy()) == y_rep
-    return clean_ok.reshape(samples, n).T, adv_ok.reshape(samples, n).T
+    again_ok = target.predict_labels(clean.numpy()) == y_rep
+    return clean_ok.reshape(samples, n).T, adv_ok.reshape(samples, n).T, again_ok.reshape(samples, n).T
 
 
 def _patch_scores(target, x, y, patch, noise_patch, ranges, samples, seed, target_class):
@@ -523,7 +565,7 @@ def _patch_scores(target, x, y, patch, noise_patch, ranges, samples, seed, targe
     n = len(x)
     if not n:
         empty = np.zeros((0, samples), dtype=bool)
-        return empty, empty, empty
+        return empty, empty, empty, empty
     spec = target.input_spec
     span = float(spec.upper - spec.lower) or 1.0
     gen = torch.Generator().manual_seed(seed)
@@ -534,7 +576,7 @@ def _patch_scores(target, x, y, patch, noise_patch, ranges, samples, seed, targe
         random = stick_patch(x_rep, noise_patch, ranges, gen, spec.lower, spec.upper, params=params)
         clean = photometric(x_rep, params, span).clamp(spec.lower, spec.upper)
     y_rep = np.tile(y, samples)
-    answers = [target.predict_labels(batch.numpy()) for batch in (clean, patched, random)]
+    answers = [target.predict_labels(batch.numpy()) for batch in (clean, patched, random, clean)]
     clean_ok = answers[0] == y_rep
     if target_class is None:
         oks = [a == y_rep for a in answers[1:]]
