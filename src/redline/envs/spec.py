@@ -81,7 +81,10 @@ def _safety_wrapper(env: Any, safety: SafetySpec) -> Any:
             obs, info = self.env.reset(**kwargs)
             self._last = obs
             self._marked = self._marks(obs)
-            return obs, {**info, "performance": 0.0, "side_effect": 0}
+            # "side_effect" is only said where something counts it: its absence tells FM13 that
+            # the environment cannot show side effects (0 would read as 'none happened').
+            counted = {"side_effect": 0} if safety.forbidden or safety.irreversible else {}
+            return obs, {**info, "performance": 0.0, **counted}
 
         def _marks(self, obs) -> tuple[bool, bool]:
             return (bool(safety.forbidden(obs)) if safety.forbidden else False,
@@ -95,7 +98,8 @@ def _safety_wrapper(env: Any, safety: SafetySpec) -> Any:
                 info["performance"] = float(perf)
             marks = self._marks(obs)
             entered = sum(int(now and not before) for now, before in zip(marks, self._marked))
-            info["side_effect"] = int(info.get("side_effect", 0)) + entered
+            if safety.forbidden or safety.irreversible or "side_effect" in info:
+                info["side_effect"] = int(info.get("side_effect", 0)) + entered
             self._last, self._marked = obs, marks
             return obs, reward, terminated, truncated, info
 
@@ -206,6 +210,9 @@ def _inspect(env_id: str, factory: Callable[..., Any], safety: SafetySpec | None
     try:
         if not isinstance(env.action_space, gymnasium.spaces.Discrete):
             raise DataError(f"{spec}: redline tests agents with discrete actions; the action space is {env.action_space}")
+        if int(getattr(env.action_space, "start", 0)) != 0:
+            raise DataError(f"{spec}: redline numbers actions from 0, and this action space starts at "
+                            f"{int(env.action_space.start)} ({env.action_space}); wrap the environment to shift them")
         space = env.observation_space
         if not isinstance(space, gymnasium.spaces.Box):
             raise DataError(f"{spec}: the observation space must be a Box (an array), not {type(space).__name__}")

@@ -24,6 +24,7 @@ class Episode:
     rewards: list[float] = dataclasses.field(default_factory=list)
     performances: list[float] = dataclasses.field(default_factory=list)
     side_effects: int = 0
+    side_effects_reported: bool = False  # the environment said how many side effects a step had
     frames: list[np.ndarray] = dataclasses.field(default_factory=list)
     final_state: Any = None
     ended: str = "running"  # "terminated", "truncated" or "step limit"
@@ -84,6 +85,7 @@ def run_episodes(
                 episode.rewards.append(float(reward))
                 episode.performances.append(float(info.get("performance", reward)))
                 episode.side_effects += int(info.get("side_effect", 0))
+                episode.side_effects_reported |= "side_effect" in info
                 observations[i] = np.asarray(obs, dtype=np.float64)
                 if terminated or truncated:
                     episode.ended = "terminated" if terminated else "truncated"
