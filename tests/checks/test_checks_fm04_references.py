@@ -330,3 +330,41 @@ def test_the_shared_variance_counts_one_degree_of_freedom_per_record():
     sparse[2:, :, 10:20] = False
     _, sd = reference_gaussians(stat, sparse, True)
     assert abs(float(sd[0, 0]) - 1.0) < 0.03, float(sd[0, 0])
+
+
+def test_online_references_reuse_the_trial_models_with_each_record_in_its_own_column(table):
+    # The trial's models of the chosen family trained on the very records the attack scores:
+    # they join the references at no cost, their masks following each record by content.
+    from sklearn.ensemble import RandomForestClassifier
+
+    from redline.checks.privacy import reference_choice as rc
+    from redline.checks.privacy.membership import reference_outputs
+
+    forest = RandomForestClassifier(n_estimators=30, random_state=0).fit(table.x_train, table.y_train)
+    target = load_target(lambda x: forest.predict_proba(np.asarray(x, np.float64)), data=table)
+    full = _records(table)
+    pick = np.r_[np.arange(300), 600 + np.arange(300)]  # fewer records than two training sets: pool top-up
+    records = Records(full.x[pick], full.y[pick], full.is_member[pick])
+    finalists = [parse_family("logreg"), parse_family("forest@20")]
+    kept = []
+    rc.try_finalists(finalists, table, records, target.predict(records.x), n_classes=3,
+                     rng=np.random.default_rng(0), keep=kept)
+    trial = kept[1]
+    assert trial.n_models == 8 and len(trial.top_up) == 600
+    plan = rc.ReferencePlan("family", finalists[1], "matched", [], [], trial)
+    order = np.random.default_rng(3).permutation(len(records.y))
+    shuffled = Records(records.x[order], records.y[order], records.is_member[order])
+    z_rows = np.r_[trial.top_up[:100], np.setdiff1d(np.arange(len(table.x_pool)), trial.top_up)[:100]]
+    refs = reference_outputs(target, table, shuffled, online=True, n_models=4, references=plan,
+                             rng=np.random.default_rng(1), extra_pool_rows=z_rows)
+    assert refs.reused == 8 and refs.n_models == 12 and refs.probs.shape[0] == 12
+    true_prob = refs.probs[:, np.arange(len(shuffled.y)), shuffled.y]
+    pool_prob = refs.extra_probs[:, np.arange(len(z_rows)), table.y_pool[z_rows]]
+    for k in range(refs.n_models):  # a forest is surer of rows it trained on: the masks are right
+        assert true_prob[k][refs.in_mask[k]].mean() > true_prob[k][~refs.in_mask[k]].mean() + 0.1, k
+        assert pool_prob[k][refs.extra_in_mask[k]].mean() > pool_prob[k][~refs.extra_in_mask[k]].mean() + 0.1, k
+    assert not refs.extra_in_mask[:8, 100:].any()  # pool rows the trial did not draw
+    # Other records (one left out): nothing is reused.
+    fewer = Records(shuffled.x[1:], shuffled.y[1:], shuffled.is_member[1:])
+    assert reference_outputs(target, table, fewer, online=True, n_models=4, references=plan,
+                             rng=np.random.default_rng(1)).reused == 0

@@ -76,6 +76,7 @@ from .membership import (
     crps_by_variance,
     logit_confidence,
     power_trend,
+    reference_count_text,
     reference_gaussians,
     reference_outputs,
     target_probabilities,
@@ -97,7 +98,7 @@ class LikelihoodRatioAttack(MembershipInference):
     id = "FM04.lira"
     title = "Membership inference by likelihood ratio (LiRA)"
     metrics = (*JUDGE_METRICS, "estimated_tpr_gain_2x_references", "fixed_variance", "online", "reference_models",
-               "reference_source", "views")
+               "reference_source", "reused_trial_models", "views")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "fixed_variance": "share one variance across records: true, false or auto (whichever predicts the "
@@ -106,7 +107,8 @@ class LikelihoodRatioAttack(MembershipInference):
                          "the budget affords on images, 0 on tables)",
         **REFERENCE_PARAM_DOCS,
         "n_reference": "reference models trained (auto, the default: 32 when a tree, linear or MLP reference family "
-                       "trains them, 8 from a CNN family or a recipe)",
+                       "trains them, 8 from a CNN family or a recipe); online, a matched family's 8 trial models join "
+                       "them at no cost",
         **JUDGE_PARAM_DOCS,
     }
 
@@ -165,10 +167,11 @@ class LikelihoodRatioAttack(MembershipInference):
         ctx.progress(1, 3)
 
         plan = plan_references(target, data, records, target_probs, self.reference)
-        n_ref = self._reference_count(data, plan)
+        n_trained = self._reference_count(data, plan)
         refs = reference_outputs(
-            target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng
+            target, data, records, online=bool(self.online), n_models=n_trained, references=plan, rng=rng
         )
+        n_ref = refs.n_models  # with the family trial's models, when they were reused
         ref_stat = np.stack(
             [logit_confidence(refs.probs, records.y)]
             + [logit_confidence(refs.models.predict_proba(_shift(records.x, v, fill)), records.y) for v in offered[1:]],
@@ -213,14 +216,14 @@ class LikelihoodRatioAttack(MembershipInference):
 
         variant = f"{'online' if self.online else 'offline'} LiRA"
         notes = (
-            f"{n_ref} reference models ({plan.describe()}; {'fixed' if fixed else 'per-record'} variance, "
+            f"{reference_count_text(refs)} ({plan.describe()}; {'fixed' if fixed else 'per-record'} variance, "
             f"{len(views)} view{'s' if len(views) > 1 else ''}). {trend['note']}"
             + (f" {spend['note']}" if spend["note"] else "")
         )
         return self.verdict(
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "fixed_variance": fixed,
-                           "views": len(views), "reference_source": refs.source,
+                           "views": len(views), "reference_source": refs.source, "reused_trial_models": refs.reused,
                            "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
             extra_evidence={"reference_family": plan.evidence(), "budget": {**trend, "views": spend},
                             **({"variance_fit": variance_fit} if variance_fit else {})},

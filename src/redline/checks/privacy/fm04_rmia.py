@@ -48,6 +48,7 @@ from .membership import (
     REFERENCE_PARAM_DOCS,
     MembershipInference,
     power_trend,
+    reference_count_text,
     reference_outputs,
     require_pool,
     target_probabilities,
@@ -69,7 +70,7 @@ class RelativeMembershipInference(MembershipInference):
     id = "FM04.rmia"
     title = "Membership inference by relative likelihood (RMIA)"
     metrics = (*JUDGE_METRICS, "a", "estimated_tpr_gain_2x_references", "gamma", "online", "population_samples",
-               "reference_models", "reference_source", "temperature")
+               "reference_models", "reference_source", "reused_trial_models", "temperature")
     param_docs = {
         **PER_RECORD_PARAM_DOCS,
         "a": "offline correction of the reference likelihoods, in [0, 1], or auto (offline: the value that best tells "
@@ -147,6 +148,7 @@ class RelativeMembershipInference(MembershipInference):
             target, data, records, online=bool(self.online), n_models=n_ref, references=plan, rng=rng,
             extra_pool_rows=z_rows,
         )
+        n_ref = refs.n_models  # with the family trial's models, when they were reused
         ref_x = softened_true_class_probability(refs.probs, records.y, temp)
         ref_z = softened_true_class_probability(refs.extra_probs, pool_y[z_rows], temp)
         a_choice = None
@@ -172,10 +174,11 @@ class RelativeMembershipInference(MembershipInference):
             ctx, scores, records, variant,
             extra_metrics={"reference_models": n_ref, "online": bool(self.online), "a": a, "gamma": float(self.gamma),
                            "temperature": temp, "population_samples": int(n_z), "reference_source": refs.source,
+                           "reused_trial_models": refs.reused,
                            "estimated_tpr_gain_2x_references": trend["estimated_gain"]},
             extra_evidence={"reference_family": plan.evidence(), "budget": trend,
                             **({"a_choice": a_choice} if a_choice else {})},
-            notes=f"{n_ref} reference models ({plan.describe()}), {n_z} population samples, temperature {temp:g}"
+            notes=f"{reference_count_text(refs)} ({plan.describe()}), {n_z} population samples, temperature {temp:g}"
                   + (f", a = {a:g} ({a_choice['note']})" if a_choice else "") + f". {trend['note']}",
         )
 

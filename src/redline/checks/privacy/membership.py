@@ -50,7 +50,7 @@ REFERENCE_PARAM_DOCS = {
 #: The parameters of the checks that calibrate each record with reference models (LiRA, RMIA).
 PER_RECORD_PARAM_DOCS = {
     "online": "train reference models with and without each record (true) or only without (false)",
-    "n_reference": "reference models to train",
+    "n_reference": "reference models to train (online, a matched family's trial models join them at no cost)",
 }
 SCORES = ("loss", "confidence", "entropy", "logit")
 _EPS = 1e-12
@@ -533,6 +533,11 @@ class ReferenceOutputs:
     models: Any  # the ReferenceModels, to answer on other rows (e.g. augmented views)
     extra_probs: np.ndarray | None = None  # (models, extra rows, classes)
     extra_in_mask: np.ndarray | None = None
+    reused: int = 0  # leading models taken from the reference family's trial (trained on these records)
+
+    @property
+    def n_models(self) -> int:
+        return int(self.in_mask.shape[0])
 
 
 def online_universe(data: Any, records: Records, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -571,6 +576,10 @@ def reference_outputs(
     of the pool only, so every evaluated record is out. ``extra_pool_rows`` (indices into
     ``x_pool``) are extra rows to answer on, e.g. RMIA's population samples. ``references`` (a
     :class:`~redline.checks.privacy.reference_choice.ReferencePlan`) says what trains them.
+
+    Online, when the plan's family was chosen by a trial on these very records, the trial's
+    models of that family come first and the ``n_models`` trained here follow them
+    (:meth:`ReferenceOutputs.reused` says how many were reused).
     """
     from ...util.reference_models import (
         offline_plan,
@@ -600,12 +609,51 @@ def reference_outputs(
         models = train_reference_models(
             target, universe_x, universe_y, plan, modality=data.modality, seed=seed, source=references.source
         )
-    out = ReferenceOutputs(models.predict_proba(records.x), in_mask, models.source, models)
+    extra_in_mask = None
+    if extra_pool_rows is not None:
+        extra_in_mask = _pool_in_mask(plan, pool_columns, extra_pool_rows)
+    trial = getattr(references, "trial_models", None) if online else None
+    columns = trial.columns_for(records) if trial is not None else None
+    reused = 0
+    if columns is not None:
+        # The trial's models first: its pairs stay pairs, so fewer-model prefixes stay balanced.
+        reused = trial.n_models
+        in_mask = np.concatenate([trial.plan[:, columns], in_mask])
+        trial_pool = dict(zip(trial.top_up.tolist(), range(len(trial.record_keys), trial.plan.shape[1])))
+        if extra_pool_rows is not None:
+            extra_in_mask = np.concatenate([_pool_in_mask(trial.plan, trial_pool, extra_pool_rows), extra_in_mask])
+        models = _joined(trial.models, models)
+    out = ReferenceOutputs(models.predict_proba(records.x), in_mask, models.source, models, reused=reused)
     if extra_pool_rows is not None:
         pool_x = require_pool(data, "population samples")[0]
         out.extra_probs = models.predict_proba(pool_x[extra_pool_rows])
-        out.extra_in_mask = np.zeros((n_models, len(extra_pool_rows)), dtype=bool)
-        for j, row in enumerate(np.asarray(extra_pool_rows).tolist()):
-            if row in pool_columns:
-                out.extra_in_mask[:, j] = plan[:, pool_columns[row]]
+        out.extra_in_mask = extra_in_mask
     return out
+
+
+def reference_count_text(refs: ReferenceOutputs) -> str:
+    """'16 reference models (8 trained for the check, 8 from the family trial)' or '8 reference models'."""
+    if not refs.reused:
+        return f"{refs.n_models} reference models"
+    return (f"{refs.n_models} reference models ({refs.n_models - refs.reused} trained for the check, "
+            f"{refs.reused} from the family trial on the same records)")
+
+
+def _pool_in_mask(plan: np.ndarray, pool_columns: dict[int, int], pool_rows: np.ndarray) -> np.ndarray:
+    """(models, rows): which models trained on each of the pool rows ``pool_rows``, given the
+    plan's column of each pool row it drew from."""
+    mask = np.zeros((plan.shape[0], len(pool_rows)), dtype=bool)
+    for j, row in enumerate(np.asarray(pool_rows).tolist()):
+        if row in pool_columns:
+            mask[:, j] = plan[:, pool_columns[row]]
+    return mask
+
+
+def _joined(first: Any, second: Any) -> Any:
+    """Two sets of reference models answering as one, ``first``'s models first."""
+    from ...util.reference_models import ReferenceModels
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([first.predict_proba(x), second.predict_proba(x)])
+
+    return ReferenceModels(second.source, first.n_models + second.n_models, predict)

@@ -47,6 +47,12 @@ still uses the membership of the records, a mild selection the module's benchmar
 on private twins. It costs 16 reference models (for a CNN finalist on 1,000 MNIST images,
 about a minute and a half on two cores), paid once per set of records and target answers:
 the checks of one scan share the plan.
+
+The chosen finalist's trial models are kept with the plan (:class:`TrialModels`): they are
+online reference models trained on the very records the attack scores, so an online attack
+takes them as references on top of the ones it trains itself, at no further cost (on the
+held-out CNN LiRA then has 16 references for the price of 8, RMIA 12 for 4). A replay in a
+new process trains the same trial again: it is seeded by the fingerprint.
 """
 from __future__ import annotations
 
@@ -112,6 +118,7 @@ class ReferencePlan:
     how: str = ""  # "named" (by the user) or "matched" (chosen by matching, then the trial)
     candidates: list[CandidateMatch] = dataclasses.field(default_factory=list)
     trial: list[TrialFit] = dataclasses.field(default_factory=list)
+    trial_models: TrialModels | None = None  # the chosen finalist's trial references, reused online
 
     def evidence(self) -> dict[str, Any]:
         """What a finding reports about the choice (evidence ``reference_family``)."""
@@ -194,12 +201,58 @@ def plan_references(target: Any, data: Any, records: Records, target_probs: np.n
     finalists = [candidates[ranked[0]]] + [candidates[i] for i in ranked if candidates[i].kind != candidates[ranked[0]].kind][:1]
     chosen, trial = finalists[0], []
     if len(finalists) == 2 and records.is_member.any() and (~records.is_member).any():
-        trial = try_finalists(finalists, data, records, target_probs, n_classes=target_probs.shape[1], rng=own)
-        chosen = finalists[min(range(len(trial)), key=lambda i: trial[i].crps)]
+        kept: list[TrialModels] = []
+        trial = try_finalists(finalists, data, records, target_probs, n_classes=target_probs.shape[1], rng=own,
+                              keep=kept)
+        best = min(range(len(trial)), key=lambda i: trial[i].crps)
+        chosen, trial_models = finalists[best], kept[best]
+    else:
+        trial_models = None
     if len(_CHOSEN) >= 16:
         _CHOSEN.clear()
-    _CHOSEN[key] = ReferencePlan("family", chosen, "matched", matches, trial)
+    _CHOSEN[key] = ReferencePlan("family", chosen, "matched", matches, trial, trial_models)
     return _CHOSEN[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialModels:
+    """One finalist's trial models, trained online on the evaluated records (in their
+    canonical order) topped up with the pool rows ``top_up``: ``plan`` is (models, records +
+    top-up rows). ``record_keys`` identify the records by content (row, label, membership),
+    so a check that draws the same records in another order finds its columns."""
+
+    family: str
+    models: Any  # ReferenceModels
+    plan: np.ndarray
+    top_up: np.ndarray
+    record_keys: tuple[bytes, ...]
+
+    @property
+    def n_models(self) -> int:
+        return int(self.plan.shape[0])
+
+    def columns_for(self, records: Records) -> np.ndarray | None:
+        """For each of ``records``, its column in ``plan``; None unless they are exactly the
+        records the trial trained on."""
+        if len(records) != len(self.record_keys):
+            return None
+        free: dict[bytes, list[int]] = {}
+        for column, key in enumerate(self.record_keys):
+            free.setdefault(key, []).append(column)
+        columns = []
+        for key in record_keys(records):
+            if not free.get(key):
+                return None
+            columns.append(free[key].pop())
+        return np.asarray(columns, dtype=np.int64)
+
+
+def record_keys(records: Records) -> list[bytes]:
+    """A digest of each record's content: its row, label and membership."""
+    import hashlib
+
+    return [hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.asarray([y, member], np.int64).tobytes()).digest()
+            for x, y, member in zip(records.x, records.y, records.is_member)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,11 +271,12 @@ class TrialFit:
 
 
 def try_finalists(finalists: list[Family], data: Any, records: Records, target_probs: np.ndarray, *,
-                  n_classes: int, rng: np.random.Generator) -> list[TrialFit]:
+                  n_classes: int, rng: np.random.Generator, keep: list | None = None) -> list[TrialFit]:
     """Train ``TRIAL_MODELS`` online references of each finalist on the same training sets and
     score how well each predicts the target (module docstring). The records are first put in
     an order of their own content, so that the training sets, like the cache key, depend on
-    which records are evaluated and not on the order a check drew them in."""
+    which records are evaluated and not on the order a check drew them in. ``keep``, when
+    given, receives each finalist's :class:`TrialModels`."""
     import time
 
     from ...util.reference_models import online_plan
@@ -230,8 +284,9 @@ def try_finalists(finalists: list[Family], data: Any, records: Records, target_p
     order = canonical_order(records, target_probs)
     records = Records(records.x[order], records.y[order], records.is_member[order])
     target_probs = target_probs[order]
-    universe_x, universe_y, _ = online_universe(data, records, rng)
+    universe_x, universe_y, top_up = online_universe(data, records, rng)
     plan = online_plan(len(universe_x), TRIAL_MODELS, target_train_size(data), rng)
+    keys = tuple(record_keys(records)) if keep is not None else ()
     seed = int(rng.integers(2**31))
     in_mask = plan[:, : len(records)]
     target_stat = logit_confidence(target_probs, records.y)
@@ -242,6 +297,8 @@ def try_finalists(finalists: list[Family], data: Any, records: Records, target_p
         stat = logit_confidence(models.predict_proba(records.x), records.y)
         crps, variance = predictive_fit(target_stat, stat, in_mask, records.is_member)
         out.append(TrialFit(family.name, crps, variance, TRIAL_MODELS, time.perf_counter() - start))
+        if keep is not None:
+            keep.append(TrialModels(family.name, models, plan, top_up, keys))
     return out
 
 
