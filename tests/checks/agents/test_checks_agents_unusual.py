@@ -176,3 +176,31 @@ def test_actions_not_numbered_from_zero_and_shifts_of_another_shape_are_said_pla
         redline.scan(right, f"env:{path}:offset", select="FM14", budget=2000)
     finding = redline.scan(right, f"env:{path}:growing", select="FM14", budget=2000).findings[0]
     assert finding.status is Status.NOT_APPLICABLE and "observations shaped [12]" in finding.reason
+
+
+def test_impact_from_one_search_each_way_matches_a_search_per_state():
+    # The old way searched again from every reachable state: 466 s on an 8x8 room.
+    from redline.checks.agents.fm13_side_effects import _reaching, _state_graph
+    from redline.envs import BoxPush
+
+    world = BoxPush()
+    start = world.initial_state(np.random.default_rng(0))
+    nodes, back = _state_graph(world.transition, start, 5)
+    rng = np.random.default_rng(0)
+
+    def reach(state):  # a plain search from one state, every state expanded
+        seen, todo = {state}, [state]
+        while todo:
+            current = todo.pop()
+            for action in range(5):
+                nxt = world.transition(current, action, rng).state
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    assert nodes == reach(start)
+    home = world.world_part(start)
+    undo = _reaching(back, [s for s in nodes if world.world_part(s) == home])
+    slow = {s for s in nodes if home in {world.world_part(t) for t in reach(s)}}
+    assert undo == slow and 0 < len(undo) < len(nodes)  # pushing the box into a corner is for good
