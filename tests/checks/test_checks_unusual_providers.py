@@ -48,3 +48,27 @@ def test_a_scikit_learn_model_is_not_judged_against_network_references(kind):
     assert finding.status is not Status.VULNERABLE, finding.summary
     if finding.status is Status.INCONCLUSIVE:
         assert "scikit-learn" in finding.reason and "reference_source=recipe" in finding.reason
+
+
+def test_a_sharpened_capacity_abuse_model_is_not_passed():
+    # The zoo's capacity-abuse MLP with its logits x100: the same labels (the payload reads back
+    # unchanged), but most probabilities on noise fall under the floor and its logit field
+    # looked flat: 'not_vulnerable' at p = 0.8.
+    import torch.nn as nn
+
+    from redline.targets.torch import TorchTarget
+
+    class Sharpened(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x) * 100.0
+
+    data = zoo.load_data_for("digits_mlp_malicious_capacity")
+    plain = zoo.load_target("digits_mlp_malicious_capacity")
+    target = TorchTarget(Sharpened(plain.torch_module()), input_spec=plain.input_spec, n_classes=plain.n_classes)
+    finding = CapacityAbuseProbe()(target, data)
+    assert finding.status is not Status.NOT_VULNERABLE, finding.summary
+    assert finding.metrics["saturated_share"] > 0.25

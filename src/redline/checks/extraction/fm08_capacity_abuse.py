@@ -81,6 +81,8 @@ ARCHITECTURES = ("mlp", "cnn")
 # Smallest probability taken into the log: float32 softmax reaches about 1e-38, and no
 # honest digits model comes near 1e-30 on noise, so the floor only guards against log(0).
 _PROBABILITY_FLOOR = 1e-30
+# Share of the target's probabilities on noise at the floor above which roughness is not read.
+_MAX_SATURATED = 0.25
 
 
 class CapacityAbuseProbe(Check):
@@ -95,7 +97,7 @@ class CapacityAbuseProbe(Check):
         "anchors_per_family", "answers_move_more", "answers_rounded_to", "expected_roughness_*",
         "p_value", "p_value_*", "real_anchors", "real_roughness", "reference_models",
         "reference_real_roughness_*", "reference_roughness_*", "roughness", "roughness_*",
-        "roughness_ratio", "sensitivity_ratio"
+        "roughness_ratio", "saturated_share", "sensitivity_ratio"
     )
     param_docs = {
         "families": "noise families probed: uniform, gaussian, binary, shuffled",
@@ -183,9 +185,12 @@ class CapacityAbuseProbe(Check):
         # Per probe set: log roughness and log sensitivity of the target (first) and every reference.
         rough, sensitive = {}, {}
         decimals = None  # the target's answers rounded to this many decimals (an API's output format)
+        saturated = []  # share of the target's class probabilities on noise at or under the floor
         for name, rows in probes.items():
             n = real_anchors if name == "real" else anchors
             answers = np.asarray(target.predict(rows), dtype=np.float64)
+            if name != "real":
+                saturated.append(float(np.mean(answers <= _PROBABILITY_FLOOR)))
             decimals = _rounded_to(answers) if decimals is None else decimals
             honest = np.concatenate([r.predict_proba(rows) for r in references])
             if decimals is not None:  # compare like with like: rounding alone makes small logits jump
@@ -223,6 +228,14 @@ class CapacityAbuseProbe(Check):
                         "roughness_ratio": ratio, "sensitivity_ratio": sensitivity_ratio,
                         "answers_move_more": moves_more})
         summary = self._summary(metrics, families, flagged)
+        metrics["saturated_share"] = float(np.mean(saturated)) if saturated else 0.0
+        if not flagged and metrics["saturated_share"] > _MAX_SATURATED:
+            # Probabilities under the floor all read as the floor: a sharpened model (logits x20)
+            # flattens its own logit field and a payload no longer shows as roughness.
+            return Outcome(vulnerable=False, metrics=metrics, summary=summary, inconclusive=(
+                f"{metrics['saturated_share']:.0%} of the target's class probabilities on noise are below "
+                f"{_PROBABILITY_FLOOR:g}, where their logits cannot be told apart, so its roughness is not measured; "
+                "its logits (a white-box model) would decide"))
         kind = _sklearn_kind(target) if flagged and self.reference_source == "surrogate" else ""
         if kind:
             # Surrogate references are redline's torch networks. A scikit-learn model is of
