@@ -482,3 +482,26 @@ def test_a_torch_model_refusing_an_empty_batch_is_not_a_crash():
                          n_classes=10)
     finding = InputFuzzing(include="empty_batch,tiny")(target, None)
     assert finding.status is Status.NOT_VULNERABLE, (finding.summary, finding.evidence.get("failures"))
+
+
+def test_the_oversized_batch_of_large_images_stays_within_a_size_cap():
+    # 1,024 rows of 3x224x224 were 600 MB of floats (about 3 GB as JSON) built by the check itself.
+    import torch
+    import torch.nn as nn
+
+    from redline.checks.supply_chain.fm11_fuzz import OVERSIZED_BATCH_VALUES, CaseCatalogue, InputFuzzing
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10))
+    target = TorchTarget(module, input_spec=InputSpec(shape=(3, 224, 224), dtype="float32", lower=0.0, upper=1.0),
+                         n_classes=10)
+    finding = InputFuzzing(include="oversized_batch")(target, None)
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
+    (case,) = CaseCatalogue(target.input_spec, np.zeros((3, 224, 224)), np.random.default_rng(0),
+                            oversized_rows=1024, body_bytes=1024)._oversized_batch()
+    assert case.expected_rows * 3 * 224 * 224 <= OVERSIZED_BATCH_VALUES and "capped" in case.description
+    (small,) = CaseCatalogue(InputSpec(shape=(8,), dtype="float32", lower=0.0, upper=1.0), np.zeros(8),
+                             np.random.default_rng(0), oversized_rows=1024, body_bytes=1024)._oversized_batch()
+    assert small.expected_rows == 1024 and "capped" not in small.description

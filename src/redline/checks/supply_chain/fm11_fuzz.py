@@ -105,6 +105,9 @@ KINDS = COMMON_KINDS + HTTP_KINDS
 # crash. Those kinds run for in-memory targets only when asked for with ``include``.
 MEMORY_DEFAULT_KINDS = tuple(k for k in COMMON_KINDS if k not in ("wrong_shape", "wrong_dtype"))
 
+# Most values one oversized batch holds (16 MB as float32, about 80 MB as JSON).
+OVERSIZED_BATCH_VALUES = 4_000_000
+
 FAILURES = ("crash", "server_error", "hang", "bad_answer", "accepted_invalid")
 OUTCOMES = ("ok", "rejected") + FAILURES
 # Metric name of each outcome's count.
@@ -521,10 +524,15 @@ class CaseCatalogue:
         return [FuzzCase("empty_batch", "a batch of no rows", valid=True, inputs=[], array=empty, expected_rows=0)]
 
     def _oversized_batch(self) -> list[FuzzCase]:
-        n = self.oversized_rows
+        # Capped by size: 1,024 rows of 3x224x224 images are 600 MB as floats and about 3 GB
+        # as JSON, which would hurt the machine running the check before the target.
+        per_row = max(1, int(np.prod(self.shape)))
+        n = max(2, min(self.oversized_rows, OVERSIZED_BATCH_VALUES // per_row))
         row = self.base.tolist()
         array = np.repeat(self.base[None].astype(self.spec.dtype), n, axis=0)
-        description = f"{n:,} valid rows in one batch"
+        description = f"{n:,} valid rows in one batch" + (
+            f" (oversized_rows {self.oversized_rows:,} capped at {OVERSIZED_BATCH_VALUES:,} values)"
+            if n < self.oversized_rows else "")
         return [FuzzCase("oversized_batch", description, valid=True, inputs=[row] * n, array=array, expected_rows=n)]
 
     def _malformed_json(self) -> list[FuzzCase]:
