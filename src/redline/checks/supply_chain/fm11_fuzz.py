@@ -676,12 +676,13 @@ class _MemorySender:
         elif isinstance(value, BudgetExceeded):
             raise value  # the plan fits the budget, so this is a bug in the check
         elif isinstance(value, BaseException):
-            # Input validation raises these; anything else escaped it unhandled. An empty batch
-            # is the application's to avoid: torch's "cannot reshape tensor of 0 elements"
-            # (x.view(len(x), -1) in a classic CNN) is the same refusal as scikit-learn's
-            # ValueError on 0 samples, and once cost a torch model a 'crash' (CVSS 5.3).
+            # Input validation raises these; anything else escaped it unhandled. On an empty
+            # batch torch's RuntimeError ("cannot reshape tensor of 0 elements", from
+            # x.view(len(x), -1) in a classic CNN) is the framework's refusal, as scikit-learn's
+            # ValueError on 0 samples is, and once cost a torch model a 'crash' (CVSS 5.3); an
+            # IndexError of the model's own code (x[0]) is still a crash.
             clean = isinstance(value, (TargetError, ValueError, TypeError)) or (
-                case.kind == "empty_batch" and isinstance(value, Exception))
+                case.kind == "empty_batch" and type(value) is RuntimeError)
             result.outcome = "rejected" if clean else "crash"
             result.error = f"{type(value).__name__}: {_first_line(value)}"
         else:
