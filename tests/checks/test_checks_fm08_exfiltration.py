@@ -294,6 +294,10 @@ def test_models_made_of_training_data_summaries_are_not_read_as_payloads(digits)
         finding = ParameterExfiltration()(_digits_sklearn_target(estimator, digits), digits)
         assert finding.status is Status.NOT_APPLICABLE, (type(estimator).__name__, finding.summary)
         assert "summaries or copies of its training data" in finding.reason
+    from sklearn.neighbors import KNeighborsClassifier
+
+    finding = ParameterExfiltration()(_digits_sklearn_target(KNeighborsClassifier(), digits), digits)
+    assert finding.status is Status.NOT_APPLICABLE and "KNeighborsClassifier" in finding.reason
     finding = ParameterExfiltration()(_digits_sklearn_target(SVC(), digits), digits)
     assert finding.status is Status.NOT_VULNERABLE, finding.metrics
     assert "support_vectors_" in finding.metrics["stored_training_data"]

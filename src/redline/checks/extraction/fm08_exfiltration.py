@@ -102,6 +102,11 @@ class ParameterExfiltration(Check):
                 f"({', '.join(sorted(stored))}: {sum(stored.values())} values), so anyone holding the file can "
                 "read that data; the check looks for data a provider hid in trained weights, and this model has none"
             )
+        if not arrays and target.sklearn_estimator() is not None:
+            kind = type(target.sklearn_estimator()).__name__
+            raise NotApplicable(
+                f"the scikit-learn {kind} has no fitted float weights to read (trees keep split thresholds in "
+                "objects, neighbours models the training rows themselves, which anyone holding the file can read)")
         if not arrays:
             raise NotApplicable(
                 "the check reads the model's parameters and the target exposes none "
