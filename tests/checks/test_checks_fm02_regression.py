@@ -6,7 +6,7 @@ import pytest
 from redline.checks.base import CheckContext
 from redline.checks.training_time.fm02_regression import (
     OptimizedRegressionPoisoning,
-    relative_shift,
+    scaled_shift,
 )
 from redline.data import load_data
 from redline.defences.training.learners import TrimmedRegressor
@@ -59,5 +59,24 @@ def test_classification_data_is_not_applicable():
     assert finding.status is Status.NOT_APPLICABLE and "regression" in finding.reason
 
 
-def test_relative_shift():
-    assert relative_shift(np.array([100.0, 200.0]), np.array([150.0, 100.0])) == pytest.approx(0.5)
+def test_scaled_shift():
+    assert scaled_shift(np.array([100.0, 200.0]), np.array([150.0, 100.0]), 50.0) == pytest.approx(1.5)
+
+
+def test_the_verdict_does_not_depend_on_where_the_targets_zero_lies(data):
+    # Relative to each prediction, diabetes scores +1000 passed and centred on 0 were 'vulnerable'.
+    import dataclasses
+
+    shifts = []
+    for offset in (-float(np.mean(data.y_train)), 1000.0):
+        moved = dataclasses.replace(data, y_train=data.y_train + offset, y_test=data.y_test + offset,
+                                    y_pool=None if data.y_pool is None else data.y_pool + offset)
+        target = load_target(Ridge(alpha=1.0).fit(moved.x_train, moved.y_train), data=moved)
+        finding = OptimizedRegressionPoisoning(rates=(0.08,), defences=())(target, moved, seed=0)
+        assert finding.status is Status.VULNERABLE, (offset, finding.metrics)
+        shifts.append(finding.metrics["prediction_shift"])
+    assert shifts[0] == pytest.approx(shifts[1], rel=1e-6)
+    constant = dataclasses.replace(data, y_train=np.zeros_like(data.y_train), y_test=np.zeros_like(data.y_test),
+                                   y_pool=None if data.y_pool is None else np.zeros_like(data.y_pool))
+    target = load_target(Ridge(alpha=1.0).fit(constant.x_train, constant.y_train), data=constant)
+    assert OptimizedRegressionPoisoning(rates=(0.08,))(target, constant).status is Status.NOT_APPLICABLE

@@ -9,11 +9,15 @@ the rows inside the valid feature box and the observed target range. The rows st
 attacker-owned rows with their targets flipped to the other end of the range.
 
 The damage is measured on the victims (held-out rows) as ``prediction_shift``: the mean
-relative change of their predictions between the model retrained on clean data and the
-one retrained on poisoned data (0.75 = predictions move by 75% on average), at
+change of their predictions between the model retrained on clean data and the one
+retrained on poisoned data, in standard deviations of the training targets (0.75 =
+predictions move by three quarters of the targets' spread on average), at
 ``report_rate`` (8% by default, as in the paper's headline result) and as a curve over
 rates. TRIM, the paper's defence, is measured the same way (``prediction_shift_with_trim``,
-``damage_undone_trim``).
+``damage_undone_trim``). The spread, not each prediction, is the unit: a change relative to
+the prediction itself depended on where the targets' zero lies (diabetes scores shifted by
++1000 passed, centred on 0 they were 'vulnerable' at 1.72, and a victim predicted near 0
+made 26 clean rows look like poison). Constant targets have nothing to shift: not applicable.
 
 The target's own recipe is retrained (``target.retrain``) and its answers are read as values,
 so this check works with any trainable regressor; the attacker's surrogate is a ridge
@@ -58,7 +62,8 @@ class OptimizedRegressionPoisoning(Check):
         **ADDED_ROWS_PARAM_DOCS,
         "steps": "gradient steps on the poison rows",
         "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
-        "shift_threshold": "relative prediction shift at or above which the pipeline is vulnerable",
+        "shift_threshold": "prediction shift, in standard deviations of the training targets, at or above which the "
+                           "pipeline is vulnerable",
         "defences": "defences to measure (trim; empty for none)",
     }
 
@@ -69,7 +74,7 @@ class OptimizedRegressionPoisoning(Check):
         steps: int = 100,
         step_size: float = 0.05,
         surrogate_alpha: float | None = None,
-        shift_threshold: float = 0.1,
+        shift_threshold: float = 0.25,
         defences: tuple[str, ...] = DEFENCES,
     ):
         self.rates = rates
@@ -99,6 +104,10 @@ class OptimizedRegressionPoisoning(Check):
         shape = spec.shape
         lower, upper = float(spec.lower), float(spec.upper)
         y_low, y_high = float(min(y.min(), y_att.min())), float(max(y.max(), y_att.max()))
+        scale = float(np.std(y))
+        if scale <= 0 or y_high <= y_low:
+            raise NotApplicable("the training targets are all the same value: there is no spread to move "
+                                "predictions across")
         alpha = self._alpha(target)
 
         pipeline = TrainingPipeline(target, seed=int(rng.integers(2**31)))
@@ -109,7 +118,7 @@ class OptimizedRegressionPoisoning(Check):
         curve = added_poison_curve(
             pipeline, x, y, shape, rates,
             optimise=lambda count: self._optimise(x, y, x_att, y_att, count, alpha, (lower, upper), (y_low, y_high), rng),
-            damage=lambda model: relative_shift(clean_pred, pipeline.values(model, victims)),
+            damage=lambda model: scaled_shift(clean_pred, pipeline.values(model, victims), scale),
             ctx=ctx,
         )
 
@@ -132,7 +141,7 @@ class OptimizedRegressionPoisoning(Check):
             # The defender knows how many rows it collected itself, as in the paper.
             keep = trim(fit, x_all, y_all, len(x), rng=rng)
             defended = pipeline.fit(x_all[keep].reshape(-1, *shape), y_all[keep])
-            shift_trim = relative_shift(clean_pred, pipeline.values(defended, victims))
+            shift_trim = scaled_shift(clean_pred, pipeline.values(defended, victims), scale)
             metrics["prediction_shift_with_trim"] = shift_trim
             metrics["damage_undone_trim"] = damage_undone(shift, shift_trim)
             metrics["trim_recall"] = float(np.mean(~keep[len(x):]))  # poison rows TRIM removed
@@ -140,12 +149,13 @@ class OptimizedRegressionPoisoning(Check):
 
         evidence = curve_evidence(
             ctx, self.id, rates, {"prediction_shift": curve.damage}, series=("OptP",),
-            title="Victims' prediction shift against poisoning rate", ylabel="mean relative prediction change",
+            title="Victims' prediction shift against poisoning rate", ylabel="mean prediction change (target std)",
             poisons={"x_poison": xp, "y_poison": yp},
         )
         summary = (
             f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) moved the predictions for "
-            f"held-out cases by {shift:.0%} on average."
+            f"held-out cases by {shift:.2f} standard deviations of the training targets on average "
+            f"({shift * scale:.3g} in target units; threshold {float(self.shift_threshold):g})."
         )
         return Outcome(vulnerable=shift >= self.shift_threshold, metrics=metrics, evidence=evidence, summary=summary)
 
@@ -197,6 +207,6 @@ def ridge_solution(torch, x, y, penalty):
     return w, my - mx @ w
 
 
-def relative_shift(before: np.ndarray, after: np.ndarray) -> float:
-    """Mean of |after - before| / |before| (predictions near zero use a floor of 1e-9)."""
-    return float(np.mean(np.abs(after - before) / np.maximum(np.abs(before), 1e-9)))
+def scaled_shift(before: np.ndarray, after: np.ndarray, scale: float) -> float:
+    """Mean of |after - before| in units of ``scale`` (the training targets' standard deviation)."""
+    return float(np.mean(np.abs(after - before)) / scale)
