@@ -67,6 +67,9 @@ def test_a_non_leaking_model_is_rarely_called_vulnerable_at_25_records_a_side(na
             target = LabelOnlyTarget(target)
         finding = CHECKS[name]()(target, data, budget=5000, seed=seed)
         assert finding.status in (Status.VULNERABLE, Status.INCONCLUSIVE), (finding.status, finding.reason)
+        if "matched class by class" in finding.reason:  # mixes apart at p < 0.05: too few left to judge
+            verdicts.append(finding.status)
+            continue
         assert finding.metrics["nonmembers"] == PER_SIDE
         # 25 non-members cannot measure 1% or 0.1% false positives: no such rate is claimed.
         assert finding.metrics["tpr_at_fpr_0.01"] is None and finding.metrics["tpr_at_fpr_0.001"] is None

@@ -175,3 +175,21 @@ def test_lira_views_with_one_model_a_side_keep_the_record_only(tmp_path):
         target, data, ctx=CheckContext(tmp_path))
     assert finding.metrics["views"] == 1, finding.reason
     assert "cannot measure which shifted views separate" in finding.evidence["budget"]["views"]["note"]
+
+
+def test_a_class_mix_too_mild_for_the_old_trigger_no_longer_makes_a_constant_model_leak():
+    # Members 75% of class 1 against 50% (chi-square p = 0.005): matching started only at
+    # p < 0.001, and a model answering [0.3, 0.7] to everything was 'vulnerable' on 5 of 5 seeds.
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(3000, 10, n_informative=4, class_sep=1.0, random_state=1)
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(0)
+    ones, zeros = rng.permutation(np.flatnonzero(y == 1)), rng.permutation(np.flatnonzero(y == 0))
+    train, test = np.r_[ones[:45], zeros[:15]], np.r_[ones[45:75], zeros[15:45]]
+    pool = np.r_[ones[100:600], zeros[100:600]]
+    data = Dataset("mix", x[train], y[train], x[test], y[test], x[pool], y[pool], spec="test:mix")
+    target = load_target(lambda rows: np.tile([0.3, 0.7], (len(rows), 1)), data=data)
+    for seed in range(3):
+        finding = ThresholdAttack()(target, data, seed=seed)
+        assert finding.status is not Status.VULNERABLE, finding.summary
