@@ -81,3 +81,42 @@ def test_labels_only_is_out_of_scope_and_bad_parameters_are_errors(model, digits
     exact = ClassReconstruction(gradients="exact")(black_box(model), digits)
     assert exact.status is Status.NOT_APPLICABLE
     assert ClassReconstruction()(model, digits, budget=5).status is Status.NOT_APPLICABLE
+
+
+def _digit_images(scale=1.0, classes=10):
+    from sklearn.datasets import load_digits
+
+    from redline.data.base import Dataset
+
+    d = load_digits()
+    keep = d.target < classes
+    x, y = d.images[keep][:, None].astype(np.float64) / 16.0 * scale, d.target[keep]
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[: len(x) * 2 // 3], order[len(x) * 2 // 3:]
+    return Dataset("digits", x[train], y[train], x[test], y[test], modality="image", spec="test:digits")
+
+
+def test_the_step_follows_the_input_range():
+    # One model fed pixels in [0, 255] (weights rescaled, same answers): a raw step of 0.01
+    # barely moved the images and the check said not_vulnerable.
+    from sklearn.linear_model import LogisticRegression
+
+    from redline.targets import load_target
+
+    data = _digit_images(255.0)
+    model = LogisticRegression(C=10, max_iter=2000).fit(data.x_train.reshape(len(data.x_train), -1) / 255.0,
+                                                       data.y_train)
+    model.coef_ = model.coef_ / 255.0
+    finding = ClassReconstruction(steps=60)(load_target(model, data=data), data, budget=20_000)
+    assert finding.status is Status.VULNERABLE, finding.summary
+
+
+def test_too_few_classes_to_beat_chance_are_inconclusive():
+    from sklearn.linear_model import LogisticRegression
+
+    from redline.targets import load_target
+
+    data = _digit_images(classes=3)
+    model = LogisticRegression(C=10, max_iter=2000).fit(data.x_train.reshape(len(data.x_train), -1), data.y_train)
+    finding = ClassReconstruction(steps=20)(load_target(model, data=data), data, budget=5_000)
+    assert finding.status is Status.INCONCLUSIVE and "chance" in finding.reason

@@ -94,8 +94,17 @@ class ClassReconstruction(Check):
         return classes, exact
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
+        from ..base import Inconclusive
+
         classes, exact = self._validate(target)
         spec = target.input_spec
+        if len(spec.shape) < 2:
+            raise NotApplicable(f"reconstructions are judged as images (SSIM), and the target takes flat rows shaped "
+                                f"{tuple(spec.shape)}; an image-shaped input spec (C, H, W) would do")
+        if (1.0 / target.n_classes) ** len(classes) >= float(self.alpha):
+            # Even every class right could not be told from chance at alpha.
+            raise Inconclusive(f"{len(classes)} of {target.n_classes} classes reconstructed perfectly would still "
+                               f"be chance at p >= {float(self.alpha):g}; more classes would decide")
         x_own, y_own = data.attacker_data(disjoint=False)
         start = np.broadcast_to(x_own.mean(axis=0), (len(classes), *spec.shape)).astype(np.float64)
         k = len(classes)
@@ -162,6 +171,7 @@ class ClassReconstruction(Check):
         import torch
 
         spec = target.input_spec
+        span = float(spec.upper - spec.lower) or 1.0  # steps are relative to the input range
         x = torch.tensor(start, dtype=torch.float32)
         index = torch.as_tensor(classes)
         for _ in range(steps):
@@ -170,7 +180,7 @@ class ClassReconstruction(Check):
             objective = logp.sum() - self.tv_weight * _total_variation(x).sum()
             (grad,) = torch.autograd.grad(objective, x)
             with torch.no_grad():
-                x = (x + self.step_size * _unit(grad)).clamp(spec.lower, spec.upper)
+                x = (x + self.step_size * span * _unit(grad)).clamp(spec.lower, spec.upper)
         return x.detach().numpy().astype(np.float64)
 
     def _ascend_estimated(self, target, start, classes, steps, rng) -> np.ndarray:
@@ -191,7 +201,7 @@ class ClassReconstruction(Check):
             xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
             (tv_grad,) = torch.autograd.grad(_total_variation(xt).sum(), xt)
             grad = torch.from_numpy(grad) - self.tv_weight * tv_grad
-            x = np.clip(x + self.step_size * _unit(grad).numpy(), spec.lower, spec.upper)
+            x = np.clip(x + self.step_size * span * _unit(grad).numpy(), spec.lower, spec.upper)
         return x
 
     def _evidence(self, ctx, recon, means, classes) -> dict:
