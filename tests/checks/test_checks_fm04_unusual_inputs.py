@@ -193,3 +193,22 @@ def test_a_class_mix_too_mild_for_the_old_trigger_no_longer_makes_a_constant_mod
     for seed in range(3):
         finding = ThresholdAttack()(target, data, seed=seed)
         assert finding.status is not Status.VULNERABLE, finding.summary
+
+
+def test_shadow_models_need_a_pool_of_more_than_one_class():
+    # Shadows trained on 40 rows of one digit gave AUC exactly 0.5 and 'not_vulnerable' (or an
+    # error with a logistic-regression family) on a forest the other checks flag.
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
+    from redline.checks.privacy.fm04_membership import ShadowModelAttack
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    threes = np.flatnonzero(y == 3)[:40]
+    rest = np.setdiff1d(np.arange(len(x)), threes)
+    data = Dataset("digits", x[rest[:600]], y[rest[:600]], x[rest[600:1200]], y[rest[600:1200]], x[threes], y[threes],
+                   spec="test:digits")
+    forest = RandomForestClassifier(50, random_state=0).fit(data.x_train, data.y_train)
+    finding = ShadowModelAttack()(load_target(forest, data=data), data)
+    assert finding.status is Status.NOT_APPLICABLE and "one class" in finding.reason

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import CheckContext, Inconclusive, Needs, Outcome
+from ..base import CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 from .membership import (
     JUDGE_METRICS,
     JUDGE_PARAM_DOCS,
@@ -151,6 +151,11 @@ class ShadowModelAttack(MembershipInference):
         self._validate()
         n_shadow = int(self.n_shadow)
         pool_x, pool_y = require_pool(data, "shadow models")
+        if len(np.unique(pool_y)) < 2:
+            # Shadows trained on one class answer it with certainty for every row: their members
+            # and non-members look alike, and the attack learned nothing (AUC exactly 0.5).
+            raise NotApplicable(f"the population data (x_pool) holds one class ({int(pool_y[0])}): shadow models "
+                                "trained on it cannot stand in for the target; a pool with the target's classes would")
         records = self.select(data, budget, rng)
         probs = target_probabilities(target, records.x)
         ctx.progress(1, 3)
