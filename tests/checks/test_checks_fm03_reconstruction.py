@@ -120,3 +120,17 @@ def test_too_few_classes_to_beat_chance_are_inconclusive():
     model = LogisticRegression(C=10, max_iter=2000).fit(data.x_train.reshape(len(data.x_train), -1), data.y_train)
     finding = ClassReconstruction(steps=20)(load_target(model, data=data), data, budget=5_000)
     assert finding.status is Status.INCONCLUSIVE and "chance" in finding.reason
+
+
+def test_reconstructions_the_target_does_not_recognise_do_not_count():
+    # A heavily regularised logistic regression answers its 'reconstructions' at 0.10 (uniform)
+    # while the check's linear evaluator, reading the same gradient direction, placed 8 of 10.
+    from sklearn.linear_model import LogisticRegression
+
+    from redline.targets import load_target
+
+    data = _digit_images()
+    model = LogisticRegression(C=1e-4, max_iter=2000).fit(data.x_train.reshape(len(data.x_train), -1), data.y_train)
+    finding = ClassReconstruction(steps=60)(load_target(model, data=data), data, budget=20_000)
+    assert finding.status is Status.NOT_VULNERABLE, finding.summary
+    assert finding.metrics["reconstruction_target_confidence"] < 0.5

@@ -14,7 +14,9 @@ log-probabilities), so the search stalls at its start.
 
 Whether a reconstruction shows the class is judged by a classifier the check trains on the
 attacker's data (not the target): its accuracy on the reconstructions against its accuracy
-on the starting images (the baseline), with a one-sided binomial test against chance. SSIM
+on the starting images (the baseline), with a one-sided binomial test against chance; and
+the target must itself give its reconstructions the intended class with a mean confidence
+of at least 0.5. SSIM
 to the class's mean training image and to its nearest training image are reported too.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ...util.ssim import ssim, ssim_matrix
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 
 _LOG_FLOOR = 1e-12
+#: Mean confidence of the target in the intended class on its reconstructions needed to count them.
+_MIN_TARGET_CONFIDENCE = 0.5
 
 
 class ClassReconstruction(Check):
@@ -155,14 +159,20 @@ class ClassReconstruction(Check):
             "steps": int(steps),
             "classes": int(k),
         }
-        vulnerable = eval_accuracy >= self.min_eval_accuracy and p_value < self.alpha
+        # The target must recognise its own reconstructions too: a heavily regularised linear
+        # model answered them at 0.10 (uniform over 10 classes) while the check's linear
+        # evaluator, reading the same gradient direction, placed 8 of 10.
+        recognised = float(confidence.mean()) >= _MIN_TARGET_CONFIDENCE
+        vulnerable = eval_accuracy >= self.min_eval_accuracy and p_value < self.alpha and recognised
         evidence = self._evidence(ctx, recon, means, classes)
         how = "exact gradients" if exact else f"estimated gradients ({cost} queries per image and step)"
         summary = (
             f"{steps} steps of gradient ascent with {how} produced images that an independent classifier "
             f"assigns to the intended class for {hits.sum()} of {k} classes (SSIM to the class mean "
             f"{metrics['reconstruction_ssim']:.2f}, to other classes' means "
-            f"{metrics['reconstruction_ssim_other_classes']:.2f})."
+            f"{metrics['reconstruction_ssim_other_classes']:.2f}); the target itself gives them the intended class "
+            f"with confidence {metrics['reconstruction_target_confidence']:.2f} on average"
+            + ("" if recognised else f", under the {_MIN_TARGET_CONFIDENCE:g} needed to count them") + "."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary)
 
