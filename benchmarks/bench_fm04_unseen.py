@@ -48,7 +48,24 @@ and seed (ART's also by its version), so a rerun spends its time on redline's at
 (``--no-cache`` retrains and reruns everything); ``--checks`` runs only some of redline's.
 Each target prints its own time, the run its total.
 
-Measured (seed 0, 2026-12-07, a later session on another machine, load 2-4; LiRA and RMIA with their
+Measured (seed 0, 2026-12-07, session 14, online LiRA and RMIA also reusing the family
+trial's 8 models of the chosen family; targets and ART retrained on this machine, load 2-4):
+
+=====================  =====================================  ===========  ======  =========================
+target                 redline best TPR@1% (others)           ART best     ratio   vulnerable / time
+=====================  =====================================  ===========  ======  =========================
+mnist_mlp_wide         0.181 LiRA, AUC 0.76 (RMIA 0.134)      0.037        4.9x    LiRA, RMIA / 1378 s
+fair_gbt_deep          0.182 LiRA, AUC 0.85                   0.027        6.7x    LiRA, RMIA / 109 s
+mnist_cnn_small        0.065 RMIA, AUC 0.62 (LiRA 0.060)      0.023        2.8x    LiRA, RMIA / 513 s
+=====================  =====================================  ===========  ======  =========================
+
+Private twins: mnist_mlp_wide_dp LiRA 0.016, mnist_cnn_small_dp LiRA 0.009,
+fair_gbt_regularised LiRA 0.020, none vulnerable. ART's best differs between machines on the
+same seed (0.037 and 0.023 here against 0.031 and 0.019 below), which moves the ratios as much
+as the reuse did: on the CNN LiRA went 0.052 -> 0.060 with 16 references for the price of 8,
+RMIA 0.060 -> 0.065 with 12 for 4.
+
+Measured before (seed 0, 2026-12-07, a later session on another machine, load 2-4; LiRA and RMIA with their
 defaults: the family chosen by the screen and then the trial of two finalists, 32
 references from tree, linear and MLP families, 8 from CNN families, the variance by mean
 CRPS; targets and ART retrained on this machine, where ART's best on the CNN is 0.019):
