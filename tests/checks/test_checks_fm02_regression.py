@@ -80,3 +80,29 @@ def test_the_verdict_does_not_depend_on_where_the_targets_zero_lies(data):
                                    y_pool=None if data.y_pool is None else np.zeros_like(data.y_pool))
     target = load_target(Ridge(alpha=1.0).fit(constant.x_train, constant.y_train), data=constant)
     assert OptimizedRegressionPoisoning(rates=(0.08,))(target, constant).status is Status.NOT_APPLICABLE
+
+
+def test_poison_rows_keep_each_feature_in_its_own_range(data, tmp_path):
+    # One box for all features let a poison column reach 13.6 where the data lie within +-0.05
+    # once another column was measured in other units.
+    import dataclasses
+
+    from redline.checks.training_time.poisoning import flat_rows
+
+    units = np.r_[1000.0, np.ones(data.x_train.shape[1] - 1)]
+    moved = dataclasses.replace(data, x_train=data.x_train * units, x_test=data.x_test * units,
+                                x_pool=None if data.x_pool is None else data.x_pool * units)
+    target = load_target(Ridge(alpha=1.0).fit(moved.x_train, moved.y_train), data=moved)
+    finding = OptimizedRegressionPoisoning(rates=(0.08,), defences=())(target, moved, seed=0,
+                                                                        ctx=CheckContext(tmp_path))
+    assert finding.status is Status.VULNERABLE
+    poisons = np.load(tmp_path / finding.evidence["examples"])["x_poison"]
+    poisons = poisons.reshape(len(poisons), -1)
+    x, _, x_att, _ = flat_rows(moved, np.float64)
+    seen = np.concatenate([x, x_att])
+    lower, upper = target.input_spec.feature_bounds()
+    lower = np.where(np.isfinite(lower), lower, seen.min(axis=0))
+    upper = np.where(np.isfinite(upper), upper, seen.max(axis=0))
+    # Each column within its own range: the scaled column's range no longer opens the others'.
+    assert (poisons >= lower - 1e-9).all() and (poisons <= upper + 1e-9).all()
+    assert poisons[:, 1:].max() <= seen[:, 1:].max() + 1e-9

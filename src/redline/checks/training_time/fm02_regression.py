@@ -5,7 +5,8 @@ their features and targets so that the retrained model's errors grow. A ridge mo
 parameters are a closed-form function of its training data, so the gradient of the
 validation loss with respect to every poison row flows exactly through that solution
 (the stationarity/KKT condition the paper differentiates); projected gradient ascent keeps
-the rows inside the valid feature box and the observed target range. The rows start from
+the rows inside each feature's valid range (declared, else observed) and the observed
+target range. The rows start from
 attacker-owned rows with their targets flipped to the other end of the range.
 
 The damage is measured on the victims (held-out rows) as ``prediction_shift``: the mean
@@ -102,7 +103,15 @@ class OptimizedRegressionPoisoning(Check):
             raise NotApplicable("OptP needs at least five training rows and five attacker-owned rows")
         spec = target.input_spec
         shape = spec.shape
-        lower, upper = float(spec.lower), float(spec.upper)
+        lower, upper = spec.feature_bounds()
+        # Each feature within its own valid range: under one box for all features a poison
+        # column reached 13.6 where the data's own values lie within +-0.05. Without declared
+        # per-feature bounds, the range the training and attacker rows show.
+        seen = np.concatenate([x, x_att])
+        if spec.feature_lower is None:
+            lower = np.maximum(lower, seen.min(axis=0))
+        if spec.feature_upper is None:
+            upper = np.minimum(upper, seen.max(axis=0))
         y_low, y_high = float(min(y.min(), y_att.min())), float(max(y.max(), y_att.max()))
         scale = float(np.std(y))
         if scale <= 0 or y_high <= y_low:
@@ -176,6 +185,7 @@ class OptimizedRegressionPoisoning(Check):
 
     def _ascend(self, torch, x, y, x_att, y_att, count, alpha, box, y_box, rng):
         span = (y_box[1] - y_box[0]) or 1.0
+        low, high = (torch.as_tensor(np.asarray(b, dtype=np.float64)) for b in box)  # per feature
         # Targets are optimised on a [0, 1] scale so one step size suits features and targets.
         to_unit = lambda v: (v - y_box[0]) / span
         start = rng.choice(len(x_att), size=count, replace=count > len(x_att))
@@ -192,9 +202,9 @@ class OptimizedRegressionPoisoning(Check):
                 # Steps scaled per row keep every poison row moving, whatever its gradient size.
                 g = torch.cat([gx, gy[:, None]], dim=1)
                 g = g / (g.norm(dim=1, keepdim=True) + 1e-12)
-                xp += self.step_size * (box[1] - box[0]) * g[:, :-1]
+                xp += self.step_size * (high - low) * g[:, :-1]
                 yp += self.step_size * g[:, -1]
-                xp.clamp_(box[0], box[1])
+                xp.copy_(torch.maximum(torch.minimum(xp, high), low))
                 yp.clamp_(0.0, 1.0)
         return xp.detach().numpy(), y_box[0] + span * yp.detach().numpy()
 
