@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from redline.checks import Check, Needs, NotApplicable, Outcome, all_checks, plan

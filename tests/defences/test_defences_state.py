@@ -1,7 +1,6 @@
 """The state store defences share, and the events and refusals they raise."""
 import threading
 
-import pytest
 
 from redline.defences import (
     Defence, InputRejected, LockedOut, MemoryState, RateLimited, Refusal, collect_events, emit,

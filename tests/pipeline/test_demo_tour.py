@@ -3,8 +3,6 @@ demo's settings were used, and the index opens on a one-screen summary."""
 from __future__ import annotations
 
 import json
-import textwrap
-from pathlib import Path
 
 import pytest
 

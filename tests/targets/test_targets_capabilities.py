@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redline.checks.base import NotApplicable
 from redline.checks.supply_chain.fm11_fuzz import InputFuzzing
 from redline.defences.labels_only import LabelOnlyTarget
 from redline.defences.rounding import RoundedTarget

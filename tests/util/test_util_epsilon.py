@@ -1,5 +1,4 @@
 """Per-feature input bounds and the epsilon measured in units of each feature's range."""
-import math
 
 import numpy as np
 import pytest
