@@ -228,7 +228,9 @@ class CapacityAbuseProbe(Check):
                         "roughness_ratio": ratio, "sensitivity_ratio": sensitivity_ratio,
                         "answers_move_more": moves_more})
         summary = self._summary(metrics, families, flagged)
-        metrics["saturated_share"] = float(np.mean(saturated)) if saturated else 0.0
+        # Rounded answers have their own floor (half the last decimal), and references rounded
+        # alike are compared with them: zeros there are rounding, not saturation.
+        metrics["saturated_share"] = float(np.mean(saturated)) if saturated and decimals is None else 0.0
         if not flagged and metrics["saturated_share"] > _MAX_SATURATED:
             # Probabilities under the floor all read as the floor: a sharpened model (logits x20)
             # flattens its own logit field and a payload no longer shows as roughness.
