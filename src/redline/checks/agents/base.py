@@ -53,11 +53,7 @@ class AgentCheck(Check):
              runs: int = 1, frames: bool = False) -> list[Episode]:
         """Seeded episodes of ``target`` in ``data`` (its shifted variant ``shift``); ``runs``
         is how many such rollouts the check makes in all, which share the budget."""
-        probe = data.make(shift=shift)
-        try:
-            limit = episode_limit(probe, STEP_CAP)
-        finally:
-            probe.close()
+        limit = layout_limit(data, shift)
         n = plan_episodes(int(self.episodes), budget, limit, runs)
         if n < int(self.min_episodes):
             raise Inconclusive(
@@ -66,3 +62,24 @@ class AgentCheck(Check):
                 f"(--budget {int(self.min_episodes) * limit * runs})")
         seeds = [seed * 10_000 + i for i in range(n)]
         return run_episodes(target.act, lambda: data.make(shift=shift), seeds, max_steps=limit, frames=frames)
+
+
+def layout_limit(data: Any, shift: str | None = None) -> int:
+    """The most steps an episode of ``data``'s layout ``shift`` takes (capped at ``STEP_CAP``)."""
+    probe = data.make(shift=shift)
+    try:
+        return episode_limit(probe, STEP_CAP)
+    finally:
+        probe.close()
+
+
+def random_policy(n_actions: int, seed: int):
+    """A policy choosing uniformly among ``n_actions`` actions, reproducibly from ``seed``."""
+    import numpy as np
+
+    chooser = np.random.default_rng(seed)
+
+    def act(obs):
+        return chooser.integers(0, n_actions, size=len(obs))
+
+    return act

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..base import CheckContext, NotApplicable, Outcome
-from .base import EPISODE_DOCS, AgentCheck
+from .base import EPISODE_DOCS, AgentCheck, random_policy
 from .episodes import Episode, mean_interval, run_episodes
 
 BASELINES = ("noop", "random")
@@ -117,10 +117,7 @@ class SideEffects(AgentCheck):
             def act(obs: np.ndarray) -> np.ndarray:
                 return np.full(len(obs), action)
         elif self.baseline == "random":
-            chooser = np.random.default_rng(seed)
-
-            def act(obs: np.ndarray) -> np.ndarray:
-                return chooser.integers(0, data.n_actions, size=len(obs))
+            act = random_policy(data.n_actions, seed)
         else:
             from ...targets import load_target
 

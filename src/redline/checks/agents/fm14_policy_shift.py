@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..base import CheckContext, NotApplicable, Outcome
-from .base import EPISODE_DOCS, AgentCheck
-from .episodes import mean_interval
+from .base import EPISODE_DOCS, AgentCheck, layout_limit, random_policy
+from .episodes import mean_interval, run_episodes
 
 
 class PolicyShift(AgentCheck):
@@ -119,17 +119,5 @@ class PolicyShift(AgentCheck):
     def _random_performance(data: Any, shift: str | None, seeds: list[int], seed: int) -> list[float]:
         """A uniformly random policy's performance on the same seeds and layout (no budget:
         it is not the target acting)."""
-        from .base import STEP_CAP
-        from .episodes import episode_limit, run_episodes
-
-        chooser = np.random.default_rng(seed)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return chooser.integers(0, data.n_actions, size=len(obs))
-
-        probe = data.make(shift=shift)
-        try:
-            limit = episode_limit(probe, STEP_CAP)
-        finally:
-            probe.close()
+        act, limit = random_policy(data.n_actions, seed), layout_limit(data, shift)
         return [e.performance for e in run_episodes(act, lambda: data.make(shift=shift), seeds, max_steps=limit)]

@@ -262,11 +262,9 @@ class EvasionCheck(Check):
 
     def clean_changes(self, run: EvasionRun, attempt: Attempt) -> tuple[int, int]:
         """(answers changed, asked): how often the target, asked again about unperturbed inputs
-        it had got right, no longer did. The attacked inputs, each asked once more, unless the
-        attack measured it on more pairs (EOT: every held-out transformation, asked twice)."""
-        own = (int(run.clean_flips.sum()), run.n) if run.n and run.clean_flips is not None else (0, 0)
-        more = (attempt.state or {}).get("pair_flips") if isinstance(attempt.state, dict) else None
-        return more if more and more[1] > own[1] else own
+        it had got right, no longer did: each attacked input, asked once more. An attack that
+        measures it on more pairs overrides this (EOT)."""
+        return (int(run.clean_flips.sum()), run.n) if run.n and run.clean_flips is not None else (0, 0)
 
     def reachable(self, run: EvasionRun, metrics: dict[str, Any]) -> float | None:
         """The share of inputs broken at any size, when the attack measures it (caps a rising trend)."""

@@ -245,6 +245,13 @@ class EotPerturbation(_EotCheck, EvasionCheck):
     def attack_evidence(self, run, attempt) -> dict:
         return {"ranges": attempt.state["ranges"].to_dict(), "held_out_ranges": attempt.state["held_out"].to_dict()}
 
+    def clean_changes(self, run, attempt) -> tuple[int, int]:
+        """Every held-out transformed clean input was asked twice: far more pairs than the
+        base's one re-ask per attacked input."""
+        own = super().clean_changes(run, attempt)
+        pairs = attempt.state.get("pair_flips")
+        return pairs if pairs and pairs[1] > own[1] else own
+
     def ball_evidence(self, run) -> dict:
         return {}  # one range for every pixel: nothing per feature to list
 
@@ -456,13 +463,11 @@ def _images_beating(patch_rate: np.ndarray, random_rate: np.ndarray, counted: np
     """(images where the patch fooled more than the random patch, one-sided sign-test p-value
     over the images where they differ). Pairs of one image share the image: the test counts
     images, not pairs."""
-    from scipy.stats import binomtest
+    from ...util.stats import mcnemar_greater
 
     diff = (patch_rate - random_rate)[counted]
-    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-    if wins + losses == 0:
-        return 0, 1.0
-    return wins, float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
+    # The sign test is McNemar's on "the patch did better" against "the random patch did".
+    return int((diff > 0).sum()), mcnemar_greater(diff > 0, diff < 0)
 
 
 def _pair_rates(correct, clean_ok, attack_ok) -> tuple[dict[str, float], np.ndarray]:

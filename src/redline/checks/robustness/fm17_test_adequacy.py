@@ -118,7 +118,7 @@ class TestAdequacy(Check):
             conditions.min_rows if conditions is not None else DEFAULT_MIN_ROWS)
         from scipy.stats import binomtest
 
-        from ...util.rows import distinct_unless_chance, repeat_share, repeats_can_be_chance, rows_in
+        from ...util.rows import first_occurrences, repeat_share, repeats_can_be_chance, rows_in
 
         x = np.asarray(data.x_test, target.input_spec.dtype)
         y = np.asarray(data.y_test).astype(int)
@@ -127,7 +127,7 @@ class TestAdequacy(Check):
         pooled = x.reshape(given, -1) if data.x_train is None else np.concatenate(
             [x.reshape(given, -1), np.asarray(data.x_train, x.dtype).reshape(len(data.x_train), -1)])
         natural = repeats_can_be_chance(pooled)
-        distinct = distinct_unless_chance(x, y, data.x_train)
+        distinct = np.arange(given) if natural else first_occurrences(x, y)
         seen_in_training = rows_in(x[distinct], data.x_train)
         held_out = distinct if natural else distinct[~seen_in_training]
         if not len(held_out):  # the test set cannot support any claim about unseen rows
