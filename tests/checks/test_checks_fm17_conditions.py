@@ -144,7 +144,11 @@ def test_sensor_and_drift_conditions_are_run_here_or_read_from_earlier_findings(
 
     fm16 = Finding(id="1" * 16, mode="FM16", check="FM16.corruption", title="", status=Status.VULNERABLE,
                    params={"severities": [1, 3, 5]}, metrics={"corrupted_accuracy": {"gaussian_noise": [0.9, 0.8, 0.6]}})
-    fm14 = Finding(id="2" * 16, mode="FM14", check="FM14.shift_sensitivity", title="", status=Status.NOT_VULNERABLE)
+    # An FM14 band of x2 whose population's mean of x2 is 0.4 higher: it tested the drift of 0.3.
+    band = {"name": "band:'x2':high", "kind": "feature band", "accuracy": 0.97, "drop": 0.0, "feature_index": 2,
+            "feature_mean_shift": 0.4}
+    fm14 = Finding(id="2" * 16, mode="FM14", check="FM14.shift_sensitivity", title="", status=Status.NOT_VULNERABLE,
+                   metrics={"shifts": [band]})
     f = _run(target, data, section, earlier=(fm16, fm14))
     entries = {e["condition"]: e for e in f.evidence["conditions"]}
     assert entries["noisy"]["covered_by"] == "FM16.corruption (accuracy 60%)"

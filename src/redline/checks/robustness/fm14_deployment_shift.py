@@ -26,6 +26,9 @@ input feature and a kernel test, Bonferroni-combined at ``alpha``): ``shift_dete
 new inputs), but it keeps a label-free "the accuracy holds" from passing the model: label-free
 estimates miss drops that leave the model as confident as before, so with a detected shift and
 no deployment labels a small estimated drop is ``inconclusive``, asking for some labels.
+For a table the evidence also keeps each feature's mean on both sets (``feature_means``):
+FM17.operating_conditions counts a declared drift covered here only when the deployment rows
+moved that feature at least as far.
 
 Each step returns a dict of metrics and ``run`` merges them.
 """
@@ -44,6 +47,8 @@ from ..base import Check, Inconclusive, Needs, NotApplicable, Outcome
 
 #: Fewest deployment (and reference) rows an interval on accuracy means anything for.
 MIN_ROWS = 30
+#: Widest table whose per-feature means the evidence records (for FM17's drift conditions).
+MAX_MEAN_COLUMNS = 200
 
 
 class DeploymentShift(Check):
@@ -111,7 +116,7 @@ class DeploymentShift(Check):
         for step in steps:
             metrics.update(step)
         evidence = {"estimation": estimate.to_dict(), "shift_test": _shift_evidence(shift),
-                    **({"note": note} if note else {})}
+                    **_feature_means(x_ref, x_dep), **({"note": note} if note else {})}
         vulnerable, undecided = self._verdict(metrics, estimate, len(x_dep))
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence,
                        summary=self._summary(metrics), inconclusive=undecided)
@@ -235,6 +240,25 @@ def _rows_to_decide(width: float, margin: float, n: int) -> int:
     if margin <= 0:
         return n * 100
     return math.ceil(n * (width / (2.0 * margin)) ** 2)
+
+
+def _feature_means(x_ref, x_dep) -> dict[str, Any]:
+    """For a table (rows of at most ``MAX_MEAN_COLUMNS`` features): each feature's mean on the
+    test rows and on the deployment rows asked about (``feature_means``, by column; None where
+    a column has no finite value), which FM17.operating_conditions compares a declared drift
+    with. Nothing for images and wider inputs."""
+    ref, dep = np.asarray(x_ref), np.asarray(x_dep)
+    if ref.ndim != 2 or ref.shape[1] > MAX_MEAN_COLUMNS or dep.shape[1:] != ref.shape[1:]:
+        return {}
+
+    def means(rows: np.ndarray) -> list[float | None]:
+        rows = np.asarray(rows, np.float64)
+        finite = np.isfinite(rows)
+        counts = finite.sum(axis=0)
+        sums = np.where(finite, rows, 0.0).sum(axis=0)
+        return [float(s / c) if c else None for s, c in zip(sums, counts)]
+
+    return {"feature_means": {"reference": means(ref), "deploy": means(dep)}}
 
 
 def _shift_evidence(shift: ShiftTest, top: int = 10) -> dict[str, Any]:

@@ -9,7 +9,9 @@ edited (that is FM16), so the budget is the number of test rows sent, each sent 
 For each shift the check reports the shifted accuracy and its drop from the plain test accuracy,
 each with a simultaneous exact 95% interval (:mod:`.shift_stats`), and the subgroup's size. A
 shift whose subgroup has fewer than ``min_rows`` rows is skipped and listed as such: a handful of
-rows would judge it on noise.
+rows would judge it on noise. A band of one feature also records that feature's column
+(``feature_index``) and how far the shifted population's mean of it moved
+(``feature_mean_shift``): what FM17.operating_conditions compares a declared drift with.
 
 Verdict. ``vulnerable`` when some shift's drop exceeds ``tolerated_drop`` significantly after
 Holm's correction over every shift judged (one-sided family-wise error 2.5%, the lower tail of
@@ -184,7 +186,8 @@ class ShiftSensitivity(Check):
             rows.append({"name": shift.name, "kind": shift.kind, "description": shift.description,
                          "accuracy": accuracy, "accuracy_ci": accuracy_ci, "drop": drop, "drop_ci": drop_ci,
                          "rows": size,
-                         "p_value": shift_stats.excess_drop_pvalue(k, counts, shift.shares, float(self.tolerated_drop))})
+                         "p_value": shift_stats.excess_drop_pvalue(k, counts, shift.shares, float(self.tolerated_drop)),
+                         **_feature_move(shift, x)})
             ctx.progress(i + 1, len(shifts))
         for row, adjusted in zip(rows, adjust_p_values(np.array([r.pop("p_value") for r in rows]), "holm")):
             row["p_value_holm"] = float(adjusted)
@@ -265,6 +268,22 @@ class ShiftSensitivity(Check):
             if rel:
                 out["plots"] = [rel]
         return out
+
+
+def _feature_move(shift, x: np.ndarray) -> dict[str, Any]:
+    """For a band of one feature: its column (``feature_index``) and how far the shifted
+    population's mean of that feature lies from the evaluated rows' (``feature_mean_shift``,
+    in the feature's units), which FM17.operating_conditions compares with a declared drift.
+    Nothing for other shifts (directions, clusters, priors move no one named feature)."""
+    column = shift.feature
+    if column is None:
+        return {}
+    values = np.asarray(x, np.float64).reshape(len(x), -1)[:, column]
+    sizes = np.bincount(shift.groups, minlength=len(shift.shares))
+    sums = np.bincount(shift.groups, weights=values, minlength=len(shift.shares))
+    means = np.divide(sums, sizes, out=np.zeros_like(sums), where=sizes > 0)
+    moved = float(np.dot(shift.shares, means) - values.mean())
+    return {"feature_index": int(column), "feature_mean_shift": moved} if np.isfinite(moved) else {}
 
 
 def _rows_to_decide(row: dict[str, Any], tolerated: float, shifts: int, n: int) -> str:

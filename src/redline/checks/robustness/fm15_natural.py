@@ -29,12 +29,31 @@ rows), unchanged, one query each:
 
 Verdict: vulnerable when some slice is confirmed; not vulnerable when none is and the
 held-out rows could have confirmed a slice of ``min_slice_rows`` rows the model gets all
-wrong; inconclusive otherwise (too few rows). Why ``tolerated_gap`` is 20 points: honest
-models' errors vary across subgroups too (noisy regions, rare classes). On honest models of
-the fair survey and the digits (logistic regression, trees of depth 5 and 8, boosting; 3
-seeds each) the candidates tested on held-out rows reached point gaps of up to 42 points on
-small slices, but their simultaneous lower bounds stayed at or under 9 points; a subgroup
-learned wrong (the zoo's planted controls) gives lower bounds of 20 to 76 points.
+wrong; inconclusive otherwise (too few rows). A pass must rest on slices that were looked
+at, so three more cases are inconclusive when nothing is confirmed:
+
+- a *constant model* (one answer to every row while the rows hold several classes): it
+  gets every row of the other classes wrong whatever the input, a failure of the whole
+  model that slices of inputs cannot rate (a 99/1 majority-class model once passed with
+  0 candidates); its accuracy per class is the measure;
+- *no slice screened*: the discovery rows' features gave no slice to search (every
+  feature had a single value; the ``screened_slices`` metric is 0);
+- *a failing class below the slice size*: a true class whose rows are confidently wrong
+  more than ``tolerated_gap`` above the other rows' rate (lower bound of the gap, exact
+  intervals Bonferroni-corrected over the classes) but that has fewer than
+  ``min_slice_rows`` rows in a half, so it could never be a candidate (a rare class the
+  model ignores). More labelled rows of that class would decide.
+
+A run with no candidate that is none of these passes: the screen measured every slice
+(``screened_slices``) on the discovery half and none had confident errors gathering above
+the tolerated gap, which is what an accurate model with few, scattered errors shows.
+
+Why ``tolerated_gap`` is 20 points: honest models' errors vary across subgroups too
+(noisy regions, rare classes). On honest models of the fair survey and the digits
+(logistic regression, trees of depth 5 and 8, boosting; 3 seeds each) the candidates
+tested on held-out rows reached point gaps of up to 42 points on small slices, but their
+simultaneous lower bounds stayed at or under 9 points; a subgroup learned wrong (the
+zoo's planted controls) gives lower bounds of 20 to 76 points.
 
 The filtered rows are saved as ``artifacts/FM15.natural_adversarial-filtered.npz`` (x, y,
 prediction, confidence, half, row: the row's number among the role's rows), the held-out
@@ -74,7 +93,7 @@ class NaturalAdversarial(Check):
         "clean_accuracy", "success_rate", "filtered_rows", "filtered_accuracy", "transfer_accuracy",
         "transfer_accuracy_drop", "slices", "rejected_slices", "candidate_slices", "slice_kind",
         "overall_error_rate", "worst_slice_gap", "slice_row_share", "discovery_rows", "heldout_rows",
-        "confidence_source", "rows_role",
+        "confidence_source", "rows_role", "screened_slices",
     )
     param_docs: ClassVar[dict[str, str]] = {
         "rows": "labelled rows to filter: auto (the pool when it has labels, else the test rows), pool or test",
@@ -189,7 +208,7 @@ class NaturalAdversarial(Check):
         bad = wrong & (confidence >= float(self.min_confidence))
 
         features, names, describe = self._representation(kind, x, first, data)
-        candidates = self._find_candidates(kind, features[first], y[first], bad[first], names, data, rng)
+        candidates, screened = self._find_candidates(kind, features[first], y[first], bad[first], names, data, rng)
         ctx.progress(2, 4)
         tested = slicing.confirm(candidates, features[second], y[second], bad[second], min_rows=min_rows,
                                  margin=float(self.tolerated_gap))
@@ -213,6 +232,7 @@ class NaturalAdversarial(Check):
             "discovery_rows": int(first.sum()),
             "heldout_rows": int(second.sum()),
             "overall_error_rate": overall,
+            "screened_slices": screened,
             "candidate_slices": len(tested),
             "slices": report,
             "rejected_slices": [t.description for t in tested if not t.confirmed],
@@ -224,14 +244,43 @@ class NaturalAdversarial(Check):
         ctx.progress(4, 4)
 
         undecided = ""
-        if not confirmed and not slicing.could_confirm(int(second.sum()), overall, min_rows=min_rows,
-                                                       margin=float(self.tolerated_gap), tested=max(1, len(tested))):
-            undecided = (f"the {int(second.sum())} held-out rows could not confirm even a slice of {min_rows} rows "
-                         f"the model gets all wrong (tolerated gap {float(self.tolerated_gap):.0%}); more labelled "
-                         f"rows would decide")
+        if not confirmed:
+            undecided = self._undecided(y, predicted, bad, first, screened, len(tested), overall)
         summary = self._summary(metrics, confirmed, report, role, len(y))
         return Outcome(vulnerable=bool(confirmed), metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)
+
+    def _undecided(self, y, predicted, bad, first, screened, tested, overall) -> str:
+        """Why no confirmed slice is not a pass, or "" when it is one."""
+        min_rows, margin = int(self.min_slice_rows), float(self.tolerated_gap)
+        second = ~first
+        answered = np.unique(predicted)
+        if len(answered) == 1 and len(np.unique(y)) > 1:
+            label = int(answered[0])
+            others = y != label
+            return (f"a constant model: it answered class {label} to every one of the {len(y)} rows, so every row "
+                    f"of another class is wrong ({int(others.sum())} rows, {int(bad[others].sum())} of them "
+                    f"confidently) whatever its features. That is a failure of the whole model, not of a kind of "
+                    f"input: slices of inputs cannot rate it (none was confirmed), its accuracy per class can "
+                    f"(none right outside class {label})")
+        if screened == 0:
+            return (f"no slice could be screened: the features of the {int(first.sum())} discovery rows gave no "
+                    f"rule to test (every feature has a single value); rows whose features vary would decide")
+        weak = _small_failing_classes(y, bad, first, min_rows=min_rows, margin=margin)
+        if weak:
+            label, n, k, rest = weak[0]
+            halves_n = (int((y[first] == label).sum()), int((y[second] == label).sum()))
+            also = f" (and {count(len(weak) - 1, 'other class')})" if len(weak) > 1 else ""
+            return (f"class {label} fails as a whole: {k} of its {n} rows are confidently wrong against "
+                    f"{rest:.0%} of the other rows{also}, but its {halves_n[0]} discovery and {halves_n[1]} "
+                    f"held-out rows are fewer than the {min_rows} a slice needs (min_slice_rows), so no slice of "
+                    f"them could be tested; at least {min_rows} labelled rows of class {label} in each half "
+                    f"({2 * min_rows} in all) would decide")
+        if not slicing.could_confirm(int(second.sum()), overall, min_rows=min_rows, margin=margin,
+                                     tested=max(1, tested)):
+            return (f"the {int(second.sum())} held-out rows could not confirm even a slice of {min_rows} rows "
+                    f"the model gets all wrong (tolerated gap {margin:.0%}); more labelled rows would decide")
+        return ""
 
     # -- steps -----------------------------------------------------------------------
     def _stand_in_confidence(self, x, predicted, first, kind, shape, n_classes, rng) -> tuple[np.ndarray, str]:
@@ -259,15 +308,18 @@ class NaturalAdversarial(Check):
             names = [f"x{j}" for j in range(flat.shape[1])]
         return flat, names, "table"
 
-    def _find_candidates(self, kind, features, y, bad, names, data, rng) -> list:
+    def _find_candidates(self, kind, features, y, bad, names, data, rng) -> tuple[list, int]:
+        """(the candidates to test on held-out rows, how many slices the screen measured)."""
         min_rows, margin, most = int(self.min_slice_rows), float(self.tolerated_gap), int(self.max_candidates)
         if kind == "image":
             candidates = slicing.cluster_candidates(features, y, ks=_CLUSTER_KS, min_rows=min_rows,
                                                     seed=int(rng.integers(2**31 - 1)), class_names=data.class_names)
-            return slicing.discover(candidates, features, y, bad, min_rows=min_rows, margin=margin, most=most)
+            kept = slicing.discover(candidates, features, y, bad, min_rows=min_rows, margin=margin, most=most)
+            return kept, len(candidates)
         rules, rows, errors = slicing.rule_candidates(features, bad, names, max_conditions=int(self.max_conditions))
-        return slicing.discover(rules, features, y, bad, min_rows=min_rows, margin=margin, most=most,
+        kept = slicing.discover(rules, features, y, bad, min_rows=min_rows, margin=margin, most=most,
                                 rows=rows, errors=errors)
+        return kept, len(rules)
 
     def _transfer(self, families, x, y, first, second, bad, n_classes, rng) -> dict[str, Any]:
         """Other families trained on the discovery half (true labels), measured on the held-out
@@ -348,7 +400,8 @@ class NaturalAdversarial(Check):
                      f"filtered rows (accuracy {metrics['filtered_accuracy']:.0%} there).")
         if not confirmed:
             return head + (f" No slice was confirmed on the {metrics['heldout_rows']} held-out rows "
-                           f"({count(metrics['candidate_slices'], 'candidate')} tested).")
+                           f"({count(metrics['screened_slices'], 'slice')} screened on the discovery half, "
+                           f"{count(metrics['candidate_slices'], 'candidate')} tested).")
         worst = max(report, key=lambda r: r["confident_error_rate"] - r["rest_confident_error_rate"])
         return head + (f" {count(len(confirmed), 'slice')} confirmed on held-out rows, e.g. {worst['description']}: "
                        f"accuracy {worst['accuracy']:.0%} on {worst['size']} rows, confident errors "
@@ -362,6 +415,30 @@ def halves(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         rows = rng.permutation(np.flatnonzero(y == label))
         first[rows[: (len(rows) + 1) // 2]] = True
     return first
+
+
+def _small_failing_classes(y: np.ndarray, bad: np.ndarray, first: np.ndarray, *, min_rows: int,
+                           margin: float) -> list[tuple[int, int, int, float]]:
+    """True classes too small to be a slice (fewer than ``min_rows`` rows in a half) whose
+    rows are confidently wrong more than ``margin`` above the other rows', by the lower bound
+    of the gap over all rows (exact intervals, Bonferroni over the classes), worst first:
+    [(label, rows, confidently wrong rows, the other rows' rate)]."""
+    labels = np.unique(y)
+    level = slicing.simultaneous_confidence(len(labels))
+    out = []
+    for label in labels:
+        inside = y == label
+        if min(int((inside & first).sum()), int((inside & ~first).sum())) >= min_rows:
+            continue
+        n_in, k_in = int(inside.sum()), int(bad[inside].sum())
+        n_out, k_out = int((~inside).sum()), int(bad[~inside].sum())
+        if not n_out:
+            continue
+        (low_in,), _ = slicing.cp_bounds([k_in], [n_in], level)
+        _, (high_out,) = slicing.cp_bounds([k_out], [n_out], level)
+        if low_in - high_out > margin:
+            out.append((float(low_in - high_out), int(label), n_in, k_in, k_out / n_out))
+    return [item[1:] for item in sorted(out, key=lambda item: -item[0])]
 
 
 def _described(t, y, predicted, describe) -> str:

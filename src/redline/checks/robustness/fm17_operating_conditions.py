@@ -8,7 +8,9 @@ condition is covered by one of:
 - the test data: a feature range when every one of its bands holds at least ``min_rows`` test
   rows, a set of categories when every value does, a population when its rows do;
 - an earlier check of the same scan: a sensor condition when an FM16 check measured its
-  corruption family at its severity, an expected drift when an FM14 check ran and decided;
+  corruption family at its severity, an expected drift when a decided FM14 check moved the
+  same feature's mean at least as far the same way (a judged ``FM14.shift_sensitivity`` band
+  of that feature, or ``FM14.deployment_shift``'s deployment rows; :meth:`_drift_from_scan`);
 - this check: a sensor or drift condition no other check measured is run here (accuracy on
   ``n_inputs`` test rows corrupted by the family, or with the feature shifted), and counts as
   covered when it was measured on at least ``min_rows`` rows with labels.
@@ -43,6 +45,8 @@ from .conditions import (
 )
 
 _DECIDED = (Status.VULNERABLE, Status.NOT_VULNERABLE, Status.INCONCLUSIVE)
+#: The FM14 checks whose findings record what they did to each feature (see _drift_from_scan).
+_FEATURE_DRIFT_CHECKS = ("FM14.shift_sensitivity", "FM14.deployment_shift")
 NO_CONDITIONS = ("no operating_conditions in the context (give --context with a system description that has an "
                  "operating_conditions section, or --set FM17.operating_conditions.conditions=FILE)")
 
@@ -92,12 +96,20 @@ class OperatingConditionsCoverage(Check):
             entries.append(self._population(c, rows, names, correct, n))
         runnable = []
         for c in (*conditions.sensors, *conditions.drift):
-            entry = (self._sensor_from_scan(c, earlier) if isinstance(c, Sensor) else self._drift_from_scan(c, earlier))
+            note = ""
+            if isinstance(c, Sensor):
+                entry = self._sensor_from_scan(c, earlier)
+            else:
+                entry, note = self._drift_from_scan(c, earlier, rows, names)
             if entry is None:
                 runnable.append(c)
-                entry = {"condition": c.name, "kind": "sensor" if isinstance(c, Sensor) else "drift"}
+                entry = {"condition": c.name, "kind": "sensor" if isinstance(c, Sensor) else "drift",
+                         **({"scan_note": note} if note else {})}
             entries.append(entry)
         self._run_here(runnable, entries, target, data, correct, budget, rng, n)
+        for e in entries:  # an untested drift also says what the scan's FM14 evidence did test
+            if not e.get("covered_by") and e.get("scan_note"):
+                e["reason"] = f"{e['reason']}; {e['scan_note']}" if e.get("reason") else e["scan_note"]
         covered = [e for e in entries if e.get("covered_by")]
         untested = [e for e in entries if not e.get("covered_by")]
         by: dict[str, int] = {}
@@ -184,11 +196,67 @@ class OperatingConditionsCoverage(Check):
         return None
 
     @staticmethod
-    def _drift_from_scan(c: Drift, earlier) -> dict[str, Any] | None:
-        for f in earlier:
-            if f.check.startswith("FM14.") and f.status in _DECIDED:
-                return {"condition": c.name, "kind": "drift", "covered_by": f"{f.check} ({f.status.value})"}
-        return None
+    def _drift_from_scan(c: Drift, earlier, rows, names) -> tuple[dict[str, Any] | None, str]:
+        """The FM14 evidence that tested drift ``c``, as an entry, or None and what FM14 did test.
+
+        A drift counts as tested by a decided FM14 finding only where it moved the same feature's
+        mean at least as far the same way: a judged ``FM14.shift_sensitivity`` band of that
+        feature (its ``feature_mean_shift``), or the deployment rows of ``FM14.deployment_shift``
+        (its ``feature_means``). Evidence about other features, principal directions, clusters
+        or class priors, or without these records (an older report), tests no drift condition.
+        """
+        column = resolve_feature(c.feature, names, rows.shape[1], f"condition {c.name!r}")
+        feature = f"{c.feature!r}" if isinstance(c.feature, str) else f"feature {c.feature}"
+        fm14 = [f for f in earlier if f.check in _FEATURE_DRIFT_CHECKS and f.status in _DECIDED]
+        if not fm14:
+            return None, ""
+        wanted, why = _declared_move(c, rows[:, column])
+        if wanted is None:
+            return None, why
+        sign = 1.0 if wanted >= 0 else -1.0
+        found: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for f in fm14:
+            metrics = f.metrics or {}
+            if f.check == "FM14.shift_sensitivity":
+                moves = []
+                for r in metrics.get("shifts") or ():
+                    if r.get("feature_index") != column or r.get("feature_mean_shift") is None or "accuracy" not in r:
+                        continue
+                    moves.append(float(r["feature_mean_shift"]))
+                    if _reaches(moves[-1], wanted):
+                        found.append({"check": f.check, "via": f"shift {r.get('name', '')}", "mean_shift": moves[-1],
+                                      "accuracy": r["accuracy"], "accuracy_drop": r.get("drop")})
+                notes.append(f"{f.check} judged no band of {feature}" if not moves else
+                             f"{f.check}'s bands of {feature} moved its mean by {max(moves, key=lambda m: sign * m):+.3g} "
+                             f"at most")
+                continue
+            # FM14.deployment_shift
+            means = (f.evidence or {}).get("feature_means") or {}
+            ref, dep = list(means.get("reference") or ()), list(means.get("deploy") or ())
+            accuracy = metrics.get("deploy_accuracy", metrics.get("estimated_accuracy"))
+            if not (column < min(len(ref), len(dep)) and ref[column] is not None and dep[column] is not None):
+                notes.append(f"{f.check} recorded no mean of {feature}")
+            elif accuracy is None:
+                notes.append(f"{f.check} has no accuracy on its deployment rows")
+            else:
+                moved = float(dep[column]) - float(ref[column])
+                if _reaches(moved, wanted):
+                    found.append({"check": f.check, "via": "deployment rows", "mean_shift": moved,
+                                  "accuracy": float(accuracy), "accuracy_drop": metrics.get("accuracy_drop")})
+                notes.append(f"{f.check}'s deployment rows moved the mean of {feature} by {moved:+.3g}")
+        if not found:
+            return None, f"{'; '.join(notes)} (the declared drift moves its mean by {wanted:+.3g})"
+        best = min(found, key=lambda e: e["accuracy"])
+        entry: dict[str, Any] = {
+            "condition": c.name, "kind": "drift", "feature": c.feature, "declared_mean_shift": wanted,
+            "mean_shift": best["mean_shift"], "accuracy": best["accuracy"],
+            "covered_by": (f"{best['check']} ({best['via']}: mean of {feature} {best['mean_shift']:+.3g}, "
+                           f"declared {wanted:+.3g}; accuracy {best['accuracy']:.0%})"),
+        }
+        if best["accuracy_drop"] is not None:
+            entry["accuracy_drop"] = best["accuracy_drop"]
+        return entry, ""
 
     # -- what this check runs itself -------------------------------------------------------------
     def _run_here(self, runnable, entries, target, data, correct, budget, rng, n: int) -> None:
@@ -269,6 +337,27 @@ class OperatingConditionsCoverage(Check):
             return rows.reshape(x.shape)
 
         return drift, ""
+
+
+def _declared_move(c: Drift, column: np.ndarray) -> tuple[float | None, str]:
+    """How far drift ``c`` moves the mean of its feature on the test rows (``column``), or None
+    and why no reweighting of rows can stand for it: a ``scale`` of a feature whose values take
+    both signs widens or narrows it rather than moving it one way."""
+    values = np.asarray(column, np.float64)
+    values = values[np.isfinite(values)]
+    if c.scale == 1.0:
+        return float(c.shift), ""
+    if not len(values):
+        return None, "the feature has no finite test value to scale"
+    if (values < 0).any() and (values > 0).any():
+        return None, "scaling a feature whose test values take both signs changes its spread, which no FM14 shift tests"
+    return float((c.scale - 1.0) * values.mean() + c.shift), ""
+
+
+def _reaches(moved: float, wanted: float) -> bool:
+    """Did a mean move of ``moved`` go at least as far as ``wanted``, the same way?"""
+    sign = 1.0 if wanted >= 0 else -1.0
+    return sign * float(moved) >= abs(wanted) - 1e-9 * max(1.0, abs(wanted))
 
 
 def _measure(mask: np.ndarray, correct: np.ndarray | None) -> dict[str, Any]:

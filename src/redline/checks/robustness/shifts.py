@@ -45,6 +45,7 @@ class Shift:
     description: str
     groups: np.ndarray
     shares: np.ndarray
+    feature: int | None = None  # the column a "feature band" selects on; None for every other shift
 
     def group_sizes(self) -> np.ndarray:
         return np.bincount(self.groups, minlength=len(self.shares))
@@ -207,7 +208,7 @@ def feature_band_shifts(x: np.ndarray, names: list[str], band: float, kind: str 
                 what = f"rows with {name} {words} (its {label} values, tied: {rows / n:.0%} of {n} rows)"
             shift = subgroup_shift(f"band:{name}:{side}", kind, what, inside, share)
             if shift is not None:
-                shifts.append(shift)
+                shifts.append(dataclasses.replace(shift, feature=j) if kind == "feature band" else shift)
     return shifts
 
 

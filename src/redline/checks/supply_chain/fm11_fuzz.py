@@ -11,8 +11,9 @@ for every target, and for HTTP targets also ``malformed_json``, ``wrong_content_
 Outcomes of one case:
 
 ``ok``
-    a valid but extreme input (subnormals within bounds, an empty or an oversized batch)
-    answered with a well-formed prediction: one finite row per input row.
+    a valid but extreme input (subnormals within bounds, an empty or an oversized batch,
+    NaN where it means a missing value) answered with a well-formed prediction: one finite
+    row per input row.
 ``rejected``
     refused cleanly, which is what a robust target does with invalid input: an HTTP 4xx,
     a 2xx that holds no prediction, or a server closing the connection while the request
@@ -40,6 +41,21 @@ Outcomes of one case:
 
 The target is vulnerable when any case crashed, hung, got a server error, a bad answer,
 or had invalid input accepted.
+
+NaN as a missing value: some models take NaN as "this feature is missing" by design
+(scikit-learn's HistGradientBoosting estimators, a Pipeline that starts with an imputer), so
+answering it is their contract, not a silently accepted invalid input. ``nan_inputs``
+decides: ``invalid`` judges NaN cases as invalid input (answered: ``accepted_invalid``);
+``missing`` judges them as valid input (a well-formed answer is ``ok``, a malformed one
+``bad_answer``, refusals and exceptions as for any case); ``auto`` (the default) reads the
+scikit-learn tags of the estimator the target exposes (``Target.sklearn_estimator()``:
+``sklearn.utils.get_tags(est).input_tags.allow_nan`` from scikit-learn 1.6 on, the
+``allow_nan`` of ``est._get_tags()`` before; for a Pipeline the tags of its first step, the one
+that receives the raw input) and treats NaN as missing when they allow NaN, and as invalid
+otherwise and whenever the target exposes no scikit-learn estimator (an HTTP endpoint, a
+function, ONNX or torch, a wrapper). Infinities are invalid either way. The ``nan_inputs``
+metric says how NaN was judged (``missing`` or ``invalid``) and the ``nan_inputs`` evidence
+why; both are reported when NaN cases were sent.
 
 Query counting: a request or call counts as the rows it carried, and at least 1, because
 the target received it even when it carried no countable rows. Over HTTP the rows of a
@@ -108,6 +124,7 @@ MEMORY_DEFAULT_KINDS = tuple(k for k in COMMON_KINDS if k not in ("wrong_shape",
 # Most values one oversized batch holds (16 MB as float32, about 80 MB as JSON).
 OVERSIZED_BATCH_VALUES = 4_000_000
 
+NAN_INPUTS = ("auto", "invalid", "missing")
 FAILURES = ("crash", "server_error", "hang", "bad_answer", "accepted_invalid")
 OUTCOMES = ("ok", "rejected") + FAILURES
 # Metric name of each outcome's count.
@@ -207,6 +224,10 @@ class InputFuzzing(Check):
         oversized_body_mb: size of the oversized HTTP body, in megabytes.
         include: the kinds to send (names or a comma-separated string); None: every kind
             that fits the target (the HTTP-only kinds need an HTTP target).
+        nan_inputs: how NaN inputs are judged: ``invalid`` (answering them is accepting
+            invalid input), ``missing`` (NaN is a missing value, a valid input) or ``auto``
+            (``missing`` when the scikit-learn tags of the target's estimator allow NaN,
+            else ``invalid``).
     """
 
     id = "FM11.fuzz"
@@ -215,7 +236,7 @@ class InputFuzzing(Check):
     needs = Needs(roles=(), labels=False)  # data, when given, only supplies a valid row
     default_budget = 10_000
     metrics = (
-        "accepted_invalid", "bad_answers", "cases", "crashes", "failures", "hangs", "max_cvss", "ok",
+        "accepted_invalid", "bad_answers", "cases", "crashes", "failures", "hangs", "max_cvss", "nan_inputs", "ok",
         "rejected", "server_errors"
     )
     param_docs = {
@@ -224,6 +245,11 @@ class InputFuzzing(Check):
         "oversized_rows": "rows in the oversized batch",
         "oversized_body_mb": "size of the oversized HTTP body in megabytes (at most 64)",
         "include": "kinds to send, as names or a comma-separated string (null: every kind that fits the target)",
+        "nan_inputs": (
+            "how NaN inputs are judged: invalid (an answer is accepted invalid input), missing (NaN is a missing "
+            "value: a valid input that must get a well-formed answer) or auto (missing when the scikit-learn tags "
+            "of the target's estimator say allow_nan, else invalid)"
+        ),
     }
 
     def __init__(
@@ -233,12 +259,14 @@ class InputFuzzing(Check):
         oversized_rows: int = 1024,
         oversized_body_mb: float = 4.0,
         include: str | tuple[str, ...] | list[str] | None = None,
+        nan_inputs: str = "auto",
     ):
         self.cases_per_kind = cases_per_kind
         self.timeout = timeout
         self.oversized_rows = oversized_rows
         self.oversized_body_mb = oversized_body_mb
         self.include = include
+        self.nan_inputs = nan_inputs
 
     def applicability(self, target, data) -> str | None:
         # Any target with an input spec, any data or none: data only supplies a valid row.
@@ -250,6 +278,7 @@ class InputFuzzing(Check):
         http = _raw_transport(target)
         kinds = self._kinds(http is not None)
         base = _base_row(target.input_spec, data, rng)
+        nan_missing, nan_why = nan_meaning(self.nan_inputs, target) if "nan" in kinds else (False, "")
         catalogue = CaseCatalogue(
             target.input_spec,
             base,
@@ -257,6 +286,7 @@ class InputFuzzing(Check):
             oversized_rows=int(self.oversized_rows),
             body_bytes=int(self.oversized_body_mb * 1_000_000),
             http=http,
+            nan_valid=nan_missing,
         )
         by_kind: dict[str, list[FuzzCase]] = {}
         skipped: dict[str, str] = {}
@@ -286,15 +316,25 @@ class InputFuzzing(Check):
         for i, case in enumerate(plan):
             results.append(send(case))
             ctx.progress(i + 1, len(plan))
-        return self._outcome(results, skipped, http is not None, ctx)
+        nan = ("missing" if nan_missing else "invalid", nan_why) if "nan" in by_kind else None
+        return self._outcome(results, skipped, http is not None, ctx, nan)
 
-    def _outcome(self, results: list[CaseResult], skipped: dict[str, str], remote: bool, ctx: CheckContext) -> Outcome:
+    def _outcome(
+        self,
+        results: list[CaseResult],
+        skipped: dict[str, str],
+        remote: bool,
+        ctx: CheckContext,
+        nan: tuple[str, str] | None = None,
+    ) -> Outcome:
         counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in OUTCOMES}
         failed = [r for r in results if r.failed]
         metrics: dict[str, Any] = {"cases": len(results)}
         metrics.update({_METRIC[o]: counts[o] for o in OUTCOMES})
         metrics["failures"] = len(failed)
         evidence: dict[str, Any] = {}
+        if nan is not None:  # how NaN was judged, and why
+            metrics["nan_inputs"], evidence["nan_inputs"] = nan
         worst = None
         if failed:
             from ...util.cvss import base_score
@@ -314,6 +354,8 @@ class InputFuzzing(Check):
             path.write_text(json.dumps(record, indent=2), encoding="utf-8")
             evidence["cases"] = rel
         summary = _summary(results, counts, worst)
+        if nan is not None and nan[0] == "missing":
+            summary += f" NaN was sent as a missing value, a valid input ({nan[1]})."
         return Outcome(vulnerable=bool(failed), metrics=metrics, evidence=evidence, summary=summary)
 
     # -- parameters ----------------------------------------------------------------------
@@ -328,6 +370,8 @@ class InputFuzzing(Check):
             raise UsageError(f"{self.id}: oversized_rows must be an integer of at least 2, not {self.oversized_rows!r}")
         if not _is_number(self.oversized_body_mb) or not 0 < self.oversized_body_mb <= 64:
             raise UsageError(f"{self.id}: oversized_body_mb must be in (0, 64], not {self.oversized_body_mb!r}")
+        if not isinstance(self.nan_inputs, str) or self.nan_inputs not in NAN_INPUTS:
+            raise UsageError(f"{self.id}: nan_inputs must be one of {', '.join(NAN_INPUTS)}, not {self.nan_inputs!r}")
         self._kinds(http=True)  # unknown names in include (which kinds fit the target is decided in run)
 
     def _kinds(self, http: bool) -> list[str]:
@@ -361,6 +405,7 @@ class CaseCatalogue:
         oversized_rows: int,
         body_bytes: int,
         http=None,
+        nan_valid: bool = False,
     ):
         self.spec = spec
         self.shape = tuple(spec.shape)
@@ -371,6 +416,7 @@ class CaseCatalogue:
         self.oversized_rows = oversized_rows
         self.body_bytes = body_bytes
         self.http = http
+        self.nan_valid = nan_valid  # NaN is a missing value, a valid input (nan_inputs)
 
     # -- entry points --------------------------------------------------------------------
     def build(self, kind: str) -> list[FuzzCase]:
@@ -425,7 +471,7 @@ class CaseCatalogue:
                 description, rows = f"{label} in feature {i} of the second row of two", [self.flat, bad]
         array = np.stack(rows).reshape(len(rows), *self.shape)
         lo, hi = self.spec.lower, self.spec.upper
-        valid = math.isfinite(value) and lo <= value <= hi
+        valid = (math.isfinite(value) and lo <= value <= hi) or (math.isnan(value) and self.nan_valid)
         return FuzzCase(kind, description, valid=valid, inputs=array.tolist(), array=array, expected_rows=len(rows))
 
     # -- kinds ---------------------------------------------------------------------------
@@ -592,6 +638,43 @@ class CaseCatalogue:
         """A request whose inputs value is ``text``, spliced in as raw JSON (too deep for json.dumps)."""
         marker = "__redline_inputs__"
         return _json_bytes(self.http.request_object(marker)).replace(json.dumps(marker).encode(), text.encode())
+
+
+def nan_meaning(setting: str, target) -> tuple[bool, str]:
+    """(whether NaN inputs are missing values, i.e. valid input, and why) for ``nan_inputs``."""
+    if setting == "missing":
+        return True, "nan_inputs=missing"
+    if setting == "invalid":
+        return False, "nan_inputs=invalid"
+    estimator = target.sklearn_estimator()
+    if estimator is None:
+        return False, "nan_inputs=auto and the target exposes no scikit-learn estimator whose tags could allow NaN"
+    receiver, where = estimator, type(estimator).__name__
+    try:
+        from sklearn.pipeline import Pipeline
+    except ImportError:  # no scikit-learn, no Pipeline
+        Pipeline = ()
+    if isinstance(estimator, Pipeline):  # the first step receives the raw input
+        steps = [step for _, step in estimator.steps if step is not None and step != "passthrough"]
+        if steps:
+            receiver = steps[0]
+            where = f"{type(receiver).__name__}, the first step of the Pipeline"
+    try:
+        allowed = _allows_nan(receiver)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a third-party estimator's tags
+        return False, f"nan_inputs=auto and the scikit-learn tags of {where} could not be read ({type(exc).__name__})"
+    if allowed:
+        return True, f"nan_inputs=auto: the scikit-learn tags of {where} say allow_nan=True"
+    return False, f"nan_inputs=auto: the scikit-learn tags of {where} say allow_nan=False"
+
+
+def _allows_nan(estimator) -> bool:
+    """The allow_nan tag: ``get_tags`` from scikit-learn 1.6 on, ``_get_tags`` before."""
+    try:
+        from sklearn.utils import get_tags
+    except ImportError:
+        return bool(estimator._get_tags().get("allow_nan", False))
+    return bool(get_tags(estimator).input_tags.allow_nan)
 
 
 def plan_cases(by_kind: dict[str, list[FuzzCase]], budget: int) -> list[FuzzCase]:
