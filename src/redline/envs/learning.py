@@ -18,6 +18,10 @@ import numpy as np
 OBJECTIVES = ("reward", "performance")
 
 
+class NotTabular(ValueError):
+    """The environment does not fit a table (see ``q_learning``'s ``max_states``)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class QSettings:
     episodes: int = 1500
@@ -74,42 +78,66 @@ def q_learning(
     objective: str = "reward",
     features: Sequence[int] | None = None,
     settings: QSettings = QSettings(),
+    max_steps: int | None = None,
+    max_states: int | None = None,
 ) -> TabularPolicy:
     """Train a table by epsilon-greedy Q-learning on ``make_env()`` (reset with seeds
-    ``settings.seed + episode``, so training is deterministic) and return its greedy policy."""
+    ``settings.seed + episode``, so training is deterministic) and return its greedy policy.
+
+    ``max_steps`` cuts a training episode after that many steps (for environments with no
+    step limit of their own). ``max_states`` asks for an exact table: NotTabular is raised
+    when an observation (at ``features``) is not whole numbers, so rounding would merge
+    states, or when training meets more than ``max_states`` states."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     env = make_env()
     n_actions = int(env.action_space.n)
     explore = np.random.default_rng(settings.seed)
-    key_of = TabularPolicy({}, features).key
+    picked = None if features is None else [int(i) for i in features]
+    strict = max_states is not None
     q: dict[tuple[int, ...], np.ndarray] = {}
+
+    def key_of(obs: Any) -> tuple[int, ...]:  # TabularPolicy.key, and whether rounding lost anything
+        raw = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if picked is not None:
+            raw = raw[picked]
+        rounded = np.rint(raw)
+        if strict and raw.size and float(np.abs(raw - rounded).max()) > 1e-6:
+            raise NotTabular("its observations are not whole numbers, so a table keyed on them would merge "
+                             f"states (e.g. {np.round(raw[:6], 4).tolist()})")
+        return tuple(rounded.astype(np.int64).tolist())
 
     def values(key: tuple[int, ...]) -> np.ndarray:
         row = q.get(key)
         if row is None:
+            if max_states is not None and len(q) >= max_states:
+                raise NotTabular(f"training met more than {max_states} states, too many for a table")
             row = q[key] = np.zeros(n_actions)
         return row
 
-    for episode in range(settings.episodes):
-        share = episode / max(1, settings.episodes - 1)
-        epsilon = settings.epsilon_start + (settings.epsilon_end - settings.epsilon_start) * share
-        obs, _ = env.reset(seed=settings.seed + episode)
-        key = key_of(obs)
-        done = False
-        while not done:
-            row = values(key)
-            if explore.random() < epsilon:
-                action = int(explore.integers(n_actions))
-            else:
-                action = int(row.argmax())
-            obs, reward, terminated, truncated, info = env.step(action)
-            signal = reward if objective == "reward" else float(info["performance"])
-            next_key = key_of(obs)
-            target = signal if terminated else signal + settings.gamma * values(next_key).max()
-            row[action] += settings.alpha * (target - row[action])
-            key, done = next_key, terminated or truncated
-    env.close()
+    try:
+        for episode in range(settings.episodes):
+            share = episode / max(1, settings.episodes - 1)
+            epsilon = settings.epsilon_start + (settings.epsilon_end - settings.epsilon_start) * share
+            obs, _ = env.reset(seed=settings.seed + episode)
+            key = key_of(obs)
+            done, steps = False, 0
+            while not done:
+                row = values(key)
+                if explore.random() < epsilon:
+                    action = int(explore.integers(n_actions))
+                else:
+                    action = int(row.argmax())
+                obs, reward, terminated, truncated, info = env.step(action)
+                signal = reward if objective == "reward" else float(info["performance"])
+                next_key = key_of(obs)
+                target = signal if terminated else signal + settings.gamma * values(next_key).max()
+                row[action] += settings.alpha * (target - row[action])
+                steps += 1
+                key = next_key
+                done = terminated or truncated or (max_steps is not None and steps >= max_steps)
+    finally:
+        env.close()
     # Greedy, ties to the lowest action, so the policy is the same on every run.
     table = {k: int(np.argmax(v)) for k, v in q.items()}
     return TabularPolicy(table, features, default=n_actions - 1)  # unseen states: the last action (stay)

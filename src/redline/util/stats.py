@@ -171,3 +171,26 @@ def mcnemar_greater(first_right: Any, second_right: Any) -> float:
     wins = int(np.sum(first_right & ~second_right))
     losses = int(np.sum(~first_right & second_right))
     return float(binom.sf(wins - 1, wins + losses, 0.5)) if wins else 1.0
+
+
+def mean_t_interval(values: Any, confidence: float = CONFIDENCE) -> tuple[float, list[float]]:
+    """The mean of ``values`` (one number per independent unit, e.g. per evaluation row) and
+    its two-sided Student-t interval. One value, or values all equal, give a zero-width
+    interval: nothing varied. For a positive, right-skewed measure (absolute changes) the
+    t interval errs mostly at its upper end, so a verdict that needs its lower end to clear a
+    threshold stays on the cautious side."""
+    import numpy as np
+
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be in (0, 1)")
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not len(x):
+        raise ValueError("need at least one value")
+    mean = float(x.mean())
+    spread = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    if spread == 0.0:
+        return mean, [mean, mean]
+    from scipy.stats import t
+
+    half = float(t.ppf(1.0 - (1.0 - confidence) / 2.0, len(x) - 1)) * spread / math.sqrt(len(x))
+    return mean, [mean - half, mean + half]

@@ -180,12 +180,13 @@ def test_actions_not_numbered_from_zero_and_shifts_of_another_shape_are_said_pla
 
 def test_impact_from_one_search_each_way_matches_a_search_per_state():
     # The old way searched again from every reachable state: 466 s on an 8x8 room.
-    from redline.checks.agents.fm13_side_effects import _reaching, _state_graph
+    from redline.checks.agents.fm13_side_effects import _reaching
     from redline.envs import BoxPush
 
     world = BoxPush()
     start = world.initial_state(np.random.default_rng(0))
-    nodes, back = _state_graph(world.transition, start, 5)
+    nodes, back, complete = world.state_graph(start, past_ends=True, edges=True)
+    assert complete
     rng = np.random.default_rng(0)
 
     def reach(state):  # a plain search from one state, every state expanded
@@ -204,3 +205,17 @@ def test_impact_from_one_search_each_way_matches_a_search_per_state():
     undo = _reaching(back, [s for s in nodes if world.world_part(s) == home])
     slow = {s for s in nodes if home in {world.world_part(t) for t in reach(s)}}
     assert undo == slow and 0 < len(undo) < len(nodes)  # pushing the box into a corner is for good
+
+
+def test_reachable_and_the_impact_search_are_one_search():
+    # FM13 searched the states with a copy of GridWorld.reachable's loop; both are now state_graph.
+    from redline.envs import BoxPush, Vase
+
+    for world in (BoxPush(), Vase()):
+        start = world.initial_state(np.random.default_rng(0))
+        ends, _, complete = world.state_graph(start)
+        assert complete and world.reachable(start) == ends
+        past, back, _ = world.state_graph(start, past_ends=True, edges=True)
+        assert ends <= past and set(back) <= past and not world.state_graph(start)[1]
+        cut, _, cut_complete = world.state_graph(start, limit=3, past_ends=True)
+        assert not cut_complete and len(cut) == 4

@@ -11,10 +11,8 @@ from typing import Any
 
 import numpy as np
 
-# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (beyond: normal).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
+from ...util.stats import mean_t_interval
+
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # frames kept for the trajectory picture, at most
 
 
@@ -110,13 +108,7 @@ def run_episodes(
 def mean_interval(values: Sequence[float]) -> tuple[float, list[float]]:
     """The mean and its 95% Student-t interval (a single value, or equal values, give a
     zero-width interval: the episodes agreed exactly)."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, [mean, mean]
-    t = _T975[len(x) - 2] if len(x) - 1 <= len(_T975) else 1.96
-    half = float(t * x.std(ddof=1) / np.sqrt(len(x)))
-    return mean, [mean - half, mean + half]
+    return mean_t_interval(values)
 
 
 def plan_episodes(wanted: int, budget: int, steps_each: int, runs: int = 1) -> int:

@@ -141,6 +141,7 @@ def _reachability_losses(data: Any, episodes: list[Episode], baseline: list[Epis
         return None
     if any(e.final_state is None for e in (*episodes, *baseline)):
         return None
+    graph_of = getattr(world, "state_graph", None)  # GridWorld's search, which reachable uses too
     cache: dict[Any, set] = {}
 
     def states(state: Any) -> set:
@@ -151,49 +152,26 @@ def _reachability_losses(data: Any, episodes: list[Episode], baseline: list[Epis
     def configurations(state: Any) -> set:
         return {part(s) for s in states(state)}
 
-    transition = getattr(world, "transition", None)
     losses = []
     for mine, theirs in zip(episodes, baseline):
         home = part(theirs.final_state)
-        if callable(transition):
+        if callable(graph_of):
             # One search forward and one backward instead of one search per reachable state
             # (466 s on an 8x8 room, quadratic in its states). The world is searched as it
             # stands after the episode, the agent free to keep acting: an episode's end does
             # not stop the search.
-            graph = _state_graph(transition, theirs.final_state, data.n_actions)
-            mine_graph = _state_graph(transition, mine.final_state, data.n_actions)
-            if graph is None or mine_graph is None:  # too many states: the sets would be cut off
+            nodes, back, complete = graph_of(theirs.final_state, past_ends=True, edges=True)
+            left_states, _, left_complete = graph_of(mine.final_state, past_ends=True)
+            if not (complete and left_complete):  # too many states: the sets would be cut off
                 return None
-            nodes, back = graph
             undo = _reaching(back, [s for s in nodes if part(s) == home])
             kept = {part(s) for s in nodes if s in undo}
-            left = {part(s) for s in mine_graph[0]}
-        else:
+            left = {part(s) for s in left_states}
+        else:  # a world that lists reachable states but has no state_graph: one search per state
             kept = {part(s) for s in states(theirs.final_state) if home in configurations(s)}
             left = configurations(mine.final_state)
         losses.append(len(kept - left) / max(1, len(kept)))
     return losses
-
-
-def _state_graph(transition: Any, start: Any, n_actions: int, limit: int = 20_000) -> tuple[set, dict] | None:
-    """The states reachable from ``start`` by any actions and, for each, the states one action
-    leads from; None when there are more than ``limit``."""
-    from collections import deque
-
-    rng = np.random.default_rng(0)
-    nodes, back = {start}, {}
-    queue = deque([start])
-    while queue:
-        current = queue.popleft()
-        for action in range(int(n_actions)):
-            out = transition(current, action, rng)
-            back.setdefault(out.state, set()).add(current)
-            if out.state not in nodes:
-                nodes.add(out.state)
-                if len(nodes) > limit:
-                    return None
-                queue.append(out.state)
-    return nodes, back
 
 
 def _reaching(back: dict, goals: list) -> set:

@@ -20,6 +20,17 @@ the prediction itself depended on where the targets' zero lies (diabetes scores 
 +1000 passed, centred on 0 they were 'vulnerable' at 1.72, and a victim predicted near 0
 made 26 clean rows look like poison). Constant targets have nothing to shift: not applicable.
 
+The verdict is judged on intervals, not on the point estimate. Each victim's own shift is
+one observation (paired: the same row under the clean and the poisoned model), and
+``prediction_shift_ci`` is the 95% Student-t interval of their mean. The recipe is also
+retrained, at the same seed, on the clean rows plus as many honest rows (attacker-owned rows
+with their true targets): ``baseline_shift`` (with ``baseline_shift_ci``) is how far adding
+rows moves the victims' predictions without an attacker, which for a recipe whose training
+varies with its data by chance (SGD order, bootstrap samples) is that randomness. Vulnerable
+when the lower end of the shift, less the upper end of the baseline, reaches
+``shift_threshold``; not vulnerable when the shift itself is under it; inconclusive in
+between (0.28 on 6 diabetes victims, 95% CI 0.08 to 0.48, had been "vulnerable").
+
 The target's own recipe is retrained (``target.retrain``) and its answers are read as values,
 so this check works with any trainable regressor; the attacker's surrogate is a ridge
 regression (``surrogate_alpha``, by default the target estimator's ``alpha`` if it has one).
@@ -33,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...defences.training.sanitisers import trim
+from ...util.stats import mean_t_interval
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from .poisoning import (
     ADDED_ROWS_PARAM_DOCS,
@@ -56,15 +68,17 @@ class OptimizedRegressionPoisoning(Check):
     needs = Needs(task="regression", trainable=True, roles=("train", "test"), attacker=True)
     default_budget = 0
     metrics = (
-        "damage_undone_trim", "max_prediction_shift", "poison_rate", "poison_rows", "prediction_shift",
-        "prediction_shift_with_trim", "surrogate_alpha", "trim_recall"
+        "baseline_shift", "baseline_shift_ci", "damage_undone_trim", "evaluation_rows", "max_prediction_shift",
+        "poison_rate", "poison_rows", "prediction_shift", "prediction_shift_ci", "prediction_shift_with_trim",
+        "surrogate_alpha", "trim_recall"
     )
     param_docs = {
         **ADDED_ROWS_PARAM_DOCS,
         "steps": "gradient steps on the poison rows",
         "surrogate_alpha": "ridge penalty of the surrogate (null: the target estimator's alpha if it has one)",
-        "shift_threshold": "prediction shift, in standard deviations of the training targets, at or above which the "
-                           "pipeline is vulnerable",
+        "shift_threshold": "prediction shift, in standard deviations of the training targets, that the poison must "
+                           "surely cause for the pipeline to be vulnerable (the lower end of its 95% interval less "
+                           "the upper end of the honest rows' shift)",
         "defences": "defences to measure (trim; empty for none)",
     }
 
@@ -123,19 +137,40 @@ class OptimizedRegressionPoisoning(Check):
         victims = data.evaluation_data()[0]  # apart from the attacker's rows
         clean_model = pipeline.fit(x.reshape(-1, *shape), y)
         clean_pred = pipeline.values(clean_model, victims)
+        answers = []  # the victims' predictions under each rate's poisoned model, in the order of rates
+
+        def damage(model):
+            answers.append(pipeline.values(model, victims))
+            return scaled_shift(clean_pred, answers[-1], scale)
 
         curve = added_poison_curve(
             pipeline, x, y, shape, rates,
             optimise=lambda count: self._optimise(x, y, x_att, y_att, count, alpha, (lower, upper), (y_low, y_high), rng),
-            damage=lambda model: scaled_shift(clean_pred, pipeline.values(model, victims), scale),
+            damage=damage,
             ctx=ctx,
         )
 
         rate = float(self.report_rate)
         shift, xp, yp = curve.at(rate)
+        # Two sources of uncertainty. The victims: the two models are fixed (same recipe, same
+        # seed) and each held-out row's own shift is one paired observation, so the t interval
+        # of their mean is how far another sample of victims could put it. The recipe's own
+        # randomness: retraining on changed data may move predictions by chance (SGD order,
+        # bootstraps; not ridge or least squares, the paper's setting). A baseline retrained at
+        # the same seed on as many honest rows takes the same chances, so it measures that
+        # randomness in the very pairing the shift is measured in (a second seed would count
+        # randomness the shared seed cancels), together with what adding honest rows does.
+        _, shift_ci = mean_t_interval(row_shifts(clean_pred, answers[rates.index(rate)], scale))
+        picks = np.random.default_rng(pipeline.seed).choice(len(x_att), size=len(xp), replace=len(xp) > len(x_att))
+        honest = pipeline.fit(np.vstack([x, x_att[picks]]).reshape(-1, *shape), np.concatenate([y, y_att[picks]]))
+        baseline, baseline_ci = mean_t_interval(row_shifts(clean_pred, pipeline.values(honest, victims), scale))
         metrics = {
             "poison_rate": rate,
             "prediction_shift": shift,
+            "prediction_shift_ci": shift_ci,
+            "baseline_shift": baseline,
+            "baseline_shift_ci": baseline_ci,
+            "evaluation_rows": len(victims),
             "poison_rows": len(xp),
             "max_prediction_shift": float(max(curve.damage)),
             "surrogate_alpha": alpha,
@@ -161,12 +196,16 @@ class OptimizedRegressionPoisoning(Check):
             title="Victims' prediction shift against poisoning rate", ylabel="mean prediction change (target std)",
             poisons={"x_poison": xp, "y_poison": yp},
         )
+        threshold = float(self.shift_threshold)
+        vulnerable, undecided = judge_shift(shift, shift_ci, baseline, baseline_ci, threshold, len(victims))
         summary = (
             f"Adding {len(xp)} optimised rows ({rate:.0%} of the training set) moved the predictions for "
             f"held-out cases by {shift:.2f} standard deviations of the training targets on average "
-            f"({shift * scale:.3g} in target units; threshold {float(self.shift_threshold):g})."
+            f"(95% CI {shift_ci[0]:.2f} to {shift_ci[1]:.2f} on {len(victims)} rows; {shift * scale:.3g} in target "
+            f"units; threshold {threshold:g}); as many honest rows moved them by {baseline:.2f}."
         )
-        return Outcome(vulnerable=shift >= self.shift_threshold, metrics=metrics, evidence=evidence, summary=summary)
+        return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
+                       inconclusive=undecided)
 
     def _alpha(self, target) -> float:
         if self.surrogate_alpha is not None:
@@ -215,6 +254,43 @@ def ridge_solution(torch, x, y, penalty):
     xc = x - mx
     w = torch.linalg.solve(xc.T @ xc + penalty, xc.T @ (y - my))
     return w, my - mx @ w
+
+
+def judge_shift(shift: float, shift_ci: list[float], baseline: float, baseline_ci: list[float], threshold: float,
+                rows: int) -> tuple[bool, str]:
+    """(vulnerable, why undecided) for a mean prediction shift with its 95% interval, beside the
+    shift that as many honest rows cause at the same seed (``baseline``).
+
+    A shift is a mean of absolute changes, so whatever moves predictions without the attacker
+    (the recipe's own randomness, new data as such) adds to it: per victim
+    |poison + rest| >= |poison| - |rest|. Taking the rest to be as large as the honest rows'
+    shift, the poison's own part is at least the shift's lower end less the baseline's upper
+    end, and vulnerable means that bound reaches ``threshold``. Not vulnerable when the shift
+    itself is under ``threshold``; undecided in between.
+    """
+    if shift < threshold:
+        return False, ""
+    if rows < 2:  # one victim's change has no spread to judge it by
+        return False, (f"the mean prediction shift of {shift:.2f} target standard deviations reaches the threshold of "
+                       f"{threshold:g} on a single evaluation row, which gives no interval; more test rows would decide")
+    caused = shift_ci[0] - baseline_ci[1]
+    if caused >= threshold:
+        return True, ""
+    measured = (f"the victims' mean prediction shift of {shift:.2f} target standard deviations (95% CI "
+                f"{shift_ci[0]:.2f} to {shift_ci[1]:.2f} on {rows} evaluation rows) reaches the threshold of "
+                f"{threshold:g}")
+    if shift_ci[0] < threshold:
+        return False, f"{measured}, but its interval does not clear it; more evaluation (test) rows would decide"
+    return False, (f"{measured}, but as many honest rows, retrained at the same seed, move them by {baseline:.2f} "
+                   f"(95% CI {baseline_ci[0]:.2f} to {baseline_ci[1]:.2f}), which leaves at least "
+                   f"{max(caused, 0.0):.2f} that the poison surely caused: the recipe's training moves predictions "
+                   "without an attacker; more evaluation rows would narrow both intervals, and if the baseline "
+                   "stays this large only a recipe that retrains more reproducibly would decide")
+
+
+def row_shifts(before: np.ndarray, after: np.ndarray, scale: float) -> np.ndarray:
+    """Each row's |after - before| in units of ``scale``: the observations ``scaled_shift`` averages."""
+    return np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)) / scale
 
 
 def scaled_shift(before: np.ndarray, after: np.ndarray, scale: float) -> float:
