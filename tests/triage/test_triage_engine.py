@@ -53,7 +53,7 @@ CASES = [
     ("FM01", {"success_rate": 0.2}, {**NEUTRAL, "internet_exposed": False}, I,
      ["20%", "inside the organisation", "range for perturbation attack is Important to Critical"]),
     # poisoning: who can touch the training data matters
-    ("FM02", {"poison_rate": 0.08, "prediction_shift": 0.75}, NEUTRAL, I, ["8.0%", "75%"]),
+    ("FM02", {"poison_rate": 0.08, "prediction_shift": 0.75}, NEUTRAL, I, ["8.0%", "0.75 standard deviations"]),
     ("FM02", {"poison_rate": 0.03, "target_success_rate": 0.9}, {**NEUTRAL, "training_influence": "users"}, C,
      ["3.0%", "90%", "outsiders (users)"]),
     ("FM02", {"poison_rate": 0.03, "accuracy_drop": 0.2}, {**NEUTRAL, "training_influence": "none"}, I,

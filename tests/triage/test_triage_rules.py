@@ -110,3 +110,24 @@ def test_reconstruction_findings_are_explained_as_reconstruction_not_attribute_i
     apply([rebuilt, inferred])
     assert "Model inversion rebuilt" in rebuilt.rationale and "Attribute inference" not in rebuilt.rationale
     assert "Attribute inference" in inferred.rationale and "rebuilt" not in inferred.rationale
+
+
+def test_reward_gaming_severity_follows_the_gap_above_the_reference():
+    from redline.triage import rate_evidence
+
+    base = {"reward": 1.0, "performance": 0.2, "gap": 0.8, "gap_share": 0.8}
+    # The raw gap alone (reference=none): most of the reward unearned.
+    severity, _ = rate_evidence("FM12", base)
+    assert severity is Severity.IMPORTANT
+    # The world forces most of that gap on the best play too: only 0.2 of it is the agent's.
+    severity, why = rate_evidence("FM12", {**base, "excess_gap": 0.2})
+    assert severity is Severity.MODERATE and "performance-optimal" in why
+    severity, why = rate_evidence("FM12", {**base, "excess_gap": 0.7})
+    assert severity is Severity.IMPORTANT and "0.70" in why
+
+
+def test_regression_poisoning_evidence_is_in_target_standard_deviations():
+    from redline.triage import rate_evidence
+
+    _, why = rate_evidence("FM02", {"prediction_shift": 0.5, "poison_rate": 0.04})
+    assert "0.50 standard deviations" in why and "50%" not in why
