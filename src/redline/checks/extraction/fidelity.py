@@ -1,5 +1,10 @@
 """How closely a stolen model copies the target: label agreement on held-out and on random inputs.
 
+``fidelity``, the verdict's measure, is taken on the held-out test rows (``data.evaluation_data()``:
+all test rows beside a pool, else the half the attacker does not own), i.e. on the task's data,
+wherever the attacker's own inputs came from. ``fidelity_uniform`` is taken on random inputs
+over the domain the check explored (for tables, the attacker's data range) and only reported.
+
 The target's answers here are the auditor's measurement, so they are sent inside
 ``ledger.evaluating()`` and count as evaluation queries, not against the attack budget.
 """
@@ -91,10 +96,26 @@ def judge_copy(metrics: dict[str, Any], threshold: float) -> tuple[bool, str]:
     return metrics["fidelity_beyond_majority"] >= MIN_BEYOND_MAJORITY, ""
 
 
-def agreement_phrase(metrics: dict[str, Any]) -> str:
-    """How the copy's ``fidelity`` and ``fidelity_uniform`` read in a summary."""
-    said = (f"agrees with the target on {metrics['fidelity']:.1%} of held-out and "
-            f"{metrics['fidelity_uniform']:.1%} of random inputs")
+#: Where the random inputs of ``fidelity_uniform`` lie, as a summary says it.
+ATTACKER_RANGE = "random inputs within the attacker's data range"
+INPUT_RANGE = "random inputs over the input range"
+
+
+def random_inputs_phrase(spec) -> str:
+    """Where :func:`measure_fidelity`'s random inputs lie for a domain from
+    :func:`~.input_domain.infer_domain`: within the attacker's data range for tables (each
+    feature narrowed to what the attacker's rows take, or to its declared range), over the
+    input range for images."""
+    return ATTACKER_RANGE if len(spec.shape) <= 1 else INPUT_RANGE
+
+
+def agreement_phrase(metrics: dict[str, Any], random_inputs: str = ATTACKER_RANGE) -> str:
+    """How the copy's ``fidelity`` and ``fidelity_uniform`` read in a summary. ``fidelity`` is
+    measured on the held-out test rows (the task's data, never the attacker's) and decides;
+    ``random_inputs`` says where the random inputs of ``fidelity_uniform`` were drawn: from
+    an attacker's pool unlike the test rows that number can be far higher or lower."""
+    said = (f"agrees with the target on {metrics['fidelity']:.1%} of the held-out test rows, which decide, "
+            f"and on {metrics['fidelity_uniform']:.1%} of {random_inputs}")
     beyond, share = metrics.get("fidelity_beyond_majority"), metrics.get("majority_share")
     if beyond is not None and share is not None and share >= 0.5:
         said += (f" (a guess of the target's most common answer would agree on {share:.1%}; the copy removes "

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...util.stats import with_intervals
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
-from .fidelity import FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence, judge_copy, majority_metrics
+from .fidelity import INPUT_RANGE, FIDELITY_PARAM_DOCS, agreement_phrase, copy_evidence, judge_copy, majority_metrics
 from .onnx_export import save_linear_softmax
 
 _P_FLOOR = 1e-12
@@ -139,7 +139,7 @@ class EquationSolving(Check):
         if exact:
             evidence = copy_evidence(ctx, self.id, lambda path: save_linear_softmax(path, weights, bias, tuple(spec.shape)))
         summary = (
-            f"{len(queries)} queries recovered a copy that agrees with the target on {fidelity:.1%} of held-out inputs "
+            f"{len(queries)} queries recovered a copy that {agreement_phrase(metrics, INPUT_RANGE)} "
             f"(largest probability error {metrics['max_abs_probability_error']:.2g}"
             + (f"; the answers are rounded to steps of {step:g}, so the copy was fitted to all of them by least "
                "squares" if step else "")
@@ -238,7 +238,7 @@ class EquationSolvingMlp(Check):
 
     def run(self, target, data, budget, rng, ctx: CheckContext) -> Outcome:
         self._validate()
-        from .fidelity import measure_fidelity
+        from .fidelity import measure_fidelity, random_inputs_phrase
         from .input_domain import infer_domain
         from .mlp_solver import (
             align_error,
@@ -295,7 +295,8 @@ class EquationSolvingMlp(Check):
         vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"{n_queries} queries fitted all {n_params} parameters of a {hidden}-unit {activation} network "
-            f"(largest log-ratio misfit {fitted.answer_error:.2g}); the copy {agreement_phrase(metrics)}."
+            f"(largest log-ratio misfit {fitted.answer_error:.2g}); the copy "
+            f"{agreement_phrase(metrics, random_inputs_phrase(spec))}."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)

@@ -8,7 +8,8 @@ or a Jacobian-sign step from them) that probe beyond the pool. Probabilities tra
 by soft cross-entropy, labels by ordinary cross-entropy, so the check runs on both.
 
 Nothing here is exact: the copy is as good as its agreement with the target, measured on
-held-out inputs (``fidelity``) and on uniform random inputs (``fidelity_uniform``).
+the held-out test rows (``fidelity``, which decides: the task's data, not the pool) and on
+uniform random inputs within the attacker's data range (``fidelity_uniform``, reported).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .fidelity import (
     agreement_phrase,
     copy_evidence,
     measure_fidelity,
+    random_inputs_phrase,
 )
 from .input_domain import infer_domain
 from .query_selection import (
@@ -153,7 +155,7 @@ class LearningExtraction(Check):
         vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"A copy trained on {queries} answers ({'probabilities' if soft else 'labels'}; {synthetic} synthetic "
-            f"inputs) {agreement_phrase(metrics)}."
+            f"inputs) {agreement_phrase(metrics, random_inputs_phrase(spec))}."
         )
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)

@@ -38,6 +38,7 @@ from .fidelity import (
     agreement_phrase,
     copy_evidence,
     measure_fidelity,
+    random_inputs_phrase,
 )
 from .input_domain import (
     CATEGORICAL,
@@ -137,7 +138,7 @@ class PathFinding(Check):
         vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
         summary = (
             f"{attack_queries} queries mapped {len(model)} leaves"
-            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics)}."
+            f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics, random_inputs_phrase(spec))}."
         )
         if not complete:
             summary += " The budget ran out before the copy passed a verification round."
