@@ -202,14 +202,14 @@ def test_an_overfit_tree_leaks_on_average_though_no_low_fpr_threshold_shows_it()
     at most 0.13 across attacks) is not flagged by it."""
     from redline import zoo
     from redline.checks.privacy.fm04_membership import ThresholdAttack
-    from redline.checks.privacy.membership import MIN_ADVANTAGE
+    from redline.checks.privacy.membership import MIN_ADVANTAGE_FLOOR
     from redline.findings import Status
 
     tree = ThresholdAttack()(zoo.load_target("fair_tree_overfit"), zoo.load_data_for("fair_tree_overfit"))
     assert tree.status is Status.VULNERABLE, tree.summary
-    assert tree.metrics["advantage"] >= MIN_ADVANTAGE and "average-case leak" in tree.summary
+    assert tree.metrics["advantage"] >= MIN_ADVANTAGE_FLOOR and "average-case leak" in tree.summary
     honest = ThresholdAttack()(zoo.load_target("digits_mlp_regularized"), zoo.load_data_for("digits_mlp_regularized"))
-    assert honest.status is Status.NOT_VULNERABLE and honest.metrics["advantage"] < MIN_ADVANTAGE
+    assert honest.status is Status.NOT_VULNERABLE and honest.metrics["advantage"] < MIN_ADVANTAGE_FLOOR
 
 
 def test_lira_auto_spends_the_query_budget_on_views_for_images_only():

@@ -368,3 +368,26 @@ def test_online_references_reuse_the_trial_models_with_each_record_in_its_own_co
     fewer = Records(shuffled.x[1:], shuffled.y[1:], shuffled.is_member[1:])
     assert reference_outputs(target, table, fewer, online=True, n_models=4, references=plan,
                              rng=np.random.default_rng(1)).reused == 0
+
+
+def test_the_average_case_bar_falls_to_0_15_with_many_records(tmp_path):
+    """Tied scores (a memorising tree: every member at the top score, non-members there at
+    their test accuracy) hide every low-FPR threshold; the advantage bar decides. 0.17 is
+    under the old fixed 0.2 but, at 1,000 records a side, clearly above the advantage's
+    noise (0.073): a calibration on models outside the zoo found honest models at most 0.165
+    and memorisers from 0.151 at that size."""
+    from redline.checks.privacy.membership import MIN_ADVANTAGE, MIN_ADVANTAGE_FLOOR, advantage_bar
+
+    assert advantage_bar(100, 100) == MIN_ADVANTAGE and advantage_bar(1000, 1000) == MIN_ADVANTAGE_FLOOR
+    assert MIN_ADVANTAGE_FLOOR < advantage_bar(700, 700) < MIN_ADVANTAGE
+
+    def tree_like(n, gap):
+        members = np.ones(n)
+        nonmembers = np.where(np.arange(n) < round(n * (1 - gap)), 1.0, 0.0)
+        return np.r_[members, nonmembers]
+
+    big = _judged(tree_like(1000, 0.17), 1000, 1000, tmp_path)
+    assert big.vulnerable and "average-case leak" in big.summary, big.summary
+    assert "at least 0.15 at 1000 and 1000 records" in big.summary
+    small = _judged(tree_like(300, 0.17), 300, 300, tmp_path)  # 0.17 is within 2x the noise of 300 a side
+    assert not small.vulnerable
