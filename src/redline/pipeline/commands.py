@@ -13,6 +13,7 @@ from ..targets.adapters import target_help
 
 FORMAT_CHOICES = ",".join(fmt.value for fmt in Format)  # the writers' table decides
 FAIL_ON_CHOICES = ("low", "moderate", "important", "critical", "never")
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes no more; numpy's generators take no negative seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             f"\n{target_help()}\n"
             "DATA: builtin:NAME (digits, mnist, breast_cancer, fair, diabetes), npz:PATH, csv:PATH#label=COL.\n"
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error, 3 the scan could\n"
-            "not test what was asked (a check ended in error, or every check was not applicable or\n"
-            "inconclusive); the reports are written and say why. 1 wins over 3."
+            "not test what was asked (a check ended in error, or every selected check was not applicable or\n"
+            "inconclusive; a model file's static scan FM09 counts only when FM09 is selected or nothing is);\n"
+            "the reports are written and say why. 1 wins over 3. 130 interrupted (Ctrl-C; partial report written)."
         ),
     )
     p.add_argument("target", metavar="TARGET")
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "ROLE=SPEC,ROLE=SPEC with roles train, test, pool, deploy (zoo targets bring their own)")
     p.add_argument("--select", metavar="CODES", help="mode codes and/or check ids, comma-separated (FM01,FM05.equation_solving)")
     p.add_argument("--budget", metavar="N", type=positive_int, help="most rows one check's attack may send to the target")
-    p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", metavar="N", type=seed_int, default=0, help=f"random seed, 0 to {MAX_SEED} (default 0)")
     p.add_argument("--context", metavar="SYSTEM.yaml", help="deployment facts used to rate severities")
     p.add_argument("--target-config", metavar="FILE", help="headers, auth, timeouts, mapping, bounds, constraints (YAML)")
     p.add_argument("--out", metavar="DIR", default="redline-out", help="folder for reports, artifacts and events (default redline-out)")
@@ -93,6 +95,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A --seed: a whole number from 0 to MAX_SEED (what numpy, torch and scikit-learn all take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {value}")
     return value
 
 

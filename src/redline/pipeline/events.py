@@ -53,10 +53,13 @@ class EventLog:
             self.path.unlink()
 
 
-def finished_findings(log: EventLog, fingerprint: str) -> tuple[dict[str, dict[str, Any]], str | None]:
+def finished_findings(log: EventLog, fingerprint: str,
+                      inputs: dict[str, str] | None = None) -> tuple[dict[str, dict[str, Any]], str | None]:
     """Findings of a previous run with the same scan fingerprint, by finding id, and its start time.
 
     Raises UsageError when the folder holds a different scan, so --resume never mixes two.
+    ``inputs`` (the digests of the files the scan reads, as the fingerprint hashed them) only
+    make that message name the files that changed.
     """
     done: dict[str, dict[str, Any]] = {}
     started_at = None
@@ -65,8 +68,9 @@ def finished_findings(log: EventLog, fingerprint: str) -> tuple[dict[str, dict[s
         if event.get("event") == "scan_started":
             if event.get("fingerprint") != fingerprint:
                 raise UsageError(
-                    f"{log.path} belongs to a scan with other arguments; resume with the same "
-                    "target, data, selection, budget, seed, context and check parameters, or use another --out"
+                    f"{log.path} belongs to a scan with other arguments or inputs{_changed_inputs(event, inputs)}; resume "
+                    "with the same target, data, selection, budget, seed, context, target config and check "
+                    "parameters, and unchanged files, or use another --out"
                 )
             seen_start = True
             started_at = started_at or event.get("time")
@@ -75,3 +79,16 @@ def finished_findings(log: EventLog, fingerprint: str) -> tuple[dict[str, dict[s
             if "id" in finding:
                 done[finding["id"]] = finding
     return done, started_at
+
+
+def _changed_inputs(started: dict[str, Any], inputs: dict[str, str] | None) -> str:
+    """``: the contents of data file d.npz changed since it started``, naming the files whose contents differ
+    from what the earlier run recorded; empty when that cannot be told."""
+    before = started.get("inputs")
+    if not isinstance(before, dict) or inputs is None:
+        return ""
+    # A name in only one of them is an argument that changed, which the message says already.
+    changed = sorted(name for name in set(before) & set(inputs) if before[name] != inputs[name])
+    if not changed:
+        return ""
+    return f": the contents of {', '.join(changed)} changed since it started"

@@ -6,6 +6,7 @@ findings already logged in ``events.jsonl`` are kept and only unfinished checks 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -43,11 +44,13 @@ _OWN_OUTPUTS = (EVENTS_FILE, *(fmt.filename for fmt in Format))
 _OWN_FOLDERS = ("artifacts",)
 
 
-def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
-    """Make sure ``out`` can take this scan's results without losing an earlier scan's.
+def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> OutDirLock:
+    """Make sure ``out`` can take this scan's results without losing an earlier scan's, and
+    lock it for this scan: the caller releases the returned lock when the scan ends.
 
-    Runs before anything is loaded or queried: a folder we cannot write, or one holding a
-    previous report (unless --resume continues it or --force replaces it), is a usage error.
+    Runs before anything is loaded or queried: a folder we cannot write, one another scan is
+    writing right now, or one holding a previous report (unless --resume continues it or
+    --force replaces it), is a usage error.
     """
     if resume and force:
         raise UsageError("--resume keeps the earlier results and --force deletes them; pass only one")
@@ -60,19 +63,91 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-    present = [name for name in _REPORT_MARKERS if _holds_results(out / name)]
-    if present and not resume and not force:
-        raise UsageError(
-            f"--out {out} already holds a scan ({present[0]}); pass --resume to continue it, "
-            "--force to replace it, or choose another --out"
-        )
-    if force:
-        # Only what a scan itself writes is removed; anything else in the folder stays.
-        for name in _OWN_OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-        for name in _OWN_FOLDERS:
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
+    # Held until the scan ends: a second scan into this folder is refused at once, before it
+    # reads (or, with --force, deletes) anything of the first one.
+    lock = OutDirLock.acquire(out)
+    try:
+        present = [name for name in _REPORT_MARKERS if _holds_results(out / name)]
+        if present and not resume and not force:
+            raise UsageError(
+                f"--out {out} already holds a scan ({present[0]}); pass --resume to continue it, "
+                "--force to replace it, or choose another --out"
+            )
+        if force:
+            # Only what a scan itself writes is removed; anything else in the folder stays.
+            for name in _OWN_OUTPUTS:
+                (out / name).unlink(missing_ok=True)
+            for name in _OWN_FOLDERS:
+                if (out / name).is_dir() and not (out / name).is_symlink():
+                    shutil.rmtree(out / name)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+LOCK_FILE = ".redline.lock"
+
+
+class OutDirLock:
+    """An exclusive lock on an --out folder, held by one scan from before it looks at the
+    folder until it ends: ``flock`` on ``LOCK_FILE`` inside it.
+
+    The kernel drops the lock when the process ends however it ends (SIGKILL included), so a
+    lock file left behind by a killed scan never blocks the next one. The file is removed on
+    release, while still locked; a scan that opened it just before then finds, once it holds
+    the lock, that the path names another file (or none), and starts over.
+    """
+
+    def __init__(self, path: Path, fd: int | None):
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def acquire(cls, out: Path) -> OutDirLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: scans are not serialised
+            return cls(out / LOCK_FILE, None)
+        path = out / LOCK_FILE
+        while True:
+            try:
+                # O_NOFOLLOW: a link planted at the lock's name must not make us create files elsewhere
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError as exc:
+                raise UsageError(f"cannot lock --out {out} ({path.name}): {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UsageError(
+                    f"--out {out} is being written by another scan right now; wait for it to end "
+                    "or choose another --out"
+                ) from None
+            except OSError:  # a file system without flock: go on unlocked rather than refuse every scan
+                os.close(fd)
+                return cls(path, None)
+            try:
+                current = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                current = None
+            if current is not None and os.path.samestat(os.fstat(fd), current):
+                return cls(path, fd)
+            os.close(fd)  # the scan that held it removed it meanwhile: lock the file now there
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False)):
+                    self.path.unlink()
+        finally:
+            os.close(fd)  # drops the lock
 
 
 def _holds_results(path: Path) -> bool:
@@ -117,7 +192,12 @@ class ScanRequest:
             return self.budgets[check.id]
         return self.budget if self.budget is not None else check.default_budget
 
-    def fingerprint(self, target_spec: str, data_spec: str, context: dict[str, Any]) -> str:
+    def fingerprint(self, target_spec: str, data_spec: str, context: dict[str, Any], *,
+                    inputs: dict[str, str] | None = None) -> str:
+        """What decides the scan's results, hashed: the arguments, and the contents of the local
+        files they name (``inputs``, from :func:`scan_inputs`; worked out here when not given)."""
+        if inputs is None:
+            inputs = scan_inputs(self, target_spec, data_spec)
         blob = json.dumps(
             {
                 "target": target_spec,
@@ -130,11 +210,105 @@ class ScanRequest:
                 # Only when set, so the fingerprints of earlier scans (and their --resume) stay valid.
                 **({"budgets": dict(sorted(self.budgets.items()))} if self.budgets else {}),
                 **({"defend": str(self.defend)} if self.defend is not None else {}),
+                **({"inputs": dict(sorted(inputs.items()))} if inputs else {}),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def scan_inputs(request: ScanRequest, target_spec: str, data_spec: str, target_config: Any = None) -> dict[str, str]:
+    """The contents (sha256) of the local files a scan reads, by what they are: the model file
+    of the target, the data files of the data spec (each role's), the --target-config (its
+    text, or the mapping given in Python), the model file the config names as ``baseline`` and
+    the --defend policy file. Keys hold the names as given (relative stays relative), values no
+    time or absolute path, so the same inputs give the same entries in any process.
+
+    Specs that name no local file (zoo:, builtin:, URLs, py:module:attr, objects) add nothing:
+    their text is in the fingerprint already; nor does a TARGET naming no existing file. A data
+    or config file that is missing counts as ``missing`` (the scan itself says what is wrong).
+    """
+    from ..targets.adapters import model_file_path
+
+    found: dict[str, str] = {}
+    if _is_model_file(request.target):
+        path = model_file_path(str(request.target))
+        if path is not None and (path.exists() or path.is_symlink()):  # else not a file (an unknown scheme)
+            found[f"model file {path}"] = _file_digest(path)
+    for location in _data_files(data_spec):
+        found[f"data file {location}"] = _file_digest(Path(location).expanduser())
+    config = request.target_config
+    if isinstance(config, (str, Path)):
+        found["target config"] = _file_digest(Path(config))
+        if target_config is None or isinstance(target_config, (str, Path)):
+            with contextlib.suppress(Exception):  # a bad config is refused by the scan itself
+                from ..targets.config import load_target_config
+
+                target_config = load_target_config(config)
+    elif config is not None:
+        found["target config"] = _text_digest(_config_text(config))
+        target_config = config
+    baseline = getattr(target_config, "baseline", None) if target_config is not None else None
+    if isinstance(baseline, str) and not baseline.startswith("py:"):
+        path = model_file_path(baseline)
+        if path is not None and path.exists():
+            found[f"baseline model file {path}"] = _file_digest(path)
+    if isinstance(request.defend, (str, Path)):
+        found["guard policy"] = _file_digest(Path(request.defend))
+    return found
+
+
+def _data_files(data_spec: str) -> list[str]:
+    """The file paths (as written) in a DATA spec: ``npz:PATH``, ``csv:PATH#...``, and those of
+    each part of ``ROLE=SPEC,ROLE=SPEC``; none for builtin:, env: or arrays."""
+    from ..data.loaders import _ROLE_CUT, _ROLE_PREFIX, _split_fragment
+
+    if not isinstance(data_spec, str) or not data_spec.strip():
+        return []
+    if _ROLE_PREFIX.match(data_spec):
+        parts = [chunk.partition("=")[2].strip() for chunk in _ROLE_CUT.split(data_spec.strip())]
+    else:
+        parts = [data_spec]
+    files = []
+    for part in parts:
+        kind, sep, rest = part.partition(":")
+        if sep and kind.strip().lower() in ("npz", "csv"):
+            location, _ = _split_fragment(rest)
+            if location:
+                files.append(location)
+    return files
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of the file's bytes, read in blocks (model files may be large); ``missing`` or
+    ``not a file`` when there is no file to read."""
+    if not path.exists():
+        return "missing"
+    if not path.is_file():
+        return "not a file"
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return digest.hexdigest()
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _config_text(config: Any) -> str:
+    """A target config given in Python (a mapping or a TargetConfig), as stable text."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "base_dir"}
+    try:
+        return json.dumps(config, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys of mixed types
+        return repr(config)
 
 
 def _load_context(context: Any):
@@ -266,9 +440,26 @@ def run_scan(
     (rated), e.g. to record it in a failure-case registry while the scan goes on.
 
     ``out_dir`` must not hold an earlier scan unless ``resume`` continues it or ``force``
-    replaces it. Ctrl-C writes the report of the checks that finished (marked incomplete)
-    and raises :class:`ScanInterrupted`.
+    replaces it, nor be written by another scan at the same time (it is locked from before
+    it is looked at until this scan ends, however it ends). Ctrl-C writes the report of the
+    checks that finished (marked incomplete) and raises :class:`ScanInterrupted`.
     """
+    with contextlib.ExitStack() as held:  # the --out lock, released on any exit
+        return _run_scan(request, held, out_dir=out_dir, formats=formats, resume=resume, force=force,
+                         progress=progress, on_finding=on_finding)
+
+
+def _run_scan(
+    request: ScanRequest,
+    held: contextlib.ExitStack,
+    *,
+    out_dir: str | Path | None,
+    formats: Sequence[str] | None,
+    resume: bool,
+    force: bool,
+    progress: Progress | None,
+    on_finding: Callable[[Finding, str, str], None] | None,
+) -> Report:
     from ..targets import load_target
     from .deployment import as_deployed, deployment_context, note_rate_limit
 
@@ -304,12 +495,15 @@ def run_scan(
     # After every argument is known to be good: --force must not clear a folder for a scan
     # that is then refused.
     if out is not None:
-        prepare_out_dir(out, resume=resume, force=force)
+        held.callback(prepare_out_dir(out, resume=resume, force=force).release)
     retest = _retest_info(request, checks)
     data_spec = (data.spec or data.name) if data is not None else ""
+    # What the local files the scan reads hold now: a resume over changed files is refused.
+    # (Only a scan that writes its events has a fingerprint to compare: no hashing otherwise.)
+    inputs = scan_inputs(request, raw_target_spec, data_spec, target_config) if out is not None else {}
     # The fingerprint tells endpoints apart by their full URL; the log and reports record the
     # URL with its query values and user info redacted (they may hold keys).
-    fingerprint = request.fingerprint(raw_target_spec, data_spec, context_dict)
+    fingerprint = request.fingerprint(raw_target_spec, data_spec, context_dict, inputs=inputs)
     target_spec = redact_url(raw_target_spec)
 
     log = EventLog(out / EVENTS_FILE) if out is not None else None
@@ -317,12 +511,13 @@ def run_scan(
     started_at = now_iso()
     if log is not None:
         if resume:
-            previous, first_start = finished_findings(log, fingerprint)
+            previous, first_start = finished_findings(log, fingerprint, inputs)
             started_at = first_start or started_at
         else:
             log.reset()
         log.append("scan_started", fingerprint=fingerprint, target=target_spec, data=data_spec,
-                   select=request.select, budget=request.budget, seed=request.seed, resume=resume)
+                   select=request.select, budget=request.budget, seed=request.seed, resume=resume,
+                   **({"inputs": inputs} if inputs else {}))
 
     findings: list[Finding] = []
     pre = _static_scan_findings(request.target, previous, deployment_context(context, None))
@@ -337,7 +532,8 @@ def run_scan(
         target_desc = {"spec": target_spec, "capabilities": None}
         data_desc = {"spec": data_spec}
         applied = deployment_context(context, None)
-        return _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest)
+        return _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest,
+                       added=_added_checks(request.select, pre))
 
     if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
         _require_data(checks, data, target_spec)
@@ -414,14 +610,22 @@ def run_scan(
     applied = deployment_context(context, target)
     pending = [c.id for c in checks if c.id not in {f.check for f in findings}] if interrupted else None
     report = _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest, pending,
-                     defences=defended_section)
+                     defences=defended_section, added=_added_checks(request.select, pre))
     if interrupted:
         raise ScanInterrupted(report)
     return report
 
 
 def _check_per_check_settings(request: ScanRequest, instances: list) -> None:
-    """Budgets and notes by check id must name selected checks, and budgets be whole numbers >= 0."""
+    """Budgets and notes by check id must name selected checks, budgets be whole numbers >= 0,
+    and the seed one the random generators of the checks take (as --seed checks it)."""
+    import numbers
+
+    from .commands import MAX_SEED
+
+    seed = request.seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     selected = {c.id for c in instances}
     for label, table in (("budget", request.budgets), ("note", request.notes)):
         for check_id in table or {}:
@@ -462,6 +666,21 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]], cont
     return triage([finding], context)
 
 
+def _added_checks(select: Any, static: list[Finding]) -> list[str]:
+    """The checks of ``static`` (the static scan of a model file) that the selection did not
+    ask for: all of them under a ``--select`` without FM09, none for a full scan (no
+    ``--select``: FM09 is part of it) or a selection naming FM09."""
+    from ..checks import STATIC_SCAN_MODE
+    from ..checks.agents.selection import _named
+
+    if select is None:
+        return []
+    named = _named(select)
+    if STATIC_SCAN_MODE in named["modes"] or any(c.startswith(f"{STATIC_SCAN_MODE}.") for c in named["checks"]):
+        return []
+    return [f.check for f in static]
+
+
 def _retest_info(request: ScanRequest, checks: list) -> dict[str, Any]:
     """What a remediation's re-test command needs: the scan's own arguments, per check budget."""
     as_text = lambda v: str(v) if isinstance(v, (str, Path)) else None  # noqa: E731
@@ -484,7 +703,8 @@ def _remediate(findings: list[Finding], context, retest: dict[str, Any]) -> None
 
 
 def _finish(findings, context, target_desc, data_desc, started_at, out, formats, log, retest,
-            pending: list[str] | None = None, defences: dict[str, Any] | None = None) -> Report:
+            pending: list[str] | None = None, defences: dict[str, Any] | None = None,
+            added: list[str] | None = None) -> Report:
     from ..triage.engine import apply as triage
 
     triage([f for f in findings if not f.rationale], context)
@@ -502,6 +722,7 @@ def _finish(findings, context, target_desc, data_desc, started_at, out, formats,
         complete=pending is None,
         pending_checks=list(pending or []),
         defences=defences,
+        added_checks=list(added or []),
     )
     if out is not None:
         from ..report.writers import write_all
