@@ -107,8 +107,9 @@ def test_a_non_tree_model_and_a_small_budget_are_not_copied(fair):
     assert logreg.metrics["distinct_outputs"] >= 0.9 * logreg.queries  # every answer differs
     assert logreg.metrics["fidelity"] < 0.95
 
+    # A tree the budget ran out on is not shown safe: the unfinished copy decides nothing.
     small = PathFinding()(zoo.load_target("fair_tree"), fair, budget=150)
-    assert small.status is Status.NOT_VULNERABLE and small.queries <= 150
+    assert small.status is Status.INCONCLUSIVE and small.queries <= 150
     assert not small.metrics["complete"] and small.metrics["leaves"] < small.metrics["true_leaves"]
 
 

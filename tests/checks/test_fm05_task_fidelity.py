@@ -59,7 +59,9 @@ def test_a_copy_good_only_in_the_attackers_region_is_judged_on_the_test_rows(shi
     low, high = finding.metrics["fidelity_ci"]
     assert low <= on_test <= high and high < 0.9  # the interval is over the 400 test rows
     assert finding.metrics["fidelity_uniform"] >= 0.95  # reported beside it, not deciding
-    assert finding.status is Status.NOT_VULNERABLE
+    # Not stolen on the task's rows; and the budget ran out before the copy was verified, so
+    # the unfinished copy decides nothing (not a pass either).
+    assert finding.status is Status.INCONCLUSIVE and "ran out" in finding.reason, finding.summary
     # The summary says which number decided and where the other one was measured.
     assert "held-out test rows, which decide" in finding.summary, finding.summary
     assert "random inputs within the attacker's data range" in finding.summary, finding.summary

@@ -86,9 +86,13 @@ def get_check(check_id: str) -> type[Check]:
 def plan(select: str | list[str] | None) -> list[type[Check]]:
     """Checks chosen by ``--select``: mode codes (FM04) and/or check ids (FM04.lira); None = all."""
     checks = all_checks()
-    if not select:
+    if select is None:
         return list(checks.values())
     tokens = select.split(",") if isinstance(select, str) else list(select)
+    if not any(str(token).strip() for token in tokens):
+        # "--select ," or "--select ''": a selection of nothing is a mistake, not a full scan
+        raise UsageError(f"--select {','.join(map(str, tokens))!r} names no mode code or check id "
+                         "(leave --select out to run every check)")
     chosen: dict[str, type[Check]] = {}
     for raw in tokens:
         token = raw.strip()

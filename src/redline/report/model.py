@@ -36,29 +36,49 @@ class Report:
     # "What the defences buy": the same checks against the bare and the defended model
     # (redline.pipeline.defended); None when the scan compared nothing.
     defences: dict[str, Any] | None = None
+    # Checks the scan ran though the selection did not ask for them: the static scan of a
+    # model file (FM09.static_scan) under a --select that leaves FM09 out. They are reported
+    # and can fail the scan (exit 1), but a verdict of theirs is not a test of what was
+    # asked: it does not keep a scan whose selected checks reached none from exit 3.
+    added_checks: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def worst_severity(self) -> Severity:
         return max((f.severity for f in self.findings), default=Severity.NONE)
 
     @property
+    def selected_findings(self) -> list[Finding]:
+        """The findings of the checks the scan was asked to run (all but :attr:`added_checks`)."""
+        added = set(self.added_checks)
+        return [f for f in self.findings if f.check not in added]
+
+    @property
     def tested_anything(self) -> bool:
-        """True when at least one check reached a verdict (vulnerable or not_vulnerable)."""
-        return any(f.status in (Status.VULNERABLE, Status.NOT_VULNERABLE) for f in self.findings)
+        """True when at least one selected check reached a verdict (vulnerable or
+        not_vulnerable); a check the scan added on its own (:attr:`added_checks`) does not count."""
+        return any(f.status in (Status.VULNERABLE, Status.NOT_VULNERABLE) for f in self.selected_findings)
 
     @property
     def untested_reason(self) -> str:
         """Why the scan could not test what was asked ('' when it could): a check ended in
-        error, or no check reached a verdict (all errors, not applicable or inconclusive)."""
+        error, or no selected check reached a verdict (all errors, not applicable or
+        inconclusive, or none ran); checks the scan added (:attr:`added_checks`) are not
+        what was asked, so their verdicts do not count, though their errors do."""
         errors = [f.check for f in self.findings if f.status is Status.ERROR]
         if errors:
             shown = ", ".join(errors[:5]) + (f" and {len(errors) - 5} more" if len(errors) > 5 else "")
             return f"{len(errors)} check(s) ended in error ({shown})"
         if not self.findings:
             return "no check ran"
+        selected = self.selected_findings
+        added = [f.check for f in self.findings if f.check in set(self.added_checks)]
+        also = f"; {', '.join(added)} ran but was not selected" if added else ""
+        if not selected:
+            return f"no selected check ran{also}"
         if not self.tested_anything:
-            kinds = sorted({f.status.value for f in self.findings})
-            return f"no check reached a verdict (all {' or '.join(kinds)})"
+            kinds = sorted({f.status.value for f in selected})
+            which = "selected check" if added else "check"
+            return f"no {which} reached a verdict (all {' or '.join(kinds)}{also})"
         return ""
 
     def exit_code(self, fail_on: Severity | str = "important") -> int:
@@ -112,6 +132,8 @@ class Report:
                 "coverage": self.coverage,
                 # Only when the scan compared a bare and a defended model (an additive field).
                 **({"defences": self.defences} if self.defences is not None else {}),
+                # Only when the scan ran checks it was not asked for (an additive field).
+                **({"added_checks": self.added_checks} if self.added_checks else {}),
             }
         )
 
@@ -131,6 +153,7 @@ class Report:
             pending_checks=list(d.get("pending_checks", [])),
             schema=d.get("schema", SCHEMA_ID),
             defences=d.get("defences"),
+            added_checks=list(d.get("added_checks", [])),
         )
 
     # Writers live in redline.report.writers; these are conveniences for the Python API.

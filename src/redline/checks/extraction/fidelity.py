@@ -79,21 +79,26 @@ def majority_metrics(target_answers: np.ndarray, copy_answers: np.ndarray) -> di
             "fidelity_beyond_majority": beyond}
 
 
-def judge_copy(metrics: dict[str, Any], threshold: float) -> tuple[bool, str]:
+def judge_copy(metrics: dict[str, Any], threshold: float, unfinished: str = "") -> tuple[bool, str]:
     """(stolen, inconclusive reason). Stolen: held-out fidelity at ``threshold`` or above and
     at least :data:`MIN_BEYOND_MAJORITY` of the way from a guess of the target's most common
     answer to a perfect copy. A target with fewer than :data:`MIN_OTHER_ANSWERS` other
     answers on the held-out rows cannot show the difference: inconclusive when the copy
-    otherwise meets the threshold (a constant model agrees with any constant guess)."""
+    otherwise meets the threshold (a constant model agrees with any constant guess).
+
+    ``unfinished``: why the attack stopped before its copy was finished (the budget ran out),
+    '' when it finished. A copy the attack did not finish that falls short is inconclusive
+    with that reason, never a pass: the finished copy might have been stolen."""
     if not metrics["fidelity"] >= threshold:
-        return False, ""
+        return False, unfinished
     if metrics["other_answers"] < MIN_OTHER_ANSWERS:
         share = metrics["majority_share"]
         return False, (f"the target gave one answer on {share:.1%} of the held-out rows, and only "
                        f"{metrics['other_answers']} other answers (fewer than {MIN_OTHER_ANSWERS}): a guess of that "
                        "answer agrees as well as the copy, so agreement cannot show that its decisions were copied; "
                        "held-out rows on which it answers otherwise would decide")
-    return metrics["fidelity_beyond_majority"] >= MIN_BEYOND_MAJORITY, ""
+    stolen = metrics["fidelity_beyond_majority"] >= MIN_BEYOND_MAJORITY
+    return stolen, "" if stolen else unfinished
 
 
 #: Where the random inputs of ``fidelity_uniform`` lie, as a summary says it.

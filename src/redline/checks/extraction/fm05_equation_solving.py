@@ -133,8 +133,17 @@ class EquationSolving(Check):
             b_err = np.abs((bias - bias[-1]) - (b_true - b_true[-1])).max()
             metrics["max_abs_param_error"] = float(max(w_err, b_err))
 
-        copied, undecided = judge_copy(metrics, self.fidelity_threshold)
+        planned = _ROUNDED_FACTOR * (d + 1) if step else d + 1
+        unfinished = ""
+        if len(queries) < planned:  # rounded answers, and the budget cut the least-squares fit short
+            unfinished = (f"the answers are rounded to steps of {step:g}, and the budget of {budget} queries allowed "
+                          f"only {len(queries)} of the {planned} equations the least-squares fit averages the rounding "
+                          f"out with; the copy fitted to fewer falls short, which one fitted to all might not "
+                          f"(--budget {planned})")
+        copied, undecided = judge_copy(metrics, self.fidelity_threshold, unfinished)
         exact = copied and metrics["max_abs_probability_error"] < max(_EXACT, _ROUNDED_SLACK * (step or 0.0))
+        if copied and not exact and unfinished:
+            undecided = unfinished  # the labels agree; the probabilities might with the planned fit
         evidence = {}
         if exact:
             evidence = copy_evidence(ctx, self.id, lambda path: save_linear_softmax(path, weights, bias, tuple(spec.shape)))

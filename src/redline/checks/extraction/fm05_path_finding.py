@@ -135,17 +135,49 @@ class PathFinding(Check):
             metrics["true_leaves"] = true_leaves
 
         evidence = copy_evidence(ctx, self.id, lambda path: save_box_model_onnx(path, model))
-        vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold)
+        not_a_tree = len(oracle.rows) > 0.5 * attack_queries
+        unfinished = ""
+        if finder.stopped == "budget" and not not_a_tree:
+            # The copy is unfinished, not failed: one that falls short is inconclusive.
+            unfinished = self._unfinished_reason(budget, attack_queries, len(model), true_leaves,
+                                                 int(self.verify_batch))
+        vulnerable, undecided = judge_copy(metrics, self.fidelity_threshold, unfinished)
         summary = (
             f"{attack_queries} queries mapped {len(model)} leaves"
             f"{f' (the tree has {true_leaves})' if true_leaves is not None else ''}; the copy {agreement_phrase(metrics, random_inputs_phrase(spec))}."
         )
-        if not complete:
-            summary += " The budget ran out before the copy passed a verification round."
-        if len(oracle.rows) > 0.5 * attack_queries:
+        if finder.stopped == "budget":
+            summary += " The budget ran out before the copy passed two verification rounds in a row."
+        elif finder.stopped == "stalled":
+            summary += (" Verification found errors that exploring and shrinking boxes did not fix, so a larger "
+                        "budget would not finish the copy.")
+        if not_a_tree:
             summary += " Nearly every query answered differently, as a non-tree model does."
         return Outcome(vulnerable=vulnerable, metrics=metrics, evidence=evidence, summary=summary,
                        inconclusive=undecided)
+
+
+    def _unfinished_reason(self, budget: int, queries: int, leaves: int, true_leaves: int | None,
+                           verify_batch: int) -> str:
+        """Why an unfinished copy decides nothing, and what budget might finish it: at the rate
+        so far, mapping the leaves of the tree not yet found (known only for a tree the auditor
+        can read) plus a few verification rounds. Leaves that share an answer can take more
+        boxes than the tree has leaves, so it is a floor, not a promise."""
+        said = (f"the budget of {budget} queries ran out after mapping {leaves} leaves, before the copy passed two "
+                f"verification rounds in a row; the unfinished copy falls short of fidelity_threshold="
+                f"{self.fidelity_threshold:g}, which a finished one might reach")
+        if true_leaves is not None and 0 < leaves < true_leaves:
+            estimate = int(np.ceil(queries * true_leaves / leaves)) + 3 * verify_batch
+            estimate = int(-(-estimate // 100) * 100)  # rounded up to hundreds
+            return (f"{said}: mapping the tree's {true_leaves} leaves at the rate so far ({queries / leaves:.0f} "
+                    f"queries a leaf) takes a budget of at least about {estimate} (--budget {estimate})")
+        if true_leaves is not None:
+            why = (f"its {leaves} boxes already outnumber the tree's {true_leaves} leaves (leaves that share an "
+                   "answer take several boxes)")
+        else:
+            why = "how many leaves the tree has is unknown"
+        return (f"{said}; {why}, so the budget that finishes it cannot be estimated: run again with a larger "
+                f"one (e.g. --budget {2 * budget})")
 
 
 class _OutOfBudget(Exception):
@@ -241,6 +273,9 @@ class _PathFinder:
         self.seeds: collections.deque[_Seed] = collections.deque()
         self.plain_seeds: collections.deque[_Seed] = collections.deque()
         self.rounds = 0
+        # Why run() stopped before two clean verification rounds: "budget" (the next probes did
+        # not fit in it), "stalled" (a round's errors changed nothing), "" when it finished.
+        self.stopped = ""
         features = domain.features
         self.on_line = [f.kind != CATEGORICAL or ordinal for f in features]
         self.grid = [f.kind != CONTINUOUS for f in features]
@@ -269,10 +304,12 @@ class _PathFinder:
             while clean < clean_rounds:
                 explored = self._drain()
                 if self.rounds and not clean and not explored and not repaired:
+                    self.stopped = "stalled"
                     return False  # the last round's errors changed nothing: no progress to make
                 remaining = self.oracle.target.ledger.remaining
                 n = verify_batch if remaining is None else min(verify_batch, remaining)
                 if n == 0:
+                    self.stopped = "budget"
                     return False
                 probes = self._verification_probes(pool_left, n, rng)
                 conflicts = self._conflict_probes()
@@ -285,6 +322,7 @@ class _PathFinder:
                 repaired = sum(self._correct(row, int(a)) for row, a in zip(probes[wrong], ids[wrong]))
             return True
         except _OutOfBudget:
+            self.stopped = "budget"
             return False
 
     def _verification_probes(self, pool_left: list, n: int, rng: np.random.Generator) -> np.ndarray:
