@@ -146,8 +146,12 @@ def test_identifiers_above_float32_precision_are_sent_as_they_are():
 
 def test_a_regressor_scanned_as_a_classifier_is_refused_with_the_fix():
     # Diabetes scores are whole numbers, so they passed as class labels: FM15 crashed inside
-    # its stand-in models and FM17 rated the 'accuracy' of a regressor at 0.7%.
+    # its stand-in models and FM17 rated the 'accuracy' of a regressor at 0.7%. The model is
+    # now refused at load (exit 2), before any check; a Target given as is still gets the
+    # same fix from every check.
     import redline
+    from redline.errors import UsageError
+    from redline.targets.regression import SklearnRegressorTarget
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
@@ -155,7 +159,10 @@ def test_a_regressor_scanned_as_a_classifier_is_refused_with_the_fix():
     model = Ridge().fit(x[:300], y[:300])
     roles = {"x_train": x[:300], "y_train": y[:300], "x_test": x[300:], "y_test": y[300:]}
     for check in ("FM15.natural_adversarial", "FM17.test_adequacy"):
-        finding = redline.scan(model, roles, select=check).findings[0]
+        with pytest.raises(UsageError, match="is a regressor .* say task=regression"):
+            redline.scan(model, roles, select=check)
+        target = SklearnRegressorTarget(model, input_spec=redline.targets.InputSpec(shape=(10,), dtype="float64"))
+        finding = redline.scan(target, roles, select=check).findings[0]
         assert finding.status is Status.ERROR, (check, finding.summary)
         assert "a regressor" in finding.reason and "task=regression" in finding.reason
 

@@ -35,8 +35,13 @@ class Needs:
     check not_applicable with the reason. ``attacker``: it reads attacker-owned rows
     (``data.attacker_data()``): the pool, or else a fixed half of the test rows, the
     finding says so. ``disjoint``: the rows it measures its result on
-    (``data.evaluation_data()``) must not be the attacker's rows. ``labels``: it reads the
-    labels of those rows; rows given without labels are then labelled by the target.
+    (``data.evaluation_data()``) must not be the attacker's rows. ``labels``: it reads labels
+    (of those rows, or of any other role it uses when given); every label the data set gives
+    must then be one of the target's class indices (the deployment sample's excepted: it may
+    hold a class the model never saw), else the check ends in a one-line error.
+    ``labels_from_target``: rows of its roles given without labels are labelled by the
+    target; False for a check that needs the true labels (against the target's own answers
+    it would always pass) and says itself when they are missing.
     ``roles=()`` and no ``attacker``: the check runs without any data.
     """
 
@@ -49,19 +54,29 @@ class Needs:
     attacker: bool = False
     disjoint: bool = True
     labels: bool = True
+    labels_from_target: bool = True
 
     @property
     def needs_data(self) -> bool:
         return bool(self.roles) or self.attacker
 
     def labelled_roles(self, data: Dataset) -> tuple[str, ...]:
-        """The roles whose labels the check reads (the pool or test when it reads attacker data)."""
-        if not self.labels:
+        """The roles the target labels when they come without labels: those the check reads
+        (the pool or test when it reads attacker data), unless it needs true labels."""
+        if not (self.labels and self.labels_from_target):
             return ()
         wanted = set(self.roles)
         if self.attacker:
             wanted.add("pool" if data.has("pool") else "test")
         return tuple(role for role in data.roles if role in wanted)
+
+    def checked_label_roles(self, data: Dataset) -> tuple[str, ...]:
+        """The roles whose labels must be the target's class indices: every role but the
+        deployment sample when the check reads labels at all (it may read a role beyond its
+        ``roles``, e.g. training labels for class priors), none otherwise."""
+        if not self.labels:
+            return ()
+        return data.reference_roles
 
     def missing_data(self, data: Dataset) -> str | None:
         """Why ``data`` lacks a role this check reads, or None."""
@@ -238,7 +253,7 @@ class Check(abc.ABC):
                 raise DataError(f"{target.spec} answers one value per row (a regressor) but the data set "
                                 f"{data.name!r} is for classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
                                 f"\"regression\" among the arrays)")
-            require_class_indices(data, target.n_classes, self.needs.labelled_roles(data))
+            require_class_indices(data, target.n_classes, self.needs.checked_label_roles(data))
         for role, rows in asked.items():
             notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")
         if self.needs.attacker and not data.has("pool"):

@@ -78,6 +78,7 @@ class SklearnTarget(Target):
             raise TargetError(
                 f"{spec}: the estimator takes {n_features} features, but inputs are shaped {input_spec.shape}"
             )
+        refuse_multi_output(estimator, spec)
         self.estimator = estimator
         self.spec = spec
         self.input_spec = input_spec
@@ -203,6 +204,43 @@ def mirror_support(estimator: Any) -> str | None:
     return f"{name} has no exact differentiable mirror (only LogisticRegression and MLPClassifier do)"
 
 
+def outputs_per_row(estimator: Any) -> int:
+    """How many answers the estimator gives per row: 1, or the outputs of a multi-output
+    (multi-label) model, which has one ``classes_`` array per output or, for an MLP, one
+    independent logistic unit per label."""
+    final = estimator
+    while type(final).__name__ == "Pipeline":
+        steps = [s for _, s in final.steps if s is not None and s != "passthrough"]
+        if not steps:
+            break
+        final = steps[-1]
+    classes = getattr(final, "classes_", None)
+    if isinstance(classes, (list, tuple)):
+        return len(classes)
+    if isinstance(classes, np.ndarray) and (classes.ndim > 1 or (classes.dtype == object and len(classes)
+                                                                 and isinstance(classes[0], np.ndarray))):
+        return len(classes)
+    n_outputs = getattr(final, "n_outputs_", 1)
+    if type(final).__name__ == "MLPClassifier":  # n_outputs_ counts output units there
+        return int(n_outputs) if getattr(final, "out_activation_", None) == "logistic" else 1
+    if type(final).__name__ in ("MultiOutputClassifier", "MultiOutputRegressor", "ClassifierChain",
+                                "RegressorChain"):
+        return max(len(getattr(final, "estimators_", ())), 1)  # one estimator per output
+    try:
+        return max(int(n_outputs), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def refuse_multi_output(estimator: Any, spec: str) -> None:
+    """TargetError for a model that answers several outputs per row (multi-output or
+    multi-label): every check reads one answer per row."""
+    n = outputs_per_row(estimator)
+    if n > 1:
+        raise TargetError(f"{spec}: {type(estimator).__name__} is a multi-output model ({n} outputs per row); "
+                          "multi-output models are not supported: scan a model with one output per row")
+
+
 def _class_columns(estimator: Any, n_classes: int | None, spec: str) -> tuple[np.ndarray, int]:
     """Column index of each entry of ``classes_``, and the number of classes."""
     classes = getattr(estimator, "classes_", None)
@@ -229,11 +267,14 @@ def load_skops(
     input_spec: InputSpec | None = None,
     n_classes: int | None = None,
     outputs: str = "probabilities",
-) -> SklearnTarget:
+) -> Target:
     """Load a ``.skops`` file whose every type is trusted by skops or by :data:`TRUSTED_SKOPS_TYPES`.
 
-    ``input_spec`` defaults to ``n_features_in_`` features with default bounds; pass one
-    (or let :func:`redline.targets.load_target` derive it from data) for real bounds.
+    A classifier becomes a :class:`SklearnTarget`, a regressor a
+    :class:`~redline.targets.regression.SklearnRegressorTarget` (``n_classes`` and
+    ``outputs`` do not apply to it). ``input_spec`` defaults to ``n_features_in_`` features
+    with default bounds; pass one (or let :func:`redline.targets.load_target` derive it from
+    data) for real bounds.
     """
     path = Path(path)
     spec = spec or f"sklearn:{path}"
@@ -253,13 +294,18 @@ def load_skops(
         if n_features is None:
             raise TargetError(f"{path}: the model does not say how many features it takes; give data or input.shape")
         input_spec = InputSpec(shape=(int(n_features),), dtype="float64")
+    from .regression import SklearnRegressorTarget, is_regressor
+
+    if is_regressor(estimator):
+        refuse_multi_output(estimator, spec)
+        return SklearnRegressorTarget(estimator, input_spec=input_spec, spec=spec)
     return SklearnTarget(estimator, input_spec=input_spec, n_classes=n_classes, spec=spec, outputs=outputs)
 
 
-def open_file(path: Path, request: Any) -> SklearnTarget:
-    """The adapter table's loader for ``sklearn:PATH`` and skops files."""
+def open_file(path: Path, request: Any) -> Target:
+    """The adapter table's loader for ``sklearn:PATH`` and skops files (classifiers and regressors)."""
     target = load_skops(path, spec=request.spec, input_spec=request.input_spec, n_classes=request.n_classes)
-    return target if request.n_classes else widen_classes(target, request.n_classes_hint)
+    return fit_to_data(target, request)
 
 
 def open_estimator(estimator: Any, request: Any) -> Target:
@@ -275,9 +321,95 @@ def open_estimator(estimator: Any, request: Any) -> Target:
     from .regression import SklearnRegressorTarget, is_regressor
 
     if is_regressor(estimator):
-        return SklearnRegressorTarget(estimator, input_spec=input_spec, spec=request.spec)
-    target = SklearnTarget(estimator, input_spec=input_spec, n_classes=request.n_classes, spec=request.spec)
-    return target if request.n_classes else widen_classes(target, request.n_classes_hint)
+        refuse_multi_output(estimator, request.spec)
+        target: Target = SklearnRegressorTarget(estimator, input_spec=input_spec, spec=request.spec)
+    else:
+        target = SklearnTarget(estimator, input_spec=input_spec, n_classes=request.n_classes, spec=request.spec)
+    return fit_to_data(target, request)
+
+
+def fit_to_data(target: Target, request: Any) -> Target:
+    """Check a loaded model against the data it will be scanned with, before any query.
+
+    A regressor needs data for regression and a classifier data for classification (a
+    one-line UsageError says which way round, and the fix). A classifier's classes are then
+    set against the data's labels: the model answers one column per class index it knows
+    (see :class:`SklearnTarget`). When the data holds classes the model never saw and the
+    model knows no class the data lacks (classes_ [0, 1, 3], labels 0..3), the model is
+    widened to the data's classes; when each side has a class the other lacks (labels 1..k
+    for a model fitted on 0..k-1), the numbering is off and the load is refused. A
+    ``n_classes`` stated in the target config settles the count and skips this.
+    """
+    from .regression import SklearnRegressorTarget
+
+    data = request.data
+    task = getattr(data, "task", None)
+    regressor = isinstance(target, SklearnRegressorTarget)
+    name = type(target.sklearn_estimator()).__name__
+    if regressor and task == "classification":
+        raise UsageError(f"{target.spec}: {name} is a regressor but the data set {data.name!r} is for "
+                         "classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
+                         "\"regression\" among the arrays)")
+    if not regressor and task == "regression":
+        raise UsageError(f"{target.spec}: {name} is a classifier but the data set {data.name!r} is for regression: "
+                         "scan it with labelled classification data (drop task=regression)")
+    if regressor or request.n_classes:
+        return target
+    assert isinstance(target, SklearnTarget)
+    labels = _data_class_labels(data)
+    if labels is None:
+        return widen_classes(target, request.n_classes_hint)
+    known = np.unique(target._columns)
+    unseen = np.setdiff1d(labels, known)  # classes of the data the model never saw
+    if not len(unseen):
+        return target
+    absent = np.setdiff1d(known, labels)  # classes of the model the data never shows
+    if len(absent):
+        raise UsageError(f"{target.spec}: {_label_mismatch(labels, known, target._classes)}")
+    return widen_classes(target, int(labels.max()) + 1)
+
+
+def _data_class_labels(data: Any) -> np.ndarray | None:
+    """The distinct labels of the data's reference roles (not the deployment sample, which
+    may hold a class the model never saw), or None when there are none or they are not
+    non-negative whole numbers (the checks refuse those with their own message)."""
+    roles = getattr(data, "reference_roles", None)
+    if roles is None or getattr(data, "task", None) != "classification":
+        return None
+    ys = [np.asarray(data.y(role)).reshape(-1) for role in roles if data.y(role) is not None and len(data.y(role))]
+    if not ys:
+        return None
+    y = np.concatenate(ys)
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y)))
+                                     and bool(np.all(np.mod(y, 1) == 0)))
+    if not whole or y.min() < 0:
+        return None
+    return np.unique(y.astype(np.int64))
+
+
+def _label_mismatch(labels: np.ndarray, known: np.ndarray, classes: np.ndarray) -> str:
+    """One line naming the data's labels and the model's classes, each holding one the other lacks."""
+    named = "" if np.array_equal(known, classes) else f" (its classes_ {_label_set(classes)} in that order)"
+    text = (f"the data's labels are {_label_set(labels)} but the model's classes are {_label_set(known)}{named}: "
+            f"each has a class the other lacks, so the labels would be read as the wrong classes")
+    if len(labels) == len(known) and np.array_equal(labels, known + 1):
+        return text + "; the labels look numbered from 1 where the model's classes start at 0: subtract 1 from them"
+    if len(labels) == len(known) and np.array_equal(labels, known - 1):
+        return text + "; the labels look numbered from 0 where the model's classes start at 1: add 1 to them"
+    return (text + "; is the numbering off by one? re-encode the labels as the model's classes (or state "
+            "n_classes in the target config if the data really holds classes the model never saw)")
+
+
+def _label_set(values: np.ndarray) -> str:
+    """``0..9`` for a run of whole numbers, else the values listed (at most 8 shown)."""
+    values = np.asarray(values)
+    if (values.dtype.kind in "iu" and len(values) > 2
+            and np.array_equal(values, np.arange(values[0], values[0] + len(values)))):
+        return f"{values[0]}..{values[-1]}"
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values.tolist()[:8])
+    return "{" + shown + (", ..." if len(values) > 8 else "") + "}"
 
 
 def widen_classes(target: SklearnTarget, n_classes: int | None) -> SklearnTarget:

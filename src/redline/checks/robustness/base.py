@@ -47,6 +47,36 @@ TRANSFORMATION_METRICS = (
 )
 
 
+#: A test accuracy this improbably far below a random guess's says the labels are numbered
+#: unlike the model's classes (binomial tail against 1/k; strict, as an honest model never
+#: scores below guessing on its own task).
+BELOW_CHANCE_P = 1e-4
+
+
+def require_labels_above_chance(correct: np.ndarray, n_classes: int, where: str = "test rows") -> None:
+    """Raise :class:`~..base.Inconclusive` when the target gets ``correct`` (one bool per
+    labelled row) right significantly less often than a random guess (1/``n_classes``,
+    whatever the class mix): the labels then mean other classes than the model's (text
+    labels numbered in sorted order, 1..k against 0..k-1), and every accuracy, drop and
+    verdict measured on them would be noise, read as a result."""
+    from scipy.stats import binom
+
+    from ..base import Inconclusive
+
+    correct = np.asarray(correct, dtype=bool).reshape(-1)
+    n, k = len(correct), int(correct.sum())
+    if n == 0 or n_classes < 2:
+        return
+    guess = 1.0 / n_classes
+    p = float(binom.cdf(k, n, guess))
+    if k / n < guess and p < BELOW_CHANCE_P:
+        raise Inconclusive(
+            f"the target answers only {k} of {n} {where} right ({k / n:.0%}), below the {guess:.0%} a random guess "
+            f"gets (p = {p:.1g}): the labels most likely name other classes than the model's (text labels are "
+            f"numbered in sorted order; labels 1..k against classes 0..k-1), so no accuracy measured on them means "
+            f"anything; check the label column against the model's classes")
+
+
 def paired_drop(clean_ok: np.ndarray, changed_ok: np.ndarray) -> tuple[float, list[float]]:
     """Accuracy drop from ``clean_ok`` to ``changed_ok`` (booleans, one per input) and its
     95% interval. With ``b`` of ``n`` inputs turned wrong and ``c`` turned right, the drop is
@@ -146,6 +176,7 @@ class AccuracyUnderTransformation(Check):
         seeds = rng.integers(2**31 - 1, size=len(table))
         with target.ledger.evaluating():
             clean_ok = target.predict_labels(x) == y
+        require_labels_above_chance(clean_ok, target.n_classes)
         results, changed_oks = [], []
         for i, ((family, severity, fn), seed) in enumerate(zip(table, seeds)):
             changed = np.asarray(fn(x.copy(), np.random.default_rng(int(seed))))

@@ -44,6 +44,7 @@ from ...drift.detect import METHODS as SHIFT_METHODS
 from ...drift.estimate import METHODS, AccuracyEstimate, estimate_accuracy
 from ...util.stats import clopper_pearson
 from ..base import Check, Inconclusive, Needs, NotApplicable, Outcome
+from .base import require_labels_above_chance
 
 #: Fewest deployment (and reference) rows an interval on accuracy means anything for.
 MIN_ROWS = 30
@@ -57,7 +58,7 @@ class DeploymentShift(Check):
     title = "Accuracy on a deployment sample: estimated without its labels, measured with them"
     # Labels are read as given and never asked of the target: the test rows' labels must be
     # true ones (checked in run), the deployment rows' are optional.
-    needs = Needs(outputs="probabilities", roles=("test", "deploy"), labels=False)
+    needs = Needs(outputs="probabilities", roles=("test", "deploy"), labels_from_target=False)
     default_budget = 10_000
     metrics = (
         "reference_accuracy", "estimated_accuracy", "deploy_accuracy", "accuracy_drop",
@@ -104,6 +105,7 @@ class DeploymentShift(Check):
                                "of each are needed for an interval on accuracy")
         with target.ledger.evaluating():
             ref_p = np.asarray(target.predict(x_ref), dtype=np.float64)
+        require_labels_above_chance(ref_p.argmax(axis=1) == y_ref, target.n_classes)
         dep_p = np.asarray(target.predict(x_dep), dtype=np.float64)
         ctx.progress(1, 1)
         estimate = estimate_accuracy(ref_p, y_ref, dep_p, method=self.method, reference_inputs=x_ref,

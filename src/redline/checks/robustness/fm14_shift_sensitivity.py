@@ -54,6 +54,7 @@ from ...util.stats import CONFIDENCE, adjust_p_values, rate_interval
 from ...util.wording import count
 from ..base import Check, CheckContext, Needs, NotApplicable, Outcome
 from . import shift_stats
+from .base import require_labels_above_chance
 from .shifts import ShiftPlan, make_shifts
 
 KINDS = ("auto", "image", "tabular")
@@ -71,7 +72,7 @@ class ShiftSensitivity(Check):
     title = "Accuracy under synthetic shifts of the test data (subpopulations, clusters, label priors)"
     # Labels are read but never asked of the target: accuracy against the target's own answers
     # would be 100% under every shift.
-    needs = Needs(roles=("test",), labels=False)
+    needs = Needs(roles=("test",), labels_from_target=False)
     default_budget = 5_000
     metrics = (
         "reference_accuracy", "accuracy_drop", "shifted_accuracy", "worst_shift", "shifts",
@@ -158,6 +159,7 @@ class ShiftSensitivity(Check):
         idx = np.sort(usable[rng.permutation(len(usable))[:n]])
         x, y = data.x_test[idx].astype(target.input_spec.dtype), np.asarray(data.y_test[idx]).astype(int)
         correct = target.predict_labels(x) == y  # the one query of every row: all shifts reuse it
+        require_labels_above_chance(correct, int(target.n_classes))
         reference = float(correct.mean())
         min_rows = int(self.min_rows)
         base = {"reference_accuracy": reference, "reference_accuracy_ci": rate_interval(reference, n),

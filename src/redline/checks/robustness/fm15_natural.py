@@ -71,6 +71,7 @@ from ...util.stats import clopper_pearson, rate_interval
 from ...util.wording import count
 from ..base import Check, CheckContext, Inconclusive, Needs, NotApplicable, Outcome
 from . import other_models, slices as slicing
+from .base import require_labels_above_chance
 
 ROWS = ("auto", "pool", "test")
 KINDS = ("auto", "image", "tabular")
@@ -87,7 +88,7 @@ class NaturalAdversarial(Check):
     title = "Natural adversarial examples: unmodified inputs the model gets confidently wrong, by slice"
     # The rows are the pool (attacker-owned) or the test rows; their true labels are needed
     # (labels from the target would make every answer right), so none are asked for.
-    needs = Needs(roles=(), attacker=True, disjoint=False, labels=False)
+    needs = Needs(roles=(), attacker=True, disjoint=False, labels_from_target=False)
     default_budget = 10_000
     metrics = (
         "clean_accuracy", "success_rate", "filtered_rows", "filtered_accuracy", "transfer_accuracy",
@@ -204,6 +205,7 @@ class NaturalAdversarial(Check):
             predicted = answers.astype(np.int64)
             confidence, source = self._stand_in_confidence(x, predicted, first, kind, shape, int(target.n_classes),
                                                            rng)
+        require_labels_above_chance(predicted == y, int(target.n_classes))
         wrong = predicted != y
         bad = wrong & (confidence >= float(self.min_confidence))
 

@@ -55,7 +55,7 @@ class OperatingConditionsCoverage(Check):
     id = "FM17.operating_conditions"
     mode = "FM17"
     title = "Declared operating conditions the test data and the scan cover"
-    needs = Needs(roles=("test",), labels=False)
+    needs = Needs(roles=("test",), labels_from_target=False)
     default_budget = 10_000
     metrics = ("conditions_total", "conditions_covered", "untested", "covered_by", "test_rows", "clean_accuracy",
                "clean_accuracy_ci", "min_rows")

@@ -44,6 +44,7 @@ from ...util.stats import rate_interval
 from ...util.wording import count
 from ..base import Check, Needs, NotApplicable, Outcome
 from . import adequacy as adq
+from .base import require_labels_above_chance
 from .conditions import (
     DEFAULT_MIN_ROWS,
     chosen_conditions,
@@ -65,7 +66,7 @@ class TestAdequacy(Check):
     id = "FM17.test_adequacy"
     mode = "FM17"
     title = "Test set adequacy: class and population balance, precision, prioritisation"
-    needs = Needs(roles=("test",), labels=False)
+    needs = Needs(roles=("test",), labels_from_target=False)
     default_budget = 10_000
     metrics = (
         "conditions_total", "conditions_covered", "untested", "test_rows", "duplicate_test_rows",
@@ -149,6 +150,7 @@ class TestAdequacy(Check):
         probabilities = answers if answers.ndim == 2 else None
         predicted = answers.argmax(axis=1) if probabilities is not None else answers.astype(int)
         correct = predicted == y
+        require_labels_above_chance(correct, int(target.n_classes))
         n = len(y)
         k_classes = max(int(target.n_classes or 0), int(y.max()) + 1,
                         int(data.y_train.max()) + 1 if data.y_train is not None and len(data.y_train) else 0)
