@@ -254,6 +254,7 @@ class Check(abc.ABC):
                                 f"{data.name!r} is for classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
                                 f"\"regression\" among the arrays)")
             require_class_indices(data, target.n_classes, self.needs.checked_label_roles(data))
+        _require_rows_within_ranges(data, target)
         for role, rows in asked.items():
             notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")
         if self.needs.attacker and not data.has("pool"):
@@ -339,3 +340,33 @@ class Check(abc.ABC):
             previous_ledger.retried_attack += ledger.retried_attack
             previous_ledger.retried_evaluation += ledger.retried_evaluation
         return finding
+
+
+def _require_rows_within_ranges(data: Dataset, target: Target) -> None:
+    """Refuse data whose rows mostly lie outside a range the target config declares for a
+    feature (``constraints.ranges``): the config or the data is wrong (pixels in [0, 255]
+    against [0, 1], a column in other units), and an attack clipped to the declared range
+    would measure nothing real. A few rows beyond it (a heavy tail) are left alone."""
+    from ..errors import DataError
+
+    ranges = target.input_spec.constraints.ranges
+    if not ranges:
+        return
+    names = data.feature_names
+    for role in data.reference_roles:
+        x = data.x(role)
+        if x is None or not len(x):
+            continue
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        for i, lo, hi in ranges:
+            if i >= flat.shape[1]:
+                continue
+            column = flat[:, i]
+            outside = float(np.mean((column < lo) | (column > hi)))
+            if outside > 0.5:
+                name = names[i] if names and i < len(names) else f"feature {i}"
+                raise DataError(
+                    f"{outside:.0%} of the {role} rows have {name} outside [{lo:g}, {hi:g}], the range the target "
+                    f"config declares for it (constraints.ranges); the rows take {np.nanmin(column):g} to "
+                    f"{np.nanmax(column):g}. Fix the range or the data's units")
+
