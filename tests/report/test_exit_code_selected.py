@@ -53,14 +53,14 @@ def test_a_selected_or_full_scan_static_scan_counts():
 
 
 def test_added_checks_are_those_the_selection_leaves_out():
-    from redline.pipeline.runner import _added_checks
+    from redline.pipeline.runner import unselected_checks
 
     static = [finding(STATIC, Status.NOT_VULNERABLE)]
-    assert _added_checks(None, static) == []
-    assert _added_checks("FM09,FM05.learning", static) == [] and _added_checks("fm09", static) == []
-    assert _added_checks(["FM09"], static) == []
-    assert _added_checks("FM05.learning", static) == [STATIC] and _added_checks("FM05", static) == [STATIC]
-    assert _added_checks("FM05", []) == []
+    assert unselected_checks(None, static) == []
+    assert unselected_checks("FM09,FM05.learning", static) == [] and unselected_checks("fm09", static) == []
+    assert unselected_checks(["FM09"], static) == []
+    assert unselected_checks("FM05.learning", static) == [STATIC] and unselected_checks("FM05", static) == [STATIC]
+    assert unselected_checks("FM05", []) == []
 
 
 def test_added_checks_round_trip_through_report_json():
@@ -110,3 +110,16 @@ def test_an_empty_selection_is_a_usage_error(model_file, tmp_path, select, capsy
     assert main(["scan", target, "--data", data, "--select", select, "--out", str(out), "--no-progress"]) == 2
     assert "names no mode code or check id" in capsys.readouterr().err
     assert not (out / "report.json").exists()
+
+
+def test_a_campaign_job_on_a_model_file_counts_only_what_it_selected(model_file, tmp_path):
+    from redline.campaign import parse_campaign, run_campaign
+
+    target, data = model_file
+    raw = {"targets": [target], "data": data, "select": "FM05.learning", "budget": 50, "seeds": [0]}
+    result = run_campaign(parse_campaign(raw), tmp_path / "c", executor="inline", progress=False)
+    (report,) = result.reports.values()
+    assert report.added_checks == [STATIC] and result.exit_code() == 3
+    raw["select"] = "FM09,FM05.learning"
+    result = run_campaign(parse_campaign(raw), tmp_path / "d", executor="inline", progress=False)
+    assert result.exit_code() == 0

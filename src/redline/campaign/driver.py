@@ -176,7 +176,7 @@ def error_finding(job: Job, reason: str) -> Finding:
 def _target_report(campaign: Campaign, target: str, jobs: list[Job], finished: dict[str, dict[str, Any]],
                    out: Path, formats: Sequence[str], started_at: str) -> Report:
     from ..pipeline.deployment import deployment_context
-    from ..pipeline.runner import coverage_of
+    from ..pipeline.runner import unselected_checks, coverage_of
     from ..report.writers import write_all
     from ..triage.engine import apply as triage
     from ..util.urls import redact_url
@@ -218,6 +218,8 @@ def _target_report(campaign: Campaign, target: str, jobs: list[Job], finished: d
         out_dir=str(folder),
         complete=not pending,
         pending_checks=pending,
+        # As for a scan: what no job ran (the static scan of a model file) counts only when selected.
+        added_checks=unselected_checks(campaign.select, [f for f in findings if f.check not in {j.check for j in own}]),
     )
     write_all(report, folder, list(formats))
     return report

@@ -533,7 +533,7 @@ def _run_scan(
         data_desc = {"spec": data_spec}
         applied = deployment_context(context, None)
         return _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest,
-                       added=_added_checks(request.select, pre))
+                       added=unselected_checks(request.select, pre))
 
     if _is_model_file(request.target):  # the file's static scan ran; the checks may still lack data
         _require_data(checks, data, target_spec)
@@ -610,7 +610,7 @@ def _run_scan(
     applied = deployment_context(context, target)
     pending = [c.id for c in checks if c.id not in {f.check for f in findings}] if interrupted else None
     report = _finish(findings, applied, target_desc, data_desc, started_at, out, formats, log, retest, pending,
-                     defences=defended_section, added=_added_checks(request.select, pre))
+                     defences=defended_section, added=unselected_checks(request.select, pre))
     if interrupted:
         raise ScanInterrupted(report)
     return report
@@ -666,7 +666,7 @@ def _static_scan_findings(target: Any, previous: dict[str, dict[str, Any]], cont
     return triage([finding], context)
 
 
-def _added_checks(select: Any, static: list[Finding]) -> list[str]:
+def unselected_checks(select: Any, static: list[Finding]) -> list[str]:
     """The checks of ``static`` (the static scan of a model file) that the selection did not
     ask for: all of them under a ``--select`` without FM09, none for a full scan (no
     ``--select``: FM09 is part of it) or a selection naming FM09."""
@@ -678,7 +678,7 @@ def _added_checks(select: Any, static: list[Finding]) -> list[str]:
     named = _named(select)
     if STATIC_SCAN_MODE in named["modes"] or any(c.startswith(f"{STATIC_SCAN_MODE}.") for c in named["checks"]):
         return []
-    return [f.check for f in static]
+    return sorted({f.check for f in static})
 
 
 def _retest_info(request: ScanRequest, checks: list) -> dict[str, Any]:
