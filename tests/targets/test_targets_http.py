@@ -297,3 +297,28 @@ def test_input_shape_is_required_and_scheme_checked():
         HttpTarget("file:///etc/passwd", input_spec=SPEC)
     target = HttpTarget("http://127.0.0.1:9/", config=quick(input_shape=(2, 2), lower=0.0, upper=255.0))
     assert target.input_spec.shape == (2, 2) and target.input_spec.upper == 255.0
+
+
+def test_a_two_class_endpoint_answering_its_class_1_probability(serve):
+    def respond(body, headers):
+        return 200, json_bytes({"score": [p[1] for p in probabilities(body["inputs"])]})
+
+    server = serve(respond)
+    # Without saying so, one number per row is not taken for anything, and the error says what to write.
+    bare = HttpTarget(server.url, config=quick(retries=0, probabilities_key="score"), input_spec=SPEC)
+    with pytest.raises(TargetError, match="positive_probability_key: score"):
+        bare.predict(np.zeros((2, 3)))
+    config = TargetConfig.from_mapping({"response": {"positive_probability_key": "score"}, "backoff": 0.001})
+    target = HttpTarget(server.url, config=config, input_spec=SPEC)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(4, 3))
+    np.testing.assert_allclose(target.predict(x), probabilities(x.astype(np.float32)), atol=1e-6)
+    assert target.capabilities.outputs == "probabilities" and target.n_classes == 2
+
+
+def test_a_class_1_probability_must_be_one_number_in_0_1_per_row(serve):
+    server = serve(lambda body, h: (200, json_bytes({"score": [1.5] * len(body["inputs"])})))
+    config = TargetConfig.from_mapping({"response": {"positive_probability_key": "score"}, "retries": 0})
+    with pytest.raises(TargetError, match=r"in \[0, 1\]"):
+        HttpTarget(server.url, config=config, input_spec=SPEC).predict(np.zeros((1, 3)))
+    with pytest.raises(UsageError, match="two-class"):
+        TargetConfig.from_mapping({"response": {"positive_probability_key": "score"}, "n_classes": 3})

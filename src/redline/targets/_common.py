@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import TargetError, UsageError
@@ -36,6 +38,22 @@ def check_probabilities(out: np.ndarray, rows: int, n_classes: int | None, spec:
     if not np.all(np.isfinite(out)):
         raise TargetError(f"{spec}: probabilities contain NaN or infinite values")
     return out
+
+
+def positive_class_columns(value: Any, rows: int, spec: str) -> np.ndarray:
+    """A two-class model's answer of one class-1 probability per row (``[p, ...]`` or
+    ``[[p], ...]``) as the (rows, 2) probabilities [1 - p, p]; TargetError when it is not."""
+    try:
+        p = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TargetError(f"{spec}: the class-1 probabilities are not numbers ({exc})") from None
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if p.ndim != 1 or p.shape[0] != rows:
+        raise TargetError(f"{spec}: expected one class-1 probability per row ({rows}), got an array shaped {p.shape}")
+    if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0 or p.max(initial=0.0) > 1:
+        raise TargetError(f"{spec}: class-1 probabilities must be finite numbers in [0, 1]")
+    return np.stack([1.0 - p, p], axis=1)
 
 
 def check_labels(out: np.ndarray, rows: int, n_classes: int | None, spec: str) -> np.ndarray:

@@ -13,6 +13,8 @@ Example::
     max_batch: 64        # rows per request
     request: {inputs_key: instances, fields: {model: v2}}
     response: {probabilities_key: result.scores, labels_key: result.label}
+    # or, for a two-class model answering one number per row, its class-1 probability:
+    # response: {positive_probability_key: score}
     outputs: probabilities          # or labels (wraps local models to answer labels only)
     input: {shape: [30], dtype: float32, lower: 0, upper: 1}   # or one bound per feature: lower: [0, 18, ...]
     n_classes: 2
@@ -94,6 +96,7 @@ class TargetConfig:
     request_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     probabilities_key: str = "probabilities"
     labels_key: str = "labels"
+    positive_probability_key: str | None = None  # a two-class model's P(class 1), one number per row
     outputs: str | None = None
     input_shape: tuple[int, ...] | None = None
     input_dtype: str | None = None
@@ -238,8 +241,9 @@ class _Parser:
                 fields["request_fields"] = dict(self.mapping(request["fields"], "request.fields"))
         if "response" in data:
             response = self.mapping(data["response"], "response")
-            self.known(response, ("probabilities_key", "labels_key", "actions_key"), "response.")
-            for key in ("probabilities_key", "labels_key", "actions_key"):
+            self.known(response, ("probabilities_key", "labels_key", "actions_key", "positive_probability_key"),
+                       "response.")
+            for key in ("probabilities_key", "labels_key", "actions_key", "positive_probability_key"):
                 if key in response:
                     fields[key] = self.key_path(response[key], f"response.{key}")
         if "outputs" in data:
@@ -269,6 +273,12 @@ class _Parser:
         if "baseline" in data:
             fields["baseline"] = self.string(data["baseline"], "baseline")
         config = TargetConfig(**fields)
+        if config.positive_probability_key is not None:
+            if config.n_classes not in (None, 2):
+                raise self.fail("response.positive_probability_key",
+                                f"reads one probability per row, a two-class model's; n_classes is {config.n_classes}")
+            if config.outputs == "labels":
+                raise self.fail("response.positive_probability_key", "reads probabilities; outputs is labels")
         if config.constraints and config.feature_names:
             config.feature_constraints()  # names are checked now, while the file is at hand
         return config

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import TargetError, UsageError
 from ..util.urls import redact_url
-from ._common import check_labels, check_probabilities
+from ._common import check_labels, check_probabilities, positive_class_columns
 from .base import Capabilities, InputSpec, Target
 from .config import TargetConfig
 from .http_client import HttpFailure, post
@@ -175,25 +175,35 @@ class HttpTarget(Target):
             raise _MalformedAnswer(f"not JSON: {raw[:80]!r}") from None
         with self._outputs_lock:
             kind = self.capabilities.outputs if self._outputs_known else self._detect_outputs(answer)
-            key = self.config.probabilities_key if kind == "probabilities" else self.config.labels_key
+            positive = self.config.positive_probability_key
+            key = (positive or self.config.probabilities_key) if kind == "probabilities" else self.config.labels_key
             found, value = _get_path(answer, key)
             if not found:
                 raise _MalformedAnswer(f"no {key!r} in the answer")
             try:
-                if kind == "probabilities":
+                if kind == "probabilities" and positive:
+                    out = check_probabilities(positive_class_columns(value, rows, self.spec), rows, 2, self.spec)
+                    self.n_classes = 2
+                elif kind == "probabilities":
                     out = check_probabilities(np.asarray(value, dtype=np.float64), rows, self.n_classes, self.spec)
                     if self.n_classes is None:
                         self.n_classes = out.shape[1]
                 else:
                     out = check_labels(np.asarray(value), rows, self.n_classes, self.spec)
             except (TargetError, ValueError, TypeError) as exc:
-                raise _MalformedAnswer(str(exc)) from None
+                hint = ""
+                if kind == "probabilities" and not positive and np.ndim(value) == 1 and len(value) == rows:
+                    hint = (f"; one number per row: if it is a two-class model's class-1 probability, say "
+                            f"response: {{positive_probability_key: {key}}} in the target config")
+                raise _MalformedAnswer(f"{exc}{hint}") from None
             if not self._outputs_known:  # the first well-formed answer settles the protocol
                 self._outputs_known = True
                 self.capabilities = dataclasses.replace(self.capabilities, outputs=kind)
         return out
 
     def _detect_outputs(self, answer: Any) -> str:
+        if self.config.positive_probability_key is not None:
+            return "probabilities"
         if _get_path(answer, self.config.probabilities_key)[0]:
             return "probabilities"
         if _get_path(answer, self.config.labels_key)[0]:
@@ -217,7 +227,8 @@ class HttpTarget(Target):
     def find_prediction(self, answer: Any) -> tuple[str, Any] | None:
         """``(outputs kind, value)`` of the prediction in a decoded JSON answer, looked up
         under the configured keys, or None when the answer holds none."""
-        for kind, key in (("probabilities", self.config.probabilities_key), ("labels", self.config.labels_key)):
+        for kind, key in (("probabilities", self.config.positive_probability_key or self.config.probabilities_key),
+                          ("labels", self.config.labels_key)):
             found, value = _get_path(answer, key)
             if found:
                 return kind, value
