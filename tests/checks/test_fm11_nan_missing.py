@@ -79,7 +79,7 @@ def test_nan_inputs_invalid_judges_nan_as_before(data, tmp_path):
     assert finding.metrics["max_cvss"] == 3.7
 
 
-def test_a_pipeline_is_judged_by_its_first_step(data, tmp_path):
+def test_a_pipeline_is_judged_by_the_step_that_settles_nan(data, tmp_path):
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -91,16 +91,19 @@ def test_a_pipeline_is_judged_by_its_first_step(data, tmp_path):
     assert finding.status is Status.NOT_VULNERABLE, finding.evidence.get("failures")
     assert by_kind(tmp_path, finding)["nan"] == {"ok"}
     assert finding.metrics["nan_inputs"] == "missing"
-    assert "SimpleImputer, the first step of the Pipeline say allow_nan=True" in finding.evidence["nan_inputs"]
+    assert "SimpleImputer, a step of the Pipeline fills in missing values" in finding.evidence["nan_inputs"]
     # A scaler lets NaN through to a model that refuses it: a clean refusal of a valid input, no finding.
     scaled = sklearn_target(make_pipeline(StandardScaler(), LogisticRegression()), data)
     finding = fuzz(include="nan")(scaled, data, budget=500)
     assert finding.status is Status.NOT_VULNERABLE and finding.metrics["rejected"] == finding.metrics["cases"]
+    # ... and NaN is not called a missing value there: the logistic regression behind the scaler refuses it.
+    assert finding.metrics["nan_inputs"] == "invalid"
+    assert "LogisticRegression, a step of the Pipeline say allow_nan=False" in finding.evidence["nan_inputs"]
     # No NaN handling at the door: NaN is invalid input, as before.
     plain = make_pipeline("passthrough", LogisticRegression())
     finding = fuzz(include="nan")(sklearn_target(plain, data), data, budget=500)
     assert finding.metrics["nan_inputs"] == "invalid"
-    assert "LogisticRegression, the first step of the Pipeline say allow_nan=False" in finding.evidence["nan_inputs"]
+    assert "tags of LogisticRegression say allow_nan=False" in finding.evidence["nan_inputs"]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -62,3 +62,14 @@ def test_accuracy_checks_are_inconclusive_on_labels_that_name_other_classes(swap
     assert finding.status is Status.INCONCLUSIVE, finding.summary
     assert "labels most likely name other classes" in finding.reason
     assert "labels most likely" not in (check(load_target(model, data=honest), honest, seed=0).reason or "")
+
+
+def test_fm15_does_not_read_a_hard_pool_as_mis_numbered_labels(swapped):
+    """A pool may be hard examples on purpose (what natural adversarial sets are): FM15 reads
+    its accuracy there as a result, not as labels that name other classes."""
+    model, data, honest = swapped
+    hard = Dataset("hard pool", honest.x_train, honest.y_train, honest.x_test, honest.y_test, data.x_test,
+                   data.y_test, spec="test:hard")
+    finding = NaturalAdversarial(families=("logreg",))(load_target(model, data=hard), hard, seed=0)
+    assert finding.metrics.get("rows_role") == "pool" or "labels most likely" not in (finding.reason or "")
+    assert "labels most likely" not in (finding.reason or ""), finding.reason

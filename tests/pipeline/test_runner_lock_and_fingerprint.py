@@ -2,6 +2,7 @@
 notices changed input files, and --seed checked at the command line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -249,6 +250,33 @@ def test_resume_over_a_changed_data_file_is_refused_and_an_unchanged_one_resumes
     done = redline.scan(_target(), spec, out=out, resume=True)
     assert done.complete and [f.check for f in done.findings] == ["FM01.first", "FM05.second"]
     assert (fake_checks / "FM01.first").read_text() == "x"  # kept, not run again
+
+
+def test_a_scan_started_before_files_were_hashed_still_resumes(tmp_path, fake_checks, monkeypatch):
+    """A log whose start records no file digests (written by the version before) is held to
+    the fingerprint without them, as then."""
+    data_file = tmp_path / "d.npz"
+    _write_npz(data_file, 20)
+    spec = f"npz:{data_file}"
+    out = tmp_path / "out"
+    monkeypatch.setenv("LK_INTERRUPT", "FM05.second")
+    with pytest.raises(ScanInterrupted):
+        redline.scan(_target(), spec, out=out)
+    monkeypatch.delenv("LK_INTERRUPT")
+    events = _events(out)
+    start = next(e for e in events if e["event"] == "scan_started")
+    legacy = hashlib.sha256(json.dumps(
+        {"target": start["target"], "data": spec, "select": None, "budget": None, "seed": 0, "context": {},
+         "params": {}}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    start.pop("inputs")
+    start["fingerprint"] = legacy
+    (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    done = redline.scan(_target(), spec, out=out, resume=True)
+    assert done.complete and (fake_checks / "FM01.first").read_text() == "x"  # kept, not run again
+    # Once resumed, its later starts carry digests, and a changed file is refused again.
+    _write_npz(data_file, 12)
+    with pytest.raises(UsageError, match="other arguments or inputs"):
+        redline.scan(_target(), spec, out=out, resume=True)
 
 
 def test_per_role_data_files_are_each_covered(tmp_path):

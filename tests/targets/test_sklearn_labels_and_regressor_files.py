@@ -60,19 +60,25 @@ def dump(tmp_path, model, name="m.skops"):
 def test_labels_numbered_from_one_are_refused_for_a_skops_file(tmp_path, binary):
     x, y = binary
     path = dump(tmp_path, fit(LogisticRegression(), x, y))
-    with pytest.raises(UsageError) as err:
-        load_target(f"sklearn:{path}", data=data(x, y + 1))
-    text = str(err.value)
-    assert "\n" not in text
+    target = load_target(f"sklearn:{path}", data=data(x, y + 1))
+    text = target.label_mismatch
+    assert "\n" not in text and target.n_classes == 2  # not widened to the mis-numbered labels
     assert "labels are {1, 2}" in text and "classes are {0, 1}" in text and "numbered from 1" in text
+    # Every check that reads labels ends with it; one that reads none still applies.
+    from redline.checks import get_check
+
+    labelled = get_check("FM14.shift_sensitivity")()(target, data(x, y + 1), budget=500)
+    assert labelled.status == Status.ERROR and "numbered from 1" in labelled.reason
+    fuzz = get_check("FM11.fuzz")()(target, data(x, y + 1), budget=500)
+    assert fuzz.status != Status.ERROR, fuzz.reason
 
 
 def test_labels_numbered_from_one_are_refused_for_an_estimator(binary):
     x, y = binary
     lr = fit(make_pipeline(StandardScaler(), LogisticRegression()), x, y)
-    with pytest.raises(UsageError, match="numbered from 1"):
-        load_target(lr, data=data(x, y + 1))
-    target = load_target(lr, data=data(x, y))  # the right numbering still loads, white-box
+    assert "numbered from 1" in load_target(lr, data=data(x, y + 1)).label_mismatch
+    target = load_target(lr, data=data(x, y))
+    assert target.label_mismatch is None  # the right numbering still loads, white-box
     assert target.n_classes == 2 and target.capabilities.gradients
 
 
@@ -93,8 +99,7 @@ def test_a_model_with_classes_one_to_k_takes_labels_one_to_k_only(binary):
     model = fit(LogisticRegression(), x, y + 1)  # classes_ [1, 2]: columns 1 and 2
     target = load_target(model, data=data(x, y + 1))
     assert isinstance(target, SklearnTarget) and target.n_classes == 3
-    with pytest.raises(UsageError, match="numbered from 0 where the model's classes start at 1"):
-        load_target(model, data=data(x, y))
+    assert "numbered from 0 where the model's classes start at 1" in load_target(model, data=data(x, y)).label_mismatch
 
 
 def test_string_classes_take_labels_encoded_in_their_order(binary):
@@ -179,6 +184,26 @@ def test_multi_output_classifiers_are_refused_at_load(tmp_path, binary):
         load_target(f"sklearn:{path}", data=data(x, y))
 
 
+def test_multi_output_regressors_and_multi_label_one_vs_rest_are_counted():
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from redline.targets.sklearn import outputs_per_row
+
+    rng = np.random.default_rng(0)
+    x, y2 = rng.random((50, 3)), rng.random((50, 2))
+    for make in (LinearRegression, Ridge, lambda: KNeighborsRegressor(3), lambda: PLSRegression(1)):
+        assert outputs_per_row(make().fit(x, y2)) == 2
+        assert outputs_per_row(make().fit(x, y2[:, 0])) == 1
+        assert outputs_per_row(make_pipeline(StandardScaler(), make()).fit(x, y2)) == 2
+    labels = (rng.random((50, 3)) > 0.5).astype(int)
+    assert outputs_per_row(OneVsRestClassifier(LogisticRegression()).fit(x, labels)) == 3
+    # A multi-class logistic regression keeps a row of coefficients per class: one output all the same.
+    assert outputs_per_row(LogisticRegression().fit(x, (x[:, 0] * 3).astype(int))) == 1
+
+
 def test_single_output_models_are_not_taken_for_multi_output(binary):
     x, y = binary
     y3 = np.where(x[:, 1] > 0.5, 2, y)
@@ -194,16 +219,21 @@ def test_single_output_models_are_not_taken_for_multi_output(binary):
 
 @pytest.mark.parametrize("check_id", ["FM14.shift_sensitivity", "FM17.test_adequacy", "FM17.operating_conditions",
                                       "FM15.natural_adversarial"])
-def test_checks_reading_true_labels_refuse_labels_past_the_last_class(binary, check_id):
+def test_checks_reading_true_labels_refuse_negative_labels_and_take_a_class_the_model_lacks(binary, check_id):
     from redline.checks import get_check
 
     x, y = binary
     target = SklearnTarget(fit(LogisticRegression(), x, y), input_spec=InputSpec(shape=(5,), dtype="float64"))
     check = get_check(check_id)()
     assert check.needs.labels and not check.needs.labels_from_target
-    finding = check(target, data(x, y + 1), budget=500)  # a Target given as is: not refused at load
+    finding = check(target, data(x, y - 1), budget=500)  # a Target given as is: not checked at load
     assert finding.status == Status.ERROR
-    assert "labels of 'd' run from 1 to 2" in finding.reason
+    assert "labels of 'd' run from -1 to 0" in finding.reason
+    # A class the model cannot answer (a third class in the test rows) is rows it gets wrong, not
+    # a numbering fault: FM17.test_adequacy measures exactly that.
+    third = np.where(np.arange(len(y)) % 10 == 0, 2, y)
+    finding = check(target, data(x, third), budget=500)
+    assert finding.status != Status.ERROR or "labels of 'd'" not in finding.reason, finding.reason
 
 
 def test_checks_needing_true_labels_do_not_ask_the_target(binary):

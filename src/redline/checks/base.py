@@ -70,11 +70,11 @@ class Needs:
             wanted.add("pool" if data.has("pool") else "test")
         return tuple(role for role in data.roles if role in wanted)
 
-    def checked_label_roles(self, data: Dataset) -> tuple[str, ...]:
-        """The roles whose labels must be the target's class indices: every role but the
-        deployment sample when the check reads labels at all (it may read a role beyond its
-        ``roles``, e.g. training labels for class priors), none otherwise."""
-        if not self.labels:
+    def true_label_roles(self, data: Dataset) -> tuple[str, ...]:
+        """The roles whose true labels a check that never asks the target for labels reads:
+        every role but the deployment sample (it may read one beyond its ``roles``, such as
+        training labels for class priors); none for other checks."""
+        if not self.labels or self.labels_from_target:
             return ()
         return data.reference_roles
 
@@ -245,6 +245,8 @@ class Check(abc.ABC):
         if data is None:
             return None, []
         notes = []
+        if isinstance(data, Dataset):
+            _require_rows_within_ranges(data, target)
         data, asked = label_with_target(data, target, self.needs.labelled_roles(data))
         if data.task != "regression":
             if target.n_classes == 1:  # a regressor: its whole-number targets would pass as class labels
@@ -253,8 +255,15 @@ class Check(abc.ABC):
                 raise DataError(f"{target.spec} answers one value per row (a regressor) but the data set "
                                 f"{data.name!r} is for classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
                                 f"\"regression\" among the arrays)")
-            require_class_indices(data, target.n_classes, self.needs.checked_label_roles(data))
-        _require_rows_within_ranges(data, target)
+            mismatch = getattr(target, "label_mismatch", None)
+            if self.needs.labels and mismatch:  # found at load (scikit-learn): the numbering is off
+                from ..errors import DataError
+
+                raise DataError(mismatch)
+            require_class_indices(data, target.n_classes, self.needs.labelled_roles(data))
+            # True labels: whole, non-negative numbers; one past the model's classes is a row it
+            # can never answer right (a class it was not trained on), which these checks measure.
+            require_class_indices(data, None, self.needs.true_label_roles(data))
         for role, rows in asked.items():
             notes.append(f"labels from the target for the {role} rows ({rows}, counted as evaluation queries)")
         if self.needs.attacker and not data.has("pool"):

@@ -53,20 +53,23 @@ class EventLog:
             self.path.unlink()
 
 
-def finished_findings(log: EventLog, fingerprint: str,
-                      inputs: dict[str, str] | None = None) -> tuple[dict[str, dict[str, Any]], str | None]:
+def finished_findings(log: EventLog, fingerprint: str, inputs: dict[str, str] | None = None,
+                      without_inputs: str | None = None) -> tuple[dict[str, dict[str, Any]], str | None]:
     """Findings of a previous run with the same scan fingerprint, by finding id, and its start time.
 
     Raises UsageError when the folder holds a different scan, so --resume never mixes two.
     ``inputs`` (the digests of the files the scan reads, as the fingerprint hashed them) only
-    make that message name the files that changed.
+    make that message name the files that changed. ``without_inputs`` is the fingerprint
+    without them, which a start recorded before redline hashed files (no ``inputs`` in its
+    event) is held to, so such a scan can still be resumed.
     """
     done: dict[str, dict[str, Any]] = {}
     started_at = None
     seen_start = False
     for event in log.read():
         if event.get("event") == "scan_started":
-            if event.get("fingerprint") != fingerprint:
+            legacy = without_inputs is not None and "inputs" not in event
+            if event.get("fingerprint") != fingerprint and not (legacy and event.get("fingerprint") == without_inputs):
                 raise UsageError(
                     f"{log.path} belongs to a scan with other arguments or inputs{_changed_inputs(event, inputs)}; resume "
                     "with the same target, data, selection, budget, seed, context, target config and check "

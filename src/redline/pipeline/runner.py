@@ -110,9 +110,16 @@ class OutDirLock:
             return cls(out / LOCK_FILE, None)
         path = out / LOCK_FILE
         while True:
+            # O_NOFOLLOW: a link planted at the lock's name must not make us create files elsewhere
+            flags = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
             try:
-                # O_NOFOLLOW: a link planted at the lock's name must not make us create files elsewhere
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644)
+            except PermissionError:
+                # Left by another user's killed scan in a shared folder: flock needs no write access.
+                try:
+                    fd = os.open(path, os.O_RDONLY | flags)
+                except OSError as exc:
+                    raise UsageError(f"cannot lock --out {out} ({path.name}): {exc.strerror or exc}") from None
             except OSError as exc:
                 raise UsageError(f"cannot lock --out {out} ({path.name}): {exc.strerror or exc}") from None
             try:
@@ -511,7 +518,8 @@ def _run_scan(
     started_at = now_iso()
     if log is not None:
         if resume:
-            previous, first_start = finished_findings(log, fingerprint, inputs)
+            plain = request.fingerprint(raw_target_spec, data_spec, context_dict, inputs={}) if inputs else None
+            previous, first_start = finished_findings(log, fingerprint, inputs, without_inputs=plain)
             started_at = first_start or started_at
         else:
             log.reset()

@@ -310,6 +310,9 @@ class Target(abc.ABC):
         n_classes: number of classes.
         trainer: ``trainer(x, y, seed) -> Target`` rebuilding the model with its own recipe
             on other data, or None. Membership and poisoning checks need it.
+        label_mismatch: why the data's labels cannot be this model's class indices, when
+            loading found it (labels 1..k for classes 0..k-1), else None; every check that
+            reads labels then ends with it as a data error.
     """
 
     spec: str = "target"
@@ -318,6 +321,7 @@ class Target(abc.ABC):
     n_classes: int
     trainer: Callable[[np.ndarray, np.ndarray, int], "Target"] | None = None
     max_batch: int = 1024
+    label_mismatch: str | None = None
 
     def __init__(self) -> None:
         self.ledger = QueryLedger()

@@ -220,6 +220,15 @@ def outputs_per_row(estimator: Any) -> int:
     if isinstance(classes, np.ndarray) and (classes.ndim > 1 or (classes.dtype == object and len(classes)
                                                                  and isinstance(classes[0], np.ndarray))):
         return len(classes)
+    if getattr(final, "multilabel_", False):  # OneVsRestClassifier fitted on a label matrix
+        return max(len(getattr(final, "classes_", ())), 2)
+    if _is_regressor(final):
+        # Linear models keep one row of coefficients per target, neighbours the target matrix.
+        coef, fitted_y = getattr(final, "coef_", None), getattr(final, "_y", None)
+        if isinstance(coef, np.ndarray) and coef.ndim == 2 and coef.shape[0] > 1:
+            return int(coef.shape[0])
+        if isinstance(fitted_y, np.ndarray) and fitted_y.ndim == 2 and fitted_y.shape[1] > 1:
+            return int(fitted_y.shape[1])
     n_outputs = getattr(final, "n_outputs_", 1)
     if type(final).__name__ == "MLPClassifier":  # n_outputs_ counts output units there
         return int(n_outputs) if getattr(final, "out_activation_", None) == "logistic" else 1
@@ -230,6 +239,17 @@ def outputs_per_row(estimator: Any) -> int:
         return max(int(n_outputs), 1)
     except (TypeError, ValueError):
         return 1
+
+
+def _is_regressor(estimator: Any) -> bool:
+    try:
+        from sklearn.base import is_regressor
+    except ImportError:
+        return False
+    try:
+        return bool(is_regressor(estimator))
+    except (AttributeError, TypeError, ValueError):  # a third-party estimator's tags
+        return False
 
 
 def refuse_multi_output(estimator: Any, spec: str) -> None:
@@ -337,7 +357,8 @@ def fit_to_data(target: Target, request: Any) -> Target:
     (see :class:`SklearnTarget`). When the data holds classes the model never saw and the
     model knows no class the data lacks (classes_ [0, 1, 3], labels 0..3), the model is
     widened to the data's classes; when each side has a class the other lacks (labels 1..k
-    for a model fitted on 0..k-1), the numbering is off and the load is refused. A
+    for a model fitted on 0..k-1), the numbering is off: the target keeps why in
+    ``label_mismatch``, and every check that reads labels ends with it as a data error. A
     ``n_classes`` stated in the target config settles the count and skips this.
     """
     from .regression import SklearnRegressorTarget
@@ -365,7 +386,10 @@ def fit_to_data(target: Target, request: Any) -> Target:
         return target
     absent = np.setdiff1d(known, labels)  # classes of the model the data never shows
     if len(absent):
-        raise UsageError(f"{target.spec}: {_label_mismatch(labels, known, target._classes)}")
+        # Refused by every check that reads labels, when it runs; checks that read none
+        # (stealing, fuzzing) still apply to the model as it is.
+        target.label_mismatch = f"{target.spec}: {_label_mismatch(labels, known, target._classes)}"
+        return target
     return widen_classes(target, int(labels.max()) + 1)
 
 

@@ -50,8 +50,9 @@ decides: ``invalid`` judges NaN cases as invalid input (answered: ``accepted_inv
 ``bad_answer``, refusals and exceptions as for any case); ``auto`` (the default) reads the
 scikit-learn tags of the estimator the target exposes (``Target.sklearn_estimator()``:
 ``sklearn.utils.get_tags(est).input_tags.allow_nan`` from scikit-learn 1.6 on, the
-``allow_nan`` of ``est._get_tags()`` before; for a Pipeline the tags of its first step, the one
-that receives the raw input) and treats NaN as missing when they allow NaN, and as invalid
+``allow_nan`` of ``est._get_tags()`` before; for a Pipeline its steps in order, until an
+imputer fills NaN in or a step refuses it: a scaler lets NaN through, so a scaler before a
+logistic regression does not take it) and treats NaN as missing when they allow NaN, and as invalid
 otherwise and whenever the target exposes no scikit-learn estimator (an HTTP endpoint, a
 function, ONNX or torch, a wrapper). Infinities are invalid either way. The ``nan_inputs``
 metric says how NaN was judged (``missing`` or ``invalid``) and the ``nan_inputs`` evidence
@@ -649,23 +650,29 @@ def nan_meaning(setting: str, target) -> tuple[bool, str]:
     estimator = target.sklearn_estimator()
     if estimator is None:
         return False, "nan_inputs=auto and the target exposes no scikit-learn estimator whose tags could allow NaN"
-    receiver, where = estimator, type(estimator).__name__
     try:
         from sklearn.pipeline import Pipeline
     except ImportError:  # no scikit-learn, no Pipeline
         Pipeline = ()
-    if isinstance(estimator, Pipeline):  # the first step receives the raw input
+    steps = [estimator]
+    if isinstance(estimator, Pipeline):
         steps = [step for _, step in estimator.steps if step is not None and step != "passthrough"]
-        if steps:
-            receiver = steps[0]
-            where = f"{type(receiver).__name__}, the first step of the Pipeline"
-    try:
-        allowed = _allows_nan(receiver)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a third-party estimator's tags
-        return False, f"nan_inputs=auto and the scikit-learn tags of {where} could not be read ({type(exc).__name__})"
-    if allowed:
-        return True, f"nan_inputs=auto: the scikit-learn tags of {where} say allow_nan=True"
-    return False, f"nan_inputs=auto: the scikit-learn tags of {where} say allow_nan=False"
+    # NaN reaches each step in turn until one fills it in: an imputer settles it; a step that
+    # refuses NaN before that settles it the other way (a scaler lets NaN through, so a scaler
+    # then a logistic regression does not take NaN as missing).
+    for step in steps:
+        name = type(step).__name__
+        where = name if len(steps) == 1 else f"{name}, a step of the Pipeline"
+        if type(step).__module__.startswith("sklearn.impute"):
+            return True, f"nan_inputs=auto: {where} fills in missing values"
+        try:
+            allowed = _allows_nan(step)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a third-party estimator's tags
+            return False, f"nan_inputs=auto and the scikit-learn tags of {where} could not be read ({type(exc).__name__})"
+        if not allowed:
+            return False, f"nan_inputs=auto: the scikit-learn tags of {where} say allow_nan=False"
+    return True, f"nan_inputs=auto: the scikit-learn tags of {type(steps[-1]).__name__} say allow_nan=True" \
+        + (" (and of every step before it)" if len(steps) > 1 else "")
 
 
 def _allows_nan(estimator) -> bool:
