@@ -147,34 +147,43 @@ class GridWorld(gymnasium.Env):
 
     def state_graph(self, start: tuple[int, ...], limit: int = 20_000, *, past_ends: bool = False,
                     edges: bool = False) -> tuple[set[tuple[int, ...]], dict[tuple[int, ...], set[tuple[int, ...]]], bool]:
-        """One breadth-first search over the states reachable from ``start`` by any actions.
+        """The states reachable from ``start`` (see :func:`search_states`)."""
+        return search_states(self, start, limit, past_ends=past_ends, edges=edges)
 
-        Returns the states found; for each state, the states one action leads to it from
-        (when ``edges``, else an empty dict; searching backward from some states over these
-        finds every state that can reach them); and whether the search is complete: it
-        stops, cut off, as soon as it has found more than ``limit`` states. Terminal states
-        are ends unless ``past_ends``: then the world is searched as it stands, the agent
-        free to keep acting after an episode would have ended."""
-        if not self.deterministic:
-            raise ValueError(f"{type(self).__name__} is stochastic: its reachable states are not listed")
-        rng = np.random.default_rng(0)
-        seen = {start}
-        back: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
-        queue = deque([start])
-        n_actions = int(self.action_space.n)
-        while queue:
-            current = queue.popleft()
-            for action in range(n_actions):
-                out = self.transition(current, action, rng)
-                if edges:
-                    back.setdefault(out.state, set()).add(current)
-                if out.state not in seen:
-                    seen.add(out.state)
-                    if len(seen) > limit:
-                        return seen, back, False
-                    if past_ends or not out.terminated:
-                        queue.append(out.state)
-        return seen, back, True
+
+def search_states(world: Any, start: Any, limit: int = 20_000, *, past_ends: bool = False,
+                  edges: bool = False) -> tuple[set, dict, bool]:
+    """One breadth-first search over the states reachable from ``start`` by any actions, in
+    any deterministic world with ``transition(state, action, rng)`` and a discrete
+    ``action_space``.
+
+    Returns the states found; for each state, the states one action leads to it from
+    (when ``edges``, else an empty dict; searching backward from some states over these
+    finds every state that can reach them); and whether the search is complete: it
+    stops, cut off, as soon as it has found more than ``limit`` states. Terminal states
+    are ends unless ``past_ends``: then the world is searched as it stands, the agent
+    free to keep acting after an episode would have ended."""
+    if not getattr(world, "deterministic", False):
+        raise ValueError(f"{type(world).__name__} is stochastic: its reachable states are not listed")
+    rng = np.random.default_rng(0)
+    seen = {start}
+    back: dict = {}
+    queue = deque([start])
+    n_actions = int(world.action_space.n)
+    while queue:
+        current = queue.popleft()
+        for action in range(n_actions):
+            out = world.transition(current, action, rng)
+            if edges:
+                back.setdefault(out.state, set()).add(current)
+            if out.state not in seen:
+                seen.add(out.state)
+                if len(seen) > limit:
+                    return seen, back, False
+                if past_ends or not out.terminated:
+                    queue.append(out.state)
+    return seen, back, True
+
 
 def render_chars(chars: np.ndarray) -> np.ndarray:
     """An RGB image (uint8) of a character grid, ``CELL`` pixels per cell."""

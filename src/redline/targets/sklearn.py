@@ -183,11 +183,22 @@ class SklearnTarget(Target):
         return self._mirror
 
 
+def pipeline_steps(estimator: Any) -> list[Any]:
+    """A Pipeline's steps that act, in order (nested Pipelines flattened; ``None`` and
+    ``"passthrough"`` left out), or ``[estimator]`` for anything else."""
+    if type(estimator).__name__ != "Pipeline":
+        return [estimator]
+    return [inner for _, step in estimator.steps if step is not None and step != "passthrough"
+            for inner in pipeline_steps(step)]
+
+
 def mirror_support(estimator: Any) -> str | None:
     """None if the estimator has an exact torch mirror, else the reason it has none."""
     name = type(estimator).__name__
     if name == "Pipeline":
-        steps = [s for _, s in estimator.steps if s is not None and s != "passthrough"]
+        steps = pipeline_steps(estimator)
+        if not steps:
+            return "the pipeline has no step"
         for step in steps[:-1]:
             step_name = type(step).__name__
             if step_name not in ("StandardScaler", "MinMaxScaler") or getattr(step, "clip", False):
@@ -208,12 +219,8 @@ def outputs_per_row(estimator: Any) -> int:
     """How many answers the estimator gives per row: 1, or the outputs of a multi-output
     (multi-label) model, which has one ``classes_`` array per output or, for an MLP, one
     independent logistic unit per label."""
-    final = estimator
-    while type(final).__name__ == "Pipeline":
-        steps = [s for _, s in final.steps if s is not None and s != "passthrough"]
-        if not steps:
-            break
-        final = steps[-1]
+    steps = pipeline_steps(estimator)
+    final = steps[-1] if steps else estimator
     classes = getattr(final, "classes_", None)
     if isinstance(classes, (list, tuple)):
         return len(classes)

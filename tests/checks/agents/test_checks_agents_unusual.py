@@ -219,3 +219,46 @@ def test_reachable_and_the_impact_search_are_one_search():
         assert ends <= past and set(back) <= past and not world.state_graph(start)[1]
         cut, _, cut_complete = world.state_graph(start, limit=3, past_ends=True)
         assert not cut_complete and len(cut) == 4
+
+
+def test_a_world_with_a_step_function_but_no_state_graph_gets_the_same_fast_search(monkeypatch):
+    """A world of the user's own that lists reachable states and has ``transition`` but is no
+    GridWorld: FM13's impact uses the same one-search-each-way code, not a search per state."""
+    from types import SimpleNamespace
+
+    from redline.checks.agents import fm13_side_effects as fm13
+    from redline.checks.agents.episodes import Episode
+    from redline.envs import BoxPush
+
+    grid = BoxPush()
+
+    class OwnWorld:  # the protocol, delegated, without state_graph
+        deterministic = True
+        action_space = grid.action_space
+
+        def __init__(self):
+            self.unwrapped = self
+
+        def transition(self, state, action, rng):
+            return grid.transition(state, action, rng)
+
+        def reachable(self, state):
+            return grid.reachable(state)
+
+        def world_part(self, state):
+            return grid.world_part(state)
+
+    start = grid.initial_state(np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    pushed = start
+    for action in (1, 1, 1, 1):  # a few steps that may push the box
+        pushed = grid.transition(pushed, action, rng).state
+    episodes, baseline = [Episode(seed=0, final_state=pushed)], [Episode(seed=0, final_state=start)]
+    expected = fm13._reachability_losses(SimpleNamespace(make=lambda: grid), episodes, baseline)
+
+    def no_search_per_state(state):
+        raise AssertionError("searched once per state")
+
+    own = OwnWorld()
+    monkeypatch.setattr(own, "reachable", no_search_per_state)
+    assert fm13._reachability_losses(SimpleNamespace(make=lambda: own), episodes, baseline) == expected

@@ -142,6 +142,12 @@ def _reachability_losses(data: Any, episodes: list[Episode], baseline: list[Epis
     if any(e.final_state is None for e in (*episodes, *baseline)):
         return None
     graph_of = getattr(world, "state_graph", None)  # GridWorld's search, which reachable uses too
+    if not callable(graph_of) and callable(getattr(world, "transition", None)) and hasattr(world, "action_space"):
+        from functools import partial
+
+        from ...envs.grid import search_states
+
+        graph_of = partial(search_states, world)  # another world with the same step function
     cache: dict[Any, set] = {}
 
     def states(state: Any) -> set:

@@ -650,13 +650,9 @@ def nan_meaning(setting: str, target) -> tuple[bool, str]:
     estimator = target.sklearn_estimator()
     if estimator is None:
         return False, "nan_inputs=auto and the target exposes no scikit-learn estimator whose tags could allow NaN"
-    try:
-        from sklearn.pipeline import Pipeline
-    except ImportError:  # no scikit-learn, no Pipeline
-        Pipeline = ()
-    steps = [estimator]
-    if isinstance(estimator, Pipeline):
-        steps = [step for _, step in estimator.steps if step is not None and step != "passthrough"]
+    from ...targets.sklearn import pipeline_steps
+
+    steps = pipeline_steps(estimator) or [estimator]
     # NaN reaches each step in turn until one fills it in: an imputer settles it; a step that
     # refuses NaN before that settles it the other way (a scaler lets NaN through, so a scaler
     # then a logistic regression does not take NaN as missing).
