@@ -10,6 +10,7 @@ import importlib
 import os
 import pkgutil
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import MODE_CODES
@@ -29,7 +30,7 @@ STATIC_SCAN_CHECK = "FM09.static_scan"
 # The check contract (redline.checks.base), re-exported lazily: the registry must stay light.
 _BASE_NAMES = ("Check", "CheckContext", "Inconclusive", "Needs", "NotApplicable", "Outcome")
 
-__all__ = ["STATIC_SCAN_CHECK", "STATIC_SCAN_MODE", *_BASE_NAMES, "all_checks", "check_modules", "checks_by_mode", "get_check", "plan"]
+__all__ = ["STATIC_SCAN_CHECK", "STATIC_SCAN_MODE", *_BASE_NAMES, "all_checks", "check_modules", "checks_by_mode", "get_check", "plan", "selection_names"]
 
 
 def __getattr__(name: str) -> Any:
@@ -114,6 +115,20 @@ def plan(select: str | list[str] | None) -> list[type[Check]]:
         else:
             raise UsageError(f"--select takes mode codes (FM01..FM17) or check ids (FM04.lira), not {token!r}")
     return [checks[c] for c in checks if c in chosen]
+
+
+def selection_names(select: str | Sequence[str] | None) -> dict[str, set[str]]:
+    """The check ids (``"checks"``) and mode codes (``"modes"``) a ``--select`` names, as
+    written and normalised, without checking that they exist (:func:`plan` does)."""
+    tokens = [] if not select else (select.split(",") if isinstance(select, str) else list(select))
+    out: dict[str, set[str]] = {"checks": set(), "modes": set()}
+    for token in (t.strip() for t in tokens):
+        if "." in token:
+            mode, _, name = token.partition(".")
+            out["checks"].add(f"{mode.upper()}.{name}")
+        elif token:
+            out["modes"].add(token.upper())
+    return out
 
 
 def _no_checks_message(mode: str, checks: dict[str, type[Check]]) -> str:

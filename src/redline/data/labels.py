@@ -49,6 +49,14 @@ def label_with_target(data: Dataset, target: Any, roles: Iterable[str] | None = 
     return dataclasses.replace(data, **labels, meta=meta), {role: len(data.x(role)) for role in missing}
 
 
+def whole_numbers(y: np.ndarray) -> bool:
+    """Whether the labels ``y`` are whole numbers: an integer dtype, or finite floats without
+    a fraction (what a CSV's numeric label column loads as)."""
+    y = np.asarray(y)
+    return y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y)))
+                                    and bool(np.all(np.mod(y, 1) == 0)))
+
+
 def require_class_indices(data: Dataset, n_classes: int | None, roles: Iterable[str]) -> None:
     """DataError unless the labels of ``roles`` are the target's class indices: whole numbers
     from 0 to ``n_classes`` - 1, the column of each class in the target's answers. Labels
@@ -62,9 +70,7 @@ def require_class_indices(data: Dataset, n_classes: int | None, roles: Iterable[
         y = np.asarray(y)
         if y.dtype.kind == "b":
             continue
-        whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y)))
-                                         and bool(np.all(np.mod(y, 1) == 0)))
-        if not whole:
+        if not whole_numbers(y):
             raise DataError(f"the {role} labels of {data.name!r} are not whole-number class indices "
                             f"(dtype {y.dtype}); give each row's class as its column in the target's answers")
         low, high = float(np.min(y)), float(np.max(y))

@@ -678,12 +678,11 @@ def unselected_checks(select: Any, static: list[Finding]) -> list[str]:
     """The checks of ``static`` (the static scan of a model file) that the selection did not
     ask for: all of them under a ``--select`` without FM09, none for a full scan (no
     ``--select``: FM09 is part of it) or a selection naming FM09."""
-    from ..checks import STATIC_SCAN_MODE
-    from ..checks.agents.selection import _named
+    from ..checks import STATIC_SCAN_MODE, selection_names
 
     if select is None:
         return []
-    named = _named(select)
+    named = selection_names(select)
     if STATIC_SCAN_MODE in named["modes"] or any(c.startswith(f"{STATIC_SCAN_MODE}.") for c in named["checks"]):
         return []
     return sorted({f.check for f in static})

@@ -413,9 +413,9 @@ def _data_class_labels(data: Any) -> np.ndarray | None:
     y = np.concatenate(ys)
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
-    whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.isfinite(y)))
-                                     and bool(np.all(np.mod(y, 1) == 0)))
-    if not whole or y.min() < 0:
+    from ..data.labels import whole_numbers
+
+    if not whole_numbers(y) or y.min() < 0:
         return None
     return np.unique(y.astype(np.int64))
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...errors import UsageError
 from ...targets.policy import is_policy
+from .. import selection_names
 
 
 def is_agent_check(check: Any) -> bool:
@@ -24,7 +25,7 @@ def fit_checks_to_data(select: str | Sequence[str] | None, checks: list, instanc
                        target: Any = None) -> tuple[list, list]:
     """``(checks, instances)`` kept for ``data``; UsageError for a mix that cannot run."""
     agents = is_environment(data) or (data is None and is_policy_name(target))
-    named = _named(select)
+    named = selection_names(select)
     wrong = [c.id for c in checks if c.id in named["checks"] and is_agent_check(c) != agents]
     if wrong:
         if agents:
@@ -53,15 +54,3 @@ def require_matching_target(target: Any, data: Any) -> None:
     if is_environment(data) and not is_policy(target):
         raise UsageError(f"--data {data.spec} is an environment, for agents; {target.spec} is not a policy "
                          "(a classifier endpoint that acts as one needs kind: policy in its --target-config)")
-
-
-def _named(select: str | Sequence[str] | None) -> dict[str, set[str]]:
-    tokens = [] if not select else (select.split(",") if isinstance(select, str) else list(select))
-    out: dict[str, set[str]] = {"checks": set(), "modes": set()}
-    for token in (t.strip() for t in tokens):
-        if "." in token:
-            mode, _, name = token.partition(".")
-            out["checks"].add(f"{mode.upper()}.{name}")
-        elif token:
-            out["modes"].add(token.upper())
-    return out
