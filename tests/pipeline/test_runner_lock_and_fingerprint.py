@@ -228,7 +228,8 @@ def _write_npz(path: Path, rows: int) -> None:
     np.savez(path, x_train=x, y_train=(x[:, 0] > 0).astype(int), x_test=x, y_test=(x[:, 1] > 0).astype(int))
 
 
-def test_resume_over_a_changed_data_file_is_refused_and_an_unchanged_one_resumes(tmp_path, fake_checks, monkeypatch):
+def _interrupted_scan_of_a_data_file(tmp_path: Path, monkeypatch) -> tuple[Path, str, Path]:
+    """A scan of an npz file stopped by Ctrl-C in its second check: (the file, its spec, --out)."""
     data_file = tmp_path / "d.npz"
     _write_npz(data_file, 20)
     spec = f"npz:{data_file}"
@@ -237,6 +238,11 @@ def test_resume_over_a_changed_data_file_is_refused_and_an_unchanged_one_resumes
     with pytest.raises(ScanInterrupted):
         redline.scan(_target(), spec, out=out)
     monkeypatch.delenv("LK_INTERRUPT")
+    return data_file, spec, out
+
+
+def test_resume_over_a_changed_data_file_is_refused_and_an_unchanged_one_resumes(tmp_path, fake_checks, monkeypatch):
+    data_file, spec, out = _interrupted_scan_of_a_data_file(tmp_path, monkeypatch)
     original = data_file.read_bytes()
 
     _write_npz(data_file, 12)  # same name, other rows
@@ -255,14 +261,7 @@ def test_resume_over_a_changed_data_file_is_refused_and_an_unchanged_one_resumes
 def test_a_scan_started_before_files_were_hashed_still_resumes(tmp_path, fake_checks, monkeypatch):
     """A log whose start records no file digests (written by the version before) is held to
     the fingerprint without them, as then."""
-    data_file = tmp_path / "d.npz"
-    _write_npz(data_file, 20)
-    spec = f"npz:{data_file}"
-    out = tmp_path / "out"
-    monkeypatch.setenv("LK_INTERRUPT", "FM05.second")
-    with pytest.raises(ScanInterrupted):
-        redline.scan(_target(), spec, out=out)
-    monkeypatch.delenv("LK_INTERRUPT")
+    data_file, spec, out = _interrupted_scan_of_a_data_file(tmp_path, monkeypatch)
     events = _events(out)
     start = next(e for e in events if e["event"] == "scan_started")
     legacy = hashlib.sha256(json.dumps(
