@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -322,3 +323,92 @@ def test_a_class_1_probability_must_be_one_number_in_0_1_per_row(serve):
         HttpTarget(server.url, config=config, input_spec=SPEC).predict(np.zeros((1, 3)))
     with pytest.raises(UsageError, match="two-class"):
         TargetConfig.from_mapping({"response": {"positive_probability_key": "score"}, "n_classes": 3})
+
+
+NAMES = ["setosa", "versicolor", "virginica"]
+
+
+def _named_server(serve, answer):
+    """An endpoint whose answer for each row is ``answer(class number of the row)``: the class
+    is the row's first feature (0, 1 or 2)."""
+    return serve(lambda body, h: (200, json_bytes(answer([int(row[0]) for row in body["inputs"]]))))
+
+
+def test_text_labels_are_read_through_the_data_s_class_names(serve):
+    server = _named_server(serve, lambda ks: {"labels": [NAMES[k] for k in ks]})
+    x = np.array([[0, 0, 0], [2, 0, 0], [1, 0, 0]], dtype=float)
+    target = HttpTarget(server.url, config=quick(retries=0), input_spec=SPEC, n_classes=3, class_names=NAMES)
+    np.testing.assert_array_equal(target.predict(x), [0, 2, 1])
+    assert target.capabilities.outputs == "labels"
+    # Without names a text answer is an error that says what to write.
+    bare = HttpTarget(server.url, config=quick(retries=0), input_spec=SPEC, n_classes=3)
+    with pytest.raises(TargetError, match=r"labels as text \(e.g. 'setosa'\).*class_names"):
+        bare.predict(x)
+    # A name nobody declared is named.
+    odd = _named_server(serve, lambda ks: {"labels": ["setosa", "rose"][: len(ks)]})
+    with pytest.raises(TargetError, match=r"\['rose'\].*not among"):
+        HttpTarget(odd.url, config=quick(retries=0), input_spec=SPEC, class_names=NAMES).predict(x[:2])
+
+
+def test_numbers_sent_as_text_stay_numbers_when_no_class_is_named_so(serve):
+    server = _named_server(serve, lambda ks: {"labels": [str(k) for k in ks]})
+    target = HttpTarget(server.url, config=quick(retries=0, outputs="labels"), input_spec=SPEC, n_classes=3,
+                        class_names=NAMES)
+    np.testing.assert_array_equal(target.predict(np.array([[2, 0, 0], [0, 0, 0]], dtype=float)), [2, 0])
+
+
+def test_the_endpoint_s_class_order_is_moved_to_the_data_s_numbering(serve):
+    # The endpoint orders its classes virginica, setosa, versicolor; the data numbers them
+    # setosa=0, versicolor=1, virginica=2 (sorted text labels).
+    order = ["virginica", "setosa", "versicolor"]
+
+    def answer(ks):
+        rows = []
+        for k in ks:
+            p = [0.1, 0.1, 0.1]
+            p[order.index(NAMES[k])] = 0.8
+            rows.append(p)
+        return {"probabilities": rows, "labels": [order.index(NAMES[k]) for k in ks]}
+
+    server = _named_server(serve, answer)
+    config = TargetConfig.from_mapping({"class_names": order, "retries": 0, "backoff": 0.001})
+    x = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
+    target = HttpTarget(server.url, config=config, input_spec=SPEC, n_classes=3, class_names=NAMES)
+    np.testing.assert_array_equal(target.predict(x).argmax(1), [0, 1, 2])
+    assert target.class_names == NAMES and target.label_mismatch is None
+    labels = HttpTarget(server.url, config=dataclasses.replace(config, outputs="labels"), input_spec=SPEC,
+                        class_names=NAMES)
+    np.testing.assert_array_equal(labels.predict(x), [0, 1, 2])  # label numbers are the endpoint's, moved too
+
+
+def test_probabilities_keyed_by_class_name(serve):
+    server = _named_server(serve, lambda ks: {"probabilities": [
+        {name: (0.9 if j == k else 0.05) for j, name in enumerate(NAMES)} for k in ks]})
+    x = np.array([[1, 0, 0], [2, 0, 0]], dtype=float)
+    target = HttpTarget(server.url, config=quick(retries=0), input_spec=SPEC, class_names=NAMES)
+    np.testing.assert_allclose(target.predict(x), [[0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+    with pytest.raises(TargetError, match="keyed by class name.*class_names"):
+        HttpTarget(server.url, config=quick(retries=0), input_spec=SPEC).predict(x)
+
+
+def test_class_names_the_data_lacks_are_numbered_after_the_data_s(serve):
+    # The endpoint knows a fourth class the scan's data never holds: it is class 3.
+    server = _named_server(serve, lambda ks: {"labels": ["rose" if k == 2 else NAMES[k] for k in ks]})
+    config = TargetConfig.from_mapping({"class_names": NAMES + ["rose"], "retries": 0})
+    target = HttpTarget(server.url, config=config, input_spec=SPEC, class_names=NAMES, n_classes=3)
+    assert target.n_classes == 4 and target.label_mismatch is None
+    np.testing.assert_array_equal(target.predict(np.array([[2, 0, 0], [1, 0, 0]], dtype=float)), [3, 1])
+    # Classes spelt differently on each side: the labels cannot be read, said once for the label checks.
+    other = TargetConfig.from_mapping({"class_names": ["Setosa", "Versicolor", "Virginica"]})
+    mismatch = HttpTarget(server.url, config=other, input_spec=SPEC, class_names=NAMES).label_mismatch
+    assert "each side has a class the other lacks" in mismatch and "'Setosa'" in mismatch
+
+
+def test_class_names_in_the_config_are_checked():
+    with pytest.raises(UsageError, match="class_names: names a class more than once: a"):
+        TargetConfig.from_mapping({"class_names": ["a", "b", "a"]})
+    with pytest.raises(UsageError, match="class_names: names 2 classes but n_classes is 3"):
+        TargetConfig.from_mapping({"class_names": ["a", "b"], "n_classes": 3})
+    with pytest.raises(UsageError, match="class_names: must be a list"):
+        TargetConfig.from_mapping({"class_names": "a,b"})
+    assert TargetConfig.from_mapping({"class_names": ["no", 1]}).class_names == ("no", "1")

@@ -256,7 +256,7 @@ class Check(abc.ABC):
                                 f"{data.name!r} is for classification: say task=regression (a DATA spec's #task=regression, or \"task\": "
                                 f"\"regression\" among the arrays)")
             mismatch = getattr(target, "label_mismatch", None)
-            if self.needs.labels and mismatch:  # found at load (scikit-learn): the numbering is off
+            if self.needs.labels and mismatch:  # found at load (scikit-learn, HTTP class names): the numbering is off
                 from ..errors import DataError
 
                 raise DataError(mismatch)

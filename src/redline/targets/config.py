@@ -18,6 +18,7 @@ Example::
     outputs: probabilities          # or labels (wraps local models to answer labels only)
     input: {shape: [30], dtype: float32, lower: 0, upper: 1}   # or one bound per feature: lower: [0, 18, ...]
     n_classes: 2
+    class_names: [approve, refuse]   # class 0, 1, ... as the endpoint names and orders them
     feature_names: [age, income, ...]
     constraints: {immutable: [age], integer: [children], ranges: {income: [0, 1e6]}}
     train: mypackage.training:train  # or path/to/train.py:train; train(x, y) -> model
@@ -63,6 +64,7 @@ _TOP_KEYS = (
     "input",
     "baseline",
     "n_classes",
+    "class_names",
     "feature_names",
     "constraints",
     "train",
@@ -103,6 +105,9 @@ class TargetConfig:
     lower: float | tuple[float, ...] | None = None
     upper: float | tuple[float, ...] | None = None
     n_classes: int | None = None
+    # The endpoint's classes by name, in its order (its probability columns, its label numbers);
+    # text labels in answers are read through them (see HttpTarget).
+    class_names: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     constraints: Mapping[str, Any] | None = None
     train: str | None = None
@@ -261,6 +266,8 @@ class _Parser:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise self.fail("feature_names", "must be a list of strings")
             fields["feature_names"] = tuple(names)
+        if "class_names" in data:
+            fields["class_names"] = self.class_names(data["class_names"], fields.get("n_classes"))
         if "constraints" in data:
             fields["constraints"] = self.constraints(data["constraints"])
         if "train" in data:
@@ -364,6 +371,18 @@ class _Parser:
         for key in data:
             if key not in allowed:
                 raise self.fail(f"{prefix}{key}", f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def class_names(self, value: Any, n_classes: int | None) -> tuple[str, ...]:
+        if (not isinstance(value, list) or len(value) < 2
+                or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)):
+            raise self.fail("class_names", "must be a list of at least two class names (strings), class 0 first")
+        names = tuple(str(v) for v in value)
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise self.fail("class_names", f"names a class more than once: {', '.join(twice)}")
+        if n_classes is not None and n_classes != len(names):
+            raise self.fail("class_names", f"names {len(names)} classes but n_classes is {n_classes}")
+        return names
 
     def mapping(self, value: Any, key: str) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):

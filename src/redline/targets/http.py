@@ -87,6 +87,7 @@ class HttpTarget(Target):
         input_spec: InputSpec | None = None,
         n_classes: int | None = None,
         feature_names: list[str] | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__()
         scheme = urllib.parse.urlsplit(url).scheme
@@ -102,6 +103,10 @@ class HttpTarget(Target):
             )
         self.input_spec = spec
         self.n_classes = self.config.n_classes or n_classes  # type: ignore[assignment]  # None until known
+        self.class_names, self._endpoint_to_class, self.label_mismatch = _class_numbering(
+            self.config, class_names, self.spec)
+        if self._endpoint_to_class is not None:
+            self.n_classes = len(self.class_names)
         self.max_batch = self.config.max_batch or DEFAULT_MAX_BATCH
         self._headers = {
             "Content-Type": "application/json",
@@ -182,23 +187,85 @@ class HttpTarget(Target):
                 raise _MalformedAnswer(f"no {key!r} in the answer")
             try:
                 if kind == "probabilities" and positive:
-                    out = check_probabilities(positive_class_columns(value, rows, self.spec), rows, 2, self.spec)
-                    self.n_classes = 2
+                    out = self._renumber(positive_class_columns(value, rows, self.spec))
+                    out = check_probabilities(out, rows, self.n_classes or 2, self.spec)
+                    self.n_classes = out.shape[1]
                 elif kind == "probabilities":
-                    out = check_probabilities(np.asarray(value, dtype=np.float64), rows, self.n_classes, self.spec)
+                    out = self._renumber(self._probability_rows(value, rows))
+                    out = check_probabilities(out, rows, self.n_classes, self.spec)
                     if self.n_classes is None:
                         self.n_classes = out.shape[1]
                 else:
-                    out = check_labels(np.asarray(value), rows, self.n_classes, self.spec)
+                    out = check_labels(self._label_numbers(value), rows, self.n_classes, self.spec)
             except (TargetError, ValueError, TypeError) as exc:
                 hint = ""
-                if kind == "probabilities" and not positive and np.ndim(value) == 1 and len(value) == rows:
+                if (kind == "probabilities" and not positive and isinstance(value, list) and len(value) == rows
+                        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
                     hint = (f"; one number per row: if it is a two-class model's class-1 probability, say "
                             f"response: {{positive_probability_key: {key}}} in the target config")
                 raise _MalformedAnswer(f"{exc}{hint}") from None
             if not self._outputs_known:  # the first well-formed answer settles the protocol
                 self._outputs_known = True
                 self.capabilities = dataclasses.replace(self.capabilities, outputs=kind)
+        return out
+
+    # -- class names and the endpoint's own class order -----------------------------------
+    def _probability_rows(self, value: Any, rows: int) -> np.ndarray:
+        """Positional rows as they are; rows of ``{class name: probability}`` in the
+        endpoint's order (the config's class_names, else the data's)."""
+        if not (isinstance(value, list) and value and all(isinstance(row, dict) for row in value)):
+            return np.asarray(value, dtype=np.float64)
+        names = self.config.class_names or self.class_names
+        if not names:
+            raise TargetError(f"{self.spec}: probabilities come keyed by class name; say which name is class 0, 1, "
+                              f"... with class_names: [...] in the target config")
+        column = {name: j for j, name in enumerate(names)}
+        out = np.zeros((len(value), len(names)))
+        for i, row in enumerate(value):
+            unknown = [str(k) for k in row if str(k) not in column]
+            if unknown:
+                raise TargetError(f"{self.spec}: an answer names classes {_listed(unknown)} that are not among "
+                                  f"{_listed(names)}; list every class in class_names in the target config")
+            for key, p in row.items():
+                out[i, column[str(key)]] = p
+        return out
+
+    def _label_numbers(self, value: Any) -> np.ndarray:
+        """Class numbers of a labels answer: text labels read through the class names,
+        numbers taken as the endpoint's own class numbers."""
+        labels = np.asarray(value)
+        if labels.dtype.kind in "US" or (labels.dtype.kind == "O" and any(isinstance(v, str) for v in labels.flat)):
+            texts = [str(v) for v in labels.flat]
+            number = {name: k for k, name in enumerate(self.class_names or ())}
+            if any(t in number for t in texts) or not all(t.strip().isdigit() for t in texts):
+                return self._named_labels(labels, texts, number)
+            labels = np.array([int(t) for t in texts], dtype=np.int64).reshape(labels.shape)  # numbers sent as text
+        if self._endpoint_to_class is None:
+            return labels
+        labels = check_labels(labels, len(labels) if labels.ndim else 0, len(self._endpoint_to_class), self.spec)
+        return self._endpoint_to_class[labels]
+
+    def _named_labels(self, labels: np.ndarray, texts: list[str], number: dict[str, int]) -> np.ndarray:
+        if not number:
+            raise TargetError(f"{self.spec}: the endpoint answers labels as text (e.g. {texts[0]!r}); say which name "
+                              f"is class 0, 1, ... with class_names: [...] in the target config, or scan with data "
+                              f"whose labels are those names")
+        unknown = sorted({t for t in texts if t not in number})
+        if unknown:
+            raise TargetError(f"{self.spec}: the endpoint answers labels {_listed(unknown)}, which are not among the "
+                              f"classes {_listed(self.class_names)}; list every class the endpoint can answer in "
+                              f"class_names in the target config")
+        return np.array([number[t] for t in texts], dtype=np.int64).reshape(labels.shape)
+
+    def _renumber(self, probabilities: np.ndarray) -> np.ndarray:
+        """Columns in the endpoint's class order moved to the scan's class numbers."""
+        if self._endpoint_to_class is None:
+            return probabilities
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(self._endpoint_to_class):
+            return probabilities  # the shape check that follows says what is wrong
+        out = np.zeros((probabilities.shape[0], len(self.class_names)))
+        out[:, self._endpoint_to_class] = probabilities
         return out
 
     def _detect_outputs(self, answer: Any) -> str:
@@ -285,6 +352,41 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     data[last] = value
 
 
+def _class_numbering(config: TargetConfig, data_names: list[str] | None,
+                     spec: str) -> tuple[list[str] | None, np.ndarray | None, str | None]:
+    """(the scan's class names by number, where each of the endpoint's classes goes, why
+    the data's labels cannot be read as the endpoint's classes or None).
+
+    The data's labels fix the numbering the checks use; a class the config names and the
+    data never holds is numbered after the data's, and a data class the endpoint does not
+    know simply never gets answered. When each side has a class the other lacks, names are
+    probably spelt differently: like a local model's label mismatch, this ends only the
+    checks that read labels. Without class_names in the config the endpoint is taken to
+    number classes as the data does (the second item is None).
+    """
+    data_names = [str(n) for n in data_names] if data_names else None
+    names = config.class_names
+    if not names:
+        return data_names, None, None
+    known = set(data_names or ())
+    numbering = list(data_names or ()) + [n for n in names if n not in known]
+    mismatch = None
+    data_only = [n for n in data_names or () if n not in set(names)]
+    endpoint_only = [n for n in names if n not in known]
+    if data_only and endpoint_only:
+        mismatch = (f"{spec}: the data's classes {_listed(data_only)} are not in the target config's class_names and "
+                    f"its class_names {_listed(endpoint_only)} are not among the data's labels: each side has a class "
+                    f"the other lacks, so the labels would be read as the wrong classes; spell the classes alike")
+    index = {name: k for k, name in enumerate(numbering)}
+    return numbering, np.array([index[n] for n in names], dtype=np.int64), mismatch
+
+
+def _listed(names: Any, most: int = 8) -> str:
+    names = [str(n) for n in names]
+    shown = ", ".join(repr(n) for n in names[:most])
+    return f"[{shown}{', ...' if len(names) > most else ''}]"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -297,4 +399,5 @@ def open_url(url: str, request: Any) -> HttpTarget:
         input_spec=request.data_input_spec,
         n_classes=request.n_classes_hint,
         feature_names=request.feature_names,
+        class_names=getattr(request.data, "class_names", None),
     )
