@@ -59,6 +59,40 @@ def test_setstate_installed_by_a_dict_state_is_unsafe(scan, check):
     check(scan(PROTO(2) + plain + STOP), "safe")
 
 
+def test_identity_helpers_do_not_launder_a_state_or_an_imported_object(scan, check):
+    # restore_type_tag(value, tag) returns value: a dict passed through it is still read for
+    # the keys BUILD writes, and an imported object passed through it is still imported.
+    tag = glob("torch.jit._pickle", "restore_type_tag")
+    fetch = call(glob("numpy.core", "_ufunc_reconstruct"), string0("numpy"), string0("log1p"))
+    laundered = call(tag, EMPTY_DICT + sstr("__setstate__") + fetch + SETITEM, b"N")
+    check(scan(PROTO(2) + _holder() + laundered + BUILD + string0("x") + BUILD + STOP), "unsafe", "__setstate__",
+          kinds=["attribute-write"])
+    module = call(tag, glob("sklearn.metrics._scorer", "np"), b"N")
+    patch = EMPTY_DICT + sstr("savez") + b"K\x01" + SETITEM
+    check(scan(PROTO(2) + module + patch + BUILD + STOP), "unsafe", "imported object", kinds=["attribute-write"])
+    for helper in ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist"):
+        hidden = call(glob("torch.jit._pickle", helper), EMPTY_DICT + sstr("__setstate__") + fetch + SETITEM)
+        check(scan(PROTO(2) + _holder() + hidden + BUILD + STOP), "unsafe", "__setstate__")
+    honest = call(tag, EMPTY_DICT + sstr("weight") + string0("w") + SETITEM, string0("Dict[str, str]"))
+    check(scan(PROTO(2) + _holder() + honest + BUILD + STOP), "safe")
+
+
+def test_a_state_whose_keys_the_file_does_not_show_is_unsafe(scan, check):
+    # dict(pairs) or OrderedDict(pairs) as the state: the keys are made at load time
+    pairs = b"]" + MARK + sstr("__setstate__") + sstr("v") + TUPLE + b"a"  # [("__setstate__", "v")]
+    for cls in (glob("collections", "OrderedDict"), glob("builtins", "dict")):
+        check(scan(PROTO(2) + _holder() + call(cls, pairs) + BUILD + STOP), "unsafe", "made at load time",
+              kinds=["attribute-write"])
+
+
+def test_a_held_function_is_never_created_with_arguments(scan, check):
+    # sklearn.metrics._scorer re-exports functools.partial; __newobj__(partial, f, *args)
+    # would build a call of any allowed function with any arguments, run by a later BUILD.
+    partial = call(glob("copyreg", "__newobj__"), glob("sklearn.metrics._scorer", "partial"),
+                   glob("numpy.core", "_ufunc_reconstruct"), string0("helper"))
+    check(scan(PROTO(2) + partial + STOP), "unsafe", "held as a reference", kinds=["misused-global"])
+
+
 def test_class_admitted_by_name_is_never_called(scan, check):
     cls = glob("sklearn.linear_model._logistic", "LogisticRegression")
     check(scan(PROTO(2) + cls + EMPTY_TUPLE + NEWOBJ + STOP), "safe")

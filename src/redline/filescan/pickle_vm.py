@@ -249,6 +249,10 @@ class PickleVM:
                            f"calls {callee.qualname}{preview(args)}; model files create it without calling it")
                 return Obj(policy.instance_label(callee), cls=callee)
             if use == "function":
+                if callee.qualname in policy.IDENTITY_FUNCTIONS and args:
+                    # it hands its first argument back: a dict stays a dict whose keys BUILD
+                    # checks, an imported object stays one (written to, it is flagged)
+                    return args[0]
                 return Obj(f"{callee.qualname}(...)", func=callee, args=args)
             if use == "checked":
                 why = policy.check_call(callee, args)
@@ -903,12 +907,14 @@ def _is_empty_literal(value: Any) -> bool:
     return isinstance(value, (bool, int, float, str, bytes, list, tuple)) and not value
 
 
-def _state_keys(vm: PickleVM, state: Any) -> list:
+def _state_keys(vm: PickleVM, state: Any) -> tuple[list, Obj | None]:
     """Keys BUILD writes into the object: a dict state goes to ``__dict__`` (where a
     ``__setstate__`` entry is called by the next BUILD), a (dict, slots) pair to both.
     Only keys not yet checked are returned: keys are only ever appended, and one large
-    state BUILT again and again must not cost (BUILDs x keys)."""
+    state BUILT again and again must not cost (BUILDs x keys). The second item is a part
+    of the state built by a call whose keys the file does not show, or None."""
     keys: list = []
+    hidden = None
     parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
     for part in parts:
         if isinstance(part, PDict):
@@ -916,16 +922,39 @@ def _state_keys(vm: PickleVM, state: Any) -> list:
         elif isinstance(part, Obj) and part.entries:
             written, pairs = part.entries, False
         else:
+            if _may_be_hidden_mapping(part):
+                hidden = part
             continue
         _held, done = vm.keys_checked.get(id(part), (part, 0))
         vm.keys_checked[id(part)] = (part, len(written))  # the part is held so its id stays its own
         new = written[done:]
         keys.extend([k for k, _v in new] if pairs else new)
-    return keys
+    return keys, hidden
+
+
+_MAPPING_CLASSES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
+                              ("collections", "Counter")})
+
+
+def _may_be_hidden_mapping(part: Any) -> bool:
+    """A state part whose keys the stream does not show: a mapping class called with
+    arguments (``dict(pairs)``), or what a function returned, whose type is not known.
+    An instance of a known class other than a mapping is no mapping: BUILD cannot spread it
+    into ``__dict__`` (only a ``__setstate__`` of the class takes it)."""
+    if not isinstance(part, Obj) or part.dynamic:  # a dynamic value is reported where it is made
+        return False
+    if part.cls is None:
+        return part.func is not None
+    return (part.cls.module, part.cls.name) in _MAPPING_CLASSES and bool(part.args)
 
 
 def _check_state_keys(vm: PickleVM, inst: Obj, state: Any) -> None:
-    for key in _state_keys(vm, state):
+    keys, hidden = _state_keys(vm, state)
+    if hidden is not None:
+        vm._flag("High", "attribute-write",
+                 f"BUILD on {inst.label} with a state made at load time by {hidden.label}: the attributes it "
+                 f"writes (a __setstate__ among them, called by the next BUILD) cannot be read from the file")
+    for key in keys:
         if not isinstance(key, str):
             vm._flag("High", "attribute-write", f"BUILD on {inst.label} sets a non-text attribute {preview(key)}")
         elif key.startswith("__") and key.endswith("__"):

@@ -10,6 +10,12 @@ from . import policy_table as table
 from .values import Big, Obj, PDict, Ref, preview
 
 USES = ("class", "new-only", "function", "checked", "reference")
+#: Allowed functions that return their first argument as it is (TorchScript's type tags and
+#: list helpers): the scan follows the argument through them.
+IDENTITY_FUNCTIONS = frozenset({
+    "torch.jit._pickle.restore_type_tag", "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.build_complexlist",
+})
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,10 @@ def _check_newobj(args: Any) -> str | None:
         return "expects a class as first argument"
     if not _allowed_class(args[0]):
         return f"class argument {preview(args[0])} is not an allowed class"
+    if args[0].decision.use == "reference" and args[0].module != "builtins":
+        # a held function or constant is no class: __new__ on it builds whatever it makes of
+        # the arguments (functools.partial re-exported by a library binds any call)
+        return f"{preview(args[0])} is held as a reference, not created"
     if args[1:] and args[0].decision.use == "new-only":
         return f"passes arguments to {preview(args[0])}.__new__, which model files create without arguments"
     return None
