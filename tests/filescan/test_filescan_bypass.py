@@ -91,6 +91,9 @@ def test_a_held_function_is_never_created_with_arguments(scan, check):
     partial = call(glob("copyreg", "__newobj__"), glob("sklearn.metrics._scorer", "partial"),
                    glob("numpy.core", "_ufunc_reconstruct"), string0("helper"))
     check(scan(PROTO(2) + partial + STOP), "unsafe", "held as a reference", kinds=["misused-global"])
+    rebuilt = call(glob("copyreg", "_reconstructor"), glob("sklearn.metrics._scorer", "partial"),
+                   glob("builtins", "object"), b"N")
+    check(scan(PROTO(2) + rebuilt + STOP), "unsafe", "not an allowed class", kinds=["misused-global"])
 
 
 def test_class_admitted_by_name_is_never_called(scan, check):

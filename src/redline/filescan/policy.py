@@ -162,7 +162,7 @@ def _check_reconstructor(args: Any) -> str | None:
     if not (isinstance(args, tuple) and len(args) == 3):
         return "expects (class, base, state)"
     cls, base, _state = args
-    if not _allowed_class(cls):
+    if not _allowed_class(cls) or (cls.decision.use == "reference" and cls.module != "builtins"):
         return f"class argument {preview(cls)} is not an allowed class"
     if not (isinstance(base, Ref) and base.module == "builtins" and base.decision.allowed):
         return f"base argument {preview(base)} is not a plain builtin type"
