@@ -412,3 +412,42 @@ def test_class_names_in_the_config_are_checked():
     with pytest.raises(UsageError, match="class_names: must be a list"):
         TargetConfig.from_mapping({"class_names": "a,b"})
     assert TargetConfig.from_mapping({"class_names": ["no", 1]}).class_names == ("no", "1")
+
+
+def test_secrets_an_endpoint_echoes_back_are_replaced(serve):
+    token, key = "tok-SUPERSECRET-123", "key/with+odd chars"
+    server = serve(lambda body, h: (500, json_bytes({"error": f"denied: {h.get('authorization')} {h.get('x-api-key')} "
+                                                              f"{json.dumps(key)} pw=hunter22"})))
+    config = TargetConfig.from_mapping({"auth": {"bearer": token}, "headers": {"X-Api-Key": key}, "retries": 0})
+    target = HttpTarget(server.url.replace("127.0.0.1", "u:hunter22@127.0.0.1") + "?api_key=q-SECRET-9", config=config,
+                        input_spec=SPEC)
+    with pytest.raises(TargetError) as caught:
+        target.predict(np.zeros((1, 3)))
+    text = str(caught.value)
+    assert "REDACTED" in text and not any(s in text for s in (token, key, "hunter22", "q-SECRET-9", "odd chars"))
+    raw = target.send_raw(b"{}")
+    assert b"SUPERSECRET" not in raw.body and b"hunter22" not in raw.body and b"REDACTED" in raw.body
+
+
+def test_a_header_value_that_cannot_be_sent_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.setenv("TOKEN_WITH_CR", "s3cr3t-value\r")
+    for config in ({"auth": {"bearer": "${TOKEN_WITH_CR}"}}, {"headers": {"X-Key": "${TOKEN_WITH_CR}"}}):
+        with pytest.raises(UsageError, match="control character '\\\\r'.*Windows line endings") as caught:
+            TargetConfig.from_mapping(config)
+        assert "s3cr3t" not in str(caught.value)
+    with pytest.raises(UsageError, match="not a valid HTTP header name"):
+        TargetConfig.from_mapping({"headers": {"X Key": "v"}})
+
+
+def test_a_url_that_does_not_parse_is_a_usage_error_without_its_password():
+    with pytest.raises(UsageError, match="not a valid URL") as caught:
+        HttpTarget("http://user:pw-SECRET@[::1/ok", input_spec=SPEC)
+    assert "pw-SECRET" not in str(caught.value)
+    with pytest.raises(UsageError, match="Port out of range"):
+        HttpTarget("http://127.0.0.1:99999/", input_spec=SPEC)
+
+
+def test_an_answer_nested_too_deeply_is_a_malformed_answer(serve):
+    server = serve(lambda body, h: (200, b'{"probabilities": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"))
+    with pytest.raises(TargetError, match="malformed answer: JSON nested too deeply"):
+        HttpTarget(server.url, config=quick(retries=0), input_spec=SPEC).predict(np.zeros((1, 3)))

@@ -47,6 +47,7 @@ from ..errors import TargetError, UsageError
 from .base import FeatureConstraints, InputSpec
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _TRAIN_REF = re.compile(r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$")
 _TOP_KEYS = (
     "headers",
@@ -222,7 +223,9 @@ class _Parser:
         if "headers" in data:
             headers = self.mapping(data["headers"], "headers")
             fields["headers"] = {
-                str(k): self.expand(self.string(v, f"headers.{k}"), f"headers.{k}") for k, v in headers.items()
+                self.header_name(k): self.header_value(self.expand(self.string(v, f"headers.{k}"), f"headers.{k}"),
+                                                       f"headers.{k}")
+                for k, v in headers.items()
             }
         if "auth" in data:
             fields["auth"] = self.auth(data["auth"])
@@ -296,7 +299,8 @@ class _Parser:
         if len(auth) != 1 or next(iter(auth)) not in ("bearer", "basic"):
             raise self.fail("auth", "must be {bearer: TOKEN} or {basic: {username: ..., password: ...}}")
         if "bearer" in auth:
-            return ("bearer", self.expand(self.string(auth["bearer"], "auth.bearer"), "auth.bearer"))
+            token = self.expand(self.string(auth["bearer"], "auth.bearer"), "auth.bearer")
+            return ("bearer", self.header_value(token, "auth.bearer"))
         basic = self.mapping(auth["basic"], "auth.basic")
         self.known(basic, ("username", "password"), "auth.basic.")
         if "username" not in basic or "password" not in basic:
@@ -411,6 +415,21 @@ class _Parser:
             raise self.fail(key, f"must be an integer, got {type(value).__name__}")
         if value < minimum:
             raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def header_name(self, name: Any) -> str:
+        name = str(name)
+        if not _HEADER_NAME.match(name):
+            raise self.fail(f"headers.{name!r}", "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+        return name
+
+    def header_value(self, value: str, key: str) -> str:
+        """``value`` when it can be sent in a header; a one-line error that never shows it."""
+        bad = next((c for c in value if c in "\r\n\0" or (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
+        if bad is not None:
+            hint = " (a token read from a file with Windows line endings?)" if bad == "\r" else ""
+            raise self.fail(key, f"the value holds the control character {bad!r}{hint}, which cannot be sent in an "
+                                 f"HTTP header; the value is not shown")
         return value
 
     def expand(self, text: str, key: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TargetError, UsageError
-from ..util.urls import redact_url
+from ..util.urls import REDACTED, redact_url
 from ._common import check_labels, check_probabilities, positive_class_columns
 from .base import Capabilities, InputSpec, Target
 from .config import TargetConfig
@@ -90,7 +90,11 @@ class HttpTarget(Target):
         class_names: list[str] | None = None,
     ):
         super().__init__()
-        scheme = urllib.parse.urlsplit(url).scheme
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme
+            urllib.parse.urlsplit(url).port  # noqa: B018  # a bad port raises here, not at the first query
+        except ValueError as exc:
+            raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from None
         if scheme not in ("http", "https"):
             raise UsageError(f"{url}: an HTTP target needs an http:// or https:// URL")
         self.url = url
@@ -115,6 +119,7 @@ class HttpTarget(Target):
         }
         # Everything the config adds may be a secret; none of it follows a redirect elsewhere.
         self._secret_headers = frozenset(h.lower() for h in self.config.request_headers())
+        self._secrets = _secret_spellings(url, self.config)
         self._bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
         self._outputs_lock = threading.Lock()
         self._outputs_known = self.config.outputs is not None
@@ -137,19 +142,34 @@ class HttpTarget(Target):
             try:
                 answer = self._post(body)
                 if not 200 <= answer.status < 300:
-                    text = _one_line(answer.body[:200].decode("utf-8", "replace"))
-                    last = f"HTTP {answer.status}" + (f": {text}" if text else "")
+                    text = _one_line(self.scrub(answer.body[: 200 + self._longest_secret()]).decode("utf-8", "replace"))
+                    last = f"HTTP {answer.status}" + (f": {text[:200]}" if text else "")
                 else:
                     return self._parse(answer.body, len(x))
             except HttpFailure as exc:
                 sent, last = exc.sent, str(exc)
                 if not exc.retryable:
                     self._charge_unanswered(len(x), sent)
-                    raise TargetError(f"{self.spec}: {_one_line(last)}") from None
+                    raise TargetError(f"{self.spec}: {self.scrub_text(_one_line(last))}") from None
             except _MalformedAnswer as exc:
                 last = f"malformed answer: {exc}"
             self._charge_unanswered(len(x), sent)
-        raise TargetError(f"{self.spec}: no valid answer after {attempts} attempt(s); last error: {_one_line(last)}")
+        raise TargetError(f"{self.spec}: no valid answer after {attempts} attempt(s); last error: "
+                          f"{self.scrub_text(_one_line(last))}")
+
+    # -- secrets an endpoint may echo back -------------------------------------------------
+    def scrub(self, data: bytes) -> bytes:
+        """``data`` (an answer) with every secret this target sends replaced: an endpoint that
+        echoes the request's headers into an error must not put the token into reports."""
+        for secret in self._secrets:
+            data = data.replace(secret, REDACTED.encode())
+        return data
+
+    def scrub_text(self, text: str) -> str:
+        return self.scrub(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+
+    def _longest_secret(self) -> int:
+        return max((len(s) for s in self._secrets), default=0)
 
     def _charge_unanswered(self, rows: int, sent: bool) -> None:
         if sent:  # the endpoint received these rows even though no usable answer came back
@@ -177,7 +197,9 @@ class HttpTarget(Target):
         try:
             answer = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise _MalformedAnswer(f"not JSON: {raw[:80]!r}") from None
+            raise _MalformedAnswer(f"not JSON: {self.scrub(raw[: 80 + self._longest_secret()])[:80]!r}") from None
+        except RecursionError:
+            raise _MalformedAnswer("JSON nested too deeply to read") from None
         with self._outputs_lock:
             kind = self.capabilities.outputs if self._outputs_known else self._detect_outputs(answer)
             positive = self.config.positive_probability_key
@@ -197,6 +219,8 @@ class HttpTarget(Target):
                         self.n_classes = out.shape[1]
                 else:
                     out = check_labels(self._label_numbers(value), rows, self.n_classes, self.spec)
+            except RecursionError:
+                raise _MalformedAnswer(f"the {kind} are nested too deeply to read") from None
             except (TargetError, ValueError, TypeError) as exc:
                 hint = ""
                 if (kind == "probabilities" and not positive and isinstance(value, list) and len(value) == rows
@@ -330,8 +354,9 @@ class HttpTarget(Target):
         except HttpFailure as exc:
             if exc.timed_out:
                 return RawAnswer(error=f"no answer within {wait:g} s", timed_out=True)
-            return RawAnswer(status=exc.status, error=_one_line(str(exc)), refused_upload=exc.refused_upload)
-        return RawAnswer(status=answer.status, body=answer.body)
+            return RawAnswer(status=exc.status, error=self.scrub_text(_one_line(str(exc))),
+                             refused_upload=exc.refused_upload)
+        return RawAnswer(status=answer.status, body=self.scrub(answer.body))
 
 
 def _get_path(data: Any, path: str) -> tuple[bool, Any]:
@@ -379,6 +404,32 @@ def _class_numbering(config: TargetConfig, data_names: list[str] | None,
                     f"the other lacks, so the labels would be read as the wrong classes; spell the classes alike")
     index = {name: k for k, name in enumerate(numbering)}
     return numbering, np.array([index[n] for n in names], dtype=np.int64), mismatch
+
+
+def _secret_spellings(url: str, config: TargetConfig) -> tuple[bytes, ...]:
+    """Every secret the target sends (header values, auth, the URL's user info and query
+    values), as raw, JSON-escaped and percent-encoded bytes, longest first; values under
+    four characters are too common to replace safely."""
+    values: set[str] = set(config.request_headers().values())
+    if config.auth is not None:
+        values.update(config.auth[1:])
+    parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        values.update({userinfo, *userinfo.split(":", 1)})
+        values.update(urllib.parse.unquote(v) for v in userinfo.split(":", 1))
+    for item in parts.query.split("&") if parts.query else ():
+        _name, sep, value = item.partition("=")
+        values.update({value, urllib.parse.unquote_plus(value)} if sep else {item})
+    spellings: set[bytes] = set()
+    for value in values:
+        if len(value) < 4:
+            continue
+        for text in (value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe=""),
+                     value.split(" ", 1)[1] if value.startswith(("Bearer ", "Basic ")) else value):
+            if len(text) >= 4:
+                spellings.add(text.encode("utf-8", "surrogateescape"))
+    return tuple(sorted(spellings, key=len, reverse=True))
 
 
 def _listed(names: Any, most: int = 8) -> str:

@@ -20,8 +20,12 @@ def redact_url(url: str) -> str:
     """``url`` with its query values and user info replaced; other text is returned as given."""
     try:
         parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url
+    except ValueError:  # unparseable (a broken [IPv6] host): keep only what cannot be a secret
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            return REDACTED
+        host = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+        return f"{scheme}://{REDACTED + '@' if '@' in rest else ''}{host}/{REDACTED}"
     if parts.scheme.lower() not in ("http", "https") or not (parts.query or "@" in parts.netloc):
         return url
     netloc = parts.netloc
