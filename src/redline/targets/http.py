@@ -210,7 +210,8 @@ class HttpTarget(Target):
             try:
                 if kind == "probabilities" and positive:
                     out = self._renumber(positive_class_columns(value, rows, self.spec))
-                    out = check_probabilities(out, rows, self.n_classes or 2, self.spec)
+                    columns = 2 if self._endpoint_to_class is None else len(self.class_names or ())
+                    out = check_probabilities(out, rows, columns, self.spec)
                     self.n_classes = out.shape[1]
                 elif kind == "probabilities":
                     out = self._renumber(self._probability_rows(value, rows))
