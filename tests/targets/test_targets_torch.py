@@ -117,6 +117,33 @@ def test_torchscript_loads_after_a_safe_scan(tmp_path, fake_scanner):
     np.testing.assert_allclose(target.predict(x), expected, atol=1e-6)
 
 
+def test_a_torchscript_model_that_ends_in_a_softmax_is_read_as_probabilities(tmp_path, fake_scanner):
+    # Read as logits, a second softmax flattened a 0.998-confident answer to about 0.23.
+    module = torch.nn.Sequential(mlp(), torch.nn.Softmax(dim=1)).eval()
+    with torch.no_grad():
+        module[0][3].weight.mul_(20)  # confident answers, so a second softmax would show
+    path = tmp_path / "softmax.pt"
+    torch.jit.trace(module, torch.zeros(2, 4)).save(str(path))
+    fake_scanner("safe")
+    target = load_torchscript(path, input_spec=InputSpec(shape=(4,), lower=0.0, upper=1.0))
+    assert target.output_kind == "probabilities"
+    x = np.random.default_rng(3).uniform(size=(5, 4))
+    with torch.no_grad():
+        expected = module(torch.tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(target.predict(x), expected, atol=1e-6)
+    assert target.predict(x).max() > 0.9
+    # logits stay logits, and an in-memory module is read the same way
+    plain = tmp_path / "logits.pt"
+    torch.jit.trace(mlp().eval(), torch.zeros(2, 4)).save(str(plain))
+    assert load_torchscript(plain, input_spec=InputSpec(shape=(4,))).output_kind == "logits"
+    from redline.targets.adapters import LoadRequest
+    from redline.targets.torch import open_module
+
+    request = LoadRequest(spec="module", input_spec=InputSpec(shape=(4,), lower=0.0, upper=1.0))
+    assert open_module(module, request).output_kind == "probabilities"
+    assert open_module(mlp(), request).output_kind == "logits"
+
+
 def test_torchscript_refused_when_the_scan_finds_a_problem(tmp_path, fake_scanner):
     path = tmp_path / "model.pt"
     torch.jit.trace(mlp().eval(), torch.zeros(1, 4)).save(str(path))

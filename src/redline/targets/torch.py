@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import TargetError
-from ._common import check_probabilities, first_line, require_input_spec, softmax
+from ._common import check_probabilities, first_line, is_probability_rows, require_input_spec, softmax
 from .base import Capabilities, InputSpec, Target
 from .gate import require_safe
 
@@ -221,11 +221,12 @@ def load_torchscript(
     spec: str | None = None,
     input_spec: InputSpec,
     n_classes: int | None = None,
-    output_kind: str = "logits",
+    output_kind: str | None = None,
 ) -> TorchTarget:
     """Load a TorchScript file after the static scan passes (TorchScript can run code).
 
-    ``n_classes`` defaults to the width of the model's answer to one zero input.
+    ``n_classes`` defaults to the width of the model's answer to one zero input;
+    ``output_kind`` to what its answers look like (:func:`infer_output_kind`).
     """
     path = Path(path)
     spec = spec or f"torch:{path}"
@@ -238,9 +239,38 @@ def load_torchscript(
         ) from None
     if n_classes is None:
         n_classes = infer_n_classes(module, input_spec, spec)
+    if output_kind is None:
+        output_kind = infer_output_kind(module, input_spec, spec)
     # TorchScript has no Python in forward, so compiling it for queries changes nothing but speed.
     return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=spec, output_kind=output_kind,
                        compile_inference=True)
+
+
+def infer_output_kind(module: torch.nn.Module, input_spec: InputSpec, spec: str, rows: int = 8) -> str:
+    """'probabilities' when every row the module answers for a few inputs within the spec's
+    bounds (a local dry run, not queries) is a distribution, else 'logits'.
+
+    A module that ends in a softmax must not be read as logits: a second softmax flattens
+    its answers (a 99.8% confident class reads as 23%) and moves verdicts either way.
+    Logits that happen to be non-negative and sum to one on every probe are not a concern.
+    """
+    module.eval()
+    lower, upper = float(input_spec.lower), float(input_spec.upper)
+    if not (np.isfinite(lower) and np.isfinite(upper)) or upper <= lower:
+        lower, upper = -1.0, 1.0
+    rng = np.random.default_rng(0)
+    probes = rng.uniform(lower, upper, size=(rows, *input_spec.shape))
+    probes[0], probes[1] = lower, upper
+    try:
+        with torch.no_grad():
+            out = module(torch.from_numpy(probes.astype(np.float32)))
+    except Exception:  # noqa: BLE001  # the queries themselves will say what is wrong
+        return "logits"
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        return "logits"
+    return "probabilities" if is_probability_rows(out.detach().to(torch.float64).numpy(), tol=1e-3) else "logits"
 
 
 def infer_n_classes(module: torch.nn.Module, input_spec: InputSpec, spec: str) -> int:
@@ -272,4 +302,5 @@ def open_module(module: torch.nn.Module, request: Any) -> TorchTarget:
     """The adapter table's loader for an in-memory torch module."""
     input_spec = require_input_spec(request.input_spec, request.spec, "a PyTorch module")
     n_classes = request.n_classes or infer_n_classes(module, input_spec, request.spec)
-    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=request.spec)
+    return TorchTarget(module, input_spec=input_spec, n_classes=n_classes, spec=request.spec,
+                       output_kind=infer_output_kind(module, input_spec, request.spec))
