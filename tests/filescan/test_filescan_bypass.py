@@ -9,6 +9,7 @@ import pickle
 import struct
 import sys
 import tarfile
+import time
 
 import numpy as np
 import pytest
@@ -94,6 +95,50 @@ def test_a_held_function_is_never_created_with_arguments(scan, check):
     rebuilt = call(glob("copyreg", "_reconstructor"), glob("sklearn.metrics._scorer", "partial"),
                    glob("builtins", "object"), b"N")
     check(scan(PROTO(2) + rebuilt + STOP), "unsafe", "not an allowed class", kinds=["misused-global"])
+
+
+def test_a_function_allowed_only_as_the_stream_s_call_is_never_held_as_data(scan, check):
+    # IsotonicRegression.__setstate__ calls self._build_f(...): a state key shadows the method
+    # with _ufunc_reconstruct, whose check (ufunc names only) runs only when the stream calls it.
+    fetch = glob("numpy.core", "_ufunc_reconstruct")
+    iso = glob("sklearn.isotonic", "IsotonicRegression") + EMPTY_TUPLE + NEWOBJ
+    state = (EMPTY_DICT + sstr("X_thresholds_") + sstr("helper") + SETITEM + sstr("y_thresholds_") + sstr("x")
+             + SETITEM + sstr("_build_f") + fetch + SETITEM)
+    check(scan(PROTO(2) + iso + state + BUILD + STOP), "unsafe", "_ufunc_reconstruct as data",
+          kinds=["held-callable"])
+    # passed to a class that is called with arguments (a metric callback)
+    tree = call(glob("sklearn.neighbors._ball_tree", "BallTree"), b"]", b"K\x01", fetch)
+    check(scan(PROTO(2) + tree + STOP), "unsafe", kinds=["held-callable"])
+    # put into an object by SETITEM, and into a list after the list was handed over
+    check(scan(PROTO(2) + _holder() + sstr("f") + fetch + SETITEM + STOP), "unsafe", kinds=["held-callable"])
+    late = (iso + EMPTY_DICT + sstr("items") + b"]" + b"q\x07" + SETITEM + BUILD + b"h\x07" + fetch + b"a" + b"0"
+            + STOP)
+    check(scan(PROTO(2) + late), "unsafe", kinds=["held-callable"])
+    plain = iso + EMPTY_DICT + sstr("increasing") + b"\x88" + SETITEM + BUILD
+    check(scan(PROTO(2) + plain + STOP), "safe")
+
+
+def test_a_reconstructed_mapping_s_state_is_read_for_special_keys(scan, check):
+    # copyreg._reconstructor(cls, dict, state) hands the state to dict.__init__: the
+    # instance's items, then BUILD's state, whatever the class is called
+    fetch = call(glob("numpy.core", "_ufunc_reconstruct"), string0("numpy"), string0("log1p"))
+    for cls in (glob("sklearn.pipeline", "Counter"), glob("sklearn.utils._bunch", "Bunch")):
+        mapping = call(glob("copyreg", "_reconstructor"), cls, glob("builtins", "dict"),
+                       EMPTY_DICT + sstr("__setstate__") + fetch + SETITEM)
+        check(scan(PROTO(2) + _holder() + mapping + BUILD + STOP), "unsafe", "__setstate__")
+
+
+def test_shared_references_in_a_state_cost_one_visit_each(scan, check):
+    # a four-level tuple whose every level holds 1,000 memo references to the level below:
+    # 10^12 paths, walked as 4,000 items
+    stream = sstr("leaf") + b"q\x00"
+    for depth in range(1, 5):
+        stream += MARK + (b"h" + bytes([depth - 1])) * 1000 + TUPLE + b"q" + bytes([depth]) + b"0"
+    cython = call(glob("sklearn._cyutility", "__pyx_unpickle_Enum"), glob("sklearn._cyutility", "Enum"), b"K\x01",
+                  b"h\x04")
+    started = time.perf_counter()
+    check(scan(PROTO(2) + stream + cython + STOP), "safe")
+    assert time.perf_counter() - started < 20
 
 
 def test_class_admitted_by_name_is_never_called(scan, check):

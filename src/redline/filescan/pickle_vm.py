@@ -120,6 +120,7 @@ class PickleVM:
         self.max_opcodes = limits.max_opcodes if max_opcodes is None else max_opcodes
         self.held = 0  # values on the stacks saved under open MARKs
         self.over_budget = over_budget  # the file's memory/time check, asked every 65536 opcodes
+        self._held_roots: list[tuple[Any, str]] = []  # values handed to objects that keep them (see _hold)
         self.keys_checked: dict[int, tuple[Any, int]] = {}  # id(BUILD state part) -> (part, keys checked)
 
     # ---------------------------------------------------------------- reading
@@ -231,6 +232,11 @@ class PickleVM:
                            f"calls {callee.qualname}{preview(args)}")
                 return Obj(f"{callee.qualname}(...)", dynamic=True)
             use = decision.use
+            if use == "checked":  # its checker reads the arguments now: they are checked now
+                self._check_held(args, f"passes it to {callee.qualname}, which may call it",
+                                 lambda held: policy.vouched_argument(callee, held))
+            else:
+                self._hold(args, f"passes it to {callee.qualname}, which may call it")
             if how == "new":  # NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args)
                 if use == "new-only" and args:
                     # a class is created without arguments; __new__ with arguments builds
@@ -280,14 +286,47 @@ class PickleVM:
             return Obj("persistent(...)(...)", dynamic=True)
         raise PickleError(f"calls a non-callable value {preview(callee)}", op_pos)
 
-    def _method_target(self, target: Any, method: str, op_pos: int) -> None:
+    def _hold(self, value: Any, where: str) -> None:
+        """Remember ``value``, handed to an object that keeps it, for the check at the end:
+        containers can still be filled after they are handed over (a list taken back from
+        the memo and appended to), and one walk over all of them enters each container once."""
+        if isinstance(value, (PDict, PSet, tuple, list, Ref)) and (not isinstance(value, (tuple, list)) or value):
+            self._held_roots.append((value, where))
+
+    def _check_held_roots(self) -> None:
+        seen: set[int] = set()
+        budget = max(1_000_000, 4 * self.result.opcodes)  # every item is pushed by an opcode at least once
+        for value, where in self._held_roots:
+            held = policy.held_callable(value, budget=budget, seen=seen)
+            if held is not None:
+                self._report_held(held, where)
+                return
+
+    def _report_held(self, held: Ref | str, where: str) -> None:
+        if isinstance(held, str):
+            self._flag("High", "held-callable", f"a value {held}; {where}")
+        else:
+            self._flag("High", "held-callable",
+                       f"holds {held.qualname} as data and {where} with arguments the file chooses (its argument "
+                       f"check applies only when the stream calls it)")
+
+    def _check_held(self, value: Any, where: str, vouched: Callable[[Ref], bool] = lambda ref: False) -> None:
+        """Flag a function the policy allows only as the stream's own call, held in ``value``
+        as data (``where`` says what happens to it)."""
+        held = policy.held_callable(value, vouched)
+        if held is not None:
+            self._report_held(held, where)
+
+    def _method_target(self, target: Any, method: str, op_pos: int, values: Any = ()) -> None:
         """APPEND/SETITEM/ADDITEMS on something that is not a plain container call its methods."""
         if isinstance(target, Obj):
             if target.dynamic:
                 self.result.effects += 1
                 self._flag("Critical", "dynamic-call",
                            f"calls {method} on {target.label}, an object chosen at load time")
-            return  # a method of an allowed class's instance
+            else:  # a method of an allowed class's instance, which keeps what it is given
+                self._hold(values, f"puts it into {target.label}, whose code may call it")
+            return
         if isinstance(target, Ref):
             self.result.effects += 1
             self._flag("Critical", "attribute-call",
@@ -303,6 +342,7 @@ class PickleVM:
         result = self.result
         try:
             self._loop()
+            self._check_held_roots()
         except PickleError as exc:
             result.error = exc
         except RecursionError:  # deeply nested joblib object arrays
@@ -657,7 +697,7 @@ def _op_append(vm: PickleVM, pos: int) -> None:
     if isinstance(target, list):
         target.append(value)
     else:
-        vm._method_target(target, "append", pos)
+        vm._method_target(target, "append", pos, (value,))
 
 
 def _op_appends(vm: PickleVM, pos: int) -> None:
@@ -668,7 +708,7 @@ def _op_appends(vm: PickleVM, pos: int) -> None:
     if isinstance(target, list):
         target.extend(items)
     else:
-        vm._method_target(target, "extend", pos)
+        vm._method_target(target, "extend", pos, items)
 
 
 def _op_setitem(vm: PickleVM, pos: int) -> None:
@@ -681,7 +721,7 @@ def _op_setitem(vm: PickleVM, pos: int) -> None:
         target.items.append((key, value))
     else:
         _record_entries(target, [key])
-        vm._method_target(target, "__setitem__", pos)
+        vm._method_target(target, "__setitem__", pos, (key, value))
 
 
 def _op_setitems(vm: PickleVM, pos: int) -> None:
@@ -694,7 +734,7 @@ def _op_setitems(vm: PickleVM, pos: int) -> None:
         target.items.extend(pairs)
     else:
         _record_entries(target, [k for k, _v in pairs])
-        vm._method_target(target, "__setitem__", pos)
+        vm._method_target(target, "__setitem__", pos, pairs)
 
 
 def _record_entries(target: Any, keys: list) -> None:
@@ -712,7 +752,7 @@ def _op_additems(vm: PickleVM, pos: int) -> None:
     if isinstance(target, PSet) and not target.frozen:
         target.items.extend(items)
     else:
-        vm._method_target(target, "add", pos)
+        vm._method_target(target, "add", pos, items)
 
 
 def _memo_get(vm: PickleVM, idx: int, pos: int) -> None:
@@ -883,6 +923,8 @@ def _op_build(vm: PickleVM, pos: int) -> None:
             vm.result.effects += 1
             return
         _check_state_keys(vm, inst, state)
+        vm._hold(state, f"writes it into {inst.label}, whose code may call it (a method it calls while "
+                        f"loading can be shadowed by a state key)")
         inst.state = state
         if inst.cls is not None and inst.cls.name == "NumpyArrayWrapper" and vm.result.findings_before_wrapper is None:
             vm.result.findings_before_wrapper = vm.result.findings

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import policy_table as table
-from .values import Big, Obj, PDict, Ref, preview
+from .values import Big, Obj, PDict, Ref, TooWide, nested_values, preview
 
 USES = ("class", "new-only", "function", "checked", "reference")
 #: Allowed functions that return their first argument as it is (TorchScript's type tags and
@@ -161,9 +161,13 @@ def _allowed_class(value: Any) -> bool:
 def _check_reconstructor(args: Any) -> str | None:
     if not (isinstance(args, tuple) and len(args) == 3):
         return "expects (class, base, state)"
-    cls, base, _state = args
+    cls, base, state = args
     if not _allowed_class(cls) or (cls.decision.use == "reference" and cls.module != "builtins"):
         return f"class argument {preview(cls)} is not an allowed class"
+    if state is not None:  # base.__init__(obj, state): a dict base takes the state's items as its own
+        why = _special_keys(state)
+        if why:
+            return why
     if not (isinstance(base, Ref) and base.module == "builtins" and base.decision.allowed):
         return f"base argument {preview(base)} is not a plain builtin type"
     return None
@@ -308,20 +312,34 @@ def _check_from_type(args: Any) -> str | None:
     return None
 
 
-def _special_keys(value: Any, depth: int = 0) -> str | None:
+def _special_keys(value: Any) -> str | None:
     """A dunder or non-text key of a dict anywhere in ``value`` (a state a loader writes into
     ``__dict__``; ``__setstate__`` written there is called by the next BUILD)."""
-    if depth > 4:
-        return None
-    if isinstance(value, PDict):
-        for key, _v in value.items:
-            if not isinstance(key, str) or (key.startswith("__") and key.endswith("__")):
-                return f"writes attribute {preview(key)} into the object"
-    if isinstance(value, tuple):
-        for item in value:
-            why = _special_keys(item, depth + 1)
-            if why:
-                return why
+    try:
+        for item in nested_values(value):
+            if isinstance(item, PDict):
+                for key, _v in item.items:
+                    if not isinstance(key, str) or (key.startswith("__") and key.endswith("__")):
+                        return f"writes attribute {preview(key)} into the object"
+    except TooWide as exc:
+        return f"a state too wide to check ({exc})"
+    return None
+
+
+def held_callable(value: Any, allowed: Callable[[Ref], bool] = lambda ref: False, *, budget: int = 50_000,
+                  seen: set[int] | None = None) -> Ref | None | str:
+    """The first allowed-to-call global held inside ``value`` as data (not called by the
+    stream), or a reason the value is too wide to look through, or None. Such a function's
+    argument checks run only when the stream calls it; held, it is called later by the
+    object's own code (a method shadowed by a state key, a metric callback) with whatever
+    arguments the file stored beside it. ``allowed`` exempts what a checker vouches for."""
+    try:
+        for item in nested_values(value, budget, seen):
+            if (isinstance(item, Ref) and item.decision.allowed and item.decision.use in ("checked", "function")
+                    and item.qualname not in IDENTITY_FUNCTIONS and not allowed(item)):
+                return item
+    except TooWide as exc:
+        return f"too wide to check ({exc})"
     return None
 
 
@@ -364,6 +382,20 @@ CHECKERS: dict[str, Callable[..., str | None]] = {
     "torch._tensor._rebuild_from_type": _check_from_type,
     "cython-unpickle": _check_cython_unpickle,
 }
+
+
+_RANDOM_CTORS = frozenset(name for name, checker in CHECKERS.items() if checker is _check_random_ctor)
+_FROM_TYPE = frozenset({"torch._tensor._rebuild_from_type_v2", "torch._tensor._rebuild_from_type"})
+
+
+def vouched_argument(callee: Ref, held: Ref) -> bool:
+    """True when ``callee``'s argument checker accepts the function ``held`` among its
+    arguments (a tensor's rebuild helper, numpy's bit-generator constructor)."""
+    if callee.decision.checker in _FROM_TYPE:
+        return _rebuild_fn(held)
+    if callee.decision.checker in _RANDOM_CTORS:
+        return held.qualname == "numpy.random._pickle.__bit_generator_ctor"
+    return False
 
 
 def check_call(ref: Ref, args: Any) -> str | None:

@@ -192,3 +192,32 @@ class _Preview:
         if trailing_comma:
             self.write(",")
         self.write(closing)
+
+
+class TooWide(Exception):
+    """A value holds more nested items than a walk may visit."""
+
+
+def nested_values(value: Any, budget: int = 50_000, seen: set[int] | None = None):
+    """Every value inside ``value`` through plain containers (dicts, tuples, lists, sets),
+    ``value`` included; each container is entered once however often the memo shares it,
+    and TooWide is raised past ``budget`` visits (a stream of shared references must not
+    make one opcode cost the product of their widths)."""
+    seen = set() if seen is None else seen  # shared by walks that need not enter a container twice
+    stack = [value]
+    visits = 0
+    while stack:
+        item = stack.pop()
+        visits += 1
+        if visits > budget:
+            raise TooWide(f"more than {budget} nested values")
+        yield item
+        if isinstance(item, (PDict, PSet, tuple, list)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, PDict):
+                for key, inner in item.items:
+                    stack.extend((key, inner))
+            else:
+                stack.extend(item.items if isinstance(item, PSet) else item)
