@@ -125,3 +125,65 @@ def headless_chromium(width: int = 1280, height: int = 900):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+class ModelVersionsServer:
+    """One prediction service on 127.0.0.1 serving model versions chosen by the ``?model=``
+    query value: ``logistic`` (a fixed logistic function of the features, which equation
+    solving copies exactly), ``noise`` (random answers) and ``broken`` (HTTP 500 to every
+    request). Other query parameters (a key) are ignored. Use as a context manager; ``url``
+    is the endpoint without a query, ``npz(path)`` writes data the service takes."""
+
+    WEIGHTS = np.array([2.0, -1.5, 1.0, 0.5, -0.5, 0.0])
+
+    def __init__(self):
+        import json
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        weights = self.WEIGHTS
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                rows = np.asarray(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"], float)
+                version = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("model", [""])[0]
+                code, answer = 200, None
+                if version == "broken":
+                    code, answer = 500, {"error": "this version is down"}
+                elif version == "noise":
+                    p = np.random.default_rng(len(rows)).uniform(size=len(rows))
+                else:
+                    p = 1.0 / (1.0 + np.exp(-(rows @ weights - 0.75) * 4))
+                if answer is None:
+                    answer = {"probabilities": np.stack([1 - p, p], axis=1).tolist()}
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/predict"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def npz(self, path) -> str:
+        """Rows of the service's six features in [0, 1], by role, as an ``npz:`` DATA spec."""
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 1, size=(400, 6)).astype(np.float32)
+        y = (x @ self.WEIGHTS > 0.75).astype(int)
+        np.savez(path, x_train=x[:200], y_train=y[:200], x_test=x[200:300], y_test=y[200:300],
+                 x_pool=x[300:], y_pool=y[300:])
+        return f"npz:{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

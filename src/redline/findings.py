@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 from typing import Any
@@ -19,14 +20,40 @@ class Status(str, enum.Enum):
     ERROR = "error"
 
 
-def finding_id(check: str, target_spec: str, params: dict[str, Any], seed: int, budget: int | None) -> str:
-    """Stable id: the same check, target, parameters, seed and budget give the same id."""
+def finding_id(check: str, target_spec: str, params: dict[str, Any], seed: int, budget: int | None,
+               target_digest: str | None = None) -> str:
+    """Stable id: the same check, target, parameters, seed and budget give the same id.
+
+    ``target_spec`` is the spec as recorded (redacted); ``target_digest`` (:func:`target_digest`
+    of the full spec) tells apart targets that are recorded alike."""
     blob = json.dumps(
-        {"check": check, "target": target_spec, "params": params, "seed": seed, "budget": budget},
+        {"check": check, "target": target_spec, "params": params, "seed": seed, "budget": budget,
+         # Only when set, so the ids of targets recorded as given stay what they were.
+         **({"target_digest": target_digest} if target_digest else {})},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def target_digest(spec: Any) -> str | None:
+    """A digest of a target spec that is recorded redacted (a URL's query values or user info,
+    see :mod:`redline.util.urls`), else None. Two endpoints that differ only in a query value
+    or a key are recorded alike; this digest, part of their identity (finding ids, campaign
+    jobs, registry matching), keeps them apart without writing the secret anywhere."""
+    from .util.urls import redact_url
+
+    if not isinstance(spec, str) or redact_url(spec) == spec:
+        return None
+    return _slow_digest(spec)
+
+
+@functools.lru_cache(maxsize=256)
+def _slow_digest(spec: str) -> str:
+    # Deliberately slow (PBKDF2, about 0.1 s): the digest is written into reports, and a weak
+    # password in the URL must not be cheap to guess from it. Not keyed, so ids agree across
+    # machines and registries.
+    return "pbkdf2:" + hashlib.pbkdf2_hmac("sha256", spec.encode(), b"redline target digest", 200_000).hex()[:16]
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import pytest
 
 import campaign_faults
 from redline.campaign import parse_campaign, run_campaign
-from redline.campaign.jobs import expand
+from redline.campaign.jobs import expand, run_job
 from redline.errors import UsageError
 
 RAW = {"targets": ["zoo:fair_logreg"], "select": "FM05.equation_solving", "budget": 300, "seeds": [0, 1]}
@@ -120,3 +120,22 @@ def test_a_bad_report_format_is_refused_before_any_job(tmp_path):
     with pytest.raises(UsageError, match="unknown report format 'pdf'"):
         _run(tmp_path, formats=["json", "pdf"])
     assert not (tmp_path / "campaign.sqlite").exists()
+
+
+def test_two_versions_of_one_service_a_query_value_apart_are_two_jobs_and_two_results(tmp_path):
+    from redline_testkit import ModelVersionsServer
+
+    config = tmp_path / "api.yaml"
+    config.write_text("retries: 0\ntimeout: 10\n")
+    with ModelVersionsServer() as server:
+        data = server.npz(tmp_path / "data.npz")
+        raw = {"targets": [{"target": f"{server.url}?model={version}", "data": data, "target_config": str(config)}
+                           for version in ("logistic", "broken")],
+               "select": "FM05.equation_solving", "budget": 300}
+        result = _run(tmp_path / "out", job_fn=run_job, raw=raw)
+    assert len(_journal(tmp_path / "out")) == 2
+    logistic, broken = (result.reports[f"{server.url}?model={v}"] for v in ("logistic", "broken"))
+    assert [f.status.value for f in logistic.findings] == ["vulnerable"]
+    assert [f.status.value for f in broken.findings] == ["error"]  # HTTP 500: not reported clean
+    assert logistic.findings[0].id != broken.findings[0].id
+    assert result.exit_code("never") == 3  # one target could not be tested

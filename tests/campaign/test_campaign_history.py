@@ -136,3 +136,20 @@ def test_an_empty_journal_file_in_out_is_not_taken_for_a_finished_run(tmp_path, 
     sqlite3.connect(tmp_path / "campaign.sqlite").close()  # e.g. something polled the folder before the run began
     result = _run(tmp_path, monkeypatch, {}, raw={**RAW, "seeds": [0]})
     assert result.complete and result.comparison is None and not (tmp_path / "runs").exists()
+
+
+def test_urls_a_query_value_apart_are_compared_as_two_targets():
+    from redline.campaign.history import journal_findings
+
+    def row(key, target, status):
+        finding = {"id": key, "check": "FM05.equation_solving", "seed": 0, "status": status, "severity": "None"}
+        return key, target, "FM05.equation_solving", 0, json.dumps({"finding": finding})
+
+    found = journal_findings([row("a", "http://h/m?model=v1", "vulnerable"),
+                              row("b", "http://h/m?model=v2", "not_vulnerable")])
+    assert sorted(state["id"] for state in found.values()) == ["a", "b"]
+    assert all(target.startswith("http://h/m?model=REDACTED (pbkdf2:") and "v1" not in target
+               for target, _, _ in found)
+    # Targets shown as given are keyed as they always were.
+    plain = journal_findings([row("c", "zoo:fair_logreg", "vulnerable")])
+    assert list(plain) == [("zoo:fair_logreg", "FM05.equation_solving", 0)]

@@ -93,3 +93,30 @@ def test_a_missing_or_non_mapping_file_is_a_usage_error(tmp_path):
     listed.write_text("- zoo:fair_logreg\n")
     with pytest.raises(UsageError, match="must hold a mapping"):
         load_campaign(listed)
+
+
+def test_urls_a_query_value_apart_are_two_targets_and_targets_that_would_share_jobs_are_refused(tmp_path, monkeypatch):
+    # Both are shown http://127.0.0.1:9/m?model=REDACTED; their jobs must still be two.
+    targets = ["http://127.0.0.1:9/m?model=v1", "http://127.0.0.1:9/m?model=broken", "http://127.0.0.1:9/m"]
+    campaign = parse_campaign({**BASE, "targets": targets, "seeds": [0]})
+    jobs = expand(campaign, tmp_path)
+    assert len({j.key for j in jobs}) == 3 and len({j.target_folder for j in jobs}) == 3
+    # A URL shown as given keeps the key it always had.
+    from redline.checks import get_check
+    from redline.checks.params import instantiate
+
+    params = instantiate(get_check("FM05.equation_solving"), None).get_params()
+    assert jobs[2].key == finding_id("FM05.equation_solving", "http://127.0.0.1:9/m", params, 0, 500)
+    # Targets that would still share a job key or a report folder: one line naming both.
+    import redline.campaign.jobs as job_module
+
+    monkeypatch.setattr(job_module, "target_digest", lambda spec: None)
+    with pytest.raises(UsageError) as err:
+        expand(parse_campaign({**BASE, "targets": targets[:2]}, source="c.yaml"), tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and "v1" not in message and "broken" not in message
+    assert message.startswith("c.yaml: targets[1] (http://127.0.0.1:9/m?model=REDACTED) and targets[0] "
+                              "(http://127.0.0.1:9/m?model=REDACTED) would share the job key")
+    monkeypatch.setattr(job_module, "target_folders", lambda entries: {e.target: "same" for e in entries})
+    with pytest.raises(UsageError, match=r"targets\[1\] .* and targets\[0\] .* would share the report folder"):
+        expand(parse_campaign({**BASE, "targets": ["zoo:fair_logreg", "zoo:fair_tree"]}), tmp_path)

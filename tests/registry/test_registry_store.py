@@ -65,6 +65,20 @@ def test_near_identical_content_is_the_same_case_but_other_checks_and_targets_ar
     assert registry.add_report_results(make_report([reworded]))[0].matched_by == "finding-id"
 
 
+def test_endpoints_shown_alike_are_told_apart_by_the_digest_of_their_url(registry):
+    # Two versions of one service a query value apart: both shown ?model=REDACTED, each finding
+    # carrying the digest of its full URL (as a scan records it).
+    shown = "http://127.0.0.1:9/predict?model=REDACTED"
+    summary = "The copy agrees with the target on 99.1% of held-out inputs after 120 queries."
+    v1 = dict(make_finding(30, summary=summary), evidence={"target_digest": "sha256:1111111111111111"})
+    v2 = dict(make_finding(31, summary=summary), title=v1["title"], evidence={"target_digest": "sha256:2222222222222222"})
+    first = registry.add_report_results(make_report([v1], target=shown))[0]
+    assert registry.add_report_results(make_report([v2], target=shown))[0].new  # not merged by content
+    # The same URL again (another budget, so another finding id) is still the same failure.
+    again = dict(v1, id=f"{32:016x}", budget=2000)
+    assert registry.add_report_results(make_report([again], target=shown))[0].id == first.id
+
+
 def test_a_later_report_closes_and_reopens_a_case(registry):
     case_id = registry.add_report([make_finding(20)] and make_report([make_finding(20)]))[0]
     fixed = registry.add_report_results(make_report([make_finding(20, status="not_vulnerable")]))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..findings import target_digest
 from ..severity import Severity
 from ..util.urls import redact_url
 from .journal import JOURNAL_FILE
@@ -111,6 +112,9 @@ def journal_findings(rows: Iterable[tuple]) -> dict[tuple[str, str, int], dict[s
     for key, target, check, seed, result_json in rows:
         result = json.loads(result_json)
         shown = redact_url(target)
+        digest = target_digest(target)
+        if digest:  # two URLs shown alike (a query value apart) are still two targets
+            shown = f"{shown} ({digest})"
         for other in result.get("other_findings", []):
             found.setdefault((shown, other["check"], int(other.get("seed", 0))), _state(other))
         own = result.get("finding")

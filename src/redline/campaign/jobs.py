@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import RedlineError
-from ..findings import finding_id
+from ..errors import RedlineError, UsageError
+from ..findings import finding_id, target_digest
 from ..util.urls import redact_url
 from .spec import Campaign, TargetEntry
 
@@ -58,19 +58,36 @@ def expand(campaign: Campaign, out: Path) -> list[Job]:
 
     checks = resolve_checks(plan(campaign.select), campaign.params)
     folders = target_folders(campaign.targets)
+    # Two targets with one report folder or one job key would mix their results: refused.
+    owners: dict[str, int] = {}
+    for i, entry in enumerate(campaign.targets):
+        _require_own(campaign, owners, f"folder:{folders[entry.target]}", i, "the report folder")
     out = out.resolve()
     jobs = []
-    for entry in campaign.targets:
+    for i, entry in enumerate(campaign.targets):
         for check in checks:
             budget = campaign.budget if campaign.budget is not None else check.default_budget
             for seed in campaign.seeds:
-                # As the scan computes its finding's id (checks/base.py), from the spec as written.
-                key = finding_id(check.id, redact_url(entry.target), check.get_params(), seed, budget)
+                # As the scan computes its finding's id (checks/base.py): from the spec as recorded,
+                # and the digest of the spec as written when the recorded one hides a query value.
+                key = finding_id(check.id, redact_url(entry.target), check.get_params(), seed, budget,
+                                 target_digest(entry.target))
+                _require_own(campaign, owners, key, i, f"the job key {key}")
                 jobs.append(Job(key=key, target=entry.target, data=entry.data, target_config=entry.target_config,
                                 check=check.id, seed=seed, budget=campaign.budget,
                                 params=campaign.params.get(check.id), folder=str(out / folders[entry.target] / JOBS_FOLDER / key),
                                 target_folder=folders[entry.target]))
     return jobs
+
+
+def _require_own(campaign: Campaign, owners: dict[str, int], name: str, index: int, what: str) -> None:
+    """A usage error naming both targets when ``name`` already belongs to another one."""
+    first = owners.setdefault(name, index)
+    if first != index:
+        targets = campaign.targets
+        raise UsageError(f"{campaign.source}: targets[{index}] ({redact_url(targets[index].target)}) and "
+                         f"targets[{first}] ({redact_url(targets[first].target)}) would share {what}; "
+                         "list each target once")
 
 
 def pin_threads() -> None:

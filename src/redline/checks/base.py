@@ -145,14 +145,17 @@ class Inconclusive(RedlineError):
 class CheckContext:
     """Where a check writes artifacts and reports progress, and what the scan knows beyond
     the target and data: the ``operating_conditions`` parsed from the ``--context`` system
-    description (FM17 reads them), and the ``earlier`` findings of the same scan."""
+    description (FM17 reads them), the ``earlier`` findings of the same scan, and the
+    ``target_digest`` of the target's full spec when its ``spec`` is redacted (part of the id)."""
 
     def __init__(self, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
-                 operating_conditions: Any = None, earlier: tuple[Finding, ...] = ()):
+                 operating_conditions: Any = None, earlier: tuple[Finding, ...] = (),
+                 target_digest: str | None = None):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self._progress = progress
         self.operating_conditions = operating_conditions
         self.earlier = tuple(earlier)
+        self.target_digest = target_digest
 
     def artifact(self, name: str) -> tuple[Path | None, str]:
         """(absolute path to write, path relative to the report folder); (None, '') when not writing."""
@@ -294,7 +297,7 @@ class Check(abc.ABC):
         budget = self.default_budget if budget is None else int(budget)
         params = self.get_params()
         finding = Finding(
-            id=finding_id(self.id, target.spec, params, seed, budget),
+            id=finding_id(self.id, target.spec, params, seed, budget, ctx.target_digest if ctx else None),
             mode=self.mode,
             check=self.id,
             title=self.title,

@@ -167,6 +167,12 @@ def replay(
         target_arg = recorded.get("baseline") or target_arg
     if not target_arg:
         raise UsageError("the report names no target; give one with --target")
+    # Recorded with its query values or user info redacted: the spec itself would reach another URL.
+    evidence = record.get("evidence") if isinstance(record.get("evidence"), dict) else {}
+    digest = evidence.get("target_digest") if isinstance(evidence.get("target_digest"), str) else None
+    if target is None and digest:
+        raise UsageError(f"{target_arg} is recorded without its query values or user info; "
+                         "give the URL it was scanned at with --target")
     if target is None and str(target_arg).startswith("python:"):
         raise UsageError(f"the report's target was an object in memory ({target_arg}); "
                          "give a file or URL that serves the same model with --target")
@@ -180,9 +186,10 @@ def replay(
     try:
         if budget is None:  # reports before budgets were recorded: the check's default, if the id agrees
             budget = check.default_budget
-        # The id hashes the recorded target spec; an overriding --target is the user's call.
+        # The id hashes the recorded target spec (and the digest of its full URL, when that is
+        # recorded redacted); an overriding --target is the user's call.
         recorded_spec = (report.get("target") or {}).get("spec") or loaded.spec
-        expected = make_id(check.id, recorded_spec, check.get_params(), seed, budget)
+        expected = make_id(check.id, recorded_spec, check.get_params(), seed, budget, digest)
         if expected != record.get("id"):
             raise UsageError(
                 f"finding {record.get('id')} cannot be replayed as recorded: its check, parameters, seed "

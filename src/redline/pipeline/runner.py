@@ -19,7 +19,7 @@ from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
 from ..checks.params import normalise_params, resolve_checks
 from ..errors import UsageError
-from ..findings import Finding, Status
+from ..findings import Finding, Status, target_digest
 from ..report.model import Report
 from ..report.writers import Format
 from ..util.urls import redact_url
@@ -512,6 +512,8 @@ def _run_scan(
     # URL with its query values and user info redacted (they may hold keys).
     fingerprint = request.fingerprint(raw_target_spec, data_spec, context_dict, inputs=inputs)
     target_spec = redact_url(raw_target_spec)
+    # Finding ids do too: two URLs recorded alike (differing in a query value) are two targets.
+    digest = target_digest(raw_target_spec)
 
     log = EventLog(out / EVENTS_FILE) if out is not None else None
     previous: dict[str, dict[str, Any]] = {}
@@ -569,7 +571,7 @@ def _run_scan(
         progress.expect(len(instances) * (1 if baseline is None else 2))
         for index, check in enumerate(instances, start=1):
             budget = request.budget_for(check)
-            fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget)
+            fid = finding_id(check.id, target.spec, check.get_params(), request.seed, budget, digest)
             if fid in previous:
                 findings.append(Finding.from_dict(previous[fid]))
                 progress.skip()
@@ -577,8 +579,11 @@ def _run_scan(
             progress.start(check.id, index, len(checks))
             if log is not None:
                 log.append("check_started", check=check.id, id=fid)
-            ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings))
+            ctx = CheckContext(out, progress.update, operating_conditions=conditions, earlier=tuple(findings),
+                               target_digest=digest)
             finding = check(target, data, budget=budget, seed=request.seed, ctx=ctx)
+            if digest:  # so a replay (of the report, or of a registry case made from it) can check the id
+                finding.evidence["target_digest"] = digest
             if defences is not None:
                 refusals[check.id] = target.take_refusals()
                 if policy is not None:  # so a registry case made from it replays behind the same defences

@@ -79,7 +79,9 @@ def replay_case(registry: Any, case_id: str, *, target: str | None = None, data:
             replayed_status, reason, reproduced = result.replayed_status, result.reason, result.reproduced
             metrics = {m.name: m.replayed for m in result.metrics if m.replayed is not None}
     outcome = outcome_of(CaseStatus(case.status), replayed_status)
-    used_target = target or case.target
+    from ..util.urls import redact_url
+
+    used_target = redact_url(target) if target else case.target  # recorded and shown: no key of a --target URL
     used_data = data or case.data
     replay_id = registry.record_replay(case.id, outcome, target=used_target, data=used_data,
                                        replayed_status=replayed_status, metrics=metrics, reason=reason, by=by)

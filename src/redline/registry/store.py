@@ -119,6 +119,11 @@ def _case(row: Any) -> FailureCase:
     )
 
 
+def _target_digest(evidence: Any) -> Any:
+    """The digest of the full target spec a finding records when its target is shown redacted."""
+    return evidence.get("target_digest") if isinstance(evidence, dict) else None
+
+
 def _validate(case: FailureCase) -> None:
     from ..catalog import MODE_CODES
 
@@ -377,14 +382,16 @@ class Registry:
         b = schema.case_bands.c
         candidates = select(b.case_id).where(b.bucket.in_(dedup.bands(sig)))
         c = schema.cases.c
-        rows = conn.execute(select(c.id, c.check_id, c.target, c.signature)
+        rows = conn.execute(select(c.id, c.check_id, c.target, c.evidence, c.signature)
                             .where(c.id.in_(candidates), c.mode == case.mode)).all()
         best: tuple[str, float] | None = None
         for row in rows:
             # Different checks or different systems under test are different failures, however alike the words.
             if case.check and row.check_id and case.check != row.check_id:
                 continue
-            if case.target and row.target and case.target != row.target:
+            # Endpoints shown alike (a query value or key apart) are told apart by the digest of their URL.
+            if case.target and row.target and (case.target != row.target
+                                               or _target_digest(case.evidence) != _target_digest(row.evidence)):
                 continue
             score = dedup.similarity(sig, row.signature)
             if score >= dedup.THRESHOLD and (best is None or score > best[1]):
