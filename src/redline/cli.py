@@ -13,9 +13,9 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .errors import RedlineError
+from .errors import OutputError, RedlineError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNTESTED = 0, 1, 2, 3
 
 # Modules with a ``register(subparsers)`` function; they must import only light modules.
 COMMAND_MODULES = (
@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"redline: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputError as exc:  # a full disk under --out (scan and campaign say more themselves)
+        from .util.safe_text import one_line
+
+        print(f"redline: {one_line(exc)}; free some space, then run the same command again", file=sys.stderr)
+        return EXIT_UNTESTED
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)
         return 130

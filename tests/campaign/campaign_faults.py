@@ -126,3 +126,14 @@ def interrupted_at_seed_1(job):
     if job.seed == 1:
         raise KeyboardInterrupt
     return run_job(job)
+
+
+def light_disk_full_at_seed_1(job):
+    """light_result, but the job of seed 1 cannot write its report (a full disk), as run_scan says it."""
+    import errno
+
+    from redline.errors import OutputError
+
+    if job.seed == 1:
+        raise OutputError(errno.ENOSPC, "No space left on device", f"{job.folder}/report.json")
+    return light_result(job)

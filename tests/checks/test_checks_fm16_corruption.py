@@ -216,6 +216,9 @@ def test_pipeline_faults_are_reported_not_judged_unless_named():
     assert set(m["pipeline_fault_accuracy"]) == {"scale_error", "swapped_columns", "stuck_columns"}
     assert "swapped_columns" not in m["judged_families"] and "gaussian_noise" in m["judged_families"]
     assert len(m["corrupted_accuracy"]) == 7 and "Pipeline faults" in honest.summary
+    # the largest drop quoted (and the worst_* metrics) is a judged one, not a pipeline fault
+    assert m["worst_transformation"].split("/")[0] in m["judged_families"], m["worst_transformation"]
+    assert "largest drop" in honest.summary and "under swapped_columns" not in honest.summary
     named = CommonCorruption(families=("swapped_columns",))(target, data, budget=10_000, seed=0)
     assert named.status is Status.VULNERABLE and named.metrics["judged_families"] == ["swapped_columns"]
 

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  params: {FM01.pgd: {epsilon: 0.1}}\n"
             "\nexit codes: as redline scan over all targets: 0 nothing reached --fail-on, 1 a finding did,\n"
             "2 usage or input error, 3 some target could not be tested as asked (a job ended in error, or\n"
-            "no check reached a verdict); 130 interrupted (reports of the finished jobs are written)."
+            "no check reached a verdict), or a file in --out cannot be written (a full disk: the campaign\n"
+            "stops, finished jobs are kept for --resume); 130 interrupted (reports of the finished jobs are\n"
+            "written)."
         ),
     )
     p.add_argument("campaign", metavar="CAMPAIGN.yaml")
@@ -57,9 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def campaign_command(args: argparse.Namespace) -> int:
+    from ..errors import OutputError
     from ..report.writers import parse_formats
     from ..util.safe_text import echo
     from .driver import CampaignInterrupted, run_campaign
+    from .journal import JOURNAL_FILE
 
     formats = [f.value for f in parse_formats(args.format)]
     from .registry_record import record_in_registry
@@ -81,6 +85,14 @@ def campaign_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         print("redline: to finish the campaign, add --resume to the same command", file=sys.stderr)
         return 130
+    except OutputError as stop:  # a full disk or file-size limit: stopped, the journal keeps what finished
+        from ..report.model import EXIT_UNTESTED
+        from ..util.safe_text import one_line
+
+        print(f"redline: {one_line(stop)}; the campaign stopped, and the {stop.kept or 0} job(s) that finished are "
+              f"kept in {one_line(Path(args.out) / JOURNAL_FILE)}; once there is room, add --resume to the same "
+              "command", file=sys.stderr)
+        return EXIT_UNTESTED
     if registry is not None:
         record_in_registry(registry, result, quiet=args.json)
     if args.json:

@@ -4,18 +4,19 @@ then write one report per target and the index."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..findings import Finding, Status
 from ..pipeline.events import now_iso
 from ..report.model import EXIT_FINDINGS, EXIT_OK, EXIT_UNTESTED, Report
 from ..util.safe_text import one_line
-from .executors import CRASHED, LOST, MEMORY, make_executor
+from .executors import CRASHED, LOST, MEMORY, OUTPUT, make_executor
 from .jobs import Job, expand, run_job
 from .journal import JOURNAL_FILE, Journal
 from .progress import CampaignProgress
@@ -115,6 +116,14 @@ def run_campaign(
         write_index(result, campaign, jobs, finished, runner.name, started_at)
         if result.complete:  # the next run without --resume starts afresh and compares with this one
             journal.set_meta("complete", "1")
+    except OutputError as stop:  # a full disk: the journal keeps every job recorded so far for --resume
+        if stop.kept is None:
+            try:
+                done = journal.finished()
+                stop.kept = sum(job.key in done for job in jobs)
+            except Exception:  # noqa: BLE001 - the count is only what the message says
+                pass
+        raise
     finally:
         journal.close()
     if interrupted:
@@ -143,6 +152,9 @@ def _run_jobs(todo: list[Job], runner: Any, journal: Journal, bar: CampaignProgr
             seconds = time.monotonic() - began[job.key]
             if outcome.result is not None:
                 result = outcome.result
+            elif outcome.failure == OUTPUT:
+                # A full disk: stop as on Ctrl-C, the job unrecorded so --resume runs it again.
+                raise outcome.error or OutputError(errno.EIO, outcome.detail, "--out")
             else:
                 tries = attempts[job.key]
                 detail = one_line(outcome.detail.splitlines()[0] if outcome.detail else outcome.failure)

@@ -24,21 +24,32 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from .jobs import Job, JobOutOfMemory, run_job
 
 # How a job that did not return a result ended.
 LOST = "lost"  # its worker died or its node went away
 MEMORY = "memory"  # out of memory (MemoryError, Ray's OOM killer, or a worker killed by a signal)
 CRASHED = "crashed"  # the job raised: a defect, reported as the job's error finding
+OUTPUT = "output"  # a file in --out could not be written (a full disk): the campaign stops, the job is not recorded
 
 
 @dataclasses.dataclass
 class Outcome:
     job: Job
     result: dict[str, Any] | None = None  # the job's record when it finished
-    failure: str | None = None  # LOST, MEMORY or CRASHED
+    failure: str | None = None  # LOST, MEMORY, CRASHED or OUTPUT
     detail: str = ""
+    error: OutputError | None = None  # OUTPUT: what could not be written
+
+
+def _ended(job: Job, kind: str, payload: Any) -> Outcome:
+    """The outcome of a job whose worker answered ``(kind, payload)``."""
+    if kind == "ok":
+        return Outcome(job, result=payload)
+    if kind == OUTPUT:
+        return Outcome(job, failure=OUTPUT, detail=str(payload), error=payload)
+    return Outcome(job, failure=kind, detail=payload)
 
 
 JobFunction = Callable[[Job], dict]
@@ -79,6 +90,8 @@ def _worker_main(conn: Any, job_fn: JobFunction) -> None:
             conn.send(("ok", job_fn(job)))
         except (JobOutOfMemory, MemoryError) as exc:
             conn.send((MEMORY, memory_detail(exc)))
+        except OutputError as exc:
+            conn.send((OUTPUT, exc))
         except Exception as exc:  # noqa: BLE001 - reported to the driver as the job's error
             conn.send((CRASHED, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
 
@@ -165,9 +178,7 @@ class LocalExecutor:
                 except (EOFError, OSError):
                     return self._lost(worker)
                 job, worker.job = worker.job, None
-                if kind == "ok":
-                    return Outcome(job, result=payload)
-                return Outcome(job, failure=kind, detail=payload)
+                return _ended(job, kind, payload)
         worker = next(w for w in busy if w.process.sentinel in ready)
         return self._lost(worker)
 
@@ -227,6 +238,8 @@ class InlineExecutor:
             return Outcome(job, result=self.job_fn(job))
         except (JobOutOfMemory, MemoryError) as exc:
             return Outcome(job, failure=MEMORY, detail=memory_detail(exc))
+        except OutputError as exc:
+            return Outcome(job, failure=OUTPUT, detail=str(exc), error=exc)
         except Exception as exc:  # noqa: BLE001
             return Outcome(job, failure=CRASHED, detail=f"{type(exc).__name__}: {exc}")
 
@@ -294,9 +307,7 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - classified below
             failure, detail = classify_ray_error(exc)
             return Outcome(job, failure=failure, detail=detail)
-        if kind == "ok":
-            return Outcome(job, result=payload)
-        return Outcome(job, failure=kind, detail=payload)
+        return _ended(job, kind, payload)
 
     def close(self) -> None:
         if self._ray is None:
@@ -316,6 +327,8 @@ def _ray_job(job_fn: JobFunction, job: Job) -> tuple[str, Any]:
         return "ok", job_fn(job)
     except (JobOutOfMemory, MemoryError) as exc:
         return MEMORY, memory_detail(exc)
+    except OutputError as exc:
+        return OUTPUT, exc
     except Exception as exc:  # noqa: BLE001
         return CRASHED, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
 

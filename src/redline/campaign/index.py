@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from ..pipeline.events import now_iso
-from ..util.atomic import atomic_write_text
+from ..util.atomic import atomic_write_text, writing_output
 
 INDEX_SCHEMA = "redline.campaign/1"
 
@@ -57,8 +57,10 @@ def index_record(result: Any, campaign: Any, jobs: list, finished: dict[str, dic
 def write_index(result: Any, campaign: Any, jobs: list, finished: dict[str, dict[str, Any]], executor: str,
                 started_at: str) -> None:
     record = index_record(result, campaign, jobs, finished, executor, started_at)
-    atomic_write_text(result.out / "index.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(result.out / "index.html", _html(record, result))
+    for name, text in (("index.json", json.dumps(record, indent=2, sort_keys=True) + "\n"),
+                       ("index.html", _html(record, result))):
+        with writing_output(result.out / name):  # a full disk is an OutputError naming the file
+            atomic_write_text(result.out / name, text)
 
 
 def _html(record: dict[str, Any], result: Any) -> str:

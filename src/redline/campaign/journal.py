@@ -6,12 +6,15 @@ ones that are not. Only the driver writes; workers return their results to it.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 
 JOURNAL_FILE = "campaign.sqlite"
 
@@ -47,6 +50,8 @@ class Journal:
             db.execute("PRAGMA synchronous=FULL")  # a committed job survives a power cut too
             db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            if _storage_error(exc) is not None:  # a full disk at the start, before any job: as an unwritable --out
+                raise UsageError(f"cannot write {self.path}: {exc}") from None
             raise UsageError(f"{self.path} is not a campaign journal ({exc})") from None
         self._db = db
         done = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
@@ -71,7 +76,7 @@ class Journal:
         return db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
 
     def set_meta(self, name: str, value: str) -> None:
-        with self._conn() as db:
+        with self._writing(), self._conn() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
     def finished(self) -> dict[str, dict[str, Any]]:
@@ -82,11 +87,22 @@ class Journal:
 
     def record(self, job: Any, result: dict[str, Any], *, attempts: int, notes: list[str], seconds: float,
                finished_at: str) -> None:
-        """Record a finished job in one transaction; a job already recorded keeps its first row."""
-        with self._conn() as db:
+        """Record a finished job in one transaction; a job already recorded keeps its first row.
+        A full disk raises OutputError (the job stays unrecorded, for --resume to run)."""
+        with self._writing(), self._conn() as db:
             db.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job.key, job.target, job.check, job.seed, json.dumps(result, sort_keys=True), attempts,
                         json.dumps(notes), float(seconds), finished_at))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            code = _storage_error(exc)
+            if code is None:
+                raise
+            raise OutputError(code, str(exc), str(self.path)) from None
 
     def close(self) -> None:
         if self._db is not None:
@@ -97,3 +113,13 @@ class Journal:
         if self._db is None:
             raise RuntimeError("the journal is not open")
         return self._db
+
+
+# SQLite's result codes (the low byte of the extended code) that say the storage failed, as OS errors.
+_STORAGE_CODES = {13: errno.ENOSPC, 10: errno.EIO, 8: errno.EROFS}  # SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY
+
+
+def _storage_error(exc: sqlite3.Error) -> int | None:
+    """The OS error number for an SQLite error that says the disk is full or failing, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else _STORAGE_CODES.get(code & 0xFF)

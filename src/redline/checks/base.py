@@ -18,9 +18,10 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ..data.base import ROLE_MEANING, Dataset
-from ..errors import BudgetExceeded, RedlineError
+from ..errors import BudgetExceeded, OutputError, RedlineError
 from ..findings import Finding, Status, finding_id
 from ..targets.base import QueryLedger, Target
+from ..util.atomic import STORAGE_FULL, output_error, writing_output
 
 
 # Fewest test rows that can be halved into attacker rows and evaluation rows.
@@ -164,7 +165,8 @@ class CheckContext:
         from ..util.safe_paths import out_file
 
         rel = f"artifacts/{name}"
-        return out_file(self.out_dir, rel), rel  # never through a link planted in --out
+        with writing_output(self.out_dir / rel):  # the artifacts folder cannot be made: the scan stops
+            return out_file(self.out_dir, rel), rel  # never through a link planted in --out
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is not None:
@@ -326,7 +328,13 @@ class Check(abc.ABC):
             finding.status, finding.reason = Status.ERROR, str(exc)
         except RedlineError as exc:
             finding.status, finding.reason = Status.ERROR, str(exc)
+        except OutputError:
+            raise  # an artifact could not be written: the scan stops, and this check did not finish
         except Exception as exc:  # one crashing check must not kill the scan
+            if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+                # A full disk or file-size limit, whatever was being written: no fault of the target.
+                where = exc.filename or (ctx.out_dir if ctx is not None and ctx.out_dir is not None else "a file")
+                raise output_error(where, exc) from None
             finding.status = Status.ERROR
             finding.reason = f"{type(exc).__name__}: {exc}"
             finding.evidence = {"traceback": traceback.format_exc(limit=8)}

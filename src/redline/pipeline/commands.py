@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..report.writers import Format
 from ..severity import Severity
 from ..targets.adapters import target_help
@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "exit codes: 0 nothing reached --fail-on, 1 a finding did, 2 usage or input error, 3 the scan could\n"
             "not test what was asked (a check ended in error, or every selected check was not applicable or\n"
             "inconclusive; a model file's static scan FM09 counts only when FM09 is selected or nothing is);\n"
-            "the reports are written and say why. 1 wins over 3. 130 interrupted (Ctrl-C; partial report written)."
+            "the reports are written and say why. 1 wins over 3. 3 also when a file in DIR cannot be written\n"
+            "(a full disk: the scan stops, finished checks are kept for --resume).\n"
+            "130 interrupted (Ctrl-C; partial report written)."
         ),
     )
     p.add_argument("target", metavar="TARGET")
@@ -131,6 +133,14 @@ def scan_command(args: argparse.Namespace, on_finding=None) -> int:
               f"{len(stop.report.pending_checks)} checks not run) written to {args.out} ({written})", file=sys.stderr)
         print(f"redline: to finish the scan, run: {resume_command(args)}", file=sys.stderr)
         return 130
+    except OutputError as stop:  # a full disk or file-size limit: stopped, what finished is kept
+        from ..report.model import EXIT_UNTESTED
+        from ..util.safe_text import one_line, terminal_text
+
+        print(f"redline: {one_line(stop)}; the scan stopped, and the {stop.kept or 0} check(s) that finished are "
+              f"kept in {one_line(Path(args.out) / 'events.jsonl')}; once there is room, run: "
+              f"{terminal_text(resume_command(args))}", file=sys.stderr)
+        return EXIT_UNTESTED
     from ..util.safe_text import echo
 
     if args.json:

@@ -1,7 +1,8 @@
 """Append-only event log of a scan (``events.jsonl``), the basis of ``--resume``.
 
 Each line is one JSON event, written and fsync'ed as it happens, so a scan killed at
-any moment (even with SIGKILL) loses at most the check that was running.
+any moment (even with SIGKILL), or stopped by a full disk, loses at most the check that
+was running.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..util.atomic import output_error
 from ..util.safe_paths import open_append_nofollow, open_read_nofollow
 
 EVENTS_FILE = "events.jsonl"
@@ -24,15 +26,39 @@ def now_iso() -> str:
 class EventLog:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._tail_checked = False
 
     def append(self, kind: str, **fields: Any) -> None:
+        """Append one event. A write that fails (a full disk, a file-size limit) raises
+        OutputError naming the log; the next append first ends the line it may have torn, so
+        no later event is glued to the broken one."""
         record = {"event": kind, "time": now_iso(), **fields}
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open_append_nofollow(self.path) as fh:  # a planted link must not redirect the log
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            if not self._tail_checked:
+                if self._torn():
+                    line = "\n" + line
+                self._tail_checked = True
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open_append_nofollow(self.path) as fh:  # a planted link must not redirect the log
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self._tail_checked = False
+            raise output_error(self.path, exc) from None
+
+    def _torn(self) -> bool:
+        """Whether the log ends in the middle of a line (a write that failed or was killed)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return False  # no log yet (or a link, which the append refuses)
+        try:
+            size = os.fstat(fd).st_size
+            return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        finally:
+            os.close(fd)
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Events in order; a torn last line (the process died mid-write) is ignored."""
@@ -82,6 +108,15 @@ def finished_findings(log: EventLog, fingerprint: str, inputs: dict[str, str] | 
             if "id" in finding:
                 done[finding["id"]] = finding
     return done, started_at
+
+
+def count_finished(log: EventLog) -> int:
+    """How many checks the log records as finished (each once, however often it was resumed)."""
+    try:
+        return len({str((event.get("finding") or {}).get("id")) for event in log.read()
+                    if event.get("event") == "check_finished"})
+    except (OSError, ValueError, UsageError):
+        return 0
 
 
 def _changed_inputs(started: dict[str, Any], inputs: dict[str, str] | None) -> str:

@@ -18,12 +18,12 @@ from typing import Any, Callable, Sequence
 from ..catalog import MODE_CODES
 from ..checks import CheckContext, plan
 from ..checks.params import normalise_params, resolve_checks
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..findings import Finding, Status, target_digest
 from ..report.model import Report
 from ..report.writers import Format
 from ..util.urls import redact_url
-from .events import EVENTS_FILE, EventLog, finished_findings, now_iso
+from .events import EVENTS_FILE, EventLog, count_finished, finished_findings, now_iso
 from .progress import Progress
 
 
@@ -449,11 +449,21 @@ def run_scan(
     ``out_dir`` must not hold an earlier scan unless ``resume`` continues it or ``force``
     replaces it, nor be written by another scan at the same time (it is locked from before
     it is looked at until this scan ends, however it ends). Ctrl-C writes the report of the
-    checks that finished (marked incomplete) and raises :class:`ScanInterrupted`.
+    checks that finished (marked incomplete) and raises :class:`ScanInterrupted`. A file in
+    ``out_dir`` that cannot be written (a full disk, a file-size limit) stops the scan with
+    :class:`~redline.errors.OutputError`: the checks finished before are kept in the event log
+    (``kept`` says how many), the one that was running is not, and ``resume`` runs it again.
     """
     with contextlib.ExitStack() as held:  # the --out lock, released on any exit
-        return _run_scan(request, held, out_dir=out_dir, formats=formats, resume=resume, force=force,
-                         progress=progress, on_finding=on_finding)
+        try:
+            return _run_scan(request, held, out_dir=out_dir, formats=formats, resume=resume, force=force,
+                             progress=progress, on_finding=on_finding)
+        except OutputError as stop:
+            # Like Ctrl-C, minus the report (the disk that refused a file would refuse it too):
+            # what the event log holds is kept for --resume, which also writes the reports.
+            if out_dir is not None and stop.kept is None:
+                stop.kept = count_finished(EventLog(Path(out_dir) / EVENTS_FILE))
+            raise
 
 
 def _run_scan(
@@ -614,6 +624,9 @@ def _run_scan(
         # Keep what finished: the report is written below, marked incomplete.
         interrupted = True
         progress.finish("interrupted")
+    except OutputError:
+        progress.finish("stopped: an output file could not be written")
+        raise
     finally:
         loaded.close()
         if baseline is not None and baseline is not loaded and defences is None:

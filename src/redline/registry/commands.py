@@ -58,8 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.add_argument("--severity", metavar="LEVELS", help="critical, important, moderate, low, none (comma-separated)")
         c.add_argument("--system", metavar="NAME", help="the affected system")
         c.add_argument("--status", metavar="STATUS", help="open, fixed, regressed, wont-fix (comma-separated)")
-        c.add_argument("--limit", metavar="N", type=int, default=50, help="cases per page (default 50)")
-        c.add_argument("--offset", metavar="N", type=int, default=0, help="cases to skip (default 0)")
+        c.add_argument("--limit", metavar="N", type=_whole_number(1, MAX_LIMIT), default=50,
+                       help=f"cases per page, 1 to {MAX_LIMIT:,} (default 50)")
+        c.add_argument("--offset", metavar="N", type=_whole_number(0, MAX_OFFSET), default=0,
+                       help="cases to skip (default 0)")
         c.add_argument("--json", action="store_true", help="print {total, cases: [...]} as JSON")
 
     c = command("show", "show one case with its observations, replays, links and history",
@@ -106,6 +108,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--token-file", metavar="FILE", help="tokens allowed to write (one per line)")
 
     _add_scan_option(sub)
+
+
+MAX_LIMIT = 100_000
+MAX_OFFSET = 10**12  # far past any registry's size; a larger one would overflow the database's 64-bit offset
+
+
+def _whole_number(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (a usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high:,}")
+        return value
+
+    return parse
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

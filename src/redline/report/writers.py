@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import UsageError
-from ..util.atomic import atomic_write_text
+from ..util.atomic import atomic_write_text, writing_output
 from .model import Report
 
 
@@ -83,20 +83,27 @@ def write(report: Report, fmt: str | Format, path: str | Path) -> Path:
     """
     path = Path(path)
     base_dir = Path(report.out_dir) if report.out_dir is not None else path.parent
-    atomic_write_text(path, render(report, fmt, base_dir))
+    text = render(report, fmt, base_dir)
+    with writing_output(path):  # a full disk is an OutputError naming the file
+        atomic_write_text(path, text)
     return path
 
 
 def write_all(
     report: Report, out_dir: str | Path, formats: str | Iterable[str | Format] | None = None
 ) -> dict[Format, Path]:
-    """Write each of ``formats`` (default: all) into ``out_dir`` under its standard file name."""
+    """Write each of ``formats`` (default: all) into ``out_dir`` under its standard file name.
+
+    A file that cannot be written (no space, a file-size limit, a read-only folder) raises
+    :class:`~redline.errors.OutputError` naming it."""
     out_dir = Path(out_dir)
     chosen = list(Format) if formats is None else parse_formats(formats)
     base_dir = Path(report.out_dir) if report.out_dir is not None else out_dir
     written: dict[Format, Path] = {}
     for fmt in chosen:
         path = out_dir / fmt.filename
-        atomic_write_text(path, render(report, fmt, base_dir))
+        text = render(report, fmt, base_dir)
+        with writing_output(path):  # a full disk is an OutputError naming the file
+            atomic_write_text(path, text)
         written[fmt] = path
     return written

@@ -406,9 +406,15 @@ class _Parser:
     def number(self, value: Any, key: str, minimum: float | None = None, strict: bool = True) -> float:
         if not self.is_number(value):
             raise self.fail(key, f"must be a number, got {type(value).__name__}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = float("inf")
+        if number != number or abs(number) == float("inf"):  # YAML's .nan and .inf: a nan timeout fails every request
+            raise self.fail(key, f"must be a finite number, got {number:g}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
             raise self.fail(key, f"must be {'above' if strict else 'at least'} {minimum:g}, got {value}")
-        return float(value)
+        return number
 
     def integer(self, value: Any, key: str, minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):

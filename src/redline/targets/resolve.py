@@ -167,6 +167,8 @@ def _data_input_spec(data: Any) -> InputSpec | None:
         return None
     x = np.asarray(data.any_x())
     lower, upper = data.bounds
+    if upper <= lower:  # every value alike: the data shows no range at all, assume a unit one (as InputSpec.from_data)
+        upper = lower + 1.0
     feature_lower = feature_upper = None
     if x.ndim == 2 and getattr(data, "modality", "tabular") != "image":
         # a table: each column keeps its own range (images, even flattened, share the pixel range)

@@ -1,10 +1,16 @@
-"""Saving a check's evidence (arrays, plots) into the report's artifacts folder."""
+"""Saving a check's evidence (arrays, plots) into the report's artifacts folder.
+
+A file that cannot be written there (no space, a file-size limit, a read-only folder) raises
+:class:`~redline.errors.OutputError`: the scan stops and the check is run again by ``--resume``,
+rather than ending as the check's own ``error``."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from .atomic import writing_output
 
 
 class CheckContext(Protocol):
@@ -18,7 +24,8 @@ def save_arrays(ctx: CheckContext, name: str, **arrays: np.ndarray) -> str | Non
     path, rel = ctx.artifact(name)
     if path is None:
         return None
-    np.savez_compressed(path, **arrays)
+    with writing_output(path, remove_partial=True):  # a full disk stops the scan (OutputError)
+        np.savez_compressed(path, **arrays)
     return rel
 
 
@@ -29,7 +36,8 @@ def try_plot(ctx: CheckContext, name: str, draw: Any, *args: Any, **kwargs: Any)
     if path is None:
         return None
     try:
-        draw(path, *args, **kwargs)
+        with writing_output(path):  # a full disk stops the scan (OutputError); plots are written atomically
+            draw(path, *args, **kwargs)
     except ImportError:
         return None
     return rel

@@ -3,7 +3,9 @@
 matplotlib is imported only when a plot is drawn, and only through its object-oriented API
 (no pyplot), so drawing touches no global backend state. Plots are drawn with matplotlib's
 default style whatever the user's rc settings, and saved without timestamps or version
-strings, so the same inputs give the same bytes.
+strings, so the same inputs give the same bytes. Every text drawn (titles, labels, ticks,
+legends; feature and class names come from the data) goes through :func:`plot_text`, so no
+control character reaches the image or, through a warning, stderr.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .palette import palette
+from .safe_text import terminal_text
 
 WIDTH_IN = 6.0
 DPI = 100
@@ -40,6 +43,13 @@ def _figure(height_in: float) -> Iterator[Any]:
 
     with matplotlib.style.context("default"), matplotlib.rc_context(_RC):
         yield Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+
+
+def plot_text(value: Any) -> str:
+    """Text as a plot draws it: control and bidi characters escaped visibly (``\\x1b``), as
+    in the terminal (matplotlib warns of a glyph its font lacks, quoting the character raw
+    on stderr), tabs as spaces, and ``$`` escaped so a feature name is never read as math."""
+    return terminal_text(str(value).replace("\t", " ")).replace("$", r"\$")
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -83,12 +93,13 @@ def line_plot(
     with _figure(3.6) as fig:
         ax = fig.subplots()
         for name, (xs, ys) in data.items():
-            ax.plot(xs, ys, marker="o" if xs.size <= 30 else None, markersize=3.5, linewidth=1.6, label=str(name))
+            ax.plot(xs, ys, marker="o" if xs.size <= 30 else None, markersize=3.5, linewidth=1.6,
+                    label=plot_text(name))
         if logx:
             ax.set_xscale("log", nonpositive="mask")
         if logy:
             ax.set_yscale("log", nonpositive="mask")
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.set(title=plot_text(title), xlabel=plot_text(xlabel), ylabel=plot_text(ylabel))
         if len(data) > 1 or next(iter(data)):
             ax.legend(loc="best")
         return _save(fig, path)
@@ -115,11 +126,12 @@ def roc_plot(
             fpr, tpr = fpr[order], tpr[order]
             auc = float(np.trapezoid(tpr, fpr)) if fpr.size > 1 else float("nan")
             label = f"{name} (AUC {auc:.3f})" if np.isfinite(auc) else str(name)
-            ax.plot(np.clip(fpr, floor, 1), np.clip(tpr, floor, 1), linewidth=1.6, label=label)
+            ax.plot(np.clip(fpr, floor, 1), np.clip(tpr, floor, 1), linewidth=1.6, label=plot_text(label))
         ax.plot([floor, 1], [floor, 1], linestyle="--", color="0.55", linewidth=1, label="chance")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set(xlim=(floor, 1), ylim=(floor, 1), title=title, xlabel="False positive rate", ylabel="True positive rate")
+        ax.set(xlim=(floor, 1), ylim=(floor, 1), title=plot_text(title), xlabel="False positive rate",
+               ylabel="True positive rate")
         ax.legend(loc="lower right")
         return _save(fig, path)
 
@@ -147,15 +159,15 @@ def bar_plot(
         ax.bar(range(len(labels)), values, color=colours)
         ax.set_xticks(
             range(len(labels)),
-            labels,
+            [plot_text(label) for label in labels],
             rotation=45 if len(labels) > 12 else 0,
             ha="right" if len(labels) > 12 else "center",
         )
         ax.grid(axis="x", visible=False)
         if threshold is not None:
-            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1, label=threshold_label)
+            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1, label=plot_text(threshold_label))
             ax.legend(loc="best")
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.set(title=plot_text(title), xlabel=plot_text(xlabel), ylabel=plot_text(ylabel))
         return _save(fig, path)
 
 
@@ -181,16 +193,16 @@ def heat_map(
     with _figure(max(2.4, 0.8 + 0.28 * len(rows))) as fig:
         ax = fig.subplots()
         image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(columns)), [str(c) for c in columns])
-        ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+        ax.set_xticks(range(len(columns)), [plot_text(c) for c in columns])
+        ax.set_yticks(range(len(rows)), [plot_text(r) for r in rows])
         ax.grid(visible=False)
         middle = (vmin + vmax) / 2
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="black" if v > middle else "white")
-        fig.colorbar(image, ax=ax, label=colorbar_label)
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        fig.colorbar(image, ax=ax, label=plot_text(colorbar_label))
+        ax.set(title=plot_text(title), xlabel=plot_text(xlabel), ylabel=plot_text(ylabel))
         return _save(fig, path)
 
 
@@ -265,7 +277,7 @@ def image_grid(
                     spine.set(visible=True, color="0.75", linewidth=0.6)
                 img = row[j]
                 if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
-                    ax.set_xlabel(str(captions[i][j]), fontsize=7, labelpad=2)
+                    ax.set_xlabel(plot_text(captions[i][j]), fontsize=7, labelpad=2)
                 if i in signed:
                     if img.ndim == 2:
                         shown = ax.imshow(img, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
@@ -276,15 +288,15 @@ def image_grid(
                 else:
                     ax.imshow(np.clip((img - lo) / (hi - lo), 0, 1), interpolation="nearest")
                 if i == 0 and col_titles and j < len(col_titles):
-                    ax.set_title(str(col_titles[j]), fontsize=8)
+                    ax.set_title(plot_text(col_titles[j]), fontsize=8)
             if shown is not None:  # a difference row: its colour scale says what red and blue mean
                 bar = fig.colorbar(shown, ax=list(axes[i]), location="right", shrink=0.9, pad=0.01, aspect=12)
                 bar.ax.tick_params(labelsize=7)
                 bar.set_label("change", fontsize=7)
             if row_titles and i < len(row_titles):
-                axes[i][0].set_ylabel(textwrap.fill(str(row_titles[i]), 14), fontsize=8)
+                axes[i][0].set_ylabel(plot_text(textwrap.fill(str(row_titles[i]), 14)), fontsize=8)
         if title:
-            fig.suptitle(title)
+            fig.suptitle(plot_text(title))
         return _save(fig, path)
 
 

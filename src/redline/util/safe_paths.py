@@ -44,14 +44,17 @@ def out_file(out_dir: str | Path, relative: str) -> Path:
 
 
 def open_append_nofollow(path: Path):
-    """Open ``path`` to append text, refusing a link at its place (O_NOFOLLOW)."""
+    """Open ``path`` to append text, refusing a link at its place (O_NOFOLLOW); any other
+    failure to open it (no space, a read-only file system) is an OutputError."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         if path.is_symlink():
             raise UsageError(f"{path} is a link; redline does not write through links in --out") from None
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        from .atomic import output_error
+
+        raise output_error(path, exc) from None
     return os.fdopen(fd, "a", encoding="utf-8")
 
 

@@ -54,6 +54,8 @@ def fit_surrogate(
     x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     targets = np.asarray(targets)
     soft = targets.ndim == 2
+    if soft:
+        targets = _as_distributions(targets)
     y_t = torch.as_tensor(targets.astype(np.float32 if soft else np.int64))
     w_t = torch.ones(len(x_t)) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
     generator = torch.Generator().manual_seed(seed)
@@ -69,6 +71,23 @@ def fit_surrogate(
     module.train()
     fit(module.parameters(), batch_loss, Shuffled(len(x_t), batch_size, generator), epochs=int(epochs), lr=lr)
     module.eval()
+
+
+def _as_distributions(answers: np.ndarray) -> np.ndarray:
+    """Soft targets the copy can learn from: rows that are probabilities (finite, >= 0, within
+    float32) as given; other rows (scores such as logits, or values beyond float32, which
+    overflow to inf and make the loss NaN) through a softmax in float64, which keeps each
+    row's order and so its answer."""
+    rows = np.asarray(answers, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fine = np.all(np.isfinite(rows) & (rows >= 0) & (rows <= np.finfo(np.float32).max), axis=1)
+        if fine.all():
+            return rows
+        scores = rows[~fine]
+        shifted = scores - np.max(scores, axis=1, keepdims=True)  # -inf where a score is ~1e308 below the top
+        weights = np.exp(shifted)
+        rows[~fine] = weights / weights.sum(axis=1, keepdims=True)
+    return rows
 
 
 def surrogate_proba(module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...util.atomic import atomic_write_bytes
+from ...util.plots import plot_text
 
 FRAMES_SHOWN = 8
 
@@ -45,7 +46,7 @@ def draw_trajectory(path: str | Path, frames: list[np.ndarray], rewards: list[fl
         ax.set_ylabel("cumulative")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plot_text(title), fontsize=10)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", metadata={"Software": None})
     return atomic_write_bytes(Path(path), buffer.getvalue())

@@ -134,7 +134,10 @@ def copy_evidence(ctx: Any, check_id: str, save: Callable[[Path], Any]) -> dict[
     path, rel = ctx.artifact(f"{check_id}.onnx")
     if path is None:
         return {}
-    save(path)
+    from ...util.atomic import writing_output
+
+    with writing_output(path, remove_partial=True):  # a full disk stops the scan (OutputError)
+        save(path)
     return {"model": rel}
 
 

@@ -197,7 +197,9 @@ class AccuracyUnderTransformation(Check):
             vulnerable, undecided = self._mean_verdict(metrics, len(y), len(results))
         else:
             vulnerable, undecided = self._verdict([results[i] for i in judged], len(y))
-        worst = max(results, key=lambda r: r.drop)
+        # among the judged transformations: one reported as context only (a pipeline fault)
+        # would read as the reason for the verdict
+        worst = max((results[i] for i in judged) if judged else results, key=lambda r: r.drop)
         summary = (
             f"Accuracy {metrics['clean_accuracy']:.0%} on {len(y)} inputs as they are, "
             f"{metrics['mean_transformed_accuracy']:.0%} on average over {count(len(judged), 'transformation')}; "
@@ -225,7 +227,9 @@ class AccuracyUnderTransformation(Check):
         n = len(clean_ok)
         clean = float(clean_ok.mean())
         mean_accuracy = float(np.mean([results[i].accuracy for i in judged]))
-        worst = max(results, key=lambda r: r.drop)
+        # among the judged transformations: one reported as context only (a pipeline fault)
+        # would read as the reason for the verdict
+        worst = max((results[i] for i in judged) if judged else results, key=lambda r: r.drop)
         by_family: dict[str, list[float]] = {}
         for r in results:
             by_family.setdefault(r.family, []).append(r.accuracy)
@@ -284,11 +288,12 @@ class AccuracyUnderTransformation(Check):
     def _artifacts(self, ctx: CheckContext, results: list[Measured], metrics: dict[str, Any]) -> dict[str, Any]:
         """The table as CSV and accuracy against severity per family as a plot."""
         from ...util import plots
+        from ...util.atomic import writing_output
 
         out: dict[str, Any] = {}
         path, rel = ctx.artifact(f"{self.id}-accuracy.csv")
         if path is not None:
-            with open(path, "w", newline="") as fh:
+            with writing_output(path, remove_partial=True), open(path, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["family", "severity", "accuracy", "accuracy_low", "accuracy_high", "drop",
                                  "drop_low", "drop_high"])

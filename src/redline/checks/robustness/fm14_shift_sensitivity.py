@@ -248,11 +248,12 @@ class ShiftSensitivity(Check):
     def _artifacts(self, ctx: CheckContext, rows: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
         """Every shift as CSV, and the drops of the worst ones as a bar chart (significant ones marked)."""
         from ...util import plots
+        from ...util.atomic import writing_output
 
         out: dict[str, Any] = {}
         path, rel = ctx.artifact(f"{self.id}-shifts.csv")
         if path is not None and rows:
-            with open(path, "w", newline="") as fh:
+            with writing_output(path, remove_partial=True), open(path, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["name", "kind", "description", "rows", "accuracy", "accuracy_low", "accuracy_high",
                                  "drop", "drop_low", "drop_high", "holm_p_value", "significant"])

@@ -352,7 +352,10 @@ class InputFuzzing(Check):
         path, rel = ctx.artifact(f"{self.id}-cases.json")
         if path is not None:
             record = {"check": self.id, "timeout": float(self.timeout), "cases": [r.to_dict() for r in results]}
-            path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+            from ...util.atomic import writing_output
+
+            with writing_output(path, remove_partial=True):  # a full disk stops the scan (OutputError)
+                path.write_text(json.dumps(record, indent=2), encoding="utf-8")
             evidence["cases"] = rel
         summary = _summary(results, counts, worst)
         if nan is not None and nan[0] == "missing":

@@ -48,6 +48,8 @@ __all__ = ["create_app"]
 
 PER_PAGE = 20
 MAX_PER_PAGE = 200
+MAX_PAGE = 10**9  # far past any registry's last page; a larger one would overflow the database's 64-bit offset
+MAX_DEPTH = 64  # nesting of an incident sent as JSON (the YAML loader's bound for `redline triage`)
 MAX_FORM_BYTES = 256 * 1024
 NAV = (("/", "Dashboard"), ("/search", "Search"), ("/submit", "Submit an incident"))
 # Case statuses in the status palette the report uses for finding statuses.
@@ -224,9 +226,10 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
             return refuse_read(request, api=False)
         try:
             filters = _filters(q, mode, severity, system, status)
+            page = _page_number(page)
         except UsageError as exc:
             return html("message.html", request, 400, title="Search", message=str(exc))
-        result = store.search(filters, max(1, page), PER_PAGE)
+        result = store.search(filters, page, PER_PAGE)
 
         def page_link(number: int) -> str:
             return "/search?" + urlencode({**filters.as_query(), "page": number})
@@ -266,9 +269,10 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
             return refuse_read(request, api=True)
         try:
             filters = _filters(q, mode, severity, system, status)
+            page = _page_number(page)
         except UsageError as exc:
             return JSONResponse({"error": "bad request", "reason": str(exc)}, status_code=400)
-        result = store.search(filters, max(1, page), min(max(1, per_page), MAX_PER_PAGE))
+        result = store.search(filters, page, min(max(1, per_page), MAX_PER_PAGE))
         return {"total": result.total, "page": result.number, "per_page": result.per_page, "pages": result.pages,
                 "cases": [c.to_dict() for c in result.cases]}
 
@@ -346,8 +350,11 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
                 raise UsageError(f"the incident is larger than {MAX_FORM_BYTES} bytes")
             try:
                 doc = json.loads(body)
+            except RecursionError:
+                raise UsageError(f"the incident is nested more than {MAX_DEPTH} levels deep") from None
             except ValueError:
                 raise UsageError("the body must be an incident as JSON (redline.incident/1)") from None
+            _require_shallow(doc)
             from ...threatmodel.triage import triage_incident
 
             result = await run_in_threadpool(triage_incident, doc)
@@ -367,6 +374,27 @@ async def _read_form(request: Request) -> Any:
     if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
         raise UsageError(f"the form is larger than {MAX_FORM_BYTES} bytes")
     return await request.form()
+
+
+def _page_number(page: int) -> int:
+    """A search page number: below 1 reads as the first page; past MAX_PAGE is a usage error."""
+    if page > MAX_PAGE:
+        raise UsageError(f"page must be at most {MAX_PAGE:,}")
+    return max(1, page)
+
+
+def _require_shallow(doc: Any) -> None:
+    """Refuse a JSON document nested deeper than MAX_DEPTH, walked without recursion, before
+    triage (which reads it recursively) sees it."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UsageError(f"the incident is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def _filters(q: str, mode: str, severity: str, system: str, status: str) -> Filters:
