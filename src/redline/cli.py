@@ -57,6 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def terminate_as_interrupt() -> None:
+    """Handle SIGTERM (a CI job's time limit, ``kill``, a container stopping) as Ctrl-C: a
+    scan writes the report of the checks that finished and the --resume command instead of
+    dying with nothing written. Once only: a second SIGTERM ends the process at once.
+    Processes forked from this one (campaign workers) keep the default, so their parent
+    still sees them killed by a signal; servers install their own handlers over this one."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return  # someone who embeds redline chose their own
+    owner = os.getpid()
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != owner:  # a forked child: die by the signal, as it would have
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -66,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
+    terminate_as_interrupt()
     try:
         return int(handler(args) or 0)
     except RedlineError as exc:
