@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose work is saved on Ctrl-C, so SIGTERM is handled the same way; servers
+#: (guard, registry serve) keep their own graceful shutdown on SIGTERM.
+INTERRUPTIBLE_COMMANDS = frozenset({"scan", "campaign", "demo", "replay"})
+
+
 def terminate_as_interrupt() -> None:
     """Handle SIGTERM (a CI job's time limit, ``kill``, a container stopping) as Ctrl-C: a
     scan writes the report of the checks that finished and the --resume command instead of
@@ -92,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
-    terminate_as_interrupt()
+    if args.command in INTERRUPTIBLE_COMMANDS:
+        terminate_as_interrupt()
     try:
         return int(handler(args) or 0)
     except RedlineError as exc:
