@@ -364,3 +364,90 @@ def test_chance_matches_on_tiny_images_are_not_recoveries(digits):
         flat[:] = torch.as_tensor(params)
         torch.nn.utils.vector_to_parameters(flat, target.torch_module().parameters())
     assert ParameterExfiltration()(target, tiny).status is Status.VULNERABLE
+
+
+# -- payload layout and the serial test without a read-back --------------------------------
+
+
+def _with_payload_down_the_columns(name, images):
+    """The zoo model ``name`` with the images' pixels in the low byte of its first weight
+    matrix, written one image after another down the matrix's columns (row-major in W.T)."""
+    target = zoo.load_target(name)
+    weight = next(iter(target.torch_module().parameters()))
+    with torch.no_grad():
+        stamped = ex.lsb_embed(weight.detach().numpy().T.copy(), images, bits=8)
+        weight.copy_(torch.from_numpy(stamped.T.copy()))
+    return target
+
+
+def test_lsb_payload_written_down_the_columns_is_read_back(digits, tmp_path):
+    # The red team's MNIST MLP with 256 images stored this way passed as not_vulnerable
+    # (serial correlation 0.031 in row order, p = 4.6e-45; 0.81 column by column).
+    target = _with_payload_down_the_columns("digits_mlp_overfit", digits.x_train)
+    finding = ParameterExfiltration()(target, digits)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    m = finding.metrics
+    assert m["recovered_by"] == "lsb:8:columns" and m["recovered_images"] >= 100 and m["recovered_ssim"] > 0.99
+    assert m["recovered_images_lsb_8"] == 0 and "column by column" in finding.summary
+    assert m["lsb_serial_correlation_columns"] > 0.1 and m["matrices_read_by_columns"] == 3
+    # The same model as an ONNX file (flat initializers, no shapes): the stride is found in the low bits.
+    from redline.targets.onnx import load_onnx
+    from redline.util.surrogates import save_torch_onnx
+
+    path = tmp_path / "columns.onnx"
+    save_torch_onnx(path, target.module, target.input_spec.shape)
+    finding = ParameterExfiltration()(load_onnx(path, input_spec=target.input_spec), digits)
+    assert finding.status is Status.VULNERABLE and finding.metrics["recovered_by"] == "lsb:8:columns", finding.summary
+
+
+def test_column_payload_of_images_the_auditor_lacks_is_inconclusive(digits):
+    # Images the auditor does not hold cannot be read back (blocky noise here: no digit the
+    # auditor has looks like them); the low bits are still serially correlated down the
+    # columns: no pass.
+    private = np.kron(np.random.default_rng(1).random((128, 1, 4, 4)), np.ones((1, 1, 2, 2)))
+    target = _with_payload_down_the_columns("digits_mlp_overfit", private)
+    finding = ParameterExfiltration()(target, digits)
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    m = finding.metrics
+    assert m["recovered_images"] == 0 and m["lsb_p_value_columns"] < 1e-6
+    assert "column by column" in finding.summary and "no training image was read back" in finding.summary
+
+
+def test_a_weak_but_significant_serial_correlation_is_inconclusive_not_a_pass(digits):
+    # Low bytes that repeat their neighbour 3% of the time: r about 0.03, far below
+    # min_serial_correlation (0.05) but significant over 66,000 parameters. It used to pass
+    # with "no serial structure" next to its own p-value.
+    import torch.nn as nn
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    with torch.no_grad():
+        weight = module[1].weight
+        raw = weight.detach().numpy().copy().view(np.uint32).reshape(-1)
+        repeat = np.flatnonzero(np.random.default_rng(0).random(raw.size) < 0.03)
+        repeat = repeat[repeat > 0]
+        raw[repeat] = (raw[repeat] & ~np.uint32(0xFF)) | (raw[repeat - 1] & np.uint32(0xFF))
+        weight.copy_(torch.from_numpy(raw.view(np.float32).reshape(weight.shape)))
+    spec = InputSpec(shape=(1, 8, 8), dtype="float32", lower=0.0, upper=1.0)
+    finding = ParameterExfiltration()(TorchTarget(module, input_spec=spec, n_classes=10), digits)
+    m = finding.metrics
+    assert m["lsb_p_value"] < 1e-4 and m["lsb_serial_correlation"] < 0.05 and m["recovered_images"] == 0
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    assert "weakly but significantly" in finding.summary and "no serial structure" not in finding.summary
+
+
+def test_scikit_learn_weights_are_read_by_columns_too(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    from redline.targets.sklearn import SklearnTarget
+
+    x = digits.x_train.reshape(len(digits.x_train), -1)
+    est = LogisticRegression(max_iter=300).fit(x, digits.y_train)
+    target = SklearnTarget(est, input_spec=zoo.load_target("digits_mlp_overfit").input_spec, n_classes=10)
+    est.coef_ = ex.lsb_embed(est.coef_.T.copy(), digits.x_train, bits=8).T.copy()  # 10 images down the columns
+    finding = ParameterExfiltration()(target, digits)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    assert finding.metrics["recovered_by"] == "lsb:8:columns" and finding.metrics["recovered_images"] == 10

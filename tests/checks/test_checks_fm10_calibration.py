@@ -71,9 +71,14 @@ def test_the_margin_ratio_is_what_clears_an_honest_mlp(digits):
 @pytest.mark.slow
 @pytest.mark.parametrize("detector", list(DETECTORS))
 def test_false_positive_rate_over_seeds(detector, digits):
-    alarms = []
+    alarms, undecided = [], []
     for arch in ARCHITECTURES:
         for seed in range(4):
             finding = DETECTORS[detector]()(honest_target(arch, digits, seed, quick=True), digits, seed=seed)
             alarms.append(finding.status is Status.VULNERABLE)
+            undecided.append(finding.status is Status.INCONCLUSIVE)
     assert sum(alarms) <= 0.05 * len(alarms), f"{detector}: {sum(alarms)} of {len(alarms)} honest models flagged"
+    if detector in ("max_margin", "neural_cleanse"):
+        # Their grey zone (a class beyond honest models' gaps, short of the bar) is rare on
+        # honest models: 0 of 12 here, about 1 run in 67 over 29 honest models (docstrings).
+        assert sum(undecided) <= 1, f"{detector}: {sum(undecided)} of {len(undecided)} honest models inconclusive"

@@ -167,3 +167,141 @@ def test_spectral_signatures_on_activations_without_spread_is_inconclusive_not_a
     else:
         assert finding.status is Status.INCONCLUSIVE, (finding.status, finding.reason)
         assert "without spread" in finding.reason
+
+
+# -- several target classes and the grey zone (margins and mask sizes set directly) ---------
+#
+# The red team's MNIST CNNs (outside the zoo): a two-target backdoor (triggers to 7 and 2)
+# and a 10x10 checkerboard trigger to 5. The numbers are the statistics the detectors
+# measured on them; the honest CNN's are from the same recipe without poison.
+TWO_TARGET_MARGINS = [25.0, 22.7, 83.7, 35.1, 32.4, 34.5, 43.0, 87.3, 33.1, 19.5]
+BIG_TRIGGER_MARGINS = [26.3, 46.2, 36.0, 39.4, 30.7, 88.3, 49.3, 33.0, 23.6, 26.5]
+HONEST_MARGINS = [26.4, 35.4, 42.9, 30.4, 34.9, 39.9, 43.4, 35.1, 27.0, 35.7]
+BIG_TRIGGER_MASKS = [61.5, 63.3, 30.9, 26.4, 52.7, 14.6, 29.3, 58.7, 41.3, 43.9]  # 300 steps
+TWO_TARGET_MASKS = [62.6, 134.2, 6.9, 40.1, 70.2, 52.4, 45.5, 10.5, 48.3, 77.8]  # 100 steps
+HONEST_MASKS = [68.1, 66.5, 34.6, 32.1, 59.5, 39.5, 40.9, 56.4, 48.7, 43.0]
+
+
+def _margin_target(margins, side=8):
+    """A target whose class c has logit margins[c] * x[c] (pixel c of the flat image): from
+    a black start, the largest margin class c reaches is margins[c] exactly."""
+    import numpy as np
+    import torch
+
+    from redline.targets.base import InputSpec
+    from redline.targets.torch import TorchTarget
+
+    scale = torch.tensor(margins, dtype=torch.float32)
+
+    class Pixels(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, : len(margins)] * scale
+
+    spec = InputSpec(shape=(1, side, side), dtype="float32", lower=0.0, upper=1.0)
+    return TorchTarget(Pixels(), input_spec=spec, n_classes=len(margins)), np
+
+
+def _black_images(side=8, n=40, classes=10):
+    import numpy as np
+
+    from redline.data.base import Dataset
+
+    x = np.zeros((n, 1, side, side), dtype=np.float32)
+    y = np.arange(n) % classes
+    return Dataset(name="black", x_train=x, y_train=y, x_test=x.copy(), y_test=y.copy(), x_pool=x.copy(),
+                   y_pool=y.copy(), modality="image")
+
+
+@pytest.mark.parametrize("margins, flagged", [(TWO_TARGET_MARGINS, [7, 2]), (BIG_TRIGGER_MARGINS, [5])],
+                         ids=["two_targets", "big_trigger"])
+def test_max_margin_flags_backdoors_the_all_class_mad_index_hid(margins, flagged):
+    # Two target classes inflated the MAD of all ten (indices 2.37 and 2.27 < 2.5); the
+    # large trigger's class was 1.79x the next class with index 2.39. Against the spread
+    # of the other classes both stand far out.
+    target, _ = _margin_target(margins)
+    finding = MaxMargin()(target, _black_images(), seed=0)
+    assert [round(v, 1) for v in finding.metrics["max_margin"].values()] == margins
+    assert finding.status is Status.VULNERABLE, finding.summary
+    assert finding.metrics["flagged_classes"] == flagged and finding.metrics["margin_ratio"] >= 1.5
+    assert finding.metrics["anomaly_index"] > 2.5
+
+
+def test_max_margin_grey_zone_is_inconclusive_and_the_honest_cnn_passes():
+    # One class 1.45x the next: beyond every honest model measured, short of min_ratio.
+    grey = list(HONEST_MARGINS)
+    grey[6] = 1.45 * max(m for c, m in enumerate(HONEST_MARGINS) if c != 6)
+    finding = MaxMargin()(_margin_target(grey)[0], _black_images(), seed=0)
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    assert finding.metrics["suspect_classes"] == [6] and finding.metrics["flagged_classes"] == []
+    assert "class(es) [6]" in finding.reason and "1.45x" in finding.reason
+    honest = MaxMargin()(_margin_target(HONEST_MARGINS)[0], _black_images(), seed=0)
+    assert honest.status is Status.NOT_VULNERABLE and honest.metrics["suspect_classes"] == [], honest.summary
+
+
+def test_max_margin_reads_a_staircase_of_honest_margins_as_honest():
+    # An honest MNIST CNN with global average pooling: margins fall 1.3-2.0x at every step,
+    # so a 1.7x gap after its second class says nothing (with three classes set apart the
+    # gap after the third, 1.99x, is read as a suspect).
+    staircase = [34.6, 26.8, 15.5, 7.8, 6.6, 5.2, 4.2, 4.1, 2.7, 1.7]
+    finding = MaxMargin()(_margin_target(staircase)[0], _black_images(), seed=0)
+    assert finding.status is Status.NOT_VULNERABLE and "staircase" in finding.summary, finding.summary
+    assert finding.metrics["margin_ratio"] == pytest.approx(26.8 / 15.5, rel=1e-3)
+    assert finding.metrics["rest_ratio"] == pytest.approx(15.5 / 7.8, rel=1e-3) and finding.metrics["suspect_classes"] == []
+    wider = MaxMargin(max_classes=3)(_margin_target(staircase)[0], _black_images(), seed=0)
+    assert wider.status is Status.INCONCLUSIVE and wider.metrics["suspect_classes"] == [0, 1, 2], wider.summary
+
+
+def test_max_margin_keeps_a_backdoor_whose_honest_margins_fall_in_two_groups():
+    # The red team's backdoored MLP: honest margins in two groups (24-36, 49-52) inflate the
+    # rest's own deviation (index 2.1 against the rest, 2.7 against all ten): still flagged.
+    margins = [33.9, 24.5, 51.4, 49.2, 35.7, 52.2, 50.5, 100.3, 29.2, 31.1]
+    finding = MaxMargin()(_margin_target(margins)[0], _black_images(), seed=0)
+    assert finding.status is Status.VULNERABLE and finding.metrics["flagged_classes"] == [7], finding.summary
+
+
+def _cleanse_with_masks(monkeypatch, l1, steps=300, **params):
+    """NeuralCleanse's verdict on trigger searches that ended with these mask sizes (MNIST-sized images)."""
+    import numpy as np
+
+    from redline.checks.training_time import fm10_neural_cleanse as module
+
+    l1 = np.asarray(l1, dtype=np.float64)
+
+    def searched(self, target, x, weights, classes, steps_run, ctx):
+        k = len(classes)
+        return l1, np.ones(k), np.zeros((k, 28, 28), np.float32), np.zeros((k, 1, 28, 28), np.float32), steps_run
+
+    monkeypatch.setattr(module.NeuralCleanse, "_autograd", searched)
+    target, _ = _margin_target(HONEST_MARGINS, side=28)
+    return NeuralCleanse(steps=steps, **params)(target, _black_images(28), seed=0)
+
+
+def test_neural_cleanse_grey_zone_is_inconclusive_not_a_pass(monkeypatch):
+    # The large trigger's class 5 needs a mask 1.81x smaller than the next class: more than
+    # any honest model with settled masks (1.55x), under the 2x bar. It used to pass as
+    # "the masks are close together, not a shortcut".
+    finding = _cleanse_with_masks(monkeypatch, BIG_TRIGGER_MASKS)
+    assert finding.status is Status.INCONCLUSIVE, finding.summary
+    assert finding.metrics["suspect_classes"] == [5] and finding.metrics["flagged_classes"] == []
+    assert "class(es) [5]" in finding.reason and "1.81x" in finding.reason
+    assert "not a shortcut" not in finding.summary
+    honest = _cleanse_with_masks(monkeypatch, HONEST_MASKS)
+    assert honest.status is Status.NOT_VULNERABLE and honest.metrics["suspect_classes"] == [], honest.summary
+
+
+def test_neural_cleanse_finds_several_targets(monkeypatch):
+    finding = _cleanse_with_masks(monkeypatch, TWO_TARGET_MASKS, steps=100)
+    assert finding.status is Status.VULNERABLE and sorted(finding.metrics["flagged_classes"]) == [2, 7]
+    # Two target classes needing masks 2.5x smaller than any other, among widely spread
+    # clean masks: against the MAD of all ten (indices 1.71 and 1.79 < 2) neither stood out,
+    # and the old check passed the model.
+    two = [61.5, 63.3, 11.6, 30.0, 52.7, 30.9, 29.3, 58.7, 41.3, 11.0]
+    finding = _cleanse_with_masks(monkeypatch, two)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    assert sorted(finding.metrics["flagged_classes"]) == [2, 9] and finding.metrics["candidate_gap"] > 2.5
+    # Three (indices 1.35-1.53 against all ten) when up to three targets are looked for.
+    three = [61.5, 63.3, 12.6, 12.0, 52.7, 30.9, 29.3, 58.7, 41.3, 11.0]
+    assert _cleanse_with_masks(monkeypatch, three).status is not Status.VULNERABLE  # two at most by default
+    finding = _cleanse_with_masks(monkeypatch, three, max_classes=3)
+    assert finding.status is Status.VULNERABLE, finding.summary
+    assert sorted(finding.metrics["flagged_classes"]) == [2, 3, 9] and finding.metrics["candidate_gap"] > 2.3

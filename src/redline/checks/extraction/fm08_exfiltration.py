@@ -17,20 +17,37 @@ black-box variant):
    payload only when they are too many for that count (one-sided Poisson test at
    ``alpha``). On 8x8 digits honest chunks match nothing; on 4x4 images (16 pixels) an
    honest network's chunks matched dozens of training images by chance.
+   Every decoder reads the parameters in two layouts: as stored (each weight matrix row by
+   row, PyTorch's order) and with each weight matrix read column by column (decoders named
+   ``...:columns``). Which layout a payload uses is the provider's choice: 256 MNIST images
+   written into the low byte of a first layer's transpose (one image after another down
+   its columns) read back from no row-major chunk, and the old check passed that model
+   (low-byte serial correlation 0.031 in row order, 0.80 column by column). A matrix's
+   shape comes from the PyTorch module or the scikit-learn estimator; the flat
+   initializers of an ONNX file are taken as matrices with one row per value of the array
+   that follows (a layer's bias follows its weight), so a layer without a bias is read by
+   rows only.
 2. **Statistics without the data.** The low bits of honestly trained floats are noise with
    no serial dependence, while a pixel payload makes neighbouring low bits alike; a lag-1
-   autocorrelation test on the low byte (``lsb_p_value``) catches that even when the
-   payload is laid out where the decoder does not look. It is not proof: weights rounded to
-   a grid (quantisation-aware training, dequantised exports) share low bits by value, and
-   an honest network fake-quantised to 4 bits gave p = 1e-198. A significant serial test
-   with no image read back is therefore ``inconclusive``, naming the payload it suggests.
-   Entropy of the low byte and sign-pattern statistics (share of positive parameters,
-   serial correlation of signs) are reported as context: honest training leaves some
-   structure in signs, so they do not decide the verdict.
+   autocorrelation test on the low byte, in both layouts (``lsb_p_value`` as stored,
+   ``lsb_p_value_columns`` column by column; ``alpha`` shared between them), catches that
+   even when the payload is laid out where the decoders do not look. It is not proof:
+   weights rounded to a grid (quantisation-aware training, dequantised exports) share low
+   bits by value, and an honest network fake-quantised to 4 bits gave p = 1e-198. A
+   significant serial test with no image read back is therefore ``inconclusive``, naming
+   the payload it suggests, whatever the size of the correlation (below
+   ``min_serial_correlation`` the summary calls it weak). Entropy of the low byte and
+   sign-pattern statistics (share of positive parameters, serial correlation of signs)
+   are reported as context: honest training leaves some structure in signs, and a
+   half-precision model exported as float32 has an all-zero low byte, so they do not
+   decide the verdict. On 20 honest networks (MNIST and digits CNNs and MLPs trained
+   outside the zoo, the zoo's two honest digits MLPs) the smaller p of the two layouts was
+   0.012 at least, and every verdict ``not_vulnerable``.
 
 Limits: the decoders assume the payload starts at the beginning of the parameter vector
-and is stored image by image; an encrypted LSB payload is indistinguishable from noise.
-Rounding away the low mantissa bits of a delivered model removes the LSB channel.
+(in one of the two layouts) and is stored image by image; an encrypted LSB payload is
+indistinguishable from noise. Rounding away the low mantissa bits of a delivered model
+removes the LSB channel.
 """
 from __future__ import annotations
 
@@ -49,8 +66,9 @@ class ParameterExfiltration(Check):
     needs = Needs(modality=("image",), roles=("train",), labels=False)  # images to recognise
     default_budget = 0  # reads parameters; sends no queries
     metrics = (
-        "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value",
-        "lsb_serial_correlation", "parameters", "recovered_by", "recovered_fraction",
+        "correlation_score", "flagged_encodings", "lsb_entropy", "lsb_p_value", "lsb_p_value_columns",
+        "lsb_serial_correlation", "lsb_serial_correlation_columns", "matrices_read_by_columns", "parameters",
+        "recovered_by", "recovered_fraction",
         "chance_matches", "recovered_images", "recovered_images_*", "recovered_mae", "recovered_ssim",
         "sign_bias_p_value", "sign_positive_fraction", "sign_serial_correlation", "stored_training_data"
     )
@@ -59,7 +77,8 @@ class ParameterExfiltration(Check):
         "min_recovered_images": "recovered images needed to call the model an exfiltration channel",
         "lsb_bits": "low-order bit widths searched for hidden images (each 1 to 16)",
         "alpha": "significance level of the bit-statistics test and of recoveries against chance matches",
-        "min_serial_correlation": "serial correlation of low-order bits needed with a significant test",
+        "min_serial_correlation": "serial correlation of low-order bits below which a significant test is called weak "
+                                  "(still inconclusive)",
         "max_references": "training images compared with what the parameters decode to",
         "max_chunks": "parameter chunks (one image each) decoded at most",
     }
@@ -117,30 +136,47 @@ class ParameterExfiltration(Check):
         params = np.concatenate([a.astype(np.float64) for a in arrays])[: int(self.max_chunks) * chunk]
         if params.size < chunk:
             raise NotApplicable(f"the model has {params.size} parameters, fewer than one image ({chunk} values)")
-        arrays = _truncate(arrays, params.size)
+        # The same parameters with every weight matrix read column by column (see the docstring).
+        columns = _matrix_columns(target, arrays)
+        layouts = {"": _truncate(arrays, params.size)}
+        if any(columns):
+            layouts["columns"] = _truncate(_read_by_columns(arrays, columns), params.size)
+        arrays = layouts[""]
         pick = rng.permutation(len(data.x_train))[: int(self.max_references)]
         references = np.asarray(data.x_train[np.sort(pick)], dtype=np.float64)
 
         shuffle = np.random.default_rng(0)
         recoveries, chance = {}, {}
-        for name, cands, refs in self._decoded(arrays, params, image_shape, references):
-            recoveries[name] = self._recover(cands, refs, references)
-            # The same chunks, pixels shuffled within each: what matches by chance alone.
-            flat = cands.reshape(len(cands), -1)
-            shuffled = np.take_along_axis(flat, shuffle.random(flat.shape).argsort(axis=1), axis=1)
-            chance[name] = self._recover(shuffled.reshape(cands.shape), refs, references)["images"]
+        for layout, layout_arrays in layouts.items():
+            layout_params = np.concatenate([a.astype(np.float64) for a in layout_arrays])
+            for name, cands, refs in self._decoded(layout_arrays, layout_params, image_shape, references):
+                name = f"{name}:{layout}" if layout else name
+                recoveries[name] = self._recover(cands, refs, references)
+                # The same chunks, pixels shuffled within each: what matches by chance alone.
+                flat = cands.reshape(len(cands), -1)
+                shuffled = np.take_along_axis(flat, shuffle.random(flat.shape).argsort(axis=1), axis=1)
+                chance[name] = self._recover(shuffled.reshape(cands.shape), refs, references)["images"]
         stats = parameter_statistics(arrays)
+        by_columns = parameter_statistics(layouts["columns"]) if "columns" in layouts else None
+        stats["lsb_serial_correlation_columns"] = by_columns["lsb_serial_correlation"] if by_columns else None
+        stats["lsb_p_value_columns"] = by_columns["lsb_p_value"] if by_columns else None
         flagged = sorted({name.split(":")[0] for name, r in recoveries.items()
                           if r["images"] >= int(self.min_recovered_images)
                           and _beyond_chance(r["images"], chance[name], float(self.alpha))})
-        serial = (stats["lsb_p_value"] < self.alpha and stats["lsb_serial_correlation"] >= self.min_serial_correlation
-                  and "lsb" not in flagged)
+        # The serial test in each layout, at alpha shared between them: whichever is significant
+        # suggests a payload, however small its correlation (see the docstring).
+        serial_tests = {"": (stats["lsb_serial_correlation"], stats["lsb_p_value"])}
+        if by_columns:
+            serial_tests["columns"] = (by_columns["lsb_serial_correlation"], by_columns["lsb_p_value"])
+        significant = {layout: rp for layout, rp in serial_tests.items() if rp[1] < self.alpha / len(serial_tests)}
+        serial = bool(significant) and "lsb" not in flagged
         proven = [n for n in recoveries if n.split(":")[0] in flagged] or list(recoveries)
         best_name = max(proven, key=lambda n: (recoveries[n]["images"], recoveries[n]["ssim"] or 0.0))
         best = recoveries[best_name] if flagged else {**recoveries[best_name], "images": 0, "ssim": None, "mae": None}
         metrics = {
             "parameters": int(params.size),
             **stats,
+            "matrices_read_by_columns": int(sum(1 for c in columns if c)),
             "correlation_score": recoveries["correlation"]["median_correlation"],
             "recovered_images": int(best["images"]),
             "recovered_fraction": best["images"] / len(references),
@@ -156,16 +192,21 @@ class ParameterExfiltration(Check):
         undecided = ""
         if flagged:
             summary = (
-                f"The parameters carry training data ({', '.join(flagged)} encoding). "
+                f"The parameters carry training data ({', '.join(flagged)} encoding"
+                + (", weight matrices read column by column" if best_name.endswith(":columns") else "") + "). "
                 f"{best['images']} distinct training images were read back from them"
                 + (f" with mean SSIM {best['ssim']:.2f}" if best["ssim"] is not None else "")
                 + f" (by chance, with their pixels shuffled: {chance[best_name]})."
             )
         elif serial:  # the low-bit statistics alone: a payload suggested, not shown
+            layout = min(significant, key=lambda k: significant[k][1])
+            r, p = significant[layout]
+            where = " with each weight matrix read column by column" if layout else ""
+            strength = "" if r >= self.min_serial_correlation else "weakly but significantly "
             summary = (
-                f"The parameters' low bits are serially correlated (r = {stats['lsb_serial_correlation']:.3f}, "
-                f"p = {stats['lsb_p_value']:.2g}) as an LSB payload makes them, though no training image was read "
-                "back from them."
+                f"The parameters' low bits are {strength}serially correlated{where} (r = {r:.3f}, p = {p:.2g}; "
+                f"low-byte entropy {stats['lsb_entropy']:.2f} bits of 8) as an LSB payload makes them, though no "
+                "training image was read back from them."
             )
             undecided = ("serially correlated low bits suggest an LSB payload (perhaps encrypted, or laid out where "
                          "the decoders do not look), but weights rounded to a grid (quantised training or export) "
@@ -173,7 +214,10 @@ class ParameterExfiltration(Check):
         else:
             summary = (
                 f"No training image could be read back from the {params.size} parameters by LSB, "
-                "correlated-value or sign decoding, and their low bits show no serial structure."
+                "correlated-value or sign decoding"
+                + (" (weight matrices read by rows and by columns)" if "columns" in layouts else "")
+                + ", and their low bits show no serial structure (lowest p = "
+                f"{min(rp[1] for rp in serial_tests.values()):.2g})."
             )
         if stored:
             summary += (f" Apart from its weights the model stores summaries or copies of its training data by design "
@@ -321,6 +365,49 @@ def _single_image_shares(candidates: np.ndarray, corr: np.ndarray, references: n
         w = nnls(design, cand)[0][:k]
         shares[i] = w.max() / w.sum() if w.sum() > 0 else 0.0
     return shares
+
+
+def _matrix_columns(target, arrays: list[np.ndarray]) -> list[int]:
+    """Per parameter array, how many columns the weight matrix it was flattened from has
+    (its size over its first dimension; 0 for vectors and where the shape is unknown).
+
+    Shapes come from the PyTorch module or the scikit-learn estimator. Flat arrays without
+    them (ONNX initializers) are taken as matrices with one row per value of the array that
+    follows, as a layer's bias follows its weight in an exported graph.
+    """
+    shapes = _parameter_shapes(target)
+    if shapes is not None and [int(np.prod(s)) for s in shapes] == [a.size for a in arrays]:
+        return [int(np.prod(s[1:])) if len(s) >= 2 and s[0] > 1 and np.prod(s[1:]) > 1 else 0 for s in shapes]
+    sizes = [a.size for a in arrays] + [0]
+    return [n // rows if 2 <= rows < n and n % rows == 0 else 0 for n, rows in zip(sizes, sizes[1:])]
+
+
+def _parameter_shapes(target) -> list[tuple[int, ...]] | None:
+    """The shapes of :meth:`Target.parameter_arrays`, in its order, where the target knows them."""
+    module = target.torch_module()
+    if module is not None:
+        return [tuple(p.shape) for p in module.parameters() if p.is_floating_point()]
+    estimator = target.sklearn_estimator()
+    if estimator is None:
+        return None
+    from ...targets.parameters import SKLEARN_DATA_SUMMARIES
+
+    # The walk of targets.parameters.sklearn_parameter_arrays, keeping shapes.
+    if hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    shapes = []
+    for name in sorted(vars(estimator)):
+        if not name.endswith("_") or name.startswith("_") or name in SKLEARN_DATA_SUMMARIES:
+            continue
+        value = getattr(estimator, name)
+        shapes += [item.shape for item in (value if isinstance(value, list) else [value])
+                   if isinstance(item, np.ndarray) and item.dtype.kind == "f"]
+    return shapes
+
+
+def _read_by_columns(arrays: list[np.ndarray], columns: list[int]) -> list[np.ndarray]:
+    """The arrays with each matrix (``columns`` > 0) read column by column, flat again."""
+    return [a.reshape(-1, c).T.reshape(-1) if c else a for a, c in zip(arrays, columns)]
 
 
 def _truncate(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
