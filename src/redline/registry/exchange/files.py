@@ -71,11 +71,11 @@ def _json(text: str, name: str) -> Any:
         raise DataError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise DataError(f"{name} is not valid JSON: {one_line(exc)[:160]}") from None
-    _check_shape(doc, name)
+    check_shape(doc, name)
     return doc
 
 
-def _check_shape(doc: Any, name: str) -> None:
+def check_shape(doc: Any, name: str, max_depth: int = MAX_DEPTH) -> None:
     """Depth and value count of a parsed JSON document, walked without recursion."""
     stack = [(doc, 1)]
     count = 0
@@ -84,8 +84,8 @@ def _check_shape(doc: Any, name: str) -> None:
         count += 1
         if count > MAX_VALUES:
             raise DataError(f"{name} holds more than {MAX_VALUES:,} values; an exchange file this big is refused")
-        if depth > MAX_DEPTH:
-            raise DataError(f"{name} is nested more than {MAX_DEPTH} levels deep")
+        if depth > max_depth:
+            raise DataError(f"{name} is nested more than {max_depth} levels deep")
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):

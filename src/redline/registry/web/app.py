@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ...catalog import MODE_CODES
-from ...errors import RedlineError, UsageError
+from ...errors import DataError, RedlineError, UsageError
 from ...report.formatting import (
     SEVERITY_SCALE,
     data_series_note,
@@ -354,7 +354,12 @@ def create_app(registry: Any, *, write_token: str | Sequence[str], read_token: s
                 raise UsageError(f"the incident is nested more than {MAX_DEPTH} levels deep") from None
             except ValueError:
                 raise UsageError("the body must be an incident as JSON (redline.incident/1)") from None
-            _require_shallow(doc)
+            from ..exchange.files import check_shape
+
+            try:  # before triage, which reads the document recursively
+                check_shape(doc, "the incident", MAX_DEPTH)
+            except DataError as exc:
+                raise UsageError(str(exc)) from None
             from ...threatmodel.triage import triage_incident
 
             result = await run_in_threadpool(triage_incident, doc)
@@ -381,20 +386,6 @@ def _page_number(page: int) -> int:
     if page > MAX_PAGE:
         raise UsageError(f"page must be at most {MAX_PAGE:,}")
     return max(1, page)
-
-
-def _require_shallow(doc: Any) -> None:
-    """Refuse a JSON document nested deeper than MAX_DEPTH, walked without recursion, before
-    triage (which reads it recursively) sees it."""
-    stack = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise UsageError(f"the incident is nested more than {MAX_DEPTH} levels deep")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
 
 
 def _filters(q: str, mode: str, severity: str, system: str, status: str) -> Filters:
